@@ -1,0 +1,86 @@
+package bootstrapapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes of the API. They are part of the wire contract: a client
+// maps them back to the same Error, and ErrorStatus maps them to HTTP.
+const (
+	ECodeInvalid          = "invalid"            // malformed or out-of-range input
+	ECodeNotFound         = "not_found"          // unknown path
+	ECodeMethod           = "method_not_allowed" // wrong HTTP method
+	ECodeUnsupportedMedia = "unsupported_media"  // wrong Content-Type
+	ECodeTooLarge         = "too_large"          // body over the size limit
+	ECodeUnauthorized     = "unauthorized"       // admin token missing or wrong
+	ECodeUnavailable      = "unavailable"        // store contention or outage; retry
+	ECodeInternal         = "internal"           // a bug or an unexpected store failure
+)
+
+// codeStatus is the one table from error code to HTTP status, used by the
+// handler (to answer) and by the client (to decode answers without a body).
+var codeStatus = map[string]int{
+	ECodeInvalid:          http.StatusBadRequest,
+	ECodeNotFound:         http.StatusNotFound,
+	ECodeMethod:           http.StatusMethodNotAllowed,
+	ECodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	ECodeTooLarge:         http.StatusRequestEntityTooLarge,
+	ECodeUnauthorized:     http.StatusUnauthorized,
+	ECodeUnavailable:      http.StatusServiceUnavailable,
+	ECodeInternal:         http.StatusInternalServerError,
+}
+
+// Error is an API error: what the handler answers as JSON
+// {"code","message"} and what the client returns for a non-2xx answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of an *Error in err's chain, ECodeInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ECodeInternal
+}
+
+// ErrorStatus returns the HTTP status for an error code.
+func ErrorStatus(code string) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// codeForStatus is the reverse of codeStatus, for answers that carry no
+// JSON error body (a proxy's 502, say).
+func codeForStatus(status int) string {
+	for c, s := range codeStatus {
+		if s == status {
+			return c
+		}
+	}
+	if status >= 500 {
+		return ECodeUnavailable
+	}
+	return ECodeInvalid
+}
+
+// ErrUnavailable is what a Store returns (wrapped) when a transaction could
+// not commit after its retries; the handler answers 503 with Retry-After.
+var ErrUnavailable = &Error{Code: ECodeUnavailable, Message: "the store is busy; retry shortly"}

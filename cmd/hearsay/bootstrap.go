@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
+	bootstrapserver "github.com/hearsay-chat/hearsay/bootstrap-server"
+)
+
+// bootstrapOpts are the flags every bootstrap client command shares.
+type bootstrapOpts struct {
+	urls       string
+	adminToken string
+	timeout    time.Duration
+	json       bool
+}
+
+func (o *bootstrapOpts) client() (*bootstrapapi.Client, error) {
+	list := o.urls
+	if list == "" {
+		list = bootstrapapi.DefaultLocalURL
+	}
+	urls, err := bootstrapapi.ParseURLs(list)
+	if err != nil {
+		return nil, err
+	}
+	return bootstrapapi.NewClient(urls,
+		bootstrapapi.WithHTTPClient(&http.Client{Timeout: o.timeout}),
+		bootstrapapi.WithAdminToken(o.adminToken))
+}
+
+func newBootstrapCmd(streams *ioStreams) *cobra.Command {
+	o := &bootstrapOpts{}
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Serve or query the bootstrap data service",
+		Long: `The bootstrap data service tells a new peer whom to contact first.
+
+"hearsay bootstrap serve" runs the local backend on bbolt; the other
+subcommands are clients of API v1. The service address comes from
+--bootstrap, HEARSAY_BOOTSTRAP or BOOTSTRAP_DATA_SERVER (one URL or a
+comma-separated list, tried in order), and defaults to ` + bootstrapapi.DefaultLocalURL + `.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.urls, "bootstrap", "", "bootstrap service URL(s), comma-separated (env BOOTSTRAP_DATA_SERVER)")
+	pf.StringVar(&o.adminToken, "admin-token", "", "admin bearer token for reset and config changes")
+	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of each HTTP request")
+	pf.BoolVar(&o.json, "json", false, "print the service's JSON answer")
+
+	cmd.AddCommand(
+		newBootstrapServeCmd(streams),
+		newBootstrapPingCmd(streams, o),
+		newBootstrapListCmd(streams, o),
+		newBootstrapJoinCmd(streams, o, "join"),
+		newBootstrapJoinCmd(streams, o, "refill"),
+		newBootstrapLeaveCmd(streams, o),
+		newBootstrapResetCmd(streams, o),
+		newBootstrapConfigCmd(streams, o),
+	)
+	addCloudCommands(cmd, streams)
+	return cmd
+}
+
+// defaultDataDir is $XDG_DATA_HOME/hearsay, or ~/.local/share/hearsay.
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "hearsay")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "hearsay")
+	}
+	return filepath.Join(".", "hearsay-data")
+}
+
+type serveOpts struct {
+	listen     string
+	db         string
+	adminToken string
+}
+
+func newBootstrapServeCmd(streams *ioStreams) *cobra.Command {
+	o := &serveOpts{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the local bootstrap service (bbolt)",
+		Example: `  hearsay bootstrap serve --listen 127.0.0.1:8080 --db /tmp/bootstrap.db
+  HEARSAY_ADMIN_TOKEN=secret hearsay bootstrap serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.db == "" {
+				dir := defaultDataDir(streams.Getenv)
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return fmt.Errorf("create data dir: %w", err)
+				}
+				o.db = filepath.Join(dir, "bootstrap.db")
+			}
+			return runServe(cmd.Context(), streams, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.listen, "listen", bootstrapapi.DefaultListen, "address to listen on")
+	cmd.Flags().StringVar(&o.db, "db", "", "bbolt database file (default $XDG_DATA_HOME/hearsay/bootstrap.db)")
+	cmd.Flags().StringVar(&o.adminToken, "admin-token", "", "require this bearer token for reset and config changes")
+	return cmd
+}
+
+func runServe(ctx context.Context, streams *ioStreams, o *serveOpts) error {
+	srv, err := bootstrapserver.Start(bootstrapserver.Config{
+		Listen: o.listen, DBPath: o.db, AdminToken: o.adminToken,
+		Logf: func(f string, a ...any) { fmt.Fprintf(streams.ErrOut, f+"\n", a...) },
+	})
+	if err != nil {
+		return err
+	}
+	auth := "open admin (no --admin-token)"
+	if o.adminToken != "" {
+		auth = "admin token required for reset/config"
+	}
+	fmt.Fprintf(streams.Out, "bootstrap service on %s (db %s, %s)\n", srv.URL(), o.db, auth)
+	select {
+	case <-ctx.Done():
+	case <-srv.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Close(sctx); err != nil {
+		return fmt.Errorf("stop bootstrap service: %w", err)
+	}
+	fmt.Fprintln(streams.Out, "bootstrap service stopped")
+	return nil
+}
+
+// printJSON writes v indented.
+func printJSON(streams *ioStreams, v any) error {
+	enc := json.NewEncoder(streams.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newBootstrapPingCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ping",
+		Short:   "Check that the bootstrap service answers",
+		Example: "  hearsay bootstrap ping --bootstrap http://127.0.0.1:8080",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			r, err := c.Ping(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, r)
+			}
+			fmt.Fprintf(streams.Out, "ok: bootstrap service answered in %s\n", time.Since(start).Round(time.Microsecond))
+			return nil
+		},
+	}
+}
+
+func newBootstrapListCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+	var n int
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List live contacts",
+		Example: "  hearsay bootstrap list\n  hearsay bootstrap list -n 2 --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.List(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, r)
+			}
+			fmt.Fprintf(streams.Out, "%d live contacts (max %d, lease %ds)\n", r.NumPeers, r.Config.MaxPeers, r.Config.LeaseTTLSeconds)
+			tw := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNICK\tADDR\tPROTOCOL\tEXPIRES")
+			for _, p := range r.Peers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Nick, p.Addr, p.Protocol,
+					time.Until(p.Expires).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVarP(&n, "n", "n", 0, "at most this many contacts, chosen at random (0: all)")
+	return cmd
+}
+
+func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra.Command {
+	var req bootstrapapi.JoinRequest
+	short := "Register or renew a contact"
+	if op == "refill" {
+		short = "Register a contact with the refill rule (keep the oldest contacts)"
+	}
+	cmd := &cobra.Command{
+		Use:     op + " ID HOST:PORT",
+		Short:   short,
+		Example: fmt.Sprintf("  hearsay bootstrap %s peer-1 127.0.0.1:7946 --nick alice", op),
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.ID, req.Addr = args[0], args[1]
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			call := c.Join
+			if op == "refill" {
+				call = c.Refill
+			}
+			r, err := call(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, r)
+			}
+			switch {
+			case r.Replaced != "":
+				fmt.Fprintf(streams.Out, "stored %s, replacing %s (%d/%d contacts)\n", req.ID, r.Replaced, r.NumPeers, r.Config.MaxPeers)
+			case r.Renewed:
+				fmt.Fprintf(streams.Out, "renewed %s until %s (%d/%d contacts)\n", req.ID, r.Contact.Expires.Local().Format(time.TimeOnly), r.NumPeers, r.Config.MaxPeers)
+			case r.Stored:
+				fmt.Fprintf(streams.Out, "stored %s until %s (%d/%d contacts)\n", req.ID, r.Contact.Expires.Local().Format(time.TimeOnly), r.NumPeers, r.Config.MaxPeers)
+			default:
+				fmt.Fprintf(streams.Out, "not stored: the service holds its maximum of %d contacts\n", r.Config.MaxPeers)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Nick, "nick", "", "display name")
+	cmd.Flags().StringVar(&req.Protocol, "protocol", "hearsay/1", "protocol the contact speaks")
+	return cmd
+}
+
+func newBootstrapLeaveCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:     "leave ID",
+		Short:   "Remove a contact",
+		Example: "  hearsay bootstrap leave peer-1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Leave(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, r)
+			}
+			if !r.Removed {
+				fmt.Fprintf(streams.Out, "%s was not stored (%d contacts)\n", args[0], r.NumPeers)
+				return nil
+			}
+			fmt.Fprintf(streams.Out, "removed %s (%d contacts left)\n", args[0], r.NumPeers)
+			return nil
+		},
+	}
+}
+
+func newBootstrapResetCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:     "reset",
+		Short:   "Remove every contact, keep the configuration (admin)",
+		Example: "  hearsay bootstrap reset --admin-token secret",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Reset(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, r)
+			}
+			fmt.Fprintf(streams.Out, "removed %d contacts\n", r.Removed)
+			return nil
+		},
+	}
+}
+
+func newBootstrapConfigCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+	var (
+		maxPeers, minRefill int
+		ttl                 time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Show or change the service configuration (changes are admin)",
+		Example: `  hearsay bootstrap config
+  hearsay bootstrap config --max-peers 10 --lease-ttl 2m --admin-token secret`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var u bootstrapapi.ConfigUpdate
+			changed := false
+			if cmd.Flags().Changed("max-peers") {
+				u.MaxPeers, changed = &maxPeers, true
+			}
+			if cmd.Flags().Changed("min-refill") {
+				u.MinRefillCandidates, changed = &minRefill, true
+			}
+			if cmd.Flags().Changed("lease-ttl") {
+				if ttl%time.Second != 0 {
+					return errors.New("--lease-ttl must be whole seconds")
+				}
+				secs := int64(ttl / time.Second)
+				u.LeaseTTLSeconds, changed = &secs, true
+			}
+			var cfg bootstrapapi.Config
+			if changed {
+				cfg, err = c.SetConfig(cmd.Context(), u)
+			} else {
+				cfg, err = c.Config(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(streams, cfg)
+			}
+			fmt.Fprintf(streams.Out, "max peers %d, min refill candidates %d, lease TTL %s\n",
+				cfg.MaxPeers, cfg.MinRefillCandidates, cfg.LeaseTTL())
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&maxPeers, "max-peers", 0, "most contacts the service stores")
+	cmd.Flags().IntVar(&minRefill, "min-refill", 0, "min refill candidates (cli-chat setting)")
+	cmd.Flags().DurationVar(&ttl, "lease-ttl", 0, "how long a contact lives without renewal")
+	return cmd
+}
