@@ -224,11 +224,8 @@ func legacyView(s *State) LegacyResponse {
 		Peers:  make(map[string]LegacyPeer, len(s.Peers)),
 	}
 	for id, p := range s.Peers {
-		lp := LegacyPeer{ID: p.ID, Name: p.Name, IP: p.IP, Port: p.Port, Protocol: p.Protocol, Status: p.Status}
-		if p.Timestamp != 0 {
-			lp.Timestamp = strconv.FormatInt(p.Timestamp, 10)
-		}
-		r.Peers[id] = lp
+		r.Peers[id] = LegacyPeer{ID: p.ID, Name: p.Name, IP: p.IP, Port: p.Port, Protocol: p.Protocol,
+			Status: p.Status, Timestamp: strconv.FormatInt(p.Timestamp, 10)}
 	}
 	r.Config.NumPeers = len(r.Peers)
 	return r
