@@ -50,6 +50,8 @@ func newBootstrapCmd(streams *ioStreams) *cobra.Command {
 subcommands are clients of API v1. The service address comes from
 --bootstrap, HEARSAY_BOOTSTRAP or BOOTSTRAP_DATA_SERVER (one URL or a
 comma-separated list, tried in order), and defaults to ` + bootstrapapi.DefaultLocalURL + `.`,
+		Args: cobra.NoArgs, // an unknown subcommand is a usage error, not help
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.urls, "bootstrap", "", "bootstrap service URL(s), comma-separated (env BOOTSTRAP_DATA_SERVER)")
