@@ -30,7 +30,11 @@ func (f *fakeNode) Join(_ context.Context, addrs []string) (int, error) {
 	f.joined = append(f.joined, addrs)
 	return len(addrs), nil
 }
-func (f *fakeNode) joins() [][]string { f.mu.Lock(); defer f.mu.Unlock(); return append([][]string(nil), f.joined...) }
+func (f *fakeNode) joins() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]string(nil), f.joined...)
+}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
