@@ -61,6 +61,9 @@ func isUsageError(err error) bool {
 }
 
 func newRootCmd(streams *ioStreams) *cobra.Command {
+	// Run every persistent pre-run hook on the path, so the environment
+	// is applied even under a subcommand that has hooks of its own.
+	cobra.EnableTraverseRunHooks = true
 	root := &cobra.Command{
 		Use:   "hearsay",
 		Short: "A peer-to-peer chat for the terminal",
