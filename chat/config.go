@@ -1,0 +1,221 @@
+package chat
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Memberlist profiles: the starting point of the memberlist configuration
+// (memberlist.DefaultLANConfig, DefaultLocalConfig, DefaultWANConfig).
+const (
+	ProfileLAN   = "lan"
+	ProfileLocal = "local"
+	ProfileWAN   = "wan"
+)
+
+// DefaultRoom is the room a message goes to when no room is given.
+const DefaultRoom = "lobby"
+
+// Limits of the protocol. They are part of the wire contract: a receiver
+// refuses anything larger, whatever its own Config says.
+const (
+	// MaxBodyBytes is the largest text body of a message (64 KiB).
+	MaxBodyBytes = 64 << 10
+	// MaxNickBytes is the longest nick.
+	MaxNickBytes = 32
+	// MaxRoomBytes is the longest room name.
+	MaxRoomBytes = 64
+	// MaxDeps is the largest vector clock an envelope may carry.
+	MaxDeps = 1024
+	// MaxKVKeyBytes and MaxKVValueBytes bound one key/value entry, so that
+	// its broadcast fits in a memberlist packet (a broadcast larger than
+	// the space left in a packet never leaves the queue).
+	MaxKVKeyBytes   = 64
+	MaxKVValueBytes = 256
+	// MaxKVEntries bounds the key/value state (live entries + tombstones).
+	MaxKVEntries = 1024
+	// maxFrameBytes bounds one gRPC frame on the chat stream: a maximal
+	// envelope (body, deps, keys) fits with room to spare.
+	maxFrameBytes = MaxBodyBytes + MaxDeps*(8+20) + 4096
+)
+
+// Config configures a Node. Build it with DefaultConfig and change what you
+// need; New validates it and keeps a copy.
+type Config struct {
+	// Nick is the display name (1 to 32 bytes: letters, digits, '-', '_',
+	// '.'). Nicks need not be unique.
+	Nick string
+
+	// DataDir holds the peer's identity (identity.key) and its sequence
+	// number reservation (seq). It is created with mode 0700. Empty means
+	// an ephemeral identity that lives only in memory (tests).
+	DataDir string
+
+	// BindAddr is the memberlist address "host:port"; port 0 picks a free
+	// port. The chat gRPC listener binds the same host on its own free
+	// port (ChatPort).
+	BindAddr string
+
+	// AdvertiseHost, when set, is the host advertised to other peers for
+	// both memberlist and chat (use it when binding 0.0.0.0).
+	AdvertiseHost string
+
+	// ChatPort is the port of the chat listener; 0 picks a free one.
+	ChatPort int
+
+	// ClusterKey enables memberlist encryption (AES-GCM keyring) when set:
+	// 16, 24 or 32 bytes. Peers with a different key cannot join.
+	// ClusterKeyFromPassphrase turns a passphrase into a key.
+	ClusterKey []byte
+
+	// ClusterLabel keeps groups apart on a shared network (memberlist
+	// Label); peers with a different label ignore each other.
+	ClusterLabel string
+
+	// MemberlistProfile is ProfileLAN (default), ProfileLocal (fast
+	// timers, for tests and one machine) or ProfileWAN.
+	MemberlistProfile string
+
+	// Memberlist, when not nil, replaces the profile's tunable settings
+	// (timers, multipliers…); see MemberlistSettings. LoadMemberlistConfigJSON
+	// sets it too.
+	Memberlist *MemberlistSettings
+
+	// TuneMemberlist, when not nil, is called on the final memberlist
+	// configuration just before memberlist.Create, for anything
+	// MemberlistSettings does not cover. It must not replace the
+	// delegates, Name or Transport.
+	TuneMemberlist func(*memberlist.Config)
+
+	// LogOutput receives the node's and memberlist's logs. Nil discards
+	// them: a library never writes to the terminal on its own.
+	LogOutput io.Writer
+
+	// EventBuffer is the capacity of the Events channel. When it is full,
+	// new events are dropped (counted in Stats.EventDrops) and an "error"
+	// event reports how many once there is room again.
+	EventBuffer int
+
+	// SendQueue is the number of frames queued per peer connection. When a
+	// queue is full the new frame is dropped (counted in Stats.QueueDrops):
+	// the peer is slow or unreachable, and anti-entropy (issue 4) repairs
+	// what it missed.
+	SendQueue int
+
+	// LeaveTimeout bounds a graceful Leave when the context has no
+	// deadline.
+	LeaveTimeout time.Duration
+
+	// HandshakeTimeout bounds the chat stream handshake.
+	HandshakeTimeout time.Duration
+}
+
+// DefaultConfig returns the default configuration: nick "anon", LAN
+// memberlist profile on 127.0.0.1 with free ports, no encryption, logs
+// discarded.
+func DefaultConfig() Config {
+	return Config{
+		Nick:              "anon",
+		BindAddr:          "127.0.0.1:0",
+		MemberlistProfile: ProfileLAN,
+		EventBuffer:       1024,
+		SendQueue:         1024,
+		LeaveTimeout:      5 * time.Second,
+		HandshakeTimeout:  5 * time.Second,
+	}
+}
+
+// ClusterKeyFromPassphrase derives a 32-byte memberlist key from a
+// passphrase (SHA-256), so users can type a word instead of base64.
+func ClusterKeyFromPassphrase(pass string) []byte {
+	sum := sha256.Sum256([]byte("hearsay/cluster-key/v1\n" + pass))
+	return sum[:]
+}
+
+// validate checks the configuration and fills zero values with defaults.
+func (c *Config) validate() error {
+	def := DefaultConfig()
+	if c.Nick == "" {
+		c.Nick = def.Nick
+	}
+	if err := ValidateNick(c.Nick); err != nil {
+		return err
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = def.BindAddr
+	}
+	host, port, err := net.SplitHostPort(c.BindAddr)
+	if err != nil {
+		return fmt.Errorf("bind address %q: want host:port: %w", c.BindAddr, err)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("bind address %q: host must be an IP address", c.BindAddr)
+	}
+	if _, err := parsePort(port); err != nil {
+		return fmt.Errorf("bind address %q: %w", c.BindAddr, err)
+	}
+	if c.AdvertiseHost != "" && net.ParseIP(c.AdvertiseHost) == nil {
+		return fmt.Errorf("advertise host %q: not an IP address", c.AdvertiseHost)
+	}
+	if c.ChatPort < 0 || c.ChatPort > 65535 {
+		return fmt.Errorf("chat port %d: out of range", c.ChatPort)
+	}
+	switch len(c.ClusterKey) {
+	case 0, 16, 24, 32:
+	default:
+		return fmt.Errorf("cluster key is %d bytes: want 16, 24 or 32 (or use ClusterKeyFromPassphrase)", len(c.ClusterKey))
+	}
+	if c.MemberlistProfile == "" {
+		c.MemberlistProfile = def.MemberlistProfile
+	}
+	if _, err := profileConfig(c.MemberlistProfile); err != nil {
+		return err
+	}
+	if c.Memberlist != nil {
+		if err := c.Memberlist.validate(); err != nil {
+			return err
+		}
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = io.Discard
+	}
+	if c.EventBuffer <= 0 {
+		c.EventBuffer = def.EventBuffer
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = def.SendQueue
+	}
+	if c.LeaveTimeout <= 0 {
+		c.LeaveTimeout = def.LeaveTimeout
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = def.HandshakeTimeout
+	}
+	return nil
+}
+
+func parsePort(s string) (int, error) {
+	var p int
+	if _, err := fmt.Sscanf(s, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != s {
+		return 0, fmt.Errorf("port %q: want a number from 0 to 65535", s)
+	}
+	return p, nil
+}
+
+// profileConfig returns memberlist's default configuration for a profile.
+func profileConfig(profile string) (*memberlist.Config, error) {
+	switch profile {
+	case ProfileLAN:
+		return memberlist.DefaultLANConfig(), nil
+	case ProfileLocal:
+		return memberlist.DefaultLocalConfig(), nil
+	case ProfileWAN:
+		return memberlist.DefaultWANConfig(), nil
+	}
+	return nil, fmt.Errorf("memberlist profile %q: want %q, %q or %q", profile, ProfileLAN, ProfileLocal, ProfileWAN)
+}

@@ -1,0 +1,243 @@
+package chat
+
+// The envelope is the signed unit of every message (chat.proto, Envelope).
+// The origin signs a canonical encoding of every field but the signature,
+// built here by hand rather than with protobuf, because protobuf encodings
+// are not unique (field order, unknown fields, packed or not) and a
+// signature must survive re-encoding by a peer that forwards or stores the
+// envelope. A receiver runs CheckEnvelope before it stores, forwards or
+// shows anything.
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// EnvelopeVersion is the envelope format version this code signs and
+// verifies.
+const EnvelopeVersion = 1
+
+const envelopePrefix = "hearsay/envelope/v1\n"
+
+// Envelope check failures, distinguished so they can be counted apart.
+var (
+	// ErrForged: the signature or the origin's key does not check out.
+	ErrForged = errors.New("forged envelope")
+	// ErrInvalid: the envelope breaks a limit or a format rule.
+	ErrInvalid = errors.New("invalid envelope")
+)
+
+// canon builds a canonical encoding.
+type canon struct{ b []byte }
+
+func (c *canon) uint(field int, v uint64) {
+	c.b = binary.AppendUvarint(c.b, uint64(field))
+	c.b = binary.AppendUvarint(c.b, v)
+}
+
+func (c *canon) int(field int, v int64) {
+	c.b = binary.AppendUvarint(c.b, uint64(field))
+	c.b = binary.AppendVarint(c.b, v)
+}
+
+func (c *canon) bytes(field int, v []byte) {
+	c.b = binary.AppendUvarint(c.b, uint64(field))
+	c.b = binary.AppendUvarint(c.b, uint64(len(v)))
+	c.b = append(c.b, v...)
+}
+
+func (c *canon) str(field int, v string) {
+	c.b = binary.AppendUvarint(c.b, uint64(field))
+	c.b = binary.AppendUvarint(c.b, uint64(len(v)))
+	c.b = append(c.b, v...)
+}
+
+func (c *canon) rawStr(v string) {
+	c.b = binary.AppendUvarint(c.b, uint64(len(v)))
+	c.b = append(c.b, v...)
+}
+
+// SigningBytes returns the canonical encoding of fields 1 to 14 of e, the
+// bytes its signature covers (see chat.proto). It does not validate e.
+func SigningBytes(e *chatpb.Envelope) []byte {
+	c := canon{b: make([]byte, 0, 128+len(e.Body)+len(e.Deps)*24)}
+	c.b = append(c.b, envelopePrefix...)
+	c.uint(1, uint64(e.Version))
+	c.str(2, e.Origin)
+	c.uint(3, e.Seq)
+	c.str(4, e.Room)
+	c.uint(5, uint64(e.Kind))
+	c.uint(6, e.Lamport)
+	c.b = binary.AppendUvarint(c.b, 7)
+	c.b = binary.AppendUvarint(c.b, uint64(len(e.Deps)))
+	for _, d := range e.Deps {
+		c.rawStr(d.GetOrigin())
+		c.b = binary.AppendUvarint(c.b, d.GetSeq())
+	}
+	c.int(8, e.SentUnixNano)
+	c.bytes(9, e.Body)
+	c.str(10, e.To)
+	c.b = binary.AppendUvarint(c.b, 11)
+	c.rawStr(e.GetRef().GetOrigin())
+	c.b = binary.AppendUvarint(c.b, e.GetRef().GetSeq())
+	c.uint(12, e.OrderSeq)
+	c.str(13, e.Nick)
+	c.bytes(14, e.OriginKey)
+	return c.b
+}
+
+// SignEnvelope sets e's version, origin and origin key from id and signs it.
+func SignEnvelope(id *Identity, e *chatpb.Envelope) {
+	e.Version = EnvelopeVersion
+	e.Origin = id.ID
+	e.OriginKey = append([]byte(nil), id.Pub...)
+	e.Signature = id.Sign(SigningBytes(e))
+}
+
+// CheckEnvelope validates every field of e against the protocol limits and
+// verifies its signature. The error wraps ErrInvalid or ErrForged. It does
+// not keep e.
+func CheckEnvelope(e *chatpb.Envelope) error {
+	if err := validateEnvelope(e); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(e.OriginKey) != ed25519.PublicKeySize || PeerIDFromKey(e.OriginKey) != e.Origin {
+		return fmt.Errorf("%w: origin %s does not match its key", ErrForged, e.Origin)
+	}
+	if len(e.Signature) != ed25519.SignatureSize || !ed25519.Verify(e.OriginKey, SigningBytes(e), e.Signature) {
+		return fmt.Errorf("%w: bad signature on %s/%d", ErrForged, e.Origin, e.Seq)
+	}
+	return nil
+}
+
+func validateEnvelope(e *chatpb.Envelope) error {
+	if e == nil {
+		return errors.New("missing envelope")
+	}
+	if e.Version != EnvelopeVersion {
+		return fmt.Errorf("version %d, want %d", e.Version, EnvelopeVersion)
+	}
+	if !ValidPeerID(e.Origin) {
+		return fmt.Errorf("origin %q is not a peer id", e.Origin)
+	}
+	if e.Seq == 0 {
+		return errors.New("seq 0")
+	}
+	if err := ValidateRoom(e.Room); err != nil {
+		return err
+	}
+	switch e.Kind {
+	case chatpb.Kind_KIND_CHAT, chatpb.Kind_KIND_DIRECT, chatpb.Kind_KIND_SYSTEM:
+		if len(e.Body) > MaxBodyBytes {
+			return fmt.Errorf("body is %d bytes, over %d", len(e.Body), MaxBodyBytes)
+		}
+		if !utf8.Valid(e.Body) {
+			return errors.New("body is not UTF-8")
+		}
+	case chatpb.Kind_KIND_RECEIPT, chatpb.Kind_KIND_ACK, chatpb.Kind_KIND_ORDER:
+		if len(e.Body) != 0 {
+			return fmt.Errorf("%v carries a body", e.Kind)
+		}
+		if e.Ref == nil || !ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0 {
+			return fmt.Errorf("%v without a valid ref", e.Kind)
+		}
+	default:
+		return fmt.Errorf("unknown kind %d", e.Kind)
+	}
+	if e.Kind == chatpb.Kind_KIND_ORDER && e.OrderSeq == 0 {
+		return errors.New("order stamp without order_seq")
+	}
+	if e.Ref != nil && e.Ref.Origin != "" && !ValidPeerID(e.Ref.Origin) {
+		return fmt.Errorf("ref origin %q is not a peer id", e.Ref.Origin)
+	}
+	if e.Kind == chatpb.Kind_KIND_DIRECT || e.Kind == chatpb.Kind_KIND_RECEIPT {
+		if !ValidPeerID(e.To) {
+			return fmt.Errorf("%v without a valid recipient", e.Kind)
+		}
+	} else if e.To != "" {
+		return fmt.Errorf("%v with a recipient", e.Kind)
+	}
+	if len(e.Deps) > MaxDeps {
+		return fmt.Errorf("%d deps, at most %d", len(e.Deps), MaxDeps)
+	}
+	prev := ""
+	for i, d := range e.Deps {
+		if d == nil || !ValidPeerID(d.Origin) {
+			return fmt.Errorf("dep %d: bad origin", i)
+		}
+		if i > 0 && d.Origin <= prev {
+			return errors.New("deps not sorted by origin or repeated")
+		}
+		prev = d.Origin
+	}
+	if e.Nick != "" {
+		if err := ValidateNick(e.Nick); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateRoom checks a room name (without '#'): 1 to 64 characters from
+// [a-z0-9._-].
+func ValidateRoom(room string) error {
+	if room == "" {
+		return errors.New("room name is empty")
+	}
+	if len(room) > MaxRoomBytes {
+		return fmt.Errorf("room name is %d bytes, at most %d", len(room), MaxRoomBytes)
+	}
+	for i := 0; i < len(room); i++ {
+		c := room[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("room name %q: only a-z, 0-9, '.', '_' and '-' are allowed", room)
+		}
+	}
+	return nil
+}
+
+// NormalizeRoom turns user input ("#Lobby", "", "dev") into a room name:
+// without '#', lower case, "lobby" when empty. It validates the result.
+func NormalizeRoom(room string) (string, error) {
+	room = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(room), "#"))
+	if room == "" {
+		room = DefaultRoom
+	}
+	if err := ValidateRoom(room); err != nil {
+		return "", err
+	}
+	return room, nil
+}
+
+// DecodeEnvelope decodes an envelope from its protobuf form and checks it
+// (CheckEnvelope). It does not keep b.
+func DecodeEnvelope(b []byte) (*chatpb.Envelope, error) {
+	if len(b) > maxFrameBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(b))
+	}
+	var e chatpb.Envelope
+	if err := proto.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := CheckEnvelope(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// EncodeEnvelope returns the protobuf form of e.
+func EncodeEnvelope(e *chatpb.Envelope) ([]byte, error) {
+	b, err := proto.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	return b, nil
+}

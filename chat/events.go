@@ -1,0 +1,146 @@
+package chat
+
+// Events: everything the user should see (messages, membership changes,
+// problems) reaches the application through one bounded channel,
+// Node.Events. Producers never block on it: gossip and the chat streams must
+// not stall because a terminal is slow. When the channel is full the new
+// event is dropped and counted, and an "error" event says how many were lost
+// once there is room again.
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Event types (Event.Type).
+const (
+	EventMessage = "message" // a chat message was delivered (also the user's own)
+	EventJoin    = "join"    // a peer joined the group
+	EventLeave   = "leave"   // a peer left gracefully
+	EventFailed  = "failed"  // a peer was declared dead by failure detection
+	EventNick    = "nick"    // a peer changed its nick (Text is the old display name)
+	EventSystem  = "system"  // information from the node itself
+	EventError   = "error"   // a problem the user should know about
+)
+
+// Event is one thing to show. Its JSON form is the `--json` output schema:
+// type, time (RFC 3339), and room, from, from_id, id, text where they apply.
+type Event struct {
+	// Type is one of the Event* constants.
+	Type string `json:"type"`
+	// Time is when this node produced the event (delivery time for
+	// messages).
+	Time time.Time `json:"time"`
+	// Room is the room of a message ("lobby" by default), without '#'.
+	Room string `json:"room,omitempty"`
+	// From is the display name of the peer concerned: its nick, with
+	// "#xxxx" (the start of its peer ID) when another member shares it.
+	From string `json:"from,omitempty"`
+	// FromID is the peer ID of the peer concerned.
+	FromID string `json:"from_id,omitempty"`
+	// ID is the message ID, "origin/seq", for messages.
+	ID string `json:"id,omitempty"`
+	// Text is the message text, or a human-readable description.
+	Text string `json:"text,omitempty"`
+	// SentAt is the origin's clock when it sent a message (informational).
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// Self is true when the event is about this node (its own message).
+	Self bool `json:"self,omitempty"`
+}
+
+// MsgID is a message's unique ID: its origin's peer ID and the origin's
+// sequence number (from 1).
+type MsgID struct {
+	Origin string
+	Seq    uint64
+}
+
+// String returns "origin/seq".
+func (m MsgID) String() string { return m.Origin + "/" + strconv.FormatUint(m.Seq, 10) }
+
+// ParseMsgID parses "origin/seq".
+func ParseMsgID(s string) (MsgID, error) {
+	origin, seq, ok := strings.Cut(s, "/")
+	if !ok || !ValidPeerID(origin) {
+		return MsgID{}, fmt.Errorf("message id %q: want origin/seq", s)
+	}
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil || n == 0 {
+		return MsgID{}, fmt.Errorf("message id %q: seq must be a positive number", s)
+	}
+	return MsgID{Origin: origin, Seq: n}, nil
+}
+
+// Member states (Member.State).
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// Member is one peer as this node sees it.
+type Member struct {
+	// ID is the peer ID (the memberlist node name).
+	ID string `json:"id"`
+	// Nick is the peer's nick as advertised in its node meta.
+	Nick string `json:"nick"`
+	// DisplayName is Nick, with "#xxxx" when another known member shares it.
+	DisplayName string `json:"display_name"`
+	// Addr is the memberlist address host:port.
+	Addr string `json:"addr"`
+	// ChatAddr is the chat (gRPC) address host:port.
+	ChatAddr string `json:"chat_addr"`
+	// State is alive, suspect, dead or left.
+	State string `json:"state"`
+	// Self is true for the local node.
+	Self bool `json:"self,omitempty"`
+	// Since is when this node last saw the state change.
+	Since time.Time `json:"since"`
+}
+
+// Stats are the node's counters since Start. Every frame or message that is
+// refused is counted in exactly one of the drop counters.
+type Stats struct {
+	Sent       uint64 `json:"sent"`        // messages this node originated
+	Received   uint64 `json:"received"`    // envelopes received from peers (before checks)
+	Delivered  uint64 `json:"delivered"`   // messages shown (own included)
+	Duplicates uint64 `json:"duplicates"`  // valid envelopes already seen, dropped
+	Forged     uint64 `json:"forged"`      // envelopes with a bad signature or key, dropped
+	Invalid    uint64 `json:"invalid"`     // envelopes breaking a limit or rule, dropped
+	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames/packets/handshakes
+	QueueDrops uint64 `json:"queue_drops"` // frames dropped because a peer's send queue was full
+	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full
+	FramesOut  uint64 `json:"frames_out"`  // frames written to peer streams
+	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
+	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
+	Streams    int    `json:"streams"`     // outgoing chat streams currently established
+}
+
+type counters struct {
+	sent, received, delivered, duplicates, forged, invalid atomic.Uint64
+	badFrames, queueDrops, eventDrops, framesOut           atomic.Uint64
+	kvUpdates, kvDrops                                     atomic.Uint64
+}
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrTooLarge: a message body is over MaxBodyBytes.
+	ErrTooLarge = errors.New("message too large")
+	// ErrNotStarted: the call needs Start first.
+	ErrNotStarted = errors.New("node not started (use start first)")
+	// ErrAlreadyStarted: Start was called twice.
+	ErrAlreadyStarted = errors.New("node already started")
+	// ErrShutdown: the node was shut down.
+	ErrShutdown = errors.New("node shut down")
+	// ErrClusterKey: the contacted peers use a different cluster key.
+	ErrClusterKey = errors.New("cluster key mismatch")
+	// ErrUnknownPeer: no member matches the given ID or nick.
+	ErrUnknownPeer = errors.New("unknown peer")
+	// ErrAmbiguousPeer: several members match the given nick.
+	ErrAmbiguousPeer = errors.New("ambiguous peer")
+)

@@ -1,0 +1,418 @@
+package chat
+
+// Membership: memberlist reports joins, leaves, failures and meta updates
+// through its EventDelegate on its own goroutines, where the node must not
+// block or call back into memberlist (Members() there deadlocks). The
+// adapter copies what it needs into a memberEvent and hands it to the
+// node's event loop through a bounded channel; if that channel is ever full
+// the loop rebuilds its view from memberlist.Members() instead, so no
+// change is lost for good. The loop owns the peer connections: it opens a
+// chat stream to every live member and closes it when the member dies or
+// leaves.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// maxGoneMembers bounds how many dead or left members are remembered for
+// display; the oldest are forgotten first.
+const maxGoneMembers = 256
+
+type memberEventKind int
+
+const (
+	memberJoin memberEventKind = iota
+	memberLeave
+	memberUpdate
+)
+
+// memberEvent is a copy of what memberlist said about a node.
+type memberEvent struct {
+	kind  memberEventKind
+	name  string
+	addr  string
+	meta  []byte
+	state memberlist.NodeStateType
+}
+
+// memberInfo is the node's view of one other peer.
+type memberInfo struct {
+	ID       string
+	Nick     string
+	Pub      ed25519.PublicKey
+	Addr     string
+	ChatAddr string
+	State    string
+	Since    time.Time
+	Valid    bool // the meta decoded; a peer without valid meta gets no stream
+}
+
+// eventDelegate adapts memberlist.EventDelegate to the node.
+type eventDelegate struct{ n *Node }
+
+var _ memberlist.EventDelegate = (*eventDelegate)(nil)
+
+func (d *eventDelegate) NotifyJoin(nd *memberlist.Node)   { d.n.handleMemberEvent(memberJoin, nd) }
+func (d *eventDelegate) NotifyLeave(nd *memberlist.Node)  { d.n.handleMemberEvent(memberLeave, nd) }
+func (d *eventDelegate) NotifyUpdate(nd *memberlist.Node) { d.n.handleMemberEvent(memberUpdate, nd) }
+
+// handleMemberEvent runs on memberlist's goroutine: copy and hand off,
+// never block.
+func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
+	if nd.Name == n.id.ID {
+		return // memberlist reports the local node too
+	}
+	ev := memberEvent{
+		kind:  kind,
+		name:  nd.Name,
+		addr:  net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
+		meta:  append([]byte(nil), nd.Meta...),
+		state: nd.State,
+	}
+	select {
+	case n.memberEvents <- ev:
+	default:
+		n.resync.Store(true)
+	}
+}
+
+// eventLoop applies membership changes. It is the only goroutine that
+// opens peer connections.
+func (n *Node) eventLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev := <-n.memberEvents:
+			n.applyMemberEvent(ev)
+		case <-tick.C:
+			if n.resync.Swap(false) {
+				n.resyncMembers()
+			}
+		}
+	}
+}
+
+func (n *Node) applyMemberEvent(ev memberEvent) {
+	now := time.Now()
+	var meta peerMeta
+	var metaErr error
+	if ev.kind != memberLeave {
+		meta, metaErr = decodeMeta(ev.meta, ev.name)
+		if metaErr != nil {
+			n.stats.badFrames.Add(1)
+			n.logger.Printf("member %s at %s: %v", ev.name, ev.addr, metaErr)
+		}
+	}
+
+	n.mu.Lock()
+	if n.state == stateShutdown {
+		n.mu.Unlock()
+		return
+	}
+	m := n.members[ev.name]
+	var out []Event
+	var stopPeer *peerConn
+	var startPeer bool
+	switch ev.kind {
+	case memberJoin, memberUpdate:
+		wasLive := m != nil && (m.State == StateAlive || m.State == StateSuspect)
+		oldDisplay, oldNick, oldChat := "", "", ""
+		if m == nil {
+			m = &memberInfo{ID: ev.name}
+			n.members[ev.name] = m
+		} else {
+			oldDisplay = n.displayNameLocked(m.ID, m.Nick)
+			oldNick, oldChat = m.Nick, m.ChatAddr
+		}
+		m.Addr = ev.addr
+		if !wasLive {
+			m.State, m.Since = StateAlive, now
+		}
+		if metaErr == nil {
+			m.Nick, m.Pub, m.ChatAddr, m.Valid = meta.Nick, meta.Pub, meta.ChatAddr, true
+		} else if !m.Valid {
+			m.Nick = "?"
+		}
+		switch {
+		case !wasLive:
+			text := fmt.Sprintf("%s joined (%s)", n.displayNameLocked(m.ID, m.Nick), m.Addr)
+			if metaErr != nil {
+				text = fmt.Sprintf("peer %s joined with unreadable meta (%v): no chat with it", m.ID, metaErr)
+			}
+			out = append(out, Event{Type: EventJoin, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: text})
+		case oldNick != m.Nick:
+			out = append(out, Event{Type: EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
+				Text: fmt.Sprintf("%s is now known as %s", oldDisplay, n.displayNameLocked(m.ID, m.Nick))})
+		}
+		if m.Valid && (oldChat != m.ChatAddr || n.peers[m.ID] == nil) {
+			stopPeer = n.peers[m.ID]
+			delete(n.peers, m.ID)
+			startPeer = n.state == stateStarted
+		}
+	case memberLeave:
+		if m == nil {
+			m = &memberInfo{ID: ev.name, Nick: "?", Addr: ev.addr}
+			n.members[ev.name] = m
+		}
+		typ, state, verb := EventFailed, StateDead, "failed (unreachable)"
+		if ev.state == memberlist.StateLeft {
+			typ, state, verb = EventLeave, StateLeft, "left"
+		}
+		m.State, m.Since = state, now
+		out = append(out, Event{Type: typ, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
+			Text: fmt.Sprintf("%s %s", n.displayNameLocked(m.ID, m.Nick), verb)})
+		stopPeer = n.peers[m.ID]
+		delete(n.peers, m.ID)
+		n.pruneGoneLocked()
+	}
+	if startPeer {
+		p := newPeerConn(n, m.ID, m.ChatAddr, m.Pub)
+		n.peers[m.ID] = p
+		p.start()
+	}
+	close(n.memberGen)
+	n.memberGen = make(chan struct{})
+	n.mu.Unlock()
+
+	if stopPeer != nil {
+		stopPeer.stop()
+	}
+	for _, e := range out {
+		n.emit(e)
+	}
+}
+
+// resyncMembers rebuilds the view from memberlist after dropped callbacks.
+// It runs on the event loop (never inside a memberlist callback).
+func (n *Node) resyncMembers() {
+	ml, err := n.memberlist()
+	if err != nil {
+		return
+	}
+	live := make(map[string]bool)
+	for _, nd := range ml.Members() {
+		if nd.Name == n.id.ID {
+			continue
+		}
+		live[nd.Name] = true
+		n.applyMemberEvent(memberEvent{kind: memberUpdate, name: nd.Name,
+			addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
+			meta: append([]byte(nil), nd.Meta...), state: nd.State})
+	}
+	n.mu.Lock()
+	var gone []string
+	for id, m := range n.members {
+		if !live[id] && (m.State == StateAlive || m.State == StateSuspect) {
+			gone = append(gone, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range gone {
+		n.applyMemberEvent(memberEvent{kind: memberLeave, name: id, state: memberlist.StateDead})
+	}
+}
+
+// pruneGoneLocked forgets the oldest dead or left members beyond
+// maxGoneMembers. Caller holds n.mu.
+func (n *Node) pruneGoneLocked() {
+	var gone []*memberInfo
+	for _, m := range n.members {
+		if m.State == StateDead || m.State == StateLeft {
+			gone = append(gone, m)
+		}
+	}
+	if len(gone) <= maxGoneMembers {
+		return
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].Since.Before(gone[j].Since) })
+	for _, m := range gone[:len(gone)-maxGoneMembers] {
+		delete(n.members, m.ID)
+	}
+}
+
+// numMembers is the TransmitLimitedQueue's group size: live members plus
+// this node. It takes n.mu, so the queue must not be used with n.mu held.
+func (n *Node) numMembers() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := 1
+	for _, m := range n.members {
+		if m.State == StateAlive || m.State == StateSuspect {
+			k++
+		}
+	}
+	return k
+}
+
+// displayName returns nick, or nick#xxxx when another known live member
+// (or this node) uses the same nick. It takes n.mu.
+func (n *Node) displayName(id, nick string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if m := n.members[id]; m != nil && m.Valid {
+		nick = m.Nick
+	}
+	if id == n.id.ID {
+		nick = n.nick
+	}
+	return n.displayNameLocked(id, nick)
+}
+
+// displayNameLocked: caller holds n.mu. The suffix grows beyond 4
+// characters only if two such peers' IDs share their first 4.
+func (n *Node) displayNameLocked(id, nick string) string {
+	var others []string
+	if id != n.id.ID && n.nick == nick {
+		others = append(others, n.id.ID)
+	}
+	for _, m := range n.members {
+		if m.ID != id && m.Nick == nick && (m.State == StateAlive || m.State == StateSuspect) {
+			others = append(others, m.ID)
+		}
+	}
+	if len(others) == 0 {
+		return nick
+	}
+	k := 4
+	for _, o := range others {
+		for k < len(id) && strings.HasPrefix(o, id[:k]) {
+			k++
+		}
+	}
+	return nick + "#" + id[:k]
+}
+
+// Members returns every known peer, this node first, then by display name.
+// It includes dead and left peers still remembered. Safe for concurrent
+// use; it must not be called from a memberlist callback.
+func (n *Node) Members() []Member {
+	suspect := make(map[string]bool)
+	if ml, err := n.memberlist(); err == nil {
+		for _, nd := range ml.Members() {
+			if nd.State == memberlist.StateSuspect {
+				suspect[nd.Name] = true
+			}
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	self := Member{ID: n.id.ID, Nick: n.nick, DisplayName: n.displayNameLocked(n.id.ID, n.nick),
+		ChatAddr: n.chatAddr, State: StateAlive, Self: true}
+	if n.ml != nil {
+		self.Addr = n.advertiseAddrLocked()
+	}
+	switch n.state {
+	case stateNew:
+		self.State = "not started"
+	case stateLeft:
+		self.State = StateLeft
+	case stateShutdown:
+		self.State = StateDead
+	}
+	out := []Member{self}
+	var rest []Member
+	for _, m := range n.members {
+		st := m.State
+		if st == StateAlive && suspect[m.ID] {
+			st = StateSuspect
+		}
+		rest = append(rest, Member{ID: m.ID, Nick: m.Nick, DisplayName: n.displayNameLocked(m.ID, m.Nick),
+			Addr: m.Addr, ChatAddr: m.ChatAddr, State: st, Since: m.Since})
+	}
+	sort.Slice(rest, func(i, j int) bool {
+		if rest[i].DisplayName != rest[j].DisplayName {
+			return rest[i].DisplayName < rest[j].DisplayName
+		}
+		return rest[i].ID < rest[j].ID
+	})
+	return append(out, rest...)
+}
+
+// resolvePeer finds a live member by peer ID, unique ID prefix (4+
+// characters), display name ("alice#3f2a") or nick.
+func (n *Node) resolvePeer(who string) (*memberInfo, error) {
+	who = strings.TrimPrefix(strings.TrimSpace(who), "@")
+	if who == "" {
+		return nil, fmt.Errorf("%w: no peer given", ErrUnknownPeer)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if m := n.members[who]; m != nil {
+		return m, nil
+	}
+	var byName, byPrefix []*memberInfo
+	for _, m := range n.members {
+		if m.State != StateAlive && m.State != StateSuspect {
+			continue
+		}
+		if m.Nick == who || n.displayNameLocked(m.ID, m.Nick) == who {
+			byName = append(byName, m)
+		}
+		if len(who) >= 4 && strings.HasPrefix(m.ID, who) {
+			byPrefix = append(byPrefix, m)
+		}
+		if nick, suffix, ok := strings.Cut(who, "#"); ok && m.Nick == nick && len(suffix) >= 4 && strings.HasPrefix(m.ID, suffix) {
+			byName = append(byName, m)
+		}
+	}
+	for _, c := range [][]*memberInfo{byName, byPrefix} {
+		switch len(c) {
+		case 0:
+			continue
+		case 1:
+			return c[0], nil
+		default:
+			var names []string
+			for _, m := range c {
+				names = append(names, m.Nick+"#"+m.ID[:4])
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("%w: %q matches %s", ErrAmbiguousPeer, who, strings.Join(names, ", "))
+		}
+	}
+	return nil, fmt.Errorf("%w: no live member is called %q", ErrUnknownPeer, who)
+}
+
+// waitMember waits until id is a live member with a valid meta and returns
+// it, or fails when ctx ends. Used by the chat listener: a peer that has
+// just joined may dial before gossip has told this node about it.
+func (n *Node) waitMember(ctx context.Context, id string) (*memberInfo, error) {
+	for {
+		n.mu.Lock()
+		m := n.members[id]
+		gen := n.memberGen
+		if m != nil && m.Valid && (m.State == StateAlive || m.State == StateSuspect) {
+			cp := *m
+			n.mu.Unlock()
+			return &cp, nil
+		}
+		n.mu.Unlock()
+		select {
+		case <-gen:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("peer %s is not a member: %w", id, ctx.Err())
+		}
+	}
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode json: %w", err)
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,129 @@
+package chat
+
+// Node meta is what memberlist tells every member about a peer: protocol
+// version, peer ID, nick, public key and chat address, as a NodeMeta
+// protobuf (chat.proto). memberlist panics if a delegate returns more than
+// memberlist.MetaMaxSize (512) bytes, so encodeMeta checks the size and the
+// inputs are bounded (nick 32 bytes, address 64) well below it.
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"net"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// ProtocolVersion is the chat protocol version this code speaks.
+const ProtocolVersion = 1
+
+const maxAddrBytes = 64
+
+// peerMeta is a decoded, validated node meta.
+type peerMeta struct {
+	Protocol uint32
+	ID       string
+	Nick     string
+	Pub      ed25519.PublicKey
+	ChatAddr string
+}
+
+// encodeMeta encodes m and checks it fits in memberlist's meta limit.
+func encodeMeta(m peerMeta) ([]byte, error) {
+	b, err := proto.Marshal(&chatpb.NodeMeta{
+		Protocol:  m.Protocol,
+		PeerId:    m.ID,
+		Nick:      m.Nick,
+		PublicKey: m.Pub,
+		ChatAddr:  m.ChatAddr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode node meta: %w", err)
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node meta is %d bytes, memberlist allows %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// decodeMeta decodes and validates a node meta received from memberlist.
+// nodeName is the memberlist node name it came with; it must be the peer ID.
+func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
+	if len(b) > memberlist.MetaMaxSize {
+		return peerMeta{}, fmt.Errorf("node meta is %d bytes, over %d", len(b), memberlist.MetaMaxSize)
+	}
+	var pb chatpb.NodeMeta
+	if err := proto.Unmarshal(b, &pb); err != nil {
+		return peerMeta{}, fmt.Errorf("decode node meta: %w", err)
+	}
+	m := peerMeta{Protocol: pb.Protocol, ID: pb.PeerId, Nick: pb.Nick, Pub: pb.PublicKey, ChatAddr: pb.ChatAddr}
+	if m.Protocol < 1 {
+		return peerMeta{}, fmt.Errorf("node meta: protocol %d", m.Protocol)
+	}
+	if len(m.Pub) != ed25519.PublicKeySize {
+		return peerMeta{}, fmt.Errorf("node meta: public key is %d bytes", len(m.Pub))
+	}
+	if PeerIDFromKey(m.Pub) != m.ID {
+		return peerMeta{}, fmt.Errorf("node meta: peer id %q does not match its public key", m.ID)
+	}
+	if nodeName != m.ID {
+		return peerMeta{}, fmt.Errorf("node meta: peer id %q differs from node name %q", m.ID, nodeName)
+	}
+	if err := ValidateNick(m.Nick); err != nil {
+		return peerMeta{}, fmt.Errorf("node meta: %w", err)
+	}
+	if err := validateHostPort(m.ChatAddr); err != nil {
+		return peerMeta{}, fmt.Errorf("node meta: chat address: %w", err)
+	}
+	return m, nil
+}
+
+// ValidateNick checks a nick: 1 to 32 bytes of letters, digits, '-', '_'
+// and '.', so it cannot be confused with a room (#), a command (/) or a
+// disambiguation suffix (#).
+func ValidateNick(nick string) error {
+	if nick == "" {
+		return fmt.Errorf("nick is empty")
+	}
+	if len(nick) > MaxNickBytes {
+		return fmt.Errorf("nick %q is %d bytes: at most %d", nick, len(nick), MaxNickBytes)
+	}
+	if !utf8.ValidString(nick) {
+		return fmt.Errorf("nick is not valid UTF-8")
+	}
+	for _, r := range nick {
+		ok := r == '-' || r == '_' || r == '.' ||
+			r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' ||
+			r > 127 && (unicode.IsLetter(r) || unicode.IsDigit(r))
+		if !ok {
+			return fmt.Errorf("nick %q: only letters, digits, '-', '_' and '.' are allowed", nick)
+		}
+	}
+	return nil
+}
+
+func validateHostPort(addr string) error {
+	if len(addr) > maxAddrBytes {
+		return fmt.Errorf("%d bytes, at most %d", len(addr), maxAddrBytes)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("host %q is not an IP address", host)
+	}
+	p, err := parsePort(port)
+	if err != nil {
+		return err
+	}
+	if p == 0 {
+		return fmt.Errorf("port 0")
+	}
+	return nil
+}

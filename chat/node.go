@@ -1,0 +1,654 @@
+// Package chat is the hearsay peer: identity, memberlist membership, the
+// signed message envelope, the gRPC chat transport and the events a user
+// sees. A Node's lifecycle follows cli-chat's step-by-step flow:
+//
+//	n, err := chat.New(cfg)       // identity and configuration, no I/O on the network
+//	err = n.Start(ctx)            // memberlist and chat listener
+//	k, err := n.Join(ctx, addrs)  // contact existing members (skip for the first peer)
+//	id, err := n.Send(ctx, "lobby", "hello")
+//	for ev := range n.Events() { … }
+//	n.Leave(ctx)                  // tell the group, with a timeout
+//	n.Shutdown()                  // stop everything; idempotent
+//
+// All methods of Node are safe for concurrent use.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	sockaddr "github.com/hashicorp/go-sockaddr"
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/grpc"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// lifecycle states of a Node.
+const (
+	stateNew = iota
+	stateStarted
+	stateLeft
+	stateShutdown
+)
+
+// Node is one hearsay peer. Create it with New.
+type Node struct {
+	cfg    Config
+	id     *Identity
+	logger *log.Logger
+	seq    *seqAllocator
+	seen   *dedup
+	stats  counters
+
+	lamport   atomic.Uint64
+	pingNonce atomic.Uint64
+
+	// ctx is cancelled by Shutdown; every goroutine of the node watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	state      int
+	nick       string
+	settings   MemberlistSettings
+	ml         *memberlist.Memberlist
+	grpcServer *grpc.Server
+	chatAddr   string
+	members    map[string]*memberInfo // by peer ID, self excluded; see members.go
+	peers      map[string]*peerConn   // outgoing chat streams by peer ID
+	memberGen  chan struct{}          // closed and replaced on every membership change
+
+	// memberEvents carries memberlist callbacks to the node's event loop
+	// (callbacks must not block). When full, the callback sets resync and
+	// the loop rebuilds its view from memberlist.Members().
+	memberEvents chan memberEvent
+	resync       atomic.Bool
+
+	kv         *kvStore
+	broadcasts *memberlist.TransmitLimitedQueue
+
+	// events is the application's channel. evMu guards closing it.
+	events     chan Event
+	evMu       sync.RWMutex
+	evClosed   bool
+	lostEvents atomic.Uint64 // dropped since the last "events lost" notice
+
+	shutdownOnce sync.Once
+}
+
+// New validates cfg, loads or creates the identity in cfg.DataDir and
+// returns a node that is not yet on the network. It blocks only for file
+// I/O.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var id *Identity
+	var err error
+	if cfg.DataDir == "" {
+		id, err = NewIdentity()
+	} else {
+		id, err = LoadOrCreateIdentity(cfg.DataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	seq, err := newSeqAllocator(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	base, _ := profileConfig(cfg.MemberlistProfile)
+	settings := settingsFrom(cfg.MemberlistProfile, base)
+	if cfg.Memberlist != nil {
+		settings = *cfg.Memberlist
+		if settings.Profile == "" {
+			settings.Profile = cfg.MemberlistProfile
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:          cfg,
+		id:           id,
+		logger:       log.New(cfg.LogOutput, "hearsay: ", log.LstdFlags|log.Lmicroseconds),
+		seq:          seq,
+		seen:         newDedup(),
+		ctx:          ctx,
+		cancel:       cancel,
+		nick:         cfg.Nick,
+		settings:     settings,
+		members:      make(map[string]*memberInfo),
+		peers:        make(map[string]*peerConn),
+		memberGen:    make(chan struct{}),
+		memberEvents: make(chan memberEvent, 1024),
+		events:       make(chan Event, cfg.EventBuffer),
+	}
+	n.kv = newKVStore(n)
+	return n, nil
+}
+
+// ID returns the peer ID (the memberlist node name). Never blocks.
+func (n *Node) ID() string { return n.id.ID }
+
+// Identity returns the node's identity.
+func (n *Node) Identity() *Identity { return n.id }
+
+// Nick returns the current nick.
+func (n *Node) Nick() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nick
+}
+
+// Events returns the channel of events to show. It is bounded
+// (Config.EventBuffer); when the reader falls behind, new events are
+// dropped and counted (Stats.EventDrops) rather than stalling the network,
+// and an "error" event reports the loss. The channel is closed by Shutdown.
+// There must be one reader.
+func (n *Node) Events() <-chan Event { return n.events }
+
+// emit hands an event to the application without blocking.
+func (n *Node) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	n.evMu.RLock()
+	defer n.evMu.RUnlock()
+	if n.evClosed {
+		return
+	}
+	if lost := n.lostEvents.Load(); lost > 0 {
+		notice := Event{Type: EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
+		select {
+		case n.events <- notice:
+			n.lostEvents.Add(-lost)
+		default:
+		}
+	}
+	select {
+	case n.events <- ev:
+	default:
+		n.stats.eventDrops.Add(1)
+		n.lostEvents.Add(1)
+	}
+}
+
+func (n *Node) emitError(format string, args ...any) {
+	n.emit(Event{Type: EventError, Text: fmt.Sprintf(format, args...)})
+}
+
+// Start creates the chat listener and the memberlist node, so that the node
+// can be joined and can join others. It blocks until both listen. ctx only
+// bounds the start itself.
+func (n *Node) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.state {
+	case stateShutdown:
+		return ErrShutdown
+	case stateNew:
+	default:
+		return ErrAlreadyStarted
+	}
+	host, portStr, _ := net.SplitHostPort(n.cfg.BindAddr)
+	port, _ := parsePort(portStr)
+
+	advHost := n.cfg.AdvertiseHost
+	if advHost == "" {
+		advHost = host
+		if ip := net.ParseIP(host); ip.IsUnspecified() {
+			priv, err := sockaddr.GetPrivateIP()
+			if err != nil || priv == "" {
+				return fmt.Errorf("bind address %s: no private address to advertise; set an advertise host", n.cfg.BindAddr)
+			}
+			advHost = priv
+		}
+	}
+
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)))
+	if err != nil {
+		return fmt.Errorf("chat listener: %w", err)
+	}
+	chatPort := lis.Addr().(*net.TCPAddr).Port
+	n.chatAddr = net.JoinHostPort(advHost, strconv.Itoa(chatPort))
+
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxFrameBytes),
+		grpc.MaxSendMsgSize(maxFrameBytes),
+		grpc.MaxConcurrentStreams(256),
+		grpc.ConnectionTimeout(n.cfg.HandshakeTimeout),
+	)
+	chatpb.RegisterChatServer(srv, &chatServer{n: n})
+	n.grpcServer = srv
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.logger.Printf("chat listener stopped: %v", err)
+		}
+	}()
+
+	mlc, err := n.memberlistConfigLocked(host, port, advHost)
+	if err != nil {
+		srv.Stop()
+		return err
+	}
+	n.broadcasts = &memberlist.TransmitLimitedQueue{
+		NumNodes:       n.numMembers,
+		RetransmitMult: mlc.RetransmitMult,
+	}
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		srv.Stop()
+		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
+	}
+	n.ml = ml
+	n.settings = settingsFrom(n.settings.Profile, mlc)
+	ln := ml.LocalNode()
+	n.settings.BindPort = int(ln.Port)
+	n.settings.AdvertisePort = int(ln.Port)
+	n.state = stateStarted
+
+	n.wg.Add(1)
+	go n.eventLoop()
+	n.logger.Printf("started %s (%s) memberlist %s chat %s", n.id.ID, n.nick, n.advertiseAddrLocked(), n.chatAddr)
+	return nil
+}
+
+// memberlistConfigLocked builds the memberlist configuration. Caller holds n.mu.
+func (n *Node) memberlistConfigLocked(host string, port int, advHost string) (*memberlist.Config, error) {
+	profile := n.settings.Profile
+	if profile == "" {
+		profile = n.cfg.MemberlistProfile
+	}
+	mlc, err := profileConfig(profile)
+	if err != nil {
+		return nil, err
+	}
+	n.settings.apply(mlc)
+	mlc.Name = n.id.ID
+	mlc.BindAddr = host
+	mlc.BindPort = port
+	if n.cfg.AdvertiseHost != "" || net.ParseIP(host).IsUnspecified() {
+		mlc.AdvertiseAddr = advHost
+	}
+	mlc.Label = n.cfg.ClusterLabel
+	if len(n.cfg.ClusterKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, n.cfg.ClusterKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster key: %w", err)
+		}
+		mlc.Keyring = kr
+		mlc.GossipVerifyIncoming = true
+		mlc.GossipVerifyOutgoing = true
+	}
+	mlc.Delegate = &delegate{n: n}
+	mlc.Events = &eventDelegate{n: n}
+	mlc.Logger = log.New(n.cfg.LogOutput, "memberlist: ", log.LstdFlags|log.Lmicroseconds)
+	mlc.LogOutput = nil
+	if n.cfg.TuneMemberlist != nil {
+		n.cfg.TuneMemberlist(mlc)
+	}
+	return mlc, nil
+}
+
+// Join contacts existing members at addrs (memberlist "host:port") and
+// returns how many answered. It blocks until memberlist's join completes or
+// ctx ends. A cluster key mismatch is reported as ErrClusterKey.
+func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
+	ml, err := n.memberlist()
+	if err != nil {
+		return 0, err
+	}
+	if len(addrs) == 0 {
+		return 0, errors.New("join: no contact addresses")
+	}
+	type result struct {
+		k   int
+		err error
+	}
+	done := make(chan result, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		k, err := ml.Join(addrs)
+		done <- result{k, err}
+	}()
+	select {
+	case r := <-done:
+		if r.k == 0 && r.err != nil {
+			return 0, n.joinError(addrs, r.err)
+		}
+		if r.err != nil {
+			n.logger.Printf("join: some contacts failed: %v", r.err)
+		}
+		return r.k, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("join %v: %w", addrs, ctx.Err())
+	}
+}
+
+// joinError turns memberlist's join error into one a user can act on.
+func (n *Node) joinError(addrs []string, err error) error {
+	if isKeyError(err) {
+		if len(n.cfg.ClusterKey) == 0 {
+			return fmt.Errorf("join %v: %w: the group uses a cluster key and this peer has none (use --cluster-key): %v", addrs, ErrClusterKey, err)
+		}
+		return fmt.Errorf("join %v: %w: the group uses another cluster key (or none): %v", addrs, ErrClusterKey, err)
+	}
+	return fmt.Errorf("join %v: %w", addrs, err)
+}
+
+// Leave tells the group this node is leaving and waits (bounded by ctx's
+// deadline, or Config.LeaveTimeout) for the news to spread. The node stays
+// up until Shutdown; it keeps no peer connection.
+func (n *Node) Leave(ctx context.Context) error {
+	ml, err := n.memberlist()
+	if err != nil {
+		return err
+	}
+	timeout := n.cfg.LeaveTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("leave: %w", context.DeadlineExceeded)
+	}
+	if err := ml.Leave(timeout); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	n.mu.Lock()
+	if n.state == stateStarted {
+		n.state = stateLeft
+	}
+	peers := n.peers
+	n.peers = make(map[string]*peerConn)
+	n.mu.Unlock()
+	for _, p := range peers {
+		p.stop()
+	}
+	return nil
+}
+
+// Shutdown stops the node without telling the group (call Leave first for
+// a graceful exit): memberlist, the chat listener, every peer stream and
+// goroutine. It blocks until they have stopped, then closes Events. It is
+// idempotent and safe to call at any time.
+func (n *Node) Shutdown() error {
+	var err error
+	n.shutdownOnce.Do(func() {
+		n.mu.Lock()
+		n.state = stateShutdown
+		ml, srv := n.ml, n.grpcServer
+		peers := n.peers
+		n.peers = make(map[string]*peerConn)
+		n.mu.Unlock()
+
+		n.cancel()
+		if ml != nil {
+			if e := ml.Shutdown(); e != nil {
+				err = fmt.Errorf("shutdown memberlist: %w", e)
+			}
+		}
+		if srv != nil {
+			srv.Stop()
+		}
+		for _, p := range peers {
+			p.stop()
+		}
+		n.wg.Wait()
+		n.evMu.Lock()
+		n.evClosed = true
+		close(n.events)
+		n.evMu.Unlock()
+	})
+	return err
+}
+
+// memberlist returns the running memberlist or why there is none.
+func (n *Node) memberlist() (*memberlist.Memberlist, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.state {
+	case stateNew:
+		return nil, ErrNotStarted
+	case stateShutdown:
+		return nil, ErrShutdown
+	}
+	return n.ml, nil
+}
+
+// AdvertiseAddr returns the memberlist address other peers reach this node
+// at ("host:port"), the one to register with the bootstrap service; empty
+// before Start.
+func (n *Node) AdvertiseAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advertiseAddrLocked()
+}
+
+func (n *Node) advertiseAddrLocked() string {
+	if n.ml == nil {
+		return ""
+	}
+	ln := n.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+}
+
+// ChatAddr returns the chat listener's advertised address; empty before
+// Start.
+func (n *Node) ChatAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.chatAddr
+}
+
+// Health returns memberlist's health score (0 is healthy; higher means this
+// node is missing probes, so its own view is less trustworthy), or -1
+// before Start.
+func (n *Node) Health() int {
+	ml, err := n.memberlist()
+	if err != nil {
+		return -1
+	}
+	return ml.GetHealthScore()
+}
+
+// Started reports whether Start succeeded and Shutdown has not been called.
+func (n *Node) Started() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state == stateStarted || n.state == stateLeft
+}
+
+// MemberlistConfigJSON returns the tunable memberlist settings as indented
+// JSON: the ones Start will use, or the ones in use once started.
+func (n *Node) MemberlistConfigJSON() ([]byte, error) {
+	n.mu.Lock()
+	s := n.settings
+	n.mu.Unlock()
+	return jsonIndent(s)
+}
+
+// LoadMemberlistConfigJSON replaces the memberlist settings (see
+// DecodeMemberlistSettings). It must be called before Start: memberlist
+// cannot be reconfigured while it runs.
+func (n *Node) LoadMemberlistConfigJSON(data []byte) error {
+	s, err := DecodeMemberlistSettings(data)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state != stateNew {
+		return errors.New("memberlist config can only be loaded before start")
+	}
+	n.settings = s
+	return nil
+}
+
+// SetNick changes the nick and tells the group through a node meta update.
+// It blocks until memberlist has queued the update (at most a few seconds).
+func (n *Node) SetNick(nick string) error {
+	if err := ValidateNick(nick); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	old := n.nick
+	n.nick = nick
+	ml := n.ml
+	state := n.state
+	n.mu.Unlock()
+	if old == nick {
+		return nil
+	}
+	if ml != nil && state == stateStarted {
+		if err := ml.UpdateNode(5 * time.Second); err != nil {
+			return fmt.Errorf("announce nick: %w", err)
+		}
+	}
+	n.emit(Event{Type: EventNick, From: nick, FromID: n.id.ID, Self: true,
+		Text: fmt.Sprintf("you are now known as %s (was %s)", nick, old)})
+	return nil
+}
+
+// localMeta builds this node's meta. It takes n.mu.
+func (n *Node) localMeta() peerMeta {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return peerMeta{Protocol: ProtocolVersion, ID: n.id.ID, Nick: n.nick, Pub: n.id.Pub, ChatAddr: n.chatAddr}
+}
+
+// Send signs a chat message to room (with or without '#'; "" is the lobby)
+// and pushes it to every live member. The message also appears in this
+// node's own Events. It returns once the message is queued for every peer
+// (it never waits for the network): a peer whose queue is full misses it
+// (counted in Stats.QueueDrops). A body over MaxBodyBytes is refused with
+// ErrTooLarge.
+func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
+	if err := ctx.Err(); err != nil {
+		return MsgID{}, err
+	}
+	room, err := NormalizeRoom(room)
+	if err != nil {
+		return MsgID{}, err
+	}
+	if len(text) > MaxBodyBytes {
+		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d (64 KiB); split it", ErrTooLarge, len(text), MaxBodyBytes)
+	}
+	if text == "" {
+		return MsgID{}, errors.New("empty message")
+	}
+	if !utf8.ValidString(text) {
+		return MsgID{}, errors.New("message is not valid UTF-8")
+	}
+	if _, err := n.memberlist(); err != nil {
+		return MsgID{}, err
+	}
+	seq, err := n.seq.Next()
+	if err != nil {
+		return MsgID{}, err
+	}
+	now := time.Now()
+	env := &chatpb.Envelope{
+		Seq:          seq,
+		Room:         room,
+		Kind:         chatpb.Kind_KIND_CHAT,
+		Lamport:      n.lamport.Add(1),
+		SentUnixNano: now.UnixNano(),
+		Body:         []byte(text),
+		Nick:         n.Nick(),
+	}
+	SignEnvelope(n.id, env)
+	id := MsgID{Origin: n.id.ID, Seq: seq}
+	n.seen.Add(id.Origin, id.Seq)
+	n.stats.sent.Add(1)
+	n.stats.delivered.Add(1)
+	n.emit(Event{Type: EventMessage, Time: now, Room: room, From: n.displayName(n.id.ID, env.Nick),
+		FromID: n.id.ID, ID: id.String(), Text: text, SentAt: now, Self: true})
+	n.broadcastFrame(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
+	return id, nil
+}
+
+// broadcastFrame queues f on every peer connection without blocking.
+func (n *Node) broadcastFrame(f *chatpb.Frame) {
+	n.mu.Lock()
+	peers := make([]*peerConn, 0, len(n.peers))
+	for _, p := range n.peers {
+		peers = append(peers, p)
+	}
+	n.mu.Unlock()
+	for _, p := range peers {
+		p.enqueue(f)
+	}
+}
+
+// handleEnvelope runs the receive pipeline on an envelope that arrived over
+// an authenticated stream from peer `from`: check, dedup, deliver.
+func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
+	n.stats.received.Add(1)
+	if err := CheckEnvelope(env); err != nil {
+		if errors.Is(err, ErrForged) {
+			n.stats.forged.Add(1)
+		} else {
+			n.stats.invalid.Add(1)
+		}
+		n.logger.Printf("drop envelope from %s: %v", from, err)
+		return
+	}
+	for {
+		cur := n.lamport.Load()
+		if env.Lamport <= cur || n.lamport.CompareAndSwap(cur, env.Lamport) {
+			break
+		}
+	}
+	if !n.seen.Add(env.Origin, env.Seq) {
+		n.stats.duplicates.Add(1)
+		return
+	}
+	switch env.Kind {
+	case chatpb.Kind_KIND_CHAT, chatpb.Kind_KIND_SYSTEM:
+	case chatpb.Kind_KIND_DIRECT:
+		if env.To != n.id.ID {
+			return // held for another peer: issue 4 stores and forwards it
+		}
+	default:
+		return // receipts, acks and order stamps belong to issue 4's ordering
+	}
+	n.stats.delivered.Add(1)
+	id := MsgID{Origin: env.Origin, Seq: env.Seq}
+	n.emit(Event{Type: EventMessage, Room: env.Room, From: n.displayName(env.Origin, env.Nick), FromID: env.Origin,
+		ID: id.String(), Text: string(env.Body), SentAt: time.Unix(0, env.SentUnixNano)})
+}
+
+// Stats returns a snapshot of the counters. Never blocks for long.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	streams := 0
+	for _, p := range n.peers {
+		if p.connected.Load() {
+			streams++
+		}
+	}
+	n.mu.Unlock()
+	c := &n.stats
+	return Stats{
+		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
+		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
+		BadFrames: c.badFrames.Load(), QueueDrops: c.queueDrops.Load(), EventDrops: c.eventDrops.Load(),
+		FramesOut: c.framesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
+		Streams: streams,
+	}
+}

@@ -1,0 +1,398 @@
+package order
+
+import (
+	"errors"
+	"math"
+	"slices"
+)
+
+// Machine orders one room's messages. It is not safe for concurrent use:
+// the caller serialises calls (one goroutine per room, or a mutex). Calls
+// never block. Slices and maps inside a Meta passed in are kept; do not
+// modify them afterwards.
+type Machine struct {
+	cfg  Config
+	live map[string]uint64 // member -> age (smaller joined earlier)
+
+	next  map[string]uint64          // next seq expected per origin (absent: 1)
+	buf   map[string]map[uint64]Meta // reorder buffer: ahead of a gap
+	nbuf  int                        // messages in buf
+	floor map[string]uint64          // Floor calls: seqs at or below are done
+	seen  map[string]uint64          // highest seq ever seen per origin (for Want)
+
+	clock   uint64 // Lamport clock
+	ownSeq  uint64 // highest seq of ours ever seen or issued
+	ownLast uint64 // Lamport time of our latest message
+
+	st  Stats
+	out Output
+
+	c causalState
+	t totalState
+	s seqState
+}
+
+// New returns a Machine for cfg. Membership starts with only ourselves;
+// report other members with MemberUp.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{
+		cfg:   cfg,
+		live:  map[string]uint64{},
+		next:  map[string]uint64{},
+		buf:   map[string]map[uint64]Meta{},
+		floor: map[string]uint64{},
+		seen:  map[string]uint64{},
+	}
+	m.c.init()
+	m.t.init()
+	m.s.init()
+	return m, nil
+}
+
+// Mode returns the room's ordering mode.
+func (m *Machine) Mode() Mode { return m.cfg.Mode }
+
+// Receive feeds received messages (a batch is cheaper than single calls:
+// one ack covers it). Invalid messages are counted and reported in the
+// returned error; the valid ones are processed regardless.
+func (m *Machine) Receive(msgs ...Meta) (Output, error) {
+	var errs []error
+	for _, msg := range msgs {
+		if err := m.cfg.validateMeta(msg); err != nil {
+			m.st.Invalid++
+			errs = append(errs, err)
+			continue
+		}
+		m.st.Received++
+		m.receive(msg)
+	}
+	m.settle()
+	return m.take(), errors.Join(errs...)
+}
+
+// Next creates our next data message: it returns the Meta to put in the
+// envelope (Seq, Lamport and, in causal rooms, Deps) and applies it
+// locally, so the caller must not Receive it again (that only counts a
+// duplicate). Store the message before sending it, so that a restart never
+// reuses its seq. Output may already deliver it (fifo, causal) or carry a
+// stamp for it (when we are the sequencer).
+func (m *Machine) Next() (Meta, Output, error) {
+	if (m.cfg.Mode == Total || m.cfg.Mode == Sequencer) && m.inFlight() >= m.cfg.MaxInFlight {
+		m.st.Busy++
+		return Meta{}, Output{}, ErrBusy
+	}
+	msg := m.newOwn(KindData)
+	if m.cfg.Mode == Causal {
+		msg.Deps = m.c.depsFor(m.cfg.Self)
+	}
+	m.st.Sent++
+	m.receive(msg)
+	m.settle()
+	return msg, m.take(), nil
+}
+
+// newOwn stamps a new message of ours with the next seq and Lamport time.
+func (m *Machine) newOwn(k Kind) Meta {
+	if n := m.nextOf(m.cfg.Self) - 1; n > m.ownSeq {
+		m.ownSeq = n
+	}
+	m.ownSeq++
+	m.clock++
+	m.ownLast = m.clock
+	return Meta{Origin: m.cfg.Self, Seq: m.ownSeq, Kind: k, Lamport: m.clock}
+}
+
+// emit creates, applies and outputs a control message of ours.
+func (m *Machine) emit(msg Meta) {
+	m.st.ControlSent++
+	m.out.Send = append(m.out.Send, msg)
+	m.receive(msg)
+}
+
+// MemberUp reports that id is a live member of the room. age orders
+// members for the sequencer role: smaller is older (join order or join
+// time); ties go to the smaller id. Report ourselves too, with our age.
+func (m *Machine) MemberUp(id string, age uint64) Output {
+	if id != "" {
+		m.live[id] = age
+	}
+	m.settle()
+	return m.take()
+}
+
+// MemberDown reports that id failed or left. Its missing acks no longer
+// hold up total order, and a sequencer that goes down is replaced.
+// MemberDown of ourselves is ignored.
+func (m *Machine) MemberDown(id string) Output {
+	if id != m.cfg.Self {
+		delete(m.live, id)
+	}
+	m.settle()
+	return m.take()
+}
+
+// Floor declares every message of origin up to seq as done: pruned by
+// retention or older than what this member will ever see. lamport is the
+// Lamport time of message seq if known (0 otherwise). Use it on restart and
+// when joining a room whose history is pruned, before replaying the stored
+// messages above the floor with Receive. Floor(Self, ...) also makes Next
+// continue after seq.
+func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
+	if origin == "" {
+		return Output{}
+	}
+	if lamport > m.clock {
+		m.clock = lamport
+	}
+	if origin == m.cfg.Self {
+		m.ownSeq = max(m.ownSeq, seq)
+		m.ownLast = max(m.ownLast, lamport)
+	}
+	m.seen[origin] = max(m.seen[origin], seq)
+	if seq >= m.nextOf(origin) {
+		m.next[origin] = seq + 1
+		m.floor[origin] = seq
+		for s := range m.buf[origin] {
+			if s <= seq {
+				delete(m.buf[origin], s)
+				m.nbuf--
+			}
+		}
+		switch m.cfg.Mode {
+		case Causal:
+			m.c.floor(origin, seq)
+		case Total:
+			m.t.floor(m, origin, seq, lamport)
+		case Sequencer:
+			m.s.floor(origin, seq)
+		}
+		m.drain(origin)
+	}
+	m.settle()
+	return m.take()
+}
+
+// Want returns, per origin this room has heard of, the next seq it needs
+// to accept. Refused messages are found again from here: feed the log's
+// messages of each origin from Want()[origin] on.
+func (m *Machine) Want() map[string]uint64 {
+	w := make(map[string]uint64, len(m.seen))
+	for o := range m.seen {
+		w[o] = m.nextOf(o)
+	}
+	return w
+}
+
+// Live reports whether id is a live member (ourselves always are).
+func (m *Machine) Live(id string) bool {
+	if id == m.cfg.Self {
+		return true
+	}
+	_, ok := m.live[id]
+	return ok
+}
+
+func (m *Machine) nextOf(o string) uint64 {
+	if n, ok := m.next[o]; ok {
+		return n
+	}
+	return 1
+}
+
+func (m *Machine) take() Output {
+	o := m.out
+	m.out = Output{}
+	return o
+}
+
+// receive runs one valid message through dedup and the reorder buffer.
+func (m *Machine) receive(msg Meta) {
+	o := msg.Origin
+	if msg.Seq > m.seen[o] {
+		m.seen[o] = msg.Seq
+	}
+	if o == m.cfg.Self && msg.Seq > m.ownSeq {
+		m.ownSeq = msg.Seq
+	}
+	n := m.nextOf(o)
+	if msg.Seq < n {
+		m.st.Duplicates++
+		return
+	}
+	if _, dup := m.buf[o][msg.Seq]; dup {
+		m.st.Duplicates++
+		return
+	}
+	if msg.Seq > n {
+		m.hold(msg)
+		return
+	}
+	if m.full() && !m.immediate(msg) {
+		m.st.Refused++
+		m.out.Refused = append(m.out.Refused, msg.ID())
+		return
+	}
+	m.accept(msg)
+	m.drain(o)
+}
+
+// drain accepts buffered messages of o that are now next.
+func (m *Machine) drain(o string) {
+	for {
+		b := m.buf[o]
+		nx, ok := b[m.nextOf(o)]
+		if !ok {
+			break
+		}
+		delete(b, nx.Seq)
+		m.nbuf--
+		m.accept(nx)
+	}
+	if len(m.buf[o]) == 0 {
+		delete(m.buf, o)
+	}
+}
+
+func (m *Machine) full() bool { return m.nbuf+m.c.nwait >= m.cfg.MaxHeld }
+
+// immediate reports whether an in-sequence msg can be delivered right
+// away (so accepting it never grows the held-back set).
+func (m *Machine) immediate(msg Meta) bool {
+	if m.cfg.Mode == Causal && msg.Kind == KindData {
+		return m.c.ready(msg)
+	}
+	return true
+}
+
+// hold puts msg (ahead of a gap) in the reorder buffer, evicting a held
+// message further from its turn when the buffer is full.
+func (m *Machine) hold(msg Meta) {
+	dist := func(x Meta) uint64 { return x.Seq - m.nextOf(x.Origin) }
+	if m.full() {
+		var worst *Meta
+		for _, b := range m.buf {
+			for _, x := range b {
+				if worst == nil || dist(x) > dist(*worst) ||
+					(dist(x) == dist(*worst) && idLess(worst.ID(), x.ID())) {
+					x := x
+					worst = &x
+				}
+			}
+		}
+		m.st.Refused++
+		if worst == nil || dist(*worst) <= dist(msg) {
+			m.out.Refused = append(m.out.Refused, msg.ID())
+			return
+		}
+		delete(m.buf[worst.Origin], worst.Seq)
+		m.nbuf--
+		m.out.Refused = append(m.out.Refused, worst.ID())
+	}
+	b := m.buf[msg.Origin]
+	if b == nil {
+		b = map[uint64]Meta{}
+		m.buf[msg.Origin] = b
+	}
+	b[msg.Seq] = msg
+	m.nbuf++
+}
+
+// accept takes msg, the next of its origin, into the mode's stage.
+func (m *Machine) accept(msg Meta) {
+	m.next[msg.Origin] = msg.Seq + 1
+	if msg.Lamport > m.clock {
+		m.clock = msg.Lamport
+	}
+	if msg.Origin == m.cfg.Self && msg.Lamport > m.ownLast {
+		m.ownLast = msg.Lamport
+	}
+	if msg.Kind != KindData {
+		m.st.Control++
+	}
+	switch m.cfg.Mode {
+	case FIFO:
+		if msg.Kind == KindData {
+			m.deliver(msg)
+		}
+	case Causal:
+		m.c.accept(msg)
+	case Total:
+		m.t.accept(m, msg)
+	case Sequencer:
+		m.s.accept(m, msg)
+	}
+}
+
+func (m *Machine) deliver(msg Meta) {
+	m.st.Delivered++
+	m.out.Deliver = append(m.out.Deliver, msg)
+}
+
+func (m *Machine) late(msg Meta) {
+	m.st.Late++
+	m.out.Late = append(m.out.Late, msg)
+}
+
+// settle runs the mode's delivery and protocol steps until nothing moves.
+func (m *Machine) settle() {
+	switch m.cfg.Mode {
+	case Causal:
+		m.c.settle(m)
+	case Total:
+		m.t.settle(m)
+	case Sequencer:
+		m.s.settle(m)
+	}
+}
+
+func (m *Machine) inFlight() int {
+	switch m.cfg.Mode {
+	case Total:
+		return m.t.own
+	case Sequencer:
+		return m.s.own
+	}
+	return 0
+}
+
+// ageOf returns a member's age; ourselves without MemberUp rank youngest.
+func (m *Machine) ageOf(id string) uint64 {
+	if a, ok := m.live[id]; ok {
+		return a
+	}
+	return math.MaxUint64
+}
+
+// oldestLive returns the live member with the smallest (age, id).
+func (m *Machine) oldestLive() string {
+	best := m.cfg.Self
+	for id := range m.live {
+		if a, b := m.ageOf(id), m.ageOf(best); a < b || (a == b && id < best) {
+			best = id
+		}
+	}
+	return best
+}
+
+// liveMembers returns the live members, ourselves included, sorted.
+func (m *Machine) liveMembers() []string {
+	ids := make([]string, 0, len(m.live)+1)
+	ids = append(ids, m.cfg.Self)
+	for id := range m.live {
+		if id != m.cfg.Self {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func idLess(a, b ID) bool {
+	if a.Origin != b.Origin {
+		return a.Origin < b.Origin
+	}
+	return a.Seq < b.Seq
+}

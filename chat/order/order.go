@@ -1,0 +1,305 @@
+// Package order is hearsay's per-room ordering and deduplication logic: a
+// pure, deterministic state machine in the style of etcd-io/raft. It starts
+// no goroutines, reads no clock and does no I/O. The caller feeds it events
+// (messages received, local sends, membership changes) and acts on what it
+// returns (messages to show, control messages to sign, store and send).
+//
+// # Streams
+//
+// Every origin numbers its messages 1, 2, 3, ... (seq). Data messages and
+// the control messages this package generates (acks, stamps, syncs) share
+// that one stream, so every control message is stored, forwarded and repaired
+// by anti-entropy exactly like chat messages. A message is first accepted in
+// per-origin seq order (FIFO, duplicates dropped and counted, messages that
+// arrive ahead of a gap held in a bounded reorder buffer), then the room's
+// mode decides when it is delivered.
+//
+// # Modes
+//
+//   - fifo: deliver on acceptance.
+//   - causal (comuniGO "vectorial"): a data message from o carries Deps, the
+//     sender's delivered vector when it sent the message; deliver m when
+//     m.seq == delivered[o]+1 and m.Deps[p] <= delivered[p] for every p.
+//   - total (comuniGO "scalar"): Lamport timestamps and acks. Pending data is
+//     ordered by (lamport, origin, seq); the head is delivered once every
+//     live member p has a later message in its accepted stream, i.e.
+//     (lastLamport[p], p) > (head.lamport, head.origin). Because each
+//     stream is FIFO and Lamport times grow along a stream, nothing from p can
+//     precede the head afterwards. Receiving data from another origin makes a
+//     member emit one ack (a control message with a fresh Lamport time),
+//     unless its own last message is already later; one ack covers a whole
+//     batch. A member declared down stops counting, so it never stalls the
+//     room. A message that arrives after the delivery order has passed its
+//     place (only possible from a member that was declared down, or a joiner
+//     whose clock was behind) is reported as Late, never delivered out of
+//     order.
+//   - sequencer (comuniGO "sequencer"): see "Sequencer and takeover".
+//
+// Per-origin FIFO holds in every mode.
+//
+// # Sequencer and takeover
+//
+// The sequencer of epoch e stamps data with global numbers in stamp
+// messages (Epoch e, Global = number of Stamped[0]). It stamps every data
+// message it has accepted and not yet seen stamped, in (lamport, origin,
+// seq) order, so per-origin order is preserved. Members deliver in global
+// order. An epoch's sequencer is sticky: it keeps the role until it is
+// declared down, even if an older member joins.
+//
+// When the sequencer S of the current epoch e is not live (or e == 0, when
+// no epoch has started yet) every member sends once a sync message
+// (Epoch e, Prev S, Cut r) where r is the highest seq of S's stream it has
+// accepted; from then on it applies S's stamps only up to r. The oldest live
+// member (smallest age, then id) waits until it holds a sync for epoch e from
+// every live member and has accepted S's stream up to the highest reported r
+// (anti-entropy brings the missing part from whoever reported it). That r is
+// the cut: S's stamps up to the cut are valid everywhere, later ones are
+// void. The new sequencer then opens epoch e+1 with a stamp message carrying
+// (Prev S, Cut), numbers from one past the highest valid global, and stamps
+// everything accepted but not validly stamped. Every later stamp of the epoch
+// repeats (Prev, Cut), so a member that missed the opening still learns the
+// cut. Nothing is lost (a stamp some live member applied is below the cut)
+// and nothing is reordered (no global is stamped twice). If the candidate
+// dies before opening the epoch the next oldest does the same with the
+// syncs already sent.
+//
+// Limits, documented rather than hidden: the takeover assumes membership
+// views converge (memberlist) so that one candidate acts per epoch; with a
+// partition each side orders its own messages and a member that was declared
+// down while it applied stamps beyond the cut may have shown a different
+// order for those messages. Messages whose stamps or data were pruned by
+// retention before a member joined are skipped by that member.
+//
+// # Bounds
+//
+// The reorder buffer plus the causal wait queue hold at most
+// Config.MaxHeld messages. When full, a message that cannot be delivered at
+// once is refused (or evicts a held message further from its turn); refused
+// IDs are returned in Output.Refused and the caller feeds them again later
+// from its log (Want says where each origin stands). A message that can be
+// delivered at once is always accepted, so the room never deadlocks. In the
+// total and sequencer modes a member may have at most Config.MaxInFlight of
+// its own data messages undelivered; Next returns ErrBusy beyond that, which
+// bounds every member's pending queue by MaxInFlight per live member.
+package order
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Mode is a room's ordering mode.
+type Mode uint8
+
+// The ordering modes.
+const (
+	FIFO Mode = iota + 1
+	Causal
+	Total
+	Sequencer
+)
+
+// String returns the mode's name as ParseMode accepts it.
+func (m Mode) String() string {
+	switch m {
+	case FIFO:
+		return "fifo"
+	case Causal:
+		return "causal"
+	case Total:
+		return "total"
+	case Sequencer:
+		return "sequencer"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMode parses a mode name: fifo, causal, total (alias lamport) or
+// sequencer, case-insensitive.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "fifo":
+		return FIFO, nil
+	case "causal":
+		return Causal, nil
+	case "total", "lamport":
+		return Total, nil
+	case "sequencer":
+		return Sequencer, nil
+	}
+	return 0, fmt.Errorf("unknown ordering mode %q (want fifo, causal, total or sequencer)", s)
+}
+
+// Kind says what a message in an origin's stream is.
+type Kind uint8
+
+// Message kinds. Only KindData is ever delivered; the others are control
+// messages this package generates and consumes.
+const (
+	KindData  Kind = iota + 1
+	KindAck        // total mode: "my clock is past what I received"
+	KindStamp      // sequencer mode: global numbers for data messages
+	KindSync       // sequencer mode: report for a takeover
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindAck:
+		return "ack"
+	case KindStamp:
+		return "stamp"
+	case KindSync:
+		return "sync"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ID names one message: its origin and its seq in that origin's stream.
+type ID struct {
+	Origin string
+	Seq    uint64
+}
+
+func (id ID) String() string { return fmt.Sprintf("%s:%d", id.Origin, id.Seq) }
+
+// Meta holds the envelope fields the ordering needs. The caller carries
+// them in its signed envelope unchanged.
+type Meta struct {
+	Origin  string
+	Seq     uint64 // 1, 2, ... per origin
+	Kind    Kind
+	Lamport uint64 // the origin's Lamport time when it sent the message
+	// Deps (causal data only): the sender's delivered vector at send time,
+	// origin -> highest seq delivered; the sender itself is omitted.
+	Deps map[string]uint64
+
+	// Sequencer fields (KindStamp and KindSync).
+	Epoch   uint64 // stamp: the stamping epoch; sync: the epoch being closed
+	Prev    string // the sequencer of the epoch before (stamp) / being closed (sync)
+	Cut     uint64 // stamp: the agreed cut of Prev's stream; sync: the reporter's highest seq of Prev's stream
+	Global  uint64 // stamp: global number of Stamped[0]; delivered data: its global number
+	Stamped []ID   // stamp: data messages numbered Global, Global+1, ...
+}
+
+// ID returns the message's (origin, seq).
+func (m Meta) ID() ID { return ID{m.Origin, m.Seq} }
+
+// Errors returned by the Machine.
+var (
+	// ErrBusy: too many of our own messages are not yet delivered (total
+	// and sequencer modes); retry after deliveries.
+	ErrBusy = errors.New("too many undelivered messages of our own; wait for acks or stamps")
+	// ErrInvalid wraps every validation failure of a received Meta.
+	ErrInvalid = errors.New("invalid message metadata")
+)
+
+// Config configures a Machine.
+type Config struct {
+	Self string // our peer ID (required)
+	Mode Mode   // the room's ordering mode (required)
+	// MaxHeld bounds the messages held back in the reorder buffer and the
+	// causal wait queue together (see "Bounds").
+	MaxHeld int
+	// MaxInFlight bounds our own undelivered data messages in the total and
+	// sequencer modes; Next returns ErrBusy beyond it.
+	MaxInFlight int
+	// MaxStampBatch bounds the IDs in one stamp message.
+	MaxStampBatch int
+	// MaxEntries bounds the Deps and Stamped entries accepted in a received
+	// message; larger messages are rejected as invalid.
+	MaxEntries int
+}
+
+// DefaultConfig returns a Config for self and mode with default bounds.
+func DefaultConfig(self string, mode Mode) Config {
+	return Config{
+		Self:          self,
+		Mode:          mode,
+		MaxHeld:       4096,
+		MaxInFlight:   256,
+		MaxStampBatch: 256,
+		MaxEntries:    4096,
+	}
+}
+
+func (c Config) validate() error {
+	if c.Self == "" {
+		return errors.New("order config: empty Self")
+	}
+	if c.Mode < FIFO || c.Mode > Sequencer {
+		return fmt.Errorf("order config: invalid mode %d", c.Mode)
+	}
+	if c.MaxHeld < 1 || c.MaxInFlight < 1 || c.MaxStampBatch < 1 || c.MaxEntries < 1 {
+		return errors.New("order config: bounds must be positive")
+	}
+	return nil
+}
+
+func (c Config) validateMeta(m Meta) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, m.ID(), fmt.Sprintf(format, a...))
+	}
+	if m.Origin == "" {
+		return fmt.Errorf("%w: empty origin", ErrInvalid)
+	}
+	if m.Seq == 0 {
+		return bad("seq 0")
+	}
+	if len(m.Deps) > c.MaxEntries || len(m.Stamped) > c.MaxEntries {
+		return bad("%d deps, %d stamped: more than %d", len(m.Deps), len(m.Stamped), c.MaxEntries)
+	}
+	switch m.Kind {
+	case KindData, KindAck:
+	case KindStamp:
+		if m.Epoch == 0 {
+			return bad("stamp with epoch 0")
+		}
+		if len(m.Stamped) > 0 && m.Global == 0 {
+			return bad("stamp with global 0")
+		}
+		if m.Global > ^uint64(0)-uint64(len(m.Stamped)) {
+			return bad("global overflows")
+		}
+		for _, id := range m.Stamped {
+			if id.Origin == "" || id.Seq == 0 {
+				return bad("stamped id %s invalid", id)
+			}
+		}
+	case KindSync:
+	default:
+		return bad("unknown kind %d", m.Kind)
+	}
+	for o, s := range m.Deps {
+		if o == "" || s == 0 {
+			return bad("dep %q:%d invalid", o, s)
+		}
+	}
+	return nil
+}
+
+// Output is what one call produced. The caller handles Send before showing
+// Deliver if it wants the room to progress fast; the order between the two
+// does not matter for correctness.
+type Output struct {
+	// Deliver: data messages to show now, in this order. For sequencer
+	// rooms Global holds the message's global number.
+	Deliver []Meta
+	// Send: control messages originated by us (acks, stamps, syncs). They
+	// are already applied locally; sign them, store them (before sending)
+	// and send them to the room like chat messages.
+	Send []Meta
+	// Late: total-order data that arrived after the delivery order had
+	// passed its place. They are never in Deliver; show them flagged or not
+	// at all.
+	Late []Meta
+	// Refused: messages not taken because the held-back space is full. They
+	// stay in the caller's log; feed them again later.
+	Refused []ID
+}
+
+func (o *Output) empty() bool {
+	return len(o.Deliver) == 0 && len(o.Send) == 0 && len(o.Late) == 0 && len(o.Refused) == 0
+}

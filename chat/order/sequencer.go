@@ -1,0 +1,356 @@
+package order
+
+import (
+	"slices"
+)
+
+// seqState is the sequencer mode's stage (see the package comment,
+// "Sequencer and takeover").
+type seqState struct {
+	epoch  uint64            // highest epoch known
+	seqr   map[uint64]string // epoch -> its sequencer
+	cut    map[uint64]uint64 // epoch -> agreed cut of its sequencer's stream
+	synced map[uint64]uint64 // epoch -> the cut we reported in our sync
+	syncs  map[uint64]map[string]uint64
+
+	stamps       []Meta            // accepted stamp messages not yet valid or void
+	order        map[uint64]ID     // global -> data, valid and not yet delivered
+	through      map[string]uint64 // origin -> highest seq validly stamped
+	maxGlobal    uint64
+	nextGlobal   uint64 // next global to deliver
+	unknownStart bool   // Floor was used: start at the lowest global seen
+
+	await map[string][]Meta // origin -> accepted undelivered data, in seq order
+	done  map[string]uint64 // origin -> highest seq delivered or floored
+	late  map[ID]bool       // validly stamped behind nextGlobal
+	own   int               // our data waiting
+	nwait int
+}
+
+func (s *seqState) init() {
+	s.seqr = map[uint64]string{}
+	s.cut = map[uint64]uint64{}
+	s.synced = map[uint64]uint64{}
+	s.syncs = map[uint64]map[string]uint64{}
+	s.order = map[uint64]ID{}
+	s.through = map[string]uint64{}
+	s.await = map[string][]Meta{}
+	s.done = map[string]uint64{}
+	s.late = map[ID]bool{}
+	s.nextGlobal = 1
+}
+
+func (s *seqState) accept(m *Machine, msg Meta) {
+	switch msg.Kind {
+	case KindData:
+		if s.late[msg.ID()] {
+			delete(s.late, msg.ID())
+			m.late(msg)
+			s.done[msg.Origin] = msg.Seq
+			return
+		}
+		s.await[msg.Origin] = append(s.await[msg.Origin], msg)
+		s.nwait++
+		if msg.Origin == m.cfg.Self {
+			s.own++
+		}
+	case KindSync:
+		e := msg.Epoch
+		if e > 0 && msg.Prev != "" {
+			s.learnSeqr(m, e, msg.Prev)
+		}
+		if s.syncs[e] == nil {
+			s.syncs[e] = map[string]uint64{}
+		}
+		if r, ok := s.syncs[e][msg.Origin]; !ok || msg.Cut > r {
+			s.syncs[e][msg.Origin] = msg.Cut
+		}
+		if e > s.epoch {
+			s.epoch = e
+		}
+	case KindStamp:
+		e := msg.Epoch
+		if !s.learnSeqr(m, e, msg.Origin) {
+			m.st.Conflicts++
+			return
+		}
+		if e > 1 {
+			if msg.Prev != "" && !s.learnSeqr(m, e-1, msg.Prev) {
+				m.st.Conflicts++
+			}
+			if _, ok := s.cut[e-1]; !ok {
+				s.cut[e-1] = msg.Cut
+			}
+		}
+		if e > s.epoch {
+			s.epoch = e
+		}
+		s.stamps = append(s.stamps, msg)
+	}
+}
+
+// learnSeqr records the sequencer of epoch e; false if another one was
+// recorded (split brain: the first wins).
+func (s *seqState) learnSeqr(m *Machine, e uint64, id string) bool {
+	if cur, ok := s.seqr[e]; ok {
+		return cur == id
+	}
+	s.seqr[e] = id
+	return true
+}
+
+func (s *seqState) floor(origin string, seq uint64) {
+	if seq > s.done[origin] {
+		s.done[origin] = seq
+	}
+	if seq > s.through[origin] {
+		s.through[origin] = seq
+	}
+	q := s.await[origin]
+	i := 0
+	for i < len(q) && q[i].Seq <= seq {
+		i++
+	}
+	s.nwait -= i
+	s.await[origin] = q[i:]
+	if s.maxGlobal == 0 {
+		s.unknownStart = true
+	}
+}
+
+// validate applies the stamp messages that became valid and drops void ones.
+func (s *seqState) validate(m *Machine) bool {
+	progress := false
+	kept := s.stamps[:0]
+	for _, p := range s.stamps {
+		e := p.Epoch
+		if c, ok := s.cut[e]; ok {
+			if p.Seq <= c {
+				s.apply(m, p)
+			} else {
+				m.st.Void++
+			}
+			progress = true
+			continue
+		}
+		if r, ok := s.synced[e]; ok {
+			if p.Seq <= r {
+				s.apply(m, p)
+				progress = true
+				continue
+			}
+		} else if e == s.epoch && m.Live(s.seqr[e]) {
+			s.apply(m, p)
+			progress = true
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(s.stamps[len(kept):])
+	s.stamps = kept
+	return progress
+}
+
+func (s *seqState) apply(m *Machine, p Meta) {
+	for i, id := range p.Stamped {
+		g := p.Global + uint64(i)
+		if cur, ok := s.order[g]; ok {
+			if cur != id {
+				m.st.Conflicts++
+			}
+			continue
+		}
+		if id.Seq <= s.through[id.Origin] {
+			continue // stamped already (a repeat or a conflicting stamp)
+		}
+		s.through[id.Origin] = id.Seq
+		if g > s.maxGlobal {
+			s.maxGlobal = g
+		}
+		if g < s.nextGlobal && !s.unknownStart {
+			s.markLate(m, id)
+			continue
+		}
+		s.order[g] = id
+	}
+}
+
+// markLate handles a valid stamp behind the delivery point (only after a
+// Floor): its data is reported late instead of delivered.
+func (s *seqState) markLate(m *Machine, id ID) {
+	if id.Seq <= s.done[id.Origin] {
+		return
+	}
+	q := s.await[id.Origin]
+	for i, x := range q {
+		if x.Seq == id.Seq {
+			s.await[id.Origin] = slices.Delete(q, i, i+1)
+			s.nwait--
+			s.done[id.Origin] = max(s.done[id.Origin], id.Seq)
+			m.late(x)
+			return
+		}
+	}
+	s.late[id] = true
+}
+
+// syncIfOrphaned sends our sync for the current epoch once its sequencer
+// is not live (or no epoch has started).
+func (s *seqState) syncIfOrphaned(m *Machine) {
+	e := s.epoch
+	if _, done := s.synced[e]; done {
+		return
+	}
+	var prev string
+	var r uint64
+	if e > 0 {
+		prev = s.seqr[e]
+		if m.Live(prev) {
+			return
+		}
+		r = m.nextOf(prev) - 1
+	}
+	s.synced[e] = r
+	msg := m.newOwn(KindSync)
+	msg.Epoch, msg.Prev, msg.Cut = e, prev, r
+	m.emit(msg)
+}
+
+// takeOver opens epoch e+1 when we are the oldest live member and every
+// live member's sync for e is in.
+func (s *seqState) takeOver(m *Machine) bool {
+	e := s.epoch
+	if _, synced := s.synced[e]; !synced || m.oldestLive() != m.cfg.Self {
+		return false
+	}
+	if e > 0 && m.Live(s.seqr[e]) {
+		return false
+	}
+	reports := s.syncs[e]
+	for _, p := range m.liveMembers() {
+		if _, ok := reports[p]; !ok {
+			return false
+		}
+	}
+	var cut uint64
+	for _, r := range reports {
+		cut = max(cut, r)
+	}
+	prev := s.seqr[e]
+	if e > 0 && m.nextOf(prev)-1 < cut {
+		return false // anti-entropy has yet to bring prev's stream up to the cut
+	}
+	if e > 0 {
+		s.cut[e] = cut
+	}
+	s.validate(m)
+	s.epoch = e + 1
+	s.seqr[e+1] = m.cfg.Self
+	s.stampAll(m, true)
+	return true
+}
+
+// stampAll stamps every accepted, unstamped data message; open forces one
+// stamp message (the epoch's opening) even if there is nothing to stamp.
+func (s *seqState) stampAll(m *Machine, open bool) {
+	var todo []Meta
+	for o, q := range s.await {
+		for _, x := range q {
+			if x.Seq > s.through[o] {
+				todo = append(todo, x)
+			}
+		}
+	}
+	slices.SortFunc(todo, func(a, b Meta) int {
+		ka, kb := keyOf(a), keyOf(b)
+		switch {
+		case ka.less(kb):
+			return -1
+		case kb.less(ka):
+			return 1
+		}
+		return 0
+	})
+	e := s.epoch
+	for open || len(todo) > 0 {
+		open = false
+		n := min(len(todo), m.cfg.MaxStampBatch)
+		msg := m.newOwn(KindStamp)
+		msg.Epoch, msg.Prev, msg.Cut = e, s.seqr[e-1], s.cut[e-1]
+		msg.Global = s.maxGlobal + 1
+		for _, x := range todo[:n] {
+			msg.Stamped = append(msg.Stamped, x.ID())
+		}
+		todo = todo[n:]
+		m.emit(msg)
+		s.validate(m)
+	}
+}
+
+// deliverReady delivers data in global order as far as it can.
+func (s *seqState) deliverReady(m *Machine) bool {
+	if s.unknownStart {
+		if len(s.order) == 0 {
+			return false
+		}
+		lowest := uint64(0)
+		for g := range s.order {
+			if lowest == 0 || g < lowest {
+				lowest = g
+			}
+		}
+		s.nextGlobal, s.unknownStart = lowest, false
+	}
+	progress := false
+	for {
+		id, ok := s.order[s.nextGlobal]
+		if !ok {
+			return progress
+		}
+		if id.Seq <= s.done[id.Origin] {
+			delete(s.order, s.nextGlobal)
+			s.nextGlobal++
+			continue
+		}
+		q := s.await[id.Origin]
+		if len(q) == 0 || q[0].Seq != id.Seq {
+			return progress
+		}
+		x := q[0]
+		s.await[id.Origin] = q[1:]
+		if len(s.await[id.Origin]) == 0 {
+			delete(s.await, id.Origin)
+		}
+		s.nwait--
+		if x.Origin == m.cfg.Self {
+			s.own--
+		}
+		s.done[id.Origin] = id.Seq
+		x.Global = s.nextGlobal
+		delete(s.order, s.nextGlobal)
+		s.nextGlobal++
+		m.deliver(x)
+		progress = true
+	}
+}
+
+func (s *seqState) settle(m *Machine) {
+	for {
+		s.syncIfOrphaned(m)
+		progress := s.validate(m)
+		if s.takeOver(m) {
+			progress = true
+		}
+		if s.epoch > 0 && s.seqr[s.epoch] == m.cfg.Self {
+			before := m.ownSeq
+			s.stampAll(m, false)
+			progress = progress || m.ownSeq != before
+		}
+		if s.deliverReady(m) {
+			progress = true
+		}
+		if !progress {
+			return
+		}
+	}
+}

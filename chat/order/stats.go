@@ -1,0 +1,102 @@
+package order
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Stats are the counters /stats shows for a room.
+type Stats struct {
+	Received    uint64 // valid messages fed to Receive (duplicates included)
+	Sent        uint64 // our data messages (Next)
+	ControlSent uint64 // our acks, stamps and syncs
+	Delivered   uint64 // data messages delivered
+	Control     uint64 // control messages accepted (ours and others')
+	Duplicates  uint64 // dropped as already seen
+	Invalid     uint64 // rejected by validation
+	Refused     uint64 // not taken because the held-back space was full
+	Late        uint64 // reported in Output.Late
+	Busy        uint64 // Next calls refused with ErrBusy
+	Conflicts   uint64 // sequencer: conflicting stamps or sequencers ignored
+	Void        uint64 // sequencer: stamps beyond an agreed cut
+	Held        int    // messages held back now (reorder buffer and mode queue)
+	Epoch       uint64 // sequencer: current epoch
+	Sequencer   string // sequencer: current sequencer ("" before the first epoch)
+}
+
+// Stats returns the counters. It does not allocate per held message.
+func (m *Machine) Stats() Stats {
+	s := m.st
+	s.Held = m.nbuf + m.c.nwait + len(m.t.pending) + m.s.nwait
+	s.Epoch = m.s.epoch
+	s.Sequencer = m.s.seqr[m.s.epoch]
+	return s
+}
+
+// Held describes one held-back message and why it waits.
+type Held struct {
+	ID     ID
+	Kind   Kind
+	Reason string
+}
+
+// HeldBack returns up to limit held-back messages (limit <= 0: all) with
+// the reason each waits, sorted by origin and seq.
+func (m *Machine) HeldBack(limit int) []Held {
+	var hs []Held
+	for o, b := range m.buf {
+		for _, x := range b {
+			hs = append(hs, Held{x.ID(), x.Kind, fmt.Sprintf("gap: waiting for %s", ID{o, m.nextOf(o)})})
+		}
+	}
+	for _, q := range m.c.wait {
+		for i, x := range q {
+			r := fmt.Sprintf("fifo: behind %s", q[0].ID())
+			if i == 0 {
+				if b, ok := m.c.blocker(x); ok {
+					r = fmt.Sprintf("causal: waiting for %s", b)
+				}
+			}
+			hs = append(hs, Held{x.ID(), x.Kind, r})
+		}
+	}
+	for _, x := range m.t.pending {
+		r := "total: behind an earlier message"
+		if x.ID() == m.t.pending[0].ID() {
+			r = "total: waiting for acks from " + strings.Join(m.t.waitingFor(m, keyOf(x)), ",")
+		}
+		hs = append(hs, Held{x.ID(), x.Kind, r})
+	}
+	stamped := map[ID]uint64{}
+	for g, id := range m.s.order {
+		stamped[id] = g
+	}
+	for _, q := range m.s.await {
+		for _, x := range q {
+			r := "sequencer: not stamped yet"
+			if g, ok := stamped[x.ID()]; ok {
+				r = fmt.Sprintf("sequencer: global %d, waiting for global %d", g, m.s.nextGlobal)
+			}
+			hs = append(hs, Held{x.ID(), x.Kind, r})
+		}
+	}
+	slices.SortFunc(hs, func(a, b Held) int {
+		if idLess(a.ID, b.ID) {
+			return -1
+		}
+		if idLess(b.ID, a.ID) {
+			return 1
+		}
+		return 0
+	})
+	if limit > 0 && len(hs) > limit {
+		hs = hs[:limit]
+	}
+	return hs
+}
+
+// Delivered returns the per-origin delivered vector of a causal room (a
+// copy), as the next Deps would carry it plus our own entry.
+func (m *Machine) Delivered() map[string]uint64 { return maps.Clone(m.c.delivered) }

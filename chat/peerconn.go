@@ -1,0 +1,270 @@
+package chat
+
+// peerConn is this node's outgoing stream to one peer. Its goroutine dials
+// (one gRPC client connection, reused), runs the dialer's side of the
+// handshake, then writes queued frames in order; on any error it redials
+// with exponential backoff (50 ms doubling to 2 s) until the member dies or
+// leaves, or the node shuts down. The queue is bounded (Config.SendQueue):
+// when it is full the new frame is dropped and counted, so a slow or
+// unreachable peer never blocks Send; a frame in flight when the stream
+// breaks is lost too. Anti-entropy (issue 4) repairs both.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+type peerConn struct {
+	n    *Node
+	id   string
+	addr string
+	pub  ed25519.PublicKey
+
+	queue  chan *chatpb.Frame
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	connected atomic.Bool
+
+	mu    sync.Mutex
+	pings map[uint64]chan struct{} // pending pings by nonce, closed on pong
+}
+
+func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
+	ctx, cancel := context.WithCancel(n.ctx)
+	return &peerConn{
+		n: n, id: id, addr: addr, pub: pub,
+		queue:  make(chan *chatpb.Frame, n.cfg.SendQueue),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		pings:  make(map[uint64]chan struct{}),
+	}
+}
+
+func (p *peerConn) start() {
+	p.n.wg.Add(1)
+	go func() {
+		defer p.n.wg.Done()
+		defer close(p.done)
+		p.run()
+	}()
+}
+
+// stop ends the connection and waits for its goroutine.
+func (p *peerConn) stop() {
+	p.cancel()
+	<-p.done
+}
+
+// enqueue queues f without blocking; it reports false (and counts a drop)
+// when the queue is full or the connection is stopping.
+func (p *peerConn) enqueue(f *chatpb.Frame) bool {
+	if p.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case p.queue <- f:
+		return true
+	default:
+		p.n.stats.queueDrops.Add(1)
+		return false
+	}
+}
+
+func (p *peerConn) run() {
+	cc, err := grpc.NewClient("passthrough:///"+p.addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxFrameBytes), grpc.MaxCallSendMsgSize(maxFrameBytes)),
+	)
+	if err != nil {
+		p.n.emitError("cannot reach %s: %v", p.id, err)
+		return
+	}
+	defer cc.Close()
+	client := chatpb.NewChatClient(cc)
+	backoff := 50 * time.Millisecond
+	for p.ctx.Err() == nil {
+		established, err := p.session(client)
+		if p.ctx.Err() != nil {
+			return
+		}
+		if established {
+			backoff = 50 * time.Millisecond
+		}
+		p.n.logger.Printf("chat stream to %s (%s): %v; retrying in %v", p.id, p.addr, err, backoff)
+		select {
+		case <-time.After(backoff):
+		case <-p.ctx.Done():
+			return
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// session runs one stream: handshake, then send until an error. It
+// reports whether the handshake succeeded.
+func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	stream, err := client.Connect(ctx, grpc.WaitForReady(false))
+	if err != nil {
+		return false, fmt.Errorf("open stream: %w", err)
+	}
+	// The handshake must finish in time; cancelling ctx unblocks Recv.
+	hsTimer := time.AfterFunc(p.n.cfg.HandshakeTimeout+time.Second, cancel)
+	err = p.handshake(stream)
+	stopped := hsTimer.Stop()
+	if err != nil {
+		return false, err
+	}
+	if !stopped {
+		return false, errors.New("handshake timed out")
+	}
+	p.connected.Store(true)
+	defer p.connected.Store(false)
+
+	recvErr := make(chan error, 1)
+	p.n.wg.Add(1)
+	go func() {
+		defer p.n.wg.Done()
+		recvErr <- p.readLoop(stream)
+	}()
+	defer func() {
+		cancel()
+		<-recvErr
+	}()
+	for {
+		select {
+		case <-p.ctx.Done():
+			_ = stream.CloseSend()
+			return true, nil
+		case err := <-recvErr:
+			recvErr <- err // for the deferred wait
+			return true, fmt.Errorf("stream closed: %w", err)
+		case f := <-p.queue:
+			if err := stream.Send(f); err != nil {
+				return true, fmt.Errorf("send: %w", err)
+			}
+			p.n.stats.framesOut.Add(1)
+		}
+	}
+}
+
+// handshake runs the dialer's side (see transport.go).
+func (p *peerConn) handshake(stream chatpb.Chat_ConnectClient) error {
+	n := p.n
+	myNonce := newNonce()
+	hello := &chatpb.Hello{Protocol: ProtocolVersion, PeerId: n.id.ID, PublicKey: n.id.Pub, Nonce: myNonce, TargetId: p.id}
+	if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	f, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	reply := f.GetHello()
+	if err := checkHello(reply, n.id.ID); err != nil {
+		n.stats.badFrames.Add(1)
+		return fmt.Errorf("peer hello: %w", err)
+	}
+	if reply.PeerId != p.id || !bytes.Equal(reply.PublicKey, p.pub) {
+		n.stats.badFrames.Add(1)
+		return fmt.Errorf("%s answers as %s: stale address?", p.addr, reply.PeerId)
+	}
+	if !ed25519.Verify(p.pub, helloSigningBytes("listener", n.id.ID, p.id, myNonce, reply.Nonce), reply.Signature) {
+		n.stats.badFrames.Add(1)
+		return fmt.Errorf("peer %s: bad hello signature", p.id)
+	}
+	auth := &chatpb.Auth{Signature: n.id.Sign(helloSigningBytes("dialer", n.id.ID, p.id, myNonce, reply.Nonce))}
+	if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Auth{Auth: auth}}); err != nil {
+		return fmt.Errorf("send auth: %w", err)
+	}
+	return nil
+}
+
+// readLoop reads what the listener sends back (pongs) until the stream
+// ends.
+func (p *peerConn) readLoop(stream chatpb.Chat_ConnectClient) error {
+	for {
+		f, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		pong := f.GetPong()
+		if pong == nil {
+			p.n.stats.badFrames.Add(1)
+			continue
+		}
+		p.mu.Lock()
+		if ch := p.pings[pong.Nonce]; ch != nil {
+			close(ch)
+			delete(p.pings, pong.Nonce)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// ping sends a Ping on the stream and waits for its Pong.
+func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
+	nonce := p.n.pingNonce.Add(1)
+	ch := make(chan struct{})
+	p.mu.Lock()
+	p.pings[nonce] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.pings, nonce)
+		p.mu.Unlock()
+	}()
+	start := time.Now()
+	if !p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: nonce}}}) {
+		return 0, fmt.Errorf("ping %s: send queue full or closing", p.id)
+	}
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("ping %s: %w", p.id, ctx.Err())
+	case <-p.ctx.Done():
+		return 0, fmt.Errorf("ping %s: connection closed", p.id)
+	}
+}
+
+// Ping measures the round trip to a peer (by peer ID, ID prefix, nick or
+// display name) over its chat stream, including queueing behind messages
+// already sent to it. It blocks until the pong or ctx's end; give ctx a
+// deadline.
+func (n *Node) Ping(ctx context.Context, who string) (time.Duration, error) {
+	if _, err := n.memberlist(); err != nil {
+		return 0, err
+	}
+	m, err := n.resolvePeer(who)
+	if err != nil {
+		return 0, err
+	}
+	if m.ID == n.id.ID {
+		return 0, errors.New("ping: that is this peer")
+	}
+	n.mu.Lock()
+	p := n.peers[m.ID]
+	n.mu.Unlock()
+	if p == nil {
+		return 0, fmt.Errorf("ping %s: no chat connection (state %s)", who, m.State)
+	}
+	return p.ping(ctx)
+}
