@@ -1,0 +1,85 @@
+// Command replsmoke runs the REPL with a fake peer, for the pseudo-terminal
+// screen tests and for trying the REPL by hand. SIGUSR1 makes "bob" send a
+// message to the lobby; SIGUSR2 makes "carol" join.
+//
+//	go run ./repl/internal/replsmoke -history /tmp/h
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/repl"
+	"github.com/hearsay-chat/hearsay/repl/repltest"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	history := flag.String("history", "", "history file")
+	marker := flag.String("signal-marker", "", "file to write when OnSignal runs")
+	flag.Parse()
+
+	peer := repltest.NewPeer("p-alice-0001", "alice")
+	peer.AddMember(repl.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", State: "alive"})
+	peer.AddMember(repl.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7951", State: "alive"})
+
+	cfg := repl.DefaultConfig()
+	cfg.Peer = peer
+	cfg.Bootstrap = repltest.NewBootstrap(time.Now)
+	cfg.HistoryFile = *history
+	cfg.OnSignal = func(sig os.Signal) {
+		if *marker != "" {
+			_ = os.WriteFile(*marker, []byte(fmt.Sprint(sig)), 0o600)
+		}
+	}
+	r, err := repl.New(cfg, repl.StdIO())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replsmoke:", err)
+		return 1
+	}
+	defer r.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	usr := make(chan os.Signal, 4)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(usr)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-usr:
+				n++
+				if s == syscall.SIGUSR2 {
+					peer.Emit(repl.Event{Type: repl.EventJoin, From: "carol", FromID: "p-carol-0004"})
+					continue
+				}
+				peer.Emit(repl.Event{Type: repl.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+					ID: fmt.Sprintf("p-bob-0002/%d", n), Text: fmt.Sprintf("incoming message %d", n)})
+			}
+		}
+	}()
+	err = r.Run(ctx)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replsmoke:", err)
+		return 1
+	}
+	fmt.Println("bye")
+	return 0
+}

@@ -1,0 +1,255 @@
+package repl
+
+// All output goes through one printer. An Event becomes either one JSON
+// object per line (--json) or text lines: "[15:04:05] <alice> hello" for
+// messages, "[15:04:05] * bob joined" for membership events, the bare text
+// for command output. On a terminal the printer hands lines to the prompt
+// adapter (which prints them above the line being typed); otherwise it
+// writes them straight to the output stream. /log copies every line,
+// without colour, to a file.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// IOStreams is where the REPL reads and writes. Tests replace it with
+// buffers; cmd passes the process's streams.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// StdIO returns the process's standard streams.
+func StdIO() IOStreams { return IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+
+// IsTerminal reports whether both In and Out are terminals, the condition
+// for the interactive prompt.
+func (s IOStreams) IsTerminal() bool {
+	in, ok1 := s.In.(*os.File)
+	out, ok2 := s.Out.(*os.File)
+	return ok1 && ok2 && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd()))
+}
+
+// OutIsTerminal reports whether Out is a terminal (for colours).
+func (s IOStreams) OutIsTerminal() bool {
+	out, ok := s.Out.(*os.File)
+	return ok && term.IsTerminal(int(out.Fd()))
+}
+
+// jsonEvent is the --json schema (documented in the README).
+type jsonEvent struct {
+	Type   string `json:"type"`
+	Time   string `json:"time"`
+	Room   string `json:"room,omitempty"`
+	From   string `json:"from,omitempty"`
+	FromID string `json:"from_id,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Text   string `json:"text,omitempty"`
+}
+
+// lineSink receives formatted text (one or more lines, each ending in a
+// newline) when a terminal prompt is active.
+type lineSink interface {
+	print(s string)
+}
+
+// printer formats events and writes them. Safe for concurrent use; each
+// event is written whole.
+type printer struct {
+	mu     sync.Mutex
+	out    io.Writer
+	errOut io.Writer
+	json   bool
+	color  bool
+	loc    *time.Location
+	now    func() time.Time
+	sink   lineSink       // non-nil while the terminal prompt runs
+	log    io.WriteCloser // /log on FILE
+	logErr error          // first write error of the log, reported once
+	logNm  string
+}
+
+func (p *printer) setSink(s lineSink) {
+	p.mu.Lock()
+	p.sink = s
+	p.mu.Unlock()
+}
+
+// emit prints one event.
+func (p *printer) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = p.now()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		je := jsonEvent{Type: ev.Type, Time: ev.Time.Format(time.RFC3339Nano), Room: Sanitize(ev.Room),
+			From: Sanitize(ev.From), FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text)}
+		b, err := json.Marshal(je)
+		if err != nil { // cannot happen with string fields; keep the stream valid anyway
+			b = []byte(`{"type":"error","text":"encode event"}`)
+		}
+		p.writeLocked(string(b)+"\n", string(b)+"\n", false)
+		return
+	}
+	plain := p.formatLocked(ev, false)
+	colored := plain
+	if p.color {
+		colored = p.formatLocked(ev, true)
+	}
+	p.writeLocked(colored, plain, ev.Type == EventError)
+}
+
+// writeLocked writes text to the sink or the streams and plain to the log.
+// Caller holds mu.
+func (p *printer) writeLocked(text, plain string, isErr bool) {
+	switch {
+	case p.sink != nil:
+		p.sink.print(text)
+	case isErr && p.errOut != nil:
+		_, _ = io.WriteString(p.errOut, text)
+	default:
+		_, _ = io.WriteString(p.out, text)
+	}
+	if p.log != nil {
+		if _, err := io.WriteString(p.log, plain); err != nil && p.logErr == nil {
+			p.logErr = err
+		}
+	}
+}
+
+// logLine writes a line to the log only (the echo of a typed command).
+func (p *printer) logLine(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.log != nil && !p.json {
+		if _, err := io.WriteString(p.log, s+"\n"); err != nil && p.logErr == nil {
+			p.logErr = err
+		}
+	}
+}
+
+// setLog replaces the log file (nil closes it).
+func (p *printer) setLog(w io.WriteCloser, name string) error {
+	p.mu.Lock()
+	old, oldErr := p.log, p.logErr
+	p.log, p.logErr, p.logNm = w, nil, name
+	p.mu.Unlock()
+	var err error
+	if old != nil {
+		err = errors.Join(oldErr, old.Close())
+	}
+	return err
+}
+
+func (p *printer) logName() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logNm
+}
+
+const (
+	ansiReset = "\x1b[0m"
+	ansiDim   = "\x1b[2m"
+)
+
+// nickPalette holds readable foreground colours; a nick always maps to the
+// same one (FNV-1a of the nick), as IRC clients do.
+var nickPalette = []string{"31", "32", "33", "34", "35", "36", "91", "92", "93", "94", "95", "96"}
+
+// NickColor returns the SGR colour code of a nick.
+func NickColor(nick string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(nick))
+	return nickPalette[h.Sum32()%uint32(len(nickPalette))]
+}
+
+// formatLocked renders ev as text lines, each ending in "\n".
+func (p *printer) formatLocked(ev Event, color bool) string {
+	stamp := "[" + ev.Time.In(p.loc).Format("15:04:05") + "] "
+	c := func(code, s string) string {
+		if !color || s == "" {
+			return s
+		}
+		return "\x1b[" + code + "m" + s + ansiReset
+	}
+	if color {
+		stamp = ansiDim + stamp + ansiReset
+	}
+	from := Sanitize(ev.From)
+	if from == "" {
+		from = shortID(Sanitize(ev.FromID))
+	}
+	var head, body string
+	switch ev.Type {
+	case EventMessage:
+		head = stamp + c(NickColor(from), "<"+from+">") + " "
+		body = SanitizeMultiline(ev.Text)
+	case EventJoin:
+		head, body = stamp+"* ", c(NickColor(from), from)+" joined"
+	case EventLeave:
+		head, body = stamp+"* ", c(NickColor(from), from)+" left"
+	case EventFailed:
+		head, body = stamp+"* ", c(NickColor(from), from)+" is unreachable (failed)"
+	case EventNick:
+		head, body = stamp+"* ", c(NickColor(from), from)+" is now known as "+c(NickColor(Sanitize(ev.Text)), Sanitize(ev.Text))
+	case EventError:
+		head, body = "", c("31", "error: ")+SanitizeMultiline(ev.Text)
+	case EventSystem:
+		// Command output: our own text (tables, help) or a peer's system
+		// notice; printed bare, line by line.
+		return indentLines("", SanitizeMultiline(ev.Text))
+	default:
+		head, body = stamp+"* ", SanitizeMultiline(ev.Text)
+	}
+	return indentLines(head, body)
+}
+
+// indentLines prefixes the first line of body with head and the others
+// with as many spaces as head is wide, so a multi-line message can never
+// look like a line from someone else.
+func indentLines(head, body string) string {
+	lines := strings.Split(body, "\n")
+	pad := strings.Repeat(" ", visibleWidth(head))
+	var b strings.Builder
+	for i, l := range lines {
+		if i == 0 {
+			b.WriteString(head)
+		} else {
+			b.WriteString(pad)
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// visibleWidth is the width of s without our own SGR sequences (head is
+// ASCII apart from nicks, whose exact width only matters for alignment).
+func visibleWidth(s string) int {
+	return len([]rune(Sanitize(s)))
+}
+
+// shortID abbreviates a peer ID for display when no nick is known.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// sysf formats command output as a system event.
+func sysf(format string, args ...any) Event {
+	return Event{Type: EventSystem, Text: fmt.Sprintf(format, args...)}
+}

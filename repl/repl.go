@@ -1,0 +1,196 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// REPL is hearsay's command loop: the command table, the dispatcher, the
+// completer, the printer and the event pump. Create it with New, run it
+// with Run, and Close it when done. Exec and Complete may be called
+// directly (tests, embedding); Notify and Printf are safe for concurrent
+// use.
+type REPL struct {
+	cfg Config
+	io  IOStreams
+	p   *printer
+
+	commands []*Command
+	byName   map[string]*Command
+
+	mu   sync.Mutex // guards room
+	room string
+
+	hist *history
+
+	execDepth int // /exec nesting; only used on the command goroutine
+
+	stopPump  chan struct{}
+	pumpWG    sync.WaitGroup
+	pumpOnce  sync.Once
+	closeOnce sync.Once
+	closed    atomic.Bool
+
+	// quitRequested is set by /quit for the prompt's exit checker.
+	quitRequested atomic.Bool
+}
+
+// New builds a REPL. It does not start reading input or events (Run does).
+// It opens the history file when Config.HistoryFile is set.
+func New(cfg Config, streams IOStreams) (*REPL, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if streams.Out == nil {
+		return nil, errors.New("repl: IOStreams.Out is required")
+	}
+	color := cfg.Color == "always" || (cfg.Color == "auto" && streams.OutIsTerminal())
+	r := &REPL{
+		cfg:  cfg,
+		io:   streams,
+		room: cfg.Room,
+		p: &printer{out: streams.Out, errOut: streams.ErrOut, json: cfg.JSON, color: color && !cfg.JSON,
+			loc: cfg.Location, now: cfg.Now},
+		stopPump: make(chan struct{}),
+	}
+	if r.p.errOut == nil {
+		r.p.errOut = streams.Out
+	}
+	r.Register(builtinCommands()...)
+	if cfg.HistoryFile != "" {
+		h, err := openHistory(cfg.HistoryFile, cfg.HistorySize)
+		if err != nil {
+			return nil, err
+		}
+		r.hist = h
+	}
+	return r, nil
+}
+
+// Close stops the event pump and closes the history and log files. It is
+// idempotent and safe to call after Run returned; it does not close the
+// Peer.
+func (r *REPL) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		r.stopEvents()
+		err = r.p.setLog(nil, "")
+		if r.hist != nil {
+			err = errors.Join(err, r.hist.close())
+		}
+	})
+	return err
+}
+
+// Room returns the current room (without '#'). Safe for concurrent use.
+func (r *REPL) Room() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.room
+}
+
+// SetRoom selects the current room (for /join and /switch later).
+func (r *REPL) SetRoom(room string) {
+	r.mu.Lock()
+	r.room = room
+	r.mu.Unlock()
+}
+
+// Notify prints an event from the host (for example "using bootstrap at
+// …"). Safe for concurrent use; on a terminal the event appears above the
+// line being typed.
+func (r *REPL) Notify(ev Event) { r.p.emit(ev) }
+
+// Printf prints command output (a "system" event in --json mode).
+func (r *REPL) Printf(format string, args ...any) { r.p.emit(sysf(format, args...)) }
+
+// Config returns the REPL's configuration (after defaults were applied).
+func (r *REPL) Config() Config { return r.cfg }
+
+// Peer returns the configured peer.
+func (r *REPL) Peer() Peer { return r.cfg.Peer }
+
+// sendMessage sends text to the current room and shows it in the own
+// stream. The REPL prints own messages itself, so the pump drops message
+// events whose origin is this peer.
+func (r *REPL) sendMessage(ctx context.Context, text string) error {
+	if n := len(text); n > r.cfg.MaxMessageBytes {
+		return fmt.Errorf("message not sent: it is %d bytes, the limit is %d bytes (%d KiB); split it or send a file path instead",
+			n, r.cfg.MaxMessageBytes, r.cfg.MaxMessageBytes>>10)
+	}
+	room := r.Room()
+	id, err := r.cfg.Peer.Send(ctx, room, text)
+	if err != nil {
+		return fmt.Errorf("message not sent to #%s: %w", room, err)
+	}
+	r.p.emit(Event{Type: EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id, Text: text})
+	return nil
+}
+
+// startEvents starts the goroutine that prints the peer's events. It is
+// stopped by stopEvents (Run's end, Close).
+func (r *REPL) startEvents() {
+	ch := r.cfg.Peer.Events()
+	if ch == nil {
+		return
+	}
+	r.pumpWG.Add(1)
+	go func() {
+		defer r.pumpWG.Done()
+		self := r.cfg.Peer.ID()
+		for {
+			select {
+			case <-r.stopPump:
+				return
+			case ev, ok := <-ch:
+				if !ok {
+					return
+				}
+				if ev.Type == EventMessage && ev.FromID != "" && ev.FromID == self {
+					continue // printed by sendMessage already
+				}
+				r.p.emit(ev)
+			}
+		}
+	}()
+}
+
+func (r *REPL) stopEvents() {
+	r.pumpOnce.Do(func() { close(r.stopPump) })
+	r.pumpWG.Wait()
+}
+
+// Run runs Config.ScriptFile if set, then reads input until /quit, end of
+// input or ctx is done: with the terminal prompt when In and Out are
+// terminals (and JSON is off), otherwise line by line. It prints the
+// peer's events while it runs. It returns nil on /quit and end of input,
+// ctx.Err() when ctx ended it, and an error wrapping ErrInterrupted when a
+// signal stopped the prompt. Run may be called once.
+func (r *REPL) Run(ctx context.Context) error {
+	if r.closed.Load() {
+		return errors.New("repl: Run after Close")
+	}
+	r.startEvents()
+	defer r.stopEvents()
+	if r.cfg.ScriptFile != "" {
+		err := r.RunScript(ctx, r.cfg.ScriptFile)
+		if errors.Is(err, ErrQuit) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, errScriptCommand) {
+			return err
+		}
+	}
+	interactive := r.io.IsTerminal() && !r.cfg.JSON
+	if r.cfg.Interactive != nil {
+		interactive = *r.cfg.Interactive
+	}
+	if interactive {
+		return r.runPrompt(ctx)
+	}
+	return r.runStdin(ctx)
+}

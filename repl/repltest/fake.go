@@ -1,0 +1,335 @@
+// Package repltest provides in-memory implementations of the repl
+// interfaces for tests: a fake chat peer and a fake bootstrap service.
+package repltest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/repl"
+)
+
+var (
+	_ repl.Peer      = (*Peer)(nil)
+	_ repl.Lifecycle = (*Peer)(nil)
+	_ repl.Bootstrap = (*Bootstrap)(nil)
+)
+
+// Sent is a message the fake peer was asked to send.
+type Sent struct {
+	Room, Text, ID string
+}
+
+// Peer is a fake chat peer. It records what it is asked to do and emits
+// the events the test gives it. Safe for concurrent use.
+type Peer struct {
+	mu       sync.Mutex
+	id, nick string
+	members  []repl.Member
+	kv       map[string]string
+	sent     []Sent
+	seq      int
+	started  bool
+	joined   []string
+	mlConfig []byte
+	health   int
+	rtt      time.Duration
+	sendErr  error
+	events   chan repl.Event
+}
+
+// NewPeer returns a fake peer with the given ID and nick, alone in its
+// group, with an events channel of capacity 64.
+func NewPeer(id, nick string) *Peer {
+	p := &Peer{id: id, nick: nick, kv: map[string]string{}, events: make(chan repl.Event, 64),
+		mlConfig: []byte(`{"BindAddr":"127.0.0.1","BindPort":0,"ProbeInterval":"1s"}`), rtt: 1500 * time.Microsecond}
+	p.members = []repl.Member{{ID: id, Nick: nick, Addr: "127.0.0.1:7946", ChatAddr: "127.0.0.1:7947", State: "alive"}}
+	return p
+}
+
+// AddMember adds a member to the view.
+func (p *Peer) AddMember(m repl.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.members = append(p.members, m)
+}
+
+// Emit queues an incoming event; it blocks when 64 events are unread.
+func (p *Peer) Emit(ev repl.Event) { p.events <- ev }
+
+// SetSendError makes Send fail with err (nil: succeed).
+func (p *Peer) SetSendError(err error) {
+	p.mu.Lock()
+	p.sendErr = err
+	p.mu.Unlock()
+}
+
+// SentMessages returns the messages sent so far.
+func (p *Peer) SentMessages() []Sent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Sent(nil), p.sent...)
+}
+
+// Joined returns the addresses given to Join.
+func (p *Peer) Joined() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.joined...)
+}
+
+func (p *Peer) ID() string { return p.id }
+
+func (p *Peer) Nick() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nick
+}
+
+func (p *Peer) SetNick(n string) error {
+	if n == "" || strings.ContainsAny(n, " \t#@") || len(n) > 32 {
+		return fmt.Errorf("invalid nick %q: 1-32 characters without spaces, '#' or '@'", n)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nick = n
+	p.members[0].Nick = n
+	return nil
+}
+
+func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sendErr != nil {
+		return "", p.sendErr
+	}
+	p.seq++
+	id := fmt.Sprintf("%s/%d", p.id, p.seq)
+	p.sent = append(p.sent, Sent{Room: room, Text: text, ID: id})
+	return id, nil
+}
+
+func (p *Peer) Events() <-chan repl.Event { return p.events }
+
+func (p *Peer) Members() []repl.Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]repl.Member(nil), p.members...)
+}
+
+func (p *Peer) Health() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.health
+}
+
+func (p *Peer) Ping(ctx context.Context, who string) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.members {
+		if m.ID != p.id && (m.Nick == who || m.ID == who || m.DisplayName == who) {
+			return p.rtt, nil
+		}
+	}
+	return 0, fmt.Errorf("no member %q", who)
+}
+
+func (p *Peer) KVSet(k, v string) error {
+	if k == "" {
+		return errors.New("empty key")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.kv[k] = v
+	return nil
+}
+
+func (p *Peer) KVDel(k string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.kv[k]; !ok {
+		return fmt.Errorf("no key %q", k)
+	}
+	delete(p.kv, k)
+	return nil
+}
+
+func (p *Peer) KVList() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]string, len(p.kv))
+	for k, v := range p.kv {
+		out[k] = v
+	}
+	return out
+}
+
+func (p *Peer) Stats() []repl.Stat {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return []repl.Stat{{Name: "messages sent", Value: fmt.Sprint(len(p.sent))}, {Name: "members", Value: fmt.Sprint(len(p.members))}}
+}
+
+func (p *Peer) AdvertiseAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		return ""
+	}
+	return p.members[0].Addr
+}
+
+func (p *Peer) MemberlistConfigJSON() ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]byte(nil), p.mlConfig...), nil
+}
+
+func (p *Peer) LoadMemberlistConfigJSON(data []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("decode memberlist config: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return errors.New("memberlist is running; load the configuration before /ml start")
+	}
+	p.mlConfig = append([]byte(nil), data...)
+	return nil
+}
+
+// Start marks the fake node started (it then has an AdvertiseAddr).
+func (p *Peer) Start(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return errors.New("already started")
+	}
+	p.started = true
+	return nil
+}
+
+func (p *Peer) Join(_ context.Context, addrs []string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		return 0, errors.New("memberlist not started")
+	}
+	p.joined = append(p.joined, addrs...)
+	return len(addrs), nil
+}
+
+func (p *Peer) Leave(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		return errors.New("memberlist not started")
+	}
+	return nil
+}
+
+func (p *Peer) Shutdown() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started = false
+	return nil
+}
+
+// Bootstrap is an in-memory bootstrap service with the max-peers rule.
+type Bootstrap struct {
+	mu       sync.Mutex
+	contacts map[string]repl.Contact
+	cfg      repl.BootstrapConfig
+	now      func() time.Time
+}
+
+// NewBootstrap returns an empty fake service (max 3 peers).
+func NewBootstrap(now func() time.Time) *Bootstrap {
+	return &Bootstrap{contacts: map[string]repl.Contact{}, now: now,
+		cfg: repl.BootstrapConfig{MaxPeers: 3, MinRefillCandidates: 10, LeaseTTL: time.Minute}}
+}
+
+// Add stores a contact directly.
+func (b *Bootstrap) Add(c repl.Contact) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.contacts[c.ID] = c
+}
+
+func (b *Bootstrap) Join(_ context.Context, c repl.Contact) (repl.JoinResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.contacts[c.ID]; ok {
+		return repl.JoinResult{Stored: true, Renewed: true, NumPeers: len(b.contacts)}, nil
+	}
+	if len(b.contacts) >= b.cfg.MaxPeers {
+		return repl.JoinResult{NumPeers: len(b.contacts)}, nil
+	}
+	c.Since, c.Expires = b.now(), b.now().Add(b.cfg.LeaseTTL)
+	b.contacts[c.ID] = c
+	return repl.JoinResult{Stored: true, NumPeers: len(b.contacts)}, nil
+}
+
+func (b *Bootstrap) Refill(ctx context.Context, c repl.Contact) (repl.JoinResult, error) {
+	return b.Join(ctx, c)
+}
+
+func (b *Bootstrap) Leave(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.contacts, id)
+	return nil
+}
+
+func (b *Bootstrap) List(_ context.Context, n int) ([]repl.Contact, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []repl.Contact
+	for _, c := range b.contacts {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+func (b *Bootstrap) Reset(context.Context) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.contacts)
+	b.contacts = map[string]repl.Contact{}
+	return n, nil
+}
+
+func (b *Bootstrap) Config(context.Context) (repl.BootstrapConfig, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg, nil
+}
+
+func (b *Bootstrap) SetConfig(_ context.Context, u repl.BootstrapConfigUpdate) (repl.BootstrapConfig, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if u.MaxPeers != nil {
+		b.cfg.MaxPeers = *u.MaxPeers
+	}
+	if u.MinRefillCandidates != nil {
+		b.cfg.MinRefillCandidates = *u.MinRefillCandidates
+	}
+	if u.LeaseTTL != nil {
+		b.cfg.LeaseTTL = *u.LeaseTTL
+	}
+	return b.cfg, nil
+}

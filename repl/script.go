@@ -1,0 +1,194 @@
+package repl
+
+// Scripts and stdin mode: lines are read one by one and handed to Exec,
+// the same dispatcher the terminal prompt uses. A line whose first
+// non-blank character is '#' is a comment; blank lines are skipped; /quit
+// stops everything. A line longer than the message limit plus some slack
+// is skipped with an error (it could only be refused later anyway).
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// maxScriptDepth bounds /exec nesting (a script that runs itself).
+const maxScriptDepth = 8
+
+// maxScriptBytes bounds a script file.
+const maxScriptBytes = 16 << 20
+
+// errScriptCommand marks "some commands of the script failed".
+var errScriptCommand = errors.New("script command failed")
+
+// ErrInterrupted is wrapped by Run's error when a signal stopped it.
+var ErrInterrupted = errors.New("interrupted")
+
+// lineLimit is the longest line read from a script or stdin.
+func (r *REPL) lineLimit() int { return r.cfg.MaxMessageBytes + 4096 }
+
+// RunScript runs the commands of a file. It returns ErrQuit when the
+// script ran /quit, an error wrapping errScriptCommand when commands
+// failed (each one was printed already), or the error opening the file.
+// Blocks until the script ends.
+func (r *REPL) RunScript(ctx context.Context, path string) error {
+	if r.execDepth >= maxScriptDepth {
+		return fmt.Errorf("exec %s: scripts nested more than %d deep", path, maxScriptDepth)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open script: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("exec %s: is a directory", path)
+	}
+	r.execDepth++
+	defer func() { r.execDepth-- }()
+	return r.runLines(ctx, io.LimitReader(f, maxScriptBytes), path)
+}
+
+// runLines executes every line of rd.
+func (r *REPL) runLines(ctx context.Context, rd io.Reader, name string) error {
+	lr := newLineReader(rd, r.lineLimit())
+	failed, total := 0, 0
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, errLineTooLong) {
+			failed++
+			r.p.emit(Event{Type: EventError, Text: fmt.Sprintf("%s:%d: line longer than %d bytes skipped", name, n, r.lineLimit())})
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if isComment(line) {
+			continue
+		}
+		total++
+		if err := r.Exec(ctx, line); err != nil {
+			if errors.Is(err, ErrQuit) {
+				return err
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s: %d of %d commands failed: %w", name, failed, total, errScriptCommand)
+	}
+	return nil
+}
+
+// isComment reports whether a script line is blank or a comment.
+func isComment(line string) bool {
+	t := strings.TrimSpace(line)
+	return t == "" || strings.HasPrefix(t, "#")
+}
+
+// runStdin reads commands from In until end of input, /quit or ctx. The
+// reading goroutine blocks in Read; when ctx ends first it is unblocked
+// with a read deadline where In supports one, and otherwise ends at the
+// next line or end of input (it holds nothing else).
+func (r *REPL) runStdin(ctx context.Context) error {
+	if r.io.In == nil {
+		return nil
+	}
+	type result struct {
+		line string
+		err  error
+	}
+	lines := make(chan result)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		lr := newLineReader(r.io.In, r.lineLimit())
+		for {
+			line, err := lr.next()
+			select {
+			case lines <- result{line, err}:
+			case <-done:
+				return
+			}
+			if err != nil && !errors.Is(err, errLineTooLong) {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			if d, ok := r.io.In.(interface{ SetReadDeadline(time.Time) error }); ok {
+				_ = d.SetReadDeadline(time.Now())
+			}
+			return ctx.Err()
+		case res := <-lines:
+			switch {
+			case errors.Is(res.err, io.EOF):
+				return nil
+			case errors.Is(res.err, errLineTooLong):
+				r.p.emit(Event{Type: EventError, Text: fmt.Sprintf("line longer than %d bytes skipped", r.lineLimit())})
+				continue
+			case res.err != nil:
+				return fmt.Errorf("read input: %w", res.err)
+			}
+			if isComment(res.line) {
+				continue
+			}
+			if err := r.Exec(ctx, res.line); errors.Is(err, ErrQuit) {
+				return nil
+			}
+		}
+	}
+}
+
+// errLineTooLong is returned by lineReader.next for an overlong line,
+// which it skips.
+var errLineTooLong = errors.New("line too long")
+
+// lineReader reads '\n'-terminated lines of bounded length.
+type lineReader struct {
+	br    *bufio.Reader
+	limit int
+}
+
+func newLineReader(rd io.Reader, limit int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(rd, 64<<10), limit: limit}
+}
+
+// next returns the next line without its line ending. A last line without
+// '\n' is returned before io.EOF.
+func (l *lineReader) next() (string, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, err := l.br.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > l.limit+2 { // +2 for "\r\n"
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil && (len(buf) == 0 && !tooLong || !errors.Is(err, io.EOF)) {
+			return "", err
+		}
+		if tooLong {
+			return "", errLineTooLong
+		}
+		return strings.TrimRight(string(buf), "\r\n"), nil
+	}
+}
