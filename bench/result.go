@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+)
+
+// Result is the outcome of one workload on one system. Its JSON form is one
+// line of `hearsay bench --json`; a figure that does not apply to the
+// workload is left out (nil).
+type Result struct {
+	System   string `json:"system"`
+	Workload string `json:"workload"`
+	Peers    int    `json:"peers"`
+
+	// Workload parameters, for the record.
+	Size      int     `json:"size,omitempty"`
+	Rate      float64 `json:"rate,omitempty"`
+	DurationS float64 `json:"duration_s,omitempty"`
+	Drop      float64 `json:"drop,omitempty"`
+	Order     string  `json:"order,omitempty"`
+
+	// Sent is the number of measured messages published.
+	Sent int `json:"sent,omitempty"`
+
+	// Latency from send to delivery by every other peer, of the messages
+	// that reached every peer.
+	P50ms *float64 `json:"p50_ms,omitempty"`
+	P99ms *float64 `json:"p99_ms,omitempty"`
+	MaxMs *float64 `json:"max_ms,omitempty"`
+	// CDFms is the latency distribution: percentiles 0 to 100.
+	CDFms []float64 `json:"cdf_ms,omitempty"`
+
+	// DeliveredRatio is deliveries / (sent × (peers − 1)).
+	DeliveredRatio *float64 `json:"delivered_ratio,omitempty"`
+	// CopiesPerMessage is copies received from the network / (sent ×
+	// (peers − 1)); 1.0 is the optimum.
+	CopiesPerMessage *float64 `json:"copies_per_message,omitempty"`
+	// BytesPerDelivery is the wire bytes received / deliveries; compare
+	// with Size.
+	BytesPerDelivery *float64 `json:"bytes_per_delivery,omitempty"`
+
+	MsgsPerS       *float64 `json:"msgs_per_s,omitempty"`
+	DeliveriesPerS *float64 `json:"deliveries_per_s,omitempty"`
+
+	// Cost: CPU seconds (user + system) of the whole process during the
+	// load, and its peak resident set.
+	CPUs      *float64 `json:"cpu_s,omitempty"`
+	PeakRSSMB *float64 `json:"peak_rss_mb,omitempty"`
+	// IdleRSSMB is the resident set of a process running one idle peer.
+	IdleRSSMB *float64 `json:"idle_rss_mb,omitempty"`
+	// RSSPerPeerMB and CPUPerPeerS are the cost of one more in-process
+	// peer: the difference between runs at N and N+k, divided by k.
+	RSSPerPeerMB *float64 `json:"rss_per_extra_peer_mb,omitempty"`
+	CPUPerPeerS  *float64 `json:"cpu_per_extra_peer_s,omitempty"`
+
+	// Note says what limits or qualifies the figures ("not supported
+	// yet", warm-up incomplete…).
+	Note string `json:"note,omitempty"`
+}
+
+// F returns a pointer to x rounded to 3 decimals, for Result fields.
+func F(x float64) *float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 3, 64), 64)
+	return &r
+}
+
+// WriteJSON writes r as one JSON line.
+func WriteJSON(w io.Writer, r Result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}
+
+// WriteTable writes results as an aligned text table, one row per result.
+func WriteTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\tworkload\tpeers\tp50 ms\tp99 ms\tmax ms\tdelivered\tcopies/msg\tB/delivery\tmsgs/s\tdeliveries/s\tcpu s\tpeak RSS MB\t\tnote")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t%s\n",
+			r.System, r.Workload, r.Peers, cell(r.P50ms, 2), cell(r.P99ms, 2), cell(r.MaxMs, 2),
+			cell(r.DeliveredRatio, 4), cell(r.CopiesPerMessage, 2), cell(r.BytesPerDelivery, 0),
+			cell(r.MsgsPerS, 0), cell(r.DeliveriesPerS, 0), cell(r.CPUs, 2), cell(r.PeakRSSMB, 1), costNote(r))
+	}
+	return tw.Flush()
+}
+
+func costNote(r Result) string {
+	s := r.Note
+	add := func(t string) {
+		if s != "" {
+			s += "; "
+		}
+		s += t
+	}
+	if r.IdleRSSMB != nil {
+		add(fmt.Sprintf("idle peer process %.1f MB", *r.IdleRSSMB))
+	}
+	if r.RSSPerPeerMB != nil {
+		add(fmt.Sprintf("+%.2f MB per extra peer", *r.RSSPerPeerMB))
+	}
+	if r.CPUPerPeerS != nil {
+		add(fmt.Sprintf("+%.3f cpu s per extra peer", *r.CPUPerPeerS))
+	}
+	return s
+}
+
+func cell(p *float64, prec int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p, 'f', prec, 64)
+}

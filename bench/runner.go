@@ -1,0 +1,427 @@
+package bench
+
+// The runner: one workload on one freshly started system. Every workload
+// starts the group, lets membership settle, warms the message path up (one
+// message from every peer, not measured), then drives its load and waits a
+// grace period for late deliveries. Deliveries are timestamped in the
+// Observer with time.Now, the same clock that stamped the send, so
+// latencies of different systems are measured alike.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Workload names.
+const (
+	WorkloadLatency    = "latency"
+	WorkloadThroughput = "throughput"
+	WorkloadTraffic    = "traffic"
+	WorkloadLoss       = "loss"
+	WorkloadCost       = "cost"
+	// WorkloadIdle is the cost of an idle group (used with Peers 1 for the
+	// idle RSS of a single-peer process).
+	WorkloadIdle = "idle"
+)
+
+// Workloads lists the public workload names in report order.
+var Workloads = []string{WorkloadLatency, WorkloadThroughput, WorkloadTraffic, WorkloadLoss, WorkloadCost}
+
+// Spec describes one run. Build it with DefaultSpec and change fields.
+type Spec struct {
+	Workload string  `json:"workload"`
+	Peers    int     `json:"peers"`
+	Size     int     `json:"size"`     // payload bytes
+	Rate     float64 `json:"rate"`     // messages/s of the single sender (latency, traffic, loss, cost)
+	Duration Dur     `json:"duration"` // load duration
+	Drop     float64 `json:"drop"`     // loss: ratio of frames dropped
+	Order    string  `json:"order"`    // ordering mode passed to the system
+	// Window is the number of messages a sender may have in flight (not
+	// yet delivered by every peer) in the throughput workload: the
+	// closed loop that finds the rate the group sustains.
+	Window int `json:"window"`
+	// Grace is how long to wait after the last send for late deliveries.
+	Grace Dur `json:"grace"`
+}
+
+// Dur is a time.Duration that encodes as a string in JSON ("5s").
+type Dur time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Dur) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Dur) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	*d = Dur(v)
+	return nil
+}
+
+// DefaultSpec returns the defaults of `hearsay bench`.
+func DefaultSpec() Spec {
+	return Spec{
+		Workload: WorkloadLatency,
+		Peers:    10,
+		Size:     100,
+		Rate:     20,
+		Duration: Dur(5 * time.Second),
+		Drop:     0.2,
+		Window:   8,
+		Grace:    Dur(5 * time.Second),
+	}
+}
+
+// Validate checks s.
+func (s Spec) Validate() error {
+	if !slices.Contains(Workloads, s.Workload) && s.Workload != WorkloadIdle {
+		return fmt.Errorf("workload %q: want one of %v", s.Workload, Workloads)
+	}
+	switch {
+	case s.Peers < 1 || s.Peers > 1000:
+		return fmt.Errorf("peers %d: want 1 to 1000", s.Peers)
+	case s.Peers < 2 && s.Workload != WorkloadIdle:
+		return fmt.Errorf("peers %d: the %s workload needs at least 2", s.Peers, s.Workload)
+	case s.Size < MinPayload || s.Size > MaxPayload:
+		return fmt.Errorf("size %d: want %d to %d bytes", s.Size, MinPayload, MaxPayload)
+	case s.Rate <= 0 || s.Rate > 100000:
+		return fmt.Errorf("rate %g: want more than 0 and at most 100000 messages/s", s.Rate)
+	case s.Duration <= 0 || time.Duration(s.Duration) > time.Hour:
+		return fmt.Errorf("duration %v: want more than 0 and at most 1h", time.Duration(s.Duration))
+	case s.Drop < 0 || s.Drop >= 1:
+		return fmt.Errorf("drop %g: want 0 to less than 1", s.Drop)
+	case s.Window < 1 || s.Window > 10000:
+		return fmt.Errorf("window %d: want 1 to 10000", s.Window)
+	case s.Grace < 0 || time.Duration(s.Grace) > 10*time.Minute:
+		return fmt.Errorf("grace %v: want 0 to 10m", time.Duration(s.Grace))
+	}
+	return nil
+}
+
+// Progress receives one-line progress notes; nil discards them.
+type Progress func(format string, args ...any)
+
+func (p Progress) printf(format string, args ...any) {
+	if p != nil {
+		p(format, args...)
+	}
+}
+
+// Run runs spec's workload on sys: it starts sys, measures, and stops it.
+// It blocks for about the workload's duration plus start-up and grace.
+// A system that cannot do what the workload needs (a drop ratio) gives a
+// Result whose Note says so, not an error.
+func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result, error) {
+	if err := spec.Validate(); err != nil {
+		return Result{}, err
+	}
+	res := Result{
+		System: sys.Name(), Workload: spec.Workload, Peers: spec.Peers, Size: spec.Size,
+		DurationS: time.Duration(spec.Duration).Seconds(), Order: spec.Order,
+	}
+	cfg := SystemConfig{Peers: spec.Peers, Order: spec.Order, Progress: progress}
+	if spec.Workload == WorkloadLoss {
+		cfg.Drop = spec.Drop
+		res.Drop = spec.Drop
+	}
+	if spec.Workload != WorkloadThroughput && spec.Workload != WorkloadIdle {
+		res.Rate = spec.Rate
+	}
+
+	// Cost is measured from a clean slate: return freed memory to the
+	// OS and reset the kernel's peak-RSS mark before the peers start.
+	debug.FreeOSMemory()
+	peakReset := resetPeakRSS()
+
+	rec := newRecorder(spec.Peers)
+	progress.printf("%s %s: starting %d peers", sys.Name(), spec.Workload, spec.Peers)
+	startedAt := time.Now()
+	err := sys.Start(ctx, cfg, rec)
+	defer sys.Stop()
+	if errors.Is(err, ErrUnsupported) {
+		res.Note = err.Error()
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("start %s with %d peers: %w", sys.Name(), spec.Peers, err)
+	}
+	progress.printf("%s %s: %d peers up in %v", sys.Name(), spec.Workload, spec.Peers, time.Since(startedAt).Round(time.Millisecond))
+
+	if spec.Workload == WorkloadIdle {
+		return runIdle(ctx, spec, res)
+	}
+
+	var nextID atomic.Uint64
+	if note := warmUp(ctx, sys, rec, spec, &nextID); note != "" {
+		res.Note = note
+	}
+
+	c0 := sys.Counters()
+	cpu0 := cpuSeconds()
+	first := nextID.Load()
+	loadStart := time.Now()
+	var loadTime time.Duration
+	switch spec.Workload {
+	case WorkloadThroughput:
+		loadTime, err = driveWindow(ctx, sys, rec, spec, &nextID, progress)
+	default:
+		loadTime, err = driveRate(ctx, sys, rec, spec, &nextID, progress)
+	}
+	if err != nil {
+		return res, err
+	}
+	last := nextID.Load()
+	// Wait for the stragglers: until everything is delivered or the
+	// grace period ends.
+	graceEnd := time.Now().Add(time.Duration(spec.Grace))
+	for !rec.complete(first, last) && time.Now().Before(graceEnd) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	cpu1 := cpuSeconds()
+	c1 := sys.Counters()
+	t := rec.tally(first, last)
+
+	res.Sent = t.sent
+	receivers := float64(t.sent) * float64(spec.Peers-1)
+	res.DeliveredRatio = F(Ratio(float64(t.deliveries), receivers))
+	if d := rec.duplicates.Load(); d > 0 {
+		res.Note = joinNote(res.Note, fmt.Sprintf("%d duplicate deliveries", d))
+	}
+	sum := Summarize(t.latencies)
+	if sum.N > 0 {
+		res.P50ms, res.P99ms, res.MaxMs = F(ms(sum.P50)), F(ms(sum.P99)), F(ms(sum.Max))
+		if spec.Workload == WorkloadLatency || spec.Workload == WorkloadLoss {
+			res.CDFms = make([]float64, len(sum.CDF))
+			for i, d := range sum.CDF {
+				res.CDFms[i] = ms(d)
+			}
+		}
+	}
+	if t.full < t.sent {
+		res.Note = joinNote(res.Note, fmt.Sprintf("%d of %d messages never reached every peer (latency is of the %d that did)", t.sent-t.full, t.sent, t.full))
+	}
+	switch spec.Workload {
+	case WorkloadTraffic, WorkloadLatency, WorkloadLoss:
+		res.CopiesPerMessage = F(Ratio(float64(c1.Copies-c0.Copies), receivers))
+		if c1.WireKnown {
+			res.BytesPerDelivery = F(Ratio(float64(c1.WireBytes-c0.WireBytes), float64(t.deliveries)))
+		}
+	case WorkloadThroughput:
+		// The rate is what was completed over the time it took: the
+		// load phase plus however long the last in-flight messages
+		// needed.
+		span := max(loadTime, rec.lastFull(first, last).Sub(loadStart))
+		res.MsgsPerS = F(Ratio(float64(t.full), span.Seconds()))
+		res.DeliveriesPerS = F(Ratio(float64(t.deliveries), span.Seconds()))
+		res.CopiesPerMessage = F(Ratio(float64(c1.Copies-c0.Copies), receivers))
+	case WorkloadCost:
+		res.CPUs = F(cpu1 - cpu0)
+		res.PeakRSSMB = F(peakRSSMB())
+		if !peakReset {
+			res.Note = joinNote(res.Note, "peak RSS is the process lifetime maximum")
+		}
+	}
+	progress.printf("%s %s: done, %d sent, delivered ratio %.4f", sys.Name(), spec.Workload, t.sent, *res.DeliveredRatio)
+	return res, nil
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// runIdle keeps the started group idle for the duration and reports the
+// process's resident set.
+func runIdle(ctx context.Context, spec Spec, res Result) (Result, error) {
+	cpu0 := cpuSeconds()
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(time.Duration(spec.Duration)):
+	}
+	res.CPUs = F(cpuSeconds() - cpu0)
+	res.IdleRSSMB = F(rssMB())
+	res.PeakRSSMB = F(peakRSSMB())
+	return res, nil
+}
+
+// warmUp sends one message from every peer and waits (at most 10 s) until
+// they are delivered, so that connections exist before measuring. It
+// returns a note when the warm-up did not complete.
+func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *atomic.Uint64) string {
+	first := nextID.Load()
+	for p := 0; p < spec.Peers; p++ {
+		id := nextID.Add(1) - 1
+		rec.register(id, p, time.Now())
+		if err := sys.Send(ctx, p, makePayload(id, spec.Size)); err != nil {
+			return fmt.Sprintf("warm-up send failed: %v", err)
+		}
+	}
+	last := nextID.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for !rec.complete(first, last) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "warm-up incomplete after 10s"
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
+}
+
+// driveRate sends from peer 0 at spec.Rate for spec.Duration. When a Send
+// takes longer than the interval the missed ticks are skipped (the
+// achieved rate is Sent/Duration).
+func driveRate(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *atomic.Uint64, progress Progress) (time.Duration, error) {
+	interval := time.Duration(float64(time.Second) / spec.Rate)
+	start := time.Now()
+	end := start.Add(time.Duration(spec.Duration))
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	lastNote := start
+	for {
+		id := nextID.Add(1) - 1
+		rec.register(id, 0, time.Now())
+		if err := sys.Send(ctx, 0, makePayload(id, spec.Size)); err != nil {
+			return 0, fmt.Errorf("send: %w", err)
+		}
+		if time.Since(lastNote) >= 2*time.Second {
+			lastNote = time.Now()
+			progress.printf("%s %s: %.0f%% of %v", sys.Name(), spec.Workload, 100*time.Since(start).Seconds()/time.Duration(spec.Duration).Seconds(), time.Duration(spec.Duration))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case now := <-tick.C:
+			if !now.Before(end) {
+				return time.Since(start), nil
+			}
+		}
+	}
+}
+
+// expireAfter is how long a throughput message may hold its sender's
+// window slot before the slot is given back (the message is then counted
+// as not fully delivered unless it completes before the end).
+const expireAfter = 2 * time.Second
+
+// driveWindow runs every peer as a sender with at most spec.Window
+// messages in flight each, for spec.Duration: a closed loop that sends as
+// fast as the group delivers.
+func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *atomic.Uint64, progress Progress) (time.Duration, error) {
+	slots := make([]chan struct{}, spec.Peers)
+	for i := range slots {
+		slots[i] = make(chan struct{}, spec.Window)
+	}
+	release := func(m *msgRec) {
+		rec.mu.Lock()
+		if m.released {
+			rec.mu.Unlock()
+			return
+		}
+		m.released = true
+		rec.mu.Unlock()
+		<-slots[m.from]
+	}
+	rec.mu.Lock()
+	rec.onFull = release
+	rec.mu.Unlock()
+	defer func() {
+		rec.mu.Lock()
+		rec.onFull = nil
+		rec.mu.Unlock()
+	}()
+
+	lctx, cancel := context.WithTimeout(ctx, time.Duration(spec.Duration))
+	defer cancel()
+	start := time.Now()
+	first := nextID.Load()
+	var wg sync.WaitGroup
+	errc := make(chan error, spec.Peers)
+
+	// The janitor gives back the slots of messages stuck for expireAfter
+	// (lost by a system without repair), so that a sender never stalls.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		low := first
+		lastNote := time.Now()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			var stuck []*msgRec
+			rec.mu.Lock()
+			hi := uint64(len(rec.msgs))
+			for id := low; id < hi; id++ {
+				m := rec.msgs[id]
+				if m == nil || m.released {
+					if id == low {
+						low++
+					}
+					continue
+				}
+				if time.Since(m.sent) > expireAfter {
+					stuck = append(stuck, m)
+				}
+			}
+			rec.mu.Unlock()
+			for _, m := range stuck {
+				release(m)
+			}
+			if time.Since(lastNote) >= 2*time.Second {
+				lastNote = time.Now()
+				progress.printf("%s throughput: %.0f%% of %v, %d sent", sys.Name(), 100*time.Since(start).Seconds()/time.Duration(spec.Duration).Seconds(), time.Duration(spec.Duration), nextID.Load()-first)
+			}
+		}
+	}()
+	for p := 0; p < spec.Peers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-lctx.Done():
+					return
+				case slots[p] <- struct{}{}:
+				}
+				id := nextID.Add(1) - 1
+				rec.register(id, p, time.Now())
+				// A send that has begun completes even when the load
+				// phase ends meanwhile (ctx, not lctx): a message half
+				// sent would count as lost.
+				if err := sys.Send(ctx, p, makePayload(id, spec.Size)); err != nil {
+					rec.forget(id)
+					if ctx.Err() == nil {
+						errc <- fmt.Errorf("send from peer %d: %w", p, err)
+						cancel()
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return elapsed, ctx.Err()
+}

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// smokeSpec is a tiny run: it checks that messages flow and are counted,
+// never how fast.
+func smokeSpec(workload string) Spec {
+	s := DefaultSpec()
+	s.Workload = workload
+	s.Peers = 3
+	s.Size = 64
+	s.Rate = 50
+	s.Duration = Dur(300 * time.Millisecond)
+	s.Grace = Dur(10 * time.Second)
+	return s
+}
+
+func runSmoke(t *testing.T, sys System, workload string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sys, smokeSpec(workload), func(f string, a ...any) { t.Logf(f, a...) })
+	if err != nil {
+		t.Fatalf("Run %s %s: %v", sys.Name(), workload, err)
+	}
+	t.Logf("%+v", res)
+	return res
+}
+
+func TestRunNaive(t *testing.T) {
+	for _, w := range []string{WorkloadLatency, WorkloadThroughput, WorkloadTraffic} {
+		t.Run(w, func(t *testing.T) {
+			res := runSmoke(t, &Naive{}, w)
+			if res.Sent == 0 {
+				t.Fatalf("no message sent")
+			}
+			if res.DeliveredRatio == nil || *res.DeliveredRatio != 1 {
+				t.Errorf("delivered ratio %v, want 1 on a loss-free run", res.DeliveredRatio)
+			}
+			if res.P99ms == nil {
+				t.Errorf("no latency measured")
+			}
+			if res.CopiesPerMessage == nil || *res.CopiesPerMessage != 1 {
+				t.Errorf("copies per message %v, want exactly 1 for naive", res.CopiesPerMessage)
+			}
+		})
+	}
+	t.Run("loss", func(t *testing.T) {
+		spec := smokeSpec(WorkloadLoss)
+		spec.Drop = 0.5
+		spec.Duration = Dur(time.Second)
+		spec.Grace = Dur(200 * time.Millisecond)
+		res, err := Run(context.Background(), &Naive{}, spec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 50 messages × 2 receivers at a 50 % drop: losing none has a
+		// probability of 2^-100.
+		if res.DeliveredRatio == nil || *res.DeliveredRatio >= 1 || *res.DeliveredRatio == 0 {
+			t.Errorf("delivered ratio %v with half the frames dropped, want between 0 and 1", res.DeliveredRatio)
+		}
+	})
+	t.Run("cost", func(t *testing.T) {
+		res := runSmoke(t, &Naive{}, WorkloadCost)
+		if res.CPUs == nil || res.PeakRSSMB == nil || *res.PeakRSSMB <= 0 {
+			t.Errorf("cost figures missing: cpu %v, peak RSS %v", res.CPUs, res.PeakRSSMB)
+		}
+	})
+}
