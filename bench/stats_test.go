@@ -105,7 +105,7 @@ func TestRecorder(t *testing.T) {
 	r.Deliver(1, makePayload(0, 40))
 	r.Deliver(1, makePayload(0, 40)) // duplicate
 	r.Deliver(2, makePayload(0, 40))
-	r.Deliver(7, makePayload(0, 40))      // no such peer
+	r.Deliver(7, makePayload(0, 40))     // no such peer
 	r.Deliver(1, []byte("hello, world")) // not ours
 	if !r.complete(0, 1) {
 		t.Errorf("message 0 delivered by both receivers, complete = false")
