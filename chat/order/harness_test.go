@@ -33,12 +33,13 @@ type sim struct {
 	ids   []string
 	queue []pkt
 	cut   map[[2]string]bool // partitioned pairs (both directions)
+	ages  map[string]uint64
 	cfg   func(*Config)
 }
 
 func newSim(t testing.TB, mode Mode, ids ...string) *sim {
 	t.Helper()
-	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}}
+	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, ages: map[string]uint64{}}
 	for i, id := range ids {
 		s.add(id, uint64(i+1))
 	}
@@ -58,6 +59,7 @@ func (s *sim) add(id string, age uint64) *simNode {
 	}
 	n := &simNode{id: id, m: m, log: map[ID]Meta{}, up: true}
 	s.nodes[id] = n
+	s.ages[id] = age
 	s.ids = append(s.ids, id)
 	slices.Sort(s.ids)
 	for _, other := range s.ids {
@@ -73,9 +75,7 @@ func (s *sim) add(id string, age uint64) *simNode {
 	return n
 }
 
-func (s *sim) age(id string) uint64 {
-	return uint64(slices.Index(s.ids, id)) + 1
-}
+func (s *sim) age(id string) uint64 { return s.ages[id] }
 
 func (s *sim) node(id string) *simNode {
 	s.t.Helper()
@@ -277,43 +277,65 @@ func checkInvariants(t testing.TB, mode Mode, n *simNode) {
 
 // orderViolation returns what is wrong with a delivered sequence.
 func orderViolation(mode Mode, delivered []Meta) error {
-	seen := map[ID]bool{}
-	last := map[string]uint64{}
-	counts := map[string]uint64{} // causal: what had been delivered, per origin
-	var prevKey tsKey
-	var prevGlobal uint64
-	for i, m := range delivered {
+	return newChecker(mode).check(delivered)
+}
+
+// checker verifies deliveries incrementally: nothing twice, per-origin
+// order, and the mode's order.
+type checker struct {
+	mode       Mode
+	seen       map[ID]bool
+	last       map[string]uint64
+	counts     map[string]uint64 // causal: delivered (or floored) per origin
+	prevKey    tsKey
+	prevGlobal uint64
+	any        bool
+}
+
+func newChecker(mode Mode) *checker {
+	return &checker{mode: mode, seen: map[ID]bool{}, last: map[string]uint64{}, counts: map[string]uint64{}}
+}
+
+// floor mirrors Machine.Floor.
+func (c *checker) floor(origin string, seq uint64) {
+	c.counts[origin] = max(c.counts[origin], seq)
+	c.last[origin] = max(c.last[origin], seq)
+}
+
+func (c *checker) check(delivered []Meta) error {
+	for _, m := range delivered {
 		if m.Kind != KindData {
 			return fmt.Errorf("delivered %s of kind %s", m.ID(), m.Kind)
 		}
-		if seen[m.ID()] {
+		if c.seen[m.ID()] {
 			return fmt.Errorf("%s delivered twice", m.ID())
 		}
-		seen[m.ID()] = true
-		if m.Seq <= last[m.Origin] {
-			return fmt.Errorf("%s after seq %d of the same origin", m.ID(), last[m.Origin])
+		c.seen[m.ID()] = true
+		if m.Seq <= c.last[m.Origin] {
+			return fmt.Errorf("%s after seq %d of the same origin", m.ID(), c.last[m.Origin])
 		}
-		last[m.Origin] = m.Seq
-		switch mode {
+		c.last[m.Origin] = m.Seq
+		switch c.mode {
 		case Causal:
 			for p, s := range m.Deps {
-				if p != m.Origin && counts[p] < s {
+				if p != m.Origin && c.counts[p] < s {
 					return fmt.Errorf("%s delivered before its dependency %s:%d", m.ID(), p, s)
 				}
 			}
-			counts[m.Origin] = m.Seq
+			c.counts[m.Origin] = m.Seq
 		case Total:
 			k := keyOf(m)
-			if i > 0 && !prevKey.less(k) {
+			if c.any && !c.prevKey.less(k) {
 				return fmt.Errorf("%s delivered after a later timestamp", m.ID())
 			}
-			prevKey = k
+			c.prevKey = k
 		case Sequencer:
-			if m.Global == 0 || (i > 0 && m.Global <= prevGlobal) {
-				return fmt.Errorf("%s global %d after %d", m.ID(), m.Global, prevGlobal)
+			if m.Global == 0 || (c.any && m.Global <= c.prevGlobal) {
+				return fmt.Errorf("%s global %d after %d", m.ID(), m.Global, c.prevGlobal)
 			}
-			prevGlobal = m.Global
+			c.prevGlobal = m.Global
 		}
+		c.any = true
 	}
 	return nil
 }

@@ -48,10 +48,13 @@
 //
 // When the sequencer S of the current epoch e is not live (or e == 0, when
 // no epoch has started yet) every member sends once a sync message
-// (Epoch e, Prev S, Cut r) where r is the highest seq of S's stream it has
-// accepted; from then on it applies S's stamps only up to r. The oldest live
-// member (smallest age, then id) waits until it holds a sync for epoch e from
-// every live member and has accepted S's stream up to the highest reported r
+// (Epoch e, Prev S, Cut r, Candidate C) where r is the highest seq of S's
+// stream it has accepted and C the oldest live member (smallest age, then
+// id) in its view; from then on it applies S's stamps only up to r. C waits
+// until it holds a sync for epoch e addressed to itself from every live
+// member (a sync addressed to an earlier candidate is stale: its sender may
+// have learned a newer epoch since; members send a new sync whenever the
+// candidate in their view changes) and has accepted S's stream up to the highest reported r
 // (anti-entropy brings the missing part from whoever reported it). That r is
 // the cut: S's stamps up to the cut are valid everywhere, later ones are
 // void. The new sequencer then opens epoch e+1 with a stamp message carrying
@@ -182,6 +185,10 @@ type Meta struct {
 	Cut     uint64 // stamp: the agreed cut of Prev's stream; sync: the reporter's highest seq of Prev's stream
 	Global  uint64 // stamp: global number of Stamped[0]; delivered data: its global number
 	Stamped []ID   // stamp: data messages numbered Global, Global+1, ...
+	// Candidate (sync): the member the reporter expects to take over; a
+	// candidate counts only syncs addressed to it, so reports made before
+	// the failure it replaces never count.
+	Candidate string
 }
 
 // ID returns the message's (origin, seq).
@@ -269,6 +276,9 @@ func (c Config) validateMeta(m Meta) error {
 			}
 		}
 	case KindSync:
+		if m.Candidate == "" {
+			return bad("sync without candidate")
+		}
 	default:
 		return bad("unknown kind %d", m.Kind)
 	}

@@ -7,14 +7,16 @@ import (
 // seqState is the sequencer mode's stage (see the package comment,
 // "Sequencer and takeover").
 type seqState struct {
-	epoch  uint64            // highest epoch known
-	seqr   map[uint64]string // epoch -> its sequencer
-	cut    map[uint64]uint64 // epoch -> agreed cut of its sequencer's stream
-	synced map[uint64]uint64 // epoch -> the cut we reported in our sync
-	syncs  map[uint64]map[string]uint64
+	epoch   uint64                        // highest epoch known
+	seqr    map[uint64]string             // epoch -> its sequencer
+	cut     map[uint64]uint64             // epoch -> agreed cut of its sequencer's stream
+	synced  map[uint64]uint64             // epoch -> the cut we reported in our first sync
+	sentFor map[syncKey]bool              // syncs we sent, by (epoch, candidate)
+	syncs   map[syncKey]map[string]uint64 // (epoch, candidate) -> reporter -> cut
 
 	stamps       []Meta            // accepted stamp messages not yet valid or void
 	order        map[uint64]ID     // global -> data, valid and not yet delivered
+	byID         map[ID]uint64     // reverse of order
 	through      map[string]uint64 // origin -> highest seq validly stamped
 	maxGlobal    uint64
 	nextGlobal   uint64 // next global to deliver
@@ -27,12 +29,19 @@ type seqState struct {
 	nwait int
 }
 
+type syncKey struct {
+	epoch     uint64
+	candidate string
+}
+
 func (s *seqState) init() {
 	s.seqr = map[uint64]string{}
 	s.cut = map[uint64]uint64{}
 	s.synced = map[uint64]uint64{}
-	s.syncs = map[uint64]map[string]uint64{}
+	s.syncs = map[syncKey]map[string]uint64{}
+	s.sentFor = map[syncKey]bool{}
 	s.order = map[uint64]ID{}
+	s.byID = map[ID]uint64{}
 	s.through = map[string]uint64{}
 	s.await = map[string][]Meta{}
 	s.done = map[string]uint64{}
@@ -59,11 +68,12 @@ func (s *seqState) accept(m *Machine, msg Meta) {
 		if e > 0 && msg.Prev != "" {
 			s.learnSeqr(m, e, msg.Prev)
 		}
-		if s.syncs[e] == nil {
-			s.syncs[e] = map[string]uint64{}
+		k := syncKey{e, msg.Candidate}
+		if s.syncs[k] == nil {
+			s.syncs[k] = map[string]uint64{}
 		}
-		if r, ok := s.syncs[e][msg.Origin]; !ok || msg.Cut > r {
-			s.syncs[e][msg.Origin] = msg.Cut
+		if r, ok := s.syncs[k][msg.Origin]; !ok || msg.Cut > r {
+			s.syncs[k][msg.Origin] = msg.Cut
 		}
 		if e > s.epoch {
 			s.epoch = e
@@ -160,10 +170,11 @@ func (s *seqState) apply(m *Machine, p Meta) {
 			}
 			continue
 		}
-		if id.Seq <= s.through[id.Origin] {
-			continue // stamped already (a repeat or a conflicting stamp)
+		if _, dup := s.byID[id]; dup {
+			m.st.Conflicts++ // stamped twice: only a split brain does that
+			continue
 		}
-		s.through[id.Origin] = id.Seq
+		s.through[id.Origin] = max(s.through[id.Origin], id.Seq)
 		if g > s.maxGlobal {
 			s.maxGlobal = g
 		}
@@ -172,6 +183,7 @@ func (s *seqState) apply(m *Machine, p Meta) {
 			continue
 		}
 		s.order[g] = id
+		s.byID[id] = g
 	}
 }
 
@@ -194,11 +206,14 @@ func (s *seqState) markLate(m *Machine, id ID) {
 	s.late[id] = true
 }
 
-// syncIfOrphaned sends our sync for the current epoch once its sequencer
-// is not live (or no epoch has started).
+// syncIfOrphaned sends our sync for the current epoch to the candidate in
+// our view once the epoch's sequencer is not live (or no epoch has
+// started), again whenever the candidate changes.
 func (s *seqState) syncIfOrphaned(m *Machine) {
 	e := s.epoch
-	if _, done := s.synced[e]; done {
+	cand := m.oldestLive()
+	k := syncKey{e, cand}
+	if s.sentFor[k] {
 		return
 	}
 	var prev string
@@ -210,9 +225,12 @@ func (s *seqState) syncIfOrphaned(m *Machine) {
 		}
 		r = m.nextOf(prev) - 1
 	}
-	s.synced[e] = r
+	if _, ok := s.synced[e]; !ok {
+		s.synced[e] = r
+	}
+	s.sentFor[k] = true
 	msg := m.newOwn(KindSync)
-	msg.Epoch, msg.Prev, msg.Cut = e, prev, r
+	msg.Epoch, msg.Prev, msg.Cut, msg.Candidate = e, prev, r, cand
 	m.emit(msg)
 }
 
@@ -220,13 +238,13 @@ func (s *seqState) syncIfOrphaned(m *Machine) {
 // live member's sync for e is in.
 func (s *seqState) takeOver(m *Machine) bool {
 	e := s.epoch
-	if _, synced := s.synced[e]; !synced || m.oldestLive() != m.cfg.Self {
+	if !s.sentFor[syncKey{e, m.cfg.Self}] || m.oldestLive() != m.cfg.Self {
 		return false
 	}
 	if e > 0 && m.Live(s.seqr[e]) {
 		return false
 	}
-	reports := s.syncs[e]
+	reports := s.syncs[syncKey{e, m.cfg.Self}]
 	for _, p := range m.liveMembers() {
 		if _, ok := reports[p]; !ok {
 			return false
@@ -309,6 +327,7 @@ func (s *seqState) deliverReady(m *Machine) bool {
 		}
 		if id.Seq <= s.done[id.Origin] {
 			delete(s.order, s.nextGlobal)
+			delete(s.byID, id)
 			s.nextGlobal++
 			continue
 		}
@@ -328,6 +347,7 @@ func (s *seqState) deliverReady(m *Machine) bool {
 		s.done[id.Origin] = id.Seq
 		x.Global = s.nextGlobal
 		delete(s.order, s.nextGlobal)
+		delete(s.byID, id)
 		s.nextGlobal++
 		m.deliver(x)
 		progress = true
