@@ -29,6 +29,11 @@ type Config struct {
 	// Color selects nick colours: "auto" (when Out is a terminal),
 	// "always" or "never".
 	Color string
+	// EchoOwn makes the REPL print the user's own messages itself as soon
+	// as Send returns, and drop the peer's message events from this peer
+	// ID. Leave it false when the peer emits own messages on Events (the
+	// chat peer does, in delivery order).
+	EchoOwn bool
 	// Room is the current room at start, without '#'.
 	Room string
 

@@ -23,7 +23,9 @@ const (
 // Event is one thing to show: an incoming or own message, a membership
 // change, command output (system) or an error. Fields that do not apply
 // are empty. Text from peers is untrusted: the REPL sanitises it before
-// printing.
+// printing. For a nick event, From is the new display name and Text the
+// old one. The peer is expected to emit the user's own messages too
+// (delivered in the room's order); see Config.EchoOwn otherwise.
 type Event struct {
 	Type   string    // one of the Event* constants
 	Time   time.Time // when it happened (send time for messages)

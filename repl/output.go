@@ -203,7 +203,9 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 	case EventFailed:
 		head, body = stamp+"* ", c(NickColor(from), from)+" is unreachable (failed)"
 	case EventNick:
-		head, body = stamp+"* ", c(NickColor(from), from)+" is now known as "+c(NickColor(Sanitize(ev.Text)), Sanitize(ev.Text))
+		// From is the new display name, Text the old one (chat.EventNick).
+		old := Sanitize(ev.Text)
+		head, body = stamp+"* ", c(NickColor(old), old)+" is now known as "+c(NickColor(from), from)
 	case EventError:
 		head, body = "", c("31", "error: ")+SanitizeMultiline(ev.Text)
 	case EventSystem:

@@ -114,9 +114,9 @@ func (r *REPL) Config() Config { return r.cfg }
 // Peer returns the configured peer.
 func (r *REPL) Peer() Peer { return r.cfg.Peer }
 
-// sendMessage sends text to the current room and shows it in the own
-// stream. The REPL prints own messages itself, so the pump drops message
-// events whose origin is this peer.
+// sendMessage sends text to the current room. With EchoOwn the REPL shows
+// it at once (and the pump drops the peer's own message events);
+// otherwise the peer's event shows it.
 func (r *REPL) sendMessage(ctx context.Context, text string) error {
 	if n := len(text); n > r.cfg.MaxMessageBytes {
 		return fmt.Errorf("message not sent: it is %d bytes, the limit is %d bytes (%d KiB); split it or send a file path instead",
@@ -127,7 +127,9 @@ func (r *REPL) sendMessage(ctx context.Context, text string) error {
 	if err != nil {
 		return fmt.Errorf("message not sent to #%s: %w", room, err)
 	}
-	r.p.emit(Event{Type: EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id, Text: text})
+	if r.cfg.EchoOwn {
+		r.p.emit(Event{Type: EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id, Text: text})
+	}
 	return nil
 }
 
@@ -150,7 +152,7 @@ func (r *REPL) startEvents() {
 				if !ok {
 					return
 				}
-				if ev.Type == EventMessage && ev.FromID != "" && ev.FromID == self {
+				if r.cfg.EchoOwn && ev.Type == EventMessage && ev.FromID != "" && ev.FromID == self {
 					continue // printed by sendMessage already
 				}
 				r.p.emit(ev)

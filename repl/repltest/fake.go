@@ -41,7 +41,16 @@ type Peer struct {
 	health   int
 	rtt      time.Duration
 	sendErr  error
+	emitOwn  bool
 	events   chan repl.Event
+}
+
+// SetEmitOwn makes Send also emit the message as an event, as the chat
+// peer does (dropped when the events channel is full).
+func (p *Peer) SetEmitOwn(on bool) {
+	p.mu.Lock()
+	p.emitOwn = on
+	p.mu.Unlock()
 }
 
 // NewPeer returns a fake peer with the given ID and nick, alone in its
@@ -112,6 +121,12 @@ func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
 	p.seq++
 	id := fmt.Sprintf("%s/%d", p.id, p.seq)
 	p.sent = append(p.sent, Sent{Room: room, Text: text, ID: id})
+	if p.emitOwn {
+		select {
+		case p.events <- repl.Event{Type: repl.EventMessage, Time: time.Now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text}:
+		default:
+		}
+	}
 	return id, nil
 }
 

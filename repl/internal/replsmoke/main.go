@@ -29,6 +29,7 @@ func run() int {
 	flag.Parse()
 
 	peer := repltest.NewPeer("p-alice-0001", "alice")
+	peer.SetEmitOwn(true)
 	peer.AddMember(repl.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", State: "alive"})
 	peer.AddMember(repl.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7951", State: "alive"})
 
