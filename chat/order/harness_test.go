@@ -341,3 +341,15 @@ func (c *checker) check(delivered []Meta) error {
 }
 
 func randSource(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// dumpNode logs a node's sequencer state, to diagnose a failure.
+func dumpNode(t testing.TB, n *simNode) {
+	t.Helper()
+	s := &n.m.s
+	t.Logf("%s: up %v stats %+v", n.id, n.up, n.m.Stats())
+	t.Logf("  next %v epoch %d seqr %v cut %v synced %v", n.m.next, s.epoch, s.seqr, s.cut, s.synced)
+	t.Logf("  order %v nextGlobal %d maxGlobal %d", s.order, s.nextGlobal, s.maxGlobal)
+	for _, h := range n.m.HeldBack(10) {
+		t.Logf("  held %s (%s): %s", h.ID, h.Kind, h.Reason)
+	}
+}

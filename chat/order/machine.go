@@ -19,6 +19,7 @@ type Machine struct {
 	nbuf  int                        // messages in buf
 	floor map[string]uint64          // Floor calls: seqs at or below are done
 	seen  map[string]uint64          // highest seq ever seen per origin (for Want)
+	lastL map[string]uint64          // Lamport time of the latest accepted message per origin
 
 	clock   uint64 // Lamport clock
 	ownSeq  uint64 // highest seq of ours ever seen or issued
@@ -45,6 +46,7 @@ func New(cfg Config) (*Machine, error) {
 		buf:   map[string]map[uint64]Meta{},
 		floor: map[string]uint64{},
 		seen:  map[string]uint64{},
+		lastL: map[string]uint64{},
 	}
 	m.c.init()
 	m.t.init()
@@ -153,6 +155,9 @@ func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
 	}
 	m.seen[origin] = max(m.seen[origin], seq)
 	if seq >= m.nextOf(origin) {
+		if lamport > m.lastL[origin] {
+			m.lastL[origin] = lamport
+		}
 		m.next[origin] = seq + 1
 		m.floor[origin] = seq
 		for s := range m.buf[origin] {
@@ -303,6 +308,13 @@ func (m *Machine) hold(msg Meta) {
 // accept takes msg, the next of its origin, into the mode's stage.
 func (m *Machine) accept(msg Meta) {
 	m.next[msg.Origin] = msg.Seq + 1
+	// Lamport times grow along a stream; a sender that breaks this (a bug
+	// or a forged clock) is clamped, the same way on every member, so that
+	// timestamp order never contradicts per-origin order.
+	if l, ok := m.lastL[msg.Origin]; ok && msg.Lamport <= l {
+		msg.Lamport = l + 1
+	}
+	m.lastL[msg.Origin] = msg.Lamport
 	if msg.Lamport > m.clock {
 		m.clock = msg.Lamport
 	}

@@ -171,10 +171,14 @@ func (id ID) String() string { return fmt.Sprintf("%s:%d", id.Origin, id.Seq) }
 // Meta holds the envelope fields the ordering needs. The caller carries
 // them in its signed envelope unchanged.
 type Meta struct {
-	Origin  string
-	Seq     uint64 // 1, 2, ... per origin
-	Kind    Kind
-	Lamport uint64 // the origin's Lamport time when it sent the message
+	Origin string
+	Seq    uint64 // 1, 2, ... per origin
+	Kind   Kind
+	// Lamport is the origin's Lamport time when it sent the message. It must
+	// grow along the origin's stream; a message that does not is given
+	// its predecessor's time + 1 (the same on every member), so a delivered
+	// Meta may show the corrected time.
+	Lamport uint64
 	// Deps (causal data only): the sender's delivered vector at send time,
 	// origin -> highest seq delivered; the sender itself is omitted.
 	Deps map[string]uint64

@@ -18,6 +18,7 @@ type seqState struct {
 	order        map[uint64]ID     // global -> data, valid and not yet delivered
 	byID         map[ID]uint64     // reverse of order
 	through      map[string]uint64 // origin -> highest seq validly stamped
+	issued       map[string]uint64 // origin -> highest seq we stamped in our epoch
 	maxGlobal    uint64
 	nextGlobal   uint64 // next global to deliver
 	unknownStart bool   // Floor was used: start at the lowest global seen
@@ -43,6 +44,7 @@ func (s *seqState) init() {
 	s.order = map[uint64]ID{}
 	s.byID = map[ID]uint64{}
 	s.through = map[string]uint64{}
+	s.issued = map[string]uint64{}
 	s.await = map[string][]Meta{}
 	s.done = map[string]uint64{}
 	s.late = map[ID]bool{}
@@ -264,6 +266,7 @@ func (s *seqState) takeOver(m *Machine) bool {
 	s.validate(m)
 	s.epoch = e + 1
 	s.seqr[e+1] = m.cfg.Self
+	clear(s.issued)
 	s.stampAll(m, true)
 	return true
 }
@@ -271,11 +274,19 @@ func (s *seqState) takeOver(m *Machine) bool {
 // stampAll stamps every accepted, unstamped data message; open forces one
 // stamp message (the epoch's opening) even if there is nothing to stamp.
 func (s *seqState) stampAll(m *Machine, open bool) {
+	if m.nextOf(m.cfg.Self) != m.ownSeq+1 {
+		// Our own stream has a gap (a replay is incomplete): a stamp would
+		// wait behind it unapplied and be issued again and again.
+		return
+	}
 	var todo []Meta
 	for o, q := range s.await {
 		for _, x := range q {
-			if x.Seq > s.through[o] {
+			// Each message is stamped at most once per epoch of ours, even
+			// if a forged cut voids our own stamps: no stamping loop.
+			if x.Seq > s.through[o] && x.Seq > s.issued[o] {
 				todo = append(todo, x)
+				s.issued[o] = x.Seq
 			}
 		}
 	}
