@@ -38,7 +38,12 @@ func cmdMembers() *Command {
 		Summary: "memberlist view: state and addresses of every member",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
 			ms := r.cfg.Peer.Members()
-			sort.Slice(ms, func(i, j int) bool { return ms[i].Nick+ms[i].ID < ms[j].Nick+ms[j].ID })
+			sort.Slice(ms, func(i, j int) bool {
+				if ms[i].Nick != ms[j].Nick {
+					return ms[i].Nick < ms[j].Nick
+				}
+				return ms[i].ID < ms[j].ID
+			})
 			self := r.cfg.Peer.ID()
 			var b strings.Builder
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

@@ -24,7 +24,20 @@ const maxScriptDepth = 8
 const maxScriptBytes = 16 << 20
 
 // errScriptCommand marks "some commands of the script failed".
-var errScriptCommand = errors.New("script command failed")
+var errScriptCommand = errors.New("script commands failed")
+
+// scriptError says how many commands of a script failed (each one was
+// printed already).
+type scriptError struct {
+	name          string
+	failed, total int
+}
+
+func (e *scriptError) Error() string {
+	return fmt.Sprintf("%s: %d of %d commands failed", e.name, e.failed, e.total)
+}
+
+func (e *scriptError) Is(target error) bool { return target == errScriptCommand }
 
 // ErrInterrupted is wrapped by Run's error when a signal stopped it.
 var ErrInterrupted = errors.New("interrupted")
@@ -85,7 +98,7 @@ func (r *REPL) runLines(ctx context.Context, rd io.Reader, name string) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%s: %d of %d commands failed: %w", name, failed, total, errScriptCommand)
+		return &scriptError{name: name, failed: failed, total: total}
 	}
 	return nil
 }
