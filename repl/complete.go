@@ -42,12 +42,12 @@ func (r *REPL) Complete(before string) []Suggestion {
 		}
 		return filterPrefix(out, strings.ToLower(word))
 	}
-	name, rest := splitCommand(before)
+	name, rest := splitCommand(before[:len(before)-len(word)])
 	cmd := r.lookup(name)
 	if cmd == nil {
 		return nil
 	}
-	prev := strings.Fields(rest[:len(rest)-len(word)])
+	prev := strings.Fields(rest)
 	for len(cmd.Sub) > 0 {
 		if len(prev) == 0 {
 			var out []Suggestion

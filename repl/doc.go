@@ -1,0 +1,75 @@
+// Package repl is hearsay's command loop: the command table, the
+// dispatcher, the completer, history, scripts, the printer (text, colours,
+// --json) and the go-prompt adapter that prints incoming messages above
+// the line being typed.
+//
+// # Wiring (cmd/hearsay)
+//
+// repl imports neither chat nor bootstrap-api: it declares the small
+// interfaces it needs (Peer, Lifecycle, Bootstrap) and cmd adapts the chat
+// node and the bootstrap client to them.
+//
+//	cfg := repl.DefaultConfig()
+//	cfg.Peer = peerAdapter{node}        // Send returns MsgID.String(); Stats as []repl.Stat; Events converted
+//	cfg.Lifecycle = peerAdapter{node}   // only used with cfg.Manual
+//	cfg.Bootstrap = bootstrapAdapter{client, token} // nil: /bootstrap says none is configured
+//	cfg.Manual, cfg.JSON, cfg.ScriptFile = manual, jsonOut, script
+//	cfg.HistoryFile = filepath.Join(dataDir, "history")
+//	cfg.OnSignal = func(os.Signal) { leaveWithTimeout() } // see below
+//	r, err := repl.New(cfg, repl.StdIO())
+//	defer r.Close()
+//	err = r.Run(ctx) // nil on /quit and end of input
+//
+// Run chooses the terminal prompt when stdin and stdout are terminals and
+// --json is off, and otherwise reads lines from stdin; both go through
+// Exec, as do --script (Config.ScriptFile) and /exec.
+//
+// # Signals
+//
+// go-prompt v0.2.6 catches SIGINT, SIGTERM and SIGQUIT while the prompt
+// waits for a key and calls os.Exit itself (status 0, 1 and 0), so
+// deferred cleanup in cmd never runs then. The REPL restores the terminal
+// and calls Config.OnSignal on go-prompt's goroutine just before that
+// exit; the hook must do the host's cleanup (leave the group and the
+// bootstrap service, bounded by a timeout) synchronously and be safe to
+// run in addition to the normal cleanup. When go-prompt does not act on a
+// signal (SIGHUP, or a signal while a command runs) or ctx ends, the REPL
+// ends the prompt itself within half a second and Run returns an error
+// wrapping ErrInterrupted (or ctx.Err()), so the host cleans up normally.
+// In line mode signals are the host's business: Run returns ctx.Err()
+// when ctx ends.
+//
+// # Output
+//
+// Messages print as "[15:04:05] <alice> hello", events as
+// "[15:04:05] * bob joined", command output bare and errors as
+// "error: …" (on stderr in line mode). Nicks have a stable colour on
+// terminals (Config.Color). Everything from peers is sanitised: ANSI
+// sequences, C0/C1 controls and bidi overrides are removed; continuation
+// lines of a multi-line message are indented so they cannot pass for
+// lines from someone else.
+//
+// With --json every event is one JSON object per line on stdout:
+//
+//	{"type":"message","time":"2026-11-21T10:00:00Z","room":"lobby","from":"alice",
+//	 "from_id":"…","id":"…/1","text":"hello"}
+//
+// type is message, join, leave, failed, nick, system or error; time is
+// RFC 3339; room, from, from_id, id and text appear when they apply.
+// Command output is a "system" event and command errors are "error"
+// events. The user's own messages appear as the peer emits them (or at
+// once with Config.EchoOwn).
+//
+// # Commands
+//
+// /help [CMD], /quit (/exit), /nick [NAME], /who, /members, /health,
+// /ping NICK, /kv set KEY VALUE|del KEY|list, /bootstrap (/bs)
+// join|leave|list [N]|refill|reset|config [k=v…], /config show|save
+// FILE|load FILE, /exec FILE, /sleep DURATION, /echo TEXT, /log [on
+// FILE|off], /stats, and in --manual mode /ml start|join [ADDR…]|leave|
+// shutdown (cli-chat's create+start, join, leave, shutdown; /ml join
+// without addresses uses the bootstrap contacts). New commands are added
+// with REPL.Register. Plain text is a message to the current room; a line
+// starting with "//" sends the text after the first slash. In scripts and
+// stdin mode a line whose first non-blank character is '#' is a comment.
+package repl
