@@ -1,0 +1,768 @@
+package msglog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket layout:
+//
+//	rooms/<room>                    -> RoomInfo (JSON)
+//	msgs/<room>/o/<origin>/<seq>    -> record (codec.go)
+//	msgs/<room>/s/<origin>          -> originState
+//	msgs/<room>/i/<index key>       -> empty (History and count retention order)
+//	msgs/<room>/n                   -> number of stored messages (8 bytes)
+var (
+	bucketRooms  = []byte("rooms")
+	bucketMsgs   = []byte("msgs")
+	bucketOrigin = []byte("o")
+	bucketState  = []byte("s")
+	bucketIndex  = []byte("i")
+	keyCount     = []byte("n")
+)
+
+// Bolt is a Log on a bbolt file. It is safe for concurrent use (bbolt runs
+// one writer at a time and readers in parallel); every operation is one
+// transaction, committed (and fsynced unless Config.NoSync) before it
+// returns.
+type Bolt struct {
+	db        *bolt.DB
+	cfg       Config
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Log = (*Bolt)(nil)
+
+// OpenBolt opens (creating if needed) the log at path. It fails after
+// cfg.OpenTimeout if another process holds the file.
+func OpenBolt(path string, cfg Config) (*Bolt, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.OpenTimeout, NoSync: cfg.NoSync})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open message log %q: locked by another process", path)
+		}
+		return nil, fmt.Errorf("open message log %q: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRooms, bucketMsgs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init message log %q: %w", path, err)
+	}
+	return &Bolt{db: db, cfg: cfg}, nil
+}
+
+// Close closes the database; later calls return the first result.
+func (l *Bolt) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.db.Close() })
+	return l.closeErr
+}
+
+// Path returns the database file.
+func (l *Bolt) Path() string { return l.db.Path() }
+
+// update runs fn in one read-write transaction: Begin, defer Rollback,
+// Commit.
+func (l *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := l.db.Begin(true)
+	if err != nil {
+		return l.txErr(err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit message log: %w", err)
+	}
+	return nil
+}
+
+func (l *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := l.db.Begin(false)
+	if err != nil {
+		return l.txErr(err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+func (l *Bolt) txErr(err error) error {
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return fmt.Errorf("begin message log transaction: %w", err)
+}
+
+// roomTx holds a room's buckets inside one transaction; nil buckets mean
+// the room has nothing stored (read-only access).
+type roomTx struct {
+	b, o, s, i *bolt.Bucket
+}
+
+func openRoom(tx *bolt.Tx, room string, create bool) (*roomTx, error) {
+	msgs := tx.Bucket(bucketMsgs)
+	if msgs == nil {
+		return nil, fmt.Errorf("%w: msgs bucket missing", ErrCorrupt)
+	}
+	b := msgs.Bucket([]byte(room))
+	if b == nil {
+		if !create {
+			return nil, nil
+		}
+		var err error
+		if b, err = msgs.CreateBucket([]byte(room)); err != nil {
+			return nil, fmt.Errorf("create room %q: %w", room, err)
+		}
+	}
+	rt := &roomTx{b: b}
+	for _, p := range []struct {
+		name []byte
+		dst  **bolt.Bucket
+	}{{bucketOrigin, &rt.o}, {bucketState, &rt.s}, {bucketIndex, &rt.i}} {
+		sub := b.Bucket(p.name)
+		if sub == nil && create {
+			var err error
+			if sub, err = b.CreateBucket(p.name); err != nil {
+				return nil, fmt.Errorf("create room %q: %w", room, err)
+			}
+		}
+		if sub == nil {
+			return nil, fmt.Errorf("%w: room %q lacks bucket %q", ErrCorrupt, room, p.name)
+		}
+		*p.dst = sub
+	}
+	return rt, nil
+}
+
+func (rt *roomTx) state(origin string) (originState, error) {
+	v := rt.s.Get([]byte(origin))
+	if v == nil {
+		return originState{}, nil
+	}
+	st, err := decodeState(v)
+	if err != nil {
+		return st, fmt.Errorf("origin %q: %w", origin, err)
+	}
+	return st, nil
+}
+
+func (rt *roomTx) putState(origin string, st originState) error {
+	return rt.s.Put([]byte(origin), encodeState(st))
+}
+
+func (rt *roomTx) count() (int, error) {
+	v := rt.b.Get(keyCount)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: count of %d bytes", ErrCorrupt, len(v))
+	}
+	return int(decodeU64(v)), nil
+}
+
+func (rt *roomTx) addCount(d int) error {
+	n, err := rt.count()
+	if err != nil {
+		return err
+	}
+	n += d
+	if n < 0 {
+		return fmt.Errorf("%w: count below zero", ErrCorrupt)
+	}
+	return rt.b.Put(keyCount, encodeSeq(uint64(n)))
+}
+
+func decodeU64(v []byte) uint64 {
+	var x uint64
+	for _, c := range v {
+		x = x<<8 | uint64(c)
+	}
+	return x
+}
+
+// advance moves st.contig over the stored seqs that follow it.
+func advance(ob *bolt.Bucket, st *originState) error {
+	if ob == nil {
+		return nil
+	}
+	c := ob.Cursor()
+	for k, _ := c.Seek(encodeSeq(st.contig + 1)); k != nil; k, _ = c.Next() {
+		s, err := decodeSeq(k)
+		if err != nil {
+			return err
+		}
+		if s != st.contig+1 {
+			break
+		}
+		st.contig = s
+	}
+	return nil
+}
+
+func (l *Bolt) appendTx(tx *bolt.Tx, r Record) (bool, error) {
+	rt, err := openRoom(tx, r.Room, true)
+	if err != nil {
+		return false, err
+	}
+	st, err := rt.state(r.Origin)
+	if err != nil {
+		return false, err
+	}
+	if r.Seq <= st.floor {
+		return false, nil
+	}
+	ob, err := rt.o.CreateBucketIfNotExists([]byte(r.Origin))
+	if err != nil {
+		return false, fmt.Errorf("create origin %q: %w", r.Origin, err)
+	}
+	key := encodeSeq(r.Seq)
+	if ob.Get(key) != nil {
+		return false, nil
+	}
+	if err := ob.Put(key, encodeRecord(r.Meta, r.Data)); err != nil {
+		return false, err
+	}
+	if err := rt.i.Put(indexKey(r.Lamport, r.Origin, r.Seq), nil); err != nil {
+		return false, err
+	}
+	if err := rt.addCount(1); err != nil {
+		return false, err
+	}
+	st.high = max(st.high, r.Seq)
+	st.lamport = max(st.lamport, r.Lamport)
+	if r.Seq == st.contig+1 {
+		if err := advance(ob, &st); err != nil {
+			return false, err
+		}
+	}
+	return true, rt.putState(r.Origin, st)
+}
+
+// Append implements Log.
+func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
+	r := Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}
+	if err := l.cfg.validateRecord(r); err != nil {
+		return false, err
+	}
+	var isNew bool
+	err := l.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		isNew, err = l.appendTx(tx, r)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("append %s/%s:%d: %w", room, origin, seq, err)
+	}
+	return isNew, nil
+}
+
+// AppendBatch implements Log.
+func (l *Bolt) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
+	for _, r := range recs {
+		if err := l.cfg.validateRecord(r); err != nil {
+			return nil, err
+		}
+	}
+	isNew := make([]bool, len(recs))
+	err := l.update(ctx, func(tx *bolt.Tx) error {
+		for i, r := range recs {
+			n, err := l.appendTx(tx, r)
+			if err != nil {
+				return fmt.Errorf("%s/%s:%d: %w", r.Room, r.Origin, r.Seq, err)
+			}
+			isNew[i] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append batch: %w", err)
+	}
+	return isNew, nil
+}
+
+func getRecord(rt *roomTx, room, origin string, seq uint64) (Record, error) {
+	ob := rt.o.Bucket([]byte(origin))
+	if ob == nil {
+		return Record{}, ErrNotFound
+	}
+	v := ob.Get(encodeSeq(seq))
+	if v == nil {
+		return Record{}, ErrNotFound
+	}
+	m, data, err := decodeRecord(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s/%s:%d: %w", room, origin, seq, err)
+	}
+	return Record{Room: room, Origin: origin, Seq: seq, Meta: m, Data: data}, nil
+}
+
+// Get implements Log.
+func (l *Bolt) Get(ctx context.Context, room, origin string, seq uint64) (Record, error) {
+	var r Record
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil {
+			return err
+		}
+		if rt == nil {
+			return ErrNotFound
+		}
+		r, err = getRecord(rt, room, origin, seq)
+		return err
+	})
+	return r, err
+}
+
+// Range implements Log.
+func (l *Bolt) Range(ctx context.Context, room, origin string, from uint64, limit int) ([]Record, error) {
+	if err := validLimit(limit); err != nil {
+		return nil, err
+	}
+	var out []Record
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		ob := rt.o.Bucket([]byte(origin))
+		if ob == nil {
+			return nil
+		}
+		c := ob.Cursor()
+		for k, v := c.Seek(encodeSeq(from)); k != nil && len(out) < limit; k, v = c.Next() {
+			seq, err := decodeSeq(k)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", room, origin, err)
+			}
+			m, data, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%s/%s:%d: %w", room, origin, seq, err)
+			}
+			out = append(out, Record{Room: room, Origin: origin, Seq: seq, Meta: m, Data: data})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// states calls fn for each origin state of the room.
+func (l *Bolt) states(ctx context.Context, room string, fn func(origin string, st originState)) error {
+	return l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		return rt.s.ForEach(func(k, v []byte) error {
+			st, err := decodeState(v)
+			if err != nil {
+				return fmt.Errorf("room %q origin %q: %w", room, k, err)
+			}
+			fn(string(k), st)
+			return nil
+		})
+	})
+}
+
+// VersionVector implements Log.
+func (l *Bolt) VersionVector(ctx context.Context, room string) (VersionVector, error) {
+	vv := VersionVector{}
+	err := l.states(ctx, room, func(o string, st originState) {
+		if st.contig > 0 {
+			vv[o] = st.contig
+		}
+	})
+	return vv, err
+}
+
+// Floors implements Log.
+func (l *Bolt) Floors(ctx context.Context, room string) (VersionVector, error) {
+	vv := VersionVector{}
+	err := l.states(ctx, room, func(o string, st originState) {
+		if st.floor > 0 {
+			vv[o] = st.floor
+		}
+	})
+	return vv, err
+}
+
+// MaxLamport implements Log.
+func (l *Bolt) MaxLamport(ctx context.Context, room string) (uint64, error) {
+	var m uint64
+	err := l.states(ctx, room, func(_ string, st originState) { m = max(m, st.lamport) })
+	return m, err
+}
+
+// LastSeq implements Log.
+func (l *Bolt) LastSeq(ctx context.Context, room, origin string) (uint64, error) {
+	var last uint64
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		st, err := rt.state(origin)
+		last = st.last()
+		return err
+	})
+	return last, err
+}
+
+// NextSeq implements Log.
+func (l *Bolt) NextSeq(ctx context.Context, room, origin string) (uint64, error) {
+	if err := validName("room", room); err != nil {
+		return 0, err
+	}
+	if err := validName("origin", origin); err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err := l.update(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, true)
+		if err != nil {
+			return err
+		}
+		st, err := rt.state(origin)
+		if err != nil {
+			return err
+		}
+		st.reserved = st.last() + 1
+		seq = st.reserved
+		return rt.putState(origin, st)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("next seq %s/%s: %w", room, origin, err)
+	}
+	return seq, nil
+}
+
+// Count implements Log.
+func (l *Bolt) Count(ctx context.Context, room string) (int, error) {
+	var n int
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		n, err = rt.count()
+		return err
+	})
+	return n, err
+}
+
+// deleteUpTo deletes origin's messages with seq <= upTo and raises its
+// floor to upTo; it returns how many it deleted.
+func deleteUpTo(rt *roomTx, origin string, upTo uint64) (int, error) {
+	st, err := rt.state(origin)
+	if err != nil {
+		return 0, err
+	}
+	if upTo <= st.floor {
+		return 0, nil
+	}
+	ob := rt.o.Bucket([]byte(origin))
+	type victim struct {
+		key     []byte
+		lamport uint64
+		seq     uint64
+	}
+	var vs []victim
+	if ob != nil {
+		c := ob.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			seq, err := decodeSeq(k)
+			if err != nil {
+				return 0, err
+			}
+			if seq > upTo {
+				break
+			}
+			m, _, err := decodeRecord(v)
+			if err != nil {
+				return 0, fmt.Errorf("%s:%d: %w", origin, seq, err)
+			}
+			vs = append(vs, victim{slices.Clone(k), m.Lamport, seq})
+		}
+	}
+	for _, v := range vs {
+		if err := ob.Delete(v.key); err != nil {
+			return 0, err
+		}
+		if err := rt.i.Delete(indexKey(v.lamport, origin, v.seq)); err != nil {
+			return 0, err
+		}
+	}
+	if err := rt.addCount(-len(vs)); err != nil {
+		return 0, err
+	}
+	st.floor = upTo
+	st.contig = max(st.contig, upTo)
+	st.high = max(st.high, upTo)
+	if err := advance(ob, &st); err != nil {
+		return 0, err
+	}
+	return len(vs), rt.putState(origin, st)
+}
+
+// SetFloor implements Log.
+func (l *Bolt) SetFloor(ctx context.Context, room, origin string, seq uint64) error {
+	if err := validName("room", room); err != nil {
+		return err
+	}
+	if err := validName("origin", origin); err != nil {
+		return err
+	}
+	err := l.update(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, true)
+		if err != nil {
+			return err
+		}
+		_, err = deleteUpTo(rt, origin, seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set floor %s/%s:%d: %w", room, origin, seq, err)
+	}
+	return nil
+}
+
+// History implements Log.
+func (l *Bolt) History(ctx context.Context, room string, n int) ([]Record, error) {
+	if err := validLimit(n); err != nil {
+		return nil, err
+	}
+	var out []Record
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		c := rt.i.Cursor()
+		for k, _ := c.Last(); k != nil && len(out) < n; k, _ = c.Prev() {
+			origin, seq, err := decodeIndexKey(k)
+			if err != nil {
+				return fmt.Errorf("room %q: %w", room, err)
+			}
+			r, err := getRecord(rt, room, origin, seq)
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("%w: room %q index names missing %s:%d", ErrCorrupt, room, origin, seq)
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	slices.Reverse(out)
+	return out, err
+}
+
+// PutRoom implements Log.
+func (l *Bolt) PutRoom(ctx context.Context, info RoomInfo) error {
+	if err := validateRoomInfo(info); err != nil {
+		return err
+	}
+	v, err := encodeRoom(info)
+	if err != nil {
+		return fmt.Errorf("encode room %q: %w", info.Name, err)
+	}
+	return l.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRooms).Put([]byte(info.Name), v)
+	})
+}
+
+// Room implements Log.
+func (l *Bolt) Room(ctx context.Context, name string) (RoomInfo, error) {
+	var r RoomInfo
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRooms).Get([]byte(name))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		r, err = decodeRoom(name, v)
+		return err
+	})
+	return r, err
+}
+
+// Rooms implements Log.
+func (l *Bolt) Rooms(ctx context.Context) ([]RoomInfo, error) {
+	var out []RoomInfo
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRooms).ForEach(func(k, v []byte) error {
+			r, err := decodeRoom(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteRoom implements Log. It keeps every origin's seq counter, so a
+// peer that rejoins the room never reuses one of its seqs.
+func (l *Bolt) DeleteRoom(ctx context.Context, name string) error {
+	return l.update(ctx, func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketRooms).Delete([]byte(name)); err != nil {
+			return err
+		}
+		rt, err := openRoom(tx, name, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		var origins []string
+		err = rt.s.ForEach(func(k, _ []byte) error {
+			origins = append(origins, string(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, o := range origins {
+			st, err := rt.state(o)
+			if err != nil {
+				return err
+			}
+			if _, err := deleteUpTo(rt, o, st.last()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Prune implements Log. Each room is pruned in its own transaction.
+func (l *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
+	var rooms []string
+	err := l.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMsgs).ForEach(func(k, v []byte) error {
+			if v == nil { // sub-buckets only
+				rooms = append(rooms, string(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	total := 0
+	for _, room := range rooms {
+		err := l.update(ctx, func(tx *bolt.Tx) error {
+			var info *RoomInfo
+			if v := tx.Bucket(bucketRooms).Get([]byte(room)); v != nil {
+				ri, err := decodeRoom(room, v)
+				if err != nil {
+					return err
+				}
+				info = &ri
+			}
+			rt, err := openRoom(tx, room, false)
+			if err != nil || rt == nil {
+				return err
+			}
+			n, err := pruneRoom(rt, l.cfg.retention(info), now)
+			total += n
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune room %q: %w", room, err)
+		}
+	}
+	return total, nil
+}
+
+func pruneRoom(rt *roomTx, ret Retention, now time.Time) (int, error) {
+	total := 0
+	if ret.MaxAge > 0 {
+		cutoff := now.Add(-ret.MaxAge)
+		var origins []string
+		err := rt.o.ForEach(func(k, v []byte) error {
+			if v == nil {
+				origins = append(origins, string(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range origins {
+			// The expired prefix: stop at the first message still young.
+			var upTo uint64
+			c := rt.o.Bucket([]byte(o)).Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				seq, err := decodeSeq(k)
+				if err != nil {
+					return total, err
+				}
+				m, _, err := decodeRecord(v)
+				if err != nil {
+					return total, fmt.Errorf("%s:%d: %w", o, seq, err)
+				}
+				if !m.RecvTime.Before(cutoff) {
+					break
+				}
+				upTo = seq
+			}
+			if upTo > 0 {
+				n, err := deleteUpTo(rt, o, upTo)
+				total += n
+				if err != nil {
+					return total, err
+				}
+			}
+		}
+	}
+	if ret.MaxCount > 0 {
+		for {
+			n, err := rt.count()
+			if err != nil {
+				return total, err
+			}
+			if n <= ret.MaxCount {
+				break
+			}
+			k, _ := rt.i.Cursor().First()
+			if k == nil {
+				return total, fmt.Errorf("%w: count %d with an empty index", ErrCorrupt, n)
+			}
+			origin, seq, err := decodeIndexKey(bytes.Clone(k))
+			if err != nil {
+				return total, err
+			}
+			d, err := deleteUpTo(rt, origin, seq)
+			total += d
+			if err != nil {
+				return total, err
+			}
+			if d == 0 {
+				return total, fmt.Errorf("%w: index names %s:%d below its floor", ErrCorrupt, origin, seq)
+			}
+		}
+	}
+	return total, nil
+}

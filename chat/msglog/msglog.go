@@ -1,0 +1,216 @@
+// Package msglog is hearsay's persistent message log: every message a peer
+// has seen, per room and origin, keyed by seq, with the metadata retention
+// and history need. It also keeps what must survive a restart besides the
+// messages: each origin's highest seq (so a restarted peer never reuses
+// one, even after retention deleted its messages), the "pruned up to"
+// floor, and the rooms with their ordering mode.
+//
+// # Version vectors and the floor
+//
+// VersionVector reports, per origin, the highest seq h such that every seq
+// from 1 to h is either stored or below the origin's floor (pruned by
+// retention, or skipped with SetFloor because no peer has it any more).
+// This is the Peerster status. Without the floor a peer whose retention
+// pruned seqs 1..k would report 0 forever and anti-entropy would ask for
+// pruned messages in every round. Missing(local, remote) is what local has
+// and remote lacks, as seq ranges per origin; the sender reads them with
+// Range, which starts above its own floor, and when the first record it can
+// send is above the range's start it tells the receiver, which calls
+// SetFloor so that both agree those messages are gone.
+//
+// Two implementations share the Log interface and one conformance suite
+// (msglogtest): Bolt (go.etcd.io/bbolt, one transaction per operation,
+// fsync on commit) and Mem (for tests).
+package msglog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrCorrupt  = errors.New("corrupt log entry")
+	ErrInvalid  = errors.New("invalid argument")
+	ErrClosed   = errors.New("log closed")
+)
+
+// Limits on names (room and origin) and messages.
+const (
+	MaxNameLen = 255
+	// MaxRange caps the records one Range or History call returns.
+	MaxRange = 10000
+)
+
+// Meta is stored with each message.
+type Meta struct {
+	Lamport  uint64
+	SendTime time.Time // the sender's clock (envelope field)
+	RecvTime time.Time // when this peer stored it; retention by age uses it
+}
+
+// Record is one stored message. Data is the opaque signed envelope.
+type Record struct {
+	Room   string
+	Origin string
+	Seq    uint64
+	Meta
+	Data []byte
+}
+
+// VersionVector maps origin -> highest contiguous seq (see the package
+// comment).
+type VersionVector map[string]uint64
+
+// SeqRange is the inclusive seq range [From, To] of one origin.
+type SeqRange struct {
+	Origin   string
+	From, To uint64
+}
+
+// Missing returns, sorted by origin, the ranges local has and remote lacks:
+// for each origin with local[o] > remote[o], [remote[o]+1, local[o]]. It is
+// what a peer holding local should send to a peer that reported remote.
+func Missing(local, remote VersionVector) []SeqRange {
+	var out []SeqRange
+	for o, l := range local {
+		if r := remote[o]; l > r {
+			out = append(out, SeqRange{Origin: o, From: r + 1, To: l})
+		}
+	}
+	slices.SortFunc(out, func(a, b SeqRange) int { return strings.Compare(a.Origin, b.Origin) })
+	return out
+}
+
+// Retention says how long a room keeps messages. Zero fields mean no limit.
+type Retention struct {
+	MaxAge   time.Duration // by receive time
+	MaxCount int           // messages per room
+}
+
+// RoomInfo is a room this peer has joined, persisted so that its ordering
+// mode and retention survive a restart.
+type RoomInfo struct {
+	Name      string
+	Mode      string     // ordering mode name (chat/order.ParseMode)
+	Created   time.Time  // when this peer first joined it
+	Retention *Retention // nil: the log's default
+}
+
+// Log is the message log. Implementations are safe for concurrent use.
+// Every call except Close takes a context checked before the work starts;
+// the work itself (local disk I/O) is short and not interrupted. Returned
+// slices and records belong to the caller.
+type Log interface {
+	// Append stores a message unless (room, origin, seq) is stored already
+	// or below the origin's floor; new reports whether it was stored. Data
+	// is copied.
+	Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
+	// AppendBatch stores several messages in one transaction (one fsync).
+	AppendBatch(ctx context.Context, recs []Record) (new []bool, err error)
+	// Get returns one message or ErrNotFound.
+	Get(ctx context.Context, room, origin string, seq uint64) (Record, error)
+	// Range returns up to limit (<= MaxRange) messages of origin with
+	// seq >= from, in seq order.
+	Range(ctx context.Context, room, origin string, from uint64, limit int) ([]Record, error)
+	// VersionVector returns the room's version vector.
+	VersionVector(ctx context.Context, room string) (VersionVector, error)
+	// Floors returns, per origin, the seq up to which messages are pruned.
+	Floors(ctx context.Context, room string) (VersionVector, error)
+	// SetFloor declares seqs up to seq of origin gone (deleting any stored).
+	SetFloor(ctx context.Context, room, origin string, seq uint64) error
+	// History returns the room's last n (<= MaxRange) messages in
+	// (lamport, origin, seq) order, oldest first.
+	History(ctx context.Context, room string, n int) ([]Record, error)
+	// NextSeq reserves and returns origin's next seq, durably: after a
+	// restart it is never returned again. A reserved seq never appended is a
+	// permanent gap in the origin's stream, so prefer appending our own
+	// messages (before sending them) and LastSeq on restart.
+	NextSeq(ctx context.Context, room, origin string) (uint64, error)
+	// LastSeq returns the highest seq of origin ever appended or reserved
+	// in the room, pruned or not.
+	LastSeq(ctx context.Context, room, origin string) (uint64, error)
+	// MaxLamport returns the highest Lamport time ever appended in the
+	// room (pruned or not), to restore a clock on restart.
+	MaxLamport(ctx context.Context, room string) (uint64, error)
+	// Count returns the number of messages stored for the room.
+	Count(ctx context.Context, room string) (int, error)
+	// PutRoom creates or replaces a room's info.
+	PutRoom(ctx context.Context, info RoomInfo) error
+	// Room returns a room's info or ErrNotFound.
+	Room(ctx context.Context, name string) (RoomInfo, error)
+	// Rooms lists the rooms sorted by name.
+	Rooms(ctx context.Context) ([]RoomInfo, error)
+	// DeleteRoom forgets a room: its info and its messages.
+	DeleteRoom(ctx context.Context, name string) error
+	// Prune applies retention at time now to every room, deleting each
+	// origin's oldest messages (a prefix in seq order, raising its floor);
+	// it returns how many messages it deleted.
+	Prune(ctx context.Context, now time.Time) (int, error)
+	// Close releases the log. It is idempotent.
+	Close() error
+}
+
+// Config configures a log.
+type Config struct {
+	// Retention applies to rooms without their own.
+	Retention Retention
+	// MaxData bounds one message's bytes.
+	MaxData int
+	// NoSync skips fsync on commit (tests and benchmarks only: a crash can
+	// lose acknowledged messages).
+	NoSync bool
+	// OpenTimeout bounds waiting for another process's lock on the file.
+	OpenTimeout time.Duration
+}
+
+// DefaultConfig keeps 30 days and at most 100,000 messages per room.
+func DefaultConfig() Config {
+	return Config{
+		Retention:   Retention{MaxAge: 30 * 24 * time.Hour, MaxCount: 100_000},
+		MaxData:     1 << 20,
+		OpenTimeout: 2 * time.Second,
+	}
+}
+
+func (c Config) retention(info *RoomInfo) Retention {
+	if info != nil && info.Retention != nil {
+		return *info.Retention
+	}
+	return c.Retention
+}
+
+func validName(kind, s string) error {
+	if s == "" || len(s) > MaxNameLen || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %s %q: want 1-%d bytes without NUL", ErrInvalid, kind, s, MaxNameLen)
+	}
+	return nil
+}
+
+func (c Config) validateRecord(r Record) error {
+	if err := validName("room", r.Room); err != nil {
+		return err
+	}
+	if err := validName("origin", r.Origin); err != nil {
+		return err
+	}
+	if r.Seq == 0 {
+		return fmt.Errorf("%w: seq 0", ErrInvalid)
+	}
+	if len(r.Data) > c.MaxData {
+		return fmt.Errorf("%w: message of %d bytes exceeds %d", ErrInvalid, len(r.Data), c.MaxData)
+	}
+	return nil
+}
+
+func validLimit(n int) error {
+	if n <= 0 || n > MaxRange {
+		return fmt.Errorf("%w: limit %d: want 1-%d", ErrInvalid, n, MaxRange)
+	}
+	return nil
+}
