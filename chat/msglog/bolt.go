@@ -44,6 +44,10 @@ var _ Log = (*Bolt)(nil)
 // OpenBolt opens (creating if needed) the log at path. It fails after
 // cfg.OpenTimeout if another process holds the file.
 func OpenBolt(path string, cfg Config) (*Bolt, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.OpenTimeout, NoSync: cfg.NoSync})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {

@@ -30,9 +30,14 @@ type memOrigin struct {
 
 var _ Log = (*Mem)(nil)
 
-// NewMem returns an empty in-memory log.
-func NewMem(cfg Config) *Mem {
-	return &Mem{cfg: cfg, rooms: map[string]RoomInfo{}, msgs: map[string]*memRoom{}}
+// NewMem returns an empty in-memory log. It fails only on a negative
+// limit in cfg.
+func NewMem(cfg Config) (*Mem, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	return &Mem{cfg: cfg, rooms: map[string]RoomInfo{}, msgs: map[string]*memRoom{}}, nil
 }
 
 // Close implements Log.

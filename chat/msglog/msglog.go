@@ -160,12 +160,13 @@ type Log interface {
 type Config struct {
 	// Retention applies to rooms without their own.
 	Retention Retention
-	// MaxData bounds one message's bytes.
+	// MaxData bounds one message's bytes (0: the default).
 	MaxData int
 	// NoSync skips fsync on commit (tests and benchmarks only: a crash can
 	// lose acknowledged messages).
 	NoSync bool
-	// OpenTimeout bounds waiting for another process's lock on the file.
+	// OpenTimeout bounds waiting for another process's lock on the file
+	// (0: the default).
 	OpenTimeout time.Duration
 }
 
@@ -176,6 +177,22 @@ func DefaultConfig() Config {
 		MaxData:     1 << 20,
 		OpenTimeout: 2 * time.Second,
 	}
+}
+
+// normalized fills zero fields from DefaultConfig (a zero Retention stays
+// zero: no limit).
+func (c Config) normalized() (Config, error) {
+	d := DefaultConfig()
+	if c.MaxData == 0 {
+		c.MaxData = d.MaxData
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = d.OpenTimeout
+	}
+	if c.MaxData < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
+		return c, fmt.Errorf("%w: negative limit in log config", ErrInvalid)
+	}
+	return c, nil
 }
 
 func (c Config) retention(info *RoomInfo) Retention {

@@ -31,7 +31,13 @@ func TestBoltConformance(t *testing.T) {
 }
 
 func TestMemConformance(t *testing.T) {
-	msglogtest.Run(t, func(t *testing.T, cfg msglog.Config) msglog.Log { return msglog.NewMem(cfg) })
+	msglogtest.Run(t, func(t *testing.T, cfg msglog.Config) msglog.Log {
+		l, err := msglog.NewMem(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
 }
 
 func TestMissing(t *testing.T) {
@@ -111,6 +117,24 @@ func TestBoltRestart(t *testing.T) {
 	info, err := l.Room(ctx, "#r")
 	if err != nil || info.Mode != "total" || !info.Created.Equal(now) {
 		t.Fatalf("room after restart %+v %v", info, err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cfg := msglog.DefaultConfig()
+	cfg.Retention.MaxCount = -1
+	if _, err := msglog.NewMem(cfg); !errors.Is(err, msglog.ErrInvalid) {
+		t.Fatalf("NewMem: got %v, want ErrInvalid", err)
+	}
+	if _, err := msglog.OpenBolt(filepath.Join(t.TempDir(), "x.db"), cfg); !errors.Is(err, msglog.ErrInvalid) {
+		t.Fatalf("OpenBolt: got %v, want ErrInvalid", err)
+	}
+	l, err := msglog.NewMem(msglog.Config{}) // zero limits take the defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(context.Background(), "#r", "a", 1, msglog.Meta{}, make([]byte, 1000)); err != nil {
+		t.Fatalf("append with a zero config: %v", err)
 	}
 }
 
