@@ -25,11 +25,13 @@ type delegate struct{ n *Node }
 
 var _ memberlist.Delegate = (*delegate)(nil)
 
-func (d *delegate) NodeMeta(limit int) []byte                  { return d.n.handleNodeMeta(limit) }
-func (d *delegate) NotifyMsg(b []byte)                         { d.n.handleNotifyMsg(b) }
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return d.n.handleGetBroadcasts(overhead, limit) }
-func (d *delegate) LocalState(join bool) []byte                { return d.n.handleLocalState(join) }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     { d.n.handleMergeRemoteState(buf, join) }
+func (d *delegate) NodeMeta(limit int) []byte { return d.n.handleNodeMeta(limit) }
+func (d *delegate) NotifyMsg(b []byte)        { d.n.handleNotifyMsg(b) }
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.n.handleGetBroadcasts(overhead, limit)
+}
+func (d *delegate) LocalState(join bool) []byte            { return d.n.handleLocalState(join) }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.n.handleMergeRemoteState(buf, join) }
 
 // handleNodeMeta returns the encoded meta. It never returns more than limit
 // (memberlist panics): validation of nick and address keeps it far below,
@@ -75,7 +77,7 @@ func (n *Node) handleMergeRemoteState(buf []byte, _ bool) { n.kv.mergeState(buf)
 // disagree about encryption.
 func isKeyError(err error) bool {
 	s := strings.ToLower(err.Error())
-	for _, k := range []string{"decrypt", "encryption is configured", "no installed keys", "not encrypted", "keyring"} {
+	for _, k := range []string{"decrypt", "encrypt", "no installed keys", "not encrypted", "keyring"} {
 		if strings.Contains(s, k) {
 			return true
 		}

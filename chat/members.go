@@ -42,7 +42,6 @@ type memberEvent struct {
 	name  string
 	addr  string
 	meta  []byte
-	state memberlist.NodeStateType
 }
 
 // memberInfo is the node's view of one other peer.
@@ -77,7 +76,6 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 		name:  nd.Name,
 		addr:  net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
 		meta:  append([]byte(nil), nd.Meta...),
-		state: nd.State,
 	}
 	select {
 	case n.memberEvents <- ev:
@@ -129,6 +127,9 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 	var startPeer bool
 	switch ev.kind {
 	case memberJoin, memberUpdate:
+		if ev.kind == memberJoin {
+			delete(n.leaving, ev.name)
+		}
 		wasLive := m != nil && (m.State == StateAlive || m.State == StateSuspect)
 		oldDisplay, oldNick, oldChat := "", "", ""
 		if m == nil {
@@ -168,9 +169,12 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 			m = &memberInfo{ID: ev.name, Nick: "?", Addr: ev.addr}
 			n.members[ev.name] = m
 		}
+		// memberlist v0.7 does not say whether a node left or failed
+		// (Node.State is never set), so a leave is known by its Bye.
 		typ, state, verb := EventFailed, StateDead, "failed (unreachable)"
-		if ev.state == memberlist.StateLeft {
+		if _, ok := n.leaving[m.ID]; ok {
 			typ, state, verb = EventLeave, StateLeft, "left"
+			delete(n.leaving, m.ID)
 		}
 		m.State, m.Since = state, now
 		out = append(out, Event{Type: typ, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
@@ -211,7 +215,7 @@ func (n *Node) resyncMembers() {
 		live[nd.Name] = true
 		n.applyMemberEvent(memberEvent{kind: memberUpdate, name: nd.Name,
 			addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
-			meta: append([]byte(nil), nd.Meta...), state: nd.State})
+			meta: append([]byte(nil), nd.Meta...)})
 	}
 	n.mu.Lock()
 	var gone []string
@@ -222,7 +226,7 @@ func (n *Node) resyncMembers() {
 	}
 	n.mu.Unlock()
 	for _, id := range gone {
-		n.applyMemberEvent(memberEvent{kind: memberLeave, name: id, state: memberlist.StateDead})
+		n.applyMemberEvent(memberEvent{kind: memberLeave, name: id})
 	}
 }
 
@@ -297,17 +301,11 @@ func (n *Node) displayNameLocked(id, nick string) string {
 }
 
 // Members returns every known peer, this node first, then by display name.
-// It includes dead and left peers still remembered. Safe for concurrent
-// use; it must not be called from a memberlist callback.
+// It includes dead and left peers still remembered. memberlist (v0.7) does
+// not expose its suspicion state, so a member is shown "suspect" when
+// memberlist still lists it alive but this node's chat stream to it has
+// been down for longer than the handshake timeout. Safe for concurrent use.
 func (n *Node) Members() []Member {
-	suspect := make(map[string]bool)
-	if ml, err := n.memberlist(); err == nil {
-		for _, nd := range ml.Members() {
-			if nd.State == memberlist.StateSuspect {
-				suspect[nd.Name] = true
-			}
-		}
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	self := Member{ID: n.id.ID, Nick: n.nick, DisplayName: n.displayNameLocked(n.id.ID, n.nick),
@@ -316,7 +314,7 @@ func (n *Node) Members() []Member {
 		self.Addr = n.advertiseAddrLocked()
 	}
 	switch n.state {
-	case stateNew:
+	case stateNew, stateStarting:
 		self.State = "not started"
 	case stateLeft:
 		self.State = StateLeft
@@ -327,7 +325,7 @@ func (n *Node) Members() []Member {
 	var rest []Member
 	for _, m := range n.members {
 		st := m.State
-		if st == StateAlive && suspect[m.ID] {
+		if p := n.peers[m.ID]; st == StateAlive && p != nil && p.unreachableFor() > n.cfg.HandshakeTimeout {
 			st = StateSuspect
 		}
 		rest = append(rest, Member{ID: m.ID, Nick: m.Nick, DisplayName: n.displayNameLocked(m.ID, m.Nick),

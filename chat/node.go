@@ -35,6 +35,7 @@ import (
 // lifecycle states of a Node.
 const (
 	stateNew = iota
+	stateStarting
 	stateStarted
 	stateLeft
 	stateShutdown
@@ -67,6 +68,7 @@ type Node struct {
 	members    map[string]*memberInfo // by peer ID, self excluded; see members.go
 	peers      map[string]*peerConn   // outgoing chat streams by peer ID
 	memberGen  chan struct{}          // closed and replaced on every membership change
+	leaving    map[string]time.Time   // peers that said Bye, until memberlist reports them gone
 
 	// memberEvents carries memberlist callbacks to the node's event loop
 	// (callbacks must not block). When full, the callback sets resync and
@@ -128,6 +130,7 @@ func New(cfg Config) (*Node, error) {
 		settings:     settings,
 		members:      make(map[string]*memberInfo),
 		peers:        make(map[string]*peerConn),
+		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
 		memberEvents: make(chan memberEvent, 1024),
 		events:       make(chan Event, cfg.EventBuffer),
@@ -189,22 +192,41 @@ func (n *Node) emitError(format string, args ...any) {
 // Start creates the chat listener and the memberlist node, so that the node
 // can be joined and can join others. It blocks until both listen. ctx only
 // bounds the start itself.
-func (n *Node) Start(ctx context.Context) error {
+func (n *Node) Start(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	switch n.state {
 	case stateShutdown:
+		n.mu.Unlock()
 		return ErrShutdown
 	case stateNew:
 	default:
+		n.mu.Unlock()
 		return ErrAlreadyStarted
 	}
+	// memberlist.Create calls back into the node (NodeMeta takes n.mu), so
+	// n.mu is released while it runs; stateStarting keeps other Starts out.
+	n.state = stateStarting
+	n.mu.Unlock()
+	var srv *grpc.Server
+	defer func() {
+		if err == nil {
+			return
+		}
+		if srv != nil {
+			srv.Stop()
+		}
+		n.mu.Lock()
+		if n.state == stateStarting {
+			n.state = stateNew
+		}
+		n.mu.Unlock()
+	}()
+
 	host, portStr, _ := net.SplitHostPort(n.cfg.BindAddr)
 	port, _ := parsePort(portStr)
-
 	advHost := n.cfg.AdvertiseHost
 	if advHost == "" {
 		advHost = host
@@ -222,16 +244,13 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("chat listener: %w", err)
 	}
 	chatPort := lis.Addr().(*net.TCPAddr).Port
-	n.chatAddr = net.JoinHostPort(advHost, strconv.Itoa(chatPort))
-
-	srv := grpc.NewServer(
+	srv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxFrameBytes),
 		grpc.MaxSendMsgSize(maxFrameBytes),
 		grpc.MaxConcurrentStreams(256),
 		grpc.ConnectionTimeout(n.cfg.HandshakeTimeout),
 	)
 	chatpb.RegisterChatServer(srv, &chatServer{n: n})
-	n.grpcServer = srv
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -240,9 +259,11 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 
+	n.mu.Lock()
+	n.chatAddr = net.JoinHostPort(advHost, strconv.Itoa(chatPort))
 	mlc, err := n.memberlistConfigLocked(host, port, advHost)
+	n.mu.Unlock()
 	if err != nil {
-		srv.Stop()
 		return err
 	}
 	n.broadcasts = &memberlist.TransmitLimitedQueue{
@@ -251,19 +272,26 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
-		srv.Stop()
 		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
 	}
+
+	n.mu.Lock()
+	if n.state != stateStarting { // Shutdown ran meanwhile
+		n.mu.Unlock()
+		_ = ml.Shutdown()
+		return ErrShutdown
+	}
 	n.ml = ml
+	n.grpcServer = srv
 	n.settings = settingsFrom(n.settings.Profile, mlc)
 	ln := ml.LocalNode()
 	n.settings.BindPort = int(ln.Port)
 	n.settings.AdvertisePort = int(ln.Port)
 	n.state = stateStarted
-
 	n.wg.Add(1)
 	go n.eventLoop()
 	n.logger.Printf("started %s (%s) memberlist %s chat %s", n.id.ID, n.nick, n.advertiseAddrLocked(), n.chatAddr)
+	n.mu.Unlock()
 	return nil
 }
 
@@ -352,34 +380,69 @@ func (n *Node) joinError(addrs []string, err error) error {
 }
 
 // Leave tells the group this node is leaving and waits (bounded by ctx's
-// deadline, or Config.LeaveTimeout) for the news to spread. The node stays
-// up until Shutdown; it keeps no peer connection.
+// deadline, or Config.LeaveTimeout) for the news to spread: first a Bye on
+// every chat stream (so peers report "left", not "failed"), then
+// memberlist's leave. The node stays up until Shutdown; it keeps no peer
+// connection.
 func (n *Node) Leave(ctx context.Context) error {
 	ml, err := n.memberlist()
 	if err != nil {
 		return err
 	}
-	timeout := n.cfg.LeaveTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.LeaveTimeout)
+		defer cancel()
 	}
+	dl, _ := ctx.Deadline()
+
+	n.mu.Lock()
+	peers := n.peers
+	n.peers = make(map[string]*peerConn)
+	if n.state == stateStarted {
+		n.state = stateLeft
+	}
+	n.mu.Unlock()
+
+	// Bye to every peer in parallel, with half of the time left.
+	byeCtx, cancel := context.WithTimeout(ctx, time.Until(dl)/2)
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.bye(byeCtx); err != nil {
+				n.logger.Printf("leave: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	for _, p := range peers {
+		p.stop()
+	}
+	timeout := time.Until(dl)
 	if timeout <= 0 {
 		return fmt.Errorf("leave: %w", context.DeadlineExceeded)
 	}
 	if err := ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
-	n.mu.Lock()
-	if n.state == stateStarted {
-		n.state = stateLeft
-	}
-	peers := n.peers
-	n.peers = make(map[string]*peerConn)
-	n.mu.Unlock()
-	for _, p := range peers {
-		p.stop()
-	}
 	return nil
+}
+
+// markLeaving records that peer said Bye.
+func (n *Node) markLeaving(peer string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.leaving[peer] = time.Now()
+	// Bound the map: entries are removed when memberlist reports the peer
+	// gone; a peer that said Bye and stayed is forgotten after a minute.
+	for id, t := range n.leaving {
+		if time.Since(t) > time.Minute {
+			delete(n.leaving, id)
+		}
+	}
 }
 
 // Shutdown stops the node without telling the group (call Leave first for
@@ -422,7 +485,7 @@ func (n *Node) memberlist() (*memberlist.Memberlist, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch n.state {
-	case stateNew:
+	case stateNew, stateStarting:
 		return nil, ErrNotStarted
 	case stateShutdown:
 		return nil, ErrShutdown

@@ -37,6 +37,7 @@ type peerConn struct {
 	done   chan struct{}
 
 	connected atomic.Bool
+	downSince atomic.Int64 // unix nanoseconds when the stream was last not established
 
 	mu    sync.Mutex
 	pings map[uint64]chan struct{} // pending pings by nonce, closed on pong
@@ -54,7 +55,17 @@ func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
 	}
 }
 
+// unreachableFor returns how long the stream has not been established (0
+// when it is).
+func (p *peerConn) unreachableFor() time.Duration {
+	if p.connected.Load() {
+		return 0
+	}
+	return time.Since(time.Unix(0, p.downSince.Load()))
+}
+
 func (p *peerConn) start() {
+	p.downSince.Store(time.Now().UnixNano())
 	p.n.wg.Add(1)
 	go func() {
 		defer p.n.wg.Done()
@@ -136,7 +147,10 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 		return false, errors.New("handshake timed out")
 	}
 	p.connected.Store(true)
-	defer p.connected.Store(false)
+	defer func() {
+		p.downSince.Store(time.Now().UnixNano())
+		p.connected.Store(false)
+	}()
 
 	recvErr := make(chan error, 1)
 	p.n.wg.Add(1)
@@ -219,8 +233,9 @@ func (p *peerConn) readLoop(stream chatpb.Chat_ConnectClient) error {
 	}
 }
 
-// ping sends a Ping on the stream and waits for its Pong.
-func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
+// request queues the frame built by mk(nonce) and waits for the Pong with
+// that nonce, returning the round trip.
+func (p *peerConn) request(ctx context.Context, what string, mk func(nonce uint64) *chatpb.Frame) (time.Duration, error) {
 	nonce := p.n.pingNonce.Add(1)
 	ch := make(chan struct{})
 	p.mu.Lock()
@@ -232,17 +247,32 @@ func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
 		p.mu.Unlock()
 	}()
 	start := time.Now()
-	if !p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: nonce}}}) {
-		return 0, fmt.Errorf("ping %s: send queue full or closing", p.id)
+	if !p.enqueue(mk(nonce)) {
+		return 0, fmt.Errorf("%s %s: send queue full or closing", what, p.id)
 	}
 	select {
 	case <-ch:
 		return time.Since(start), nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("ping %s: %w", p.id, ctx.Err())
+		return 0, fmt.Errorf("%s %s: %w", what, p.id, ctx.Err())
 	case <-p.ctx.Done():
-		return 0, fmt.Errorf("ping %s: connection closed", p.id)
+		return 0, fmt.Errorf("%s %s: connection closed", what, p.id)
 	}
+}
+
+// ping measures the round trip of the stream.
+func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
+	return p.request(ctx, "ping", func(nonce uint64) *chatpb.Frame {
+		return &chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: nonce}}}
+	})
+}
+
+// bye announces a graceful leave and waits until the peer recorded it.
+func (p *peerConn) bye(ctx context.Context) error {
+	_, err := p.request(ctx, "bye", func(nonce uint64) *chatpb.Frame {
+		return &chatpb.Frame{Msg: &chatpb.Frame_Bye{Bye: &chatpb.Bye{Nonce: nonce}}}
+	})
+	return err
 }
 
 // Ping measures the round trip to a peer (by peer ID, ID prefix, nick or

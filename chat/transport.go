@@ -130,6 +130,11 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Ping.GetNonce()}}}); err != nil {
 				return nil
 			}
+		case *chatpb.Frame_Bye:
+			n.markLeaving(peer)
+			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Bye.GetNonce()}}}); err != nil {
+				return nil
+			}
 		default:
 			n.stats.badFrames.Add(1)
 		}

@@ -120,6 +120,7 @@ type Frame struct {
 	//	*Frame_Envelope
 	//	*Frame_Ping
 	//	*Frame_Pong
+	//	*Frame_Bye
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -207,6 +208,15 @@ func (x *Frame) GetPong() *Pong {
 	return nil
 }
 
+func (x *Frame) GetBye() *Bye {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Bye); ok {
+			return x.Bye
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -232,8 +242,13 @@ type Frame_Ping struct {
 }
 
 type Frame_Pong struct {
-	// pong answers a ping (listener to dialer).
+	// pong answers a ping or a bye (listener to dialer).
 	Pong *Pong `protobuf:"bytes,5,opt,name=pong,proto3,oneof"`
+}
+
+type Frame_Bye struct {
+	// bye announces a graceful leave (dialer to listener).
+	Bye *Bye `protobuf:"bytes,6,opt,name=bye,proto3,oneof"`
 }
 
 func (*Frame_Hello) isFrame_Msg() {}
@@ -245,6 +260,8 @@ func (*Frame_Envelope) isFrame_Msg() {}
 func (*Frame_Ping) isFrame_Msg() {}
 
 func (*Frame_Pong) isFrame_Msg() {}
+
+func (*Frame_Bye) isFrame_Msg() {}
 
 // Hello introduces one end of a stream. The peer ID is self-certifying: it
 // must equal PeerIDFromKey(public_key) (the first 8 bytes of SHA-256 of the
@@ -484,6 +501,56 @@ func (x *Pong) GetNonce() uint64 {
 	return 0
 }
 
+// Bye tells the listener that the dialer is leaving the group gracefully,
+// just before it leaves memberlist. memberlist (v0.7) does not tell its
+// users whether a node left or failed, so peers rely on this frame to show
+// "left" instead of "failed". The listener answers with a Pong carrying the
+// same nonce once it has recorded the leave.
+type Bye struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nonce is echoed in the Pong.
+	Nonce         uint64 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bye) Reset() {
+	*x = Bye{}
+	mi := &file_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bye) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bye) ProtoMessage() {}
+
+func (x *Bye) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bye.ProtoReflect.Descriptor instead.
+func (*Bye) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Bye) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
 // MsgRef names a message by its unique ID.
 type MsgRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -497,7 +564,7 @@ type MsgRef struct {
 
 func (x *MsgRef) Reset() {
 	*x = MsgRef{}
-	mi := &file_chat_proto_msgTypes[5]
+	mi := &file_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +576,7 @@ func (x *MsgRef) String() string {
 func (*MsgRef) ProtoMessage() {}
 
 func (x *MsgRef) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[5]
+	mi := &file_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +589,7 @@ func (x *MsgRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgRef.ProtoReflect.Descriptor instead.
 func (*MsgRef) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MsgRef) GetOrigin() string {
@@ -553,7 +620,7 @@ type Dep struct {
 
 func (x *Dep) Reset() {
 	*x = Dep{}
-	mi := &file_chat_proto_msgTypes[6]
+	mi := &file_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +632,7 @@ func (x *Dep) String() string {
 func (*Dep) ProtoMessage() {}
 
 func (x *Dep) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[6]
+	mi := &file_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +645,7 @@ func (x *Dep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dep.ProtoReflect.Descriptor instead.
 func (*Dep) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Dep) GetOrigin() string {
@@ -660,7 +727,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_chat_proto_msgTypes[7]
+	mi := &file_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +739,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[7]
+	mi := &file_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +752,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -814,7 +881,7 @@ type NodeMeta struct {
 
 func (x *NodeMeta) Reset() {
 	*x = NodeMeta{}
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +893,7 @@ func (x *NodeMeta) String() string {
 func (*NodeMeta) ProtoMessage() {}
 
 func (x *NodeMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +906,7 @@ func (x *NodeMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeMeta.ProtoReflect.Descriptor instead.
 func (*NodeMeta) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeMeta) GetProtocol() uint32 {
@@ -906,7 +973,7 @@ type KVEntry struct {
 
 func (x *KVEntry) Reset() {
 	*x = KVEntry{}
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +985,7 @@ func (x *KVEntry) String() string {
 func (*KVEntry) ProtoMessage() {}
 
 func (x *KVEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +998,7 @@ func (x *KVEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVEntry.ProtoReflect.Descriptor instead.
 func (*KVEntry) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KVEntry) GetKey() string {
@@ -995,7 +1062,7 @@ type KVState struct {
 
 func (x *KVState) Reset() {
 	*x = KVState{}
-	mi := &file_chat_proto_msgTypes[10]
+	mi := &file_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1074,7 @@ func (x *KVState) String() string {
 func (*KVState) ProtoMessage() {}
 
 func (x *KVState) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[10]
+	mi := &file_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1087,7 @@ func (x *KVState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVState.ProtoReflect.Descriptor instead.
 func (*KVState) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KVState) GetEntries() []*KVEntry {
@@ -1035,13 +1102,14 @@ var File_chat_proto protoreflect.FileDescriptor
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\xfe\x01\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\xa8\x02\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
 	"\benvelope\x18\x03 \x01(\v2\x19.hearsay.chat.v1.EnvelopeH\x00R\benvelope\x12+\n" +
 	"\x04ping\x18\x04 \x01(\v2\x15.hearsay.chat.v1.PingH\x00R\x04ping\x12+\n" +
-	"\x04pong\x18\x05 \x01(\v2\x15.hearsay.chat.v1.PongH\x00R\x04pongB\x05\n" +
+	"\x04pong\x18\x05 \x01(\v2\x15.hearsay.chat.v1.PongH\x00R\x04pong\x12(\n" +
+	"\x03bye\x18\x06 \x01(\v2\x14.hearsay.chat.v1.ByeH\x00R\x03byeB\x05\n" +
 	"\x03msg\"\xac\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -1056,6 +1124,8 @@ const file_chat_proto_rawDesc = "" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1b\n" +
+	"\x03Bye\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"2\n" +
 	"\x06MsgRef\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
@@ -1124,7 +1194,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_chat_proto_goTypes = []any{
 	(Kind)(0),        // 0: hearsay.chat.v1.Kind
 	(*Frame)(nil),    // 1: hearsay.chat.v1.Frame
@@ -1132,30 +1202,32 @@ var file_chat_proto_goTypes = []any{
 	(*Auth)(nil),     // 3: hearsay.chat.v1.Auth
 	(*Ping)(nil),     // 4: hearsay.chat.v1.Ping
 	(*Pong)(nil),     // 5: hearsay.chat.v1.Pong
-	(*MsgRef)(nil),   // 6: hearsay.chat.v1.MsgRef
-	(*Dep)(nil),      // 7: hearsay.chat.v1.Dep
-	(*Envelope)(nil), // 8: hearsay.chat.v1.Envelope
-	(*NodeMeta)(nil), // 9: hearsay.chat.v1.NodeMeta
-	(*KVEntry)(nil),  // 10: hearsay.chat.v1.KVEntry
-	(*KVState)(nil),  // 11: hearsay.chat.v1.KVState
+	(*Bye)(nil),      // 6: hearsay.chat.v1.Bye
+	(*MsgRef)(nil),   // 7: hearsay.chat.v1.MsgRef
+	(*Dep)(nil),      // 8: hearsay.chat.v1.Dep
+	(*Envelope)(nil), // 9: hearsay.chat.v1.Envelope
+	(*NodeMeta)(nil), // 10: hearsay.chat.v1.NodeMeta
+	(*KVEntry)(nil),  // 11: hearsay.chat.v1.KVEntry
+	(*KVState)(nil),  // 12: hearsay.chat.v1.KVState
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
 	3,  // 1: hearsay.chat.v1.Frame.auth:type_name -> hearsay.chat.v1.Auth
-	8,  // 2: hearsay.chat.v1.Frame.envelope:type_name -> hearsay.chat.v1.Envelope
+	9,  // 2: hearsay.chat.v1.Frame.envelope:type_name -> hearsay.chat.v1.Envelope
 	4,  // 3: hearsay.chat.v1.Frame.ping:type_name -> hearsay.chat.v1.Ping
 	5,  // 4: hearsay.chat.v1.Frame.pong:type_name -> hearsay.chat.v1.Pong
-	0,  // 5: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	7,  // 6: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	6,  // 7: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	10, // 8: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	1,  // 9: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
-	1,  // 10: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 5: hearsay.chat.v1.Frame.bye:type_name -> hearsay.chat.v1.Bye
+	0,  // 6: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 7: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 8: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	11, // 9: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	1,  // 10: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
+	1,  // 11: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
+	11, // [11:12] is the sub-list for method output_type
+	10, // [10:11] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -1169,6 +1241,7 @@ func file_chat_proto_init() {
 		(*Frame_Envelope)(nil),
 		(*Frame_Ping)(nil),
 		(*Frame_Pong)(nil),
+		(*Frame_Bye)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1176,7 +1249,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

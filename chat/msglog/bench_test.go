@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,4 +162,24 @@ func BenchmarkHistory100(b *testing.B) {
 			b.Fatal(len(h), err)
 		}
 	}
+}
+
+// BenchmarkAppendParallel: many goroutines appending (a peer receiving
+// from several connections), fsynced; group commit shares the fsyncs.
+func BenchmarkAppendParallel(b *testing.B) {
+	l := benchLog(b, false)
+	ctx := context.Background()
+	var next atomic.Uint64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			seq := next.Add(1)
+			if _, err := l.Append(ctx, "#bench", "origin", seq, msglog.Meta{Lamport: seq}, benchBody); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -32,11 +32,33 @@ var (
 // one writer at a time and readers in parallel); every operation is one
 // transaction, committed (and fsynced unless Config.NoSync) before it
 // returns.
+//
+// Appends are group-committed: one goroutine owned by the log takes every
+// Append waiting in its queue and commits them in one transaction, so
+// concurrent appenders share an fsync while a lone appender pays one
+// transaction and no waiting. If a group's transaction fails, each of its
+// appends is retried alone so that only the faulty one fails.
 type Bolt struct {
-	db        *bolt.DB
-	cfg       Config
+	db  *bolt.DB
+	cfg Config
+
+	mu      sync.RWMutex // guards closed and sending on appends
+	closed  bool
+	appends chan appendReq // bounded: a full queue blocks Append (backpressure)
+	wg      sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+type appendReq struct {
+	rec  Record
+	done chan appendResult // buffered (1): the committer never blocks on it
+}
+
+type appendResult struct {
+	isNew bool
+	err   error
 }
 
 var _ Log = (*Bolt)(nil)
@@ -67,13 +89,71 @@ func OpenBolt(path string, cfg Config) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("init message log %q: %w", path, err)
 	}
-	return &Bolt{db: db, cfg: cfg}, nil
+	l := &Bolt{db: db, cfg: cfg, appends: make(chan appendReq, cfg.MaxGroup)}
+	l.wg.Add(1)
+	go l.commitLoop()
+	return l, nil
 }
 
-// Close closes the database; later calls return the first result.
+// Close commits the appends already queued, stops the committer and closes
+// the database; later calls return the first result.
 func (l *Bolt) Close() error {
-	l.closeOnce.Do(func() { l.closeErr = l.db.Close() })
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.appends)
+		l.mu.Unlock()
+		l.wg.Wait()
+		l.closeErr = l.db.Close()
+	})
 	return l.closeErr
+}
+
+// commitLoop is the group committer: it blocks for one append, takes every
+// other append already queued (up to MaxGroup), and commits them together.
+func (l *Bolt) commitLoop() {
+	defer l.wg.Done()
+	group := make([]appendReq, 0, l.cfg.MaxGroup)
+	for first := range l.appends {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < l.cfg.MaxGroup {
+			select {
+			case r, ok := <-l.appends:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		l.commitGroup(group)
+	}
+}
+
+func (l *Bolt) commitGroup(group []appendReq) {
+	results := make([]appendResult, len(group))
+	err := l.update(context.Background(), func(tx *bolt.Tx) error {
+		for i, r := range group {
+			n, err := l.appendTx(tx, r.rec)
+			if err != nil {
+				return err
+			}
+			results[i].isNew = n
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			l.commitGroup([]appendReq{r})
+		}
+		return
+	}
+	for i, r := range group {
+		results[i].err = err
+		r.done <- results[i]
+	}
 }
 
 // Path returns the database file.
@@ -270,16 +350,29 @@ func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta
 	if err := l.cfg.validateRecord(r); err != nil {
 		return false, err
 	}
-	var isNew bool
-	err := l.update(ctx, func(tx *bolt.Tx) error {
-		var err error
-		isNew, err = l.appendTx(tx, r)
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("append %s/%s:%d: %w", room, origin, seq, err)
+	if err := ctx.Err(); err != nil {
+		return false, err
 	}
-	return isNew, nil
+	req := appendReq{rec: r, done: make(chan appendResult, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return false, ErrClosed
+	}
+	select {
+	case l.appends <- req:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return false, ctx.Err()
+	}
+	l.mu.RUnlock()
+	// Once queued the append is committed (or fails) shortly; wait for it
+	// even if ctx ends, so the caller knows whether it is stored.
+	res := <-req.done
+	if res.err != nil {
+		return false, fmt.Errorf("append %s/%s:%d: %w", room, origin, seq, res.err)
+	}
+	return res.isNew, nil
 }
 
 // AppendBatch implements Log.

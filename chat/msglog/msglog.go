@@ -168,6 +168,9 @@ type Config struct {
 	// OpenTimeout bounds waiting for another process's lock on the file
 	// (0: the default).
 	OpenTimeout time.Duration
+	// MaxGroup bounds the appends committed in one transaction and the
+	// Bolt append queue (0: the default).
+	MaxGroup int
 }
 
 // DefaultConfig keeps 30 days and at most 100,000 messages per room.
@@ -176,6 +179,7 @@ func DefaultConfig() Config {
 		Retention:   Retention{MaxAge: 30 * 24 * time.Hour, MaxCount: 100_000},
 		MaxData:     1 << 20,
 		OpenTimeout: 2 * time.Second,
+		MaxGroup:    256,
 	}
 }
 
@@ -189,7 +193,10 @@ func (c Config) normalized() (Config, error) {
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = d.OpenTimeout
 	}
-	if c.MaxData < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
+	if c.MaxGroup == 0 {
+		c.MaxGroup = d.MaxGroup
+	}
+	if c.MaxData < 0 || c.MaxGroup < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
 		return c, fmt.Errorf("%w: negative limit in log config", ErrInvalid)
 	}
 	return c, nil

@@ -1,0 +1,242 @@
+// Package chattest starts hearsay peers inside one test process: on
+// 127.0.0.1 with free ports, memberlist's Local profile with aggressive
+// timers, and helpers that wait for conditions by polling with a deadline
+// (never fixed sleeps). Every node it starts is shut down by t.Cleanup.
+package chattest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat"
+)
+
+// DefaultTimeout is how long the helpers wait for a condition: generous,
+// because the race detector and a loaded machine slow everything down;
+// conditions normally hold within a fraction of a second.
+const DefaultTimeout = 20 * time.Second
+
+// FastSettings are memberlist settings for tests: gossip every 20 ms, probe
+// every 200 ms, a failed node is declared dead within about a second.
+func FastSettings() chat.MemberlistSettings {
+	s, err := chat.DecodeMemberlistSettings([]byte(`{"profile":"local"}`))
+	if err != nil {
+		panic(err)
+	}
+	s.GossipInterval = chat.Duration(20 * time.Millisecond)
+	s.ProbeInterval = chat.Duration(200 * time.Millisecond)
+	s.ProbeTimeout = chat.Duration(100 * time.Millisecond)
+	s.SuspicionMult = 2
+	s.SuspicionMaxTimeoutMult = 2
+	s.PushPullInterval = chat.Duration(500 * time.Millisecond)
+	s.TCPTimeout = chat.Duration(2 * time.Second)
+	s.GossipToTheDeadTime = chat.Duration(2 * time.Second)
+	return s
+}
+
+// Config returns a node configuration for tests: the given nick, a fresh
+// data directory, 127.0.0.1 with free ports, FastSettings.
+func Config(tb testing.TB, nick string) chat.Config {
+	tb.Helper()
+	cfg := chat.DefaultConfig()
+	cfg.Nick = nick
+	cfg.DataDir = tb.TempDir()
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.MemberlistProfile = chat.ProfileLocal
+	s := FastSettings()
+	cfg.Memberlist = &s
+	cfg.HandshakeTimeout = 2 * time.Second
+	cfg.LeaveTimeout = 2 * time.Second
+	return cfg
+}
+
+// Peer is a started node with a recorder of its events.
+type Peer struct {
+	*chat.Node
+	Rec *Recorder
+}
+
+// Start creates and starts a node with cfg and records its events. The
+// node is shut down at the end of the test.
+func Start(tb testing.TB, cfg chat.Config) *Peer {
+	tb.Helper()
+	n, err := chat.New(cfg)
+	if err != nil {
+		tb.Fatalf("new node: %v", err)
+	}
+	rec := Record(n)
+	tb.Cleanup(func() {
+		_ = n.Shutdown()
+		rec.Wait()
+	})
+	if err := n.Start(context.Background()); err != nil {
+		tb.Fatalf("start node %s: %v", cfg.Nick, err)
+	}
+	return &Peer{Node: n, Rec: rec}
+}
+
+// Cluster starts n peers (nicks p0, p1, …, or as changed by tune), joins
+// them all through the first, and waits until every peer sees every other
+// one alive with an established chat stream.
+func Cluster(tb testing.TB, n int, tune func(i int, cfg *chat.Config)) []*Peer {
+	tb.Helper()
+	peers := make([]*Peer, n)
+	for i := range peers {
+		cfg := Config(tb, fmt.Sprintf("p%d", i))
+		if tune != nil {
+			tune(i, &cfg)
+		}
+		peers[i] = Start(tb, cfg)
+	}
+	for _, p := range peers[1:] {
+		Join(tb, p, peers[0])
+	}
+	WaitConverged(tb, peers...)
+	return peers
+}
+
+// Join joins p to the group of contact.
+func Join(tb testing.TB, p, contact *Peer) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	if _, err := p.Join(ctx, []string{contact.AdvertiseAddr()}); err != nil {
+		tb.Fatalf("join %s to %s: %v", p.Nick(), contact.Nick(), err)
+	}
+}
+
+// WaitConverged waits until each peer sees all the others alive and has an
+// open chat stream to each.
+func WaitConverged(tb testing.TB, peers ...*Peer) {
+	tb.Helper()
+	WaitFor(tb, DefaultTimeout, func() bool {
+		for _, p := range peers {
+			if AliveCount(p.Node) != len(peers) || p.Stats().Streams != len(peers)-1 {
+				return false
+			}
+		}
+		return true
+	}, "peers did not converge")
+}
+
+// AliveCount counts the members n sees alive, itself included.
+func AliveCount(n *chat.Node) int {
+	k := 0
+	for _, m := range n.Members() {
+		if m.State == chat.StateAlive {
+			k++
+		}
+	}
+	return k
+}
+
+// WaitFor polls cond every 5 ms until it holds, failing the test with msg
+// after timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	tb.Helper()
+	if !Poll(timeout, cond) {
+		tb.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
+	}
+}
+
+// Poll polls cond every 5 ms until it holds (true) or timeout passes
+// (false).
+func Poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+}
+
+// Recorder drains a node's Events channel into memory (so the node never
+// drops events in tests) until the channel closes.
+type Recorder struct {
+	mu     sync.Mutex
+	events []chat.Event
+	notify chan struct{} // closed and replaced on each event
+	done   chan struct{}
+}
+
+// Record starts recording n's events.
+func Record(n *chat.Node) *Recorder {
+	r := &Recorder{notify: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for ev := range n.Events() {
+			r.mu.Lock()
+			r.events = append(r.events, ev)
+			close(r.notify)
+			r.notify = make(chan struct{})
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// Wait blocks until the node's Events channel is closed (by Shutdown).
+func (r *Recorder) Wait() { <-r.done }
+
+// Events returns a copy of the events so far.
+func (r *Recorder) Events() []chat.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// Filter returns the events so far that match keep.
+func (r *Recorder) Filter(keep func(chat.Event) bool) []chat.Event {
+	var out []chat.Event
+	for _, ev := range r.Events() {
+		if keep(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// Messages returns the message events so far.
+func (r *Recorder) Messages() []chat.Event {
+	return r.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventMessage })
+}
+
+// WaitEvent waits until an event matching match has been recorded and
+// returns the first one.
+func (r *Recorder) WaitEvent(tb testing.TB, timeout time.Duration, match func(chat.Event) bool, what string) chat.Event {
+	tb.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	closed := false
+	for {
+		r.mu.Lock()
+		for _, ev := range r.events {
+			if match(ev) {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		ch := r.notify
+		r.mu.Unlock()
+		if closed {
+			tb.Fatalf("events closed before %s", what)
+		}
+		select {
+		case <-ch:
+		case <-r.done:
+			closed = true
+		case <-deadline.C:
+			tb.Fatalf("timed out after %v waiting for %s; events: %v", timeout, what, r.Events())
+		}
+	}
+}

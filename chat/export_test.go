@@ -1,0 +1,15 @@
+package chat
+
+import "github.com/hearsay-chat/hearsay/chat/chatpb"
+
+// SendEnvelopeForTest queues env, as is, on the stream to peer id (tests
+// use it to inject forged, altered and duplicate envelopes).
+func (n *Node) SendEnvelopeForTest(id string, env *chatpb.Envelope) bool {
+	n.mu.Lock()
+	p := n.peers[id]
+	n.mu.Unlock()
+	return p != nil && p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
+}
+
+// NextSeqForTest returns the sequence number the next message will get.
+func (n *Node) NextSeqForTest() uint64 { return n.seq.Peek() }

@@ -1,0 +1,421 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
+)
+
+const timeout = chattest.DefaultTimeout
+
+func send(t *testing.T, p *chattest.Peer, text string) chat.MsgID {
+	t.Helper()
+	id, err := p.Send(context.Background(), "", text)
+	if err != nil {
+		t.Fatalf("%s send %q: %v", p.Nick(), text, err)
+	}
+	return id
+}
+
+func TestEveryoneReceivesEveryMessageOnce(t *testing.T) {
+	peers := chattest.Cluster(t, 3, nil)
+	const perPeer = 5
+	want := map[string]string{}
+	for i := 0; i < perPeer; i++ {
+		for _, p := range peers {
+			text := fmt.Sprintf("%s says %d", p.Nick(), i)
+			want[send(t, p, text).String()] = text
+		}
+	}
+	total := perPeer * len(peers)
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool {
+			return len(p.Rec.Messages()) >= total && p.Stats().Received == uint64(total-perPeer)
+		}, "%s got %d messages, want %d", p.Nick(), len(p.Rec.Messages()), total)
+	}
+	for _, p := range peers {
+		got := map[string]int{}
+		for _, ev := range p.Rec.Messages() {
+			got[ev.ID]++
+			if want[ev.ID] != ev.Text {
+				t.Errorf("%s: message %s text %q, want %q", p.Nick(), ev.ID, ev.Text, want[ev.ID])
+			}
+			if ev.Room != chat.DefaultRoom {
+				t.Errorf("%s: message %s room %q, want %q", p.Nick(), ev.ID, ev.Room, chat.DefaultRoom)
+			}
+			if ev.Self != (ev.FromID == p.ID()) {
+				t.Errorf("%s: message %s Self=%v from %s", p.Nick(), ev.ID, ev.Self, ev.FromID)
+			}
+		}
+		for id, k := range got {
+			if k != 1 {
+				t.Errorf("%s: message %s shown %d times, want once", p.Nick(), id, k)
+			}
+		}
+		if len(got) != total {
+			t.Errorf("%s: %d distinct messages, want %d", p.Nick(), len(got), total)
+		}
+		st := p.Stats()
+		if st.Sent != perPeer || st.Delivered != uint64(total) || st.Duplicates != 0 || st.Forged != 0 {
+			t.Errorf("%s: stats %+v", p.Nick(), st)
+		}
+	}
+	// Per-origin order: each origin's messages arrive in seq order here
+	// (one stream per pair, FIFO).
+	for _, p := range peers {
+		last := map[string]uint64{}
+		for _, ev := range p.Rec.Messages() {
+			id, err := chat.ParseMsgID(ev.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Seq <= last[id.Origin] {
+				t.Errorf("%s: %s after seq %d", p.Nick(), ev.ID, last[id.Origin])
+			}
+			last[id.Origin] = id.Seq
+		}
+	}
+}
+
+func TestFailedAndLeftPeers(t *testing.T) {
+	peers := chattest.Cluster(t, 3, nil)
+	a, quitter, killed := peers[0], peers[1], peers[2]
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := quitter.Leave(ctx); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if err := quitter.Shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	ev := a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.FromID == quitter.ID() && ev.Type != chat.EventJoin }, "leave event")
+	if ev.Type != chat.EventLeave {
+		t.Errorf("quitter reported as %q (%s), want %q", ev.Type, ev.Text, chat.EventLeave)
+	}
+
+	if err := killed.Shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	ev = a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.FromID == killed.ID() && ev.Type != chat.EventJoin }, "failed event")
+	if ev.Type != chat.EventFailed {
+		t.Errorf("killed peer reported as %q (%s), want %q", ev.Type, ev.Text, chat.EventFailed)
+	}
+	states := map[string]string{}
+	for _, m := range a.Members() {
+		states[m.ID] = m.State
+	}
+	if states[quitter.ID()] != chat.StateLeft || states[killed.ID()] != chat.StateDead {
+		t.Errorf("members states %v; want %s left and %s dead", states, quitter.ID(), killed.ID())
+	}
+	if n := chattest.AliveCount(a.Node); n != 1 {
+		t.Errorf("alive members %d, want 1", n)
+	}
+	// Shutdown is idempotent.
+	if err := killed.Shutdown(); err != nil {
+		t.Errorf("second shutdown: %v", err)
+	}
+}
+
+func TestNickChangeAndDuplicateNicks(t *testing.T) {
+	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
+		cfg.Nick = []string{"alice", "alice", "carol"}[i]
+	})
+	a1, a2, c := peers[0], peers[1], peers[2]
+	names := map[string]string{}
+	for _, m := range c.Members() {
+		names[m.ID] = m.DisplayName
+	}
+	for _, a := range []*chattest.Peer{a1, a2} {
+		if want := "alice#" + a.ID()[:4]; names[a.ID()] != want {
+			t.Errorf("display name of %s: got %q, want %q", a.ID(), names[a.ID()], want)
+		}
+	}
+	if names[c.ID()] != "carol" {
+		t.Errorf("display name of carol: %q", names[c.ID()])
+	}
+
+	if err := a2.SetNick("bob"); err != nil {
+		t.Fatal(err)
+	}
+	ev := c.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.FromID == a2.ID() }, "nick event")
+	if ev.From != "bob" || !strings.Contains(ev.Text, "alice#"+a2.ID()[:4]) {
+		t.Errorf("nick event from %q text %q", ev.From, ev.Text)
+	}
+	a2.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.Self }, "own nick event")
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, m := range c.Members() {
+			if m.ID == a1.ID() && m.DisplayName != "alice" {
+				return false
+			}
+		}
+		return true
+	}, "alice is still disambiguated after bob's rename")
+
+	// Messages carry the current display name.
+	send(t, a2, "hi from bob")
+	msg := c.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Text == "hi from bob" }, "bob's message")
+	if msg.From != "bob" {
+		t.Errorf("message from %q, want bob", msg.From)
+	}
+	if err := a1.SetNick("no spaces"); err == nil {
+		t.Error("SetNick accepted a nick with a space")
+	}
+}
+
+func TestForgedAlteredAndDuplicateEnvelopes(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	a, b := peers[0], peers[1]
+	signed := func(text string, seq uint64) *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: seq, Room: "lobby", Kind: chatpb.Kind_KIND_CHAT, Body: []byte(text), SentUnixNano: time.Now().UnixNano()}
+		chat.SignEnvelope(a.Identity(), e)
+		return e
+	}
+	altered := signed("original", 1000)
+	altered.Body = []byte("altered")
+	stranger, err := chat.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := signed("impostor", 1001)
+	impostor.OriginKey = stranger.Pub // a's ID with another key
+	wrongSigner := signed("wrong signer", 1002)
+	wrongSigner.Signature = stranger.Sign(chat.SigningBytes(wrongSigner))
+	invalid := signed("bad room", 1003)
+	invalid.Room = "Not A Room"
+	invalid.Signature = a.Identity().Sign(chat.SigningBytes(invalid))
+	good := signed("genuine", 1004)
+
+	for _, e := range []*chatpb.Envelope{altered, impostor, wrongSigner, invalid, good, good, good} {
+		if !a.SendEnvelopeForTest(b.ID(), e) {
+			t.Fatal("could not queue test envelope")
+		}
+	}
+	chattest.WaitFor(t, timeout, func() bool { return b.Stats().Received == 7 }, "b received %d of 7 envelopes", b.Stats().Received)
+	st := b.Stats()
+	if st.Forged != 3 || st.Invalid != 1 || st.Duplicates != 2 || st.Delivered != 1 {
+		t.Errorf("stats %+v: want forged 3, invalid 1, duplicates 2, delivered 1", st)
+	}
+	msgs := b.Rec.Messages()
+	if len(msgs) != 1 || msgs[0].Text != "genuine" || msgs[0].FromID != a.ID() {
+		t.Errorf("messages shown: %+v, want only the genuine one", msgs)
+	}
+}
+
+func TestOversizeMessageRefused(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	a, b := peers[0], peers[1]
+	_, err := a.Send(context.Background(), "lobby", strings.Repeat("x", chat.MaxBodyBytes+1))
+	if !errors.Is(err, chat.ErrTooLarge) {
+		t.Fatalf("oversize send: err %v, want ErrTooLarge", err)
+	}
+	if !strings.Contains(err.Error(), "65537") {
+		t.Errorf("error %q does not say the size", err)
+	}
+	if st := a.Stats(); st.Sent != 0 {
+		t.Errorf("refused message counted as sent: %+v", st)
+	}
+	max := strings.Repeat("y", chat.MaxBodyBytes)
+	send(t, a, max)
+	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Text == max }, "64 KiB message")
+
+	for _, bad := range []struct{ room, text string }{{"lobby", ""}, {"lobby", "\xff\xfe"}, {"bad room", "x"}} {
+		if _, err := a.Send(context.Background(), bad.room, bad.text); err == nil {
+			t.Errorf("Send(%q, %q) accepted", bad.room, bad.text)
+		}
+	}
+}
+
+func TestClusterKeyMismatch(t *testing.T) {
+	key1 := chat.ClusterKeyFromPassphrase("one")
+	key2 := chat.ClusterKeyFromPassphrase("two")
+	cases := []struct {
+		name             string
+		groupKey, ownKey []byte
+	}{
+		{"different keys", key1, key2},
+		{"no key joining a keyed group", key1, nil},
+		{"key joining an open group", nil, key2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gcfg := chattest.Config(t, "group")
+			gcfg.ClusterKey = tc.groupKey
+			group := chattest.Start(t, gcfg)
+			cfg := chattest.Config(t, "stranger")
+			cfg.ClusterKey = tc.ownKey
+			s := chattest.Start(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			k, err := s.Join(ctx, []string{group.AdvertiseAddr()})
+			if err == nil {
+				t.Fatalf("join succeeded (%d contacts) across cluster keys", k)
+			}
+			if !errors.Is(err, chat.ErrClusterKey) {
+				t.Errorf("join error %q does not report a cluster key mismatch", err)
+			}
+			if n := chattest.AliveCount(group.Node); n != 1 {
+				t.Errorf("group sees %d members, want 1", n)
+			}
+		})
+	}
+	t.Run("same key", func(t *testing.T) {
+		peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) { cfg.ClusterKey = key1 })
+		send(t, peers[0], "secret hello")
+		peers[1].Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Text == "secret hello" }, "message in keyed group")
+	})
+}
+
+func TestKVPropagates(t *testing.T) {
+	peers := chattest.Cluster(t, 3, nil)
+	a, b, c := peers[0], peers[1], peers[2]
+	if err := a.KVSet("topic", "distributed systems"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return p.KVList()["topic"] == "distributed systems" }, "%s lacks topic", p.Nick())
+	}
+	// A later change from another peer wins everywhere.
+	if err := b.KVSet("topic", "gossip"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return p.KVList()["topic"] == "gossip" }, "%s: topic %q", p.Nick(), p.KVList()["topic"])
+	}
+	if err := c.KVDel("topic"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { _, ok := p.KVList()["topic"]; return !ok }, "%s still has topic", p.Nick())
+	}
+	if err := a.KVSet("late", "joiner sees me"); err != nil {
+		t.Fatal(err)
+	}
+	// A late joiner gets the state by push/pull.
+	d := chattest.Start(t, chattest.Config(t, "late"))
+	chattest.Join(t, d, a)
+	chattest.WaitFor(t, timeout, func() bool {
+		kv := d.KVList()
+		_, deleted := kv["topic"]
+		return kv["late"] == "joiner sees me" && !deleted
+	}, "late joiner has %v", d.KVList())
+
+	for _, bad := range []struct{ k, v string }{{"", "x"}, {"has space", "x"}, {strings.Repeat("k", 65), "x"}, {"k", strings.Repeat("v", 257)}} {
+		if err := a.KVSet(bad.k, bad.v); err == nil {
+			t.Errorf("KVSet(%q, %d bytes) accepted", bad.k, len(bad.v))
+		}
+	}
+	if err := a.KVDel("never-set"); err == nil {
+		t.Error("KVDel of a missing key succeeded")
+	}
+}
+
+func TestPing(t *testing.T) {
+	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) { cfg.Nick = []string{"alice", "bob"}[i] })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, who := range []string{"bob", peers[1].ID(), peers[1].ID()[:6]} {
+		rtt, err := peers[0].Ping(ctx, who)
+		if err != nil {
+			t.Fatalf("ping %s: %v", who, err)
+		}
+		if rtt <= 0 || rtt > timeout {
+			t.Errorf("ping %s: rtt %v", who, rtt)
+		}
+	}
+	if _, err := peers[0].Ping(ctx, "nobody"); !errors.Is(err, chat.ErrUnknownPeer) {
+		t.Errorf("ping nobody: %v, want ErrUnknownPeer", err)
+	}
+}
+
+func TestLifecycleErrors(t *testing.T) {
+	n, err := chat.New(chattest.Config(t, "manual"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	ctx := context.Background()
+	if _, err := n.Send(ctx, "", "too early"); !errors.Is(err, chat.ErrNotStarted) {
+		t.Errorf("send before start: %v", err)
+	}
+	if _, err := n.Join(ctx, []string{"127.0.0.1:1"}); !errors.Is(err, chat.ErrNotStarted) {
+		t.Errorf("join before start: %v", err)
+	}
+	if n.AdvertiseAddr() != "" || n.Health() != -1 {
+		t.Errorf("before start: addr %q health %d", n.AdvertiseAddr(), n.Health())
+	}
+	// The memberlist configuration can be changed before Start only.
+	js, err := n.MemberlistConfigJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js = []byte(strings.Replace(string(js), `"gossip_nodes": 3`, `"gossip_nodes": 4`, 1))
+	if err := n.LoadMemberlistConfigJSON(js); err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); !errors.Is(err, chat.ErrAlreadyStarted) {
+		t.Errorf("second start: %v", err)
+	}
+	after, _ := n.MemberlistConfigJSON()
+	if !strings.Contains(string(after), `"gossip_nodes": 4`) {
+		t.Errorf("loaded setting not in effect:\n%s", after)
+	}
+	if err := n.LoadMemberlistConfigJSON(js); err == nil {
+		t.Error("config loaded after start")
+	}
+	if n.Health() != 0 {
+		t.Errorf("health %d, want 0", n.Health())
+	}
+	// The user's own message shows in its own stream, even alone.
+	if _, err := n.Send(ctx, "#lobby", "alone"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-n.Events():
+		if ev.Type != chat.EventMessage || ev.Text != "alone" || !ev.Self || ev.From != "manual" {
+			t.Errorf("own event %+v", ev)
+		}
+	case <-time.After(timeout):
+		t.Fatal("own message not in own events")
+	}
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-n.Events(); ok {
+		t.Error("events not closed by shutdown")
+	}
+	if _, err := n.Send(ctx, "", "after"); !errors.Is(err, chat.ErrShutdown) {
+		t.Errorf("send after shutdown: %v", err)
+	}
+}
+
+func TestSequenceNumbersSurviveRestart(t *testing.T) {
+	cfg := chattest.Config(t, "restart")
+	first := chattest.Start(t, cfg)
+	id1 := send(t, first, "one")
+	id2 := send(t, first, "two")
+	if id1.Seq != 1 || id2.Seq != 2 {
+		t.Fatalf("seqs %d, %d; want 1, 2", id1.Seq, id2.Seq)
+	}
+	if err := first.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	second := chattest.Start(t, cfg)
+	if second.ID() != first.ID() {
+		t.Fatalf("identity changed across restart: %s then %s", first.ID(), second.ID())
+	}
+	id3 := send(t, second, "three")
+	if id3.Seq <= id2.Seq {
+		t.Errorf("seq after restart %d, must be above %d", id3.Seq, id2.Seq)
+	}
+}
