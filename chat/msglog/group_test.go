@@ -43,12 +43,8 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			t.Errorf("append %d: %+v, want ErrCorrupt", i, res)
 		}
 	}
-	if vv, err := l.VersionVector(ctx, "#r"); err == nil || vv["good"] != 2 {
-		// The corrupt state makes VersionVector fail; check by Range.
-		rs, err := l.Range(ctx, "#r", "good", 1, 10)
-		if err != nil || len(rs) != 2 {
-			t.Fatalf("good appends: %v %v", rs, err)
-		}
+	if rs, err := l.Range(ctx, "#r", "good", 1, 10); err != nil || len(rs) != 2 {
+		t.Fatalf("good appends: %v %v", rs, err)
 	}
 }
 
