@@ -180,6 +180,43 @@ func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
 	return m.take()
 }
 
+// Restore begins a restart: it makes our next messages (Next and the
+// control messages we emit) continue after ownSeq with Lamport times after
+// lamport (msglog LastSeq(room, Self) and MaxLamport(room)), so no seq is
+// ever reused even while stored messages are replayed. The restart is:
+//
+//	m, _ := order.New(cfg)
+//	m.Restore(lastSeq, maxLamport) // first: nothing may be emitted before it
+//	m.MemberUp(...)                // membership as it is now, before the replay,
+//	                               // or total order would not wait for the others
+//	for origin, f := range floors { m.Floor(origin, f, 0) } // msglog Floors
+//	m.Receive(stored...)           // per origin in seq order; send Output.Send
+//	m.Resume()
+//
+// Deliveries during the replay are the room's history.
+func (m *Machine) Restore(ownSeq, lamport uint64) {
+	m.ownSeq = max(m.ownSeq, ownSeq)
+	m.clock = max(m.clock, lamport)
+	m.ownLast = max(m.ownLast, lamport)
+}
+
+// Resume ends a restart (see Restore): seqs of ours up to the restored one
+// that the log lacks (reserved but never stored) are skipped, so that our
+// own stream continues instead of waiting for them forever.
+func (m *Machine) Resume() Output {
+	self := m.cfg.Self
+	for m.nextOf(self) <= m.ownSeq {
+		lo := m.ownSeq + 1
+		for s := range m.buf[self] {
+			lo = min(lo, s)
+		}
+		m.next[self] = lo
+		m.drain(self)
+	}
+	m.settle()
+	return m.take()
+}
+
 // Want returns, per origin this room has heard of, the next seq it needs
 // to accept. Refused messages are found again from here: feed the log's
 // messages of each origin from Want()[origin] on.

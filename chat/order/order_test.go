@@ -366,3 +366,20 @@ func TestHeldBackReasons(t *testing.T) {
 		t.Errorf("b:3 reason %q", hb[1].Reason)
 	}
 }
+
+func TestResumeSkipsOwnGaps(t *testing.T) {
+	m := mustNew(t, "me", Causal)
+	m.Restore(5, 10) // seqs 3 and 5 were reserved but never stored
+	out, _ := m.Receive(data("me", 1, 1), data("me", 2, 2), data("me", 4, 4))
+	if got := ids(out.Deliver); !slices.Equal(got, []string{"me:1", "me:2"}) {
+		t.Fatalf("replay delivered %v", got)
+	}
+	out = m.Resume()
+	if got := ids(out.Deliver); !slices.Equal(got, []string{"me:4"}) {
+		t.Fatalf("resume delivered %v, want [me:4]", got)
+	}
+	msg, out, err := m.Next()
+	if err != nil || msg.Seq != 6 || msg.Lamport != 11 || len(out.Deliver) != 1 {
+		t.Fatalf("next after resume: %+v %v %v", msg, ids(out.Deliver), err)
+	}
+}
