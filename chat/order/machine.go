@@ -200,18 +200,18 @@ func (m *Machine) Restore(ownSeq, lamport uint64) {
 	m.ownLast = max(m.ownLast, lamport)
 }
 
-// Resume ends a restart (see Restore): seqs of ours up to the restored one
-// that the log lacks (reserved but never stored) are skipped, so that our
-// own stream continues instead of waiting for them forever.
+// Resume ends a restart (see Restore). A seq of ours up to the restored
+// one that the log lacks (reserved but never stored, so never sent) would
+// stall our stream on every member; Resume fills each such gap with a
+// filler (an ack carrying a fresh Lamport time, which every mode consumes
+// without showing), returned in Output.Send to be stored and sent like any
+// control message.
 func (m *Machine) Resume() Output {
 	self := m.cfg.Self
-	for m.nextOf(self) <= m.ownSeq {
-		lo := m.ownSeq + 1
-		for s := range m.buf[self] {
-			lo = min(lo, s)
-		}
-		m.next[self] = lo
-		m.drain(self)
+	for n := m.nextOf(self); n <= m.ownSeq; n = m.nextOf(self) {
+		m.clock++
+		m.ownLast = max(m.ownLast, m.clock)
+		m.emit(Meta{Origin: self, Seq: n, Kind: KindAck, Lamport: m.clock})
 	}
 	m.settle()
 	return m.take()

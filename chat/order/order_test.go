@@ -367,7 +367,7 @@ func TestHeldBackReasons(t *testing.T) {
 	}
 }
 
-func TestResumeSkipsOwnGaps(t *testing.T) {
+func TestResumeFillsOwnGaps(t *testing.T) {
 	m := mustNew(t, "me", Causal)
 	m.Restore(5, 10) // seqs 3 and 5 were reserved but never stored
 	out, _ := m.Receive(data("me", 1, 1), data("me", 2, 2), data("me", 4, 4))
@@ -378,8 +378,22 @@ func TestResumeSkipsOwnGaps(t *testing.T) {
 	if got := ids(out.Deliver); !slices.Equal(got, []string{"me:4"}) {
 		t.Fatalf("resume delivered %v, want [me:4]", got)
 	}
+	if got := ids(out.Send); !slices.Equal(got, []string{"me:3", "me:5"}) {
+		t.Fatalf("resume sent %v, want fillers [me:3 me:5]", got)
+	}
+	for _, f := range out.Send {
+		if f.Kind != KindAck || f.Lamport <= 10 {
+			t.Fatalf("filler %+v: want an ack after lamport 10", f)
+		}
+	}
+	// Another member receiving the fillers is not stuck on the gaps.
+	other := mustNew(t, "x", Causal)
+	o2, _ := other.Receive(append([]Meta{data("me", 1, 1), data("me", 2, 2), data("me", 4, 4)}, out.Send...)...)
+	if got := ids(o2.Deliver); !slices.Equal(got, []string{"me:1", "me:2", "me:4"}) {
+		t.Fatalf("other member delivered %v", got)
+	}
 	msg, out, err := m.Next()
-	if err != nil || msg.Seq != 6 || msg.Lamport != 11 || len(out.Deliver) != 1 {
+	if err != nil || msg.Seq != 6 || msg.Lamport <= 12 || len(out.Deliver) != 1 {
 		t.Fatalf("next after resume: %+v %v %v", msg, ids(out.Deliver), err)
 	}
 }
