@@ -187,7 +187,30 @@ func (a *asyncParser) TearDown() error {
 func (a *asyncParser) GetWinSize() *prompt.WinSize { return a.inner.GetWinSize() }
 
 // Read hands go-prompt one key, the print sequence, or a stop request.
+// Only go-prompt's reader goroutine calls it. The inner read happens
+// without holding mu: after go-prompt's TearDown the terminal is blocking
+// again and that read may never return (on the signal path go-prompt does
+// not stop its reader before exiting), and TearDown needs mu.
 func (a *asyncParser) Read() ([]byte, error) {
+	if key, ok, err := a.nextLocal(); ok || err != nil {
+		return key, err
+	}
+	b, err := a.inner.Read()
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errNoInput
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = append(a.pending, b...)
+	return a.splitLocked()
+}
+
+// nextLocal returns a stop request, the print sequence or a key already
+// read, if there is one.
+func (a *asyncParser) nextLocal() ([]byte, bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.stop.Load() && !a.stopSent {
@@ -195,21 +218,20 @@ func (a *asyncParser) Read() ([]byte, error) {
 		// exit checker sees the stop flag after this key.
 		a.stopSent = true
 		a.lastKey = prompt.ControlD
-		return []byte{0x04}, nil
+		return []byte{0x04}, true, nil
 	}
 	if a.selected == -1 && a.screen.pending() {
-		return append([]byte(nil), injectSeq...), nil
+		return append([]byte(nil), injectSeq...), true, nil
 	}
-	if len(a.pending) == 0 {
-		b, err := a.inner.Read()
-		if err != nil {
-			return nil, err
-		}
-		if len(b) == 0 {
-			return nil, errNoInput
-		}
-		a.pending = append(a.pending[:0], b...)
+	if len(a.pending) > 0 {
+		key, err := a.splitLocked()
+		return key, true, err
 	}
+	return nil, false, nil
+}
+
+// splitLocked hands out the first pending key. Caller holds mu.
+func (a *asyncParser) splitLocked() ([]byte, error) {
 	key, rest := splitKey(a.pending)
 	key = append([]byte(nil), key...)
 	a.pending = append(a.pending[:0], rest...)

@@ -177,6 +177,18 @@ func (s *screen) typeText(before, text string) {
 	}
 }
 
+// waitReady waits until the prompt is on screen and the terminal is in
+// raw mode again. After a command go-prompt draws the prompt before it
+// switches back to raw mode; a key sent in between is handled by the
+// cooked line discipline (Ctrl-D would become an end-of-file and vanish).
+func (s *screen) waitReady() {
+	s.t.Helper()
+	s.waitFor("the prompt in raw mode", func(rows []string) bool {
+		cooked, err := s.termCooked()
+		return err == nil && !cooked && rowIndex(rows, promptEmpty) >= 0
+	})
+}
+
 // waitExit waits for the process to end and returns its exit error.
 func (s *screen) waitExit() error {
 	s.t.Helper()
@@ -257,7 +269,11 @@ func TestScreenIncomingMessageAboveHalfTypedLine(t *testing.T) {
 	s := startScreen(t)
 	s.typeText("", "hello wor")
 	s.signal(syscall.SIGUSR1)
-	s.waitFor("the incoming message", func(rows []string) bool { return rowIndex(rows, "<bob> incoming message 1") >= 0 })
+	// Wait for the settled screen; a naive implementation never gets there
+	// (its message ends up after the typed text).
+	s.waitFor("the incoming message above the prompt", func(rows []string) bool {
+		return rowIndex(rows, "<bob> incoming message 1") >= 0 && lastRow(rows) == promptText+"hello wor"
+	})
 	rows := s.rows()
 	if got := countPrompts(rows); got != 1 {
 		t.Fatalf("got %d prompts on screen, want 1:\n%s", got, s.dump())
@@ -277,6 +293,7 @@ func TestScreenIncomingMessageAboveHalfTypedLine(t *testing.T) {
 	if got := countPrompts(rows); got != 1 {
 		t.Fatalf("got %d prompts after sending, want 1 (the typed line is replaced by the message):\n%s", got, s.dump())
 	}
+	s.waitReady()
 	s.typeText("", "/quit")
 	s.key("\r")
 	if err := s.waitExit(); err != nil {
@@ -289,7 +306,10 @@ func TestScreenIncomingMessageWithWrappedInputAndMenu(t *testing.T) {
 	long := strings.Repeat("abcdefghij", 8) + "klmno" // 85 characters: wraps at 80 columns
 	s.typeText("", long)
 	s.signal(syscall.SIGUSR1)
-	s.waitFor("the first message", func(rows []string) bool { return rowIndex(rows, "<bob> incoming message 1") >= 0 })
+	s.waitFor("the first message above the wrapped input", func(rows []string) bool {
+		return rowIndex(rows, "<bob> incoming message 1") >= 0 &&
+			strings.HasSuffix(strings.TrimRight(joinWrapped(rows), "\n"), "\n"+promptText+long)
+	})
 	rows := s.rows()
 	if got := countPrompts(rows); got != 1 {
 		t.Fatalf("got %d prompts, want 1:\n%s", got, s.dump())
@@ -306,9 +326,10 @@ func TestScreenIncomingMessageWithWrappedInputAndMenu(t *testing.T) {
 	s.typeText("", "/m")
 	s.waitFor("the menu", func(rows []string) bool { return rowIndex(rows, "/members") > rowIndex(rows, promptText) })
 	s.signal(syscall.SIGUSR1)
-	s.waitFor("the second message", func(rows []string) bool { return rowIndex(rows, "<bob> incoming message 2") >= 0 })
-	s.waitFor("the menu below the prompt again", func(rows []string) bool {
-		return rowIndex(rows, "/members") > rowIndex(rows, promptText)
+	s.waitFor("the second message, the prompt and the menu below it", func(rows []string) bool {
+		p := rowIndex(rows, promptText)
+		return rowIndex(rows, "<bob> incoming message 2") >= 0 && p >= 0 && rows[p] == promptText+"/m" &&
+			rowIndex(rows, "/members") > p
 	})
 	rows = s.rows()
 	if got := countPrompts(rows); got != 1 {
@@ -340,12 +361,14 @@ func TestScreenTabCompletion(t *testing.T) {
 	s.key("\r")
 	s.waitFor("the help text", func(rows []string) bool { return rowIndex(rows, "Commands (/help COMMAND") >= 0 })
 	s.waitFor("the held join event", func(rows []string) bool { return rowIndex(rows, "* carol joined") >= 0 })
+	s.waitReady()
 	// Argument completion: a nick.
 	s.typeText("", "/ping bo")
 	s.key("\t")
 	s.waitFor("/ping bob", func(rows []string) bool { return rowIndex(rows, promptText+"/ping bob") >= 0 })
 	s.key("\r")
 	s.waitFor("the pong", func(rows []string) bool { return rowIndex(rows, "pong from bob") >= 0 })
+	s.waitReady()
 	s.key("\x04") // Ctrl-D on an empty line
 	if err := s.waitExit(); err != nil {
 		t.Fatalf("exit: %v", err)
@@ -360,6 +383,7 @@ func TestScreenHistoryAcrossRuns(t *testing.T) {
 	s.waitFor("the echo", func(rows []string) bool {
 		return rowIndex(rows, "from the first run") < lastRowIndex(rows)-1 && lastRow(rows) == promptEmpty
 	})
+	s.waitReady()
 	s.typeText("", "/quit")
 	s.key("\r")
 	if err := s.waitExit(); err != nil {
@@ -375,6 +399,7 @@ func TestScreenHistoryAcrossRuns(t *testing.T) {
 	s2.waitFor("the echo again", func(rows []string) bool {
 		return strings.Count(strings.Join(rows, "\n"), "from the first run") == 2 // the command line and its output
 	})
+	s2.waitReady()
 	s2.key("\x04")
 	if err := s2.waitExit(); err != nil {
 		t.Fatalf("second run: %v", err)
