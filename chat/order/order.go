@@ -84,6 +84,22 @@
 // total and sequencer modes a member may have at most Config.MaxInFlight of
 // its own data messages undelivered; Next returns ErrBusy beyond that, which
 // bounds every member's pending queue by MaxInFlight per live member.
+//
+// # Wiring
+//
+// One Machine per joined room, with the room's mode; the caller serialises
+// calls. Seqs are per (room, origin) and contiguous: the Machine numbers
+// ours (Next and the control messages in Output.Send) and each is stored
+// (chat/msglog Append) before it is sent, so a restart (Restore) never
+// reuses one. A counter shared across rooms, or one that skips numbers,
+// leaves gaps that stall every member's FIFO stage and version vector.
+// The envelope carries Meta's fields: origin, seq, kind, lamport, deps, and
+// in sequencer rooms epoch, prev, cut, global, stamped and candidate. On
+// receipt: verify, store, and Receive what the log says is new. Deliver is
+// shown; Send is signed, stored and sent to the room; Late is shown flagged
+// (or not); Refused is fed again later from the log, from Want on.
+// MemberUp/MemberDown follow the room's membership (ourselves included,
+// with our age). Stats and HeldBack feed /stats.
 package order
 
 import (
