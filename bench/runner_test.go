@@ -71,3 +71,26 @@ func TestRunNaive(t *testing.T) {
 		}
 	})
 }
+
+func TestRunHearsay(t *testing.T) {
+	for _, w := range []string{WorkloadLatency, WorkloadThroughput} {
+		t.Run(w, func(t *testing.T) {
+			res := runSmoke(t, &Hearsay{}, w)
+			if res.Sent == 0 {
+				t.Fatalf("no message sent")
+			}
+			if res.DeliveredRatio == nil || *res.DeliveredRatio == 0 {
+				t.Fatalf("delivered ratio %v, want deliveries", res.DeliveredRatio)
+			}
+			if res.CopiesPerMessage == nil || *res.CopiesPerMessage < 1 {
+				t.Errorf("copies per message %v, want at least 1", res.CopiesPerMessage)
+			}
+		})
+	}
+	t.Run("loss reports unsupported or delivers", func(t *testing.T) {
+		res := runSmoke(t, &Hearsay{}, WorkloadLoss)
+		if res.Note == "" && (res.DeliveredRatio == nil || *res.DeliveredRatio == 0) {
+			t.Errorf("loss run neither delivered nor explained: %+v", res)
+		}
+	})
+}

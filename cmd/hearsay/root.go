@@ -82,6 +82,7 @@ then on needs no server.`,
 	root.SetErr(streams.ErrOut)
 	root.SetVersionTemplate("hearsay {{.Version}}\n")
 	root.AddCommand(newVersionCmd(streams), newBootstrapCmd(streams))
+	root.AddCommand(newBenchCmd(streams))
 	addPeerCommand(root, streams)
 	return root
 }

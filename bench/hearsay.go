@@ -1,0 +1,176 @@
+package bench
+
+// The hearsay system: N real chat.Nodes in this process, each with its own
+// data directory, memberlist (LAN profile, like serf's default), gRPC chat
+// listener and Ed25519 identity. This file is the only place that knows
+// the chat API, so that API changes stay local.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat"
+)
+
+// Hearsay is the hearsay System. Set fields before Start; the zero value
+// uses the defaults.
+type Hearsay struct {
+	// Profile is the memberlist profile (chat.ProfileLAN when empty).
+	Profile string
+	// Room is the room messages go to (the lobby when empty).
+	Room string
+
+	nodes   []*chat.Node
+	dataDir string
+	obs     Observer
+	wg      sync.WaitGroup
+
+	// wireBase is the TCP byte snapshot taken when the group was ready.
+	wireBase  map[string]uint64
+	wireKnown bool
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var _ System = (*Hearsay)(nil)
+
+// Name implements System.
+func (h *Hearsay) Name() string { return "hearsay" }
+
+// Start implements System. It starts the nodes, joins each to the first,
+// and waits until every node sees every other as alive and has an
+// established chat stream to each.
+func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
+	if cfg.Drop > 0 {
+		return fmt.Errorf("hearsay drop injection: %w yet (the chat fault-injection layer has not landed)", ErrUnsupported)
+	}
+	if cfg.Order != "" {
+		return fmt.Errorf("hearsay ordering mode %q: %w yet (rooms and ordering have not landed)", cfg.Order, ErrUnsupported)
+	}
+	h.obs = obs
+	dir, err := os.MkdirTemp("", "hearsay-bench-")
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	h.dataDir = dir
+	for i := 0; i < cfg.Peers; i++ {
+		c := chat.DefaultConfig()
+		c.Nick = fmt.Sprintf("bench%d", i)
+		c.DataDir = fmt.Sprintf("%s/peer%d", dir, i)
+		c.BindAddr = "127.0.0.1:0"
+		if h.Profile != "" {
+			c.MemberlistProfile = h.Profile
+		}
+		// Deliveries are read as fast as they come, but a burst must not
+		// cost events: the buffer holds a full throughput window of
+		// every peer.
+		c.EventBuffer = 1 << 15
+		c.SendQueue = 1 << 14
+		n, err := chat.New(c)
+		if err != nil {
+			return errors.Join(fmt.Errorf("hearsay peer %d: %w", i, err), h.Stop())
+		}
+		if err := n.Start(ctx); err != nil {
+			return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), h.Stop())
+		}
+		h.nodes = append(h.nodes, n)
+		h.wg.Add(1)
+		go h.read(i, n)
+		if i > 0 {
+			if _, err := n.Join(ctx, []string{h.nodes[0].AdvertiseAddr()}); err != nil {
+				return errors.Join(fmt.Errorf("hearsay peer %d: join: %w", i, err), h.Stop())
+			}
+		}
+	}
+	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership and chat streams", func() bool {
+		for _, n := range h.nodes {
+			if n.Stats().Streams < cfg.Peers-1 {
+				return false
+			}
+			alive := 0
+			for _, m := range n.Members() {
+				if m.State == chat.StateAlive {
+					alive++
+				}
+			}
+			if alive < cfg.Peers {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return errors.Join(err, h.Stop())
+	}
+	h.wireBase, h.wireKnown = tcpReceived()
+	return nil
+}
+
+// settleTimeout is how long a group of n may take to converge.
+func settleTimeout(n int) time.Duration { return 30*time.Second + time.Duration(n)*time.Second }
+
+// read forwards node i's message events to the observer until the events
+// channel closes (Shutdown).
+func (h *Hearsay) read(i int, n *chat.Node) {
+	defer h.wg.Done()
+	for ev := range n.Events() {
+		if ev.Type == chat.EventMessage && !ev.Self {
+			h.obs.Deliver(i, []byte(ev.Text))
+		}
+	}
+}
+
+// Send implements System.
+func (h *Hearsay) Send(ctx context.Context, from int, payload []byte) error {
+	if from < 0 || from >= len(h.nodes) {
+		return fmt.Errorf("hearsay: no peer %d", from)
+	}
+	room := h.Room
+	if room == "" {
+		room = chat.DefaultRoom
+	}
+	_, err := h.nodes[from].Send(ctx, room, string(payload))
+	return err
+}
+
+// Counters implements System. Copies are envelopes the nodes received from
+// peers (Stats.Received, duplicates included). WireBytes are the bytes
+// received on the process's TCP sockets since the group was ready (the
+// kernel's count: gRPC chat streams with their HTTP/2 and protobuf
+// framing; memberlist's UDP gossip is not included).
+func (h *Hearsay) Counters() Counters {
+	var c Counters
+	for _, n := range h.nodes {
+		c.Copies += n.Stats().Received
+	}
+	if h.wireKnown {
+		if now, ok := tcpReceived(); ok {
+			c.WireBytes, c.WireKnown = tcpDelta(h.wireBase, now), true
+		}
+	}
+	return c
+}
+
+// Stop implements System: every node shuts down and the data directories
+// are removed.
+func (h *Hearsay) Stop() error {
+	h.stopOnce.Do(func() {
+		// No graceful Leave: the whole group goes away at once, and a
+		// leave intent nobody is left to hear only costs time.
+		var errs []error
+		for _, n := range h.nodes {
+			errs = append(errs, n.Shutdown())
+		}
+		h.wg.Wait()
+		if h.dataDir != "" {
+			errs = append(errs, os.RemoveAll(h.dataDir))
+		}
+		h.stopErr = errors.Join(errs...)
+	})
+	return h.stopErr
+}

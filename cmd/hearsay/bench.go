@@ -1,0 +1,209 @@
+package main
+
+// `hearsay bench`: a thin command over package bench. It parses flags into
+// a bench.Plan, builds the serf baseline's worker from its own module when
+// asked, and prints a table or JSON lines.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hearsay-chat/hearsay/bench"
+)
+
+type benchOptions struct {
+	peers     []int
+	size      int
+	rate      float64
+	duration  time.Duration
+	grace     time.Duration
+	drop      float64
+	order     string
+	window    int
+	costStep  int
+	workloads []string
+	baselines []string
+	json      bool
+	serfBin   string
+	serfSrc   string
+	inProcess bool
+}
+
+func newBenchCmd(streams *ioStreams) *cobra.Command {
+	def := bench.DefaultSpec()
+	o := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure hearsay against its baselines (naive, serf)",
+		Long: `bench starts N peers on 127.0.0.1 in one process per run (real sockets,
+memberlist, signatures and storage), lets membership settle, and runs the
+workloads on hearsay and on each baseline in turn:
+
+  latency     one sender at --rate: time until every other peer delivered
+  throughput  every peer sends, at most --window messages in flight each
+  traffic     copies received per message and peer; wire bytes per delivery
+  loss        latency with --drop of the message frames dropped
+  cost        CPU seconds and peak RSS at N and N+--cost-step peers, and the
+              RSS of an idle single-peer process
+
+Baselines: naive (a new TCP connection per message and member, no repair)
+and serf (hashicorp/serf user events, default LAN settings), built from
+bench/serfbench (run from the repository root, or give --serf-bin).
+See docs/BENCHMARKS.md.`,
+		Example: `  hearsay bench --peers 10 --workload latency,throughput
+  hearsay bench --peers 3,10,20 --baseline naive,serf --json > results.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			plan, err := o.plan()
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return runBench(cmd.Context(), streams, o, plan)
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&o.peers, "peers", []int{def.Peers}, "group sizes N to run (comma-separated)")
+	f.IntVar(&o.size, "size", def.Size, "message payload size in bytes")
+	f.Float64Var(&o.rate, "rate", def.Rate, "messages per second of the single sender (latency, traffic, loss, cost)")
+	f.DurationVar(&o.duration, "duration", time.Duration(def.Duration), "load duration of each run")
+	f.DurationVar(&o.grace, "grace", time.Duration(def.Grace), "how long to wait for late deliveries after the load")
+	f.Float64Var(&o.drop, "drop", def.Drop, "ratio of message frames dropped in the loss workload")
+	f.StringVar(&o.order, "order", "", "room ordering mode for hearsay (fifo, causal, total, sequencer; empty: default)")
+	f.IntVar(&o.window, "window", def.Window, "throughput: messages in flight per sender")
+	f.IntVar(&o.costStep, "cost-step", 5, "cost: k in the per-extra-peer cost (runs at N and N+k)")
+	f.StringSliceVar(&o.workloads, "workload", bench.Workloads, "workloads to run: "+strings.Join(bench.Workloads, ","))
+	f.StringSliceVar(&o.baselines, "baseline", []string{"naive", "serf"}, "baselines to run beside hearsay: naive,serf (none for none)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per line per system and workload")
+	f.StringVar(&o.serfBin, "serf-bin", "", "serf baseline worker binary (default: build bench/serfbench with go build)")
+	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
+	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
+	cmd.AddCommand(newBenchWorkerCmd(streams))
+	return cmd
+}
+
+// plan validates the options and builds the plan (without its workers).
+func (o *benchOptions) plan() (*bench.Plan, error) {
+	spec := bench.DefaultSpec()
+	spec.Size, spec.Rate, spec.Drop, spec.Order, spec.Window = o.size, o.rate, o.drop, o.order, o.window
+	spec.Duration, spec.Grace = bench.Dur(o.duration), bench.Dur(o.grace)
+	if len(o.peers) == 0 {
+		return nil, errors.New("--peers: give at least one group size")
+	}
+	for _, n := range o.peers {
+		spec.Peers = n
+		if err := spec.Validate(); err != nil {
+			return nil, fmt.Errorf("--peers: %w", err)
+		}
+	}
+	for _, w := range o.workloads {
+		spec.Workload = w
+		if err := spec.Validate(); err != nil {
+			return nil, fmt.Errorf("--workload: %w", err)
+		}
+	}
+	if o.costStep < 1 || o.costStep > 100 {
+		return nil, fmt.Errorf("--cost-step %d: want 1 to 100", o.costStep)
+	}
+	systems := []string{"hearsay"}
+	for _, b := range o.baselines {
+		switch b {
+		case "none", "":
+		case "naive", "serf":
+			if !slices.Contains(systems, b) {
+				systems = append(systems, b)
+			}
+		default:
+			return nil, fmt.Errorf("--baseline %q: want naive, serf or none", b)
+		}
+	}
+	return &bench.Plan{Spec: spec, Peers: o.peers, Workloads: o.workloads, Systems: systems, CostStep: o.costStep}, nil
+}
+
+func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *bench.Plan) error {
+	started := time.Now()
+	plan.Progress = func(format string, args ...any) {
+		fmt.Fprintf(streams.ErrOut, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+	}
+	self, err := os.Executable()
+	if err != nil && !o.inProcess {
+		return fmt.Errorf("find own executable for worker processes (or use --in-process): %w", err)
+	}
+	serfBin := o.serfBin
+	if slices.Contains(plan.Systems, "serf") && serfBin == "" {
+		dir, err := os.MkdirTemp("", "hearsay-serfbench-")
+		if err != nil {
+			return fmt.Errorf("temp dir for the serf worker: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		plan.Progress("building the serf baseline from %s", o.serfSrc)
+		serfBin, err = buildSerfWorker(ctx, o.serfSrc, dir)
+		if err != nil {
+			return err
+		}
+	}
+	plan.Worker = func(system string) (*exec.Cmd, error) {
+		switch {
+		case system == "serf":
+			return exec.Command(serfBin), nil
+		case o.inProcess:
+			return nil, nil // run here
+		}
+		return exec.Command(self, "bench", "worker"), nil
+	}
+	if o.json {
+		var werr error
+		plan.OnResult = func(r bench.Result) {
+			if err := bench.WriteJSON(streams.Out, r); err != nil && werr == nil {
+				werr = err
+			}
+		}
+		_, err := plan.Run(ctx)
+		return errors.Join(err, werr)
+	}
+	results, err := plan.Run(ctx)
+	if len(results) > 0 {
+		if werr := bench.WriteTable(streams.Out, results); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+// buildSerfWorker builds the serf baseline module in src into dir and
+// returns the binary's path.
+func buildSerfWorker(ctx context.Context, src, dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
+		return "", fmt.Errorf("serf baseline source %q not found (run from the repository root, or give --serf-src or --serf-bin, or --baseline naive): %w", src, err)
+	}
+	bin := filepath.Join(dir, "serfbench")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = src
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build the serf baseline in %s: %w\n%s", src, err, out)
+	}
+	return bin, nil
+}
+
+// newBenchWorkerCmd is the hidden worker side of the bench: it runs one
+// request read from stdin (see bench.ServeWorker).
+func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:    "worker",
+		Short:  "Run one benchmark request from stdin (used by hearsay bench)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.ServeWorker(cmd.Context(), streams.In, streams.Out, bench.NewSystem)
+		},
+	}
+}
