@@ -10,7 +10,7 @@
 // node and the bootstrap client to them.
 //
 //	cfg := repl.DefaultConfig()
-//	cfg.Peer = peerAdapter{node}        // Send returns MsgID.String(); Stats as []repl.Stat; Events converted
+//	cfg.Peer = peerAdapter{node}        // Send: MsgID.String(); Stats: []repl.Stat; Events: repl.ConvertEvents
 //	cfg.Lifecycle = peerAdapter{node}   // only used with cfg.Manual
 //	cfg.Bootstrap = bootstrapAdapter{client, token} // nil: /bootstrap says none is configured
 //	cfg.Manual, cfg.JSON, cfg.ScriptFile = manual, jsonOut, script

@@ -268,12 +268,14 @@ func rowIndex(rows []string, sub string) int {
 func TestScreenIncomingMessageAboveHalfTypedLine(t *testing.T) {
 	s := startScreen(t)
 	s.typeText("", "hello wor")
+	start := time.Now()
 	s.signal(syscall.SIGUSR1)
 	// Wait for the settled screen; a naive implementation never gets there
 	// (its message ends up after the typed text).
 	s.waitFor("the incoming message above the prompt", func(rows []string) bool {
 		return rowIndex(rows, "<bob> incoming message 1") >= 0 && lastRow(rows) == promptText+"hello wor"
 	})
+	t.Logf("incoming message on screen %v after the signal (10 ms polling)", time.Since(start).Round(time.Millisecond))
 	rows := s.rows()
 	if got := countPrompts(rows); got != 1 {
 		t.Fatalf("got %d prompts on screen, want 1:\n%s", got, s.dump())
@@ -344,6 +346,22 @@ func TestScreenIncomingMessageWithWrappedInputAndMenu(t *testing.T) {
 	s.key("\x15")
 	s.typeText("", "/quit")
 	s.key("\r")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+func TestScreenPasteIsSplitIntoKeys(t *testing.T) {
+	s := startScreen(t)
+	// One write with several keys, as a paste or fast typing delivers them.
+	s.key("/echo pasted in one write\r/echo and a second line\r")
+	s.waitFor("both commands' output", func(rows []string) bool {
+		return rowIndex(rows, "pasted in one write") < rowIndex(rows, "and a second line") &&
+			strings.Contains(strings.Join(rows, "\n"), "\npasted in one write\n") &&
+			strings.Contains(strings.Join(rows, "\n"), "\nand a second line\n")
+	})
+	s.waitReady()
+	s.key("\x04")
 	if err := s.waitExit(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
