@@ -22,7 +22,7 @@ const (
 	EventJoin    = "join"    // a peer joined the group
 	EventLeave   = "leave"   // a peer left gracefully
 	EventFailed  = "failed"  // a peer was declared dead by failure detection
-	EventNick    = "nick"    // a peer changed its nick (Text is the old display name)
+	EventNick    = "nick"    // a peer changed its nick: From is the new display name, Text the old one
 	EventSystem  = "system"  // information from the node itself
 	EventError   = "error"   // a problem the user should know about
 )
@@ -32,8 +32,8 @@ const (
 type Event struct {
 	// Type is one of the Event* constants.
 	Type string `json:"type"`
-	// Time is when this node produced the event (delivery time for
-	// messages).
+	// Time is when the event happened: for messages the origin's clock
+	// when it sent (as chat users expect), otherwise this node's clock.
 	Time time.Time `json:"time"`
 	// Room is the room of a message ("lobby" by default), without '#'.
 	Room string `json:"room,omitempty"`
@@ -44,10 +44,9 @@ type Event struct {
 	FromID string `json:"from_id,omitempty"`
 	// ID is the message ID, "origin/seq", for messages.
 	ID string `json:"id,omitempty"`
-	// Text is the message text, or a human-readable description.
+	// Text is the message text; for a nick event the old display name;
+	// otherwise a human-readable description.
 	Text string `json:"text,omitempty"`
-	// SentAt is the origin's clock when it sent a message (informational).
-	SentAt time.Time `json:"sent_at,omitzero"`
 	// Self is true when the event is about this node (its own message).
 	Self bool `json:"self,omitempty"`
 }

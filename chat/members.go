@@ -38,10 +38,10 @@ const (
 
 // memberEvent is a copy of what memberlist said about a node.
 type memberEvent struct {
-	kind  memberEventKind
-	name  string
-	addr  string
-	meta  []byte
+	kind memberEventKind
+	name string
+	addr string
+	meta []byte
 }
 
 // memberInfo is the node's view of one other peer.
@@ -72,10 +72,10 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 		return // memberlist reports the local node too
 	}
 	ev := memberEvent{
-		kind:  kind,
-		name:  nd.Name,
-		addr:  net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
-		meta:  append([]byte(nil), nd.Meta...),
+		kind: kind,
+		name: nd.Name,
+		addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
+		meta: append([]byte(nil), nd.Meta...),
 	}
 	select {
 	case n.memberEvents <- ev:
@@ -156,8 +156,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 			}
 			out = append(out, Event{Type: EventJoin, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: text})
 		case oldNick != m.Nick:
-			out = append(out, Event{Type: EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
-				Text: fmt.Sprintf("%s is now known as %s", oldDisplay, n.displayNameLocked(m.ID, m.Nick))})
+			out = append(out, Event{Type: EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: oldDisplay})
 		}
 		if m.Valid && (oldChat != m.ChatAddr || n.peers[m.ID] == nil) {
 			stopPeer = n.peers[m.ID]
@@ -357,14 +356,15 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 		if m.State != StateAlive && m.State != StateSuspect {
 			continue
 		}
-		if m.Nick == who || n.displayNameLocked(m.ID, m.Nick) == who {
+		nick, suffix, hasSuffix := strings.Cut(who, "#")
+		switch {
+		case m.Nick == who || n.displayNameLocked(m.ID, m.Nick) == who:
+			byName = append(byName, m)
+		case hasSuffix && m.Nick == nick && len(suffix) >= 4 && strings.HasPrefix(m.ID, suffix):
 			byName = append(byName, m)
 		}
 		if len(who) >= 4 && strings.HasPrefix(m.ID, who) {
 			byPrefix = append(byPrefix, m)
-		}
-		if nick, suffix, ok := strings.Cut(who, "#"); ok && m.Nick == nick && len(suffix) >= 4 && strings.HasPrefix(m.ID, suffix) {
-			byName = append(byName, m)
 		}
 	}
 	for _, c := range [][]*memberInfo{byName, byPrefix} {
@@ -376,7 +376,7 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 		default:
 			var names []string
 			for _, m := range c {
-				names = append(names, m.Nick+"#"+m.ID[:4])
+				names = append(names, n.displayNameLocked(m.ID, m.Nick))
 			}
 			sort.Strings(names)
 			return nil, fmt.Errorf("%w: %q matches %s", ErrAmbiguousPeer, who, strings.Join(names, ", "))

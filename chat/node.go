@@ -582,8 +582,7 @@ func (n *Node) SetNick(nick string) error {
 			return fmt.Errorf("announce nick: %w", err)
 		}
 	}
-	n.emit(Event{Type: EventNick, From: nick, FromID: n.id.ID, Self: true,
-		Text: fmt.Sprintf("you are now known as %s (was %s)", nick, old)})
+	n.emit(Event{Type: EventNick, From: n.displayName(n.id.ID, nick), FromID: n.id.ID, Self: true, Text: old})
 	return nil
 }
 
@@ -640,7 +639,7 @@ func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	n.stats.sent.Add(1)
 	n.stats.delivered.Add(1)
 	n.emit(Event{Type: EventMessage, Time: now, Room: room, From: n.displayName(n.id.ID, env.Nick),
-		FromID: n.id.ID, ID: id.String(), Text: text, SentAt: now, Self: true})
+		FromID: n.id.ID, ID: id.String(), Text: text, Self: true})
 	n.broadcastFrame(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
 	return id, nil
 }
@@ -692,8 +691,8 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	}
 	n.stats.delivered.Add(1)
 	id := MsgID{Origin: env.Origin, Seq: env.Seq}
-	n.emit(Event{Type: EventMessage, Room: env.Room, From: n.displayName(env.Origin, env.Nick), FromID: env.Origin,
-		ID: id.String(), Text: string(env.Body), SentAt: time.Unix(0, env.SentUnixNano)})
+	n.emit(Event{Type: EventMessage, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(), Text: string(env.Body)})
 }
 
 // Stats returns a snapshot of the counters. Never blocks for long.

@@ -146,10 +146,13 @@ func TestNickChangeAndDuplicateNicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := c.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.FromID == a2.ID() }, "nick event")
-	if ev.From != "bob" || !strings.Contains(ev.Text, "alice#"+a2.ID()[:4]) {
+	if ev.From != "bob" || ev.Text != "alice#"+a2.ID()[:4] {
 		t.Errorf("nick event from %q text %q", ev.From, ev.Text)
 	}
-	a2.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.Self }, "own nick event")
+	own := a2.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.Self }, "own nick event")
+	if own.From != "bob" || own.Text != "alice" {
+		t.Errorf("own nick event from %q text %q, want bob, alice", own.From, own.Text)
+	}
 	chattest.WaitFor(t, timeout, func() bool {
 		for _, m := range c.Members() {
 			if m.ID == a1.ID() && m.DisplayName != "alice" {

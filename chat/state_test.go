@@ -1,0 +1,310 @@
+package chat
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+func TestDedup(t *testing.T) {
+	d := newDedup()
+	steps := []struct {
+		origin string
+		seq    uint64
+		isNew  bool
+	}{
+		{"a", 1, true}, {"a", 1, false}, {"a", 3, true}, {"a", 3, false},
+		{"a", 2, true}, {"a", 2, false}, {"a", 1, false}, {"b", 1, true},
+		{"a", 4, true}, {"b", 2, true}, {"a", 10, true}, {"a", 9, true}, {"a", 10, false},
+	}
+	for i, s := range steps {
+		if got := d.Add(s.origin, s.seq); got != s.isNew {
+			t.Errorf("step %d: Add(%s, %d) = %v, want %v", i, s.origin, s.seq, got, s.isNew)
+		}
+	}
+	if o := d.origins["a"]; o.floor != 4 || len(o.above) != 2 {
+		t.Errorf("origin a: floor %d above %v, want floor 4 and {9, 10}", o.floor, o.above)
+	}
+	if !d.Seen("a", 3) || d.Seen("a", 5) || d.Seen("c", 1) {
+		t.Error("Seen disagrees with Add")
+	}
+}
+
+func TestDedupBounded(t *testing.T) {
+	d := newDedup()
+	for s := uint64(2); s < 2+maxDedupAbove+10; s++ {
+		d.Add("a", s) // seq 1 never arrives
+	}
+	if n := len(d.origins["a"].above); n > maxDedupAbove {
+		t.Errorf("%d seqs held above the floor, bound %d", n, maxDedupAbove)
+	}
+	for i := 0; i < maxDedupOrigins+5; i++ {
+		d.Add(strings.Repeat("o", 1)+string(rune('a'+i%26))+string(rune(i)), 1)
+	}
+	if len(d.origins) > maxDedupOrigins {
+		t.Errorf("%d origins remembered, bound %d", len(d.origins), maxDedupOrigins)
+	}
+}
+
+func TestMetaRoundTripAndLimits(t *testing.T) {
+	id := testIdentity(t)
+	m := peerMeta{Protocol: ProtocolVersion, ID: id.ID, Nick: strings.Repeat("n", MaxNickBytes), Pub: id.Pub,
+		ChatAddr: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535"}
+	b, err := encodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > memberlist.MetaMaxSize/2 {
+		t.Errorf("largest meta is %d bytes: keep well under %d", len(b), memberlist.MetaMaxSize)
+	}
+	got, err := decodeMeta(b, id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != m.ID || got.Nick != m.Nick || got.ChatAddr != m.ChatAddr || !bytes.Equal(got.Pub, m.Pub) {
+		t.Errorf("round trip: %+v, want %+v", got, m)
+	}
+	other := testIdentity(t)
+	bad := []struct {
+		name string
+		meta *chatpb.NodeMeta
+		node string
+	}{
+		{"wrong node name", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, other.ID},
+		{"key of another", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: other.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"no protocol", &chatpb.NodeMeta{PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"bad nick", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a#b", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"host name", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "example.com:1"}, id.ID},
+		{"port 0", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:0"}, id.ID},
+		{"short key", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub[:31], ChatAddr: "127.0.0.1:1"}, id.ID},
+	}
+	for _, tc := range bad {
+		raw, _ := proto.Marshal(tc.meta)
+		if _, err := decodeMeta(raw, tc.node); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	if _, err := decodeMeta(bytes.Repeat([]byte{1}, 600), id.ID); err == nil {
+		t.Error("oversized meta accepted")
+	}
+}
+
+func TestValidateNick(t *testing.T) {
+	for _, ok := range []string{"alice", "Bob_2", "x.y-z", "Zoë", strings.Repeat("a", 32)} {
+		if err := ValidateNick(ok); err != nil {
+			t.Errorf("ValidateNick(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "a#b", "/nick", "#room", "a\x1b[31m", strings.Repeat("a", 33), "\xff"} {
+		if err := ValidateNick(bad); err == nil {
+			t.Errorf("ValidateNick(%q) accepted", bad)
+		}
+	}
+}
+
+func TestIdentityPersisted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "profile")
+	a, err := LoadOrCreateIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreateIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != b.ID || !ValidPeerID(a.ID) || a.ID != PeerIDFromKey(a.Pub) {
+		t.Fatalf("ids %q and %q", a.ID, b.ID)
+	}
+	st, err := os.Stat(filepath.Join(dir, identityFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("identity mode %v, want 0600", st.Mode().Perm())
+	}
+	if err := os.Chmod(filepath.Join(dir, identityFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateIdentity(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable key: err %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, identityFile), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateIdentity(dir); err == nil {
+		t.Error("garbage identity accepted")
+	}
+}
+
+func TestSeqAllocatorNeverReuses(t *testing.T) {
+	dir := t.TempDir()
+	a, err := newSeqAllocator(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for i := 0; i < seqBlock+5; i++ {
+		if last, err = a.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last != seqBlock+5 {
+		t.Fatalf("last seq %d, want %d", last, seqBlock+5)
+	}
+	// A restart (even after a crash) continues above everything handed out.
+	b, err := newSeqAllocator(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := b.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next <= last {
+		t.Errorf("after restart seq %d, must be above %d", next, last)
+	}
+	if err := os.WriteFile(filepath.Join(dir, seqFile), []byte("oops"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newSeqAllocator(dir); err == nil {
+		t.Error("corrupt reservation accepted")
+	}
+}
+
+func TestMemberlistSettingsJSON(t *testing.T) {
+	base, _ := profileConfig(ProfileLocal)
+	s := settingsFrom(ProfileLocal, base)
+	js, err := jsonIndent(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"probe_interval": "1s"`) {
+		t.Errorf("durations not written as strings:\n%s", js)
+	}
+	back, err := DecodeMemberlistSettings(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back != s {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", back, s)
+	}
+	partial, err := DecodeMemberlistSettings([]byte(`{"profile":"lan","gossip_interval":"50ms"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time := partial.GossipInterval; time != Duration(50e6) || partial.ProbeInterval != Duration(1e9) {
+		t.Errorf("partial: %+v", partial)
+	}
+	for _, bad := range []string{
+		`{"gossip_intervall":"1s"}`, `{"probe_interval":"soon"}`, `{"probe_interval":"-1s"}`,
+		`{"profile":"moon"}`, `{"probe_timeout":"5s","probe_interval":"1s"}`, `{"gossip_nodes":0}`,
+		`{"udp_buffer_size":10}`, `[1,2]`, `{`,
+	} {
+		if _, err := DecodeMemberlistSettings([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"nick":        func(c *Config) { c.Nick = "a b" },
+		"bind":        func(c *Config) { c.BindAddr = "localhost" },
+		"bind host":   func(c *Config) { c.BindAddr = "example.com:0" },
+		"bind port":   func(c *Config) { c.BindAddr = "127.0.0.1:70000" },
+		"key length":  func(c *Config) { c.ClusterKey = []byte("short") },
+		"profile":     func(c *Config) { c.MemberlistProfile = "moon" },
+		"chat port":   func(c *Config) { c.ChatPort = -1 },
+		"advertise":   func(c *Config) { c.AdvertiseHost = "host" },
+		"ml settings": func(c *Config) { c.Memberlist = &MemberlistSettings{} },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		if err := c.validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c := DefaultConfig()
+	c.Nick, c.EventBuffer, c.LogOutput = "", 0, nil
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Nick != "anon" || c.EventBuffer == 0 || c.LogOutput == nil {
+		t.Errorf("defaults not filled: %+v", c)
+	}
+}
+
+func TestKVEntryChecks(t *testing.T) {
+	id := testIdentity(t)
+	mk := func(key, value string, version uint64) *chatpb.KVEntry {
+		e := &chatpb.KVEntry{Key: key, Value: value, Version: version, Origin: id.ID, OriginKey: id.Pub}
+		e.Signature = id.Sign(kvSigningBytes(e))
+		return e
+	}
+	good := mk("topic", "x", 1)
+	raw, _ := proto.Marshal(good)
+	if _, err := DecodeKVEntry(raw); err != nil {
+		t.Fatalf("genuine entry: %v", err)
+	}
+	altered := mk("topic", "x", 1)
+	altered.Value = "y"
+	tomb := mk("topic", "", 2)
+	tomb.Deleted = true // not re-signed: deleted is covered
+	for name, e := range map[string]*chatpb.KVEntry{
+		"altered":    altered,
+		"tombstone":  tomb,
+		"version 0":  mk("topic", "x", 0),
+		"long key":   mk(strings.Repeat("k", 65), "x", 1),
+		"space key":  mk("a b", "x", 1),
+		"long value": mk("k", strings.Repeat("v", 257), 1),
+		"not utf8":   mk("k", "\xff", 1),
+	} {
+		if err := checkKVEntry(e); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Conflict resolution is a total order: version, then origin.
+	a := &chatpb.KVEntry{Version: 2, Origin: "0000000000000001"}
+	b := &chatpb.KVEntry{Version: 2, Origin: "0000000000000002"}
+	c := &chatpb.KVEntry{Version: 3, Origin: "0000000000000001"}
+	if kvNewer(a, b) || !kvNewer(b, a) || !kvNewer(c, b) || kvNewer(a, a) {
+		t.Error("kvNewer is not the (version, origin) order")
+	}
+}
+
+func TestDisplayNames(t *testing.T) {
+	n, err := New(Config{Nick: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	n.members["aaaa000000000001"] = &memberInfo{ID: "aaaa000000000001", Nick: "bob", State: StateAlive, Valid: true}
+	n.members["aaaa000000000002"] = &memberInfo{ID: "aaaa000000000002", Nick: "bob", State: StateAlive, Valid: true}
+	n.members["bbbb000000000003"] = &memberInfo{ID: "bbbb000000000003", Nick: "alice", State: StateDead, Valid: true}
+	n.members["cccc000000000004"] = &memberInfo{ID: "cccc000000000004", Nick: "carol", State: StateAlive, Valid: true}
+	for id, want := range map[string]string{
+		"aaaa000000000001": "bob#aaaa000000000001", // the suffix grows until it tells the two bobs apart
+		"cccc000000000004": "carol",
+		n.ID():             "alice", // the dead alice does not count
+	} {
+		if got := n.displayName(id, ""); got != want {
+			t.Errorf("displayName(%s) = %q, want %q", id, got, want)
+		}
+	}
+	if _, err := n.resolvePeer("bob"); err == nil {
+		t.Error("ambiguous nick resolved")
+	}
+	if m, err := n.resolvePeer("carol"); err != nil || m.ID != "cccc000000000004" {
+		t.Errorf("resolve carol: %v %v", m, err)
+	}
+	if m, err := n.resolvePeer("bob#aaaa000000000002"); err != nil || m.ID != "aaaa000000000002" {
+		t.Errorf("resolve bob#…2: %v %v", m, err)
+	}
+}
