@@ -127,7 +127,7 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		System: sys.Name(), Workload: spec.Workload, Peers: spec.Peers, Size: spec.Size,
 		DurationS: time.Duration(spec.Duration).Seconds(), Order: spec.Order,
 	}
-	cfg := SystemConfig{Peers: spec.Peers, Order: spec.Order, Progress: progress}
+	cfg := SystemConfig{Peers: spec.Peers, Size: spec.Size, Order: spec.Order, Progress: progress}
 	if spec.Workload == WorkloadLoss {
 		cfg.Drop = spec.Drop
 		res.Drop = spec.Drop

@@ -37,6 +37,9 @@ type System interface {
 type SystemConfig struct {
 	// Peers is the group size N.
 	Peers int
+	// Size is the payload size the workload will send, so that a system
+	// with a message size limit can say so at Start.
+	Size int
 	// Drop is the ratio (0 to 1) of message frames to drop on receipt.
 	// A system that cannot inject drops returns ErrUnsupported when Drop
 	// is above zero.
