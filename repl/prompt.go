@@ -442,6 +442,10 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 	if err != nil {
 		return err
 	}
+	// Commands run with cmdCtx, which the watcher below also cancels, so
+	// a signal during a long command (/sleep, /ping) ends it.
+	cmdCtx, cancelCmd := context.WithCancel(ctx)
+	defer cancelCmd()
 	ad := &promptAdapter{r: r}
 	screen := &termScreen{out: r.io.Out}
 	sigs := newSigWatch()
@@ -479,7 +483,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 			rows := max(1, (w+cols-1)/cols)
 			_, _ = io.WriteString(r.io.Out, "\x1b["+strconv.Itoa(rows)+"A\r\x1b[J")
 		}
-		if err := r.Exec(ctx, line); errors.Is(err, ErrQuit) {
+		if err := r.Exec(cmdCtx, line); errors.Is(err, ErrQuit) {
 			r.quitRequested.Store(true)
 		}
 	}
@@ -526,6 +530,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 		}
 		if !ap.exiting.Load() {
 			ap.stop.Store(true)
+			cancelCmd()
 		}
 	}()
 	p.Run()

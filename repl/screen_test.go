@@ -434,9 +434,24 @@ func TestScreenTerminalRestored(t *testing.T) {
 	}{
 		{"quit", func(s *screen) { s.typeText("", "/quit"); s.key("\r") }, 0, false},
 		{"ctrl-d", func(s *screen) { s.key("\x04") }, 0, false},
-		{"sigterm", func(s *screen) { s.signal(syscall.SIGTERM) }, 1, true},
+		// A key first: go-prompt registers its signal handler in a goroutine
+		// it starts after drawing the first prompt; once a key has been
+		// handled that goroutine has long run. (A signal before it is handled
+		// by the REPL itself, like sighup below.)
+		{"sigterm", func(s *screen) { s.typeText("", "x"); s.signal(syscall.SIGTERM) }, 1, true},
 		{"sigint-mid-line", func(s *screen) { s.typeText("", "half"); s.signal(syscall.SIGINT) }, 0, true},
 		{"sighup", func(s *screen) { s.signal(syscall.SIGHUP) }, 1, false},
+		// go-prompt does not listen while a command runs: the REPL ends
+		// the command and the prompt itself, and Run reports the signal.
+		{"sigterm-during-command", func(s *screen) {
+			s.typeText("", "/sleep 1m")
+			s.key("\r")
+			s.waitFor("the command to run (cooked terminal)", func([]string) bool {
+				cooked, err := s.termCooked()
+				return err == nil && cooked
+			})
+			s.signal(syscall.SIGTERM)
+		}, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			marker := filepath.Join(t.TempDir(), "hook")
