@@ -137,6 +137,7 @@ type asyncParser struct {
 	selected int        // mirror of go-prompt's selected suggestion (-1: none)
 	lastKey  prompt.Key // last key handed out
 	stopSent bool
+	lastSize prompt.WinSize // last size read, used when the ioctl fails
 
 	stop    atomic.Bool // the REPL asked the prompt to end
 	exiting atomic.Bool // go-prompt is ending the process (OnSignal runs)
@@ -184,7 +185,23 @@ func (a *asyncParser) TearDown() error {
 	return err
 }
 
-func (a *asyncParser) GetWinSize() *prompt.WinSize { return a.inner.GetWinSize() }
+// GetWinSize returns the terminal size. go-prompt's parser panics when the
+// ioctl fails (a hung-up terminal); then the last size is kept.
+func (a *asyncParser) GetWinSize() (ws *prompt.WinSize) {
+	defer func() {
+		if recover() != nil {
+			a.mu.Lock()
+			last := a.lastSize
+			a.mu.Unlock()
+			ws = &last
+		}
+	}()
+	ws = a.inner.GetWinSize()
+	a.mu.Lock()
+	a.lastSize = *ws
+	a.mu.Unlock()
+	return ws
+}
 
 // Read hands go-prompt one key, the print sequence, or a stop request.
 // Only go-prompt's reader goroutine calls it. The inner read happens
@@ -451,7 +468,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 	sigs := newSigWatch()
 	defer sigs.close()
 	ap := &asyncParser{inner: inner, fd: inFd, saved: saved, outFd: outFd, screen: screen, ad: ad,
-		selected: -1, sigs: sigs, onSignal: r.cfg.OnSignal}
+		selected: -1, sigs: sigs, onSignal: r.cfg.OnSignal, lastSize: prompt.WinSize{Row: 24, Col: 80}}
 	r.p.setSink(screen)
 	defer func() {
 		r.p.setSink(nil)
