@@ -27,7 +27,7 @@ type Plan struct {
 	// for a system (see RunWorker). When Worker is nil or returns a nil
 	// command, the system runs in this process with NewSystem (then cost
 	// figures share the process).
-	Worker func(system string) (*exec.Cmd, error)
+	Worker func(system string, spec Spec) (*exec.Cmd, error)
 	// Progress receives progress notes; nil discards them.
 	Progress Progress
 	// OnResult, when not nil, is called with each result as it is ready.
@@ -77,7 +77,7 @@ func (p *Plan) Run(ctx context.Context) ([]Result, error) {
 // runOne runs one workload in a worker or in this process.
 func (p *Plan) runOne(ctx context.Context, system string, spec Spec) (Result, error) {
 	if p.Worker != nil {
-		cmd, err := p.Worker(system)
+		cmd, err := p.Worker(system, spec)
 		if err != nil {
 			return Result{}, err
 		}

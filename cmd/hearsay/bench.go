@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type benchOptions struct {
 	serfBin   string
 	serfSrc   string
 	inProcess bool
+	profDir   string
 }
 
 func newBenchCmd(streams *ioStreams) *cobra.Command {
@@ -86,6 +88,7 @@ See docs/BENCHMARKS.md.`,
 	f.StringVar(&o.serfBin, "serf-bin", "", "serf baseline worker binary (default: build bench/serfbench with go build)")
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
+	f.StringVar(&o.profDir, "cpuprofile-dir", "", "write a CPU profile of every hearsay and naive worker run into this directory")
 	cmd.AddCommand(newBenchWorkerCmd(streams))
 	return cmd
 }
@@ -150,14 +153,24 @@ func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *be
 			return err
 		}
 	}
-	plan.Worker = func(system string) (*exec.Cmd, error) {
+	if o.profDir != "" {
+		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+			return fmt.Errorf("profile directory: %w", err)
+		}
+	}
+	plan.Worker = func(system string, spec bench.Spec) (*exec.Cmd, error) {
 		switch {
 		case system == "serf":
 			return exec.Command(serfBin), nil
 		case o.inProcess:
 			return nil, nil // run here
 		}
-		return exec.Command(self, "bench", "worker"), nil
+		args := []string{"bench", "worker"}
+		if o.profDir != "" {
+			name := fmt.Sprintf("%s-%s-%d.cpu.pprof", system, spec.Workload, spec.Peers)
+			args = append(args, "--cpuprofile", filepath.Join(o.profDir, name))
+		}
+		return exec.Command(self, args...), nil
 	}
 	if o.json {
 		var werr error
@@ -197,13 +210,27 @@ func buildSerfWorker(ctx context.Context, src, dir string) (string, error) {
 // newBenchWorkerCmd is the hidden worker side of the bench: it runs one
 // request read from stdin (see bench.ServeWorker).
 func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
-	return &cobra.Command{
+	var cpuprofile string
+	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Run one benchmark request from stdin (used by hearsay bench)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return bench.ServeWorker(cmd.Context(), streams.In, streams.Out, bench.NewSystem)
 		},
 	}
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	return cmd
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestBenchCommandInProcess(t *testing.T) {
+	var out, errOut bytes.Buffer
+	streams := &ioStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(string) string { return "" }}
+	code := run([]string{"bench", "--in-process", "--baseline", "naive", "--peers", "2,3",
+		"--workload", "latency", "--duration", "200ms", "--rate", "50", "--json"}, streams)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, errOut.String())
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var r struct {
+			System         string   `json:"system"`
+			Workload       string   `json:"workload"`
+			Peers          int      `json:"peers"`
+			P99            *float64 `json:"p99_ms"`
+			DeliveredRatio *float64 `json:"delivered_ratio"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if r.Workload != "latency" || r.P99 == nil || r.DeliveredRatio == nil || *r.DeliveredRatio != 1 {
+			t.Errorf("result %s: want a latency result with every message delivered", sc.Text())
+		}
+		seen[r.System+"/"+string(rune('0'+r.Peers))] = true
+	}
+	for _, want := range []string{"hearsay/2", "naive/2", "hearsay/3", "naive/3"} {
+		if !seen[want] {
+			t.Errorf("no result for %s; got %v", want, seen)
+		}
+	}
+	if !strings.Contains(errOut.String(), "starting") {
+		t.Errorf("no progress on stderr:\n%s", errOut.String())
+	}
+}
+
+func TestBenchCommandBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--peers", "1"},
+		{"bench", "--workload", "chaos"},
+		{"bench", "--baseline", "raft"},
+		{"bench", "--drop", "1.5"},
+	} {
+		var out, errOut bytes.Buffer
+		streams := &ioStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(string) string { return "" }}
+		if code := run(args, streams); code != 2 {
+			t.Errorf("%v: exit code %d, want 2 (usage); stderr %q", args, code, errOut.String())
+		}
+	}
+}
