@@ -93,14 +93,17 @@ func (p *Peer) Joined() []string {
 	return append([]string(nil), p.joined...)
 }
 
+// ID implements repl.Peer.
 func (p *Peer) ID() string { return p.id }
 
+// Nick implements repl.Peer.
 func (p *Peer) Nick() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.nick
 }
 
+// SetNick implements repl.Peer.
 func (p *Peer) SetNick(n string) error {
 	if n == "" || strings.ContainsAny(n, " \t#@") || len(n) > 32 {
 		return fmt.Errorf("invalid nick %q: 1-32 characters without spaces, '#' or '@'", n)
@@ -112,6 +115,7 @@ func (p *Peer) SetNick(n string) error {
 	return nil
 }
 
+// Send implements repl.Peer.
 func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,20 +134,24 @@ func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
 	return id, nil
 }
 
+// Events implements repl.Peer.
 func (p *Peer) Events() <-chan repl.Event { return p.events }
 
+// Members implements repl.Peer.
 func (p *Peer) Members() []repl.Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]repl.Member(nil), p.members...)
 }
 
+// Health implements repl.Peer.
 func (p *Peer) Health() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.health
 }
 
+// Ping implements repl.Peer.
 func (p *Peer) Ping(ctx context.Context, who string) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -158,6 +166,7 @@ func (p *Peer) Ping(ctx context.Context, who string) (time.Duration, error) {
 	return 0, fmt.Errorf("no member %q", who)
 }
 
+// KVSet implements repl.Peer.
 func (p *Peer) KVSet(k, v string) error {
 	if k == "" {
 		return errors.New("empty key")
@@ -168,6 +177,7 @@ func (p *Peer) KVSet(k, v string) error {
 	return nil
 }
 
+// KVDel implements repl.Peer.
 func (p *Peer) KVDel(k string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -178,6 +188,7 @@ func (p *Peer) KVDel(k string) error {
 	return nil
 }
 
+// KVList implements repl.Peer.
 func (p *Peer) KVList() map[string]string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -188,12 +199,14 @@ func (p *Peer) KVList() map[string]string {
 	return out
 }
 
+// Stats implements repl.Peer.
 func (p *Peer) Stats() []repl.Stat {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return []repl.Stat{{Name: "messages sent", Value: fmt.Sprint(len(p.sent))}, {Name: "members", Value: fmt.Sprint(len(p.members))}}
 }
 
+// AdvertiseAddr implements repl.Peer.
 func (p *Peer) AdvertiseAddr() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -203,12 +216,14 @@ func (p *Peer) AdvertiseAddr() string {
 	return p.members[0].Addr
 }
 
+// MemberlistConfigJSON implements repl.Peer.
 func (p *Peer) MemberlistConfigJSON() ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]byte(nil), p.mlConfig...), nil
 }
 
+// LoadMemberlistConfigJSON implements repl.Peer.
 func (p *Peer) LoadMemberlistConfigJSON(data []byte) error {
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -234,6 +249,7 @@ func (p *Peer) Start(context.Context) error {
 	return nil
 }
 
+// Join implements repl.Lifecycle.
 func (p *Peer) Join(_ context.Context, addrs []string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -244,6 +260,7 @@ func (p *Peer) Join(_ context.Context, addrs []string) (int, error) {
 	return len(addrs), nil
 }
 
+// Leave implements repl.Lifecycle.
 func (p *Peer) Leave(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -253,6 +270,7 @@ func (p *Peer) Leave(context.Context) error {
 	return nil
 }
 
+// Shutdown implements repl.Lifecycle.
 func (p *Peer) Shutdown() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -281,6 +299,7 @@ func (b *Bootstrap) Add(c repl.Contact) {
 	b.contacts[c.ID] = c
 }
 
+// Join implements repl.Bootstrap.
 func (b *Bootstrap) Join(_ context.Context, c repl.Contact) (repl.JoinResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -295,10 +314,12 @@ func (b *Bootstrap) Join(_ context.Context, c repl.Contact) (repl.JoinResult, er
 	return repl.JoinResult{Stored: true, NumPeers: len(b.contacts)}, nil
 }
 
+// Refill implements repl.Bootstrap.
 func (b *Bootstrap) Refill(ctx context.Context, c repl.Contact) (repl.JoinResult, error) {
 	return b.Join(ctx, c)
 }
 
+// Leave implements repl.Bootstrap.
 func (b *Bootstrap) Leave(_ context.Context, id string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -306,6 +327,7 @@ func (b *Bootstrap) Leave(_ context.Context, id string) error {
 	return nil
 }
 
+// List implements repl.Bootstrap.
 func (b *Bootstrap) List(_ context.Context, n int) ([]repl.Contact, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -320,6 +342,7 @@ func (b *Bootstrap) List(_ context.Context, n int) ([]repl.Contact, error) {
 	return out, nil
 }
 
+// Reset implements repl.Bootstrap.
 func (b *Bootstrap) Reset(context.Context) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -328,12 +351,14 @@ func (b *Bootstrap) Reset(context.Context) (int, error) {
 	return n, nil
 }
 
+// Config implements repl.Bootstrap.
 func (b *Bootstrap) Config(context.Context) (repl.BootstrapConfig, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cfg, nil
 }
 
+// SetConfig implements repl.Bootstrap.
 func (b *Bootstrap) SetConfig(_ context.Context, u repl.BootstrapConfigUpdate) (repl.BootstrapConfig, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
