@@ -304,3 +304,12 @@ func TestRunStopsOnContext(t *testing.T) {
 		t.Fatal("Run did not stop when ctx ended")
 	}
 }
+
+func TestMultilineIndentWideNick(t *testing.T) {
+	f := newFixture(t, nil)
+	f.r.Notify(repl.Event{Type: repl.EventMessage, From: "世界", Text: "one\ntwo"})
+	want := "[10:00:00] <世界> one\n" + strings.Repeat(" ", 11+6+1) + "two\n"
+	if got := f.out.String(); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	runewidth "github.com/mattn/go-runewidth"
 	"golang.org/x/term"
 )
 
@@ -237,10 +238,9 @@ func indentLines(head, body string) string {
 	return b.String()
 }
 
-// visibleWidth is the width of s without our own SGR sequences (head is
-// ASCII apart from nicks, whose exact width only matters for alignment).
+// visibleWidth is the display width of s without its SGR sequences.
 func visibleWidth(s string) int {
-	return len([]rune(Sanitize(s)))
+	return runewidth.StringWidth(Sanitize(s))
 }
 
 // shortID abbreviates a peer ID for display when no nick is known.
