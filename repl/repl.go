@@ -105,7 +105,8 @@ func (r *REPL) SetRoom(room string) {
 // line being typed.
 func (r *REPL) Notify(ev Event) { r.p.emit(ev) }
 
-// Printf prints command output (a "system" event in --json mode).
+// Printf prints command output (a "system" event in --json mode). Safe for
+// concurrent use.
 func (r *REPL) Printf(format string, args ...any) { r.p.emit(sysf(format, args...)) }
 
 // Config returns the REPL's configuration (after defaults were applied).
