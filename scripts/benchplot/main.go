@@ -1,0 +1,282 @@
+// Command benchplot draws the figures of docs/BENCHMARKS.md from the JSON
+// lines of `hearsay bench --json`: the latency distribution (CDF, log
+// scale) of every system and group size in the latency workload, and the
+// throughput (messages/s) against the group size. It writes SVG, with the
+// standard library only.
+//
+//	go run ./scripts/benchplot -in results.jsonl -out docs
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// result holds the fields of a bench result line that the plots use.
+type result struct {
+	System   string    `json:"system"`
+	Workload string    `json:"workload"`
+	Peers    int       `json:"peers"`
+	CDFms    []float64 `json:"cdf_ms"`
+	MsgsPerS *float64  `json:"msgs_per_s"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "benchplot:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdin io.Reader, stderr io.Writer) error {
+	fs := flag.NewFlagSet("benchplot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	in := fs.String("in", "-", "JSON lines from hearsay bench --json (- for stdin)")
+	out := fs.String("out", "docs", "directory for bench-latency.svg and bench-throughput.svg")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r := stdin
+	if *in != "-" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return fmt.Errorf("open input: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	results, err := readResults(r)
+	if err != nil {
+		return err
+	}
+	lat := latencySVG(results)
+	thr := throughputSVG(results)
+	if lat == "" && thr == "" {
+		return errors.New("no latency or throughput results in the input")
+	}
+	for name, svg := range map[string]string{"bench-latency.svg": lat, "bench-throughput.svg": thr} {
+		if svg == "" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(*out, name), []byte(svg), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func readResults(r io.Reader) ([]result, error) {
+	var out []result
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var res result
+		if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+			return nil, fmt.Errorf("input line %d: %w", line, err)
+		}
+		out = append(out, res)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read input: %w", err)
+	}
+	return out, nil
+}
+
+// Plot geometry.
+const (
+	width, height         = 720, 440
+	left, right, top, bot = 70, 170, 40, 60
+	plotW, plotH          = width - left - right, height - top - bot
+)
+
+var palette = map[string]string{"hearsay": "#1f77b4", "naive": "#2ca02c", "serf": "#d62728"}
+var dashes = []string{"", "6,3", "2,3", "10,3,2,3", "1,2"}
+
+func color(system string) string {
+	if c, ok := palette[system]; ok {
+		return c
+	}
+	return "#7f7f7f"
+}
+
+type svgDoc struct{ b strings.Builder }
+
+func (d *svgDoc) printf(format string, a ...any) { fmt.Fprintf(&d.b, format, a...) }
+
+func newDoc(title string) *svgDoc {
+	d := &svgDoc{}
+	d.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	d.printf(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
+	d.printf(`<text x="%d" y="24" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(title))
+	d.printf(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>`+"\n", left, top, plotW, plotH)
+	return d
+}
+
+func (d *svgDoc) end() string {
+	d.printf("</svg>\n")
+	return d.b.String()
+}
+
+func esc(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// latencySVG draws the latency CDFs on a log-scale x axis.
+func latencySVG(results []result) string {
+	var rs []result
+	for _, r := range results {
+		if r.Workload == "latency" && len(r.CDFms) == 101 {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		return ""
+	}
+	lo, hi := math.Inf(1), 0.0
+	for _, r := range rs {
+		for _, v := range r.CDFms {
+			v = math.Max(v, 0.01)
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	dlo, dhi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if dhi == dlo {
+		dhi++
+	}
+	x := func(v float64) float64 {
+		return left + (math.Log10(math.Max(v, 0.01))-dlo)/(dhi-dlo)*plotW
+	}
+	y := func(p float64) float64 { return top + plotH - p/100*plotH }
+	d := newDoc("Latency to every other peer (latency workload): CDF")
+	for e := dlo; e <= dhi; e++ {
+		xx := x(math.Pow(10, e))
+		d.printf(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", xx, top, xx, top+plotH)
+		d.printf(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", xx, top+plotH+16, fmtMs(math.Pow(10, e)))
+	}
+	for p := 0.0; p <= 100; p += 25 {
+		d.printf(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y(p), left+plotW, y(p))
+		d.printf(`<text x="%d" y="%.1f" text-anchor="end">%.0f%%</text>`+"\n", left-6, y(p)+4, p)
+	}
+	d.printf(`<text x="%d" y="%d" text-anchor="middle">latency (ms, log scale)</text>`+"\n", left+plotW/2, height-20)
+	d.printf(`<text x="18" y="%d" transform="rotate(-90 18 %d)" text-anchor="middle">messages delivered to all</text>`+"\n", top+plotH/2, top+plotH/2)
+	sizes := peerSizes(rs)
+	for i, r := range rs {
+		var pts []string
+		for p, v := range r.CDFms {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(v), y(float64(p))))
+		}
+		dash := dashes[slices.Index(sizes, r.Peers)%len(dashes)]
+		d.printf(`<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`+"\n", color(r.System), dash, strings.Join(pts, " "))
+		legend(d, i, color(r.System), dash, fmt.Sprintf("%s, N=%d", r.System, r.Peers))
+	}
+	return d.end()
+}
+
+func legend(d *svgDoc, i int, col, dash, label string) {
+	ly := top + 10 + i*18
+	lx := left + plotW + 14
+	d.printf(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`+"\n", lx, ly, lx+26, ly, col, dash)
+	d.printf(`<text x="%d" y="%d">%s</text>`+"\n", lx+32, ly+4, esc(label))
+}
+
+func peerSizes(rs []result) []int {
+	var s []int
+	for _, r := range rs {
+		if !slices.Contains(s, r.Peers) {
+			s = append(s, r.Peers)
+		}
+	}
+	slices.Sort(s)
+	return s
+}
+
+func fmtMs(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%g", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// throughputSVG draws messages/s against N, one line per system.
+func throughputSVG(results []result) string {
+	bySys := map[string][]result{}
+	var systems []string
+	maxN, maxT := 0, 0.0
+	for _, r := range results {
+		if r.Workload != "throughput" || r.MsgsPerS == nil {
+			continue
+		}
+		if _, ok := bySys[r.System]; !ok {
+			systems = append(systems, r.System)
+		}
+		bySys[r.System] = append(bySys[r.System], r)
+		maxN = max(maxN, r.Peers)
+		maxT = math.Max(maxT, *r.MsgsPerS)
+	}
+	if len(systems) == 0 {
+		return ""
+	}
+	step := niceStep(maxT / 5)
+	top_ := math.Ceil(maxT/step) * step
+	if top_ == 0 {
+		top_ = 1
+	}
+	x := func(n int) float64 { return left + float64(n)/float64(maxN)*plotW }
+	y := func(t float64) float64 { return top + plotH - t/top_*plotH }
+	d := newDoc("Throughput against group size (throughput workload)")
+	for t := 0.0; t <= top_+step/2; t += step {
+		d.printf(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y(t), left+plotW, y(t))
+		d.printf(`<text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-6, y(t)+4, t)
+	}
+	for _, n := range peerSizes(flatten(bySys)) {
+		d.printf(`<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x(n), top+plotH+16, n)
+	}
+	d.printf(`<text x="%d" y="%d" text-anchor="middle">peers N</text>`+"\n", left+plotW/2, height-20)
+	d.printf(`<text x="18" y="%d" transform="rotate(-90 18 %d)" text-anchor="middle">messages/s delivered to all</text>`+"\n", top+plotH/2, top+plotH/2)
+	for i, s := range systems {
+		rs := bySys[s]
+		slices.SortFunc(rs, func(a, b result) int { return a.Peers - b.Peers })
+		var pts []string
+		for _, r := range rs {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(r.Peers), y(*r.MsgsPerS)))
+			d.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", x(r.Peers), y(*r.MsgsPerS), color(s))
+		}
+		d.printf(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color(s), strings.Join(pts, " "))
+		legend(d, i, color(s), "", s)
+	}
+	return d.end()
+}
+
+func flatten(m map[string][]result) []result {
+	var out []result
+	for _, rs := range m {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// niceStep rounds v up to 1, 2 or 5 times a power of ten.
+func niceStep(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
