@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/functions/apiv2/functionspb"
 
 	bootstrapcf "github.com/hearsay-chat/hearsay/bootstrap-cloudfunctions"
+	"github.com/hearsay-chat/hearsay/bootstrap-cloudfunctions/deploy/deploytest"
 )
 
 const modPath = "github.com/hearsay-chat/hearsay"
@@ -43,7 +44,7 @@ func TestEntryPointIsTheRegisteredFunction(t *testing.T) {
 }
 
 func TestDeployCreatesThenUpdates(t *testing.T) {
-	fake, client := newFakeAPI(t)
+	fake, client := deploytest.New(t)
 	ctx := context.Background()
 	var progress bytes.Buffer
 	cfg := testConfig(t)
@@ -54,16 +55,16 @@ func TestDeployCreatesThenUpdates(t *testing.T) {
 		t.Fatalf("first deploy: %v", err)
 	}
 	wantName := "projects/hearsay-prod/locations/europe-west1/functions/hearsay-bootstrap"
-	if !res.Created || res.Name != wantName || res.URL != fake.fnURL || res.State != "ACTIVE" {
-		t.Errorf("first deploy result %+v, want created %s at %s, ACTIVE", res, wantName, fake.fnURL)
+	if !res.Created || res.Name != wantName || res.URL != fake.FunctionURL || res.State != "ACTIVE" {
+		t.Errorf("first deploy result %+v, want created %s at %s, ACTIVE", res, wantName, fake.FunctionURL)
 	}
-	fake.mu.Lock()
-	if len(fake.creates) != 1 || len(fake.updates) != 0 || len(fake.uploads) != 1 || fake.polls < 1 {
+	fake.Mu.Lock()
+	if len(fake.Creates) != 1 || len(fake.Updates) != 0 || len(fake.Uploads) != 1 || fake.Polls < 1 {
 		t.Fatalf("after first deploy: %d creates, %d updates, %d uploads, %d polls; want 1, 0, 1, >=1",
-			len(fake.creates), len(fake.updates), len(fake.uploads), fake.polls)
+			len(fake.Creates), len(fake.Updates), len(fake.Uploads), fake.Polls)
 	}
-	c := fake.creates[0]
-	fake.mu.Unlock()
+	c := fake.Creates[0]
+	fake.Mu.Unlock()
 	if c.GetParent() != "projects/hearsay-prod/locations/europe-west1" || c.GetFunctionId() != "hearsay-bootstrap" {
 		t.Errorf("create parent %q id %q", c.GetParent(), c.GetFunctionId())
 	}
@@ -72,7 +73,7 @@ func TestDeployCreatesThenUpdates(t *testing.T) {
 	if fn.GetEnvironment() != functionspb.Environment_GEN_2 || bc.GetRuntime() != "go126" || bc.GetEntryPoint() != "Bootstrap" {
 		t.Errorf("create: environment %v runtime %q entry point %q", fn.GetEnvironment(), bc.GetRuntime(), bc.GetEntryPoint())
 	}
-	if ss := bc.GetSource().GetStorageSource(); ss.GetBucket() != "gcf-v2-uploads-fake" || ss.GetObject() != "hearsay.zip" {
+	if ss := bc.GetSource().GetStorageSource(); ss.GetBucket() != deploytest.Bucket || ss.GetObject() != deploytest.Object {
 		t.Errorf("create: source %v, want the storage source of the upload URL", bc.GetSource())
 	}
 	env := sc.GetEnvironmentVariables()
@@ -95,17 +96,17 @@ func TestDeployCreatesThenUpdates(t *testing.T) {
 	if res.Created {
 		t.Error("second deploy says it created the function")
 	}
-	fake.mu.Lock()
-	defer fake.mu.Unlock()
-	if len(fake.creates) != 1 || len(fake.updates) != 1 || len(fake.uploads) != 2 {
+	fake.Mu.Lock()
+	defer fake.Mu.Unlock()
+	if len(fake.Creates) != 1 || len(fake.Updates) != 1 || len(fake.Uploads) != 2 {
 		t.Fatalf("after second deploy: %d creates, %d updates, %d uploads; want 1, 1, 2",
-			len(fake.creates), len(fake.updates), len(fake.uploads))
+			len(fake.Creates), len(fake.Updates), len(fake.Uploads))
 	}
-	u := fake.updates[0]
+	u := fake.Updates[0]
 	if u.GetFunction().GetName() != wantName || !slices.Equal(u.GetUpdateMask().GetPaths(), updateMask) {
 		t.Errorf("update %q mask %v", u.GetFunction().GetName(), u.GetUpdateMask().GetPaths())
 	}
-	if !bytes.Equal(fake.uploads[0], fake.uploads[1]) {
+	if !bytes.Equal(fake.Uploads[0], fake.Uploads[1]) {
 		t.Error("the same sources gave two different zips")
 	}
 }
@@ -135,16 +136,16 @@ func unzip(t testing.TB, b []byte) map[string][]byte {
 
 func uploaded(t *testing.T) map[string][]byte {
 	t.Helper()
-	fake, client := newFakeAPI(t)
+	fake, client := deploytest.New(t)
 	if _, err := Deploy(context.Background(), client, testConfig(t)); err != nil {
 		t.Fatal(err)
 	}
-	fake.mu.Lock()
-	defer fake.mu.Unlock()
-	if fake.badUpload != "" {
-		t.Fatalf("bad upload: %s", fake.badUpload)
+	fake.Mu.Lock()
+	defer fake.Mu.Unlock()
+	if fake.BadUpload != "" {
+		t.Fatalf("bad upload: %s", fake.BadUpload)
 	}
-	return unzip(t, fake.uploads[0])
+	return unzip(t, fake.Uploads[0])
 }
 
 func TestUploadLayout(t *testing.T) {
@@ -290,21 +291,21 @@ func main() {
 }
 
 func TestDeployUploadRefused(t *testing.T) {
-	fake, client := newFakeAPI(t)
-	fake.uploadErr = http.StatusForbidden
+	fake, client := deploytest.New(t)
+	fake.UploadStatus = http.StatusForbidden
 	_, err := Deploy(context.Background(), client, testConfig(t))
 	if err == nil || !strings.Contains(err.Error(), "upload the source") || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("deploy with a refused upload: %v", err)
 	}
-	fake.mu.Lock()
-	defer fake.mu.Unlock()
-	if len(fake.creates)+len(fake.updates) != 0 {
+	fake.Mu.Lock()
+	defer fake.Mu.Unlock()
+	if len(fake.Creates)+len(fake.Updates) != 0 {
 		t.Error("the function was created although the upload failed")
 	}
 }
 
 func TestStatus(t *testing.T) {
-	fake, client := newFakeAPI(t)
+	fake, client := deploytest.New(t)
 	ctx := context.Background()
 	_, err := Status(ctx, client, "hearsay-prod", "europe-west1", "")
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "hearsay bootstrap deploy") {
@@ -317,7 +318,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.State != "ACTIVE" || res.URL != fake.fnURL || res.Runtime != "go126" || res.EntryPoint != EntryPoint || res.UpdateTime.IsZero() {
+	if res.State != "ACTIVE" || res.URL != fake.FunctionURL || res.Runtime != "go126" || res.EntryPoint != EntryPoint || res.UpdateTime.IsZero() {
 		t.Errorf("status %+v", res)
 	}
 }
