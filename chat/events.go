@@ -111,7 +111,8 @@ type Stats struct {
 	Duplicates uint64 `json:"duplicates"`  // valid envelopes already seen, dropped
 	Forged     uint64 `json:"forged"`      // envelopes with a bad signature or key, dropped
 	Invalid    uint64 `json:"invalid"`     // envelopes breaking a limit or rule, dropped
-	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames/packets/handshakes
+	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames and packets, bad node meta
+	Refused    uint64 `json:"refused"`     // inbound chat streams refused at the handshake
 	QueueDrops uint64 `json:"queue_drops"` // frames dropped because a peer's send queue was full
 	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full
 	FramesOut  uint64 `json:"frames_out"`  // frames written to peer streams
@@ -122,7 +123,7 @@ type Stats struct {
 
 type counters struct {
 	sent, received, delivered, duplicates, forged, invalid atomic.Uint64
-	badFrames, queueDrops, eventDrops, framesOut           atomic.Uint64
+	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
 }
 
@@ -134,6 +135,8 @@ var (
 	ErrNotStarted = errors.New("node not started (use start first)")
 	// ErrAlreadyStarted: Start was called twice.
 	ErrAlreadyStarted = errors.New("node already started")
+	// ErrLeft: the node has left the group (Leave); only Shutdown remains.
+	ErrLeft = errors.New("node has left the group (shut down and start a new node to rejoin)")
 	// ErrShutdown: the node was shut down.
 	ErrShutdown = errors.New("node shut down")
 	// ErrClusterKey: the contacted peers use a different cluster key.

@@ -324,7 +324,7 @@ func (s *kvStore) list() map[string]string {
 // every live member has it within a few gossip rounds. Safe for concurrent
 // use.
 func (n *Node) KVSet(key, value string) error {
-	if _, err := n.memberlist(); err != nil {
+	if _, err := n.active(); err != nil {
 		return err
 	}
 	return n.kv.set(key, value, false)
@@ -333,7 +333,7 @@ func (n *Node) KVSet(key, value string) error {
 // KVDel deletes key for the whole group (a tombstone wins over older
 // values).
 func (n *Node) KVDel(key string) error {
-	if _, err := n.memberlist(); err != nil {
+	if _, err := n.active(); err != nil {
 		return err
 	}
 	return n.kv.set(key, "", true)

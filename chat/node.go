@@ -249,15 +249,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		grpc.MaxSendMsgSize(maxFrameBytes),
 		grpc.MaxConcurrentStreams(256),
 		grpc.ConnectionTimeout(n.cfg.HandshakeTimeout),
+		grpc.WaitForHandlers(true), // Stop waits for stream handlers, so Shutdown leaves none behind
 	)
 	chatpb.RegisterChatServer(srv, &chatServer{n: n})
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	if !n.spawn(func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.logger.Printf("chat listener stopped: %v", err)
 		}
-	}()
+	}) {
+		lis.Close()
+		return ErrShutdown
+	}
 
 	n.mu.Lock()
 	n.chatAddr = net.JoinHostPort(advHost, strconv.Itoa(chatPort))
@@ -336,7 +338,7 @@ func (n *Node) memberlistConfigLocked(host string, port int, advHost string) (*m
 // returns how many answered. It blocks until memberlist's join completes or
 // ctx ends. A cluster key mismatch is reported as ErrClusterKey.
 func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
-	ml, err := n.memberlist()
+	ml, err := n.active()
 	if err != nil {
 		return 0, err
 	}
@@ -348,12 +350,12 @@ func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 		err error
 	}
 	done := make(chan result, 1)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	if !n.spawn(func() {
 		k, err := ml.Join(addrs)
 		done <- result{k, err}
-	}()
+	}) {
+		return 0, ErrShutdown
+	}
 	select {
 	case r := <-done:
 		if r.k == 0 && r.err != nil {
@@ -382,10 +384,11 @@ func (n *Node) joinError(addrs []string, err error) error {
 // Leave tells the group this node is leaving and waits (bounded by ctx's
 // deadline, or Config.LeaveTimeout) for the news to spread: first a Bye on
 // every chat stream (so peers report "left", not "failed"), then
-// memberlist's leave. The node stays up until Shutdown; it keeps no peer
-// connection.
+// memberlist's leave. memberlist cannot rejoin after leaving: afterwards
+// the node only answers Members, Health and Stats, and calls that need the
+// group return ErrLeft until Shutdown.
 func (n *Node) Leave(ctx context.Context) error {
-	ml, err := n.memberlist()
+	ml, err := n.active()
 	if err != nil {
 		return err
 	}
@@ -478,6 +481,40 @@ func (n *Node) Shutdown() error {
 		n.evMu.Unlock()
 	})
 	return err
+}
+
+// spawn runs fn on a goroutine owned by the node (Shutdown waits for it),
+// unless the node is shut down: then it reports false. The state check and
+// wg.Add happen under n.mu, and Shutdown marks the state under n.mu before
+// it waits, so no goroutine is added to a finished wait.
+func (n *Node) spawn(fn func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state == stateShutdown {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// active returns the memberlist of a node that is started and has not
+// left the group, or why it is not.
+func (n *Node) active() (*memberlist.Memberlist, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.state {
+	case stateNew, stateStarting:
+		return nil, ErrNotStarted
+	case stateLeft:
+		return nil, ErrLeft
+	case stateShutdown:
+		return nil, ErrShutdown
+	}
+	return n.ml, nil
 }
 
 // memberlist returns the running memberlist or why there is none.
@@ -616,7 +653,7 @@ func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	if !utf8.ValidString(text) {
 		return MsgID{}, errors.New("message is not valid UTF-8")
 	}
-	if _, err := n.memberlist(); err != nil {
+	if _, err := n.active(); err != nil {
 		return MsgID{}, err
 	}
 	seq, err := n.seq.Next()
@@ -709,7 +746,7 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
-		BadFrames: c.badFrames.Load(), QueueDrops: c.queueDrops.Load(), EventDrops: c.eventDrops.Load(),
+		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}

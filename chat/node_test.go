@@ -93,6 +93,12 @@ func TestFailedAndLeftPeers(t *testing.T) {
 	if err := quitter.Leave(ctx); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
+	if _, err := quitter.Send(ctx, "", "after leaving"); !errors.Is(err, chat.ErrLeft) {
+		t.Errorf("send after leave: %v, want ErrLeft", err)
+	}
+	if err := quitter.Leave(ctx); !errors.Is(err, chat.ErrLeft) {
+		t.Errorf("second leave: %v, want ErrLeft", err)
+	}
 	if err := quitter.Shutdown(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

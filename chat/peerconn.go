@@ -280,7 +280,7 @@ func (p *peerConn) bye(ctx context.Context) error {
 // already sent to it. It blocks until the pong or ctx's end; give ctx a
 // deadline.
 func (n *Node) Ping(ctx context.Context, who string) (time.Duration, error) {
-	if _, err := n.memberlist(); err != nil {
+	if _, err := n.active(); err != nil {
 		return 0, err
 	}
 	m, err := n.resolvePeer(who)

@@ -81,9 +81,7 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 	ctx := stream.Context()
 	frames := make(chan *chatpb.Frame, 16)
 	readErr := make(chan error, 1)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	if !n.spawn(func() {
 		for {
 			f, err := stream.Recv()
 			if err != nil {
@@ -96,7 +94,9 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 				return
 			}
 		}
-	}()
+	}) {
+		return ErrShutdown
+	}
 	next := func(timeout <-chan time.Time) (*chatpb.Frame, error) {
 		select {
 		case f := <-frames:
@@ -114,7 +114,7 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 
 	peer, err := n.acceptHandshake(ctx, stream, next)
 	if err != nil {
-		n.stats.badFrames.Add(1)
+		n.stats.refused.Add(1)
 		n.logger.Printf("chat handshake refused: %v", err)
 		return fmt.Errorf("handshake: %w", err)
 	}

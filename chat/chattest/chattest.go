@@ -211,16 +211,30 @@ func (r *Recorder) Messages() []chat.Event {
 	return r.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventMessage })
 }
 
+// Len returns the number of events recorded so far.
+func (r *Recorder) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
 // WaitEvent waits until an event matching match has been recorded and
 // returns the first one.
 func (r *Recorder) WaitEvent(tb testing.TB, timeout time.Duration, match func(chat.Event) bool, what string) chat.Event {
+	tb.Helper()
+	return r.WaitEventAfter(tb, timeout, 0, match, what)
+}
+
+// WaitEventAfter is WaitEvent looking only at events from index start on
+// (see Len).
+func (r *Recorder) WaitEventAfter(tb testing.TB, timeout time.Duration, start int, match func(chat.Event) bool, what string) chat.Event {
 	tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	closed := false
 	for {
 		r.mu.Lock()
-		for _, ev := range r.events {
+		for _, ev := range r.events[min(start, len(r.events)):] {
 			if match(ev) {
 				r.mu.Unlock()
 				return ev
