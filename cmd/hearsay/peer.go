@@ -1,7 +1,276 @@
 package main
 
-import "github.com/spf13/cobra"
+// The peer: `hearsay` with no subcommand starts one chat peer with its REPL.
+// This file wires chat (the node), discovery (the bootstrap service) and
+// repl (the command loop), and owns the order of start and stop:
+// start node → find bootstrap → join group → register → REPL; on /quit,
+// end of input or a signal: leave group → leave bootstrap → shut down.
 
-// addPeerCommand makes the root command start a peer. Filled in by the
-// peer (chat + REPL) wiring.
-func addPeerCommand(_ *cobra.Command, _ *ioStreams) {}
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/repl"
+)
+
+// peerOpts are the flags of `hearsay`.
+type peerOpts struct {
+	nick       string
+	bootstrap  string
+	bind       string
+	advertise  string
+	dataDir    string
+	json       bool
+	script     string
+	clusterKey string
+	manual     bool
+	profile    string
+	logFile    string
+	color      string
+}
+
+func addPeerCommand(root *cobra.Command, streams *ioStreams) {
+	o := &peerOpts{}
+	root.Args = cobra.NoArgs
+	root.Example = `  hearsay --nick alice                 # first terminal
+  hearsay --nick bob                   # second terminal: finds alice, chat
+  hearsay --nick carol --bootstrap http://10.0.0.5:8080 --bind 10.0.0.7:7946
+  hearsay --nick bot --json --script scripts/demo.txt < /dev/null
+  hearsay --manual                     # drive memberlist step by step`
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := o.complete(streams); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		return runPeer(cmd.Context(), streams, o)
+	}
+	f := root.Flags()
+	f.StringVar(&o.nick, "nick", "", "display name (default: $USER); also selects the profile")
+	f.StringVar(&o.bootstrap, "bootstrap", "", "bootstrap service URL(s), comma-separated (env BOOTSTRAP_DATA_SERVER; default: "+bootstrapapi.DefaultLocalURL+", served in-process if nothing answers)")
+	f.StringVar(&o.bind, "bind", "127.0.0.1:0", "memberlist address HOST:PORT (port 0 picks a free one); the chat listener binds the same host")
+	f.StringVar(&o.advertise, "advertise", "", "host to advertise to other peers (when binding 0.0.0.0)")
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/hearsay/<nick>)")
+	f.BoolVar(&o.json, "json", false, "print every event as one JSON object per line")
+	f.StringVar(&o.script, "script", "", "run the REPL commands in FILE first")
+	f.StringVar(&o.clusterKey, "cluster-key", "", "passphrase that encrypts the memberlist gossip; peers need the same one")
+	f.BoolVar(&o.manual, "manual", false, "start only the REPL: create, start and join memberlist and the bootstrap service by commands")
+	f.StringVar(&o.profile, "profile", chat.ProfileLAN, "memberlist timers: lan, local (fast, one machine) or wan")
+	f.StringVar(&o.logFile, "log-file", "", "write memberlist and chat logs to FILE (default: data-dir/peer.log)")
+	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
+}
+
+var nickClean = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// complete fills defaults and validates the flags.
+func (o *peerOpts) complete(streams *ioStreams) error {
+	if o.nick == "" {
+		o.nick = nickClean.ReplaceAllString(streams.Getenv("USER"), "")
+		if o.nick == "" {
+			o.nick = "anon"
+		}
+		if len(o.nick) > chat.MaxNickBytes {
+			o.nick = o.nick[:chat.MaxNickBytes]
+		}
+	}
+	if err := chat.ValidateNick(o.nick); err != nil {
+		return fmt.Errorf("--nick: %w", err)
+	}
+	if o.dataDir == "" {
+		o.dataDir = filepath.Join(defaultDataDir(streams.Getenv), o.nick)
+	}
+	switch o.profile {
+	case chat.ProfileLAN, chat.ProfileLocal, chat.ProfileWAN:
+	default:
+		return fmt.Errorf("--profile %q: want lan, local or wan", o.profile)
+	}
+	switch o.color {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("--color %q: want auto, always or never", o.color)
+	}
+	if o.script != "" {
+		if _, err := os.Stat(o.script); err != nil {
+			return fmt.Errorf("--script: %w", err)
+		}
+	}
+	return nil
+}
+
+func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
+	cfg := chat.DefaultConfig()
+	cfg.Nick = o.nick
+	cfg.DataDir = o.dataDir
+	cfg.BindAddr = o.bind
+	cfg.AdvertiseHost = o.advertise
+	cfg.MemberlistProfile = o.profile
+	cfg.LogOutput = logOut
+	if o.clusterKey != "" {
+		cfg.ClusterKey = chat.ClusterKeyFromPassphrase(o.clusterKey)
+	}
+	return cfg, nil
+}
+
+func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error) {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	logPath := o.logFile
+	if logPath == "" {
+		logPath = filepath.Join(o.dataDir, "peer.log")
+	}
+	logOut, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logOut.Close()
+
+	cfg, err := o.chatConfig(logOut)
+	if err != nil {
+		return err
+	}
+	node, err := chat.New(cfg)
+	if err != nil {
+		return fmt.Errorf("create peer: %w", err)
+	}
+	peer := newPeerAdapter(node)
+
+	dcfg := defaultDiscoveryConfig()
+	dcfg.DataDir = o.dataDir
+	dcfg.Logf = func(f string, a ...any) { fmt.Fprintf(logOut, f+"\n", a...) }
+	if o.bootstrap != "" {
+		urls, err := bootstrapapi.ParseURLs(o.bootstrap)
+		if err != nil {
+			node.Shutdown()
+			peer.Close()
+			return &exitError{code: 2, err: fmt.Errorf("--bootstrap: %w", err)}
+		}
+		dcfg.URLs = urls
+	}
+
+	rcfg := repl.DefaultConfig()
+	rcfg.Peer = peer
+	rcfg.Lifecycle = peer
+	rcfg.Manual = o.manual
+	rcfg.JSON = o.json
+	rcfg.Color = o.color
+	rcfg.HistoryFile = filepath.Join(o.dataDir, "history")
+	rcfg.ScriptFile = o.script
+	rstreams := repl.IOStreams{In: streams.In, Out: streams.Out, ErrOut: streams.ErrOut}
+
+	// disc is set once discovery is open; cleanup runs exactly once, from
+	// the normal exit path or from go-prompt's signal hook (go-prompt
+	// calls os.Exit after it, so deferred functions would not run).
+	var disc *discovery
+	cleanedUp := make(chan struct{})
+	cleanup := func() {
+		select {
+		case <-cleanedUp:
+			return
+		default:
+			close(cleanedUp)
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if node.Started() {
+			if err := node.Leave(cctx); err != nil && !errors.Is(err, chat.ErrNotStarted) {
+				fmt.Fprintf(logOut, "leave group: %v\n", err)
+			}
+		}
+		if disc != nil {
+			if err := disc.Close(cctx); err != nil {
+				fmt.Fprintf(logOut, "%v\n", err)
+			}
+		}
+		node.Shutdown()
+		peer.Close()
+	}
+	rcfg.OnSignal = func(os.Signal) { cleanup() }
+
+	disc, err = openDiscovery(ctx, dcfg)
+	var bootErr error
+	if err != nil {
+		if !o.manual {
+			cleanup()
+			return err
+		}
+		bootErr = err
+	} else {
+		rcfg.Bootstrap = bootstrapAdapter{c: disc.Client()}
+	}
+	r, err := repl.New(rcfg, rstreams)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	defer r.Close()
+	defer cleanup()
+	if bootErr != nil {
+		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: "bootstrap unavailable: " + bootErr.Error()})
+	} else {
+		r.Printf("%s", disc.Describe())
+	}
+
+	if !o.manual {
+		if err := startPeer(ctx, node, disc, r); err != nil {
+			return err
+		}
+	} else {
+		r.Printf("manual mode: /ml create|start|join ADDR…, /bootstrap join, then chat (see /help ml)")
+	}
+
+	err = r.Run(ctx)
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, repl.ErrInterrupted):
+		return nil
+	}
+	return err
+}
+
+// startPeer starts the node, joins the group through the bootstrap
+// service and registers the node's own contact.
+func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.REPL) error {
+	if err := node.Start(ctx); err != nil {
+		return fmt.Errorf("start peer: %w", err)
+	}
+	r.Printf("peer %s (%s) listening on %s, chat on %s", node.ID(), node.Nick(), node.AdvertiseAddr(), node.ChatAddr())
+	jctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	msg, err := disc.JoinGroup(jctx, node)
+	if err != nil {
+		if errors.Is(err, chat.ErrClusterKey) {
+			return err
+		}
+		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: err.Error() + " — starting alone; the peer rejoins when contacts appear"})
+	} else {
+		r.Printf("%s", msg)
+	}
+	alive := func(id string) bool {
+		for _, m := range node.Members() {
+			if m.ID == id {
+				return m.State == chat.StateAlive || m.State == chat.StateSuspect
+			}
+		}
+		return false
+	}
+	res, err := disc.Register(jctx, node, alive)
+	switch {
+	case err != nil:
+		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: "register with the bootstrap service: " + err.Error()})
+	case res.Stored:
+		r.Printf("registered as a first contact (%d/%d), lease renewed every %s", res.NumPeers, res.Config.MaxPeers, res.Config.LeaseTTL()/3)
+	default:
+		r.Printf("bootstrap holds its maximum of %d contacts; this peer registers when a slot frees", res.Config.MaxPeers)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package main
+
+// Adapters from the concrete chat node and bootstrap client to the small
+// interfaces the REPL declares (STYLE.md: the consumer owns the interface).
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/repl"
+)
+
+// peerAdapter makes a *chat.Node a repl.Peer and repl.Lifecycle. Its event
+// goroutine converts chat events to REPL events; it ends when the node
+// closes its Events channel (Shutdown) or stop is called.
+type peerAdapter struct {
+	*chat.Node
+	events chan repl.Event
+	done   chan struct{}
+	stop   chan struct{}
+	once   sync.Once
+}
+
+var (
+	_ repl.Peer      = (*peerAdapter)(nil)
+	_ repl.Lifecycle = (*peerAdapter)(nil)
+)
+
+func newPeerAdapter(n *chat.Node) *peerAdapter {
+	a := &peerAdapter{Node: n, events: make(chan repl.Event, 256), done: make(chan struct{}), stop: make(chan struct{})}
+	go a.pump()
+	return a
+}
+
+func (a *peerAdapter) pump() {
+	defer close(a.done)
+	defer close(a.events)
+	in := a.Node.Events()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case ev, ok := <-in:
+			if !ok {
+				return
+			}
+			select {
+			case a.events <- toReplEvent(ev):
+			case <-a.stop:
+				return
+			}
+		}
+	}
+}
+
+// Close stops the event goroutine and waits for it.
+func (a *peerAdapter) Close() {
+	a.once.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+func toReplEvent(ev chat.Event) repl.Event {
+	return repl.Event{Type: ev.Type, Time: ev.Time, Room: ev.Room, From: ev.From, FromID: ev.FromID, ID: ev.ID, Text: ev.Text}
+}
+
+func (a *peerAdapter) Events() <-chan repl.Event { return a.events }
+
+func (a *peerAdapter) Send(ctx context.Context, room, text string) (string, error) {
+	id, err := a.Node.Send(ctx, room, text)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+func (a *peerAdapter) Members() []repl.Member {
+	ms := a.Node.Members()
+	out := make([]repl.Member, len(ms))
+	for i, m := range ms {
+		out[i] = repl.Member{ID: m.ID, Nick: m.Nick, DisplayName: m.DisplayName, Addr: m.Addr, ChatAddr: m.ChatAddr, State: m.State}
+	}
+	return out
+}
+
+func (a *peerAdapter) Stats() []repl.Stat {
+	s := a.Node.Stats()
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	return []repl.Stat{
+		{Name: "sent", Value: u(s.Sent)},
+		{Name: "received", Value: u(s.Received)},
+		{Name: "delivered", Value: u(s.Delivered)},
+		{Name: "duplicates", Value: u(s.Duplicates)},
+		{Name: "forged (dropped)", Value: u(s.Forged)},
+		{Name: "invalid (dropped)", Value: u(s.Invalid)},
+		{Name: "bad frames", Value: u(s.BadFrames)},
+		{Name: "send-queue drops", Value: u(s.QueueDrops)},
+		{Name: "event drops", Value: u(s.EventDrops)},
+		{Name: "frames out", Value: u(s.FramesOut)},
+		{Name: "kv updates", Value: u(s.KVUpdates)},
+		{Name: "kv refused", Value: u(s.KVDrops)},
+		{Name: "chat streams", Value: strconv.Itoa(s.Streams)},
+		{Name: "members", Value: strconv.Itoa(len(a.Node.Members()))},
+		{Name: "health score", Value: strconv.Itoa(a.Node.Health())},
+	}
+}
+
+// bootstrapAdapter makes a *bootstrapapi.Client a repl.Bootstrap.
+type bootstrapAdapter struct {
+	c *bootstrapapi.Client
+}
+
+var _ repl.Bootstrap = bootstrapAdapter{}
+
+func toJoinRequest(c repl.Contact) bootstrapapi.JoinRequest {
+	return bootstrapapi.JoinRequest{ID: c.ID, Nick: c.Nick, Addr: c.Addr, Protocol: protocolName}
+}
+
+func toJoinResult(r bootstrapapi.JoinResponse) repl.JoinResult {
+	return repl.JoinResult{Stored: r.Stored, Renewed: r.Renewed, Replaced: r.Replaced, NumPeers: r.NumPeers}
+}
+
+func (b bootstrapAdapter) Join(ctx context.Context, c repl.Contact) (repl.JoinResult, error) {
+	r, err := b.c.Join(ctx, toJoinRequest(c))
+	return toJoinResult(r), err
+}
+
+func (b bootstrapAdapter) Refill(ctx context.Context, c repl.Contact) (repl.JoinResult, error) {
+	r, err := b.c.Refill(ctx, toJoinRequest(c))
+	return toJoinResult(r), err
+}
+
+func (b bootstrapAdapter) Leave(ctx context.Context, id string) error {
+	r, err := b.c.Leave(ctx, id)
+	if err == nil && !r.Removed {
+		return fmt.Errorf("%s was not registered with the bootstrap service", id)
+	}
+	return err
+}
+
+func (b bootstrapAdapter) List(ctx context.Context, n int) ([]repl.Contact, error) {
+	r, err := b.c.List(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]repl.Contact, len(r.Peers))
+	for i, p := range r.Peers {
+		out[i] = repl.Contact{ID: p.ID, Nick: p.Nick, Addr: p.Addr, Since: p.Since, Expires: p.Expires}
+	}
+	return out, nil
+}
+
+func (b bootstrapAdapter) Reset(ctx context.Context) (int, error) {
+	r, err := b.c.Reset(ctx)
+	return r.Removed, err
+}
+
+func toReplConfig(c bootstrapapi.Config) repl.BootstrapConfig {
+	return repl.BootstrapConfig{MaxPeers: c.MaxPeers, MinRefillCandidates: c.MinRefillCandidates, LeaseTTL: c.LeaseTTL()}
+}
+
+func (b bootstrapAdapter) Config(ctx context.Context) (repl.BootstrapConfig, error) {
+	c, err := b.c.Config(ctx)
+	return toReplConfig(c), err
+}
+
+func (b bootstrapAdapter) SetConfig(ctx context.Context, u repl.BootstrapConfigUpdate) (repl.BootstrapConfig, error) {
+	var cu bootstrapapi.ConfigUpdate
+	cu.MaxPeers, cu.MinRefillCandidates = u.MaxPeers, u.MinRefillCandidates
+	if u.LeaseTTL != nil {
+		if *u.LeaseTTL%time.Second != 0 {
+			return repl.BootstrapConfig{}, fmt.Errorf("lease TTL %s: must be whole seconds", *u.LeaseTTL)
+		}
+		secs := int64(*u.LeaseTTL / time.Second)
+		cu.LeaseTTLSeconds = &secs
+	}
+	c, err := b.c.SetConfig(ctx, cu)
+	return toReplConfig(c), err
+}
