@@ -32,6 +32,8 @@ const (
 	MaxRoomBytes = 64
 	// MaxDeps is the largest vector clock an envelope may carry.
 	MaxDeps = 1024
+	// MaxStamped is the most messages one sequencer stamp may number.
+	MaxStamped = 1024
 	// MaxKVKeyBytes and MaxKVValueBytes bound one key/value entry, so that
 	// its broadcast fits in a memberlist packet (a broadcast larger than
 	// the space left in a packet never leaves the queue).
@@ -41,7 +43,7 @@ const (
 	MaxKVEntries = 1024
 	// maxFrameBytes bounds one gRPC frame on the chat stream: a maximal
 	// envelope (body, deps, keys) fits with room to spare.
-	maxFrameBytes = MaxBodyBytes + MaxDeps*(8+20) + 4096
+	maxFrameBytes = MaxBodyBytes + (MaxDeps+MaxStamped)*(8+20) + 4096
 )
 
 // Config configures a Node. Build it with DefaultConfig and change what you

@@ -65,10 +65,11 @@ func (c *canon) rawStr(v string) {
 	c.b = append(c.b, v...)
 }
 
-// SigningBytes returns the canonical encoding of fields 1 to 14 of e, the
-// bytes its signature covers (see chat.proto). It does not validate e.
+// SigningBytes returns the canonical encoding of every field of e but the
+// signature: the bytes the signature covers (see chat.proto). It does not
+// validate e.
 func SigningBytes(e *chatpb.Envelope) []byte {
-	c := canon{b: make([]byte, 0, 128+len(e.Body)+len(e.Deps)*24)}
+	c := canon{b: make([]byte, 0, 128+len(e.Body)+(len(e.Deps)+len(e.Stamped))*24)}
 	c.b = append(c.b, envelopePrefix...)
 	c.uint(1, uint64(e.Version))
 	c.str(2, e.Origin)
@@ -88,9 +89,20 @@ func SigningBytes(e *chatpb.Envelope) []byte {
 	c.b = binary.AppendUvarint(c.b, 11)
 	c.rawStr(e.GetRef().GetOrigin())
 	c.b = binary.AppendUvarint(c.b, e.GetRef().GetSeq())
-	c.uint(12, e.OrderSeq)
+	c.uint(12, e.Global)
 	c.str(13, e.Nick)
 	c.bytes(14, e.OriginKey)
+	// 15 is the signature itself.
+	c.uint(16, e.Epoch)
+	c.str(17, e.Prev)
+	c.uint(18, e.Cut)
+	c.b = binary.AppendUvarint(c.b, 19)
+	c.b = binary.AppendUvarint(c.b, uint64(len(e.Stamped)))
+	for _, r := range e.Stamped {
+		c.rawStr(r.GetOrigin())
+		c.b = binary.AppendUvarint(c.b, r.GetSeq())
+	}
+	c.str(20, e.Candidate)
 	return c.b
 }
 
@@ -142,21 +154,21 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		if !utf8.Valid(e.Body) {
 			return errors.New("body is not UTF-8")
 		}
-	case chatpb.Kind_KIND_RECEIPT, chatpb.Kind_KIND_ACK, chatpb.Kind_KIND_ORDER:
+	case chatpb.Kind_KIND_RECEIPT, chatpb.Kind_KIND_ACK, chatpb.Kind_KIND_STAMP, chatpb.Kind_KIND_SYNC:
 		if len(e.Body) != 0 {
 			return fmt.Errorf("%v carries a body", e.Kind)
-		}
-		if e.Ref == nil || !ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0 {
-			return fmt.Errorf("%v without a valid ref", e.Kind)
 		}
 	default:
 		return fmt.Errorf("unknown kind %d", e.Kind)
 	}
-	if e.Kind == chatpb.Kind_KIND_ORDER && e.OrderSeq == 0 {
-		return errors.New("order stamp without order_seq")
+	if e.Ref != nil && (!ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0) {
+		return errors.New("ref is not a valid message id")
 	}
-	if e.Ref != nil && e.Ref.Origin != "" && !ValidPeerID(e.Ref.Origin) {
-		return fmt.Errorf("ref origin %q is not a peer id", e.Ref.Origin)
+	if e.Ref != nil && e.Kind != chatpb.Kind_KIND_RECEIPT && e.Kind != chatpb.Kind_KIND_ACK {
+		return fmt.Errorf("%v with a ref", e.Kind)
+	}
+	if e.Kind == chatpb.Kind_KIND_RECEIPT && e.Ref == nil {
+		return errors.New("receipt without a ref")
 	}
 	if e.Kind == chatpb.Kind_KIND_DIRECT || e.Kind == chatpb.Kind_KIND_RECEIPT {
 		if !ValidPeerID(e.To) {
@@ -164,6 +176,36 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		}
 	} else if e.To != "" {
 		return fmt.Errorf("%v with a recipient", e.Kind)
+	}
+	// Sequencer fields belong to stamps and syncs only.
+	seqKind := e.Kind == chatpb.Kind_KIND_STAMP || e.Kind == chatpb.Kind_KIND_SYNC
+	if !seqKind && (e.Epoch != 0 || e.Prev != "" || e.Cut != 0) {
+		return fmt.Errorf("%v with sequencer fields", e.Kind)
+	}
+	if e.Prev != "" && !ValidPeerID(e.Prev) {
+		return fmt.Errorf("prev %q is not a peer id", e.Prev)
+	}
+	if e.Kind == chatpb.Kind_KIND_STAMP {
+		if len(e.Stamped) == 0 || e.Global == 0 {
+			return errors.New("stamp without stamped messages or global number")
+		}
+	} else if len(e.Stamped) != 0 || e.Global != 0 {
+		return fmt.Errorf("%v with stamped messages", e.Kind)
+	}
+	if len(e.Stamped) > MaxStamped {
+		return fmt.Errorf("%d stamped messages, at most %d", len(e.Stamped), MaxStamped)
+	}
+	for i, r := range e.Stamped {
+		if r == nil || !ValidPeerID(r.Origin) || r.Seq == 0 {
+			return fmt.Errorf("stamped %d: not a valid message id", i)
+		}
+	}
+	if e.Kind == chatpb.Kind_KIND_SYNC {
+		if !ValidPeerID(e.Candidate) {
+			return errors.New("sync without a valid candidate")
+		}
+	} else if e.Candidate != "" {
+		return fmt.Errorf("%v with a candidate", e.Kind)
 	}
 	if len(e.Deps) > MaxDeps {
 		return fmt.Errorf("%d deps, at most %d", len(e.Deps), MaxDeps)

@@ -65,8 +65,6 @@ func TestEnvelopeAlteredFieldsAreForged(t *testing.T) {
 		{"sent time", func(e *chatpb.Envelope) { e.SentUnixNano-- }},
 		{"body", func(e *chatpb.Envelope) { e.Body = []byte("hellO") }},
 		{"nick", func(e *chatpb.Envelope) { e.Nick = "mallory" }},
-		{"ref added", func(e *chatpb.Envelope) { e.Ref = &chatpb.MsgRef{Origin: "0000000000000001", Seq: 1} }},
-		{"order seq", func(e *chatpb.Envelope) { e.OrderSeq = 5 }},
 		{"signature bit", func(e *chatpb.Envelope) { e.Signature[0] ^= 1 }},
 		{"signature cut", func(e *chatpb.Envelope) { e.Signature = e.Signature[:10] }},
 		{"other origin key", func(e *chatpb.Envelope) { e.OriginKey = other.Pub }},
@@ -81,6 +79,56 @@ func TestEnvelopeAlteredFieldsAreForged(t *testing.T) {
 				t.Errorf("got %v, want ErrForged", err)
 			}
 		})
+	}
+	// The sequencer fields, on the kinds that carry them.
+	peer := "00000000000000aa"
+	stamp := func() *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: 9, Room: "dev", Kind: chatpb.Kind_KIND_STAMP, Epoch: 2, Prev: peer, Cut: 4, Global: 10,
+			Stamped: []*chatpb.MsgRef{{Origin: peer, Seq: 5}, {Origin: peer, Seq: 6}}}
+		SignEnvelope(id, e)
+		return e
+	}
+	sync := func() *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: 9, Room: "dev", Kind: chatpb.Kind_KIND_SYNC, Epoch: 2, Prev: peer, Cut: 4, Candidate: "00000000000000bb"}
+		SignEnvelope(id, e)
+		return e
+	}
+	for name, e := range map[string]*chatpb.Envelope{
+		"stamp epoch":  func() *chatpb.Envelope { e := stamp(); e.Epoch++; return e }(),
+		"stamp prev":   func() *chatpb.Envelope { e := stamp(); e.Prev = "00000000000000cc"; return e }(),
+		"stamp cut":    func() *chatpb.Envelope { e := stamp(); e.Cut++; return e }(),
+		"stamp global": func() *chatpb.Envelope { e := stamp(); e.Global++; return e }(),
+		"stamped order": func() *chatpb.Envelope {
+			e := stamp()
+			e.Stamped[0], e.Stamped[1] = e.Stamped[1], e.Stamped[0]
+			return e
+		}(),
+		"stamped dropped": func() *chatpb.Envelope { e := stamp(); e.Stamped = e.Stamped[:1]; return e }(),
+		"sync candidate":  func() *chatpb.Envelope { e := sync(); e.Candidate = "00000000000000cc"; return e }(),
+		"sync cut":        func() *chatpb.Envelope { e := sync(); e.Cut--; return e }(),
+		"direct recipient": func() *chatpb.Envelope {
+			e := &chatpb.Envelope{Seq: 3, Room: "lobby", Kind: chatpb.Kind_KIND_DIRECT, To: peer, Body: []byte("psst")}
+			SignEnvelope(id, e)
+			e.To = "00000000000000cc"
+			return e
+		}(),
+		"ack ref": func() *chatpb.Envelope {
+			e := &chatpb.Envelope{Seq: 3, Room: "lobby", Kind: chatpb.Kind_KIND_ACK, Ref: &chatpb.MsgRef{Origin: peer, Seq: 2}}
+			SignEnvelope(id, e)
+			e.Ref.Seq = 3
+			return e
+		}(),
+		"stamp unchanged": nil,
+	} {
+		if e == nil {
+			if err := CheckEnvelope(stamp()); err != nil {
+				t.Errorf("genuine stamp: %v", err)
+			}
+			continue
+		}
+		if err := CheckEnvelope(e); !errors.Is(err, ErrForged) {
+			t.Errorf("%s: got %v, want ErrForged", name, err)
+		}
 	}
 }
 
@@ -110,9 +158,30 @@ func TestEnvelopeInvalid(t *testing.T) {
 		{"receipt with body", func(e *chatpb.Envelope) {
 			e.Kind, e.To, e.Ref = chatpb.Kind_KIND_RECEIPT, "0000000000000001", &chatpb.MsgRef{Origin: "0000000000000001", Seq: 1}
 		}},
-		{"ack without ref", func(e *chatpb.Envelope) { e.Kind, e.Body = chatpb.Kind_KIND_ACK, nil }},
-		{"order without order seq", func(e *chatpb.Envelope) {
-			e.Kind, e.Body, e.Ref = chatpb.Kind_KIND_ORDER, nil, &chatpb.MsgRef{Origin: "0000000000000001", Seq: 1}
+		{"receipt without ref", func(e *chatpb.Envelope) { e.Kind, e.Body, e.To = chatpb.Kind_KIND_RECEIPT, nil, "0000000000000001" }},
+		{"chat with ref", func(e *chatpb.Envelope) { e.Ref = &chatpb.MsgRef{Origin: "0000000000000001", Seq: 1} }},
+		{"ref seq 0", func(e *chatpb.Envelope) {
+			e.Kind, e.Body, e.Ref = chatpb.Kind_KIND_ACK, nil, &chatpb.MsgRef{Origin: "0000000000000001"}
+		}},
+		{"stamp without stamped", func(e *chatpb.Envelope) { e.Kind, e.Body, e.Global = chatpb.Kind_KIND_STAMP, nil, 1 }},
+		{"stamp without global", func(e *chatpb.Envelope) {
+			e.Kind, e.Body, e.Stamped = chatpb.Kind_KIND_STAMP, nil, []*chatpb.MsgRef{{Origin: "0000000000000001", Seq: 1}}
+		}},
+		{"stamp with bad entry", func(e *chatpb.Envelope) {
+			e.Kind, e.Body, e.Global, e.Stamped = chatpb.Kind_KIND_STAMP, nil, 1, []*chatpb.MsgRef{{Origin: "x", Seq: 1}}
+		}},
+		{"too many stamped", func(e *chatpb.Envelope) {
+			e.Kind, e.Body, e.Global = chatpb.Kind_KIND_STAMP, nil, 1
+			for i := 0; i <= MaxStamped; i++ {
+				e.Stamped = append(e.Stamped, &chatpb.MsgRef{Origin: "0000000000000001", Seq: uint64(i + 1)})
+			}
+		}},
+		{"chat with epoch", func(e *chatpb.Envelope) { e.Epoch = 1 }},
+		{"chat with global", func(e *chatpb.Envelope) { e.Global = 1 }},
+		{"sync without candidate", func(e *chatpb.Envelope) { e.Kind, e.Body = chatpb.Kind_KIND_SYNC, nil }},
+		{"chat with candidate", func(e *chatpb.Envelope) { e.Candidate = "0000000000000001" }},
+		{"bad prev", func(e *chatpb.Envelope) {
+			e.Kind, e.Body, e.Candidate, e.Prev = chatpb.Kind_KIND_SYNC, nil, "0000000000000001", "p"
 		}},
 	}
 	for _, tc := range cases {
@@ -138,7 +207,9 @@ func TestEnvelopeKindsThatFit(t *testing.T) {
 		{Seq: 1, Room: "lobby", Kind: chatpb.Kind_KIND_DIRECT, To: peer, Body: []byte("psst")},
 		{Seq: 2, Room: "lobby", Kind: chatpb.Kind_KIND_RECEIPT, To: peer, Ref: ref},
 		{Seq: 3, Room: "dev", Kind: chatpb.Kind_KIND_ACK, Ref: ref, Lamport: 9},
-		{Seq: 4, Room: "dev", Kind: chatpb.Kind_KIND_ORDER, Ref: ref, OrderSeq: 12},
+		{Seq: 4, Room: "dev", Kind: chatpb.Kind_KIND_ACK, Lamport: 10},
+		{Seq: 6, Room: "dev", Kind: chatpb.Kind_KIND_STAMP, Epoch: 2, Prev: peer, Cut: 7, Global: 12, Stamped: []*chatpb.MsgRef{ref, {Origin: peer, Seq: 4}}},
+		{Seq: 7, Room: "dev", Kind: chatpb.Kind_KIND_SYNC, Epoch: 2, Prev: peer, Cut: 7, Candidate: "00000000000000bb"},
 		{Seq: 5, Room: "dev", Kind: chatpb.Kind_KIND_SYSTEM, Body: []byte("joined #dev")},
 	} {
 		SignEnvelope(id, e)
@@ -158,8 +229,14 @@ func TestSigningBytesUnambiguous(t *testing.T) {
 	}
 	c := &chatpb.Envelope{Deps: []*chatpb.Dep{{Origin: "x", Seq: 1}}}
 	d := &chatpb.Envelope{Ref: &chatpb.MsgRef{Origin: "x", Seq: 1}}
-	if string(SigningBytes(c)) == string(SigningBytes(d)) {
-		t.Error("deps and ref are ambiguous")
+	e := &chatpb.Envelope{Stamped: []*chatpb.MsgRef{{Origin: "x", Seq: 1}}}
+	if string(SigningBytes(c)) == string(SigningBytes(d)) || string(SigningBytes(d)) == string(SigningBytes(e)) {
+		t.Error("deps, ref and stamped are ambiguous")
+	}
+	f := &chatpb.Envelope{Prev: "ab", Candidate: "c"}
+	g := &chatpb.Envelope{Prev: "a", Candidate: "bc"}
+	if string(SigningBytes(f)) == string(SigningBytes(g)) {
+		t.Error("prev/candidate boundary is ambiguous")
 	}
 }
 

@@ -728,7 +728,11 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	}
 	n.stats.delivered.Add(1)
 	id := MsgID{Origin: env.Origin, Seq: env.Seq}
-	n.emit(Event{Type: EventMessage, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+	typ := EventMessage
+	if env.Kind == chatpb.Kind_KIND_SYSTEM {
+		typ = EventSystem
+	}
+	n.emit(Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
 		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(), Text: string(env.Body)})
 }
 

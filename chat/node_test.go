@@ -316,6 +316,15 @@ func TestKVPropagates(t *testing.T) {
 		return kv["late"] == "joiner sees me" && !deleted
 	}, "late joiner has %v", d.KVList())
 
+	// The largest entry allowed still fits a gossip packet and spreads.
+	bigKey, bigValue := strings.Repeat("k", chat.MaxKVKeyBytes), strings.Repeat("é", chat.MaxKVValueBytes/2)
+	if err := b.KVSet(bigKey, bigValue); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return p.KVList()[bigKey] == bigValue }, "%s lacks the largest entry", p.Nick())
+	}
+
 	for _, bad := range []struct{ k, v string }{{"", "x"}, {"has space", "x"}, {strings.Repeat("k", 65), "x"}, {"k", strings.Repeat("v", 257)}} {
 		if err := a.KVSet(bad.k, bad.v); err == nil {
 			t.Errorf("KVSet(%q, %d bytes) accepted", bad.k, len(bad.v))
@@ -426,5 +435,42 @@ func TestSequenceNumbersSurviveRestart(t *testing.T) {
 	id3 := send(t, second, "three")
 	if id3.Seq <= id2.Seq {
 		t.Errorf("seq after restart %d, must be above %d", id3.Seq, id2.Seq)
+	}
+}
+
+func TestSlowEventReaderIsToldNotBlocking(t *testing.T) {
+	cfg := chattest.Config(t, "slow")
+	cfg.EventBuffer = 2
+	n, err := chat.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	ctx := context.Background()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ { // nobody reads: Send must not block
+		if _, err := n.Send(ctx, "", fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Stats().EventDrops; got != 3 {
+		t.Errorf("event drops %d, want 3", got)
+	}
+	for i := 0; i < 2; i++ {
+		if ev := <-n.Events(); ev.Text != fmt.Sprintf("m%d", i) {
+			t.Errorf("event %d: %q", i, ev.Text)
+		}
+	}
+	if _, err := n.Send(ctx, "", "after"); err != nil {
+		t.Fatal(err)
+	}
+	notice := <-n.Events()
+	if notice.Type != chat.EventError || !strings.Contains(notice.Text, "3 events were dropped") {
+		t.Errorf("notice %+v", notice)
+	}
+	if ev := <-n.Events(); ev.Text != "after" {
+		t.Errorf("after the notice: %+v", ev)
 	}
 }

@@ -35,8 +35,10 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Kind says what an envelope is for. Unknown kinds are stored and forwarded
-// (once issue 4's log exists) but never shown.
+// Kind says what an envelope is for. Every kind takes a seq in its origin's
+// stream, so per-origin FIFO, dedup and anti-entropy repair treat data and
+// control messages alike. A receiver drops kinds it does not know (they
+// cannot be verified against rules it does not have).
 type Kind int32
 
 const (
@@ -47,16 +49,26 @@ const (
 	// KIND_DIRECT is a message to one peer (field to); body is UTF-8 text (to
 	// be encrypted to the recipient when it is held for an offline peer).
 	Kind_KIND_DIRECT Kind = 2
-	// KIND_RECEIPT says the origin delivered (showed) the message in ref.
+	// KIND_RECEIPT says the origin delivered (showed) the message in ref,
+	// which was addressed to it; to is ref's origin.
 	Kind_KIND_RECEIPT Kind = 3
-	// KIND_SYSTEM is an informational message from a peer (joined a room…).
+	// KIND_SYSTEM is an informational text from a peer to a room (joined a
+	// room…); shown as a system event.
 	Kind_KIND_SYSTEM Kind = 4
-	// KIND_ACK acknowledges the message in ref for total ordering (Lamport
-	// mode): the origin has received it.
+	// KIND_ACK (total order, comuniGO "scalar"): the origin's Lamport clock
+	// (field lamport) has passed every message of the room it received. No
+	// body; ref optionally names the message that triggered it.
 	Kind_KIND_ACK Kind = 5
-	// KIND_ORDER is the sequencer's stamp: message ref gets the global
-	// position order_seq in the room.
-	Kind_KIND_ORDER Kind = 6
+	// KIND_STAMP (sequencer order): the sequencer of epoch `epoch` gives the
+	// data messages in `stamped` the global numbers global, global+1, …
+	// (prev and cut: the previous sequencer and the agreed cut of its
+	// stream, after a takeover). No body.
+	Kind_KIND_STAMP Kind = 6
+	// KIND_SYNC (sequencer order): a member's report for a takeover: the
+	// epoch being closed (epoch), its sequencer (prev), the highest seq of
+	// prev's stream the reporter holds (cut), and the member expected to
+	// take over (candidate). No body.
+	Kind_KIND_SYNC Kind = 7
 )
 
 // Enum value maps for Kind.
@@ -68,7 +80,8 @@ var (
 		3: "KIND_RECEIPT",
 		4: "KIND_SYSTEM",
 		5: "KIND_ACK",
-		6: "KIND_ORDER",
+		6: "KIND_STAMP",
+		7: "KIND_SYNC",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -77,7 +90,8 @@ var (
 		"KIND_RECEIPT":     3,
 		"KIND_SYSTEM":      4,
 		"KIND_ACK":         5,
-		"KIND_ORDER":       6,
+		"KIND_STAMP":       6,
+		"KIND_SYNC":        7,
 	}
 )
 
@@ -612,7 +626,7 @@ type Dep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// origin is a peer ID.
 	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
-	// seq is the highest contiguous sequence number seen from origin.
+	// seq is the highest contiguous sequence number delivered from origin.
 	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -667,15 +681,18 @@ func (x *Dep) GetSeq() uint64 {
 // sequence numbers in their data directory). A receiver checks, before it
 // stores, forwards or shows the envelope: the format version, the field
 // limits, that origin == PeerIDFromKey(origin_key), and the signature. A
-// forged or altered envelope is dropped and counted.
+// forged or altered envelope is dropped and counted. Forwarders and stores
+// keep envelopes as they are: the signature covers every field but itself.
 //
-// The signature covers the canonical encoding of fields 1 to 14 (see
-// chat/envelope.go, SigningBytes): the ASCII prefix "hearsay/envelope/v1\n",
-// then each field in field-number order as: uvarint field number, then the
-// value: integers as uvarint (sent_unix_nano as zig-zag varint), strings and
-// bytes as uvarint length + bytes, deps as uvarint count + (origin, seq) per
-// entry, ref as (origin, seq). Deps must be sorted by origin with no repeats,
-// so each envelope has exactly one encoding.
+// The signature covers the canonical encoding of every field except
+// signature (see chat/envelope.go, SigningBytes): the ASCII prefix
+// "hearsay/envelope/v1\n", then each field in field-number order as:
+// uvarint field number, then the value: integers and booleans as uvarint
+// (sent_unix_nano as zig-zag varint), strings and bytes as uvarint length +
+// bytes, lists as uvarint count + each element, a Dep or MsgRef as (origin,
+// seq), an absent ref as ("", 0). Deps must be sorted by origin with no
+// repeats, so each envelope has exactly one encoding. Fields absent from a
+// message are encoded with their zero value.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version is the envelope format version; this file describes version 1.
@@ -690,27 +707,27 @@ type Envelope struct {
 	Room string `protobuf:"bytes,4,opt,name=room,proto3" json:"room,omitempty"`
 	// kind says what the envelope carries.
 	Kind Kind `protobuf:"varint,5,opt,name=kind,proto3,enum=hearsay.chat.v1.Kind" json:"kind,omitempty"`
-	// lamport is the origin's Lamport clock when it sent the message (scalar
-	// ordering and conflict resolution); 0 when unused.
+	// lamport is the origin's Lamport clock when it sent the message; it
+	// grows along the origin's stream. 0 when unused.
 	Lamport uint64 `protobuf:"varint,6,opt,name=lamport,proto3" json:"lamport,omitempty"`
-	// deps is the origin's vector clock for the room when it sent (causal
-	// ordering), sorted by origin; empty when the room's mode does not need it.
-	// At most 1024 entries.
+	// deps is the origin's delivered vector for the room when it sent
+	// (causal ordering), sorted by origin, the origin itself omitted; empty
+	// when the room's mode does not need it. At most 1024 entries.
 	Deps []*Dep `protobuf:"bytes,7,rep,name=deps,proto3" json:"deps,omitempty"`
 	// sent_unix_nano is the origin's wall clock at sending, in nanoseconds
-	// since 1970 (informational: never used for ordering).
+	// since 1970 (shown as the message time; never used for ordering).
 	SentUnixNano int64 `protobuf:"varint,8,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
 	// body is the payload: UTF-8 text for chat, direct and system kinds, at
-	// most 64 KiB; empty for receipt, ack and order.
+	// most 64 KiB; empty for the other kinds.
 	Body []byte `protobuf:"bytes,9,opt,name=body,proto3" json:"body,omitempty"`
 	// to is the recipient's peer ID for direct messages and receipts; empty
 	// otherwise.
 	To string `protobuf:"bytes,10,opt,name=to,proto3" json:"to,omitempty"`
-	// ref is the message a receipt, ack or order stamp refers to.
+	// ref is the message a receipt refers to (required), or an ack's
+	// trigger (optional); absent otherwise.
 	Ref *MsgRef `protobuf:"bytes,11,opt,name=ref,proto3" json:"ref,omitempty"`
-	// order_seq is the global position that a sequencer's order stamp gives
-	// to ref; 0 otherwise.
-	OrderSeq uint64 `protobuf:"varint,12,opt,name=order_seq,json=orderSeq,proto3" json:"order_seq,omitempty"`
+	// global (stamp): the global number of stamped[0]. 0 otherwise.
+	Global uint64 `protobuf:"varint,12,opt,name=global,proto3" json:"global,omitempty"`
 	// nick is the origin's nick when it sent (a display hint; peers show the
 	// current nick from the node meta when they know the origin).
 	Nick string `protobuf:"bytes,13,opt,name=nick,proto3" json:"nick,omitempty"`
@@ -719,8 +736,22 @@ type Envelope struct {
 	// alive (history repair, offline delivery).
 	OriginKey []byte `protobuf:"bytes,14,opt,name=origin_key,json=originKey,proto3" json:"origin_key,omitempty"`
 	// signature is the origin's Ed25519 signature (64 bytes) over the
-	// canonical encoding of fields 1 to 14.
-	Signature     []byte `protobuf:"bytes,15,opt,name=signature,proto3" json:"signature,omitempty"`
+	// canonical encoding of every other field.
+	Signature []byte `protobuf:"bytes,15,opt,name=signature,proto3" json:"signature,omitempty"`
+	// epoch (stamp, sync): the sequencer epoch stamped in, or being closed.
+	Epoch uint64 `protobuf:"varint,16,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// prev (stamp, sync): peer ID of the sequencer before this epoch (stamp)
+	// or of the one being replaced (sync); empty when there was none.
+	Prev string `protobuf:"bytes,17,opt,name=prev,proto3" json:"prev,omitempty"`
+	// cut (stamp, sync): the agreed cut of prev's stream (stamp), or the
+	// reporter's highest seq of prev's stream (sync).
+	Cut uint64 `protobuf:"varint,18,opt,name=cut,proto3" json:"cut,omitempty"`
+	// stamped (stamp): the data messages numbered global, global+1, …; at
+	// most 1024 entries.
+	Stamped []*MsgRef `protobuf:"bytes,19,rep,name=stamped,proto3" json:"stamped,omitempty"`
+	// candidate (sync): peer ID of the member the reporter expects to take
+	// over as sequencer.
+	Candidate     string `protobuf:"bytes,20,opt,name=candidate,proto3" json:"candidate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,9 +863,9 @@ func (x *Envelope) GetRef() *MsgRef {
 	return nil
 }
 
-func (x *Envelope) GetOrderSeq() uint64 {
+func (x *Envelope) GetGlobal() uint64 {
 	if x != nil {
-		return x.OrderSeq
+		return x.Global
 	}
 	return 0
 }
@@ -858,6 +889,41 @@ func (x *Envelope) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *Envelope) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Envelope) GetPrev() string {
+	if x != nil {
+		return x.Prev
+	}
+	return ""
+}
+
+func (x *Envelope) GetCut() uint64 {
+	if x != nil {
+		return x.Cut
+	}
+	return 0
+}
+
+func (x *Envelope) GetStamped() []*MsgRef {
+	if x != nil {
+		return x.Stamped
+	}
+	return nil
+}
+
+func (x *Envelope) GetCandidate() string {
+	if x != nil {
+		return x.Candidate
+	}
+	return ""
 }
 
 // NodeMeta is the memberlist node meta every peer advertises (at most 512
@@ -1132,7 +1198,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\"/\n" +
 	"\x03Dep\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xb4\x03\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xbc\x04\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x10\n" +
@@ -1145,12 +1211,17 @@ const file_chat_proto_rawDesc = "" +
 	"\x04body\x18\t \x01(\fR\x04body\x12\x0e\n" +
 	"\x02to\x18\n" +
 	" \x01(\tR\x02to\x12)\n" +
-	"\x03ref\x18\v \x01(\v2\x17.hearsay.chat.v1.MsgRefR\x03ref\x12\x1b\n" +
-	"\torder_seq\x18\f \x01(\x04R\borderSeq\x12\x12\n" +
+	"\x03ref\x18\v \x01(\v2\x17.hearsay.chat.v1.MsgRefR\x03ref\x12\x16\n" +
+	"\x06global\x18\f \x01(\x04R\x06global\x12\x12\n" +
 	"\x04nick\x18\r \x01(\tR\x04nick\x12\x1d\n" +
 	"\n" +
 	"origin_key\x18\x0e \x01(\fR\toriginKey\x12\x1c\n" +
-	"\tsignature\x18\x0f \x01(\fR\tsignature\"\x8f\x01\n" +
+	"\tsignature\x18\x0f \x01(\fR\tsignature\x12\x14\n" +
+	"\x05epoch\x18\x10 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04prev\x18\x11 \x01(\tR\x04prev\x12\x10\n" +
+	"\x03cut\x18\x12 \x01(\x04R\x03cut\x121\n" +
+	"\astamped\x18\x13 \x03(\v2\x17.hearsay.chat.v1.MsgRefR\astamped\x12\x1c\n" +
+	"\tcandidate\x18\x14 \x01(\tR\tcandidate\"\x8f\x01\n" +
 	"\bNodeMeta\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x12\n" +
@@ -1168,7 +1239,7 @@ const file_chat_proto_rawDesc = "" +
 	"origin_key\x18\x06 \x01(\fR\toriginKey\x12\x1c\n" +
 	"\tsignature\x18\a \x01(\fR\tsignature\"=\n" +
 	"\aKVState\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries*}\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries*\x8c\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x0f\n" +
@@ -1177,7 +1248,8 @@ const file_chat_proto_rawDesc = "" +
 	"\vKIND_SYSTEM\x10\x04\x12\f\n" +
 	"\bKIND_ACK\x10\x05\x12\x0e\n" +
 	"\n" +
-	"KIND_ORDER\x10\x062E\n" +
+	"KIND_STAMP\x10\x06\x12\r\n" +
+	"\tKIND_SYNC\x10\a2E\n" +
 	"\x04Chat\x12=\n" +
 	"\aConnect\x12\x16.hearsay.chat.v1.Frame\x1a\x16.hearsay.chat.v1.Frame(\x010\x01B-Z+github.com/hearsay-chat/hearsay/chat/chatpbb\x06proto3"
 
@@ -1220,14 +1292,15 @@ var file_chat_proto_depIdxs = []int32{
 	0,  // 6: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
 	8,  // 7: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
 	7,  // 8: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	11, // 9: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	1,  // 10: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
-	1,  // 11: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
-	11, // [11:12] is the sub-list for method output_type
-	10, // [10:11] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 9: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 10: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	1,  // 11: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
+	1,  // 12: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
