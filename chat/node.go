@@ -41,6 +41,10 @@ const (
 	stateShutdown
 )
 
+// defaultDeadNodeReclaim is how long a dead peer's name stays reserved to
+// its old address (see New).
+const defaultDeadNodeReclaim = 5 * time.Second
+
 // Node is one hearsay peer. Create it with New.
 type Node struct {
 	cfg    Config
@@ -111,6 +115,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	base, _ := profileConfig(cfg.MemberlistProfile)
 	settings := settingsFrom(cfg.MemberlistProfile, base)
+	// A peer keeps its name (peer ID) across restarts but usually gets a
+	// new port; memberlist refuses a known name at a new address unless
+	// the old entry has been dead this long (its default, 0, is never).
+	settings.DeadNodeReclaimTime = Duration(defaultDeadNodeReclaim)
 	if cfg.Memberlist != nil {
 		settings = *cfg.Memberlist
 		if settings.Profile == "" {

@@ -474,3 +474,31 @@ func TestSlowEventReaderIsToldNotBlocking(t *testing.T) {
 		t.Errorf("after the notice: %+v", ev)
 	}
 }
+
+// A killed peer restarted on the same data directory (same identity, new
+// ports) is taken back by the group and continues its sequence numbers.
+func TestKilledPeerRestarts(t *testing.T) {
+	var cfgs []chat.Config
+	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) { cfgs = append(cfgs, *cfg) })
+	a, victim := peers[0], peers[2]
+	first := send(t, victim, "before the crash")
+	a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == first.String() }, "message before the crash")
+	if err := victim.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == victim.ID() }, "failure")
+
+	back := chattest.Start(t, cfgs[2])
+	if back.ID() != victim.ID() || back.AdvertiseAddr() == victim.AdvertiseAddr() {
+		t.Fatalf("restart: id %s addr %s (was %s at %s)", back.ID(), back.AdvertiseAddr(), victim.ID(), victim.AdvertiseAddr())
+	}
+	chattest.Join(t, back, a)
+	chattest.WaitConverged(t, peers[0], peers[1], back)
+	again := send(t, back, "after the restart")
+	if again.Seq <= first.Seq {
+		t.Errorf("seq after restart %d, want above %d", again.Seq, first.Seq)
+	}
+	for _, p := range peers[:2] {
+		p.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == again.String() }, "message after the restart")
+	}
+}

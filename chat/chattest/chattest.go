@@ -35,6 +35,7 @@ func FastSettings() chat.MemberlistSettings {
 	s.PushPullInterval = chat.Duration(500 * time.Millisecond)
 	s.TCPTimeout = chat.Duration(2 * time.Second)
 	s.GossipToTheDeadTime = chat.Duration(2 * time.Second)
+	s.DeadNodeReclaimTime = chat.Duration(100 * time.Millisecond)
 	return s
 }
 
