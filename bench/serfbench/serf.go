@@ -138,7 +138,7 @@ func (s *serfSystem) Start(ctx context.Context, cfg bench.SystemConfig, obs benc
 			}
 		}
 	}
-	deadline := time.Now().Add(30*time.Second + time.Duration(cfg.Peers)*time.Second)
+	deadline := time.Now().Add(30*time.Second + 2*time.Duration(cfg.Peers)*time.Second)
 	for {
 		ok := true
 		for _, a := range s.agents {
