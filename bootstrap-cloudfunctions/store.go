@@ -274,11 +274,39 @@ func (s *Store) load(tx *firestore.Transaction) (*bootstrapapi.State, int, error
 			buf.Write(b)
 		}
 	}
-	var st bootstrapapi.State
-	if err := json.Unmarshal(buf.Bytes(), &st); err != nil {
-		return nil, 0, fmt.Errorf("decode stored state %s: %w", s.head.Path, err)
+	st, err := decodeState(buf.Bytes())
+	if err != nil {
+		return nil, 0, fmt.Errorf("stored state %s: %w", s.head.Path, err)
 	}
-	return bootstrapapi.Normalize(&st), int(parts), nil
+	return st, int(parts), nil
+}
+
+// decodeState decodes the stored JSON state. The bytes come from the
+// database, so they are checked like any input: a state the rules could
+// not have written (too many peers, a record under another id) is an
+// error, not something to serve.
+func decodeState(raw []byte) (*bootstrapapi.State, error) {
+	var st bootstrapapi.State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if len(st.Peers) > bootstrapapi.MaxMaxPeers {
+		return nil, fmt.Errorf("decode: %d peers, over the limit %d", len(st.Peers), bootstrapapi.MaxMaxPeers)
+	}
+	for id, r := range st.Peers {
+		if r.ID != id {
+			return nil, fmt.Errorf("decode: record %q stored under id %q", clip(r.ID), clip(id))
+		}
+	}
+	return bootstrapapi.Normalize(&st), nil
+}
+
+// clip shortens stored text before it goes into an error message.
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + "…"
 }
 
 // store writes st inside tx, replacing a state that used oldParts

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
@@ -221,54 +222,88 @@ func TestFirestoreCorruptState(t *testing.T) {
 	}
 }
 
-// TestFirestoreContentionUnavailable checks the error a transaction that
-// stays contended becomes: with one attempt allowed, some of many
-// concurrent updates abort, and each such error wraps ErrUnavailable.
+// TestFirestoreContentionUnavailable checks what a transaction that stays
+// contended becomes. Two instances (separate clients, so the in-process
+// queue does not order them) each read the state and wait for the other
+// to have read it too, so their commits must conflict; with one attempt
+// allowed, at least one fails, with an error wrapping ErrUnavailable, and
+// only the acknowledged update is stored.
 func TestFirestoreContentionUnavailable(t *testing.T) {
+	emu := firestoretest.Require(t)
+	project := firestoretest.NewProjectID()
+	t.Cleanup(func() { _ = emu.Clear(context.Background(), project) })
+	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.MaxAttempts = 1
-	s := newTestStore(t, cfg)
-	ctx := context.Background()
-	const n = 12
+	const n = 2
 	var (
-		wg          sync.WaitGroup
-		mu          sync.Mutex
-		ok, aborted int
-		other       []error
+		readers sync.WaitGroup
+		wg      sync.WaitGroup
 	)
+	readers.Add(n)
+	bothRead := make(chan struct{})
+	go func() { readers.Wait(); close(bothRead) }()
+	errs := make([]error, n)
 	for i := range n {
+		client, err := firestore.NewClient(ctx, project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		s, err := NewStore(client, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.Update(ctx, func(st *bootstrapapi.State) error {
+			errs[i] = s.Update(ctx, func(st *bootstrapapi.State) error {
+				readers.Done()
+				select {
+				case <-bothRead:
+				case <-time.After(30 * time.Second):
+					return errors.New("the other transaction never read the state")
+				}
 				id := fmt.Sprintf("p%d", i)
 				st.Peers[id] = bootstrapapi.Record{ID: id, ExpiresUnixMilli: 1 << 50}
 				return nil
 			})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, bootstrapapi.ErrUnavailable):
-				aborted++
-			default:
-				other = append(other, err)
-			}
 		}()
 	}
 	wg.Wait()
-	for _, err := range other {
-		t.Errorf("update failed with %v, want nil or ErrUnavailable", err)
+	ok, unavailable := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, bootstrapapi.ErrUnavailable) && bootstrapapi.ErrorCode(err) == bootstrapapi.ECodeUnavailable:
+			unavailable++
+		default:
+			t.Errorf("update failed with %v, want nil or ErrUnavailable", err)
+		}
+	}
+	if unavailable == 0 {
+		t.Errorf("two conflicting single-attempt transactions both committed: %v", errs)
 	}
 	var stored int
+	s, _ := NewStore(mustClient(t, project), DefaultConfig())
 	if err := s.View(ctx, func(st *bootstrapapi.State) error { stored = len(st.Peers); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if stored != ok {
 		t.Errorf("%d updates acknowledged but %d stored", ok, stored)
 	}
-	t.Logf("%d concurrent single-attempt updates: %d committed, %d unavailable", n, ok, aborted)
+	t.Logf("two conflicting transactions: %d committed, %d unavailable (%v)", ok, unavailable, errs)
+}
+
+func mustClient(t *testing.T, project string) *firestore.Client {
+	t.Helper()
+	client, err := firestore.NewClient(context.Background(), project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 func TestMapErr(t *testing.T) {
@@ -347,4 +382,51 @@ func concurrency(t testing.TB, def int) int {
 		return n
 	}
 	return def
+}
+
+// BenchmarkFirestoreJoin measures one Update (read, modify, write the
+// state of 100 peers) on the emulator: the cost of a join or refill.
+func BenchmarkFirestoreJoin(b *testing.B) {
+	s := newTestStore(b, DefaultConfig())
+	ctx := context.Background()
+	now := time.Now()
+	i := 0
+	for b.Loop() {
+		err := s.Update(ctx, func(st *bootstrapapi.State) error {
+			st.Config.MaxPeers = 1000
+			rec := bootstrapapi.Record{ID: fmt.Sprintf("peer-%03d", i%100), IP: "192.0.2.1", Port: "7000", Timestamp: now.Unix()}
+			bootstrapapi.Join(st, rec, now, true)
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkFirestoreList measures one View of a 100-peer state: the cost
+// of a list or ping.
+func BenchmarkFirestoreList(b *testing.B) {
+	s := newTestStore(b, DefaultConfig())
+	ctx := context.Background()
+	if err := s.Update(ctx, func(st *bootstrapapi.State) error {
+		for i := range 100 {
+			id := fmt.Sprintf("peer-%03d", i)
+			st.Peers[id] = bootstrapapi.Record{ID: id, IP: "192.0.2.1", Port: "7000", ExpiresUnixMilli: 1 << 50}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.View(ctx, func(st *bootstrapapi.State) error {
+			if len(st.Peers) != 100 {
+				return fmt.Errorf("%d peers", len(st.Peers))
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // FunctionPackageDir is the function package, relative to the module root.
@@ -151,6 +152,9 @@ func modulePath(gomod []byte) (string, error) {
 			p = p[:i]
 		}
 		p = strings.Trim(strings.TrimSpace(p), `"`)
+		if p == "" || strings.ContainsFunc(p, unicode.IsSpace) || strings.ContainsAny(p, `"\\`) {
+			return "", fmt.Errorf("go.mod: malformed module line %q", line)
+		}
 		first, _, _ := strings.Cut(p, "/")
 		if !strings.Contains(first, ".") {
 			return "", fmt.Errorf("module path %q has no dot in its first element; the Cloud Functions build rejects it", p)

@@ -4,58 +4,62 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
 
-// The emulator a test package shares, started by RunMain.
+// The emulator a test package shares. It starts on the first Require, so
+// runs that need no emulator (unit tests only, fuzz workers) start none,
+// and RunMain stops it after the tests.
 var (
+	startOnce sync.Once
 	shared    *Emulator
 	sharedErr error
 	used      atomic.Int64
 )
 
-// RunMain starts the shared emulator, runs the package's tests and stops
-// it; call it from TestMain as os.Exit(firestoretest.RunMain(m)). A start
-// failure does not stop here: every test that calls Require fails with it
-// (or skips, when EnvSkip is 1), so the failure is visible per test.
+// RunMain runs the package's tests and then stops the shared emulator if
+// one started; call it from TestMain as os.Exit(firestoretest.RunMain(m)).
 //
-// After the tests it prints one line that CI greps for to prove the
-// Firestore leg ran: "firestore emulator leg: N tests ran against HOST".
+// After the tests it prints the line CI greps for to prove the Firestore
+// leg ran: "firestore emulator leg: N tests ran against HOST".
 func RunMain(m *testing.M) int {
-	shared, sharedErr = Start(context.Background())
-	if sharedErr == nil {
-		// Every Firestore client of the test process (including the
-		// function's lazily created one) talks to the emulator.
-		if err := os.Setenv("FIRESTORE_EMULATOR_HOST", shared.Host); err != nil {
-			sharedErr = err
-		}
-		fmt.Printf("firestore emulator: started on %s\n", shared.Host)
-	}
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
-		if n := used.Load(); n > 0 {
-			fmt.Printf("firestore emulator leg: %d tests ran against %s\n", n, shared.Host)
-		}
+		fmt.Printf("firestore emulator leg: %d tests ran against %s\n", used.Load(), shared.Host)
 	}
 	return code
 }
 
-// Require returns the shared emulator. When it could not start, the test
-// fails with the reason, or skips when EnvSkip is 1. RunMain has set
-// FIRESTORE_EMULATOR_HOST for the whole test process.
+func startShared() {
+	shared, sharedErr = Start(context.Background())
+	if sharedErr != nil {
+		return
+	}
+	// Every Firestore client of the test process (including the
+	// function's lazily created one) talks to the emulator.
+	if err := os.Setenv("FIRESTORE_EMULATOR_HOST", shared.Host); err != nil {
+		shared.Stop()
+		shared, sharedErr = nil, err
+		return
+	}
+	fmt.Printf("firestore emulator: started on %s\n", shared.Host)
+}
+
+// Require returns the shared emulator, starting it on first use (and
+// setting FIRESTORE_EMULATOR_HOST for the whole test process). When it
+// cannot start, the test fails with the reason, or skips when EnvSkip is
+// 1. Only call it from tests of a package whose TestMain uses RunMain.
 func Require(t testing.TB) *Emulator {
 	t.Helper()
+	startOnce.Do(startShared)
 	if shared == nil {
-		err := sharedErr
-		if err == nil {
-			err = fmt.Errorf("firestoretest.RunMain was not called from TestMain")
-		}
 		if Skip() {
-			t.Skipf("firestore emulator unavailable, skipped (%s=1): %v", EnvSkip, err)
+			t.Skipf("firestore emulator unavailable, skipped (%s=1): %v", EnvSkip, sharedErr)
 		}
-		t.Fatalf("firestore emulator unavailable: %v", err)
+		t.Fatalf("firestore emulator unavailable (set %s=1 to skip): %v", EnvSkip, sharedErr)
 	}
 	used.Add(1)
 	t.Logf("firestore: running against the emulator at %s", shared.Host)
