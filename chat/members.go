@@ -187,6 +187,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		n.peers[m.ID] = p
 		p.start()
 	}
+	n.countLiveLocked()
 	close(n.memberGen)
 	n.memberGen = make(chan struct{})
 	n.mu.Unlock()
@@ -248,17 +249,19 @@ func (n *Node) pruneGoneLocked() {
 }
 
 // numMembers is the TransmitLimitedQueue's group size: live members plus
-// this node. It takes n.mu, so the queue must not be used with n.mu held.
-func (n *Node) numMembers() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	k := 1
+// this node. memberlist calls it on its send paths, so it reads an atomic
+// kept by the event loop instead of taking n.mu.
+func (n *Node) numMembers() int { return int(n.liveCount.Load()) }
+
+// countLiveLocked refreshes liveCount. Caller holds n.mu.
+func (n *Node) countLiveLocked() {
+	k := int32(1)
 	for _, m := range n.members {
 		if m.State == StateAlive || m.State == StateSuspect {
 			k++
 		}
 	}
-	return k
+	n.liveCount.Store(k)
 }
 
 // displayName returns nick, or nick#xxxx when another known live member

@@ -56,6 +56,7 @@ type Node struct {
 
 	lamport   atomic.Uint64
 	pingNonce atomic.Uint64
+	liveCount atomic.Int32 // live members + this node; see numMembers
 
 	// ctx is cancelled by Shutdown; every goroutine of the node watches it.
 	ctx    context.Context
@@ -144,6 +145,7 @@ func New(cfg Config) (*Node, error) {
 		events:       make(chan Event, cfg.EventBuffer),
 	}
 	n.kv = newKVStore(n)
+	n.liveCount.Store(1)
 	return n, nil
 }
 
@@ -419,6 +421,9 @@ func (n *Node) Leave(ctx context.Context) error {
 	byeCtx, cancel := context.WithTimeout(ctx, time.Until(dl)/2)
 	var wg sync.WaitGroup
 	for _, p := range peers {
+		if !p.connected.Load() {
+			continue // it would only wait for the timeout
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
