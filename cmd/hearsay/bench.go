@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,7 @@ type benchOptions struct {
 	serfSrc   string
 	inProcess bool
 	profDir   string
+	jsonOut   string
 }
 
 func newBenchCmd(streams *ioStreams) *cobra.Command {
@@ -85,6 +87,7 @@ See docs/BENCHMARKS.md.`,
 	f.StringSliceVar(&o.workloads, "workload", bench.Workloads, "workloads to run: "+strings.Join(bench.Workloads, ","))
 	f.StringSliceVar(&o.baselines, "baseline", []string{"naive", "serf"}, "baselines to run beside hearsay: naive,serf (none for none)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per line per system and workload")
+	f.StringVar(&o.jsonOut, "json-out", "", "also write the JSON lines to this file (for scripts/benchplot)")
 	f.StringVar(&o.serfBin, "serf-bin", "", "serf baseline worker binary (default: build bench/serfbench with go build)")
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
@@ -172,23 +175,36 @@ func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *be
 		}
 		return exec.Command(self, args...), nil
 	}
+	var sinks []io.Writer
 	if o.json {
-		var werr error
-		plan.OnResult = func(r bench.Result) {
-			if err := bench.WriteJSON(streams.Out, r); err != nil && werr == nil {
-				werr = err
+		sinks = append(sinks, streams.Out)
+	}
+	if o.jsonOut != "" {
+		f, err := os.Create(o.jsonOut)
+		if err != nil {
+			return fmt.Errorf("--json-out: %w", err)
+		}
+		defer f.Close()
+		sinks = append(sinks, f)
+	}
+	var werr error
+	plan.OnResult = func(r bench.Result) {
+		for _, w := range sinks {
+			if err := bench.WriteJSON(w, r); err != nil && werr == nil {
+				werr = fmt.Errorf("write results: %w", err)
 			}
 		}
-		_, err := plan.Run(ctx)
-		return errors.Join(err, werr)
 	}
 	results, err := plan.Run(ctx)
+	if o.json {
+		return errors.Join(err, werr)
+	}
 	if len(results) > 0 {
-		if werr := bench.WriteTable(streams.Out, results); werr != nil {
-			return errors.Join(err, werr)
+		if terr := bench.WriteTable(streams.Out, results); terr != nil {
+			werr = errors.Join(werr, terr)
 		}
 	}
-	return err
+	return errors.Join(err, werr)
 }
 
 // buildSerfWorker builds the serf baseline module in src into dir and
@@ -198,7 +214,7 @@ func buildSerfWorker(ctx context.Context, src, dir string) (string, error) {
 		return "", fmt.Errorf("serf baseline source %q not found (run from the repository root, or give --serf-src or --serf-bin, or --baseline naive): %w", src, err)
 	}
 	bin := filepath.Join(dir, "serfbench")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-o", bin, ".")
 	cmd.Dir = src
 	out, err := cmd.CombinedOutput()
 	if err != nil {
