@@ -56,7 +56,7 @@ type Emulator struct {
 }
 
 // FindJar returns the emulator jar: $HEARSAY_FIRESTORE_EMULATOR_JAR, the
-// file the Debian package installed, or the Cloud SDK's usual place.
+// file the Debian package installed, or the one beside gcloud's SDK.
 func FindJar() (string, error) {
 	if p := os.Getenv(EnvJar); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -71,10 +71,14 @@ func FindJar() (string, error) {
 			}
 		}
 	}
-	for _, dir := range []string{"/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk"} {
-		p := filepath.Join(dir, "platform", "cloud-firestore-emulator", jarName)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
+	// A Cloud SDK installed from its archive: <sdk>/bin/gcloud and
+	// <sdk>/platform/cloud-firestore-emulator/<jar>.
+	if gcloud, err := exec.LookPath("gcloud"); err == nil {
+		if real, err := filepath.EvalSymlinks(gcloud); err == nil {
+			p := filepath.Join(filepath.Dir(filepath.Dir(real)), "platform", "cloud-firestore-emulator", jarName)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
 		}
 	}
 	return "", fmt.Errorf("firestore emulator jar not found: install the Debian package %s "+
