@@ -66,11 +66,10 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 		if h.Profile != "" {
 			c.MemberlistProfile = h.Profile
 		}
-		// Deliveries are read as fast as they come, but a burst must not
-		// cost events: the buffer holds a full throughput window of
-		// every peer.
-		c.EventBuffer = 1 << 15
-		c.SendQueue = 1 << 14
+		// The default event buffer and send queues, as a user runs them:
+		// the throughput window (Spec.Window per sender) keeps the
+		// messages in flight far below their capacity, and any event or
+		// frame dropped would show as a lower delivered ratio.
 		n, err := chat.New(c)
 		if err != nil {
 			return errors.Join(fmt.Errorf("hearsay peer %d: %w", i, err), h.Stop())
