@@ -20,6 +20,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,16 +381,30 @@ func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 	}
 }
 
-// joinError turns memberlist's join error into one a user can act on.
+// joinError turns memberlist's join error (a multi-line multierror) into
+// one line a user can act on, still wrapping the original.
 func (n *Node) joinError(addrs []string, err error) error {
+	detail := strings.Join(strings.Fields(err.Error()), " ")
+	detail = strings.TrimPrefix(detail, "1 error occurred: * ")
+	msg := fmt.Sprintf("join %s: %s", strings.Join(addrs, ", "), detail)
 	if isKeyError(err) {
+		hint := "the group uses another cluster key (or none); use the same --cluster-key as the group"
 		if len(n.cfg.ClusterKey) == 0 {
-			return fmt.Errorf("join %v: %w: the group uses a cluster key and this peer has none (use --cluster-key): %v", addrs, ErrClusterKey, err)
+			hint = "the group uses a cluster key and this peer has none; use --cluster-key"
 		}
-		return fmt.Errorf("join %v: %w: the group uses another cluster key (or none): %v", addrs, ErrClusterKey, err)
+		return &joinErr{msg: fmt.Sprintf("join %s: %v: %s (%s)", strings.Join(addrs, ", "), ErrClusterKey, hint, detail), errs: []error{ErrClusterKey, err}}
 	}
-	return fmt.Errorf("join %v: %w", addrs, err)
+	return &joinErr{msg: msg, errs: []error{err}}
 }
+
+// joinErr is a one-line join error that wraps the underlying ones.
+type joinErr struct {
+	msg  string
+	errs []error
+}
+
+func (e *joinErr) Error() string   { return e.msg }
+func (e *joinErr) Unwrap() []error { return e.errs }
 
 // Leave tells the group this node is leaving and waits (bounded by ctx's
 // deadline, or Config.LeaveTimeout) for the news to spread: first a Bye on
