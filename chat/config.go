@@ -94,6 +94,11 @@ type Config struct {
 	// delegates, Name or Transport.
 	TuneMemberlist func(*memberlist.Config)
 
+	// MaxBodyBytes is the largest message this node lets its user send:
+	// at most MaxBodyBytes (64 KiB), which receivers enforce whatever their
+	// own setting.
+	MaxBodyBytes int
+
 	// LogOutput receives the node's and memberlist's logs. Nil discards
 	// them: a library never writes to the terminal on its own.
 	LogOutput io.Writer
@@ -125,6 +130,7 @@ func DefaultConfig() Config {
 		Nick:              "anon",
 		BindAddr:          "127.0.0.1:0",
 		MemberlistProfile: ProfileLAN,
+		MaxBodyBytes:      MaxBodyBytes,
 		EventBuffer:       1024,
 		SendQueue:         1024,
 		LeaveTimeout:      5 * time.Second,
@@ -182,6 +188,12 @@ func (c *Config) validate() error {
 		if err := c.Memberlist.validate(); err != nil {
 			return err
 		}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = MaxBodyBytes
+	}
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > MaxBodyBytes {
+		return fmt.Errorf("max body %d bytes: want 1 to %d", c.MaxBodyBytes, MaxBodyBytes)
 	}
 	if c.LogOutput == nil {
 		c.LogOutput = io.Discard

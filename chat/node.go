@@ -662,8 +662,8 @@ func (n *Node) localMeta() peerMeta {
 // and pushes it to every live member. The message also appears in this
 // node's own Events. It returns once the message is queued for every peer
 // (it never waits for the network): a peer whose queue is full misses it
-// (counted in Stats.QueueDrops). A body over MaxBodyBytes is refused with
-// ErrTooLarge.
+// (counted in Stats.QueueDrops). A body over Config.MaxBodyBytes (64 KiB
+// by default) is refused with ErrTooLarge.
 func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	if err := ctx.Err(); err != nil {
 		return MsgID{}, err
@@ -672,8 +672,8 @@ func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	if err != nil {
 		return MsgID{}, err
 	}
-	if len(text) > MaxBodyBytes {
-		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d (64 KiB); split it", ErrTooLarge, len(text), MaxBodyBytes)
+	if limit := n.cfg.MaxBodyBytes; len(text) > limit {
+		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
 	}
 	if text == "" {
 		return MsgID{}, errors.New("empty message")

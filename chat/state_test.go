@@ -224,6 +224,7 @@ func TestConfigValidate(t *testing.T) {
 		"chat port":   func(c *Config) { c.ChatPort = -1 },
 		"advertise":   func(c *Config) { c.AdvertiseHost = "host" },
 		"ml settings": func(c *Config) { c.Memberlist = &MemberlistSettings{} },
+		"max body":    func(c *Config) { c.MaxBodyBytes = MaxBodyBytes + 1 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
