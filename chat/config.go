@@ -114,6 +114,11 @@ type Config struct {
 	// what it missed.
 	SendQueue int
 
+	// Faults, when not nil, enables fault injection on this node's traffic
+	// (tests and experiments; see faults.go) with these initial settings.
+	// Nil, the default, leaves the network path untouched.
+	Faults *Faults
+
 	// LeaveTimeout bounds a graceful Leave when the context has no
 	// deadline.
 	LeaveTimeout time.Duration
@@ -194,6 +199,11 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > MaxBodyBytes {
 		return fmt.Errorf("max body %d bytes: want 1 to %d", c.MaxBodyBytes, MaxBodyBytes)
+	}
+	if c.Faults != nil {
+		if err := c.Faults.validate(); err != nil {
+			return err
+		}
 	}
 	if c.LogOutput == nil {
 		c.LogOutput = io.Discard

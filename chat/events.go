@@ -114,6 +114,7 @@ type Stats struct {
 	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames and packets, bad node meta
 	Refused    uint64 `json:"refused"`     // inbound chat streams refused at the handshake
 	QueueDrops uint64 `json:"queue_drops"` // frames dropped because a peer's send queue was full
+	FaultDrops uint64 `json:"fault_drops"` // frames and packets dropped by fault injection (tests only)
 	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full
 	FramesOut  uint64 `json:"frames_out"`  // frames written to peer streams
 	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
@@ -124,6 +125,7 @@ type Stats struct {
 type counters struct {
 	sent, received, delivered, duplicates, forged, invalid atomic.Uint64
 	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
+	faultDrops                                             atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
 }
 

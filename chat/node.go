@@ -54,6 +54,7 @@ type Node struct {
 	seq    *seqAllocator
 	seen   *dedup
 	stats  counters
+	faults *faultState // nil unless Config.Faults is set
 
 	lamport   atomic.Uint64
 	pingNonce atomic.Uint64
@@ -147,6 +148,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.kv = newKVStore(n)
 	n.liveCount.Store(1)
+	if cfg.Faults != nil {
+		n.faults = newFaultState(*cfg.Faults)
+	}
 	return n, nil
 }
 
@@ -283,8 +287,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		NumNodes:       n.numMembers,
 		RetransmitMult: mlc.RetransmitMult,
 	}
+	var ft *faultTransport
+	if n.faults != nil {
+		if ft, err = n.faultTransportFor(mlc, host, port, advHost); err != nil {
+			return err
+		}
+	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		if ft != nil {
+			_ = ft.Shutdown()
+		}
 		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
 	}
 
@@ -306,6 +319,32 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.logger.Printf("started %s (%s) memberlist %s chat %s", n.id.ID, n.nick, n.advertiseAddrLocked(), n.chatAddr)
 	n.mu.Unlock()
 	return nil
+}
+
+// faultTransportFor binds memberlist's network transport itself (as
+// memberlist would) and wraps it for fault injection.
+func (n *Node) faultTransportFor(mlc *memberlist.Config, host string, port int, advHost string) (*faultTransport, error) {
+	var nt *memberlist.NetTransport
+	var err error
+	for try := 0; try < 10; try++ { // a free port for UDP may be taken for TCP: retry, as memberlist does
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
+		if err == nil || port != 0 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start memberlist transport on %s: %w", n.cfg.BindAddr, err)
+	}
+	mlc.BindPort = nt.GetAutoBindPort()
+	mlc.AdvertisePort = mlc.BindPort
+	mlc.AdvertiseAddr = advHost
+	ft, err := newFaultTransport(n, nt)
+	if err != nil {
+		_ = nt.Shutdown()
+		return nil, err
+	}
+	mlc.Transport = ft
+	return ft, nil
 }
 
 // memberlistConfigLocked builds the memberlist configuration. Caller holds n.mu.
@@ -778,7 +817,7 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
-		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), EventDrops: c.eventDrops.Load(),
+		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: c.faultDrops.Load(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}

@@ -162,7 +162,26 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 		cancel()
 		<-recvErr
 	}()
+	// Without fault injection frames go out in queue order; with it they
+	// may be dropped or wait in a delay line (see faults.go).
+	var line delayLine
+	var lineSeq uint64
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	send := func(f *chatpb.Frame) error {
+		if err := stream.Send(f); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		p.n.stats.framesOut.Add(1)
+		return nil
+	}
 	for {
+		var due <-chan time.Time
+		if len(line) > 0 {
+			timer.Reset(time.Until(line[0].due))
+			due = timer.C
+		}
 		select {
 		case <-p.ctx.Done():
 			_ = stream.CloseSend()
@@ -171,10 +190,36 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 			recvErr <- err // for the deferred wait
 			return true, fmt.Errorf("stream closed: %w", err)
 		case f := <-p.queue:
-			if err := stream.Send(f); err != nil {
-				return true, fmt.Errorf("send: %w", err)
+			drop, delay := p.n.faults.outgoing(p.id)
+			switch {
+			case drop:
+				p.n.stats.faultDrops.Add(1)
+			case delay <= 0 && len(line) == 0:
+				if err := send(f); err != nil {
+					return true, err
+				}
+			case len(line) >= cap(p.queue):
+				p.n.stats.queueDrops.Add(1) // the delay line is bounded like the queue
+			default:
+				lineSeq++
+				line.add(delayedFrame{due: time.Now().Add(delay), seq: lineSeq, f: f})
 			}
-			p.n.stats.framesOut.Add(1)
+		case <-due:
+			for {
+				f, ok := line.popDue(time.Now())
+				if !ok {
+					break
+				}
+				if err := send(f); err != nil {
+					return true, err
+				}
+			}
+		}
+		if due != nil && !timer.Stop() {
+			select { // drain a fire that was not received
+			case <-timer.C:
+			default:
+			}
 		}
 	}
 }

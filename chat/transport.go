@@ -123,6 +123,10 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 		if err != nil {
 			return nil
 		}
+		if n.faults.blocks(peer) {
+			n.stats.faultDrops.Add(1)
+			continue
+		}
 		switch m := f.Msg.(type) {
 		case *chatpb.Frame_Envelope:
 			n.handleEnvelope(m.Envelope, peer)
