@@ -56,6 +56,7 @@ type Node struct {
 	stats  counters
 	faults *faultState // nil unless Config.Faults is set
 
+	sendMu    sync.Mutex // serialises Send; see there
 	lamport   atomic.Uint64
 	pingNonce atomic.Uint64
 	liveCount atomic.Int32 // live members + this node; see numMembers
@@ -86,11 +87,12 @@ type Node struct {
 	kv         *kvStore
 	broadcasts *memberlist.TransmitLimitedQueue
 
-	// events is the application's channel. evMu guards closing it.
+	// events is the application's channel. evMu guards sending on and
+	// closing it (sends never block, so holding it is brief).
 	events     chan Event
-	evMu       sync.RWMutex
+	evMu       sync.Mutex
 	evClosed   bool
-	lostEvents atomic.Uint64 // dropped since the last "events lost" notice
+	lostEvents atomic.Uint64 // dropped since the last "events lost" notice (written under evMu)
 
 	shutdownOnce sync.Once
 }
@@ -179,8 +181,8 @@ func (n *Node) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	n.evMu.RLock()
-	defer n.evMu.RUnlock()
+	n.evMu.Lock() // serialises emitters: the lost-events notice is counted once
+	defer n.evMu.Unlock()
 	if n.evClosed {
 		return
 	}
@@ -188,7 +190,7 @@ func (n *Node) emit(ev Event) {
 		notice := Event{Type: EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
 		select {
 		case n.events <- notice:
-			n.lostEvents.Add(-lost)
+			n.lostEvents.Store(0)
 		default:
 		}
 	}
@@ -723,6 +725,10 @@ func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	if _, err := n.active(); err != nil {
 		return MsgID{}, err
 	}
+	// sendMu keeps seq order and queue order the same, so each peer
+	// receives an origin's messages in seq order (FIFO per origin).
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
 	seq, err := n.seq.Next()
 	if err != nil {
 		return MsgID{}, err

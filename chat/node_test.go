@@ -506,3 +506,33 @@ func TestKilledPeerRestarts(t *testing.T) {
 		p.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == again.String() }, "message after the restart")
 	}
 }
+
+// Concurrent Sends still reach each peer in seq order (FIFO per origin).
+func TestConcurrentSendsKeepOriginOrder(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	a, b := peers[0], peers[1]
+	const writers, each = 4, 25
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				if _, err := a.Send(context.Background(), "", fmt.Sprintf("w%d-%d", w, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	chattest.WaitFor(t, timeout, func() bool { return len(b.Rec.Messages()) == writers*each }, "b has %d messages", len(b.Rec.Messages()))
+	for i, ev := range b.Rec.Messages() {
+		if want := fmt.Sprintf("%s/%d", a.ID(), i+1); ev.ID != want {
+			t.Fatalf("message %d is %s, want %s", i, ev.ID, want)
+		}
+	}
+}
