@@ -142,3 +142,35 @@ func FuzzMemberlistSettings(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHandleFrame runs the receive pipeline on arbitrary chat frames: no
+// panic, and only envelopes that verify are ever delivered.
+func FuzzHandleFrame(f *testing.F) {
+	id := seedIdentity(f)
+	good := signedChat(id, "hello")
+	raw, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: good}})
+	f.Add(raw)
+	ping, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: 3}}})
+	f.Add(ping)
+	f.Add([]byte{0x1a, 0x00})
+	n, err := New(Config{Nick: "fuzz", EventBuffer: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = n.Shutdown() })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fr chatpb.Frame
+		if err := proto.Unmarshal(b, &fr); err != nil {
+			return
+		}
+		env := fr.GetEnvelope()
+		if env == nil {
+			return
+		}
+		before := n.Stats().Delivered
+		n.handleEnvelope(env, "0000000000000001")
+		if n.Stats().Delivered > before && CheckEnvelope(env) != nil {
+			t.Fatalf("delivered an envelope that does not check: %v", env)
+		}
+	})
+}
