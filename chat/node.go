@@ -388,7 +388,9 @@ func (n *Node) memberlistConfigLocked(host string, port int, advHost string) (*m
 
 // Join contacts existing members at addrs (memberlist "host:port") and
 // returns how many answered. It blocks until memberlist's join completes or
-// ctx ends. A cluster key mismatch is reported as ErrClusterKey.
+// ctx ends (memberlist cannot cancel a join: one still running then may
+// complete afterwards; Shutdown waits for it). A cluster key mismatch is
+// reported as ErrClusterKey.
 func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 	ml, err := n.active()
 	if err != nil {
