@@ -123,4 +123,3 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	n.emit(Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
 		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(), Text: string(env.Body)})
 }
-
