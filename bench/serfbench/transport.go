@@ -27,9 +27,12 @@ type countingTransport struct {
 
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
-	done     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	done     chan struct{} // closed when Shutdown starts: stop forwarding
+	// innerDone is closed once the inner transport has shut down: stop
+	// draining.
+	innerDone chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 var _ memberlist.Transport = (*countingTransport)(nil)
@@ -53,12 +56,13 @@ func newCountingTransport(drop float64) (*countingTransport, error) {
 		return nil, fmt.Errorf("memberlist transport: %w", err)
 	}
 	t := &countingTransport{
-		inner:    nt,
-		port:     nt.GetAutoBindPort(),
-		drop:     drop,
-		packetCh: make(chan *memberlist.Packet),
-		streamCh: make(chan net.Conn),
-		done:     make(chan struct{}),
+		inner:     nt,
+		port:      nt.GetAutoBindPort(),
+		drop:      drop,
+		packetCh:  make(chan *memberlist.Packet),
+		streamCh:  make(chan net.Conn),
+		done:      make(chan struct{}),
+		innerDone: make(chan struct{}),
 	}
 	t.wg.Add(2)
 	go t.relayPackets()
@@ -66,11 +70,15 @@ func newCountingTransport(drop float64) (*countingTransport, error) {
 	return t, nil
 }
 
+// relayPackets forwards received packets until the inner transport is
+// shut down. After Shutdown starts it keeps draining the inner channel
+// (discarding), because the inner transport's listener blocks on that
+// unbuffered channel and its Shutdown waits for the listener.
 func (t *countingTransport) relayPackets() {
 	defer t.wg.Done()
 	for {
 		select {
-		case <-t.done:
+		case <-t.innerDone:
 			return
 		case p := <-t.inner.PacketCh():
 			t.received.Add(uint64(len(p.Buf)))
@@ -81,24 +89,24 @@ func (t *countingTransport) relayPackets() {
 			select {
 			case t.packetCh <- p:
 			case <-t.done:
-				return
 			}
 		}
 	}
 }
 
+// relayStreams forwards accepted streams, wrapped to count bytes, with the
+// same draining rule as relayPackets.
 func (t *countingTransport) relayStreams() {
 	defer t.wg.Done()
 	for {
 		select {
-		case <-t.done:
+		case <-t.innerDone:
 			return
 		case c := <-t.inner.StreamCh():
 			select {
 			case t.streamCh <- &countingConn{Conn: c, n: &t.received}:
 			case <-t.done:
 				c.Close()
-				return
 			}
 		}
 	}
@@ -130,6 +138,7 @@ func (t *countingTransport) Shutdown() error {
 	t.once.Do(func() {
 		close(t.done)
 		err = t.inner.Shutdown()
+		close(t.innerDone)
 		t.wg.Wait()
 	})
 	return err
