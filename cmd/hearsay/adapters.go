@@ -98,6 +98,8 @@ func (a *peerAdapter) Stats() []repl.Stat {
 		{Name: "forged (dropped)", Value: u(s.Forged)},
 		{Name: "invalid (dropped)", Value: u(s.Invalid)},
 		{Name: "bad frames", Value: u(s.BadFrames)},
+		{Name: "refused streams", Value: u(s.Refused)},
+		{Name: "fault-injection drops", Value: u(s.FaultDrops)},
 		{Name: "send-queue drops", Value: u(s.QueueDrops)},
 		{Name: "event drops", Value: u(s.EventDrops)},
 		{Name: "frames out", Value: u(s.FramesOut)},

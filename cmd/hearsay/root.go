@@ -15,6 +15,12 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+func init() {
+	// Run every persistent pre-run hook on the path, so the environment
+	// is applied even under a subcommand that has hooks of its own.
+	cobra.EnableTraverseRunHooks = true
+}
+
 // exitError carries a specific exit code through cobra.
 type exitError struct {
 	code int
@@ -61,9 +67,6 @@ func isUsageError(err error) bool {
 }
 
 func newRootCmd(streams *ioStreams) *cobra.Command {
-	// Run every persistent pre-run hook on the path, so the environment
-	// is applied even under a subcommand that has hooks of its own.
-	cobra.EnableTraverseRunHooks = true
 	root := &cobra.Command{
 		Use:   "hearsay",
 		Short: "A peer-to-peer chat for the terminal",
