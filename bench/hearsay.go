@@ -46,9 +46,6 @@ func (h *Hearsay) Name() string { return "hearsay" }
 // and waits until every node sees every other as alive and has an
 // established chat stream to each.
 func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
-	if cfg.Drop > 0 {
-		return fmt.Errorf("hearsay drop injection: %w yet (the chat fault-injection layer has not landed)", ErrUnsupported)
-	}
 	if cfg.Order != "" {
 		return fmt.Errorf("hearsay ordering mode %q: %w yet (rooms and ordering have not landed)", cfg.Order, ErrUnsupported)
 	}
@@ -63,6 +60,11 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 		c.Nick = fmt.Sprintf("bench%d", i)
 		c.DataDir = fmt.Sprintf("%s/peer%d", dir, i)
 		c.BindAddr = "127.0.0.1:0"
+		if cfg.Drop > 0 {
+			// The chat fault layer drops this ratio of every node's
+			// outgoing chat frames; memberlist traffic is untouched.
+			c.Faults = &chat.Faults{DropRatio: cfg.Drop}
+		}
 		if h.Profile != "" {
 			c.MemberlistProfile = h.Profile
 		}

@@ -87,10 +87,21 @@ func TestRunHearsay(t *testing.T) {
 			}
 		})
 	}
-	t.Run("loss reports unsupported or delivers", func(t *testing.T) {
-		res := runSmoke(t, &Hearsay{}, WorkloadLoss)
-		if res.Note == "" && (res.DeliveredRatio == nil || *res.DeliveredRatio == 0) {
-			t.Errorf("loss run neither delivered nor explained: %+v", res)
+	t.Run("loss", func(t *testing.T) {
+		spec := smokeSpec(WorkloadLoss)
+		spec.Grace = Dur(3 * time.Second)
+		res, err := Run(context.Background(), &Hearsay{}, spec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// With 20 % of the chat frames dropped some messages still get
+		// through; whether all do is a figure of the benchmark (it
+		// needs anti-entropy repair), not of this smoke test.
+		if res.DeliveredRatio == nil || *res.DeliveredRatio == 0 {
+			t.Errorf("loss run delivered nothing: %+v", res)
+		}
+		if res.Drop != spec.Drop {
+			t.Errorf("result drop %g, want %g", res.Drop, spec.Drop)
 		}
 	})
 }
