@@ -132,8 +132,8 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error
 		return fmt.Errorf("open log: %w", err)
 	}
 	defer logOut.Close()
-	// gRPC logs to stderr by default, which would corrupt the prompt.
-	chat.SetGRPCLogOutput(logOut)
+	useGRPCLog(logOut)
+	defer releaseGRPCLog(logOut)
 
 	cfg, err := o.chatConfig(logOut)
 	if err != nil {
