@@ -16,11 +16,11 @@ import (
 // builtinCommands returns the command table. Each call returns fresh
 // values, so REPLs never share state.
 func builtinCommands() []*Command {
-	return []*Command{
+	return append([]*Command{
 		cmdHelp(), cmdQuit(), cmdEcho(), cmdSleep(), cmdExec(), cmdLog(), cmdNick(),
 		cmdWho(), cmdMembers(), cmdHealth(), cmdPing(), cmdKV(), cmdStats(), cmdConfig(), cmdML(),
 		cmdBootstrap(),
-	}
+	}, roomCommands()...)
 }
 
 func cmdHelp() *Command {

@@ -183,7 +183,8 @@ func cmdStats() *Command {
 		Summary: "counters of the peer (messages, drops, queues)",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
 			st := r.cfg.Peer.Stats()
-			if len(st) == 0 {
+			rooms := r.roomStats() // per room: received, delivered, held back
+			if len(st) == 0 && rooms == "" {
 				r.Printf("no statistics")
 				return nil
 			}
@@ -193,6 +194,9 @@ func cmdStats() *Command {
 				fmt.Fprintf(tw, "%s\t%s\n", Sanitize(s.Name), Sanitize(s.Value))
 			}
 			_ = tw.Flush()
+			if rooms != "" {
+				b.WriteString(rooms)
+			}
 			r.Printf("%s", strings.TrimRight(b.String(), "\n"))
 			return nil
 		},

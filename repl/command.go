@@ -37,6 +37,10 @@ type Command struct {
 	MinArgs, MaxArgs int
 	// Manual marks commands that exist only in --manual mode.
 	Manual bool
+	// Available, when set, hides the command (from /help, completion and
+	// the dispatcher) unless it reports true, e.g. room commands when the
+	// peer has no rooms.
+	Available func(r *REPL) bool
 	// Complete returns candidates for the word being typed after args
 	// (the complete words before it). The engine keeps those that start
 	// with word. Optional.
@@ -136,7 +140,7 @@ func linkParents(c *Command) {
 // manual mode.
 func (r *REPL) lookup(name string) *Command {
 	c := r.byName[strings.ToLower(name)]
-	if c == nil || (c.Manual && !r.cfg.Manual) {
+	if c == nil || !r.shown(c) {
 		return nil
 	}
 	return c
@@ -146,11 +150,16 @@ func (r *REPL) lookup(name string) *Command {
 func (r *REPL) visible() []*Command {
 	var out []*Command
 	for _, c := range r.commands {
-		if !c.Manual || r.cfg.Manual {
+		if r.shown(c) {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// shown reports whether c exists in this REPL's mode and configuration.
+func (r *REPL) shown(c *Command) bool {
+	return (!c.Manual || r.cfg.Manual) && (c.Available == nil || c.Available(r))
 }
 
 // Exec runs one input line: a command when it starts with '/', otherwise

@@ -22,6 +22,13 @@ type Config struct {
 	Manual bool
 	// Bootstrap is the bootstrap service client; nil disables /bootstrap.
 	Bootstrap Bootstrap
+	// Rooms enables the room commands (/join, /part, /switch, /rooms,
+	// /history); usually the same value as Peer. Nil: they say rooms are
+	// not available.
+	Rooms Rooms
+	// Faults enables /fault (partition, heal, show, set); usually the same
+	// value as Peer. Nil: /fault says fault injection is not available.
+	Faults Faults
 
 	// JSON prints every event as one JSON object per line. JSON mode
 	// always reads input line by line, also on a terminal.

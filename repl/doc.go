@@ -54,7 +54,8 @@
 //	{"type":"message","time":"2026-11-21T10:00:00Z","room":"lobby","from":"alice",
 //	 "from_id":"…","id":"…/1","text":"hello"}
 //
-// type is message, join, leave, failed, nick, system or error; time is
+// type is message, join, leave, failed, nick, system, error or history
+// (a past message printed by /history, not a new delivery); time is
 // RFC 3339; room, from, from_id, id and text appear when they apply.
 // Command output is a "system" event and command errors are "error"
 // events. The user's own messages appear as the peer emits them (or at
@@ -68,7 +69,12 @@
 // FILE|load FILE, /exec FILE, /sleep DURATION, /echo TEXT, /log [on
 // FILE|off], /stats, and in --manual mode /ml start|join [ADDR…]|leave|
 // shutdown (cli-chat's create+start, join, leave, shutdown; /ml join
-// without addresses uses the bootstrap contacts). New commands are added
+// without addresses uses the bootstrap contacts). With Config.Rooms:
+// /join #ROOM [--order fifo|causal|total|sequencer], /part [#ROOM],
+// /switch #ROOM, /rooms, /history [N]; messages from a room other than
+// the current one print with their room ("[15:04:05] #dev <bob> hi").
+// With Config.Faults: /fault show|partition NICK…|heal|drop|delay|jitter.
+// New commands are added
 // with REPL.Register. Plain text is a message to the current room; a line
 // starting with "//" sends the text after the first slash. In scripts and
 // stdin mode a line whose first non-blank character is '#' is a comment.

@@ -149,3 +149,76 @@ type Bootstrap interface {
 	Config(ctx context.Context) (BootstrapConfig, error)
 	SetConfig(ctx context.Context, u BootstrapConfigUpdate) (BootstrapConfig, error)
 }
+
+// Room ordering modes, as /join --order takes them (DESIGN.md "Ordering").
+const (
+	OrderFIFO      = "fifo"
+	OrderCausal    = "causal"
+	OrderTotal     = "total"
+	OrderSequencer = "sequencer"
+)
+
+// OrderModes lists the ordering modes in the order /help shows them.
+var OrderModes = []string{OrderCausal, OrderFIFO, OrderTotal, OrderSequencer}
+
+// EventHistory is the type of a past message printed by /history. It is
+// formatted like a message but is not one: --json consumers that count
+// delivered messages count "message" events only.
+const EventHistory = "history"
+
+// RoomInfo is one room as /rooms and /stats show it.
+type RoomInfo struct {
+	Name      string   // without '#'
+	Mode      string   // one of the Order* constants
+	Joined    bool     // this peer is a member
+	Members   []string // peer IDs of the members this peer knows of
+	Received  uint64   // messages stored (received) in this room
+	Delivered uint64   // messages shown (their ordering condition held)
+	HeldBack  int      // received but not yet deliverable
+}
+
+// Rooms is what the room commands (/join, /part, /switch, /rooms,
+// /history and the per-room part of /stats) need from the chat peer.
+// Implementations must be safe for concurrent use.
+type Rooms interface {
+	// JoinRoom joins room (without '#') with an ordering mode; mode ""
+	// means the room's existing mode, or the default for a new room.
+	// Joining an existing room with another mode is an error. It blocks
+	// until the membership is recorded locally.
+	JoinRoom(ctx context.Context, room, mode string) (RoomInfo, error)
+	// PartRoom leaves room.
+	PartRoom(ctx context.Context, room string) error
+	// Rooms returns the rooms this peer knows (joined or gossiped).
+	Rooms() []RoomInfo
+	// History returns up to limit of the room's most recent stored
+	// messages, oldest first.
+	History(room string, limit int) ([]Event, error)
+	// HeldBack describes up to limit messages of room that are received
+	// but held back by the ordering mode (e.g. "<origin>/7 waits for
+	// <origin>/6").
+	HeldBack(room string, limit int) []string
+}
+
+// FaultSettings are the fault-injection knobs /fault shows and sets.
+type FaultSettings struct {
+	DropRatio float64       // probability that an outgoing chat frame is lost
+	Delay     time.Duration // added to every outgoing chat frame
+	Jitter    time.Duration // uniform extra delay in [0, Jitter)
+}
+
+// Faults is the fault injection of the chat peer (tests and experiments;
+// hearsay --faults). Implementations must be safe for concurrent use.
+type Faults interface {
+	// FaultSettings returns the current settings and whether fault
+	// injection is enabled at all (it can only be enabled at start).
+	FaultSettings() (FaultSettings, bool)
+	// SetFaultSettings replaces drop ratio, delay and jitter.
+	SetFaultSettings(FaultSettings) error
+	// Partition cuts this peer off from the given peers (nicks or IDs),
+	// adding to any partition in force.
+	Partition(peers ...string) error
+	// Heal ends every partition.
+	Heal() error
+	// Partitioned returns the peer IDs this peer is cut off from.
+	Partitioned() []string
+}

@@ -75,6 +75,7 @@ type printer struct {
 	color  bool
 	loc    *time.Location
 	now    func() time.Time
+	room   func() string  // the current room: messages from others show their room
 	sink   lineSink       // non-nil while the terminal prompt runs
 	log    io.WriteCloser // /log on FILE
 	logErr error          // first write error of the log, reported once
@@ -194,8 +195,19 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 	}
 	var head, body string
 	switch ev.Type {
-	case EventMessage:
-		head = stamp + c(NickColor(from), "<"+from+">") + " "
+	case EventMessage, EventHistory:
+		if ev.Type == EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
+			// Past messages from another day carry their date.
+			stamp = "[" + ev.Time.In(p.loc).Format("2006-01-02 15:04:05") + "] "
+			if color {
+				stamp = ansiDim + stamp + ansiReset
+			}
+		}
+		head = stamp
+		if room := Sanitize(ev.Room); room != "" && p.room != nil && room != p.room() {
+			head += c("1", "#"+room) + " "
+		}
+		head += c(NickColor(from), "<"+from+">") + " "
 		body = SanitizeMultiline(ev.Text)
 	case EventJoin:
 		head, body = stamp+"* ", c(NickColor(from), from)+" joined"
@@ -217,6 +229,12 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 		head, body = stamp+"* ", SanitizeMultiline(ev.Text)
 	}
 	return indentLines(head, body)
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
 }
 
 // indentLines prefixes the first line of body with head and the others

@@ -59,6 +59,7 @@ func New(cfg Config, streams IOStreams) (*REPL, error) {
 	if r.p.errOut == nil {
 		r.p.errOut = streams.Out
 	}
+	r.p.room = r.Room
 	r.Register(builtinCommands()...)
 	if cfg.HistoryFile != "" {
 		h, err := openHistory(cfg.HistoryFile, cfg.HistorySize)
@@ -93,7 +94,8 @@ func (r *REPL) Room() string {
 	return r.room
 }
 
-// SetRoom selects the current room (for /join and /switch later).
+// SetRoom selects the current room (/join, /switch, /part). Safe for
+// concurrent use.
 func (r *REPL) SetRoom(room string) {
 	r.mu.Lock()
 	r.room = room

@@ -15,7 +15,8 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 
 // TestTranscripts pipes each testdata/*.script through stdin mode and
 // compares the output with testdata/*.golden. Names containing "json" run
-// with --json, names starting with "manual" in --manual mode.
+// with --json, names starting with "manual" in --manual mode, names
+// starting with "rooms" or "fault" with the rooms and faults of setupRooms.
 func TestTranscripts(t *testing.T) {
 	scripts, err := filepath.Glob(filepath.Join("testdata", "*.script"))
 	if err != nil || len(scripts) == 0 {
@@ -32,6 +33,9 @@ func TestTranscripts(t *testing.T) {
 			f := newFixture(t, func(c *repl.Config) {
 				c.JSON = strings.Contains(name, "json")
 				c.Manual = strings.HasPrefix(name, "manual")
+				if strings.HasPrefix(name, "rooms") || strings.HasPrefix(name, "fault") {
+					setupRooms(c)
+				}
 			})
 			r, err := repl.New(f.r.Config(), repl.IOStreams{In: in, Out: f.out, ErrOut: f.out})
 			if err != nil {

@@ -18,6 +18,8 @@ import (
 var (
 	_ repl.Peer      = (*Peer)(nil)
 	_ repl.Lifecycle = (*Peer)(nil)
+	_ repl.Rooms     = (*Peer)(nil)
+	_ repl.Faults    = (*Peer)(nil)
 	_ repl.Bootstrap = (*Bootstrap)(nil)
 )
 
@@ -43,6 +45,21 @@ type Peer struct {
 	sendErr  error
 	emitOwn  bool
 	events   chan repl.Event
+	rooms    map[string]*room
+	faultsOn bool
+	faults   repl.FaultSettings
+	cut      map[string]bool
+	now      func() time.Time
+}
+
+// room is the fake peer's state of one room: what Send stored is its
+// history (all delivered); heldBack are received but not delivered.
+type room struct {
+	mode     string
+	joined   bool
+	members  []string
+	history  []repl.Event
+	heldBack []string
 }
 
 // SetEmitOwn makes Send also emit the message as an event, as the chat
@@ -56,7 +73,8 @@ func (p *Peer) SetEmitOwn(on bool) {
 // NewPeer returns a fake peer with the given ID and nick, alone in its
 // group, with an events channel of capacity 64.
 func NewPeer(id, nick string) *Peer {
-	p := &Peer{id: id, nick: nick, kv: map[string]string{}, events: make(chan repl.Event, 64),
+	p := &Peer{id: id, nick: nick, kv: map[string]string{}, events: make(chan repl.Event, 64), cut: map[string]bool{},
+		now: time.Now, rooms: map[string]*room{"lobby": {mode: repl.OrderCausal, joined: true, members: []string{id}}},
 		mlConfig: []byte(`{"BindAddr":"127.0.0.1","BindPort":0,"ProbeInterval":"1s"}`), rtt: 1500 * time.Microsecond}
 	p.members = []repl.Member{{ID: id, Nick: nick, Addr: "127.0.0.1:7946", ChatAddr: "127.0.0.1:7947", State: "alive"}}
 	return p
@@ -122,9 +140,14 @@ func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
 	if p.sendErr != nil {
 		return "", p.sendErr
 	}
+	rm := p.rooms[room]
+	if rm == nil || !rm.joined {
+		return "", fmt.Errorf("not in #%s", room)
+	}
 	p.seq++
 	id := fmt.Sprintf("%s/%d", p.id, p.seq)
 	p.sent = append(p.sent, Sent{Room: room, Text: text, ID: id})
+	rm.history = append(rm.history, repl.Event{Type: repl.EventMessage, Time: p.now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text})
 	if p.emitOwn {
 		select {
 		case p.events <- repl.Event{Type: repl.EventMessage, Time: time.Now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text}:
@@ -276,6 +299,231 @@ func (p *Peer) Shutdown() error {
 	defer p.mu.Unlock()
 	p.started = false
 	return nil
+}
+
+// SetClock sets the clock that stamps the messages Send stores in the
+// room history (time.Now by default), for deterministic transcripts.
+func (p *Peer) SetClock(now func() time.Time) {
+	p.mu.Lock()
+	p.now = now
+	p.mu.Unlock()
+}
+
+// AddRoom makes a room known to the fake peer (as gossip would), joined
+// or not, with members (peer IDs); mode "" is causal. An existing room is
+// replaced.
+func (p *Peer) AddRoom(name, mode string, joined bool, members ...string) {
+	if mode == "" {
+		mode = repl.OrderCausal
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rooms[name] = &room{mode: mode, joined: joined, members: append([]string(nil), members...)}
+}
+
+// AddHistory stores a delivered message in a known room (ev.Room picks
+// the room; the type becomes "message").
+func (p *Peer) AddHistory(ev repl.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[ev.Room]
+	if rm == nil {
+		return fmt.Errorf("no room %q", ev.Room)
+	}
+	ev.Type = repl.EventMessage
+	rm.history = append(rm.history, ev)
+	return nil
+}
+
+// SetHeldBack sets the descriptions of a room's held-back messages.
+func (p *Peer) SetHeldBack(name string, held ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[name]
+	if rm == nil {
+		return fmt.Errorf("no room %q", name)
+	}
+	rm.heldBack = append([]string(nil), held...)
+	return nil
+}
+
+// JoinRoom implements repl.Rooms with the chat peer's rules: a new room
+// takes mode (default causal); an existing room keeps its mode and
+// refuses another.
+func (p *Peer) JoinRoom(ctx context.Context, name, mode string) (repl.RoomInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return repl.RoomInfo{}, err
+	}
+	switch mode {
+	case "", repl.OrderFIFO, repl.OrderCausal, repl.OrderTotal, repl.OrderSequencer:
+	default:
+		return repl.RoomInfo{}, fmt.Errorf("unknown ordering mode %q", mode)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[name]
+	if rm == nil {
+		if mode == "" {
+			mode = repl.OrderCausal
+		}
+		rm = &room{mode: mode}
+		p.rooms[name] = rm
+	} else if mode != "" && mode != rm.mode {
+		return repl.RoomInfo{}, fmt.Errorf("room #%s has ordering %s, not %s", name, rm.mode, mode)
+	}
+	rm.joined = true
+	found := false
+	for _, m := range rm.members {
+		found = found || m == p.id
+	}
+	if !found {
+		rm.members = append(rm.members, p.id)
+	}
+	return infoLocked(name, rm), nil
+}
+
+// PartRoom implements repl.Rooms.
+func (p *Peer) PartRoom(_ context.Context, name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[name]
+	if rm == nil || !rm.joined {
+		return fmt.Errorf("not in #%s", name)
+	}
+	rm.joined = false
+	for i, m := range rm.members {
+		if m == p.id {
+			rm.members = append(rm.members[:i], rm.members[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func infoLocked(name string, rm *room) repl.RoomInfo {
+	return repl.RoomInfo{Name: name, Mode: rm.mode, Joined: rm.joined, Members: append([]string(nil), rm.members...),
+		Received: uint64(len(rm.history) + len(rm.heldBack)), Delivered: uint64(len(rm.history)), HeldBack: len(rm.heldBack)}
+}
+
+// Rooms implements repl.Rooms, sorted by name.
+func (p *Peer) Rooms() []repl.RoomInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]repl.RoomInfo, 0, len(p.rooms))
+	for n, rm := range p.rooms {
+		out = append(out, infoLocked(n, rm))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// History implements repl.Rooms.
+func (p *Peer) History(name string, limit int) ([]repl.Event, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[name]
+	if rm == nil {
+		return nil, fmt.Errorf("no room %q", name)
+	}
+	h := rm.history
+	if limit > 0 && len(h) > limit {
+		h = h[len(h)-limit:]
+	}
+	return append([]repl.Event(nil), h...), nil
+}
+
+// HeldBack implements repl.Rooms.
+func (p *Peer) HeldBack(name string, limit int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rm := p.rooms[name]
+	if rm == nil {
+		return nil
+	}
+	h := rm.heldBack
+	if limit > 0 && len(h) > limit {
+		h = h[:limit]
+	}
+	return append([]string(nil), h...)
+}
+
+// EnableFaults switches the fake's fault injection on, as hearsay
+// --faults does at start.
+func (p *Peer) EnableFaults(fs repl.FaultSettings) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faultsOn, p.faults = true, fs
+}
+
+// FaultSettings implements repl.Faults.
+func (p *Peer) FaultSettings() (repl.FaultSettings, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.faults, p.faultsOn
+}
+
+// SetFaultSettings implements repl.Faults.
+func (p *Peer) SetFaultSettings(fs repl.FaultSettings) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.faultsOn {
+		return errors.New("fault injection is not enabled")
+	}
+	if fs.DropRatio < 0 || fs.DropRatio > 1 || fs.Delay < 0 || fs.Jitter < 0 {
+		return fmt.Errorf("invalid fault settings %+v", fs)
+	}
+	p.faults = fs
+	return nil
+}
+
+// Partition implements repl.Faults: each name must be a live member's
+// nick or ID.
+func (p *Peer) Partition(peers ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.faultsOn {
+		return errors.New("fault injection is not enabled")
+	}
+	var ids []string
+	for _, who := range peers {
+		id := ""
+		for _, m := range p.members {
+			if m.ID != p.id && m.State == "alive" && (m.Nick == who || m.ID == who || m.DisplayName == who) {
+				id = m.ID
+			}
+		}
+		if id == "" {
+			return fmt.Errorf("no live member %q", who)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		p.cut[id] = true
+	}
+	return nil
+}
+
+// Heal implements repl.Faults.
+func (p *Peer) Heal() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.faultsOn {
+		return errors.New("fault injection is not enabled")
+	}
+	clear(p.cut)
+	return nil
+}
+
+// Partitioned implements repl.Faults.
+func (p *Peer) Partitioned() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.cut))
+	for id := range p.cut {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Bootstrap is an in-memory bootstrap service with the max-peers rule.
