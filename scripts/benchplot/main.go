@@ -1,4 +1,5 @@
-// Command benchplot draws the figures of docs/BENCHMARKS.md from the JSON
+// Command benchplot draws the figures (and optionally the Markdown tables)
+// of docs/BENCHMARKS.md from the JSON
 // lines of `hearsay bench --json`: the latency distribution (CDF, log
 // scale) of every system and group size in the latency workload, and the
 // throughput (messages/s) against the group size. It writes SVG, with the
@@ -18,16 +19,31 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-// result holds the fields of a bench result line that the plots use.
+// result holds the fields of a bench result line that the plots and
+// tables use.
 type result struct {
-	System   string    `json:"system"`
-	Workload string    `json:"workload"`
-	Peers    int       `json:"peers"`
-	CDFms    []float64 `json:"cdf_ms"`
-	MsgsPerS *float64  `json:"msgs_per_s"`
+	System           string    `json:"system"`
+	Workload         string    `json:"workload"`
+	Peers            int       `json:"peers"`
+	CDFms            []float64 `json:"cdf_ms"`
+	P50ms            *float64  `json:"p50_ms"`
+	P99ms            *float64  `json:"p99_ms"`
+	MaxMs            *float64  `json:"max_ms"`
+	DeliveredRatio   *float64  `json:"delivered_ratio"`
+	CopiesPerMessage *float64  `json:"copies_per_message"`
+	BytesPerDelivery *float64  `json:"bytes_per_delivery"`
+	MsgsPerS         *float64  `json:"msgs_per_s"`
+	DeliveriesPerS   *float64  `json:"deliveries_per_s"`
+	CPUs             *float64  `json:"cpu_s"`
+	PeakRSSMB        *float64  `json:"peak_rss_mb"`
+	IdleRSSMB        *float64  `json:"idle_rss_mb"`
+	RSSPerPeerMB     *float64  `json:"rss_per_extra_peer_mb"`
+	CPUPerPeerS      *float64  `json:"cpu_per_extra_peer_s"`
+	Note             string    `json:"note"`
 }
 
 func main() {
@@ -42,6 +58,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	in := fs.String("in", "-", "JSON lines from hearsay bench --json (- for stdin)")
 	out := fs.String("out", "docs", "directory for bench-latency.svg and bench-throughput.svg")
+	md := fs.String("md", "", "also write the results as Markdown tables, one per workload, to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +79,11 @@ func run(args []string, stdin io.Reader, stderr io.Writer) error {
 	thr := throughputSVG(results)
 	if lat == "" && thr == "" {
 		return errors.New("no latency or throughput results in the input")
+	}
+	if *md != "" {
+		if err := os.WriteFile(*md, []byte(markdown(results)), 0o644); err != nil {
+			return fmt.Errorf("write tables: %w", err)
+		}
 	}
 	for name, svg := range map[string]string{"bench-latency.svg": lat, "bench-throughput.svg": thr} {
 		if svg == "" {
@@ -279,4 +301,82 @@ func niceStep(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// column is one column of a Markdown table.
+type column struct {
+	head string
+	get  func(result) string
+}
+
+func num(p *float64, prec int) string {
+	if p == nil {
+		return "–"
+	}
+	return strconv.FormatFloat(*p, 'f', prec, 64)
+}
+
+var (
+	colSystem  = column{"system", func(r result) string { return r.System }}
+	colPeers   = column{"N", func(r result) string { return strconv.Itoa(r.Peers) }}
+	colP50     = column{"p50 ms", func(r result) string { return num(r.P50ms, 2) }}
+	colP99     = column{"p99 ms", func(r result) string { return num(r.P99ms, 2) }}
+	colMax     = column{"max ms", func(r result) string { return num(r.MaxMs, 2) }}
+	colRatio   = column{"delivered", func(r result) string { return num(r.DeliveredRatio, 4) }}
+	colCopies  = column{"copies/msg/peer", func(r result) string { return num(r.CopiesPerMessage, 2) }}
+	colBytes   = column{"bytes/delivery", func(r result) string { return num(r.BytesPerDelivery, 0) }}
+	colMsgs    = column{"msgs/s", func(r result) string { return num(r.MsgsPerS, 0) }}
+	colDeliv   = column{"deliveries/s", func(r result) string { return num(r.DeliveriesPerS, 0) }}
+	colCPU     = column{"cpu s", func(r result) string { return num(r.CPUs, 2) }}
+	colRSS     = column{"peak RSS MB", func(r result) string { return num(r.PeakRSSMB, 1) }}
+	colIdle    = column{"idle 1-peer RSS MB", func(r result) string { return num(r.IdleRSSMB, 1) }}
+	colRSSPeer = column{"MB per extra peer", func(r result) string { return num(r.RSSPerPeerMB, 2) }}
+	colCPUPeer = column{"cpu s per extra peer", func(r result) string { return num(r.CPUPerPeerS, 3) }}
+	colNote    = column{"note", func(r result) string { return strings.ReplaceAll(r.Note, "|", "/") }}
+)
+
+// workloadColumns are the columns that apply to each workload.
+var workloadColumns = map[string][]column{
+	"latency":    {colSystem, colPeers, colP50, colP99, colMax, colRatio, colNote},
+	"throughput": {colSystem, colPeers, colMsgs, colDeliv, colP50, colP99, colRatio, colNote},
+	"traffic":    {colSystem, colPeers, colCopies, colBytes, colRatio, colNote},
+	"loss":       {colSystem, colPeers, colRatio, colP50, colP99, colMax, colNote},
+	"cost":       {colSystem, colPeers, colCPU, colRSS, colIdle, colRSSPeer, colCPUPeer, colNote},
+}
+
+// markdown renders one table per workload, rows sorted by N then system
+// order of appearance.
+func markdown(results []result) string {
+	var b strings.Builder
+	for _, w := range []string{"latency", "throughput", "traffic", "loss", "cost"} {
+		var rs []result
+		for _, r := range results {
+			if r.Workload == w {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		slices.SortStableFunc(rs, func(a, b result) int { return a.Peers - b.Peers })
+		cols := workloadColumns[w]
+		fmt.Fprintf(&b, "#### %s\n\n|", w)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", c.head)
+		}
+		b.WriteString("\n|")
+		for range cols {
+			b.WriteString(" --- |")
+		}
+		b.WriteString("\n")
+		for _, r := range rs {
+			b.WriteString("|")
+			for _, c := range cols {
+				fmt.Fprintf(&b, " %s |", c.get(r))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -56,3 +56,16 @@ func TestRunRejectsBadInput(t *testing.T) {
 		t.Error("run accepted input with nothing to plot")
 	}
 }
+
+func TestMarkdownTables(t *testing.T) {
+	rs, err := readResults(strings.NewReader(sampleInput() + `{"system":"serf","workload":"cost","peers":10,"cpu_s":0.25,"idle_rss_mb":14.1,"note":"a|b"}` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := markdown(rs)
+	for _, want := range []string{"#### latency", "#### throughput", "#### cost", "| hearsay | 3 | 2500 |", "| serf | 10 | 0.25 |", "14.1", "a/b"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("tables lack %q:\n%s", want, md)
+		}
+	}
+}
