@@ -1,11 +1,11 @@
-// Command benchplot draws the figures (and optionally the Markdown tables)
-// of docs/BENCHMARKS.md from the JSON
-// lines of `hearsay bench --json`: the latency distribution (CDF, log
-// scale) of every system and group size in the latency workload, and the
-// throughput (messages/s) against the group size. It writes SVG, with the
-// standard library only.
+// Command benchplot draws the figures of docs/BENCHMARKS.md from the JSON
+// lines of `hearsay bench --json` (or --json-out): the latency distribution
+// (CDF, log scale) of every system and group size in the latency workload,
+// and the throughput (messages/s) against the group size, as SVG; with -md
+// it also writes the results as Markdown tables, one per workload. Standard
+// library only.
 //
-//	go run ./scripts/benchplot -in results.jsonl -out docs
+//	go run ./scripts/benchplot -in results.jsonl -out docs -md tables.md
 package main
 
 import (
