@@ -37,6 +37,7 @@ type peerOpts struct {
 	profile    string
 	logFile    string
 	color      string
+	faults     faultOpts
 }
 
 func addPeerCommand(root *cobra.Command, streams *ioStreams) {
@@ -66,6 +67,7 @@ func addPeerCommand(root *cobra.Command, streams *ioStreams) {
 	f.StringVar(&o.profile, "profile", chat.ProfileLAN, "memberlist timers: lan, local (fast, one machine) or wan")
 	f.StringVar(&o.logFile, "log-file", "", "write memberlist and chat logs to FILE (default: data-dir/peer.log)")
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
+	addFaultFlags(f, &o.faults)
 }
 
 var nickClean = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -102,7 +104,7 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 			return fmt.Errorf("--script: %w", err)
 		}
 	}
-	return nil
+	return o.faults.complete()
 }
 
 func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
@@ -116,6 +118,7 @@ func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
 	if o.clusterKey != "" {
 		cfg.ClusterKey = chat.ClusterKeyFromPassphrase(o.clusterKey)
 	}
+	cfg.Faults = o.faults.chatFaults()
 	return cfg, nil
 }
 
@@ -161,6 +164,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error
 	rcfg := repl.DefaultConfig()
 	rcfg.Peer = peer
 	rcfg.Lifecycle = peer
+	rcfg.Faults = newFaultControl(node, &o.faults)
 	rcfg.Manual = o.manual
 	rcfg.JSON = o.json
 	rcfg.Color = o.color
@@ -215,6 +219,9 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error
 	}
 	defer r.Close()
 	defer cleanup()
+	if o.faults.on {
+		r.Notify(repl.Event{Type: repl.EventSystem, Time: time.Now(), Text: o.faults.warning()})
+	}
 	if bootErr != nil {
 		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: "bootstrap unavailable: " + bootErr.Error()})
 	} else {
