@@ -2,6 +2,7 @@ package chat
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -125,7 +126,66 @@ type Config struct {
 
 	// HandshakeTimeout bounds the chat stream handshake.
 	HandshakeTimeout time.Duration
+
+	// MessageLog chooses where messages are stored: MessageLogBolt (a
+	// bbolt file, DataDir/messages.db), MessageLogMemory (lost on exit), or
+	// "" for bolt when DataDir is set and memory otherwise.
+	MessageLog string
+
+	// RetentionMaxAge and RetentionMaxCount bound what each room keeps in
+	// the message log (by receive time, and messages per room; control
+	// messages of the ordering modes count too). Zero means no limit.
+	// Pruning runs every RetentionInterval.
+	RetentionMaxAge   time.Duration
+	RetentionMaxCount int
+	RetentionInterval time.Duration
+
+	// AntiEntropyInterval is how often the node compares version vectors
+	// with one random live member of each joined room (and re-announces its
+	// rooms). AntiEntropyBatch bounds the messages one repair round sends
+	// to one peer (the rest follows in the next rounds).
+	AntiEntropyInterval time.Duration
+	AntiEntropyBatch    int
+
+	// FanoutThreshold and Fanout shape eager push: in a room with at most
+	// FanoutThreshold other live members the origin sends each message to
+	// all of them; in a larger room it sends to Fanout random members and
+	// every member forwards a message once, on first receipt, to Fanout
+	// random members. Anti-entropy repairs whatever push misses.
+	FanoutThreshold int
+	Fanout          int
+
+	// ReconnectInterval is how often the node tries to rejoin one member it
+	// saw fail (memberlist stops talking to dead members, so without this
+	// two sides of a long partition would never meet again), for
+	// ReconnectTimeout after the failure. A zero interval disables it.
+	ReconnectInterval time.Duration
+	ReconnectTimeout  time.Duration
+
+	// MaxHeld bounds, per room, the messages received but held back by the
+	// ordering (order.Config.MaxHeld); beyond it they stay in the log and
+	// are fed again later. MaxInFlight bounds our own undelivered messages
+	// in total and sequencer rooms (Send returns an error beyond it).
+	MaxHeld     int
+	MaxInFlight int
 }
+
+// Message log choices (Config.MessageLog).
+const (
+	MessageLogBolt   = "bolt"
+	MessageLogMemory = "memory"
+)
+
+// MessageLogFile is the message log's file name in the data directory.
+const MessageLogFile = "messages.db"
+
+// Ordering modes of a room (JoinRoom); ModeCausal is the default.
+const (
+	ModeFIFO      = "fifo"
+	ModeCausal    = "causal"
+	ModeTotal     = "total"
+	ModeSequencer = "sequencer"
+)
 
 // DefaultConfig returns the default configuration: nick "anon", LAN
 // memberlist profile on 127.0.0.1 with free ports, no encryption, logs
@@ -140,6 +200,18 @@ func DefaultConfig() Config {
 		SendQueue:         1024,
 		LeaveTimeout:      5 * time.Second,
 		HandshakeTimeout:  5 * time.Second,
+
+		RetentionMaxAge:     30 * 24 * time.Hour,
+		RetentionMaxCount:   100_000,
+		RetentionInterval:   time.Minute,
+		AntiEntropyInterval: time.Second,
+		AntiEntropyBatch:    1024,
+		FanoutThreshold:     8,
+		Fanout:              3,
+		ReconnectInterval:   10 * time.Second,
+		ReconnectTimeout:    24 * time.Hour,
+		MaxHeld:             4096,
+		MaxInFlight:         256,
 	}
 }
 
@@ -219,6 +291,44 @@ func (c *Config) validate() error {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = def.HandshakeTimeout
+	}
+	switch c.MessageLog {
+	case "", MessageLogBolt, MessageLogMemory:
+	default:
+		return fmt.Errorf("message log %q: want %q or %q", c.MessageLog, MessageLogBolt, MessageLogMemory)
+	}
+	if c.MessageLog == MessageLogBolt && c.DataDir == "" {
+		return errors.New("message log bolt needs a data directory")
+	}
+	if c.RetentionMaxAge < 0 || c.RetentionMaxCount < 0 {
+		return errors.New("retention limits must not be negative")
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = def.RetentionInterval
+	}
+	if c.AntiEntropyInterval <= 0 {
+		c.AntiEntropyInterval = def.AntiEntropyInterval
+	}
+	if c.AntiEntropyBatch <= 0 {
+		c.AntiEntropyBatch = def.AntiEntropyBatch
+	}
+	if c.FanoutThreshold < 0 || c.Fanout < 0 {
+		return errors.New("fan-out settings must not be negative")
+	}
+	if c.Fanout == 0 {
+		c.Fanout = def.Fanout
+	}
+	if c.ReconnectInterval < 0 {
+		return errors.New("reconnect interval must not be negative")
+	}
+	if c.ReconnectTimeout <= 0 {
+		c.ReconnectTimeout = def.ReconnectTimeout
+	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = def.MaxHeld
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = def.MaxInFlight
 	}
 	return nil
 }

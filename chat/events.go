@@ -49,6 +49,11 @@ type Event struct {
 	Text string `json:"text,omitempty"`
 	// Self is true when the event is about this node (its own message).
 	Self bool `json:"self,omitempty"`
+	// Late marks a message of a total-order room that arrived after the
+	// room's delivery order had passed its place (from a member that was
+	// declared down, typically across a partition): it is shown, but out
+	// of the room's common sequence.
+	Late bool `json:"late,omitempty"`
 }
 
 // MsgID is a message's unique ID: its origin's peer ID and the origin's
@@ -107,7 +112,7 @@ type Member struct {
 type Stats struct {
 	Sent       uint64 `json:"sent"`        // messages this node originated
 	Received   uint64 `json:"received"`    // envelopes received from peers (before checks)
-	Delivered  uint64 `json:"delivered"`   // messages shown (own included)
+	Delivered  uint64 `json:"delivered"`   // messages whose ordering condition held (shown; own included)
 	Duplicates uint64 `json:"duplicates"`  // valid envelopes already seen, dropped
 	Forged     uint64 `json:"forged"`      // envelopes with a bad signature or key, dropped
 	Invalid    uint64 `json:"invalid"`     // envelopes breaking a limit or rule, dropped
@@ -120,6 +125,36 @@ type Stats struct {
 	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
 	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
 	Streams    int    `json:"streams"`     // outgoing chat streams currently established
+
+	// Stored counts messages stored in the log since Start: "received" in
+	// the ordering sense (data and control messages, own included).
+	Stored uint64 `json:"stored"`
+	// HeldBack is how many stored messages wait for their ordering
+	// condition now, over all joined rooms (per room: Rooms()).
+	HeldBack int `json:"held_back"`
+	// ControlSent counts ordering control messages (acks, stamps, syncs)
+	// this node originated.
+	ControlSent uint64 `json:"control_sent"`
+	// Late counts total-order messages shown out of the common sequence.
+	Late uint64 `json:"late"`
+	// Unjoined counts valid envelopes for rooms this node has not joined
+	// (dropped: a peer had a stale view of our rooms).
+	Unjoined uint64 `json:"unjoined"`
+	// HeldDrops counts messages the ordering could not hold (held-back
+	// space full); they stay in the log and are fed again later.
+	HeldDrops uint64 `json:"held_drops"`
+	// StatusSent and StatusReceived count anti-entropy digests.
+	StatusSent     uint64 `json:"status_sent"`
+	StatusReceived uint64 `json:"status_received"`
+	// RepairSent counts messages this node sent in repairs; Repaired the
+	// new ones it stored from repairs.
+	RepairSent uint64 `json:"repair_sent"`
+	Repaired   uint64 `json:"repaired"`
+	// AntiEntropyBytes counts the bytes of status and room-set frames
+	// sent: the cost of anti-entropy when nothing is missing.
+	AntiEntropyBytes uint64 `json:"anti_entropy_bytes"`
+	// Reconnects counts attempts to rejoin members that failed.
+	Reconnects uint64 `json:"reconnects"`
 }
 
 type counters struct {
@@ -127,6 +162,10 @@ type counters struct {
 	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
 	faultDrops                                             atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
+
+	stored, controlSent, unjoined, heldDrops         atomic.Uint64
+	statusSent, statusReceived, repairSent, repaired atomic.Uint64
+	aeBytes, reconnects                              atomic.Uint64
 }
 
 // Errors callers can test with errors.Is.

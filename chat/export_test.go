@@ -1,6 +1,10 @@
 package chat
 
-import "github.com/hearsay-chat/hearsay/chat/chatpb"
+import (
+	"context"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
 
 // SendEnvelopeForTest queues env, as is, on the stream to peer id (tests
 // use it to inject forged, altered and duplicate envelopes).
@@ -11,5 +15,12 @@ func (n *Node) SendEnvelopeForTest(id string, env *chatpb.Envelope) bool {
 	return p != nil && p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
 }
 
-// NextSeqForTest returns the sequence number the next message will get.
-func (n *Node) NextSeqForTest() uint64 { return n.seq.Peek() }
+// NextSeqForTest returns the sequence number the next message to room
+// will get (after the last one stored).
+func (n *Node) NextSeqForTest(room string) uint64 {
+	last, err := n.log.LastSeq(context.Background(), room, n.id.ID)
+	if err != nil {
+		panic(err)
+	}
+	return last + 1
+}

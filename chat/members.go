@@ -101,6 +101,12 @@ func (n *Node) eventLoop() {
 				n.resyncMembers()
 			}
 		}
+		// Room machines follow membership (a failed member must not stall
+		// a total-order room); the rooms a forgotten member announced go.
+		n.syncAllRooms()
+		n.mu.Lock()
+		n.forgetPeerRooms(func(id string) bool { return n.members[id] != nil })
+		n.mu.Unlock()
 	}
 }
 

@@ -1,30 +1,41 @@
 package chat
 
-// Messages: Send builds, signs and pushes an envelope to every live
-// member's stream; handleEnvelope is the receive pipeline (check, dedup,
-// deliver) for envelopes arriving on authenticated streams.
+// Messages: Send numbers a message with the room's ordering machine, signs
+// it, stores it and pushes it to the room's members; handleEnvelope is the
+// receive pipeline (verify, store, forward once, order, deliver) for
+// envelopes arriving on authenticated streams. See room.go for the room
+// and its locking.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/order"
 )
 
 // Send signs a chat message to room (with or without '#'; "" is the lobby)
-// and pushes it to every live member. The message also appears in this
-// node's own Events. It returns once the message is queued for every peer
-// (it never waits for the network): a peer whose queue is full misses it
-// (counted in Stats.QueueDrops). A body over Config.MaxBodyBytes (64 KiB
-// by default) is refused with ErrTooLarge.
-func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
+// and pushes it to the room's live members. The room must be joined
+// (ErrNotJoined otherwise; the lobby always is). The message is stored in
+// the message log before it leaves, and appears in this node's own Events
+// when the room's ordering delivers it (at once in fifo and causal rooms,
+// after the acks or the stamp in total and sequencer rooms). It returns
+// once the message is stored and queued (it never waits for the network):
+// a peer whose queue is full misses the push and gets it from
+// anti-entropy. A body over Config.MaxBodyBytes (64 KiB by default) is
+// refused with ErrTooLarge; in total and sequencer rooms too many of our
+// own undelivered messages (Config.MaxInFlight) is an error wrapping
+// order.ErrBusy. Safe for concurrent use; it blocks for the log write.
+func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	if err := ctx.Err(); err != nil {
 		return MsgID{}, err
 	}
-	room, err := NormalizeRoom(room)
+	name, err := NormalizeRoom(roomName)
 	if err != nil {
 		return MsgID{}, err
 	}
@@ -40,52 +51,152 @@ func (n *Node) Send(ctx context.Context, room, text string) (MsgID, error) {
 	if _, err := n.active(); err != nil {
 		return MsgID{}, err
 	}
-	// sendMu keeps seq order and queue order the same, so each peer
-	// receives an origin's messages in seq order (FIFO per origin).
-	n.sendMu.Lock()
-	defer n.sendMu.Unlock()
-	seq, err := n.seq.Next()
+	r := n.joinedRoom(name)
+	if r == nil {
+		return MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
+	}
+	// r.mu keeps seq order and queue order the same, so each peer receives
+	// an origin's messages in seq order (FIFO per origin).
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parted {
+		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
+	}
+	meta, out, err := r.m.Next()
 	if err != nil {
+		return MsgID{}, fmt.Errorf("send to #%s: %w", name, err)
+	}
+	env := envelopeFor(meta, name)
+	env.Kind = chatpb.Kind_KIND_CHAT
+	env.Body = []byte(text)
+	env.Nick = n.Nick()
+	SignEnvelope(n.id, env)
+	// Store before sending: a restart continues after every seq that
+	// may have left this node.
+	if _, err := n.store(ctx, env); err != nil {
+		// The machine has numbered the message, so its seq stays unused
+		// until the next start, whose Resume fills it with an ack.
+		n.emitError("message to #%s not stored: %v", name, err)
 		return MsgID{}, err
 	}
-	now := time.Now()
-	env := &chatpb.Envelope{
-		Seq:          seq,
-		Room:         room,
-		Kind:         chatpb.Kind_KIND_CHAT,
-		Lamport:      n.lamport.Add(1),
-		SentUnixNano: now.UnixNano(),
-		Body:         []byte(text),
-		Nick:         n.Nick(),
-	}
-	SignEnvelope(n.id, env)
-	id := MsgID{Origin: n.id.ID, Seq: seq}
-	n.seen.Add(id.Origin, id.Seq)
+	r.received.Add(1)
 	n.stats.sent.Add(1)
-	n.stats.delivered.Add(1)
-	n.emit(Event{Type: EventMessage, Time: now, Room: room, From: n.displayName(n.id.ID, env.Nick),
-		FromID: n.id.ID, ID: id.String(), Text: text, Self: true})
-	n.broadcastFrame(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
-	return id, nil
+	n.stats.stored.Add(1)
+	if meta.Kind == order.KindData {
+		r.cache[meta.ID()] = env
+	}
+	n.pushLocked(n.roomTargetsLocked(r), env)
+	n.handleOutputLocked(r, out)
+	return MsgID{Origin: n.id.ID, Seq: meta.Seq}, nil
 }
 
-// broadcastFrame queues f on every peer connection without blocking.
-func (n *Node) broadcastFrame(f *chatpb.Frame) {
-	n.mu.Lock()
-	peers := make([]*peerConn, 0, len(n.peers))
-	for _, p := range n.peers {
-		peers = append(peers, p)
+// envelopeFor builds an unsigned envelope carrying meta's ordering fields.
+func envelopeFor(meta order.Meta, room string) *chatpb.Envelope {
+	env := &chatpb.Envelope{
+		Seq:          meta.Seq,
+		Room:         room,
+		Lamport:      meta.Lamport,
+		SentUnixNano: time.Now().UnixNano(),
+		Epoch:        meta.Epoch,
+		Prev:         meta.Prev,
+		Cut:          meta.Cut,
+		Global:       meta.Global,
+		Candidate:    meta.Candidate,
 	}
-	n.mu.Unlock()
-	for _, p := range peers {
-		p.enqueue(f)
+	switch meta.Kind {
+	case order.KindAck:
+		env.Kind = chatpb.Kind_KIND_ACK
+	case order.KindStamp:
+		env.Kind = chatpb.Kind_KIND_STAMP
+	case order.KindSync:
+		env.Kind = chatpb.Kind_KIND_SYNC
 	}
+	if len(meta.Deps) > 0 {
+		env.Deps = make([]*chatpb.Dep, 0, len(meta.Deps))
+		for o, s := range meta.Deps {
+			env.Deps = append(env.Deps, &chatpb.Dep{Origin: o, Seq: s})
+		}
+		slices.SortFunc(env.Deps, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
+	}
+	for _, id := range meta.Stamped {
+		env.Stamped = append(env.Stamped, &chatpb.MsgRef{Origin: id.Origin, Seq: id.Seq})
+	}
+	if meta.Kind != order.KindStamp {
+		env.Global = 0 // Global is only meaningful on the wire for stamps
+	}
+	return env
 }
 
-// handleEnvelope runs the receive pipeline on an envelope that arrived over
-// an authenticated stream from peer `from`: check, dedup, deliver.
+// metaOf returns the ordering fields of a verified envelope.
+func metaOf(env *chatpb.Envelope) order.Meta {
+	m := order.Meta{
+		Origin: env.Origin, Seq: env.Seq, Lamport: env.Lamport,
+		Epoch: env.Epoch, Prev: env.Prev, Cut: env.Cut, Global: env.Global, Candidate: env.Candidate,
+	}
+	switch env.Kind {
+	case chatpb.Kind_KIND_ACK:
+		m.Kind = order.KindAck
+	case chatpb.Kind_KIND_STAMP:
+		m.Kind = order.KindStamp
+	case chatpb.Kind_KIND_SYNC:
+		m.Kind = order.KindSync
+	default:
+		// Chat, system, direct and receipt messages all take their place in
+		// the origin's stream; which of them are shown is decided at delivery.
+		m.Kind = order.KindData
+	}
+	if len(env.Deps) > 0 {
+		m.Deps = make(map[string]uint64, len(env.Deps))
+		for _, d := range env.Deps {
+			m.Deps[d.Origin] = d.Seq
+		}
+	}
+	for _, s := range env.Stamped {
+		m.Stamped = append(m.Stamped, order.ID{Origin: s.Origin, Seq: s.Seq})
+	}
+	return m
+}
+
+// handleEnvelope runs the receive pipeline on an envelope that arrived
+// over an authenticated stream from peer `from` (its origin or a
+// forwarder): verify, store, forward once (large rooms), order, deliver.
 func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	n.stats.received.Add(1)
+	if !n.checkIncoming(env, from) {
+		return
+	}
+	r := n.joinedRoom(env.Room)
+	if r == nil {
+		n.stats.unjoined.Add(1)
+		return
+	}
+	isNew, err := n.store(n.ctx, env)
+	if err != nil {
+		n.logger.Printf("%v", err)
+		return
+	}
+	if !isNew {
+		n.stats.duplicates.Add(1)
+		return
+	}
+	r.received.Add(1)
+	n.stats.stored.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parted {
+		return
+	}
+	if len(r.members) > n.cfg.FanoutThreshold {
+		// Gossip mode: forward once, on first receipt (this is it: the log
+		// said the message is new).
+		n.pushLocked(n.roomTargetsLocked(r, env.Origin, from), env)
+	}
+	n.feedLocked(r, []*chatpb.Envelope{env})
+}
+
+// checkIncoming verifies an envelope from the network (limits, origin key,
+// signature), counting what it drops.
+func (n *Node) checkIncoming(env *chatpb.Envelope, from string) bool {
 	if err := CheckEnvelope(env); err != nil {
 		if errors.Is(err, ErrForged) {
 			n.stats.forged.Add(1)
@@ -93,33 +204,170 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 			n.stats.invalid.Add(1)
 		}
 		n.logger.Printf("drop envelope from %s: %v", from, err)
+		return false
+	}
+	return true
+}
+
+// feedLocked gives stored envelopes to r's machine and acts on the output.
+// Caller holds r.mu.
+func (n *Node) feedLocked(r *room, envs []*chatpb.Envelope) {
+	if len(envs) == 0 {
 		return
 	}
-	for {
-		cur := n.lamport.Load()
-		if env.Lamport <= cur || n.lamport.CompareAndSwap(cur, env.Lamport) {
-			break
+	metas := make([]order.Meta, 0, len(envs))
+	for _, env := range envs {
+		m := metaOf(env)
+		if m.Kind == order.KindData {
+			if len(r.cache) >= maxCache {
+				clear(r.cache) // deliveries fall back to the log
+			}
+			r.cache[m.ID()] = env
+		}
+		metas = append(metas, m)
+	}
+	out, err := r.m.Receive(metas...)
+	if err != nil {
+		n.stats.invalid.Add(1)
+		n.logger.Printf("#%s: %v", r.name, err)
+	}
+	n.handleOutputLocked(r, out)
+}
+
+// handleOutputLocked acts on what r's machine returned: sign, store and
+// send our control messages, show deliveries, note refusals. Caller holds
+// r.mu.
+func (n *Node) handleOutputLocked(r *room, out order.Output) {
+	for _, meta := range out.Send {
+		env := envelopeFor(meta, r.name)
+		SignEnvelope(n.id, env)
+		if _, err := n.store(n.ctx, env); err != nil {
+			n.emitError("ordering message for #%s not stored: %v", r.name, err)
+			continue
+		}
+		r.received.Add(1)
+		n.stats.stored.Add(1)
+		n.stats.controlSent.Add(1)
+		n.pushLocked(n.roomTargetsLocked(r), env)
+	}
+	for _, meta := range out.Deliver {
+		n.deliverLocked(r, meta, false)
+	}
+	for _, meta := range out.Late {
+		r.late.Add(1)
+		n.deliverLocked(r, meta, true)
+	}
+	for _, id := range out.Refused {
+		delete(r.cache, id)
+		r.refused = true
+		n.stats.heldDrops.Add(1)
+	}
+}
+
+// deliverLocked shows one delivered (or late) data message. Caller holds
+// r.mu.
+func (n *Node) deliverLocked(r *room, meta order.Meta, late bool) {
+	id := meta.ID()
+	env := r.cache[id]
+	delete(r.cache, id)
+	if !late {
+		r.delivered.Add(1)
+		n.stats.delivered.Add(1)
+	}
+	if !r.live {
+		return // replaying the log on restart: this is history
+	}
+	if env == nil {
+		rec, err := n.log.Get(n.ctx, r.name, id.Origin, id.Seq)
+		if err == nil {
+			env, err = decodeStored(rec.Data)
+		}
+		if err != nil {
+			n.emitError("message %s/%d of #%s cannot be shown: %v", id.Origin, id.Seq, r.name, err)
+			return
 		}
 	}
-	if !n.seen.Add(env.Origin, env.Seq) {
-		n.stats.duplicates.Add(1)
+	ev, ok := n.messageEvent(env)
+	if !ok {
 		return
 	}
+	ev.Late = late
+	n.emit(ev)
+}
+
+// messageEvent turns a data envelope into the event to show; ok is false
+// for kinds that are not shown (control messages, receipts, direct
+// messages to another peer).
+func (n *Node) messageEvent(env *chatpb.Envelope) (Event, bool) {
+	typ := EventMessage
 	switch env.Kind {
-	case chatpb.Kind_KIND_CHAT, chatpb.Kind_KIND_SYSTEM:
+	case chatpb.Kind_KIND_CHAT:
+	case chatpb.Kind_KIND_SYSTEM:
+		typ = EventSystem
 	case chatpb.Kind_KIND_DIRECT:
-		if env.To != n.id.ID {
-			return // held for another peer: issue 4 stores and forwards it
+		if env.To != n.id.ID && env.Origin != n.id.ID {
+			return Event{}, false
 		}
 	default:
-		return // receipts, acks and order stamps belong to issue 4's ordering
+		return Event{}, false
 	}
-	n.stats.delivered.Add(1)
 	id := MsgID{Origin: env.Origin, Seq: env.Seq}
-	typ := EventMessage
-	if env.Kind == chatpb.Kind_KIND_SYSTEM {
-		typ = EventSystem
+	return Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(),
+		Text: string(env.Body), Self: env.Origin == n.id.ID}, true
+}
+
+// catchUpLocked feeds r's machine the stored messages it has not taken
+// yet (replay on restart, and messages it refused when its held-back space
+// was full), replayChunk per origin per step, until nothing moves. Caller
+// holds r.mu.
+func (n *Node) catchUpLocked(ctx context.Context, r *room) {
+	r.refused = false
+	for step := 0; step < 1<<20; step++ {
+		vv, err := n.log.VersionVector(ctx, r.name)
+		if err != nil {
+			n.logger.Printf("catch up #%s: %v", r.name, err)
+			r.refused = true
+			return
+		}
+		want := r.m.Want()
+		origins := make([]string, 0, len(vv))
+		for o := range vv {
+			origins = append(origins, o)
+		}
+		slices.Sort(origins)
+		moved := false
+		for _, o := range origins {
+			from := want[o]
+			if from == 0 {
+				from = 1
+			}
+			recs, err := n.log.Range(ctx, r.name, o, from, replayChunk)
+			if err != nil {
+				n.logger.Printf("catch up #%s: %v", r.name, err)
+				r.refused = true
+				return
+			}
+			envs := make([]*chatpb.Envelope, 0, len(recs))
+			for _, rec := range recs {
+				env, err := decodeStored(rec.Data)
+				if err != nil || env.Room != r.name || env.Origin != o || env.Seq != rec.Seq {
+					n.logger.Printf("catch up #%s: stored %s/%d unreadable: %v", r.name, o, rec.Seq, err)
+					continue
+				}
+				envs = append(envs, env)
+			}
+			if len(envs) == 0 {
+				continue
+			}
+			before := r.m.Want()[o]
+			n.feedLocked(r, envs)
+			if r.m.Want()[o] != before {
+				moved = true
+			}
+		}
+		if !moved {
+			return
+		}
 	}
-	n.emit(Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
-		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(), Text: string(env.Body)})
 }

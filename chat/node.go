@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
 // lifecycle states of a Node.
@@ -50,13 +51,15 @@ type Node struct {
 	cfg    Config
 	id     *Identity
 	logger *log.Logger
-	seq    *seqAllocator
-	seen   *dedup
 	stats  counters
 	faults *faultState // nil unless Config.Faults is set
+	log    msglog.Log  // the message log; closed by Shutdown
 
-	sendMu    sync.Mutex // serialises Send; see there
-	lamport   atomic.Uint64
+	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
+	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
+	rooms     map[string]*room
+	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
+	roomVer   int64                   // version of our announced room set
 	pingNonce atomic.Uint64
 	liveCount atomic.Int32 // live members + this node; see numMembers
 
@@ -96,9 +99,10 @@ type Node struct {
 	shutdownOnce sync.Once
 }
 
-// New validates cfg, loads or creates the identity in cfg.DataDir and
-// returns a node that is not yet on the network. It blocks only for file
-// I/O.
+// New validates cfg, loads or creates the identity in cfg.DataDir, opens
+// the message log (Config.MessageLog) and returns a node that is not yet on
+// the network. It blocks only for file I/O. Call Shutdown to release the
+// log, also when the node was never started.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -113,7 +117,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	seq, err := newSeqAllocator(cfg.DataDir)
+	mlog, err := openLog(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +138,10 @@ func New(cfg Config) (*Node, error) {
 		cfg:          cfg,
 		id:           id,
 		logger:       log.New(cfg.LogOutput, "hearsay: ", log.LstdFlags|log.Lmicroseconds),
-		seq:          seq,
-		seen:         newDedup(),
+		log:          mlog,
+		rooms:        make(map[string]*room),
+		peerRooms:    make(map[string]*peerRoomSet),
+		roomVer:      time.Now().UnixNano(),
 		ctx:          ctx,
 		cancel:       cancel,
 		nick:         cfg.Nick,
@@ -319,6 +325,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.eventLoop()
 	n.logger.Printf("started %s (%s) memberlist %s chat %s", n.id.ID, n.nick, n.advertiseAddrLocked(), n.chatAddr)
 	n.mu.Unlock()
+	if err := n.loadRooms(ctx); err != nil {
+		return err
+	}
+	n.spawn(n.antiEntropyLoop)
+	if n.cfg.ReconnectInterval > 0 {
+		n.spawn(n.reconnectLoop)
+	}
 	return nil
 }
 
@@ -545,6 +558,9 @@ func (n *Node) Shutdown() error {
 			p.stop()
 		}
 		n.wg.Wait()
+		if e := n.log.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close message log: %w", e)
+		}
 		n.evMu.Lock()
 		n.evClosed = true
 		close(n.events)
@@ -710,8 +726,21 @@ func (n *Node) Stats() Stats {
 		}
 	}
 	n.mu.Unlock()
+	held := 0
+	var late uint64
+	for _, r := range n.joinedRooms() {
+		r.mu.Lock()
+		held += r.m.Stats().Held
+		r.mu.Unlock()
+		late += r.late.Load()
+	}
 	c := &n.stats
 	return Stats{
+		Stored: c.stored.Load(), HeldBack: held, ControlSent: c.controlSent.Load(), Late: late,
+		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(),
+		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
+		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
+		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: c.faultDrops.Load(), EventDrops: c.eventDrops.Load(),

@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
@@ -145,6 +146,15 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 	}
 	if !stopped {
 		return false, errors.New("handshake timed out")
+	}
+	// Our rooms first, so the listener knows at once which rooms to send
+	// us (the announcement is repeated every anti-entropy round anyway).
+	if rs := p.n.roomSetFrame(); p.n.faults.blocks(p.id) {
+		p.n.stats.faultDrops.Add(1)
+	} else if err := stream.Send(rs); err != nil {
+		return false, fmt.Errorf("send rooms: %w", err)
+	} else {
+		p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
 	}
 	p.connected.Store(true)
 	defer func() {

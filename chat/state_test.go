@@ -13,46 +13,6 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-func TestDedup(t *testing.T) {
-	d := newDedup()
-	steps := []struct {
-		origin string
-		seq    uint64
-		isNew  bool
-	}{
-		{"a", 1, true}, {"a", 1, false}, {"a", 3, true}, {"a", 3, false},
-		{"a", 2, true}, {"a", 2, false}, {"a", 1, false}, {"b", 1, true},
-		{"a", 4, true}, {"b", 2, true}, {"a", 10, true}, {"a", 9, true}, {"a", 10, false},
-	}
-	for i, s := range steps {
-		if got := d.Add(s.origin, s.seq); got != s.isNew {
-			t.Errorf("step %d: Add(%s, %d) = %v, want %v", i, s.origin, s.seq, got, s.isNew)
-		}
-	}
-	if o := d.origins["a"]; o.floor != 4 || len(o.above) != 2 {
-		t.Errorf("origin a: floor %d above %v, want floor 4 and {9, 10}", o.floor, o.above)
-	}
-	if !d.Seen("a", 3) || d.Seen("a", 5) || d.Seen("c", 1) {
-		t.Error("Seen disagrees with Add")
-	}
-}
-
-func TestDedupBounded(t *testing.T) {
-	d := newDedup()
-	for s := uint64(2); s < 2+maxDedupAbove+10; s++ {
-		d.Add("a", s) // seq 1 never arrives
-	}
-	if n := len(d.origins["a"].above); n > maxDedupAbove {
-		t.Errorf("%d seqs held above the floor, bound %d", n, maxDedupAbove)
-	}
-	for i := 0; i < maxDedupOrigins+5; i++ {
-		d.Add(strings.Repeat("o", 1)+string(rune('a'+i%26))+string(rune(i)), 1)
-	}
-	if len(d.origins) > maxDedupOrigins {
-		t.Errorf("%d origins remembered, bound %d", len(d.origins), maxDedupOrigins)
-	}
-}
-
 func TestMetaRoundTripAndLimits(t *testing.T) {
 	id := testIdentity(t)
 	m := peerMeta{Protocol: ProtocolVersion, ID: id.ID, Nick: strings.Repeat("n", MaxNickBytes), Pub: id.Pub,
@@ -140,41 +100,6 @@ func TestIdentityPersisted(t *testing.T) {
 	}
 	if _, err := LoadOrCreateIdentity(dir); err == nil {
 		t.Error("garbage identity accepted")
-	}
-}
-
-func TestSeqAllocatorNeverReuses(t *testing.T) {
-	dir := t.TempDir()
-	a, err := newSeqAllocator(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last uint64
-	for i := 0; i < seqBlock+5; i++ {
-		if last, err = a.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if last != seqBlock+5 {
-		t.Fatalf("last seq %d, want %d", last, seqBlock+5)
-	}
-	// A restart (even after a crash) continues above everything handed out.
-	b, err := newSeqAllocator(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := b.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if next <= last {
-		t.Errorf("after restart seq %d, must be above %d", next, last)
-	}
-	if err := os.WriteFile(filepath.Join(dir, seqFile), []byte("oops"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := newSeqAllocator(dir); err == nil {
-		t.Error("corrupt reservation accepted")
 	}
 }
 

@@ -134,6 +134,12 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Ping.GetNonce()}}}); err != nil {
 				return nil
 			}
+		case *chatpb.Frame_RoomSet:
+			n.handleRoomSet(m.RoomSet, peer)
+		case *chatpb.Frame_Status:
+			n.handleStatus(m.Status, peer)
+		case *chatpb.Frame_Repair:
+			n.handleRepair(m.Repair, peer)
 		case *chatpb.Frame_Bye:
 			n.markLeaving(peer)
 			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Bye.GetNonce()}}}); err != nil {

@@ -135,6 +135,9 @@ type Frame struct {
 	//	*Frame_Ping
 	//	*Frame_Pong
 	//	*Frame_Bye
+	//	*Frame_RoomSet
+	//	*Frame_Status
+	//	*Frame_Repair
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -231,6 +234,33 @@ func (x *Frame) GetBye() *Bye {
 	return nil
 }
 
+func (x *Frame) GetRoomSet() *RoomSet {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_RoomSet); ok {
+			return x.RoomSet
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetStatus() *Status {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetRepair() *Repair {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Repair); ok {
+			return x.Repair
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -265,6 +295,25 @@ type Frame_Bye struct {
 	Bye *Bye `protobuf:"bytes,6,opt,name=bye,proto3,oneof"`
 }
 
+type Frame_RoomSet struct {
+	// room_set announces the rooms the dialer has joined (dialer to
+	// listener): sent when the stream opens, whenever the set changes and
+	// again every anti-entropy interval, so a lost one is repaired.
+	RoomSet *RoomSet `protobuf:"bytes,7,opt,name=room_set,json=roomSet,proto3,oneof"`
+}
+
+type Frame_Status struct {
+	// status is an anti-entropy digest: the dialer's version vector of one
+	// room (dialer to listener).
+	Status *Status `protobuf:"bytes,8,opt,name=status,proto3,oneof"`
+}
+
+type Frame_Repair struct {
+	// repair carries stored messages of one room that the listener lacks,
+	// in seq order per origin (dialer to listener; the answer to a status).
+	Repair *Repair `protobuf:"bytes,9,opt,name=repair,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Msg() {}
 
 func (*Frame_Auth) isFrame_Msg() {}
@@ -276,6 +325,12 @@ func (*Frame_Ping) isFrame_Msg() {}
 func (*Frame_Pong) isFrame_Msg() {}
 
 func (*Frame_Bye) isFrame_Msg() {}
+
+func (*Frame_RoomSet) isFrame_Msg() {}
+
+func (*Frame_Status) isFrame_Msg() {}
+
+func (*Frame_Repair) isFrame_Msg() {}
 
 // Hello introduces one end of a stream. The peer ID is self-certifying: it
 // must equal PeerIDFromKey(public_key) (the first 8 bytes of SHA-256 of the
@@ -1163,19 +1218,291 @@ func (x *KVState) GetEntries() []*KVEntry {
 	return nil
 }
 
+// RoomSet is the complete set of rooms its sender has joined. Room
+// membership is state each peer announces over its authenticated chat
+// streams (so no signature is needed: the stream proves the sender); a
+// receiver replaces what it knew about the sender with the newest set.
+type RoomSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version orders announcements from one sender: the sender's wall clock
+	// in nanoseconds when its set last changed (it only grows while the
+	// sender runs; a restarted sender starts at a later time). A receiver
+	// ignores a set whose version is lower than the one it holds.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// rooms are the joined rooms, at most 256, names unique.
+	Rooms         []*RoomMembership `protobuf:"bytes,2,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomSet) Reset() {
+	*x = RoomSet{}
+	mi := &file_chat_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomSet) ProtoMessage() {}
+
+func (x *RoomSet) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomSet.ProtoReflect.Descriptor instead.
+func (*RoomSet) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RoomSet) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RoomSet) GetRooms() []*RoomMembership {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+// RoomMembership is one room of a RoomSet.
+type RoomMembership struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the room name without '#' (as Envelope.room).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// mode is the room's ordering mode: "fifo", "causal", "total" or
+	// "sequencer".
+	Mode string `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	// joined_unix_nano is when the sender joined the room (wall clock,
+	// nanoseconds). It is the member's age for the sequencer role: every
+	// member sees the same value, so all agree on the oldest live member.
+	JoinedUnixNano int64 `protobuf:"varint,3,opt,name=joined_unix_nano,json=joinedUnixNano,proto3" json:"joined_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RoomMembership) Reset() {
+	*x = RoomMembership{}
+	mi := &file_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomMembership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomMembership) ProtoMessage() {}
+
+func (x *RoomMembership) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomMembership.ProtoReflect.Descriptor instead.
+func (*RoomMembership) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RoomMembership) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoomMembership) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *RoomMembership) GetJoinedUnixNano() int64 {
+	if x != nil {
+		return x.JoinedUnixNano
+	}
+	return 0
+}
+
+// Status is one side of an anti-entropy exchange (the Peerster status
+// message): per origin, the highest seq h such that the sender holds every
+// message 1..h of that origin in the room (or knows it was pruned). The
+// receiver sends, in a Repair, what it holds above each entry (origins
+// missing from the vector count as 0); if the sender holds more than the
+// receiver somewhere and reply is false, the receiver also answers with its
+// own Status (reply true) so the exchange runs both ways.
+type Status struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// room is the room the vector belongs to.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// vector is the version vector, sorted by origin, at most 4096 entries.
+	Vector []*Dep `protobuf:"bytes,2,rep,name=vector,proto3" json:"vector,omitempty"`
+	// reply marks a status sent in answer to a status: it is answered with a
+	// Repair only, never with another status (no ping-pong).
+	Reply         bool `protobuf:"varint,3,opt,name=reply,proto3" json:"reply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Status) Reset() {
+	*x = Status{}
+	mi := &file_chat_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Status) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Status) ProtoMessage() {}
+
+func (x *Status) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Status.ProtoReflect.Descriptor instead.
+func (*Status) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Status) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Status) GetVector() []*Dep {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+func (x *Status) GetReply() bool {
+	if x != nil {
+		return x.Reply
+	}
+	return false
+}
+
+// Repair carries messages of one room that the receiver lacks, each a
+// complete signed envelope checked by the receiver like any other, and
+// never forwarded further (it is repair traffic, not a new message).
+type Repair struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// room is the room of every envelope (an envelope of another room is
+	// dropped as invalid).
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// envelopes are in seq order per origin; the encoded frame stays under
+	// the chat frame limit.
+	Envelopes []*Envelope `protobuf:"bytes,2,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	// floors (origin, seq): the sender no longer has that origin's messages
+	// up to seq (pruned by retention), so the receiver should stop asking
+	// for them. At most 4096 entries.
+	Floors        []*Dep `protobuf:"bytes,3,rep,name=floors,proto3" json:"floors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Repair) Reset() {
+	*x = Repair{}
+	mi := &file_chat_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Repair) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Repair) ProtoMessage() {}
+
+func (x *Repair) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Repair.ProtoReflect.Descriptor instead.
+func (*Repair) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Repair) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Repair) GetEnvelopes() []*Envelope {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
+func (x *Repair) GetFloors() []*Dep {
+	if x != nil {
+		return x.Floors
+	}
+	return nil
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\xa8\x02\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\xc5\x03\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
 	"\benvelope\x18\x03 \x01(\v2\x19.hearsay.chat.v1.EnvelopeH\x00R\benvelope\x12+\n" +
 	"\x04ping\x18\x04 \x01(\v2\x15.hearsay.chat.v1.PingH\x00R\x04ping\x12+\n" +
 	"\x04pong\x18\x05 \x01(\v2\x15.hearsay.chat.v1.PongH\x00R\x04pong\x12(\n" +
-	"\x03bye\x18\x06 \x01(\v2\x14.hearsay.chat.v1.ByeH\x00R\x03byeB\x05\n" +
+	"\x03bye\x18\x06 \x01(\v2\x14.hearsay.chat.v1.ByeH\x00R\x03bye\x125\n" +
+	"\broom_set\x18\a \x01(\v2\x18.hearsay.chat.v1.RoomSetH\x00R\aroomSet\x121\n" +
+	"\x06status\x18\b \x01(\v2\x17.hearsay.chat.v1.StatusH\x00R\x06status\x121\n" +
+	"\x06repair\x18\t \x01(\v2\x17.hearsay.chat.v1.RepairH\x00R\x06repairB\x05\n" +
 	"\x03msg\"\xac\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -1239,7 +1566,22 @@ const file_chat_proto_rawDesc = "" +
 	"origin_key\x18\x06 \x01(\fR\toriginKey\x12\x1c\n" +
 	"\tsignature\x18\a \x01(\fR\tsignature\"=\n" +
 	"\aKVState\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries*\x8c\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries\"Z\n" +
+	"\aRoomSet\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
+	"\x05rooms\x18\x02 \x03(\v2\x1f.hearsay.chat.v1.RoomMembershipR\x05rooms\"b\n" +
+	"\x0eRoomMembership\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
+	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"`\n" +
+	"\x06Status\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12,\n" +
+	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
+	"\x05reply\x18\x03 \x01(\bR\x05reply\"\x83\x01\n" +
+	"\x06Repair\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x127\n" +
+	"\tenvelopes\x18\x02 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\x12,\n" +
+	"\x06floors\x18\x03 \x03(\v2\x14.hearsay.chat.v1.DepR\x06floors*\x8c\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x0f\n" +
@@ -1266,21 +1608,25 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_chat_proto_goTypes = []any{
-	(Kind)(0),        // 0: hearsay.chat.v1.Kind
-	(*Frame)(nil),    // 1: hearsay.chat.v1.Frame
-	(*Hello)(nil),    // 2: hearsay.chat.v1.Hello
-	(*Auth)(nil),     // 3: hearsay.chat.v1.Auth
-	(*Ping)(nil),     // 4: hearsay.chat.v1.Ping
-	(*Pong)(nil),     // 5: hearsay.chat.v1.Pong
-	(*Bye)(nil),      // 6: hearsay.chat.v1.Bye
-	(*MsgRef)(nil),   // 7: hearsay.chat.v1.MsgRef
-	(*Dep)(nil),      // 8: hearsay.chat.v1.Dep
-	(*Envelope)(nil), // 9: hearsay.chat.v1.Envelope
-	(*NodeMeta)(nil), // 10: hearsay.chat.v1.NodeMeta
-	(*KVEntry)(nil),  // 11: hearsay.chat.v1.KVEntry
-	(*KVState)(nil),  // 12: hearsay.chat.v1.KVState
+	(Kind)(0),              // 0: hearsay.chat.v1.Kind
+	(*Frame)(nil),          // 1: hearsay.chat.v1.Frame
+	(*Hello)(nil),          // 2: hearsay.chat.v1.Hello
+	(*Auth)(nil),           // 3: hearsay.chat.v1.Auth
+	(*Ping)(nil),           // 4: hearsay.chat.v1.Ping
+	(*Pong)(nil),           // 5: hearsay.chat.v1.Pong
+	(*Bye)(nil),            // 6: hearsay.chat.v1.Bye
+	(*MsgRef)(nil),         // 7: hearsay.chat.v1.MsgRef
+	(*Dep)(nil),            // 8: hearsay.chat.v1.Dep
+	(*Envelope)(nil),       // 9: hearsay.chat.v1.Envelope
+	(*NodeMeta)(nil),       // 10: hearsay.chat.v1.NodeMeta
+	(*KVEntry)(nil),        // 11: hearsay.chat.v1.KVEntry
+	(*KVState)(nil),        // 12: hearsay.chat.v1.KVState
+	(*RoomSet)(nil),        // 13: hearsay.chat.v1.RoomSet
+	(*RoomMembership)(nil), // 14: hearsay.chat.v1.RoomMembership
+	(*Status)(nil),         // 15: hearsay.chat.v1.Status
+	(*Repair)(nil),         // 16: hearsay.chat.v1.Repair
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -1289,18 +1635,25 @@ var file_chat_proto_depIdxs = []int32{
 	4,  // 3: hearsay.chat.v1.Frame.ping:type_name -> hearsay.chat.v1.Ping
 	5,  // 4: hearsay.chat.v1.Frame.pong:type_name -> hearsay.chat.v1.Pong
 	6,  // 5: hearsay.chat.v1.Frame.bye:type_name -> hearsay.chat.v1.Bye
-	0,  // 6: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	8,  // 7: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	7,  // 8: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	7,  // 9: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
-	11, // 10: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	1,  // 11: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
-	1,  // 12: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 6: hearsay.chat.v1.Frame.room_set:type_name -> hearsay.chat.v1.RoomSet
+	15, // 7: hearsay.chat.v1.Frame.status:type_name -> hearsay.chat.v1.Status
+	16, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
+	0,  // 9: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 10: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 11: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	7,  // 12: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 13: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	14, // 14: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
+	8,  // 15: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
+	9,  // 16: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
+	8,  // 17: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
+	1,  // 18: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
+	1,  // 19: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
+	19, // [19:20] is the sub-list for method output_type
+	18, // [18:19] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -1315,6 +1668,9 @@ func file_chat_proto_init() {
 		(*Frame_Ping)(nil),
 		(*Frame_Pong)(nil),
 		(*Frame_Bye)(nil),
+		(*Frame_RoomSet)(nil),
+		(*Frame_Status)(nil),
+		(*Frame_Repair)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1322,7 +1678,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

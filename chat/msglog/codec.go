@@ -135,6 +135,7 @@ type roomJSON struct {
 	Mode      string     `json:"mode"`
 	Created   time.Time  `json:"created"`
 	Retention *Retention `json:"retention,omitempty"`
+	Joined    time.Time  `json:"joined"`
 }
 
 func encodeRoom(r RoomInfo) ([]byte, error) {

@@ -372,6 +372,7 @@ func (l *Mem) PutRoom(ctx context.Context, info RoomInfo) error {
 		return err
 	}
 	info.Created = normTime(info.Created)
+	info.Joined = normTime(info.Joined)
 	if info.Retention != nil {
 		r := *info.Retention
 		info.Retention = &r

@@ -100,6 +100,10 @@ type RoomInfo struct {
 	Mode      string     // ordering mode name (chat/order.ParseMode)
 	Created   time.Time  // when this peer first joined it
 	Retention *Retention // nil: the log's default
+	// Joined is when this peer joined the room the last time; zero when it
+	// has parted (the room's messages and seq counters are kept, so a peer
+	// that rejoins never reuses a seq and keeps its history).
+	Joined time.Time
 }
 
 // Log is the message log. Implementations are safe for concurrent use.

@@ -1,0 +1,415 @@
+package chat
+
+// Anti-entropy repairs whatever eager push missed (frames dropped by a full
+// queue, a broken stream, a partition, a crash, a late join), in the manner
+// of Peerster's status/rumor exchange:
+//
+//   - Every AntiEntropyInterval the node announces its room set to every
+//     live peer (RoomSet frame: room membership is state each peer states
+//     itself over its authenticated streams; a lost announcement is
+//     repaired by the next one), and for each joined room sends its version
+//     vector (Status) to one random live member of the room.
+//   - A peer that gets a Status answers with a Repair holding what it has
+//     and the sender lacks, in seq order per origin, at most
+//     AntiEntropyBatch messages per round (the rest follows in later
+//     rounds); if the sender has something it lacks, it also answers with
+//     its own Status (reply), so one exchange repairs both directions.
+//   - Repaired messages are verified, stored and ordered like pushed ones,
+//     but never forwarded.
+//
+// Everything travels on the existing per-peer send queues, which are
+// bounded: when a queue is full the frame is dropped (counted in
+// Stats.QueueDrops) and the next round sends it again. Nothing here grows
+// with the backlog: a round reads at most AntiEntropyBatch messages from
+// the log.
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
+)
+
+// antiEntropyLoop runs the periodic rounds until Shutdown.
+func (n *Node) antiEntropyLoop() {
+	tick := time.NewTicker(n.cfg.AntiEntropyInterval)
+	defer tick.Stop()
+	lastPrune := time.Now()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := n.active(); err != nil {
+			continue // left the group: nothing to exchange
+		}
+		n.antiEntropyRound()
+		if time.Since(lastPrune) >= n.cfg.RetentionInterval {
+			lastPrune = time.Now()
+			n.prune()
+		}
+	}
+}
+
+// antiEntropyRound runs one round: announce rooms, then per joined room
+// refill the machine if it refused messages and send a status to one
+// random live member.
+func (n *Node) antiEntropyRound() {
+	n.announceRooms()
+	for _, r := range n.joinedRooms() {
+		r.mu.Lock()
+		if r.parted {
+			r.mu.Unlock()
+			continue
+		}
+		n.syncMembersLocked(r)
+		if r.refused {
+			n.catchUpLocked(n.ctx, r)
+		}
+		ids := make([]string, 0, len(r.members))
+		for id := range r.members {
+			ids = append(ids, id)
+		}
+		r.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		slices.Sort(ids)
+		n.sendStatus(ids[rand.IntN(len(ids))], r.name, false)
+	}
+}
+
+// sendStatus sends room's version vector to peer.
+func (n *Node) sendStatus(peer, roomName string, reply bool) {
+	p := n.peer(peer)
+	if p == nil {
+		return
+	}
+	vv, err := n.log.VersionVector(n.ctx, roomName)
+	if err != nil {
+		n.logger.Printf("status #%s: %v", roomName, err)
+		return
+	}
+	f := &chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply}}}
+	if p.enqueue(f) {
+		n.stats.statusSent.Add(1)
+		n.stats.aeBytes.Add(uint64(proto.Size(f)))
+	}
+}
+
+// peer returns the outgoing connection to id, or nil.
+func (n *Node) peer(id string) *peerConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peers[id]
+}
+
+// depsOf encodes a version vector sorted by origin.
+func depsOf(vv msglog.VersionVector) []*chatpb.Dep {
+	out := make([]*chatpb.Dep, 0, len(vv))
+	for o, s := range vv {
+		if s > 0 {
+			out = append(out, &chatpb.Dep{Origin: o, Seq: s})
+		}
+	}
+	slices.SortFunc(out, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
+	return out
+}
+
+// vectorOf decodes a received vector, refusing oversized or malformed
+// ones.
+func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
+	if len(deps) > maxVector {
+		return nil, false
+	}
+	vv := make(msglog.VersionVector, len(deps))
+	for _, d := range deps {
+		if d == nil || !ValidPeerID(d.Origin) || d.Seq == 0 {
+			return nil, false
+		}
+		if _, dup := vv[d.Origin]; dup {
+			return nil, false
+		}
+		vv[d.Origin] = d.Seq
+	}
+	return vv, true
+}
+
+// handleStatus answers a peer's status: a repair with what it lacks, and
+// our own status when it has what we lack.
+func (n *Node) handleStatus(st *chatpb.Status, from string) {
+	n.stats.statusReceived.Add(1)
+	theirs, ok := vectorOf(st.Vector)
+	if !ok || ValidateRoom(st.Room) != nil {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	if n.joinedRoom(st.Room) == nil {
+		n.stats.unjoined.Add(1)
+		return
+	}
+	local, err := n.log.VersionVector(n.ctx, st.Room)
+	if err != nil {
+		n.logger.Printf("status #%s: %v", st.Room, err)
+		return
+	}
+	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
+		n.sendRepair(from, st.Room, miss)
+	}
+	if !st.Reply && len(msglog.Missing(theirs, local)) > 0 {
+		n.sendStatus(from, st.Room, true)
+	}
+}
+
+// maxRepairFrame bounds the encoded envelopes of one repair frame, below
+// the chat frame limit.
+const maxRepairFrame = maxFrameBytes - 8192
+
+// sendRepair sends to peer the stored messages of the ranges, in seq order
+// per origin, at most AntiEntropyBatch messages, split into frames under
+// the frame limit. Ranges whose start was pruned are announced as floors.
+func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
+	p := n.peer(peer)
+	if p == nil {
+		return
+	}
+	budget := n.cfg.AntiEntropyBatch
+	cur := &chatpb.Repair{Room: roomName}
+	size := 0
+	flush := func() {
+		if len(cur.Envelopes) == 0 && len(cur.Floors) == 0 {
+			return
+		}
+		if p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: cur}}) {
+			n.stats.repairSent.Add(uint64(len(cur.Envelopes)))
+		}
+		cur = &chatpb.Repair{Room: roomName}
+		size = 0
+	}
+	for _, rg := range ranges {
+		if budget <= 0 {
+			break
+		}
+		limit := min(uint64(budget), rg.To-rg.From+1, msglog.MaxRange)
+		recs, err := n.log.Range(n.ctx, roomName, rg.Origin, rg.From, int(limit))
+		if err != nil {
+			n.logger.Printf("repair #%s: %v", roomName, err)
+			return
+		}
+		switch {
+		case len(recs) == 0:
+			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: rg.To})
+		case recs[0].Seq > rg.From:
+			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: recs[0].Seq - 1})
+		}
+		for _, rec := range recs {
+			if rec.Seq > rg.To {
+				break
+			}
+			env, err := decodeStored(rec.Data)
+			if err != nil {
+				n.logger.Printf("repair #%s: stored %s/%d unreadable: %v", roomName, rec.Origin, rec.Seq, err)
+				break // a gap: the peer gets the rest from someone else
+			}
+			if size+len(rec.Data) > maxRepairFrame {
+				flush()
+			}
+			cur.Envelopes = append(cur.Envelopes, env)
+			size += len(rec.Data) + 16
+			budget--
+		}
+	}
+	flush()
+}
+
+// handleRepair stores and orders the messages of a repair frame.
+func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
+	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	r := n.joinedRoom(rp.Room)
+	if r == nil {
+		n.stats.unjoined.Add(1)
+		return
+	}
+	ctx := n.ctx
+	if len(rp.Floors) > 0 {
+		n.applyFloors(ctx, r, rp.Floors)
+	}
+	var envs []*chatpb.Envelope
+	var recs []msglog.Record
+	now := time.Now()
+	for _, env := range rp.Envelopes {
+		n.stats.received.Add(1)
+		if !n.checkIncoming(env, from) {
+			continue
+		}
+		if env.Room != rp.Room {
+			n.stats.invalid.Add(1)
+			continue
+		}
+		data, err := proto.Marshal(env)
+		if err != nil {
+			continue
+		}
+		envs = append(envs, env)
+		recs = append(recs, msglog.Record{Room: env.Room, Origin: env.Origin, Seq: env.Seq,
+			Meta: msglog.Meta{Lamport: env.Lamport, SendTime: time.Unix(0, env.SentUnixNano), RecvTime: now}, Data: data})
+	}
+	if len(recs) == 0 {
+		return
+	}
+	isNew, err := n.log.AppendBatch(ctx, recs)
+	if err != nil {
+		n.logger.Printf("repair #%s from %s: %v", rp.Room, from, err)
+		return
+	}
+	var fresh []*chatpb.Envelope
+	for i, env := range envs {
+		if isNew[i] {
+			fresh = append(fresh, env)
+		} else {
+			n.stats.duplicates.Add(1)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	n.stats.repaired.Add(uint64(len(fresh)))
+	n.stats.stored.Add(uint64(len(fresh)))
+	r.received.Add(uint64(len(fresh)))
+	slices.SortFunc(fresh, func(a, b *chatpb.Envelope) int {
+		if c := strings.Compare(a.Origin, b.Origin); c != 0 {
+			return c
+		}
+		return int(a.Seq) - int(b.Seq)
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.parted {
+		n.feedLocked(r, fresh)
+	}
+}
+
+// applyFloors records that a peer no longer has an origin's messages up
+// to a seq (pruned by its retention): this node stops asking for the ones
+// it lacks below. Floors at or below what we hold change nothing; we trust
+// an authenticated member's word on what it pruned.
+func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
+	local, err := n.log.VersionVector(ctx, r.name)
+	if err != nil {
+		return
+	}
+	for _, f := range floors {
+		if f == nil || !ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
+			continue
+		}
+		if err := n.log.SetFloor(ctx, r.name, f.Origin, f.Seq); err != nil {
+			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
+			continue
+		}
+		r.mu.Lock()
+		if !r.parted {
+			n.handleOutputLocked(r, r.m.Floor(f.Origin, f.Seq, 0))
+		}
+		r.mu.Unlock()
+	}
+}
+
+// roomSetFrame returns our room set announcement.
+func (n *Node) roomSetFrame() *chatpb.Frame {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	rs := &chatpb.RoomSet{Version: n.roomVer}
+	for _, r := range n.rooms {
+		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
+	}
+	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
+	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: rs}}
+}
+
+// announceRooms sends our room set to every peer; called when it changes
+// and every anti-entropy round.
+func (n *Node) announceRooms() {
+	n.roomsMu.Lock()
+	if v := time.Now().UnixNano(); v > n.roomVer {
+		n.roomVer = v
+	} else {
+		n.roomVer++
+	}
+	n.roomsMu.Unlock()
+	f := n.roomSetFrame()
+	size := uint64(proto.Size(f))
+	n.mu.Lock()
+	peers := make([]*peerConn, 0, len(n.peers))
+	for _, p := range n.peers {
+		peers = append(peers, p)
+	}
+	n.mu.Unlock()
+	for _, p := range peers {
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(size)
+		}
+	}
+}
+
+// handleRoomSet records the rooms a peer announced.
+func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
+	if len(rs.Rooms) > maxRooms {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	set := &peerRoomSet{version: rs.Version, rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
+	for _, rm := range rs.Rooms {
+		if rm == nil || ValidateRoom(rm.Name) != nil || set.rooms[rm.Name] != nil {
+			n.stats.badFrames.Add(1)
+			return
+		}
+		if _, err := parseMode(rm.Mode); err != nil {
+			n.stats.badFrames.Add(1)
+			return
+		}
+		set.rooms[rm.Name] = rm
+	}
+	n.roomsMu.Lock()
+	old := n.peerRooms[from]
+	if old != nil && old.version >= rs.Version {
+		n.roomsMu.Unlock()
+		return // stale or repeated (frames may be reordered)
+	}
+	changed := old == nil || len(old.rooms) != len(set.rooms)
+	if !changed {
+		for name, rm := range set.rooms {
+			o := old.rooms[name]
+			if o == nil || o.Mode != rm.Mode || o.JoinedUnixNano != rm.JoinedUnixNano {
+				changed = true
+				break
+			}
+		}
+	}
+	n.peerRooms[from] = set
+	n.roomsMu.Unlock()
+	if changed {
+		n.syncAllRooms()
+	}
+}
+
+// forgetPeerRooms drops what a member that left or failed announced, once
+// memberlist has forgotten it too (bounded by the members map).
+func (n *Node) forgetPeerRooms(keep func(id string) bool) {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	for id := range n.peerRooms {
+		if !keep(id) {
+			delete(n.peerRooms, id)
+		}
+	}
+}
