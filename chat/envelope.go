@@ -186,8 +186,9 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		return fmt.Errorf("prev %q is not a peer id", e.Prev)
 	}
 	if e.Kind == chatpb.Kind_KIND_STAMP {
-		if len(e.Stamped) == 0 || e.Global == 0 {
-			return errors.New("stamp without stamped messages or global number")
+		// A stamp with no messages is valid: it opens a sequencer epoch.
+		if e.Epoch == 0 || e.Global == 0 {
+			return errors.New("stamp without epoch or global number")
 		}
 	} else if len(e.Stamped) != 0 || e.Global != 0 {
 		return fmt.Errorf("%v with stamped messages", e.Kind)

@@ -163,9 +163,9 @@ func TestEnvelopeInvalid(t *testing.T) {
 		{"ref seq 0", func(e *chatpb.Envelope) {
 			e.Kind, e.Body, e.Ref = chatpb.Kind_KIND_ACK, nil, &chatpb.MsgRef{Origin: "0000000000000001"}
 		}},
-		{"stamp without stamped", func(e *chatpb.Envelope) { e.Kind, e.Body, e.Global = chatpb.Kind_KIND_STAMP, nil, 1 }},
+		{"stamp without epoch", func(e *chatpb.Envelope) { e.Kind, e.Body, e.Global = chatpb.Kind_KIND_STAMP, nil, 1 }},
 		{"stamp without global", func(e *chatpb.Envelope) {
-			e.Kind, e.Body, e.Stamped = chatpb.Kind_KIND_STAMP, nil, []*chatpb.MsgRef{{Origin: "0000000000000001", Seq: 1}}
+			e.Kind, e.Body, e.Epoch, e.Stamped = chatpb.Kind_KIND_STAMP, nil, 1, []*chatpb.MsgRef{{Origin: "0000000000000001", Seq: 1}}
 		}},
 		{"stamp with bad entry", func(e *chatpb.Envelope) {
 			e.Kind, e.Body, e.Global, e.Stamped = chatpb.Kind_KIND_STAMP, nil, 1, []*chatpb.MsgRef{{Origin: "x", Seq: 1}}

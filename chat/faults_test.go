@@ -41,14 +41,18 @@ func TestFaultsDropAndRecover(t *testing.T) {
 	}
 	kept := send(t, a, "kept")
 	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == kept.String() }, "message after the faults end")
+	// The dropped message is repaired (anti-entropy) and shown once, before
+	// the later one (per-origin order).
+	var got []string
 	for _, ev := range b.Rec.Messages() {
-		if ev.ID == lost.String() {
-			t.Error("a dropped frame was delivered")
-		}
+		got = append(got, ev.ID)
+	}
+	if len(got) != 2 || got[0] != lost.String() || got[1] != kept.String() {
+		t.Errorf("b showed %v, want [%s %s]", got, lost, kept)
 	}
 }
 
-func TestFaultsJitterReorders(t *testing.T) {
+func TestFaultsJitterKeepsOriginOrder(t *testing.T) {
 	peers := chattest.Cluster(t, 2, withFaults(chat.Faults{Jitter: chat.Duration(40 * time.Millisecond), Seed: 7}))
 	a, b := peers[0], peers[1]
 	const n = 30
@@ -56,22 +60,20 @@ func TestFaultsJitterReorders(t *testing.T) {
 		send(t, a, fmt.Sprintf("m%02d", i))
 	}
 	chattest.WaitFor(t, timeout, func() bool { return len(b.Rec.Messages()) == n }, "b has %d of %d", len(b.Rec.Messages()), n)
-	inversions := 0
+	// Jitter reorders the frames (each frame's delay is drawn
+	// independently); the room's ordering puts them back in seq order.
 	var last uint64
 	seen := map[string]bool{}
 	for _, ev := range b.Rec.Messages() {
 		id, _ := chat.ParseMsgID(ev.ID)
-		if id.Seq < last {
-			inversions++
+		if id.Seq <= last {
+			t.Errorf("%s shown after seq %d", ev.ID, last)
 		}
 		last = id.Seq
 		if seen[ev.ID] {
 			t.Errorf("%s shown twice", ev.ID)
 		}
 		seen[ev.ID] = true
-	}
-	if inversions == 0 {
-		t.Error("40 ms of jitter did not reorder 30 messages")
 	}
 }
 

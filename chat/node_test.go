@@ -187,20 +187,23 @@ func TestForgedAlteredAndDuplicateEnvelopes(t *testing.T) {
 		chat.SignEnvelope(a.Identity(), e)
 		return e
 	}
-	altered := signed("original", 1000)
+	// Every envelope takes a's next seq in the lobby: only the genuine one
+	// may be stored, and it is next in a's stream, so b delivers it.
+	next := a.NextSeqForTest("lobby")
+	altered := signed("original", next)
 	altered.Body = []byte("altered")
 	stranger, err := chat.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	impostor := signed("impostor", 1001)
+	impostor := signed("impostor", next)
 	impostor.OriginKey = stranger.Pub // a's ID with another key
-	wrongSigner := signed("wrong signer", 1002)
+	wrongSigner := signed("wrong signer", next)
 	wrongSigner.Signature = stranger.Sign(chat.SigningBytes(wrongSigner))
-	invalid := signed("bad room", 1003)
+	invalid := signed("bad room", next)
 	invalid.Room = "Not A Room"
 	invalid.Signature = a.Identity().Sign(chat.SigningBytes(invalid))
-	good := signed("genuine", 1004)
+	good := signed("genuine", next)
 
 	for _, e := range []*chatpb.Envelope{altered, impostor, wrongSigner, invalid, good, good, good} {
 		if !a.SendEnvelopeForTest(b.ID(), e) {

@@ -802,7 +802,8 @@ type Envelope struct {
 	// reporter's highest seq of prev's stream (sync).
 	Cut uint64 `protobuf:"varint,18,opt,name=cut,proto3" json:"cut,omitempty"`
 	// stamped (stamp): the data messages numbered global, global+1, …; at
-	// most 1024 entries.
+	// most 1024 entries; empty in the stamp that opens an epoch (global is
+	// then the first number of the epoch, and epoch is never 0).
 	Stamped []*MsgRef `protobuf:"bytes,19,rep,name=stamped,proto3" json:"stamped,omitempty"`
 	// candidate (sync): peer ID of the member the reporter expects to take
 	// over as sequencer.

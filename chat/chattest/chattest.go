@@ -110,8 +110,8 @@ func Join(tb testing.TB, p, contact *Peer) {
 	}
 }
 
-// WaitConverged waits until each peer sees all the others alive and has an
-// open chat stream to each.
+// WaitConverged waits until each peer sees all the others alive, has an
+// open chat stream to each, and knows them all as members of the lobby.
 func WaitConverged(tb testing.TB, peers ...*Peer) {
 	tb.Helper()
 	WaitFor(tb, DefaultTimeout, func() bool {
@@ -122,6 +122,41 @@ func WaitConverged(tb testing.TB, peers ...*Peer) {
 		}
 		return true
 	}, "peers did not converge")
+	WaitRoomMembers(tb, chat.DefaultRoom, peers...)
+}
+
+// WaitRoomMembers waits until each peer has joined room and sees exactly
+// the given peers as its live members.
+func WaitRoomMembers(tb testing.TB, room string, peers ...*Peer) {
+	tb.Helper()
+	WaitFor(tb, DefaultTimeout, func() bool {
+		for _, p := range peers {
+			if !RoomHas(p.Node, room, peers...) {
+				return false
+			}
+		}
+		return true
+	}, "room #%s members did not converge", room)
+}
+
+// RoomHas reports whether n has joined room and sees exactly peers as its
+// live members.
+func RoomHas(n *chat.Node, room string, peers ...*Peer) bool {
+	for _, ri := range n.Rooms() {
+		if ri.Name != room {
+			continue
+		}
+		if !ri.Joined || len(ri.Members) != len(peers) {
+			return false
+		}
+		for _, p := range peers {
+			if !slices.Contains(ri.Members, p.ID()) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // AliveCount counts the members n sees alive, itself included.
