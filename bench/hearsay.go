@@ -21,9 +21,11 @@ import (
 type Hearsay struct {
 	// Profile is the memberlist profile (chat.ProfileLAN when empty).
 	Profile string
-	// Room is the room messages go to (the lobby when empty).
+	// Room is the room messages go to (the lobby when empty; a room of
+	// its own when SystemConfig.Order is set).
 	Room string
 
+	room    string // the room in use
 	nodes   []*chat.Node
 	dataDir string
 	obs     Observer
@@ -46,10 +48,16 @@ func (h *Hearsay) Name() string { return "hearsay" }
 // and waits until every node sees every other as alive and has an
 // established chat stream to each.
 func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
-	if cfg.Order != "" {
-		return fmt.Errorf("hearsay ordering mode %q: %w yet (rooms and ordering have not landed)", cfg.Order, ErrUnsupported)
-	}
 	h.obs = obs
+	// The default is the lobby in its default (causal) mode; an explicit
+	// ordering mode gets a room of its own, created in that mode.
+	h.room = chat.DefaultRoom
+	if h.Room != "" {
+		h.room = h.Room
+	}
+	if cfg.Order != "" {
+		h.room = "bench-" + cfg.Order
+	}
 	dir, err := os.MkdirTemp("", "hearsay-bench-")
 	if err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -87,6 +95,11 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 				return errors.Join(fmt.Errorf("hearsay peer %d: join: %w", i, err), h.Stop())
 			}
 		}
+		if h.room != chat.DefaultRoom || cfg.Order != "" {
+			if _, err := n.JoinRoom(ctx, h.room, cfg.Order); err != nil {
+				return errors.Join(fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err), h.Stop())
+			}
+		}
 	}
 	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership and chat streams", func() bool {
 		for _, n := range h.nodes {
@@ -102,6 +115,9 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 			if alive < cfg.Peers {
 				return false
 			}
+			if !h.roomReady(n, cfg.Peers) {
+				return false
+			}
 		}
 		return true
 	})
@@ -110,6 +126,17 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	}
 	h.wireBase, h.wireKnown = tcpReceived()
 	return nil
+}
+
+// roomReady reports whether n has joined the bench room and sees all
+// peers in it.
+func (h *Hearsay) roomReady(n *chat.Node, peers int) bool {
+	for _, r := range n.Rooms() {
+		if r.Name == h.room {
+			return r.Joined && len(r.Members) >= peers
+		}
+	}
+	return false
 }
 
 // settleTimeout is how long a group of n may take to converge.
@@ -131,16 +158,13 @@ func (h *Hearsay) Send(ctx context.Context, from int, payload []byte) error {
 	if from < 0 || from >= len(h.nodes) {
 		return fmt.Errorf("hearsay: no peer %d", from)
 	}
-	room := h.Room
-	if room == "" {
-		room = chat.DefaultRoom
-	}
-	_, err := h.nodes[from].Send(ctx, room, string(payload))
+	_, err := h.nodes[from].Send(ctx, h.room, string(payload))
 	return err
 }
 
 // Counters implements System. Copies are envelopes the nodes received from
-// peers (Stats.Received, duplicates included). WireBytes are the bytes
+// peers (Stats.Received: duplicates, anti-entropy repairs and, in the total
+// orders, ordering control messages included). WireBytes are the bytes
 // received on the process's TCP sockets since the group was ready (the
 // kernel's count: gRPC chat streams with their HTTP/2 and protobuf
 // framing; memberlist's UDP gossip is not included).

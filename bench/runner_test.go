@@ -27,7 +27,7 @@ func runSmoke(t *testing.T, sys System, workload string) Result {
 	if err != nil {
 		t.Fatalf("Run %s %s: %v", sys.Name(), workload, err)
 	}
-	t.Logf("%+v", res)
+	t.Logf("%s", mustJSON(t, res))
 	return res
 }
 
@@ -46,6 +46,19 @@ func TestRunNaive(t *testing.T) {
 			}
 			if res.CopiesPerMessage == nil || *res.CopiesPerMessage != 1 {
 				t.Errorf("copies per message %v, want exactly 1 for naive", res.CopiesPerMessage)
+			}
+		})
+	}
+	for _, mode := range []string{"fifo", "total", "sequencer"} {
+		t.Run("order "+mode, func(t *testing.T) {
+			spec := smokeSpec(WorkloadLatency)
+			spec.Order = mode
+			res, err := Run(context.Background(), &Hearsay{}, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Order != mode || res.Sent == 0 || res.DeliveredRatio == nil || *res.DeliveredRatio == 0 {
+				t.Errorf("ordered run %+v: want mode %s and deliveries", res, mode)
 			}
 		})
 	}
@@ -84,6 +97,19 @@ func TestRunHearsay(t *testing.T) {
 			}
 			if res.CopiesPerMessage == nil || *res.CopiesPerMessage < 1 {
 				t.Errorf("copies per message %v, want at least 1", res.CopiesPerMessage)
+			}
+		})
+	}
+	for _, mode := range []string{"fifo", "total", "sequencer"} {
+		t.Run("order "+mode, func(t *testing.T) {
+			spec := smokeSpec(WorkloadLatency)
+			spec.Order = mode
+			res, err := Run(context.Background(), &Hearsay{}, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Order != mode || res.Sent == 0 || res.DeliveredRatio == nil || *res.DeliveredRatio == 0 {
+				t.Errorf("ordered run %+v: want mode %s and deliveries", res, mode)
 			}
 		})
 	}
