@@ -29,6 +29,7 @@ type peerAdapter struct {
 var (
 	_ repl.Peer      = (*peerAdapter)(nil)
 	_ repl.Lifecycle = (*peerAdapter)(nil)
+	_ repl.Rooms     = (*peerAdapter)(nil)
 )
 
 func newPeerAdapter(n *chat.Node) *peerAdapter {
@@ -92,8 +93,18 @@ func (a *peerAdapter) Stats() []repl.Stat {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	return []repl.Stat{
 		{Name: "sent", Value: u(s.Sent)},
-		{Name: "received", Value: u(s.Received)},
-		{Name: "delivered", Value: u(s.Delivered)},
+		{Name: "received (envelopes from peers)", Value: u(s.Received)},
+		{Name: "stored (received, all rooms)", Value: u(s.Stored)},
+		{Name: "delivered (shown, all rooms)", Value: u(s.Delivered)},
+		{Name: "held back now (all rooms)", Value: strconv.Itoa(s.HeldBack)},
+		{Name: "late (total order, shown out of sequence)", Value: u(s.Late)},
+		{Name: "ordering control sent", Value: u(s.ControlSent)},
+		{Name: "anti-entropy digests sent/received", Value: u(s.StatusSent) + "/" + u(s.StatusReceived)},
+		{Name: "anti-entropy bytes sent", Value: u(s.AntiEntropyBytes)},
+		{Name: "repairs sent / new from repairs", Value: u(s.RepairSent) + "/" + u(s.Repaired)},
+		{Name: "held-back overflow (refed later)", Value: u(s.HeldDrops)},
+		{Name: "for rooms not joined (dropped)", Value: u(s.Unjoined)},
+		{Name: "rejoin attempts", Value: u(s.Reconnects)},
 		{Name: "duplicates", Value: u(s.Duplicates)},
 		{Name: "forged (dropped)", Value: u(s.Forged)},
 		{Name: "invalid (dropped)", Value: u(s.Invalid)},
@@ -109,6 +120,43 @@ func (a *peerAdapter) Stats() []repl.Stat {
 		{Name: "members", Value: strconv.Itoa(len(a.Node.Members()))},
 		{Name: "health score", Value: strconv.Itoa(a.Node.Health())},
 	}
+}
+
+// JoinRoom implements repl.Rooms (PartRoom and HeldBack are the node's).
+func (a *peerAdapter) JoinRoom(ctx context.Context, room, mode string) (repl.RoomInfo, error) {
+	ri, err := a.Node.JoinRoom(ctx, room, mode)
+	if err != nil {
+		return repl.RoomInfo{}, err
+	}
+	return toReplRoom(ri), nil
+}
+
+// Rooms implements repl.Rooms.
+func (a *peerAdapter) Rooms() []repl.RoomInfo {
+	rs := a.Node.Rooms()
+	out := make([]repl.RoomInfo, len(rs))
+	for i, r := range rs {
+		out[i] = toReplRoom(r)
+	}
+	return out
+}
+
+// History implements repl.Rooms.
+func (a *peerAdapter) History(room string, limit int) ([]repl.Event, error) {
+	evs, err := a.Node.History(room, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]repl.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = toReplEvent(ev)
+	}
+	return out, nil
+}
+
+func toReplRoom(r chat.RoomInfo) repl.RoomInfo {
+	return repl.RoomInfo{Name: r.Name, Mode: r.Mode, Joined: r.Joined, Members: r.Members,
+		Received: r.Received, Delivered: r.Delivered, HeldBack: r.HeldBack}
 }
 
 // bootstrapAdapter makes a *bootstrapapi.Client a repl.Bootstrap.

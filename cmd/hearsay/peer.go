@@ -164,6 +164,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error
 	rcfg := repl.DefaultConfig()
 	rcfg.Peer = peer
 	rcfg.Lifecycle = peer
+	rcfg.Rooms = peer
 	rcfg.Faults = newFaultControl(node, &o.faults)
 	rcfg.Manual = o.manual
 	rcfg.JSON = o.json
