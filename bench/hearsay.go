@@ -73,6 +73,12 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 			// outgoing chat frames; memberlist traffic is untouched.
 			c.Faults = &chat.Faults{DropRatio: cfg.Drop}
 		}
+		if cfg.Store == "memory" {
+			c.MessageLog = chat.MessageLogMemory
+		}
+		if cfg.FanoutThreshold > 0 {
+			c.FanoutThreshold = cfg.FanoutThreshold
+		}
 		if h.Profile != "" {
 			c.MemberlistProfile = h.Profile
 		}

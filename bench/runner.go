@@ -48,6 +48,13 @@ type Spec struct {
 	Window int `json:"window"`
 	// Grace is how long to wait after the last send for late deliveries.
 	Grace Dur `json:"grace"`
+
+	// Experiment knobs for hearsay, to attribute its figures (other
+	// systems ignore them; the zero values are the product's defaults).
+	// Store "memory" keeps the message log in memory instead of bbolt;
+	// FanoutThreshold replaces chat's eager-push-to-all threshold.
+	Store           string `json:"store,omitempty"`
+	FanoutThreshold int    `json:"fanout_threshold,omitempty"`
 }
 
 // Dur is a time.Duration that encodes as a string in JSON ("5s").
@@ -102,6 +109,10 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("window %d: want 1 to 10000", s.Window)
 	case s.Grace < 0 || time.Duration(s.Grace) > 10*time.Minute:
 		return fmt.Errorf("grace %v: want 0 to 10m", time.Duration(s.Grace))
+	case s.Store != "" && s.Store != "memory" && s.Store != "bolt":
+		return fmt.Errorf("store %q: want bolt (default) or memory", s.Store)
+	case s.FanoutThreshold < 0 || s.FanoutThreshold > 10000:
+		return fmt.Errorf("fanout threshold %d: want 0 (default) to 10000", s.FanoutThreshold)
 	}
 	return nil
 }
@@ -127,7 +138,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		System: sys.Name(), Workload: spec.Workload, Peers: spec.Peers, Size: spec.Size,
 		DurationS: time.Duration(spec.Duration).Seconds(), Order: spec.Order,
 	}
-	cfg := SystemConfig{Peers: spec.Peers, Size: spec.Size, Order: spec.Order, Progress: progress}
+	if spec.Store != "" || spec.FanoutThreshold != 0 {
+		res.Note = fmt.Sprintf("experiment: store %q, fanout threshold %d", spec.Store, spec.FanoutThreshold)
+	}
+	cfg := SystemConfig{Peers: spec.Peers, Size: spec.Size, Order: spec.Order, Progress: progress,
+		Store: spec.Store, FanoutThreshold: spec.FanoutThreshold}
 	if spec.Workload == WorkloadLoss {
 		cfg.Drop = spec.Drop
 		res.Drop = spec.Drop

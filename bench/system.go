@@ -47,6 +47,10 @@ type SystemConfig struct {
 	// Order is the room ordering mode for systems that have one ("" is
 	// the system's default). Others ignore it.
 	Order string
+	// Store and FanoutThreshold are hearsay experiment knobs (see Spec);
+	// other systems ignore them.
+	Store           string
+	FanoutThreshold int
 	// Progress, when not nil, receives one-line progress notes.
 	Progress func(format string, args ...any)
 }

@@ -40,6 +40,8 @@ type benchOptions struct {
 	inProcess bool
 	profDir   string
 	jsonOut   string
+	store     string
+	fanout    int
 }
 
 func newBenchCmd(streams *ioStreams) *cobra.Command {
@@ -88,6 +90,8 @@ See docs/BENCHMARKS.md.`,
 	f.StringSliceVar(&o.baselines, "baseline", []string{"naive", "serf"}, "baselines to run beside hearsay: naive,serf (none for none)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per line per system and workload")
 	f.StringVar(&o.jsonOut, "json-out", "", "also write the JSON lines to this file (for scripts/benchplot)")
+	f.StringVar(&o.store, "store", "", "experiment: hearsay message log, bolt (default) or memory")
+	f.IntVar(&o.fanout, "fanout-threshold", 0, "experiment: hearsay eager-push-to-all threshold (0: the chat default)")
 	f.StringVar(&o.serfBin, "serf-bin", "", "serf baseline worker binary (default: build bench/serfbench with go build)")
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
@@ -101,6 +105,7 @@ func (o *benchOptions) plan() (*bench.Plan, error) {
 	spec := bench.DefaultSpec()
 	spec.Size, spec.Rate, spec.Drop, spec.Order, spec.Window = o.size, o.rate, o.drop, o.order, o.window
 	spec.Duration, spec.Grace = bench.Dur(o.duration), bench.Dur(o.grace)
+	spec.Store, spec.FanoutThreshold = o.store, o.fanout
 	if len(o.peers) == 0 {
 		return nil, errors.New("--peers: give at least one group size")
 	}
