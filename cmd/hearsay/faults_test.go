@@ -105,3 +105,40 @@ func TestFaultCommands(t *testing.T) {
 		return ev.Type == "error" && strings.Contains(ev.Text, "start hearsay with --faults")
 	})
 }
+
+// TestFaultPartitionHeals splits two whole peers with /fault partition on
+// both sides until each declares the other failed, sends on both sides,
+// heals, and expects each to show the other's message from the partition
+// exactly once (rejoin plus anti-entropy).
+func TestFaultPartitionHeals(t *testing.T) {
+	srv := startServer(t, "")
+	alice := spawnPeer(t, srv.URL(), "alice", "--faults")
+	alice.waitEvent("registered", isSystem("registered as a first contact"))
+	bob := spawnPeer(t, srv.URL(), "bob", "--faults")
+	bob.waitEvent("joined", isSystem("joined the group through"))
+	alice.waitEvent("bob joined", func(ev jsonEvent) bool { return ev.Type == "join" && ev.From == "bob" })
+	bob.waitEvent("alice joined", func(ev jsonEvent) bool { return ev.Type == "join" && ev.From == "alice" })
+
+	alice.send("/fault partition bob")
+	bob.send("/fault partition alice")
+	alice.waitEvent("bob declared failed", func(ev jsonEvent) bool { return ev.Type == "failed" && ev.From == "bob" })
+	bob.waitEvent("alice declared failed", func(ev jsonEvent) bool { return ev.Type == "failed" && ev.From == "alice" })
+	alice.send("from alice during the partition")
+	bob.send("from bob during the partition")
+	alice.waitEvent("own message", isMessage("from alice during the partition"))
+	if _, ok := bob.find(isMessage("from alice during the partition")); ok {
+		t.Fatal("bob got alice's message through the partition")
+	}
+
+	alice.send("/fault heal")
+	bob.send("/fault heal")
+	alice.waitEvent("bob's partition message", isMessage("from bob during the partition"))
+	bob.waitEvent("alice's partition message", isMessage("from alice during the partition"))
+	for _, p := range []*testPeer{alice, bob} {
+		for _, text := range []string{"from alice during the partition", "from bob during the partition"} {
+			if n := p.count(isMessage(text)); n != 1 {
+				t.Errorf("%s showed %q %d times, want once", p.nick, text, n)
+			}
+		}
+	}
+}
