@@ -82,12 +82,13 @@ func (n *Node) antiEntropyRound() {
 			continue
 		}
 		slices.Sort(ids)
-		n.sendStatus(ids[rand.IntN(len(ids))], r.name, false)
+		n.sendStatus(ids[rand.IntN(len(ids))], r.name, false, false)
 	}
 }
 
-// sendStatus sends room's version vector to peer.
-func (n *Node) sendStatus(peer, roomName string, reply bool) {
+// sendStatus sends room's version vector to peer (see Status in
+// chat.proto for reply and wantReply).
+func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
 	p := n.peer(peer)
 	if p == nil {
 		return
@@ -97,7 +98,7 @@ func (n *Node) sendStatus(peer, roomName string, reply bool) {
 		n.logger.Printf("status #%s: %v", roomName, err)
 		return
 	}
-	f := &chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply}}}
+	f := &chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply, WantReply: wantReply}}}
 	if p.enqueue(f) {
 		n.stats.statusSent.Add(1)
 		n.stats.aeBytes.Add(uint64(proto.Size(f)))
@@ -151,9 +152,13 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.stats.badFrames.Add(1)
 		return
 	}
-	if n.joinedRoom(st.Room) == nil {
+	r := n.joinedRoom(st.Room)
+	if r == nil {
 		n.stats.unjoined.Add(1)
 		return
+	}
+	if st.Reply {
+		r.noteStatus(from, theirs)
 	}
 	local, err := n.log.VersionVector(n.ctx, st.Room)
 	if err != nil {
@@ -163,8 +168,8 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		n.sendRepair(from, st.Room, miss)
 	}
-	if !st.Reply && len(msglog.Missing(theirs, local)) > 0 {
-		n.sendStatus(from, st.Room, true)
+	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
+		n.sendStatus(from, st.Room, true, false)
 	}
 }
 
@@ -283,6 +288,7 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 	if len(fresh) == 0 {
 		return
 	}
+	defer r.notify()
 	n.stats.repaired.Add(uint64(len(fresh)))
 	n.stats.stored.Add(uint64(len(fresh)))
 	r.received.Add(uint64(len(fresh)))
@@ -396,6 +402,10 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		}
 	}
 	n.peerRooms[from] = set
+	if old == nil {
+		close(n.roomsGen)
+		n.roomsGen = make(chan struct{})
+	}
 	n.roomsMu.Unlock()
 	if changed {
 		n.syncAllRooms()

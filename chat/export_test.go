@@ -2,8 +2,11 @@ package chat
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
 // SendEnvelopeForTest queues env, as is, on the stream to peer id (tests
@@ -23,4 +26,44 @@ func (n *Node) NextSeqForTest(room string) uint64 {
 		panic(err)
 	}
 	return last + 1
+}
+
+// ArrivalOrderForTest returns the IDs ("origin/seq") of the data messages
+// of room in the order this node stored them (receive time).
+func (n *Node) ArrivalOrderForTest(room string) []string {
+	ctx := context.Background()
+	vv, err := n.log.VersionVector(ctx, room)
+	if err != nil {
+		panic(err)
+	}
+	var recs []msglog.Record
+	for o := range vv {
+		rs, err := n.log.Range(ctx, room, o, 1, msglog.MaxRange)
+		if err != nil {
+			panic(err)
+		}
+		for _, r := range rs {
+			if env, err := DecodeEnvelope(r.Data); err == nil && env.Kind == chatpb.Kind_KIND_CHAT {
+				recs = append(recs, r)
+			}
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b msglog.Record) int { return a.RecvTime.Compare(b.RecvTime) })
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = MsgID{Origin: r.Origin, Seq: r.Seq}.String()
+	}
+	return ids
+}
+
+// OrderStatsForTest returns the ordering machine's counters of a joined
+// room.
+func (n *Node) OrderStatsForTest(room string) string {
+	r := n.joinedRoom(room)
+	if r == nil {
+		return "not joined"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%+v members=%v", r.m.Stats(), r.members)
 }

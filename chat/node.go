@@ -60,6 +60,7 @@ type Node struct {
 	rooms     map[string]*room
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
 	roomVer   int64                   // version of our announced room set
+	roomsGen  chan struct{}           // closed and replaced when a peer's room set arrives
 	pingNonce atomic.Uint64
 	liveCount atomic.Int32 // live members + this node; see numMembers
 
@@ -142,6 +143,7 @@ func New(cfg Config) (*Node, error) {
 		rooms:        make(map[string]*room),
 		peerRooms:    make(map[string]*peerRoomSet),
 		roomVer:      time.Now().UnixNano(),
+		roomsGen:     make(chan struct{}),
 		ctx:          ctx,
 		cancel:       cancel,
 		nick:         cfg.Nick,

@@ -98,6 +98,30 @@ type room struct {
 	received  atomic.Uint64
 	delivered atomic.Uint64
 	late      atomic.Uint64
+
+	// Join catch-up (see catchUpMembers): status replies by peer and a
+	// channel closed and replaced on every reply or repair.
+	progMu   sync.Mutex
+	replies  map[string]msglog.VersionVector
+	progress chan struct{}
+}
+
+// noteStatus records a member's status reply.
+func (r *room) noteStatus(from string, vv msglog.VersionVector) {
+	r.progMu.Lock()
+	if r.replies != nil {
+		r.replies[from] = vv
+	}
+	r.progMu.Unlock()
+	r.notify()
+}
+
+// notify wakes catchUpMembers.
+func (r *room) notify() {
+	r.progMu.Lock()
+	close(r.progress)
+	r.progress = make(chan struct{})
+	r.progMu.Unlock()
 }
 
 // peerRoomSet is what a peer announced (RoomSet frame).
@@ -152,6 +176,10 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 		}
 		return n.roomInfo(r), nil
 	}
+	// The room's mode and members come from its members: hear every live
+	// peer's room set first (a peer that has just joined the group may
+	// not have it yet).
+	n.waitRoomSets(ctx, n.cfg.HandshakeTimeout)
 	existing := n.existingMode(ctx, name)
 	var m order.Mode
 	switch {
@@ -184,7 +212,103 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 		return RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
 	}
 	n.announceRooms()
+	n.catchUpMembers(ctx, r, n.cfg.HandshakeTimeout)
 	return n.roomInfo(r), nil
+}
+
+// catchUpMembers asks every live member of r for its status and waits (at
+// most timeout, or until ctx ends) until this node holds everything they
+// reported: a new member then numbers its first messages after the room's
+// history (total order needs its Lamport clock past it). Anti-entropy
+// finishes whatever the wait leaves.
+func (n *Node) catchUpMembers(ctx context.Context, r *room, timeout time.Duration) {
+	r.mu.Lock()
+	ids := slices.Collect(maps.Keys(r.members))
+	r.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	r.progMu.Lock()
+	r.replies = map[string]msglog.VersionVector{}
+	r.progMu.Unlock()
+	defer func() {
+		r.progMu.Lock()
+		r.replies = nil
+		r.progMu.Unlock()
+	}()
+	for _, id := range ids {
+		n.sendStatus(id, r.name, false, true)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		r.progMu.Lock()
+		wake := r.progress
+		replies := maps.Clone(r.replies)
+		r.progMu.Unlock()
+		if len(replies) == len(ids) {
+			local, err := n.log.VersionVector(ctx, r.name)
+			if err != nil {
+				return
+			}
+			done := true
+			for _, vv := range replies {
+				if len(msglog.Missing(vv, local)) > 0 {
+					done = false
+					break
+				}
+			}
+			if done {
+				return
+			}
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			n.logger.Printf("join #%s: catch-up incomplete after %v; anti-entropy continues", r.name, timeout)
+			return
+		case <-ctx.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// waitRoomSets waits, at most timeout or until ctx ends, until every
+// live peer's room set has arrived.
+func (n *Node) waitRoomSets(ctx context.Context, timeout time.Duration) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		live := n.liveSet()
+		n.mu.Lock()
+		mgen := n.memberGen
+		n.mu.Unlock()
+		n.roomsMu.Lock()
+		rgen := n.roomsGen
+		missing := false
+		for id := range live {
+			if n.peerRooms[id] == nil {
+				missing = true
+				break
+			}
+		}
+		n.roomsMu.Unlock()
+		if !missing {
+			return
+		}
+		select {
+		case <-mgen:
+		case <-rgen:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		}
+	}
 }
 
 // existingMode returns the mode of room as announced by live peers, or as
@@ -229,6 +353,7 @@ func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo) (*room, error
 		members:  map[string]uint64{},
 		cache:    map[order.ID]*chatpb.Envelope{},
 		conflict: map[string]bool{},
+		progress: make(chan struct{}),
 	}
 	last, err := n.log.LastSeq(ctx, r.name, n.id.ID)
 	if err != nil {
@@ -245,8 +370,10 @@ func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo) (*room, error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m.Restore(last, maxL)
-	n.handleOutputLocked(r, m.MemberUp(n.id.ID, age(r.joined)))
+	// The other members first: told only about ourselves, a sequencer
+	// room's machine would open an epoch of its own.
 	n.syncMembersLocked(r)
+	n.handleOutputLocked(r, m.MemberUp(n.id.ID, age(r.joined)))
 	for o, f := range floors {
 		n.handleOutputLocked(r, m.Floor(o, f, 0))
 	}

@@ -1362,7 +1362,12 @@ type Status struct {
 	Vector []*Dep `protobuf:"bytes,2,rep,name=vector,proto3" json:"vector,omitempty"`
 	// reply marks a status sent in answer to a status: it is answered with a
 	// Repair only, never with another status (no ping-pong).
-	Reply         bool `protobuf:"varint,3,opt,name=reply,proto3" json:"reply,omitempty"`
+	Reply bool `protobuf:"varint,3,opt,name=reply,proto3" json:"reply,omitempty"`
+	// want_reply asks the receiver to answer with its own status (reply
+	// true) even when it lacks nothing: a peer that has just joined the room
+	// learns what to catch up on before it sends (its Lamport clock must be
+	// past the room's history for total order).
+	WantReply     bool `protobuf:"varint,4,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1414,6 +1419,13 @@ func (x *Status) GetVector() []*Dep {
 func (x *Status) GetReply() bool {
 	if x != nil {
 		return x.Reply
+	}
+	return false
+}
+
+func (x *Status) GetWantReply() bool {
+	if x != nil {
+		return x.WantReply
 	}
 	return false
 }
@@ -1574,11 +1586,13 @@ const file_chat_proto_rawDesc = "" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
-	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"`\n" +
+	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\x7f\n" +
 	"\x06Status\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12,\n" +
 	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
-	"\x05reply\x18\x03 \x01(\bR\x05reply\"\x83\x01\n" +
+	"\x05reply\x18\x03 \x01(\bR\x05reply\x12\x1d\n" +
+	"\n" +
+	"want_reply\x18\x04 \x01(\bR\twantReply\"\x83\x01\n" +
 	"\x06Repair\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x127\n" +
 	"\tenvelopes\x18\x02 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\x12,\n" +

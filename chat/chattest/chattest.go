@@ -290,3 +290,63 @@ func (r *Recorder) WaitEventAfter(tb testing.TB, timeout time.Duration, start in
 		}
 	}
 }
+
+// JoinRoom makes every peer join room with mode ("" for the room's mode or
+// the default) and waits until each sees all of them as members.
+func JoinRoom(tb testing.TB, room, mode string, peers ...*Peer) {
+	tb.Helper()
+	for _, p := range peers {
+		if _, err := p.JoinRoom(context.Background(), room, mode); err != nil {
+			tb.Fatalf("%s join #%s: %v", p.Nick(), room, err)
+		}
+	}
+	WaitRoomMembers(tb, room, peers...)
+}
+
+// RoomMessages returns the message events of room recorded so far.
+func (r *Recorder) RoomMessages(room string) []chat.Event {
+	return r.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Room == room })
+}
+
+// HistoryIDs returns the IDs of the messages n's log holds for room (at
+// most 10000), oldest first.
+func HistoryIDs(tb testing.TB, n *chat.Node, room string) []string {
+	tb.Helper()
+	evs, err := n.History(room, 10000)
+	if err != nil {
+		tb.Fatalf("history #%s: %v", room, err)
+	}
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	return ids
+}
+
+// WaitRoomSeen waits until every observer lists room with exactly members
+// as its live members (joined or not: a peer outside the room sees its
+// members from their announcements).
+func WaitRoomSeen(tb testing.TB, room string, members []*Peer, observers ...*Peer) {
+	tb.Helper()
+	want := make([]string, len(members))
+	for i, m := range members {
+		want[i] = m.ID()
+	}
+	slices.Sort(want)
+	WaitFor(tb, DefaultTimeout, func() bool {
+		for _, o := range observers {
+			ok := false
+			for _, ri := range o.Rooms() {
+				if ri.Name == room {
+					got := slices.Clone(ri.Members)
+					slices.Sort(got)
+					ok = slices.Equal(got, want)
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}, "room #%s not seen with its %d members", room, len(members))
+}

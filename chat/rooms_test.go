@@ -1,0 +1,475 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
+)
+
+// fastRooms tunes a test node for quick repair: anti-entropy every 100 ms
+// and a reconnect attempt every 200 ms.
+func fastRooms(cfg *chat.Config) {
+	cfg.AntiEntropyInterval = 100 * time.Millisecond
+	cfg.ReconnectInterval = 200 * time.Millisecond
+}
+
+func sendTo(t *testing.T, p *chattest.Peer, room, text string) string {
+	t.Helper()
+	id, err := p.Send(context.Background(), room, text)
+	if err != nil {
+		t.Fatalf("%s send %q to #%s: %v", p.Nick(), text, room, err)
+	}
+	return id.String()
+}
+
+// checkShown fails if evs show a message twice or an origin's messages out
+// of seq order.
+func checkShown(t *testing.T, who string, evs []chat.Event) {
+	t.Helper()
+	seen := map[string]bool{}
+	last := map[string]uint64{}
+	for _, ev := range evs {
+		if seen[ev.ID] {
+			t.Errorf("%s showed %s twice", who, ev.ID)
+		}
+		seen[ev.ID] = true
+		id, err := chat.ParseMsgID(ev.ID)
+		if err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		if id.Seq <= last[id.Origin] {
+			t.Errorf("%s showed %s after seq %d of the same origin", who, ev.ID, last[id.Origin])
+		}
+		last[id.Origin] = id.Seq
+	}
+}
+
+func idsOf(evs []chat.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// (1) Loss, jitter, a 5 s partition that heals, a killed and restarted
+// peer: every live member of the room ends with exactly the sent messages,
+// none shown twice, each origin in seq order.
+func TestConvergesUnderLossPartitionAndRestart(t *testing.T) {
+	const room = "chaos"
+	cfgs := map[int]chat.Config{}
+	peers := chattest.Cluster(t, 4, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		cfg.Faults = &chat.Faults{DropRatio: 0.2, Jitter: chat.Duration(20 * time.Millisecond), Seed: int64(i + 1)}
+		cfgs[i] = *cfg
+	})
+	chattest.JoinRoom(t, room, "", peers...)
+	var sent []string
+	round := func(ps ...*chattest.Peer) {
+		for _, p := range ps {
+			sent = append(sent, sendTo(t, p, room, fmt.Sprintf("%s %d", p.Nick(), len(sent))))
+		}
+	}
+	for range 3 {
+		round(peers...)
+	}
+
+	// Partition {p0, p1} | {p2, p3} for 5 s, both sides talking.
+	left, right := peers[:2], peers[2:]
+	for _, a := range left {
+		for _, b := range right {
+			if err := a.Partition(b.ID()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Partition(a.ID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pace := time.NewTicker(500 * time.Millisecond) // workload pacing, not synchronisation
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); <-pace.C {
+		round(peers...)
+	}
+	pace.Stop()
+	for _, p := range peers {
+		if err := p.Heal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Kill p3, talk without it, restart it on its data directory.
+	victim := peers[3]
+	before := victim.Rec.RoomMessages(room)
+	if err := victim.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		round(peers[:3]...)
+	}
+	back := chattest.Start(t, cfgs[3])
+	chattest.Join(t, back, peers[0])
+	live := []*chattest.Peer{peers[0], peers[1], peers[2], back}
+	chattest.WaitConverged(t, live...)
+	chattest.WaitRoomMembers(t, room, live...)
+	round(live...)
+
+	chattest.WaitFor(t, 25*time.Second, func() bool {
+		for _, p := range live {
+			if !sameSet(chattest.HistoryIDs(t, p.Node, room), sent) {
+				return false
+			}
+		}
+		for _, p := range live[:3] {
+			if len(p.Rec.RoomMessages(room)) < len(sent) {
+				return false
+			}
+		}
+		return true
+	}, "room did not converge on the %d messages sent", len(sent))
+	for _, p := range live[:3] {
+		evs := p.Rec.RoomMessages(room)
+		checkShown(t, p.Nick(), evs)
+		if !sameSet(idsOf(evs), sent) {
+			t.Errorf("%s showed %d messages, %d sent", p.Nick(), len(evs), len(sent))
+		}
+	}
+	// The restarted peer: its two lives together never show a message twice.
+	both := append(before, back.Rec.RoomMessages(room)...)
+	checkShown(t, "restarted p3", both)
+	if st := peers[0].Stats(); st.Repaired == 0 || st.FaultDrops == 0 {
+		t.Errorf("p0 stats %+v: want repairs and fault drops", st)
+	}
+}
+
+// (2) A causal room never shows a reply before the message it answers,
+// although jitter makes replies arrive first.
+func TestCausalReplyNeverBeforeQuestion(t *testing.T) {
+	const room = "talk"
+	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		cfg.Faults = &chat.Faults{Seed: int64(i + 1)}
+		if i == 0 { // the asker's frames are slow and uneven
+			cfg.Faults.Delay = chat.Duration(40 * time.Millisecond)
+			cfg.Faults.Jitter = chat.Duration(60 * time.Millisecond)
+		}
+	})
+	chattest.JoinRoom(t, room, chat.ModeCausal, peers...)
+	asker, answerer, reader := peers[0], peers[1], peers[2]
+	const rounds = 20
+	var pairs [][2]string
+	for i := range rounds {
+		q := sendTo(t, asker, room, fmt.Sprintf("question %d", i))
+		answerer.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == q }, "question at the answerer")
+		r := sendTo(t, answerer, room, fmt.Sprintf("answer %d", i))
+		pairs = append(pairs, [2]string{q, r})
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return len(p.Rec.RoomMessages(room)) == 2*rounds },
+			"%s shows %d of %d", p.Nick(), len(p.Rec.RoomMessages(room)), 2*rounds)
+		ids := idsOf(p.Rec.RoomMessages(room))
+		checkShown(t, p.Nick(), p.Rec.RoomMessages(room))
+		for _, qr := range pairs {
+			if slices.Index(ids, qr[1]) < slices.Index(ids, qr[0]) {
+				t.Errorf("%s showed answer %s before question %s", p.Nick(), qr[1], qr[0])
+			}
+		}
+	}
+	// The reader did get answers before their questions (that is what the
+	// causal ordering repaired).
+	arrived := reader.ArrivalOrderForTest(room)
+	reordered := 0
+	for _, qr := range pairs {
+		if slices.Index(arrived, qr[1]) < slices.Index(arrived, qr[0]) {
+			reordered++
+		}
+	}
+	if reordered == 0 {
+		t.Errorf("no answer arrived before its question at the reader: the test did not force reordering")
+	}
+}
+
+// (3) Total-order rooms show the same sequence on every member, while the
+// sequencer (the oldest member) fails and while members join and leave.
+func TestTotalOrderSameSequence(t *testing.T) {
+	for _, mode := range []string{chat.ModeTotal, chat.ModeSequencer} {
+		t.Run(mode, func(t *testing.T) { testTotalOrder(t, mode) })
+	}
+}
+
+func testTotalOrder(t *testing.T, mode string) {
+	const room = "ordered"
+	peers := chattest.Cluster(t, 4, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
+	for i := range peers { // one by one: p0 is the oldest member
+		chattest.JoinRoom(t, room, mode, peers[:i+1]...)
+		chattest.WaitRoomSeen(t, room, peers[:i+1], peers...)
+	}
+	burst := func(ps []*chattest.Peer, k int, tag string) {
+		var wg sync.WaitGroup
+		for _, p := range ps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range k {
+					if _, err := p.Send(context.Background(), room, fmt.Sprintf("%s %s %d", tag, p.Nick(), i)); err != nil {
+						t.Errorf("%s send: %v", p.Nick(), err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	burst(peers, 5, "all")
+	// The oldest member (the sequencer) fails while the others talk.
+	if err := peers[0].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	burst(peers[1:], 5, "failover")
+	// A member joins and another leaves while the others talk.
+	joiner := chattest.Start(t, func() chat.Config { c := chattest.Config(t, "p4"); fastRooms(&c); return c }())
+	chattest.Join(t, joiner, peers[1])
+	chattest.WaitConverged(t, peers[1], peers[2], peers[3], joiner)
+	if _, err := joiner.JoinRoom(context.Background(), room, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := peers[3].PartRoom(context.Background(), room); err != nil {
+		t.Fatal(err)
+	}
+	final := []*chattest.Peer{peers[1], peers[2], joiner}
+	burst(final, 3, "churn")
+	if !chattest.Poll(timeout, func() bool {
+		for _, p := range final {
+			if !chattest.RoomHas(p.Node, room, final...) {
+				return false
+			}
+		}
+		return true
+	}) {
+		for _, p := range append(peers, joiner) {
+			t.Logf("%s %s: %+v", p.Nick(), p.ID(), p.Rooms())
+		}
+		t.FailNow()
+	}
+
+	// Everything the final members sent is delivered everywhere, in one
+	// sequence.
+	ref := peers[1]
+	if !chattest.Poll(timeout, func() bool {
+		want := ref.Rec.RoomMessages(room)
+		if len(want) < 5*3+3*3 {
+			return false
+		}
+		for _, p := range final[1:] {
+			if !slices.Equal(idsOf(p.Rec.RoomMessages(room)), idsOf(want)) {
+				return false
+			}
+		}
+		return len(ref.HeldBack(room, 0)) == 0 && ref.Stats().HeldBack == 0
+	}) {
+		for _, p := range final {
+			t.Logf("%s shows %v", p.Nick(), idsOf(p.Rec.RoomMessages(room)))
+		}
+		t.Fatalf("members disagree or wait:%s", debugOrder(room, append(peers, joiner)))
+	}
+	seq := idsOf(ref.Rec.RoomMessages(room))
+	for _, p := range append(peers, joiner) {
+		evs := p.Rec.RoomMessages(room)
+		checkShown(t, p.Nick(), evs)
+		for _, ev := range evs {
+			if ev.Late {
+				t.Errorf("%s showed %s late", p.Nick(), ev.ID)
+			}
+		}
+		// Members that failed or left saw a prefix of the common sequence;
+		// except a sequencer that failed: it showed the messages it stamped
+		// at once, and stamps nobody else received before it failed are
+		// void (beyond the cut the others agreed on), so its last ones may
+		// differ (see chat/order, "Limits").
+		if mode == chat.ModeSequencer && p == peers[0] {
+			continue
+		}
+		if got := idsOf(evs); !slices.Equal(got, seq[:min(len(got), len(seq))]) {
+			t.Errorf("%s sequence %v is not a prefix of %v", p.Nick(), got, seq)
+		}
+	}
+	count := func(tag string) int {
+		k := 0
+		for _, ev := range ref.Rec.RoomMessages(room) {
+			if strings.HasPrefix(ev.Text, tag) {
+				k++
+			}
+		}
+		return k
+	}
+	if count("failover") != 15 || count("churn") != 9 {
+		t.Errorf("delivered %d failover and %d churn messages, want 15 and 9", count("failover"), count("churn"))
+	}
+}
+
+// (4) A restarted peer keeps its rooms, history and seqs (per room, no
+// gap), and the others take its next message at once.
+func TestRestartKeepsHistoryAndSeqs(t *testing.T) {
+	const room = "keep"
+	var cfgA chat.Config
+	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		if i == 0 {
+			cfgA = *cfg
+		}
+	})
+	a, b := peers[0], peers[1]
+	chattest.JoinRoom(t, room, chat.ModeFIFO, a, b)
+	var sent []string
+	for i := range 3 {
+		sent = append(sent, sendTo(t, a, room, fmt.Sprintf("before %d", i)))
+	}
+	lobby := sendTo(t, a, "", "lobby before")
+	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == sent[2] }, "messages before the restart")
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	back := chattest.Start(t, cfgA)
+	if got := chattest.HistoryIDs(t, back.Node, room); !slices.Equal(got, sent) {
+		t.Errorf("history after restart %v, want %v", got, sent)
+	}
+	var kept *chat.RoomInfo
+	for _, ri := range back.Rooms() {
+		if ri.Name == room {
+			kept = &ri
+		}
+	}
+	if kept == nil || !kept.Joined || kept.Mode != chat.ModeFIFO {
+		t.Fatalf("room after restart: %+v, want #%s joined with fifo", kept, room)
+	}
+	chattest.Join(t, back, b)
+	chattest.WaitConverged(t, back, b)
+	chattest.WaitRoomMembers(t, room, back, b)
+	next := sendTo(t, back, room, "after")
+	if want := fmt.Sprintf("%s/4", back.ID()); next != want {
+		t.Errorf("first message after restart is %s, want %s", next, want)
+	}
+	if id := sendTo(t, back, "", "lobby after"); id != fmt.Sprintf("%s/2", back.ID()) || lobby != fmt.Sprintf("%s/1", back.ID()) {
+		t.Errorf("lobby seqs %s then %s: want 1 then 2 (seqs are per room)", lobby, id)
+	}
+	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == next }, "message after the restart")
+	checkShown(t, "b", b.Rec.RoomMessages(room))
+}
+
+// (5) A late joiner catches up on the room's history; the room API's
+// errors.
+func TestLateJoinerCatchesUp(t *testing.T) {
+	const room = "past"
+	peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
+	chattest.JoinRoom(t, room, "", peers...)
+	var sent []string
+	for i := range 20 {
+		sent = append(sent, sendTo(t, peers[i%2], room, fmt.Sprintf("old %d", i)))
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return len(p.Rec.RoomMessages(room)) == len(sent) }, "%s before the late join", p.Nick())
+	}
+
+	late := chattest.Start(t, func() chat.Config { c := chattest.Config(t, "late"); fastRooms(&c); return c }())
+	chattest.Join(t, late, peers[0])
+	chattest.WaitConverged(t, append(peers, late)...)
+	if _, err := late.Send(context.Background(), room, "too early"); !errors.Is(err, chat.ErrNotJoined) {
+		t.Errorf("send to a room not joined: %v, want ErrNotJoined", err)
+	}
+	if _, err := late.JoinRoom(context.Background(), room, chat.ModeTotal); !errors.Is(err, chat.ErrModeConflict) || !strings.Contains(err.Error(), "causal") {
+		t.Errorf("join with another mode: %v, want ErrModeConflict naming causal", err)
+	}
+	info, err := late.JoinRoom(context.Background(), "#"+room, "")
+	if err != nil || info.Mode != chat.ModeCausal || !info.Joined {
+		t.Fatalf("join: %+v, %v", info, err)
+	}
+	if _, err := late.JoinRoom(context.Background(), room, ""); err != nil {
+		t.Errorf("joining again: %v", err)
+	}
+	chattest.WaitFor(t, timeout, func() bool { return len(late.Rec.RoomMessages(room)) == len(sent) },
+		"late joiner shows %d of %d", len(late.Rec.RoomMessages(room)), len(sent))
+	checkShown(t, "late", late.Rec.RoomMessages(room))
+	if got := chattest.HistoryIDs(t, late.Node, room); !sameSet(got, sent) {
+		t.Errorf("late joiner history %v, want %v", got, sent)
+	}
+	if err := late.PartRoom(context.Background(), "lobby"); err == nil {
+		t.Error("parting the lobby accepted")
+	}
+	if err := late.PartRoom(context.Background(), "nowhere"); !errors.Is(err, chat.ErrNotJoined) {
+		t.Errorf("part a room not joined: %v", err)
+	}
+	if err := late.PartRoom(context.Background(), room); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitRoomMembers(t, room, peers...)
+	if h, err := late.History(room, 5); err != nil || len(h) != 5 || !slices.Contains(sent, h[4].ID) {
+		t.Errorf("history of a parted room: %+v, %v", h, err)
+	}
+}
+
+// (6) A partition longer than memberlist's dead declaration heals through
+// the node's own reconnect: nobody calls Join after the heal.
+func TestLongPartitionHealsByReconnect(t *testing.T) {
+	const room = "split"
+	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		cfg.Faults = &chat.Faults{Seed: int64(i + 1)}
+	})
+	chattest.JoinRoom(t, room, "", peers...)
+	a, others := peers[0], peers[1:]
+	for _, o := range others {
+		if err := a.Partition(o.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Partition(a.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range others {
+		o.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == a.ID() }, "a declared dead")
+		a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == o.ID() }, "other side declared dead")
+	}
+	sent := []string{sendTo(t, a, room, "alone"), sendTo(t, others[0], room, "together")}
+	for _, p := range peers {
+		if err := p.Heal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, p := range peers {
+			if chattest.AliveCount(p.Node) != 3 || !sameSet(chattest.HistoryIDs(t, p.Node, room), sent) {
+				return false
+			}
+		}
+		return true
+	}, "the sides did not meet again")
+	if a.Stats().Reconnects+others[0].Stats().Reconnects+others[1].Stats().Reconnects == 0 {
+		t.Error("no reconnect attempt counted")
+	}
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return len(p.Rec.RoomMessages(room)) == len(sent) }, "%s shows the other side", p.Nick())
+	}
+}
+
+func debugOrder(room string, ps []*chattest.Peer) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "\n%s %s: %s held %v", p.Nick(), p.ID(), p.OrderStatsForTest(room), p.HeldBack(room, 5))
+	}
+	return b.String()
+}
