@@ -177,14 +177,25 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 // the chat frame limit.
 const maxRepairFrame = maxFrameBytes - 8192
 
-// sendRepair sends to peer the stored messages of the ranges, in seq order
-// per origin, at most AntiEntropyBatch messages, split into frames under
-// the frame limit. Ranges whose start was pruned are announced as floors.
+// sendRepair sends to peer the stored messages of the ranges (see
+// buildRepair).
 func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 	p := n.peer(peer)
 	if p == nil {
 		return
 	}
+	for _, rp := range n.buildRepair(roomName, ranges) {
+		if p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: rp}}) {
+			n.stats.repairSent.Add(uint64(len(rp.Envelopes)))
+		}
+	}
+}
+
+// buildRepair reads the stored messages of the ranges, in seq order per
+// origin, at most AntiEntropyBatch messages, split into frames under the
+// frame limit. Ranges whose start was pruned are announced as floors.
+func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.Repair {
+	var out []*chatpb.Repair
 	budget := n.cfg.AntiEntropyBatch
 	cur := &chatpb.Repair{Room: roomName}
 	size := 0
@@ -192,9 +203,7 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 		if len(cur.Envelopes) == 0 && len(cur.Floors) == 0 {
 			return
 		}
-		if p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: cur}}) {
-			n.stats.repairSent.Add(uint64(len(cur.Envelopes)))
-		}
+		out = append(out, cur)
 		cur = &chatpb.Repair{Room: roomName}
 		size = 0
 	}
@@ -206,7 +215,7 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 		recs, err := n.log.Range(n.ctx, roomName, rg.Origin, rg.From, int(limit))
 		if err != nil {
 			n.logger.Printf("repair #%s: %v", roomName, err)
-			return
+			break
 		}
 		switch {
 		case len(recs) == 0:
@@ -232,6 +241,7 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 		}
 	}
 	flush()
+	return out
 }
 
 // handleRepair stores and orders the messages of a repair frame.
