@@ -1,11 +1,14 @@
 package chat
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
 // Every decoder of network input runs under the fuzzer: whatever the bytes,
@@ -153,24 +156,66 @@ func FuzzHandleFrame(f *testing.F) {
 	ping, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: 3}}})
 	f.Add(ping)
 	f.Add([]byte{0x1a, 0x00})
+	for _, fr := range []*chatpb.Frame{
+		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, WantReply: true}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{good}, Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}}}},
+		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "lobby", Mode: "causal", JoinedUnixNano: 5}}}}},
+	} {
+		raw, _ := proto.Marshal(fr)
+		f.Add(raw)
+	}
 	n, err := New(Config{Nick: "fuzz", EventBuffer: 1})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = n.Shutdown() })
+	// Join the lobby without a network, so envelopes reach the log and the
+	// ordering.
+	n.joinMu.Lock()
+	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
+	n.joinMu.Unlock()
+	if err != nil {
+		f.Fatal(err)
+	}
+	const from = "0000000000000001"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr chatpb.Frame
 		if err := proto.Unmarshal(b, &fr); err != nil {
 			return
 		}
-		env := fr.GetEnvelope()
-		if env == nil {
+		before := n.Stats()
+		switch m := fr.Msg.(type) {
+		case *chatpb.Frame_Envelope:
+			n.handleEnvelope(m.Envelope, from)
+			if n.Stats().Delivered > before.Delivered && CheckEnvelope(m.Envelope) != nil {
+				t.Fatalf("delivered an envelope that does not check: %v", m.Envelope)
+			}
+		case *chatpb.Frame_Repair:
+			n.handleRepair(m.Repair, from)
+		case *chatpb.Frame_Status:
+			n.handleStatus(m.Status, from)
+		case *chatpb.Frame_RoomSet:
+			n.handleRoomSet(m.RoomSet, from)
+		}
+		if n.Stats().Stored == before.Stored {
 			return
 		}
-		before := n.Stats().Delivered
-		n.handleEnvelope(env, "0000000000000001")
-		if n.Stats().Delivered > before && CheckEnvelope(env) != nil {
-			t.Fatalf("delivered an envelope that does not check: %v", env)
+		// Something was stored: everything in the log must verify.
+		ctx := context.Background()
+		vv, err := n.log.VersionVector(ctx, DefaultRoom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for o := range vv {
+			recs, err := n.log.Range(ctx, DefaultRoom, o, 1, msglog.MaxRange)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if _, err := DecodeEnvelope(r.Data); err != nil {
+					t.Fatalf("stored %s/%d does not verify: %v", r.Origin, r.Seq, err)
+				}
+			}
 		}
 	})
 }
