@@ -195,6 +195,9 @@ func cmdStats() *Command {
 			}
 			_ = tw.Flush()
 			if rooms != "" {
+				if len(st) > 0 {
+					b.WriteString("\n")
+				}
 				b.WriteString(rooms)
 			}
 			r.Printf("%s", strings.TrimRight(b.String(), "\n"))

@@ -226,7 +226,7 @@ start_peer() { # I
 # --- bootstrap service -----------------------------------------------------
 
 : >"$dir/sent.tsv"
-log "starting the bootstrap service at 198.18.0.1:8080 and $N peers ${PEER_FLAGS:+with $PEER_FLAGS}"
+log "starting the bootstrap service at 198.18.0.1:8080 and $N peers${PEER_FLAGS:+ with $PEER_FLAGS}"
 ip netns exec "$PREFIX-bs" "$bin" bootstrap serve --listen 198.18.0.1:8080 --db "$dir/bootstrap.db" \
   >"$dir/bootstrap.log" 2>&1 &
 pid[bs]=$!
