@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
@@ -140,5 +141,34 @@ func TestFaultPartitionHeals(t *testing.T) {
 				t.Errorf("%s showed %q %d times, want once", p.nick, text, n)
 			}
 		}
+	}
+}
+
+func TestLogFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--retention-age", "-1h"}, "--retention-age"},
+		{[]string{"--retention-count", "-5"}, "--retention-count"},
+		{[]string{"--anti-entropy-interval", "1ns"}, "--anti-entropy-interval"},
+		{[]string{"--fanout-threshold", "-1"}, "--fanout-threshold"},
+		{[]string{"--fanout", "0"}, "--fanout"},
+		{[]string{"--anti-entropy-interval", "often"}, "anti-entropy-interval"},
+	} {
+		code, _, errOut := runCLI(t, nil, append([]string{"--nick", "x", "--data-dir", t.TempDir()}, tt.args...)...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: code %d, stderr %q; want 2 naming %s", tt.args, code, errOut, tt.want)
+		}
+	}
+	o := logOpts{retentionAge: time.Hour, retentionCount: 10, antiEntropy: 200 * time.Millisecond, fanoutThreshold: 4, fanout: 2}
+	if err := o.complete(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := chat.DefaultConfig()
+	o.apply(&cfg)
+	if cfg.RetentionMaxAge != time.Hour || cfg.RetentionMaxCount != 10 || cfg.AntiEntropyInterval != 200*time.Millisecond ||
+		cfg.FanoutThreshold != 4 || cfg.Fanout != 2 {
+		t.Errorf("apply: %+v", cfg)
 	}
 }

@@ -38,6 +38,7 @@ type peerOpts struct {
 	logFile    string
 	color      string
 	faults     faultOpts
+	log        logOpts
 }
 
 func addPeerCommand(root *cobra.Command, streams *ioStreams) {
@@ -68,6 +69,7 @@ func addPeerCommand(root *cobra.Command, streams *ioStreams) {
 	f.StringVar(&o.logFile, "log-file", "", "write memberlist and chat logs to FILE (default: data-dir/peer.log)")
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
 	addFaultFlags(f, &o.faults)
+	addLogFlags(f, &o.log)
 }
 
 var nickClean = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -104,6 +106,9 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 			return fmt.Errorf("--script: %w", err)
 		}
 	}
+	if err := o.log.complete(); err != nil {
+		return err
+	}
 	return o.faults.complete()
 }
 
@@ -119,6 +124,7 @@ func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
 		cfg.ClusterKey = chat.ClusterKeyFromPassphrase(o.clusterKey)
 	}
 	cfg.Faults = o.faults.chatFaults()
+	o.log.apply(&cfg)
 	return cfg, nil
 }
 
