@@ -336,7 +336,7 @@ func (n *Node) catchUpLocked(ctx context.Context, r *room) {
 			origins = append(origins, o)
 		}
 		slices.Sort(origins)
-		moved := false
+		moved, again := false, false
 		for _, o := range origins {
 			from := want[o]
 			if from == 0 {
@@ -364,9 +364,14 @@ func (n *Node) catchUpLocked(ctx context.Context, r *room) {
 			n.feedLocked(r, envs)
 			if r.m.Want()[o] != before {
 				moved = true
+			} else if len(recs) == replayChunk {
+				// A full chunk behind a gap: what lies beyond it was not
+				// fed; try again next round (the gap may be filled by then).
+				again = true
 			}
 		}
 		if !moved {
+			r.refused = r.refused || again
 			return
 		}
 	}

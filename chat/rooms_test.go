@@ -473,3 +473,25 @@ func debugOrder(room string, ps []*chattest.Peer) string {
 	}
 	return b.String()
 }
+
+// The held-back space is bounded: with room for 4 messages and jitter
+// reordering a burst of 60, the receiver refuses some, keeps them in its
+// log only, and feeds them again: it still shows all 60, in order, once.
+func TestHeldBackBoundRefillsFromLog(t *testing.T) {
+	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		cfg.Faults = &chat.Faults{Jitter: chat.Duration(40 * time.Millisecond), Seed: int64(i + 1)}
+		cfg.MaxHeld = 4
+	})
+	a, b := peers[0], peers[1]
+	const n = 60
+	for i := range n {
+		sendTo(t, a, "", fmt.Sprintf("burst %d", i))
+	}
+	chattest.WaitFor(t, timeout, func() bool { return len(b.Rec.RoomMessages(chat.DefaultRoom)) == n },
+		"b shows %d of %d", len(b.Rec.RoomMessages(chat.DefaultRoom)), n)
+	checkShown(t, "b", b.Rec.RoomMessages(chat.DefaultRoom))
+	if st := b.Stats(); st.HeldDrops == 0 {
+		t.Errorf("no message refused with 4 places for a jittered burst of %d: %+v", n, st)
+	}
+}
