@@ -34,6 +34,10 @@ type Event struct {
 	FromID string    // peer ID of the origin
 	ID     string    // message ID, e.g. "<origin>/<seq>"
 	Text   string    // message body, or the event's description
+	// Late marks a message of a total-order room shown out of the room's
+	// common sequence: it arrived after its place had passed (from a
+	// member that was declared down, typically across a partition).
+	Late bool
 }
 
 // Member is one memberlist member as /members and /who show it.

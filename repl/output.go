@@ -57,6 +57,7 @@ type jsonEvent struct {
 	FromID string `json:"from_id,omitempty"`
 	ID     string `json:"id,omitempty"`
 	Text   string `json:"text,omitempty"`
+	Late   bool   `json:"late,omitempty"`
 }
 
 // lineSink receives formatted text (one or more lines, each ending in a
@@ -97,7 +98,7 @@ func (p *printer) emit(ev Event) {
 	defer p.mu.Unlock()
 	if p.json {
 		je := jsonEvent{Type: ev.Type, Time: ev.Time.Format(time.RFC3339Nano), Room: Sanitize(ev.Room),
-			From: Sanitize(ev.From), FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text)}
+			From: Sanitize(ev.From), FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text), Late: ev.Late}
 		b, err := json.Marshal(je)
 		if err != nil { // cannot happen with string fields; keep the stream valid anyway
 			b = []byte(`{"type":"error","text":"encode event"}`)
@@ -208,6 +209,9 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 			head += c("1", "#"+room) + " "
 		}
 		head += c(NickColor(from), "<"+from+">") + " "
+		if ev.Late {
+			head += c("33", "(late)") + " "
+		}
 		body = SanitizeMultiline(ev.Text)
 	case EventJoin:
 		head, body = stamp+"* ", c(NickColor(from), from)+" joined"

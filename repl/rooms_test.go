@@ -267,3 +267,18 @@ func TestParsers(t *testing.T) {
 		t.Error("ParseOrder(lamport) accepted an unknown mode")
 	}
 }
+
+func TestLateMessage(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		f := newFixture(t, func(c *repl.Config) { c.JSON = json })
+		f.r.Notify(repl.Event{Type: repl.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+			ID: "p-bob-0002/9", Text: "from across the partition", Late: true})
+		want := "[10:00:00] <bob> (late) from across the partition\n"
+		if json {
+			want = `"text":"from across the partition","late":true}`
+		}
+		if got := f.out.String(); !strings.Contains(got, want) {
+			t.Errorf("json=%v: got %q, want %q", json, got, want)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func (a *peerAdapter) Close() {
 }
 
 func toReplEvent(ev chat.Event) repl.Event {
-	return repl.Event{Type: ev.Type, Time: ev.Time, Room: ev.Room, From: ev.From, FromID: ev.FromID, ID: ev.ID, Text: ev.Text}
+	return repl.Event{Type: ev.Type, Time: ev.Time, Room: ev.Room, From: ev.From, FromID: ev.FromID, ID: ev.ID, Text: ev.Text, Late: ev.Late}
 }
 
 func (a *peerAdapter) Events() <-chan repl.Event { return a.events }
