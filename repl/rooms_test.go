@@ -282,3 +282,35 @@ func TestLateMessage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRoomCommands feeds arbitrary lines to a REPL with rooms: nothing
+// panics, every error is printed, the current room is always a valid room
+// name, and a failed command never changes it.
+func FuzzRoomCommands(f *testing.F) {
+	for _, s := range []string{"/join #dev", "/join #dev --order total", "/join --order=fifo #x", "/join #a #b", "/join -o",
+		"/part", "/part #games", "/switch #lobby", "/switch x", "/rooms", "/history 3", "/history -1", "/j #Ü",
+		"/fault partition bob", "/fault drop 50%", "/fault delay 1h", "/fault heal", "hello", "/join #" + strings.Repeat("z", 70)} {
+		f.Add(s)
+	}
+	fx := newFixture(f, setupRooms)
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.Contains(line, "/log on") || strings.Contains(line, "/config save") || strings.Contains(line, "/exec") {
+			return // would touch files
+		}
+		before := fx.r.Room()
+		fx.out.Reset()
+		err := fx.r.Exec(context.Background(), line)
+		if err != nil && err != repl.ErrQuit {
+			if !strings.Contains(fx.out.String(), "error: ") {
+				t.Fatalf("Exec(%q) = %v but printed no error: %q", line, err, fx.out.String())
+			}
+			if after := fx.r.Room(); after != before {
+				t.Fatalf("Exec(%q) failed (%v) but changed the room from %q to %q", line, err, before, after)
+			}
+		}
+		if _, err := repl.ParseRoom(fx.r.Room()); err != nil {
+			t.Fatalf("after %q the current room %q is not a valid room: %v", line, fx.r.Room(), err)
+		}
+		_ = fx.r.Complete(line)
+	})
+}
