@@ -30,10 +30,10 @@ type faultOpts struct {
 
 func addFaultFlags(f *pflag.FlagSet, o *faultOpts) {
 	f.BoolVar(&o.on, "faults", false, "enable fault injection for experiments (/fault partition|heal|drop|delay|jitter); off by default")
-	f.StringVar(&o.drop, "fault-drop", "", "drop this share of outgoing chat frames: 0 to 1 or a percentage, e.g. 0.2 or 20% (implies --faults)")
-	f.StringVar(&o.delay, "fault-delay", "", "delay every outgoing chat frame by DURATION, e.g. 50ms (implies --faults)")
-	f.StringVar(&o.jitter, "fault-jitter", "", "add a random delay in [0, DURATION) per chat frame, which reorders frames (implies --faults)")
-	f.Int64Var(&o.seed, "fault-seed", 0, "seed of the fault injection's random choices (0: random), for repeatable runs")
+	f.StringVar(&o.drop, "fault-drop", "", "drop this share (`RATIO`: 0 to 1 or a percentage, e.g. 0.2 or 20%) of outgoing chat frames (implies --faults)")
+	f.StringVar(&o.delay, "fault-delay", "", "delay every outgoing chat frame by `DURATION`, e.g. 50ms (implies --faults)")
+	f.StringVar(&o.jitter, "fault-jitter", "", "add a random delay in [0, `DURATION`) per chat frame, which reorders frames (implies --faults)")
+	f.Int64Var(&o.seed, "fault-seed", 0, "`SEED` of the fault injection's random choices (0: random), for repeatable runs")
 }
 
 // complete parses and validates the flags; any --fault-* value switches

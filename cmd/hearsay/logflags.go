@@ -27,11 +27,11 @@ type logOpts struct {
 
 func addLogFlags(f *pflag.FlagSet, o *logOpts) {
 	def := chat.DefaultConfig()
-	f.DurationVar(&o.retentionAge, "retention-age", def.RetentionMaxAge, "keep each room's messages this long (0: no age limit)")
-	f.IntVar(&o.retentionCount, "retention-count", def.RetentionMaxCount, "keep at most this many messages per room (0: no count limit)")
-	f.DurationVar(&o.antiEntropy, "anti-entropy-interval", def.AntiEntropyInterval, "how often to compare message logs with a random room member and repair what is missing")
-	f.IntVar(&o.fanoutThreshold, "fanout-threshold", def.FanoutThreshold, "rooms with at most this many other members get every message straight from its origin; larger rooms gossip it")
-	f.IntVar(&o.fanout, "fanout", def.Fanout, "in larger rooms, how many random members the origin and each first receiver forward a message to")
+	f.DurationVar(&o.retentionAge, "retention-age", def.RetentionMaxAge, "keep each room's messages for `DURATION` (0: no age limit)")
+	f.IntVar(&o.retentionCount, "retention-count", def.RetentionMaxCount, "keep at most `N` messages per room (0: no count limit)")
+	f.DurationVar(&o.antiEntropy, "anti-entropy-interval", def.AntiEntropyInterval, "every `DURATION`, compare message logs with a random room member and repair what is missing")
+	f.IntVar(&o.fanoutThreshold, "fanout-threshold", def.FanoutThreshold, "rooms with at most `N` other members get every message straight from its origin; larger rooms gossip it")
+	f.IntVar(&o.fanout, "fanout", def.Fanout, "in larger rooms, the origin and each first receiver forward a message to `K` random members")
 }
 
 // complete validates the flags.
