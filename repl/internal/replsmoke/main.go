@@ -26,6 +26,7 @@ func main() {
 func run() int {
 	history := flag.String("history", "", "history file")
 	marker := flag.String("signal-marker", "", "file to write when OnSignal runs")
+	rooms := flag.Bool("rooms", false, "give the fake peer rooms (/join, /switch, /part, /rooms, /history)")
 	flag.Parse()
 
 	peer := repltest.NewPeer("p-alice-0001", "alice")
@@ -37,6 +38,9 @@ func run() int {
 	cfg.Peer = peer
 	cfg.Bootstrap = repltest.NewBootstrap(time.Now)
 	cfg.HistoryFile = *history
+	if *rooms {
+		cfg.Rooms = peer
+	}
 	cfg.OnSignal = func(sig os.Signal) {
 		if *marker != "" {
 			_ = os.WriteFile(*marker, []byte(fmt.Sprint(sig)), 0o600)
