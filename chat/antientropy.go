@@ -73,6 +73,10 @@ func (n *Node) antiEntropyRound() {
 		if r.refused {
 			n.catchUpLocked(n.ctx, r)
 		}
+		if c := r.m.Stats().Conflicts; c > r.conflicts {
+			r.conflicts = c
+			n.emitError("#%s: conflicting ordering messages (%d so far): two members acted as sequencer of the same epoch (the room was created on both sides of a partition, or by two peers at once); members may disagree on its order", r.name, c)
+		}
 		ids := make([]string, 0, len(r.members))
 		for id := range r.members {
 			ids = append(ids, id)

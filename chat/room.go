@@ -98,6 +98,7 @@ type room struct {
 	received  atomic.Uint64
 	delivered atomic.Uint64
 	late      atomic.Uint64
+	conflicts uint64 // order Stats.Conflicts already reported (under mu)
 
 	// Join catch-up (see catchUpMembers): status replies by peer and a
 	// channel closed and replaced on every reply or repair.
@@ -502,27 +503,31 @@ func (n *Node) History(roomName string, limit int) ([]Event, error) {
 	if limit > msglog.MaxRange {
 		limit = msglog.MaxRange
 	}
-	// Control messages share the log, so read more than limit and keep the
-	// data ones.
-	recs, err := n.log.History(n.ctx, name, msglog.MaxRange)
-	if err != nil {
-		return nil, fmt.Errorf("history #%s: %w", name, err)
-	}
-	var out []Event
-	for _, rec := range recs {
-		env, err := decodeStored(rec.Data)
+	// Control messages share the log: read twice the limit, and more while
+	// that is not enough data messages and the log has more.
+	for want := min(2*limit+16, msglog.MaxRange); ; want = min(4*want, msglog.MaxRange) {
+		recs, err := n.log.History(n.ctx, name, want)
 		if err != nil {
-			n.logger.Printf("history #%s: %s/%d: %v", name, rec.Origin, rec.Seq, err)
-			continue
+			return nil, fmt.Errorf("history #%s: %w", name, err)
 		}
-		if ev, ok := n.messageEvent(env); ok {
-			out = append(out, ev)
+		var out []Event
+		for _, rec := range recs {
+			env, err := decodeStored(rec.Data)
+			if err != nil {
+				n.logger.Printf("history #%s: %s/%d: %v", name, rec.Origin, rec.Seq, err)
+				continue
+			}
+			if ev, ok := n.messageEvent(env); ok {
+				out = append(out, ev)
+			}
+		}
+		if len(out) >= limit || len(recs) < want || want == msglog.MaxRange {
+			if len(out) > limit {
+				out = out[len(out)-limit:]
+			}
+			return out, nil
 		}
 	}
-	if len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out, nil
 }
 
 // HeldBack describes up to limit (<= 0: all) messages of room that are

@@ -286,6 +286,11 @@ func testTotalOrder(t *testing.T, mode string) {
 		}
 		t.Fatalf("members disagree or wait:%s", debugOrder(room, append(peers, joiner)))
 	}
+	for _, p := range final {
+		for _, ev := range p.Rec.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventError }) {
+			t.Errorf("%s: %s", p.Nick(), ev.Text)
+		}
+	}
 	seq := idsOf(ref.Rec.RoomMessages(room))
 	for _, p := range append(peers, joiner) {
 		evs := p.Rec.RoomMessages(room)
