@@ -17,7 +17,7 @@ import (
 // 20 % of the frames and reorder them with jitter, with a cut link, a
 // killed and restarted peer, and the outputs checked by this command. It
 // needs root and iproute2 and skips with the reason otherwise; -short or
-// HEARSAY_NETNS_E2E=0 skips it too.
+// HEARSAY_NETNS_E2E=0 skips it too. E2E_DIR keeps the outputs there.
 func TestNetnsE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("netns end-to-end run skipped in -short mode")
@@ -52,7 +52,13 @@ func TestNetnsE2E(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "netns-e2e.sh"))
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "E2E_DIR="+t.TempDir(), "E2E_PEER_FLAGS=--fault-drop 20% --fault-jitter 30ms")
+	// The outputs go to a temporary directory unless E2E_DIR names one to
+	// keep for inspection.
+	env := append(os.Environ(), "E2E_PEER_FLAGS=--fault-drop 20% --fault-jitter 30ms")
+	if os.Getenv("E2E_DIR") == "" {
+		env = append(env, "E2E_DIR="+t.TempDir())
+	}
+	cmd.Env = env
 	// On a timeout, SIGTERM lets the script's trap remove its namespaces.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
