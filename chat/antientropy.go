@@ -63,9 +63,10 @@ func (n *Node) antiEntropyLoop() {
 // random live member.
 func (n *Node) antiEntropyRound() {
 	n.announceRooms()
+	n.tryRestore()
 	for _, r := range n.joinedRooms() {
 		r.mu.Lock()
-		if r.parted {
+		if r.parted || r.restoring {
 			r.mu.Unlock()
 			continue
 		}
@@ -337,7 +338,7 @@ func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
 			continue
 		}
 		r.mu.Lock()
-		if !r.parted {
+		if !r.parted && !r.restoring { // a restore reads the floors itself
 			n.handleOutputLocked(r, r.m.Floor(f.Origin, f.Seq, 0))
 		}
 		r.mu.Unlock()
@@ -422,6 +423,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 	}
 	n.roomsMu.Unlock()
 	if changed {
+		n.tryRestore()
 		n.syncAllRooms()
 	}
 }

@@ -62,6 +62,9 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	if r.parted {
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
 	}
+	if r.restoring || r.holdSends {
+		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrRestoring)
+	}
 	meta, out, err := r.m.Next()
 	if err != nil {
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, err)
@@ -212,8 +215,8 @@ func (n *Node) checkIncoming(env *chatpb.Envelope, from string) bool {
 // feedLocked gives stored envelopes to r's machine and acts on the output.
 // Caller holds r.mu.
 func (n *Node) feedLocked(r *room, envs []*chatpb.Envelope) {
-	if len(envs) == 0 {
-		return
+	if len(envs) == 0 || r.restoring {
+		return // stored; the restore replays them
 	}
 	metas := make([]order.Meta, 0, len(envs))
 	for _, env := range envs {

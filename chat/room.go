@@ -56,6 +56,9 @@ var (
 	ErrNotJoined = errors.New("room not joined")
 	// ErrModeConflict: the room exists with another ordering mode.
 	ErrModeConflict = errors.New("room exists with another ordering mode")
+	// ErrRestoring: after a restart, a total or sequencer room waits (up
+	// to 10 s) for its members before it takes messages again.
+	ErrRestoring = errors.New("room is waiting for its members after a restart; try again in a moment")
 )
 
 // RoomInfo describes a room as this node sees it.
@@ -99,6 +102,10 @@ type room struct {
 	delivered atomic.Uint64
 	late      atomic.Uint64
 	conflicts uint64 // order Stats.Conflicts already reported (under mu)
+	restoring bool   // restart of a total/sequencer room: waiting for its members (see tryRestore)
+	// restoreRunning: restoreRoom was started; holdSends: it is catching
+	// up, so Send waits for the room's clock (ErrRestoring).
+	restoreRunning, holdSends bool
 
 	// Join catch-up (see catchUpMembers): status replies by peer and a
 	// channel closed and replaced on every reply or repair.
@@ -333,6 +340,14 @@ func (n *Node) existingMode(ctx context.Context, name string) string {
 // openRoom builds the room's machine from the log (see order.Restore) and
 // registers the room. Caller holds n.joinMu.
 func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo) (*room, error) {
+	return n.openRoomDeferred(ctx, info, false)
+}
+
+// openRoomDeferred is openRoom; with deferred, the room is registered (so
+// it is announced and its messages are stored) but its machine is only
+// restored once the room's members are known (see tryRestore). Caller
+// holds n.joinMu.
+func (n *Node) openRoomDeferred(ctx context.Context, info msglog.RoomInfo, deferred bool) (*room, error) {
 	mode, err := parseMode(info.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("stored room %q: %w", info.Name, err)
@@ -347,46 +362,133 @@ func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo) (*room, error
 		return nil, err
 	}
 	r := &room{
-		name:     info.Name,
-		mode:     mode,
-		joined:   info.Joined,
-		m:        m,
-		members:  map[string]uint64{},
-		cache:    map[order.ID]*chatpb.Envelope{},
-		conflict: map[string]bool{},
-		progress: make(chan struct{}),
+		name:      info.Name,
+		mode:      mode,
+		joined:    info.Joined,
+		m:         m,
+		members:   map[string]uint64{},
+		cache:     map[order.ID]*chatpb.Envelope{},
+		conflict:  map[string]bool{},
+		progress:  make(chan struct{}),
+		restoring: deferred,
 	}
-	last, err := n.log.LastSeq(ctx, r.name, n.id.ID)
-	if err != nil {
-		return nil, err
+	if !deferred {
+		r.mu.Lock()
+		err := n.restoreLocked(ctx, r)
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	}
-	maxL, err := n.log.MaxLamport(ctx, r.name)
-	if err != nil {
-		return nil, err
-	}
-	floors, err := n.log.Floors(ctx, r.name)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m.Restore(last, maxL)
-	// The other members first: told only about ourselves, a sequencer
-	// room's machine would open an epoch of its own.
-	n.syncMembersLocked(r)
-	n.handleOutputLocked(r, m.MemberUp(n.id.ID, age(r.joined)))
-	for o, f := range floors {
-		n.handleOutputLocked(r, m.Floor(o, f, 0))
-	}
-	// Replay: deliveries are the room's history (shown by History), not
-	// new events.
-	n.catchUpLocked(ctx, r)
-	n.handleOutputLocked(r, m.Resume())
-	r.live = true
 	n.roomsMu.Lock()
 	n.rooms[r.name] = r
 	n.roomsMu.Unlock()
 	return r, nil
+}
+
+// restoreLocked builds r's machine state from the log (order.Restore):
+// our last seq and the room's clock, the live members (others first: told
+// only about ourselves, a sequencer room's machine would open an epoch of
+// its own), the floors, a silent replay of the stored messages (they are
+// the room's history), then Resume. Caller holds r.mu.
+func (n *Node) restoreLocked(ctx context.Context, r *room) error {
+	last, err := n.log.LastSeq(ctx, r.name, n.id.ID)
+	if err != nil {
+		return err
+	}
+	maxL, err := n.log.MaxLamport(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	floors, err := n.log.Floors(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	r.restoring = false
+	r.m.Restore(last, maxL)
+	n.syncMembersLocked(r)
+	n.handleOutputLocked(r, r.m.MemberUp(n.id.ID, age(r.joined)))
+	for o, f := range floors {
+		n.handleOutputLocked(r, r.m.Floor(o, f, 0))
+	}
+	n.catchUpLocked(ctx, r)
+	n.handleOutputLocked(r, r.m.Resume())
+	r.live = true
+	return nil
+}
+
+// restoreGrace is how long a restarted node waits for the members of a
+// total or sequencer room before it restores the room alone.
+const restoreGrace = 10 * time.Second
+
+// tryRestore restores the deferred rooms whose members are known: a live
+// peer announced the room and every live peer's room set has arrived, or
+// restoreGrace passed since Start (the node is alone). Total order needs
+// the membership before the replay: replayed alone, a total room would
+// deliver without the others' acks and a sequencer room would open an epoch
+// of its own, conflicting with the live sequencer.
+func (n *Node) tryRestore() {
+	var pending []*room
+	for _, r := range n.joinedRooms() {
+		r.mu.Lock()
+		if r.restoring {
+			pending = append(pending, r)
+		}
+		r.mu.Unlock()
+	}
+	if len(pending) == 0 {
+		return
+	}
+	live := n.liveSet()
+	n.roomsMu.Lock()
+	allSets := true
+	announced := map[string]bool{}
+	for id := range live {
+		rs := n.peerRooms[id]
+		if rs == nil {
+			allSets = false
+			continue
+		}
+		for name := range rs.rooms {
+			announced[name] = true
+		}
+	}
+	n.roomsMu.Unlock()
+	alone := time.Since(time.Unix(0, n.startedAt.Load())) >= restoreGrace
+	for _, r := range pending {
+		if !alone && !(allSets && announced[r.name]) {
+			continue
+		}
+		r.mu.Lock()
+		start := r.restoring && !r.restoreRunning && !r.parted
+		r.restoreRunning = r.restoreRunning || start
+		r.mu.Unlock()
+		if start {
+			// Not on the caller's goroutine: it may be a stream reader, and
+			// the catch-up waits for status replies from the streams.
+			n.spawn(func() { n.restoreRoom(r) })
+		}
+	}
+}
+
+// restoreRoom restores a deferred room, then catches up with its members
+// before it takes our messages again (as a new member does).
+func (n *Node) restoreRoom(r *room) {
+	r.mu.Lock()
+	if !r.restoring || r.parted {
+		r.mu.Unlock()
+		return
+	}
+	r.holdSends = true
+	err := n.restoreLocked(n.ctx, r)
+	r.mu.Unlock()
+	if err != nil {
+		n.emitError("restore #%s: %v", r.name, err)
+	}
+	n.catchUpMembers(n.ctx, r, n.cfg.HandshakeTimeout)
+	r.mu.Lock()
+	r.holdSends = false
+	r.mu.Unlock()
 }
 
 func age(t time.Time) uint64 {
@@ -595,7 +697,7 @@ func (n *Node) syncAllRooms() {
 // are: live peers that announced the room with the same mode. Caller holds
 // r.mu.
 func (n *Node) syncMembersLocked(r *room) {
-	if r.parted {
+	if r.parted || r.restoring {
 		return
 	}
 	live := n.liveSet()

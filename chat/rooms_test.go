@@ -500,3 +500,78 @@ func TestHeldBackBoundRefillsFromLog(t *testing.T) {
 		t.Errorf("no message refused with 4 places for a jittered burst of %d: %+v", n, st)
 	}
 }
+
+// A member of a total or sequencer room that restarts (here the oldest
+// one, the sequencer) waits for the room's members before it restores its
+// order, so it neither orders alone nor opens a conflicting epoch: after it
+// is back, everyone still shows one sequence.
+func TestRestartInOrderedRooms(t *testing.T) {
+	for _, mode := range []string{chat.ModeTotal, chat.ModeSequencer} {
+		t.Run(mode, func(t *testing.T) {
+			const room = "again"
+			cfgs := map[int]chat.Config{}
+			peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
+				fastRooms(cfg)
+				cfgs[i] = *cfg
+			})
+			for i := range peers {
+				chattest.JoinRoom(t, room, mode, peers[:i+1]...)
+				chattest.WaitRoomSeen(t, room, peers[:i+1], peers...)
+			}
+			for i, p := range peers {
+				sendTo(t, p, room, fmt.Sprintf("before %d", i))
+			}
+			chattest.WaitFor(t, timeout, func() bool { return len(peers[0].Rec.RoomMessages(room)) == 3 }, "first messages")
+			if err := peers[0].Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			sendTo(t, peers[1], room, "while away 1")
+			sendTo(t, peers[2], room, "while away 2")
+			back := chattest.Start(t, cfgs[0])
+			chattest.Join(t, back, peers[1])
+			all := []*chattest.Peer{back, peers[1], peers[2]}
+			chattest.WaitConverged(t, all...)
+			var last string
+			chattest.WaitFor(t, timeout, func() bool {
+				id, err := back.Send(context.Background(), room, "after the restart")
+				if errors.Is(err, chat.ErrRestoring) {
+					return false
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = id.String()
+				return true
+			}, "the restarted member never took messages again")
+			sendTo(t, peers[1], room, "after 1")
+			for _, p := range all {
+				chattest.WaitFor(t, timeout, func() bool {
+					return slices.Contains(idsOf(p.Rec.RoomMessages(room)), last) && len(p.Rec.RoomMessages(room)) > 0 &&
+						strings.HasPrefix(p.Rec.RoomMessages(room)[len(p.Rec.RoomMessages(room))-1].Text, "after")
+				}, "%s shows the messages after the restart", p.Nick())
+			}
+			chattest.WaitFor(t, timeout, func() bool {
+				return len(peers[1].Rec.RoomMessages(room)) == 7 && len(peers[2].Rec.RoomMessages(room)) == 7
+			}, "7 messages")
+			ref := idsOf(peers[1].Rec.RoomMessages(room))
+			if got := idsOf(peers[2].Rec.RoomMessages(room)); !slices.Equal(got, ref) {
+				t.Errorf("p2 %v, p1 %v", got, ref)
+			}
+			// The restarted member shows what it had not shown, in the
+			// common order.
+			prev := -1
+			for _, id := range idsOf(back.Rec.RoomMessages(room)) {
+				k := slices.Index(ref, id)
+				if k <= prev {
+					t.Errorf("restarted member shows %s out of the common order %v", id, ref)
+				}
+				prev = k
+			}
+			for _, p := range all {
+				for _, ev := range p.Rec.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventError || ev.Late }) {
+					t.Errorf("%s: %+v", p.Nick(), ev)
+				}
+			}
+		})
+	}
+}

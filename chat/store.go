@@ -46,6 +46,7 @@ func openLog(cfg Config) (msglog.Log, error) {
 // machines restored from the log) and joins the lobby. It runs at the end
 // of Start.
 func (n *Node) loadRooms(ctx context.Context) error {
+	n.startedAt.Store(time.Now().UnixNano())
 	infos, err := n.log.Rooms(ctx)
 	if err != nil {
 		return fmt.Errorf("load rooms: %w", err)
@@ -55,7 +56,9 @@ func (n *Node) loadRooms(ctx context.Context) error {
 		if info.Joined.IsZero() || n.joinedRoom(info.Name) != nil {
 			continue
 		}
-		if _, err := n.openRoom(ctx, info); err != nil {
+		// Total and sequencer rooms wait for their members (tryRestore).
+		deferred := info.Mode == ModeTotal || info.Mode == ModeSequencer
+		if _, err := n.openRoomDeferred(ctx, info, deferred); err != nil {
 			n.joinMu.Unlock()
 			return fmt.Errorf("load room #%s: %w", info.Name, err)
 		}
