@@ -155,6 +155,9 @@ type Stats struct {
 	AntiEntropyBytes uint64 `json:"anti_entropy_bytes"`
 	// Reconnects counts attempts to rejoin members that failed.
 	Reconnects uint64 `json:"reconnects"`
+	// Forwarded counts messages this node forwarded on first receipt
+	// (rooms above the fan-out threshold).
+	Forwarded uint64 `json:"forwarded"`
 }
 
 type counters struct {
@@ -165,7 +168,7 @@ type counters struct {
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
-	aeBytes, reconnects                              atomic.Uint64
+	aeBytes, reconnects, forwarded                   atomic.Uint64
 }
 
 // Errors callers can test with errors.Is.

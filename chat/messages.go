@@ -192,7 +192,10 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	if len(r.members) > n.cfg.FanoutThreshold {
 		// Gossip mode: forward once, on first receipt (this is it: the log
 		// said the message is new).
-		n.pushLocked(n.roomTargetsLocked(r, env.Origin, from), env)
+		if targets := n.roomTargetsLocked(r, env.Origin, from); len(targets) > 0 {
+			n.stats.forwarded.Add(1)
+			n.pushLocked(targets, env)
+		}
 	}
 	n.feedLocked(r, []*chatpb.Envelope{env})
 }

@@ -575,3 +575,30 @@ func TestRestartInOrderedRooms(t *testing.T) {
 		})
 	}
 }
+
+// Above the fan-out threshold the origin pushes to a few members and each
+// forwards once on first receipt: everyone still shows everything once,
+// in order.
+func TestFanoutGossip(t *testing.T) {
+	const room = "crowd"
+	peers := chattest.Cluster(t, 5, func(i int, cfg *chat.Config) {
+		fastRooms(cfg)
+		cfg.FanoutThreshold = 1
+		cfg.Fanout = 2
+	})
+	chattest.JoinRoom(t, room, "", peers...)
+	var sent []string
+	for i := range 20 {
+		sent = append(sent, sendTo(t, peers[i%len(peers)], room, fmt.Sprintf("m%d", i)))
+	}
+	var forwarded uint64
+	for _, p := range peers {
+		chattest.WaitFor(t, timeout, func() bool { return len(p.Rec.RoomMessages(room)) == len(sent) },
+			"%s shows %d of %d", p.Nick(), len(p.Rec.RoomMessages(room)), len(sent))
+		checkShown(t, p.Nick(), p.Rec.RoomMessages(room))
+		forwarded += p.Stats().Forwarded
+	}
+	if forwarded == 0 {
+		t.Error("no message was forwarded in a room above the fan-out threshold")
+	}
+}
