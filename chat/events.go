@@ -56,8 +56,9 @@ type Event struct {
 	Late bool `json:"late,omitempty"`
 }
 
-// MsgID is a message's unique ID: its origin's peer ID and the origin's
-// sequence number (from 1).
+// MsgID is a message's ID within its room: its origin's peer ID and the
+// origin's sequence number in that room (from 1; seqs are counted per room,
+// so the same MsgID names different messages in different rooms).
 type MsgID struct {
 	Origin string
 	Seq    uint64

@@ -620,7 +620,7 @@ func (x *Bye) GetNonce() uint64 {
 	return 0
 }
 
-// MsgRef names a message by its unique ID.
+// MsgRef names a message of the room it is used in by its ID.
 type MsgRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// origin is the peer ID of the message's origin.
@@ -731,9 +731,11 @@ func (x *Dep) GetSeq() uint64 {
 	return 0
 }
 
-// Envelope is one signed message. (origin, seq) is its unique ID: seq counts
-// from 1 for each origin and is never reused (peers persist a reservation of
-// sequence numbers in their data directory). A receiver checks, before it
+// Envelope is one signed message. (room, origin, seq) is its unique ID: seq
+// counts 1, 2, 3, ... for each origin in each room, without gaps (the
+// ordering waits for every seq), and is never reused (the origin stores each
+// message before sending it and continues after the last stored one when it
+// restarts). Data and control kinds share the stream. A receiver checks, before it
 // stores, forwards or shows the envelope: the format version, the field
 // limits, that origin == PeerIDFromKey(origin_key), and the signature. A
 // forged or altered envelope is dropped and counted. Forwarders and stores
@@ -755,7 +757,8 @@ type Envelope struct {
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// origin is the peer ID of the author (16 lower-case hex characters).
 	Origin string `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
-	// seq is the origin's sequence number, from 1, never reused.
+	// seq is the origin's sequence number in the room, from 1, gap-free,
+	// never reused.
 	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	// room is the room name without '#' ("lobby" is the default room): 1 to 64
 	// characters from [a-z0-9._-].
