@@ -388,7 +388,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		n.stats.badFrames.Add(1)
 		return
 	}
-	set := &peerRoomSet{version: rs.Version, rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
+	set := &peerRoomSet{version: rs.Version, at: time.Now(), rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
 	for _, rm := range rs.Rooms {
 		if rm == nil || ValidateRoom(rm.Name) != nil || set.rooms[rm.Name] != nil {
 			n.stats.badFrames.Add(1)
@@ -417,10 +417,8 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		}
 	}
 	n.peerRooms[from] = set
-	if old == nil {
-		close(n.roomsGen)
-		n.roomsGen = make(chan struct{})
-	}
+	close(n.roomsGen) // wakes waitRoomSets
+	n.roomsGen = make(chan struct{})
 	n.roomsMu.Unlock()
 	if changed {
 		n.tryRestore()

@@ -135,6 +135,7 @@ func (r *room) notify() {
 // peerRoomSet is what a peer announced (RoomSet frame).
 type peerRoomSet struct {
 	version int64
+	at      time.Time // when it arrived (local clock)
 	rooms   map[string]*chatpb.RoomMembership
 }
 
@@ -187,8 +188,18 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 	// The room's mode and members come from its members: hear every live
 	// peer's room set first (a peer that has just joined the group may
 	// not have it yet).
-	n.waitRoomSets(ctx, n.cfg.HandshakeTimeout)
+	start := time.Now()
+	n.waitRoomSets(ctx, time.Time{}, n.cfg.HandshakeTimeout)
 	existing := n.existingMode(ctx, name)
+	if existing == "" {
+		// A room nobody announced: it may have been created a moment ago
+		// and its announcement be on its way. Hear every live peer once
+		// more (they announce every anti-entropy interval) before creating
+		// it, so two peers do not create one room with two modes (or two
+		// sequencers).
+		n.waitRoomSets(ctx, start, min(n.cfg.AntiEntropyInterval+n.cfg.AntiEntropyInterval/2, n.cfg.HandshakeTimeout))
+		existing = n.existingMode(ctx, name)
+	}
 	var m order.Mode
 	switch {
 	case mode == "" && existing != "":
@@ -284,8 +295,8 @@ func (n *Node) catchUpMembers(ctx context.Context, r *room, timeout time.Duratio
 }
 
 // waitRoomSets waits, at most timeout or until ctx ends, until every
-// live peer's room set has arrived.
-func (n *Node) waitRoomSets(ctx context.Context, timeout time.Duration) {
+// live peer's room set has arrived after since.
+func (n *Node) waitRoomSets(ctx context.Context, since time.Time, timeout time.Duration) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -297,7 +308,7 @@ func (n *Node) waitRoomSets(ctx context.Context, timeout time.Duration) {
 		rgen := n.roomsGen
 		missing := false
 		for id := range live {
-			if n.peerRooms[id] == nil {
+			if rs := n.peerRooms[id]; rs == nil || rs.at.Before(since) {
 				missing = true
 				break
 			}

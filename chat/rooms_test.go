@@ -602,3 +602,22 @@ func TestFanoutGossip(t *testing.T) {
 		t.Error("no message was forwarded in a room above the fan-out threshold")
 	}
 }
+
+// A room created a moment ago is joined with its mode by a peer that has
+// not heard the announcement yet: joining an unknown room waits for every
+// live peer's next announcement before creating it.
+func TestJoinRightAfterCreation(t *testing.T) {
+	peers := chattest.Cluster(t, 3, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
+	for i := range 5 {
+		room := fmt.Sprintf("fresh%d", i)
+		if _, err := peers[0].JoinRoom(context.Background(), room, chat.ModeSequencer); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range peers[1:] {
+			info, err := p.JoinRoom(context.Background(), room, "")
+			if err != nil || info.Mode != chat.ModeSequencer {
+				t.Errorf("%s joined #%s right after its creation: %+v, %v; want mode sequencer", p.Nick(), room, info, err)
+			}
+		}
+	}
+}
