@@ -156,10 +156,12 @@ func parseMode(s string) (order.Mode, error) {
 // in this node's log from an earlier membership) or ModeCausal for a new
 // room; an explicit mode that differs from the room's existing one is an
 // error wrapping ErrModeConflict that names the room's mode. Joining a room
-// already joined is not an error. A new member catches up on the room's
-// retained history through anti-entropy. It blocks for the message log
-// (and, for a room kept in the log, for replaying it). Safe for concurrent
-// use.
+// already joined is not an error. It blocks (bounded by ctx and
+// Config.HandshakeTimeout) until it has heard every live peer's rooms (for
+// a room nobody announces: their next announcement, at most 1.5
+// anti-entropy intervals), replays the room's part of the log if it has
+// one, and waits until it holds what the members reported (the rest of the
+// history follows through anti-entropy). Safe for concurrent use.
 func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return RoomInfo{}, err
