@@ -13,14 +13,15 @@
 #   hearsay --bind 198.18.0.1X:7946 --json --profile local --bootstrap http://198.18.0.1:8080
 # and reads its commands from a FIFO.
 #
-# Scenario: all peers join; each sends messages to #lobby; every peer in a
-# total-order room #ops sends too; the last peer's link is cut (its veth
-# set down on the bridge), both sides send, the link comes back; a peer is
-# killed with SIGKILL, the others send, it is restarted on its data
-# directory and must catch up and still show its history; a final round of
-# messages; then all quit. scripts/netnscheck checks the --json outputs:
-# every live peer shows every sent message exactly once, each origin in seq
-# order, and #ops in the same sequence everywhere.
+# Scenario: all peers join; each sends messages to #lobby (causal), to a
+# total-order room #ops and to a sequencer room #seq; the last peer's link
+# is cut (its veth set down on the bridge), both sides send, the link comes
+# back; the sequencer of #seq is killed with SIGKILL, the others send
+# (another member must take over), it is restarted on its data directory
+# and must catch up and still show its history; a final round of messages;
+# then all quit. scripts/netnscheck checks the --json outputs: every live
+# peer shows every sent message exactly once, each origin in seq order, and
+# #ops and #seq in the same sequence everywhere.
 #
 # Environment: N (peers, default 4, at most 9), E2E_TIMEOUT (seconds per
 # wait, default 60), KEEP=1 (keep the work directory even on success),
@@ -51,6 +52,7 @@ declare -A pid # process name -> pid
 log() { printf '%s netns-e2e: %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*"; }
 die() {
   log "FAIL: $*"
+  diagnose
   exit 1
 }
 
@@ -140,6 +142,24 @@ for i in $(seq "$N"); do attach "p$i" "198.18.0.1$i"; done
 
 # --- helpers ---------------------------------------------------------------
 
+# diagnose: ask every live peer for /stats and print the per-room counts
+# and what is held back, to tell a lost message from a held one.
+diagnose() {
+  local i name deadline
+  for name in "${!pid[@]}"; do
+    i=${name#p}
+    [ "$name" != bs ] && kill -0 "${pid[$name]}" 2>/dev/null && say_try "$i" "/stats"
+  done
+  for name in "${!pid[@]}"; do
+    i=${name#p}
+    [ "$name" != bs ] || continue
+    deadline=$((SECONDS + 3))
+    while ! grep -qF 'HELD BACK' "$(out "$i")" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    echo "--- $name /stats (rooms)"
+    grep -F 'HELD BACK' "$(out "$i")" 2>/dev/null | tail -n 1 | sed 's/.*\(ROOM  *MODE  *RECEIVED\)/\1/; s/\\n/\n/g; s/"}$//'
+  done
+}
+
 # wait_until DESC CMD…: run CMD every 0.2 s until it succeeds, or fail
 # after TIMEOUT seconds.
 wait_until() {
@@ -162,8 +182,10 @@ all_out() {
   (IFS=,; echo "${files[*]}")
 }
 
-# say I LINE: type LINE into peer I.
-say() { printf '%s\n' "$2" >"$dir/p$1.in"; }
+# say I LINE: type LINE into peer I. Opening the FIFO blocks while nobody
+# reads it (the peer died), hence the timeout.
+say_try() { timeout 5 bash -c 'printf "%s\n" "$1" >"$2"' _ "$2" "$dir/p$1.in"; }
+say() { say_try "$@" || die "p$1 does not read its input (did it exit? see $dir/p$1.err)"; }
 
 # send I ROOM TEXT: peer I sends TEXT to ROOM (its current room) and the
 # message is recorded as sent.
@@ -180,6 +202,26 @@ shows() {
       grep -qF "\"text\":\"$3\"" && return 0
   done
   return 1
+}
+
+# send_sure I ROOM TEXT: like send, for a peer that may refuse a message
+# for a moment (a total-order room right after a restart waits for its
+# members): resend after each refusal until peer I shows the message.
+send_sure() {
+  local i=$1 room=$2 text=$3 errs deadline=$((SECONDS + TIMEOUT))
+  while :; do
+    errs=$(grep -cF "message not sent to #$room" "$(out "$i")" || true)
+    say "$i" "$text"
+    until shows "$i" "$room" "$text"; do
+      [ "$(grep -cF "message not sent to #$room" "$(out "$i")" || true)" -gt "$errs" ] && break
+      [ $SECONDS -lt $deadline ] || die "timed out after ${TIMEOUT}s waiting for p$i to send $text to #$room"
+      sleep 0.2
+    done
+    shows "$i" "$room" "$text" && break
+    [ $SECONDS -lt $deadline ] || die "p$i kept refusing $text to #$room: $(grep -F "message not sent to #$room" "$(out "$i")" | tail -n 1)"
+    sleep 0.5
+  done
+  printf '%s\t%s\n' "$room" "$text" >>"$dir/sent.tsv"
 }
 
 # everyone_shows ROOM TEXT PEERS…
@@ -247,20 +289,44 @@ log "1. $N peers joined"
 
 # --- 2. messages in two rooms ---------------------------------------------
 
-for i in $peers; do say "$i" "/join #ops --order total"; done
-# ops_members I: the member count of #ops in peer I's last /rooms.
-ops_members() {
-  grep -F '"type":"system"' "$(out "$1")" | grep -oE '[* ] #ops +[a-z]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+' |
+# room_members I ROOM: the member count of ROOM in peer I's last /rooms.
+room_members() {
+  grep -F '"type":"system"' "$(out "$1")" | grep -oE "[* ] #$2 +[a-z]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+" |
     tail -n 1 | awk '{print $NF}'
 }
-ops_joined() { # every peer's /rooms lists all N members in #ops
-  local i ok=0
-  for i in $peers; do
-    [ "$(ops_members "$i")" = "$N" ] || { ok=1; say "$i" "/rooms"; }
+room_full() { # ROOM COUNT PEERS…: each peer's /rooms lists COUNT members in ROOM
+  local room=$1 want=$2 i ok=0
+  shift 2
+  for i in "$@"; do
+    [ "$(room_members "$i" "$room")" = "$want" ] || { ok=1; say "$i" "/rooms"; }
   done
   return $ok
 }
-wait_until "#ops to have all $N members" ops_joined
+# room_known I ROOM MODE: peer I's last /rooms lists ROOM with MODE.
+room_known() {
+  grep -F '"type":"system"' "$(out "$1")" | grep -F 'ROOM ' | tail -n 1 | grep -qE "[* ] #$2 +$3 "
+}
+all_know() { # ROOM MODE PEERS…: every peer has heard of ROOM (gossip)
+  local room=$1 mode=$2 i ok=0
+  shift 2
+  for i in "$@"; do room_known "$i" "$room" "$mode" || { ok=1; say "$i" "/rooms"; }; done
+  return $ok
+}
+# One peer creates each room; the others join once gossip has told them
+# about it, as users do. (Peers that create the same room at once would
+# each start it: two sequencers for #seq.) The victim of step 4 creates
+# #seq, so it is its sequencer and its crash makes another member take over.
+victim=2
+say 1 "/join #ops --order total"
+say "$victim" "/join #seq --order sequencer"
+# shellcheck disable=SC2086
+wait_until "every peer to hear of #ops and #seq" eval 'all_know ops total $peers && all_know seq sequencer $peers'
+for i in $peers; do
+  [ "$i" = 1 ] || say "$i" "/join #ops --order total"
+  [ "$i" = "$victim" ] || say "$i" "/join #seq --order sequencer"
+done
+# shellcheck disable=SC2086
+wait_until "#ops and #seq to have all $N members" eval 'room_full ops "$N" $peers && room_full seq "$N" $peers'
 for i in $peers; do say "$i" "/switch #lobby"; done
 for m in 1 2 3; do
   for i in $peers; do send "$i" lobby "lobby p$i m$m"; done
@@ -268,6 +334,8 @@ done
 for i in $peers; do
   say "$i" "/switch #ops"
   send "$i" ops "ops p$i"
+  say "$i" "/switch #seq"
+  send "$i" seq "seq p$i"
   say "$i" "/switch #lobby"
 done
 # shellcheck disable=SC2086
@@ -282,7 +350,7 @@ all_shown() { # PEERS…: each shows every message sent so far
 }
 # shellcheck disable=SC2086
 wait_until "every message everywhere" all_shown $peers
-log "2. $(wc -l <"$dir/sent.tsv") messages in #lobby and #ops reached every peer"
+log "2. $(wc -l <"$dir/sent.tsv") messages in #lobby, #ops (total) and #seq (sequencer) reached every peer"
 
 # --- 3. cut a link and heal it --------------------------------------------
 
@@ -304,7 +372,6 @@ log "3. after the heal every peer has every message"
 
 # --- 4. kill a peer and restart it ----------------------------------------
 
-victim=2
 others=$(echo "$peers" | grep -vx "$victim")
 say "$victim" "from p$victim before the crash"
 printf '%s\t%s\n' lobby "from p$victim before the crash" >>"$dir/sent.tsv"
@@ -315,7 +382,15 @@ wait "${pid[p$victim]}" 2>/dev/null || true
 unset "pid[p$victim]"
 log "4. killed p$victim (SIGKILL)"
 wait_until "p1 to declare p$victim failed" member_down 1 "p$victim"
-for i in $others; do send "$i" lobby "while p$victim is down from p$i"; done
+for i in $others; do
+  send "$i" lobby "while p$victim is down from p$i"
+  # p$victim was #seq's sequencer: these need the next one.
+  say "$i" "/switch #seq"
+  send "$i" seq "seq while p$victim is down from p$i"
+  say "$i" "/switch #lobby"
+done
+# shellcheck disable=SC2086
+wait_until "#seq to go on without its sequencer" everyone_shows seq "seq while p$victim is down from p$N" $others
 start_peer "$victim"
 log "4. restarted p$victim on its data directory"
 # shellcheck disable=SC2086
@@ -332,22 +407,33 @@ log "4. p$victim caught up and kept its history"
 
 for i in $peers; do
   send "$i" lobby "last from p$i"
-  # The restarted peer is still in #ops (room membership is persisted).
+  # The restarted peer is still in #ops and #seq (room membership is
+  # persisted).
   say "$i" "/switch #ops"
-  send "$i" ops "last ops from p$i"
+  send_sure "$i" ops "last ops from p$i"
+  say "$i" "/switch #seq"
+  send_sure "$i" seq "last seq from p$i"
   say "$i" "/switch #lobby"
 done
 # shellcheck disable=SC2086
 wait_until "the last round everywhere" all_shown $peers
 for i in $peers; do say "$i" "/quit"; done
 for i in $peers; do
-  quit_done() { ! kill -0 "${pid[p$i]}" 2>/dev/null; }
-  wait_until "p$i to exit after /quit" quit_done
+  deadline=$((SECONDS + TIMEOUT))
+  while kill -0 "${pid[p$i]}" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      # A Go program prints every goroutine's stack on SIGQUIT.
+      kill -QUIT "${pid[p$i]}" 2>/dev/null
+      sleep 1
+      die "p$i did not exit within ${TIMEOUT}s after /quit; its goroutines are in $dir/p$i.err"
+    fi
+    sleep 0.2
+  done
   wait "${pid[p$i]}" 2>/dev/null || die "p$i exited with an error (see $dir/p$i.err)"
   unset "pid[p$i]"
 done
 args=()
 for i in $peers; do args+=(-peer "p$i=$(all_out "$i")"); done
-"$check" -sent "$dir/sent.tsv" -total ops "${args[@]}" || die "the outputs break the guarantees"
+"$check" -sent "$dir/sent.tsv" -total ops -total seq "${args[@]}" || die "the outputs break the guarantees"
 failed=0
 log "PASS"
