@@ -23,11 +23,12 @@ type Config struct {
 	// Bootstrap is the bootstrap service client; nil disables /bootstrap.
 	Bootstrap Bootstrap
 	// Rooms enables the room commands (/join, /part, /switch, /rooms,
-	// /history); usually the same value as Peer. Nil: they say rooms are
-	// not available.
+	// /history) and the per-room part of /stats; usually the same value as
+	// Peer. Nil hides those commands.
 	Rooms Rooms
-	// Faults enables /fault (partition, heal, show, set); usually the same
-	// value as Peer. Nil: /fault says fault injection is not available.
+	// Faults enables /fault (show, partition, heal, drop, delay, jitter).
+	// Nil hides it; a Faults whose injection is off makes /fault show say
+	// so and the other subcommands explain how to switch it on.
 	Faults Faults
 
 	// JSON prints every event as one JSON object per line. JSON mode
