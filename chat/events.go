@@ -159,6 +159,10 @@ type Stats struct {
 	// Forwarded counts messages this node forwarded on first receipt
 	// (rooms above the fan-out threshold).
 	Forwarded uint64 `json:"forwarded"`
+	// GapPulls counts statuses sent at once to the origin (or the sender)
+	// of a message that showed a gap in its origin's seqs, instead of
+	// waiting for the next anti-entropy round.
+	GapPulls uint64 `json:"gap_pulls"`
 }
 
 type counters struct {
@@ -169,7 +173,7 @@ type counters struct {
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
-	aeBytes, reconnects, forwarded                   atomic.Uint64
+	aeBytes, reconnects, forwarded, gapPulls         atomic.Uint64
 }
 
 // Errors callers can test with errors.Is.

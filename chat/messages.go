@@ -165,6 +165,10 @@ func metaOf(env *chatpb.Envelope) order.Meta {
 // forwarder): verify, store, forward once (large rooms), order, deliver.
 func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	n.stats.received.Add(1)
+	if n.known(env) {
+		n.stats.duplicates.Add(1)
+		return
+	}
 	if !n.checkIncoming(env, from) {
 		return
 	}
@@ -173,7 +177,10 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 		n.stats.unjoined.Add(1)
 		return
 	}
-	isNew, err := n.store(n.ctx, env)
+	// A received message can be fetched again from its sender by
+	// anti-entropy, so its fsync is deferred (msglog AppendDeferred): a
+	// killed process keeps it, only an OS crash can lose it.
+	isNew, err := n.storeReceived(n.ctx, env)
 	if err != nil {
 		n.logger.Printf("%v", err)
 		return
@@ -184,10 +191,24 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 	}
 	r.received.Add(1)
 	n.stats.stored.Add(1)
+	pull := n.feedReceived(r, env, from)
+	if pull != "" {
+		n.stats.gapPulls.Add(1)
+		n.sendStatus(pull, r.name, false, false)
+	}
+}
+
+// feedReceived forwards a new envelope (large rooms) and feeds it to r's
+// machine. It returns the peer to ask at once for the origin's messages
+// before env when env shows a gap (an earlier seq of its origin is
+// missing), or "": the origin if it is a live member, else the peer env
+// came from. At most one such pull per origin and room per
+// AntiEntropyInterval/4, so a burst of messages behind one gap asks once.
+func (n *Node) feedReceived(r *room, env *chatpb.Envelope, from string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.parted {
-		return
+		return ""
 	}
 	if len(r.members) > n.cfg.FanoutThreshold {
 		// Gossip mode: forward once, on first receipt (this is it: the log
@@ -197,7 +218,37 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 			n.pushLocked(targets, env)
 		}
 	}
+	gap := !r.restoring && r.m.WantOf(env.Origin) < env.Seq
 	n.feedLocked(r, []*chatpb.Envelope{env})
+	if !gap {
+		return ""
+	}
+	now := time.Now()
+	if last, ok := r.gapPulls[env.Origin]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval/4 {
+		return ""
+	}
+	if len(r.gapPulls) >= maxGapPulls {
+		clear(r.gapPulls) // forgetting only allows an early extra pull
+	}
+	r.gapPulls[env.Origin] = now
+	if _, ok := r.members[env.Origin]; ok {
+		return env.Origin
+	}
+	return from
+}
+
+// known reports whether the log already holds env's (room, origin, seq).
+// A stored envelope was verified before it was stored, so a copy of it is
+// dropped as a duplicate without the signature check (~60 µs, most of the
+// receive cost when copies arrive by several paths); a forged copy of a
+// stored message is dropped the same way, never stored or shown. Only
+// envelopes whose fields are within the limits are looked up.
+func (n *Node) known(env *chatpb.Envelope) bool {
+	if validateEnvelope(env) != nil {
+		return false
+	}
+	_, err := n.log.Get(n.ctx, env.Room, env.Origin, env.Seq)
+	return err == nil
 }
 
 // checkIncoming verifies an envelope from the network (limits, origin key,

@@ -743,7 +743,7 @@ func (n *Node) Stats() Stats {
 		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
-		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(), Forwarded: c.forwarded.Load(),
+		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: c.faultDrops.Load(), EventDrops: c.eventDrops.Load(),

@@ -48,6 +48,9 @@ const (
 	maxCache = 8192
 	// replayChunk is how many messages per origin one catch-up step reads.
 	replayChunk = 256
+	// maxGapPulls bounds the origins a room remembers its last gap pull
+	// for (feedReceived); beyond it the map is cleared.
+	maxGapPulls = 4096
 )
 
 // Errors of the room API.
@@ -97,6 +100,7 @@ type room struct {
 	parted   bool                          // PartRoom ran: ignore everything
 	live     bool                          // emit deliveries (false while replaying the log)
 	conflict map[string]bool               // peers announcing this room with another mode (logged once)
+	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
 
 	received  atomic.Uint64
 	delivered atomic.Uint64
@@ -382,6 +386,7 @@ func (n *Node) openRoomDeferred(ctx context.Context, info msglog.RoomInfo, defer
 		members:   map[string]uint64{},
 		cache:     map[order.ID]*chatpb.Envelope{},
 		conflict:  map[string]bool{},
+		gapPulls:  map[string]time.Time{},
 		progress:  make(chan struct{}),
 		restoring: deferred,
 	}
@@ -814,15 +819,29 @@ func decodeStored(b []byte) (*chatpb.Envelope, error) {
 	return &e, nil
 }
 
-// store appends a verified envelope of room to the log and reports whether
-// it was new.
+// store appends a verified envelope of our own to the log, fsynced before
+// it returns (a seq that may have left this node is never reused), and
+// reports whether it was new.
 func (n *Node) store(ctx context.Context, env *chatpb.Envelope) (bool, error) {
+	return n.storeWith(ctx, env, n.log.Append)
+}
+
+// storeReceived appends a verified envelope received from a peer with a
+// deferred fsync (msglog AppendDeferred): written before delivery, so a
+// killed process keeps it; an OS crash within msglog's SyncInterval can
+// lose it, and anti-entropy fetches it again from the peers.
+func (n *Node) storeReceived(ctx context.Context, env *chatpb.Envelope) (bool, error) {
+	return n.storeWith(ctx, env, n.log.AppendDeferred)
+}
+
+func (n *Node) storeWith(ctx context.Context, env *chatpb.Envelope,
+	appendFn func(ctx context.Context, room, origin string, seq uint64, meta msglog.Meta, data []byte) (bool, error)) (bool, error) {
 	data, err := proto.Marshal(env)
 	if err != nil {
 		return false, fmt.Errorf("encode envelope: %w", err)
 	}
 	meta := msglog.Meta{Lamport: env.Lamport, SendTime: time.Unix(0, env.SentUnixNano), RecvTime: time.Now()}
-	isNew, err := n.log.Append(ctx, env.Room, env.Origin, env.Seq, meta, data)
+	isNew, err := appendFn(ctx, env.Room, env.Origin, env.Seq, meta, data)
 	if err != nil {
 		return false, fmt.Errorf("store %s/%d in #%s: %w", env.Origin, env.Seq, env.Room, err)
 	}

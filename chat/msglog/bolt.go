@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -45,13 +47,19 @@ type Bolt struct {
 	appends chan appendReq // bounded: a full queue blocks Append (backpressure)
 	wg      sync.WaitGroup
 
+	// dirty is set by a deferred commit (written, not fsynced); the syncer
+	// clears it and fsyncs the file. stopSync stops the syncer.
+	dirty    atomic.Bool
+	stopSync chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
 type appendReq struct {
-	rec  Record
-	done chan appendResult // buffered (1): the committer never blocks on it
+	rec      Record
+	deferred bool              // AppendDeferred: commit without fsync
+	done     chan appendResult // buffered (1): the committer never blocks on it
 }
 
 type appendResult struct {
@@ -87,9 +95,10 @@ func OpenBolt(path string, cfg Config) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("init message log %q: %w", path, err)
 	}
-	l := &Bolt{db: db, cfg: cfg, appends: make(chan appendReq, cfg.MaxGroup)}
-	l.wg.Add(1)
+	l := &Bolt{db: db, cfg: cfg, appends: make(chan appendReq, cfg.MaxGroup), stopSync: make(chan struct{})}
+	l.wg.Add(2)
 	go l.commitLoop()
+	go l.syncLoop()
 	return l, nil
 }
 
@@ -100,9 +109,14 @@ func (l *Bolt) Close() error {
 		l.mu.Lock()
 		l.closed = true
 		close(l.appends)
+		close(l.stopSync)
 		l.mu.Unlock()
 		l.wg.Wait()
-		l.closeErr = l.db.Close()
+		var syncErr error
+		if l.dirty.Swap(false) {
+			syncErr = l.db.Sync()
+		}
+		l.closeErr = errors.Join(syncErr, l.db.Close())
 	})
 	return l.closeErr
 }
@@ -111,8 +125,16 @@ func (l *Bolt) Close() error {
 func (l *Bolt) Path() string { return l.db.Path() }
 
 // update runs fn in one read-write transaction: Begin, defer Rollback,
-// Commit.
+// Commit (with fsync unless Config.NoSync).
 func (l *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return l.updateSync(ctx, false, fn)
+}
+
+// updateSync is update; a deferred transaction commits without fsync and
+// leaves it to the syncer. bbolt reads DB.NoSync only in Commit, under its
+// writer lock, which Begin(true) holds: setting it here, for this
+// transaction alone, races with no other commit.
+func (l *Bolt) updateSync(ctx context.Context, deferred bool, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -121,13 +143,37 @@ func (l *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		return l.txErr(err)
 	}
 	defer tx.Rollback()
+	l.db.NoSync = l.cfg.NoSync || deferred
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit message log: %w", err)
 	}
+	if deferred && !l.cfg.NoSync {
+		l.dirty.Store(true)
+	}
 	return nil
+}
+
+// syncLoop fsyncs the file every SyncInterval after a deferred commit.
+// A failed fsync is retried at the next tick (dirty is set again).
+func (l *Bolt) syncLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopSync:
+			return
+		case <-t.C:
+			if l.dirty.Swap(false) {
+				if err := l.db.Sync(); err != nil {
+					l.dirty.Store(true)
+				}
+			}
+		}
+	}
 }
 
 func (l *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
@@ -297,14 +343,24 @@ func (l *Bolt) appendTx(tx *bolt.Tx, r Record) (bool, error) {
 
 // Append implements Log.
 func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
-	r := Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}
+	return l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, false)
+}
+
+// AppendDeferred implements Log. It shares the group committer with
+// Append: a group is fsynced if any of its appends is not deferred.
+func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
+	return l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, true)
+}
+
+func (l *Bolt) appendOne(ctx context.Context, r Record, deferred bool) (bool, error) {
+	room, origin, seq := r.Room, r.Origin, r.Seq
 	if err := l.cfg.validateRecord(r); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	req := appendReq{rec: r, done: make(chan appendResult, 1)}
+	req := appendReq{rec: r, deferred: deferred, done: make(chan appendResult, 1)}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()

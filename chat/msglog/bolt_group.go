@@ -31,7 +31,11 @@ func (l *Bolt) commitLoop() {
 
 func (l *Bolt) commitGroup(group []appendReq) {
 	results := make([]appendResult, len(group))
-	err := l.update(context.Background(), func(tx *bolt.Tx) error {
+	deferred := true
+	for _, r := range group {
+		deferred = deferred && r.deferred
+	}
+	err := l.updateSync(context.Background(), deferred, func(tx *bolt.Tx) error {
 		for i, r := range group {
 			n, err := l.appendTx(tx, r.rec)
 			if err != nil {

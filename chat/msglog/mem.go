@@ -123,6 +123,11 @@ func (l *Mem) Append(ctx context.Context, room, origin string, seq uint64, meta 
 	return l.appendLocked(r), nil
 }
 
+// AppendDeferred implements Log: the same as Append (nothing to sync).
+func (l *Mem) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
+	return l.Append(ctx, room, origin, seq, meta, data)
+}
+
 // AppendBatch implements Log.
 func (l *Mem) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
 	for _, r := range recs {

@@ -115,6 +115,13 @@ type Log interface {
 	// or below the origin's floor; new reports whether it was stored. Data
 	// is copied.
 	Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
+	// AppendDeferred is Append for a message that can be fetched again
+	// from other peers (one received from the network): when it returns the
+	// message is committed and written to the file, so a killed process
+	// keeps it, but the fsync is deferred (Config.SyncInterval, or the next
+	// synced commit). Only an OS crash or power loss in that window can
+	// lose it (see Config.SyncInterval).
+	AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
 	// AppendBatch stores several messages in one transaction (one fsync).
 	AppendBatch(ctx context.Context, recs []Record) (new []bool, err error)
 	// Get returns one message or ErrNotFound.
@@ -169,6 +176,14 @@ type Config struct {
 	// NoSync skips fsync on commit (tests and benchmarks only: a crash can
 	// lose acknowledged messages).
 	NoSync bool
+	// SyncInterval bounds how long a commit of AppendDeferred stays
+	// written but not fsynced (0: the default, 100 ms). Such a commit skips
+	// bbolt's two fdatasyncs (pages, then meta page); a background sync
+	// flushes the file. A killed process loses nothing (the page cache has
+	// it); an OS crash or power loss within the window can lose the
+	// deferred messages and, because bbolt then wrote a meta page without
+	// the barrier behind it, can leave the file inconsistent.
+	SyncInterval time.Duration
 	// OpenTimeout bounds waiting for another process's lock on the file
 	// (0: the default).
 	OpenTimeout time.Duration
@@ -184,6 +199,8 @@ func DefaultConfig() Config {
 		MaxData:     1 << 20,
 		OpenTimeout: 2 * time.Second,
 		MaxGroup:    256,
+
+		SyncInterval: 100 * time.Millisecond,
 	}
 }
 
@@ -200,7 +217,10 @@ func (c Config) normalized() (Config, error) {
 	if c.MaxGroup == 0 {
 		c.MaxGroup = d.MaxGroup
 	}
-	if c.MaxData < 0 || c.MaxGroup < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
+	if c.SyncInterval == 0 {
+		c.SyncInterval = d.SyncInterval
+	}
+	if c.SyncInterval < 0 || c.MaxData < 0 || c.MaxGroup < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
 		return c, fmt.Errorf("%w: negative limit in log config", ErrInvalid)
 	}
 	return c, nil

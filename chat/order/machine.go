@@ -228,6 +228,10 @@ func (m *Machine) Want() map[string]uint64 {
 	return w
 }
 
+// WantOf is Want()[origin] without building the map: the next seq of
+// origin the machine needs to accept (1 if it has heard nothing of it).
+func (m *Machine) WantOf(origin string) uint64 { return m.nextOf(origin) }
+
 // Live reports whether id is a live member (ourselves always are).
 func (m *Machine) Live(id string) bool {
 	if id == m.cfg.Self {
