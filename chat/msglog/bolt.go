@@ -35,9 +35,16 @@ var (
 //
 // Appends are group-committed: one goroutine owned by the log takes every
 // Append waiting in its queue and commits them in one transaction, so
-// concurrent appenders share an fsync while a lone appender pays one
+// concurrent appenders share a commit while a lone appender pays one
 // transaction and no waiting. If a group's transaction fails, each of its
-// appends is retried alone so that only the faulty one fails.
+// appends is retried alone so that only the faulty one fails. Append and
+// AppendDeferred commit without fsync (the writer lock is never held
+// across an fsync); Append then fsyncs the file once before it returns,
+// AppendDeferred leaves it to the syncer (Config.SyncInterval). The other
+// writes (AppendBatch, NextSeq, SetFloor, rooms, Prune) are committed with
+// bbolt's own two fdatasyncs. The price of commits without bbolt's
+// barrier: an OS crash or power loss right after one can leave the file
+// inconsistent (bbolt's NoSync caveat); a killed process cannot.
 type Bolt struct {
 	db  *bolt.DB
 	cfg Config
@@ -341,9 +348,21 @@ func (l *Bolt) appendTx(tx *bolt.Tx, r Record) (bool, error) {
 	return true, rt.putState(r.Origin, st)
 }
 
-// Append implements Log.
+// Append implements Log. The append is committed like AppendDeferred,
+// without fsync under bbolt's writer lock (bbolt's commit would run two
+// fdatasyncs there: the pages, then the meta page), and then the file is
+// fsynced once, outside the lock: concurrent appends, deferred ones
+// included, keep committing meanwhile, and one fdatasync instead of two
+// makes the message durable before Append returns.
 func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
-	return l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, false)
+	isNew, err := l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, true)
+	if err != nil || l.cfg.NoSync {
+		return isNew, err
+	}
+	if err := l.db.Sync(); err != nil {
+		return false, fmt.Errorf("append %s/%s:%d: sync: %w", room, origin, seq, err)
+	}
+	return isNew, nil
 }
 
 // AppendDeferred implements Log. It shares the group committer with
