@@ -46,8 +46,14 @@ func fill(b *testing.B, l msglog.Log, origins, per int) {
 	}
 }
 
-func benchAppend(b *testing.B, noSync bool) {
+func benchAppend(b *testing.B, noSync bool) { benchAppendWith(b, noSync, false) }
+
+func benchAppendWith(b *testing.B, noSync, deferred bool) {
 	l := benchLog(b, noSync)
+	appendFn := l.Append
+	if deferred {
+		appendFn = l.AppendDeferred
+	}
 	ctx := context.Background()
 	meta := msglog.Meta{RecvTime: time.Now()}
 	b.ReportAllocs()
@@ -55,7 +61,7 @@ func benchAppend(b *testing.B, noSync bool) {
 	b.ResetTimer()
 	for i := range b.N {
 		meta.Lamport = uint64(i + 1)
-		if _, err := l.Append(ctx, "#bench", "origin", uint64(i+1), meta, benchBody); err != nil {
+		if _, err := appendFn(ctx, "#bench", "origin", uint64(i+1), meta, benchBody); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -67,6 +73,10 @@ func BenchmarkAppend(b *testing.B) { benchAppend(b, false) }
 
 // BenchmarkAppendNoSync: the same without fsync (the cost of bbolt itself).
 func BenchmarkAppendNoSync(b *testing.B) { benchAppend(b, true) }
+
+// BenchmarkAppendDeferred: one received message per transaction, its
+// fsync left to the syncer (what a peer does before delivering).
+func BenchmarkAppendDeferred(b *testing.B) { benchAppendWith(b, false, true) }
 
 // BenchmarkAppendBatch100: 100 messages per fsynced transaction; ns/op is
 // per message.
