@@ -49,19 +49,6 @@ func TestRunNaive(t *testing.T) {
 			}
 		})
 	}
-	for _, mode := range []string{"fifo", "total", "sequencer"} {
-		t.Run("order "+mode, func(t *testing.T) {
-			spec := smokeSpec(WorkloadLatency)
-			spec.Order = mode
-			res, err := Run(context.Background(), &Hearsay{}, spec, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Order != mode || res.Sent == 0 || res.DeliveredRatio == nil || *res.DeliveredRatio == 0 {
-				t.Errorf("ordered run %+v: want mode %s and deliveries", res, mode)
-			}
-		})
-	}
 	t.Run("loss", func(t *testing.T) {
 		spec := smokeSpec(WorkloadLoss)
 		spec.Drop = 0.5

@@ -16,11 +16,7 @@ import (
 func TestDuplicateDroppedBeforeVerify(t *testing.T) {
 	peers := chattest.Cluster(t, 2, nil)
 	a, b := peers[0], peers[1]
-	signed := func(text string, seq uint64) *chatpb.Envelope {
-		e := &chatpb.Envelope{Seq: seq, Room: "lobby", Kind: chatpb.Kind_KIND_CHAT, Body: []byte(text), SentUnixNano: time.Now().UnixNano()}
-		chat.SignEnvelope(a.Identity(), e)
-		return e
-	}
+	signed := func(text string, seq uint64) *chatpb.Envelope { return signedLobby(a, text, seq) }
 	next := a.NextSeqForTest("lobby")
 	good := signed("genuine", next)
 	if !a.SendEnvelopeForTest(b.ID(), good) {

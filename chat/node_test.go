@@ -182,11 +182,7 @@ func TestNickChangeAndDuplicateNicks(t *testing.T) {
 func TestForgedAlteredAndDuplicateEnvelopes(t *testing.T) {
 	peers := chattest.Cluster(t, 2, nil)
 	a, b := peers[0], peers[1]
-	signed := func(text string, seq uint64) *chatpb.Envelope {
-		e := &chatpb.Envelope{Seq: seq, Room: "lobby", Kind: chatpb.Kind_KIND_CHAT, Body: []byte(text), SentUnixNano: time.Now().UnixNano()}
-		chat.SignEnvelope(a.Identity(), e)
-		return e
-	}
+	signed := func(text string, seq uint64) *chatpb.Envelope { return signedLobby(a, text, seq) }
 	// Every envelope takes a's next seq in the lobby: only the genuine one
 	// may be stored, and it is next in a's stream, so b delivers it.
 	next := a.NextSeqForTest("lobby")
@@ -538,4 +534,12 @@ func TestConcurrentSendsKeepOriginOrder(t *testing.T) {
 			t.Fatalf("message %d is %s, want %s", i, ev.ID, want)
 		}
 	}
+}
+
+// signedLobby returns a lobby chat envelope from p with the given seq,
+// signed by p's key, for tests that inject envelopes by hand.
+func signedLobby(p *chattest.Peer, text string, seq uint64) *chatpb.Envelope {
+	e := &chatpb.Envelope{Seq: seq, Room: "lobby", Kind: chatpb.Kind_KIND_CHAT, Body: []byte(text), SentUnixNano: time.Now().UnixNano()}
+	chat.SignEnvelope(p.Identity(), e)
+	return e
 }

@@ -112,7 +112,7 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 	return o.faults.complete()
 }
 
-func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
+func (o *peerOpts) chatConfig(logOut io.Writer) chat.Config {
 	cfg := chat.DefaultConfig()
 	cfg.Nick = o.nick
 	cfg.DataDir = o.dataDir
@@ -125,10 +125,10 @@ func (o *peerOpts) chatConfig(logOut io.Writer) (chat.Config, error) {
 	}
 	cfg.Faults = o.faults.chatFaults()
 	o.log.apply(&cfg)
-	return cfg, nil
+	return cfg
 }
 
-func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error) {
+func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -144,11 +144,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) (retErr error
 	useGRPCLog(logOut)
 	defer releaseGRPCLog(logOut)
 
-	cfg, err := o.chatConfig(logOut)
-	if err != nil {
-		return err
-	}
-	node, err := chat.New(cfg)
+	node, err := chat.New(o.chatConfig(logOut))
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
