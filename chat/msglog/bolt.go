@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -30,48 +29,40 @@ var (
 
 // Bolt is a Log on a bbolt file. It is safe for concurrent use (bbolt runs
 // one writer at a time and readers in parallel); every operation is one
-// transaction, committed (and fsynced unless Config.NoSync) before it
-// returns.
+// transaction, committed before it returns.
 //
-// Appends are group-committed: one goroutine owned by the log takes every
-// Append waiting in its queue and commits them in one transaction, so
-// concurrent appenders share a commit while a lone appender pays one
-// transaction and no waiting. If a group's transaction fails, each of its
-// appends is retried alone so that only the faulty one fails. Append and
-// AppendDeferred commit without fsync (the writer lock is never held
-// across an fsync); Append then fsyncs the file once before it returns,
-// AppendDeferred leaves it to the syncer (Config.SyncInterval). The other
-// writes (AppendBatch, NextSeq, SetFloor, rooms, Prune) are committed with
-// bbolt's own two fdatasyncs. The price of commits without bbolt's
-// barrier: an OS crash or power loss right after one can leave the file
-// inconsistent (bbolt's NoSync caveat); a killed process cannot.
+// Appends are group-committed (bolt_group.go): one goroutine owned by the
+// log commits every append waiting in its queue in one transaction without
+// fsync, and the synced appends then share fsyncs run outside bbolt's
+// writer lock (bolt_sync.go): concurrent synced appends pay one fdatasync
+// instead of bbolt's two each, and deferred appends keep committing while
+// it runs. The other writes (NextSeq, SetFloor, rooms, Prune) are
+// committed with bbolt's own two fdatasyncs. The price of commits without
+// bbolt's barrier between the pages and the meta page: an OS crash or power
+// loss right after one, before its fsync, can leave the file inconsistent
+// (bbolt's NoSync caveat); a killed process cannot.
 type Bolt struct {
 	db  *bolt.DB
 	cfg Config
 
 	mu      sync.RWMutex // guards closed and sending on appends
 	closed  bool
-	appends chan appendReq // bounded: a full queue blocks Append (backpressure)
+	appends chan appendReq // bounded: a full queue blocks appenders (backpressure)
 	wg      sync.WaitGroup
 
-	// dirty is set by a deferred commit (written, not fsynced); the syncer
-	// clears it and fsyncs the file. stopSync stops the syncer.
-	dirty    atomic.Bool
-	stopSync chan struct{}
+	// Sync generations (bolt_sync.go).
+	commitGen atomic.Uint64 // bumped after each commit of the committer
+	syncedGen atomic.Uint64 // every commit up to it is fsynced; stored under syncSem
+	syncSem   chan struct{} // one slot: serialises fsyncs; a waiter can leave on ctx
+	syncErr   error         // guarded by syncSem: a failed fsync, sticky
+	dbClosed  bool          // guarded by syncSem: Close closed db
+	fsync     func() error  // db.Sync, or a test hook (export_test.go)
+	fsyncs    atomic.Uint64 // fsyncs run by syncLocked, for tests and benchmarks
+	committed atomic.Uint64 // records the committer committed, bumped after commitGen (tests)
+	stopSync  chan struct{} // stops syncLoop
 
 	closeOnce sync.Once
 	closeErr  error
-}
-
-type appendReq struct {
-	rec      Record
-	deferred bool              // AppendDeferred: commit without fsync
-	done     chan appendResult // buffered (1): the committer never blocks on it
-}
-
-type appendResult struct {
-	isNew bool
-	err   error
 }
 
 var _ Log = (*Bolt)(nil)
@@ -79,6 +70,12 @@ var _ Log = (*Bolt)(nil)
 // OpenBolt opens (creating if needed) the log at path. It fails after
 // cfg.OpenTimeout if another process holds the file.
 func OpenBolt(path string, cfg Config) (*Bolt, error) {
+	return openBolt(path, cfg, nil)
+}
+
+// openBolt is OpenBolt; a non-nil hook is called instead of the file's
+// fsync, with the real one (tests inject pauses and failures with it).
+func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bolt, error) {
 	cfg, err := cfg.normalized()
 	if err != nil {
 		return nil, err
@@ -102,15 +99,27 @@ func OpenBolt(path string, cfg Config) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("init message log %q: %w", path, err)
 	}
-	l := &Bolt{db: db, cfg: cfg, appends: make(chan appendReq, cfg.MaxGroup), stopSync: make(chan struct{})}
+	fsync := db.Sync
+	if hook != nil {
+		fsync = func() error { return hook(db.Sync) }
+	}
+	l := &Bolt{
+		db:       db,
+		cfg:      cfg,
+		appends:  make(chan appendReq, cfg.MaxGroup),
+		syncSem:  make(chan struct{}, 1),
+		fsync:    fsync,
+		stopSync: make(chan struct{}),
+	}
 	l.wg.Add(2)
 	go l.commitLoop()
 	go l.syncLoop()
 	return l, nil
 }
 
-// Close commits the appends already queued, stops the committer and closes
-// the database; later calls return the first result.
+// Close commits the appends already queued, stops the committer and the
+// syncer, fsyncs what they left unsynced and closes the database; later
+// calls return the first result.
 func (l *Bolt) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -119,11 +128,17 @@ func (l *Bolt) Close() error {
 		close(l.stopSync)
 		l.mu.Unlock()
 		l.wg.Wait()
+		// Under syncSem, so that a synced append still waiting for its
+		// fsync finds its commit covered (or the error) rather than a
+		// closed file.
+		l.syncSem <- struct{}{}
 		var syncErr error
-		if l.dirty.Swap(false) {
-			syncErr = l.db.Sync()
+		if !l.cfg.NoSync {
+			syncErr = l.syncLocked(l.commitGen.Load())
 		}
+		l.dbClosed = true
 		l.closeErr = errors.Join(syncErr, l.db.Close())
+		<-l.syncSem
 	})
 	return l.closeErr
 }
@@ -137,10 +152,10 @@ func (l *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return l.updateSync(ctx, false, fn)
 }
 
-// updateSync is update; a deferred transaction commits without fsync and
-// leaves it to the syncer. bbolt reads DB.NoSync only in Commit, under its
-// writer lock, which Begin(true) holds: setting it here, for this
-// transaction alone, races with no other commit.
+// updateSync is update; a deferred transaction commits without fsync (the
+// committer's: bolt_sync.go makes them durable). bbolt reads DB.NoSync only
+// in Commit, under its writer lock, which Begin(true) holds: setting it
+// here, for this transaction alone, races with no other commit.
 func (l *Bolt) updateSync(ctx context.Context, deferred bool, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -157,30 +172,7 @@ func (l *Bolt) updateSync(ctx context.Context, deferred bool, fn func(tx *bolt.T
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit message log: %w", err)
 	}
-	if deferred && !l.cfg.NoSync {
-		l.dirty.Store(true)
-	}
 	return nil
-}
-
-// syncLoop fsyncs the file every SyncInterval after a deferred commit.
-// A failed fsync is retried at the next tick (dirty is set again).
-func (l *Bolt) syncLoop() {
-	defer l.wg.Done()
-	t := time.NewTicker(l.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stopSync:
-			return
-		case <-t.C:
-			if l.dirty.Swap(false) {
-				if err := l.db.Sync(); err != nil {
-					l.dirty.Store(true)
-				}
-			}
-		}
-	}
 }
 
 func (l *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
@@ -346,83 +338,6 @@ func (l *Bolt) appendTx(tx *bolt.Tx, r Record) (bool, error) {
 		}
 	}
 	return true, rt.putState(r.Origin, st)
-}
-
-// Append implements Log. The append is committed like AppendDeferred,
-// without fsync under bbolt's writer lock (bbolt's commit would run two
-// fdatasyncs there: the pages, then the meta page), and then the file is
-// fsynced once, outside the lock: concurrent appends, deferred ones
-// included, keep committing meanwhile, and one fdatasync instead of two
-// makes the message durable before Append returns.
-func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
-	isNew, err := l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, true)
-	if err != nil || l.cfg.NoSync {
-		return isNew, err
-	}
-	if err := l.db.Sync(); err != nil {
-		return false, fmt.Errorf("append %s/%s:%d: sync: %w", room, origin, seq, err)
-	}
-	return isNew, nil
-}
-
-// AppendDeferred implements Log. It shares the group committer with
-// Append: a group is fsynced if any of its appends is not deferred.
-func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
-	return l.appendOne(ctx, Record{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}, true)
-}
-
-func (l *Bolt) appendOne(ctx context.Context, r Record, deferred bool) (bool, error) {
-	room, origin, seq := r.Room, r.Origin, r.Seq
-	if err := l.cfg.validateRecord(r); err != nil {
-		return false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	req := appendReq{rec: r, deferred: deferred, done: make(chan appendResult, 1)}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return false, ErrClosed
-	}
-	select {
-	case l.appends <- req:
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return false, ctx.Err()
-	}
-	l.mu.RUnlock()
-	// Once queued the append is committed (or fails) shortly; wait for it
-	// even if ctx ends, so the caller knows whether it is stored.
-	res := <-req.done
-	if res.err != nil {
-		return false, fmt.Errorf("append %s/%s:%d: %w", room, origin, seq, res.err)
-	}
-	return res.isNew, nil
-}
-
-// AppendBatch implements Log.
-func (l *Bolt) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
-	for _, r := range recs {
-		if err := l.cfg.validateRecord(r); err != nil {
-			return nil, err
-		}
-	}
-	isNew := make([]bool, len(recs))
-	err := l.update(ctx, func(tx *bolt.Tx) error {
-		for i, r := range recs {
-			n, err := l.appendTx(tx, r)
-			if err != nil {
-				return fmt.Errorf("%s/%s:%d: %w", r.Room, r.Origin, r.Seq, err)
-			}
-			isNew[i] = n
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("append batch: %w", err)
-	}
-	return isNew, nil
 }
 
 func getRecord(rt *roomTx, room, origin string, seq uint64) (Record, error) {

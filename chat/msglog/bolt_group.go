@@ -1,58 +1,215 @@
 package msglog
 
+// Group commit. Every append (Append, AppendDeferred, AppendBatch,
+// AppendBatchDeferred) becomes one appendReq carrying its records (a single
+// append is a slice of one) and waits on its done channel. One goroutine
+// owned by the log, commitLoop, blocks for a request, takes every other one
+// already queued up to Config.MaxGroup records, and commits them all in one
+// bbolt transaction without fsync: concurrent appenders share a commit
+// while a lone appender pays one transaction and no waiting. A request is
+// never split, so a batch is atomic and a group can exceed MaxGroup by one
+// request. If a group's transaction fails, each request is retried alone so
+// that only the faulty one fails. The synced calls then wait for an fsync
+// covering their commit (bolt_sync.go), outside bbolt's writer lock, so
+// commits proceed meanwhile and concurrent callers share the fsync.
+
 import (
 	"context"
+	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// commitLoop is the group committer: it blocks for one append, takes every
-// other append already queued (up to MaxGroup), and commits them together.
+type appendReq struct {
+	recs []Record          // validated; read by the committer while the caller waits
+	done chan appendResult // buffered (1): the committer never blocks on it
+}
+
+type appendResult struct {
+	isNew []bool // one per record of the request
+	gen   uint64 // commit generation that stored them (bolt_sync.go)
+	err   error
+}
+
+// Append implements Log. The message is committed through the group
+// committer, then Append waits for an fsync covering that commit, shared
+// with the concurrent callers (see Sync). Once queued it waits for both
+// even if ctx ends, so that its result says whether the message is stored.
+// An error from the fsync means the message is stored but maybe not
+// durable.
+func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
+	isNew, err := l.AppendBatch(ctx, []Record{{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}})
+	if err != nil {
+		return false, err
+	}
+	return isNew[0], nil
+}
+
+// AppendDeferred implements Log. It shares the group committer with the
+// other appends; its fsync is left to the syncer or the next Sync.
+func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
+	isNew, err := l.AppendBatchDeferred(ctx, []Record{{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}})
+	if err != nil {
+		return false, err
+	}
+	return isNew[0], nil
+}
+
+// AppendBatch implements Log: AppendBatchDeferred, then an fsync covering
+// the commit, shared like Append's.
+func (l *Bolt) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
+	res, err := l.commit(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.syncTo(context.Background(), res.gen); err != nil {
+		return nil, fmt.Errorf("append %s: %w", describe(recs), err)
+	}
+	return res.isNew, nil
+}
+
+// AppendBatchDeferred implements Log.
+func (l *Bolt) AppendBatchDeferred(ctx context.Context, recs []Record) ([]bool, error) {
+	res, err := l.commit(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	return res.isNew, nil
+}
+
+// commit validates recs, queues them as one request and waits for the
+// committer. Once queued it waits even if ctx ends, so the caller knows
+// whether they are stored.
+func (l *Bolt) commit(ctx context.Context, recs []Record) (appendResult, error) {
+	for _, r := range recs {
+		if err := l.cfg.validateRecord(r); err != nil {
+			return appendResult{}, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return appendResult{}, err
+	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return appendResult{}, ErrClosed
+	}
+	if len(recs) == 0 {
+		l.mu.RUnlock()
+		return appendResult{isNew: []bool{}}, nil
+	}
+	req := appendReq{recs: recs, done: make(chan appendResult, 1)}
+	select {
+	case l.appends <- req:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return appendResult{}, ctx.Err()
+	}
+	l.mu.RUnlock()
+	res := <-req.done
+	if res.err != nil {
+		// A record's error names it already (commitGroup).
+		if len(recs) == 1 {
+			return res, fmt.Errorf("append: %w", res.err)
+		}
+		return res, fmt.Errorf("append batch of %d: %w", len(recs), res.err)
+	}
+	return res, nil
+}
+
+// describe names recs in errors: the record, or how many.
+func describe(recs []Record) string {
+	if len(recs) == 1 {
+		r := recs[0]
+		return fmt.Sprintf("%s/%s:%d", r.Room, r.Origin, r.Seq)
+	}
+	return fmt.Sprintf("batch of %d", len(recs))
+}
+
+// commitLoop is the group committer: it blocks for one request, takes the
+// others already queued while the group stays within MaxGroup records, and
+// commits them together. A request that would overflow the group starts
+// the next one.
 func (l *Bolt) commitLoop() {
 	defer l.wg.Done()
 	group := make([]appendReq, 0, l.cfg.MaxGroup)
-	for first := range l.appends {
+	var carry appendReq
+	carried := false
+	for {
+		first := carry
+		if carried {
+			carried = false
+		} else {
+			var ok bool
+			if first, ok = <-l.appends; !ok {
+				return
+			}
+		}
 		group = append(group[:0], first)
+		n := len(first.recs)
 	drain:
-		for len(group) < l.cfg.MaxGroup {
+		for n < l.cfg.MaxGroup {
 			select {
 			case r, ok := <-l.appends:
 				if !ok {
 					break drain
 				}
+				if n+len(r.recs) > l.cfg.MaxGroup {
+					carry, carried = r, true
+					break drain
+				}
 				group = append(group, r)
+				n += len(r.recs)
 			default:
 				break drain
 			}
 		}
 		l.commitGroup(group)
+		clear(group) // do not keep the callers' records alive
 	}
 }
 
+// commitGroup commits the group's records in one transaction without fsync
+// and answers every request. If the transaction fails, each request is
+// retried alone.
 func (l *Bolt) commitGroup(group []appendReq) {
-	results := make([]appendResult, len(group))
-	deferred := true
-	for _, r := range group {
-		deferred = deferred && r.deferred
+	n := 0
+	for _, req := range group {
+		n += len(req.recs)
 	}
-	err := l.updateSync(context.Background(), deferred, func(tx *bolt.Tx) error {
-		for i, r := range group {
-			n, err := l.appendTx(tx, r.rec)
-			if err != nil {
-				return err
+	isNew := make([]bool, n) // one allocation per group, sliced per request
+	err := l.updateSync(context.Background(), true, func(tx *bolt.Tx) error {
+		i := 0
+		for _, req := range group {
+			for _, r := range req.recs {
+				stored, err := l.appendTx(tx, r)
+				if err != nil {
+					return fmt.Errorf("%s/%s:%d: %w", r.Room, r.Origin, r.Seq, err)
+				}
+				isNew[i] = stored
+				i++
 			}
-			results[i].isNew = n
 		}
 		return nil
 	})
 	if err != nil && len(group) > 1 {
-		for _, r := range group {
-			l.commitGroup([]appendReq{r})
+		for i := range group {
+			l.commitGroup(group[i : i+1])
 		}
 		return
 	}
-	for i, r := range group {
-		results[i].err = err
-		r.done <- results[i]
+	var gen uint64
+	if err == nil {
+		gen = l.commitGen.Add(1)
+		l.committed.Add(uint64(n))
+	}
+	i := 0
+	for _, req := range group {
+		res := appendResult{gen: gen, err: err}
+		if err == nil {
+			res.isNew = isNew[i : i+len(req.recs) : i+len(req.recs)]
+		}
+		i += len(req.recs)
+		req.done <- res
 	}
 }

@@ -147,6 +147,18 @@ func (l *Mem) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
 	return out, nil
 }
 
+// AppendBatchDeferred implements Log: the same as AppendBatch.
+func (l *Mem) AppendBatchDeferred(ctx context.Context, recs []Record) ([]bool, error) {
+	return l.AppendBatch(ctx, recs)
+}
+
+// Sync implements Log: there is nothing to fsync; it checks ctx and Close.
+func (l *Mem) Sync(ctx context.Context) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.check(ctx)
+}
+
 // Get implements Log.
 func (l *Mem) Get(ctx context.Context, room, origin string, seq uint64) (Record, error) {
 	l.mu.RLock()

@@ -18,9 +18,21 @@
 // send is above the range's start it tells the receiver, which calls
 // SetFloor so that both agree those messages are gone.
 //
+// # Appending and durability
+//
+// Append and AppendBatch return once the messages are durable (fsynced).
+// AppendDeferred and AppendBatchDeferred return once they are committed and
+// written to the file: a killed process keeps them, an OS crash within
+// Config.SyncInterval can lose them; they are for messages other peers
+// still have. Sync makes everything appended before it durable, so a
+// caller can commit under its own lock and fsync after releasing it, and
+// concurrent callers share one fsync. Bolt merges concurrent appends of
+// every kind into one transaction (group commit, bolt_group.go) and
+// concurrent fsync requests into one fsync (bolt_sync.go).
+//
 // Two implementations share the Log interface and one conformance suite
-// (msglogtest): Bolt (go.etcd.io/bbolt, one transaction per operation,
-// fsync on commit) and Mem (for tests).
+// (msglogtest): Bolt (go.etcd.io/bbolt, one transaction per operation or
+// per group of appends) and Mem (for tests).
 package msglog
 
 import (
@@ -113,17 +125,39 @@ type RoomInfo struct {
 type Log interface {
 	// Append stores a message unless (room, origin, seq) is stored already
 	// or below the origin's floor; new reports whether it was stored. Data
-	// is copied.
+	// is copied. When it returns the message is durable (fsynced, unless
+	// Config.NoSync); concurrent callers share the fsync (see Sync).
 	Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
 	// AppendDeferred is Append for a message that can be fetched again
 	// from other peers (one received from the network): when it returns the
 	// message is committed and written to the file, so a killed process
-	// keeps it, but the fsync is deferred (Config.SyncInterval, or the next
-	// synced commit). Only an OS crash or power loss in that window can
-	// lose it (see Config.SyncInterval).
+	// keeps it, but the fsync is deferred (Config.SyncInterval, the next
+	// Sync or synced append). Only an OS crash or power loss in that window
+	// can lose it (see Config.SyncInterval).
 	AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
-	// AppendBatch stores several messages in one transaction (one fsync).
+	// AppendBatch stores several messages atomically and durably, like
+	// Append for each: new[i] is recs[i]'s flag, and a record repeated
+	// within recs is new only the first time. Every record is validated
+	// first: an invalid one fails the call with ErrInvalid and nothing is
+	// stored. The call blocks until the batch is committed and fsynced and
+	// does not keep recs.
 	AppendBatch(ctx context.Context, recs []Record) (new []bool, err error)
+	// AppendBatchDeferred is AppendBatch committed without fsync, like
+	// AppendDeferred: for a batch of received messages. The commit is
+	// shared with concurrent appends (Bolt merges them into one
+	// transaction); Sync makes it durable.
+	AppendBatchDeferred(ctx context.Context, recs []Record) (new []bool, err error)
+	// Sync makes durable every append that returned before Sync was
+	// called. Concurrent callers share fsyncs: one fsync covers every
+	// caller waiting for it, and a caller whose appends are already covered
+	// returns at once. It blocks while the fsync runs and gives up waiting
+	// for its turn when ctx ends. So a caller can commit with
+	// AppendDeferred or AppendBatchDeferred under its own lock and Sync
+	// after releasing it. After a failed fsync, Sync and the synced appends
+	// keep failing (durability is unknown until the log is reopened).
+	// Without fsync to do (Mem, Config.NoSync) it only checks ctx and
+	// Close.
+	Sync(ctx context.Context) error
 	// Get returns one message or ErrNotFound.
 	Get(ctx context.Context, room, origin string, seq uint64) (Record, error)
 	// Range returns up to limit (<= MaxRange) messages of origin with
@@ -173,13 +207,13 @@ type Config struct {
 	Retention Retention
 	// MaxData bounds one message's bytes (0: the default).
 	MaxData int
-	// NoSync skips fsync on commit (tests and benchmarks only: a crash can
-	// lose acknowledged messages).
+	// NoSync skips every fsync, Sync's included (tests and benchmarks
+	// only: an OS crash can lose acknowledged messages).
 	NoSync bool
-	// SyncInterval bounds how long a commit of AppendDeferred stays
-	// written but not fsynced (0: the default, 100 ms). Such a commit skips
-	// bbolt's two fdatasyncs (pages, then meta page); a background sync
-	// flushes the file. A killed process loses nothing (the page cache has
+	// SyncInterval bounds how long a commit of AppendDeferred or
+	// AppendBatchDeferred stays written but not fsynced (0: the default,
+	// 100 ms). Such a commit skips bbolt's two fdatasyncs (pages, then meta
+	// page); a background sync, or an earlier Sync, flushes the file. A killed process loses nothing (the page cache has
 	// it); an OS crash or power loss within the window can lose the
 	// deferred messages and, because bbolt then wrote a meta page without
 	// the barrier behind it, can leave the file inconsistent.
@@ -187,8 +221,9 @@ type Config struct {
 	// OpenTimeout bounds waiting for another process's lock on the file
 	// (0: the default).
 	OpenTimeout time.Duration
-	// MaxGroup bounds the appends committed in one transaction and the
-	// Bolt append queue (0: the default).
+	// MaxGroup bounds the records committed in one transaction (a batch
+	// larger than it is still committed whole) and the requests waiting in
+	// the Bolt append queue (0: the default).
 	MaxGroup int
 }
 

@@ -114,6 +114,98 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("AppendBatchDeferred", func(t *testing.T) {
+		l := mk(t)
+		add(t, l, "#r", "a", 2, 2, t0)
+		must(t, l.SetFloor(ctx, "#r", "b", 3)) // b:1..3 gone
+		rec := func(room, origin string, seq uint64) msglog.Record {
+			return msglog.Record{Room: room, Origin: origin, Seq: seq, Meta: meta(seq, t0), Data: fmt.Appendf(nil, "%s/%s:%d", room, origin, seq)}
+		}
+		recs := []msglog.Record{
+			rec("#r", "a", 1),
+			rec("#r", "a", 2), // stored already
+			rec("#r", "a", 1), // twice in the batch
+			rec("#r", "b", 2), // below the floor
+			rec("#r", "b", 4),
+			rec("#q", "a", 1), // same origin and seq, another room
+			rec("#r", "a", 3),
+		}
+		got, err := l.AppendBatchDeferred(ctx, recs)
+		must(t, err)
+		if want := []bool{true, false, false, false, true, true, true}; !slices.Equal(got, want) {
+			t.Fatalf("new %v, want %v", got, want)
+		}
+		vvEqual(t, l, "#r", msglog.VersionVector{"a": 3, "b": 4})
+		vvEqual(t, l, "#q", msglog.VersionVector{"a": 1})
+		r, err := l.Get(ctx, "#r", "b", 4)
+		must(t, err)
+		if string(r.Data) != "#r/b:4" || r.Lamport != 4 || !r.RecvTime.Equal(t0) {
+			t.Fatalf("got %+v", r)
+		}
+		if _, err := l.Get(ctx, "#r", "b", 2); !errors.Is(err, msglog.ErrNotFound) {
+			t.Fatalf("record below the floor: got %v, want ErrNotFound", err)
+		}
+		rs, err := l.Range(ctx, "#r", "a", 1, 10)
+		must(t, err)
+		if len(rs) != 3 || rs[0].Seq != 1 || rs[2].Seq != 3 || string(rs[0].Data) != "#r/a:1" {
+			t.Fatalf("range %+v, want a:1..3", rs)
+		}
+		if n, _ := l.Count(ctx, "#r"); n != 4 {
+			t.Fatalf("count %d, want 4", n)
+		}
+		// One invalid record: the call fails and stores none of the batch.
+		bad := []msglog.Record{rec("#r", "c", 1), rec("#r", "c", 2), {Room: "#r", Origin: "c", Seq: 0}}
+		if _, err := l.AppendBatchDeferred(ctx, bad); !errors.Is(err, msglog.ErrInvalid) {
+			t.Fatalf("invalid batch: got %v, want ErrInvalid", err)
+		}
+		if _, err := l.Get(ctx, "#r", "c", 1); !errors.Is(err, msglog.ErrNotFound) {
+			t.Fatalf("valid record of an invalid batch: got %v, want ErrNotFound", err)
+		}
+		if n, _ := l.Count(ctx, "#r"); n != 4 {
+			t.Fatalf("count after the invalid batch %d, want 4", n)
+		}
+		if got, err := l.AppendBatchDeferred(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("empty batch: %v, %v", got, err)
+		}
+		must(t, l.Sync(ctx))
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := l.AppendBatchDeferred(cctx, []msglog.Record{rec("#r", "d", 1)}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled: got %v", err)
+		}
+		must(t, l.Close())
+		if _, err := l.AppendBatchDeferred(ctx, []msglog.Record{rec("#r", "d", 1)}); !errors.Is(err, msglog.ErrClosed) {
+			t.Fatalf("closed: got %v, want ErrClosed", err)
+		}
+		if _, err := l.AppendBatch(ctx, []msglog.Record{rec("#r", "d", 1)}); !errors.Is(err, msglog.ErrClosed) {
+			t.Fatalf("AppendBatch closed: got %v, want ErrClosed", err)
+		}
+	})
+
+	t.Run("Sync", func(t *testing.T) {
+		// With fsync (the suite's other logs skip it).
+		l := open(t, msglog.DefaultConfig())
+		t.Cleanup(func() { l.Close() })
+		must(t, l.Sync(ctx)) // nothing to sync
+		if _, err := l.AppendDeferred(ctx, "#r", "a", 1, meta(1, t0), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		must(t, l.Sync(ctx))
+		must(t, l.Sync(ctx)) // covered already
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := l.Sync(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled: got %v, want context.Canceled", err)
+		}
+		must(t, l.Close())
+		if err := l.Sync(ctx); !errors.Is(err, msglog.ErrClosed) {
+			t.Fatalf("closed: got %v, want ErrClosed", err)
+		}
+		if r, err := l.Get(ctx, "#r", "a", 1); !errors.Is(err, msglog.ErrClosed) {
+			t.Fatalf("Get after Close: %+v %v", r, err)
+		}
+	})
+
 	t.Run("Range", func(t *testing.T) {
 		l := mk(t)
 		for _, s := range []uint64{5, 1, 3, 2, 9} {
