@@ -264,35 +264,34 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 	if len(rp.Floors) > 0 {
 		n.applyFloors(ctx, r, rp.Floors)
 	}
-	var envs []*chatpb.Envelope
-	var recs []msglog.Record
-	now := time.Now()
+	n.stats.received.Add(uint64(len(rp.Envelopes)))
+	var unknown []*chatpb.Envelope
 	for _, env := range rp.Envelopes {
-		n.stats.received.Add(1)
 		if n.known(env) {
 			// Held already (verified when stored): no signature check.
 			n.stats.duplicates.Add(1)
 			continue
 		}
-		if !n.checkIncoming(env, from) {
+		unknown = append(unknown, env)
+	}
+	errs := checkEnvelopes(&n.keys, unknown)
+	var envs []*chatpb.Envelope
+	for i, env := range unknown {
+		if errs[i] != nil {
+			n.countDrop(errs[i], from)
 			continue
 		}
 		if env.Room != rp.Room {
 			n.stats.invalid.Add(1)
 			continue
 		}
-		data, err := proto.Marshal(env)
-		if err != nil {
-			continue
-		}
 		envs = append(envs, env)
-		recs = append(recs, msglog.Record{Room: env.Room, Origin: env.Origin, Seq: env.Seq,
-			Meta: msglog.Meta{Lamport: env.Lamport, SendTime: time.Unix(0, env.SentUnixNano), RecvTime: now}, Data: data})
 	}
-	if len(recs) == 0 {
+	if len(envs) == 0 {
 		return
 	}
-	isNew, err := n.log.AppendBatch(ctx, recs)
+	// Repaired messages are received messages: fsync deferred like theirs.
+	isNew, err := n.storeReceived(ctx, envs)
 	if err != nil {
 		n.logger.Printf("repair #%s from %s: %v", rp.Room, from, err)
 		return

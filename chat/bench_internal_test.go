@@ -65,7 +65,7 @@ func BenchmarkStoreReceived(b *testing.B) {
 	for b.Loop() {
 		seq++
 		e.Seq = seq // (the signature no longer matches: storeReceived does not check it)
-		if _, err := n.storeReceived(ctx, e); err != nil {
+		if _, err := n.storeReceived(ctx, []*chatpb.Envelope{e}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,7 +9,6 @@ package chat
 // shows anything.
 
 import (
-	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -115,17 +114,14 @@ func SignEnvelope(id *Identity, e *chatpb.Envelope) {
 }
 
 // CheckEnvelope validates every field of e against the protocol limits and
-// verifies its signature. The error wraps ErrInvalid or ErrForged. It does
-// not keep e.
+// verifies its signature (ZIP-215 rules, see verify.go). The error wraps
+// ErrInvalid or ErrForged. It does not keep e.
 func CheckEnvelope(e *chatpb.Envelope) error {
-	if err := validateEnvelope(e); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err := checkEnvelopeFields(e); err != nil {
+		return err
 	}
-	if len(e.OriginKey) != ed25519.PublicKeySize || PeerIDFromKey(e.OriginKey) != e.Origin {
-		return fmt.Errorf("%w: origin %s does not match its key", ErrForged, e.Origin)
-	}
-	if len(e.Signature) != ed25519.SignatureSize || !ed25519.Verify(e.OriginKey, SigningBytes(e), e.Signature) {
-		return fmt.Errorf("%w: bad signature on %s/%d", ErrForged, e.Origin, e.Seq)
+	if !verifySignature(nil, e.OriginKey, SigningBytes(e), e.Signature) {
+		return badSignature(e)
 	}
 	return nil
 }

@@ -123,6 +123,7 @@ type Stats struct {
 	FaultDrops uint64 `json:"fault_drops"` // frames and packets dropped by fault injection (tests only)
 	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full
 	FramesOut  uint64 `json:"frames_out"`  // frames written to peer streams
+	BatchesOut uint64 `json:"batches_out"` // of FramesOut, Batch frames carrying several envelopes
 	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
 	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
 	Streams    int    `json:"streams"`     // outgoing chat streams currently established
@@ -168,7 +169,7 @@ type Stats struct {
 type counters struct {
 	sent, received, delivered, duplicates, forged, invalid atomic.Uint64
 	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
-	faultDrops                                             atomic.Uint64
+	faultDrops, batchesOut                                 atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64

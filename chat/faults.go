@@ -301,7 +301,13 @@ func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	return t.DialTimeout(a.Addr, timeout)
 }
 
+// Shutdown stops the wrapped transport first and the pump after: the
+// transport's UDP reader blocks on its packet channel until someone reads,
+// and NetTransport.Shutdown waits for that reader, so the pump must keep
+// draining until it returns (memberlist's own reader keeps reading ours
+// until after Shutdown).
 func (t *faultTransport) Shutdown() error {
+	err := t.NetTransport.Shutdown()
 	t.once.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	return err
 }

@@ -160,6 +160,7 @@ func FuzzHandleFrame(f *testing.F) {
 		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, WantReply: true}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{good}, Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "lobby", Mode: "causal", JoinedUnixNano: 5}}}}},
+		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{good, forgedCopy(good), signedChatSeq(id, "again", 2)}}}},
 	} {
 		raw, _ := proto.Marshal(fr)
 		f.Add(raw)
@@ -190,6 +191,8 @@ func FuzzHandleFrame(f *testing.F) {
 			if n.Stats().Delivered > before.Delivered && CheckEnvelope(m.Envelope) != nil {
 				t.Fatalf("delivered an envelope that does not check: %v", m.Envelope)
 			}
+		case *chatpb.Frame_Batch:
+			n.handleBatch(m.Batch, from) // checked below: all that is stored verifies
 		case *chatpb.Frame_Repair:
 			n.handleRepair(m.Repair, from)
 		case *chatpb.Frame_Status:

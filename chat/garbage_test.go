@@ -77,9 +77,9 @@ func TestGarbageOnPorts(t *testing.T) {
 	attempts := []*chatpb.Frame{
 		{}, // no message at all
 		{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{}}}, // no handshake
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: 1, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: "nobody"}}},    // wrong target
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: 1, PeerId: other.ID(), PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}},  // stolen ID
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: 1, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}}, // not a member
+		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: "nobody"}}},    // wrong target
+		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: other.ID(), PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}},  // stolen ID
+		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}}, // not a member
 	}
 	for i, f := range attempts {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -56,17 +56,21 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 		return MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
 	}
 	// r.mu keeps seq order and queue order the same, so each peer receives
-	// an origin's messages in seq order (FIFO per origin).
+	// an origin's messages in seq order (FIFO per origin). It is not held
+	// during the fsync: concurrent Sends (and received messages) proceed,
+	// and one fsync covers every Send committed before it.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.parted {
+		r.mu.Unlock()
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
 	}
 	if r.restoring || r.holdSends {
+		r.mu.Unlock()
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrRestoring)
 	}
 	meta, out, err := r.m.Next()
 	if err != nil {
+		r.mu.Unlock()
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, err)
 	}
 	env := envelopeFor(meta, name)
@@ -75,8 +79,9 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	env.Nick = n.Nick()
 	SignEnvelope(n.id, env)
 	// Store before sending: a restart continues after every seq that
-	// may have left this node.
-	if _, err := n.store(ctx, env); err != nil {
+	// may have left this node. Committed now, fsynced below.
+	if _, err := n.storeWith(ctx, env, n.log.AppendDeferred); err != nil {
+		r.mu.Unlock()
 		// The machine has numbered the message, so its seq stays unused
 		// until the next start, whose Resume fills it with an ack.
 		n.emitError("message to #%s not stored: %v", name, err)
@@ -88,9 +93,52 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	if meta.Kind == order.KindData {
 		r.cache[meta.ID()] = env
 	}
-	n.pushLocked(n.roomTargetsLocked(r), env)
+	r.outbox = append(r.outbox, outEntry{env: env})
+	synced := r.outBase + uint64(len(r.outbox)) // the fsync below covers the outbox up to here
+	// The machine's output now, in its order with everything else it says
+	// (a total-order room shows messages in the order its machine decided;
+	// control messages it asks for queue behind this one in the outbox).
+	// The message is committed, so it is shown stored, only not yet fsynced.
 	n.handleOutputLocked(r, out)
-	return MsgID{Origin: n.id.ID, Seq: meta.Seq}, nil
+	r.mu.Unlock()
+	id := MsgID{Origin: n.id.ID, Seq: meta.Seq}
+	if err := n.log.Sync(n.ctx); err != nil {
+		// Committed but maybe not on disk: it must not leave before it is
+		// (a crash could reuse its seq). It stays in the outbox, released
+		// by the next Send whose fsync succeeds.
+		return id, fmt.Errorf("send to #%s: the message is stored but not yet on disk, so it goes out with the next message that is: %w", name, err)
+	}
+	r.mu.Lock()
+	n.releaseLocked(r, synced)
+	r.mu.Unlock()
+	return id, nil
+}
+
+// outEntry is an own message waiting in a room's outbox.
+type outEntry struct {
+	env *chatpb.Envelope
+	// durable: fsynced already (a control message queued behind a Send),
+	// so it leaves as soon as everything before it has.
+	durable bool
+}
+
+// releaseLocked pushes the outbox entries before index synced (fsynced by
+// the caller's Sync) and the durable ones after them, in order, stopping
+// at the first entry still waiting for its fsync. Caller holds r.mu.
+func (n *Node) releaseLocked(r *room, synced uint64) {
+	for len(r.outbox) > 0 {
+		e := r.outbox[0]
+		if !e.durable && r.outBase >= synced {
+			return
+		}
+		r.outbox[0] = outEntry{}
+		r.outbox = r.outbox[1:]
+		r.outBase++
+		if r.parted {
+			continue
+		}
+		n.pushLocked(n.roomTargetsLocked(r), e.env)
+	}
 }
 
 // envelopeFor builds an unsigned envelope carrying meta's ordering fields.
@@ -160,81 +208,160 @@ func metaOf(env *chatpb.Envelope) order.Meta {
 	return m
 }
 
-// handleEnvelope runs the receive pipeline on an envelope that arrived
-// over an authenticated stream from peer `from` (its origin or a
-// forwarder): verify, store, forward once (large rooms), order, deliver.
-func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
-	n.stats.received.Add(1)
-	if n.known(env) {
-		n.stats.duplicates.Add(1)
-		return
+// handleEnvelopes runs the receive pipeline on envelopes that arrived
+// together over an authenticated stream from peer `from` (their origins or
+// a forwarder), in arrival order: drop the ones already stored, verify the
+// rest in one batch, store them in one log append, then per room forward
+// once (large rooms), order and deliver. Each envelope is treated exactly
+// as if it had arrived alone; doing the steps for the whole batch at once
+// shares a signature batch, a log transaction and a room lock among them.
+func (n *Node) handleEnvelopes(envs []*chatpb.Envelope, from string) {
+	n.stats.received.Add(uint64(len(envs)))
+	fresh := make([]*chatpb.Envelope, 0, len(envs))
+	for _, env := range envs {
+		if n.known(env) {
+			n.stats.duplicates.Add(1)
+			continue
+		}
+		fresh = append(fresh, env)
 	}
-	if !n.checkIncoming(env, from) {
-		return
+	errs := checkEnvelopes(&n.keys, fresh)
+	ok := fresh[:0]
+	for i, env := range fresh {
+		if err := errs[i]; err != nil {
+			n.countDrop(err, from)
+			continue
+		}
+		if n.joinedRoom(env.Room) == nil {
+			n.stats.unjoined.Add(1)
+			continue
+		}
+		ok = append(ok, env)
 	}
-	r := n.joinedRoom(env.Room)
-	if r == nil {
-		n.stats.unjoined.Add(1)
+	if len(ok) == 0 {
 		return
 	}
 	// A received message can be fetched again from its sender by
-	// anti-entropy, so its fsync is deferred (msglog AppendDeferred): a
-	// killed process keeps it, only an OS crash can lose it.
-	isNew, err := n.storeReceived(n.ctx, env)
+	// anti-entropy, so its fsync is deferred (msglog AppendBatchDeferred):
+	// a killed process keeps it, only an OS crash can lose it.
+	isNew, err := n.storeReceived(n.ctx, ok)
 	if err != nil {
 		n.logger.Printf("%v", err)
 		return
 	}
-	if !isNew {
-		n.stats.duplicates.Add(1)
-		return
+	stored := ok[:0]
+	for i, env := range ok {
+		if !isNew[i] {
+			n.stats.duplicates.Add(1) // a copy in the same batch, or raced in by another stream
+			continue
+		}
+		stored = append(stored, env)
 	}
-	r.received.Add(1)
-	n.stats.stored.Add(1)
-	pull := n.feedReceived(r, env, from)
-	if pull != "" {
-		n.stats.gapPulls.Add(1)
-		n.sendStatus(pull, r.name, false, false)
+	n.stats.stored.Add(uint64(len(stored)))
+	// Per room, in arrival order (a batch may interleave rooms).
+	for len(stored) > 0 {
+		name := stored[0].Room
+		var mine, rest []*chatpb.Envelope
+		for _, env := range stored {
+			if env.Room == name {
+				mine = append(mine, env)
+			} else {
+				rest = append(rest, env)
+			}
+		}
+		stored = rest
+		r := n.joinedRoom(name)
+		if r == nil {
+			continue // parted meanwhile: stored, replayed if rejoined
+		}
+		r.received.Add(uint64(len(mine)))
+		for _, pull := range n.feedReceived(r, mine, from) {
+			n.stats.gapPulls.Add(1)
+			n.sendStatus(pull, r.name, false, false)
+		}
 	}
 }
 
-// feedReceived forwards a new envelope (large rooms) and feeds it to r's
-// machine. It returns the peer to ask at once for the origin's messages
-// before env when env shows a gap (an earlier seq of its origin is
-// missing), or "": the origin if it is a live member, else the peer env
-// came from. At most one such pull per origin and room per
+// handleBatch runs the receive pipeline on a Batch frame's envelopes; an
+// empty batch or one over maxBatchEnvelopes is a bad frame.
+func (n *Node) handleBatch(b *chatpb.Batch, from string) {
+	envs := b.GetEnvelopes()
+	if len(envs) == 0 || len(envs) > maxBatchEnvelopes {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	n.handleEnvelopes(envs, from)
+}
+
+// handleEnvelope runs the receive pipeline on one envelope (see
+// handleEnvelopes).
+func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
+	n.handleEnvelopes([]*chatpb.Envelope{env}, from)
+}
+
+// feedReceived forwards new envelopes of r (large rooms) and feeds them to
+// r's machine. It returns the peers to ask at once for an origin's
+// messages before an envelope that shows a gap (an earlier seq of its
+// origin is missing): the origin if it is a live member, else the peer the
+// envelope came from. At most one such pull per origin and room per
 // AntiEntropyInterval/4, so a burst of messages behind one gap asks once.
-func (n *Node) feedReceived(r *room, env *chatpb.Envelope, from string) string {
+func (n *Node) feedReceived(r *room, envs []*chatpb.Envelope, from string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.parted {
-		return ""
+		return nil
 	}
 	if len(r.members) > n.cfg.FanoutThreshold {
 		// Gossip mode: forward once, on first receipt (this is it: the log
 		// said the message is new).
-		if targets := n.roomTargetsLocked(r, env.Origin, from); len(targets) > 0 {
-			n.stats.forwarded.Add(1)
-			n.pushLocked(targets, env)
+		for _, env := range envs {
+			if targets := n.roomTargetsLocked(r, env.Origin, from); len(targets) > 0 {
+				n.stats.forwarded.Add(1)
+				n.pushLocked(targets, env)
+			}
 		}
 	}
-	gap := !r.restoring && r.m.WantOf(env.Origin) < env.Seq
-	n.feedLocked(r, []*chatpb.Envelope{env})
-	if !gap {
-		return ""
+	// An envelope shows a gap when its seq is past the next one its origin
+	// needs, counting the envelopes before it in this batch.
+	var gapOrigins []string
+	if !r.restoring {
+		next := map[string]uint64{}
+		for _, env := range envs {
+			want, ok := next[env.Origin]
+			if !ok {
+				want = r.m.WantOf(env.Origin)
+			}
+			switch {
+			case env.Seq > want:
+				if !slices.Contains(gapOrigins, env.Origin) {
+					gapOrigins = append(gapOrigins, env.Origin)
+				}
+			case env.Seq == want:
+				want++
+			}
+			next[env.Origin] = want
+		}
 	}
+	n.feedLocked(r, envs)
+	var pulls []string
 	now := time.Now()
-	if last, ok := r.gapPulls[env.Origin]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval/4 {
-		return ""
+	for _, origin := range gapOrigins {
+		if last, ok := r.gapPulls[origin]; ok && now.Sub(last) < n.cfg.AntiEntropyInterval/4 {
+			continue
+		}
+		if len(r.gapPulls) >= maxGapPulls {
+			clear(r.gapPulls) // forgetting only allows an early extra pull
+		}
+		r.gapPulls[origin] = now
+		peer := from
+		if _, ok := r.members[origin]; ok {
+			peer = origin
+		}
+		if !slices.Contains(pulls, peer) {
+			pulls = append(pulls, peer)
+		}
 	}
-	if len(r.gapPulls) >= maxGapPulls {
-		clear(r.gapPulls) // forgetting only allows an early extra pull
-	}
-	r.gapPulls[env.Origin] = now
-	if _, ok := r.members[env.Origin]; ok {
-		return env.Origin
-	}
-	return from
+	return pulls
 }
 
 // known reports whether the log already holds env's (room, origin, seq).
@@ -251,16 +378,21 @@ func (n *Node) known(env *chatpb.Envelope) bool {
 	return err == nil
 }
 
-// checkIncoming verifies an envelope from the network (limits, origin key,
-// signature), counting what it drops.
+// countDrop counts and logs an envelope refused by its checks.
+func (n *Node) countDrop(err error, from string) {
+	if errors.Is(err, ErrForged) {
+		n.stats.forged.Add(1)
+	} else {
+		n.stats.invalid.Add(1)
+	}
+	n.logger.Printf("drop envelope from %s: %v", from, err)
+}
+
+// checkIncoming verifies one envelope from the network (limits, origin
+// key, signature), counting what it drops.
 func (n *Node) checkIncoming(env *chatpb.Envelope, from string) bool {
-	if err := CheckEnvelope(env); err != nil {
-		if errors.Is(err, ErrForged) {
-			n.stats.forged.Add(1)
-		} else {
-			n.stats.invalid.Add(1)
-		}
-		n.logger.Printf("drop envelope from %s: %v", from, err)
+	if err := checkEnvelopes(&n.keys, []*chatpb.Envelope{env})[0]; err != nil {
+		n.countDrop(err, from)
 		return false
 	}
 	return true
@@ -305,6 +437,12 @@ func (n *Node) handleOutputLocked(r *room, out order.Output) {
 		r.received.Add(1)
 		n.stats.stored.Add(1)
 		n.stats.controlSent.Add(1)
+		if len(r.outbox) > 0 {
+			// An earlier message of ours waits for its fsync: this one
+			// follows it, so peers receive our seqs in order.
+			r.outbox = append(r.outbox, outEntry{env: env, durable: true})
+			continue
+		}
 		n.pushLocked(n.roomTargetsLocked(r), env)
 	}
 	for _, meta := range out.Deliver {

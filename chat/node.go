@@ -54,6 +54,7 @@ type Node struct {
 	stats  counters
 	faults *faultState // nil unless Config.Faults is set
 	log    msglog.Log  // the message log; closed by Shutdown
+	keys   keyCache    // expanded public keys of origins (verify.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
@@ -747,7 +748,7 @@ func (n *Node) Stats() Stats {
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: c.faultDrops.Load(), EventDrops: c.eventDrops.Load(),
-		FramesOut: c.framesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
+		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}
 }

@@ -186,6 +186,24 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 		p.n.stats.framesOut.Add(1)
 		return nil
 	}
+	// dispatch acts on one frame whose fault fate is decided: dropped,
+	// sent now (with the envelopes queued behind it, see sendBatched), or
+	// put in the delay line.
+	var dispatch func(f *chatpb.Frame, drop bool, delay time.Duration) error
+	dispatch = func(f *chatpb.Frame, drop bool, delay time.Duration) error {
+		switch {
+		case drop:
+			p.n.stats.faultDrops.Add(1)
+		case delay <= 0 && len(line) == 0:
+			return p.sendBatched(f, send, dispatch)
+		case len(line) >= cap(p.queue):
+			p.n.stats.queueDrops.Add(1) // the delay line is bounded like the queue
+		default:
+			lineSeq++
+			line.add(delayedFrame{due: time.Now().Add(delay), seq: lineSeq, f: f})
+		}
+		return nil
+	}
 	for {
 		var due <-chan time.Time
 		if len(line) > 0 {
@@ -201,18 +219,8 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 			return true, fmt.Errorf("stream closed: %w", err)
 		case f := <-p.queue:
 			drop, delay := p.n.faults.outgoing(p.id)
-			switch {
-			case drop:
-				p.n.stats.faultDrops.Add(1)
-			case delay <= 0 && len(line) == 0:
-				if err := send(f); err != nil {
-					return true, err
-				}
-			case len(line) >= cap(p.queue):
-				p.n.stats.queueDrops.Add(1) // the delay line is bounded like the queue
-			default:
-				lineSeq++
-				line.add(delayedFrame{due: time.Now().Add(delay), seq: lineSeq, f: f})
+			if err := dispatch(f, drop, delay); err != nil {
+				return true, err
 			}
 		case <-due:
 			for {
@@ -231,6 +239,70 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 			default:
 			}
 		}
+	}
+}
+
+// maxBatchEnvelopes bounds the envelopes of one Batch frame (a receiver
+// refuses a larger batch as a bad frame).
+const maxBatchEnvelopes = 1024
+
+// batchBytes bounds the encoded envelopes of one Batch frame, below the
+// frame limit with room for the frame's own tags and lengths.
+const batchBytes = maxFrameBytes - 1024
+
+// sendBatched sends f; when f carries an envelope, the envelopes already
+// waiting in the queue behind it go in the same Batch frame (it never
+// waits for more: batching only shares the per-frame cost among messages
+// that would otherwise queue behind each other). Each queued frame gets
+// its own fault decision; the first one that is not an envelope, or that
+// fault injection delays, ends the batch and goes to dispatch after it,
+// so frames keep their queue order.
+func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
+	dispatch func(*chatpb.Frame, bool, time.Duration) error) error {
+	first := f.GetEnvelope()
+	if first == nil {
+		return send(f)
+	}
+	envs := []*chatpb.Envelope{first}
+	size := proto.Size(first)
+	flush := func() error {
+		var err error
+		if len(envs) == 1 {
+			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: envs[0]}})
+		} else {
+			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}})
+			p.n.stats.batchesOut.Add(1)
+		}
+		envs, size = nil, 0
+		return err
+	}
+	for {
+		var g *chatpb.Frame
+		select {
+		case g = <-p.queue:
+		default:
+			return flush()
+		}
+		drop, delay := p.n.faults.outgoing(p.id)
+		if drop {
+			p.n.stats.faultDrops.Add(1)
+			continue
+		}
+		env := g.GetEnvelope()
+		if env == nil || delay > 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+			return dispatch(g, false, delay)
+		}
+		gs := proto.Size(env) + 8 // the envelope's tag and length in the batch
+		if len(envs) == maxBatchEnvelopes || size+gs > batchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		envs = append(envs, env)
+		size += gs
 	}
 }
 

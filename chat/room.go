@@ -101,6 +101,14 @@ type room struct {
 	live     bool                          // emit deliveries (false while replaying the log)
 	conflict map[string]bool               // peers announcing this room with another mode (logged once)
 	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
+	// outbox holds our own messages of the room that are numbered and
+	// committed but not pushed yet, in seq order: a Send's message waits
+	// there for the fsync it shares with concurrent Sends (see Send), and a
+	// control message created meanwhile waits behind it, so peers receive
+	// our messages in seq order. outBase is the index of outbox[0] among
+	// every entry ever added.
+	outbox  []outEntry
+	outBase uint64
 
 	received  atomic.Uint64
 	delivered atomic.Uint64
@@ -826,12 +834,35 @@ func (n *Node) store(ctx context.Context, env *chatpb.Envelope) (bool, error) {
 	return n.storeWith(ctx, env, n.log.Append)
 }
 
-// storeReceived appends a verified envelope received from a peer with a
-// deferred fsync (msglog AppendDeferred): written before delivery, so a
-// killed process keeps it; an OS crash within msglog's SyncInterval can
-// lose it, and anti-entropy fetches it again from the peers.
-func (n *Node) storeReceived(ctx context.Context, env *chatpb.Envelope) (bool, error) {
-	return n.storeWith(ctx, env, n.log.AppendDeferred)
+// storeReceived appends verified envelopes received from peers in one
+// log append with a deferred fsync (msglog AppendBatchDeferred): written
+// before delivery, so a killed process keeps them; an OS crash within
+// msglog's SyncInterval can lose them, and anti-entropy fetches them again
+// from the peers. isNew[i] reports whether envs[i] was not stored yet.
+func (n *Node) storeReceived(ctx context.Context, envs []*chatpb.Envelope) ([]bool, error) {
+	recs, err := recordsOf(envs, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	isNew, err := n.log.AppendBatchDeferred(ctx, recs)
+	if err != nil {
+		return nil, fmt.Errorf("store %d received messages: %w", len(envs), err)
+	}
+	return isNew, nil
+}
+
+// recordsOf encodes envelopes as log records received at now.
+func recordsOf(envs []*chatpb.Envelope, now time.Time) ([]msglog.Record, error) {
+	recs := make([]msglog.Record, len(envs))
+	for i, env := range envs {
+		data, err := proto.Marshal(env)
+		if err != nil {
+			return nil, fmt.Errorf("encode envelope %s/%d: %w", env.Origin, env.Seq, err)
+		}
+		recs[i] = msglog.Record{Room: env.Room, Origin: env.Origin, Seq: env.Seq,
+			Meta: msglog.Meta{Lamport: env.Lamport, SendTime: time.Unix(0, env.SentUnixNano), RecvTime: now}, Data: data}
+	}
+	return recs, nil
 }
 
 func (n *Node) storeWith(ctx context.Context, env *chatpb.Envelope,

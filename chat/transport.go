@@ -130,6 +130,8 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 		switch m := f.Msg.(type) {
 		case *chatpb.Frame_Envelope:
 			n.handleEnvelope(m.Envelope, peer)
+		case *chatpb.Frame_Batch:
+			n.handleBatch(m.Batch, peer)
 		case *chatpb.Frame_Ping:
 			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Ping.GetNonce()}}}); err != nil {
 				return nil

@@ -9,6 +9,13 @@
 // described on the message (not over the protobuf bytes, whose encoding is not
 // unique), so a new signed field needs a new format version.
 //
+// Protocol versions (Hello.protocol, node meta): 1 was the first; 2 added the
+// Batch frame and checks envelope signatures under the ZIP-215 rules
+// (cofactored Ed25519 verification: it accepts every signature RFC 8032
+// accepts, and batch and single verification agree on every input, which
+// RFC 8032's rules do not guarantee). Peers of different versions refuse each
+// other's handshake with an error naming both versions.
+//
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc,
 // protoc-gen-go and protoc-gen-go-grpc on PATH; see generate.go).
 
@@ -138,6 +145,7 @@ type Frame struct {
 	//	*Frame_RoomSet
 	//	*Frame_Status
 	//	*Frame_Repair
+	//	*Frame_Batch
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -261,6 +269,15 @@ func (x *Frame) GetRepair() *Repair {
 	return nil
 }
 
+func (x *Frame) GetBatch() *Batch {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -314,6 +331,15 @@ type Frame_Repair struct {
 	Repair *Repair `protobuf:"bytes,9,opt,name=repair,proto3,oneof"`
 }
 
+type Frame_Batch struct {
+	// batch carries several signed messages at once (dialer to listener,
+	// protocol 2): the dialer packs the envelopes already waiting in its
+	// queue for this peer into one frame, so a busy stream pays the
+	// per-frame costs (HTTP/2 framing, a write, a wake-up) once per batch
+	// and the listener verifies and stores them together.
+	Batch *Batch `protobuf:"bytes,10,opt,name=batch,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Msg() {}
 
 func (*Frame_Auth) isFrame_Msg() {}
@@ -332,13 +358,16 @@ func (*Frame_Status) isFrame_Msg() {}
 
 func (*Frame_Repair) isFrame_Msg() {}
 
+func (*Frame_Batch) isFrame_Msg() {}
+
 // Hello introduces one end of a stream. The peer ID is self-certifying: it
 // must equal PeerIDFromKey(public_key) (the first 8 bytes of SHA-256 of the
 // key, lower-case hex), so no directory is needed to check it; a receiver
 // also refuses a hello whose peer ID differs from the one it dialed.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version of the sender (currently 1). A
+	// protocol is the chat protocol version of the sender (currently 2; 2
+	// added the batch frame and ZIP-215 signature rules). A
 	// listener refuses a dialer whose protocol it does not speak.
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// peer_id is the sender's peer ID (its memberlist node name).
@@ -989,7 +1018,7 @@ func (x *Envelope) GetCandidate() string {
 // bytes encoded: memberlist panics above that, so the encoder checks it).
 type NodeMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version the peer speaks (currently 1).
+	// protocol is the chat protocol version the peer speaks (currently 2).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// peer_id is the peer ID; it equals the memberlist node name and
 	// PeerIDFromKey(public_key).
@@ -1433,6 +1462,54 @@ func (x *Status) GetWantReply() bool {
 	return false
 }
 
+// Batch is a run of envelopes from one stream's queue, in queue order: each
+// is handled exactly as if it had arrived in its own envelope frame. At
+// most 1024 envelopes (a larger batch is refused as a bad frame), and the
+// encoded frame stays under the chat frame limit.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_chat_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Batch) GetEnvelopes() []*Envelope {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
 // Repair carries messages of one room that the receiver lacks, each a
 // complete signed envelope checked by the receiver like any other, and
 // never forwarded further (it is repair traffic, not a new message).
@@ -1454,7 +1531,7 @@ type Repair struct {
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1543,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1556,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Repair) GetRoom() string {
@@ -1508,7 +1585,7 @@ var File_chat_proto protoreflect.FileDescriptor
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\xc5\x03\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\xf5\x03\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
@@ -1518,7 +1595,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x03bye\x18\x06 \x01(\v2\x14.hearsay.chat.v1.ByeH\x00R\x03bye\x125\n" +
 	"\broom_set\x18\a \x01(\v2\x18.hearsay.chat.v1.RoomSetH\x00R\aroomSet\x121\n" +
 	"\x06status\x18\b \x01(\v2\x17.hearsay.chat.v1.StatusH\x00R\x06status\x121\n" +
-	"\x06repair\x18\t \x01(\v2\x17.hearsay.chat.v1.RepairH\x00R\x06repairB\x05\n" +
+	"\x06repair\x18\t \x01(\v2\x17.hearsay.chat.v1.RepairH\x00R\x06repair\x12.\n" +
+	"\x05batch\x18\n" +
+	" \x01(\v2\x16.hearsay.chat.v1.BatchH\x00R\x05batchB\x05\n" +
 	"\x03msg\"\xac\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -1595,7 +1674,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
 	"\x05reply\x18\x03 \x01(\bR\x05reply\x12\x1d\n" +
 	"\n" +
-	"want_reply\x18\x04 \x01(\bR\twantReply\"\x83\x01\n" +
+	"want_reply\x18\x04 \x01(\bR\twantReply\"@\n" +
+	"\x05Batch\x127\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\"\x83\x01\n" +
 	"\x06Repair\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x127\n" +
 	"\tenvelopes\x18\x02 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\x12,\n" +
@@ -1626,7 +1707,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_chat_proto_goTypes = []any{
 	(Kind)(0),              // 0: hearsay.chat.v1.Kind
 	(*Frame)(nil),          // 1: hearsay.chat.v1.Frame
@@ -1644,7 +1725,8 @@ var file_chat_proto_goTypes = []any{
 	(*RoomSet)(nil),        // 13: hearsay.chat.v1.RoomSet
 	(*RoomMembership)(nil), // 14: hearsay.chat.v1.RoomMembership
 	(*Status)(nil),         // 15: hearsay.chat.v1.Status
-	(*Repair)(nil),         // 16: hearsay.chat.v1.Repair
+	(*Batch)(nil),          // 16: hearsay.chat.v1.Batch
+	(*Repair)(nil),         // 17: hearsay.chat.v1.Repair
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -1655,23 +1737,25 @@ var file_chat_proto_depIdxs = []int32{
 	6,  // 5: hearsay.chat.v1.Frame.bye:type_name -> hearsay.chat.v1.Bye
 	13, // 6: hearsay.chat.v1.Frame.room_set:type_name -> hearsay.chat.v1.RoomSet
 	15, // 7: hearsay.chat.v1.Frame.status:type_name -> hearsay.chat.v1.Status
-	16, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
-	0,  // 9: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	8,  // 10: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	7,  // 11: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	7,  // 12: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
-	11, // 13: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	14, // 14: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
-	8,  // 15: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
-	9,  // 16: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
-	8,  // 17: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
-	1,  // 18: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
-	1,  // 19: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
-	19, // [19:20] is the sub-list for method output_type
-	18, // [18:19] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	17, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
+	16, // 9: hearsay.chat.v1.Frame.batch:type_name -> hearsay.chat.v1.Batch
+	0,  // 10: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 11: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 12: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	7,  // 13: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 14: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	14, // 15: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
+	8,  // 16: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
+	9,  // 17: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
+	9,  // 18: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
+	8,  // 19: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
+	1,  // 20: hearsay.chat.v1.Chat.Connect:input_type -> hearsay.chat.v1.Frame
+	1,  // 21: hearsay.chat.v1.Chat.Connect:output_type -> hearsay.chat.v1.Frame
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -1689,6 +1773,7 @@ func file_chat_proto_init() {
 		(*Frame_RoomSet)(nil),
 		(*Frame_Status)(nil),
 		(*Frame_Repair)(nil),
+		(*Frame_Batch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1696,7 +1781,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

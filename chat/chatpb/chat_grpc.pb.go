@@ -9,6 +9,13 @@
 // described on the message (not over the protobuf bytes, whose encoding is not
 // unique), so a new signed field needs a new format version.
 //
+// Protocol versions (Hello.protocol, node meta): 1 was the first; 2 added the
+// Batch frame and checks envelope signatures under the ZIP-215 rules
+// (cofactored Ed25519 verification: it accepts every signature RFC 8032
+// accepts, and batch and single verification agree on every input, which
+// RFC 8032's rules do not guarantee). Peers of different versions refuse each
+// other's handshake with an error naming both versions.
+//
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc,
 // protoc-gen-go and protoc-gen-go-grpc on PATH; see generate.go).
 

@@ -114,6 +114,7 @@ func (a *peerAdapter) Stats() []repl.Stat {
 		{Name: "send-queue drops", Value: u(s.QueueDrops)},
 		{Name: "event drops", Value: u(s.EventDrops)},
 		{Name: "frames out", Value: u(s.FramesOut)},
+		{Name: "batch frames out", Value: u(s.BatchesOut)},
 		{Name: "kv updates", Value: u(s.KVUpdates)},
 		{Name: "kv refused", Value: u(s.KVDrops)},
 		{Name: "chat streams", Value: strconv.Itoa(s.Streams)},
