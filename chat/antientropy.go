@@ -4,11 +4,16 @@ package chat
 // queue, a broken stream, a partition, a crash, a late join), in the manner
 // of Peerster's status/rumor exchange:
 //
-//   - Every AntiEntropyInterval the node announces its room set to every
-//     live peer (RoomSet frame: room membership is state each peer states
-//     itself over its authenticated streams; a lost announcement is
-//     repaired by the next one), and for each joined room sends its version
-//     vector (Status) to one random live member of the room.
+//   - The node announces its room set (RoomSet frame: room membership is
+//     state each peer states itself over its authenticated streams) to
+//     every live peer when it changes and when a stream opens. Every
+//     AntiEntropyInterval it announces it again to the peers whose last
+//     announcement did not fit in their queue or changed since, and to
+//     each other peer every roomSetRefresh rounds or so (staggered), so
+//     that one lost otherwise is repaired; and for each joined room it
+//     sends its version vector (Status) to one random live member of the
+//     room. (Announcing to every peer every round cost N² frames per
+//     interval in an N-member group: half of a 50-member group's idle CPU.)
 //   - A peer that gets a Status answers with a Repair holding what it has
 //     and the sender lacks, in seq order per origin, at most
 //     AntiEntropyBatch messages per round (the rest follows in later
@@ -25,6 +30,8 @@ package chat
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -41,6 +48,8 @@ func (n *Node) antiEntropyLoop() {
 	tick := time.NewTicker(n.cfg.AntiEntropyInterval)
 	defer tick.Stop()
 	lastPrune := time.Now()
+	sent := map[*peerConn]roomSetSent{} // owned by this loop
+	var round uint64
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -50,7 +59,8 @@ func (n *Node) antiEntropyLoop() {
 		if _, err := n.active(); err != nil {
 			continue // left the group: nothing to exchange
 		}
-		n.antiEntropyRound()
+		round++
+		n.antiEntropyRound(sent, round)
 		if time.Since(lastPrune) >= n.cfg.RetentionInterval {
 			lastPrune = time.Now()
 			n.prune()
@@ -58,11 +68,11 @@ func (n *Node) antiEntropyLoop() {
 	}
 }
 
-// antiEntropyRound runs one round: announce rooms, then per joined room
-// refill the machine if it refused messages and send a status to one
-// random live member.
-func (n *Node) antiEntropyRound() {
-	n.announceRooms()
+// antiEntropyRound runs one round: refresh our room set where due (see
+// refreshRooms), then per joined room refill the machine if it refused
+// messages and send a status to one random live member.
+func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
+	n.refreshRooms(sent, round)
 	n.tryRestore()
 	for _, r := range n.joinedRooms() {
 		r.mu.Lock()
@@ -274,7 +284,7 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 		}
 		unknown = append(unknown, env)
 	}
-	errs := checkEnvelopes(&n.keys, unknown)
+	errs := n.verify.check(unknown)
 	var envs []*chatpb.Envelope
 	for i, env := range unknown {
 		if errs[i] != nil {
@@ -361,9 +371,87 @@ func (n *Node) roomSetFrame() *chatpb.Frame {
 	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: rs}}
 }
 
-// announceRooms sends our room set to every peer; called when it changes
-// and every anti-entropy round.
+// announceRooms sends our room set to every peer; called when it changes.
 func (n *Node) announceRooms() {
+	n.sendRoomSets(false)
+}
+
+// requestRoomSets sends our room set to every peer asking for theirs back
+// at once (JoinRoom, before it creates a room).
+func (n *Node) requestRoomSets() {
+	n.sendRoomSets(true)
+}
+
+func (n *Node) sendRoomSets(wantReply bool) {
+	f := n.newRoomSetFrame()
+	f.GetRoomSet().WantReply = wantReply
+	size := uint64(proto.Size(f))
+	for _, p := range n.peerList() {
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(size)
+		}
+	}
+}
+
+// roomSetRefresh is about how many anti-entropy rounds pass before a peer
+// hears our unchanged room set again (between half and all of it, at
+// random, so that the peers' refreshes do not fall in the same round).
+const roomSetRefresh = 10
+
+// roomSetSent is what the anti-entropy loop last queued to one peer.
+type roomSetSent struct {
+	rooms string // the announced rooms, without the version (roomsKey)
+	next  uint64 // the round from which it is announced again
+}
+
+// refreshRooms announces our room set to the peers that may lack it: those
+// whose last announcement by this loop was not queued, holds other rooms
+// (announceRooms sent the change, unless their queue was full), or is due
+// for its refresh. sent is the loop's record, pruned to the current peers.
+func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
+	peers := n.peerList()
+	f := n.roomSetFrame()
+	key := roomsKey(f.GetRoomSet())
+	var due []*peerConn
+	for _, p := range peers {
+		if last, ok := sent[p]; !ok || last.rooms != key || round >= last.next {
+			due = append(due, p)
+		}
+	}
+	if len(sent) > len(peers)-len(due) { // some peers are gone
+		keep := make(map[*peerConn]bool, len(peers))
+		for _, p := range peers {
+			keep[p] = true
+		}
+		maps.DeleteFunc(sent, func(p *peerConn, _ roomSetSent) bool { return !keep[p] })
+	}
+	if len(due) == 0 {
+		return
+	}
+	f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
+	size := uint64(proto.Size(f))
+	for _, p := range due {
+		if !p.enqueue(f) {
+			delete(sent, p) // queue full: again next round
+			continue
+		}
+		n.stats.aeBytes.Add(size)
+		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
+	}
+}
+
+// roomsKey encodes what a room set says, without its version.
+func roomsKey(rs *chatpb.RoomSet) string {
+	var b strings.Builder
+	for _, rm := range rs.Rooms {
+		fmt.Fprintf(&b, "%s %s %d\n", rm.Name, rm.Mode, rm.JoinedUnixNano)
+	}
+	return b.String()
+}
+
+// newRoomSetFrame gives our room set a new version and returns its
+// announcement.
+func (n *Node) newRoomSetFrame() *chatpb.Frame {
 	n.roomsMu.Lock()
 	if v := time.Now().UnixNano(); v > n.roomVer {
 		n.roomVer = v
@@ -371,19 +459,14 @@ func (n *Node) announceRooms() {
 		n.roomVer++
 	}
 	n.roomsMu.Unlock()
-	f := n.roomSetFrame()
-	size := uint64(proto.Size(f))
+	return n.roomSetFrame()
+}
+
+// peerList returns the outgoing connections.
+func (n *Node) peerList() []*peerConn {
 	n.mu.Lock()
-	peers := make([]*peerConn, 0, len(n.peers))
-	for _, p := range n.peers {
-		peers = append(peers, p)
-	}
-	n.mu.Unlock()
-	for _, p := range peers {
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(size)
-		}
-	}
+	defer n.mu.Unlock()
+	return slices.Collect(maps.Values(n.peers))
 }
 
 // handleRoomSet records the rooms a peer announced.
@@ -403,6 +486,18 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			return
 		}
 		set.rooms[rm.Name] = rm
+	}
+	if rs.WantReply {
+		// Answer even a stale set: the request is what matters.
+		n.mu.Lock()
+		p := n.peers[from]
+		n.mu.Unlock()
+		if p != nil {
+			f := n.newRoomSetFrame()
+			if p.enqueue(f) {
+				n.stats.aeBytes.Add(uint64(proto.Size(f)))
+			}
+		}
 	}
 	n.roomsMu.Lock()
 	old := n.peerRooms[from]

@@ -207,10 +207,13 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 	existing := n.existingMode(ctx, name)
 	if existing == "" {
 		// A room nobody announced: it may have been created a moment ago
-		// and its announcement be on its way. Hear every live peer once
-		// more (they announce every anti-entropy interval) before creating
-		// it, so two peers do not create one room with two modes (or two
-		// sequencers).
+		// and its announcement be on its way. Ask every live peer for its
+		// room set (want_reply) and wait for the answers, or 1.5
+		// anti-entropy intervals at most, before creating it, so two peers
+		// do not create one room with two modes (or two sequencers). The
+		// answer to our request comes behind anything the peer queued to
+		// us before it, on the same stream.
+		n.requestRoomSets()
 		n.waitRoomSets(ctx, start, min(n.cfg.AntiEntropyInterval+n.cfg.AntiEntropyInterval/2, n.cfg.HandshakeTimeout))
 		existing = n.existingMode(ctx, name)
 	}

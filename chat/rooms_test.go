@@ -627,3 +627,28 @@ func TestJoinRightAfterCreation(t *testing.T) {
 		}
 	}
 }
+
+// Creating a room asks every live peer for its room set and creates the
+// room once all have answered, not after waiting out the next periodic
+// announcement (here 20 s apart, refreshed every 5 to 10 of them).
+func TestJoinNewRoomAsksPeers(t *testing.T) {
+	peers := chattest.Cluster(t, 3, func(_ int, cfg *chat.Config) {
+		cfg.AntiEntropyInterval = 20 * time.Second
+		cfg.HandshakeTimeout = 25 * time.Second
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	if _, err := peers[0].JoinRoom(ctx, "fresh", chat.ModeFIFO); err != nil {
+		t.Fatal(err)
+	}
+	// Without the request the join waits min(1.5 intervals, handshake
+	// timeout) = 25 s for the others' next announcements.
+	if took := time.Since(start); took >= 10*time.Second {
+		t.Fatalf("joining a new room took %v: the peers' room sets were not requested", took)
+	}
+	// And the others learn the room's mode from the announcement.
+	if _, err := peers[1].JoinRoom(ctx, "fresh", chat.ModeCausal); !errors.Is(err, chat.ErrModeConflict) {
+		t.Fatalf("joining with another mode: %v, want ErrModeConflict", err)
+	}
+}

@@ -1263,7 +1263,13 @@ type RoomSet struct {
 	// ignores a set whose version is lower than the one it holds.
 	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// rooms are the joined rooms, at most 256, names unique.
-	Rooms         []*RoomMembership `protobuf:"bytes,2,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	Rooms []*RoomMembership `protobuf:"bytes,2,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	// want_reply asks the receiver to announce its own room set back at once
+	// (without want_reply). A peer about to create a room nobody announced
+	// asks every live peer, so it hears within a round trip whether someone
+	// created it a moment ago (announcements are otherwise sent on change and
+	// refreshed every 5 to 10 anti-entropy intervals).
+	WantReply     bool `protobuf:"varint,3,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1310,6 +1316,13 @@ func (x *RoomSet) GetRooms() []*RoomMembership {
 		return x.Rooms
 	}
 	return nil
+}
+
+func (x *RoomSet) GetWantReply() bool {
+	if x != nil {
+		return x.WantReply
+	}
+	return false
 }
 
 // RoomMembership is one room of a RoomSet.
@@ -1661,10 +1674,12 @@ const file_chat_proto_rawDesc = "" +
 	"origin_key\x18\x06 \x01(\fR\toriginKey\x12\x1c\n" +
 	"\tsignature\x18\a \x01(\fR\tsignature\"=\n" +
 	"\aKVState\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries\"Z\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries\"y\n" +
 	"\aRoomSet\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
-	"\x05rooms\x18\x02 \x03(\v2\x1f.hearsay.chat.v1.RoomMembershipR\x05rooms\"b\n" +
+	"\x05rooms\x18\x02 \x03(\v2\x1f.hearsay.chat.v1.RoomMembershipR\x05rooms\x12\x1d\n" +
+	"\n" +
+	"want_reply\x18\x03 \x01(\bR\twantReply\"b\n" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
