@@ -225,7 +225,7 @@ func (n *Node) handleEnvelopes(envs []*chatpb.Envelope, from string) {
 		}
 		fresh = append(fresh, env)
 	}
-	errs := checkEnvelopes(&n.keys, fresh)
+	errs := n.verify.check(fresh)
 	ok := fresh[:0]
 	for i, env := range fresh {
 		if err := errs[i]; err != nil {

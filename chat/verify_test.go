@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -155,4 +156,52 @@ func FuzzCheckEnvelopes(f *testing.F) {
 			t.Fatalf("batch verdict %v, alone %v", errs[1], alone)
 		}
 	})
+}
+
+// Concurrent callers of the combiner each get their own envelopes'
+// verdicts, whoever verified them.
+func TestCombinerConcurrentVerdicts(t *testing.T) {
+	var keys keyCache
+	c := combiner{keys: &keys}
+	ids := []*Identity{testIdentity(t), testIdentity(t), testIdentity(t)}
+	const callers, rounds = 8, 30
+	var wg sync.WaitGroup
+	errc := make(chan error, callers)
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				n := 1 + (g+r)%5
+				envs := make([]*chatpb.Envelope, n)
+				forged := make([]bool, n)
+				for i := range envs {
+					envs[i] = signedChatSeq(ids[(g+i)%len(ids)], fmt.Sprintf("g%d r%d i%d", g, r, i), uint64(r*10+i+1))
+					if (g+r+i)%4 == 0 {
+						envs[i] = forgedCopy(envs[i])
+						forged[i] = true
+					}
+				}
+				errs := c.check(envs)
+				if len(errs) != n {
+					errc <- fmt.Errorf("caller %d: %d verdicts for %d envelopes", g, len(errs), n)
+					return
+				}
+				for i := range envs {
+					if forged[i] != (errs[i] != nil) {
+						errc <- fmt.Errorf("caller %d round %d envelope %d: forged=%v, verdict %v", g, r, i, forged[i], errs[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if c.busy || len(c.pending) != 0 {
+		t.Fatalf("combiner left busy=%v with %d pending", c.busy, len(c.pending))
+	}
 }
