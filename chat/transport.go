@@ -74,25 +74,24 @@ func (s *chatServer) Connect(stream chatpb.Chat_ConnectServer) error {
 }
 
 // handleStream serves one inbound stream: handshake, then frames until the
-// dialer closes it or the node shuts down. Only this goroutine sends on the
-// stream; a reader goroutine feeds it frames so that the handshake can time
-// out.
+// dialer closes it or the node shuts down (the server's Stop ends every
+// stream's Recv). Only this goroutine sends on the stream. During the
+// handshake a reader goroutine receives its two frames (Hello, Auth), so
+// that the handshake can time out; after it, this goroutine receives
+// itself: a frame reaches the pipeline without a hand-off between
+// goroutines, which under load costs a wake-up per frame.
 func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 	ctx := stream.Context()
-	frames := make(chan *chatpb.Frame, 16)
+	frames := make(chan *chatpb.Frame, handshakeFrames)
 	readErr := make(chan error, 1)
 	if !n.spawn(func() {
-		for {
+		for range handshakeFrames {
 			f, err := stream.Recv()
 			if err != nil {
 				readErr <- err
 				return
 			}
-			select {
-			case frames <- f:
-			case <-ctx.Done():
-				return
-			}
+			frames <- f // buffered for every handshake frame
 		}
 	}) {
 		return ErrShutdown
@@ -118,8 +117,10 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 		n.logger.Printf("chat handshake refused: %v", err)
 		return fmt.Errorf("handshake: %w", err)
 	}
+	// The handshake took both frames, so the reader has made its last
+	// Recv: from here on this goroutine is the stream's only receiver.
 	for {
-		f, err := next(nil)
+		f, err := stream.Recv()
 		if err != nil {
 			return nil
 		}
@@ -152,6 +153,10 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 		}
 	}
 }
+
+// handshakeFrames is how many frames the listener's side of the handshake
+// reads (Hello, Auth).
+const handshakeFrames = 2
 
 // acceptHandshake runs the listener's side of the handshake and returns
 // the authenticated dialer's peer ID.
