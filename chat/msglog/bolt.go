@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,20 +28,24 @@ var (
 	keyCount     = []byte("n")
 )
 
-// Bolt is a Log on a bbolt file. It is safe for concurrent use (bbolt runs
-// one writer at a time and readers in parallel); every operation is one
-// transaction, committed before it returns.
+// Bolt is a Log on a bbolt file and a WAL next to it. It is safe for
+// concurrent use (bbolt runs one writer at a time and readers in
+// parallel).
 //
-// Appends are group-committed (bolt_group.go): one goroutine owned by the
-// log commits every append waiting in its queue in one transaction without
-// fsync, and the synced appends then share fsyncs run outside bbolt's
-// writer lock (bolt_sync.go): concurrent synced appends pay one fdatasync
-// instead of bbolt's two each, and deferred appends keep committing while
-// it runs. The other writes (NextSeq, SetFloor, rooms, Prune) are
-// committed with bbolt's own two fdatasyncs. The price of commits without
-// bbolt's barrier between the pages and the meta page: an OS crash or power
-// loss right after one, before its fsync, can leave the file inconsistent
-// (bbolt's NoSync caveat); a killed process cannot.
+// Deferred appends go to a memtable and the WAL, not to bbolt
+// (bolt_mem.go, bolt_wal.go); a goroutine owned by the log commits the
+// memtable in one transaction every SyncInterval or ApplyAt records, and
+// every other operation commits it first, then runs as one transaction.
+// Synced appends are group-committed (bolt_group.go): one goroutine owned
+// by the log commits every append waiting in its queue in one transaction
+// without fsync, and the synced appends then share fsyncs run outside
+// bbolt's writer lock (bolt_sync.go): concurrent synced appends pay one
+// fdatasync instead of bbolt's two each. The other writes (NextSeq,
+// SetFloor, rooms, Prune) are committed with bbolt's own two fdatasyncs.
+// The price of commits without bbolt's barrier between the pages and the
+// meta page: an OS crash or power loss right after one, before its fsync,
+// can leave the file inconsistent (bbolt's NoSync caveat); a killed
+// process cannot.
 type Bolt struct {
 	db  *bolt.DB
 	cfg Config
@@ -60,6 +65,26 @@ type Bolt struct {
 	fsyncs    atomic.Uint64 // fsyncs run by syncLocked, for tests and benchmarks
 	committed atomic.Uint64 // records the committer committed, bumped after commitGen (tests)
 	stopSync  chan struct{} // stops syncLoop
+
+	// Memtable and WAL of deferred appends (bolt_mem.go, bolt_wal.go).
+	gate      sync.RWMutex  // exclusive: a deferred append; shared: other writes of messages
+	applyMu   sync.Mutex    // serialises applying the memtable
+	memMu     sync.RWMutex  // guards the fields below
+	mem       *memtable     // deferred records not applied yet
+	imm       *memtable     // records being applied (or left by a failed apply); nil when none
+	applyErr  error         // the last apply's error, nil once one succeeds
+	applied   chan struct{} // closed (and replaced) after each apply: wakes appenders waiting for room
+	applyNow  chan struct{} // one slot: wakes the applier when the memtable is large
+	dropped   uint64        // records an apply dropped because bbolt refused them
+	shut      bool          // Close has applied the memtable and closed the WAL
+	dbPath    string        // the database file; the WAL files are named after it
+	wal       *os.File      // the active WAL, opened for appending; nil once closed
+	walBytes  int64         // its size
+	walErr    error         // a failed write that could not be cut off: sticky
+	walOld    bool          // <db>.wal.old exists
+	walOldGen uint64        // the commit that applied every record of .old; 0: not yet
+	walStuck  bool          // a failed rotation left .old as the active file: never remove it
+	replay    walReplay     // what Open replayed
 
 	closeOnce sync.Once
 	closeErr  error
@@ -110,6 +135,14 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 		syncSem:  make(chan struct{}, 1),
 		fsync:    fsync,
 		stopSync: make(chan struct{}),
+		mem:      newMemtable(),
+		applied:  make(chan struct{}),
+		applyNow: make(chan struct{}, 1),
+		dbPath:   path,
+	}
+	if err := l.replayWAL(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open message log %q: %w", path, err)
 	}
 	l.wg.Add(2)
 	go l.commitLoop()
@@ -118,16 +151,15 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 }
 
 // Close commits the appends already queued, stops the committer and the
-// syncer, fsyncs what they left unsynced and closes the database; later
-// calls return the first result.
+// applier, applies the memtable, fsyncs what is unsynced, removes the WAL
+// (kept for the next Open if the apply or the fsync failed) and closes the
+// database; later calls return the first result.
 func (l *Bolt) Close() error {
 	l.closeOnce.Do(func() {
-		l.mu.Lock()
-		l.closed = true
-		close(l.appends)
-		close(l.stopSync)
-		l.mu.Unlock()
-		l.wg.Wait()
+		l.stop()
+		l.applyMu.Lock()
+		defer l.applyMu.Unlock()
+		applyErr := l.applyLocked()
 		// Under syncSem, so that a synced append still waiting for its
 		// fsync finds its commit covered (or the error) rather than a
 		// closed file.
@@ -136,11 +168,23 @@ func (l *Bolt) Close() error {
 		if !l.cfg.NoSync {
 			syncErr = l.syncLocked(l.commitGen.Load())
 		}
+		walErr := l.closeWAL(applyErr == nil && syncErr == nil)
 		l.dbClosed = true
-		l.closeErr = errors.Join(syncErr, l.db.Close())
+		l.closeErr = errors.Join(applyErr, syncErr, walErr, l.db.Close())
 		<-l.syncSem
 	})
 	return l.closeErr
+}
+
+// stop refuses new appends and stops the committer (after the appends
+// already queued) and the applier.
+func (l *Bolt) stop() {
+	l.mu.Lock()
+	l.closed = true
+	close(l.appends)
+	close(l.stopSync)
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // Path returns the database file.
@@ -185,6 +229,18 @@ func (l *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	}
 	defer tx.Rollback()
 	return fn(tx)
+}
+
+// readView is view after applying the memtable (bolt_mem.go), for every
+// read but Get.
+func (l *Bolt) readView(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.flush(); err != nil {
+		return err
+	}
+	return l.view(ctx, fn)
 }
 
 func (l *Bolt) txErr(err error) error {
@@ -364,8 +420,15 @@ func getRecord(rt *roomTx, room, origin string, seq uint64) (Record, error) {
 	return Record{Room: room, Origin: origin, Seq: seq, Meta: m, Data: data}, nil
 }
 
-// Get implements Log.
+// Get implements Log. It looks in the memtable first (bolt_mem.go),
+// without applying it.
 func (l *Bolt) Get(ctx context.Context, room, origin string, seq uint64) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	if r, ok, err := l.getMem(room, origin, seq); ok || err != nil {
+		return r, err
+	}
 	var r Record
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
@@ -387,7 +450,7 @@ func (l *Bolt) Range(ctx context.Context, room, origin string, from uint64, limi
 		return nil, err
 	}
 	var out []Record
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.readView(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
 		if err != nil || rt == nil {
 			return err
@@ -415,7 +478,7 @@ func (l *Bolt) Range(ctx context.Context, room, origin string, from uint64, limi
 
 // states calls fn for each origin state of the room.
 func (l *Bolt) states(ctx context.Context, room string, fn func(origin string, st originState)) error {
-	return l.view(ctx, func(tx *bolt.Tx) error {
+	return l.readView(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
 		if err != nil || rt == nil {
 			return err
@@ -463,7 +526,7 @@ func (l *Bolt) MaxLamport(ctx context.Context, room string) (uint64, error) {
 // LastSeq implements Log.
 func (l *Bolt) LastSeq(ctx context.Context, room, origin string) (uint64, error) {
 	var last uint64
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.readView(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
 		if err != nil || rt == nil {
 			return err
@@ -482,6 +545,9 @@ func (l *Bolt) NextSeq(ctx context.Context, room, origin string) (uint64, error)
 	}
 	if err := validName("origin", origin); err != nil {
 		return 0, err
+	}
+	if err := l.flush(); err != nil {
+		return 0, fmt.Errorf("next seq %s/%s: %w", room, origin, err)
 	}
 	var seq uint64
 	err := l.update(ctx, func(tx *bolt.Tx) error {
@@ -506,7 +572,7 @@ func (l *Bolt) NextSeq(ctx context.Context, room, origin string) (uint64, error)
 // Count implements Log.
 func (l *Bolt) Count(ctx context.Context, room string) (int, error) {
 	var n int
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.readView(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
 		if err != nil || rt == nil {
 			return err
@@ -525,7 +591,12 @@ func (l *Bolt) SetFloor(ctx context.Context, room, origin string, seq uint64) er
 	if err := validName("origin", origin); err != nil {
 		return err
 	}
-	err := l.update(ctx, func(tx *bolt.Tx) error {
+	unlock, err := l.lockWrite()
+	if err != nil {
+		return fmt.Errorf("set floor %s/%s:%d: %w", room, origin, seq, err)
+	}
+	defer unlock()
+	err = l.update(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, true)
 		if err != nil {
 			return err
@@ -545,7 +616,7 @@ func (l *Bolt) History(ctx context.Context, room string, n int) ([]Record, error
 		return nil, err
 	}
 	var out []Record
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.readView(ctx, func(tx *bolt.Tx) error {
 		rt, err := openRoom(tx, room, false)
 		if err != nil || rt == nil {
 			return err

@@ -45,8 +45,9 @@ func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta
 	return isNew[0], nil
 }
 
-// AppendDeferred implements Log. It shares the group committer with the
-// other appends; its fsync is left to the syncer or the next Sync.
+// AppendDeferred implements Log. It adds the message to the memtable and
+// the WAL (bolt_mem.go); the applier commits it to bbolt later and fsyncs
+// it within SyncInterval, or the next Sync does.
 func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
 	isNew, err := l.AppendBatchDeferred(ctx, []Record{{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}})
 	if err != nil {
@@ -68,18 +69,17 @@ func (l *Bolt) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
 	return res.isNew, nil
 }
 
-// AppendBatchDeferred implements Log.
+// AppendBatchDeferred implements Log. The batch goes to the memtable and
+// the WAL with one write() (bolt_mem.go), not to bbolt: it blocks only
+// while the memtable is full. It does not keep recs.
 func (l *Bolt) AppendBatchDeferred(ctx context.Context, recs []Record) ([]bool, error) {
-	res, err := l.commit(ctx, recs)
-	if err != nil {
-		return nil, err
-	}
-	return res.isNew, nil
+	return l.appendDeferred(ctx, recs)
 }
 
-// commit validates recs, queues them as one request and waits for the
-// committer. Once queued it waits even if ctx ends, so the caller knows
-// whether they are stored.
+// commit validates recs, applies the memtable (so that the deferred
+// appends that returned before come first), queues recs as one request
+// and waits for the committer. Once queued it waits even if ctx ends, so
+// the caller knows whether they are stored.
 func (l *Bolt) commit(ctx context.Context, recs []Record) (appendResult, error) {
 	for _, r := range recs {
 		if err := l.cfg.validateRecord(r); err != nil {
@@ -98,6 +98,14 @@ func (l *Bolt) commit(ctx context.Context, recs []Record) (appendResult, error) 
 		l.mu.RUnlock()
 		return appendResult{isNew: []bool{}}, nil
 	}
+	// Held until the commit is in: no deferred append decides isNew
+	// against bbolt meanwhile (bolt_mem.go).
+	unlock, err := l.lockWrite()
+	if err != nil {
+		l.mu.RUnlock()
+		return appendResult{}, fmt.Errorf("append %s: %w", describe(recs), err)
+	}
+	defer unlock()
 	req := appendReq{recs: recs, done: make(chan appendResult, 1)}
 	select {
 	case l.appends <- req:

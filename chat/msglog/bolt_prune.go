@@ -66,10 +66,11 @@ func deleteUpTo(rt *roomTx, origin string, upTo uint64) (int, error) {
 	return len(vs), rt.putState(origin, st)
 }
 
-// Prune implements Log. Each room is pruned in its own transaction.
+// Prune implements Log. Each room is pruned in its own transaction, after
+// applying the memtable.
 func (l *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 	var rooms []string
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.readView(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMsgs).ForEach(func(k, v []byte) error {
 			if v == nil { // sub-buckets only
 				rooms = append(rooms, string(k))
@@ -82,28 +83,39 @@ func (l *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 	}
 	total := 0
 	for _, room := range rooms {
-		err := l.update(ctx, func(tx *bolt.Tx) error {
-			var info *RoomInfo
-			if v := tx.Bucket(bucketRooms).Get([]byte(room)); v != nil {
-				ri, err := decodeRoom(room, v)
-				if err != nil {
-					return err
-				}
-				info = &ri
-			}
-			rt, err := openRoom(tx, room, false)
-			if err != nil || rt == nil {
-				return err
-			}
-			n, err := pruneRoom(rt, l.cfg.retention(info), now)
-			total += n
-			return err
-		})
+		err := l.pruneRoomTx(ctx, room, now, &total)
 		if err != nil {
 			return total, fmt.Errorf("prune room %q: %w", room, err)
 		}
 	}
 	return total, nil
+}
+
+// pruneRoomTx prunes one room in one transaction, adding to total what it
+// deletes. It holds off deferred appends meanwhile (bolt_mem.go).
+func (l *Bolt) pruneRoomTx(ctx context.Context, room string, now time.Time, total *int) error {
+	unlock, err := l.lockWrite()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.update(ctx, func(tx *bolt.Tx) error {
+		var info *RoomInfo
+		if v := tx.Bucket(bucketRooms).Get([]byte(room)); v != nil {
+			ri, err := decodeRoom(room, v)
+			if err != nil {
+				return err
+			}
+			info = &ri
+		}
+		rt, err := openRoom(tx, room, false)
+		if err != nil || rt == nil {
+			return err
+		}
+		n, err := pruneRoom(rt, l.cfg.retention(info), now)
+		*total += n
+		return err
+	})
 }
 
 func pruneRoom(rt *roomTx, ret Retention, now time.Time) (int, error) {

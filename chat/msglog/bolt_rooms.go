@@ -53,8 +53,14 @@ func (l *Bolt) Rooms(ctx context.Context) ([]RoomInfo, error) {
 }
 
 // DeleteRoom implements Log. It keeps every origin's seq counter, so a
-// peer that rejoins the room never reuses one of its seqs.
+// peer that rejoins the room never reuses one of its seqs. It applies the
+// memtable first.
 func (l *Bolt) DeleteRoom(ctx context.Context, name string) error {
+	unlock, err := l.lockWrite()
+	if err != nil {
+		return fmt.Errorf("delete room %q: %w", name, err)
+	}
+	defer unlock()
 	return l.update(ctx, func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketRooms).Delete([]byte(name)); err != nil {
 			return err

@@ -2,7 +2,8 @@ package msglog
 
 // Sync generations: how Bolt shares one fsync among many callers.
 //
-// Every transaction of the group committer is committed without fsync
+// Every transaction of the group committer, and every one applying the
+// memtable (bolt_mem.go), is committed without fsync
 // (bbolt writes the pages and the meta page, the page cache holds them),
 // then bumps commitGen; a commit that returned generation g is made
 // durable by any fsync that starts after it. syncedGen is the highest
@@ -39,9 +40,18 @@ func (l *Bolt) Sync(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
+	if l.cfg.NoSync {
+		return nil
+	}
+	// The deferred appends that returned before us are in the memtable
+	// and the WAL, neither fsynced: commit them to bbolt and fsync that.
+	if err := l.flush(); err != nil {
+		return fmt.Errorf("sync message log: %w", err)
+	}
 	if err := l.syncTo(ctx, l.commitGen.Load()); err != nil {
 		return fmt.Errorf("sync message log: %w", err)
 	}
+	l.trimWAL()
 	return nil
 }
 
@@ -83,25 +93,34 @@ func (l *Bolt) syncLocked(gen uint64) error {
 	return nil
 }
 
-// syncLoop fsyncs the file every SyncInterval when commits are waiting for
-// one, through syncTo: an Append waiting meanwhile is covered by it.
-// Errors are sticky (see the file comment) and reach the next Sync, synced
-// append or Close.
+// syncLoop is the applier and the syncer: it applies the memtable to
+// bbolt (bolt_mem.go) when an append finds it holding Config.ApplyAt
+// records, and every SyncInterval it applies it, fsyncs the file if
+// commits are waiting for one (through syncTo: an Append waiting meanwhile
+// is covered by it) and removes the WAL that fsync made redundant. Errors
+// are kept: an apply's for the next flush and the appenders waiting for
+// room, an fsync's (sticky, see the file comment) for the next Sync,
+// synced append or Close.
 func (l *Bolt) syncLoop() {
 	defer l.wg.Done()
-	if l.cfg.NoSync {
-		return
-	}
 	t := time.NewTicker(l.cfg.SyncInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.stopSync:
 			return
+		case <-l.applyNow:
+			_ = l.flush()
 		case <-t.C:
-			if gen := l.commitGen.Load(); l.syncedGen.Load() < gen {
-				_ = l.syncTo(context.Background(), gen)
+			if l.flush() != nil {
+				continue
 			}
+			if gen := l.commitGen.Load(); l.syncedGen.Load() < gen {
+				if l.syncTo(context.Background(), gen) != nil {
+					continue
+				}
+			}
+			l.trimWAL()
 		}
 	}
 }

@@ -27,9 +27,9 @@ func TestAppendDeferred(t *testing.T) {
 		t.Fatalf("repeated deferred append: new %v, %v; want not new", isNew, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for l.syncedGen.Load() < l.commitGen.Load() {
+	for l.commitGen.Load() == 0 || l.syncedGen.Load() < l.commitGen.Load() {
 		if time.Now().After(deadline) {
-			t.Fatal("deferred commit never synced")
+			t.Fatal("deferred append never applied and synced")
 		}
 		time.Sleep(time.Millisecond) // polling a condition with a deadline
 	}
@@ -83,6 +83,9 @@ func TestSyncCoversLaterCommits(t *testing.T) {
 	ctx := context.Background()
 	for s := uint64(1); s <= 2; s++ {
 		if _, err := l.AppendDeferred(ctx, "r", "o", s, Meta{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.flush(); err != nil { // one commit each
 			t.Fatal(err)
 		}
 	}

@@ -21,18 +21,32 @@
 // # Appending and durability
 //
 // Append and AppendBatch return once the messages are durable (fsynced).
-// AppendDeferred and AppendBatchDeferred return once they are committed and
-// written to the file: a killed process keeps them, an OS crash within
-// Config.SyncInterval can lose them; they are for messages other peers
-// still have. Sync makes everything appended before it durable, so a
-// caller can commit under its own lock and fsync after releasing it, and
-// concurrent callers share one fsync. Bolt merges concurrent appends of
-// every kind into one transaction (group commit, bolt_group.go) and
-// concurrent fsync requests into one fsync (bolt_sync.go).
+// AppendDeferred and AppendBatchDeferred are for messages other peers
+// still have; they return once the messages are written, not fsynced: a
+// killed process keeps them, an OS crash or power loss within
+// Config.SyncInterval can lose them. Every read sees them at once. Sync
+// makes everything appended before it durable, so a caller can append
+// under its own lock and fsync after releasing it, and concurrent callers
+// share one fsync.
+//
+// Bolt's layout:
+//
+//	<db>           the bbolt file: every message, state and room
+//	<db>.wal       deferred messages not yet committed to <db> (bolt_wal.go)
+//	<db>.wal.old   the previous WAL, until the fsync of <db> that covers it
+//
+// A deferred append writes its new messages to the WAL with one write()
+// and keeps them in an in-memory table (bolt_mem.go); a background
+// goroutine commits that table to bbolt in one transaction every
+// SyncInterval or every few hundred messages, fsyncs the file and deletes
+// the WAL. Get looks in the table first; every other call commits the
+// table first. Open replays a WAL left by a killed process (up to a torn
+// last record). Synced appends of every kind are merged into one
+// transaction (group commit, bolt_group.go) and concurrent fsync requests
+// into one fsync (bolt_sync.go).
 //
 // Two implementations share the Log interface and one conformance suite
-// (msglogtest): Bolt (go.etcd.io/bbolt, one transaction per operation or
-// per group of appends) and Mem (for tests).
+// (msglogtest): Bolt (go.etcd.io/bbolt and its WAL) and Mem (for tests).
 package msglog
 
 import (
@@ -130,10 +144,10 @@ type Log interface {
 	Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
 	// AppendDeferred is Append for a message that can be fetched again
 	// from other peers (one received from the network): when it returns the
-	// message is committed and written to the file, so a killed process
-	// keeps it, but the fsync is deferred (Config.SyncInterval, the next
-	// Sync or synced append). Only an OS crash or power loss in that window
-	// can lose it (see Config.SyncInterval).
+	// message is stored and written to a file (Bolt: its WAL), so every
+	// read sees it and a killed process keeps it, but the fsync is deferred
+	// (Config.SyncInterval, or the next Sync). Only an OS crash or power
+	// loss in that window can lose it (see Config.SyncInterval).
 	AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
 	// AppendBatch stores several messages atomically and durably, like
 	// Append for each: new[i] is recs[i]'s flag, and a record repeated
@@ -142,10 +156,10 @@ type Log interface {
 	// stored. The call blocks until the batch is committed and fsynced and
 	// does not keep recs.
 	AppendBatch(ctx context.Context, recs []Record) (new []bool, err error)
-	// AppendBatchDeferred is AppendBatch committed without fsync, like
-	// AppendDeferred: for a batch of received messages. The commit is
-	// shared with concurrent appends (Bolt merges them into one
-	// transaction); Sync makes it durable.
+	// AppendBatchDeferred is AppendBatch without fsync, like
+	// AppendDeferred: for a batch of received messages. Bolt writes it to
+	// its WAL with one write() and commits it to bbolt later, with other
+	// deferred appends; Sync makes it durable.
 	AppendBatchDeferred(ctx context.Context, recs []Record) (new []bool, err error)
 	// Sync makes durable every append that returned before Sync was
 	// called. Concurrent callers share fsyncs: one fsync covers every
@@ -158,7 +172,8 @@ type Log interface {
 	// Without fsync to do (Mem, Config.NoSync) it only checks ctx and
 	// Close.
 	Sync(ctx context.Context) error
-	// Get returns one message or ErrNotFound.
+	// Get returns one message or ErrNotFound. It is the duplicate check
+	// of every received message: Bolt serves it without a write.
 	Get(ctx context.Context, room, origin string, seq uint64) (Record, error)
 	// Range returns up to limit (<= MaxRange) messages of origin with
 	// seq >= from, in seq order.
@@ -210,13 +225,15 @@ type Config struct {
 	// NoSync skips every fsync, Sync's included (tests and benchmarks
 	// only: an OS crash can lose acknowledged messages).
 	NoSync bool
-	// SyncInterval bounds how long a commit of AppendDeferred or
+	// SyncInterval bounds how long a message of AppendDeferred or
 	// AppendBatchDeferred stays written but not fsynced (0: the default,
-	// 100 ms). Such a commit skips bbolt's two fdatasyncs (pages, then meta
-	// page); a background sync, or an earlier Sync, flushes the file. A killed process loses nothing (the page cache has
-	// it); an OS crash or power loss within the window can lose the
-	// deferred messages and, because bbolt then wrote a meta page without
-	// the barrier behind it, can leave the file inconsistent.
+	// 100 ms). Bolt writes such messages to its WAL and keeps them in
+	// memory; every SyncInterval (or at an earlier Sync) it commits them to
+	// the database and fsyncs it. A killed process loses nothing (the page
+	// cache has the WAL, replayed by the next Open); an OS crash or power
+	// loss within the window can lose the deferred messages and, because
+	// bbolt commits them without the barrier between its pages and its
+	// meta page, can leave the file inconsistent.
 	SyncInterval time.Duration
 	// OpenTimeout bounds waiting for another process's lock on the file
 	// (0: the default).
@@ -225,6 +242,13 @@ type Config struct {
 	// larger than it is still committed whole) and the requests waiting in
 	// the Bolt append queue (0: the default).
 	MaxGroup int
+	// ApplyAt is how many deferred messages waiting in Bolt's memtable make
+	// it commit them before SyncInterval ends (0: the default, 512).
+	ApplyAt int
+	// MaxMemtable bounds the deferred messages waiting in Bolt's memtable
+	// (0: the default, 65,536; their data is bounded to 64 MiB as well):
+	// above it, deferred appends wait for the commit.
+	MaxMemtable int
 }
 
 // DefaultConfig keeps 30 days and at most 100,000 messages per room.
@@ -234,6 +258,8 @@ func DefaultConfig() Config {
 		MaxData:     1 << 20,
 		OpenTimeout: 2 * time.Second,
 		MaxGroup:    256,
+		ApplyAt:     512,
+		MaxMemtable: 1 << 16,
 
 		SyncInterval: 100 * time.Millisecond,
 	}
@@ -255,7 +281,14 @@ func (c Config) normalized() (Config, error) {
 	if c.SyncInterval == 0 {
 		c.SyncInterval = d.SyncInterval
 	}
-	if c.SyncInterval < 0 || c.MaxData < 0 || c.MaxGroup < 0 || c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
+	if c.ApplyAt == 0 {
+		c.ApplyAt = d.ApplyAt
+	}
+	if c.MaxMemtable == 0 {
+		c.MaxMemtable = d.MaxMemtable
+	}
+	if c.SyncInterval < 0 || c.MaxData < 0 || c.MaxGroup < 0 || c.ApplyAt < 0 || c.MaxMemtable < 0 ||
+		c.Retention.MaxAge < 0 || c.Retention.MaxCount < 0 {
 		return c, fmt.Errorf("%w: negative limit in log config", ErrInvalid)
 	}
 	return c, nil
