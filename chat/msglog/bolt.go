@@ -72,6 +72,7 @@ type Bolt struct {
 	memMu     sync.RWMutex  // guards the fields below
 	mem       *memtable     // deferred records not applied yet
 	imm       *memtable     // records being applied (or left by a failed apply); nil when none
+	spare     *memtable     // the last applied, emptied for reuse; nil when none
 	applyErr  error         // the last apply's error, nil once one succeeds
 	applied   chan struct{} // closed (and replaced) after each apply: wakes appenders waiting for room
 	applyNow  chan struct{} // one slot: wakes the applier when the memtable is large
@@ -135,7 +136,7 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 		syncSem:  make(chan struct{}, 1),
 		fsync:    fsync,
 		stopSync: make(chan struct{}),
-		mem:      newMemtable(),
+		mem:      newMemtable(cfg.ApplyAt),
 		applied:  make(chan struct{}),
 		applyNow: make(chan struct{}, 1),
 		dbPath:   path,
