@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ type recorder struct {
 	// the last receiving peer has delivered it.
 	onFull func(m *msgRec)
 
+	// fullGen is closed and replaced whenever a message becomes fully
+	// delivered (guarded by mu), to wake waitComplete.
+	fullGen chan struct{}
+
 	deliveries atomic.Uint64 // first deliveries by a receiving peer
 	duplicates atomic.Uint64 // repeated deliveries of a message by the same peer
 	foreign    atomic.Uint64 // payloads that are not ours or name no registered message
@@ -42,7 +47,7 @@ type msgRec struct {
 }
 
 func newRecorder(peers int) *recorder {
-	return &recorder{peers: peers, early: make(map[uint64]map[int]time.Time)}
+	return &recorder{peers: peers, early: make(map[uint64]map[int]time.Time), fullGen: make(chan struct{})}
 }
 
 // register records that message id was sent by from at sent, and applies
@@ -125,6 +130,8 @@ func (r *recorder) applyLocked(m *msgRec, peer int, at time.Time) bool {
 	if m.n == r.peers-1 {
 		m.isFull = true
 		m.full = at.Sub(m.sent)
+		close(r.fullGen)
+		r.fullGen = make(chan struct{})
 		return true
 	}
 	return false
@@ -174,6 +181,28 @@ func (r *recorder) complete(first, last uint64) bool {
 		}
 	}
 	return true
+}
+
+// waitComplete waits until every message from first to last-1 is fully
+// delivered (true), or until wait has passed or ctx ends (false).
+func (r *recorder) waitComplete(ctx context.Context, first, last uint64, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		wake := r.fullGen // taken before the check, so no completion is missed
+		r.mu.Unlock()
+		if r.complete(first, last) {
+			return true
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // forget removes message id, registered but never sent.
