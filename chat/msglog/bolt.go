@@ -56,15 +56,16 @@ type Bolt struct {
 	wg      sync.WaitGroup
 
 	// Sync generations (bolt_sync.go).
-	commitGen atomic.Uint64 // bumped after each commit of the committer
-	syncedGen atomic.Uint64 // every commit up to it is fsynced; stored under syncSem
-	syncSem   chan struct{} // one slot: serialises fsyncs; a waiter can leave on ctx
-	syncErr   error         // guarded by syncSem: a failed fsync, sticky
-	dbClosed  bool          // guarded by syncSem: Close closed db
-	fsync     func() error  // db.Sync, or a test hook (export_test.go)
-	fsyncs    atomic.Uint64 // fsyncs run by syncLocked, for tests and benchmarks
-	committed atomic.Uint64 // records the committer committed, bumped after commitGen (tests)
-	stopSync  chan struct{} // stops syncLoop
+	commitGen atomic.Uint64                  // bumped after each commit of the committer
+	syncedGen atomic.Uint64                  // every commit up to it is fsynced; stored under syncSem
+	syncSem   chan struct{}                  // one slot: serialises fsyncs; a waiter can leave on ctx
+	syncErr   atomic.Pointer[error]          // a failed fsync (bbolt's or a WAL's): sticky for both
+	dbClosed  bool                           // guarded by syncSem: Close closed db
+	fsync     func() error                   // db.Sync, or a test hook (export_test.go)
+	hook      func(fsync func() error) error // the test hook of fsync, also applied to the WAL's; nil: none
+	fsyncs    atomic.Uint64                  // fsyncs run by syncLocked, for tests and benchmarks
+	committed atomic.Uint64                  // records the committer committed, bumped after commitGen (tests)
+	stopSync  chan struct{}                  // stops syncLoop
 
 	// Memtable and WAL of deferred appends (bolt_mem.go, bolt_wal.go).
 	gate      sync.RWMutex  // exclusive: a deferred append; shared: other writes of messages
@@ -83,6 +84,12 @@ type Bolt struct {
 	walBytes  int64         // its size
 	walErr    error         // a failed write that could not be cut off: sticky
 	walOld    bool          // <db>.wal.old exists
+	walOldF   *os.File      // the .old file, open until removed, so Sync can fsync it (nil: none)
+	walOldOK  bool          // walOldF fsynced after its last write
+	walGen    atomic.Uint64 // WAL writes so far (bumped under memMu after each)
+	walSynced atomic.Uint64 // every WAL write up to it is fsynced; stored under walSem
+	walSem    chan struct{} // one slot: serialises WAL fsyncs
+	walDir    bool          // under memMu: a WAL file was created since the directory was fsynced
 	walOldGen uint64        // the commit that applied every record of .old; 0: not yet
 	walStuck  bool          // a failed rotation left .old as the active file: never remove it
 	replay    walReplay     // what Open replayed
@@ -135,6 +142,8 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 		appends:  make(chan appendReq, cfg.MaxGroup),
 		syncSem:  make(chan struct{}, 1),
 		fsync:    fsync,
+		hook:     hook,
+		walSem:   make(chan struct{}, 1),
 		stopSync: make(chan struct{}),
 		mem:      newMemtable(cfg.ApplyAt),
 		applied:  make(chan struct{}),

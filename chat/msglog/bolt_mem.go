@@ -13,9 +13,9 @@ package msglog
 //
 // The applier (syncLoop) moves the memtable into bbolt in one transaction
 // when it holds Config.ApplyAt records or every SyncInterval, then fsyncs
-// bbolt on the tick and deletes the WAL it has applied. Sync applies the
-// memtable and fsyncs bbolt, so a deferred append that returned before
-// Sync is durable when Sync returns; the WAL itself is never fsynced.
+// bbolt on the tick and deletes the WAL it has applied. Sync fsyncs the
+// WAL files (bolt_walsync.go), so a deferred append that returned before
+// Sync is durable when Sync returns, without a bbolt commit.
 //
 // Reads other than Get, and writes other than deferred appends, first
 // apply the memtable (flush) and then run on bbolt alone: they are rare
@@ -258,6 +258,7 @@ func (l *Bolt) insert(recs []Record, isNew []bool, buf []byte) error {
 		return fmt.Errorf("write message log WAL: %w", err)
 	}
 	l.walBytes += int64(len(buf))
+	l.walGen.Add(1)
 	off := 0
 	for i, r := range recs {
 		if !isNew[i] {

@@ -43,15 +43,16 @@ func (l *Bolt) Sync(ctx context.Context) error {
 	if l.cfg.NoSync {
 		return nil
 	}
-	// The deferred appends that returned before us are in the memtable
-	// and the WAL, neither fsynced: commit them to bbolt and fsync that.
-	if err := l.flush(); err != nil {
+	// Synced appends are durable when they return; the deferred appends
+	// that returned before us are in the WAL files (and the memtable, or
+	// committed to bbolt without fsync): fsync the WAL files. That is one
+	// fdatasync of a small append-only file, and it leaves the memtable to
+	// be applied in large batches; applying it here instead (one bbolt
+	// commit per Sync) cost a peer that sends often most of the memtable's
+	// gain.
+	if err := l.syncWAL(ctx); err != nil {
 		return fmt.Errorf("sync message log: %w", err)
 	}
-	if err := l.syncTo(ctx, l.commitGen.Load()); err != nil {
-		return fmt.Errorf("sync message log: %w", err)
-	}
-	l.trimWAL()
 	return nil
 }
 
@@ -75,8 +76,8 @@ func (l *Bolt) syncLocked(gen uint64) error {
 	if l.syncedGen.Load() >= gen {
 		return nil // covered by the fsync we queued behind
 	}
-	if l.syncErr != nil {
-		return l.syncErr
+	if err := l.stickyErr(); err != nil {
+		return err
 	}
 	if l.dbClosed {
 		return ErrClosed
@@ -86,8 +87,7 @@ func (l *Bolt) syncLocked(gen uint64) error {
 	target := l.commitGen.Load()
 	l.fsyncs.Add(1)
 	if err := l.fsync(); err != nil {
-		l.syncErr = fmt.Errorf("fsync (durability of commits since the last good one is unknown; reopen the log): %w", err)
-		return l.syncErr
+		return l.setSticky(fmt.Errorf("fsync (durability of commits since the last good one is unknown; reopen the log): %w", err))
 	}
 	l.syncedGen.Store(target)
 	return nil

@@ -165,7 +165,9 @@ type walReplay struct {
 // (its good prefix is kept); I/O errors do.
 func (l *Bolt) replayWAL() error {
 	applied := false
-	for _, suffix := range []string{walOld, walSuffix} {
+	// .wal.next too: without a directory fsync, an OS crash can undo the
+	// renames of a rotation, leaving the new records under that name.
+	for _, suffix := range []string{walOld, walSuffix, walNext} {
 		b, err := os.ReadFile(l.dbPath + suffix)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -209,6 +211,7 @@ func (l *Bolt) replayWAL() error {
 		return fmt.Errorf("create message log WAL: %w", err)
 	}
 	l.wal = f
+	l.walDir = true
 	return nil
 }
 
@@ -270,9 +273,12 @@ func (l *Bolt) rotateWALLocked() {
 		l.walStuck = true
 		return
 	}
-	l.wal.Close()
+	// Keep the old file open until it is removed: Sync fsyncs it, since
+	// its records may not be committed in bbolt yet.
+	l.walOldF, l.walOldOK = l.wal, false
 	l.wal, l.walBytes = next, 0
 	l.walOld, l.walOldGen = true, 0
+	l.walDir = true
 }
 
 // trimWAL removes <db>.wal.old once an fsync covers the commit that
@@ -290,6 +296,15 @@ func (l *Bolt) trimWAL() {
 		return // tried again after the next fsync
 	}
 	l.walOld, l.walOldGen = false, 0
+	l.closeOldWAL()
+}
+
+// closeOldWAL closes the .old file's handle. The caller holds memMu.
+func (l *Bolt) closeOldWAL() {
+	if l.walOldF != nil {
+		l.walOldF.Close()
+		l.walOldF = nil
+	}
 }
 
 // closeWAL closes the WAL file; when clean (every record applied and
@@ -298,6 +313,7 @@ func (l *Bolt) closeWAL(clean bool) error {
 	l.memMu.Lock()
 	defer l.memMu.Unlock()
 	l.shut = true
+	l.closeOldWAL()
 	if l.wal == nil {
 		return nil
 	}
