@@ -84,7 +84,7 @@ func DefaultSpec() Spec {
 		Rate:     20,
 		Duration: Dur(5 * time.Second),
 		Drop:     0.2,
-		Window:   4,
+		Window:   8,
 		Grace:    Dur(5 * time.Second),
 	}
 }
