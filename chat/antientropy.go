@@ -180,11 +180,30 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.logger.Printf("status #%s: %v", st.Room, err)
 		return
 	}
+	// Our own messages in the room's outbox are committed (so the log
+	// shows them) but maybe not fsynced: none may leave before it is, or a
+	// crash could reuse its seq. The vector was read before the lock, so
+	// whatever it shows of ours is either released (durable) or still in
+	// the outbox now.
+	r.mu.Lock()
+	n.clampUnsyncedLocked(r, local)
+	r.mu.Unlock()
 	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		n.sendRepair(from, st.Room, miss)
 	}
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatus(from, st.Room, true, false)
+	}
+}
+
+// clampUnsyncedLocked lowers our own entry of vv below the first message
+// of ours waiting in r's outbox for its fsync. Caller holds r.mu.
+func (n *Node) clampUnsyncedLocked(r *room, vv msglog.VersionVector) {
+	if len(r.outbox) == 0 {
+		return
+	}
+	if head := r.outbox[0].env.Seq; vv[n.id.ID] >= head {
+		vv[n.id.ID] = head - 1
 	}
 }
 

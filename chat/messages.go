@@ -7,6 +7,7 @@ package chat
 // and its locking.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,23 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 		r.mu.Unlock()
 		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrRestoring)
 	}
+	if r.syncErr != nil && len(r.outbox) > 0 {
+		// An earlier message waits for an fsync that failed: try it again
+		// before numbering more (a sticky log error keeps failing, and
+		// Send refuses rather than pile messages up behind it).
+		waiting := r.outBase + uint64(len(r.outbox))
+		r.mu.Unlock()
+		if err := n.log.Sync(n.ctx); err != nil {
+			return MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", name, err)
+		}
+		r.mu.Lock()
+		n.releaseLocked(r, waiting)
+		r.syncErr = nil
+		if r.parted {
+			r.mu.Unlock()
+			return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
+		}
+	}
 	meta, out, err := r.m.Next()
 	if err != nil {
 		r.mu.Unlock()
@@ -105,7 +123,10 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	if err := n.log.Sync(n.ctx); err != nil {
 		// Committed but maybe not on disk: it must not leave before it is
 		// (a crash could reuse its seq). It stays in the outbox, released
-		// by the next Send whose fsync succeeds.
+		// by the next fsync that succeeds (the next Send tries one first).
+		r.mu.Lock()
+		r.syncErr = err
+		r.mu.Unlock()
 		return id, fmt.Errorf("send to #%s: the message is stored but not yet on disk, so it goes out with the next message that is: %w", name, err)
 	}
 	r.mu.Lock()
@@ -328,8 +349,16 @@ func (n *Node) feedReceived(r *room, envs []*chatpb.Envelope, from string) []str
 	// needs, counting the envelopes before it in this batch.
 	var gapOrigins []string
 	if !r.restoring {
+		// In seq order per origin, so that [4, 3] behind want 3 is no gap.
+		sorted := slices.Clone(envs)
+		slices.SortStableFunc(sorted, func(a, b *chatpb.Envelope) int {
+			if c := strings.Compare(a.Origin, b.Origin); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Seq, b.Seq)
+		})
 		next := map[string]uint64{}
-		for _, env := range envs {
+		for _, env := range sorted {
 			want, ok := next[env.Origin]
 			if !ok {
 				want = r.m.WantOf(env.Origin)
@@ -440,6 +469,10 @@ func (n *Node) handleOutputLocked(r *room, out order.Output) {
 		r.received.Add(1)
 		n.stats.stored.Add(1)
 		n.stats.controlSent.Add(1)
+		// That synced append applied and fsynced every deferred append
+		// before it: the outbox entries (all committed earlier, under this
+		// lock) are durable now.
+		n.releaseLocked(r, r.outBase+uint64(len(r.outbox)))
 		if len(r.outbox) > 0 {
 			// An earlier message of ours waits for its fsync: this one
 			// follows it, so peers receive our seqs in order.

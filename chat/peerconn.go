@@ -271,7 +271,9 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
 			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: envs[0]}})
 		} else {
 			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}})
-			p.n.stats.batchesOut.Add(1)
+			if err == nil {
+				p.n.stats.batchesOut.Add(1)
+			}
 		}
 		envs, size = nil, 0
 		return err

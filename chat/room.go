@@ -109,6 +109,7 @@ type room struct {
 	// every entry ever added.
 	outbox  []outEntry
 	outBase uint64
+	syncErr error // the last Send's fsync failed: its message waits in the outbox
 
 	received  atomic.Uint64
 	delivered atomic.Uint64
@@ -202,7 +203,6 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 	// The room's mode and members come from its members: hear every live
 	// peer's room set first (a peer that has just joined the group may
 	// not have it yet).
-	start := time.Now()
 	n.waitRoomSets(ctx, time.Time{}, n.cfg.HandshakeTimeout)
 	existing := n.existingMode(ctx, name)
 	if existing == "" {
@@ -213,8 +213,9 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 		// do not create one room with two modes (or two sequencers). The
 		// answer to our request comes behind anything the peer queued to
 		// us before it, on the same stream.
+		asked := time.Now()
 		n.requestRoomSets()
-		n.waitRoomSets(ctx, start, min(n.cfg.AntiEntropyInterval+n.cfg.AntiEntropyInterval/2, n.cfg.HandshakeTimeout))
+		n.waitRoomSets(ctx, asked, min(n.cfg.AntiEntropyInterval+n.cfg.AntiEntropyInterval/2, n.cfg.HandshakeTimeout))
 		existing = n.existingMode(ctx, name)
 	}
 	var m order.Mode

@@ -160,20 +160,31 @@ const maxCombined = 256
 // rarely holds more than a few envelopes; the node's streams together do.
 // It is flat combining, not a worker: the first caller verifies its own
 // envelopes inline (no hand-off when the node is quiet) and, while it
-// works, later callers queue; it then verifies everything queued in one
-// batch and hands each caller its verdicts, until the queue is empty.
+// works, later callers queue; it then verifies what queued in one batch
+// and hands each caller its verdicts. A combiner runs at most maxRounds
+// rounds from the one holding its own envelopes; if callers are still
+// queued then, it
+// passes the role to the first of them and returns, so a stream's
+// goroutine never verifies for the others indefinitely while its own
+// frames wait.
 type combiner struct {
 	keys *keyCache
 
 	mu      sync.Mutex
-	busy    bool
+	busy    bool // a combiner is running (or has been handed the role)
 	pending []*verifyReq
 }
+
+// maxRounds bounds the rounds a combiner runs, counting from the one
+// holding its own envelopes.
+const maxRounds = 2
 
 type verifyReq struct {
 	envs []*chatpb.Envelope
 	errs []error
-	done chan struct{}
+	// done receives false when errs is set, or true when this caller is
+	// to take over as combiner (its envelopes are still pending).
+	done chan bool
 }
 
 // check returns checkEnvelopes(envs), verified together with whatever
@@ -182,16 +193,25 @@ func (c *combiner) check(envs []*chatpb.Envelope) []error {
 	if len(envs) == 0 {
 		return nil
 	}
-	req := &verifyReq{envs: envs, done: make(chan struct{})}
+	req := &verifyReq{envs: envs, done: make(chan bool, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, req)
 	if c.busy {
 		c.mu.Unlock()
-		<-req.done // the combiner always finishes what it took
-		return req.errs
+		if combine := <-req.done; !combine {
+			return req.errs
+		}
+		c.mu.Lock() // the role was handed to us; busy stays set
 	}
 	c.busy = true
+	ownDone, extra := false, 0
 	for len(c.pending) > 0 {
+		if ownDone && extra >= maxRounds {
+			// Hand over: the first queued caller combines from here on.
+			c.pending[0].done <- true
+			c.mu.Unlock()
+			return req.errs
+		}
 		var round []*verifyReq
 		n := 0
 		for len(c.pending) > 0 && (n == 0 || n+len(c.pending[0].envs) <= maxCombined) {
@@ -209,7 +229,14 @@ func (c *combiner) check(envs []*chatpb.Envelope) []error {
 		errs := checkEnvelopes(c.keys, all)
 		for _, r := range round {
 			r.errs, errs = errs[:len(r.envs):len(r.envs)], errs[len(r.envs):]
-			close(r.done)
+			if r == req {
+				ownDone = true
+			} else {
+				r.done <- false
+			}
+		}
+		if ownDone {
+			extra++
 		}
 		c.mu.Lock()
 	}

@@ -30,6 +30,7 @@ func (l *Bolt) Crash() error {
 	defer l.applyMu.Unlock()
 	l.memMu.Lock()
 	l.shut = true
+	l.closeOldWAL()
 	if l.wal != nil {
 		l.wal.Close()
 		l.wal = nil
