@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
 func envFrame(e *chatpb.Envelope) *chatpb.Frame {
@@ -142,5 +145,61 @@ func TestSendBatchedLimits(t *testing.T) {
 	}
 	if want := uint64(maxBatchEnvelopes + 7); next != want {
 		t.Fatalf("sent up to seq %d, want %d", next-1, want-1)
+	}
+}
+
+// A batch frame with no envelope or more than maxBatchEnvelopes is a bad
+// frame; a forged envelope in a batch is dropped and counted while the
+// genuine ones beside it are stored.
+func TestHandleBatchHostile(t *testing.T) {
+	n, err := New(Config{Nick: "receiver", EventBuffer: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	n.joinMu.Lock()
+	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
+	n.joinMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const from = "0000000000000001"
+	id := testIdentity(t)
+	lobby := func(seq uint64) *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: seq, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: seq, SentUnixNano: 1, Body: []byte("hi")}
+		SignEnvelope(id, e)
+		return e
+	}
+
+	before := n.Stats()
+	n.handleBatch(&chatpb.Batch{}, from)
+	huge := make([]*chatpb.Envelope, maxBatchEnvelopes+1)
+	for i := range huge {
+		huge[i] = lobby(uint64(i + 1))
+	}
+	n.handleBatch(&chatpb.Batch{Envelopes: huge}, from)
+	after := n.Stats()
+	if got := after.BadFrames - before.BadFrames; got != 2 {
+		t.Fatalf("bad frames %d, want 2 (empty and oversized batch)", got)
+	}
+	if after.Stored != before.Stored {
+		t.Fatalf("a refused batch stored %d messages", after.Stored-before.Stored)
+	}
+
+	n.handleBatch(&chatpb.Batch{Envelopes: []*chatpb.Envelope{lobby(1), forgedCopy(lobby(2)), lobby(3)}}, from)
+	final := n.Stats()
+	if got := final.Forged - after.Forged; got != 1 {
+		t.Fatalf("forged %d, want 1", got)
+	}
+	if got := final.Stored - after.Stored; got != 2 {
+		t.Fatalf("stored %d of the batch, want the 2 genuine envelopes", got)
+	}
+	for _, seq := range []uint64{1, 3} {
+		if _, err := n.log.Get(context.Background(), DefaultRoom, id.ID, seq); err != nil {
+			t.Errorf("genuine seq %d not stored: %v", seq, err)
+		}
+	}
+	if _, err := n.log.Get(context.Background(), DefaultRoom, id.ID, 2); !errors.Is(err, msglog.ErrNotFound) {
+		t.Errorf("forged seq 2: %v, want not stored", err)
 	}
 }
