@@ -17,6 +17,25 @@ func envFrame(e *chatpb.Envelope) *chatpb.Frame {
 	return &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: e}}
 }
 
+// lobbyNode returns an unstarted node that has joined the lobby without a
+// network, so envelopes handed to its receive pipeline reach the log and
+// the ordering.
+func lobbyNode(tb testing.TB, nick string, events int) *Node {
+	tb.Helper()
+	n, err := New(Config{Nick: nick, EventBuffer: events})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = n.Shutdown() })
+	n.joinMu.Lock()
+	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
+	n.joinMu.Unlock()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 // batchTestConn returns a peerConn of an unstarted node, for driving
 // sendBatched by hand.
 func batchTestConn(t *testing.T) *peerConn {
@@ -152,17 +171,7 @@ func TestSendBatchedLimits(t *testing.T) {
 // frame; a forged envelope in a batch is dropped and counted while the
 // genuine ones beside it are stored.
 func TestHandleBatchHostile(t *testing.T) {
-	n, err := New(Config{Nick: "receiver", EventBuffer: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown() })
-	n.joinMu.Lock()
-	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
-	n.joinMu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := lobbyNode(t, "receiver", 16)
 	const from = "0000000000000001"
 	id := testIdentity(t)
 	lobby := func(seq uint64) *chatpb.Envelope {

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -165,19 +164,7 @@ func FuzzHandleFrame(f *testing.F) {
 		raw, _ := proto.Marshal(fr)
 		f.Add(raw)
 	}
-	n, err := New(Config{Nick: "fuzz", EventBuffer: 1})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = n.Shutdown() })
-	// Join the lobby without a network, so envelopes reach the log and the
-	// ordering.
-	n.joinMu.Lock()
-	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
-	n.joinMu.Unlock()
-	if err != nil {
-		f.Fatal(err)
-	}
+	n := lobbyNode(f, "fuzz", 1)
 	const from = "0000000000000001"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr chatpb.Frame
