@@ -128,30 +128,40 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 			n.stats.faultDrops.Add(1)
 			continue
 		}
-		switch m := f.Msg.(type) {
-		case *chatpb.Frame_Envelope:
-			n.handleEnvelope(m.Envelope, peer)
-		case *chatpb.Frame_Batch:
-			n.handleBatch(m.Batch, peer)
-		case *chatpb.Frame_Ping:
-			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Ping.GetNonce()}}}); err != nil {
+		if reply := n.handleFrame(f, peer); reply != nil {
+			if err := stream.Send(reply); err != nil {
 				return nil
 			}
-		case *chatpb.Frame_RoomSet:
-			n.handleRoomSet(m.RoomSet, peer)
-		case *chatpb.Frame_Status:
-			n.handleStatus(m.Status, peer)
-		case *chatpb.Frame_Repair:
-			n.handleRepair(m.Repair, peer)
-		case *chatpb.Frame_Bye:
-			n.markLeaving(peer)
-			if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: m.Bye.GetNonce()}}}); err != nil {
-				return nil
-			}
-		default:
-			n.stats.badFrames.Add(1)
 		}
 	}
+}
+
+// handleFrame acts on one frame from the authenticated dialer peer and
+// returns the frame to answer on the same stream (a pong), or nil.
+func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
+	pong := func(nonce uint64) *chatpb.Frame {
+		return &chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: nonce}}}
+	}
+	switch m := f.Msg.(type) {
+	case *chatpb.Frame_Envelope:
+		n.handleEnvelope(m.Envelope, peer)
+	case *chatpb.Frame_Batch:
+		n.handleBatch(m.Batch, peer)
+	case *chatpb.Frame_Ping:
+		return pong(m.Ping.GetNonce())
+	case *chatpb.Frame_RoomSet:
+		n.handleRoomSet(m.RoomSet, peer)
+	case *chatpb.Frame_Status:
+		n.handleStatus(m.Status, peer)
+	case *chatpb.Frame_Repair:
+		n.handleRepair(m.Repair, peer)
+	case *chatpb.Frame_Bye:
+		n.markLeaving(peer)
+		return pong(m.Bye.GetNonce())
+	default:
+		n.stats.badFrames.Add(1)
+	}
+	return nil
 }
 
 // handshakeFrames is how many frames the listener's side of the handshake
