@@ -117,13 +117,7 @@ func SignEnvelope(id *Identity, e *chatpb.Envelope) {
 // verifies its signature (ZIP-215 rules, see verify.go). The error wraps
 // ErrInvalid or ErrForged. It does not keep e.
 func CheckEnvelope(e *chatpb.Envelope) error {
-	if err := checkEnvelopeFields(e); err != nil {
-		return err
-	}
-	if !verifySignature(nil, e.OriginKey, SigningBytes(e), e.Signature) {
-		return badSignature(e)
-	}
-	return nil
+	return checkEnvelopes(nil, []*chatpb.Envelope{e})[0]
 }
 
 func validateEnvelope(e *chatpb.Envelope) error {

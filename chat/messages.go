@@ -420,16 +420,6 @@ func (n *Node) countDrop(err error, from string) {
 	n.logger.Printf("drop envelope from %s: %v", from, err)
 }
 
-// checkIncoming verifies one envelope from the network (limits, origin
-// key, signature), counting what it drops.
-func (n *Node) checkIncoming(env *chatpb.Envelope, from string) bool {
-	if err := checkEnvelopes(&n.keys, []*chatpb.Envelope{env})[0]; err != nil {
-		n.countDrop(err, from)
-		return false
-	}
-	return true
-}
-
 // feedLocked gives stored envelopes to r's machine and acts on the output.
 // Caller holds r.mu.
 func (n *Node) feedLocked(r *room, envs []*chatpb.Envelope) {

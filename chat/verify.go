@@ -69,25 +69,12 @@ func (c *keyCache) expanded(pub []byte) (*voi.ExpandedPublicKey, error) {
 	return ek, nil
 }
 
-// verifySignature checks one signature under the ZIP-215 rules. keys may
-// be nil (no caching).
-func verifySignature(keys *keyCache, pub, msg, sig []byte) bool {
-	if len(sig) != ed25519.SignatureSize {
-		return false
-	}
-	ek, err := keys.expanded(pub)
-	if err != nil {
-		return false
-	}
-	return voi.VerifyExpandedWithOptions(ek, msg, sig, zip215)
-}
-
 // checkEnvelopes is CheckEnvelope for several envelopes at once: errs[i]
 // is envs[i]'s error (wrapping ErrInvalid or ErrForged) or nil. The
 // signatures of the envelopes that pass the field checks are verified in
 // one batch; when the batch fails, each is checked alone (voi does this),
 // so one forged envelope costs its batch the speed-up, never a wrong
-// verdict for the others.
+// verdict for the others. keys may be nil (no caching: CheckEnvelope).
 func checkEnvelopes(keys *keyCache, envs []*chatpb.Envelope) []error {
 	errs := make([]error, len(envs))
 	type pending struct {
