@@ -113,7 +113,7 @@ func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
 		n.logger.Printf("status #%s: %v", roomName, err)
 		return
 	}
-	f := &chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply, WantReply: wantReply}}}
+	f := statusFrame(&chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply, WantReply: wantReply})
 	if p.enqueue(f) {
 		n.stats.statusSent.Add(1)
 		n.stats.aeBytes.Add(uint64(proto.Size(f)))
@@ -219,7 +219,7 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 		return
 	}
 	for _, rp := range n.buildRepair(roomName, ranges) {
-		if p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: rp}}) {
+		if p.enqueue(repairFrame(rp)) {
 			n.stats.repairSent.Add(uint64(len(rp.Envelopes)))
 		}
 	}
@@ -378,8 +378,8 @@ func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
 	}
 }
 
-// roomSetFrame returns our room set announcement.
-func (n *Node) roomSetFrame() *chatpb.Frame {
+// roomSetAnnouncement returns our room set announcement.
+func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
 	rs := &chatpb.RoomSet{Version: n.roomVer}
@@ -387,7 +387,7 @@ func (n *Node) roomSetFrame() *chatpb.Frame {
 		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
-	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: rs}}
+	return roomSetFrame(rs)
 }
 
 // announceRooms sends our room set to every peer; called when it changes.
@@ -429,7 +429,7 @@ type roomSetSent struct {
 // for its refresh. sent is the loop's record, pruned to the current peers.
 func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	peers := n.peerList()
-	f := n.roomSetFrame()
+	f := n.roomSetAnnouncement()
 	key := roomsKey(f.GetRoomSet())
 	var due []*peerConn
 	for _, p := range peers {
@@ -478,7 +478,7 @@ func (n *Node) newRoomSetFrame() *chatpb.Frame {
 		n.roomVer++
 	}
 	n.roomsMu.Unlock()
-	return n.roomSetFrame()
+	return n.roomSetAnnouncement()
 }
 
 // peerList returns the outgoing connections.

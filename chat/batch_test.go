@@ -63,13 +63,7 @@ func TestSendBatchedQueueOrder(t *testing.T) {
 	}
 	var sent []*chatpb.Frame
 	send := func(f *chatpb.Frame) error { sent = append(sent, f); return nil }
-	dispatch := func(f *chatpb.Frame, drop bool, delay time.Duration) error {
-		if drop || delay != 0 {
-			t.Errorf("dispatch got drop=%v delay=%v without faults", drop, delay)
-		}
-		return p.sendBatched(f, send, nil)
-	}
-	if err := p.sendBatched(envFrame(e(1)), send, dispatch); err != nil {
+	if err := p.sendBatched(envFrame(e(1)), send); err != nil {
 		t.Fatal(err)
 	}
 	if len(sent) != 2 {
@@ -93,7 +87,7 @@ func TestSendBatchedQueueOrder(t *testing.T) {
 	}
 	// A lone envelope goes out in an envelope frame.
 	sent = nil
-	if err := p.sendBatched(<-p.queue, send, dispatch); err != nil {
+	if err := p.sendBatched(<-p.queue, send); err != nil {
 		t.Fatal(err)
 	}
 	if len(sent) != 1 || sent[0].GetEnvelope().GetSeq() != 4 {
@@ -114,7 +108,7 @@ func TestSendBatchedLimits(t *testing.T) {
 	}
 	var sent []*chatpb.Frame
 	send := func(f *chatpb.Frame) error { sent = append(sent, f); return nil }
-	if err := p.sendBatched(envFrame(signedChatSeq(id, big, 1)), send, nil); err != nil {
+	if err := p.sendBatched(envFrame(signedChatSeq(id, big, 1)), send); err != nil {
 		t.Fatal(err)
 	}
 	total := 0
@@ -142,7 +136,7 @@ func TestSendBatchedLimits(t *testing.T) {
 			t.Fatal("queue full")
 		}
 	}
-	if err := p.sendBatched(envFrame(signedChatSeq(id, "s", 1)), send, nil); err != nil {
+	if err := p.sendBatched(envFrame(signedChatSeq(id, "s", 1)), send); err != nil {
 		t.Fatal(err)
 	}
 	// Every envelope once, in queue order, in frames within both bounds.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // Memberlist profiles: the starting point of the memberlist configuration
@@ -123,6 +125,12 @@ type Config struct {
 	// LeaveTimeout bounds a graceful Leave when the context has no
 	// deadline.
 	LeaveTimeout time.Duration
+
+	// ChatTransport, when not nil, creates the chat transport for the
+	// node's identity instead of the gRPC listener on ChatPort (tests and
+	// the simulator use transport.MemNetwork). The node closes it on
+	// Shutdown.
+	ChatTransport func(transport.Local) (transport.Transport, error)
 
 	// HandshakeTimeout bounds the chat stream handshake.
 	HandshakeTimeout time.Duration

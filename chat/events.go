@@ -169,7 +169,7 @@ type Stats struct {
 type counters struct {
 	sent, received, delivered, duplicates, forged, invalid atomic.Uint64
 	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
-	faultDrops, batchesOut                                 atomic.Uint64
+	batchesOut                                             atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64

@@ -15,7 +15,7 @@ func (n *Node) SendEnvelopeForTest(id string, env *chatpb.Envelope) bool {
 	n.mu.Lock()
 	p := n.peers[id]
 	n.mu.Unlock()
-	return p != nil && p.enqueue(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}})
+	return p != nil && p.enqueue(envelopeFrame(env))
 }
 
 // NextSeqForTest returns the sequence number the next message to room

@@ -1,11 +1,14 @@
 package chat
 
 // Fault injection, for tests and experiments only: it is off unless
-// Config.Faults is set, and then it can be changed at run time.
+// Config.Faults is set, and then it can be changed at run time. The chat
+// streams get it from the transport decorator transport.WithFaults, and
+// memberlist's traffic from faultTransport below; one transport.Injector
+// drives both.
 //
 //   - Outgoing chat frames may be dropped (DropRatio) and delayed (Delay
-//     plus a uniform Jitter, which reorders frames: each peer connection
-//     sends its frames in due-time order, not queue order).
+//     plus a uniform Jitter, which reorders frames: each stream sends its
+//     delayed frames in due-time order, not queue order).
 //   - Partition cuts this node off from named peers: chat frames to and
 //     from them are dropped, and so are memberlist packets to and from
 //     their memberlist addresses and streams this node opens to them.
@@ -16,18 +19,15 @@ package chat
 // Everything dropped here is counted in Stats.FaultDrops.
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
-	"math/rand"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // Faults describes the faults a node injects in its own traffic.
@@ -59,79 +59,9 @@ func (f Faults) validate() error {
 // ErrNoFaults: fault injection was not enabled in the Config.
 var ErrNoFaults = errors.New("fault injection is not enabled (set Config.Faults)")
 
-// faultState is the node's current faults. Safe for concurrent use.
-type faultState struct {
-	mu      sync.Mutex
-	f       Faults
-	rng     *rand.Rand
-	blocked map[string]string // peer ID -> its memberlist address when known
-}
-
-func newFaultState(f Faults) *faultState {
-	seed := f.Seed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	return &faultState{f: f, rng: rand.New(rand.NewSource(seed)), blocked: make(map[string]string)}
-}
-
-// outgoing decides the fate of one frame to peer: dropped, or sent after
-// delay.
-func (s *faultState) outgoing(peer string) (drop bool, delay time.Duration) {
-	if s == nil {
-		return false, 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.blocked[peer]; ok {
-		return true, 0
-	}
-	if s.f.DropRatio > 0 && s.rng.Float64() < s.f.DropRatio {
-		return true, 0
-	}
-	delay = time.Duration(s.f.Delay)
-	if s.f.Jitter > 0 {
-		delay += time.Duration(s.rng.Int63n(int64(s.f.Jitter)))
-	}
-	return false, delay
-}
-
-// blocks reports whether traffic with peer is cut.
-func (s *faultState) blocks(peer string) bool {
-	if s == nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.blocked[peer]
-	return ok
-}
-
-// blocksAddr reports whether a memberlist address belongs to a cut peer.
-func (s *faultState) blocksAddr(addr string) bool {
-	if s == nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range s.blocked {
-		if a == addr {
-			return true
-		}
-	}
-	return false
-}
-
-// noteAddr records a peer's memberlist address if the peer is cut.
-func (s *faultState) noteAddr(peer, addr string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.blocked[peer]; ok {
-		s.blocked[peer] = addr
-	}
+// settings converts f to the transport's fault settings.
+func (f Faults) settings() transport.FaultSettings {
+	return transport.FaultSettings{DropRatio: f.DropRatio, Delay: time.Duration(f.Delay), Jitter: time.Duration(f.Jitter), Seed: f.Seed}
 }
 
 // SetFaults replaces the drop ratio, delay and jitter at run time. It
@@ -143,12 +73,7 @@ func (n *Node) SetFaults(f Faults) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	n.faults.mu.Lock()
-	defer n.faults.mu.Unlock()
-	n.faults.f = f
-	if f.Seed != 0 {
-		n.faults.rng = rand.New(rand.NewSource(f.Seed))
-	}
+	n.faults.Set(f.settings())
 	return nil
 }
 
@@ -167,10 +92,8 @@ func (n *Node) Partition(peers ...string) error {
 		}
 		ms = append(ms, m)
 	}
-	n.faults.mu.Lock()
-	defer n.faults.mu.Unlock()
 	for _, m := range ms {
-		n.faults.blocked[m.ID] = m.Addr
+		n.faults.Partition(m.ID, m.Addr)
 	}
 	return nil
 }
@@ -180,62 +103,16 @@ func (n *Node) Heal() error {
 	if n.faults == nil {
 		return ErrNoFaults
 	}
-	n.faults.mu.Lock()
-	defer n.faults.mu.Unlock()
-	clear(n.faults.blocked)
+	n.faults.Heal()
 	return nil
 }
 
 // Partitioned returns the peer IDs this node is cut off from, sorted.
-func (n *Node) Partitioned() []string {
-	if n.faults == nil {
-		return nil
-	}
-	n.faults.mu.Lock()
-	defer n.faults.mu.Unlock()
-	out := make([]string, 0, len(n.faults.blocked))
-	for id := range n.faults.blocked {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// delayLine holds delayed frames in due-time order (a min-heap).
-type delayLine []delayedFrame
-
-type delayedFrame struct {
-	due time.Time
-	seq uint64 // tie-break: equal due times keep queue order
-	f   *chatpb.Frame
-}
-
-func (d delayLine) Len() int { return len(d) }
-func (d delayLine) Less(i, j int) bool {
-	if d[i].due.Equal(d[j].due) {
-		return d[i].seq < d[j].seq
-	}
-	return d[i].due.Before(d[j].due)
-}
-func (d delayLine) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
-func (d *delayLine) Push(x any)   { *d = append(*d, x.(delayedFrame)) }
-func (d *delayLine) Pop() any {
-	old := *d
-	x := old[len(old)-1]
-	*d = old[:len(old)-1]
-	return x
-}
-
-func (d *delayLine) add(df delayedFrame) { heap.Push(d, df) }
-func (d *delayLine) popDue(now time.Time) (*chatpb.Frame, bool) {
-	if len(*d) == 0 || (*d)[0].due.After(now) {
-		return nil, false
-	}
-	return heap.Pop(d).(delayedFrame).f, true
-}
+func (n *Node) Partitioned() []string { return n.faults.Partitioned() }
 
 // faultTransport wraps memberlist's network transport to cut partitioned
-// peers' packets and outgoing streams. Only used when Config.Faults is set.
+// peers' packets and outgoing streams (the chat transport has its own
+// decorator, transport.WithFaults, driven by the same injector). Only used when Config.Faults is set.
 type faultTransport struct {
 	*memberlist.NetTransport
 	n       *Node
@@ -260,8 +137,8 @@ func (t *faultTransport) pump() {
 	for {
 		select {
 		case p := <-in:
-			if t.n.faults.blocksAddr(p.From.String()) {
-				t.n.stats.faultDrops.Add(1)
+			if t.n.faults.BlocksAddr(p.From.String()) {
+				t.n.faults.CountDrop()
 				continue
 			}
 			select {
@@ -278,8 +155,8 @@ func (t *faultTransport) pump() {
 func (t *faultTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 
 func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.n.faults.blocksAddr(addr) {
-		t.n.stats.faultDrops.Add(1)
+	if t.n.faults.BlocksAddr(addr) {
+		t.n.faults.CountDrop()
 		return time.Now(), nil // lost on the way, as UDP would
 	}
 	return t.NetTransport.WriteTo(b, addr)
@@ -290,8 +167,8 @@ func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 }
 
 func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.n.faults.blocksAddr(addr) {
-		t.n.stats.faultDrops.Add(1)
+	if t.n.faults.BlocksAddr(addr) {
+		t.n.faults.CountDrop()
 		return nil, fmt.Errorf("dial %s: partitioned (fault injection)", addr)
 	}
 	return t.NetTransport.DialTimeout(addr, timeout)

@@ -146,7 +146,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 			oldNick, oldChat = m.Nick, m.ChatAddr
 		}
 		m.Addr = ev.addr
-		n.faults.noteAddr(m.ID, m.Addr)
+		n.faults.NoteAddr(m.ID, m.Addr)
 		if !wasLive {
 			m.State, m.Since = StateAlive, now
 		}

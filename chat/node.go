@@ -27,10 +27,9 @@ import (
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
-	"google.golang.org/grpc"
 
-	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // lifecycle states of a Node.
@@ -52,10 +51,10 @@ type Node struct {
 	id     *Identity
 	logger *log.Logger
 	stats  counters
-	faults *faultState // nil unless Config.Faults is set
-	log    msglog.Log  // the message log; closed by Shutdown
-	keys   keyCache    // expanded public keys of origins (verify.go)
-	verify combiner    // shares signature batches among streams (verify.go)
+	faults *transport.Injector // nil unless Config.Faults is set
+	log    msglog.Log          // the message log; closed by Shutdown
+	keys   keyCache            // expanded public keys of origins (verify.go)
+	verify combiner            // shares signature batches among streams (verify.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
@@ -72,17 +71,17 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	state      int
-	nick       string
-	settings   MemberlistSettings
-	ml         *memberlist.Memberlist
-	grpcServer *grpc.Server
-	chatAddr   string
-	members    map[string]*memberInfo // by peer ID, self excluded; see members.go
-	peers      map[string]*peerConn   // outgoing chat streams by peer ID
-	memberGen  chan struct{}          // closed and replaced on every membership change
-	leaving    map[string]time.Time   // peers that said Bye, until memberlist reports them gone
+	mu        sync.Mutex
+	state     int
+	nick      string
+	settings  MemberlistSettings
+	ml        *memberlist.Memberlist
+	tr        transport.Transport // the chat transport; nil before Start
+	chatAddr  string
+	members   map[string]*memberInfo // by peer ID, self excluded; see members.go
+	peers     map[string]*peerConn   // outgoing chat streams by peer ID
+	memberGen chan struct{}          // closed and replaced on every membership change
+	leaving   map[string]time.Time   // peers that said Bye, until memberlist reports them gone
 
 	// memberEvents carries memberlist callbacks to the node's event loop
 	// (callbacks must not block). When full, the callback sets resync and
@@ -162,7 +161,7 @@ func New(cfg Config) (*Node, error) {
 	n.kv = newKVStore(n)
 	n.liveCount.Store(1)
 	if cfg.Faults != nil {
-		n.faults = newFaultState(*cfg.Faults)
+		n.faults = transport.NewInjector(cfg.Faults.settings())
 	}
 	return n, nil
 }
@@ -238,13 +237,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// n.mu is released while it runs; stateStarting keeps other Starts out.
 	n.state = stateStarting
 	n.mu.Unlock()
-	var srv *grpc.Server
+	var closeTr transport.Transport
 	defer func() {
 		if err == nil {
 			return
 		}
-		if srv != nil {
-			srv.Stop()
+		if closeTr != nil {
+			closeTr.Close()
 		}
 		n.mu.Lock()
 		if n.state == stateStarting {
@@ -267,37 +266,27 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 
-	lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)))
+	tr, err := n.newTransport(host)
 	if err != nil {
-		return fmt.Errorf("chat listener: %w", err)
+		return err
 	}
-	chatPort := lis.Addr().(*net.TCPAddr).Port
-	srv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxFrameBytes),
-		grpc.MaxSendMsgSize(maxFrameBytes),
-		// Static flow-control windows turn off gRPC's BDP estimation, which
-		// answers nearly every data frame of a quiet stream with a ping
-		// (one more write, read and ack per chat frame: a quarter of the
-		// idle CPU of a 50-member group). 1 MiB per stream and connection
-		// is credit, not memory, and more than a chat stream needs.
-		grpc.InitialWindowSize(serverWindow),
-		grpc.InitialConnWindowSize(serverWindow),
-		grpc.MaxConcurrentStreams(256),
-		grpc.ConnectionTimeout(n.cfg.HandshakeTimeout),
-		grpc.WaitForHandlers(true), // Stop waits for stream handlers, so Shutdown leaves none behind
-	)
-	chatpb.RegisterChatServer(srv, &chatServer{n: n})
 	if !n.spawn(func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := tr.Serve(transportHandler{n}); err != nil {
 			n.logger.Printf("chat listener stopped: %v", err)
 		}
 	}) {
-		lis.Close()
+		tr.Close()
 		return ErrShutdown
+	}
+	closeTr = tr
+	chatAddr := tr.Addr()
+	if n.cfg.ChatTransport == nil { // a host:port: advertise our host
+		_, p, _ := net.SplitHostPort(chatAddr)
+		chatAddr = net.JoinHostPort(advHost, p)
 	}
 
 	n.mu.Lock()
-	n.chatAddr = net.JoinHostPort(advHost, strconv.Itoa(chatPort))
+	n.chatAddr = chatAddr
 	mlc, err := n.memberlistConfigLocked(host, port, advHost)
 	n.mu.Unlock()
 	if err != nil {
@@ -328,7 +317,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return ErrShutdown
 	}
 	n.ml = ml
-	n.grpcServer = srv
+	n.tr = closeTr
 	n.settings = settingsFrom(n.settings.Profile, mlc)
 	ln := ml.LocalNode()
 	n.settings.BindPort = int(ln.Port)
@@ -347,10 +336,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	return nil
 }
-
-// serverWindow is the chat listener's flow-control window per stream and
-// per connection.
-const serverWindow = 1 << 20
 
 // faultTransportFor binds memberlist's network transport itself (as
 // memberlist would) and wraps it for fault injection.
@@ -557,7 +542,7 @@ func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
 		n.mu.Lock()
 		n.state = stateShutdown
-		ml, srv := n.ml, n.grpcServer
+		ml, tr := n.ml, n.tr
 		peers := n.peers
 		n.peers = make(map[string]*peerConn)
 		n.mu.Unlock()
@@ -568,8 +553,10 @@ func (n *Node) Shutdown() error {
 				err = fmt.Errorf("shutdown memberlist: %w", e)
 			}
 		}
-		if srv != nil {
-			srv.Stop()
+		if tr != nil {
+			if e := tr.Close(); e != nil && err == nil {
+				err = fmt.Errorf("close chat transport: %w", e)
+			}
 		}
 		for _, p := range peers {
 			p.stop()
@@ -760,7 +747,7 @@ func (n *Node) Stats() Stats {
 		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
-		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: c.faultDrops.Load(), EventDrops: c.eventDrops.Load(),
+		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}

@@ -1,8 +1,8 @@
 package chat
 
 // peerConn is this node's outgoing stream to one peer. Its goroutine dials
-// (one gRPC client connection, reused), runs the dialer's side of the
-// handshake, then writes queued frames in order; on any error it redials
+// an authenticated stream through the node's transport (chat/transport),
+// then writes queued frames in order; on any error it redials
 // with exponential backoff (50 ms doubling to 2 s) until the member dies or
 // leaves, or the node shuts down. The queue is bounded (Config.SendQueue):
 // when it is full the new frame is dropped and counted, so a slow or
@@ -10,7 +10,6 @@ package chat
 // breaks is lost too. Anti-entropy (issue 4) repairs both.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -19,11 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 type peerConn struct {
@@ -97,19 +95,9 @@ func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 }
 
 func (p *peerConn) run() {
-	cc, err := grpc.NewClient("passthrough:///"+p.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxFrameBytes), grpc.MaxCallSendMsgSize(maxFrameBytes)),
-	)
-	if err != nil {
-		p.n.emitError("cannot reach %s: %v", p.id, err)
-		return
-	}
-	defer cc.Close()
-	client := chatpb.NewChatClient(cc)
 	backoff := 50 * time.Millisecond
 	for p.ctx.Err() == nil {
-		established, err := p.session(client)
+		established, err := p.session()
 		if p.ctx.Err() != nil {
 			return
 		}
@@ -128,34 +116,22 @@ func (p *peerConn) run() {
 	}
 }
 
-// session runs one stream: handshake, then send until an error. It
-// reports whether the handshake succeeded.
-func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	defer cancel()
-	stream, err := client.Connect(ctx, grpc.WaitForReady(false))
-	if err != nil {
-		return false, fmt.Errorf("open stream: %w", err)
-	}
-	// The handshake must finish in time; cancelling ctx unblocks Recv.
-	hsTimer := time.AfterFunc(p.n.cfg.HandshakeTimeout+time.Second, cancel)
-	err = p.handshake(stream)
-	stopped := hsTimer.Stop()
+// session dials one authenticated stream, then sends queued frames until
+// an error. It reports whether the stream was established.
+func (p *peerConn) session() (bool, error) {
+	conn, err := p.n.tr.Dial(p.ctx, p.addr, transport.Peer{ID: p.id, Key: p.pub})
 	if err != nil {
 		return false, err
 	}
-	if !stopped {
-		return false, errors.New("handshake timed out")
-	}
+	// Closing the stream unblocks the reader and a blocked Send.
+	defer conn.Close()
 	// Our rooms first, so the listener knows at once which rooms to send
 	// us (the announcement is repeated every anti-entropy round anyway).
-	if rs := p.n.roomSetFrame(); p.n.faults.blocks(p.id) {
-		p.n.stats.faultDrops.Add(1)
-	} else if err := stream.Send(rs); err != nil {
+	rs := p.n.roomSetAnnouncement()
+	if err := conn.Send(rs); err != nil {
 		return false, fmt.Errorf("send rooms: %w", err)
-	} else {
-		p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
 	}
+	p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
 	p.connected.Store(true)
 	defer func() {
 		p.downSince.Store(time.Now().UnixNano())
@@ -166,77 +142,29 @@ func (p *peerConn) session(client chatpb.ChatClient) (bool, error) {
 	p.n.wg.Add(1)
 	go func() {
 		defer p.n.wg.Done()
-		recvErr <- p.readLoop(stream)
+		recvErr <- p.readLoop(conn)
 	}()
 	defer func() {
-		cancel()
+		conn.Close()
 		<-recvErr
 	}()
-	// Without fault injection frames go out in queue order; with it they
-	// may be dropped or wait in a delay line (see faults.go).
-	var line delayLine
-	var lineSeq uint64
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	send := func(f *chatpb.Frame) error {
-		if err := stream.Send(f); err != nil {
+		if err := conn.Send(f); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
 		return nil
 	}
-	// dispatch acts on one frame whose fault fate is decided: dropped,
-	// sent now (with the envelopes queued behind it, see sendBatched), or
-	// put in the delay line.
-	var dispatch func(f *chatpb.Frame, drop bool, delay time.Duration) error
-	dispatch = func(f *chatpb.Frame, drop bool, delay time.Duration) error {
-		switch {
-		case drop:
-			p.n.stats.faultDrops.Add(1)
-		case delay <= 0 && len(line) == 0:
-			return p.sendBatched(f, send, dispatch)
-		case len(line) >= cap(p.queue):
-			p.n.stats.queueDrops.Add(1) // the delay line is bounded like the queue
-		default:
-			lineSeq++
-			line.add(delayedFrame{due: time.Now().Add(delay), seq: lineSeq, f: f})
-		}
-		return nil
-	}
 	for {
-		var due <-chan time.Time
-		if len(line) > 0 {
-			timer.Reset(time.Until(line[0].due))
-			due = timer.C
-		}
 		select {
 		case <-p.ctx.Done():
-			_ = stream.CloseSend()
 			return true, nil
 		case err := <-recvErr:
 			recvErr <- err // for the deferred wait
 			return true, fmt.Errorf("stream closed: %w", err)
 		case f := <-p.queue:
-			drop, delay := p.n.faults.outgoing(p.id)
-			if err := dispatch(f, drop, delay); err != nil {
+			if err := p.sendBatched(f, send); err != nil {
 				return true, err
-			}
-		case <-due:
-			for {
-				f, ok := line.popDue(time.Now())
-				if !ok {
-					break
-				}
-				if err := send(f); err != nil {
-					return true, err
-				}
-			}
-		}
-		if due != nil && !timer.Stop() {
-			select { // drain a fire that was not received
-			case <-timer.C:
-			default:
 			}
 		}
 	}
@@ -253,12 +181,10 @@ const batchBytes = maxFrameBytes - 1024
 // sendBatched sends f; when f carries an envelope, the envelopes already
 // waiting in the queue behind it go in the same Batch frame (it never
 // waits for more: batching only shares the per-frame cost among messages
-// that would otherwise queue behind each other). Each queued frame gets
-// its own fault decision; the first one that is not an envelope, or that
-// fault injection delays, ends the batch and goes to dispatch after it,
-// so frames keep their queue order.
-func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
-	dispatch func(*chatpb.Frame, bool, time.Duration) error) error {
+// that would otherwise queue behind each other). The first queued frame
+// that is not an envelope ends the batch and is sent after it, so frames
+// keep their queue order; what follows it stays queued.
+func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) error {
 	first := f.GetEnvelope()
 	if first == nil {
 		return send(f)
@@ -268,9 +194,9 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
 	flush := func() error {
 		var err error
 		if len(envs) == 1 {
-			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: envs[0]}})
+			err = send(envelopeFrame(envs[0]))
 		} else {
-			err = send(&chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}})
+			err = send(batchFrame(envs))
 			if err == nil {
 				p.n.stats.batchesOut.Add(1)
 			}
@@ -285,17 +211,12 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
 		default:
 			return flush()
 		}
-		drop, delay := p.n.faults.outgoing(p.id)
-		if drop {
-			p.n.stats.faultDrops.Add(1)
-			continue
-		}
 		env := g.GetEnvelope()
-		if env == nil || delay > 0 {
+		if env == nil {
 			if err := flush(); err != nil {
 				return err
 			}
-			return dispatch(g, false, delay)
+			return send(g)
 		}
 		gs := proto.Size(env) + 8 // the envelope's tag and length in the batch
 		if len(envs) == maxBatchEnvelopes || size+gs > batchBytes {
@@ -308,43 +229,11 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error,
 	}
 }
 
-// handshake runs the dialer's side (see transport.go).
-func (p *peerConn) handshake(stream chatpb.Chat_ConnectClient) error {
-	n := p.n
-	myNonce := newNonce()
-	hello := &chatpb.Hello{Protocol: ProtocolVersion, PeerId: n.id.ID, PublicKey: n.id.Pub, Nonce: myNonce, TargetId: p.id}
-	if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: hello}}); err != nil {
-		return fmt.Errorf("send hello: %w", err)
-	}
-	f, err := stream.Recv()
-	if err != nil {
-		return fmt.Errorf("read hello: %w", err)
-	}
-	reply := f.GetHello()
-	if err := checkHello(reply, n.id.ID); err != nil {
-		n.stats.badFrames.Add(1)
-		return fmt.Errorf("peer hello: %w", err)
-	}
-	if reply.PeerId != p.id || !bytes.Equal(reply.PublicKey, p.pub) {
-		n.stats.badFrames.Add(1)
-		return fmt.Errorf("%s answers as %s: stale address?", p.addr, reply.PeerId)
-	}
-	if !ed25519.Verify(p.pub, helloSigningBytes("listener", n.id.ID, p.id, myNonce, reply.Nonce), reply.Signature) {
-		n.stats.badFrames.Add(1)
-		return fmt.Errorf("peer %s: bad hello signature", p.id)
-	}
-	auth := &chatpb.Auth{Signature: n.id.Sign(helloSigningBytes("dialer", n.id.ID, p.id, myNonce, reply.Nonce))}
-	if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Auth{Auth: auth}}); err != nil {
-		return fmt.Errorf("send auth: %w", err)
-	}
-	return nil
-}
-
 // readLoop reads what the listener sends back (pongs) until the stream
 // ends.
-func (p *peerConn) readLoop(stream chatpb.Chat_ConnectClient) error {
+func (p *peerConn) readLoop(conn transport.Conn) error {
 	for {
-		f, err := stream.Recv()
+		f, err := conn.Recv()
 		if err != nil {
 			return err
 		}
@@ -391,16 +280,12 @@ func (p *peerConn) request(ctx context.Context, what string, mk func(nonce uint6
 
 // ping measures the round trip of the stream.
 func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
-	return p.request(ctx, "ping", func(nonce uint64) *chatpb.Frame {
-		return &chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: nonce}}}
-	})
+	return p.request(ctx, "ping", pingFrame)
 }
 
 // bye announces a graceful leave and waits until the peer recorded it.
 func (p *peerConn) bye(ctx context.Context) error {
-	_, err := p.request(ctx, "bye", func(nonce uint64) *chatpb.Frame {
-		return &chatpb.Frame{Msg: &chatpb.Frame_Bye{Bye: &chatpb.Bye{Nonce: nonce}}}
-	})
+	_, err := p.request(ctx, "bye", byeFrame)
 	return err
 }
 

@@ -806,7 +806,7 @@ func (n *Node) pushLocked(targets []*peerConn, env *chatpb.Envelope) {
 	if len(targets) == 0 {
 		return
 	}
-	f := &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: env}}
+	f := envelopeFrame(env)
 	for _, p := range targets {
 		p.enqueue(f)
 	}

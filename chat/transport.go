@@ -1,136 +1,64 @@
 package chat
 
-// The chat transport: each peer serves the Chat gRPC service (chat.proto)
-// on its chat address and dials every other live member once, keeping one
-// persistent stream per direction, so a message costs no new connection or
-// handshake. Both ends authenticate on the stream with a nonce handshake
-// (Hello, signed Hello, Auth): each proves it holds the private key of the
-// peer ID it claims, and the listener accepts only dialers that are live
-// members of its memberlist group (so the cluster key, which guards
-// memberlist, also guards who may chat).
+// The node's side of the chat transport (chat/transport): every peer
+// listens for authenticated streams and dials every other live member
+// once (peerconn.go), keeping one persistent stream per direction, so a
+// message costs no new connection or handshake. The transport proves each
+// end's identity; the node decides who may open a stream (Admit: only
+// live members of its memberlist group whose node meta carries the same
+// key, so the cluster key, which guards memberlist, also guards who may
+// chat) and serves the frames of admitted streams (ServeConn).
 
 import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
 	"fmt"
-	"time"
+	"net"
+	"strconv"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
-const nonceLen = 16
+// transportHandler adapts the node to transport.Handler.
+type transportHandler struct{ n *Node }
 
-func helloSigningBytes(role, dialer, listener string, dialerNonce, listenerNonce []byte) []byte {
-	b := make([]byte, 0, 64+len(dialer)+len(listener))
-	b = append(b, "hearsay/hello/v1/"...)
-	b = append(b, role...)
-	b = append(b, '\n')
-	b = append(b, dialer...)
-	b = append(b, '\n')
-	b = append(b, listener...)
-	b = append(b, '\n')
-	b = append(b, dialerNonce...)
-	b = append(b, listenerNonce...)
-	return b
+var _ transport.Handler = transportHandler{}
+
+func (h transportHandler) Admit(ctx context.Context, p transport.Peer) error {
+	return h.n.admit(ctx, p)
 }
 
-func newNonce() []byte {
-	b := make([]byte, nonceLen)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return b
-}
+func (h transportHandler) ServeConn(c transport.Conn) { h.n.serveConn(c) }
 
-// checkHello validates a Hello's identity fields.
-func checkHello(h *chatpb.Hello, wantTarget string) error {
-	if h == nil {
-		return errors.New("expected hello")
+// admit accepts a dialer that is a live member presenting the key of its
+// node meta. The dialer may have joined a moment ago: it waits for gossip
+// until ctx (the handshake deadline) ends.
+func (n *Node) admit(ctx context.Context, p transport.Peer) error {
+	m, err := n.waitMember(ctx, p.ID)
+	if err != nil {
+		return err
 	}
-	if h.Protocol != ProtocolVersion {
-		return fmt.Errorf("protocol %d, this peer speaks %d", h.Protocol, ProtocolVersion)
-	}
-	if len(h.PublicKey) != ed25519.PublicKeySize || PeerIDFromKey(h.PublicKey) != h.PeerId {
-		return fmt.Errorf("peer id %q does not match its key", h.PeerId)
-	}
-	if len(h.Nonce) != nonceLen {
-		return fmt.Errorf("nonce is %d bytes", len(h.Nonce))
-	}
-	if h.TargetId != wantTarget {
-		return fmt.Errorf("hello for %q, this is %q", h.TargetId, wantTarget)
+	if !bytes.Equal(m.Pub, p.Key) {
+		return fmt.Errorf("peer %s presents another key than its node meta", p.ID)
 	}
 	return nil
 }
 
-// chatServer adapts the generated gRPC service to the node.
-type chatServer struct {
-	chatpb.UnimplementedChatServer
-	n *Node
-}
-
-func (s *chatServer) Connect(stream chatpb.Chat_ConnectServer) error {
-	return s.n.handleStream(stream)
-}
-
-// handleStream serves one inbound stream: handshake, then frames until the
-// dialer closes it or the node shuts down (the server's Stop ends every
-// stream's Recv). Only this goroutine sends on the stream. During the
-// handshake a reader goroutine receives its two frames (Hello, Auth), so
-// that the handshake can time out; after it, this goroutine receives
-// itself: a frame reaches the pipeline without a hand-off between
-// goroutines, which under load costs a wake-up per frame.
-func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
-	ctx := stream.Context()
-	frames := make(chan *chatpb.Frame, handshakeFrames)
-	readErr := make(chan error, 1)
-	if !n.spawn(func() {
-		for range handshakeFrames {
-			f, err := stream.Recv()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			frames <- f // buffered for every handshake frame
-		}
-	}) {
-		return ErrShutdown
-	}
-	next := func(timeout <-chan time.Time) (*chatpb.Frame, error) {
-		select {
-		case f := <-frames:
-			return f, nil
-		case err := <-readErr:
-			return nil, err
-		case <-timeout:
-			return nil, errors.New("handshake timed out")
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-n.ctx.Done():
-			return nil, ErrShutdown
-		}
-	}
-
-	peer, err := n.acceptHandshake(ctx, stream, next)
-	if err != nil {
-		n.stats.refused.Add(1)
-		n.logger.Printf("chat handshake refused: %v", err)
-		return fmt.Errorf("handshake: %w", err)
-	}
-	// The handshake took both frames, so the reader has made its last
-	// Recv: from here on this goroutine is the stream's only receiver.
+// serveConn serves one admitted inbound stream until the dialer closes it
+// or the node shuts down. Only this goroutine sends on the stream (pongs),
+// and it receives itself: a frame reaches the pipeline without a hand-off.
+func (n *Node) serveConn(c transport.Conn) {
+	peer := c.Peer().ID
 	for {
-		f, err := stream.Recv()
+		f, err := c.Recv()
 		if err != nil {
-			return nil
-		}
-		if n.faults.blocks(peer) {
-			n.stats.faultDrops.Add(1)
-			continue
+			return
 		}
 		if reply := n.handleFrame(f, peer); reply != nil {
-			if err := stream.Send(reply); err != nil {
-				return nil
+			if err := c.Send(reply); err != nil {
+				return
 			}
 		}
 	}
@@ -139,16 +67,13 @@ func (n *Node) handleStream(stream chatpb.Chat_ConnectServer) error {
 // handleFrame acts on one frame from the authenticated dialer peer and
 // returns the frame to answer on the same stream (a pong), or nil.
 func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
-	pong := func(nonce uint64) *chatpb.Frame {
-		return &chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: nonce}}}
-	}
 	switch m := f.Msg.(type) {
 	case *chatpb.Frame_Envelope:
 		n.handleEnvelope(m.Envelope, peer)
 	case *chatpb.Frame_Batch:
 		n.handleBatch(m.Batch, peer)
 	case *chatpb.Frame_Ping:
-		return pong(m.Ping.GetNonce())
+		return pongFrame(m.Ping.GetNonce())
 	case *chatpb.Frame_RoomSet:
 		n.handleRoomSet(m.RoomSet, peer)
 	case *chatpb.Frame_Status:
@@ -157,64 +82,41 @@ func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 		n.handleRepair(m.Repair, peer)
 	case *chatpb.Frame_Bye:
 		n.markLeaving(peer)
-		return pong(m.Bye.GetNonce())
+		return pongFrame(m.Bye.GetNonce())
 	default:
 		n.stats.badFrames.Add(1)
 	}
 	return nil
 }
 
-// handshakeFrames is how many frames the listener's side of the handshake
-// reads (Hello, Auth).
-const handshakeFrames = 2
-
-// acceptHandshake runs the listener's side of the handshake and returns
-// the authenticated dialer's peer ID.
-func (n *Node) acceptHandshake(ctx context.Context, stream chatpb.Chat_ConnectServer, next func(<-chan time.Time) (*chatpb.Frame, error)) (string, error) {
-	timer := time.NewTimer(n.cfg.HandshakeTimeout)
-	defer timer.Stop()
-	f, err := next(timer.C)
-	if err != nil {
-		return "", err
+// newTransport builds the chat transport: Config.ChatTransport when set
+// (tests, the simulator), else the gRPC transport on host:Config.ChatPort.
+// With fault injection it is wrapped in the fault decorator.
+func (n *Node) newTransport(host string) (transport.Transport, error) {
+	local := transport.Local{ID: n.id.ID, Key: n.id.priv}
+	var t transport.Transport
+	if n.cfg.ChatTransport != nil {
+		var err error
+		if t, err = n.cfg.ChatTransport(local); err != nil {
+			return nil, fmt.Errorf("chat transport: %w", err)
+		}
+	} else {
+		g, err := transport.ListenGRPC(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), transport.GRPCConfig{
+			Local:            local,
+			Protocol:         ProtocolVersion,
+			PeerID:           func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
+			MaxFrameBytes:    maxFrameBytes,
+			HandshakeTimeout: n.cfg.HandshakeTimeout,
+			Logger:           n.logger,
+			OnRefused:        func(error) { n.stats.refused.Add(1) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		t = g
 	}
-	hello := f.GetHello()
-	if err := checkHello(hello, n.id.ID); err != nil {
-		return "", err
+	if n.faults != nil {
+		t = transport.WithFaults(t, n.faults)
 	}
-	dialer := hello.PeerId
-	// The dialer may have joined a moment ago; give gossip until the
-	// handshake deadline to tell us about it.
-	wctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
-	m, err := n.waitMember(wctx, dialer)
-	cancel()
-	if err != nil {
-		return "", err
-	}
-	if !bytes.Equal(m.Pub, hello.PublicKey) {
-		return "", fmt.Errorf("peer %s presents another key than its node meta", dialer)
-	}
-	myNonce := newNonce()
-	reply := &chatpb.Hello{
-		Protocol:  ProtocolVersion,
-		PeerId:    n.id.ID,
-		PublicKey: n.id.Pub,
-		Nonce:     myNonce,
-		TargetId:  dialer,
-		Signature: n.id.Sign(helloSigningBytes("listener", dialer, n.id.ID, hello.Nonce, myNonce)),
-	}
-	if err := stream.Send(&chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: reply}}); err != nil {
-		return "", fmt.Errorf("send hello: %w", err)
-	}
-	f, err = next(timer.C)
-	if err != nil {
-		return "", err
-	}
-	auth := f.GetAuth()
-	if auth == nil {
-		return "", errors.New("expected auth")
-	}
-	if !ed25519.Verify(hello.PublicKey, helloSigningBytes("dialer", dialer, n.id.ID, hello.Nonce, myNonce), auth.Signature) {
-		return "", fmt.Errorf("peer %s: bad auth signature", dialer)
-	}
-	return dialer, nil
+	return t, nil
 }
