@@ -30,8 +30,6 @@ package chat
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -47,7 +45,6 @@ import (
 func (n *Node) antiEntropyLoop() {
 	tick := time.NewTicker(n.cfg.AntiEntropyInterval)
 	defer tick.Stop()
-	lastPrune := time.Now()
 	sent := map[*peerConn]roomSetSent{} // owned by this loop
 	var round uint64
 	for {
@@ -61,37 +58,28 @@ func (n *Node) antiEntropyLoop() {
 		}
 		round++
 		n.antiEntropyRound(sent, round)
-		if time.Since(lastPrune) >= n.cfg.RetentionInterval {
-			lastPrune = time.Now()
-			n.prune()
-		}
 	}
 }
 
 // antiEntropyRound runs one round: refresh our room set where due (see
-// refreshRooms), then per joined room refill the machine if it refused
-// messages and send a status to one random live member.
+// refreshRooms), start the restores that are due (restore.go), then per
+// joined room refill the machine if it refused messages and send a status
+// to one random live member.
 func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 	n.refreshRooms(sent, round)
 	n.tryRestore()
 	for _, r := range n.joinedRooms() {
 		r.mu.Lock()
-		if r.parted || r.restoring {
+		if !r.state.fed() { // parted, or waiting for its restore
 			r.mu.Unlock()
 			continue
 		}
+		// Membership is synced on every change; this is the safety net.
 		n.syncMembersLocked(r)
 		if r.refused {
-			n.catchUpLocked(n.ctx, r)
+			r.catchUpLocked(n.ctx)
 		}
-		if c := r.m.Stats().Conflicts; c > r.conflicts {
-			r.conflicts = c
-			n.emitError("#%s: conflicting ordering messages (%d so far): two members acted as sequencer of the same epoch (the room was created on both sides of a partition, or by two peers at once); members may disagree on its order", r.name, c)
-		}
-		ids := make([]string, 0, len(r.members))
-		for id := range r.members {
-			ids = append(ids, id)
-		}
+		ids := r.memberIDsLocked()
 		r.mu.Unlock()
 		if len(ids) == 0 {
 			continue
@@ -186,24 +174,13 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	// whatever it shows of ours is either released (durable) or still in
 	// the outbox now.
 	r.mu.Lock()
-	n.clampUnsyncedLocked(r, local)
+	r.clampUnsyncedLocked(local)
 	r.mu.Unlock()
 	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		n.sendRepair(from, st.Room, miss)
 	}
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatus(from, st.Room, true, false)
-	}
-}
-
-// clampUnsyncedLocked lowers our own entry of vv below the first message
-// of ours waiting in r's outbox for its fsync. Caller holds r.mu.
-func (n *Node) clampUnsyncedLocked(r *room, vv msglog.VersionVector) {
-	if len(r.outbox) == 0 {
-		return
-	}
-	if head := r.outbox[0].env.Seq; vv[n.id.ID] >= head {
-		vv[n.id.ID] = head - 1
 	}
 }
 
@@ -278,7 +255,8 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 	return out
 }
 
-// handleRepair stores and orders the messages of a repair frame.
+// handleRepair applies a repair frame's floors and runs its envelopes
+// through the receive pipeline (receive.go).
 func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector {
 		n.stats.badFrames.Add(1)
@@ -289,67 +267,11 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 		n.stats.unjoined.Add(1)
 		return
 	}
-	ctx := n.ctx
 	if len(rp.Floors) > 0 {
-		n.applyFloors(ctx, r, rp.Floors)
+		n.applyFloors(n.ctx, r, rp.Floors)
 	}
-	n.stats.received.Add(uint64(len(rp.Envelopes)))
-	var unknown []*chatpb.Envelope
-	for _, env := range rp.Envelopes {
-		if n.known(env) {
-			// Held already (verified when stored): no signature check.
-			n.stats.duplicates.Add(1)
-			continue
-		}
-		unknown = append(unknown, env)
-	}
-	errs := n.verify.check(unknown)
-	var envs []*chatpb.Envelope
-	for i, env := range unknown {
-		if errs[i] != nil {
-			n.countDrop(errs[i], from)
-			continue
-		}
-		if env.Room != rp.Room {
-			n.stats.invalid.Add(1)
-			continue
-		}
-		envs = append(envs, env)
-	}
-	if len(envs) == 0 {
-		return
-	}
-	// Repaired messages are received messages: fsync deferred like theirs.
-	isNew, err := n.storeReceived(ctx, envs)
-	if err != nil {
-		n.logger.Printf("repair #%s from %s: %v", rp.Room, from, err)
-		return
-	}
-	var fresh []*chatpb.Envelope
-	for i, env := range envs {
-		if isNew[i] {
-			fresh = append(fresh, env)
-		} else {
-			n.stats.duplicates.Add(1)
-		}
-	}
-	if len(fresh) == 0 {
-		return
-	}
-	defer r.notify()
-	n.stats.repaired.Add(uint64(len(fresh)))
-	n.stats.stored.Add(uint64(len(fresh)))
-	r.received.Add(uint64(len(fresh)))
-	slices.SortFunc(fresh, func(a, b *chatpb.Envelope) int {
-		if c := strings.Compare(a.Origin, b.Origin); c != 0 {
-			return c
-		}
-		return int(a.Seq) - int(b.Seq)
-	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.parted {
-		n.feedLocked(r, fresh)
+	if len(rp.Envelopes) > 0 {
+		n.receive(rp.Envelopes, from, rp.Room)
 	}
 }
 
@@ -370,188 +292,6 @@ func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
 			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
 			continue
 		}
-		r.mu.Lock()
-		if !r.parted && !r.restoring { // a restore reads the floors itself
-			n.handleOutputLocked(r, r.m.Floor(f.Origin, f.Seq, 0))
-		}
-		r.mu.Unlock()
-	}
-}
-
-// roomSetAnnouncement returns our room set announcement.
-func (n *Node) roomSetAnnouncement() *chatpb.Frame {
-	n.roomsMu.Lock()
-	defer n.roomsMu.Unlock()
-	rs := &chatpb.RoomSet{Version: n.roomVer}
-	for _, r := range n.rooms {
-		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
-	}
-	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
-	return roomSetFrame(rs)
-}
-
-// announceRooms sends our room set to every peer; called when it changes.
-func (n *Node) announceRooms() {
-	n.sendRoomSets(false)
-}
-
-// requestRoomSets sends our room set to every peer asking for theirs back
-// at once (JoinRoom, before it creates a room).
-func (n *Node) requestRoomSets() {
-	n.sendRoomSets(true)
-}
-
-func (n *Node) sendRoomSets(wantReply bool) {
-	f := n.newRoomSetFrame()
-	f.GetRoomSet().WantReply = wantReply
-	size := uint64(proto.Size(f))
-	for _, p := range n.peerList() {
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(size)
-		}
-	}
-}
-
-// roomSetRefresh is about how many anti-entropy rounds pass before a peer
-// hears our unchanged room set again (between half and all of it, at
-// random, so that the peers' refreshes do not fall in the same round).
-const roomSetRefresh = 10
-
-// roomSetSent is what the anti-entropy loop last queued to one peer.
-type roomSetSent struct {
-	rooms string // the announced rooms, without the version (roomsKey)
-	next  uint64 // the round from which it is announced again
-}
-
-// refreshRooms announces our room set to the peers that may lack it: those
-// whose last announcement by this loop was not queued, holds other rooms
-// (announceRooms sent the change, unless their queue was full), or is due
-// for its refresh. sent is the loop's record, pruned to the current peers.
-func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
-	peers := n.peerList()
-	f := n.roomSetAnnouncement()
-	key := roomsKey(f.GetRoomSet())
-	var due []*peerConn
-	for _, p := range peers {
-		if last, ok := sent[p]; !ok || last.rooms != key || round >= last.next {
-			due = append(due, p)
-		}
-	}
-	if len(sent) > len(peers)-len(due) { // some peers are gone
-		keep := make(map[*peerConn]bool, len(peers))
-		for _, p := range peers {
-			keep[p] = true
-		}
-		maps.DeleteFunc(sent, func(p *peerConn, _ roomSetSent) bool { return !keep[p] })
-	}
-	if len(due) == 0 {
-		return
-	}
-	f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
-	size := uint64(proto.Size(f))
-	for _, p := range due {
-		if !p.enqueue(f) {
-			delete(sent, p) // queue full: again next round
-			continue
-		}
-		n.stats.aeBytes.Add(size)
-		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
-	}
-}
-
-// roomsKey encodes what a room set says, without its version.
-func roomsKey(rs *chatpb.RoomSet) string {
-	var b strings.Builder
-	for _, rm := range rs.Rooms {
-		fmt.Fprintf(&b, "%s %s %d\n", rm.Name, rm.Mode, rm.JoinedUnixNano)
-	}
-	return b.String()
-}
-
-// newRoomSetFrame gives our room set a new version and returns its
-// announcement.
-func (n *Node) newRoomSetFrame() *chatpb.Frame {
-	n.roomsMu.Lock()
-	if v := time.Now().UnixNano(); v > n.roomVer {
-		n.roomVer = v
-	} else {
-		n.roomVer++
-	}
-	n.roomsMu.Unlock()
-	return n.roomSetAnnouncement()
-}
-
-// peerList returns the outgoing connections.
-func (n *Node) peerList() []*peerConn {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Collect(maps.Values(n.peers))
-}
-
-// handleRoomSet records the rooms a peer announced.
-func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
-	if len(rs.Rooms) > maxRooms {
-		n.stats.badFrames.Add(1)
-		return
-	}
-	set := &peerRoomSet{version: rs.Version, at: time.Now(), rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
-	for _, rm := range rs.Rooms {
-		if rm == nil || ValidateRoom(rm.Name) != nil || set.rooms[rm.Name] != nil {
-			n.stats.badFrames.Add(1)
-			return
-		}
-		if _, err := parseMode(rm.Mode); err != nil {
-			n.stats.badFrames.Add(1)
-			return
-		}
-		set.rooms[rm.Name] = rm
-	}
-	if rs.WantReply {
-		// Answer even a stale set: the request is what matters.
-		n.mu.Lock()
-		p := n.peers[from]
-		n.mu.Unlock()
-		if p != nil {
-			f := n.newRoomSetFrame()
-			if p.enqueue(f) {
-				n.stats.aeBytes.Add(uint64(proto.Size(f)))
-			}
-		}
-	}
-	n.roomsMu.Lock()
-	old := n.peerRooms[from]
-	if old != nil && old.version >= rs.Version {
-		n.roomsMu.Unlock()
-		return // stale or repeated (frames may be reordered)
-	}
-	changed := old == nil || len(old.rooms) != len(set.rooms)
-	if !changed {
-		for name, rm := range set.rooms {
-			o := old.rooms[name]
-			if o == nil || o.Mode != rm.Mode || o.JoinedUnixNano != rm.JoinedUnixNano {
-				changed = true
-				break
-			}
-		}
-	}
-	n.peerRooms[from] = set
-	close(n.roomsGen) // wakes waitRoomSets
-	n.roomsGen = make(chan struct{})
-	n.roomsMu.Unlock()
-	if changed {
-		n.tryRestore()
-		n.syncAllRooms()
-	}
-}
-
-// forgetPeerRooms drops what a member that left or failed announced, once
-// memberlist has forgotten it too (bounded by the members map).
-func (n *Node) forgetPeerRooms(keep func(id string) bool) {
-	n.roomsMu.Lock()
-	defer n.roomsMu.Unlock()
-	for id := range n.peerRooms {
-		if !keep(id) {
-			delete(n.peerRooms, id)
-		}
+		r.applyFloor(f.Origin, f.Seq)
 	}
 }

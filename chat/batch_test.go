@@ -28,7 +28,7 @@ func lobbyNode(tb testing.TB, nick string, events int) *Node {
 	}
 	tb.Cleanup(func() { _ = n.Shutdown() })
 	n.joinMu.Lock()
-	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()})
+	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()}, false)
 	n.joinMu.Unlock()
 	if err != nil {
 		tb.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -47,7 +49,7 @@ func BenchmarkStoreAppend(b *testing.B) {
 		seq++
 		e := envs[(seq-1)%uint64(len(envs))]
 		e.Seq = seq // (the signature no longer matches: store does not check it)
-		if _, err := n.store(ctx, e); err != nil {
+		if _, err := storeEnvelope(ctx, e, n.log.Append); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,7 +81,7 @@ func BenchmarkDuplicateCheck(b *testing.B) {
 	id, _ := NewIdentity()
 	ctx := context.Background()
 	e := benchChat(id, "bench", 1, "a chat message of a typical length, about sixty bytes")
-	if _, err := n.store(ctx, e); err != nil {
+	if _, err := storeEnvelope(ctx, e, n.log.Append); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("known", func(b *testing.B) {
@@ -107,7 +109,7 @@ func fillLog(b *testing.B, l msglog.Log, room string, origins, each int) {
 		recs := make([]msglog.Record, 0, each)
 		for s := range each {
 			e := benchChat(id, room, uint64(s+1), fmt.Sprintf("message %d", s))
-			data, err := EncodeEnvelope(e)
+			data, err := proto.Marshal(e)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -56,9 +56,10 @@ type Config struct {
 	// '.'). Nicks need not be unique.
 	Nick string
 
-	// DataDir holds the peer's identity (identity.key) and its sequence
-	// number reservation (seq). It is created with mode 0700. Empty means
-	// an ephemeral identity that lives only in memory (tests).
+	// DataDir holds the peer's identity (identity.key) and, with the bolt
+	// message log, its history (messages.db and its write-ahead file). It
+	// is created with mode 0700. Empty means an ephemeral identity that
+	// lives only in memory (tests).
 	DataDir string
 
 	// BindAddr is the memberlist address "host:port"; port 0 picks a free
@@ -169,7 +170,8 @@ type Config struct {
 	// by per-origin order, hold the origin's later messages back), and
 	// costs ~3.4 copies per member; the origin's 64 sends per message cost
 	// less than that. Above 64 members the origin's send cost per message
-	// grows with the room, and forwarding spreads it.
+	// grows with the room, and forwarding spreads it. Zero means the
+	// default (as for Fanout).
 	FanoutThreshold int
 	Fanout          int
 
@@ -332,6 +334,9 @@ func (c *Config) validate() error {
 	}
 	if c.FanoutThreshold < 0 || c.Fanout < 0 {
 		return errors.New("fan-out settings must not be negative")
+	}
+	if c.FanoutThreshold == 0 { // 0 is "the default", as for the other limits
+		c.FanoutThreshold = def.FanoutThreshold
 	}
 	if c.Fanout == 0 {
 		c.Fanout = def.Fanout

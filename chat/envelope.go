@@ -15,8 +15,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -248,29 +246,4 @@ func NormalizeRoom(room string) (string, error) {
 		return "", err
 	}
 	return room, nil
-}
-
-// DecodeEnvelope decodes an envelope from its protobuf form and checks it
-// (CheckEnvelope). It does not keep b.
-func DecodeEnvelope(b []byte) (*chatpb.Envelope, error) {
-	if len(b) > maxFrameBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(b))
-	}
-	var e chatpb.Envelope
-	if err := proto.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if err := CheckEnvelope(&e); err != nil {
-		return nil, err
-	}
-	return &e, nil
-}
-
-// EncodeEnvelope returns the protobuf form of e.
-func EncodeEnvelope(e *chatpb.Envelope) ([]byte, error) {
-	b, err := proto.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode envelope: %w", err)
-	}
-	return b, nil
 }

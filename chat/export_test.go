@@ -43,7 +43,7 @@ func (n *Node) ArrivalOrderForTest(room string) []string {
 			panic(err)
 		}
 		for _, r := range rs {
-			if env, err := DecodeEnvelope(r.Data); err == nil && env.Kind == chatpb.Kind_KIND_CHAT {
+			if env, err := decodeStored(r.Data); err == nil && env.Kind == chatpb.Kind_KIND_CHAT {
 				recs = append(recs, r)
 			}
 		}

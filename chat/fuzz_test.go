@@ -37,7 +37,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	raw, _ = proto.Marshal(direct)
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := DecodeEnvelope(b)
+		e, err := decodeChecked(b)
 		if err != nil {
 			return
 		}
@@ -50,7 +50,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeEnvelope(again); err != nil {
+		if _, err := decodeChecked(again); err != nil {
 			t.Fatalf("accepted envelope fails after re-encoding: %v", err)
 		}
 	})
@@ -193,7 +193,7 @@ func FuzzHandleFrame(f *testing.F) {
 				t.Fatal(err)
 			}
 			for _, r := range recs {
-				if _, err := DecodeEnvelope(r.Data); err != nil {
+				if _, err := decodeStored(r.Data); err != nil {
 					t.Fatalf("stored %s/%d does not verify: %v", r.Origin, r.Seq, err)
 				}
 			}

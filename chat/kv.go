@@ -20,7 +20,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"unicode/utf8"
 
@@ -341,14 +340,3 @@ func (n *Node) KVDel(key string) error {
 
 // KVList returns a copy of the live key/values.
 func (n *Node) KVList() map[string]string { return n.kv.list() }
-
-// KVKeys returns the live keys in order (for completion).
-func (n *Node) KVKeys() []string {
-	m := n.kv.list()
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -53,6 +53,7 @@ type Node struct {
 	stats  counters
 	faults *transport.Injector // nil unless Config.Faults is set
 	log    msglog.Log          // the message log; closed by Shutdown
+	env    *roomEnv            // what the node gives its rooms (rooms.go)
 	keys   keyCache            // expanded public keys of origins (verify.go)
 	verify combiner            // shares signature batches among streams (verify.go)
 
@@ -158,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		events:       make(chan Event, cfg.EventBuffer),
 	}
 	n.verify.keys = &n.keys
+	n.env = n.newRoomEnv()
 	n.kv = newKVStore(n)
 	n.liveCount.Store(1)
 	if cfg.Faults != nil {
@@ -331,6 +333,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.spawn(n.antiEntropyLoop)
+	n.spawn(n.pruneLoop)
 	if n.cfg.ReconnectInterval > 0 {
 		n.spawn(n.reconnectLoop)
 	}

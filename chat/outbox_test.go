@@ -41,6 +41,7 @@ func TestSendAfterFailedSync(t *testing.T) {
 	}
 	flaky := &flakySync{Log: n.log}
 	n.log = flaky // before Start: nothing else reads it yet
+	n.env.log = flaky
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Start(ctx); err != nil {
@@ -91,14 +92,14 @@ func TestRepairHoldsBackUnsyncedOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Shutdown() })
-	r := &room{}
+	r := &room{env: n.env}
 	vv := msglog.VersionVector{n.id.ID: 7, "0000000000000002": 9}
-	n.clampUnsyncedLocked(r, vv)
+	r.clampUnsyncedLocked(vv)
 	if vv[n.id.ID] != 7 {
 		t.Fatalf("empty outbox: own entry %d, want 7", vv[n.id.ID])
 	}
 	r.outbox = []outEntry{{env: &chatpb.Envelope{Seq: 5}}, {env: &chatpb.Envelope{Seq: 6}}}
-	n.clampUnsyncedLocked(r, vv)
+	r.clampUnsyncedLocked(vv)
 	if vv[n.id.ID] != 4 || vv["0000000000000002"] != 9 {
 		t.Fatalf("outbox from seq 5: vector %v, want own 4 and the other origin untouched", vv)
 	}

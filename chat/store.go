@@ -58,7 +58,7 @@ func (n *Node) loadRooms(ctx context.Context) error {
 		}
 		// Total and sequencer rooms wait for their members (tryRestore).
 		deferred := info.Mode == ModeTotal || info.Mode == ModeSequencer
-		if _, err := n.openRoomDeferred(ctx, info, deferred); err != nil {
+		if _, err := n.openRoom(ctx, info, deferred); err != nil {
 			n.joinMu.Unlock()
 			return fmt.Errorf("load room #%s: %w", info.Name, err)
 		}
@@ -69,6 +69,22 @@ func (n *Node) loadRooms(ctx context.Context) error {
 	}
 	n.announceRooms()
 	return nil
+}
+
+// pruneLoop applies retention every Config.RetentionInterval until
+// Shutdown. Retention is the log's own concern: it runs apart from
+// anti-entropy, whose rounds it would otherwise delay.
+func (n *Node) pruneLoop() {
+	tick := time.NewTicker(n.cfg.RetentionInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+			n.prune()
+		}
+	}
 }
 
 // prune applies retention to the log.

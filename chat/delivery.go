@@ -1,0 +1,202 @@
+package chat
+
+// Delivery: a room feeds stored envelopes to its ordering machine and acts
+// on what the machine says (see room.go). Pushed and repaired envelopes
+// reach here the same way, from the node's one receive pipeline
+// (receive.go).
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/order"
+)
+
+// receive takes stored envelopes of the room that arrived from peer from:
+// it forwards new pushed ones once (forward; rooms above the fanout
+// threshold), feeds them to the machine, and returns the peers to ask at
+// once for an origin's messages before an envelope that shows a gap (an
+// earlier seq of its origin is missing): the origin if it is a live
+// member, else the peer the envelope came from. At most one such pull per
+// origin and room per AntiEntropyInterval/10, so a burst of messages
+// behind one gap asks once (and a pull or repair frame that is lost is
+// retried 100 ms later at the next message, not a quarter interval later:
+// measured under 20 % loss at N=50, p99 to full delivery 1.9 s against
+// 3.3 s).
+func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == roomParted {
+		return nil
+	}
+	cfg := r.env.cfg
+	if forward && len(r.members) > cfg.FanoutThreshold {
+		// Gossip mode: forward once, on first receipt (this is it: the log
+		// said the message is new).
+		for _, env := range envs {
+			if targets := r.targetsLocked(env.Origin, from); len(targets) > 0 {
+				r.env.stats.forwarded.Add(1)
+				pushTo(targets, env)
+			}
+		}
+	}
+	// In seq order per origin: a repair carries them so, a batch may not,
+	// and [4, 3] behind want 3 is no gap.
+	sorted := slices.Clone(envs)
+	slices.SortStableFunc(sorted, func(a, b *chatpb.Envelope) int {
+		if c := strings.Compare(a.Origin, b.Origin); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	// An envelope shows a gap when its seq is past the next one its origin
+	// needs, counting the envelopes before it.
+	var gapOrigins []string
+	if forward && r.state.fed() { // a repair is the answer to a pull already
+		next := map[string]uint64{}
+		for _, env := range sorted {
+			want, ok := next[env.Origin]
+			if !ok {
+				want = r.m.WantOf(env.Origin)
+			}
+			switch {
+			case env.Seq > want:
+				if !slices.Contains(gapOrigins, env.Origin) {
+					gapOrigins = append(gapOrigins, env.Origin)
+				}
+			case env.Seq == want:
+				want++
+			}
+			next[env.Origin] = want
+		}
+	}
+	if forward {
+		r.feedLocked(envs) // arrival order, as pushed
+	} else {
+		r.feedLocked(sorted)
+	}
+	var pulls []string
+	now := time.Now()
+	for _, origin := range gapOrigins {
+		if last, ok := r.gapPulls[origin]; ok && now.Sub(last) < cfg.AntiEntropyInterval/10 {
+			continue
+		}
+		if len(r.gapPulls) >= maxGapPulls {
+			clear(r.gapPulls) // forgetting only allows an early extra pull
+		}
+		r.gapPulls[origin] = now
+		peer := from
+		if _, ok := r.members[origin]; ok {
+			peer = origin
+		}
+		if !slices.Contains(pulls, peer) {
+			pulls = append(pulls, peer)
+		}
+	}
+	return pulls
+}
+
+// feedLocked gives stored envelopes to the machine and acts on the output.
+// Caller holds r.mu.
+func (r *room) feedLocked(envs []*chatpb.Envelope) {
+	if len(envs) == 0 || !r.state.fed() {
+		return // stored; the restore replays them
+	}
+	metas := make([]order.Meta, 0, len(envs))
+	for _, env := range envs {
+		m := metaOf(env)
+		if m.Kind == order.KindData {
+			if len(r.cache) >= maxCache {
+				clear(r.cache) // deliveries fall back to the log
+			}
+			r.cache[m.ID()] = env
+		}
+		metas = append(metas, m)
+	}
+	out, err := r.m.Receive(metas...)
+	if err != nil {
+		r.env.stats.invalid.Add(1)
+		r.env.logger.Printf("#%s: %v", r.name, err)
+	}
+	r.handleOutputLocked(out)
+	r.reportConflictsLocked()
+}
+
+// handleOutputLocked acts on what the machine returned: sign, store and
+// send our control messages, show deliveries, note refusals. Caller holds
+// r.mu.
+func (r *room) handleOutputLocked(out order.Output) {
+	env := r.env
+	for _, meta := range out.Send {
+		e := envelopeFor(meta, r.name)
+		SignEnvelope(env.id, e)
+		if _, err := storeEnvelope(env.ctx, e, env.log.Append); err != nil {
+			env.emit(Event{Type: EventError, Text: "ordering message for #" + r.name + " not stored: " + err.Error()})
+			continue
+		}
+		r.received.Add(1)
+		env.stats.stored.Add(1)
+		env.stats.controlSent.Add(1)
+		// That synced append applied and fsynced every deferred append
+		// before it: the outbox entries (all committed earlier, under this
+		// lock) are durable now.
+		r.releaseLocked(r.outBase + uint64(len(r.outbox)))
+		if len(r.outbox) > 0 {
+			// An earlier message of ours waits for its fsync: this one
+			// follows it, so peers receive our seqs in order.
+			r.outbox = append(r.outbox, outEntry{env: e, durable: true})
+			continue
+		}
+		pushTo(r.targetsLocked(), e)
+	}
+	for _, meta := range out.Deliver {
+		r.deliverLocked(meta, false)
+	}
+	for _, meta := range out.Late {
+		r.late.Add(1)
+		r.deliverLocked(meta, true)
+	}
+	for _, id := range out.Refused {
+		delete(r.cache, id)
+		r.refused = true
+		env.stats.heldDrops.Add(1)
+	}
+}
+
+// deliverLocked shows one delivered (or late) data message. Caller holds
+// r.mu.
+func (r *room) deliverLocked(meta order.Meta, late bool) {
+	id := meta.ID()
+	e := r.cache[id]
+	delete(r.cache, id)
+	if !late {
+		r.delivered.Add(1)
+		r.env.stats.delivered.Add(1)
+	}
+	if !r.state.shown() {
+		return // replaying the log on restart: this is history
+	}
+	if e == nil {
+		rec, err := r.env.log.Get(r.env.ctx, r.name, id.Origin, id.Seq)
+		if err == nil {
+			e, err = decodeStored(rec.Data)
+		}
+		if err != nil {
+			r.env.emit(Event{Type: EventError, Text: fmtMsgErr(id, r.name, err)})
+			return
+		}
+	}
+	ev, ok := r.env.event(e)
+	if !ok {
+		return
+	}
+	ev.Late = late
+	r.env.emit(ev)
+}
+
+func fmtMsgErr(id order.ID, room string, err error) string {
+	return "message " + MsgID{Origin: id.Origin, Seq: id.Seq}.String() + " of #" + room + " cannot be shown: " + err.Error()
+}

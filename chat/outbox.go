@@ -1,0 +1,171 @@
+package chat
+
+// The outbound side of a room: send numbers, signs and stores our
+// messages; the outbox holds them until their fsync, and pushes go to the
+// room's members through roomEnv.conns (the node's per-peer queues).
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/order"
+)
+
+// outEntry is an own message waiting in a room's outbox.
+type outEntry struct {
+	env *chatpb.Envelope
+	// durable: fsynced already (a control message queued behind a Send),
+	// so it leaves as soon as everything before it has.
+	durable bool
+}
+
+// send numbers text with the machine, signs and stores it, and pushes it
+// once it is on disk (see Node.Send). r.mu keeps seq order and queue
+// order the same, so each peer receives an origin's messages in seq order
+// (FIFO per origin). It is not held during the fsync: concurrent sends
+// (and received messages) proceed, and one fsync covers every send
+// committed before it.
+func (r *room) send(ctx context.Context, text string) (MsgID, error) {
+	env := r.env
+	r.mu.Lock()
+	switch r.state {
+	case roomLive:
+	case roomParted:
+		r.mu.Unlock()
+		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
+	default:
+		r.mu.Unlock()
+		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrRestoring)
+	}
+	if r.syncErr != nil && len(r.outbox) > 0 {
+		// An earlier message waits for an fsync that failed: try it again
+		// before numbering more (a sticky log error keeps failing, and
+		// send refuses rather than pile messages up behind it).
+		waiting := r.outBase + uint64(len(r.outbox))
+		r.mu.Unlock()
+		if err := env.log.Sync(env.ctx); err != nil {
+			return MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", r.name, err)
+		}
+		r.mu.Lock()
+		r.releaseLocked(waiting)
+		r.syncErr = nil
+		if r.state == roomParted {
+			r.mu.Unlock()
+			return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
+		}
+	}
+	meta, out, err := r.m.Next()
+	if err != nil {
+		r.mu.Unlock()
+		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, err)
+	}
+	e := envelopeFor(meta, r.name)
+	e.Kind = chatpb.Kind_KIND_CHAT
+	e.Body = []byte(text)
+	e.Nick = env.nick()
+	SignEnvelope(env.id, e)
+	// Store before sending: a restart continues after every seq that
+	// may have left this node. Committed now, fsynced below.
+	if _, err := storeEnvelope(ctx, e, env.log.AppendDeferred); err != nil {
+		r.mu.Unlock()
+		// The machine has numbered the message, so its seq stays unused
+		// until the next start, whose Resume fills it with an ack.
+		env.emit(Event{Type: EventError, Text: fmt.Sprintf("message to #%s not stored: %v", r.name, err)})
+		return MsgID{}, err
+	}
+	r.received.Add(1)
+	env.stats.sent.Add(1)
+	env.stats.stored.Add(1)
+	if meta.Kind == order.KindData {
+		r.cache[meta.ID()] = e
+	}
+	r.outbox = append(r.outbox, outEntry{env: e})
+	synced := r.outBase + uint64(len(r.outbox)) // the fsync below covers the outbox up to here
+	// The machine's output now, in its order with everything else it says
+	// (a total-order room shows messages in the order its machine decided;
+	// control messages it asks for queue behind this one in the outbox).
+	// The message is committed, so it is shown stored, only not yet fsynced.
+	r.handleOutputLocked(out)
+	r.mu.Unlock()
+	id := MsgID{Origin: env.id.ID, Seq: meta.Seq}
+	if err := env.log.Sync(env.ctx); err != nil {
+		// Committed but maybe not on disk: it must not leave before it is
+		// (a crash could reuse its seq). It stays in the outbox, released
+		// by the next fsync that succeeds (the next send tries one first).
+		r.mu.Lock()
+		r.syncErr = err
+		r.mu.Unlock()
+		return id, fmt.Errorf("send to #%s: the message is stored but not yet on disk, so it goes out with the next message that is: %w", r.name, err)
+	}
+	r.mu.Lock()
+	r.releaseLocked(synced)
+	r.mu.Unlock()
+	return id, nil
+}
+
+// releaseLocked pushes the outbox entries before index synced (fsynced by
+// the caller's Sync) and the durable ones after them, in order, stopping
+// at the first entry still waiting for its fsync. Caller holds r.mu.
+func (r *room) releaseLocked(synced uint64) {
+	for len(r.outbox) > 0 {
+		e := r.outbox[0]
+		if !e.durable && r.outBase >= synced {
+			return
+		}
+		r.outbox[0] = outEntry{}
+		r.outbox = r.outbox[1:]
+		r.outBase++
+		if r.state == roomParted {
+			continue
+		}
+		pushTo(r.targetsLocked(), e.env)
+	}
+}
+
+// clampUnsyncedLocked lowers our own entry of vv below the first message
+// of ours waiting in the outbox for its fsync: none may leave before it
+// is on disk (a crash could reuse its seq), not even in a repair. Caller
+// holds r.mu.
+func (r *room) clampUnsyncedLocked(vv map[string]uint64) {
+	if len(r.outbox) == 0 {
+		return
+	}
+	self := r.env.id.ID
+	if head := r.outbox[0].env.Seq; vv[self] >= head {
+		vv[self] = head - 1
+	}
+}
+
+// targetsLocked returns the connections to push a message of the room
+// to: every live member, or Fanout random ones above FanoutThreshold.
+// exclude are never chosen (origin, the peer it came from). Caller holds
+// r.mu.
+func (r *room) targetsLocked(exclude ...string) []*peerConn {
+	ids := make([]string, 0, len(r.members))
+	for id := range r.members {
+		if !slices.Contains(exclude, id) {
+			ids = append(ids, id)
+		}
+	}
+	cfg := r.env.cfg
+	if len(r.members) > cfg.FanoutThreshold && len(ids) > cfg.Fanout {
+		rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		ids = ids[:cfg.Fanout]
+	}
+	return r.env.conns(ids)
+}
+
+// pushTo queues env to targets (never blocks: a full queue drops it,
+// counted, and anti-entropy repairs).
+func pushTo(targets []*peerConn, env *chatpb.Envelope) {
+	if len(targets) == 0 {
+		return
+	}
+	f := envelopeFrame(env)
+	for _, p := range targets {
+		p.enqueue(f)
+	}
+}

@@ -1,0 +1,200 @@
+package chat
+
+// Room sets: room membership is state each peer states itself, over its
+// authenticated streams (RoomSet frames; memberlist meta is too small and
+// its broadcasts are unauthenticated). The node announces its set to every
+// live peer when it changes and when a stream opens, and refreshes it in
+// every anti-entropy round where due (refreshRooms); it records what each
+// peer announced (handleRoomSet), from which the rooms' members follow
+// (rooms.go, syncMembers).
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// roomSetAnnouncement returns our room set announcement.
+func (n *Node) roomSetAnnouncement() *chatpb.Frame {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	rs := &chatpb.RoomSet{Version: n.roomVer}
+	for _, r := range n.rooms {
+		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
+	}
+	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
+	return roomSetFrame(rs)
+}
+
+// announceRooms sends our room set to every peer; called when it changes.
+func (n *Node) announceRooms() {
+	n.sendRoomSets(false)
+}
+
+// requestRoomSets sends our room set to every peer asking for theirs back
+// at once (JoinRoom, before it creates a room).
+func (n *Node) requestRoomSets() {
+	n.sendRoomSets(true)
+}
+
+func (n *Node) sendRoomSets(wantReply bool) {
+	f := n.newRoomSetFrame()
+	f.GetRoomSet().WantReply = wantReply
+	size := uint64(proto.Size(f))
+	for _, p := range n.peerList() {
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(size)
+		}
+	}
+}
+
+// roomSetRefresh is about how many anti-entropy rounds pass before a peer
+// hears our unchanged room set again (between half and all of it, at
+// random, so that the peers' refreshes do not fall in the same round).
+const roomSetRefresh = 10
+
+// roomSetSent is what the anti-entropy loop last queued to one peer.
+type roomSetSent struct {
+	rooms string // the announced rooms, without the version (roomsKey)
+	next  uint64 // the round from which it is announced again
+}
+
+// refreshRooms announces our room set to the peers that may lack it: those
+// whose last announcement by this loop was not queued, holds other rooms
+// (announceRooms sent the change, unless their queue was full), or is due
+// for its refresh. sent is the loop's record, pruned to the current peers.
+func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
+	peers := n.peerList()
+	f := n.roomSetAnnouncement()
+	key := roomsKey(f.GetRoomSet())
+	var due []*peerConn
+	for _, p := range peers {
+		if last, ok := sent[p]; !ok || last.rooms != key || round >= last.next {
+			due = append(due, p)
+		}
+	}
+	if len(sent) > len(peers)-len(due) { // some peers are gone
+		keep := make(map[*peerConn]bool, len(peers))
+		for _, p := range peers {
+			keep[p] = true
+		}
+		maps.DeleteFunc(sent, func(p *peerConn, _ roomSetSent) bool { return !keep[p] })
+	}
+	if len(due) == 0 {
+		return
+	}
+	f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
+	size := uint64(proto.Size(f))
+	for _, p := range due {
+		if !p.enqueue(f) {
+			delete(sent, p) // queue full: again next round
+			continue
+		}
+		n.stats.aeBytes.Add(size)
+		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
+	}
+}
+
+// roomsKey encodes what a room set says, without its version.
+func roomsKey(rs *chatpb.RoomSet) string {
+	var b strings.Builder
+	for _, rm := range rs.Rooms {
+		fmt.Fprintf(&b, "%s %s %d\n", rm.Name, rm.Mode, rm.JoinedUnixNano)
+	}
+	return b.String()
+}
+
+// newRoomSetFrame gives our room set a new version and returns its
+// announcement.
+func (n *Node) newRoomSetFrame() *chatpb.Frame {
+	n.roomsMu.Lock()
+	if v := time.Now().UnixNano(); v > n.roomVer {
+		n.roomVer = v
+	} else {
+		n.roomVer++
+	}
+	n.roomsMu.Unlock()
+	return n.roomSetAnnouncement()
+}
+
+// peerList returns the outgoing connections.
+func (n *Node) peerList() []*peerConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Collect(maps.Values(n.peers))
+}
+
+// handleRoomSet records the rooms a peer announced.
+func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
+	if len(rs.Rooms) > maxRooms {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	set := &peerRoomSet{version: rs.Version, at: time.Now(), rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
+	for _, rm := range rs.Rooms {
+		if rm == nil || ValidateRoom(rm.Name) != nil || set.rooms[rm.Name] != nil {
+			n.stats.badFrames.Add(1)
+			return
+		}
+		if _, err := parseMode(rm.Mode); err != nil {
+			n.stats.badFrames.Add(1)
+			return
+		}
+		set.rooms[rm.Name] = rm
+	}
+	if rs.WantReply {
+		// Answer even a stale set: the request is what matters.
+		n.mu.Lock()
+		p := n.peers[from]
+		n.mu.Unlock()
+		if p != nil {
+			f := n.newRoomSetFrame()
+			if p.enqueue(f) {
+				n.stats.aeBytes.Add(uint64(proto.Size(f)))
+			}
+		}
+	}
+	n.roomsMu.Lock()
+	old := n.peerRooms[from]
+	if old != nil && old.version >= rs.Version {
+		n.roomsMu.Unlock()
+		return // stale or repeated (frames may be reordered)
+	}
+	changed := old == nil || len(old.rooms) != len(set.rooms)
+	if !changed {
+		for name, rm := range set.rooms {
+			o := old.rooms[name]
+			if o == nil || o.Mode != rm.Mode || o.JoinedUnixNano != rm.JoinedUnixNano {
+				changed = true
+				break
+			}
+		}
+	}
+	n.peerRooms[from] = set
+	close(n.roomsGen) // wakes waitRoomSets
+	n.roomsGen = make(chan struct{})
+	n.roomsMu.Unlock()
+	if changed {
+		n.tryRestore()
+		n.syncAllRooms()
+	}
+}
+
+// forgetPeerRooms drops what a member that left or failed announced, once
+// memberlist has forgotten it too (bounded by the members map).
+func (n *Node) forgetPeerRooms(keep func(id string) bool) {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	for id := range n.peerRooms {
+		if !keep(id) {
+			delete(n.peerRooms, id)
+		}
+	}
+}
