@@ -200,3 +200,55 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 func fmtMsgErr(id order.ID, room string, err error) string {
 	return "message " + MsgID{Origin: id.Origin, Seq: id.Seq}.String() + " of #" + room + " cannot be shown: " + err.Error()
 }
+
+// metaOf returns the ordering fields of a verified envelope.
+func metaOf(env *chatpb.Envelope) order.Meta {
+	m := order.Meta{
+		Origin: env.Origin, Seq: env.Seq, Lamport: env.Lamport,
+		Epoch: env.Epoch, Prev: env.Prev, Cut: env.Cut, Global: env.Global, Candidate: env.Candidate,
+	}
+	switch env.Kind {
+	case chatpb.Kind_KIND_ACK:
+		m.Kind = order.KindAck
+	case chatpb.Kind_KIND_STAMP:
+		m.Kind = order.KindStamp
+	case chatpb.Kind_KIND_SYNC:
+		m.Kind = order.KindSync
+	default:
+		// Chat, system, direct and receipt messages all take their place in
+		// the origin's stream; which of them are shown is decided at delivery.
+		m.Kind = order.KindData
+	}
+	if len(env.Deps) > 0 {
+		m.Deps = make(map[string]uint64, len(env.Deps))
+		for _, d := range env.Deps {
+			m.Deps[d.Origin] = d.Seq
+		}
+	}
+	for _, s := range env.Stamped {
+		m.Stamped = append(m.Stamped, order.ID{Origin: s.Origin, Seq: s.Seq})
+	}
+	return m
+}
+
+// messageEvent turns a data envelope into the event to show; ok is false
+// for kinds that are not shown (control messages, receipts, direct
+// messages to another peer).
+func (n *Node) messageEvent(env *chatpb.Envelope) (Event, bool) {
+	typ := EventMessage
+	switch env.Kind {
+	case chatpb.Kind_KIND_CHAT:
+	case chatpb.Kind_KIND_SYSTEM:
+		typ = EventSystem
+	case chatpb.Kind_KIND_DIRECT:
+		if env.To != n.id.ID && env.Origin != n.id.ID {
+			return Event{}, false
+		}
+	default:
+		return Event{}, false
+	}
+	id := MsgID{Origin: env.Origin, Seq: env.Seq}
+	return Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(),
+		Text: string(env.Body), Self: env.Origin == n.id.ID}, true
+}

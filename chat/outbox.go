@@ -1,18 +1,62 @@
 package chat
 
-// The outbound side of a room: send numbers, signs and stores our
-// messages; the outbox holds them until their fsync, and pushes go to the
-// room's members through roomEnv.conns (the node's per-peer queues).
+// The outbound side of a room: Node.Send checks a message and hands it to
+// its room, whose send numbers, signs and stores it; the outbox holds our
+// messages until their fsync, and pushes go to the room's members through
+// roomEnv.conns (the node's per-peer queues, peerconn.go).
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/order"
 )
+
+// Send signs a chat message to room (with or without '#'; "" is the lobby)
+// and pushes it to the room's live members. The room must be joined
+// (ErrNotJoined otherwise; the lobby always is). The message is stored in
+// the message log before it leaves, and appears in this node's own Events
+// when the room's ordering delivers it (at once in fifo and causal rooms,
+// after the acks or the stamp in total and sequencer rooms). It returns
+// once the message is stored and queued (it never waits for the network):
+// a peer whose queue is full misses the push and gets it from
+// anti-entropy. A body over Config.MaxBodyBytes (64 KiB by default) is
+// refused with ErrTooLarge; in total and sequencer rooms too many of our
+// own undelivered messages (Config.MaxInFlight) is an error wrapping
+// order.ErrBusy. Safe for concurrent use; it blocks for the log write.
+func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
+	if err := ctx.Err(); err != nil {
+		return MsgID{}, err
+	}
+	name, err := NormalizeRoom(roomName)
+	if err != nil {
+		return MsgID{}, err
+	}
+	if limit := n.cfg.MaxBodyBytes; len(text) > limit {
+		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
+	}
+	if text == "" {
+		return MsgID{}, errors.New("empty message")
+	}
+	if !utf8.ValidString(text) {
+		return MsgID{}, errors.New("message is not valid UTF-8")
+	}
+	if _, err := n.active(); err != nil {
+		return MsgID{}, err
+	}
+	r := n.joinedRoom(name)
+	if r == nil {
+		return MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
+	}
+	return r.send(ctx, text)
+}
 
 // outEntry is an own message waiting in a room's outbox.
 type outEntry struct {
@@ -168,4 +212,41 @@ func pushTo(targets []*peerConn, env *chatpb.Envelope) {
 	for _, p := range targets {
 		p.enqueue(f)
 	}
+}
+
+// envelopeFor builds an unsigned envelope carrying meta's ordering fields.
+func envelopeFor(meta order.Meta, room string) *chatpb.Envelope {
+	env := &chatpb.Envelope{
+		Seq:          meta.Seq,
+		Room:         room,
+		Lamport:      meta.Lamport,
+		SentUnixNano: time.Now().UnixNano(),
+		Epoch:        meta.Epoch,
+		Prev:         meta.Prev,
+		Cut:          meta.Cut,
+		Global:       meta.Global,
+		Candidate:    meta.Candidate,
+	}
+	switch meta.Kind {
+	case order.KindAck:
+		env.Kind = chatpb.Kind_KIND_ACK
+	case order.KindStamp:
+		env.Kind = chatpb.Kind_KIND_STAMP
+	case order.KindSync:
+		env.Kind = chatpb.Kind_KIND_SYNC
+	}
+	if len(meta.Deps) > 0 {
+		env.Deps = make([]*chatpb.Dep, 0, len(meta.Deps))
+		for o, s := range meta.Deps {
+			env.Deps = append(env.Deps, &chatpb.Dep{Origin: o, Seq: s})
+		}
+		slices.SortFunc(env.Deps, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
+	}
+	for _, id := range meta.Stamped {
+		env.Stamped = append(env.Stamped, &chatpb.MsgRef{Origin: id.Origin, Seq: id.Seq})
+	}
+	if meta.Kind != order.KindStamp {
+		env.Global = 0 // Global is only meaningful on the wire for stamps
+	}
+	return env
 }

@@ -1,13 +1,15 @@
 package chat
 
-// The receive pipeline: every envelope from a peer, pushed (Envelope and
-// Batch frames) or repaired (Repair frames, anti-entropy), takes the same
-// steps, for the envelopes that arrived together at once: drop the ones
+// Inbound: who may open a stream (admit), serving an admitted stream
+// (serveConn) and routing its frames (handleFrame), then the receive
+// pipeline: every envelope from a peer, pushed (Envelope and Batch frames)
+// or repaired (Repair frames, anti-entropy), takes the same steps, for the envelopes that arrived together at once: drop the ones
 // already stored, verify the rest in one signature batch, store them in
 // one log append, then per room hand them to the room (room.receive),
 // which forwards pushed ones once (large rooms), orders and delivers.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +19,65 @@ import (
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
+
+// admit accepts a dialer that is a live member presenting the key of its
+// node meta. The dialer may have joined a moment ago: it waits for gossip
+// until ctx (the handshake deadline) ends.
+func (n *Node) admit(ctx context.Context, p transport.Peer) error {
+	m, err := n.waitMember(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(m.Pub, p.Key) {
+		return fmt.Errorf("peer %s presents another key than its node meta", p.ID)
+	}
+	return nil
+}
+
+// serveConn serves one admitted inbound stream until the dialer closes it
+// or the node shuts down. Only this goroutine sends on the stream (pongs),
+// and it receives itself: a frame reaches the pipeline without a hand-off.
+func (n *Node) serveConn(c transport.Conn) {
+	peer := c.Peer().ID
+	for {
+		f, err := c.Recv()
+		if err != nil {
+			return
+		}
+		if reply := n.handleFrame(f, peer); reply != nil {
+			if err := c.Send(reply); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// handleFrame acts on one frame from the authenticated dialer peer and
+// returns the frame to answer on the same stream (a pong), or nil.
+func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
+	switch m := f.Msg.(type) {
+	case *chatpb.Frame_Envelope:
+		n.handleEnvelope(m.Envelope, peer)
+	case *chatpb.Frame_Batch:
+		n.handleBatch(m.Batch, peer)
+	case *chatpb.Frame_Ping:
+		return pongFrame(m.Ping.GetNonce())
+	case *chatpb.Frame_RoomSet:
+		n.handleRoomSet(m.RoomSet, peer)
+	case *chatpb.Frame_Status:
+		n.handleStatus(m.Status, peer)
+	case *chatpb.Frame_Repair:
+		n.handleRepair(m.Repair, peer)
+	case *chatpb.Frame_Bye:
+		n.markLeaving(peer)
+		return pongFrame(m.Bye.GetNonce())
+	default:
+		n.stats.badFrames.Add(1)
+	}
+	return nil
+}
 
 // handleEnvelope runs the pipeline on one pushed envelope.
 func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
