@@ -39,6 +39,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -147,7 +148,7 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 	}
 	vv := make(msglog.VersionVector, len(deps))
 	for _, d := range deps {
-		if d == nil || !ValidPeerID(d.Origin) || d.Seq == 0 {
+		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 {
 			return nil, false
 		}
 		if _, dup := vv[d.Origin]; dup {
@@ -363,7 +364,7 @@ func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
 		return
 	}
 	for _, f := range floors {
-		if f == nil || !ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
+		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
 			continue
 		}
 		if err := n.log.SetFloor(ctx, r.name, f.Origin, f.Seq); err != nil {
@@ -384,7 +385,7 @@ func (n *Node) roomSetFrame() *chatpb.Frame {
 	defer n.roomsMu.Unlock()
 	rs := &chatpb.RoomSet{Version: n.roomVer}
 	for _, r := range n.rooms {
-		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
+		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
 	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: rs}}
@@ -500,7 +501,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			n.stats.badFrames.Add(1)
 			return
 		}
-		if _, err := parseMode(rm.Mode); err != nil {
+		if _, err := hearsay.ParseOrderMode(rm.Mode); err != nil {
 			n.stats.badFrames.Add(1)
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/order"
 )
@@ -32,29 +33,29 @@ import (
 // refused with ErrTooLarge; in total and sequencer rooms too many of our
 // own undelivered messages (Config.MaxInFlight) is an error wrapping
 // order.ErrBusy. Safe for concurrent use; it blocks for the log write.
-func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
+func (n *Node) Send(ctx context.Context, roomName, text string) (hearsay.MsgID, error) {
 	if err := ctx.Err(); err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	name, err := NormalizeRoom(roomName)
 	if err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	if limit := n.cfg.MaxBodyBytes; len(text) > limit {
-		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
+		return hearsay.MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
 	}
 	if text == "" {
-		return MsgID{}, errors.New("empty message")
+		return hearsay.MsgID{}, errors.New("empty message")
 	}
 	if !utf8.ValidString(text) {
-		return MsgID{}, errors.New("message is not valid UTF-8")
+		return hearsay.MsgID{}, errors.New("message is not valid UTF-8")
 	}
 	if _, err := n.active(); err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	r := n.joinedRoom(name)
 	if r == nil {
-		return MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
 	}
 	// r.mu keeps seq order and queue order the same, so each peer receives
 	// an origin's messages in seq order (FIFO per origin). It is not held
@@ -63,11 +64,11 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	r.mu.Lock()
 	if r.parted {
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
 	}
 	if r.restoring || r.holdSends {
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrRestoring)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrRestoring)
 	}
 	if r.syncErr != nil && len(r.outbox) > 0 {
 		// An earlier message waits for an fsync that failed: try it again
@@ -76,20 +77,20 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 		waiting := r.outBase + uint64(len(r.outbox))
 		r.mu.Unlock()
 		if err := n.log.Sync(n.ctx); err != nil {
-			return MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", name, err)
+			return hearsay.MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", name, err)
 		}
 		r.mu.Lock()
 		n.releaseLocked(r, waiting)
 		r.syncErr = nil
 		if r.parted {
 			r.mu.Unlock()
-			return MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
+			return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", name, ErrNotJoined)
 		}
 	}
 	meta, out, err := r.m.Next()
 	if err != nil {
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", name, err)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", name, err)
 	}
 	env := envelopeFor(meta, name)
 	env.Kind = chatpb.Kind_KIND_CHAT
@@ -103,7 +104,7 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 		// The machine has numbered the message, so its seq stays unused
 		// until the next start, whose Resume fills it with an ack.
 		n.emitError("message to #%s not stored: %v", name, err)
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	r.received.Add(1)
 	n.stats.sent.Add(1)
@@ -119,7 +120,7 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
 	// The message is committed, so it is shown stored, only not yet fsynced.
 	n.handleOutputLocked(r, out)
 	r.mu.Unlock()
-	id := MsgID{Origin: n.id.ID, Seq: meta.Seq}
+	id := hearsay.MsgID{Origin: n.id.ID, Seq: meta.Seq}
 	if err := n.log.Sync(n.ctx); err != nil {
 		// Committed but maybe not on disk: it must not leave before it is
 		// (a crash could reuse its seq). It stays in the outbox, released
@@ -519,21 +520,21 @@ func (n *Node) deliverLocked(r *room, meta order.Meta, late bool) {
 // messageEvent turns a data envelope into the event to show; ok is false
 // for kinds that are not shown (control messages, receipts, direct
 // messages to another peer).
-func (n *Node) messageEvent(env *chatpb.Envelope) (Event, bool) {
-	typ := EventMessage
+func (n *Node) messageEvent(env *chatpb.Envelope) (hearsay.Event, bool) {
+	typ := hearsay.EventMessage
 	switch env.Kind {
 	case chatpb.Kind_KIND_CHAT:
 	case chatpb.Kind_KIND_SYSTEM:
-		typ = EventSystem
+		typ = hearsay.EventSystem
 	case chatpb.Kind_KIND_DIRECT:
 		if env.To != n.id.ID && env.Origin != n.id.ID {
-			return Event{}, false
+			return hearsay.Event{}, false
 		}
 	default:
-		return Event{}, false
+		return hearsay.Event{}, false
 	}
-	id := MsgID{Origin: env.Origin, Seq: env.Seq}
-	return Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+	id := hearsay.MsgID{Origin: env.Origin, Seq: env.Seq}
+	return hearsay.Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
 		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(),
 		Text: string(env.Body), Self: env.Origin == n.id.ID}, true
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/repl"
@@ -65,7 +66,7 @@ func (a *peerAdapter) Close() {
 	<-a.done
 }
 
-func toReplEvent(ev chat.Event) repl.Event {
+func toReplEvent(ev hearsay.Event) repl.Event {
 	return repl.Event{Type: ev.Type, Time: ev.Time, Room: ev.Room, From: ev.From, FromID: ev.FromID, ID: ev.ID, Text: ev.Text, Late: ev.Late}
 }
 
@@ -83,7 +84,7 @@ func (a *peerAdapter) Members() []repl.Member {
 	ms := a.Node.Members()
 	out := make([]repl.Member, len(ms))
 	for i, m := range ms {
-		out[i] = repl.Member{ID: m.ID, Nick: m.Nick, DisplayName: m.DisplayName, Addr: m.Addr, ChatAddr: m.ChatAddr, State: m.State}
+		out[i] = repl.Member{ID: m.ID, Nick: m.Nick, DisplayName: m.DisplayName, Addr: m.Addr, ChatAddr: m.ChatAddr, State: string(m.State)}
 	}
 	return out
 }
@@ -125,7 +126,14 @@ func (a *peerAdapter) Stats() []repl.Stat {
 
 // JoinRoom implements repl.Rooms (PartRoom and HeldBack are the node's).
 func (a *peerAdapter) JoinRoom(ctx context.Context, room, mode string) (repl.RoomInfo, error) {
-	ri, err := a.Node.JoinRoom(ctx, room, mode)
+	var m hearsay.OrderMode
+	if mode != "" {
+		var err error
+		if m, err = hearsay.ParseOrderMode(mode); err != nil {
+			return repl.RoomInfo{}, err
+		}
+	}
+	ri, err := a.Node.JoinRoom(ctx, room, m)
 	if err != nil {
 		return repl.RoomInfo{}, err
 	}
@@ -155,8 +163,8 @@ func (a *peerAdapter) History(room string, limit int) ([]repl.Event, error) {
 	return out, nil
 }
 
-func toReplRoom(r chat.RoomInfo) repl.RoomInfo {
-	return repl.RoomInfo{Name: r.Name, Mode: r.Mode, Joined: r.Joined, Members: r.Members,
+func toReplRoom(r hearsay.RoomInfo) repl.RoomInfo {
+	return repl.RoomInfo{Name: r.Name, Mode: r.Mode.String(), Joined: r.Joined, Members: r.Members,
 		Received: r.Received, Delivered: r.Delivered, HeldBack: r.HeldBack}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/repl"
@@ -270,7 +271,7 @@ func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.RE
 	alive := func(id string) bool {
 		for _, m := range node.Members() {
 			if m.ID == id {
-				return m.State == chat.StateAlive || m.State == chat.StateSuspect
+				return m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect
 			}
 		}
 		return false
