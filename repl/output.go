@@ -211,7 +211,7 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 	case hearsay.EventFailed:
 		head, body = stamp+"* ", c(NickColor(from), from)+" is unreachable (failed)"
 	case hearsay.EventNick:
-		// From is the new display name, Text the old one (chat.EventNick).
+		// From is the new display name, Text the old one (hearsay.EventNick).
 		old := Sanitize(ev.Text)
 		head, body = stamp+"* ", c(NickColor(old), old)+" is now known as "+c(NickColor(from), from)
 	case hearsay.EventError:
