@@ -10,8 +10,9 @@ import (
 // The REPL owns the interfaces it needs (STYLE.md: the consumer owns the
 // interface). Their methods use the domain types of package hearsay
 // (Event, Member, RoomInfo, MsgID, OrderMode, Stats), so the chat node
-// implements Peer, Lifecycle, Rooms and Faults as it is; cmd/hearsay adapts
-// the bootstrap client. repl imports neither chat nor bootstrap-api.
+// implements Peer, Lifecycle and Rooms as it is; cmd/hearsay adapts the
+// bootstrap client and the fault controls. repl imports neither chat nor
+// bootstrap-api.
 
 // Peer is what the chat commands need from the chat peer. Implementations
 // must be safe for concurrent use: the REPL calls them from the command
