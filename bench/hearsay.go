@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 )
 
@@ -55,7 +56,13 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	if h.Room != "" {
 		h.room = h.Room
 	}
+	var mode hearsay.OrderMode
 	if cfg.Order != "" {
+		m, err := hearsay.ParseOrderMode(cfg.Order)
+		if err != nil {
+			return fmt.Errorf("hearsay: %w", err)
+		}
+		mode = m
 		h.room = "bench-" + cfg.Order
 	}
 	dir, err := os.MkdirTemp("", "hearsay-bench-")
@@ -102,7 +109,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 			}
 		}
 		if h.room != chat.DefaultRoom || cfg.Order != "" {
-			if _, err := n.JoinRoom(ctx, h.room, cfg.Order); err != nil {
+			if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
 				return errors.Join(fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err), h.Stop())
 			}
 		}
@@ -114,7 +121,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 			}
 			alive := 0
 			for _, m := range n.Members() {
-				if m.State == chat.StateAlive {
+				if m.State == hearsay.StateAlive {
 					alive++
 				}
 			}
@@ -153,7 +160,7 @@ func settleTimeout(n int) time.Duration { return 30*time.Second + time.Duration(
 func (h *Hearsay) read(i int, n *chat.Node) {
 	defer h.wg.Done()
 	for ev := range n.Events() {
-		if ev.Type == chat.EventMessage && !ev.Self {
+		if ev.Type == hearsay.EventMessage && !ev.Self {
 			h.obs.Deliver(i, []byte(ev.Text))
 		}
 	}

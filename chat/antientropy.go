@@ -37,6 +37,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -135,7 +136,7 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 	}
 	vv := make(msglog.VersionVector, len(deps))
 	for _, d := range deps {
-		if d == nil || !ValidPeerID(d.Origin) || d.Seq == 0 {
+		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 {
 			return nil, false
 		}
 		if _, dup := vv[d.Origin]; dup {
@@ -285,7 +286,7 @@ func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
 		return
 	}
 	for _, f := range floors {
-		if f == nil || !ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
+		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
 			continue
 		}
 		if err := n.log.SetFloor(ctx, r.name, f.Origin, f.Seq); err != nil {

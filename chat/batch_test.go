@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -28,7 +29,7 @@ func lobbyNode(tb testing.TB, nick string, events int) *Node {
 	}
 	tb.Cleanup(func() { _ = n.Shutdown() })
 	n.joinMu.Lock()
-	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: ModeCausal, Joined: time.Now()}, false)
+	_, err = n.openRoom(context.Background(), msglog.RoomInfo{Name: DefaultRoom, Mode: hearsay.OrderCausal.String(), Joined: time.Now()}, false)
 	n.joinMu.Unlock()
 	if err != nil {
 		tb.Fatal(err)

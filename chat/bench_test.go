@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
@@ -15,7 +16,7 @@ import (
 func waitDelivered(b *testing.B, id string, start []int, peers ...*chattest.Peer) {
 	b.Helper()
 	for i, p := range peers {
-		p.Rec.WaitEventAfter(b, timeout, start[i], func(ev chat.Event) bool { return ev.ID == id }, "message "+id)
+		p.Rec.WaitEventAfter(b, timeout, start[i], func(ev hearsay.Event) bool { return ev.ID == id }, "message "+id)
 	}
 }
 
@@ -183,7 +184,7 @@ func BenchmarkAntiEntropyIdleTraffic(b *testing.B) {
 					}
 					return true
 				}, "first messages not everywhere")
-				before := make([]chat.Stats, n)
+				before := make([]hearsay.Stats, n)
 				for i, p := range peers {
 					before[i] = p.Stats()
 				}

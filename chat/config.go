@@ -199,14 +199,6 @@ const (
 // MessageLogFile is the message log's file name in the data directory.
 const MessageLogFile = "messages.db"
 
-// Ordering modes of a room (JoinRoom); ModeCausal is the default.
-const (
-	ModeFIFO      = "fifo"
-	ModeCausal    = "causal"
-	ModeTotal     = "total"
-	ModeSequencer = "sequencer"
-)
-
 // DefaultConfig returns the default configuration: nick "anon", LAN
 // memberlist profile on 127.0.0.1 with free ports, no encryption, logs
 // discarded.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/order"
 )
@@ -134,7 +135,7 @@ func (r *room) handleOutputLocked(out order.Output) {
 		e := envelopeFor(meta, r.name)
 		SignEnvelope(env.id, e)
 		if _, err := storeEnvelope(env.ctx, e, env.log.Append); err != nil {
-			env.emit(Event{Type: EventError, Text: "ordering message for #" + r.name + " not stored: " + err.Error()})
+			env.emit(hearsay.Event{Type: hearsay.EventError, Text: "ordering message for #" + r.name + " not stored: " + err.Error()})
 			continue
 		}
 		r.received.Add(1)
@@ -185,7 +186,7 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 			e, err = decodeStored(rec.Data)
 		}
 		if err != nil {
-			r.env.emit(Event{Type: EventError, Text: fmtMsgErr(id, r.name, err)})
+			r.env.emit(hearsay.Event{Type: hearsay.EventError, Text: fmtMsgErr(id, r.name, err)})
 			return
 		}
 	}
@@ -198,7 +199,7 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 }
 
 func fmtMsgErr(id order.ID, room string, err error) string {
-	return "message " + MsgID{Origin: id.Origin, Seq: id.Seq}.String() + " of #" + room + " cannot be shown: " + err.Error()
+	return "message " + hearsay.MsgID{Origin: id.Origin, Seq: id.Seq}.String() + " of #" + room + " cannot be shown: " + err.Error()
 }
 
 // metaOf returns the ordering fields of a verified envelope.
@@ -234,21 +235,21 @@ func metaOf(env *chatpb.Envelope) order.Meta {
 // messageEvent turns a data envelope into the event to show; ok is false
 // for kinds that are not shown (control messages, receipts, direct
 // messages to another peer).
-func (n *Node) messageEvent(env *chatpb.Envelope) (Event, bool) {
-	typ := EventMessage
+func (n *Node) messageEvent(env *chatpb.Envelope) (hearsay.Event, bool) {
+	typ := hearsay.EventMessage
 	switch env.Kind {
 	case chatpb.Kind_KIND_CHAT:
 	case chatpb.Kind_KIND_SYSTEM:
-		typ = EventSystem
+		typ = hearsay.EventSystem
 	case chatpb.Kind_KIND_DIRECT:
 		if env.To != n.id.ID && env.Origin != n.id.ID {
-			return Event{}, false
+			return hearsay.Event{}, false
 		}
 	default:
-		return Event{}, false
+		return hearsay.Event{}, false
 	}
-	id := MsgID{Origin: env.Origin, Seq: env.Seq}
-	return Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
+	id := hearsay.MsgID{Origin: env.Origin, Seq: env.Seq}
+	return hearsay.Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
 		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(),
 		Text: string(env.Body), Self: env.Origin == n.id.ID}, true
 }

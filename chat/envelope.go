@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -125,7 +126,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	if e.Version != EnvelopeVersion {
 		return fmt.Errorf("version %d, want %d", e.Version, EnvelopeVersion)
 	}
-	if !ValidPeerID(e.Origin) {
+	if !hearsay.ValidPeerID(e.Origin) {
 		return fmt.Errorf("origin %q is not a peer id", e.Origin)
 	}
 	if e.Seq == 0 {
@@ -149,7 +150,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	default:
 		return fmt.Errorf("unknown kind %d", e.Kind)
 	}
-	if e.Ref != nil && (!ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0) {
+	if e.Ref != nil && (!hearsay.ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0) {
 		return errors.New("ref is not a valid message id")
 	}
 	if e.Ref != nil && e.Kind != chatpb.Kind_KIND_RECEIPT && e.Kind != chatpb.Kind_KIND_ACK {
@@ -159,7 +160,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		return errors.New("receipt without a ref")
 	}
 	if e.Kind == chatpb.Kind_KIND_DIRECT || e.Kind == chatpb.Kind_KIND_RECEIPT {
-		if !ValidPeerID(e.To) {
+		if !hearsay.ValidPeerID(e.To) {
 			return fmt.Errorf("%v without a valid recipient", e.Kind)
 		}
 	} else if e.To != "" {
@@ -170,7 +171,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	if !seqKind && (e.Epoch != 0 || e.Prev != "" || e.Cut != 0) {
 		return fmt.Errorf("%v with sequencer fields", e.Kind)
 	}
-	if e.Prev != "" && !ValidPeerID(e.Prev) {
+	if e.Prev != "" && !hearsay.ValidPeerID(e.Prev) {
 		return fmt.Errorf("prev %q is not a peer id", e.Prev)
 	}
 	if e.Kind == chatpb.Kind_KIND_STAMP {
@@ -185,12 +186,12 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		return fmt.Errorf("%d stamped messages, at most %d", len(e.Stamped), MaxStamped)
 	}
 	for i, r := range e.Stamped {
-		if r == nil || !ValidPeerID(r.Origin) || r.Seq == 0 {
+		if r == nil || !hearsay.ValidPeerID(r.Origin) || r.Seq == 0 {
 			return fmt.Errorf("stamped %d: not a valid message id", i)
 		}
 	}
 	if e.Kind == chatpb.Kind_KIND_SYNC {
-		if !ValidPeerID(e.Candidate) {
+		if !hearsay.ValidPeerID(e.Candidate) {
 			return errors.New("sync without a valid candidate")
 		}
 	} else if e.Candidate != "" {
@@ -201,7 +202,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	}
 	prev := ""
 	for i, d := range e.Deps {
-		if d == nil || !ValidPeerID(d.Origin) {
+		if d == nil || !hearsay.ValidPeerID(d.Origin) {
 			return fmt.Errorf("dep %d: bad origin", i)
 		}
 		if i > 0 && d.Origin <= prev {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -255,14 +256,14 @@ func TestNormalizeRoom(t *testing.T) {
 }
 
 func TestParseMsgID(t *testing.T) {
-	id := MsgID{Origin: "0123456789abcdef", Seq: 42}
-	back, err := ParseMsgID(id.String())
+	id := hearsay.MsgID{Origin: "0123456789abcdef", Seq: 42}
+	back, err := hearsay.ParseMsgID(id.String())
 	if err != nil || back != id {
 		t.Fatalf("round trip %v: %v, %v", id, back, err)
 	}
 	for _, bad := range []string{"", "x/1", "0123456789abcdef/0", "0123456789abcdef/-1", "0123456789abcdef", "0123456789abcdef/1/2"} {
-		if _, err := ParseMsgID(bad); err == nil {
-			t.Errorf("ParseMsgID(%q) accepted", bad)
+		if _, err := hearsay.ParseMsgID(bad); err == nil {
+			t.Errorf("hearsay.ParseMsgID(%q) accepted", bad)
 		}
 	}
 }

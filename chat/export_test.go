@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -51,7 +52,7 @@ func (n *Node) ArrivalOrderForTest(room string) []string {
 	slices.SortStableFunc(recs, func(a, b msglog.Record) int { return a.RecvTime.Compare(b.RecvTime) })
 	ids := make([]string, len(recs))
 	for i, r := range recs {
-		ids[i] = MsgID{Origin: r.Origin, Seq: r.Seq}.String()
+		ids[i] = hearsay.MsgID{Origin: r.Origin, Seq: r.Seq}.String()
 	}
 	return ids
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
@@ -40,7 +41,7 @@ func TestFaultsDropAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := send(t, a, "kept")
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == kept.String() }, "message after the faults end")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == kept.String() }, "message after the faults end")
 	// The dropped message is repaired (anti-entropy) and shown once, before
 	// the later one (per-origin order).
 	var got []string
@@ -65,7 +66,7 @@ func TestFaultsJitterKeepsOriginOrder(t *testing.T) {
 	var last uint64
 	seen := map[string]bool{}
 	for _, ev := range b.Rec.Messages() {
-		id, _ := chat.ParseMsgID(ev.ID)
+		id, _ := hearsay.ParseMsgID(ev.ID)
 		if id.Seq <= last {
 			t.Errorf("%s shown after seq %d", ev.ID, last)
 		}
@@ -89,8 +90,8 @@ func TestPartitionAndHeal(t *testing.T) {
 	if got := a.Partitioned(); len(got) != 1 || got[0] != b.ID() {
 		t.Errorf("Partitioned() = %v", got)
 	}
-	a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == b.ID() }, "b failed behind the partition")
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == a.ID() }, "a failed behind the partition")
+	a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventFailed && ev.FromID == b.ID() }, "b failed behind the partition")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventFailed && ev.FromID == a.ID() }, "a failed behind the partition")
 
 	if err := a.Heal(); err != nil {
 		t.Fatal(err)
@@ -107,5 +108,5 @@ func TestPartitionAndHeal(t *testing.T) {
 	}
 	chattest.WaitConverged(t, a, b)
 	id := send(t, a, "healed")
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == id.String() }, "message after the heal")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == id.String() }, "message after the heal")
 }

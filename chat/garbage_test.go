@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
@@ -103,9 +104,9 @@ func TestGarbageOnPorts(t *testing.T) {
 
 	// The group still works both ways.
 	send(t, other, "still there?")
-	victim.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Text == "still there?" }, "message after garbage")
+	victim.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "still there?" }, "message after garbage")
 	send(t, victim, "yes")
-	other.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Text == "yes" }, "reply after garbage")
+	other.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "yes" }, "reply after garbage")
 	if n := chattest.AliveCount(victim.Node); n != 2 {
 		t.Errorf("victim sees %d alive members, want 2", n)
 	}

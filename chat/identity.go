@@ -18,10 +18,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-)
 
-// PeerIDLen is the length of a peer ID in characters.
-const PeerIDLen = 16
+	"github.com/hearsay-chat/hearsay"
+)
 
 const identityFile = "identity.key"
 
@@ -36,21 +35,7 @@ type Identity struct {
 // PeerIDFromKey derives the peer ID of an Ed25519 public key.
 func PeerIDFromKey(pub []byte) string {
 	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:PeerIDLen/2])
-}
-
-// ValidPeerID reports whether s has the form of a peer ID.
-func ValidPeerID(s string) bool {
-	if len(s) != PeerIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	return hex.EncodeToString(sum[:hearsay.PeerIDLen/2])
 }
 
 // NewIdentity creates a fresh in-memory identity.

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -105,7 +106,7 @@ func checkKVEntry(e *chatpb.KVEntry) error {
 	if e.Version == 0 {
 		return errors.New("version 0")
 	}
-	if !ValidPeerID(e.Origin) || len(e.OriginKey) != ed25519.PublicKeySize || PeerIDFromKey(e.OriginKey) != e.Origin {
+	if !hearsay.ValidPeerID(e.Origin) || len(e.OriginKey) != ed25519.PublicKeySize || PeerIDFromKey(e.OriginKey) != e.Origin {
 		return fmt.Errorf("origin %q does not match its key", e.Origin)
 	}
 	if len(e.Signature) != ed25519.SignatureSize || !ed25519.Verify(e.OriginKey, kvSigningBytes(e), e.Signature) {

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // maxGoneMembers bounds how many dead or left members are remembered for
@@ -51,7 +53,7 @@ type memberInfo struct {
 	Pub      ed25519.PublicKey
 	Addr     string
 	ChatAddr string
-	State    string
+	State    hearsay.MemberState
 	Since    time.Time
 	Valid    bool // the meta decoded; a peer without valid meta gets no stream
 }
@@ -128,7 +130,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		return
 	}
 	m := n.members[ev.name]
-	var out []Event
+	var out []hearsay.Event
 	var stopPeer *peerConn
 	var startPeer bool
 	switch ev.kind {
@@ -136,7 +138,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		if ev.kind == memberJoin {
 			delete(n.leaving, ev.name)
 		}
-		wasLive := m != nil && (m.State == StateAlive || m.State == StateSuspect)
+		wasLive := m != nil && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
 		oldDisplay, oldNick, oldChat := "", "", ""
 		if m == nil {
 			m = &memberInfo{ID: ev.name}
@@ -148,7 +150,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		m.Addr = ev.addr
 		n.faults.NoteAddr(m.ID, m.Addr)
 		if !wasLive {
-			m.State, m.Since = StateAlive, now
+			m.State, m.Since = hearsay.StateAlive, now
 		}
 		if metaErr == nil {
 			m.Nick, m.Pub, m.ChatAddr, m.Valid = meta.Nick, meta.Pub, meta.ChatAddr, true
@@ -161,9 +163,9 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 			if metaErr != nil {
 				text = fmt.Sprintf("peer %s joined with unreadable meta (%v): no chat with it", m.ID, metaErr)
 			}
-			out = append(out, Event{Type: EventJoin, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: text})
+			out = append(out, hearsay.Event{Type: hearsay.EventJoin, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: text})
 		case oldNick != m.Nick:
-			out = append(out, Event{Type: EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: oldDisplay})
+			out = append(out, hearsay.Event{Type: hearsay.EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: oldDisplay})
 		}
 		if m.Valid && (oldChat != m.ChatAddr || n.peers[m.ID] == nil) {
 			stopPeer = n.peers[m.ID]
@@ -177,13 +179,13 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		}
 		// memberlist v0.7 does not say whether a node left or failed
 		// (Node.State is never set), so a leave is known by its Bye.
-		typ, state, verb := EventFailed, StateDead, "failed (unreachable)"
+		typ, state, verb := hearsay.EventFailed, hearsay.StateDead, "failed (unreachable)"
 		if _, ok := n.leaving[m.ID]; ok {
-			typ, state, verb = EventLeave, StateLeft, "left"
+			typ, state, verb = hearsay.EventLeave, hearsay.StateLeft, "left"
 			delete(n.leaving, m.ID)
 		}
 		m.State, m.Since = state, now
-		out = append(out, Event{Type: typ, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
+		out = append(out, hearsay.Event{Type: typ, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID,
 			Text: fmt.Sprintf("%s %s", n.displayNameLocked(m.ID, m.Nick), verb)})
 		stopPeer = n.peers[m.ID]
 		delete(n.peers, m.ID)
@@ -227,7 +229,7 @@ func (n *Node) resyncMembers() {
 	n.mu.Lock()
 	var gone []string
 	for id, m := range n.members {
-		if !live[id] && (m.State == StateAlive || m.State == StateSuspect) {
+		if !live[id] && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
 			gone = append(gone, id)
 		}
 	}
@@ -242,7 +244,7 @@ func (n *Node) resyncMembers() {
 func (n *Node) pruneGoneLocked() {
 	var gone []*memberInfo
 	for _, m := range n.members {
-		if m.State == StateDead || m.State == StateLeft {
+		if m.State == hearsay.StateDead || m.State == hearsay.StateLeft {
 			gone = append(gone, m)
 		}
 	}
@@ -264,7 +266,7 @@ func (n *Node) numMembers() int { return int(n.liveCount.Load()) }
 func (n *Node) countLiveLocked() {
 	k := int32(1)
 	for _, m := range n.members {
-		if m.State == StateAlive || m.State == StateSuspect {
+		if m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect {
 			k++
 		}
 	}
@@ -293,7 +295,7 @@ func (n *Node) displayNameLocked(id, nick string) string {
 		others = append(others, n.id.ID)
 	}
 	for _, m := range n.members {
-		if m.ID != id && m.Nick == nick && (m.State == StateAlive || m.State == StateSuspect) {
+		if m.ID != id && m.Nick == nick && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
 			others = append(others, m.ID)
 		}
 	}
@@ -314,30 +316,30 @@ func (n *Node) displayNameLocked(id, nick string) string {
 // not expose its suspicion state, so a member is shown "suspect" when
 // memberlist still lists it alive but this node's chat stream to it has
 // been down for longer than the handshake timeout. Safe for concurrent use.
-func (n *Node) Members() []Member {
+func (n *Node) Members() []hearsay.Member {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	self := Member{ID: n.id.ID, Nick: n.nick, DisplayName: n.displayNameLocked(n.id.ID, n.nick),
-		ChatAddr: n.chatAddr, State: StateAlive, Self: true}
+	self := hearsay.Member{ID: n.id.ID, Nick: n.nick, DisplayName: n.displayNameLocked(n.id.ID, n.nick),
+		ChatAddr: n.chatAddr, State: hearsay.StateAlive, Self: true}
 	if n.ml != nil {
 		self.Addr = n.advertiseAddrLocked()
 	}
 	switch n.state {
 	case stateNew, stateStarting:
-		self.State = "not started"
+		self.State = hearsay.StateNotStarted
 	case stateLeft:
-		self.State = StateLeft
+		self.State = hearsay.StateLeft
 	case stateShutdown:
-		self.State = StateDead
+		self.State = hearsay.StateDead
 	}
-	out := []Member{self}
-	var rest []Member
+	out := []hearsay.Member{self}
+	var rest []hearsay.Member
 	for _, m := range n.members {
 		st := m.State
-		if p := n.peers[m.ID]; st == StateAlive && p != nil && p.unreachableFor() > n.cfg.HandshakeTimeout {
-			st = StateSuspect
+		if p := n.peers[m.ID]; st == hearsay.StateAlive && p != nil && p.unreachableFor() > n.cfg.HandshakeTimeout {
+			st = hearsay.StateSuspect
 		}
-		rest = append(rest, Member{ID: m.ID, Nick: m.Nick, DisplayName: n.displayNameLocked(m.ID, m.Nick),
+		rest = append(rest, hearsay.Member{ID: m.ID, Nick: m.Nick, DisplayName: n.displayNameLocked(m.ID, m.Nick),
 			Addr: m.Addr, ChatAddr: m.ChatAddr, State: st, Since: m.Since})
 	}
 	sort.Slice(rest, func(i, j int) bool {
@@ -363,7 +365,7 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 	}
 	var byName, byPrefix []*memberInfo
 	for _, m := range n.members {
-		if m.State != StateAlive && m.State != StateSuspect {
+		if m.State != hearsay.StateAlive && m.State != hearsay.StateSuspect {
 			continue
 		}
 		nick, suffix, hasSuffix := strings.Cut(who, "#")
@@ -403,7 +405,7 @@ func (n *Node) waitMember(ctx context.Context, id string) (*memberInfo, error) {
 		n.mu.Lock()
 		m := n.members[id]
 		gen := n.memberGen
-		if m != nil && m.Valid && (m.State == StateAlive || m.State == StateSuspect) {
+		if m != nil && m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
 			cp := *m
 			n.mu.Unlock()
 			return &cp, nil

@@ -28,6 +28,7 @@ import (
 	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
@@ -95,7 +96,7 @@ type Node struct {
 
 	// events is the application's channel. evMu guards sending on and
 	// closing it (sends never block, so holding it is brief).
-	events     chan Event
+	events     chan hearsay.Event
 	evMu       sync.Mutex
 	evClosed   bool
 	lostEvents atomic.Uint64 // dropped since the last "events lost" notice (written under evMu)
@@ -156,7 +157,7 @@ func New(cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
 		memberEvents: make(chan memberEvent, 1024),
-		events:       make(chan Event, cfg.EventBuffer),
+		events:       make(chan hearsay.Event, cfg.EventBuffer),
 	}
 	n.verify.keys = &n.keys
 	n.env = n.newRoomEnv()
@@ -186,10 +187,10 @@ func (n *Node) Nick() string {
 // dropped and counted (Stats.EventDrops) rather than stalling the network,
 // and an "error" event reports the loss. The channel is closed by Shutdown.
 // There must be one reader.
-func (n *Node) Events() <-chan Event { return n.events }
+func (n *Node) Events() <-chan hearsay.Event { return n.events }
 
 // emit hands an event to the application without blocking.
-func (n *Node) emit(ev Event) {
+func (n *Node) emit(ev hearsay.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
@@ -199,7 +200,7 @@ func (n *Node) emit(ev Event) {
 		return
 	}
 	if lost := n.lostEvents.Load(); lost > 0 {
-		notice := Event{Type: EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
+		notice := hearsay.Event{Type: hearsay.EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
 		select {
 		case n.events <- notice:
 			n.lostEvents.Store(0)
@@ -215,7 +216,7 @@ func (n *Node) emit(ev Event) {
 }
 
 func (n *Node) emitError(format string, args ...any) {
-	n.emit(Event{Type: EventError, Text: fmt.Sprintf(format, args...)})
+	n.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf(format, args...)})
 }
 
 // Start creates the chat listener and the memberlist node, so that the node
@@ -712,7 +713,7 @@ func (n *Node) SetNick(nick string) error {
 			return fmt.Errorf("announce nick: %w", err)
 		}
 	}
-	n.emit(Event{Type: EventNick, From: n.displayName(n.id.ID, nick), FromID: n.id.ID, Self: true, Text: old})
+	n.emit(hearsay.Event{Type: hearsay.EventNick, From: n.displayName(n.id.ID, nick), FromID: n.id.ID, Self: true, Text: old})
 	return nil
 }
 
@@ -724,7 +725,7 @@ func (n *Node) localMeta() peerMeta {
 }
 
 // Stats returns a snapshot of the counters. Never blocks for long.
-func (n *Node) Stats() Stats {
+func (n *Node) Stats() hearsay.Stats {
 	n.mu.Lock()
 	streams := 0
 	for _, p := range n.peers {
@@ -742,7 +743,7 @@ func (n *Node) Stats() Stats {
 		late += r.late.Load()
 	}
 	c := &n.stats
-	return Stats{
+	return hearsay.Stats{
 		Stored: c.stored.Load(), HeldBack: held, ControlSent: c.controlSent.Load(), Late: late,
 		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),

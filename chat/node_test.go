@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
@@ -15,7 +16,7 @@ import (
 
 const timeout = chattest.DefaultTimeout
 
-func send(t *testing.T, p *chattest.Peer, text string) chat.MsgID {
+func send(t *testing.T, p *chattest.Peer, text string) hearsay.MsgID {
 	t.Helper()
 	id, err := p.Send(context.Background(), "", text)
 	if err != nil {
@@ -72,7 +73,7 @@ func TestEveryoneReceivesEveryMessageOnce(t *testing.T) {
 	for _, p := range peers {
 		last := map[string]uint64{}
 		for _, ev := range p.Rec.Messages() {
-			id, err := chat.ParseMsgID(ev.ID)
+			id, err := hearsay.ParseMsgID(ev.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,23 +103,23 @@ func TestFailedAndLeftPeers(t *testing.T) {
 	if err := quitter.Shutdown(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	ev := a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.FromID == quitter.ID() && ev.Type != chat.EventJoin }, "leave event")
-	if ev.Type != chat.EventLeave {
-		t.Errorf("quitter reported as %q (%s), want %q", ev.Type, ev.Text, chat.EventLeave)
+	ev := a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.FromID == quitter.ID() && ev.Type != hearsay.EventJoin }, "leave event")
+	if ev.Type != hearsay.EventLeave {
+		t.Errorf("quitter reported as %q (%s), want %q", ev.Type, ev.Text, hearsay.EventLeave)
 	}
 
 	if err := killed.Shutdown(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	ev = a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.FromID == killed.ID() && ev.Type != chat.EventJoin }, "failed event")
-	if ev.Type != chat.EventFailed {
-		t.Errorf("killed peer reported as %q (%s), want %q", ev.Type, ev.Text, chat.EventFailed)
+	ev = a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.FromID == killed.ID() && ev.Type != hearsay.EventJoin }, "failed event")
+	if ev.Type != hearsay.EventFailed {
+		t.Errorf("killed peer reported as %q (%s), want %q", ev.Type, ev.Text, hearsay.EventFailed)
 	}
-	states := map[string]string{}
+	states := map[string]hearsay.MemberState{}
 	for _, m := range a.Members() {
 		states[m.ID] = m.State
 	}
-	if states[quitter.ID()] != chat.StateLeft || states[killed.ID()] != chat.StateDead {
+	if states[quitter.ID()] != hearsay.StateLeft || states[killed.ID()] != hearsay.StateDead {
 		t.Errorf("members states %v; want %s left and %s dead", states, quitter.ID(), killed.ID())
 	}
 	if n := chattest.AliveCount(a.Node); n != 1 {
@@ -151,11 +152,11 @@ func TestNickChangeAndDuplicateNicks(t *testing.T) {
 	if err := a2.SetNick("bob"); err != nil {
 		t.Fatal(err)
 	}
-	ev := c.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.FromID == a2.ID() }, "nick event")
+	ev := c.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventNick && ev.FromID == a2.ID() }, "nick event")
 	if ev.From != "bob" || ev.Text != "alice#"+a2.ID()[:4] {
 		t.Errorf("nick event from %q text %q", ev.From, ev.Text)
 	}
-	own := a2.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventNick && ev.Self }, "own nick event")
+	own := a2.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventNick && ev.Self }, "own nick event")
 	if own.From != "bob" || own.Text != "alice" {
 		t.Errorf("own nick event from %q text %q, want bob, alice", own.From, own.Text)
 	}
@@ -170,7 +171,7 @@ func TestNickChangeAndDuplicateNicks(t *testing.T) {
 
 	// Messages carry the current display name.
 	send(t, a2, "hi from bob")
-	msg := c.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Text == "hi from bob" }, "bob's message")
+	msg := c.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventMessage && ev.Text == "hi from bob" }, "bob's message")
 	if msg.From != "bob" {
 		t.Errorf("message from %q, want bob", msg.From)
 	}
@@ -236,7 +237,7 @@ func TestOversizeMessageRefused(t *testing.T) {
 	}
 	max := strings.Repeat("y", chat.MaxBodyBytes)
 	send(t, a, max)
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Text == max }, "64 KiB message")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventMessage && ev.Text == max }, "64 KiB message")
 
 	for _, bad := range []struct{ room, text string }{{"lobby", ""}, {"lobby", "\xff\xfe"}, {"bad room", "x"}} {
 		if _, err := a.Send(context.Background(), bad.room, bad.text); err == nil {
@@ -281,7 +282,7 @@ func TestClusterKeyMismatch(t *testing.T) {
 	t.Run("same key", func(t *testing.T) {
 		peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) { cfg.ClusterKey = key1 })
 		send(t, peers[0], "secret hello")
-		peers[1].Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Text == "secret hello" }, "message in keyed group")
+		peers[1].Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "secret hello" }, "message in keyed group")
 	})
 }
 
@@ -403,7 +404,7 @@ func TestLifecycleErrors(t *testing.T) {
 	}
 	select {
 	case ev := <-n.Events():
-		if ev.Type != chat.EventMessage || ev.Text != "alone" || !ev.Self || ev.From != "manual" {
+		if ev.Type != hearsay.EventMessage || ev.Text != "alone" || !ev.Self || ev.From != "manual" {
 			t.Errorf("own event %+v", ev)
 		}
 	case <-time.After(timeout):
@@ -470,7 +471,7 @@ func TestSlowEventReaderIsToldNotBlocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	notice := <-n.Events()
-	if notice.Type != chat.EventError || !strings.Contains(notice.Text, "3 events were dropped") {
+	if notice.Type != hearsay.EventError || !strings.Contains(notice.Text, "3 events were dropped") {
 		t.Errorf("notice %+v", notice)
 	}
 	if ev := <-n.Events(); ev.Text != "after" {
@@ -485,11 +486,11 @@ func TestKilledPeerRestarts(t *testing.T) {
 	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) { cfgs = append(cfgs, *cfg) })
 	a, victim := peers[0], peers[2]
 	first := send(t, victim, "before the crash")
-	a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == first.String() }, "message before the crash")
+	a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == first.String() }, "message before the crash")
 	if err := victim.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == victim.ID() }, "failure")
+	a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventFailed && ev.FromID == victim.ID() }, "failure")
 
 	back := chattest.Start(t, cfgs[2])
 	if back.ID() != victim.ID() || back.AdvertiseAddr() == victim.AdvertiseAddr() {
@@ -502,7 +503,7 @@ func TestKilledPeerRestarts(t *testing.T) {
 		t.Errorf("seq after restart %d, want above %d", again.Seq, first.Seq)
 	}
 	for _, p := range peers[:2] {
-		p.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == again.String() }, "message after the restart")
+		p.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == again.String() }, "message after the restart")
 	}
 }
 

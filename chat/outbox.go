@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/order"
 )
@@ -31,29 +32,29 @@ import (
 // refused with ErrTooLarge; in total and sequencer rooms too many of our
 // own undelivered messages (Config.MaxInFlight) is an error wrapping
 // order.ErrBusy. Safe for concurrent use; it blocks for the log write.
-func (n *Node) Send(ctx context.Context, roomName, text string) (MsgID, error) {
+func (n *Node) Send(ctx context.Context, roomName, text string) (hearsay.MsgID, error) {
 	if err := ctx.Err(); err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	name, err := NormalizeRoom(roomName)
 	if err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	if limit := n.cfg.MaxBodyBytes; len(text) > limit {
-		return MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
+		return hearsay.MsgID{}, fmt.Errorf("%w: the message is %d bytes and the limit is %d; split it", ErrTooLarge, len(text), limit)
 	}
 	if text == "" {
-		return MsgID{}, errors.New("empty message")
+		return hearsay.MsgID{}, errors.New("empty message")
 	}
 	if !utf8.ValidString(text) {
-		return MsgID{}, errors.New("message is not valid UTF-8")
+		return hearsay.MsgID{}, errors.New("message is not valid UTF-8")
 	}
 	if _, err := n.active(); err != nil {
-		return MsgID{}, err
+		return hearsay.MsgID{}, err
 	}
 	r := n.joinedRoom(name)
 	if r == nil {
-		return MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
 	}
 	return r.send(ctx, text)
 }
@@ -72,17 +73,17 @@ type outEntry struct {
 // (FIFO per origin). It is not held during the fsync: concurrent sends
 // (and received messages) proceed, and one fsync covers every send
 // committed before it.
-func (r *room) send(ctx context.Context, text string) (MsgID, error) {
+func (r *room) send(ctx context.Context, text string) (hearsay.MsgID, error) {
 	env := r.env
 	r.mu.Lock()
 	switch r.state {
 	case roomLive:
 	case roomParted:
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
 	default:
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrRestoring)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrRestoring)
 	}
 	if r.syncErr != nil && len(r.outbox) > 0 {
 		// An earlier message waits for an fsync that failed: try it again
@@ -91,20 +92,20 @@ func (r *room) send(ctx context.Context, text string) (MsgID, error) {
 		waiting := r.outBase + uint64(len(r.outbox))
 		r.mu.Unlock()
 		if err := env.log.Sync(env.ctx); err != nil {
-			return MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", r.name, err)
+			return hearsay.MsgID{}, fmt.Errorf("send to #%s: the message log cannot sync to disk: %w", r.name, err)
 		}
 		r.mu.Lock()
 		r.releaseLocked(waiting)
 		r.syncErr = nil
 		if r.state == roomParted {
 			r.mu.Unlock()
-			return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
+			return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", r.name, ErrNotJoined)
 		}
 	}
 	meta, out, err := r.m.Next()
 	if err != nil {
 		r.mu.Unlock()
-		return MsgID{}, fmt.Errorf("send to #%s: %w", r.name, err)
+		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", r.name, err)
 	}
 	e := envelopeFor(meta, r.name)
 	e.Kind = chatpb.Kind_KIND_CHAT
@@ -117,8 +118,8 @@ func (r *room) send(ctx context.Context, text string) (MsgID, error) {
 		r.mu.Unlock()
 		// The machine has numbered the message, so its seq stays unused
 		// until the next start, whose Resume fills it with an ack.
-		env.emit(Event{Type: EventError, Text: fmt.Sprintf("message to #%s not stored: %v", r.name, err)})
-		return MsgID{}, err
+		env.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("message to #%s not stored: %v", r.name, err)})
+		return hearsay.MsgID{}, err
 	}
 	r.received.Add(1)
 	env.stats.sent.Add(1)
@@ -134,7 +135,7 @@ func (r *room) send(ctx context.Context, text string) (MsgID, error) {
 	// The message is committed, so it is shown stored, only not yet fsynced.
 	r.handleOutputLocked(out)
 	r.mu.Unlock()
-	id := MsgID{Origin: env.id.ID, Seq: meta.Seq}
+	id := hearsay.MsgID{Origin: env.id.ID, Seq: meta.Seq}
 	if err := env.log.Sync(env.ctx); err != nil {
 		// Committed but maybe not on disk: it must not leave before it is
 		// (a crash could reuse its seq). It stays in the outbox, released

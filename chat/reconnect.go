@@ -12,6 +12,8 @@ package chat
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // reconnectLoop runs until Shutdown.
@@ -39,7 +41,7 @@ func (n *Node) reconnectOnce() {
 	n.mu.Lock()
 	var addrs []string
 	for _, m := range n.members {
-		if m.State == StateDead && now.Sub(m.Since) <= n.cfg.ReconnectTimeout && m.Addr != "" {
+		if m.State == hearsay.StateDead && now.Sub(m.Since) <= n.cfg.ReconnectTimeout && m.Addr != "" {
 			addrs = append(addrs, m.Addr)
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/order"
@@ -91,10 +92,10 @@ type roomEnv struct {
 	stats  *counters
 	logger *log.Logger
 	// emit shows an event to the user; never blocks.
-	emit func(Event)
+	emit func(hearsay.Event)
 	// event turns a data envelope into the event to show (false: not
 	// shown, such as a direct message to another peer).
-	event func(*chatpb.Envelope) (Event, bool)
+	event func(*chatpb.Envelope) (hearsay.Event, bool)
 	// conns returns the outgoing connections to the given members (the
 	// ones that have one); the outbound path of every push.
 	conns func(ids []string) []*peerConn
@@ -143,7 +144,7 @@ type room struct {
 // is restored later (restore.go), otherwise now (restoreLocked, with the
 // room's live members). It does not register the room anywhere.
 func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred bool, members map[string]uint64) (*room, error) {
-	mode, err := parseMode(info.Mode)
+	mode, err := hearsay.ParseOrderMode(info.Mode)
 	if err != nil {
 		return nil, err
 	}
@@ -260,8 +261,8 @@ func (r *room) noteConflictLocked(peer, theirMode string) {
 		return
 	}
 	r.conflict[peer] = true
-	r.env.emit(Event{Type: EventError, Text: fmt.Sprintf("peer %s has room #%s with ordering %s, this peer with %s: their messages are not exchanged",
-		peer, r.name, theirMode, modeName(r.mode))})
+	r.env.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("peer %s has room #%s with ordering %s, this peer with %s: their messages are not exchanged",
+		peer, r.name, theirMode, r.mode.String())})
 }
 
 // reportConflictsLocked tells the user when the machine has seen new
@@ -269,19 +270,19 @@ func (r *room) noteConflictLocked(peer, theirMode string) {
 func (r *room) reportConflictsLocked() {
 	if c := r.m.Stats().Conflicts; c > r.conflicts {
 		r.conflicts = c
-		r.env.emit(Event{Type: EventError, Text: fmt.Sprintf("#%s: conflicting ordering messages (%d so far): two members acted as sequencer of the same epoch (the room was created on both sides of a partition, or by two peers at once); members may disagree on its order", r.name, c)})
+		r.env.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("#%s: conflicting ordering messages (%d so far): two members acted as sequencer of the same epoch (the room was created on both sides of a partition, or by two peers at once); members may disagree on its order", r.name, c)})
 	}
 }
 
 // info snapshots the room; self is this node's peer ID.
-func (r *room) info(self string) RoomInfo {
+func (r *room) info(self string) hearsay.RoomInfo {
 	r.mu.Lock()
 	members := append([]string{self}, r.memberIDsLocked()...)
 	held := r.m.Stats().Held
 	r.mu.Unlock()
 	slices.Sort(members)
-	return RoomInfo{
-		Name: r.name, Mode: modeName(r.mode), Joined: true, Members: members,
+	return hearsay.RoomInfo{
+		Name: r.name, Mode: r.mode, Joined: true, Members: members,
 		Received: r.received.Load(), Delivered: r.delivered.Load(), HeldBack: held,
 	}
 }

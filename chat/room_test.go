@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
@@ -20,7 +21,7 @@ func TestRoomLifecycle(t *testing.T) {
 	t.Cleanup(func() { _ = n.Shutdown() })
 	ctx := context.Background()
 	n.joinMu.Lock()
-	r, err := n.openRoom(ctx, msglog.RoomInfo{Name: "tot", Mode: ModeTotal, Joined: time.Now()}, true)
+	r, err := n.openRoom(ctx, msglog.RoomInfo{Name: "tot", Mode: hearsay.OrderTotal.String(), Joined: time.Now()}, true)
 	n.joinMu.Unlock()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/order"
@@ -50,28 +51,6 @@ var (
 	ErrRestoring = errors.New("room is waiting for its members after a restart; try again in a moment")
 )
 
-// RoomInfo describes a room as this node sees it.
-type RoomInfo struct {
-	// Name is the room name without '#'.
-	Name string `json:"name"`
-	// Mode is the ordering mode: fifo, causal, total or sequencer.
-	Mode string `json:"mode"`
-	// Joined is true when this node is a member.
-	Joined bool `json:"joined"`
-	// Members are the peer IDs of the live members of the room (this node
-	// included when it has joined), sorted.
-	Members []string `json:"members"`
-	// Received counts the room's messages stored by this node (data and
-	// ordering control messages; since Start, replayed ones excluded).
-	Received uint64 `json:"received"`
-	// Delivered counts the data messages whose ordering condition held
-	// (shown, own ones included, since Start).
-	Delivered uint64 `json:"delivered"`
-	// HeldBack is how many received messages wait for their ordering
-	// condition now.
-	HeldBack int `json:"held_back"`
-}
-
 // peerRoomSet is what a peer announced (RoomSet frame).
 type peerRoomSet struct {
 	version int64
@@ -79,21 +58,9 @@ type peerRoomSet struct {
 	rooms   map[string]*chatpb.RoomMembership
 }
 
-// modeName returns the API name of an order mode.
-func modeName(m order.Mode) string { return m.String() }
-
-// parseMode parses an API mode name ("" is not accepted here).
-func parseMode(s string) (order.Mode, error) {
-	m, err := order.ParseMode(s)
-	if err != nil {
-		return 0, err
-	}
-	return m, nil
-}
-
-// JoinRoom joins room (with or without '#') and returns its info. mode ""
+// JoinRoom joins room (with or without '#') and returns its info. mode 0
 // means the room's existing mode (announced by its live members, or kept
-// in this node's log from an earlier membership) or ModeCausal for a new
+// in this node's log from an earlier membership) or causal for a new
 // room; an explicit mode that differs from the room's existing one is an
 // error wrapping ErrModeConflict that names the room's mode. Joining a room
 // already joined is not an error. It blocks (bounded by ctx and
@@ -102,28 +69,25 @@ func parseMode(s string) (order.Mode, error) {
 // anti-entropy intervals), replays the room's part of the log if it has
 // one, and waits until it holds what the members reported (the rest of the
 // history follows through anti-entropy). Safe for concurrent use.
-func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, error) {
+func (n *Node) JoinRoom(ctx context.Context, roomName string, mode hearsay.OrderMode) (hearsay.RoomInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return RoomInfo{}, err
+		return hearsay.RoomInfo{}, err
 	}
 	name, err := NormalizeRoom(roomName)
 	if err != nil {
-		return RoomInfo{}, err
+		return hearsay.RoomInfo{}, err
+	}
+	if mode != 0 && !mode.Valid() {
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: invalid ordering mode %d", name, mode)
 	}
 	if _, err := n.active(); err != nil {
-		return RoomInfo{}, err
+		return hearsay.RoomInfo{}, err
 	}
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
 	if r := n.joinedRoom(name); r != nil {
-		if mode != "" {
-			want, err := parseMode(mode)
-			if err != nil {
-				return RoomInfo{}, err
-			}
-			if want != r.mode {
-				return RoomInfo{}, fmt.Errorf("join #%s: %w: it is %s", name, ErrModeConflict, modeName(r.mode))
-			}
+		if mode != 0 && mode != r.mode {
+			return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w: it is %s", name, ErrModeConflict, r.mode)
 		}
 		return r.info(n.id.ID), nil
 	}
@@ -145,35 +109,32 @@ func (n *Node) JoinRoom(ctx context.Context, roomName, mode string) (RoomInfo, e
 		n.waitRoomSets(ctx, asked, min(n.cfg.AntiEntropyInterval+n.cfg.AntiEntropyInterval/2, n.cfg.HandshakeTimeout))
 		existing = n.existingMode(ctx, name)
 	}
-	var m order.Mode
+	m := mode
 	switch {
-	case mode == "" && existing != "":
-		m, err = parseMode(existing)
-	case mode == "":
+	case mode == 0 && existing != "":
+		m, err = hearsay.ParseOrderMode(existing)
+	case mode == 0:
 		m = order.Causal
-	default:
-		m, err = parseMode(mode)
-		if err == nil && existing != "" && existing != modeName(m) {
-			return RoomInfo{}, fmt.Errorf("join #%s: %w: it is %s (join without --order, or pick another room)", name, ErrModeConflict, existing)
-		}
+	case existing != "" && existing != m.String():
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w: it is %s (join without --order, or pick another room)", name, ErrModeConflict, existing)
 	}
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
 	}
 	info, err := n.log.Room(ctx, name)
 	if errors.Is(err, msglog.ErrNotFound) {
 		info = msglog.RoomInfo{Name: name, Created: time.Now()}
 	} else if err != nil {
-		return RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
 	}
-	info.Mode = modeName(m)
+	info.Mode = m.String()
 	info.Joined = time.Now()
 	if err := n.log.PutRoom(ctx, info); err != nil {
-		return RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
 	}
 	r, err := n.openRoom(ctx, info, false)
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: %w", name, err)
 	}
 	n.announceRooms()
 	n.catchUpMembers(ctx, r, n.cfg.HandshakeTimeout)
@@ -373,14 +334,14 @@ func (n *Node) PartRoom(ctx context.Context, roomName string) error {
 // Rooms lists the rooms this node has joined and the rooms live peers
 // announce, sorted by name. Safe for concurrent use; never blocks on the
 // network.
-func (n *Node) Rooms() []RoomInfo {
+func (n *Node) Rooms() []hearsay.RoomInfo {
 	live := n.liveSet()
 	n.roomsMu.Lock()
 	joined := make([]*room, 0, len(n.rooms))
 	for _, r := range n.rooms {
 		joined = append(joined, r)
 	}
-	others := map[string]*RoomInfo{}
+	others := map[string]*hearsay.RoomInfo{}
 	for id, rs := range n.peerRooms {
 		if !live[id] {
 			continue
@@ -391,14 +352,15 @@ func (n *Node) Rooms() []RoomInfo {
 			}
 			ri := others[name]
 			if ri == nil {
-				ri = &RoomInfo{Name: name, Mode: rm.Mode}
+				mode, _ := hearsay.ParseOrderMode(rm.Mode) // checked on receipt (handleRoomSet)
+				ri = &hearsay.RoomInfo{Name: name, Mode: mode}
 				others[name] = ri
 			}
 			ri.Members = append(ri.Members, id)
 		}
 	}
 	n.roomsMu.Unlock()
-	out := make([]RoomInfo, 0, len(joined)+len(others))
+	out := make([]hearsay.RoomInfo, 0, len(joined)+len(others))
 	for _, r := range joined {
 		out = append(out, r.info(n.id.ID))
 	}
@@ -415,7 +377,7 @@ func (n *Node) Rooms() []RoomInfo {
 // which is the delivery order of total rooms and consistent with causal
 // order). The room need not be joined now: a parted room keeps its log. It
 // blocks for the message log. Safe for concurrent use.
-func (n *Node) History(roomName string, limit int) ([]Event, error) {
+func (n *Node) History(roomName string, limit int) ([]hearsay.Event, error) {
 	name, err := NormalizeRoom(roomName)
 	if err != nil {
 		return nil, err
@@ -433,7 +395,7 @@ func (n *Node) History(roomName string, limit int) ([]Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("history #%s: %w", name, err)
 		}
-		var out []Event
+		var out []hearsay.Event
 		for _, rec := range recs {
 			env, err := decodeStored(rec.Data)
 			if err != nil {
@@ -497,7 +459,7 @@ func (n *Node) liveSet() map[string]bool {
 	defer n.mu.Unlock()
 	live := make(map[string]bool, len(n.members))
 	for id, m := range n.members {
-		if m.State == StateAlive || m.State == StateSuspect {
+		if m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect {
 			live[id] = true
 		}
 	}
@@ -524,7 +486,7 @@ func (n *Node) syncMembers(r *room) {
 
 // syncMembersLocked is syncMembers. Caller holds r.mu.
 func (n *Node) syncMembersLocked(r *room) {
-	want, conflicts := n.roomMembers(r.name, modeName(r.mode))
+	want, conflicts := n.roomMembers(r.name, r.mode.String())
 	for id, mode := range conflicts {
 		r.noteConflictLocked(id, mode)
 	}

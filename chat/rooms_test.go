@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
@@ -32,7 +33,7 @@ func sendTo(t *testing.T, p *chattest.Peer, room, text string) string {
 
 // checkShown fails if evs show a message twice or an origin's messages out
 // of seq order.
-func checkShown(t *testing.T, who string, evs []chat.Event) {
+func checkShown(t *testing.T, who string, evs []hearsay.Event) {
 	t.Helper()
 	seen := map[string]bool{}
 	last := map[string]uint64{}
@@ -41,7 +42,7 @@ func checkShown(t *testing.T, who string, evs []chat.Event) {
 			t.Errorf("%s showed %s twice", who, ev.ID)
 		}
 		seen[ev.ID] = true
-		id, err := chat.ParseMsgID(ev.ID)
+		id, err := hearsay.ParseMsgID(ev.ID)
 		if err != nil {
 			t.Fatalf("%s: %v", who, err)
 		}
@@ -52,7 +53,7 @@ func checkShown(t *testing.T, who string, evs []chat.Event) {
 	}
 }
 
-func idsOf(evs []chat.Event) []string {
+func idsOf(evs []hearsay.Event) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.ID
@@ -78,7 +79,7 @@ func TestConvergesUnderLossPartitionAndRestart(t *testing.T) {
 		cfg.Faults = &chat.Faults{DropRatio: 0.2, Jitter: chat.Duration(20 * time.Millisecond), Seed: int64(i + 1)}
 		cfgs[i] = *cfg
 	})
-	chattest.JoinRoom(t, room, "", peers...)
+	chattest.JoinRoom(t, room, 0, peers...)
 	var sent []string
 	round := func(ps ...*chattest.Peer) {
 		for _, p := range ps {
@@ -168,13 +169,13 @@ func TestCausalReplyNeverBeforeQuestion(t *testing.T) {
 			cfg.Faults.Jitter = chat.Duration(60 * time.Millisecond)
 		}
 	})
-	chattest.JoinRoom(t, room, chat.ModeCausal, peers...)
+	chattest.JoinRoom(t, room, hearsay.OrderCausal, peers...)
 	asker, answerer, reader := peers[0], peers[1], peers[2]
 	const rounds = 20
 	var pairs [][2]string
 	for i := range rounds {
 		q := sendTo(t, asker, room, fmt.Sprintf("question %d", i))
-		answerer.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == q }, "question at the answerer")
+		answerer.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == q }, "question at the answerer")
 		r := sendTo(t, answerer, room, fmt.Sprintf("answer %d", i))
 		pairs = append(pairs, [2]string{q, r})
 	}
@@ -206,12 +207,12 @@ func TestCausalReplyNeverBeforeQuestion(t *testing.T) {
 // (3) Total-order rooms show the same sequence on every member, while the
 // sequencer (the oldest member) fails and while members join and leave.
 func TestTotalOrderSameSequence(t *testing.T) {
-	for _, mode := range []string{chat.ModeTotal, chat.ModeSequencer} {
-		t.Run(mode, func(t *testing.T) { testTotalOrder(t, mode) })
+	for _, mode := range []hearsay.OrderMode{hearsay.OrderTotal, hearsay.OrderSequencer} {
+		t.Run(mode.String(), func(t *testing.T) { testTotalOrder(t, mode) })
 	}
 }
 
-func testTotalOrder(t *testing.T, mode string) {
+func testTotalOrder(t *testing.T, mode hearsay.OrderMode) {
 	const room = "ordered"
 	peers := chattest.Cluster(t, 4, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
 	for i := range peers { // one by one: p0 is the oldest member
@@ -244,7 +245,7 @@ func testTotalOrder(t *testing.T, mode string) {
 	joiner := chattest.Start(t, func() chat.Config { c := chattest.Config(t, "p4"); fastRooms(&c); return c }())
 	chattest.Join(t, joiner, peers[1])
 	chattest.WaitConverged(t, peers[1], peers[2], peers[3], joiner)
-	if _, err := joiner.JoinRoom(context.Background(), room, ""); err != nil {
+	if _, err := joiner.JoinRoom(context.Background(), room, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := peers[3].PartRoom(context.Background(), room); err != nil {
@@ -287,7 +288,7 @@ func testTotalOrder(t *testing.T, mode string) {
 		t.Fatalf("members disagree or wait:%s", debugOrder(room, append(peers, joiner)))
 	}
 	for _, p := range final {
-		for _, ev := range p.Rec.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventError }) {
+		for _, ev := range p.Rec.Filter(func(ev hearsay.Event) bool { return ev.Type == hearsay.EventError }) {
 			t.Errorf("%s: %s", p.Nick(), ev.Text)
 		}
 	}
@@ -305,7 +306,7 @@ func testTotalOrder(t *testing.T, mode string) {
 		// at once, and stamps nobody else received before it failed are
 		// void (beyond the cut the others agreed on), so its last ones may
 		// differ (see chat/order, "Limits").
-		if mode == chat.ModeSequencer && p == peers[0] {
+		if mode == hearsay.OrderSequencer && p == peers[0] {
 			continue
 		}
 		// seq is a snapshot: a member (the reference included) may have
@@ -322,7 +323,7 @@ func testTotalOrder(t *testing.T, mode string) {
 }
 
 // tagged counts the events whose text starts with tag.
-func tagged(evs []chat.Event, tag string) int {
+func tagged(evs []hearsay.Event, tag string) int {
 	k := 0
 	for _, ev := range evs {
 		if strings.HasPrefix(ev.Text, tag) {
@@ -344,13 +345,13 @@ func TestRestartKeepsHistoryAndSeqs(t *testing.T) {
 		}
 	})
 	a, b := peers[0], peers[1]
-	chattest.JoinRoom(t, room, chat.ModeFIFO, a, b)
+	chattest.JoinRoom(t, room, hearsay.OrderFIFO, a, b)
 	var sent []string
 	for i := range 3 {
 		sent = append(sent, sendTo(t, a, room, fmt.Sprintf("before %d", i)))
 	}
 	lobby := sendTo(t, a, "", "lobby before")
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == sent[2] }, "messages before the restart")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == sent[2] }, "messages before the restart")
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -359,13 +360,13 @@ func TestRestartKeepsHistoryAndSeqs(t *testing.T) {
 	if got := chattest.HistoryIDs(t, back.Node, room); !slices.Equal(got, sent) {
 		t.Errorf("history after restart %v, want %v", got, sent)
 	}
-	var kept *chat.RoomInfo
+	var kept *hearsay.RoomInfo
 	for _, ri := range back.Rooms() {
 		if ri.Name == room {
 			kept = &ri
 		}
 	}
-	if kept == nil || !kept.Joined || kept.Mode != chat.ModeFIFO {
+	if kept == nil || !kept.Joined || kept.Mode != hearsay.OrderFIFO {
 		t.Fatalf("room after restart: %+v, want #%s joined with fifo", kept, room)
 	}
 	chattest.Join(t, back, b)
@@ -378,7 +379,7 @@ func TestRestartKeepsHistoryAndSeqs(t *testing.T) {
 	if id := sendTo(t, back, "", "lobby after"); id != fmt.Sprintf("%s/2", back.ID()) || lobby != fmt.Sprintf("%s/1", back.ID()) {
 		t.Errorf("lobby seqs %s then %s: want 1 then 2 (seqs are per room)", lobby, id)
 	}
-	b.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.ID == next }, "message after the restart")
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == next }, "message after the restart")
 	checkShown(t, "b", b.Rec.RoomMessages(room))
 }
 
@@ -387,7 +388,7 @@ func TestRestartKeepsHistoryAndSeqs(t *testing.T) {
 func TestLateJoinerCatchesUp(t *testing.T) {
 	const room = "past"
 	peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
-	chattest.JoinRoom(t, room, "", peers...)
+	chattest.JoinRoom(t, room, 0, peers...)
 	var sent []string
 	for i := range 20 {
 		sent = append(sent, sendTo(t, peers[i%2], room, fmt.Sprintf("old %d", i)))
@@ -402,14 +403,14 @@ func TestLateJoinerCatchesUp(t *testing.T) {
 	if _, err := late.Send(context.Background(), room, "too early"); !errors.Is(err, chat.ErrNotJoined) {
 		t.Errorf("send to a room not joined: %v, want ErrNotJoined", err)
 	}
-	if _, err := late.JoinRoom(context.Background(), room, chat.ModeTotal); !errors.Is(err, chat.ErrModeConflict) || !strings.Contains(err.Error(), "causal") {
+	if _, err := late.JoinRoom(context.Background(), room, hearsay.OrderTotal); !errors.Is(err, chat.ErrModeConflict) || !strings.Contains(err.Error(), "causal") {
 		t.Errorf("join with another mode: %v, want ErrModeConflict naming causal", err)
 	}
-	info, err := late.JoinRoom(context.Background(), "#"+room, "")
-	if err != nil || info.Mode != chat.ModeCausal || !info.Joined {
+	info, err := late.JoinRoom(context.Background(), "#"+room, 0)
+	if err != nil || info.Mode != hearsay.OrderCausal || !info.Joined {
 		t.Fatalf("join: %+v, %v", info, err)
 	}
-	if _, err := late.JoinRoom(context.Background(), room, ""); err != nil {
+	if _, err := late.JoinRoom(context.Background(), room, 0); err != nil {
 		t.Errorf("joining again: %v", err)
 	}
 	chattest.WaitFor(t, timeout, func() bool { return len(late.Rec.RoomMessages(room)) == len(sent) },
@@ -441,7 +442,7 @@ func TestLongPartitionHealsByReconnect(t *testing.T) {
 		fastRooms(cfg)
 		cfg.Faults = &chat.Faults{Seed: int64(i + 1)}
 	})
-	chattest.JoinRoom(t, room, "", peers...)
+	chattest.JoinRoom(t, room, 0, peers...)
 	a, others := peers[0], peers[1:]
 	for _, o := range others {
 		if err := a.Partition(o.ID()); err != nil {
@@ -452,8 +453,8 @@ func TestLongPartitionHealsByReconnect(t *testing.T) {
 		}
 	}
 	for _, o := range others {
-		o.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == a.ID() }, "a declared dead")
-		a.Rec.WaitEvent(t, timeout, func(ev chat.Event) bool { return ev.Type == chat.EventFailed && ev.FromID == o.ID() }, "other side declared dead")
+		o.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventFailed && ev.FromID == a.ID() }, "a declared dead")
+		a.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Type == hearsay.EventFailed && ev.FromID == o.ID() }, "other side declared dead")
 	}
 	sent := []string{sendTo(t, a, room, "alone"), sendTo(t, others[0], room, "together")}
 	for _, p := range peers {
@@ -512,8 +513,8 @@ func TestHeldBackBoundRefillsFromLog(t *testing.T) {
 // order, so it neither orders alone nor opens a conflicting epoch: after it
 // is back, everyone still shows one sequence.
 func TestRestartInOrderedRooms(t *testing.T) {
-	for _, mode := range []string{chat.ModeTotal, chat.ModeSequencer} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []hearsay.OrderMode{hearsay.OrderTotal, hearsay.OrderSequencer} {
+		t.Run(mode.String(), func(t *testing.T) {
 			const room = "again"
 			cfgs := map[int]chat.Config{}
 			peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
@@ -574,7 +575,7 @@ func TestRestartInOrderedRooms(t *testing.T) {
 				prev = k
 			}
 			for _, p := range all {
-				for _, ev := range p.Rec.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventError || ev.Late }) {
+				for _, ev := range p.Rec.Filter(func(ev hearsay.Event) bool { return ev.Type == hearsay.EventError || ev.Late }) {
 					t.Errorf("%s: %+v", p.Nick(), ev)
 				}
 			}
@@ -592,7 +593,7 @@ func TestFanoutGossip(t *testing.T) {
 		cfg.FanoutThreshold = 1
 		cfg.Fanout = 2
 	})
-	chattest.JoinRoom(t, room, "", peers...)
+	chattest.JoinRoom(t, room, 0, peers...)
 	var sent []string
 	for i := range 20 {
 		sent = append(sent, sendTo(t, peers[i%len(peers)], room, fmt.Sprintf("m%d", i)))
@@ -616,12 +617,12 @@ func TestJoinRightAfterCreation(t *testing.T) {
 	peers := chattest.Cluster(t, 3, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
 	for i := range 5 {
 		room := fmt.Sprintf("fresh%d", i)
-		if _, err := peers[0].JoinRoom(context.Background(), room, chat.ModeSequencer); err != nil {
+		if _, err := peers[0].JoinRoom(context.Background(), room, hearsay.OrderSequencer); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range peers[1:] {
-			info, err := p.JoinRoom(context.Background(), room, "")
-			if err != nil || info.Mode != chat.ModeSequencer {
+			info, err := p.JoinRoom(context.Background(), room, 0)
+			if err != nil || info.Mode != hearsay.OrderSequencer {
 				t.Errorf("%s joined #%s right after its creation: %+v, %v; want mode sequencer", p.Nick(), room, info, err)
 			}
 		}
@@ -639,7 +640,7 @@ func TestJoinNewRoomAsksPeers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	if _, err := peers[0].JoinRoom(ctx, "fresh", chat.ModeFIFO); err != nil {
+	if _, err := peers[0].JoinRoom(ctx, "fresh", hearsay.OrderFIFO); err != nil {
 		t.Fatal(err)
 	}
 	// Without the request the join waits min(1.5 intervals, handshake
@@ -648,7 +649,7 @@ func TestJoinNewRoomAsksPeers(t *testing.T) {
 		t.Fatalf("joining a new room took %v: the peers' room sets were not requested", took)
 	}
 	// And the others learn the room's mode from the announcement.
-	if _, err := peers[1].JoinRoom(ctx, "fresh", chat.ModeCausal); !errors.Is(err, chat.ErrModeConflict) {
+	if _, err := peers[1].JoinRoom(ctx, "fresh", hearsay.OrderCausal); !errors.Is(err, chat.ErrModeConflict) {
 		t.Fatalf("joining with another mode: %v, want ErrModeConflict", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -27,7 +28,7 @@ func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	defer n.roomsMu.Unlock()
 	rs := &chatpb.RoomSet{Version: n.roomVer}
 	for _, r := range n.rooms {
-		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: modeName(r.mode), JoinedUnixNano: int64(age(r.joined))})
+		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
 	return roomSetFrame(rs)
@@ -143,7 +144,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			n.stats.badFrames.Add(1)
 			return
 		}
-		if _, err := parseMode(rm.Mode); err != nil {
+		if _, err := hearsay.ParseOrderMode(rm.Mode); err != nil {
 			n.stats.badFrames.Add(1)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -79,7 +80,7 @@ func TestIdentityPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ID != b.ID || !ValidPeerID(a.ID) || a.ID != PeerIDFromKey(a.Pub) {
+	if a.ID != b.ID || !hearsay.ValidPeerID(a.ID) || a.ID != PeerIDFromKey(a.Pub) {
 		t.Fatalf("ids %q and %q", a.ID, b.ID)
 	}
 	st, err := os.Stat(filepath.Join(dir, identityFile))
@@ -211,10 +212,10 @@ func TestDisplayNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Shutdown() })
-	n.members["aaaa000000000001"] = &memberInfo{ID: "aaaa000000000001", Nick: "bob", State: StateAlive, Valid: true}
-	n.members["aaaa000000000002"] = &memberInfo{ID: "aaaa000000000002", Nick: "bob", State: StateAlive, Valid: true}
-	n.members["bbbb000000000003"] = &memberInfo{ID: "bbbb000000000003", Nick: "alice", State: StateDead, Valid: true}
-	n.members["cccc000000000004"] = &memberInfo{ID: "cccc000000000004", Nick: "carol", State: StateAlive, Valid: true}
+	n.members["aaaa000000000001"] = &memberInfo{ID: "aaaa000000000001", Nick: "bob", State: hearsay.StateAlive, Valid: true}
+	n.members["aaaa000000000002"] = &memberInfo{ID: "aaaa000000000002", Nick: "bob", State: hearsay.StateAlive, Valid: true}
+	n.members["bbbb000000000003"] = &memberInfo{ID: "bbbb000000000003", Nick: "alice", State: hearsay.StateDead, Valid: true}
+	n.members["cccc000000000004"] = &memberInfo{ID: "cccc000000000004", Nick: "carol", State: hearsay.StateAlive, Valid: true}
 	for id, want := range map[string]string{
 		"aaaa000000000001": "bob#aaaa000000000001", // the suffix grows until it tells the two bobs apart
 		"cccc000000000004": "carol",

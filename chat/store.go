@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
@@ -57,14 +58,14 @@ func (n *Node) loadRooms(ctx context.Context) error {
 			continue
 		}
 		// Total and sequencer rooms wait for their members (tryRestore).
-		deferred := info.Mode == ModeTotal || info.Mode == ModeSequencer
+		deferred := info.Mode == hearsay.OrderTotal.String() || info.Mode == hearsay.OrderSequencer.String()
 		if _, err := n.openRoom(ctx, info, deferred); err != nil {
 			n.joinMu.Unlock()
 			return fmt.Errorf("load room #%s: %w", info.Name, err)
 		}
 	}
 	n.joinMu.Unlock()
-	if _, err := n.JoinRoom(ctx, DefaultRoom, ""); err != nil && !errors.Is(err, ErrModeConflict) {
+	if _, err := n.JoinRoom(ctx, DefaultRoom, 0); err != nil && !errors.Is(err, ErrModeConflict) {
 		return fmt.Errorf("join the lobby: %w", err)
 	}
 	n.announceRooms()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // builtinCommands returns the command table. Each call returns fresh
@@ -163,7 +165,7 @@ func cmdLog() *Command {
 						return fmt.Errorf("open log file: %w", err)
 					}
 					if err := r.p.setLog(f, path); err != nil {
-						r.p.emit(Event{Type: EventError, Text: "closing the previous log: " + err.Error()})
+						r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: "closing the previous log: " + err.Error()})
 					}
 					r.Printf("logging to %s", path)
 					return nil

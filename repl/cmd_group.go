@@ -56,7 +56,7 @@ func cmdMembers() *Command {
 				if m.ID == self {
 					n += " (you)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dash(n), dash(Sanitize(m.State)), dash(Sanitize(m.Addr)),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dash(n), dash(Sanitize(string(m.State))), dash(Sanitize(m.Addr)),
 					dash(Sanitize(m.ChatAddr)), Sanitize(m.ID))
 			}
 			_ = tw.Flush()
@@ -182,22 +182,17 @@ func cmdStats() *Command {
 		Name: "stats", MaxArgs: 0,
 		Summary: "counters of the peer (messages, drops, queues)",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
-			st := r.cfg.Peer.Stats()
+			p := r.cfg.Peer
+			st := statLines(p.Stats(), len(p.Members()), p.Health())
 			rooms := r.roomStats() // per room: received, delivered, held back
-			if len(st) == 0 && rooms == "" {
-				r.Printf("no statistics")
-				return nil
-			}
 			var b strings.Builder
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			for _, s := range st {
-				fmt.Fprintf(tw, "%s\t%s\n", Sanitize(s.Name), Sanitize(s.Value))
+				fmt.Fprintf(tw, "%s\t%s\n", s.name, s.value)
 			}
 			_ = tw.Flush()
 			if rooms != "" {
-				if len(st) > 0 {
-					b.WriteString("\n")
-				}
+				b.WriteString("\n")
 				b.WriteString(rooms)
 			}
 			r.Printf("%s", strings.TrimRight(b.String(), "\n"))

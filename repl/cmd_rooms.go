@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 const (
@@ -41,19 +43,29 @@ func ParseRoom(s string) (string, error) {
 	return name, nil
 }
 
-// ParseOrder checks an ordering mode; "" stays "" (the room's mode or the
+// ParseOrder parses an ordering mode by one of its names
+// (hearsay.OrderModes, any case); "" is 0 (the room's mode or the
 // default).
-func ParseOrder(s string) (string, error) {
+func ParseOrder(s string) (hearsay.OrderMode, error) {
 	m := strings.ToLower(s)
 	if m == "" {
-		return "", nil
+		return 0, nil
 	}
-	for _, o := range OrderModes {
-		if m == o {
-			return m, nil
+	for _, o := range hearsay.OrderModes() {
+		if m == o.String() {
+			return o, nil
 		}
 	}
-	return "", usagef("bad ordering mode %q: want %s", Sanitize(s), strings.Join(OrderModes, ", "))
+	return 0, usagef("bad ordering mode %q: want %s", Sanitize(s), orderNames())
+}
+
+// orderNames lists the ordering modes' names for usage messages.
+func orderNames() string {
+	var names []string
+	for _, o := range hearsay.OrderModes() {
+		names = append(names, o.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *REPL) roomsIface() (Rooms, error) {
@@ -64,13 +76,13 @@ func (r *REPL) roomsIface() (Rooms, error) {
 }
 
 // roomInfo returns the peer's view of room, if it knows the room.
-func roomInfo(rs Rooms, room string) (RoomInfo, bool) {
+func roomInfo(rs Rooms, room string) (hearsay.RoomInfo, bool) {
 	for _, ri := range rs.Rooms() {
 		if ri.Name == room {
 			return ri, true
 		}
 	}
-	return RoomInfo{}, false
+	return hearsay.RoomInfo{}, false
 }
 
 // joinedRooms returns the names of the joined rooms, sorted.
@@ -101,7 +113,7 @@ func roomCommands() []*Command {
 // joinOpts are the parsed arguments of /join.
 type joinOpts struct {
 	room  string
-	order string
+	order hearsay.OrderMode
 }
 
 // parseJoin fills joinOpts from "#room [--order MODE]" (also
@@ -114,7 +126,7 @@ func parseJoin(args []string) (joinOpts, error) {
 		switch {
 		case a == "--order" || a == "-o":
 			if i+1 >= len(args) {
-				return o, usagef("--order needs a mode: %s", strings.Join(OrderModes, ", "))
+				return o, usagef("--order needs a mode: %s", orderNames())
 			}
 			i++
 			m, err := ParseOrder(args[i])
@@ -127,8 +139,8 @@ func parseJoin(args []string) (joinOpts, error) {
 			if err != nil {
 				return o, err
 			}
-			if m == "" {
-				return o, usagef("--order needs a mode: %s", strings.Join(OrderModes, ", "))
+			if m == 0 {
+				return o, usagef("--order needs a mode: %s", orderNames())
 			}
 			o.order = m
 		case strings.HasPrefix(a, "-"):
@@ -169,11 +181,11 @@ func cmdJoin() *Command {
 				return err
 			}
 			if ri, ok := roomInfo(rs, o.room); ok && ri.Joined {
-				if o.order != "" && ri.Mode != "" && o.order != ri.Mode {
+				if o.order != 0 && ri.Mode != 0 && o.order != ri.Mode {
 					return fmt.Errorf("#%s already exists with ordering %s; the mode is fixed when a room is created", o.room, ri.Mode)
 				}
 				r.SetRoom(o.room)
-				r.Printf("now talking in #%s (ordering %s)", o.room, dash(ri.Mode))
+				r.Printf("now talking in #%s (ordering %s)", o.room, dash(ri.Mode.String()))
 				return nil
 			}
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
@@ -184,7 +196,7 @@ func cmdJoin() *Command {
 			}
 			r.SetRoom(o.room)
 			r.Printf("joined #%s (ordering %s, %s); messages now go to #%s",
-				o.room, dash(Sanitize(ri.Mode)), plural(len(ri.Members), "member"), o.room)
+				o.room, dash(ri.Mode.String()), plural(len(ri.Members), "member"), o.room)
 			return nil
 		},
 	}
@@ -216,7 +228,7 @@ func completeJoin(r *REPL, args []string, word string) []Suggestion {
 	var out []Suggestion
 	if !hasRoom {
 		for _, ri := range rs.Rooms() {
-			d := "room, " + dash(Sanitize(ri.Mode))
+			d := "room, " + dash(ri.Mode.String())
 			if ri.Joined {
 				d += ", joined"
 			}
@@ -231,15 +243,15 @@ func completeJoin(r *REPL, args []string, word string) []Suggestion {
 }
 
 func orderSuggestions(prefix string) []Suggestion {
-	desc := map[string]string{
-		OrderCausal:    "default: replies after what they answer",
-		OrderFIFO:      "per-sender order only",
-		OrderTotal:     "same sequence everywhere (Lamport + acks)",
-		OrderSequencer: "same sequence everywhere (sequencer)",
+	desc := map[hearsay.OrderMode]string{
+		hearsay.OrderCausal:    "default: replies after what they answer",
+		hearsay.OrderFIFO:      "per-sender order only",
+		hearsay.OrderTotal:     "same sequence everywhere (Lamport + acks)",
+		hearsay.OrderSequencer: "same sequence everywhere (sequencer)",
 	}
-	out := make([]Suggestion, 0, len(OrderModes))
-	for _, m := range OrderModes {
-		out = append(out, Suggestion{Text: prefix + m, Description: desc[m]})
+	out := make([]Suggestion, 0, len(hearsay.OrderModes()))
+	for _, m := range hearsay.OrderModes() {
+		out = append(out, Suggestion{Text: prefix + m.String(), Description: desc[m]})
 	}
 	return out
 }
@@ -330,7 +342,7 @@ func cmdSwitch() *Command {
 				return fmt.Errorf("you are not in #%s; /join #%s first", room, room)
 			}
 			r.SetRoom(room)
-			r.Printf("now talking in #%s (ordering %s)", room, dash(Sanitize(ri.Mode)))
+			r.Printf("now talking in #%s (ordering %s)", room, dash(ri.Mode.String()))
 			return nil
 		},
 	}
@@ -379,7 +391,7 @@ func cmdRooms() *Command {
 				if !ri.Joined {
 					ms += " (not joined)"
 				}
-				fmt.Fprintf(tw, "%s#%s\t%s\t%d\t%d\t%d\t%s\n", mark, Sanitize(ri.Name), dash(Sanitize(ri.Mode)),
+				fmt.Fprintf(tw, "%s#%s\t%s\t%d\t%d\t%d\t%s\n", mark, Sanitize(ri.Name), dash(ri.Mode.String()),
 					ri.Received, ri.Delivered, ri.HeldBack, ms)
 			}
 			_ = tw.Flush()
@@ -450,7 +462,7 @@ func cmdHistory() *Command {
 			}
 			r.Printf("-- last %s of #%s --", plural(len(evs), "message"), room)
 			for _, ev := range evs {
-				ev.Type = EventHistory
+				ev.Type = hearsay.EventHistory
 				if ev.Room == "" {
 					ev.Room = room
 				}
@@ -480,7 +492,7 @@ func (r *REPL) roomStats() string {
 		if !ri.Joined {
 			continue
 		}
-		fmt.Fprintf(tw, "#%s\t%s\t%d\t%d\t%d\n", Sanitize(ri.Name), dash(Sanitize(ri.Mode)), ri.Received, ri.Delivered, ri.HeldBack)
+		fmt.Fprintf(tw, "#%s\t%s\t%d\t%d\t%d\n", Sanitize(ri.Name), dash(ri.Mode.String()), ri.Received, ri.Delivered, ri.HeldBack)
 		if ri.HeldBack > 0 {
 			for _, h := range rs.HeldBack(ri.Name, heldBackShown) {
 				held = append(held, fmt.Sprintf("  #%s: %s", Sanitize(ri.Name), Sanitize(h)))

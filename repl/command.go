@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // ErrQuit is returned by Exec for /quit: the caller stops reading input.
@@ -192,7 +194,7 @@ func (r *REPL) printError(cmd *Command, err error) {
 			}
 		}
 	}
-	r.p.emit(Event{Type: EventError, Text: msg})
+	r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: msg})
 }
 
 func (r *REPL) exec(ctx context.Context, line string) (*Command, error) {

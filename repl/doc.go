@@ -6,12 +6,16 @@
 // # Wiring (cmd/hearsay)
 //
 // repl imports neither chat nor bootstrap-api: it declares the small
-// interfaces it needs (Peer, Lifecycle, Bootstrap) and cmd adapts the chat
-// node and the bootstrap client to them.
+// interfaces it needs (Peer, Lifecycle, Rooms, Faults, Bootstrap) with the
+// domain types of package hearsay (Event, Member, RoomInfo, MsgID,
+// OrderMode, Stats). The chat node implements Peer, Lifecycle and Rooms as
+// it is, and the REPL reads its Events channel directly until it is closed;
+// cmd adapts the bootstrap client.
 //
 //	cfg := repl.DefaultConfig()
-//	cfg.Peer = peerAdapter{node}        // Send: MsgID.String(); Stats: []repl.Stat; Events: repl.ConvertEvents
-//	cfg.Lifecycle = peerAdapter{node}   // only used with cfg.Manual
+//	cfg.Peer = node                     // *chat.Node
+//	cfg.Lifecycle = node                // only used with cfg.Manual
+//	cfg.Rooms = node                    // /join, /part, /rooms, /history
 //	cfg.Bootstrap = bootstrapAdapter{client, token} // nil: /bootstrap says none is configured
 //	cfg.Manual, cfg.JSON, cfg.ScriptFile = manual, jsonOut, script
 //	cfg.HistoryFile = filepath.Join(dataDir, "history")
@@ -49,14 +53,15 @@
 // lines of a multi-line message are indented so they cannot pass for
 // lines from someone else.
 //
-// With --json every event is one JSON object per line on stdout:
+// With --json every event is one JSON object per line on stdout, in
+// hearsay.Event's JSON form (its MarshalJSON, the schema in README.md):
 //
 //	{"type":"message","time":"2026-11-21T10:00:00Z","room":"lobby","from":"alice",
 //	 "from_id":"…","id":"…/1","text":"hello"}
 //
 // type is message, join, leave, failed, nick, system, error or history
 // (a past message printed by /history, not a new delivery); time is
-// RFC 3339; room, from, from_id, id and text appear when they apply.
+// RFC 3339; room, from, from_id, id, text and late appear when they apply.
 // Command output is a "system" event and command errors are "error"
 // events. The user's own messages appear as the peer emits them (or at
 // once with Config.EchoOwn).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
@@ -75,7 +76,7 @@ func TestExec(t *testing.T) {
 		{name: "who", lines: []string{"/who"}, want: []string{"3 in the group: alice, bob, bobby"}},
 		{name: "members", lines: []string{"/members"}, want: []string{"4 members", "alice (you)", "dave", "dead", "127.0.0.1:7951"}},
 		{name: "health", lines: []string{"/health"}, want: []string{"health score 0 (healthy; lower is better)"}},
-		{name: "stats", lines: []string{"hi", "/stats"}, want: []string{"messages sent  1"}},
+		{name: "stats", lines: []string{"hi", "/stats"}, want: []string{"sent  ", "members  ", "health score  "}},
 		{name: "sleep bad", lines: []string{"/sleep soon"}, wantErr: `bad duration "soon"`},
 		{name: "sleep negative", lines: []string{"/sleep -1s"}, wantErr: "bad duration"},
 		{name: "sleep too long", lines: []string{"/sleep 2h"}, wantErr: "longer than the limit"},
@@ -184,7 +185,7 @@ func TestLogFile(t *testing.T) {
 
 func TestColorAndSanitizedOutput(t *testing.T) {
 	f := newFixture(t, func(c *repl.Config) { c.Color = "always"; c.EchoOwn = false })
-	f.r.Notify(repl.Event{Type: repl.EventMessage, From: "ev\x1b[31mil", FromID: "p-x", Text: "hi\x1b]0;pwned\x07 there\nline two\u009b2J\xff"})
+	f.r.Notify(hearsay.Event{Type: hearsay.EventMessage, From: "ev\x1b[31mil", FromID: "p-x", Text: "hi\x1b]0;pwned\x07 there\nline two\u009b2J\xff"})
 	got := f.out.String()
 	want := "\x1b[2m[10:00:00] \x1b[0m\x1b[" + repl.NickColor("evil") + "m<evil>\x1b[0m hi there\n" + strings.Repeat(" ", 18) + "line two\uFFFD\n"
 	if got != want {
@@ -197,13 +198,13 @@ func TestColorAndSanitizedOutput(t *testing.T) {
 
 func TestEventFormats(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, ev := range []repl.Event{
-		{Type: repl.EventJoin, From: "bob"},
-		{Type: repl.EventLeave, From: "bob"},
-		{Type: repl.EventFailed, FromID: "p-carol-000005"},
-		{Type: repl.EventNick, From: "robert", Text: "bob"},
-		{Type: repl.EventSystem, Text: "node started"},
-		{Type: repl.EventError, Text: "3 events dropped"},
+	for _, ev := range []hearsay.Event{
+		{Type: hearsay.EventJoin, From: "bob"},
+		{Type: hearsay.EventLeave, From: "bob"},
+		{Type: hearsay.EventFailed, FromID: "p-carol-000005"},
+		{Type: hearsay.EventNick, From: "robert", Text: "bob"},
+		{Type: hearsay.EventSystem, Text: "node started"},
+		{Type: hearsay.EventError, Text: "3 events dropped"},
 		{Type: "custom", Text: "something"},
 	} {
 		f.r.Notify(ev)
@@ -252,7 +253,7 @@ func TestEventPump(t *testing.T) {
 			defer r.Close()
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
-			f.peer.Emit(repl.Event{Type: repl.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "hi alice"})
+			f.peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "hi alice"})
 			waitFor(t, 5*time.Second, "bob's message", func() bool { return strings.Contains(f.out.String(), "<bob> hi alice") })
 			if _, err := pw.WriteString("hello bob\n"); err != nil {
 				t.Fatal(err)
@@ -307,7 +308,7 @@ func TestRunStopsOnContext(t *testing.T) {
 
 func TestMultilineIndentWideNick(t *testing.T) {
 	f := newFixture(t, nil)
-	f.r.Notify(repl.Event{Type: repl.EventMessage, From: "世界", Text: "one\ntwo"})
+	f.r.Notify(hearsay.Event{Type: hearsay.EventMessage, From: "世界", Text: "one\ntwo"})
 	want := "[10:00:00] <世界> one\n" + strings.Repeat(" ", 11+6+1) + "two\n"
 	if got := f.out.String(); got != want {
 		t.Fatalf("got %q, want %q", got, want)

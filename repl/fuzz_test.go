@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkComplete(b *testing.B) {
 
 func BenchmarkNotify(b *testing.B) {
 	f := newFixture(b, func(c *repl.Config) { c.Color = "always" })
-	ev := repl.Event{Type: repl.EventMessage, From: "bob", FromID: "p-bob", Text: "a typical chat line with a few words in it"}
+	ev := hearsay.Event{Type: hearsay.EventMessage, From: "bob", FromID: "p-bob", Text: "a typical chat line with a few words in it"}
 	for b.Loop() {
 		f.r.Notify(ev)
 		if f.out.b.Len() > 1<<20 {

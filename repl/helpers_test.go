@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 	"github.com/hearsay-chat/hearsay/repl/repltest"
 )
@@ -50,9 +51,9 @@ type fixture struct {
 func newFixture(t testing.TB, mod func(*repl.Config)) *fixture {
 	t.Helper()
 	peer := repltest.NewPeer("p-alice-0001", "alice")
-	peer.AddMember(repl.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", ChatAddr: "127.0.0.1:7951", State: "alive"})
-	peer.AddMember(repl.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7952", ChatAddr: "127.0.0.1:7953", State: "alive"})
-	peer.AddMember(repl.Member{ID: "p-dave-0004", Nick: "dave", Addr: "127.0.0.1:7954", State: "dead"})
+	peer.AddMember(hearsay.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", ChatAddr: "127.0.0.1:7951", State: "alive"})
+	peer.AddMember(hearsay.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7952", ChatAddr: "127.0.0.1:7953", State: "alive"})
+	peer.AddMember(hearsay.Member{ID: "p-dave-0004", Nick: "dave", Addr: "127.0.0.1:7954", State: "dead"})
 	bs := repltest.NewBootstrap(func() time.Time { return fixedNow })
 	cfg := repl.DefaultConfig()
 	cfg.Peer = peer

@@ -3,58 +3,16 @@ package repl
 import (
 	"context"
 	"time"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // The REPL owns the interfaces it needs (STYLE.md: the consumer owns the
-// interface). cmd/hearsay adapts the chat peer and the bootstrap client to
-// them; repl imports neither.
-
-// Event types as they appear in Event.Type and in --json output.
-const (
-	EventMessage = "message"
-	EventJoin    = "join"
-	EventLeave   = "leave"
-	EventFailed  = "failed"
-	EventNick    = "nick"
-	EventSystem  = "system"
-	EventError   = "error"
-)
-
-// Event is one thing to show: an incoming or own message, a membership
-// change, command output (system) or an error. Fields that do not apply
-// are empty. Text from peers is untrusted: the REPL sanitises it before
-// printing. For a nick event, From is the new display name and Text the
-// old one. The peer is expected to emit the user's own messages too
-// (delivered in the room's order); see Config.EchoOwn otherwise.
-type Event struct {
-	Type   string    // one of the Event* constants
-	Time   time.Time // when it happened (send time for messages)
-	Room   string    // room of a message, without '#', e.g. "lobby"
-	From   string    // nick of the origin (display name)
-	FromID string    // peer ID of the origin
-	ID     string    // message ID, e.g. "<origin>/<seq>"
-	Text   string    // message body, or the event's description
-	// Late marks a message of a total-order room shown out of the room's
-	// common sequence: it arrived after its place had passed (from a
-	// member that was declared down, typically across a partition).
-	Late bool
-}
-
-// Member is one memberlist member as /members and /who show it.
-type Member struct {
-	ID          string // peer ID (memberlist node name)
-	Nick        string // display name as the peer set it
-	DisplayName string // unique display name, e.g. "alice#3f2a"; may be empty
-	Addr        string // memberlist address host:port
-	ChatAddr    string // chat transport address host:port
-	State       string // alive, suspect, dead, left
-}
-
-// Stat is one line of /stats: a name and its value, already formatted.
-type Stat struct {
-	Name  string
-	Value string
-}
+// interface). Their methods use the domain types of package hearsay
+// (Event, Member, RoomInfo, MsgID, OrderMode, Stats), so the chat node
+// implements Peer, Lifecycle and Rooms as it is; cmd/hearsay adapts the
+// bootstrap client and the fault controls. repl imports neither chat nor
+// bootstrap-api.
 
 // Peer is what the chat commands need from the chat peer. Implementations
 // must be safe for concurrent use: the REPL calls them from the command
@@ -68,12 +26,14 @@ type Peer interface {
 	SetNick(nick string) error
 	// Send sends text to room (without '#') and returns the message ID.
 	// It blocks until the message is stored locally, not until delivery.
-	Send(ctx context.Context, room, text string) (id string, err error)
-	// Events returns the channel of incoming events. The REPL reads it
-	// until it is closed or the REPL is closed.
-	Events() <-chan Event
+	Send(ctx context.Context, room, text string) (hearsay.MsgID, error)
+	// Events returns the channel of incoming events: messages (the user's
+	// own too, delivered in the room's order; see Config.EchoOwn
+	// otherwise), membership changes, notices. The REPL reads it until it
+	// is closed or the REPL is closed.
+	Events() <-chan hearsay.Event
 	// Members returns the memberlist view, including the own node.
-	Members() []Member
+	Members() []hearsay.Member
 	// Health returns memberlist's health score (0 is healthy).
 	Health() int
 	// Ping measures the round-trip time to a peer named by ID or nick.
@@ -83,8 +43,9 @@ type Peer interface {
 	KVSet(key, value string) error
 	KVDel(key string) error
 	KVList() map[string]string
-	// Stats returns counters for /stats, in display order.
-	Stats() []Stat
+	// Stats returns the counters /stats shows (with len(Members()) and
+	// Health()).
+	Stats() hearsay.Stats
 	// AdvertiseAddr is the memberlist address other peers join through;
 	// /bootstrap join registers it. Empty when not started.
 	AdvertiseAddr() string
@@ -154,49 +115,22 @@ type Bootstrap interface {
 	SetConfig(ctx context.Context, u BootstrapConfigUpdate) (BootstrapConfig, error)
 }
 
-// Room ordering modes, as /join --order takes them (DESIGN.md "Ordering").
-const (
-	OrderFIFO      = "fifo"
-	OrderCausal    = "causal"
-	OrderTotal     = "total"
-	OrderSequencer = "sequencer"
-)
-
-// OrderModes lists the ordering modes in the order /help shows them.
-var OrderModes = []string{OrderCausal, OrderFIFO, OrderTotal, OrderSequencer}
-
-// EventHistory is the type of a past message printed by /history. It is
-// formatted like a message but is not one: --json consumers that count
-// delivered messages count "message" events only.
-const EventHistory = "history"
-
-// RoomInfo is one room as /rooms and /stats show it.
-type RoomInfo struct {
-	Name      string   // without '#'
-	Mode      string   // one of the Order* constants
-	Joined    bool     // this peer is a member
-	Members   []string // peer IDs of the members this peer knows of
-	Received  uint64   // messages stored (received) in this room
-	Delivered uint64   // messages shown (their ordering condition held)
-	HeldBack  int      // received but not yet deliverable
-}
-
 // Rooms is what the room commands (/join, /part, /switch, /rooms,
 // /history and the per-room part of /stats) need from the chat peer.
 // Implementations must be safe for concurrent use.
 type Rooms interface {
-	// JoinRoom joins room (without '#') with an ordering mode; mode ""
+	// JoinRoom joins room (without '#') with an ordering mode; mode 0
 	// means the room's existing mode, or the default for a new room.
 	// Joining an existing room with another mode is an error. It blocks
 	// until the membership is recorded locally.
-	JoinRoom(ctx context.Context, room, mode string) (RoomInfo, error)
+	JoinRoom(ctx context.Context, room string, mode hearsay.OrderMode) (hearsay.RoomInfo, error)
 	// PartRoom leaves room.
 	PartRoom(ctx context.Context, room string) error
 	// Rooms returns the rooms this peer knows (joined or gossiped).
-	Rooms() []RoomInfo
+	Rooms() []hearsay.RoomInfo
 	// History returns up to limit of the room's most recent stored
 	// messages, oldest first.
-	History(room string, limit int) ([]Event, error)
+	History(room string, limit int) ([]hearsay.Event, error)
 	// HeldBack describes up to limit messages of room that are received
 	// but held back by the ordering mode (e.g. "<origin>/7 waits for
 	// <origin>/6").

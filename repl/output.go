@@ -21,6 +21,8 @@ import (
 
 	runewidth "github.com/mattn/go-runewidth"
 	"golang.org/x/term"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // IOStreams is where the REPL reads and writes. Tests replace it with
@@ -46,18 +48,6 @@ func (s IOStreams) IsTerminal() bool {
 func (s IOStreams) OutIsTerminal() bool {
 	out, ok := s.Out.(*os.File)
 	return ok && term.IsTerminal(int(out.Fd()))
-}
-
-// jsonEvent is the --json schema (documented in the README).
-type jsonEvent struct {
-	Type   string `json:"type"`
-	Time   string `json:"time"`
-	Room   string `json:"room,omitempty"`
-	From   string `json:"from,omitempty"`
-	FromID string `json:"from_id,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Text   string `json:"text,omitempty"`
-	Late   bool   `json:"late,omitempty"`
 }
 
 // lineSink receives formatted text (one or more lines, each ending in a
@@ -90,17 +80,18 @@ func (p *printer) setSink(s lineSink) {
 }
 
 // emit prints one event.
-func (p *printer) emit(ev Event) {
+func (p *printer) emit(ev hearsay.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = p.now()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
-		je := jsonEvent{Type: ev.Type, Time: ev.Time.Format(time.RFC3339Nano), Room: Sanitize(ev.Room),
-			From: Sanitize(ev.From), FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text), Late: ev.Late}
+		// hearsay.Event's JSON form is the --json schema (README.md).
+		je := hearsay.Event{Type: ev.Type, Time: ev.Time, Room: Sanitize(ev.Room), From: Sanitize(ev.From),
+			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text), Late: ev.Late}
 		b, err := json.Marshal(je)
-		if err != nil { // cannot happen with string fields; keep the stream valid anyway
+		if err != nil { // cannot happen: strings and a time; keep the stream valid anyway
 			b = []byte(`{"type":"error","text":"encode event"}`)
 		}
 		p.writeLocked(string(b)+"\n", string(b)+"\n", false)
@@ -111,7 +102,7 @@ func (p *printer) emit(ev Event) {
 	if p.color {
 		colored = p.formatLocked(ev, true)
 	}
-	p.writeLocked(colored, plain, ev.Type == EventError)
+	p.writeLocked(colored, plain, ev.Type == hearsay.EventError)
 }
 
 // writeLocked writes text to the sink or the streams and plain to the log.
@@ -179,7 +170,7 @@ func NickColor(nick string) string {
 }
 
 // formatLocked renders ev as text lines, each ending in "\n".
-func (p *printer) formatLocked(ev Event, color bool) string {
+func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 	stamp := "[" + ev.Time.In(p.loc).Format("15:04:05") + "] "
 	c := func(code, s string) string {
 		if !color || s == "" {
@@ -196,8 +187,8 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 	}
 	var head, body string
 	switch ev.Type {
-	case EventMessage, EventHistory:
-		if ev.Type == EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
+	case hearsay.EventMessage, hearsay.EventHistory:
+		if ev.Type == hearsay.EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
 			// Past messages from another day carry their date.
 			stamp = "[" + ev.Time.In(p.loc).Format("2006-01-02 15:04:05") + "] "
 			if color {
@@ -213,19 +204,19 @@ func (p *printer) formatLocked(ev Event, color bool) string {
 			head += c("33", "(late)") + " "
 		}
 		body = SanitizeMultiline(ev.Text)
-	case EventJoin:
+	case hearsay.EventJoin:
 		head, body = stamp+"* ", c(NickColor(from), from)+" joined"
-	case EventLeave:
+	case hearsay.EventLeave:
 		head, body = stamp+"* ", c(NickColor(from), from)+" left"
-	case EventFailed:
+	case hearsay.EventFailed:
 		head, body = stamp+"* ", c(NickColor(from), from)+" is unreachable (failed)"
-	case EventNick:
-		// From is the new display name, Text the old one (chat.EventNick).
+	case hearsay.EventNick:
+		// From is the new display name, Text the old one (hearsay.EventNick).
 		old := Sanitize(ev.Text)
 		head, body = stamp+"* ", c(NickColor(old), old)+" is now known as "+c(NickColor(from), from)
-	case EventError:
+	case hearsay.EventError:
 		head, body = "", c("31", "error: ")+SanitizeMultiline(ev.Text)
-	case EventSystem:
+	case hearsay.EventSystem:
 		// Command output: our own text (tables, help) or a peer's system
 		// notice; printed bare, line by line.
 		return indentLines("", SanitizeMultiline(ev.Text))
@@ -274,6 +265,6 @@ func shortID(id string) string {
 }
 
 // sysf formats command output as a system event.
-func sysf(format string, args ...any) Event {
-	return Event{Type: EventSystem, Text: fmt.Sprintf(format, args...)}
+func sysf(format string, args ...any) hearsay.Event {
+	return hearsay.Event{Type: hearsay.EventSystem, Text: fmt.Sprintf(format, args...)}
 }

@@ -40,6 +40,8 @@ import (
 	prompt "github.com/c-bata/go-prompt"
 	runewidth "github.com/mattn/go-runewidth"
 	"golang.org/x/term"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // injectSeq is the private key sequence that makes go-prompt print.
@@ -485,7 +487,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 		defer screen.setDirect(false)
 		if r.hist != nil {
 			if err := r.hist.add(line); err != nil {
-				r.p.emit(Event{Type: EventError, Text: err.Error()})
+				r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: err.Error()})
 			}
 		}
 		prefix := ad.lastPrefix()

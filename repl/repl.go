@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // REPL is hearsay's command loop: the command table, the dispatcher, the
@@ -105,7 +107,7 @@ func (r *REPL) SetRoom(room string) {
 // Notify prints an event from the host (for example "using bootstrap at
 // …"). Safe for concurrent use; on a terminal the event appears above the
 // line being typed.
-func (r *REPL) Notify(ev Event) { r.p.emit(ev) }
+func (r *REPL) Notify(ev hearsay.Event) { r.p.emit(ev) }
 
 // Printf prints command output (a "system" event in --json mode). Safe for
 // concurrent use.
@@ -131,7 +133,7 @@ func (r *REPL) sendMessage(ctx context.Context, text string) error {
 		return fmt.Errorf("message not sent to #%s: %w", room, err)
 	}
 	if r.cfg.EchoOwn {
-		r.p.emit(Event{Type: EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id, Text: text})
+		r.p.emit(hearsay.Event{Type: hearsay.EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id.String(), Text: text})
 	}
 	return nil
 }
@@ -155,7 +157,7 @@ func (r *REPL) startEvents() {
 				if !ok {
 					return
 				}
-				if r.cfg.EchoOwn && ev.Type == EventMessage && ev.FromID != "" && ev.FromID == self {
+				if r.cfg.EchoOwn && ev.Type == hearsay.EventMessage && ev.FromID != "" && ev.FromID == self {
 					continue // printed by sendMessage already
 				}
 				r.p.emit(ev)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 	"github.com/hearsay-chat/hearsay/repl/repltest"
 )
@@ -16,8 +17,8 @@ import (
 func setupRooms(c *repl.Config) {
 	p := c.Peer.(*repltest.Peer)
 	p.SetClock(func() time.Time { return fixedNow })
-	p.AddRoom("lobby", repl.OrderCausal, true, "p-alice-0001", "p-bob-0002")
-	p.AddRoom("games", repl.OrderSequencer, false, "p-bob-0002", "p-bobby-0003")
+	p.AddRoom("lobby", hearsay.OrderCausal, true, "p-alice-0001", "p-bob-0002")
+	p.AddRoom("games", hearsay.OrderSequencer, false, "p-bob-0002", "p-bobby-0003")
 	p.EnableFaults(repl.FaultSettings{})
 	c.Rooms, c.Faults = p, p
 }
@@ -41,8 +42,8 @@ func TestRoomMessagesShowTheirRoom(t *testing.T) {
 	}
 	defer r.Close()
 	r.SetRoom("dev")
-	f.peer.Emit(repl.Event{Type: repl.EventMessage, Time: fixedNow, Room: "dev", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "here"})
-	f.peer.Emit(repl.Event{Type: repl.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/2", Text: "elsewhere"})
+	f.peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: fixedNow, Room: "dev", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "here"})
+	f.peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/2", Text: "elsewhere"})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	waitFor(t, 5*time.Second, "both messages", func() bool { return strings.Contains(f.out.String(), "elsewhere") })
@@ -94,7 +95,7 @@ func TestRooms(t *testing.T) {
 			want: []string{"-- last 2 messages of #lobby --\n[10:00:00] <alice> two\n[10:00:00] <alice> three\n-- end of history --"}},
 		{name: "history from another day has its date",
 			setup: func(t *testing.T, f *fixture) {
-				if err := f.peer.AddHistory(repl.Event{Time: yesterday, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "old"}); err != nil {
+				if err := f.peer.AddHistory(hearsay.Event{Time: yesterday, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/1", Text: "old"}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -103,7 +104,7 @@ func TestRooms(t *testing.T) {
 		{name: "history too many", lines: []string{"/history 10001"}, wantErr: "bad count"},
 		{name: "stats lists held-back messages",
 			setup: func(t *testing.T, f *fixture) {
-				f.peer.AddRoom("ops", repl.OrderTotal, true, "p-alice-0001")
+				f.peer.AddRoom("ops", hearsay.OrderTotal, true, "p-alice-0001")
 				held := []string{"b/2 waits for b/1", "b/3 waits for b/1", "b/4", "b/5", "b/6", "b/7", "b/8"}
 				if err := f.peer.SetHeldBack("ops", held...); err != nil {
 					t.Fatal(err)
@@ -271,7 +272,7 @@ func TestParsers(t *testing.T) {
 func TestLateMessage(t *testing.T) {
 	for _, json := range []bool{false, true} {
 		f := newFixture(t, func(c *repl.Config) { c.JSON = json })
-		f.r.Notify(repl.Event{Type: repl.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+		f.r.Notify(hearsay.Event{Type: hearsay.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002",
 			ID: "p-bob-0002/9", Text: "from across the partition", Late: true})
 		want := "[10:00:00] <bob> (late) from across the partition\n"
 		if json {

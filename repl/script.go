@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // maxScriptDepth bounds /exec nesting (a script that runs itself).
@@ -80,7 +82,7 @@ func (r *REPL) runLines(ctx context.Context, rd io.Reader, name string) error {
 		}
 		if errors.Is(err, errLineTooLong) {
 			failed++
-			r.p.emit(Event{Type: EventError, Text: fmt.Sprintf("%s:%d: line longer than %d bytes skipped", name, n, r.lineLimit())})
+			r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("%s:%d: line longer than %d bytes skipped", name, n, r.lineLimit())})
 			continue
 		}
 		if err != nil {
@@ -150,7 +152,7 @@ func (r *REPL) runStdin(ctx context.Context) error {
 			case errors.Is(res.err, io.EOF):
 				return nil
 			case errors.Is(res.err, errLineTooLong):
-				r.p.emit(Event{Type: EventError, Text: fmt.Sprintf("line longer than %d bytes skipped", r.lineLimit())})
+				r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("line longer than %d bytes skipped", r.lineLimit())})
 				continue
 			case res.err != nil:
 				return fmt.Errorf("read input: %w", res.err)

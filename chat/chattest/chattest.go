@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 )
 
@@ -163,7 +164,7 @@ func RoomHas(n *chat.Node, room string, peers ...*Peer) bool {
 func AliveCount(n *chat.Node) int {
 	k := 0
 	for _, m := range n.Members() {
-		if m.State == chat.StateAlive {
+		if m.State == hearsay.StateAlive {
 			k++
 		}
 	}
@@ -200,7 +201,7 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 // drops events in tests) until the channel closes.
 type Recorder struct {
 	mu     sync.Mutex
-	events []chat.Event
+	events []hearsay.Event
 	notify chan struct{} // closed and replaced on each event
 	done   chan struct{}
 }
@@ -225,15 +226,15 @@ func Record(n *chat.Node) *Recorder {
 func (r *Recorder) Wait() { <-r.done }
 
 // Events returns a copy of the events so far.
-func (r *Recorder) Events() []chat.Event {
+func (r *Recorder) Events() []hearsay.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.events)
 }
 
 // Filter returns the events so far that match keep.
-func (r *Recorder) Filter(keep func(chat.Event) bool) []chat.Event {
-	var out []chat.Event
+func (r *Recorder) Filter(keep func(hearsay.Event) bool) []hearsay.Event {
+	var out []hearsay.Event
 	for _, ev := range r.Events() {
 		if keep(ev) {
 			out = append(out, ev)
@@ -243,8 +244,8 @@ func (r *Recorder) Filter(keep func(chat.Event) bool) []chat.Event {
 }
 
 // Messages returns the message events so far.
-func (r *Recorder) Messages() []chat.Event {
-	return r.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventMessage })
+func (r *Recorder) Messages() []hearsay.Event {
+	return r.Filter(func(ev hearsay.Event) bool { return ev.Type == hearsay.EventMessage })
 }
 
 // Len returns the number of events recorded so far.
@@ -256,14 +257,14 @@ func (r *Recorder) Len() int {
 
 // WaitEvent waits until an event matching match has been recorded and
 // returns the first one.
-func (r *Recorder) WaitEvent(tb testing.TB, timeout time.Duration, match func(chat.Event) bool, what string) chat.Event {
+func (r *Recorder) WaitEvent(tb testing.TB, timeout time.Duration, match func(hearsay.Event) bool, what string) hearsay.Event {
 	tb.Helper()
 	return r.WaitEventAfter(tb, timeout, 0, match, what)
 }
 
 // WaitEventAfter is WaitEvent looking only at events from index start on
 // (see Len).
-func (r *Recorder) WaitEventAfter(tb testing.TB, timeout time.Duration, start int, match func(chat.Event) bool, what string) chat.Event {
+func (r *Recorder) WaitEventAfter(tb testing.TB, timeout time.Duration, start int, match func(hearsay.Event) bool, what string) hearsay.Event {
 	tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -291,9 +292,9 @@ func (r *Recorder) WaitEventAfter(tb testing.TB, timeout time.Duration, start in
 	}
 }
 
-// JoinRoom makes every peer join room with mode ("" for the room's mode or
+// JoinRoom makes every peer join room with mode (0 for the room's mode or
 // the default) and waits until each sees all of them as members.
-func JoinRoom(tb testing.TB, room, mode string, peers ...*Peer) {
+func JoinRoom(tb testing.TB, room string, mode hearsay.OrderMode, peers ...*Peer) {
 	tb.Helper()
 	for _, p := range peers {
 		if _, err := p.JoinRoom(context.Background(), room, mode); err != nil {
@@ -304,8 +305,8 @@ func JoinRoom(tb testing.TB, room, mode string, peers ...*Peer) {
 }
 
 // RoomMessages returns the message events of room recorded so far.
-func (r *Recorder) RoomMessages(room string) []chat.Event {
-	return r.Filter(func(ev chat.Event) bool { return ev.Type == chat.EventMessage && ev.Room == room })
+func (r *Recorder) RoomMessages(room string) []hearsay.Event {
+	return r.Filter(func(ev hearsay.Event) bool { return ev.Type == hearsay.EventMessage && ev.Room == room })
 }
 
 // HistoryIDs returns the IDs of the messages n's log holds for room (at

@@ -123,7 +123,7 @@ type Retention struct {
 // mode and retention survive a restart.
 type RoomInfo struct {
 	Name      string
-	Mode      string     // ordering mode name (chat/order.ParseMode)
+	Mode      string     // ordering mode name (hearsay.ParseOrderMode)
 	Created   time.Time  // when this peer first joined it
 	Retention *Retention // nil: the log's default
 	// Joined is when this peer joined the room the last time; zero when it

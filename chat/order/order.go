@@ -105,50 +105,21 @@ package order
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
-// Mode is a room's ordering mode.
-type Mode uint8
+// Mode is a room's ordering mode: the domain type, so that the names and
+// their parsing are declared once (hearsay.ParseOrderMode).
+type Mode = hearsay.OrderMode
 
 // The ordering modes.
 const (
-	FIFO Mode = iota + 1
-	Causal
-	Total
-	Sequencer
+	FIFO      = hearsay.OrderFIFO
+	Causal    = hearsay.OrderCausal
+	Total     = hearsay.OrderTotal
+	Sequencer = hearsay.OrderSequencer
 )
-
-// String returns the mode's name as ParseMode accepts it.
-func (m Mode) String() string {
-	switch m {
-	case FIFO:
-		return "fifo"
-	case Causal:
-		return "causal"
-	case Total:
-		return "total"
-	case Sequencer:
-		return "sequencer"
-	}
-	return fmt.Sprintf("mode(%d)", uint8(m))
-}
-
-// ParseMode parses a mode name: fifo, causal, total (alias lamport) or
-// sequencer, case-insensitive.
-func ParseMode(s string) (Mode, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "fifo":
-		return FIFO, nil
-	case "causal":
-		return Causal, nil
-	case "total", "lamport":
-		return Total, nil
-	case "sequencer":
-		return Sequencer, nil
-	}
-	return 0, fmt.Errorf("unknown ordering mode %q (want fifo, causal, total or sequencer)", s)
-}
 
 // Kind says what a message in an origin's stream is.
 type Kind uint8
@@ -328,8 +299,4 @@ type Output struct {
 	// Refused: messages not taken because the held-back space is full. They
 	// stay in the caller's log; feed them again later.
 	Refused []ID
-}
-
-func (o *Output) empty() bool {
-	return len(o.Deliver) == 0 && len(o.Send) == 0 && len(o.Late) == 0 && len(o.Refused) == 0
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/repl"
 )
@@ -81,7 +82,7 @@ func TestFaultCommands(t *testing.T) {
 	alice.waitEvent("registered", isSystem("registered as a first contact"))
 	bob := spawnPeer(t, srv.URL(), "bob")
 	bob.waitEvent("joined", isSystem("joined the group through"))
-	alice.waitEvent("bob joined", func(ev jsonEvent) bool { return ev.Type == "join" && ev.From == "bob" })
+	alice.waitEvent("bob joined", func(ev hearsay.Event) bool { return ev.Type == "join" && ev.From == "bob" })
 
 	alice.send("/fault partition bob")
 	alice.waitEvent("partition confirmed", isSystem("partitioned from bob"))
@@ -92,7 +93,7 @@ func TestFaultCommands(t *testing.T) {
 	alice.send("/fault drop 0")
 	alice.waitEvent("drop changed", isSystem("fault injection: drop 0% of outgoing chat frames, delay 0s, jitter 5ms"))
 	alice.send("/fault partition nobody-here")
-	alice.waitEvent("unknown peer error", func(ev jsonEvent) bool {
+	alice.waitEvent("unknown peer error", func(ev hearsay.Event) bool {
 		return ev.Type == "error" && strings.Contains(ev.Text, "partition") && strings.Contains(ev.Text, "nobody-here")
 	})
 
@@ -102,7 +103,7 @@ func TestFaultCommands(t *testing.T) {
 	bob.send("/fault show")
 	bob.waitEvent("faults off", isSystem("fault injection is off"))
 	bob.send("/fault partition alice")
-	bob.waitEvent("how to switch faults on", func(ev jsonEvent) bool {
+	bob.waitEvent("how to switch faults on", func(ev hearsay.Event) bool {
 		return ev.Type == "error" && strings.Contains(ev.Text, "start hearsay with --faults")
 	})
 }
@@ -117,13 +118,13 @@ func TestFaultPartitionHeals(t *testing.T) {
 	alice.waitEvent("registered", isSystem("registered as a first contact"))
 	bob := spawnPeer(t, srv.URL(), "bob", "--faults")
 	bob.waitEvent("joined", isSystem("joined the group through"))
-	alice.waitEvent("bob joined", func(ev jsonEvent) bool { return ev.Type == "join" && ev.From == "bob" })
-	bob.waitEvent("alice joined", func(ev jsonEvent) bool { return ev.Type == "join" && ev.From == "alice" })
+	alice.waitEvent("bob joined", func(ev hearsay.Event) bool { return ev.Type == "join" && ev.From == "bob" })
+	bob.waitEvent("alice joined", func(ev hearsay.Event) bool { return ev.Type == "join" && ev.From == "alice" })
 
 	alice.send("/fault partition bob")
 	bob.send("/fault partition alice")
-	alice.waitEvent("bob declared failed", func(ev jsonEvent) bool { return ev.Type == "failed" && ev.From == "bob" })
-	bob.waitEvent("alice declared failed", func(ev jsonEvent) bool { return ev.Type == "failed" && ev.From == "alice" })
+	alice.waitEvent("bob declared failed", func(ev hearsay.Event) bool { return ev.Type == "failed" && ev.From == "bob" })
+	bob.waitEvent("alice declared failed", func(ev hearsay.Event) bool { return ev.Type == "failed" && ev.From == "alice" })
 	alice.send("from alice during the partition")
 	bob.send("from bob during the partition")
 	alice.waitEvent("own message", isMessage("from alice during the partition"))

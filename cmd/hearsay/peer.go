@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/repl"
@@ -148,7 +149,6 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
-	peer := newPeerAdapter(node)
 
 	dcfg := defaultDiscoveryConfig()
 	dcfg.DataDir = o.dataDir
@@ -157,16 +157,15 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		urls, err := bootstrapapi.ParseURLs(o.bootstrap)
 		if err != nil {
 			node.Shutdown()
-			peer.Close()
 			return &exitError{code: 2, err: fmt.Errorf("--bootstrap: %w", err)}
 		}
 		dcfg.URLs = urls
 	}
 
 	rcfg := repl.DefaultConfig()
-	rcfg.Peer = peer
-	rcfg.Lifecycle = peer
-	rcfg.Rooms = peer
+	rcfg.Peer = node
+	rcfg.Lifecycle = node
+	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
 	rcfg.Manual = o.manual
 	rcfg.JSON = o.json
@@ -200,7 +199,6 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 			}
 		}
 		node.Shutdown()
-		peer.Close()
 	}
 	rcfg.OnSignal = func(os.Signal) { cleanup() }
 
@@ -223,10 +221,10 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	defer r.Close()
 	defer cleanup()
 	if o.faults.on {
-		r.Notify(repl.Event{Type: repl.EventSystem, Time: time.Now(), Text: o.faults.warning()})
+		r.Notify(hearsay.Event{Type: hearsay.EventSystem, Time: time.Now(), Text: o.faults.warning()})
 	}
 	if bootErr != nil {
-		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: "bootstrap unavailable: " + bootErr.Error()})
+		r.Notify(hearsay.Event{Type: hearsay.EventError, Time: time.Now(), Text: "bootstrap unavailable: " + bootErr.Error()})
 	} else {
 		r.Printf("%s", disc.Describe())
 	}
@@ -263,14 +261,14 @@ func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.RE
 		if errors.Is(err, chat.ErrClusterKey) {
 			return err
 		}
-		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: err.Error() + " — starting alone; the peer rejoins when contacts appear"})
+		r.Notify(hearsay.Event{Type: hearsay.EventError, Time: time.Now(), Text: err.Error() + " — starting alone; the peer rejoins when contacts appear"})
 	} else {
 		r.Printf("%s", msg)
 	}
 	alive := func(id string) bool {
 		for _, m := range node.Members() {
 			if m.ID == id {
-				return m.State == chat.StateAlive || m.State == chat.StateSuspect
+				return m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect
 			}
 		}
 		return false
@@ -278,7 +276,7 @@ func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.RE
 	res, err := disc.Register(jctx, node, alive)
 	switch {
 	case err != nil:
-		r.Notify(repl.Event{Type: repl.EventError, Time: time.Now(), Text: "register with the bootstrap service: " + err.Error()})
+		r.Notify(hearsay.Event{Type: hearsay.EventError, Time: time.Now(), Text: "register with the bootstrap service: " + err.Error()})
 	case res.Stored:
 		r.Printf("registered as a first contact (%d/%d), lease renewed every %s", res.NumPeers, res.Config.MaxPeers, res.Config.LeaseTTL()/3)
 	default:

@@ -11,18 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// jsonEvent is one line of `hearsay --json`.
-type jsonEvent struct {
-	Type   string    `json:"type"`
-	Time   time.Time `json:"time"`
-	Room   string    `json:"room"`
-	From   string    `json:"from"`
-	FromID string    `json:"from_id"`
-	ID     string    `json:"id"`
-	Text   string    `json:"text"`
-}
+	"github.com/hearsay-chat/hearsay"
+)
 
 // testPeer is a whole `hearsay --json` peer run in-process through run(),
 // with a pipe for its input and its events parsed as they arrive.
@@ -33,7 +24,7 @@ type testPeer struct {
 	done chan int
 
 	mu     sync.Mutex
-	events []jsonEvent
+	events []hearsay.Event
 	bad    []string
 }
 
@@ -55,7 +46,7 @@ func spawnPeer(t *testing.T, bootstrapURL, nick string, extra ...string) *testPe
 		sc := bufio.NewScanner(outR)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			var ev jsonEvent
+			var ev hearsay.Event
 			p.mu.Lock()
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				p.bad = append(p.bad, sc.Text())
@@ -84,7 +75,7 @@ func (p *testPeer) send(line string) {
 }
 
 // find returns the first event matching fn.
-func (p *testPeer) find(fn func(jsonEvent) bool) (jsonEvent, bool) {
+func (p *testPeer) find(fn func(hearsay.Event) bool) (hearsay.Event, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ev := range p.events {
@@ -92,10 +83,10 @@ func (p *testPeer) find(fn func(jsonEvent) bool) (jsonEvent, bool) {
 			return ev, true
 		}
 	}
-	return jsonEvent{}, false
+	return hearsay.Event{}, false
 }
 
-func (p *testPeer) count(fn func(jsonEvent) bool) int {
+func (p *testPeer) count(fn func(hearsay.Event) bool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -107,9 +98,9 @@ func (p *testPeer) count(fn func(jsonEvent) bool) int {
 	return n
 }
 
-func (p *testPeer) waitEvent(what string, fn func(jsonEvent) bool) jsonEvent {
+func (p *testPeer) waitEvent(what string, fn func(hearsay.Event) bool) hearsay.Event {
 	p.t.Helper()
-	var ev jsonEvent
+	var ev hearsay.Event
 	waitFor(p.t, p.nick+": "+what, func() bool {
 		var ok bool
 		ev, ok = p.find(fn)
@@ -118,12 +109,12 @@ func (p *testPeer) waitEvent(what string, fn func(jsonEvent) bool) jsonEvent {
 	return ev
 }
 
-func isSystem(sub string) func(jsonEvent) bool {
-	return func(ev jsonEvent) bool { return ev.Type == "system" && strings.Contains(ev.Text, sub) }
+func isSystem(sub string) func(hearsay.Event) bool {
+	return func(ev hearsay.Event) bool { return ev.Type == "system" && strings.Contains(ev.Text, sub) }
 }
 
-func isMessage(text string) func(jsonEvent) bool {
-	return func(ev jsonEvent) bool { return ev.Type == "message" && ev.Text == text }
+func isMessage(text string) func(hearsay.Event) bool {
+	return func(ev hearsay.Event) bool { return ev.Type == "message" && ev.Text == text }
 }
 
 // TestGroupOfThreeChats runs three whole peers (flags, discovery, chat,
@@ -140,7 +131,7 @@ func TestGroupOfThreeChats(t *testing.T) {
 	}
 	peers := []*testPeer{alice, bob, carol}
 	for _, p := range peers {
-		waitFor(t, p.nick+": two joins", func() bool { return p.count(func(e jsonEvent) bool { return e.Type == "join" }) >= 2 })
+		waitFor(t, p.nick+": two joins", func() bool { return p.count(func(e hearsay.Event) bool { return e.Type == "join" }) >= 2 })
 	}
 	alice.send("hello from alice")
 	for _, p := range peers {
@@ -171,7 +162,7 @@ func TestGroupOfThreeChats(t *testing.T) {
 		t.Fatal("carol did not exit on /quit")
 	}
 	for _, p := range []*testPeer{alice, bob} {
-		p.waitEvent("carol left", func(ev jsonEvent) bool { return ev.Type == "leave" && ev.From == "carol" })
+		p.waitEvent("carol left", func(ev hearsay.Event) bool { return ev.Type == "leave" && ev.From == "carol" })
 	}
 	waitFor(t, "carol to leave the bootstrap service", func() bool {
 		code, out, _ := runCLI(t, map[string]string{"BOOTSTRAP_DATA_SERVER": srv.URL()}, "bootstrap", "list")

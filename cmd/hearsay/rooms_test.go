@@ -4,14 +4,16 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
-func isError(sub string) func(jsonEvent) bool {
-	return func(ev jsonEvent) bool { return ev.Type == "error" && strings.Contains(ev.Text, sub) }
+func isError(sub string) func(hearsay.Event) bool {
+	return func(ev hearsay.Event) bool { return ev.Type == "error" && strings.Contains(ev.Text, sub) }
 }
 
-func isRoomMessage(room, text string) func(jsonEvent) bool {
-	return func(ev jsonEvent) bool { return ev.Type == "message" && ev.Room == room && ev.Text == text }
+func isRoomMessage(room, text string) func(hearsay.Event) bool {
+	return func(ev hearsay.Event) bool { return ev.Type == "message" && ev.Room == room && ev.Text == text }
 }
 
 // roomRow matches a row of /rooms: mark, name, mode, counts, members.
@@ -52,7 +54,7 @@ func TestRoomsEndToEnd(t *testing.T) {
 	carol := spawnPeer(t, srv.URL(), "carol")
 	peers := []*testPeer{alice, bob, carol}
 	for _, p := range peers {
-		waitFor(t, p.nick+": two joins", func() bool { return p.count(func(e jsonEvent) bool { return e.Type == "join" }) >= 2 })
+		waitFor(t, p.nick+": two joins", func() bool { return p.count(func(e hearsay.Event) bool { return e.Type == "join" }) >= 2 })
 	}
 	waitRoom(t, alice, "lobby", "causal", "3")
 
@@ -79,14 +81,14 @@ func TestRoomsEndToEnd(t *testing.T) {
 
 	// /history shows the current room's past as history events.
 	alice.send("/history 10")
-	alice.waitEvent("#dev history", func(ev jsonEvent) bool {
+	alice.waitEvent("#dev history", func(ev hearsay.Event) bool {
 		return ev.Type == "history" && ev.Room == "dev" && ev.Text == "dev hello" && ev.From == "alice"
 	})
 	bob.send("/history")
-	bob.waitEvent("#lobby history", func(ev jsonEvent) bool {
+	bob.waitEvent("#lobby history", func(ev hearsay.Event) bool {
 		return ev.Type == "history" && ev.Room == "lobby" && ev.Text == "lobby from carol"
 	})
-	if _, ok := bob.find(func(ev jsonEvent) bool { return ev.Type == "history" && ev.Room == "dev" }); ok {
+	if _, ok := bob.find(func(ev hearsay.Event) bool { return ev.Type == "history" && ev.Room == "dev" }); ok {
 		t.Error("bob's /history in #lobby showed #dev messages")
 	}
 
@@ -115,7 +117,7 @@ func TestRoomsEndToEnd(t *testing.T) {
 
 	for _, p := range peers {
 		for _, text := range []string{"dev hello", "lobby from bob", "lobby from carol", "dev from bob"} {
-			if n := p.count(func(ev jsonEvent) bool { return ev.Type == "message" && ev.Text == text }); n > 1 {
+			if n := p.count(func(ev hearsay.Event) bool { return ev.Type == "message" && ev.Text == text }); n > 1 {
 				t.Errorf("%s showed %q %d times", p.nick, text, n)
 			}
 		}

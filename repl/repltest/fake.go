@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
@@ -33,7 +34,7 @@ type Sent struct {
 type Peer struct {
 	mu       sync.Mutex
 	id, nick string
-	members  []repl.Member
+	members  []hearsay.Member
 	kv       map[string]string
 	sent     []Sent
 	seq      int
@@ -44,7 +45,7 @@ type Peer struct {
 	rtt      time.Duration
 	sendErr  error
 	emitOwn  bool
-	events   chan repl.Event
+	events   chan hearsay.Event
 	rooms    map[string]*room
 	faultsOn bool
 	faults   repl.FaultSettings
@@ -55,10 +56,10 @@ type Peer struct {
 // room is the fake peer's state of one room: what Send stored is its
 // history (all delivered); heldBack are received but not delivered.
 type room struct {
-	mode     string
+	mode     hearsay.OrderMode
 	joined   bool
 	members  []string
-	history  []repl.Event
+	history  []hearsay.Event
 	heldBack []string
 }
 
@@ -73,22 +74,22 @@ func (p *Peer) SetEmitOwn(on bool) {
 // NewPeer returns a fake peer with the given ID and nick, alone in its
 // group, with an events channel of capacity 64.
 func NewPeer(id, nick string) *Peer {
-	p := &Peer{id: id, nick: nick, kv: map[string]string{}, events: make(chan repl.Event, 64), cut: map[string]bool{},
-		now: time.Now, rooms: map[string]*room{"lobby": {mode: repl.OrderCausal, joined: true, members: []string{id}}},
+	p := &Peer{id: id, nick: nick, kv: map[string]string{}, events: make(chan hearsay.Event, 64), cut: map[string]bool{},
+		now: time.Now, rooms: map[string]*room{"lobby": {mode: hearsay.OrderCausal, joined: true, members: []string{id}}},
 		mlConfig: []byte(`{"BindAddr":"127.0.0.1","BindPort":0,"ProbeInterval":"1s"}`), rtt: 1500 * time.Microsecond}
-	p.members = []repl.Member{{ID: id, Nick: nick, Addr: "127.0.0.1:7946", ChatAddr: "127.0.0.1:7947", State: "alive"}}
+	p.members = []hearsay.Member{{ID: id, Nick: nick, Addr: "127.0.0.1:7946", ChatAddr: "127.0.0.1:7947", State: "alive"}}
 	return p
 }
 
 // AddMember adds a member to the view.
-func (p *Peer) AddMember(m repl.Member) {
+func (p *Peer) AddMember(m hearsay.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.members = append(p.members, m)
 }
 
 // Emit queues an incoming event; it blocks when 64 events are unread.
-func (p *Peer) Emit(ev repl.Event) { p.events <- ev }
+func (p *Peer) Emit(ev hearsay.Event) { p.events <- ev }
 
 // SetSendError makes Send fail with err (nil: succeed).
 func (p *Peer) SetSendError(err error) {
@@ -134,37 +135,38 @@ func (p *Peer) SetNick(n string) error {
 }
 
 // Send implements repl.Peer.
-func (p *Peer) Send(_ context.Context, room, text string) (string, error) {
+func (p *Peer) Send(_ context.Context, room, text string) (hearsay.MsgID, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sendErr != nil {
-		return "", p.sendErr
+		return hearsay.MsgID{}, p.sendErr
 	}
 	rm := p.rooms[room]
 	if rm == nil || !rm.joined {
-		return "", fmt.Errorf("not in #%s", room)
+		return hearsay.MsgID{}, fmt.Errorf("not in #%s", room)
 	}
 	p.seq++
-	id := fmt.Sprintf("%s/%d", p.id, p.seq)
+	mid := hearsay.MsgID{Origin: p.id, Seq: uint64(p.seq)}
+	id := mid.String()
 	p.sent = append(p.sent, Sent{Room: room, Text: text, ID: id})
-	rm.history = append(rm.history, repl.Event{Type: repl.EventMessage, Time: p.now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text})
+	rm.history = append(rm.history, hearsay.Event{Type: hearsay.EventMessage, Time: p.now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text})
 	if p.emitOwn {
 		select {
-		case p.events <- repl.Event{Type: repl.EventMessage, Time: time.Now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text}:
+		case p.events <- hearsay.Event{Type: hearsay.EventMessage, Time: time.Now(), Room: room, From: p.nick, FromID: p.id, ID: id, Text: text}:
 		default:
 		}
 	}
-	return id, nil
+	return mid, nil
 }
 
 // Events implements repl.Peer.
-func (p *Peer) Events() <-chan repl.Event { return p.events }
+func (p *Peer) Events() <-chan hearsay.Event { return p.events }
 
 // Members implements repl.Peer.
-func (p *Peer) Members() []repl.Member {
+func (p *Peer) Members() []hearsay.Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]repl.Member(nil), p.members...)
+	return append([]hearsay.Member(nil), p.members...)
 }
 
 // Health implements repl.Peer.
@@ -222,11 +224,11 @@ func (p *Peer) KVList() map[string]string {
 	return out
 }
 
-// Stats implements repl.Peer.
-func (p *Peer) Stats() []repl.Stat {
+// Stats implements repl.Peer: the messages sent, the other counters 0.
+func (p *Peer) Stats() hearsay.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return []repl.Stat{{Name: "messages sent", Value: fmt.Sprint(len(p.sent))}, {Name: "members", Value: fmt.Sprint(len(p.members))}}
+	return hearsay.Stats{Sent: uint64(len(p.sent))}
 }
 
 // AdvertiseAddr implements repl.Peer.
@@ -310,11 +312,11 @@ func (p *Peer) SetClock(now func() time.Time) {
 }
 
 // AddRoom makes a room known to the fake peer (as gossip would), joined
-// or not, with members (peer IDs); mode "" is causal. An existing room is
+// or not, with members (peer IDs); mode 0 is causal. An existing room is
 // replaced.
-func (p *Peer) AddRoom(name, mode string, joined bool, members ...string) {
-	if mode == "" {
-		mode = repl.OrderCausal
+func (p *Peer) AddRoom(name string, mode hearsay.OrderMode, joined bool, members ...string) {
+	if mode == 0 {
+		mode = hearsay.OrderCausal
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -323,14 +325,14 @@ func (p *Peer) AddRoom(name, mode string, joined bool, members ...string) {
 
 // AddHistory stores a delivered message in a known room (ev.Room picks
 // the room; the type becomes "message").
-func (p *Peer) AddHistory(ev repl.Event) error {
+func (p *Peer) AddHistory(ev hearsay.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rm := p.rooms[ev.Room]
 	if rm == nil {
 		return fmt.Errorf("no room %q", ev.Room)
 	}
-	ev.Type = repl.EventMessage
+	ev.Type = hearsay.EventMessage
 	rm.history = append(rm.history, ev)
 	return nil
 }
@@ -350,26 +352,24 @@ func (p *Peer) SetHeldBack(name string, held ...string) error {
 // JoinRoom implements repl.Rooms with the chat peer's rules: a new room
 // takes mode (default causal); an existing room keeps its mode and
 // refuses another.
-func (p *Peer) JoinRoom(ctx context.Context, name, mode string) (repl.RoomInfo, error) {
+func (p *Peer) JoinRoom(ctx context.Context, name string, mode hearsay.OrderMode) (hearsay.RoomInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return repl.RoomInfo{}, err
+		return hearsay.RoomInfo{}, err
 	}
-	switch mode {
-	case "", repl.OrderFIFO, repl.OrderCausal, repl.OrderTotal, repl.OrderSequencer:
-	default:
-		return repl.RoomInfo{}, fmt.Errorf("unknown ordering mode %q", mode)
+	if mode != 0 && !mode.Valid() {
+		return hearsay.RoomInfo{}, fmt.Errorf("unknown ordering mode %d", mode)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rm := p.rooms[name]
 	if rm == nil {
-		if mode == "" {
-			mode = repl.OrderCausal
+		if mode == 0 {
+			mode = hearsay.OrderCausal
 		}
 		rm = &room{mode: mode}
 		p.rooms[name] = rm
-	} else if mode != "" && mode != rm.mode {
-		return repl.RoomInfo{}, fmt.Errorf("room #%s has ordering %s, not %s", name, rm.mode, mode)
+	} else if mode != 0 && mode != rm.mode {
+		return hearsay.RoomInfo{}, fmt.Errorf("room #%s has ordering %s, not %s", name, rm.mode, mode)
 	}
 	rm.joined = true
 	found := false
@@ -400,16 +400,16 @@ func (p *Peer) PartRoom(_ context.Context, name string) error {
 	return nil
 }
 
-func infoLocked(name string, rm *room) repl.RoomInfo {
-	return repl.RoomInfo{Name: name, Mode: rm.mode, Joined: rm.joined, Members: append([]string(nil), rm.members...),
+func infoLocked(name string, rm *room) hearsay.RoomInfo {
+	return hearsay.RoomInfo{Name: name, Mode: rm.mode, Joined: rm.joined, Members: append([]string(nil), rm.members...),
 		Received: uint64(len(rm.history) + len(rm.heldBack)), Delivered: uint64(len(rm.history)), HeldBack: len(rm.heldBack)}
 }
 
 // Rooms implements repl.Rooms, sorted by name.
-func (p *Peer) Rooms() []repl.RoomInfo {
+func (p *Peer) Rooms() []hearsay.RoomInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]repl.RoomInfo, 0, len(p.rooms))
+	out := make([]hearsay.RoomInfo, 0, len(p.rooms))
 	for n, rm := range p.rooms {
 		out = append(out, infoLocked(n, rm))
 	}
@@ -418,7 +418,7 @@ func (p *Peer) Rooms() []repl.RoomInfo {
 }
 
 // History implements repl.Rooms.
-func (p *Peer) History(name string, limit int) ([]repl.Event, error) {
+func (p *Peer) History(name string, limit int) ([]hearsay.Event, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rm := p.rooms[name]
@@ -429,7 +429,7 @@ func (p *Peer) History(name string, limit int) ([]repl.Event, error) {
 	if limit > 0 && len(h) > limit {
 		h = h[len(h)-limit:]
 	}
-	return append([]repl.Event(nil), h...), nil
+	return append([]hearsay.Event(nil), h...), nil
 }
 
 // HeldBack implements repl.Rooms.

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/repl"
 	"github.com/hearsay-chat/hearsay/repl/repltest"
 )
@@ -31,8 +32,8 @@ func run() int {
 
 	peer := repltest.NewPeer("p-alice-0001", "alice")
 	peer.SetEmitOwn(true)
-	peer.AddMember(repl.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", State: "alive"})
-	peer.AddMember(repl.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7951", State: "alive"})
+	peer.AddMember(hearsay.Member{ID: "p-bob-0002", Nick: "bob", Addr: "127.0.0.1:7950", State: "alive"})
+	peer.AddMember(hearsay.Member{ID: "p-bobby-0003", Nick: "bobby", Addr: "127.0.0.1:7951", State: "alive"})
 
 	cfg := repl.DefaultConfig()
 	cfg.Peer = peer
@@ -70,10 +71,10 @@ func run() int {
 			case s := <-usr:
 				n++
 				if s == syscall.SIGUSR2 {
-					peer.Emit(repl.Event{Type: repl.EventJoin, From: "carol", FromID: "p-carol-0004"})
+					peer.Emit(hearsay.Event{Type: hearsay.EventJoin, From: "carol", FromID: "p-carol-0004"})
 					continue
 				}
-				peer.Emit(repl.Event{Type: repl.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+				peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
 					ID: fmt.Sprintf("p-bob-0002/%d", n), Text: fmt.Sprintf("incoming message %d", n)})
 			}
 		}

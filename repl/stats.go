@@ -1,0 +1,48 @@
+package repl
+
+import (
+	"strconv"
+
+	"github.com/hearsay-chat/hearsay"
+)
+
+// statLine is one line of /stats: a label and its value, formatted.
+type statLine struct {
+	name, value string
+}
+
+// statLines labels the peer's counters for /stats, in display order;
+// members and health are the peer's member count and health score.
+func statLines(s hearsay.Stats, members, health int) []statLine {
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	return []statLine{
+		{"sent", u(s.Sent)},
+		{"received (envelopes from peers)", u(s.Received)},
+		{"stored (received, all rooms)", u(s.Stored)},
+		{"delivered (shown, all rooms)", u(s.Delivered)},
+		{"held back now (all rooms)", strconv.Itoa(s.HeldBack)},
+		{"late (total order, shown out of sequence)", u(s.Late)},
+		{"ordering control sent", u(s.ControlSent)},
+		{"anti-entropy digests sent/received", u(s.StatusSent) + "/" + u(s.StatusReceived)},
+		{"anti-entropy bytes sent", u(s.AntiEntropyBytes)},
+		{"repairs sent / new from repairs", u(s.RepairSent) + "/" + u(s.Repaired)},
+		{"held-back overflow (refed later)", u(s.HeldDrops)},
+		{"for rooms not joined (dropped)", u(s.Unjoined)},
+		{"rejoin attempts", u(s.Reconnects)},
+		{"duplicates", u(s.Duplicates)},
+		{"forged (dropped)", u(s.Forged)},
+		{"invalid (dropped)", u(s.Invalid)},
+		{"bad frames", u(s.BadFrames)},
+		{"refused streams", u(s.Refused)},
+		{"fault-injection drops", u(s.FaultDrops)},
+		{"send-queue drops", u(s.QueueDrops)},
+		{"event drops", u(s.EventDrops)},
+		{"frames out", u(s.FramesOut)},
+		{"batch frames out", u(s.BatchesOut)},
+		{"kv updates", u(s.KVUpdates)},
+		{"kv refused", u(s.KVDrops)},
+		{"chat streams", strconv.Itoa(s.Streams)},
+		{"members", strconv.Itoa(members)},
+		{"health score", strconv.Itoa(health)},
+	}
+}

@@ -1,0 +1,35 @@
+package repl
+
+import (
+	"testing"
+
+	"github.com/hearsay-chat/hearsay"
+)
+
+func TestStatLines(t *testing.T) {
+	s := hearsay.Stats{Sent: 1, Received: 2, StatusSent: 3, StatusReceived: 4, RepairSent: 5, Repaired: 6, HeldBack: 7, Streams: 8, KVDrops: 9}
+	lines := statLines(s, 10, 11)
+	want := map[string]string{
+		"sent": "1", "received (envelopes from peers)": "2", "anti-entropy digests sent/received": "3/4",
+		"repairs sent / new from repairs": "5/6", "held back now (all rooms)": "7", "chat streams": "8",
+		"kv refused": "9", "members": "10", "health score": "11", "duplicates": "0",
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l.name] {
+			t.Errorf("label %q twice", l.name)
+		}
+		seen[l.name] = true
+		if v, ok := want[l.name]; ok && v != l.value {
+			t.Errorf("%s = %q, want %q", l.name, l.value, v)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no line %q", name)
+		}
+	}
+	if len(lines) != 28 || lines[0].name != "sent" || lines[len(lines)-1].name != "health score" {
+		t.Errorf("%d lines from %q to %q; want 28 from sent to health score", len(lines), lines[0].name, lines[len(lines)-1].name)
+	}
+}

@@ -1,0 +1,59 @@
+package hearsay
+
+// Stats are the node's counters since Start. Every frame or message that is
+// refused is counted in exactly one of the drop counters.
+type Stats struct {
+	Sent       uint64 `json:"sent"`        // messages this node originated
+	Received   uint64 `json:"received"`    // envelopes received from peers (before checks)
+	Delivered  uint64 `json:"delivered"`   // messages whose ordering condition held (shown; own included)
+	Duplicates uint64 `json:"duplicates"`  // valid envelopes already seen, dropped
+	Forged     uint64 `json:"forged"`      // envelopes with a bad signature or key, dropped
+	Invalid    uint64 `json:"invalid"`     // envelopes breaking a limit or rule, dropped
+	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames and packets, bad node meta
+	Refused    uint64 `json:"refused"`     // inbound chat streams refused at the handshake
+	QueueDrops uint64 `json:"queue_drops"` // frames dropped because a peer's send queue was full
+	FaultDrops uint64 `json:"fault_drops"` // frames and packets dropped by fault injection (tests only)
+	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full
+	FramesOut  uint64 `json:"frames_out"`  // frames written to peer streams
+	BatchesOut uint64 `json:"batches_out"` // of FramesOut, Batch frames carrying several envelopes
+	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
+	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
+	Streams    int    `json:"streams"`     // outgoing chat streams currently established
+
+	// Stored counts messages stored in the log since Start: "received" in
+	// the ordering sense (data and control messages, own included).
+	Stored uint64 `json:"stored"`
+	// HeldBack is how many stored messages wait for their ordering
+	// condition now, over all joined rooms (per room: Rooms()).
+	HeldBack int `json:"held_back"`
+	// ControlSent counts ordering control messages (acks, stamps, syncs)
+	// this node originated.
+	ControlSent uint64 `json:"control_sent"`
+	// Late counts total-order messages shown out of the common sequence.
+	Late uint64 `json:"late"`
+	// Unjoined counts valid envelopes for rooms this node has not joined
+	// (dropped: a peer had a stale view of our rooms).
+	Unjoined uint64 `json:"unjoined"`
+	// HeldDrops counts messages the ordering could not hold (held-back
+	// space full); they stay in the log and are fed again later.
+	HeldDrops uint64 `json:"held_drops"`
+	// StatusSent and StatusReceived count anti-entropy digests.
+	StatusSent     uint64 `json:"status_sent"`
+	StatusReceived uint64 `json:"status_received"`
+	// RepairSent counts messages this node sent in repairs; Repaired the
+	// new ones it stored from repairs.
+	RepairSent uint64 `json:"repair_sent"`
+	Repaired   uint64 `json:"repaired"`
+	// AntiEntropyBytes counts the bytes of status and room-set frames
+	// sent: the cost of anti-entropy when nothing is missing.
+	AntiEntropyBytes uint64 `json:"anti_entropy_bytes"`
+	// Reconnects counts attempts to rejoin members that failed.
+	Reconnects uint64 `json:"reconnects"`
+	// Forwarded counts messages this node forwarded on first receipt
+	// (rooms above the fan-out threshold).
+	Forwarded uint64 `json:"forwarded"`
+	// GapPulls counts statuses sent at once to the origin (or the sender)
+	// of a message that showed a gap in its origin's seqs, instead of
+	// waiting for the next anti-entropy round.
+	GapPulls uint64 `json:"gap_pulls"`
+}
