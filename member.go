@@ -45,7 +45,7 @@ type Member struct {
 	DisplayName string `json:"display_name"`
 	// Addr is the memberlist address host:port.
 	Addr string `json:"addr"`
-	// ChatAddr is the chat (gRPC) address host:port.
+	// ChatAddr is the chat (TLS) address host:port.
 	ChatAddr string `json:"chat_addr"`
 	// State is one of the State* constants.
 	State MemberState `json:"state"`

@@ -44,7 +44,7 @@ const (
 	MaxKVValueBytes = 256
 	// MaxKVEntries bounds the key/value state (live entries + tombstones).
 	MaxKVEntries = 1024
-	// maxFrameBytes bounds one gRPC frame on the chat stream: a maximal
+	// maxFrameBytes bounds one frame on a chat connection: a maximal
 	// envelope (body, deps, keys) fits with room to spare.
 	maxFrameBytes = MaxBodyBytes + (MaxDeps+MaxStamped)*(8+20) + 4096
 )
@@ -63,7 +63,7 @@ type Config struct {
 	DataDir string
 
 	// BindAddr is the memberlist address "host:port"; port 0 picks a free
-	// port. The chat gRPC listener binds the same host on its own free
+	// port. The chat TLS listener binds the same host on its own free
 	// port (ChatPort).
 	BindAddr string
 
@@ -128,7 +128,7 @@ type Config struct {
 	LeaveTimeout time.Duration
 
 	// ChatTransport, when not nil, creates the chat transport for the
-	// node's identity instead of the gRPC listener on ChatPort (tests and
+	// node's identity instead of the TLS listener on ChatPort (tests and
 	// the simulator use transport.MemNetwork). The node closes it on
 	// Shutdown.
 	ChatTransport func(transport.Local) (transport.Transport, error)

@@ -2,18 +2,17 @@ package chat_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
-	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -63,40 +62,45 @@ func TestGarbageOnPorts(t *testing.T) {
 	_, _ = c.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), randomBytes(t, 2048)...))
 	c.Close()
 
-	// Well-formed gRPC from a stranger: wrong handshakes are refused.
+	// Every garbage connection is refused and counted (6 on the chat port).
+	chattest.WaitFor(t, timeout, func() bool { return victim.Stats().Refused >= 6 },
+		"garbage chat connections were not refused: %+v", victim.Stats())
+
+	// Well-formed TLS from a stranger with its own key: refused, with the
+	// reason in the dialer's error.
 	before := victim.Stats().Refused
-	stranger, err := chat.NewIdentity()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient("passthrough:///"+victim.ChatAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	st, err := transport.ListenTLS("127.0.0.1:0", transport.TLSConfig{
+		Local: transport.Local{ID: chat.PeerIDFromKey(pub), Key: priv}, Protocol: chat.ProtocolVersion,
+		PeerID:        func(k ed25519.PublicKey) string { return chat.PeerIDFromKey(k) },
+		MaxFrameBytes: 1 << 16, HandshakeTimeout: 2 * time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	client := chatpb.NewChatClient(cc)
-	attempts := []*chatpb.Frame{
-		{}, // no message at all
-		{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{}}}, // no handshake
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: "nobody"}}},    // wrong target
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: other.ID(), PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}},  // stolen ID
-		{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: chat.ProtocolVersion, PeerId: stranger.ID, PublicKey: stranger.Pub, Nonce: make([]byte, 16), TargetId: victim.ID()}}}, // not a member
+	defer st.Close()
+	victimKey := victim.PublicKey()
+	attempts := []struct {
+		want transport.Peer
+		says string
+	}{
+		{transport.Peer{ID: "nobody", Key: victimKey}, "hello for"},          // wrong target
+		{transport.Peer{ID: victim.ID(), Key: victimKey}, "is not a member"}, // not a member
 	}
-	for i, f := range attempts {
+	for i, a := range attempts {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		stream, err := client.Connect(ctx)
-		if err != nil {
-			cancel()
-			t.Fatalf("attempt %d: open stream: %v", i, err)
-		}
-		if err := stream.Send(f); err != nil {
-			cancel()
-			t.Fatalf("attempt %d: send: %v", i, err)
-		}
-		if _, err := stream.Recv(); err == nil {
-			t.Errorf("attempt %d: the listener answered a bad handshake", i)
-		}
+		c, err := st.Dial(ctx, victim.ChatAddr(), a.want)
 		cancel()
+		if err == nil {
+			c.Close()
+			t.Fatalf("attempt %d: a stranger was admitted", i)
+		}
+		if !strings.Contains(err.Error(), a.says) {
+			t.Errorf("attempt %d: error %q does not say %q", i, err, a.says)
+		}
 	}
 	if got := victim.Stats().Refused - before; got != uint64(len(attempts)) {
 		t.Errorf("bad handshakes counted %d, want %d", got, len(attempts))

@@ -20,7 +20,7 @@ import (
 )
 
 // ProtocolVersion is the chat protocol version this code speaks.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 const maxAddrBytes = 64
 

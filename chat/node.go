@@ -1,5 +1,5 @@
 // Package chat is the hearsay peer: identity, memberlist membership, the
-// signed message envelope, the gRPC chat transport and the events a user
+// signed message envelope, the TLS chat transport and the events a user
 // sees. A Node's lifecycle follows cli-chat's step-by-step flow:
 //
 //	n, err := chat.New(cfg)       // identity and configuration, no I/O on the network
@@ -15,6 +15,7 @@ package chat
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log"
@@ -171,6 +172,10 @@ func New(cfg Config) (*Node, error) {
 
 // ID returns the peer ID (the memberlist node name). Never blocks.
 func (n *Node) ID() string { return n.id.ID }
+
+// PublicKey returns the node's Ed25519 identity key, which its peer ID is
+// derived from and its chat certificate carries.
+func (n *Node) PublicKey() ed25519.PublicKey { return n.id.Pub }
 
 // Identity returns the node's identity.
 func (n *Node) Identity() *Identity { return n.id }

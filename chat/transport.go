@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
@@ -32,7 +33,7 @@ func (h transportHandler) Admit(ctx context.Context, p transport.Peer) error {
 func (h transportHandler) ServeConn(c transport.Conn) { h.n.serveConn(c) }
 
 // newTransport builds the chat transport: Config.ChatTransport when set
-// (tests, the simulator), else the gRPC transport on host:Config.ChatPort.
+// (tests, the simulator), else the TLS transport on host:Config.ChatPort.
 // With fault injection it is wrapped in the fault decorator.
 func (n *Node) newTransport(host string) (transport.Transport, error) {
 	local := transport.Local{ID: n.id.ID, Key: n.id.priv}
@@ -43,12 +44,16 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 			return nil, fmt.Errorf("chat transport: %w", err)
 		}
 	} else {
-		g, err := transport.ListenGRPC(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), transport.GRPCConfig{
+		g, err := transport.ListenTLS(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), transport.TLSConfig{
 			Local:            local,
 			Protocol:         ProtocolVersion,
 			PeerID:           func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
+			ClusterKey:       n.cfg.ClusterKey,
 			MaxFrameBytes:    maxFrameBytes,
 			HandshakeTimeout: n.cfg.HandshakeTimeout,
+			// The dialer sends its room set every anti-entropy interval:
+			// a stream quiet for many of them has lost its dialer.
+			IdleTimeout: max(30*time.Second, 10*n.cfg.AntiEntropyInterval),
 			Logger:           n.logger,
 			OnRefused:        func(error) { n.stats.refused.Add(1) },
 		})

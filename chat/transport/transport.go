@@ -7,8 +7,9 @@
 // Three implementations sit side by side, as in memberlist's transport.go,
 // net_transport.go and mock_transport.go:
 //
-//   - GRPC: the network transport, one gRPC bidirectional stream per
-//     connection with a signed nonce handshake (grpc.go).
+//   - TLS: the network transport, one TLS 1.3 connection per stream,
+//     both ends authenticated by their identity keys, frames written
+//     directly on it (tls.go).
 //   - MemNetwork: an in-memory network for tests and the simulator
 //     (mem.go); frames are encoded and decoded as on the wire.
 //   - WithFaults: a decorator over any transport that drops, delays,
@@ -83,7 +84,7 @@ type Transport interface {
 	// Serve accepts streams and hands them to h until Close; it blocks
 	// and returns nil after Close. Call it once.
 	Serve(h Handler) error
-	// Addr returns the address other peers dial (host:port for GRPC).
+	// Addr returns the address other peers dial (host:port for TLS).
 	Addr() string
 	// Close stops accepting and ends every accepted stream, waiting for
 	// their ServeConn calls to return. Dialed streams belong to their

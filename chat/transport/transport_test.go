@@ -10,9 +10,9 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/transport/transporttest"
 )
 
-func grpcFactory(tb testing.TB, local transport.Local) transport.Transport {
+func tlsFactory(tb testing.TB, local transport.Local) transport.Transport {
 	tb.Helper()
-	g, err := transport.ListenGRPC("127.0.0.1:0", transport.GRPCConfig{
+	g, err := transport.ListenTLS("127.0.0.1:0", transport.TLSConfig{
 		Local: local, Protocol: 9, PeerID: transporttest.PeerID,
 		MaxFrameBytes: transporttest.MaxFrame, HandshakeTimeout: 2 * time.Second,
 	})
@@ -22,7 +22,7 @@ func grpcFactory(tb testing.TB, local transport.Local) transport.Transport {
 	return g
 }
 
-func TestGRPCConformance(t *testing.T) { transporttest.Run(t, grpcFactory) }
+func TestTLSConformance(t *testing.T) { transporttest.Run(t, tlsFactory) }
 
 func TestMemConformance(t *testing.T) {
 	nw := transport.NewMemNetwork(transporttest.MaxFrame)
@@ -38,11 +38,11 @@ func TestFaultsConformance(t *testing.T) {
 }
 
 // A peer of another protocol version is refused with an error naming both.
-func TestGRPCProtocolMismatch(t *testing.T) {
+func TestTLSProtocolMismatch(t *testing.T) {
 	la, lb := transporttest.NewLocal(t), transporttest.NewLocal(t)
-	a := grpcFactory(t, la)
+	a := tlsFactory(t, la)
 	defer a.Close()
-	b, err := transport.ListenGRPC("127.0.0.1:0", transport.GRPCConfig{
+	b, err := transport.ListenTLS("127.0.0.1:0", transport.TLSConfig{
 		Local: lb, Protocol: 10, PeerID: transporttest.PeerID,
 		MaxFrameBytes: transporttest.MaxFrame, HandshakeTimeout: 2 * time.Second,
 	})

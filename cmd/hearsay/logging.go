@@ -4,10 +4,12 @@ import (
 	"io"
 	"sync"
 
-	"github.com/hearsay-chat/hearsay/chat"
+	"google.golang.org/grpc/grpclog"
 )
 
-// grpcLog is the process's gRPC log destination. gRPC's logger may only be
+// grpcLog is the process's gRPC log destination (gRPC is the Firestore
+// client's transport, used by the cloud commands and the Firestore-backed
+// bootstrap; the chat transport is not gRPC). gRPC's logger may only be
 // replaced before gRPC is used (replacing it later races with its readers),
 // so it is set once, to this writer, and each peer points the writer at
 // its own log file. Without it gRPC writes to stderr, which would corrupt
@@ -19,7 +21,7 @@ var (
 
 // useGRPCLog sends gRPC's log to w until releaseGRPCLog(w).
 func useGRPCLog(w io.Writer) {
-	grpcLogOnce.Do(func() { chat.SetGRPCLogOutput(grpcLog) })
+	grpcLogOnce.Do(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(grpcLog, grpcLog, grpcLog)) })
 	grpcLog.set(w)
 }
 
