@@ -160,8 +160,9 @@ func convergeOnce(b *testing.B, long bool) time.Duration {
 // nothing is missing: N peers in the lobby, each of which has sent one
 // message (so vectors have N entries), default interval (1 s), a 5 s
 // window; B/s/peer counts the status and room-set frames a peer sends
-// (protobuf bytes, plus 14 bytes of gRPC and HTTP/2 framing per frame;
-// TCP/IP headers not included).
+// (protobuf bytes, plus 26 bytes of framing per frame: the 4-byte length
+// and one TLS 1.3 record's header, content type and AEAD tag; TCP/IP
+// headers not included).
 func BenchmarkAntiEntropyIdleTraffic(b *testing.B) {
 	for _, n := range []int{3, 5, 10} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
@@ -195,7 +196,7 @@ func BenchmarkAntiEntropyIdleTraffic(b *testing.B) {
 				var bytes float64
 				for i, p := range peers {
 					st := p.Stats()
-					bytes += float64(st.AntiEntropyBytes-before[i].AntiEntropyBytes) + 14*float64(st.FramesOut-before[i].FramesOut)
+					bytes += float64(st.AntiEntropyBytes-before[i].AntiEntropyBytes) + 26*float64(st.FramesOut-before[i].FramesOut)
 					if st.RepairSent != before[i].RepairSent {
 						b.Errorf("peer %d repaired %d messages in an idle group", i, st.RepairSent-before[i].RepairSent)
 					}

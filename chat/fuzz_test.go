@@ -58,7 +58,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 
 func FuzzDecodeMeta(f *testing.F) {
 	id := seedIdentity(f)
-	good, _ := encodeMeta(peerMeta{Protocol: 1, ID: id.ID, Nick: "alice", Pub: id.Pub, ChatAddr: "127.0.0.1:4000"})
+	good, _ := encodeMeta(peerMeta{Protocol: ProtocolVersion, ID: id.ID, Nick: "alice", Pub: id.Pub, ChatAddr: "127.0.0.1:4000"})
 	f.Add(good, id.ID)
 	f.Add(good[:10], id.ID)
 	f.Add([]byte{}, "")

@@ -62,8 +62,11 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 		return peerMeta{}, fmt.Errorf("decode node meta: %w", err)
 	}
 	m := peerMeta{Protocol: pb.Protocol, ID: pb.PeerId, Nick: pb.Nick, Pub: pb.PublicKey, ChatAddr: pb.ChatAddr}
-	if m.Protocol < 1 {
-		return peerMeta{}, fmt.Errorf("node meta: protocol %d", m.Protocol)
+	if m.Protocol != ProtocolVersion {
+		// Peers of different chat protocols share memberlist but cannot
+		// chat (protocol 3 is TLS, 2 was plaintext gRPC): say so once, at
+		// the join, instead of failing every dial.
+		return peerMeta{}, fmt.Errorf("speaks chat protocol %d, this peer speaks %d: run the same hearsay version on both", m.Protocol, ProtocolVersion)
 	}
 	if len(m.Pub) != ed25519.PublicKeySize {
 		return peerMeta{}, fmt.Errorf("node meta: public key is %d bytes", len(m.Pub))

@@ -38,13 +38,14 @@ func TestMetaRoundTripAndLimits(t *testing.T) {
 		meta *chatpb.NodeMeta
 		node string
 	}{
-		{"wrong node name", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, other.ID},
-		{"key of another", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: other.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"wrong node name", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, other.ID},
+		{"key of another", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: other.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
 		{"no protocol", &chatpb.NodeMeta{PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
-		{"bad nick", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a#b", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
-		{"host name", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "example.com:1"}, id.ID},
-		{"port 0", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:0"}, id.ID},
-		{"short key", &chatpb.NodeMeta{Protocol: 1, PeerId: id.ID, Nick: "a", PublicKey: id.Pub[:31], ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"plaintext protocol 2", &chatpb.NodeMeta{Protocol: 2, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"bad nick", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a#b", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"host name", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "example.com:1"}, id.ID},
+		{"port 0", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:0"}, id.ID},
+		{"short key", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub[:31], ChatAddr: "127.0.0.1:1"}, id.ID},
 	}
 	for _, tc := range bad {
 		raw, _ := proto.Marshal(tc.meta)
