@@ -51,9 +51,9 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 			ClusterKey:       n.cfg.ClusterKey,
 			MaxFrameBytes:    maxFrameBytes,
 			HandshakeTimeout: n.cfg.HandshakeTimeout,
-			// The dialer sends its room set every anti-entropy interval:
-			// a stream quiet for many of them has lost its dialer.
-			IdleTimeout: max(30*time.Second, 10*n.cfg.AntiEntropyInterval),
+			// The dialer sends its room set every 5 to 10 anti-entropy
+			// intervals: a stream quiet for 30 of them has lost its dialer.
+			IdleTimeout: max(30*time.Second, 30*n.cfg.AntiEntropyInterval),
 			Logger:           n.logger,
 			OnRefused:        func(error) { n.stats.refused.Add(1) },
 		})
