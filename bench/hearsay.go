@@ -1,7 +1,7 @@
 package bench
 
 // The hearsay system: N real chat.Nodes in this process, each with its own
-// data directory, memberlist (LAN profile, like serf's default), gRPC chat
+// data directory, memberlist (LAN profile, like serf's default), TLS chat
 // listener and Ed25519 identity. This file is the only place that knows
 // the chat API, so that API changes stay local.
 
@@ -179,8 +179,8 @@ func (h *Hearsay) Send(ctx context.Context, from int, payload []byte) error {
 // peers (Stats.Received: duplicates, anti-entropy repairs and, in the total
 // orders, ordering control messages included). WireBytes are the bytes
 // received on the process's TCP sockets since the group was ready (the
-// kernel's count: gRPC chat streams with their HTTP/2 and protobuf
-// framing; memberlist's UDP gossip is not included).
+// kernel's count: TLS chat connections with their length prefixes, TLS
+// records and protobuf; memberlist's UDP gossip is not included).
 func (h *Hearsay) Counters() Counters {
 	var c Counters
 	for _, n := range h.nodes {
