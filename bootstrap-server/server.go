@@ -77,9 +77,6 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // URL returns the base URL of the service.
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// Store returns the server's store.
-func (s *Server) Store() *BoltStore { return s.store }
-
 // Done is closed when the server stops serving.
 func (s *Server) Done() <-chan struct{} { return s.done }
 

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// MaxMessageBytes is the largest message body the peer accepts (DESIGN.md:
-// text bodies are limited to 64 KiB). The REPL refuses longer lines before
-// they reach the peer.
+// MaxMessageBytes is the largest message body the peer accepts (64 KiB,
+// chat.MaxBodyBytes; docs/DESIGN.md, "Messages, rooms and ordering").
+// The REPL refuses longer lines before they reach the peer.
 const MaxMessageBytes = 64 << 10
 
 // Config configures a REPL. Start from DefaultConfig.
