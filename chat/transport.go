@@ -54,8 +54,8 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 			// The dialer sends its room set every 5 to 10 anti-entropy
 			// intervals: a stream quiet for 30 of them has lost its dialer.
 			IdleTimeout: max(30*time.Second, 30*n.cfg.AntiEntropyInterval),
-			Logger:           n.logger,
-			OnRefused:        func(error) { n.stats.refused.Add(1) },
+			Logger:      n.logger,
+			OnRefused:   func(error) { n.stats.refused.Add(1) },
 		})
 		if err != nil {
 			return nil, err
