@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,20 +27,21 @@ import (
 
 // peerOpts are the flags of `hearsay`.
 type peerOpts struct {
-	nick       string
-	bootstrap  string
-	bind       string
-	advertise  string
-	dataDir    string
-	json       bool
-	script     string
-	clusterKey string
-	manual     bool
-	profile    string
-	logFile    string
-	color      string
-	faults     faultOpts
-	log        logOpts
+	nick           string
+	bootstrap      string
+	bind           string
+	advertise      string
+	dataDir        string
+	json           bool
+	script         string
+	clusterKey     string
+	clusterKeyFile string
+	manual         bool
+	profile        string
+	logFile        string
+	color          string
+	faults         faultOpts
+	log            logOpts
 }
 
 func addPeerCommand(root *cobra.Command, streams *ioStreams) {
@@ -64,7 +66,8 @@ func addPeerCommand(root *cobra.Command, streams *ioStreams) {
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/hearsay/<nick>)")
 	f.BoolVar(&o.json, "json", false, "print every event as one JSON object per line")
 	f.StringVar(&o.script, "script", "", "run the REPL commands in FILE first")
-	f.StringVar(&o.clusterKey, "cluster-key", "", "passphrase that encrypts the memberlist gossip; peers need the same one")
+	f.StringVar(&o.clusterKey, "cluster-key", "", "passphrase of the group: encrypts memberlist gossip and admits chat connections; peers need the same one (visible in ps: prefer --cluster-key-file or $"+clusterKeyEnv+")")
+	f.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "read the cluster passphrase from FILE (its first line)")
 	f.BoolVar(&o.manual, "manual", false, "start only the REPL: create, start and join memberlist and the bootstrap service by commands")
 	f.StringVar(&o.profile, "profile", chat.ProfileLAN, "memberlist timers: lan, local (fast, one machine) or wan")
 	f.StringVar(&o.logFile, "log-file", "", "write memberlist and chat logs to FILE (default: data-dir/peer.log)")
@@ -107,10 +110,51 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 			return fmt.Errorf("--script: %w", err)
 		}
 	}
+	if err := o.completeClusterKey(streams); err != nil {
+		return err
+	}
 	if err := o.log.complete(); err != nil {
 		return err
 	}
 	return o.faults.complete()
+}
+
+// clusterKeyEnv names the environment variable that may hold the cluster
+// passphrase (a flag's value is visible to every user in ps).
+const clusterKeyEnv = "HEARSAY_CLUSTER_KEY"
+
+// maxPassphraseBytes bounds a passphrase read from a file.
+const maxPassphraseBytes = 4096
+
+// completeClusterKey takes the passphrase from --cluster-key,
+// --cluster-key-file or $HEARSAY_CLUSTER_KEY, in that order; the two
+// flags together are an error.
+func (o *peerOpts) completeClusterKey(streams *ioStreams) error {
+	switch {
+	case o.clusterKey != "" && o.clusterKeyFile != "":
+		return errors.New("--cluster-key and --cluster-key-file: give one")
+	case o.clusterKeyFile != "":
+		f, err := os.Open(o.clusterKeyFile)
+		if err != nil {
+			return fmt.Errorf("--cluster-key-file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxPassphraseBytes+1))
+		if err != nil {
+			return fmt.Errorf("--cluster-key-file: %w", err)
+		}
+		if len(b) > maxPassphraseBytes {
+			return fmt.Errorf("--cluster-key-file %s: longer than %d bytes; it holds a passphrase", o.clusterKeyFile, maxPassphraseBytes)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		o.clusterKey = strings.TrimSuffix(line, "\r")
+		if o.clusterKey == "" {
+			return fmt.Errorf("--cluster-key-file %s: the first line is empty", o.clusterKeyFile)
+		}
+	case o.clusterKey == "":
+		o.clusterKey = streams.Getenv(clusterKeyEnv)
+	}
+	return nil
 }
 
 func (o *peerOpts) chatConfig(logOut io.Writer) chat.Config {

@@ -234,3 +234,59 @@ func TestClusterKeyMismatchIsClear(t *testing.T) {
 		return false
 	})
 }
+
+// The cluster passphrase comes from the flag, a file or the environment;
+// bad sources are clear errors.
+func TestClusterKeySources(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("key", "open sesame\r\nsecond line ignored\n")
+	env := func(v string) *ioStreams {
+		return &ioStreams{Getenv: func(k string) string {
+			if k == clusterKeyEnv {
+				return v
+			}
+			return ""
+		}}
+	}
+	tests := []struct {
+		name    string
+		o       peerOpts
+		env     string
+		want    string
+		wantErr string
+	}{
+		{"flag", peerOpts{clusterKey: "flag key"}, "env key", "flag key", ""},
+		{"file", peerOpts{clusterKeyFile: good}, "env key", "open sesame", ""},
+		{"environment", peerOpts{}, "env key", "env key", ""},
+		{"none", peerOpts{}, "", "", ""},
+		{"both flags", peerOpts{clusterKey: "a", clusterKeyFile: good}, "", "", "give one"},
+		{"missing file", peerOpts{clusterKeyFile: filepath.Join(dir, "nope")}, "", "", "no such file"},
+		{"empty file", peerOpts{clusterKeyFile: write("empty", "\n")}, "", "", "first line is empty"},
+		{"huge file", peerOpts{clusterKeyFile: write("huge", strings.Repeat("k", maxPassphraseBytes+1))}, "", "", "longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.o
+			err := o.completeClusterKey(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.clusterKey != tt.want {
+				t.Errorf("passphrase %q, want %q", o.clusterKey, tt.want)
+			}
+		})
+	}
+}
