@@ -378,7 +378,13 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 		t.refuse(c, err)
 		return nil, fmt.Errorf("peer %s: %w", c.peer.ID, err)
 	}
-	if err := h.Admit(ctx, c.peer); err != nil {
+	// Admit may wait for gossip; it gets three quarters of the handshake
+	// time, so that a refusal still reaches the dialer before its own
+	// deadline and it learns why.
+	actx, acancel := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*3/4))
+	err = h.Admit(actx, c.peer)
+	acancel()
+	if err != nil {
 		t.refuse(c, err)
 		return nil, fmt.Errorf("peer %s not admitted: %w", c.peer.ID, err)
 	}
@@ -462,7 +468,9 @@ func (t *TLS) Dial(ctx context.Context, addr string, want Peer) (Conn, error) {
 		return nil, ErrClosed
 	default:
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	// A second more than the listener's bound, so that the listener's
+	// refusal (after its Admit gave up) arrives before this deadline.
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout+time.Second)
 	defer cancel()
 	d := net.Dialer{KeepAlive: 15 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
