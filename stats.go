@@ -47,7 +47,10 @@ type Stats struct {
 	// AntiEntropyBytes counts the bytes of status and room-set frames
 	// sent: the cost of anti-entropy when nothing is missing.
 	AntiEntropyBytes uint64 `json:"anti_entropy_bytes"`
-	// Reconnects counts attempts to rejoin members that failed.
+	// Reconnects counts addresses the peer's discovery agent joined again
+	// because they were not live members (failed members, registered
+	// contacts): package discovery owns rejoining, so chat.Node leaves it
+	// zero and cmd/hearsay fills it from the agent.
 	Reconnects uint64 `json:"reconnects"`
 	// Forwarded counts messages this node forwarded on first receipt
 	// (rooms above the fan-out threshold).

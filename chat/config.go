@@ -175,13 +175,6 @@ type Config struct {
 	FanoutThreshold int
 	Fanout          int
 
-	// ReconnectInterval is how often the node tries to rejoin one member it
-	// saw fail (memberlist stops talking to dead members, so without this
-	// two sides of a long partition would never meet again), for
-	// ReconnectTimeout after the failure. A zero interval disables it.
-	ReconnectInterval time.Duration
-	ReconnectTimeout  time.Duration
-
 	// MaxHeld bounds, per room, the messages received but held back by the
 	// ordering (order.Config.MaxHeld); beyond it they stay in the log and
 	// are fed again later. MaxInFlight bounds our own undelivered messages
@@ -220,8 +213,6 @@ func DefaultConfig() Config {
 		AntiEntropyBatch:    1024,
 		FanoutThreshold:     64,
 		Fanout:              3,
-		ReconnectInterval:   10 * time.Second,
-		ReconnectTimeout:    24 * time.Hour,
 		MaxHeld:             4096,
 		MaxInFlight:         256,
 	}
@@ -340,12 +331,6 @@ func (c *Config) validate() error {
 	}
 	if c.Fanout == 0 {
 		c.Fanout = def.Fanout
-	}
-	if c.ReconnectInterval < 0 {
-		return errors.New("reconnect interval must not be negative")
-	}
-	if c.ReconnectTimeout <= 0 {
-		c.ReconnectTimeout = def.ReconnectTimeout
 	}
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = def.MaxHeld

@@ -99,8 +99,8 @@ func TestPartitionAndHeal(t *testing.T) {
 	if err := b.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	// Nothing rejoins dead members by itself yet (issue 4 adds a rejoin
-	// loop): join again, as the bootstrap discovery would.
+	// The chat library does not rejoin members it declared dead (package
+	// discovery does, in a running hearsay): join again, as it would.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if _, err := a.Join(ctx, []string{b.AdvertiseAddr()}); err != nil {

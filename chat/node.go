@@ -340,9 +340,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.spawn(n.antiEntropyLoop)
 	n.spawn(n.pruneLoop)
-	if n.cfg.ReconnectInterval > 0 {
-		n.spawn(n.reconnectLoop)
-	}
 	return nil
 }
 
@@ -753,7 +750,7 @@ func (n *Node) Stats() hearsay.Stats {
 		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
-		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
+		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),

@@ -1,15 +1,18 @@
 package main
 
-// The concrete chat node and bootstrap client as the small interfaces the
-// REPL declares (STYLE.md: the consumer owns the interface).
+// The concrete chat node, discovery agent and bootstrap client as the
+// small interfaces the REPL and the discovery agent declare (the consumer
+// owns the interface).
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/discovery"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
@@ -20,7 +23,24 @@ var (
 	_ repl.Peer      = (*chat.Node)(nil)
 	_ repl.Lifecycle = (*chat.Node)(nil)
 	_ repl.Rooms     = (*chat.Node)(nil)
+	_ discovery.Node = (*chat.Node)(nil)
 )
+
+// agentPeer is the chat node as the REPL's peer, with the discovery
+// agent's rejoin count in Stats (the agent, not the node, rejoins).
+type agentPeer struct {
+	*chat.Node
+	agent *discovery.Agent // nil when the peer runs without one
+}
+
+var _ repl.Peer = agentPeer{}
+
+// Stats returns the node's counters plus the agent's rejoin attempts.
+func (p agentPeer) Stats() hearsay.Stats {
+	s := p.Node.Stats()
+	s.Reconnects = p.agent.Stats().Rejoins
+	return s
+}
 
 // bootstrapAdapter makes a *bootstrapapi.Client a repl.Bootstrap.
 type bootstrapAdapter struct {
@@ -30,7 +50,7 @@ type bootstrapAdapter struct {
 var _ repl.Bootstrap = bootstrapAdapter{}
 
 func toJoinRequest(c repl.Contact) bootstrapapi.JoinRequest {
-	return bootstrapapi.JoinRequest{ID: c.ID, Nick: c.Nick, Addr: c.Addr, Protocol: protocolName}
+	return bootstrapapi.JoinRequest{ID: c.ID, Nick: c.Nick, Addr: c.Addr, Protocol: discovery.Protocol}
 }
 
 func toJoinResult(r bootstrapapi.JoinResponse) repl.JoinResult {

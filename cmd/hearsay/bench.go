@@ -44,7 +44,10 @@ type benchOptions struct {
 	fanout    int
 }
 
-func newBenchCmd(streams *ioStreams) *cobra.Command {
+// newBenchCmd returns `hearsay bench`. Its parse step validates the
+// options into a plan (a failure is a usageError); then it calls runF, or
+// runBench when runF is nil (tests pass a runF that captures them).
+func newBenchCmd(streams *ioStreams, runF func(context.Context, *benchOptions, *bench.Plan) error) *cobra.Command {
 	def := bench.DefaultSpec()
 	o := &benchOptions{}
 	cmd := &cobra.Command{
@@ -67,11 +70,14 @@ bench/serfbench (run from the repository root, or give --serf-bin).
 See docs/BENCHMARKS.md.`,
 		Example: `  hearsay bench --peers 10 --workload latency,throughput
   hearsay bench --peers 3,10,20 --baseline naive,serf --json > results.jsonl`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			plan, err := o.plan()
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return &usageError{err: err}
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o, plan)
 			}
 			return runBench(cmd.Context(), streams, o, plan)
 		},
@@ -236,7 +242,7 @@ func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
 		Use:    "worker",
 		Short:  "Run one benchmark request from stdin (used by hearsay bench)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
+		Args:   noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)

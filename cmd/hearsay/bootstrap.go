@@ -50,7 +50,7 @@ func newBootstrapCmd(streams *ioStreams) *cobra.Command {
 subcommands are clients of API v1. The service address comes from
 --bootstrap, HEARSAY_BOOTSTRAP or BOOTSTRAP_DATA_SERVER (one URL or a
 comma-separated list, tried in order), and defaults to ` + bootstrapapi.DefaultLocalURL + `.`,
-		Args: cobra.NoArgs, // an unknown subcommand is a usage error, not help
+		Args: noArgs, // an unknown subcommand is a usage error, not help
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	pf := cmd.PersistentFlags()
@@ -60,14 +60,14 @@ comma-separated list, tried in order), and defaults to ` + bootstrapapi.DefaultL
 	pf.BoolVar(&o.json, "json", false, "print the service's JSON answer")
 
 	cmd.AddCommand(
-		newBootstrapServeCmd(streams),
+		newBootstrapServeCmd(streams, nil),
 		newBootstrapPingCmd(streams, o),
 		newBootstrapListCmd(streams, o),
 		newBootstrapJoinCmd(streams, o, "join"),
 		newBootstrapJoinCmd(streams, o, "refill"),
 		newBootstrapLeaveCmd(streams, o),
 		newBootstrapResetCmd(streams, o),
-		newBootstrapConfigCmd(streams, o),
+		newBootstrapConfigCmd(streams, o, nil),
 	)
 	addCloudCommands(cmd, streams)
 	return cmd
@@ -90,14 +90,16 @@ type serveOpts struct {
 	adminToken string
 }
 
-func newBootstrapServeCmd(streams *ioStreams) *cobra.Command {
+// newBootstrapServeCmd returns `hearsay bootstrap serve`; it calls runF,
+// or runServe when runF is nil, with the database path filled in.
+func newBootstrapServeCmd(streams *ioStreams, runF func(context.Context, *serveOpts) error) *cobra.Command {
 	o := &serveOpts{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local bootstrap service (bbolt)",
 		Example: `  hearsay bootstrap serve --listen 127.0.0.1:8080 --db /tmp/bootstrap.db
   HEARSAY_ADMIN_TOKEN=secret hearsay bootstrap serve`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.db == "" {
 				dir := defaultDataDir(streams.Getenv)
@@ -105,6 +107,9 @@ func newBootstrapServeCmd(streams *ioStreams) *cobra.Command {
 					return fmt.Errorf("create data dir: %w", err)
 				}
 				o.db = filepath.Join(dir, "bootstrap.db")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
 			}
 			return runServe(cmd.Context(), streams, o)
 		},
@@ -153,7 +158,7 @@ func newBootstrapPingCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 		Use:     "ping",
 		Short:   "Check that the bootstrap service answers",
 		Example: "  hearsay bootstrap ping --bootstrap http://127.0.0.1:8080",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -179,7 +184,7 @@ func newBootstrapListCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 		Use:     "list",
 		Short:   "List live contacts",
 		Example: "  hearsay bootstrap list\n  hearsay bootstrap list -n 2 --json",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -216,7 +221,7 @@ func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra
 		Use:     op + " ID HOST:PORT",
 		Short:   short,
 		Example: fmt.Sprintf("  hearsay bootstrap %s peer-1 127.0.0.1:7946 --nick alice", op),
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.ID, req.Addr = args[0], args[1]
 			c, err := o.client()
@@ -257,7 +262,7 @@ func newBootstrapLeaveCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 		Use:     "leave ID",
 		Short:   "Remove a contact",
 		Example: "  hearsay bootstrap leave peer-1",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -285,7 +290,7 @@ func newBootstrapResetCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 		Use:     "reset",
 		Short:   "Remove every contact, keep the configuration (admin)",
 		Example: "  hearsay bootstrap reset --admin-token secret",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -304,7 +309,18 @@ func newBootstrapResetCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 	}
 }
 
-func newBootstrapConfigCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
+// configOpts are the flags of `hearsay bootstrap config`: update holds
+// the changed settings; none changed means show the configuration.
+type configOpts struct {
+	client  *bootstrapOpts
+	update  bootstrapapi.ConfigUpdate
+	changed bool
+}
+
+// newBootstrapConfigCmd returns `hearsay bootstrap config`. Its parse step
+// turns the flags that were given into a ConfigUpdate (a bad value is a
+// usageError); then it calls runF, or runConfig when runF is nil.
+func newBootstrapConfigCmd(streams *ioStreams, o *bootstrapOpts, runF func(context.Context, *configOpts) error) *cobra.Command {
 	var (
 		maxPeers, minRefill int
 		ttl                 time.Duration
@@ -314,46 +330,52 @@ func newBootstrapConfigCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command 
 		Short: "Show or change the service configuration (changes are admin)",
 		Example: `  hearsay bootstrap config
   hearsay bootstrap config --max-peers 10 --lease-ttl 2m --admin-token secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			var u bootstrapapi.ConfigUpdate
-			changed := false
+			co := &configOpts{client: o}
 			if cmd.Flags().Changed("max-peers") {
-				u.MaxPeers, changed = &maxPeers, true
+				co.update.MaxPeers, co.changed = &maxPeers, true
 			}
 			if cmd.Flags().Changed("min-refill") {
-				u.MinRefillCandidates, changed = &minRefill, true
+				co.update.MinRefillCandidates, co.changed = &minRefill, true
 			}
 			if cmd.Flags().Changed("lease-ttl") {
 				if ttl%time.Second != 0 {
-					return errors.New("--lease-ttl must be whole seconds")
+					return &usageError{err: errors.New("--lease-ttl must be whole seconds")}
 				}
 				secs := int64(ttl / time.Second)
-				u.LeaseTTLSeconds, changed = &secs, true
+				co.update.LeaseTTLSeconds, co.changed = &secs, true
 			}
-			var cfg bootstrapapi.Config
-			if changed {
-				cfg, err = c.SetConfig(cmd.Context(), u)
-			} else {
-				cfg, err = c.Config(cmd.Context())
+			if runF != nil {
+				return runF(cmd.Context(), co)
 			}
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(streams, cfg)
-			}
-			fmt.Fprintf(streams.Out, "max peers %d, min refill candidates %d, lease TTL %s\n",
-				cfg.MaxPeers, cfg.MinRefillCandidates, cfg.LeaseTTL())
-			return nil
+			return runConfig(cmd.Context(), streams, co)
 		},
 	}
 	cmd.Flags().IntVar(&maxPeers, "max-peers", 0, "most contacts the service stores")
 	cmd.Flags().IntVar(&minRefill, "min-refill", 0, "min refill candidates (cli-chat setting)")
 	cmd.Flags().DurationVar(&ttl, "lease-ttl", 0, "how long a contact lives without renewal")
 	return cmd
+}
+
+func runConfig(ctx context.Context, streams *ioStreams, o *configOpts) error {
+	c, err := o.client.client()
+	if err != nil {
+		return err
+	}
+	var cfg bootstrapapi.Config
+	if o.changed {
+		cfg, err = c.SetConfig(ctx, o.update)
+	} else {
+		cfg, err = c.Config(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if o.client.json {
+		return printJSON(streams, cfg)
+	}
+	fmt.Fprintf(streams.Out, "max peers %d, min refill candidates %d, lease TTL %s\n",
+		cfg.MaxPeers, cfg.MinRefillCandidates, cfg.LeaseTTL())
+	return nil
 }

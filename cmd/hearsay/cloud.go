@@ -32,7 +32,7 @@ var dialFunctions = func(ctx context.Context) (*functions.FunctionClient, error)
 // addCloudCommands adds the Cloud Functions operator commands (deploy,
 // status) to the bootstrap command.
 func addCloudCommands(cmd *cobra.Command, streams *ioStreams) {
-	cmd.AddCommand(newBootstrapDeployCmd(streams), newBootstrapStatusCmd(streams))
+	cmd.AddCommand(newBootstrapDeployCmd(streams, nil), newBootstrapStatusCmd(streams, nil))
 }
 
 // cloudTarget are the flags that name a deployed function.
@@ -68,7 +68,7 @@ func (c *cloudTarget) resolve(getenv func(string) string) error {
 		missing = append(missing, "--region")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("required flag(s) %s not set", strings.Join(missing, ", "))
+		return &usageError{err: fmt.Errorf("required flag(s) %s not set", strings.Join(missing, ", "))}
 	}
 	return nil
 }
@@ -81,6 +81,7 @@ func cloudURLFile(getenv func(string) string) string {
 
 type deployOpts struct {
 	target       cloudTarget
+	adminToken   string // the bootstrap command's --admin-token
 	source       string
 	urlFile      string
 	collection   string
@@ -89,7 +90,9 @@ type deployOpts struct {
 	wait         time.Duration
 }
 
-func newBootstrapDeployCmd(streams *ioStreams) *cobra.Command {
+// newBootstrapDeployCmd returns `hearsay bootstrap deploy`; after the
+// target is resolved it calls runF, or runDeploy when runF is nil.
+func newBootstrapDeployCmd(streams *ioStreams, runF func(context.Context, *deployOpts) error) *cobra.Command {
 	o := &deployOpts{}
 	cmd := &cobra.Command{
 		Use:   "deploy",
@@ -106,13 +109,16 @@ is set as HEARSAY_ADMIN_TOKEN on the function (visible to project viewers).
 The URL is also written to --url-file, which .bootstrap-switch reads.`,
 		Example: `  hearsay bootstrap deploy --project my-project --region europe-west1
   hearsay bootstrap deploy --project my-project --region europe-west1 --name hearsay-test --admin-token s3cret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.target.resolve(streams.Getenv); err != nil {
 				return err
 			}
-			token, _ := cmd.Flags().GetString("admin-token")
-			return runDeploy(cmd.Context(), streams, o, token)
+			o.adminToken, _ = cmd.Flags().GetString("admin-token")
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runDeploy(cmd.Context(), streams, o)
 		},
 	}
 	o.target.addFlags(cmd)
@@ -126,7 +132,7 @@ The URL is also written to --url-file, which .bootstrap-switch reads.`,
 	return cmd
 }
 
-func runDeploy(ctx context.Context, streams *ioStreams, o *deployOpts, adminToken string) error {
+func runDeploy(ctx context.Context, streams *ioStreams, o *deployOpts) error {
 	if o.source == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -143,8 +149,8 @@ func runDeploy(ctx context.Context, streams *ioStreams, o *deployOpts, adminToke
 		return fmt.Errorf("--max-instances %d: want at least 1", o.maxInstances)
 	}
 	env := map[string]string{}
-	if adminToken != "" {
-		env["HEARSAY_ADMIN_TOKEN"] = adminToken
+	if o.adminToken != "" {
+		env["HEARSAY_ADMIN_TOKEN"] = o.adminToken
 	}
 	if o.collection != "" {
 		env["HEARSAY_FIRESTORE_COLLECTION"] = o.collection
@@ -215,11 +221,15 @@ func writeURLFile(path, url string) error {
 }
 
 type statusOpts struct {
-	target cloudTarget
-	ping   bool
+	target  cloudTarget
+	ping    bool
+	timeout time.Duration // the bootstrap command's --timeout
+	json    bool          // the bootstrap command's --json
 }
 
-func newBootstrapStatusCmd(streams *ioStreams) *cobra.Command {
+// newBootstrapStatusCmd returns `hearsay bootstrap status`; after the
+// target is resolved it calls runF, or runStatus when runF is nil.
+func newBootstrapStatusCmd(streams *ioStreams, runF func(context.Context, *statusOpts) error) *cobra.Command {
 	o := &statusOpts{}
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -229,14 +239,17 @@ func newBootstrapStatusCmd(streams *ioStreams) *cobra.Command {
 credentials, the way a peer would: a 403 there means the public invoker
 binding is missing.`,
 		Example: "  hearsay bootstrap status --project my-project --region europe-west1",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.target.resolve(streams.Getenv); err != nil {
 				return err
 			}
-			timeout, _ := cmd.Flags().GetDuration("timeout")
-			asJSON, _ := cmd.Flags().GetBool("json")
-			return runStatus(cmd.Context(), streams, o, timeout, asJSON)
+			o.timeout, _ = cmd.Flags().GetDuration("timeout")
+			o.json, _ = cmd.Flags().GetBool("json")
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runStatus(cmd.Context(), streams, o)
 		},
 	}
 	o.target.addFlags(cmd)
@@ -251,7 +264,7 @@ type statusJSON struct {
 	PingError string `json:"ping_error,omitempty"`
 }
 
-func runStatus(ctx context.Context, streams *ioStreams, o *statusOpts, timeout time.Duration, asJSON bool) error {
+func runStatus(ctx context.Context, streams *ioStreams, o *statusOpts) error {
 	client, err := dialFunctions(ctx)
 	if err != nil {
 		return err
@@ -263,9 +276,9 @@ func runStatus(ctx context.Context, streams *ioStreams, o *statusOpts, timeout t
 	}
 	out := statusJSON{Result: res}
 	if o.ping && res.URL != "" {
-		out.Ping, out.PingError = pingFunction(ctx, res.URL, timeout, o.target)
+		out.Ping, out.PingError = pingFunction(ctx, res.URL, o.timeout, o.target)
 	}
-	if asJSON {
+	if o.json {
 		return printJSON(streams, out)
 	}
 	fmt.Fprintf(streams.Out, "function:    %s\n", res.Name)

@@ -1,8 +1,9 @@
 package main
 
 // The peer: `hearsay` with no subcommand starts one chat peer with its REPL.
-// This file wires chat (the node), discovery (the bootstrap service) and
-// repl (the command loop), and owns the order of start and stop:
+// This file wires chat (the node), discovery (the agent: bootstrap service,
+// contact cache, rejoin) and repl (the command loop), and owns the order of
+// start and stop:
 // start node → find bootstrap → join group → register → REPL; on /quit,
 // end of input or a signal: leave group → leave bootstrap → shut down.
 
@@ -22,13 +23,16 @@ import (
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/discovery"
 	"github.com/hearsay-chat/hearsay/repl"
 )
 
-// peerOpts are the flags of `hearsay`.
+// peerOpts are the flags of `hearsay`, and what complete derives from
+// them.
 type peerOpts struct {
 	nick           string
 	bootstrap      string
+	bootstrapURLs  []string // parsed from bootstrap by complete; empty: the local default
 	bind           string
 	advertise      string
 	dataDir        string
@@ -44,9 +48,33 @@ type peerOpts struct {
 	log            logOpts
 }
 
-func addPeerCommand(root *cobra.Command, streams *ioStreams) {
+// newPeerCmd returns the root command, which runs a peer. Its parse step
+// fills and validates peerOpts (a failure is a usageError); then it calls
+// runF, or runPeer when runF is nil. Tests pass a runF that captures the
+// options, so flags are tested without starting a peer (cli/cli's
+// NewCmdX(f, runF)).
+func newPeerCmd(streams *ioStreams, runF func(context.Context, *peerOpts) error) *cobra.Command {
 	o := &peerOpts{}
-	root.Args = cobra.NoArgs
+	root := &cobra.Command{
+		Use:   "hearsay",
+		Short: "A peer-to-peer chat for the terminal",
+		Long: `hearsay is a peer-to-peer chat for the terminal. A peer asks a bootstrap
+data service for first contacts, joins a memberlist group with them, and from
+then on needs no server.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          noArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd, streams.Getenv); err != nil {
+				return &usageError{err: err}
+			}
+			return nil
+		},
+	}
+	// Flag errors of every command (cobra asks the nearest parent that
+	// sets this function) are usage errors.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.Example = `  hearsay --nick alice                 # first terminal
   hearsay --nick bob                   # second terminal: finds alice, chat
   hearsay --nick carol --bootstrap http://10.0.0.5:8080 --bind 10.0.0.7:7946
@@ -54,7 +82,10 @@ func addPeerCommand(root *cobra.Command, streams *ioStreams) {
   hearsay --manual                     # drive memberlist step by step`
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := o.complete(streams); err != nil {
-			return &exitError{code: 2, err: err}
+			return &usageError{err: err}
+		}
+		if runF != nil {
+			return runF(cmd.Context(), o)
 		}
 		return runPeer(cmd.Context(), streams, o)
 	}
@@ -74,6 +105,7 @@ func addPeerCommand(root *cobra.Command, streams *ioStreams) {
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
 	addFaultFlags(f, &o.faults)
 	addLogFlags(f, &o.log)
+	return root
 }
 
 var nickClean = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -94,6 +126,13 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 	}
 	if o.dataDir == "" {
 		o.dataDir = filepath.Join(defaultDataDir(streams.Getenv), o.nick)
+	}
+	if o.bootstrap != "" {
+		urls, err := bootstrapapi.ParseURLs(o.bootstrap)
+		if err != nil {
+			return fmt.Errorf("--bootstrap: %w", err)
+		}
+		o.bootstrapURLs = urls
 	}
 	switch o.profile {
 	case chat.ProfileLAN, chat.ProfileLocal, chat.ProfileWAN:
@@ -194,20 +233,20 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		return fmt.Errorf("create peer: %w", err)
 	}
 
-	dcfg := defaultDiscoveryConfig()
+	dcfg := discovery.DefaultConfig()
 	dcfg.DataDir = o.dataDir
+	dcfg.URLs = o.bootstrapURLs
 	dcfg.Logf = func(f string, a ...any) { fmt.Fprintf(logOut, f+"\n", a...) }
-	if o.bootstrap != "" {
-		urls, err := bootstrapapi.ParseURLs(o.bootstrap)
-		if err != nil {
-			node.Shutdown()
-			return &exitError{code: 2, err: fmt.Errorf("--bootstrap: %w", err)}
-		}
-		dcfg.URLs = urls
+	// The agent is nil when no service can be found or served; only
+	// --manual goes on without one.
+	disc, bootErr := discovery.Open(ctx, dcfg)
+	if bootErr != nil && !o.manual {
+		node.Shutdown()
+		return bootErr
 	}
 
 	rcfg := repl.DefaultConfig()
-	rcfg.Peer = node
+	rcfg.Peer = agentPeer{Node: node, agent: disc}
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
@@ -218,10 +257,9 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	rcfg.ScriptFile = o.script
 	rstreams := repl.IOStreams{In: streams.In, Out: streams.Out, ErrOut: streams.ErrOut}
 
-	// disc is set once discovery is open; cleanup runs exactly once, from
-	// the normal exit path or from go-prompt's signal hook (go-prompt
-	// calls os.Exit after it, so deferred functions would not run).
-	var disc *discovery
+	// cleanup runs exactly once, from the normal exit path or from
+	// go-prompt's signal hook (go-prompt calls os.Exit after it, so
+	// deferred functions would not run).
 	cleanedUp := make(chan struct{})
 	cleanup := func() {
 		select {
@@ -246,15 +284,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	rcfg.OnSignal = func(os.Signal) { cleanup() }
 
-	disc, err = openDiscovery(ctx, dcfg)
-	var bootErr error
-	if err != nil {
-		if !o.manual {
-			cleanup()
-			return err
-		}
-		bootErr = err
-	} else {
+	if disc != nil {
 		rcfg.Bootstrap = bootstrapAdapter{c: disc.Client()}
 	}
 	r, err := repl.New(rcfg, rstreams)
@@ -293,7 +323,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 
 // startPeer starts the node, joins the group through the bootstrap
 // service and registers the node's own contact.
-func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.REPL) error {
+func startPeer(ctx context.Context, node *chat.Node, disc *discovery.Agent, r *repl.REPL) error {
 	if err := node.Start(ctx); err != nil {
 		return fmt.Errorf("start peer: %w", err)
 	}
@@ -309,18 +339,10 @@ func startPeer(ctx context.Context, node *chat.Node, disc *discovery, r *repl.RE
 	} else {
 		r.Printf("%s", msg)
 	}
-	alive := func(id string) bool {
-		for _, m := range node.Members() {
-			if m.ID == id {
-				return m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect
-			}
-		}
-		return false
-	}
-	res, err := disc.Register(jctx, node, alive)
+	res, err := disc.Register(jctx, node)
 	switch {
 	case err != nil:
-		r.Notify(hearsay.Event{Type: hearsay.EventError, Time: time.Now(), Text: "register with the bootstrap service: " + err.Error()})
+		r.Notify(hearsay.Event{Type: hearsay.EventError, Time: time.Now(), Text: err.Error()})
 	case res.Stored:
 		r.Printf("registered as a first contact (%d/%d), lease renewed every %s", res.NumPeers, res.Config.MaxPeers, res.Config.LeaseTTL()/3)
 	default:

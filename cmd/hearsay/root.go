@@ -21,14 +21,33 @@ func init() {
 	cobra.EnableTraverseRunHooks = true
 }
 
-// exitError carries a specific exit code through cobra.
-type exitError struct {
-	code int
-	err  error
+// usageError is a command line a command cannot run: a flag or argument
+// cobra refused, or a flag value the command's parse step rejected. run
+// maps it to exit code 2.
+type usageError struct {
+	err error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// noArgs and exactArgs are cobra's argument checks with their errors as
+// usage errors.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return &usageError{err: err}
+	}
+	return nil
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return &usageError{err: err}
+		}
+		return nil
+	}
+}
 
 // run builds the command tree, runs it with args, and maps the outcome to
 // an exit code: 0 ok, 1 error, 2 usage error, 130 interrupted.
@@ -42,51 +61,26 @@ func run(args []string, streams *ioStreams) int {
 		return 0
 	}
 	fmt.Fprintln(streams.ErrOut, "hearsay:", err)
-	var ee *exitError
+	var ue *usageError
 	switch {
-	case errors.As(err, &ee):
-		return ee.code
+	case errors.As(err, &ue):
+		return 2
 	case errors.Is(err, context.Canceled):
 		return 130
-	case isUsageError(err):
-		return 2
 	}
 	return 1
 }
 
-// isUsageError recognises cobra's flag and argument errors.
-func isUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "invalid argument",
-		"flag needs an argument", "accepts ", "requires at least", "requires at most", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
+// newRootCmd returns the whole command tree: the peer (the root command
+// itself) and its subcommands.
 func newRootCmd(streams *ioStreams) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "hearsay",
-		Short: "A peer-to-peer chat for the terminal",
-		Long: `hearsay is a peer-to-peer chat for the terminal. A peer asks a bootstrap
-data service for first contacts, joins a memberlist group with them, and from
-then on needs no server.`,
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd, streams.Getenv)
-		},
-	}
+	root := newPeerCmd(streams, nil)
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.SetVersionTemplate("hearsay {{.Version}}\n")
 	root.AddCommand(newVersionCmd(streams), newBootstrapCmd(streams))
-	root.AddCommand(newBenchCmd(streams))
-	addPeerCommand(root, streams)
+	root.AddCommand(newBenchCmd(streams, nil))
 	return root
 }
 
@@ -94,7 +88,7 @@ func newVersionCmd(streams *ioStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(streams.Out, "hearsay %s\n", version)
 			return nil
