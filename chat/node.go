@@ -60,7 +60,7 @@ type Node struct {
 	verify combiner            // shares signature batches among streams (verify.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
-	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
+	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
 	rooms     map[string]*room
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
 	roomVer   int64                   // version of our announced room set

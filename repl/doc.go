@@ -16,10 +16,10 @@
 //	cfg.Peer = node                     // *chat.Node
 //	cfg.Lifecycle = node                // only used with cfg.Manual
 //	cfg.Rooms = node                    // /join, /part, /rooms, /history
-//	cfg.Bootstrap = bootstrapAdapter{client, token} // nil: /bootstrap says none is configured
+//	cfg.Bootstrap = bootstrapAdapter{c: client}  // nil: /bootstrap says none is configured
 //	cfg.Manual, cfg.JSON, cfg.ScriptFile = manual, jsonOut, script
 //	cfg.HistoryFile = filepath.Join(dataDir, "history")
-//	cfg.OnSignal = func(os.Signal) { leaveWithTimeout() } // see below
+//	cfg.OnSignal = func(os.Signal) { cleanup() } // see Signals below
 //	r, err := repl.New(cfg, repl.StdIO())
 //	defer r.Close()
 //	err = r.Run(ctx) // nil on /quit and end of input

@@ -209,7 +209,7 @@ func (s *screen) signal(sig os.Signal) {
 	}
 }
 
-// echoOn reports whether the terminal echoes and is canonical again.
+// termCooked reports whether the terminal echoes and is canonical again.
 func (s *screen) termCooked() (bool, error) {
 	tio, err := unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS)
 	if err != nil {

@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -269,7 +270,7 @@ func throughputSVG(results []result) string {
 	d.printf(`<text x="18" y="%d" transform="rotate(-90 18 %d)" text-anchor="middle">messages/s delivered to all</text>`+"\n", top+plotH/2, top+plotH/2)
 	for i, s := range systems {
 		rs := bySys[s]
-		slices.SortFunc(rs, func(a, b result) int { return a.Peers - b.Peers })
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.Peers, b.Peers) })
 		var pts []string
 		for _, r := range rs {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(r.Peers), y(*r.MsgsPerS)))
@@ -358,7 +359,7 @@ func markdown(results []result) string {
 		if len(rs) == 0 {
 			continue
 		}
-		slices.SortStableFunc(rs, func(a, b result) int { return a.Peers - b.Peers })
+		slices.SortStableFunc(rs, func(a, b result) int { return cmp.Compare(a.Peers, b.Peers) })
 		cols := workloadColumns[w]
 		fmt.Fprintf(&b, "#### %s\n\n|", w)
 		for _, c := range cols {
