@@ -86,7 +86,7 @@ func TestBootstrapCommands(t *testing.T) {
 		{[]string{"bootstrap", "config"}, 0, "max peers 3"},
 		{[]string{"bootstrap", "config", "--max-peers", "9"}, 1, "admin token"},
 		{[]string{"bootstrap", "config", "--max-peers", "9", "--admin-token", "tok"}, 0, "max peers 9"},
-		{[]string{"bootstrap", "config", "--lease-ttl", "1500ms", "--admin-token", "tok"}, 1, "whole seconds"},
+		{[]string{"bootstrap", "config", "--lease-ttl", "1500ms", "--admin-token", "tok"}, 2, "whole seconds"},
 		{[]string{"bootstrap", "join", "bad id", "127.0.0.1:1"}, 1, "only letters"},
 		{[]string{"bootstrap", "join", "x", "127.0.0.1:0"}, 1, "port"},
 		{[]string{"bootstrap", "reset"}, 1, "unauthorized"},
