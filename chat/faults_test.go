@@ -99,8 +99,9 @@ func TestPartitionAndHeal(t *testing.T) {
 	if err := b.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	// The chat library does not rejoin members it declared dead (package
-	// discovery does, in a running hearsay): join again, as it would.
+	// The chat library does not rejoin members it declared dead; the
+	// peers' discovery agents do, every chattest.RejoinInterval. Join at
+	// once instead of waiting for them.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if _, err := a.Join(ctx, []string{b.AdvertiseAddr()}); err != nil {

@@ -15,36 +15,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
 
-// fastRooms tunes a test node for quick repair: anti-entropy every 100 ms.
+// fastRooms tunes a test node for quick repair: anti-entropy every 100 ms
+// (the peers' discovery agents rejoin failed members every 200 ms:
+// chattest.RejoinInterval).
 func fastRooms(cfg *chat.Config) {
 	cfg.AntiEntropyInterval = 100 * time.Millisecond
-}
-
-// rejoin does for peers what the discovery agent's rejoin does in a
-// running hearsay (the chat library does not rejoin members it declared
-// dead): until every peer sees every other one alive, each peer joins the
-// peers it does not see alive. A join may fail under injected loss; the
-// next poll tries again.
-func rejoin(t *testing.T, peers ...*chattest.Peer) {
-	t.Helper()
-	chattest.WaitFor(t, timeout, func() bool {
-		merged := true
-		for _, p := range peers {
-			alive := map[string]bool{}
-			for _, m := range p.Members() {
-				alive[m.ID] = m.State == hearsay.StateAlive
-			}
-			for _, q := range peers {
-				if q != p && !alive[q.ID()] {
-					merged = false
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					_, _ = p.Join(ctx, []string{q.AdvertiseAddr()})
-					cancel()
-				}
-			}
-		}
-		return merged
-	}, "the peers did not see each other alive again")
 }
 
 func sendTo(t *testing.T, p *chattest.Peer, room, text string) string {
@@ -150,7 +125,6 @@ func TestConvergesUnderLossPartitionAndRestart(t *testing.T) {
 	back := chattest.Start(t, cfgs[3])
 	chattest.Join(t, back, peers[0])
 	live := []*chattest.Peer{peers[0], peers[1], peers[2], back}
-	rejoin(t, live...) // the partition outlived the dead declaration
 	chattest.WaitConverged(t, live...)
 	chattest.WaitRoomMembers(t, room, live...)
 	round(live...)

@@ -50,14 +50,6 @@ func startAgent(tb testing.TB, p *chattest.Peer, cfg discovery.Config, interval 
 	return a
 }
 
-// downService is a configuration whose service never answers, so only the
-// failed members the node reports can bring the sides together.
-func downService(tb testing.TB) discovery.Config {
-	cfg := discovery.DefaultConfig()
-	cfg.URLs = []string{"http://" + freeAddr(tb)}
-	return cfg
-}
-
 func sameSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
@@ -66,9 +58,10 @@ func sameSet(a, b []string) bool {
 }
 
 // A partition longer than memberlist's dead declaration heals through the
-// agents' rejoin of failed members: nobody calls Join after the heal, and
-// no bootstrap service answers. The chat library does not reconnect by
-// itself, so without the agents the sides stay apart.
+// agents' rejoin of failed members (chattest gives every peer an agent with
+// no bootstrap service answering): nobody calls Join after the heal. The
+// chat library does not reconnect by itself, so without the agents the
+// sides stay apart.
 func TestLongPartitionHealsByRejoin(t *testing.T) {
 	const room = "split"
 	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
@@ -80,10 +73,6 @@ func TestLongPartitionHealsByRejoin(t *testing.T) {
 		cfg.Memberlist.GossipToTheDeadTime = chat.Duration(10 * time.Millisecond)
 	})
 	chattest.JoinRoom(t, room, 0, peers...)
-	agents := make([]*discovery.Agent, len(peers))
-	for i, p := range peers {
-		agents[i] = startAgent(t, p, downService(t), 200*time.Millisecond)
-	}
 	a, others := peers[0], peers[1:]
 	for _, o := range others {
 		if err := a.Partition(o.ID()); err != nil {
@@ -100,8 +89,8 @@ func TestLongPartitionHealsByRejoin(t *testing.T) {
 	sent := []string{sendTo(t, a, room, "alone"), sendTo(t, others[0], room, "together")}
 	// Every agent tries (and fails, behind the partition) before the heal.
 	chattest.WaitFor(t, timeout, func() bool {
-		for _, ag := range agents {
-			if ag.Stats().Rejoins == 0 {
+		for _, p := range peers {
+			if p.Agent.Stats().Rejoins == 0 {
 				return false
 			}
 		}

@@ -2,6 +2,12 @@
 // 127.0.0.1 with free ports, memberlist's Local profile with aggressive
 // timers, and helpers that wait for conditions by polling with a deadline
 // (never fixed sleeps). Every node it starts is shut down by t.Cleanup.
+//
+// The chat library does not rejoin members it declared dead: in a running
+// hearsay the discovery agent does. So each peer Start starts gets one
+// too (Peer.Agent, a rejoin round every RejoinInterval, no bootstrap
+// service), as it would have in production: a partition that outlives the
+// dead declaration, or a false one on a loaded machine, heals.
 package chattest
 
 import (
@@ -14,7 +20,17 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/discovery"
 )
+
+// RejoinInterval is how often the discovery agent of a test peer joins
+// again the members its node saw fail.
+const RejoinInterval = 200 * time.Millisecond
+
+// noService is a bootstrap URL where nothing answers (port 1 is not
+// served): the agents of test peers rejoin only the failed members their
+// nodes report.
+const noService = "http://127.0.0.1:1"
 
 // DefaultTimeout is how long the helpers wait for a condition: generous,
 // because the race detector and a loaded machine slow everything down;
@@ -60,10 +76,13 @@ func Config(tb testing.TB, nick string) chat.Config {
 type Peer struct {
 	*chat.Node
 	Rec *Recorder
+	// Agent is the peer's discovery agent (see the package comment).
+	Agent *discovery.Agent
 }
 
-// Start creates and starts a node with cfg and records its events. The
-// node is shut down at the end of the test.
+// Start creates and starts a node with cfg, records its events and gives
+// it a discovery agent that rejoins failed members. The agent is closed
+// and the node shut down at the end of the test.
 func Start(tb testing.TB, cfg chat.Config) *Peer {
 	tb.Helper()
 	n, err := chat.New(cfg)
@@ -78,7 +97,22 @@ func Start(tb testing.TB, cfg chat.Config) *Peer {
 	if err := n.Start(context.Background()); err != nil {
 		tb.Fatalf("start node %s: %v", cfg.Nick, err)
 	}
-	return &Peer{Node: n, Rec: rec}
+	dcfg := discovery.DefaultConfig()
+	dcfg.URLs = []string{noService}
+	dcfg.DataDir = tb.TempDir()
+	dcfg.RejoinInterval = RejoinInterval
+	dcfg.RequestTimeout = 2 * time.Second
+	agent, err := discovery.Open(context.Background(), dcfg)
+	if err != nil {
+		tb.Fatalf("discovery agent of %s: %v", cfg.Nick, err)
+	}
+	tb.Cleanup(func() { // runs before the node's shutdown
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = agent.Close(ctx) // leaving a service that is not there fails: expected
+	})
+	_, _ = agent.Register(context.Background(), n) // no service answers: the error is expected
+	return &Peer{Node: n, Rec: rec, Agent: agent}
 }
 
 // Cluster starts n peers (nicks p0, p1, …, or as changed by tune), joins
