@@ -139,12 +139,22 @@ func (a *Agent) readCache() ([]cachedContact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", a.cachePath(), err)
 	}
+	cs, err := parseCache(b)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", a.cachePath(), err)
+	}
+	return cs, nil
+}
+
+// parseCache decodes the contact cache, at most maxCacheBytes, and keeps
+// the entries whose address parses.
+func parseCache(b []byte) ([]cachedContact, error) {
 	if len(b) > maxCacheBytes {
-		return nil, fmt.Errorf("%s is over %d bytes", a.cachePath(), maxCacheBytes)
+		return nil, fmt.Errorf("over %d bytes", maxCacheBytes)
 	}
 	var cs []cachedContact
 	if err := json.Unmarshal(b, &cs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", a.cachePath(), err)
+		return nil, fmt.Errorf("decode contacts: %w", err)
 	}
 	valid := cs[:0]
 	for _, c := range cs {

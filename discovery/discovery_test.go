@@ -329,3 +329,22 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("RejoinInterval = %s, want 0 (disabled) kept", cfg.RejoinInterval)
 	}
 }
+
+// FuzzParseCache: whatever the contact cache holds, parsing it does not
+// panic, and every contact it keeps has an address that parses.
+func FuzzParseCache(f *testing.F) {
+	f.Add([]byte(`[{"id":"a","addr":"127.0.0.1:7946"},{"id":"b","addr":"nope"}]`))
+	f.Add([]byte(`{garbage`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := parseCache(b)
+		if err != nil {
+			return
+		}
+		for _, c := range cs {
+			if _, _, err := bootstrapapi.SplitAddr(c.Addr); err != nil {
+				t.Fatalf("kept %+v: %v", c, err)
+			}
+		}
+	})
+}
