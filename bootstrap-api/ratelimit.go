@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,28 @@ func ClientIPFromRemoteAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// ClientIPFromForwardedFor returns a HandlerConfig.ClientIP for a
+// service behind hops proxies that each append the address they received
+// the request from to X-Forwarded-For (Google's front end does): the
+// hops-th address from the right. Entries further left were written by
+// the client and are never trusted. When the header has fewer entries, or
+// that entry is not an IP address, the connection's address is used.
+func ClientIPFromForwardedFor(hops int) func(*http.Request) string {
+	hops = max(hops, 1)
+	return func(r *http.Request) string {
+		var entries []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			entries = append(entries, strings.Split(v, ",")...)
+		}
+		if len(entries) >= hops {
+			if a, err := netip.ParseAddr(strings.TrimSpace(entries[len(entries)-hops])); err == nil {
+				return a.String()
+			}
+		}
+		return ClientIPFromRemoteAddr(r)
+	}
 }
 
 // limiter is the table of per-client buckets. It is safe for concurrent
