@@ -60,6 +60,13 @@ type discoveryConfig struct {
 	RejoinInterval time.Duration
 	// Logf reports background failures (renewal, rejoin); nil discards.
 	Logf func(format string, args ...any)
+	// Signer signs the peer's join, refill and leave with its identity
+	// key, so nobody else can change its entry; nil sends them unsigned.
+	Signer bootstrapapi.Signer
+	// AdminTokenFile holds the admin token of the embedded service
+	// (generated on first use, mode 0600); empty means
+	// DataDir/bootstrap-admin-token.
+	AdminTokenFile string
 }
 
 func defaultDiscoveryConfig() discoveryConfig {
@@ -79,6 +86,7 @@ type discovery struct {
 	client   *bootstrapapi.Client
 	embedded *bootstrapserver.Server // nil unless served in-process
 	desc     string
+	token    string // admin token of the embedded default; "" with URLs
 
 	// base is cancelled by Close; background requests derive from it.
 	base   context.Context
@@ -102,15 +110,30 @@ func openDiscovery(ctx context.Context, cfg discoveryConfig) (*discovery, error)
 	hc := &http.Client{Timeout: cfg.RequestTimeout}
 	d := &discovery{cfg: cfg}
 	d.base, d.cancel = context.WithCancel(context.Background())
+	opts := []bootstrapapi.ClientOption{bootstrapapi.WithHTTPClient(hc)}
+	if cfg.Signer != nil {
+		opts = append(opts, bootstrapapi.WithSigner(cfg.Signer))
+	}
 	if len(cfg.URLs) > 0 {
-		c, err := bootstrapapi.NewClient(cfg.URLs, bootstrapapi.WithHTTPClient(hc))
+		c, err := bootstrapapi.NewClient(cfg.URLs, opts...)
 		if err != nil {
 			return nil, err
 		}
 		d.client, d.desc = c, fmt.Sprintf("bootstrap: %s", joinURLs(cfg.URLs))
 		return d, nil
 	}
-	local, err := bootstrapapi.NewClient([]string{cfg.LocalURL}, bootstrapapi.WithHTTPClient(hc))
+	// The embedded default is never open to whoever reaches its port:
+	// it serves with the token in the data directory, and this peer's
+	// own client (its /bootstrap reset and config) carries it.
+	if d.cfg.AdminTokenFile == "" {
+		d.cfg.AdminTokenFile = filepath.Join(cfg.DataDir, bootstrapserver.AdminTokenFile)
+	}
+	token, err := bootstrapserver.LoadOrCreateAdminToken(d.cfg.AdminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	d.token = token
+	local, err := bootstrapapi.NewClient([]string{cfg.LocalURL}, append(opts, bootstrapapi.WithAdminToken(token))...)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +152,7 @@ func openDiscovery(ctx context.Context, cfg discoveryConfig) (*discovery, error)
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		srv, serr := bootstrapserver.Start(bootstrapserver.Config{
-			Listen: cfg.LocalListen, DBPath: filepath.Join(cfg.DataDir, "bootstrap.db"), Logf: cfg.Logf})
+			Listen: cfg.LocalListen, DBPath: filepath.Join(cfg.DataDir, "bootstrap.db"), Logf: cfg.Logf, AdminToken: token})
 		if serr == nil {
 			d.embedded = srv
 			d.desc = fmt.Sprintf("bootstrap: %s (embedded: nothing answered there, so this peer serves it)", cfg.LocalURL)
@@ -341,7 +364,8 @@ func (d *discovery) takeOver() bool {
 		return false
 	}
 	srv, err := bootstrapserver.Start(bootstrapserver.Config{
-		Listen: d.cfg.LocalListen, DBPath: filepath.Join(d.cfg.DataDir, "bootstrap.db"), Logf: d.cfg.Logf})
+		Listen: d.cfg.LocalListen, DBPath: filepath.Join(d.cfg.DataDir, "bootstrap.db"), Logf: d.cfg.Logf,
+		AdminToken: d.token})
 	if err != nil {
 		return false // another peer was faster; its service answers next time
 	}

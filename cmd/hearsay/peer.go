@@ -197,6 +197,8 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	dcfg := defaultDiscoveryConfig()
 	dcfg.DataDir = o.dataDir
 	dcfg.Logf = func(f string, a ...any) { fmt.Fprintf(logOut, f+"\n", a...) }
+	dcfg.Signer = identitySigner{node.Identity()}
+	dcfg.AdminTokenFile = localAdminTokenFile(streams.Getenv)
 	if o.bootstrap != "" {
 		urls, err := bootstrapapi.ParseURLs(o.bootstrap)
 		if err != nil {
