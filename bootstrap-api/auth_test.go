@@ -316,3 +316,17 @@ func TestClientIPFromForwardedFor(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerifyAuth is the service's cost per signed request before the
+// store is touched.
+func BenchmarkVerifyAuth(b *testing.B) {
+	k := testKey(1)
+	now := time.UnixMilli(1_800_000_000_000)
+	req := JoinRequest{ID: testID(k), Nick: "alice", Addr: "127.0.0.1:7946", Protocol: "hearsay/1"}
+	SignJoin(NewKeySigner(k), "join", &req, now.UnixMilli())
+	for b.Loop() {
+		if err := VerifyAuth(req.Auth, "join", req.ID, req.Nick, req.Addr, req.Protocol, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
