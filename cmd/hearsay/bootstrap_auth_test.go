@@ -145,4 +145,3 @@ func TestAllLoopback(t *testing.T) {
 		}
 	}
 }
-
