@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxResponseBytes bounds what the client reads of an answer.
@@ -24,12 +25,16 @@ const maxResponseBytes = 4 << 20
 
 // Client is a Go client of API v1. It is safe for concurrent use.
 type Client struct {
-	urls  []string
-	http  *http.Client
-	token string
+	urls   []string
+	http   *http.Client
+	token  string
+	signer Signer
+	signID string           // PeerIDFromKey of the signer's key
+	now    func() time.Time // the clock that stamps signed requests
 
 	mu        sync.Mutex
-	preferred int // index of the URL that answered last
+	preferred int   // index of the URL that answered last
+	lastTS    int64 // last timestamp signed, so each one is later
 }
 
 // ClientOption configures a Client.
@@ -42,6 +47,15 @@ func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.h
 
 // WithAdminToken sets the bearer token sent with reset and config changes.
 func WithAdminToken(token string) ClientOption { return func(c *Client) { c.token = token } }
+
+// WithSigner makes Join, Refill and Leave sign their requests with s, so
+// that the service lets only this key change the entry of its peer ID.
+// Such a client refuses to send a request for another ID.
+func WithSigner(s Signer) ClientOption { return func(c *Client) { c.signer = s } }
+
+// WithClock sets the clock that stamps signed requests; the default is
+// time.Now. Tests use it to match a service running on a fake clock.
+func WithClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
 
 // ParseURLs splits a comma-separated list (the BOOTSTRAP_DATA_SERVER
 // format) into validated base URLs.
@@ -70,11 +84,37 @@ func NewClient(urls []string, opts ...ClientOption) (*Client, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("no bootstrap URL given")
 	}
-	c := &Client{urls: append([]string(nil), urls...), http: http.DefaultClient}
+	c := &Client{urls: append([]string(nil), urls...), http: http.DefaultClient, now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}
+	if c.signer != nil {
+		c.signID = PeerIDFromKey(c.signer.PublicKey())
+	}
 	return c, nil
+}
+
+// nextTS returns a timestamp for a signed request: the clock in Unix
+// milliseconds, but always later than the previous one, because the
+// service refuses a timestamp that is not later than the last it accepted
+// for the ID.
+func (c *Client) nextTS() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastTS = max(c.now().UnixMilli(), c.lastTS+1)
+	return c.lastTS
+}
+
+// signJoin signs a join or refill when the client has a signer.
+func (c *Client) signJoin(op string, req *JoinRequest) error {
+	if c.signer == nil {
+		return nil
+	}
+	if req.ID != c.signID {
+		return fmt.Errorf("sign %s for id %q: this client signs for peer %s only", op, req.ID, c.signID)
+	}
+	SignJoin(c.signer, op, req, c.nextTS())
+	return nil
 }
 
 // URLs returns the client's base URLs.
@@ -88,23 +128,38 @@ func (c *Client) Ping(ctx context.Context) (PingResponse, error) {
 }
 
 // Join registers or renews a contact.
+// With a signer (WithSigner) the request is signed.
 func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	var r JoinResponse
+	if err := c.signJoin("join", &req); err != nil {
+		return r, err
+	}
 	err := c.do(ctx, http.MethodPost, "join", req, false, &r)
 	return r, err
 }
 
 // Refill registers a contact with cli-chat's refill rule.
+// With a signer the request is signed.
 func (c *Client) Refill(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	var r JoinResponse
+	if err := c.signJoin("refill", &req); err != nil {
+		return r, err
+	}
 	err := c.do(ctx, http.MethodPost, "refill", req, false, &r)
 	return r, err
 }
 
-// Leave removes a contact.
+// Leave removes a contact. With a signer the request is signed.
 func (c *Client) Leave(ctx context.Context, id string) (LeaveResponse, error) {
 	var r LeaveResponse
-	err := c.do(ctx, http.MethodPost, "leave", LeaveRequest{ID: id}, false, &r)
+	req := LeaveRequest{ID: id}
+	if c.signer != nil {
+		if id != c.signID {
+			return r, fmt.Errorf("sign leave for id %q: this client signs for peer %s only", id, c.signID)
+		}
+		SignLeave(c.signer, &req, c.nextTS())
+	}
+	err := c.do(ctx, http.MethodPost, "leave", req, false, &r)
 	return r, err
 }
 
@@ -174,8 +229,12 @@ func (c *Client) do(ctx context.Context, method, op string, in any, admin bool, 
 		}
 		uerr := &URLError{URL: c.urls[idx], Err: err}
 		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.Code != ECodeUnavailable && apiErr.Code != ECodeInternal {
-			return uerr // the service's verdict; another URL would say the same
+		if errors.As(err, &apiErr) && apiErr.Code != ECodeUnavailable && apiErr.Code != ECodeInternal &&
+			apiErr.Code != ECodeRateLimited {
+			// The service's verdict; another URL would say the same. A
+			// rate limit is one service's state, so the next URL may
+			// still serve the request.
+			return uerr
 		}
 		errs = append(errs, uerr)
 		if ctx.Err() != nil {

@@ -15,6 +15,11 @@ const (
 	ECodeUnsupportedMedia = "unsupported_media"  // wrong Content-Type
 	ECodeTooLarge         = "too_large"          // body over the size limit
 	ECodeUnauthorized     = "unauthorized"       // admin token missing or wrong
+	ECodeBadSignature     = "bad_signature"      // auth key is not the id's, or the signature does not verify
+	ECodeStale            = "stale"              // auth timestamp outside the clock-skew window
+	ECodeForbidden        = "forbidden"          // an unsigned request for an id held by a signed entry
+	ECodeReplayed         = "replayed"           // auth timestamp not later than the last accepted one for the id
+	ECodeRateLimited      = "rate_limited"       // too many requests from this client; see Retry-After
 	ECodeUnavailable      = "unavailable"        // store contention or outage; retry
 	ECodeInternal         = "internal"           // a bug or an unexpected store failure
 )
@@ -28,6 +33,11 @@ var codeStatus = map[string]int{
 	ECodeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	ECodeTooLarge:         http.StatusRequestEntityTooLarge,
 	ECodeUnauthorized:     http.StatusUnauthorized,
+	ECodeBadSignature:     http.StatusUnauthorized,
+	ECodeStale:            http.StatusUnauthorized,
+	ECodeForbidden:        http.StatusForbidden,
+	ECodeReplayed:         http.StatusConflict,
+	ECodeRateLimited:      http.StatusTooManyRequests,
 	ECodeUnavailable:      http.StatusServiceUnavailable,
 	ECodeInternal:         http.StatusInternalServerError,
 }
@@ -67,11 +77,18 @@ func ErrorStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
+// statusCodeOrder lists codes in the order codeForStatus prefers them
+// when several share a status (401: a missing admin token before a bad
+// signature), so the reverse mapping does not depend on map order.
+var statusCodeOrder = []string{ECodeInvalid, ECodeNotFound, ECodeMethod, ECodeUnsupportedMedia, ECodeTooLarge,
+	ECodeUnauthorized, ECodeBadSignature, ECodeStale, ECodeForbidden, ECodeReplayed, ECodeRateLimited,
+	ECodeUnavailable, ECodeInternal}
+
 // codeForStatus is the reverse of codeStatus, for answers that carry no
 // JSON error body (a proxy's 502, say).
 func codeForStatus(status int) string {
-	for c, s := range codeStatus {
-		if s == status {
+	for _, c := range statusCodeOrder {
+		if codeStatus[c] == status {
 			return c
 		}
 	}

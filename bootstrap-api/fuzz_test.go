@@ -79,6 +79,17 @@ func FuzzHandler(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.path, s.body)
 	}
+	// Signed requests at the fuzz handler's clock, so the fuzzer starts
+	// from bodies that pass verification and mutates them.
+	k := testKey(1)
+	join := JoinRequest{ID: testID(k), Addr: "127.0.0.1:1"}
+	SignJoin(NewKeySigner(k), "join", &join, 1_800_000_000_000)
+	leave := LeaveRequest{ID: testID(k)}
+	SignLeave(NewKeySigner(k), &leave, 1_800_000_000_000)
+	for path, v := range map[string]any{"/v1/join": join, "/v1/leave": leave} {
+		b, _ := json.Marshal(v)
+		f.Add(path, string(b))
+	}
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path

@@ -39,11 +39,19 @@ type HandlerConfig struct {
 	AnyPrefix bool
 	// Logf reports internal errors (never shown to clients); nil discards.
 	Logf func(format string, args ...any)
+	// RateLimit limits requests per client; the zero value is the
+	// default limit (see RateLimit), not "unlimited".
+	RateLimit RateLimit
+	// ClientIP returns the address a request is counted against; nil
+	// means ClientIPFromRemoteAddr. A service behind a proxy that it
+	// trusts reads the proxy's header here.
+	ClientIP func(*http.Request) string
 }
 
 type handler struct {
 	store Store
 	cfg   HandlerConfig
+	limit *limiter // nil when rate limiting is disabled
 }
 
 // NewHandler returns the service's HTTP handler over store. It is safe for
@@ -58,13 +66,25 @@ func NewHandler(store Store, cfg HandlerConfig) http.Handler {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &handler{store: store, cfg: cfg}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = ClientIPFromRemoteAddr
+	}
+	return &handler{store: store, cfg: cfg, limit: newLimiter(cfg.RateLimit)}
 }
 
 // Ops are the operations both formats share.
 var Ops = []string{"ping", "join", "leave", "refill", "list", "reset", "config"}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The limit comes first, before the body is read or a signature
+	// checked, so a flood costs as little as possible.
+	if h.limit != nil {
+		if wait := h.limit.allow(h.cfg.ClientIP(r), h.cfg.Now()); wait > 0 {
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			h.fail(w, Errorf(ECodeRateLimited, "too many requests from this address; retry in %s", retryAfterSeconds(wait)+"s"))
+			return
+		}
+	}
 	op, v1, ok := h.route(r.URL.Path)
 	if !ok {
 		h.fail(w, Errorf(ECodeNotFound, "no such endpoint %q; try /v1/ping or /ping", clip(r.URL.Path)))
@@ -195,7 +215,7 @@ func (h *handler) serveV1(w http.ResponseWriter, r *http.Request, op string, bod
 		var req LeaveRequest
 		if err = allow(w, r, http.MethodPost); err == nil {
 			if err = decodeJSON(r, body, &req, false); err == nil {
-				resp, err = h.leave(ctx, req.ID)
+				resp, err = h.leave(ctx, req)
 			}
 		}
 	case "list":
@@ -259,18 +279,30 @@ func (h *handler) ping(ctx context.Context) (PingResponse, error) {
 
 func (h *handler) join(ctx context.Context, req JoinRequest, refill bool) (JoinResponse, error) {
 	now := h.cfg.Now()
-	rec, err := RecordFromJoin(req, now)
+	op := "join"
+	if refill {
+		op = "refill"
+	}
+	rec, err := RecordFromJoin(op, req, now)
 	if err != nil {
 		return JoinResponse{}, err
 	}
 	var resp JoinResponse
 	err = h.store.Update(ctx, func(s *State) error {
 		resp = JoinResponse{}
+		var (
+			o   Outcome
+			err error
+		)
 		if refill {
-			resp.Stored, resp.Renewed, resp.Replaced = Refill(s, rec, now, true)
+			o, err = Refill(s, rec, now, true)
 		} else {
-			resp.Stored, resp.Renewed = Join(s, rec, now, true)
+			o, err = Join(s, rec, now, true)
 		}
+		if err != nil {
+			return err
+		}
+		resp.Stored, resp.Renewed, resp.Replaced = o.Stored, o.Renewed, o.Replaced
 		if resp.Stored {
 			c := s.Peers[rec.ID].Contact()
 			resp.Contact = &c
@@ -282,15 +314,19 @@ func (h *handler) join(ctx context.Context, req JoinRequest, refill bool) (JoinR
 	return resp, err
 }
 
-func (h *handler) leave(ctx context.Context, id string) (LeaveResponse, error) {
-	if err := validateID(id); err != nil {
+func (h *handler) leave(ctx context.Context, req LeaveRequest) (LeaveResponse, error) {
+	now := h.cfg.Now()
+	signedMilli, err := LeaveFromRequest(req, now)
+	if err != nil {
 		return LeaveResponse{}, err
 	}
-	now := h.cfg.Now()
 	var resp LeaveResponse
-	err := h.store.Update(ctx, func(s *State) error {
-		resp.Removed = Leave(s, id, now)
-		resp.NumPeers = len(s.Peers)
+	err = h.store.Update(ctx, func(s *State) error {
+		removed, err := Leave(s, req.ID, signedMilli, now)
+		if err != nil {
+			return err
+		}
+		resp = LeaveResponse{Removed: removed, NumPeers: len(s.Peers)}
 		return nil
 	})
 	return resp, err
@@ -369,12 +405,13 @@ func (h *handler) serveLegacy(w http.ResponseWriter, r *http.Request, op string,
 		}
 		refill := op == "refill"
 		fn = func(s *State) error {
+			var err error
 			if refill {
-				Refill(s, rec, now, false)
+				_, err = Refill(s, rec, now, false)
 			} else {
-				Join(s, rec, now, false)
+				_, err = Join(s, rec, now, false)
 			}
-			return nil
+			return err
 		}
 	case "leave":
 		id, err := ParseLegacyLeave(text)
@@ -382,7 +419,7 @@ func (h *handler) serveLegacy(w http.ResponseWriter, r *http.Request, op string,
 			h.fail(w, err)
 			return
 		}
-		fn = func(s *State) error { Leave(s, id, now); return nil }
+		fn = func(s *State) error { _, err := Leave(s, id, 0, now); return err }
 	case "list":
 		fn = nil
 	case "reset":

@@ -29,79 +29,214 @@ const (
 )
 
 // Expire removes the entries whose lease ended at or before now and
-// returns how many it removed.
+// returns how many it removed. An expired signed entry leaves a tombstone
+// while its last timestamp is fresh, and stale tombstones are dropped.
 func Expire(s *State, now time.Time) int {
 	n := 0
 	for id, p := range s.Peers {
 		if !p.Live(now) {
-			delete(s.Peers, id)
+			retire(s, id, p, now)
 			n++
+		}
+	}
+	horizon := now.UnixMilli() - MaxClockSkew.Milliseconds()
+	for id, ts := range s.Tombstones {
+		// A request with a timestamp this old is refused as stale, so
+		// the tombstone no longer protects anything.
+		if ts < horizon {
+			delete(s.Tombstones, id)
 		}
 	}
 	return n
 }
 
-// Join stores rec if its ID is stored already (renewing the lease and
-// refreshing its fields, keeping the original timestamp when keepTS) or if
-// fewer than MaxPeers entries are live. It reports whether rec is stored
-// and whether it was a renewal.
-func Join(s *State, rec Record, now time.Time, keepTS bool) (stored, renewed bool) {
-	Expire(s, now)
-	rec.ExpiresUnixMilli = now.Add(s.Config.LeaseTTL()).UnixMilli()
-	if old, ok := s.Peers[rec.ID]; ok {
-		if keepTS {
-			rec.Timestamp = old.Timestamp
-		}
-		s.Peers[rec.ID] = rec
-		return true, true
+// retire removes p and, when it was signed, remembers its last
+// timestamp so the request that registered it cannot be replayed.
+func retire(s *State, id string, p Record, now time.Time) {
+	delete(s.Peers, id)
+	if p.Signed() {
+		tombstone(s, id, p.SignedMilli, now)
 	}
-	if len(s.Peers) >= s.Config.MaxPeers {
-		return false, false
-	}
-	s.Peers[rec.ID] = rec
-	return true, false
 }
 
-// Refill is cli-chat's refill: a stored ID is renewed; an unknown ID is
-// added while fewer than MaxPeers are live; otherwise the live entry with
-// the newest timestamp is replaced by the candidate when that entry is
-// newer than the candidate, so the service keeps the oldest, most stable
-// contacts. Ties keep the stored entry. It returns the ID it replaced.
-func Refill(s *State, rec Record, now time.Time, keepTS bool) (stored, renewed bool, replaced string) {
-	stored, renewed = Join(s, rec, now, keepTS)
-	if stored {
-		return stored, renewed, ""
+// tombstone records ts as the last accepted signed timestamp of id. When
+// MaxTombstones are held, the oldest one is dropped: that reopens, for
+// one ID, the window in which a captured join could re-register a peer
+// that left, at the peer's own address, for one lease.
+func tombstone(s *State, id string, ts int64, now time.Time) {
+	if ts < now.UnixMilli()-MaxClockSkew.Milliseconds() {
+		return
 	}
-	newest := ""
+	if s.Tombstones == nil {
+		s.Tombstones = map[string]int64{}
+	}
+	if _, ok := s.Tombstones[id]; !ok && len(s.Tombstones) >= MaxTombstones {
+		oldest := ""
+		for k, v := range s.Tombstones {
+			if oldest == "" || v < s.Tombstones[oldest] || (v == s.Tombstones[oldest] && k < oldest) {
+				oldest = k
+			}
+		}
+		delete(s.Tombstones, oldest)
+	}
+	s.Tombstones[id] = max(s.Tombstones[id], ts)
+}
+
+// lastSigned returns the timestamp of the last signed request accepted
+// for id: the live signed entry's, else its tombstone's, else 0.
+func lastSigned(s *State, id string) int64 {
+	last := s.Tombstones[id]
+	if p, ok := s.Peers[id]; ok && p.Signed() {
+		last = max(last, p.SignedMilli)
+	}
+	return last
+}
+
+// checkOwner enforces who may change the entry of rec.ID: an unsigned
+// request never changes a signed entry, and a signed request must be
+// later than the last one accepted for the ID (not a replay). The key was
+// verified against the ID before the rules run.
+func checkOwner(s *State, id string, signed bool, ts int64) error {
+	if !signed {
+		if p, ok := s.Peers[id]; ok && p.Signed() {
+			return Errorf(ECodeForbidden, "id %q is registered by a signed request; only a request signed with its key can change it", clip(id))
+		}
+		return nil
+	}
+	if last := lastSigned(s, id); ts <= last {
+		return Errorf(ECodeReplayed, "auth timestamp %d is not later than %d, the last one accepted for id %q (a replay, or the clock went back)",
+			ts, last, clip(id))
+	}
+	return nil
+}
+
+// put stores rec; a signed entry takes over its ID's tombstone.
+func put(s *State, rec Record) {
+	s.Peers[rec.ID] = rec
+	if rec.Signed() {
+		delete(s.Tombstones, rec.ID)
+	}
+}
+
+// Outcome is what a join or refill did.
+type Outcome struct {
+	// Stored is true when rec is stored after the call.
+	Stored bool
+	// Renewed is true when rec's ID was stored before.
+	Renewed bool
+	// Replaced names an entry that was removed to make room for rec.
+	Replaced string
+}
+
+// Join stores rec if its ID is stored already (renewing the lease and
+// refreshing its fields, keeping the original timestamp when keepTS) or if
+// fewer than MaxPeers entries are live. When the service is full, a
+// signed rec displaces the unsigned entry with the newest timestamp, so
+// unsigned entries cannot crowd out signed ones; an unsigned rec never
+// displaces anything. An unsigned rec for an ID held by a signed entry is
+// refused (forbidden), as is a signed rec that is not later than the last
+// accepted one for its ID (replayed); the state is then unchanged.
+func Join(s *State, rec Record, now time.Time, keepTS bool) (Outcome, error) {
+	Expire(s, now)
+	if err := checkOwner(s, rec.ID, rec.Signed(), rec.SignedMilli); err != nil {
+		return Outcome{}, err
+	}
+	rec.ExpiresUnixMilli = now.Add(s.Config.LeaseTTL()).UnixMilli()
+	if old, ok := s.Peers[rec.ID]; ok {
+		// A signed request taking over an unsigned entry under its ID
+		// keeps its own timestamp: the old one was chosen by whoever
+		// made the unsigned entry.
+		if keepTS && (old.Signed() || !rec.Signed()) {
+			rec.Timestamp = old.Timestamp
+		}
+		put(s, rec)
+		return Outcome{Stored: true, Renewed: true}, nil
+	}
+	if len(s.Peers) < s.Config.MaxPeers {
+		put(s, rec)
+		return Outcome{Stored: true}, nil
+	}
+	if !rec.Signed() {
+		return Outcome{}, nil
+	}
+	victim := newest(s, func(p Record) bool { return !p.Signed() })
+	if victim == "" {
+		return Outcome{}, nil
+	}
+	delete(s.Peers, victim)
+	put(s, rec)
+	return Outcome{Stored: true, Replaced: victim}, nil
+}
+
+// newest returns the ID of the entry with the newest timestamp among those
+// eligible (ties: the greatest ID), or "".
+func newest(s *State, eligible func(Record) bool) string {
+	best := ""
 	for id, p := range s.Peers {
-		if newest == "" || p.Timestamp > s.Peers[newest].Timestamp ||
-			(p.Timestamp == s.Peers[newest].Timestamp && id > newest) {
-			newest = id
+		if !eligible(p) {
+			continue
+		}
+		if best == "" || p.Timestamp > s.Peers[best].Timestamp ||
+			(p.Timestamp == s.Peers[best].Timestamp && id > best) {
+			best = id
 		}
 	}
-	if newest == "" || s.Peers[newest].Timestamp <= rec.Timestamp {
-		return false, false, ""
+	return best
+}
+
+// Refill is cli-chat's refill: Join's rules first (a stored ID is
+// renewed; an unknown ID is added while fewer than MaxPeers are live; a
+// signed one displaces an unsigned entry); otherwise the entry with the
+// newest timestamp is replaced by the candidate when that entry is newer
+// than the candidate, so the service keeps the oldest, most stable
+// contacts. Ties keep the stored entry. An unsigned candidate only
+// competes with unsigned entries. It returns the ID it replaced.
+func Refill(s *State, rec Record, now time.Time, keepTS bool) (Outcome, error) {
+	o, err := Join(s, rec, now, keepTS)
+	if err != nil || o.Stored {
+		return o, err
 	}
-	delete(s.Peers, newest)
+	signed := rec.Signed()
+	victim := newest(s, func(p Record) bool { return signed || !p.Signed() })
+	if victim == "" || s.Peers[victim].Timestamp <= rec.Timestamp {
+		return Outcome{}, nil
+	}
+	delete(s.Peers, victim)
 	rec.ExpiresUnixMilli = now.Add(s.Config.LeaseTTL()).UnixMilli()
-	s.Peers[rec.ID] = rec
-	return true, false, newest
+	put(s, rec)
+	return Outcome{Stored: true, Replaced: victim}, nil
 }
 
 // Leave removes id and reports whether it was stored (and live).
-func Leave(s *State, id string, now time.Time) bool {
+// signedMilli is the timestamp of the verified signed request, or 0 for
+// an unsigned one, which cannot remove a signed entry (forbidden). A
+// signed leave that is not later than the last accepted request for the
+// ID is refused (replayed); an accepted one leaves a tombstone.
+func Leave(s *State, id string, signedMilli int64, now time.Time) (bool, error) {
 	Expire(s, now)
+	signed := signedMilli != 0
+	if err := checkOwner(s, id, signed, signedMilli); err != nil {
+		return false, err
+	}
 	_, ok := s.Peers[id]
 	delete(s.Peers, id)
-	return ok
+	// Only remember the timestamp when there was something to protect:
+	// signed leaves for IDs that hold nothing must not fill the table.
+	if _, had := s.Tombstones[id]; signed && (ok || had) {
+		tombstone(s, id, signedMilli, now)
+	}
+	return ok, nil
 }
 
 // Reset removes every entry and keeps the configuration. It returns how
-// many live entries it removed.
+// many live entries it removed. Signed entries leave tombstones, so a
+// reset cannot be undone by replaying their joins.
 func Reset(s *State, now time.Time) int {
 	Expire(s, now)
 	n := len(s.Peers)
-	s.Peers = map[string]Record{}
+	for id, p := range s.Peers {
+		retire(s, id, p, now)
+	}
 	return n
 }
 
@@ -172,8 +307,10 @@ func LiveCount(s *State, now time.Time) int {
 	return n
 }
 
-// RecordFromJoin validates a v1 join request and turns it into a record.
-func RecordFromJoin(r JoinRequest, now time.Time) (Record, error) {
+// RecordFromJoin validates a v1 join or refill (op) request, verifies its
+// auth when it carries one, and turns it into a record: signed when the
+// auth holds, unsigned when there is none. Replays are the rules' check.
+func RecordFromJoin(op string, r JoinRequest, now time.Time) (Record, error) {
 	if err := validateID(r.ID); err != nil {
 		return Record{}, err
 	}
@@ -187,8 +324,31 @@ func RecordFromJoin(r JoinRequest, now time.Time) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{ID: r.ID, Name: r.Nick, IP: host, Port: port, Protocol: r.Protocol,
-		Status: "online", Timestamp: now.Unix()}, nil
+	rec := Record{ID: r.ID, Name: r.Nick, IP: host, Port: port, Protocol: r.Protocol,
+		Status: "online", Timestamp: now.Unix()}
+	if r.Auth != nil {
+		if err := VerifyAuth(r.Auth, op, r.ID, r.Nick, r.Addr, r.Protocol, now); err != nil {
+			return Record{}, err
+		}
+		rec.Key, rec.SignedMilli = encodeKey(r.Auth.Key), r.Auth.TS
+	}
+	return rec, nil
+}
+
+// LeaveFromRequest validates a v1 leave request and verifies its auth
+// when it carries one. It returns the timestamp of the signed request, or
+// 0 for an unsigned one (what Leave takes).
+func LeaveFromRequest(r LeaveRequest, now time.Time) (int64, error) {
+	if err := validateID(r.ID); err != nil {
+		return 0, err
+	}
+	if r.Auth == nil {
+		return 0, nil
+	}
+	if err := VerifyAuth(r.Auth, "leave", r.ID, "", "", "", now); err != nil {
+		return 0, err
+	}
+	return r.Auth.TS, nil
 }
 
 // SplitAddr validates a host:port contact address. The host is an IP

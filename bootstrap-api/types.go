@@ -69,7 +69,18 @@ type Record struct {
 	Timestamp int64 `json:"timestamp"`
 	// ExpiresUnixMilli is when the lease ends unless renewed.
 	ExpiresUnixMilli int64 `json:"expires_unix_ms"`
+	// Key is the base64 Ed25519 public key that signed the entry (its
+	// PeerIDFromKey is ID); empty for an unsigned entry (legacy format, or
+	// v1 without auth). Only a request signed by this key changes a
+	// signed entry.
+	Key string `json:"key,omitempty"`
+	// SignedMilli is the timestamp (Unix ms) of the last signed request
+	// accepted for this entry; a signed request must carry a later one.
+	SignedMilli int64 `json:"signed_ms,omitempty"`
 }
+
+// Signed reports whether the entry was registered by a signed request.
+func (r Record) Signed() bool { return r.Key != "" }
 
 // Expires returns the end of the record's lease.
 func (r Record) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixMilli) }
@@ -89,6 +100,7 @@ func (r Record) Contact() Contact {
 		Addr:     addr,
 		Protocol: r.Protocol,
 		Status:   r.Status,
+		Signed:   r.Signed(),
 		Since:    time.Unix(r.Timestamp, 0).UTC(),
 		Expires:  r.Expires().UTC(),
 	}
@@ -99,6 +111,11 @@ func (r Record) Contact() Contact {
 type State struct {
 	Config Config            `json:"config"`
 	Peers  map[string]Record `json:"peers"`
+	// Tombstones holds, for IDs with no live entry whose last signed
+	// request is still within MaxClockSkew, that request's timestamp
+	// (Unix ms), so a captured signed join cannot bring back an entry
+	// that left or expired. At most MaxTombstones; nil when empty.
+	Tombstones map[string]int64 `json:"tombstones,omitempty"`
 }
 
 // NewState returns an empty state with the default configuration.
@@ -113,18 +130,27 @@ func (s *State) Clone() *State {
 	for k, v := range s.Peers {
 		c.Peers[k] = v
 	}
+	if len(s.Tombstones) > 0 {
+		c.Tombstones = make(map[string]int64, len(s.Tombstones))
+		for k, v := range s.Tombstones {
+			c.Tombstones[k] = v
+		}
+	}
 	return c
 }
 
 // Contact is a peer's contact as API v1 shows it.
 type Contact struct {
-	ID       string    `json:"id"`
-	Nick     string    `json:"nick,omitempty"`
-	Addr     string    `json:"addr,omitempty"`
-	Protocol string    `json:"protocol,omitempty"`
-	Status   string    `json:"status,omitempty"`
-	Since    time.Time `json:"since"`
-	Expires  time.Time `json:"expires"`
+	ID       string `json:"id"`
+	Nick     string `json:"nick,omitempty"`
+	Addr     string `json:"addr,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	Status   string `json:"status,omitempty"`
+	// Signed is true when the entry was registered by a request signed
+	// with the key behind ID.
+	Signed  bool      `json:"signed,omitempty"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"`
 }
 
 // JoinRequest registers or renews a contact (POST /v1/join, /v1/refill).
@@ -133,6 +159,10 @@ type JoinRequest struct {
 	Nick     string `json:"nick,omitempty"`
 	Addr     string `json:"addr"`
 	Protocol string `json:"protocol,omitempty"`
+	// Auth signs the request with the key behind ID. Without it the
+	// request is unsigned: it may store or renew an unsigned entry only,
+	// and an unsigned entry gives way to any signed one.
+	Auth *Auth `json:"auth,omitempty"`
 }
 
 // JoinResponse says whether the contact is stored and until when.
@@ -153,6 +183,9 @@ type JoinResponse struct {
 // LeaveRequest removes a contact (POST /v1/leave).
 type LeaveRequest struct {
 	ID string `json:"id"`
+	// Auth signs the request (op "leave"); without it only an unsigned
+	// entry can be removed.
+	Auth *Auth `json:"auth,omitempty"`
 }
 
 // LeaveResponse says whether the contact was stored.

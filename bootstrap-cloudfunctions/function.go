@@ -14,6 +14,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 
 	"cloud.google.com/go/firestore"
@@ -34,6 +35,7 @@ const (
 	EnvDatabase      = "FIRESTORE_DATABASE"
 	EnvCollection    = "HEARSAY_FIRESTORE_COLLECTION"
 	EnvAdminToken    = "HEARSAY_ADMIN_TOKEN"
+	EnvProxyHops     = "HEARSAY_PROXY_HOPS"
 )
 
 func init() {
@@ -52,6 +54,11 @@ type FunctionConfig struct {
 	AdminToken string
 	// Store configures the Firestore store.
 	Store Config
+	// ProxyHops is how many proxies in front of the function append to
+	// X-Forwarded-For; the rate limit counts requests against the
+	// address that many entries from the right. 0 means 1 (Google's front
+	// end appends the client's address).
+	ProxyHops int
 	// Logf reports internal errors; nil means the standard logger (its
 	// output reaches Cloud Logging).
 	Logf func(format string, args ...any)
@@ -59,13 +66,17 @@ type FunctionConfig struct {
 
 // FunctionConfigFromEnv reads a FunctionConfig from the environment:
 // GOOGLE_CLOUD_PROJECT (or GCP_PROJECT), FIRESTORE_DATABASE,
-// HEARSAY_FIRESTORE_COLLECTION and HEARSAY_ADMIN_TOKEN.
+// HEARSAY_FIRESTORE_COLLECTION, HEARSAY_ADMIN_TOKEN and HEARSAY_PROXY_HOPS
+// (a number that does not parse is 1).
 func FunctionConfigFromEnv(getenv func(string) string) FunctionConfig {
 	cfg := FunctionConfig{
 		ProjectID:  getenv(EnvProject),
 		DatabaseID: getenv(EnvDatabase),
 		AdminToken: getenv(EnvAdminToken),
 		Store:      DefaultConfig(),
+	}
+	if n, err := strconv.Atoi(getenv(EnvProxyHops)); err == nil && n > 0 && n <= 16 {
+		cfg.ProxyHops = n
 	}
 	if cfg.ProjectID == "" {
 		cfg.ProjectID = getenv(EnvProjectLegacy)
@@ -108,8 +119,13 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
+// handlerConfig is the shared handler's configuration. Every instance
+// limits requests per client on its own (instances share nothing), so the
+// service-wide limit is the per-instance one times the instance count
+// (at most 10 by default, see deploy).
 func (f *Function) handlerConfig() bootstrapapi.HandlerConfig {
-	return bootstrapapi.HandlerConfig{AdminToken: f.cfg.AdminToken, AnyPrefix: true, Logf: f.cfg.Logf}
+	return bootstrapapi.HandlerConfig{AdminToken: f.cfg.AdminToken, AnyPrefix: true, Logf: f.cfg.Logf,
+		ClientIP: bootstrapapi.ClientIPFromForwardedFor(f.cfg.ProxyHops)}
 }
 
 // errNotConfigured is what every request gets when the project is unknown.

@@ -255,6 +255,63 @@ func TestFunctionConfigFromEnv(t *testing.T) {
 	if cfg := FunctionConfigFromEnv(func(k string) string { return env[k] }); cfg.ProjectID != "p-new" {
 		t.Errorf("%s should win over %s: got %q", EnvProject, EnvProjectLegacy, cfg.ProjectID)
 	}
+	for v, want := range map[string]int{"": 0, "2": 2, "x": 0, "-1": 0, "99": 0} {
+		env[EnvProxyHops] = v
+		if got := FunctionConfigFromEnv(func(k string) string { return env[k] }).ProxyHops; got != want {
+			t.Errorf("%s=%q: ProxyHops %d, want %d", EnvProxyHops, v, got, want)
+		}
+	}
+}
+
+// TestFirestoreFunctionRateLimitsPerForwardedClient: behind Google's
+// front end every request comes from the proxy, so the function counts
+// requests against the address the proxy appended to X-Forwarded-For,
+// and an address the client wrote there itself changes nothing.
+func TestFirestoreFunctionRateLimitsPerForwardedClient(t *testing.T) {
+	firestoretest.Require(t)
+	fn := NewFunction(FunctionConfig{ProjectID: firestoretest.NewProjectID(), Store: DefaultConfig(), Logf: t.Logf})
+	t.Cleanup(func() { fn.Close() })
+	srv := httptest.NewServer(fn)
+	t.Cleanup(srv.Close)
+	get := func(xff string) (int, string) {
+		t.Helper()
+		// An unknown path: it is counted like any request and needs no
+		// Firestore round trip, so the loop outruns the refill.
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/"+FunctionName+"/v1/nope", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	// A fresh spoofed left-hand entry on every request does not give the
+	// client a fresh bucket: it is limited after its burst (plus what
+	// refills while the loop runs).
+	limited := -1
+	for i := range 20 * bootstrapapi.DefaultRateBurst {
+		code, retry := get(fmt.Sprintf("10.9.%d.%d, 203.0.113.5", i/250, i%250))
+		if code == http.StatusTooManyRequests {
+			if retry == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			limited = i
+			break
+		}
+		if code != http.StatusNotFound {
+			t.Fatalf("request %d: status %d", i, code)
+		}
+	}
+	if limited < bootstrapapi.DefaultRateBurst {
+		t.Fatalf("limited after %d requests; want the burst of %d first, then 429", limited, bootstrapapi.DefaultRateBurst)
+	}
+	if code, _ := get("203.0.113.6"); code != http.StatusNotFound {
+		t.Errorf("another client while 203.0.113.5 is limited: %d, want 404", code)
+	}
 }
 
 // TestFirestoreFunctionClientReused checks that concurrent first requests

@@ -293,6 +293,9 @@ func decodeState(raw []byte) (*bootstrapapi.State, error) {
 	if len(st.Peers) > bootstrapapi.MaxMaxPeers {
 		return nil, fmt.Errorf("decode: %d peers, over the limit %d", len(st.Peers), bootstrapapi.MaxMaxPeers)
 	}
+	if len(st.Tombstones) > bootstrapapi.MaxTombstones {
+		return nil, fmt.Errorf("decode: %d tombstones, over the limit %d", len(st.Tombstones), bootstrapapi.MaxTombstones)
+	}
 	for id, r := range st.Peers {
 		if r.ID != id {
 			return nil, fmt.Errorf("decode: record %q stored under id %q", clip(r.ID), clip(id))

@@ -395,8 +395,8 @@ func BenchmarkFirestoreJoin(b *testing.B) {
 		err := s.Update(ctx, func(st *bootstrapapi.State) error {
 			st.Config.MaxPeers = 1000
 			rec := bootstrapapi.Record{ID: fmt.Sprintf("peer-%03d", i%100), IP: "192.0.2.1", Port: "7000", Timestamp: now.Unix()}
-			bootstrapapi.Join(st, rec, now, true)
-			return nil
+			_, err := bootstrapapi.Join(st, rec, now, true)
+			return err
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -21,7 +21,8 @@ import (
 // can SIGKILL a real server without building the hearsay binary.
 func TestMain(m *testing.M) {
 	if db := os.Getenv("HEARSAY_TEST_SERVE_DB"); db != "" {
-		srv, err := Start(Config{Listen: "127.0.0.1:0", DBPath: db})
+		// The kill test writes a hundred entries as fast as it can.
+		srv, err := Start(Config{Listen: "127.0.0.1:0", DBPath: db, RateLimit: bootstrapapi.RateLimit{Disabled: true}})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)

@@ -20,6 +20,9 @@ type Config struct {
 	DBPath string
 	// AdminToken protects reset and config changes when set.
 	AdminToken string
+	// RateLimit limits requests per client address; the zero value is
+	// bootstrapapi's default limit.
+	RateLimit bootstrapapi.RateLimit
 	// Logf reports internal errors; nil discards.
 	Logf func(format string, args ...any)
 }
@@ -48,7 +51,8 @@ func Start(cfg Config) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	h := bootstrapapi.NewHandler(store, bootstrapapi.HandlerConfig{AdminToken: cfg.AdminToken, Logf: cfg.Logf})
+	h := bootstrapapi.NewHandler(store, bootstrapapi.HandlerConfig{AdminToken: cfg.AdminToken, Logf: cfg.Logf,
+		RateLimit: cfg.RateLimit})
 	s := &Server{
 		store: store,
 		ln:    ln,

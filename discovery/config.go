@@ -3,9 +3,11 @@ package discovery
 import (
 	"errors"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
+	bootstrapserver "github.com/hearsay-chat/hearsay/bootstrap-server"
 )
 
 // Protocol is what a peer registers as its protocol with the bootstrap
@@ -48,6 +50,19 @@ type Config struct {
 	// Logf reports background failures (renewal, rejoin, cache); nil
 	// discards.
 	Logf func(format string, args ...any)
+	// Signer signs the peer's join, renewals and leave with its identity
+	// key, so that only this peer can change or remove its entry; nil
+	// sends them unsigned (legacy entries, which anyone can overwrite and
+	// which never displace a signed one). It must sign for the ID of the
+	// Node given to Register: the client refuses any other.
+	Signer bootstrapapi.Signer
+	// AdminTokenFile holds the admin token of the embedded default
+	// (generated on first use, mode 0600), so that its reset and
+	// configuration are not open to whoever reaches the port; the
+	// agent's own client (a peer's /bootstrap commands) sends it to
+	// LocalURL. Empty means DataDir/bootstrap-admin-token. Unused with
+	// URLs.
+	AdminTokenFile string
 }
 
 // DefaultConfig returns the defaults: the local default service
@@ -92,6 +107,9 @@ func (c *Config) validate() error {
 	}
 	if c.RejoinMax == 0 {
 		c.RejoinMax = def.RejoinMax
+	}
+	if c.AdminTokenFile == "" {
+		c.AdminTokenFile = filepath.Join(c.DataDir, bootstrapserver.AdminTokenFile)
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: c.RequestTimeout}

@@ -9,12 +9,16 @@
 //   - fetches first contacts, caching them in the data directory and
 //     falling back to the cache when no service answers (contacts.go);
 //   - registers the peer's own contact and renews the lease while it runs
-//     (lease.go);
+//     (lease.go), signed with Config.Signer so that only the peer can
+//     change or remove its entry;
 //   - joins again, every RejoinInterval, peers that are not live members:
 //     members it saw fail and contacts from the service or the cache
 //     (rejoin.go). memberlist stops gossiping with members it declared
 //     dead, so without this the two sides of a long partition never merge;
-//   - leaves the service on Close.
+//   - leaves the service on Close (signed too).
+//
+// An embedded service serves reset and configuration behind the admin
+// token in Config.AdminTokenFile, which the agent's own client carries.
 //
 // The agent does not import the chat library: it needs only the small Node
 // interface below, which *chat.Node implements; cmd/hearsay wires the two.
@@ -65,6 +69,7 @@ type Agent struct {
 	cfg    Config
 	client *bootstrapapi.Client
 	desc   string
+	token  string // admin token of the embedded default; "" with URLs
 
 	// base is cancelled by Close; background requests derive from it.
 	base   context.Context

@@ -18,20 +18,33 @@ import (
 	bootstrapserver "github.com/hearsay-chat/hearsay/bootstrap-server"
 )
 
-// chooseService sets a.client and a.desc, and a.embedded when it starts
-// the embedded default. ctx bounds the probes.
+// chooseService sets a.client and a.desc, and a.token and a.embedded
+// when it starts the embedded default. ctx bounds the probes.
 func (a *Agent) chooseService(ctx context.Context) error {
 	cfg := a.cfg
-	opt := bootstrapapi.WithHTTPClient(cfg.HTTPClient)
+	opts := []bootstrapapi.ClientOption{bootstrapapi.WithHTTPClient(cfg.HTTPClient)}
+	if cfg.Signer != nil {
+		opts = append(opts, bootstrapapi.WithSigner(cfg.Signer))
+	}
 	if len(cfg.URLs) > 0 {
-		c, err := bootstrapapi.NewClient(cfg.URLs, opt)
+		c, err := bootstrapapi.NewClient(cfg.URLs, opts...)
 		if err != nil {
 			return fmt.Errorf("bootstrap client: %w", err)
 		}
 		a.client, a.desc = c, fmt.Sprintf("bootstrap: %s", joinURLs(cfg.URLs))
 		return nil
 	}
-	local, err := bootstrapapi.NewClient([]string{cfg.LocalURL}, opt)
+	// The embedded default is never open to whoever reaches its port: it
+	// serves with the token in AdminTokenFile, which every local peer
+	// and `hearsay bootstrap` share, and this agent's client carries it
+	// (for the peer's /bootstrap reset and config). Loaded before the
+	// probe, since a takeover later needs the same token.
+	token, err := bootstrapserver.LoadOrCreateAdminToken(cfg.AdminTokenFile)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	a.token = token
+	local, err := bootstrapapi.NewClient([]string{cfg.LocalURL}, append(opts, bootstrapapi.WithAdminToken(token))...)
 	if err != nil {
 		return fmt.Errorf("bootstrap client: %w", err)
 	}
@@ -58,13 +71,15 @@ func (a *Agent) chooseService(ctx context.Context) error {
 }
 
 // startEmbedded serves the bootstrap service in-process on LocalListen,
-// its database in the data directory.
+// its database in the data directory, reset and configuration behind the
+// admin token.
 func (a *Agent) startEmbedded() (*bootstrapserver.Server, error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	return bootstrapserver.Start(bootstrapserver.Config{
-		Listen: a.cfg.LocalListen, DBPath: filepath.Join(a.cfg.DataDir, "bootstrap.db"), Logf: a.cfg.Logf})
+		Listen: a.cfg.LocalListen, DBPath: filepath.Join(a.cfg.DataDir, "bootstrap.db"), Logf: a.cfg.Logf,
+		AdminToken: a.token})
 }
 
 // takeOver serves the embedded default in-process when this peer uses it

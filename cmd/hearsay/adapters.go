@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"time"
 
@@ -41,6 +42,16 @@ func (p agentPeer) Stats() hearsay.Stats {
 	s.Reconnects = p.agent.Stats().Rejoins
 	return s
 }
+
+// identitySigner makes a chat identity a bootstrapapi.Signer: the
+// bootstrap client signs the peer's join, refill and leave with the key
+// behind its ID, and bootstrap-api does not import chat.
+type identitySigner struct{ id *chat.Identity }
+
+var _ bootstrapapi.Signer = identitySigner{}
+
+func (s identitySigner) PublicKey() ed25519.PublicKey { return s.id.Pub }
+func (s identitySigner) Sign(msg []byte) []byte       { return s.id.Sign(msg) }
 
 // bootstrapAdapter makes a *bootstrapapi.Client a repl.Bootstrap.
 type bootstrapAdapter struct {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -23,6 +26,7 @@ type bootstrapOpts struct {
 	adminToken string
 	timeout    time.Duration
 	json       bool
+	getenv     func(string) string
 }
 
 func (o *bootstrapOpts) client() (*bootstrapapi.Client, error) {
@@ -34,13 +38,49 @@ func (o *bootstrapOpts) client() (*bootstrapapi.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	token := o.adminToken
+	if token == "" && allLoopback(urls) {
+		// The local service (a peer's embedded one, or serve without
+		// --admin-token) keeps its generated token in the data
+		// directory. It is sent to loopback URLs only: a remote service
+		// has a token of its own and must not learn this one.
+		token, err = bootstrapserver.ReadAdminToken(localAdminTokenFile(o.getenv))
+		if errors.Is(err, fs.ErrNotExist) {
+			token, err = "", nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	return bootstrapapi.NewClient(urls,
 		bootstrapapi.WithHTTPClient(&http.Client{Timeout: o.timeout}),
-		bootstrapapi.WithAdminToken(o.adminToken))
+		bootstrapapi.WithAdminToken(token))
+}
+
+// localAdminTokenFile is where the local bootstrap service's generated
+// admin token lives: the data root ($XDG_DATA_HOME/hearsay), shared by
+// every local peer and by the bootstrap commands.
+func localAdminTokenFile(getenv func(string) string) string {
+	return filepath.Join(defaultDataDir(getenv), bootstrapserver.AdminTokenFile)
+}
+
+// allLoopback reports whether every URL names a loopback host.
+func allLoopback(urls []string) bool {
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return false
+		}
+		h := u.Hostname()
+		if a, err := netip.ParseAddr(h); (err != nil || !a.IsLoopback()) && h != "localhost" {
+			return false
+		}
+	}
+	return len(urls) > 0
 }
 
 func newBootstrapCmd(streams *ioStreams) *cobra.Command {
-	o := &bootstrapOpts{}
+	o := &bootstrapOpts{getenv: streams.Getenv}
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Serve or query the bootstrap data service",
@@ -55,7 +95,7 @@ comma-separated list, tried in order), and defaults to ` + bootstrapapi.DefaultL
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.urls, "bootstrap", "", "bootstrap service URL(s), comma-separated (env BOOTSTRAP_DATA_SERVER)")
-	pf.StringVar(&o.adminToken, "admin-token", "", "admin bearer token for reset and config changes")
+	pf.StringVar(&o.adminToken, "admin-token", "", "admin bearer token for reset and config changes (default for a local service: the one in $XDG_DATA_HOME/hearsay/"+bootstrapserver.AdminTokenFile+")")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of each HTTP request")
 	pf.BoolVar(&o.json, "json", false, "print the service's JSON answer")
 
@@ -88,10 +128,12 @@ type serveOpts struct {
 	listen     string
 	db         string
 	adminToken string
+	tokenFile  string // where the generated token is, when not given
 }
 
 // newBootstrapServeCmd returns `hearsay bootstrap serve`; it calls runF,
-// or runServe when runF is nil, with the database path filled in.
+// or runServe when runF is nil, with the database path filled in and,
+// without --admin-token, the file of the generated token.
 func newBootstrapServeCmd(streams *ioStreams, runF func(context.Context, *serveOpts) error) *cobra.Command {
 	o := &serveOpts{}
 	cmd := &cobra.Command{
@@ -108,6 +150,10 @@ func newBootstrapServeCmd(streams *ioStreams, runF func(context.Context, *serveO
 				}
 				o.db = filepath.Join(dir, "bootstrap.db")
 			}
+			if o.adminToken == "" {
+				// runServe loads or generates the token there.
+				o.tokenFile = localAdminTokenFile(streams.Getenv)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
@@ -116,11 +162,18 @@ func newBootstrapServeCmd(streams *ioStreams, runF func(context.Context, *serveO
 	}
 	cmd.Flags().StringVar(&o.listen, "listen", bootstrapapi.DefaultListen, "address to listen on")
 	cmd.Flags().StringVar(&o.db, "db", "", "bbolt database file (default $XDG_DATA_HOME/hearsay/bootstrap.db)")
-	cmd.Flags().StringVar(&o.adminToken, "admin-token", "", "require this bearer token for reset and config changes")
+	cmd.Flags().StringVar(&o.adminToken, "admin-token", "", "require this bearer token for reset and config changes (default: generated into $XDG_DATA_HOME/hearsay/"+bootstrapserver.AdminTokenFile+")")
 	return cmd
 }
 
 func runServe(ctx context.Context, streams *ioStreams, o *serveOpts) error {
+	if o.tokenFile != "" {
+		tok, err := bootstrapserver.LoadOrCreateAdminToken(o.tokenFile)
+		if err != nil {
+			return fmt.Errorf("bootstrap admin token: %w", err)
+		}
+		o.adminToken = tok
+	}
 	srv, err := bootstrapserver.Start(bootstrapserver.Config{
 		Listen: o.listen, DBPath: o.db, AdminToken: o.adminToken,
 		Logf: func(f string, a ...any) { fmt.Fprintf(streams.ErrOut, f+"\n", a...) },
@@ -128,9 +181,9 @@ func runServe(ctx context.Context, streams *ioStreams, o *serveOpts) error {
 	if err != nil {
 		return err
 	}
-	auth := "open admin (no --admin-token)"
-	if o.adminToken != "" {
-		auth = "admin token required for reset/config"
+	auth := "admin token required for reset/config"
+	if o.tokenFile != "" {
+		auth = "admin token in " + o.tokenFile
 	}
 	fmt.Fprintf(streams.Out, "bootstrap service on %s (db %s, %s)\n", srv.URL(), o.db, auth)
 	select {

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hearsay-chat/hearsay/bench"
+	bootstrapserver "github.com/hearsay-chat/hearsay/bootstrap-server"
 )
 
 // waitFor polls cond until it holds or 15 s pass.
@@ -150,8 +151,20 @@ func TestNewCmdBootstrapServe(t *testing.T) {
 	if err := execute(newBootstrapServeCmd(testStreams(map[string]string{"XDG_DATA_HOME": xdg}), runF), "--listen", "127.0.0.1:9"); err != nil {
 		t.Fatal(err)
 	}
-	if got.listen != "127.0.0.1:9" || got.db != filepath.Join(xdg, "hearsay", "bootstrap.db") || got.adminToken != "" {
+	if got.listen != "127.0.0.1:9" || got.db != filepath.Join(xdg, "hearsay", "bootstrap.db") || got.adminToken != "" ||
+		got.tokenFile != filepath.Join(xdg, "hearsay", bootstrapserver.AdminTokenFile) {
 		t.Errorf("serve options %+v", got)
+	}
+	// The parse step only names the generated token's file; runServe
+	// creates it.
+	if _, err := os.Stat(got.tokenFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("token file after parsing: %v, want none yet", err)
+	}
+	if err := execute(newBootstrapServeCmd(testStreams(map[string]string{"XDG_DATA_HOME": xdg}), runF), "--admin-token", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if got.adminToken != "secret" || got.tokenFile != "" {
+		t.Errorf("serve options with --admin-token %+v", got)
 	}
 }
 

@@ -237,6 +237,11 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	dcfg.DataDir = o.dataDir
 	dcfg.URLs = o.bootstrapURLs
 	dcfg.Logf = func(f string, a ...any) { fmt.Fprintf(logOut, f+"\n", a...) }
+	// The peer signs its join, renewals and leave with its identity, so
+	// nobody else can change or remove its entry; the embedded service's
+	// admin token is shared with `hearsay bootstrap` through the data root.
+	dcfg.Signer = identitySigner{node.Identity()}
+	dcfg.AdminTokenFile = localAdminTokenFile(streams.Getenv)
 	// The agent is nil when no service can be found or served; only
 	// --manual goes on without one.
 	disc, bootErr := discovery.Open(ctx, dcfg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
+	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 )
 
 // testPeer is a whole `hearsay --json` peer run in-process through run(),
@@ -133,6 +135,24 @@ func TestGroupOfThreeChats(t *testing.T) {
 	for _, p := range peers {
 		waitFor(t, p.nick+": two joins", func() bool { return p.count(func(e hearsay.Event) bool { return e.Type == "join" }) >= 2 })
 	}
+	// Each peer's agent signs its registration with the chat identity
+	// (identitySigner wired in runPeer), so nobody else can remove it.
+	waitFor(t, "three signed contacts", func() bool {
+		c, err := bootstrapapi.NewClient([]string{srv.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.List(context.Background(), 0)
+		if err != nil || len(l.Peers) != 3 {
+			return false
+		}
+		for _, p := range l.Peers {
+			if !p.Signed {
+				t.Fatalf("contact %+v is not signed", p)
+			}
+		}
+		return true
+	})
 	alice.send("hello from alice")
 	for _, p := range peers {
 		ev := p.waitEvent("alice's message", isMessage("hello from alice"))
