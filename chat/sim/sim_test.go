@@ -1,0 +1,92 @@
+package sim_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/sim"
+)
+
+// TestScripts runs every script under testdata/, one subtest per file.
+func TestScripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scripts under testdata/")
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".txt")
+		t.Run(name, func(t *testing.T) {
+			script, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := sim.New(t, sim.Options{Seed: 1})
+			if err := s.Run(string(script)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// randomRuns says which seeds TestRandom runs for each mode, and how
+// long each schedule is: two fixed seeds by default (the same schedules
+// on every run); HEARSAY_SIM_SEED=N runs seed N only; HEARSAY_SIM_ROUNDS=N
+// (or HEARSAY_SIM_LONG=1, 25 rounds) runs N seeds from a random base,
+// printed, with longer schedules.
+func randomRuns(t *testing.T) (seeds []uint64, steps int) {
+	if v := os.Getenv("HEARSAY_SIM_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("HEARSAY_SIM_SEED=%q: %v", v, err)
+		}
+		return []uint64{seed}, 0
+	}
+	rounds := 0
+	if os.Getenv("HEARSAY_SIM_LONG") != "" {
+		rounds = 25
+	}
+	if v := os.Getenv("HEARSAY_SIM_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("HEARSAY_SIM_ROUNDS=%q: want a positive number", v)
+		}
+		rounds = n
+	}
+	if rounds == 0 {
+		return []uint64{1, 2}, 24
+	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("random base seed %d", base)
+	for i := range rounds {
+		seeds = append(seeds, base+uint64(i))
+	}
+	return seeds, 60
+}
+
+// TestRandom runs random schedules (sends, partitions both ways and one
+// way, crashes, restarts, loss, delay and reordering) for every ordering
+// mode and checks each with the checker.
+func TestRandom(t *testing.T) {
+	seeds, steps := randomRuns(t)
+	for _, mode := range hearsay.OrderModes() {
+		t.Run(mode.String(), func(t *testing.T) {
+			for _, seed := range seeds {
+				t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+					script := sim.Random(seed, sim.RandomConfig{Peers: 4, Steps: steps, Mode: mode})
+					s := sim.New(t, sim.Options{Seed: seed})
+					if err := s.Run(script); err != nil {
+						t.Errorf("%v\nrepeat with: HEARSAY_SIM_SEED=%d go test -race -run 'TestRandom/%s' ./chat/sim/\nscript:\n%s", err, seed, mode, script)
+					}
+				})
+			}
+		})
+	}
+}
