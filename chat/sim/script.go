@@ -158,6 +158,13 @@ func (s *Sim) Exec(line string) error {
 		return nil
 	case "check":
 		return s.Check()
+	case "checker":
+		// checker strict | replayed-shown: see Options.ReplayedShown.
+		if len(args) != 1 || (args[0] != "strict" && args[0] != "replayed-shown") {
+			return errors.New("checker: want strict or replayed-shown")
+		}
+		s.opts.ReplayedShown = args[0] == "replayed-shown"
+		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }

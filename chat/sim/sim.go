@@ -55,6 +55,7 @@
 //	faults drop=0.1 delay=2ms jitter=20ms   random faults on chat frames (faults off: none)
 //	run 300ms              let the peers run (workload pacing, never synchronisation)
 //	check                  wait for convergence, check safety and liveness
+//	checker replayed-shown count what a restarted peer's log holds as shown (checker strict: the default)
 //
 // # The checker
 //
