@@ -160,3 +160,70 @@ func (w logWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// The nemesis is a function of its seed, and every schedule has a
+// partition and a crash, and ends healed with everyone restarted.
+func TestRandomScriptIsItsSeed(t *testing.T) {
+	cfg := sim.RandomConfig{Peers: 4, Steps: 24, Mode: hearsay.OrderTotal}
+	for seed := uint64(1); seed <= 50; seed++ {
+		a, b := sim.Random(seed, cfg), sim.Random(seed, cfg)
+		if a != b {
+			t.Fatalf("seed %d gave two scripts:\n%s\n---\n%s", seed, a, b)
+		}
+		if !strings.Contains(a, "\npartition ") || !strings.Contains(a, "\ncrash ") {
+			t.Errorf("seed %d: no partition or no crash:\n%s", seed, a)
+		}
+		lines := strings.Split(strings.TrimSpace(a), "\n")
+		if lines[len(lines)-1] != "check" {
+			t.Errorf("seed %d: does not end with check", seed)
+		}
+		crashed := map[string]bool{}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			switch f[0] {
+			case "crash":
+				crashed[f[1]] = true
+			case "restart":
+				delete(crashed, f[1])
+			}
+		}
+		if len(crashed) > 0 {
+			t.Errorf("seed %d: %v never restarted", seed, crashed)
+		}
+	}
+	if sim.Random(1, cfg) == sim.Random(2, cfg) {
+		t.Error("seeds 1 and 2 gave the same script")
+	}
+}
+
+// The faults of a script reach the traffic: a partition loses frames
+// and packets, loss drops frames, and a bad script line is an error.
+func TestFaultsBite(t *testing.T) {
+	s := sim.New(t, sim.Options{Seed: 7})
+	err := s.Run(`
+start a b c
+create a #r fifo
+join b #r
+join c #r
+faults drop=0.3
+partition a | b c
+send a #r one
+send b #r two
+run 300ms
+heal
+faults off
+check
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, random := s.Lost()
+	if cut == 0 || random == 0 {
+		t.Errorf("lost %d to the partition and %d to random loss: want both > 0", cut, random)
+	}
+	for _, bad := range []string{"partition a b", "cut a b", "send a r", "faults drop=2", "run 1h", "crash z", "restart a", "frobnicate"} {
+		if err := s.Exec(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
