@@ -493,10 +493,6 @@ func (s *Sim) JoinRoom(name, room string, mode hearsay.OrderMode) error {
 	return s.waitRoomMembers(ri.Name)
 }
 
-// errTransient marks a send failure that the protocol allows (the room is
-// restoring or too much is in flight during a partition).
-var errTransient = errors.New("transient")
-
 // Send sends text (a generated one when empty) from peer name to room and
 // records it when acknowledged. It retries while the room is restoring
 // after a restart, up to the timeout.
@@ -529,9 +525,6 @@ func (s *Sim) send(name, room, text string, retry time.Duration) (hearsay.MsgID,
 		return !errors.Is(err, chat.ErrRestoring)
 	})
 	if err != nil {
-		if errors.Is(err, chat.ErrRestoring) {
-			err = fmt.Errorf("%w: %w", errTransient, err)
-		}
 		return hearsay.MsgID{}, fmt.Errorf("%s send to #%s: %w", name, room, err)
 	}
 	r.sent = append(r.sent, sentMsg{id: id.String(), from: name, deps: deps})
