@@ -133,6 +133,14 @@ type Config struct {
 	// Shutdown.
 	ChatTransport func(transport.Local) (transport.Transport, error)
 
+	// MemberlistTransport, when not nil, creates the transport memberlist
+	// sends its packets and streams on, instead of UDP and TCP on BindAddr
+	// (the simulator in chat/sim runs memberlist in process with it). It is
+	// called once per Start; memberlist shuts it down. It cannot be
+	// combined with Faults, whose memberlist decorator wraps the network
+	// transport.
+	MemberlistTransport func() (memberlist.Transport, error)
+
 	// HandshakeTimeout bounds the chat stream handshake.
 	HandshakeTimeout time.Duration
 
@@ -286,6 +294,9 @@ func (c *Config) validate() error {
 	if c.Faults != nil {
 		if err := c.Faults.validate(); err != nil {
 			return err
+		}
+		if c.MemberlistTransport != nil {
+			return errors.New("fault injection needs memberlist's network transport: unset MemberlistTransport or Faults")
 		}
 	}
 	if c.LogOutput == nil {

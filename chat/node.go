@@ -310,10 +310,19 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if n.cfg.MemberlistTransport != nil {
+		mt, err := n.cfg.MemberlistTransport()
+		if err != nil {
+			return fmt.Errorf("memberlist transport: %w", err)
+		}
+		mlc.Transport = mt
+	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
 		if ft != nil {
 			_ = ft.Shutdown()
+		} else if mlc.Transport != nil {
+			_ = mlc.Transport.Shutdown()
 		}
 		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 
@@ -41,12 +42,15 @@ func NewMemNetwork(maxFrameBytes int) *MemNetwork {
 	return &MemNetwork{MaxFrameBytes: maxFrameBytes, nodes: make(map[string]*MemTransport)}
 }
 
-// Listen creates a transport for local at a new address ("mem-1", …).
+// Listen creates a transport for local at a new address. Addresses look
+// like sockets in TEST-NET-1 ("192.0.2.1:1", "192.0.2.1:2", …; RFC 5737,
+// never routed) because a node advertises its chat address in its node
+// meta, which must hold an IP address and a port; no socket is opened.
 func (nw *MemNetwork) Listen(local Local) *MemTransport {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	nw.next++
-	t := &MemTransport{nw: nw, local: local, addr: "mem-" + strconv.Itoa(nw.next), done: make(chan struct{}), conns: make(map[*memConn]struct{})}
+	t := &MemTransport{nw: nw, local: local, addr: net.JoinHostPort("192.0.2.1", strconv.Itoa(nw.next)), done: make(chan struct{}), conns: make(map[*memConn]struct{})}
 	nw.nodes[t.addr] = t
 	return t
 }
