@@ -97,6 +97,21 @@ func Start(tb testing.TB, cfg chat.Config) *Peer {
 	if err := n.Start(context.Background()); err != nil {
 		tb.Fatalf("start node %s: %v", cfg.Nick, err)
 	}
+	agent := OpenAgent(tb, n)
+	tb.Cleanup(func() { // runs before the node's shutdown
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = agent.Close(ctx) // leaving a service that is not there fails: expected
+	})
+	return &Peer{Node: n, Rec: rec, Agent: agent}
+}
+
+// OpenAgent opens a discovery agent for the started node n that rejoins
+// its failed members every RejoinInterval, with no bootstrap service, and
+// registers n with it. The caller closes the agent (before shutting the
+// node down); its data directory is a test temporary directory.
+func OpenAgent(tb testing.TB, n *chat.Node) *discovery.Agent {
+	tb.Helper()
 	dcfg := discovery.DefaultConfig()
 	dcfg.URLs = []string{noService}
 	dcfg.DataDir = tb.TempDir()
@@ -104,15 +119,10 @@ func Start(tb testing.TB, cfg chat.Config) *Peer {
 	dcfg.RequestTimeout = 2 * time.Second
 	agent, err := discovery.Open(context.Background(), dcfg)
 	if err != nil {
-		tb.Fatalf("discovery agent of %s: %v", cfg.Nick, err)
+		tb.Fatalf("discovery agent of %s: %v", n.Nick(), err)
 	}
-	tb.Cleanup(func() { // runs before the node's shutdown
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = agent.Close(ctx) // leaving a service that is not there fails: expected
-	})
 	_, _ = agent.Register(context.Background(), n) // no service answers: the error is expected
-	return &Peer{Node: n, Rec: rec, Agent: agent}
+	return agent
 }
 
 // Cluster starts n peers (nicks p0, p1, …, or as changed by tune), joins

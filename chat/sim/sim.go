@@ -90,6 +90,7 @@ import (
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
 	"github.com/hearsay-chat/hearsay/chat/transport"
+	"github.com/hearsay-chat/hearsay/discovery"
 )
 
 // Options configure a simulation.
@@ -104,7 +105,7 @@ type Options struct {
 	Timeout time.Duration
 	// Tune, when not nil, changes a peer's configuration before its first
 	// start (the simulator's own settings: chattest.Config, anti-entropy
-	// every 100 ms, a reconnect attempt every 200 ms).
+	// every 100 ms, a discovery agent's rejoin round every 200 ms).
 	Tune func(name string, cfg *chat.Config)
 	// Logf, when not nil, receives a line per operation (tb.Logf by
 	// default).
@@ -145,9 +146,13 @@ type Peer struct {
 	Name string
 	ID   string
 
-	cfg   chat.Config
-	node  *chat.Node // nil while crashed
-	inj   *transport.Injector
+	cfg  chat.Config
+	node *chat.Node // nil while crashed
+	inj  *transport.Injector
+	// agent is the running life's discovery agent: it rejoins members
+	// the node saw fail, as a peer's agent does in hearsay (nil while
+	// crashed).
+	agent *discovery.Agent
 	lives []*chattest.Recorder // one per start, in order
 }
 
@@ -196,6 +201,7 @@ func New(tb testing.TB, opts Options) *Sim {
 	tb.Cleanup(func() {
 		for _, name := range s.names {
 			if p := s.peers[name]; p.node != nil {
+				p.closeAgent()
 				_ = p.node.Shutdown()
 				p.lives[len(p.lives)-1].Wait()
 				p.node = nil
@@ -252,7 +258,6 @@ func (s *Sim) livePeer(name string) (*Peer, error) {
 func (s *Sim) config(name string) chat.Config {
 	cfg := chattest.Config(s.tb, name)
 	cfg.AntiEntropyInterval = 100 * time.Millisecond
-	cfg.ReconnectInterval = 200 * time.Millisecond
 	if s.opts.Tune != nil {
 		s.opts.Tune(name, &cfg)
 	}
@@ -319,7 +324,19 @@ func (s *Sim) boot(p *Peer) error {
 			s.logf("%s: join: %v (heal rejoins it)", p.Name, err)
 		}
 	}
+	p.agent = chattest.OpenAgent(s.tb, n)
 	return nil
+}
+
+// closeAgent stops the discovery agent of the running life, if any.
+func (p *Peer) closeAgent() {
+	if p.agent == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.agent.Close(ctx) // leaving a service that is not there fails: expected
+	p.agent = nil
 }
 
 // peerFaults returns the fault settings for a new life of a peer: those in
@@ -346,6 +363,7 @@ func (s *Sim) Crash(name string) error {
 	if err != nil {
 		return err
 	}
+	p.closeAgent()
 	err = p.node.Shutdown()
 	p.lives[len(p.lives)-1].Wait()
 	p.node = nil
