@@ -44,6 +44,16 @@ const (
 	MaxKVValueBytes = 256
 	// MaxKVEntries bounds the key/value state (live entries + tombstones).
 	MaxKVEntries = 1024
+	// MaxKVPerOrigin bounds the entries (tombstones included) one peer may
+	// hold in the key/value state, so that no peer alone can fill it.
+	MaxKVPerOrigin = 128
+	// MaxKVStrangers bounds the entries, together, of origins this node
+	// does not know as members (fresh keys cost nothing to make).
+	MaxKVStrangers = MaxKVEntries / 4
+	// MaxKVAhead is how far ahead of this node's clock a key/value
+	// version (Unix milliseconds, see kv.go) may be: clocks differ a
+	// little, but a version far ahead would own its key until then.
+	MaxKVAhead = 10 * time.Minute
 	// maxFrameBytes bounds one frame on a chat connection: a maximal
 	// envelope (body, deps, keys) fits with room to spare.
 	maxFrameBytes = MaxBodyBytes + (MaxDeps+MaxStamped)*(8+20) + 4096

@@ -304,6 +304,18 @@ func (n *Node) displayName(id, nick string) string {
 	return n.nameLocked(id, nick, !live)
 }
 
+// isMember reports whether id is this node or a member it knows with a
+// verified node meta, live or not. It takes n.mu.
+func (n *Node) isMember(id string) bool {
+	if id == n.id.ID {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.members[id]
+	return m != nil && m.Valid
+}
+
 // displayNameLocked is the name of a member in lists and membership
 // events: nick, with an ID suffix when another live member (or this node)
 // has a confusable nick. Caller holds n.mu.
