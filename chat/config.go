@@ -198,6 +198,15 @@ type Config struct {
 	// in total and sequencer rooms (Send returns an error beyond it).
 	MaxHeld     int
 	MaxInFlight int
+	// MaxHeldAhead bounds, per room and origin, how far beyond the
+	// origin's contiguous seqs a received message is stored (held back on
+	// disk until the gap fills). A message further ahead is dropped,
+	// counted in Stats.HeldDiskDrops, and fetched again by anti-entropy
+	// once the gap is filled: the log's held-back messages are bounded per
+	// origin (about MaxHeldAhead × MaxBodyBytes) as the ordering's are in
+	// memory. It should be at least AntiEntropyBatch, so that one repair
+	// fits.
+	MaxHeldAhead int
 }
 
 // Message log choices (Config.MessageLog).
@@ -233,6 +242,7 @@ func DefaultConfig() Config {
 		ReconnectInterval:   10 * time.Second,
 		ReconnectTimeout:    24 * time.Hour,
 		MaxHeld:             4096,
+		MaxHeldAhead:        1024,
 		MaxInFlight:         256,
 	}
 }
@@ -356,6 +366,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReconnectTimeout <= 0 {
 		c.ReconnectTimeout = def.ReconnectTimeout
+	}
+	if c.MaxHeldAhead <= 0 {
+		c.MaxHeldAhead = def.MaxHeldAhead
 	}
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = def.MaxHeld

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -76,4 +77,14 @@ func (s *kvStore) checkBoundsLocked() error {
 		return fmt.Errorf("strangers hold %d entries (counted %d), bound %d", strange, s.strange, MaxKVStrangers)
 	}
 	return nil
+}
+
+// StoredForTest returns how many messages of origin the log holds for
+// room, held back or not.
+func (n *Node) StoredForTest(room, origin string) int {
+	recs, err := n.log.Range(n.ctx, room, origin, 1, msglog.MaxRange)
+	if err != nil {
+		panic(err)
+	}
+	return len(recs)
 }
