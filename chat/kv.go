@@ -219,16 +219,24 @@ func (s *kvStore) applyLocked(e *chatpb.KVEntry, known bool) error {
 	if cur != nil {
 		s.forgetLocked(cur)
 	}
-	s.m[e.Key] = e
-	s.byOrigin[e.Origin]++
-	if !known {
+	if s.strangerLocked(e.Origin, known) {
 		s.strangers[e.Origin] = true
 	}
+	s.m[e.Key] = e
+	s.byOrigin[e.Origin]++
 	if s.strangers[e.Origin] {
 		s.strange++
 	}
 	s.n.stats.kvUpdates.Add(1)
 	return nil
+}
+
+// strangerLocked reports whether origin's entries count as a stranger's:
+// decided by its first entry (known says whether it is a member now) and
+// kept while it holds any, so the counts stay exact when membership
+// changes. Caller holds s.mu.
+func (s *kvStore) strangerLocked(origin string, known bool) bool {
+	return s.strangers[origin] || !known && s.byOrigin[origin] == 0
 }
 
 // forgetLocked removes e (stored) from the map and the counts. Caller
@@ -259,7 +267,7 @@ func (s *kvStore) makeRoomLocked(e, cur *chatpb.KVEntry, known bool) error {
 		}
 		return fmt.Errorf("key/value store: %s holds %d entries, at most %d per peer: delete some of its keys first", who, s.byOrigin[o], MaxKVPerOrigin)
 	}
-	if (!known || s.strangers[o]) && s.strange >= MaxKVStrangers &&
+	if s.strangerLocked(o, known) && s.strange >= MaxKVStrangers &&
 		!s.evictTombstoneLocked(e.Key, func(t *chatpb.KVEntry) bool { return s.strangers[t.Origin] }) {
 		return fmt.Errorf("key/value store: peers that are not members hold %d entries, at most %d together", s.strange, MaxKVStrangers)
 	}

@@ -31,13 +31,22 @@ func TestKVStoreBoundsRandom(t *testing.T) {
 		if rng.IntN(4) == 0 {
 			o = origin(rng.IntN(20)) // members are busier
 		}
+		if step%500 == 0 { // membership changes: origins 10-29 come and go
+			for i := 10; i < 30; i++ {
+				if rng.IntN(2) == 0 {
+					n.members[origin(i)] = &memberInfo{ID: origin(i), Nick: "m", State: hearsay.StateAlive, Valid: true}
+				} else {
+					delete(n.members, origin(i))
+				}
+			}
+		}
 		version++
 		e := &chatpb.KVEntry{Key: fmt.Sprintf("k%d", rng.IntN(3000)), Version: version, Origin: o, Deleted: rng.IntN(3) == 0}
 		s.mu.Lock()
 		if err := s.applyLocked(e, n.isMember(o)); err != nil {
 			refused++
 		}
-		if step%97 == 0 {
+		if step%31 == 0 {
 			if err := s.checkBoundsLocked(); err != nil {
 				s.mu.Unlock()
 				t.Fatalf("step %d: %v", step, err)
