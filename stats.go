@@ -37,6 +37,10 @@ type Stats struct {
 	// HeldDrops counts messages the ordering could not hold (held-back
 	// space full); they stay in the log and are fed again later.
 	HeldDrops uint64 `json:"held_drops"`
+	// HeldDiskDrops counts valid messages not stored because they were
+	// too far ahead of their origin's contiguous seqs (chat
+	// Config.MaxHeldAhead); anti-entropy fetches them again later.
+	HeldDiskDrops uint64 `json:"held_disk_drops"`
 	// StatusSent and StatusReceived count anti-entropy digests.
 	StatusSent     uint64 `json:"status_sent"`
 	StatusReceived uint64 `json:"status_received"`

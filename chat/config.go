@@ -44,6 +44,16 @@ const (
 	MaxKVValueBytes = 256
 	// MaxKVEntries bounds the key/value state (live entries + tombstones).
 	MaxKVEntries = 1024
+	// MaxKVPerOrigin bounds the entries (tombstones included) one peer may
+	// hold in the key/value state, so that no peer alone can fill it.
+	MaxKVPerOrigin = 128
+	// MaxKVStrangers bounds the entries, together, of origins this node
+	// does not know as members (fresh keys cost nothing to make).
+	MaxKVStrangers = MaxKVEntries / 4
+	// MaxKVAhead is how far ahead of this node's clock a key/value
+	// version (Unix milliseconds, see kv.go) may be: clocks differ a
+	// little, but a version far ahead would own its key until then.
+	MaxKVAhead = 10 * time.Minute
 	// maxFrameBytes bounds one frame on a chat connection: a maximal
 	// envelope (body, deps, keys) fits with room to spare.
 	maxFrameBytes = MaxBodyBytes + (MaxDeps+MaxStamped)*(8+20) + 4096
@@ -189,6 +199,15 @@ type Config struct {
 	// in total and sequencer rooms (Send returns an error beyond it).
 	MaxHeld     int
 	MaxInFlight int
+	// MaxHeldAhead bounds, per room and origin, how far beyond the
+	// origin's contiguous seqs a received message is stored (held back on
+	// disk until the gap fills). A message further ahead is dropped,
+	// counted in Stats.HeldDiskDrops, and fetched again by anti-entropy
+	// once the gap is filled: the log's held-back messages are bounded per
+	// origin (about MaxHeldAhead × MaxBodyBytes) as the ordering's are in
+	// memory. It should be at least AntiEntropyBatch, so that one repair
+	// fits.
+	MaxHeldAhead int
 }
 
 // Message log choices (Config.MessageLog).
@@ -222,6 +241,7 @@ func DefaultConfig() Config {
 		FanoutThreshold:     64,
 		Fanout:              3,
 		MaxHeld:             4096,
+		MaxHeldAhead:        1024,
 		MaxInFlight:         256,
 	}
 }
@@ -342,6 +362,9 @@ func (c *Config) validate() error {
 	}
 	if c.Fanout == 0 {
 		c.Fanout = def.Fanout
+	}
+	if c.MaxHeldAhead <= 0 {
+		c.MaxHeldAhead = def.MaxHeldAhead
 	}
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = def.MaxHeld

@@ -19,6 +19,7 @@ type counters struct {
 	kvUpdates, kvDrops                                     atomic.Uint64
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
+	heldDiskDrops                                    atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
 	aeBytes, forwarded, gapPulls                     atomic.Uint64
 }

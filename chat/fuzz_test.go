@@ -127,6 +127,9 @@ func FuzzNotifyMsg(f *testing.F) {
 				t.Fatalf("stored an unchecked entry: %v", err)
 			}
 		}
+		if err := n.kv.checkBoundsLocked(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

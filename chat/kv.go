@@ -3,10 +3,26 @@ package chat
 // Key/value broadcasts (the REPL's /kv, cli-chat's broadcastadd/del/list):
 // small shared state spread through memberlist's TransmitLimitedQueue.
 //
-// Every entry is signed by the peer that changed it and carries a version
-// from that peer's key/value Lamport clock; conflicts resolve by (version,
-// origin), the larger wins, so every peer ends with the same state whatever
-// order it hears the changes in. A deletion is a tombstone entry. memberlist
+// Every entry is signed by the peer that changed it and carries a version;
+// conflicts resolve by (version, origin), the larger wins, so every peer
+// ends with the same state whatever order it hears the changes in. A
+// deletion is a tombstone entry.
+//
+// The version is a hybrid logical clock in Unix milliseconds: a change
+// gets max(highest version seen + 1, now), so it wins over everything this
+// peer has seen and stays close to wall time. A received version more than
+// MaxKVAhead ahead of this peer's clock is refused: a peer cannot take a
+// key for ever with version 2^64-1, and the clock cannot be pushed to
+// overflow. (Peers of earlier versions counted from 1; their entries are
+// valid and lose to any new change.)
+//
+// The store is bounded three ways: MaxKVEntries in all, MaxKVPerOrigin per
+// origin, and MaxKVStrangers for the origins this node does not know as
+// members, together. When a bound is reached the oldest tombstone under it
+// is forgotten, or else the entry is refused (counted in KVDrops) and a
+// local change gets an error that says which bound and whose entries fill
+// it. Refusals depend on what a node has seen, so under such pressure two
+// nodes' states may differ until entries are deleted. memberlist
 // does not re-gossip user broadcasts, so a receiver that applies a newer
 // entry queues it again (named by key: a newer change replaces an older one
 // still in the queue) and drops anything not newer (dedup). Entries are
@@ -20,7 +36,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -41,14 +59,37 @@ const maxKVState = MaxKVEntries * (maxKVBroadcast + 8)
 const kvPrefix = "hearsay/kv/v1\n"
 
 type kvStore struct {
-	n     *Node
-	mu    sync.Mutex
-	clock uint64
-	m     map[string]*chatpb.KVEntry
+	n         *Node
+	mu        sync.Mutex
+	clock     uint64                     // highest version seen or made
+	m         map[string]*chatpb.KVEntry // by key
+	byOrigin  map[string]int             // entries per origin
+	strange   int                        // entries of origins not known as members
+	strangers map[string]bool            // the origins counted in strange
 }
 
 func newKVStore(n *Node) *kvStore {
-	return &kvStore{n: n, m: make(map[string]*chatpb.KVEntry)}
+	return &kvStore{n: n, m: make(map[string]*chatpb.KVEntry), byOrigin: make(map[string]int), strangers: make(map[string]bool)}
+}
+
+// errKVOld: an entry that does not win over the one stored (a duplicate
+// or an older change), dropped silently.
+var errKVOld = errors.New("not newer")
+
+// kvMillis is t as a key/value version.
+func kvMillis(t time.Time) uint64 {
+	if ms := t.UnixMilli(); ms > 0 {
+		return uint64(ms)
+	}
+	return 0
+}
+
+// checkKVVersion refuses a version more than MaxKVAhead ahead of now.
+func checkKVVersion(e *chatpb.KVEntry, now time.Time) error {
+	if limit := kvMillis(now.Add(MaxKVAhead)); e.Version > limit {
+		return fmt.Errorf("version %d is more than %v ahead of this peer's clock (%d)", e.Version, MaxKVAhead, kvMillis(now))
+	}
+	return nil
 }
 
 func kvSigningBytes(e *chatpb.KVEntry) []byte {
@@ -159,37 +200,98 @@ func (b *kvBroadcast) Name() string    { return "kv:" + b.key }
 func (b *kvBroadcast) Message() []byte { return b.msg }
 func (b *kvBroadcast) Finished()       {}
 
-// applyLocked stores e if it wins and reports whether it did. Caller holds
-// s.mu.
-func (s *kvStore) applyLocked(e *chatpb.KVEntry) bool {
-	if e.Version > s.clock {
-		s.clock = e.Version
-	}
+// applyLocked stores e if it wins, within the bounds (see the file
+// comment). known says whether e's origin is a member (or this node). It
+// returns errKVOld when e does not win, and an error that says which bound
+// is reached when there is no room for it. Caller holds s.mu.
+func (s *kvStore) applyLocked(e *chatpb.KVEntry, known bool) error {
 	cur := s.m[e.Key]
 	if !kvNewer(e, cur) {
-		return false
+		return errKVOld
 	}
-	if cur == nil && len(s.m) >= MaxKVEntries && !s.evictTombstoneLocked() {
-		s.n.stats.kvDrops.Add(1)
-		return false
+	s.clock = max(s.clock, e.Version)
+	if cur == nil || cur.Origin != e.Origin { // e takes a new slot of its origin
+		if err := s.makeRoomLocked(e, cur, known); err != nil {
+			s.n.stats.kvDrops.Add(1)
+			return err
+		}
+	}
+	if cur != nil {
+		s.forgetLocked(cur)
+	}
+	if s.strangerLocked(e.Origin, known) {
+		s.strangers[e.Origin] = true
 	}
 	s.m[e.Key] = e
+	s.byOrigin[e.Origin]++
+	if s.strangers[e.Origin] {
+		s.strange++
+	}
 	s.n.stats.kvUpdates.Add(1)
-	return true
+	return nil
 }
 
-// evictTombstoneLocked frees a slot by forgetting the oldest tombstone.
-func (s *kvStore) evictTombstoneLocked() bool {
+// strangerLocked reports whether origin's entries count as a stranger's:
+// decided by its first entry (known says whether it is a member now) and
+// kept while it holds any, so the counts stay exact when membership
+// changes. Caller holds s.mu.
+func (s *kvStore) strangerLocked(origin string, known bool) bool {
+	return s.strangers[origin] || !known && s.byOrigin[origin] == 0
+}
+
+// forgetLocked removes e (stored) from the map and the counts. Caller
+// holds s.mu.
+func (s *kvStore) forgetLocked(e *chatpb.KVEntry) {
+	delete(s.m, e.Key)
+	if s.byOrigin[e.Origin]--; s.byOrigin[e.Origin] <= 0 {
+		delete(s.byOrigin, e.Origin)
+	}
+	if s.strangers[e.Origin] {
+		s.strange--
+		if s.byOrigin[e.Origin] == 0 {
+			delete(s.strangers, e.Origin)
+		}
+	}
+}
+
+// makeRoomLocked makes room for one more entry of e's origin, replacing
+// cur (nil, or another origin's entry for the same key), by forgetting
+// the oldest tombstone under each bound that is reached. Caller holds
+// s.mu.
+func (s *kvStore) makeRoomLocked(e, cur *chatpb.KVEntry, known bool) error {
+	o := e.Origin
+	if s.byOrigin[o] >= MaxKVPerOrigin && !s.evictTombstoneLocked(e.Key, func(t *chatpb.KVEntry) bool { return t.Origin == o }) {
+		who := "peer " + o
+		if o == s.n.id.ID {
+			who = "this peer"
+		}
+		return fmt.Errorf("key/value store: %s holds %d entries, at most %d per peer: delete some of its keys first", who, s.byOrigin[o], MaxKVPerOrigin)
+	}
+	if s.strangerLocked(o, known) && s.strange >= MaxKVStrangers &&
+		!s.evictTombstoneLocked(e.Key, func(t *chatpb.KVEntry) bool { return s.strangers[t.Origin] }) {
+		return fmt.Errorf("key/value store: peers that are not members hold %d entries, at most %d together", s.strange, MaxKVStrangers)
+	}
+	if cur == nil && len(s.m) >= MaxKVEntries && !s.evictTombstoneLocked(e.Key, func(*chatpb.KVEntry) bool { return true }) {
+		mine := s.byOrigin[s.n.id.ID]
+		return fmt.Errorf("key/value store is full: %d entries (%d of this peer's, %d of peers that are not members, at most %d per peer): delete some keys first",
+			len(s.m), mine, s.strange, MaxKVPerOrigin)
+	}
+	return nil
+}
+
+// evictTombstoneLocked frees a slot by forgetting the oldest tombstone
+// that match accepts, other than the one of key (about to be replaced).
+func (s *kvStore) evictTombstoneLocked(key string, match func(*chatpb.KVEntry) bool) bool {
 	var victim *chatpb.KVEntry
 	for _, e := range s.m {
-		if e.Deleted && (victim == nil || e.Version < victim.Version) {
+		if e.Deleted && e.Key != key && match(e) && (victim == nil || e.Version < victim.Version) {
 			victim = e
 		}
 	}
 	if victim == nil {
 		return false
 	}
-	delete(s.m, victim.Key)
+	s.forgetLocked(victim)
 	return true
 }
 
@@ -221,15 +323,18 @@ func (s *kvStore) set(key, value string, deleted bool) error {
 			return fmt.Errorf("key %q is not set", key)
 		}
 	}
-	s.clock++
-	e := &chatpb.KVEntry{Key: key, Value: value, Deleted: deleted, Version: s.clock,
+	if s.clock == math.MaxUint64 { // cannot happen: received versions are bounded by the clock
+		return errors.New("key/value clock exhausted")
+	}
+	version := max(s.clock+1, kvMillis(time.Now()))
+	e := &chatpb.KVEntry{Key: key, Value: value, Deleted: deleted, Version: version,
 		Origin: s.n.id.ID, OriginKey: append([]byte(nil), s.n.id.Pub...)}
 	e.Signature = s.n.id.Sign(kvSigningBytes(e))
 	if b, _ := proto.Marshal(e); len(b)+1 > maxKVBroadcast {
 		return fmt.Errorf("key/value entry is %d bytes encoded, at most %d", len(b)+1, maxKVBroadcast)
 	}
-	if !s.applyLocked(e) {
-		return fmt.Errorf("key/value store is full (%d entries)", MaxKVEntries)
+	if err := s.applyLocked(e, true); err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
 	}
 	s.queueLocked(e)
 	return nil
@@ -238,15 +343,22 @@ func (s *kvStore) set(key, value string, deleted bool) error {
 // handleBroadcast applies a received entry and re-queues it if it won.
 func (s *kvStore) handleBroadcast(b []byte) {
 	e, err := DecodeKVEntry(b)
+	if err == nil {
+		err = checkKVVersion(e, time.Now())
+	}
 	if err != nil {
 		s.n.stats.kvDrops.Add(1)
 		s.n.logger.Printf("drop kv broadcast: %v", err)
 		return
 	}
+	known := s.n.isMember(e.Origin) // before s.mu: it takes n.mu
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.applyLocked(e) {
+	switch err := s.applyLocked(e, known); {
+	case err == nil:
 		s.queueLocked(e)
+	case !errors.Is(err, errKVOld):
+		s.n.logger.Printf("drop kv entry %q from %s: %v", e.Key, e.Origin, err)
 	}
 }
 
@@ -279,14 +391,31 @@ func (s *kvStore) mergeState(b []byte) {
 		s.n.logger.Printf("drop kv state: %v", err)
 		return
 	}
+	now := time.Now()
+	known := make(map[string]bool)
+	for _, e := range st.Entries {
+		if _, ok := known[e.Origin]; !ok {
+			known[e.Origin] = s.n.isMember(e.Origin) // before s.mu: it takes n.mu
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	refused := 0
 	for _, e := range st.Entries {
 		if err := checkKVEntry(e); err != nil {
 			s.n.stats.kvDrops.Add(1)
 			continue
 		}
-		s.applyLocked(e)
+		if err := checkKVVersion(e, now); err != nil {
+			s.n.stats.kvDrops.Add(1)
+			continue
+		}
+		if err := s.applyLocked(e, known[e.Origin]); err != nil && !errors.Is(err, errKVOld) {
+			refused++
+		}
+	}
+	if refused > 0 {
+		s.n.logger.Printf("kv state: %d entries refused (store bounds)", refused)
 	}
 }
 

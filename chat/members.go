@@ -56,6 +56,17 @@ type memberInfo struct {
 	State    hearsay.MemberState
 	Since    time.Time
 	Valid    bool // the meta decoded; a peer without valid meta gets no stream
+
+	skel, skelOf string // skeleton(skelOf), cached: see skeleton
+}
+
+// skeleton returns skeleton(m.Nick), computed once per nick. Caller holds
+// n.mu.
+func (m *memberInfo) skeleton() string {
+	if m.skel == "" || m.skelOf != m.Nick {
+		m.skel, m.skelOf = skeleton(m.Nick), m.Nick
+	}
+	return m.skel
 }
 
 // eventDelegate adapts memberlist.EventDelegate to the node.
@@ -273,36 +284,61 @@ func (n *Node) countLiveLocked() {
 	n.liveCount.Store(k)
 }
 
-// displayName returns nick, or nick#xxxx when another known live member
-// (or this node) uses the same nick. It takes n.mu.
+// displayName returns the name a message from id shows: nick (the
+// member's own when id is a known member), with an ID suffix "#xxxx" when
+// another live member (or this node) has a nick that looks the same (the
+// same skeleton, names.go), and always when id is not a live member: a
+// stranger's or an offline member's message must not pass for a live
+// member's. It takes n.mu.
 func (n *Node) displayName(id, nick string) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if m := n.members[id]; m != nil && m.Valid {
+	m := n.members[id]
+	if m != nil && m.Valid {
 		nick = m.Nick
 	}
 	if id == n.id.ID {
 		nick = n.nick
 	}
-	return n.displayNameLocked(id, nick)
+	live := id == n.id.ID || m != nil && m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+	return n.nameLocked(id, nick, !live)
 }
 
-// displayNameLocked: caller holds n.mu. The suffix grows beyond 4
-// characters only if two such peers' IDs share their first 4.
-func (n *Node) displayNameLocked(id, nick string) string {
+// isMember reports whether id is this node or a member it knows with a
+// verified node meta, live or not. It takes n.mu.
+func (n *Node) isMember(id string) bool {
+	if id == n.id.ID {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.members[id]
+	return m != nil && m.Valid
+}
+
+// displayNameLocked is the name of a member in lists and membership
+// events: nick, with an ID suffix when another live member (or this node)
+// has a confusable nick. Caller holds n.mu.
+func (n *Node) displayNameLocked(id, nick string) string { return n.nameLocked(id, nick, false) }
+
+// nameLocked: caller holds n.mu. The suffix grows beyond 4 characters
+// only if two such peers' IDs share their first 4; always says to add it
+// even without a look-alike.
+func (n *Node) nameLocked(id, nick string, always bool) string {
+	skel := skeleton(nick)
 	var others []string
-	if id != n.id.ID && n.nick == nick {
+	if id != n.id.ID && skeleton(n.nick) == skel {
 		others = append(others, n.id.ID)
 	}
 	for _, m := range n.members {
-		if m.ID != id && m.Nick == nick && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if m.ID != id && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) && m.skeleton() == skel {
 			others = append(others, m.ID)
 		}
 	}
-	if len(others) == 0 {
+	if len(others) == 0 && !always {
 		return nick
 	}
-	k := 4
+	k := min(4, len(id))
 	for _, o := range others {
 		for k < len(id) && strings.HasPrefix(o, id[:k]) {
 			k++

@@ -88,7 +88,10 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 
 // ValidateNick checks a nick: 1 to 32 bytes of letters, digits, '-', '_'
 // and '.', so it cannot be confused with a room (#), a command (/) or a
-// disambiguation suffix (#).
+// disambiguation suffix (#); valid under the PRECIS Nickname profile and
+// in its normal form; with no invisible letter (U+3164 and the other
+// Hangul fillers) or format character; and letters of one script, or of
+// a combination real names use (see names.go).
 func ValidateNick(nick string) error {
 	if nick == "" {
 		return fmt.Errorf("nick is empty")
@@ -107,7 +110,7 @@ func ValidateNick(nick string) error {
 			return fmt.Errorf("nick %q: only letters, digits, '-', '_' and '.' are allowed", nick)
 		}
 	}
-	return nil
+	return checkNickRunes(nick)
 }
 
 func validateHostPort(addr string) error {

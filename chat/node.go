@@ -58,6 +58,7 @@ type Node struct {
 	env    *roomEnv            // what the node gives its rooms (rooms.go)
 	keys   keyCache            // expanded public keys of origins (verify.go)
 	verify combiner            // shares signature batches among streams (verify.go)
+	ahead  aheadHints          // held-back bound on disk (heldback.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
@@ -756,7 +757,7 @@ func (n *Node) Stats() hearsay.Stats {
 	c := &n.stats
 	return hearsay.Stats{
 		Stored: c.stored.Load(), HeldBack: held, ControlSent: c.controlSent.Load(), Late: late,
-		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(),
+		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(), HeldDiskDrops: c.heldDiskDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
 		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),

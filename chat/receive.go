@@ -115,6 +115,7 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 		fresh = append(fresh, env)
 	}
 	errs := n.verify.check(fresh)
+	ahead := n.aheadCheck(len(fresh))
 	ok := fresh[:0]
 	for i, env := range fresh {
 		switch {
@@ -124,6 +125,8 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 			n.stats.invalid.Add(1)
 		case n.joinedRoom(env.Room) == nil:
 			n.stats.unjoined.Add(1)
+		case ahead.drop(env):
+			n.stats.heldDiskDrops.Add(1) // fetched again by anti-entropy (heldback.go)
 		default:
 			ok = append(ok, env)
 		}

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
+	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay"
@@ -43,6 +46,9 @@ func TestMetaRoundTripAndLimits(t *testing.T) {
 		{"no protocol", &chatpb.NodeMeta{PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
 		{"plaintext protocol 2", &chatpb.NodeMeta{Protocol: 2, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
 		{"bad nick", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a#b", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"invisible nick", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "\u3164", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"mixed-script nick", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "bоb", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
+		{"zero-width nick", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "bo\u200bb", PublicKey: id.Pub, ChatAddr: "127.0.0.1:1"}, id.ID},
 		{"host name", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "example.com:1"}, id.ID},
 		{"port 0", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub, ChatAddr: "127.0.0.1:0"}, id.ID},
 		{"short key", &chatpb.NodeMeta{Protocol: ProtocolVersion, PeerId: id.ID, Nick: "a", PublicKey: id.Pub[:31], ChatAddr: "127.0.0.1:1"}, id.ID},
@@ -59,16 +65,68 @@ func TestMetaRoundTripAndLimits(t *testing.T) {
 }
 
 func TestValidateNick(t *testing.T) {
-	for _, ok := range []string{"alice", "Bob_2", "x.y-z", "Zoë", strings.Repeat("a", 32)} {
+	for _, ok := range []string{"alice", "Bob_2", "x.y-z", "Zoë", strings.Repeat("a", 32),
+		"борис", "Ελένη", "山田太郎", "やまだ", "Yamada山田", "김민준", "Łukasz", "Nguyễn"} {
 		if err := ValidateNick(ok); err != nil {
 			t.Errorf("ValidateNick(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a b", "a#b", "/nick", "#room", "a\x1b[31m", strings.Repeat("a", 33), "\xff"} {
+	for _, bad := range []string{"", "a b", "a#b", "/nick", "#room", "a\x1b[31m", strings.Repeat("a", 33), "\xff",
+		"\u3164", "\u3164\u3164", "a\u3164", "\uffa0", "\u115f\u1160", // Hangul fillers: letters that draw blank
+		"a\u200bb", "a\u200db", "a\u00adb", "a\u2060b", "\ufeffa", "a\U000E0041", "a\u2028", "a\u202eb", // zero-width, format, tags, separators
+		"a\u034fb", "Zoe\u0308", // a default-ignorable mark; combining instead of precomposed
+		"ａｌｉｃｅ", "ﬁx", "ℌal", // compatibility forms (NFKC changes them)
+		"bоb", "pаypal", "Αlice", // Latin mixed with Cyrillic or Greek
+	} {
 		if err := ValidateNick(bad); err == nil {
 			t.Errorf("ValidateNick(%q) accepted", bad)
 		}
 	}
+}
+
+func TestSkeleton(t *testing.T) {
+	alike := [][2]string{
+		{"alice", "Alice"}, {"alice", "ALICE"}, {"bob", "ВОВ"}, {"alice", "аlice"}, {"paypal", "раураl"},
+		{"ocean", "осеаn"}, {"Ian", "lan"}, {"bill", "b1ll"}, {"modern", "rnodern"}, {"wave", "vvave"}, {"bob", "b0b"},
+		{"ΚΑΤΕ", "kate"}, {"alice", "ａｌｉｃｅ"},
+	}
+	for _, p := range alike {
+		if skeleton(p[0]) != skeleton(p[1]) {
+			t.Errorf("skeleton(%q) = %q, skeleton(%q) = %q: want equal", p[0], skeleton(p[0]), p[1], skeleton(p[1]))
+		}
+	}
+	for _, p := range [][2]string{{"alice", "alicia"}, {"bob", "bab"}, {"dan", "don"}, {"борис", "boris"}} {
+		if skeleton(p[0]) == skeleton(p[1]) {
+			t.Errorf("skeleton(%q) = skeleton(%q) = %q: want different", p[0], p[1], skeleton(p[0]))
+		}
+	}
+}
+
+// FuzzValidateNick: a nick ValidateNick accepts is short, valid UTF-8,
+// in its normal form, without invisible or format characters, and the
+// skeleton of any string never panics.
+func FuzzValidateNick(f *testing.F) {
+	for _, s := range []string{"alice", "bоb", "\u3164", "Zoë", "ａｌｉｃｅ", "a\u200bb", "山田", "a.b-c_d", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, nick string) {
+		_ = skeleton(nick)
+		if ValidateNick(nick) != nil {
+			return
+		}
+		if len(nick) == 0 || len(nick) > MaxNickBytes || !utf8.ValidString(nick) {
+			t.Fatalf("accepted %q", nick)
+		}
+		if nick != norm.NFKC.String(nick) {
+			t.Fatalf("accepted %q, not in NFKC", nick)
+		}
+		for _, r := range nick {
+			if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Zs, unicode.M, unicode.C, unicode.Other_Default_Ignorable_Code_Point) ||
+				r == 0x3164 || r == 0xffa0 || r == 0x115f || r == 0x1160 {
+				t.Fatalf("accepted %q with %U", nick, r)
+			}
+		}
+	})
 }
 
 func TestIdentityPersisted(t *testing.T) {
@@ -234,5 +292,30 @@ func TestDisplayNames(t *testing.T) {
 	}
 	if m, err := n.resolvePeer("bob#aaaa000000000002"); err != nil || m.ID != "aaaa000000000002" {
 		t.Errorf("resolve bob#…2: %v %v", m, err)
+	}
+
+	// Look-alikes: a Cyrillic "саrol" and an upper-case "CAROL" make the
+	// three carols show suffixes; a message from a stranger, or from a
+	// member that is offline, always shows one, whatever its nick.
+	n.members["dddd000000000005"] = &memberInfo{ID: "dddd000000000005", Nick: "саrol", State: hearsay.StateAlive, Valid: true}
+	n.members["eeee000000000006"] = &memberInfo{ID: "eeee000000000006", Nick: "CAROL", State: hearsay.StateSuspect, Valid: true}
+	n.members["ffff000000000007"] = &memberInfo{ID: "ffff000000000007", Nick: "dave", State: hearsay.StateLeft, Valid: true}
+	for _, tc := range []struct{ id, nick, want string }{
+		{"cccc000000000004", "", "carol#cccc"},
+		{"dddd000000000005", "", "саrol#dddd"},
+		{"eeee000000000006", "", "CAROL#eeee"},
+		{"9999000000000009", "alice", "alice#9999"},   // a stranger using this node's nick
+		{"9999000000000009", "zed", "zed#9999"},       // a stranger with a nick nobody has
+		{"bbbb000000000003", "ignored", "alice#bbbb"}, // the dead alice, by her member nick
+		{"ffff000000000007", "", "dave#ffff"},         // a member that left
+		{n.ID(), "", "alice"},                         // this node: live
+	} {
+		if got := n.displayName(tc.id, tc.nick); got != tc.want {
+			t.Errorf("displayName(%s, %q) = %q, want %q", tc.id, tc.nick, got, tc.want)
+		}
+	}
+	n.members["aaaa000000000008"] = &memberInfo{ID: "aaaa000000000008", Nick: "аlice", State: hearsay.StateAlive, Valid: true}
+	if got, want := n.displayName(n.ID(), ""), "alice#"+n.ID()[:4]; got != want {
+		t.Errorf("this node beside a Cyrillic look-alike: %q, want %q", got, want)
 	}
 }

@@ -48,10 +48,15 @@
 // Messages print as "[15:04:05] <alice> hello", events as
 // "[15:04:05] * bob joined", command output bare and errors as
 // "error: …" (on stderr in line mode). Nicks have a stable colour on
-// terminals (Config.Color). Everything from peers is sanitised: ANSI
-// sequences, C0/C1 controls and bidi overrides are removed; continuation
-// lines of a multi-line message are indented so they cannot pass for
-// lines from someone else.
+// terminals (Config.Color). Everything from peers is sanitised (Sanitize):
+// ANSI sequences, C0/C1 controls, format characters (zero-width spaces and
+// joiners, soft hyphen, BOM, bidi controls, the tag block), the line and
+// paragraph separators U+2028/2029 and the Hangul fillers are removed, and
+// at most four combining marks are kept after a base character;
+// continuation lines of a multi-line message are indented so they cannot
+// pass for lines from someone else. A nick that looks like a live
+// member's, or comes from an origin that is not a live member, is shown
+// with its ID suffix ("<alice#3f2a>", chat's display names).
 //
 // With --json every event is one JSON object per line on stdout, in
 // hearsay.Event's JSON form (its MarshalJSON, the schema in README.md):

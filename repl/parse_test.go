@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -93,6 +94,14 @@ func TestSanitize(t *testing.T) {
 		{"wide 世界 emoji 🎉 é", "wide 世界 emoji 🎉 é", "wide 世界 emoji 🎉 é"},
 		{"trailing esc\x1b", "trailing esc", "trailing esc"},
 		{"unterminated\x1b]0;title", "unterminated", "unterminated"},
+		{"zero\u200bwidth\u200c\u200d\u2060\ufeff\u00adx", "zerowidthx", "zerowidthx"},
+		{"tag\U000E0041\U000E007F\U000E0000s", "tags", "tags"},
+		{"fake\u2028<alice> hi\u2029", "fake<alice> hi", "fake<alice> hi"},
+		{"filler\u3164\uffa0\u115f\u1160.", "filler.", "filler."},
+		{"isolate\u2066x\u2069 mark\u061c", "isolatex mark", "isolatex mark"},
+		{"z\u0301\u0302\u0303\u0304\u0305\u0306alg\u0300o", "z\u0301\u0302\u0303\u0304alg\u0300o", "z\u0301\u0302\u0303\u0304alg\u0300o"},
+		{"split\u0301\u0301\u0301\u200b\u0301\u0301\u0301", "split\u0301\u0301\u0301\u0301", "split\u0301\u0301\u0301\u0301"},
+		{"Vi\u1ec7t ti\u00ea\u0301ng \u0928\u092e\u0938\u094d\u0924\u0947 \u2764\ufe0f", "Vi\u1ec7t ti\u00ea\u0301ng \u0928\u092e\u0938\u094d\u0924\u0947 \u2764\ufe0f", "Vi\u1ec7t ti\u00ea\u0301ng \u0928\u092e\u0938\u094d\u0924\u0947 \u2764\ufe0f"},
 	}
 	for _, tc := range tests {
 		if got := Sanitize(tc.in); got != tc.want {
@@ -105,7 +114,8 @@ func TestSanitize(t *testing.T) {
 }
 
 func FuzzSanitize(f *testing.F) {
-	for _, s := range []string{"", "plain", "\x1b[2J\x1b[H", "\x1b]0;t\x07", "a\u009bb", "\xff\xfe", "x\ny\r\n", "\x1bP\x1b\\", "🎉\u202e"} {
+	for _, s := range []string{"", "plain", "\x1b[2J\x1b[H", "\x1b]0;t\x07", "a\u009bb", "\xff\xfe", "x\ny\r\n", "\x1bP\x1b\\", "🎉\u202e",
+		"a\u200b\u2028\U000E0041\u3164", "e\u0301\u0301\u0301\u0301\u0301\x1b[m\u0301", "\u0301\u0301\u0301\u0301\u0301\u0301"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -114,9 +124,20 @@ func FuzzSanitize(f *testing.F) {
 			if !utf8.ValidString(out) {
 				t.Fatalf("invalid UTF-8 out of %q: %q", s, out)
 			}
+			marks := 0
 			for _, r := range out {
 				if (r < 0x20 && !(multi && r == '\n')) || (r >= 0x7f && r <= 0x9f) || isBidiControl(r) {
 					t.Fatalf("control %U left in %q (from %q)", r, out, s)
+				}
+				if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || (r >= 0xe0000 && r <= 0xe007f) ||
+					r == 0x200b || r == 0xfeff || r == 0xad || r == 0x3164 {
+					t.Fatalf("invisible %U left in %q (from %q)", r, out, s)
+				}
+				if marks = marks + 1; !unicode.Is(unicode.M, r) {
+					marks = 0
+				}
+				if marks > maxMarks {
+					t.Fatalf("%d combining marks in a row in %q (from %q)", marks, out, s)
 				}
 			}
 			if again := sanitize(out, multi); again != out {

@@ -4,17 +4,37 @@ package repl
 // that move the cursor, rewrite the screen, change the window title or
 // fake lines from other people. Sanitize removes them before anything
 // reaches a terminal, a log file or the JSON stream.
+//
+// It also removes what a terminal draws as nothing, or draws somewhere
+// else than where the text is: invisible characters make two different
+// strings look alike ("bob" and "bo\u200bb"), line and paragraph
+// separators start a new line in some terminals (a fake line), bidi
+// controls reorder what is read, and a base character followed by
+// hundreds of combining marks ("zalgo" text) paints over the lines above
+// and below it.
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
+// maxMarks is how many combining marks may follow one base character.
+// Real text needs few: Vietnamese stacks two on a vowel, Indic scripts a
+// vowel sign and one or two more; four leaves room for those and for an
+// emoji's variation selector while stopping marks from stacking up into
+// neighbouring lines.
+const maxMarks = 4
+
 // Sanitize returns s with every ANSI escape sequence, every C0 and C1
-// control character (newlines and tabs included), DEL and the bidirectional
-// override characters removed, and invalid UTF-8 replaced by U+FFFD.
+// control character (newlines and tabs included), DEL, every format
+// character (Unicode category Cf: zero-width space and joiners, word
+// joiner, BOM, soft hyphen, bidirectional controls, the tag block
+// U+E0000–E007F), the line and paragraph separators U+2028 and U+2029
+// and the Hangul filler letters removed, at most four combining marks kept
+// after each base character, and invalid UTF-8 replaced by U+FFFD.
 // Printable Unicode, including wide characters and emoji, is kept. Tabs
-// become one space so that words stay apart.
+// become one space so that words stay apart. It is idempotent.
 func Sanitize(s string) string { return sanitize(s, false) }
 
 // SanitizeMultiline is Sanitize but keeps line feeds (a carriage return
@@ -28,6 +48,7 @@ func sanitize(s string, keepNewlines bool) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s))
+	marks := 0 // combining marks written since the last other character
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c == 0x1b { // ESC: skip the whole sequence
@@ -39,10 +60,13 @@ func sanitize(s string, keepNewlines bool) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b.WriteRune(utf8.RuneError)
+			marks = 0
 		case r == '\n' && keepNewlines:
 			b.WriteByte('\n')
+			marks = 0
 		case r == '\t':
 			b.WriteByte(' ')
+			marks = 0
 		case r < 0x20 || r == 0x7f:
 			// C0 controls and DEL are dropped.
 		case r == 0x9b: // C1 CSI: skip its parameters like ESC [
@@ -54,8 +78,19 @@ func sanitize(s string, keepNewlines bool) string {
 		case isBidiControl(r):
 			// Bidirectional overrides can make text read differently
 			// from what was sent ("trojan source"); dropped.
+		case isInvisible(r):
+			// Zero-width, format, tag and separator characters; dropped.
+		case unicode.Is(unicode.M, r):
+			// Marks are counted in the output, so that one removed
+			// character between two runs does not let them add up (and
+			// a second pass keeps every mark the first one kept).
+			if marks < maxMarks {
+				b.WriteRune(r)
+				marks++
+			}
 		default:
 			b.WriteRune(r)
+			marks = 0
 		}
 	}
 	return b.String()
@@ -69,6 +104,24 @@ func isPlain(s string) bool {
 		}
 	}
 	return true
+}
+
+// isInvisible reports whether r is a character a terminal shows as
+// nothing, or as a line break: format characters (Cf, which includes
+// U+200B–200D, U+2060, U+FEFF, U+00AD, the bidi controls and most of the
+// tag block), the whole tag block U+E0000–E007F, the line and paragraph
+// separators (Zl, Zp) and the Hangul fillers, letters that draw blank
+// (U+115F, U+1160, U+3164, U+FFA0).
+func isInvisible(r rune) bool {
+	switch {
+	case r < 0xa0:
+		return false // ASCII and C1: handled by the caller
+	case r >= 0xe0000 && r <= 0xe007f:
+		return true
+	case r == 0x115f || r == 0x1160 || r == 0x3164 || r == 0xffa0:
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func isBidiControl(r rune) bool {

@@ -27,6 +27,7 @@ func statLines(s hearsay.Stats, members, health int) []statLine {
 		{"anti-entropy bytes sent", u(s.AntiEntropyBytes)},
 		{"repairs sent / new from repairs", u(s.RepairSent) + "/" + u(s.Repaired)},
 		{"held-back overflow (refed later)", u(s.HeldDrops)},
+		{"too far ahead (not stored, repaired)", u(s.HeldDiskDrops)},
 		{"for rooms not joined (dropped)", u(s.Unjoined)},
 		{"rejoin attempts", u(s.Reconnects)},
 		{"duplicates", u(s.Duplicates)},

@@ -227,6 +227,19 @@ func (l *Mem) VersionVector(ctx context.Context, room string) (VersionVector, er
 	return vv, err
 }
 
+// Contiguous implements Log.
+func (l *Mem) Contiguous(ctx context.Context, room, origin string) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.check(ctx); err != nil {
+		return 0, err
+	}
+	if o := l.origin(room, origin, false); o != nil {
+		return o.st.contig, nil
+	}
+	return 0, nil
+}
+
 // Floors implements Log.
 func (l *Mem) Floors(ctx context.Context, room string) (VersionVector, error) {
 	vv := VersionVector{}

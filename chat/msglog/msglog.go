@@ -180,6 +180,13 @@ type Log interface {
 	Range(ctx context.Context, room, origin string, from uint64, limit int) ([]Record, error)
 	// VersionVector returns the room's version vector.
 	VersionVector(ctx context.Context, room string) (VersionVector, error)
+	// Contiguous returns origin's entry of the room's version vector (0
+	// when it has none). Unlike VersionVector it does not apply Bolt's
+	// memtable first: it is cheap enough for the receive path, to bound
+	// how far ahead of it a received message may be stored. While the
+	// memtable is being applied it may return less than the true value,
+	// never more.
+	Contiguous(ctx context.Context, room, origin string) (uint64, error)
 	// Floors returns, per origin, the seq up to which messages are pruned.
 	Floors(ctx context.Context, room string) (VersionVector, error)
 	// SetFloor declares seqs up to seq of origin gone (deleting any stored).

@@ -258,11 +258,30 @@ func Run(t *testing.T, open Opener) {
 			{"b", 1, msglog.VersionVector{"a": 2, "b": 1}},
 			{"a", 3, msglog.VersionVector{"a": 4, "b": 1}},
 		}
+		contigEqual := func(room string, want msglog.VersionVector) {
+			t.Helper()
+			for _, o := range []string{"a", "b", "d", "none"} {
+				if got, err := l.Contiguous(ctx, room, o); err != nil || got != want[o] {
+					t.Errorf("Contiguous(%s, %s) = %d, %v; want %d", room, o, got, err, want[o])
+				}
+			}
+		}
 		for _, s := range steps {
 			add(t, l, "#r", s.origin, s.seq, s.seq, t0)
 			vvEqual(t, l, "#r", s.want)
+			contigEqual("#r", s.want)
 		}
 		vvEqual(t, l, "#other", msglog.VersionVector{})
+		contigEqual("#other", msglog.VersionVector{})
+		// Deferred appends count at once (Bolt: from its memtable).
+		var recs []msglog.Record
+		for _, seq := range []uint64{1, 2, 3, 5} {
+			recs = append(recs, msglog.Record{Room: "#r", Origin: "d", Seq: seq, Meta: msglog.Meta{Lamport: seq, RecvTime: t0}})
+		}
+		if _, err := l.AppendBatchDeferred(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		contigEqual("#r", msglog.VersionVector{"a": 4, "b": 1, "d": 3})
 	})
 
 	t.Run("History", func(t *testing.T) {
