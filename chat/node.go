@@ -304,17 +304,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		NumNodes:       n.numMembers,
 		RetransmitMult: mlc.RetransmitMult,
 	}
-	var ft *faultTransport
-	if n.faults != nil {
-		if ft, err = n.faultTransportFor(mlc, host, port, advHost); err != nil {
-			return err
-		}
+	mt, err := n.memberlistTransport(mlc, host, port, advHost)
+	if err != nil {
+		return err
 	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
-		if ft != nil {
-			_ = ft.Shutdown()
-		}
+		_ = mt.Shutdown()
 		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
 	}
 
@@ -344,32 +340,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.spawn(n.reconnectLoop)
 	}
 	return nil
-}
-
-// faultTransportFor binds memberlist's network transport itself (as
-// memberlist would) and wraps it for fault injection.
-func (n *Node) faultTransportFor(mlc *memberlist.Config, host string, port int, advHost string) (*faultTransport, error) {
-	var nt *memberlist.NetTransport
-	var err error
-	for try := 0; try < 10; try++ { // a free port for UDP may be taken for TCP: retry, as memberlist does
-		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
-		if err == nil || port != 0 {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start memberlist transport on %s: %w", n.cfg.BindAddr, err)
-	}
-	mlc.BindPort = nt.GetAutoBindPort()
-	mlc.AdvertisePort = mlc.BindPort
-	mlc.AdvertiseAddr = advHost
-	ft, err := newFaultTransport(n, nt)
-	if err != nil {
-		_ = nt.Shutdown()
-		return nil, err
-	}
-	mlc.Transport = ft
-	return ft, nil
 }
 
 // memberlistConfigLocked builds the memberlist configuration. Caller holds n.mu.
