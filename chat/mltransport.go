@@ -216,6 +216,12 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	}
 	room := c.g.lim.maxStreamBytes - c.delivered.Load()
 	if room <= 0 {
+		// A stream of exactly the limit ends cleanly; one byte more
+		// ends it.
+		var one [1]byte
+		if n, err := c.Conn.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
 		return 0, c.fail(fmt.Errorf("stream exceeds %d bytes", c.g.lim.maxStreamBytes))
 	}
 	p = p[:min(int64(len(p)), room, maxGuardedRead)]
