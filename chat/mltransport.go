@@ -20,7 +20,10 @@ package chat
 //     payload announces more than maxStreamBytes fails at its first
 //     bytes, before memberlist buffers anything (a plaintext stream in a
 //     group with a cluster key memberlist refuses itself after its first
-//     byte, with an answer that tells an honest peer to use the key);
+//     byte, with an answer that tells an honest peer to use the key); in
+//     an open group, a plaintext push/pull or user message whose header
+//     announces more user state than maxStreamBytes or more than
+//     maxPushPullNodes nodes fails before memberlist allocates for it;
 //   - a stream's deadline is never later than streamTimeout after it was
 //     accepted, whatever memberlist sets.
 //
@@ -35,16 +38,39 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/memberlist"
 )
 
 // memberlist's stream framing (net.go and label.go of memberlist v0.7):
 // an optional label header [244, len, label...], then a message type; an
-// encrypted message is [10, uint32 big-endian length, ciphertext].
+// encrypted message is [10, uint32 big-endian length, ciphertext]; a
+// plaintext push/pull [6, msgpack pushPullHeader, ...] and a user message
+// [8, msgpack userMsgHeader, ...].
 const (
-	mlHasLabelMsg = 244
-	mlEncryptMsg  = 10
+	mlHasLabelMsg  = 244
+	mlEncryptMsg   = 10
+	mlPushPullMsg  = 6
+	mlUserMsg      = 8
+	maxPlainHeader = 1024 // memberlist's own headers take about 40 bytes
+	// maxPushPullNodes bounds the node entries a plaintext push/pull may
+	// announce: memberlist allocates them all on the header's word (up to
+	// 1,048,576), before reading one.
+	maxPushPullNodes = 16384
 )
+
+// mlPushPullHeader and mlUserMsgHeader are memberlist's pushPullHeader and
+// userMsgHeader, decoded with the same msgpack codec memberlist uses, so
+// the guard reads exactly what memberlist will.
+type mlPushPullHeader struct {
+	Nodes        int
+	UserStateLen int
+	Join         bool
+}
+
+type mlUserMsgHeader struct {
+	UserMsgLen int
+}
 
 // streamLimits bounds memberlist's inbound streams.
 type streamLimits struct {
@@ -200,10 +226,12 @@ type guardedConn struct {
 
 // header follows memberlist's stream header as its bytes pass.
 type header struct {
-	state int // 0 first byte, 1 label length, 2 label, 3 type, 4 length, 5 done
+	state int // 0 first byte, 1 label length, 2 label, 3 type, 4 length, 5 done, 6 plaintext header
 	skip  int // label bytes left
 	n     int
 	buf   [4]byte
+	typ   byte   // the plaintext message type
+	plain []byte // the plaintext header so far
 }
 
 // errStreamRefused marks a stream the guard ended.
@@ -267,10 +295,13 @@ func (c *guardedConn) inspect(b []byte) error {
 				h.state = 3
 			}
 		case 3:
-			if b[0] == mlEncryptMsg {
+			switch b[0] {
+			case mlEncryptMsg:
 				h.state = 4
-			} else {
-				h.state = 5 // plaintext: see the file comment
+			case mlPushPullMsg, mlUserMsg:
+				h.state, h.typ = 6, b[0]
+			default:
+				h.state = 5 // a ping, or memberlist refuses it
 			}
 			b = b[1:]
 		case 4:
@@ -284,9 +315,51 @@ func (c *guardedConn) inspect(b []byte) error {
 					return fmt.Errorf("stream announces %d encrypted bytes, limit %d", n, c.g.lim.maxStreamBytes-5)
 				}
 			}
+		case 6:
+			k := min(len(b), maxPlainHeader-len(h.plain))
+			h.plain = append(h.plain, b[:k]...)
+			b = b[k:]
+			done, err := c.checkPlain(h.typ, h.plain)
+			if err != nil {
+				return err
+			}
+			if done {
+				h.state, h.plain = 5, nil
+			} else if len(h.plain) == maxPlainHeader {
+				return fmt.Errorf("no memberlist header in the first %d bytes", maxPlainHeader)
+			}
 		}
 	}
 	return nil
+}
+
+// checkPlain decodes the plaintext header of type typ from the bytes so
+// far: done once it decodes, an error if what it announces is over the
+// bounds.
+func (c *guardedConn) checkPlain(typ byte, b []byte) (done bool, err error) {
+	dec := codec.NewDecoderBytes(b, &codec.MsgpackHandle{})
+	limit := c.g.lim.maxStreamBytes
+	if typ == mlUserMsg {
+		var h mlUserMsgHeader
+		if dec.Decode(&h) != nil {
+			return false, nil // incomplete (or invalid: memberlist refuses it)
+		}
+		if h.UserMsgLen < 0 || int64(h.UserMsgLen) > limit {
+			return true, fmt.Errorf("user message announces %d bytes, limit %d", h.UserMsgLen, limit)
+		}
+		return true, nil
+	}
+	var h mlPushPullHeader
+	if dec.Decode(&h) != nil {
+		return false, nil
+	}
+	if h.Nodes < 0 || h.Nodes > maxPushPullNodes {
+		return true, fmt.Errorf("push/pull announces %d nodes, limit %d", h.Nodes, maxPushPullNodes)
+	}
+	if h.UserStateLen < 0 || int64(h.UserStateLen) > limit {
+		return true, fmt.Errorf("push/pull announces %d bytes of user state, limit %d", h.UserStateLen, limit)
+	}
+	return true, nil
 }
 
 // fail ends the stream with err.

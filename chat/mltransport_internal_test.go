@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
 func testGuard(lim streamLimits) *streamGuard {
@@ -33,6 +35,31 @@ func testLimits() streamLimits {
 	return streamLimits{maxStreams: 4, maxStreamsPerIP: 2, maxStreamBytes: 1000, maxBufferedBytes: 1500, streamTimeout: time.Minute}
 }
 
+// plainHead encodes a plaintext memberlist stream header as memberlist
+// does (its msgpack codec, default handle).
+func plainHead(t testing.TB, typ byte, h any) []byte {
+	t.Helper()
+	var out []byte
+	if err := codec.NewEncoderBytes(&out, &codec.MsgpackHandle{}).Encode(h); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{typ}, out...)
+}
+
+// paddedHead is a push/pull header whose first key is a 2 KB unknown
+// field (memberlist's decoder skips it) before a 20 MB UserStateLen.
+func paddedHead(t testing.TB) []byte {
+	t.Helper()
+	var out []byte
+	h := map[string]any{"Pad": strings.Repeat("x", 2048), "UserStateLen": 20 << 20}
+	mh := &codec.MsgpackHandle{}
+	mh.Canonical = true // "Pad" first
+	if err := codec.NewEncoderBytes(&out, mh).Encode(h); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{mlPushPullMsg}, out...)
+}
+
 // The header check reads memberlist's framing with and without a label,
 // however the bytes are split, and refuses an announced length over the
 // stream limit before the payload is read.
@@ -51,6 +78,14 @@ func TestGuardHeader(t *testing.T) {
 		{"label, then too much", append(append([]byte{}, label...), enc(1<<31)...), true},
 		{"label, then small", append(append(append([]byte{}, label...), enc(3)...), 1, 2, 3), false},
 		{"plaintext", []byte{6, 0x83, 1, 2}, false},
+		{"push/pull, small", plainHead(t, mlPushPullMsg, mlPushPullHeader{Nodes: 3, UserStateLen: 100}), false},
+		{"push/pull, a million nodes", plainHead(t, mlPushPullMsg, mlPushPullHeader{Nodes: 1 << 20}), true},
+		{"push/pull, 20 MB of user state", plainHead(t, mlPushPullMsg, mlPushPullHeader{UserStateLen: 20 << 20}), true},
+		{"push/pull, negative", plainHead(t, mlPushPullMsg, mlPushPullHeader{UserStateLen: -1}), true},
+		{"label, then push/pull too big", append(append([]byte{}, label...), plainHead(t, mlPushPullMsg, mlPushPullHeader{UserStateLen: 1001})...), true},
+		{"user message, small", plainHead(t, mlUserMsg, mlUserMsgHeader{UserMsgLen: 10}), false},
+		{"user message, 20 MB", plainHead(t, mlUserMsg, mlUserMsgHeader{UserMsgLen: 20 << 20}), true},
+		{"a header padded past 1 KiB", paddedHead(t), true},
 		{"plaintext longer than a stream", bytes.Repeat([]byte{6}, 1001), true},
 	}
 	for _, tc := range cases {
@@ -144,32 +179,43 @@ type fakeAddrConn struct {
 
 func (f fakeAddrConn) RemoteAddr() net.Addr { return f.remote }
 
-// The header reader takes any bytes, in any pieces, without panicking,
-// and refuses exactly the streams whose announced encrypted length is over
-// the limit.
+// The header reader takes any bytes, in any pieces, without panicking;
+// where the bytes are split does not change its verdict; and it refuses
+// exactly the encrypted streams whose announced length is over the limit.
 func FuzzGuardHeader(f *testing.F) {
 	f.Add([]byte{mlEncryptMsg, 0, 0, 0, 10}, uint8(1))
 	f.Add(append([]byte{mlHasLabelMsg, 1, 'x', mlEncryptMsg}, 0xff, 0xff, 0xff, 0xff), uint8(3))
 	f.Add([]byte{mlHasLabelMsg, 0}, uint8(1))
 	f.Add([]byte{6, 0x83}, uint8(2))
+	f.Add(plainHead(f, mlPushPullMsg, mlPushPullHeader{Nodes: 2, UserStateLen: 1 << 30}), uint8(5))
+	f.Add(plainHead(f, mlUserMsg, mlUserMsgHeader{UserMsgLen: 7}), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
-		g := testGuard(streamLimits{maxStreams: 1, maxStreamsPerIP: 1, maxStreamBytes: 1 << 20, maxBufferedBytes: 1 << 20})
-		c := &guardedConn{g: g}
-		n := max(int(step), 1)
-		var err error
-		for rest := data; len(rest) > 0 && err == nil; {
-			k := min(n, len(rest))
-			err = c.inspect(rest[:k])
-			rest = rest[k:]
+		lim := streamLimits{maxStreams: 1, maxStreamsPerIP: 1, maxStreamBytes: 1 << 20, maxBufferedBytes: 1 << 20}
+		verdict := func(n int) error {
+			c := &guardedConn{g: testGuard(lim)}
+			var err error
+			for rest := data; len(rest) > 0 && err == nil; {
+				k := min(n, len(rest))
+				err = c.inspect(rest[:k])
+				rest = rest[k:]
+			}
+			return err
 		}
-		// The reference: the same framing read in one go.
+		n := max(int(step), 1)
+		stepped, whole := verdict(n), verdict(len(data)+1)
+		if (stepped != nil) != (whole != nil) {
+			t.Fatalf("inspect(%x): in steps of %d %v, at once %v", data, n, stepped, whole)
+		}
 		p := data
 		if len(p) >= 2 && p[0] == mlHasLabelMsg {
 			p = p[min(len(p), 2+int(p[1])):]
 		}
-		over := len(p) >= 5 && p[0] == mlEncryptMsg && int64(binary.BigEndian.Uint32(p[1:5])) > (1<<20)-5
-		if (err != nil) != over {
-			t.Fatalf("inspect(%x) in steps of %d: %v, want refused=%v", data, n, err, over)
+		if len(p) == 0 || p[0] != mlEncryptMsg {
+			return
+		}
+		over := len(p) >= 5 && int64(binary.BigEndian.Uint32(p[1:5])) > (1<<20)-5
+		if (whole != nil) != over {
+			t.Fatalf("inspect(%x): %v, want refused=%v", data, whole, over)
 		}
 	})
 }

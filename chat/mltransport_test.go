@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-msgpack/v2/codec"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
@@ -146,6 +148,59 @@ func TestMemberlistPortFlood(t *testing.T) {
 	chattest.WaitConverged(t, append(peers, late)...)
 	send(t, late, "after the flood")
 	victim.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "after the flood" }, "message after the flood")
+}
+
+// pushPullHead is memberlist's header of a plaintext push/pull, encoded
+// as memberlist encodes it.
+func pushPullHead(t *testing.T, nodes, userState int) []byte {
+	t.Helper()
+	var out []byte
+	h := struct {
+		Nodes        int
+		UserStateLen int
+		Join         bool
+	}{nodes, userState, false}
+	if err := codec.NewEncoderBytes(&out, &codec.MsgpackHandle{}).Encode(h); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{6}, out...)
+}
+
+// In an open group memberlist trusts a plaintext push/pull header and
+// allocates what it announces before reading it (20 MB of user state, or
+// a million node entries). The guard refuses such headers: 40 streams
+// announcing them leave the heap within the bound, and the group works.
+func TestMemberlistPortFloodOpenGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hundreds of MB of traffic")
+	}
+	peers := chattest.Cluster(t, 2, nil)
+	victim := peers[0]
+	const bound = 128 << 20
+	for _, tc := range []struct {
+		name string
+		head []byte
+	}{
+		{"20 MB of user state", pushPullHead(t, 0, 20<<20)},
+		{"a million nodes", pushPullHead(t, 1<<20, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := victim.Stats().Refused
+			stop := heapPeak(t)
+			flood(t, victim.AdvertiseAddr(), 40, tc.head, 1<<20)
+			grew := stop()
+			refused := victim.Stats().Refused - before
+			t.Logf("40 push/pulls announcing %s: the heap grew by %.1f MB at its peak; %d refused", tc.name, float64(grew)/(1<<20), refused)
+			if grew > bound {
+				t.Errorf("heap grew by %d MB, bound %d MB", grew>>20, bound>>20)
+			}
+			if refused < 40 {
+				t.Errorf("%d of 40 streams refused", refused)
+			}
+		})
+	}
+	send(t, peers[1], "still open")
+	victim.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "still open" }, "message after the flood")
 }
 
 // One address cannot hold more than 32 memberlist streams open: the rest
