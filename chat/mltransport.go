@@ -25,7 +25,10 @@ package chat
 //     announces more user state than maxStreamBytes or more than
 //     maxPushPullNodes nodes fails before memberlist allocates for it;
 //   - a stream's deadline is never later than streamTimeout after it was
-//     accepted, whatever memberlist sets.
+//     accepted, whatever memberlist sets;
+//   - the answers to streams this peer opens (joins, push/pulls) are read
+//     under the same byte and header rules: a contact is whatever address
+//     a bootstrap service or gossip named.
 //
 // What upstream still does past the guard is in docs/SECURITY.md.
 
@@ -133,6 +136,24 @@ func newStreamGuard(inner memberlist.NodeAwareTransport, lim streamLimits, logge
 // StreamCh returns the guarded inbound streams.
 func (g *streamGuard) StreamCh() <-chan net.Conn { return g.streams }
 
+// DialAddressTimeout opens a stream this peer starts (a join, a push/pull,
+// a TCP ping). Its answer is read under the same rules, bytes and header,
+// as an inbound stream: the contact may be any address a bootstrap
+// service or gossip named. It does not count against the stream bounds,
+// which memberlist's own schedule keeps small.
+func (g *streamGuard) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	c, err := g.NodeAwareTransport.DialAddressTimeout(a, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &guardedConn{Conn: c, g: g, outbound: true}, nil
+}
+
+// DialTimeout is DialAddressTimeout for a bare address.
+func (g *streamGuard) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return g.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
 // Shutdown stops the wrapped transport first and the pump after: the
 // wrapped transport's accept loop blocks until its stream is taken, and
 // memberlist keeps reading StreamCh until Shutdown returns.
@@ -188,8 +209,12 @@ func (g *streamGuard) admit(c net.Conn) (*guardedConn, error) {
 	return &guardedConn{Conn: c, g: g, ip: ip, hard: hard}, nil
 }
 
-func (g *streamGuard) release(ip string, delivered int64) {
-	g.buffered.Add(-delivered)
+func (g *streamGuard) release(c *guardedConn) {
+	g.buffered.Add(-c.delivered.Load())
+	if c.outbound {
+		return
+	}
+	ip := c.ip
 	g.mu.Lock()
 	g.open--
 	if g.perIP[ip]--; g.perIP[ip] == 0 {
@@ -213,9 +238,10 @@ const maxGuardedRead = 64 << 10
 // on one goroutine; Close may come from any.
 type guardedConn struct {
 	net.Conn
-	g    *streamGuard
-	ip   string
-	hard time.Time // the deadline no Set*Deadline may pass
+	g        *streamGuard
+	ip       string
+	hard     time.Time // the deadline no Set*Deadline may pass (inbound)
+	outbound bool      // dialed by this peer: not counted in the stream bounds
 
 	delivered atomic.Int64 // bytes returned by Read
 	hdr       header
@@ -376,7 +402,7 @@ func (c *guardedConn) Close() error {
 	err := c.Conn.Close()
 	// memberlist closes a stream on the goroutine that reads it, after
 	// its last Read: what it delivered is final here.
-	c.closeOnce.Do(func() { c.g.release(c.ip, c.delivered.Load()) })
+	c.closeOnce.Do(func() { c.g.release(c) })
 	return err
 }
 
@@ -386,6 +412,9 @@ func (c *guardedConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *guardedConn) clamp(t time.Time) time.Time {
+	if c.hard.IsZero() { // outbound: memberlist's own deadlines
+		return t
+	}
 	if t.IsZero() || t.After(c.hard) {
 		return c.hard
 	}

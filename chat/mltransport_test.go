@@ -4,7 +4,9 @@ package chat_test
 // real sockets against a peer of a group with a cluster key.
 
 import (
+	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -201,6 +203,62 @@ func TestMemberlistPortFloodOpenGroup(t *testing.T) {
 	}
 	send(t, peers[1], "still open")
 	victim.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "still open" }, "message after the flood")
+}
+
+// A contact may be any address a bootstrap service names: one that
+// answers a join with a push/pull announcing a million nodes (memberlist
+// would allocate about 100 MB for them before reading one) is refused at
+// the header, and the joiner's heap stays small.
+func TestMemberlistJoinToHostileContact(t *testing.T) {
+	p := chattest.Start(t, chattest.Config(t, "joiner"))
+	head := pushPullHead(t, 1<<20, 0)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // after the listeners close: cleanups run last first
+	var addrs []string
+	for range 5 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, lis.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := lis.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(timeout))
+					if _, err := c.Write(head); err == nil {
+						c.Write(make([]byte, 64<<10))
+					}
+					io.Copy(io.Discard, c)
+				}()
+			}
+		}()
+		t.Cleanup(func() { lis.Close() })
+	}
+	before := p.Stats().Refused
+	stop := heapPeak(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := p.Join(ctx, addrs)
+	grew := stop()
+	t.Logf("join to 5 hostile contacts: %v; the heap grew by %.1f MB at its peak", err, float64(grew)/(1<<20))
+	if err == nil {
+		t.Fatal("the join succeeded")
+	}
+	if grew > 64<<20 {
+		t.Errorf("heap grew by %d MB, bound 64 MB", grew>>20)
+	}
+	if r := p.Stats().Refused - before; r < 5 {
+		t.Errorf("%d of 5 answers refused", r)
+	}
 }
 
 // One address cannot hold more than 32 memberlist streams open: the rest
