@@ -448,7 +448,7 @@ func (n *Node) memberlistTransport(mlc *memberlist.Config, host string, port int
 		}
 		inner = ft
 	}
-	g := newStreamGuard(inner, defaultStreamLimits(mlc), mlc.Logger, func() { n.stats.refused.Add(1) })
+	g := newStreamGuard(inner, defaultStreamLimits(mlc), mlc.Logger, func() { n.stats.mlRefused.Add(1) })
 	mlc.Transport = g
 	return g, nil
 }

@@ -126,17 +126,17 @@ func TestMemberlistPortFlood(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := victim.Stats().Refused
+			before := victim.Stats().MLRefused
 			stop := heapPeak(t)
 			flood(t, addr, 40, tc.head, tc.body)
 			grew := stop()
 			t.Logf("40 streams %s: the heap grew by %.1f MB at its peak; %d refused",
-				tc.name, float64(grew)/(1<<20), victim.Stats().Refused-before)
+				tc.name, float64(grew)/(1<<20), victim.Stats().MLRefused-before)
 			if grew > bound {
 				t.Errorf("heap grew by %d MB, bound %d MB", grew>>20, bound>>20)
 			}
-			if tc.refused && victim.Stats().Refused-before < 40 {
-				t.Errorf("%d of 40 streams refused", victim.Stats().Refused-before)
+			if tc.refused && victim.Stats().MLRefused-before < 40 {
+				t.Errorf("%d of 40 streams refused", victim.Stats().MLRefused-before)
 			}
 		})
 	}
@@ -187,11 +187,11 @@ func TestMemberlistPortFloodOpenGroup(t *testing.T) {
 		{"a million nodes", pushPullHead(t, 1<<20, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := victim.Stats().Refused
+			before := victim.Stats().MLRefused
 			stop := heapPeak(t)
 			flood(t, victim.AdvertiseAddr(), 40, tc.head, 1<<20)
 			grew := stop()
-			refused := victim.Stats().Refused - before
+			refused := victim.Stats().MLRefused - before
 			t.Logf("40 push/pulls announcing %s: the heap grew by %.1f MB at its peak; %d refused", tc.name, float64(grew)/(1<<20), refused)
 			if grew > bound {
 				t.Errorf("heap grew by %d MB, bound %d MB", grew>>20, bound>>20)
@@ -243,7 +243,7 @@ func TestMemberlistJoinToHostileContact(t *testing.T) {
 		}()
 		t.Cleanup(func() { lis.Close() })
 	}
-	before := p.Stats().Refused
+	before := p.Stats().MLRefused
 	stop := heapPeak(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -256,7 +256,7 @@ func TestMemberlistJoinToHostileContact(t *testing.T) {
 	if grew > 64<<20 {
 		t.Errorf("heap grew by %d MB, bound 64 MB", grew>>20)
 	}
-	if r := p.Stats().Refused - before; r < 5 {
+	if r := p.Stats().MLRefused - before; r < 5 {
 		t.Errorf("%d of 5 answers refused", r)
 	}
 }
@@ -274,7 +274,7 @@ func TestMemberlistStreamsPerIP(t *testing.T) {
 		defer c.Close()
 		held = append(held, c)
 	}
-	chattest.WaitFor(t, timeout, func() bool { return p.Stats().Refused >= 8 },
+	chattest.WaitFor(t, timeout, func() bool { return p.Stats().MLRefused >= 8 },
 		"streams over the per-address bound were not refused: %+v", p.Stats())
 	closed := 0
 	for _, c := range held[:] {
