@@ -11,6 +11,7 @@ type Stats struct {
 	Invalid    uint64 `json:"invalid"`     // envelopes breaking a limit or rule, dropped
 	BadFrames  uint64 `json:"bad_frames"`  // undecodable or unexpected frames and packets, bad node meta
 	Refused    uint64 `json:"refused"`     // inbound chat streams refused at the handshake
+	MLRefused  uint64 `json:"ml_refused"`  // memberlist streams the port guard refused or cut (bounds, announced sizes)
 	QueueDrops uint64 `json:"queue_drops"` // frames dropped because a peer's send queue was full
 	FaultDrops uint64 `json:"fault_drops"` // frames and packets dropped by fault injection (tests only)
 	EventDrops uint64 `json:"event_drops"` // events dropped because Events was full

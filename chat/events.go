@@ -17,6 +17,7 @@ type counters struct {
 	badFrames, refused, queueDrops, eventDrops, framesOut  atomic.Uint64
 	batchesOut                                             atomic.Uint64
 	kvUpdates, kvDrops                                     atomic.Uint64
+	mlRefused                                              atomic.Uint64
 
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
 	heldDiskDrops                                    atomic.Uint64

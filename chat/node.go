@@ -305,26 +305,26 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		NumNodes:       n.numMembers,
 		RetransmitMult: mlc.RetransmitMult,
 	}
-	var ft *faultTransport
-	if n.faults != nil {
-		if ft, err = n.faultTransportFor(mlc, host, port, advHost); err != nil {
-			return err
-		}
-	}
+	// The memberlist transport: the guarded network transport, or the
+	// one a simulation supplies (Config.MemberlistTransport).
+	var mt memberlist.Transport
 	if n.cfg.MemberlistTransport != nil {
-		mt, err := n.cfg.MemberlistTransport()
+		t, err := n.cfg.MemberlistTransport()
 		if err != nil {
 			return fmt.Errorf("memberlist transport: %w", err)
 		}
-		mlc.Transport = mt
+		mt = t
+		mlc.Transport = t
+	} else {
+		g, err := n.memberlistTransport(mlc, host, port, advHost)
+		if err != nil {
+			return err
+		}
+		mt = g
 	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
-		if ft != nil {
-			_ = ft.Shutdown()
-		} else if mlc.Transport != nil {
-			_ = mlc.Transport.Shutdown()
-		}
+		_ = mt.Shutdown()
 		return fmt.Errorf("start memberlist on %s: %w", n.cfg.BindAddr, err)
 	}
 
@@ -351,32 +351,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.spawn(n.antiEntropyLoop)
 	n.spawn(n.pruneLoop)
 	return nil
-}
-
-// faultTransportFor binds memberlist's network transport itself (as
-// memberlist would) and wraps it for fault injection.
-func (n *Node) faultTransportFor(mlc *memberlist.Config, host string, port int, advHost string) (*faultTransport, error) {
-	var nt *memberlist.NetTransport
-	var err error
-	for try := 0; try < 10; try++ { // a free port for UDP may be taken for TCP: retry, as memberlist does
-		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
-		if err == nil || port != 0 {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start memberlist transport on %s: %w", n.cfg.BindAddr, err)
-	}
-	mlc.BindPort = nt.GetAutoBindPort()
-	mlc.AdvertisePort = mlc.BindPort
-	mlc.AdvertiseAddr = advHost
-	ft, err := newFaultTransport(n, nt)
-	if err != nil {
-		_ = nt.Shutdown()
-		return nil, err
-	}
-	mlc.Transport = ft
-	return ft, nil
 }
 
 // memberlistConfigLocked builds the memberlist configuration. Caller holds n.mu.
@@ -763,7 +737,7 @@ func (n *Node) Stats() hearsay.Stats {
 		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
-		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
+		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}

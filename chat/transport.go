@@ -44,19 +44,10 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 			return nil, fmt.Errorf("chat transport: %w", err)
 		}
 	} else {
-		g, err := transport.ListenTLS(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), transport.TLSConfig{
-			Local:            local,
-			Protocol:         ProtocolVersion,
-			PeerID:           func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
-			ClusterKey:       n.cfg.ClusterKey,
-			MaxFrameBytes:    maxFrameBytes,
-			HandshakeTimeout: n.cfg.HandshakeTimeout,
-			// The dialer sends its room set every 5 to 10 anti-entropy
-			// intervals: a stream quiet for 30 of them has lost its dialer.
-			IdleTimeout: max(30*time.Second, 30*n.cfg.AntiEntropyInterval),
-			Logger:      n.logger,
-			OnRefused:   func(error) { n.stats.refused.Add(1) },
-		})
+		tc := tlsTransportConfig(&n.cfg, local)
+		tc.Logger = n.logger
+		tc.OnRefused = func(error) { n.stats.refused.Add(1) }
+		g, err := transport.ListenTLS(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), tc)
 		if err != nil {
 			return nil, err
 		}
@@ -66,4 +57,20 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 		t = transport.WithFaults(t, n.faults)
 	}
 	return t, nil
+}
+
+// tlsTransportConfig is the TLS transport's configuration for a node with
+// cfg and identity local.
+func tlsTransportConfig(cfg *Config, local transport.Local) transport.TLSConfig {
+	return transport.TLSConfig{
+		Local:            local,
+		Protocol:         ProtocolVersion,
+		PeerID:           func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
+		ClusterKey:       cfg.ClusterKey,
+		MaxFrameBytes:    maxFrameBytes,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		// The dialer sends its room set every 5 to 10 anti-entropy
+		// intervals: a stream quiet for 30 of them has lost its dialer.
+		IdleTimeout: max(30*time.Second, 30*cfg.AntiEntropyInterval),
+	}
 }

@@ -22,7 +22,10 @@ package transport
 // What an outsider meets before authentication is bounded: at most
 // MaxHandshakes connections in the handshake at once (MaxHandshakesPerIP
 // from one address), each closed at HandshakeTimeout, reading at most a
-// Hello's worth of frame; admitted connections count against MaxConns.
+// Hello's worth of frame; admitted connections count against MaxConns,
+// and all of one address's against MaxConnsPerIP. A connection over a
+// bound is closed before the TLS handshake, so it costs a descriptor and
+// an accept, nothing more.
 
 import (
 	"bufio"
@@ -78,11 +81,15 @@ type TLSConfig struct {
 	WriteTimeout time.Duration
 	// MaxHandshakes bounds the inbound connections in the handshake at
 	// once (0: 64); MaxHandshakesPerIP the ones from one IP address (0: 8);
-	// MaxConns the admitted inbound connections (0: 1024). A connection
+	// MaxConns the inbound connections, in the handshake or admitted (0:
+	// 1024); MaxConnsPerIP those from one IP address (0: 256: a member
+	// keeps one inbound stream, so this is room for 256 peers behind one
+	// address, a NAT or one machine running a benchmark). A connection
 	// over a bound is closed at once.
 	MaxHandshakes      int
 	MaxHandshakesPerIP int
 	MaxConns           int
+	MaxConnsPerIP      int
 	// Logger gets refused handshakes; nil discards them.
 	Logger *log.Logger
 	// OnRefused, when not nil, is called for every refused inbound
@@ -113,6 +120,9 @@ func (c *TLSConfig) setDefaults() error {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 1024
 	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 256
+	}
 	if c.Logger == nil {
 		c.Logger = log.New(io.Discard, "", 0)
 	}
@@ -136,7 +146,8 @@ type TLS struct {
 	handler    Handler
 	closed     bool
 	handshakes int
-	perIP      map[string]int
+	perIP      map[string]int        // handshakes in flight per remote IP
+	connsPerIP map[string]int        // inbound connections per remote IP, any state
 	conns      map[net.Conn]struct{} // every inbound connection, in handshake or served
 	admitted   int
 	wg         sync.WaitGroup // connection goroutines
@@ -162,7 +173,7 @@ func ListenTLS(addr string, cfg TLSConfig) (*TLS, error) {
 		return nil, fmt.Errorf("chat listener: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &TLS{cfg: cfg, lis: lis, cert: cert, perIP: make(map[string]int),
+	return &TLS{cfg: cfg, lis: lis, cert: cert, perIP: make(map[string]int), connsPerIP: make(map[string]int),
 		conns: make(map[net.Conn]struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
 }
 
@@ -278,9 +289,12 @@ func (t *TLS) reserve(c net.Conn) error {
 		return fmt.Errorf("%d handshakes in flight from %s", t.perIP[ip], ip)
 	case t.admitted+t.handshakes >= t.cfg.MaxConns:
 		return fmt.Errorf("%d connections open", t.admitted+t.handshakes)
+	case t.connsPerIP[ip] >= t.cfg.MaxConnsPerIP:
+		return fmt.Errorf("%d connections open from %s", t.connsPerIP[ip], ip)
 	}
 	t.handshakes++
 	t.perIP[ip]++
+	t.connsPerIP[ip]++
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
 	return nil
@@ -310,6 +324,9 @@ func (t *TLS) serveConn(raw net.Conn, h Handler) {
 		raw.Close()
 		t.mu.Lock()
 		delete(t.conns, raw)
+		if t.connsPerIP[ip]--; t.connsPerIP[ip] == 0 {
+			delete(t.connsPerIP, ip)
+		}
 		if inHandshake {
 			t.handshakes--
 			if t.perIP[ip]--; t.perIP[ip] == 0 {
