@@ -388,7 +388,8 @@ func (n *Node) Members() []hearsay.Member {
 }
 
 // resolvePeer finds a live member by peer ID, unique ID prefix (4+
-// characters), display name ("alice#3f2a") or nick.
+// characters), display name ("alice#3f2a") or nick. It returns a copy: the
+// caller reads it without n.mu, while gossip updates the member.
 func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 	who = strings.TrimPrefix(strings.TrimSpace(who), "@")
 	if who == "" {
@@ -397,7 +398,8 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if m := n.members[who]; m != nil {
-		return m, nil
+		cp := *m
+		return &cp, nil
 	}
 	var byName, byPrefix []*memberInfo
 	for _, m := range n.members {
@@ -420,7 +422,8 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 		case 0:
 			continue
 		case 1:
-			return c[0], nil
+			cp := *c[0]
+			return &cp, nil
 		default:
 			var names []string
 			for _, m := range c {
