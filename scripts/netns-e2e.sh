@@ -269,13 +269,19 @@ start_peer() { # I
 
 : >"$dir/sent.tsv"
 log "starting the bootstrap service at 198.18.0.1:8080 and $N peers${PEER_FLAGS:+ with $PEER_FLAGS}"
+# The service is not on loopback, so hearsay does not send the local
+# generated admin token to it: the script makes one of its own and passes
+# it to serve and config. XDG_DATA_HOME keeps every generated file in $dir.
+export XDG_DATA_HOME="$dir/xdg"
+admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 ip netns exec "$PREFIX-bs" "$bin" bootstrap serve --listen 198.18.0.1:8080 --db "$dir/bootstrap.db" \
+  --admin-token "$admin_token" \
   >"$dir/bootstrap.log" 2>&1 &
 pid[bs]=$!
 bs_up() { ip netns exec "$PREFIX-p1" "$bin" bootstrap ping --bootstrap http://198.18.0.1:8080 --timeout 1s >/dev/null 2>&1; }
 wait_until "the bootstrap service" bs_up
 # Every peer stays a first contact, so any of them can bring others back.
-ip netns exec "$PREFIX-p1" "$bin" bootstrap config --bootstrap http://198.18.0.1:8080 --max-peers "$N" >/dev/null
+ip netns exec "$PREFIX-p1" "$bin" bootstrap config --bootstrap http://198.18.0.1:8080 --admin-token "$admin_token" --max-peers "$N" >/dev/null
 
 # --- 1. join ---------------------------------------------------------------
 
