@@ -4,15 +4,40 @@ import "slices"
 
 // causalState is the causal mode's stage: per-origin queues of accepted
 // messages waiting for their dependencies.
+//
+// Deps are compacted (Matrix's prev_events make the same point: name what
+// is new, the rest is implied): a message of ours names only the entries
+// of our delivered vector that grew since the Deps of our earlier
+// messages. That is exact, not an approximation: a receiver delivers our
+// messages in seq order, so when it considers one, our earlier ones are
+// delivered and their Deps were met, and delivered counts only grow. The
+// full vector of thousands of authors therefore never travels in one
+// message; when more than MaxDepsPerMessage entries are new, the surplus
+// rides in acks numbered just before the message, and any message that
+// carries Deps (data or ack) waits for them.
 type causalState struct {
 	delivered map[string]uint64 // origin -> highest seq delivered (or consumed)
 	wait      map[string][]Meta // origin -> accepted, undelivered, in seq order
 	nwait     int
+	// sent is, per origin, the highest seq named in the Deps of our own
+	// accepted messages (ours sent now, or replayed after a restart): what
+	// the next message of ours need not name again.
+	sent map[string]uint64
 }
 
 func (c *causalState) init() {
 	c.delivered = map[string]uint64{}
 	c.wait = map[string][]Meta{}
+	c.sent = map[string]uint64{}
+}
+
+// noteSent records the Deps of one of our accepted messages.
+func (c *causalState) noteSent(deps map[string]uint64) {
+	for o, s := range deps {
+		if s > c.sent[o] {
+			c.sent[o] = s
+		}
+	}
 }
 
 // ready reports whether msg, accepted next for its origin, is deliverable.
@@ -28,11 +53,15 @@ func (c *causalState) ready(msg Meta) bool {
 	return true
 }
 
-// depsFor returns the delivered vector without self, as sent in Deps.
+// depsFor returns the entries of the delivered vector (without self) that
+// our earlier messages did not name already: the Deps of our next message.
 func (c *causalState) depsFor(self string) map[string]uint64 {
-	d := make(map[string]uint64, len(c.delivered))
+	var d map[string]uint64
 	for o, s := range c.delivered {
-		if o != self && s > 0 {
+		if o != self && s > c.sent[o] {
+			if d == nil {
+				d = map[string]uint64{}
+			}
 			d[o] = s
 		}
 	}
@@ -89,7 +118,9 @@ func (c *causalState) settle(m *Machine) {
 		for _, o := range origins {
 			for len(c.wait[o]) > 0 {
 				head := c.wait[o][0]
-				if _, blocked := c.blocker(head); blocked && head.Kind == KindData {
+				// Data and the acks that carry part of a message's
+				// Deps wait alike (blocker is false without Deps).
+				if _, blocked := c.blocker(head); blocked {
 					break
 				}
 				c.wait[o] = c.wait[o][1:]

@@ -287,13 +287,18 @@ type checker struct {
 	seen       map[ID]bool
 	last       map[string]uint64
 	counts     map[string]uint64 // causal: delivered (or floored) per origin
+	// deps (causal): per origin, the union of the Deps of its delivered
+	// messages. Deps are compacted (each message names only what is new),
+	// so every message must find all of them met, not only its own.
+	deps map[string]map[string]uint64
 	prevKey    tsKey
 	prevGlobal uint64
 	any        bool
 }
 
 func newChecker(mode Mode) *checker {
-	return &checker{mode: mode, seen: map[ID]bool{}, last: map[string]uint64{}, counts: map[string]uint64{}}
+	return &checker{mode: mode, seen: map[ID]bool{}, last: map[string]uint64{}, counts: map[string]uint64{},
+		deps: map[string]map[string]uint64{}}
 }
 
 // floor mirrors Machine.Floor.
@@ -317,7 +322,15 @@ func (c *checker) check(delivered []Meta) error {
 		c.last[m.Origin] = m.Seq
 		switch c.mode {
 		case Causal:
+			all := c.deps[m.Origin]
+			if all == nil {
+				all = map[string]uint64{}
+				c.deps[m.Origin] = all
+			}
 			for p, s := range m.Deps {
+				all[p] = max(all[p], s)
+			}
+			for p, s := range all {
 				if p != m.Origin && c.counts[p] < s {
 					return fmt.Errorf("%s delivered before its dependency %s:%d", m.ID(), p, s)
 				}

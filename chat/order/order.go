@@ -192,7 +192,25 @@ var (
 	ErrBusy = errors.New("too many undelivered messages of our own; wait for acks or stamps")
 	// ErrInvalid wraps every validation failure of a received Meta.
 	ErrInvalid = errors.New("invalid message metadata")
+	// ErrExhausted: our seq or Lamport counter reached MaxSeq (only a
+	// damaged log can get there: 2^62 messages are never sent).
+	ErrExhausted = errors.New("sequence numbers exhausted for this room")
 )
+
+// MaxSeq bounds every seq, Lamport time, cut and global number a Machine
+// takes (2^62). Received values above it are invalid, so every "+ 1" on
+// them stays far from overflowing a uint64, and a hostile or damaged
+// value can never make a counter wrap around to 0.
+const MaxSeq uint64 = 1 << 62
+
+// MaxDepsPerMessage bounds the Deps entries the Machine puts in one of our
+// messages (causal mode). Deps are compacted: a message names only what
+// was delivered since our previous message (the rest is implied, since
+// our messages are delivered in seq order); when more origins than this
+// spoke since then, the surplus goes in control messages (acks carrying
+// Deps) numbered just before the data message, which wait for their Deps
+// like data. So a room with any number of authors keeps working.
+const MaxDepsPerMessage = 256
 
 // Config configures a Machine.
 type Config struct {
@@ -246,6 +264,9 @@ func (c Config) validateMeta(m Meta) error {
 	if m.Seq == 0 {
 		return bad("seq 0")
 	}
+	if m.Seq > MaxSeq || m.Lamport > MaxSeq || m.Cut > MaxSeq || m.Global > MaxSeq || m.Epoch > MaxSeq {
+		return bad("counter over %d", MaxSeq)
+	}
 	if len(m.Deps) > c.MaxEntries || len(m.Stamped) > c.MaxEntries {
 		return bad("%d deps, %d stamped: more than %d", len(m.Deps), len(m.Stamped), c.MaxEntries)
 	}
@@ -262,7 +283,7 @@ func (c Config) validateMeta(m Meta) error {
 			return bad("global overflows")
 		}
 		for _, id := range m.Stamped {
-			if id.Origin == "" || id.Seq == 0 {
+			if id.Origin == "" || id.Seq == 0 || id.Seq > MaxSeq {
 				return bad("stamped id %s invalid", id)
 			}
 		}
@@ -274,7 +295,7 @@ func (c Config) validateMeta(m Meta) error {
 		return bad("unknown kind %d", m.Kind)
 	}
 	for o, s := range m.Deps {
-		if o == "" || s == 0 {
+		if o == "" || s == 0 || s > MaxSeq {
 			return bad("dep %q:%d invalid", o, s)
 		}
 	}
