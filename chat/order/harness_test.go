@@ -283,14 +283,14 @@ func orderViolation(mode Mode, delivered []Meta) error {
 // checker verifies deliveries incrementally: nothing twice, per-origin
 // order, and the mode's order.
 type checker struct {
-	mode       Mode
-	seen       map[ID]bool
-	last       map[string]uint64
-	counts     map[string]uint64 // causal: delivered (or floored) per origin
+	mode   Mode
+	seen   map[ID]bool
+	last   map[string]uint64
+	counts map[string]uint64 // causal: delivered (or floored) per origin
 	// deps (causal): per origin, the union of the Deps of its delivered
 	// messages. Deps are compacted (each message names only what is new),
 	// so every message must find all of them met, not only its own.
-	deps map[string]map[string]uint64
+	deps       map[string]map[string]uint64
 	prevKey    tsKey
 	prevGlobal uint64
 	any        bool
