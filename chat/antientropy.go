@@ -136,7 +136,7 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 	}
 	vv := make(msglog.VersionVector, len(deps))
 	for _, d := range deps {
-		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 {
+		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 || d.Seq > MaxSeq {
 			return nil, false
 		}
 		if _, dup := vv[d.Origin]; dup {
@@ -256,8 +256,9 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 	return out
 }
 
-// handleRepair applies a repair frame's floors and runs its envelopes
-// through the receive pipeline (receive.go).
+// handleRepair runs a repair frame's envelopes through the receive
+// pipeline (receive.go), then applies its floors: the envelopes first, so
+// a floor can be bounded by the envelopes that came with it.
 func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector {
 		n.stats.badFrames.Add(1)
@@ -268,31 +269,68 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 		n.stats.unjoined.Add(1)
 		return
 	}
-	if len(rp.Floors) > 0 {
-		n.applyFloors(n.ctx, r, rp.Floors)
-	}
 	if len(rp.Envelopes) > 0 {
 		n.receive(rp.Envelopes, from, rp.Room)
+	}
+	if len(rp.Floors) > 0 {
+		n.applyFloors(n.ctx, r, rp.Floors, from)
 	}
 }
 
 // applyFloors records that a peer no longer has an origin's messages up
-// to a seq (pruned by its retention): this node stops asking for the ones
-// it lacks below. Floors at or below what we hold change nothing; we trust
-// an authenticated member's word on what it pruned.
-func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
+// to a seq (pruned by its retention), so this node stops asking for the
+// ones it lacks below. A floor is an unsigned claim, so it may only skip
+// seqs that signed envelopes prove exist and that nobody can give us
+// anymore, never remove, truncate or override what is signed:
+//
+//   - A floor for our own ID is refused: we know our stream.
+//   - A floor from the origin itself (the stream proves who sends it) is
+//     the origin's word on its own stream and is honoured.
+//   - A floor from anyone else is honoured only up to just below the
+//     lowest message of the origin we hold above our contiguous prefix:
+//     that signed envelope proves the seqs below it were sent, and the
+//     floor only says they cannot be fetched. With no such envelope the
+//     floor is ignored (nothing signed proves those seqs exist; the
+//     origin's next message, once here, bounds the floor).
+//
+// Either way the floor deletes nothing and leaves LastSeq alone (msglog
+// SetFloor). Floors at or below what we hold change nothing.
+func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep, from string) {
 	local, err := n.log.VersionVector(ctx, r.name)
 	if err != nil {
 		return
 	}
 	for _, f := range floors {
-		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
+		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq > MaxSeq {
+			n.stats.badFrames.Add(1)
 			continue
 		}
-		if err := n.log.SetFloor(ctx, r.name, f.Origin, f.Seq); err != nil {
-			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
+		if f.Origin == n.id.ID {
+			n.stats.badFloors.Add(1)
+			n.logger.Printf("floor #%s from %s: refused a floor for our own stream (%d)", r.name, from, f.Seq)
 			continue
 		}
-		r.applyFloor(f.Origin, f.Seq)
+		have := local[f.Origin]
+		if f.Seq <= have {
+			continue
+		}
+		seq := f.Seq
+		if f.Origin != from {
+			recs, err := n.log.Range(ctx, r.name, f.Origin, have+1, 1)
+			if err != nil {
+				n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
+				continue
+			}
+			if len(recs) == 0 || recs[0].Seq <= have+1 {
+				n.stats.badFloors.Add(1)
+				continue // nothing signed above the gap
+			}
+			seq = min(seq, recs[0].Seq-1)
+		}
+		if err := n.log.SetFloor(ctx, r.name, f.Origin, seq); err != nil {
+			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, seq, err)
+			continue
+		}
+		r.applyFloor(f.Origin, seq)
 	}
 }

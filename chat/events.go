@@ -21,6 +21,7 @@ type counters struct {
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
 	aeBytes, reconnects, forwarded, gapPulls         atomic.Uint64
+	badFloors, strangers                             atomic.Uint64
 }
 
 // Errors callers can test with errors.Is.

@@ -165,6 +165,9 @@ func FuzzHandleFrame(f *testing.F) {
 		f.Add(raw)
 	}
 	n := lobbyNode(f, "fuzz", 1)
+	if err := n.speakers.add(id.Pub); err != nil { // the seeds' origin is a member
+		f.Fatal(err)
+	}
 	const from = "0000000000000001"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr chatpb.Frame

@@ -49,15 +49,16 @@ const defaultDeadNodeReclaim = 5 * time.Second
 
 // Node is one hearsay peer. Create it with New.
 type Node struct {
-	cfg    Config
-	id     *Identity
-	logger *log.Logger
-	stats  counters
-	faults *transport.Injector // nil unless Config.Faults is set
-	log    msglog.Log          // the message log; closed by Shutdown
-	env    *roomEnv            // what the node gives its rooms (rooms.go)
-	keys   keyCache            // expanded public keys of origins (verify.go)
-	verify combiner            // shares signature batches among streams (verify.go)
+	cfg      Config
+	id       *Identity
+	logger   *log.Logger
+	stats    counters
+	faults   *transport.Injector // nil unless Config.Faults is set
+	log      msglog.Log          // the message log; closed by Shutdown
+	env      *roomEnv            // what the node gives its rooms (rooms.go)
+	keys     keyCache            // expanded public keys of origins (verify.go)
+	verify   combiner            // shares signature batches among streams (verify.go)
+	speakers *memberKeys         // identities that are or were members: who may speak (memberkeys.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
@@ -123,8 +124,17 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	mkeys, err := openMemberKeys(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkeys.add(id.Pub); err != nil {
+		_ = mkeys.close()
+		return nil, err
+	}
 	mlog, err := openLog(cfg)
 	if err != nil {
+		_ = mkeys.close()
 		return nil, err
 	}
 	base, _ := profileConfig(cfg.MemberlistProfile)
@@ -145,6 +155,7 @@ func New(cfg Config) (*Node, error) {
 		id:           id,
 		logger:       log.New(cfg.LogOutput, "hearsay: ", log.LstdFlags|log.Lmicroseconds),
 		log:          mlog,
+		speakers:     mkeys,
 		rooms:        make(map[string]*room),
 		peerRooms:    make(map[string]*peerRoomSet),
 		roomVer:      time.Now().UnixNano(),
@@ -574,6 +585,9 @@ func (n *Node) Shutdown() error {
 		if e := n.log.Close(); e != nil && err == nil {
 			err = fmt.Errorf("close message log: %w", e)
 		}
+		if e := n.speakers.close(); e != nil && err == nil {
+			err = fmt.Errorf("close member keys: %w", e)
+		}
 		n.evMu.Lock()
 		n.evClosed = true
 		close(n.events)
@@ -754,6 +768,7 @@ func (n *Node) Stats() hearsay.Stats {
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
 		AntiEntropyBytes: c.aeBytes.Load(), Reconnects: c.reconnects.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
+		BadFloors: c.badFloors.Load(), Strangers: c.strangers.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),

@@ -101,6 +101,9 @@ type roomEnv struct {
 	conns func(ids []string) []*peerConn
 	// nick is the nick our messages carry now.
 	nick func() string
+	// isMember reports whether an origin is, or was, a member identity
+	// (whose messages this node accepts).
+	isMember func(id string) bool
 }
 
 // room is one joined room. See the file comment for its locking.

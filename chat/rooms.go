@@ -256,10 +256,11 @@ func (n *Node) existingMode(ctx context.Context, name string) string {
 func (n *Node) newRoomEnv() *roomEnv {
 	return &roomEnv{
 		ctx: n.ctx, id: n.id, log: n.log, cfg: &n.cfg, stats: &n.stats, logger: n.logger,
-		emit:  n.emit,
-		event: n.messageEvent,
-		conns: n.conns,
-		nick:  n.Nick,
+		emit:     n.emit,
+		event:    n.messageEvent,
+		conns:    n.conns,
+		nick:     n.Nick,
+		isMember: n.speakers.isMember,
 	}
 }
 
