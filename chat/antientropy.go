@@ -30,6 +30,7 @@ package chat
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -91,8 +92,14 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 }
 
 // sendStatus sends room's version vector to peer (see Status in
-// chat.proto for reply and wantReply).
+// chat.proto for reply and wantReply), in as many frames as it takes.
 func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
+	n.sendStatusRange(peer, roomName, reply, wantReply, "", "")
+}
+
+// sendStatusRange sends the part of room's version vector for the origins
+// in [lo, hi) ("" ends: unbounded), split by statusFrames.
+func (n *Node) sendStatusRange(peer, roomName string, reply, wantReply bool, lo, hi string) {
 	p := n.peer(peer)
 	if p == nil {
 		return
@@ -102,11 +109,49 @@ func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
 		n.logger.Printf("status #%s: %v", roomName, err)
 		return
 	}
-	f := statusFrame(&chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply, WantReply: wantReply})
-	if p.enqueue(f) {
+	for _, st := range statusFrames(roomName, vv, lo, hi) {
+		st.Reply, st.WantReply = reply, wantReply
+		f := statusFrame(st)
+		if !p.enqueue(f) {
+			return // queue full: the next round sends it again
+		}
 		n.stats.statusSent.Add(1)
 		n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	}
+}
+
+// maxStatusEntries bounds the vector entries of one status frame: about
+// 30 bytes each at most, so a frame stays near 60 KiB, under the frame
+// limit and the receivers' maxVector, whatever the number of origins.
+const maxStatusEntries = 2048
+
+// statusFrames splits the entries of vv for the origins in [lo, hi) into
+// statuses of at most maxStatusEntries, covering consecutive ranges (the
+// first from lo, the last until hi). An empty range gives one empty
+// status (it still says "I hold nothing there").
+func statusFrames(roomName string, vv msglog.VersionVector, lo, hi string) []*chatpb.Status {
+	deps := depsOf(vv)
+	deps = slices.DeleteFunc(deps, func(d *chatpb.Dep) bool { return !inRange(d.Origin, lo, hi) })
+	var out []*chatpb.Status
+	from := lo
+	for {
+		k := min(len(deps), maxStatusEntries)
+		st := &chatpb.Status{Room: roomName, Vector: deps[:k:k], FromOrigin: from, UntilOrigin: hi}
+		deps = deps[k:]
+		if len(deps) > 0 {
+			st.UntilOrigin = deps[0].Origin
+		}
+		out = append(out, st)
+		if len(deps) == 0 {
+			return out
+		}
+		from = deps[0].Origin
+	}
+}
+
+// inRange reports whether origin lies in [lo, hi) ("" ends: unbounded).
+func inRange(origin, lo, hi string) bool {
+	return origin >= lo && (hi == "" || origin < hi)
 }
 
 // peer returns the outgoing connection to id, or nil.
@@ -148,10 +193,20 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 }
 
 // handleStatus answers a peer's status: a repair with what it lacks, and
-// our own status when it has what we lack.
+// our own status when it has what we lack, both for the range of origins
+// the status covers.
 func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	n.stats.statusReceived.Add(1)
+	lo, hi := st.FromOrigin, st.UntilOrigin
 	theirs, ok := vectorOf(st.Vector)
+	if ok && hi != "" && hi <= lo {
+		ok = false
+	}
+	for o := range theirs {
+		if !inRange(o, lo, hi) {
+			ok = false
+		}
+	}
 	if !ok || ValidateRoom(st.Room) != nil {
 		n.stats.badFrames.Add(1)
 		return
@@ -162,13 +217,14 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		return
 	}
 	if st.Reply {
-		r.noteStatus(from, theirs)
+		r.noteStatus(from, theirs, hi == "")
 	}
 	local, err := n.log.VersionVector(n.ctx, st.Room)
 	if err != nil {
 		n.logger.Printf("status #%s: %v", st.Room, err)
 		return
 	}
+	maps.DeleteFunc(local, func(o string, _ uint64) bool { return !inRange(o, lo, hi) })
 	// Our own messages in the room's outbox are committed (so the log
 	// shows them) but maybe not fsynced: none may leave before it is, or a
 	// crash could reuse its seq. The vector was read before the lock, so
@@ -181,13 +237,17 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.sendRepair(from, st.Room, miss)
 	}
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
-		n.sendStatus(from, st.Room, true, false)
+		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }
 
-// maxRepairFrame bounds the encoded envelopes of one repair frame, below
-// the chat frame limit.
+// maxRepairFrame bounds the encoded envelopes and floors of one repair
+// frame, below the chat frame limit.
 const maxRepairFrame = maxFrameBytes - 8192
+
+// maxFloorBytes is the most one floor adds to a repair frame: a Dep of a
+// 16-byte origin and a 10-byte varint seq, with tags and lengths.
+const maxFloorBytes = 32
 
 // sendRepair sends to peer the stored messages of the ranges (see
 // buildRepair).
@@ -229,11 +289,21 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 			n.logger.Printf("repair #%s: %v", roomName, err)
 			break
 		}
+		var floor uint64
 		switch {
 		case len(recs) == 0:
-			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: rg.To})
+			floor = rg.To
 		case recs[0].Seq > rg.From:
-			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: recs[0].Seq - 1})
+			floor = recs[0].Seq - 1
+		}
+		if floor > 0 {
+			// Floors count in the frame like envelopes, so no number of
+			// origins makes a frame outgrow the limit.
+			if size+maxFloorBytes > maxRepairFrame || len(cur.Floors) >= maxVector {
+				flush()
+			}
+			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: floor})
+			size += maxFloorBytes
 		}
 		for _, rec := range recs {
 			if rec.Seq > rg.To {

@@ -153,10 +153,11 @@ func (n *Node) catchUpMembers(ctx context.Context, r *room, timeout time.Duratio
 	}
 	r.progMu.Lock()
 	r.replies = map[string]msglog.VersionVector{}
+	r.partial = map[string]msglog.VersionVector{}
 	r.progMu.Unlock()
 	defer func() {
 		r.progMu.Lock()
-		r.replies = nil
+		r.replies, r.partial = nil, nil
 		r.progMu.Unlock()
 	}()
 	for _, id := range ids {
