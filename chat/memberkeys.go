@@ -77,6 +77,16 @@ func openMemberKeys(dir string) (*memberKeys, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("read member keys %s: %w", path, err)
 	}
+	// A torn last line (a crash mid-write) must not swallow the next key.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte("\n")); err != nil {
+				_ = f.Close()
+				return nil, fmt.Errorf("repair member keys %s: %w", path, err)
+			}
+		}
+	}
 	k.f = f
 	return k, nil
 }
