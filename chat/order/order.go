@@ -18,7 +18,10 @@
 //
 //   - fifo: deliver on acceptance.
 //   - causal (comuniGO "vectorial"): a data message from o carries Deps, the
-//     sender's delivered vector when it sent the message; deliver m when
+//     entries of the sender's delivered vector that grew since its earlier
+//     messages named them (the rest is implied, since o's messages are
+//     delivered in seq order), at most MaxDepsPerMessage, the surplus in
+//     acks numbered just before it; deliver m (or such an ack) when
 //     m.seq == delivered[o]+1 and m.Deps[p] <= delivered[p] for every p.
 //   - total (comuniGO "scalar"): Lamport timestamps and acks. Pending data is
 //     ordered by (lamport, origin, seq); the head is delivered once every
@@ -35,7 +38,10 @@
 //     order.
 //   - sequencer (comuniGO "sequencer"): see "Sequencer and takeover".
 //
-// Per-origin FIFO holds in every mode.
+// Per-origin FIFO holds in every mode. Every seq, Lamport time, epoch,
+// cut and global number is at most MaxSeq (2^62): larger received values
+// are invalid, a larger floor is ignored and a larger restored counter is
+// clamped, so no "+ 1" ever wraps around.
 //
 // # Sequencer and takeover
 //
