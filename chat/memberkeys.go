@@ -13,13 +13,20 @@ package chat
 // kept on disk (memberKeysFile in the data directory, one hex key per
 // line, append-only), so the history of members that have left still
 // verifies after a restart. It is bounded (maxMemberKeys): a group that
-// has seen more identities than that refuses newcomers' messages until the
-// file is trimmed by hand, which is logged.
+// has seen more identities than that refuses newcomers' messages, and an
+// error event says so.
 //
-// Limit: a peer accepts only the origins it has seen in the group itself,
-// so a peer that joins after a member left does not accept that member's
-// history from others (and causal messages naming it wait for nothing it
-// will get: the room drops such deps before ordering, see feedLocked).
+// History written by a member that left before this node joined reaches
+// it only in repairs (anti-entropy), from members that hold it: a total
+// or sequencer room cannot be followed without the departed sequencer's
+// stamps. A repairing member vouches for such origins (it accepted them
+// itself): the stream proves which member vouched, and each member may
+// vouch for at most maxVouchedPerPeer identities per run of this node, so
+// a member cannot flood the set. That grants a member nothing it lacks
+// (any member could join with as many fresh identities), while keys from
+// nowhere, in pushed envelopes or from beyond a member's quota, are
+// refused. Causal deps naming an origin that is not a member identity
+// are dropped before ordering (feedLocked): they could never be met.
 
 import (
 	"bufio"
@@ -42,6 +49,10 @@ const memberKeysFile = "members.keys"
 // memory, 65 on disk).
 const maxMemberKeys = 1 << 16
 
+// maxVouchedPerPeer bounds the identities one member may introduce in
+// repairs during one run of this node.
+const maxVouchedPerPeer = 1024
+
 // memberKeys is the set of verified member identities. Safe for
 // concurrent use.
 type memberKeys struct {
@@ -49,13 +60,15 @@ type memberKeys struct {
 	keys map[string]string // peer ID -> public key bytes
 	f    *os.File          // append-only file; nil without a data directory
 	full bool              // reported once
+	// vouched counts, per member, the identities it introduced in repairs.
+	vouched map[string]int
 }
 
 // openMemberKeys loads the set from dir (created if absent); with dir ""
 // the set lives in memory only. Unreadable lines are skipped: the file is
 // this node's own, but a damaged line must not stop the node.
 func openMemberKeys(dir string) (*memberKeys, error) {
-	k := &memberKeys{keys: map[string]string{}}
+	k := &memberKeys{keys: map[string]string{}, vouched: map[string]int{}}
 	if dir == "" {
 		return k, nil
 	}
@@ -95,9 +108,40 @@ func openMemberKeys(dir string) (*memberKeys, error) {
 // identity, on disk first. It reports an error only when it could not be
 // recorded; a set already full is errMemberKeysFull.
 func (k *memberKeys) add(pub ed25519.PublicKey) error {
-	id := PeerIDFromKey(pub)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.addLocked(pub)
+}
+
+// vouch records pub, the key of an origin whose envelope the member
+// voucher repaired, as a member identity, unless voucher has used its
+// quota (maxVouchedPerPeer) or the set is full; it reports whether pub
+// is a member identity now.
+func (k *memberKeys) vouch(pub []byte, voucher string) bool {
+	if len(pub) != ed25519.PublicKeySize {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if key, ok := k.keys[PeerIDFromKey(pub)]; ok {
+		return key == string(pub)
+	}
+	if k.vouched[voucher] >= maxVouchedPerPeer || len(k.vouched) >= maxMemberKeys {
+		return false
+	}
+	if err := k.addLocked(pub); err != nil {
+		return false
+	}
+	_, ok := k.keys[PeerIDFromKey(pub)]
+	if ok {
+		k.vouched[voucher]++
+	}
+	return ok
+}
+
+// addLocked is add; the caller holds k.mu.
+func (k *memberKeys) addLocked(pub ed25519.PublicKey) error {
+	id := PeerIDFromKey(pub)
 	if _, ok := k.keys[id]; ok {
 		return nil
 	}

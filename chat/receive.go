@@ -124,14 +124,17 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 			// System lines are the node's own voice (bare lines on the
 			// screen); a peer that sends one is trying to speak in it.
 			n.countDrop(fmt.Errorf("%w: %s/%d: peers cannot send system messages", ErrInvalid, env.Origin, env.Seq), from)
-		case !n.speakers.knows(env.Origin, env.OriginKey):
-			// Signed, but by a key that never was a member (memberkeys.go).
-			n.stats.strangers.Add(1)
-			n.logger.Printf("drop envelope from %s: origin %s is not a member identity", from, env.Origin)
 		case repairOf != "" && env.Room != repairOf:
 			n.stats.invalid.Add(1)
 		case n.joinedRoom(env.Room) == nil:
 			n.stats.unjoined.Add(1)
+		case !n.speakers.knows(env.Origin, env.OriginKey) &&
+			(repairOf == "" || !n.speakers.vouch(env.OriginKey, from)):
+			// Signed, but by a key that is not a member identity, pushed
+			// or beyond what the repairing member may vouch for
+			// (memberkeys.go).
+			n.stats.strangers.Add(1)
+			n.logger.Printf("drop envelope from %s: origin %s is not a member identity", from, env.Origin)
 		default:
 			ok = append(ok, env)
 		}

@@ -204,30 +204,52 @@ func TestHostileStoredStateRestartsBounded(t *testing.T) {
 
 // Finding 4: envelopes signed by keys that never were members are
 // dropped (before: 1,030 of them made every later lobby message invalid).
+// A member's repair vouches for the origins of the history it holds (a
+// joiner needs the messages of members that left before it came), at most
+// maxVouchedPerPeer of them per member.
 func TestStrangersCannotSpeak(t *testing.T) {
 	bob := lobbyNode(t, "bob", 16)
-	carol := member(t, bob)
+	carol, dave := member(t, bob), member(t, bob)
 	var envs []*chatpb.Envelope
 	for range 40 {
 		envs = append(envs, lobbyMsg(testIdentity(t), 1, "from nowhere"))
 	}
 	before := bob.Stats()
 	bob.handleFrame(batchFrame(envs), carol.ID)
-	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: envs[:5]}), carol.ID)
 	after := bob.Stats()
-	if got := after.Strangers - before.Strangers; got != 45 {
-		t.Fatalf("Strangers +%d, want 45", got)
+	if got := after.Strangers - before.Strangers; got != 40 {
+		t.Fatalf("Strangers +%d, want 40", got)
 	}
 	if after.Stored != before.Stored {
-		t.Fatalf("stored %d envelopes of strangers", after.Stored-before.Stored)
+		t.Fatalf("stored %d pushed envelopes of strangers", after.Stored-before.Stored)
 	}
 	// A member's envelope carrying another member's key is refused too.
 	wrong := lobbyMsg(carol, 1, "x")
-	other := member(t, bob)
-	wrong.OriginKey = other.Pub
+	wrong.OriginKey = dave.Pub
 	bob.handleFrame(envFrame(wrong), carol.ID)
 	if bob.Stats().Stored != before.Stored {
 		t.Fatal("stored an envelope whose key is not its origin's")
+	}
+
+	// dave repairs history of maxVouchedPerPeer+5 origins bob never saw:
+	// he may vouch for maxVouchedPerPeer of them.
+	var hist []*chatpb.Envelope
+	for range maxVouchedPerPeer + 5 {
+		hist = append(hist, lobbyMsg(testIdentity(t), 1, "old news"))
+	}
+	before = bob.Stats()
+	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: hist}), dave.ID)
+	after = bob.Stats()
+	if got := after.Stored - before.Stored; got != maxVouchedPerPeer {
+		t.Fatalf("stored %d repaired envelopes of unknown origins, want dave's quota %d", got, maxVouchedPerPeer)
+	}
+	if got := after.Strangers - before.Strangers; got != 5 {
+		t.Fatalf("Strangers +%d beyond the quota, want 5", got)
+	}
+	// carol's quota is her own.
+	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: envs[:3]}), carol.ID)
+	if got := bob.Stats().Stored - after.Stored; got != 3 {
+		t.Fatalf("stored %d of carol's repair, want 3", got)
 	}
 }
 
