@@ -23,12 +23,17 @@ type causalState struct {
 	// accepted messages (ours sent now, or replayed after a restart): what
 	// the next message of ours need not name again.
 	sent map[string]uint64
+	// grown holds the origins whose delivered count grew since the last
+	// depsFor: only they can need naming, so a message costs what changed,
+	// not the size of the room.
+	grown map[string]struct{}
 }
 
 func (c *causalState) init() {
 	c.delivered = map[string]uint64{}
 	c.wait = map[string][]Meta{}
 	c.sent = map[string]uint64{}
+	c.grown = map[string]struct{}{}
 }
 
 // noteSent records the Deps of one of our accepted messages.
@@ -57,14 +62,15 @@ func (c *causalState) ready(msg Meta) bool {
 // our earlier messages did not name already: the Deps of our next message.
 func (c *causalState) depsFor(self string) map[string]uint64 {
 	var d map[string]uint64
-	for o, s := range c.delivered {
-		if o != self && s > c.sent[o] {
+	for o := range c.grown {
+		if s := c.delivered[o]; o != self && s > c.sent[o] {
 			if d == nil {
 				d = map[string]uint64{}
 			}
 			d[o] = s
 		}
 	}
+	clear(c.grown)
 	if len(d) == 0 {
 		return nil
 	}
@@ -79,6 +85,7 @@ func (c *causalState) accept(msg Meta) {
 func (c *causalState) floor(origin string, seq uint64) {
 	if seq > c.delivered[origin] {
 		c.delivered[origin] = seq
+		c.grown[origin] = struct{}{}
 	}
 	q := c.wait[origin]
 	i := 0
@@ -126,6 +133,7 @@ func (c *causalState) settle(m *Machine) {
 				c.wait[o] = c.wait[o][1:]
 				c.nwait--
 				c.delivered[o] = head.Seq
+				c.grown[o] = struct{}{}
 				progress = true
 				if head.Kind == KindData {
 					m.deliver(head)
