@@ -166,7 +166,10 @@ func depsOf(vv msglog.VersionVector) []*chatpb.Dep {
 	out := make([]*chatpb.Dep, 0, len(vv))
 	for o, s := range vv {
 		if s > 0 {
-			out = append(out, &chatpb.Dep{Origin: o, Seq: s})
+			// A log damaged by an older version may hold a seq over
+			// MaxSeq; peers refuse such a vector whole, so say MaxSeq
+			// (we can store nothing above it anyway).
+			out = append(out, &chatpb.Dep{Origin: o, Seq: min(s, MaxSeq)})
 		}
 	}
 	slices.SortFunc(out, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
@@ -296,6 +299,7 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 		case recs[0].Seq > rg.From:
 			floor = recs[0].Seq - 1
 		}
+		floor = min(floor, MaxSeq) // as in depsOf
 		if floor > 0 {
 			// Floors count in the frame like envelopes, so no number of
 			// origins makes a frame outgrow the limit.
