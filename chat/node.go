@@ -49,16 +49,19 @@ const defaultDeadNodeReclaim = 5 * time.Second
 
 // Node is one hearsay peer. Create it with New.
 type Node struct {
-	cfg      Config
-	id       *Identity
-	logger   *log.Logger
-	stats    counters
-	faults   *transport.Injector // nil unless Config.Faults is set
-	log      msglog.Log          // the message log; closed by Shutdown
-	env      *roomEnv            // what the node gives its rooms (rooms.go)
-	keys     keyCache            // expanded public keys of origins (verify.go)
-	verify   combiner            // shares signature batches among streams (verify.go)
-	speakers *memberKeys         // identities that are or were members: who may speak (memberkeys.go)
+	cfg    Config
+	id     *Identity
+	logger *log.Logger
+	stats  counters
+	faults *transport.Injector // nil unless Config.Faults is set
+	log    msglog.Log          // the message log; closed by Shutdown
+	env    *roomEnv            // what the node gives its rooms (rooms.go)
+	keys   keyCache            // expanded public keys of origins (verify.go)
+	verify combiner            // shares signature batches among streams (verify.go)
+
+	// speakers are the identities that are or were members: who may
+	// speak (memberkeys.go); closed by Shutdown.
+	speakers *memberKeys
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVersion (leaf lock; see room.go)
