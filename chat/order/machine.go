@@ -82,7 +82,7 @@ func (m *Machine) Receive(msgs ...Meta) (Output, error) {
 // reuses its seq. Output may already deliver it (fifo, causal) or carry a
 // stamp for it (when we are the sequencer). In causal rooms Output.Send
 // may begin with acks numbered before the message (see
-// MaxDepsPerMessage): store and send them before it.
+// Config.DepsPerMessage): store and send them before it.
 func (m *Machine) Next() (Meta, Output, error) {
 	if (m.cfg.Mode == Total || m.cfg.Mode == Sequencer) && m.inFlight() >= m.cfg.MaxInFlight {
 		m.st.Busy++
@@ -91,19 +91,20 @@ func (m *Machine) Next() (Meta, Output, error) {
 	var deps map[string]uint64
 	if m.cfg.Mode == Causal {
 		deps = m.c.depsFor(m.cfg.Self)
-		// One ack per MaxDepsPerMessage surplus entries, then the message:
+		// One ack per DepsPerMessage surplus entries, then the message:
 		// check both counters have room for all of them first.
+		per := m.cfg.DepsPerMessage
 		need := uint64(1)
-		if len(deps) > MaxDepsPerMessage {
-			need += uint64((len(deps) - 1) / MaxDepsPerMessage)
+		if len(deps) > per {
+			need += uint64((len(deps) - 1) / per)
 		}
 		if own := max(m.ownSeq, m.nextOf(m.cfg.Self)-1); own > MaxSeq-need || m.clock > MaxSeq-need {
 			m.st.Exhausted++
 			return Meta{}, Output{}, ErrExhausted
 		}
-		for len(deps) > MaxDepsPerMessage {
+		for len(deps) > per {
 			ack, _ := m.newOwn(KindAck) // room checked above
-			ack.Deps = takeDeps(deps, MaxDepsPerMessage)
+			ack.Deps = takeDeps(deps, per)
 			m.emit(ack)
 		}
 	}

@@ -209,8 +209,8 @@ var (
 // value can never make a counter wrap around to 0.
 const MaxSeq uint64 = 1 << 62
 
-// MaxDepsPerMessage bounds the Deps entries the Machine puts in one of our
-// messages (causal mode). Deps are compacted: a message names only what
+// MaxDepsPerMessage is the default of Config.DepsPerMessage: it bounds
+// the Deps entries the Machine puts in one of our messages (causal mode). Deps are compacted: a message names only what
 // was delivered since our previous message (the rest is implied, since
 // our messages are delivered in seq order); when more origins than this
 // spoke since then, the surplus goes in control messages (acks carrying
@@ -233,6 +233,10 @@ type Config struct {
 	// MaxEntries bounds the Deps and Stamped entries accepted in a received
 	// message; larger messages are rejected as invalid.
 	MaxEntries int
+	// DepsPerMessage bounds the Deps entries of one of our messages
+	// (causal); the surplus goes in acks just before it (see
+	// MaxDepsPerMessage). At most MaxEntries.
+	DepsPerMessage int
 }
 
 // DefaultConfig returns a Config for self and mode with default bounds.
@@ -244,6 +248,8 @@ func DefaultConfig(self string, mode Mode) Config {
 		MaxInFlight:   256,
 		MaxStampBatch: 256,
 		MaxEntries:    4096,
+
+		DepsPerMessage: MaxDepsPerMessage,
 	}
 }
 
@@ -254,8 +260,11 @@ func (c Config) validate() error {
 	if c.Mode < FIFO || c.Mode > Sequencer {
 		return fmt.Errorf("order config: invalid mode %d", c.Mode)
 	}
-	if c.MaxHeld < 1 || c.MaxInFlight < 1 || c.MaxStampBatch < 1 || c.MaxEntries < 1 {
+	if c.MaxHeld < 1 || c.MaxInFlight < 1 || c.MaxStampBatch < 1 || c.MaxEntries < 1 || c.DepsPerMessage < 1 {
 		return errors.New("order config: bounds must be positive")
+	}
+	if c.DepsPerMessage > c.MaxEntries {
+		return fmt.Errorf("order config: %d deps per message, over MaxEntries %d", c.DepsPerMessage, c.MaxEntries)
 	}
 	return nil
 }
