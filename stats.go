@@ -64,4 +64,10 @@ type Stats struct {
 	// of a message that showed a gap in its origin's seqs, instead of
 	// waiting for the next anti-entropy round.
 	GapPulls uint64 `json:"gap_pulls"`
+	// BadFloors counts retention floors refused or cut short because no
+	// signed envelope backs them (or they named this node's own stream).
+	BadFloors uint64 `json:"bad_floors"`
+	// Strangers counts envelopes dropped because their origin is not and
+	// never was a member of the group seen by this node.
+	Strangers uint64 `json:"strangers"`
 }

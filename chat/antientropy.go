@@ -30,6 +30,7 @@ package chat
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -91,8 +92,14 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 }
 
 // sendStatus sends room's version vector to peer (see Status in
-// chat.proto for reply and wantReply).
+// chat.proto for reply and wantReply), in as many frames as it takes.
 func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
+	n.sendStatusRange(peer, roomName, reply, wantReply, "", "")
+}
+
+// sendStatusRange sends the part of room's version vector for the origins
+// in [lo, hi) ("" ends: unbounded), split by statusFrames.
+func (n *Node) sendStatusRange(peer, roomName string, reply, wantReply bool, lo, hi string) {
 	p := n.peer(peer)
 	if p == nil {
 		return
@@ -102,11 +109,49 @@ func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
 		n.logger.Printf("status #%s: %v", roomName, err)
 		return
 	}
-	f := statusFrame(&chatpb.Status{Room: roomName, Vector: depsOf(vv), Reply: reply, WantReply: wantReply})
-	if p.enqueue(f) {
+	for _, st := range statusFrames(roomName, vv, lo, hi) {
+		st.Reply, st.WantReply = reply, wantReply
+		f := statusFrame(st)
+		if !p.enqueue(f) {
+			return // queue full: the next round sends it again
+		}
 		n.stats.statusSent.Add(1)
 		n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	}
+}
+
+// maxStatusEntries bounds the vector entries of one status frame: about
+// 30 bytes each at most, so a frame stays near 60 KiB, under the frame
+// limit and the receivers' maxVector, whatever the number of origins.
+const maxStatusEntries = 2048
+
+// statusFrames splits the entries of vv for the origins in [lo, hi) into
+// statuses of at most maxStatusEntries, covering consecutive ranges (the
+// first from lo, the last until hi). An empty range gives one empty
+// status (it still says "I hold nothing there").
+func statusFrames(roomName string, vv msglog.VersionVector, lo, hi string) []*chatpb.Status {
+	deps := depsOf(vv)
+	deps = slices.DeleteFunc(deps, func(d *chatpb.Dep) bool { return !inRange(d.Origin, lo, hi) })
+	var out []*chatpb.Status
+	from := lo
+	for {
+		k := min(len(deps), maxStatusEntries)
+		st := &chatpb.Status{Room: roomName, Vector: deps[:k:k], FromOrigin: from, UntilOrigin: hi}
+		deps = deps[k:]
+		if len(deps) > 0 {
+			st.UntilOrigin = deps[0].Origin
+		}
+		out = append(out, st)
+		if len(deps) == 0 {
+			return out
+		}
+		from = deps[0].Origin
+	}
+}
+
+// inRange reports whether origin lies in [lo, hi) ("" ends: unbounded).
+func inRange(origin, lo, hi string) bool {
+	return origin >= lo && (hi == "" || origin < hi)
 }
 
 // peer returns the outgoing connection to id, or nil.
@@ -121,7 +166,10 @@ func depsOf(vv msglog.VersionVector) []*chatpb.Dep {
 	out := make([]*chatpb.Dep, 0, len(vv))
 	for o, s := range vv {
 		if s > 0 {
-			out = append(out, &chatpb.Dep{Origin: o, Seq: s})
+			// A log damaged by an older version may hold a seq over
+			// MaxSeq; peers refuse such a vector whole, so say MaxSeq
+			// (we can store nothing above it anyway).
+			out = append(out, &chatpb.Dep{Origin: o, Seq: min(s, MaxSeq)})
 		}
 	}
 	slices.SortFunc(out, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
@@ -136,7 +184,7 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 	}
 	vv := make(msglog.VersionVector, len(deps))
 	for _, d := range deps {
-		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 {
+		if d == nil || !hearsay.ValidPeerID(d.Origin) || d.Seq == 0 || d.Seq > MaxSeq {
 			return nil, false
 		}
 		if _, dup := vv[d.Origin]; dup {
@@ -148,10 +196,20 @@ func vectorOf(deps []*chatpb.Dep) (msglog.VersionVector, bool) {
 }
 
 // handleStatus answers a peer's status: a repair with what it lacks, and
-// our own status when it has what we lack.
+// our own status when it has what we lack, both for the range of origins
+// the status covers.
 func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	n.stats.statusReceived.Add(1)
+	lo, hi := st.FromOrigin, st.UntilOrigin
 	theirs, ok := vectorOf(st.Vector)
+	if ok && hi != "" && hi <= lo {
+		ok = false
+	}
+	for o := range theirs {
+		if !inRange(o, lo, hi) {
+			ok = false
+		}
+	}
 	if !ok || ValidateRoom(st.Room) != nil {
 		n.stats.badFrames.Add(1)
 		return
@@ -162,13 +220,14 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		return
 	}
 	if st.Reply {
-		r.noteStatus(from, theirs)
+		r.noteStatus(from, theirs, hi == "")
 	}
 	local, err := n.log.VersionVector(n.ctx, st.Room)
 	if err != nil {
 		n.logger.Printf("status #%s: %v", st.Room, err)
 		return
 	}
+	maps.DeleteFunc(local, func(o string, _ uint64) bool { return !inRange(o, lo, hi) })
 	// Our own messages in the room's outbox are committed (so the log
 	// shows them) but maybe not fsynced: none may leave before it is, or a
 	// crash could reuse its seq. The vector was read before the lock, so
@@ -181,13 +240,17 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.sendRepair(from, st.Room, miss)
 	}
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
-		n.sendStatus(from, st.Room, true, false)
+		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }
 
-// maxRepairFrame bounds the encoded envelopes of one repair frame, below
-// the chat frame limit.
+// maxRepairFrame bounds the encoded envelopes and floors of one repair
+// frame, below the chat frame limit.
 const maxRepairFrame = maxFrameBytes - 8192
+
+// maxFloorBytes is the most one floor adds to a repair frame: a Dep of a
+// 16-byte origin and a 10-byte varint seq, with tags and lengths.
+const maxFloorBytes = 32
 
 // sendRepair sends to peer the stored messages of the ranges (see
 // buildRepair).
@@ -229,11 +292,22 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 			n.logger.Printf("repair #%s: %v", roomName, err)
 			break
 		}
+		var floor uint64
 		switch {
 		case len(recs) == 0:
-			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: rg.To})
+			floor = rg.To
 		case recs[0].Seq > rg.From:
-			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: recs[0].Seq - 1})
+			floor = recs[0].Seq - 1
+		}
+		floor = min(floor, MaxSeq) // as in depsOf
+		if floor > 0 {
+			// Floors count in the frame like envelopes, so no number of
+			// origins makes a frame outgrow the limit.
+			if size+maxFloorBytes > maxRepairFrame || len(cur.Floors) >= maxVector {
+				flush()
+			}
+			cur.Floors = append(cur.Floors, &chatpb.Dep{Origin: rg.Origin, Seq: floor})
+			size += maxFloorBytes
 		}
 		for _, rec := range recs {
 			if rec.Seq > rg.To {
@@ -256,8 +330,9 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 	return out
 }
 
-// handleRepair applies a repair frame's floors and runs its envelopes
-// through the receive pipeline (receive.go).
+// handleRepair runs a repair frame's envelopes through the receive
+// pipeline (receive.go), then applies its floors: the envelopes first, so
+// a floor can be bounded by the envelopes that came with it.
 func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector {
 		n.stats.badFrames.Add(1)
@@ -268,31 +343,68 @@ func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
 		n.stats.unjoined.Add(1)
 		return
 	}
-	if len(rp.Floors) > 0 {
-		n.applyFloors(n.ctx, r, rp.Floors)
-	}
 	if len(rp.Envelopes) > 0 {
 		n.receive(rp.Envelopes, from, rp.Room)
+	}
+	if len(rp.Floors) > 0 {
+		n.applyFloors(n.ctx, r, rp.Floors, from)
 	}
 }
 
 // applyFloors records that a peer no longer has an origin's messages up
-// to a seq (pruned by its retention): this node stops asking for the ones
-// it lacks below. Floors at or below what we hold change nothing; we trust
-// an authenticated member's word on what it pruned.
-func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep) {
+// to a seq (pruned by its retention), so this node stops asking for the
+// ones it lacks below. A floor is an unsigned claim, so it may only skip
+// seqs that signed envelopes prove exist and that nobody can give us
+// anymore, never remove, truncate or override what is signed:
+//
+//   - A floor for our own ID is refused: we know our stream.
+//   - A floor from the origin itself (the stream proves who sends it) is
+//     the origin's word on its own stream and is honoured.
+//   - A floor from anyone else is honoured only up to just below the
+//     lowest message of the origin we hold above our contiguous prefix:
+//     that signed envelope proves the seqs below it were sent, and the
+//     floor only says they cannot be fetched. With no such envelope the
+//     floor is ignored (nothing signed proves those seqs exist; the
+//     origin's next message, once here, bounds the floor).
+//
+// Either way the floor deletes nothing and leaves LastSeq alone (msglog
+// SetFloor). Floors at or below what we hold change nothing.
+func (n *Node) applyFloors(ctx context.Context, r *room, floors []*chatpb.Dep, from string) {
 	local, err := n.log.VersionVector(ctx, r.name)
 	if err != nil {
 		return
 	}
 	for _, f := range floors {
-		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq <= local[f.Origin] {
+		if f == nil || !hearsay.ValidPeerID(f.Origin) || f.Seq > MaxSeq {
+			n.stats.badFrames.Add(1)
 			continue
 		}
-		if err := n.log.SetFloor(ctx, r.name, f.Origin, f.Seq); err != nil {
-			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
+		if f.Origin == n.id.ID {
+			n.stats.badFloors.Add(1)
+			n.logger.Printf("floor #%s from %s: refused a floor for our own stream (%d)", r.name, from, f.Seq)
 			continue
 		}
-		r.applyFloor(f.Origin, f.Seq)
+		have := local[f.Origin]
+		if f.Seq <= have {
+			continue
+		}
+		seq := f.Seq
+		if f.Origin != from {
+			recs, err := n.log.Range(ctx, r.name, f.Origin, have+1, 1)
+			if err != nil {
+				n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, f.Seq, err)
+				continue
+			}
+			if len(recs) == 0 || recs[0].Seq <= have+1 {
+				n.stats.badFloors.Add(1)
+				continue // nothing signed above the gap
+			}
+			seq = min(seq, recs[0].Seq-1)
+		}
+		if err := n.log.SetFloor(ctx, r.name, f.Origin, seq); err != nil {
+			n.logger.Printf("floor #%s %s/%d: %v", r.name, f.Origin, seq, err)
+			continue
+		}
+		r.applyFloor(f.Origin, seq)
 	}
 }

@@ -169,6 +169,9 @@ func TestHandleBatchHostile(t *testing.T) {
 	n := lobbyNode(t, "receiver", 16)
 	const from = "0000000000000001"
 	id := testIdentity(t)
+	if err := n.speakers.add(id.Pub); err != nil { // a member identity
+		t.Fatal(err)
+	}
 	lobby := func(seq uint64) *chatpb.Envelope {
 		e := &chatpb.Envelope{Seq: seq, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: seq, SentUnixNano: 1, Body: []byte("hi")}
 		SignEnvelope(id, e)

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/hearsay-chat/hearsay/chat/order"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
@@ -33,8 +34,14 @@ const (
 	MaxNickBytes = 32
 	// MaxRoomBytes is the longest room name.
 	MaxRoomBytes = 64
-	// MaxDeps is the largest vector clock an envelope may carry.
+	// MaxDeps is the most deps an envelope may carry. Senders name only
+	// what is new since their previous message, at most
+	// order.MaxDepsPerMessage (256) per envelope, so a room with any
+	// number of authors stays within it.
 	MaxDeps = 1024
+	// MaxSeq bounds every seq, Lamport time, epoch, cut and global number
+	// on the wire (order.MaxSeq, 2^62), so arithmetic on them never wraps.
+	MaxSeq = order.MaxSeq
 	// MaxStamped is the most messages one sequencer stamp may number.
 	MaxStamped = 1024
 	// MaxKVKeyBytes and MaxKVValueBytes bound one key/value entry, so that

@@ -109,6 +109,14 @@ func (r *room) feedLocked(envs []*chatpb.Envelope) {
 	metas := make([]order.Meta, 0, len(envs))
 	for _, env := range envs {
 		m := metaOf(env)
+		// A dep on an origin this node never accepts (not a member
+		// identity it has seen: memberkeys.go) would hold the message
+		// forever; it waits for what it can get.
+		for o := range m.Deps {
+			if !r.env.isMember(o) {
+				delete(m.Deps, o)
+			}
+		}
 		if m.Kind == order.KindData {
 			if len(r.cache) >= maxCache {
 				clear(r.cache) // deliveries fall back to the log
@@ -240,7 +248,9 @@ func (n *Node) messageEvent(env *chatpb.Envelope) (hearsay.Event, bool) {
 	switch env.Kind {
 	case chatpb.Kind_KIND_CHAT:
 	case chatpb.Kind_KIND_SYSTEM:
-		typ = hearsay.EventSystem
+		// Never a bare system line: peers cannot send them (the receive
+		// pipeline refuses them), and one kept in an older log is shown
+		// as what it is, a message from its origin.
 	case chatpb.Kind_KIND_DIRECT:
 		if env.To != n.id.ID && env.Origin != n.id.ID {
 			return hearsay.Event{}, false

@@ -132,6 +132,11 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	if e.Seq == 0 {
 		return errors.New("seq 0")
 	}
+	// Counters are bounded (order.MaxSeq, 2^62) so that no arithmetic on
+	// them can wrap: a seq of 2^64-1 would make the next one 0.
+	if e.Seq > MaxSeq || e.Lamport > MaxSeq || e.Global > MaxSeq || e.Epoch > MaxSeq || e.Cut > MaxSeq {
+		return fmt.Errorf("a counter is over %d", uint64(MaxSeq))
+	}
 	if err := ValidateRoom(e.Room); err != nil {
 		return err
 	}
@@ -150,7 +155,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	default:
 		return fmt.Errorf("unknown kind %d", e.Kind)
 	}
-	if e.Ref != nil && (!hearsay.ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0) {
+	if e.Ref != nil && (!hearsay.ValidPeerID(e.Ref.Origin) || e.Ref.Seq == 0 || e.Ref.Seq > MaxSeq) {
 		return errors.New("ref is not a valid message id")
 	}
 	if e.Ref != nil && e.Kind != chatpb.Kind_KIND_RECEIPT && e.Kind != chatpb.Kind_KIND_ACK {
@@ -186,7 +191,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		return fmt.Errorf("%d stamped messages, at most %d", len(e.Stamped), MaxStamped)
 	}
 	for i, r := range e.Stamped {
-		if r == nil || !hearsay.ValidPeerID(r.Origin) || r.Seq == 0 {
+		if r == nil || !hearsay.ValidPeerID(r.Origin) || r.Seq == 0 || r.Seq > MaxSeq {
 			return fmt.Errorf("stamped %d: not a valid message id", i)
 		}
 	}
@@ -204,6 +209,9 @@ func validateEnvelope(e *chatpb.Envelope) error {
 	for i, d := range e.Deps {
 		if d == nil || !hearsay.ValidPeerID(d.Origin) {
 			return fmt.Errorf("dep %d: bad origin", i)
+		}
+		if d.Seq == 0 || d.Seq > MaxSeq {
+			return fmt.Errorf("dep %d: seq %d out of range", i, d.Seq)
 		}
 		if i > 0 && d.Origin <= prev {
 			return errors.New("deps not sorted by origin or repeated")

@@ -23,6 +23,7 @@ type counters struct {
 	heldDiskDrops                                    atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
 	aeBytes, forwarded, gapPulls                     atomic.Uint64
+	badFloors, strangers                             atomic.Uint64
 }
 
 // Errors callers can test with errors.Is.

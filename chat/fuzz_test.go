@@ -2,6 +2,9 @@ package chat
 
 import (
 	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -148,6 +151,35 @@ func FuzzMemberlistSettings(f *testing.F) {
 	})
 }
 
+// FuzzMemberKeysFile loads arbitrary member-key files: only well-formed
+// keys are taken, never more than maxMemberKeys, and an ID is always the
+// one its key derives.
+func FuzzMemberKeysFile(f *testing.F) {
+	id := seedIdentity(f)
+	f.Add([]byte(hex.EncodeToString(id.Pub) + "\n"))
+	f.Add([]byte(hex.EncodeToString(id.Pub) + "\nzz\n" + hex.EncodeToString(id.Pub[:16])))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, memberKeysFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := openMemberKeys(dir)
+		if err != nil {
+			return
+		}
+		defer k.close()
+		if len(k.keys) > maxMemberKeys {
+			t.Fatalf("%d keys, bound %d", len(k.keys), maxMemberKeys)
+		}
+		for id, pub := range k.keys {
+			if len(pub) != 32 || PeerIDFromKey([]byte(pub)) != id {
+				t.Fatalf("key for %s does not derive it", id)
+			}
+		}
+	})
+}
+
 // FuzzHandleFrame runs the receive pipeline on arbitrary chat frames: no
 // panic, and only envelopes that verify are ever delivered.
 func FuzzHandleFrame(f *testing.F) {
@@ -160,6 +192,8 @@ func FuzzHandleFrame(f *testing.F) {
 	f.Add([]byte{0x1a, 0x00})
 	for _, fr := range []*chatpb.Frame{
 		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, WantReply: true}}},
+		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, FromOrigin: "0", UntilOrigin: "f"}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1 << 62}, {Origin: "0000000000000001", Seq: 1<<64 - 1}}}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{good}, Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "lobby", Mode: "causal", JoinedUnixNano: 5}}}}},
 		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{good, forgedCopy(good), signedChatSeq(id, "again", 2)}}}},
@@ -168,6 +202,9 @@ func FuzzHandleFrame(f *testing.F) {
 		f.Add(raw)
 	}
 	n := lobbyNode(f, "fuzz", 1)
+	if err := n.speakers.add(id.Pub); err != nil { // the seeds' origin is a member
+		f.Fatal(err)
+	}
 	const from = "0000000000000001"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr chatpb.Frame

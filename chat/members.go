@@ -132,6 +132,9 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		if metaErr != nil {
 			n.stats.badFrames.Add(1)
 			n.logger.Printf("member %s at %s: %v", ev.name, ev.addr, metaErr)
+		} else if err := n.speakers.add(meta.Pub); err != nil {
+			// A verified member identity: it may speak (memberkeys.go).
+			n.emitError("member %s: %v", meta.ID, err)
 		}
 	}
 

@@ -19,8 +19,9 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks.
-const ProtocolVersion = 3
+// ProtocolVersion is the chat protocol version this code speaks (4:
+// compact causal deps, split statuses; see chat.proto).
+const ProtocolVersion = 4
 
 const maxAddrBytes = 64
 
@@ -64,7 +65,8 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 	m := peerMeta{Protocol: pb.Protocol, ID: pb.PeerId, Nick: pb.Nick, Pub: pb.PublicKey, ChatAddr: pb.ChatAddr}
 	if m.Protocol != ProtocolVersion {
 		// Peers of different chat protocols share memberlist but cannot
-		// chat (protocol 3 is TLS, 2 was plaintext gRPC): say so once, at
+		// chat (4 compacts deps and splits statuses, 3 is TLS, 2 was
+		// plaintext gRPC): say so once, at
 		// the join, instead of failing every dial.
 		return peerMeta{}, fmt.Errorf("speaks chat protocol %d, this peer speaks %d: run the same hearsay version on both", m.Protocol, ProtocolVersion)
 	}

@@ -60,6 +60,10 @@ type Node struct {
 	verify combiner            // shares signature batches among streams (verify.go)
 	ahead  aheadHints          // held-back bound on disk (heldback.go)
 
+	// speakers are the identities that are or were members: who may
+	// speak (memberkeys.go); closed by Shutdown.
+	speakers *memberKeys
+
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
 	rooms     map[string]*room
@@ -124,8 +128,17 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	mkeys, err := openMemberKeys(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkeys.add(id.Pub); err != nil {
+		_ = mkeys.close()
+		return nil, err
+	}
 	mlog, err := openLog(cfg)
 	if err != nil {
+		_ = mkeys.close()
 		return nil, err
 	}
 	base, _ := profileConfig(cfg.MemberlistProfile)
@@ -146,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		id:           id,
 		logger:       log.New(cfg.LogOutput, "hearsay: ", log.LstdFlags|log.Lmicroseconds),
 		log:          mlog,
+		speakers:     mkeys,
 		rooms:        make(map[string]*room),
 		peerRooms:    make(map[string]*peerRoomSet),
 		roomVer:      time.Now().UnixNano(),
@@ -555,6 +569,9 @@ func (n *Node) Shutdown() error {
 		if e := n.log.Close(); e != nil && err == nil {
 			err = fmt.Errorf("close message log: %w", e)
 		}
+		if e := n.speakers.close(); e != nil && err == nil {
+			err = fmt.Errorf("close member keys: %w", e)
+		}
 		n.evMu.Lock()
 		n.evClosed = true
 		close(n.events)
@@ -735,6 +752,7 @@ func (n *Node) Stats() hearsay.Stats {
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
 		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
+		BadFloors: c.badFloors.Load(), Strangers: c.strangers.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),

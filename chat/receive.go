@@ -121,10 +121,21 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 		switch {
 		case errs[i] != nil:
 			n.countDrop(errs[i], from)
+		case env.Kind == chatpb.Kind_KIND_SYSTEM:
+			// System lines are the node's own voice (bare lines on the
+			// screen); a peer that sends one is trying to speak in it.
+			n.countDrop(fmt.Errorf("%w: %s/%d: peers cannot send system messages", ErrInvalid, env.Origin, env.Seq), from)
 		case repairOf != "" && env.Room != repairOf:
 			n.stats.invalid.Add(1)
 		case n.joinedRoom(env.Room) == nil:
 			n.stats.unjoined.Add(1)
+		case !n.speakers.knows(env.Origin, env.OriginKey) &&
+			(repairOf == "" || !n.speakers.vouch(env.OriginKey, from)):
+			// Signed, but by a key that is not a member identity, pushed
+			// or beyond what the repairing member may vouch for
+			// (memberkeys.go).
+			n.stats.strangers.Add(1)
+			n.logger.Printf("drop envelope from %s: origin %s is not a member identity", from, env.Origin)
 		case ahead.drop(env):
 			n.stats.heldDiskDrops.Add(1) // fetched again by anti-entropy (heldback.go)
 		default:

@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,9 @@ type roomEnv struct {
 	conns func(ids []string) []*peerConn
 	// nick is the nick our messages carry now.
 	nick func() string
+	// isMember reports whether an origin is, or was, a member identity
+	// (whose messages this node accepts).
+	isMember func(id string) bool
 }
 
 // room is one joined room. See the file comment for its locking.
@@ -136,7 +140,8 @@ type room struct {
 	// Join catch-up (see catchUpMembers): status replies by peer and a
 	// channel closed and replaced on every reply or repair.
 	progMu   sync.Mutex
-	replies  map[string]msglog.VersionVector
+	replies  map[string]msglog.VersionVector // complete replies
+	partial  map[string]msglog.VersionVector // replies whose last range has not arrived
 	progress chan struct{}
 }
 
@@ -296,10 +301,23 @@ func (r *room) memberIDsLocked() []string {
 }
 
 // noteStatus records a member's status reply.
-func (r *room) noteStatus(from string, vv msglog.VersionVector) {
+// A vector may come in several statuses covering ranges of origins; it
+// counts as a reply once the last range (final) is in: they arrive in
+// order on the member's stream.
+func (r *room) noteStatus(from string, vv msglog.VersionVector, final bool) {
 	r.progMu.Lock()
 	if r.replies != nil {
-		r.replies[from] = vv
+		acc := r.partial[from]
+		if acc == nil {
+			acc = msglog.VersionVector{}
+		}
+		maps.Copy(acc, vv)
+		if final {
+			r.replies[from] = acc
+			delete(r.partial, from)
+		} else if len(r.partial) < maxVector {
+			r.partial[from] = acc
+		}
 	}
 	r.progMu.Unlock()
 	r.notify()

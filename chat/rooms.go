@@ -153,10 +153,11 @@ func (n *Node) catchUpMembers(ctx context.Context, r *room, timeout time.Duratio
 	}
 	r.progMu.Lock()
 	r.replies = map[string]msglog.VersionVector{}
+	r.partial = map[string]msglog.VersionVector{}
 	r.progMu.Unlock()
 	defer func() {
 		r.progMu.Lock()
-		r.replies = nil
+		r.replies, r.partial = nil, nil
 		r.progMu.Unlock()
 	}()
 	for _, id := range ids {
@@ -256,10 +257,11 @@ func (n *Node) existingMode(ctx context.Context, name string) string {
 func (n *Node) newRoomEnv() *roomEnv {
 	return &roomEnv{
 		ctx: n.ctx, id: n.id, log: n.log, cfg: &n.cfg, stats: &n.stats, logger: n.logger,
-		emit:  n.emit,
-		event: n.messageEvent,
-		conns: n.conns,
-		nick:  n.Nick,
+		emit:     n.emit,
+		event:    n.messageEvent,
+		conns:    n.conns,
+		nick:     n.Nick,
+		isMember: n.speakers.isMember,
 	}
 }
 

@@ -17,9 +17,14 @@
 // RFC 8032's rules do not guarantee); 3 replaced the plaintext gRPC stream
 // by TLS 1.3 with mutual authentication by the peers' Ed25519 identity keys,
 // frames written directly on the TLS connection (below), and an optional
-// cluster-key proof bound to the TLS session (Hello.cluster_proof). Peers of
-// different versions refuse each other's handshake with an error naming
-// both versions.
+// cluster-key proof bound to the TLS session (Hello.cluster_proof); 4 made
+// causal deps compact (an envelope names only the deps that are new since
+// its origin's previous message, and acks may carry deps and wait for
+// them like data), split statuses into origin ranges
+// (Status.from_origin, until_origin), refuses system envelopes from peers
+// and envelopes whose origin is not a member identity, and bounds every
+// counter by 2^62. Peers of different versions refuse each other's
+// handshake with an error naming both versions.
 //
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc
 // and protoc-gen-go on PATH; see generate.go).
@@ -373,7 +378,7 @@ func (*Frame_Batch) isFrame_Msg() {}
 // one it dialed.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version of the sender (currently 3). A
+	// protocol is the chat protocol version of the sender (currently 4). A
 	// listener refuses a dialer whose protocol it does not speak, and says so
 	// in its answer.
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
@@ -823,9 +828,15 @@ type Envelope struct {
 	// lamport is the origin's Lamport clock when it sent the message; it
 	// grows along the origin's stream. 0 when unused.
 	Lamport uint64 `protobuf:"varint,6,opt,name=lamport,proto3" json:"lamport,omitempty"`
-	// deps is the origin's delivered vector for the room when it sent
-	// (causal ordering), sorted by origin, the origin itself omitted; empty
-	// when the room's mode does not need it. At most 1024 entries.
+	// deps (causal ordering) are entries of the origin's delivered vector
+	// for the room when it sent, sorted by origin, the origin itself
+	// omitted: since protocol 4 only those that grew since the deps of the
+	// origin's earlier messages (the rest is implied: a receiver delivers
+	// the origin's messages in seq order), at most 256 per envelope from a
+	// hearsay sender; when more are new, the surplus rides in acks numbered
+	// just before the message, which wait for their deps like data. Empty
+	// when the room's mode does not need them. At most 1024 entries, each
+	// seq from 1 to 2^62.
 	Deps []*Dep `protobuf:"bytes,7,rep,name=deps,proto3" json:"deps,omitempty"`
 	// sent_unix_nano is the origin's wall clock at sending, in nanoseconds
 	// since 1970 (shown as the message time; never used for ordering).
@@ -1044,7 +1055,7 @@ func (x *Envelope) GetCandidate() string {
 // bytes encoded: memberlist panics above that, so the encoder checks it).
 type NodeMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version the peer speaks (currently 2).
+	// protocol is the chat protocol version the peer speaks (currently 4).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// peer_id is the peer ID; it equals the memberlist node name and
 	// PeerIDFromKey(public_key).
@@ -1438,7 +1449,18 @@ type Status struct {
 	// true) even when it lacks nothing: a peer that has just joined the room
 	// learns what to catch up on before it sends (its Lamport clock must be
 	// past the room's history for total order).
-	WantReply     bool `protobuf:"varint,4,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	WantReply bool `protobuf:"varint,4,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	// from_origin and until_origin (protocol 4) bound the origins this
+	// status describes: those o with from_origin <= o (from the first when
+	// empty) and o < until_origin (to the last when empty). A vector too
+	// large for one frame (a room with thousands of authors) is sent as
+	// several statuses covering consecutive ranges, at most 2048 entries
+	// each; the last has until_origin empty. Origins of the range missing
+	// from the vector count as 0; origins outside it are not described, and
+	// an entry outside it makes the frame bad. The answer (repair, reply)
+	// covers the same range. Both empty: the whole vector, as before.
+	FromOrigin    string `protobuf:"bytes,5,opt,name=from_origin,json=fromOrigin,proto3" json:"from_origin,omitempty"`
+	UntilOrigin   string `protobuf:"bytes,6,opt,name=until_origin,json=untilOrigin,proto3" json:"until_origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1499,6 +1521,20 @@ func (x *Status) GetWantReply() bool {
 		return x.WantReply
 	}
 	return false
+}
+
+func (x *Status) GetFromOrigin() string {
+	if x != nil {
+		return x.FromOrigin
+	}
+	return ""
+}
+
+func (x *Status) GetUntilOrigin() string {
+	if x != nil {
+		return x.UntilOrigin
+	}
+	return ""
 }
 
 // Batch is a run of envelopes from one stream's queue, in queue order: each
@@ -1562,7 +1598,13 @@ type Repair struct {
 	Envelopes []*Envelope `protobuf:"bytes,2,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
 	// floors (origin, seq): the sender no longer has that origin's messages
 	// up to seq (pruned by retention), so the receiver should stop asking
-	// for them. At most 4096 entries.
+	// for them. At most 4096 entries, and counted in the frame size like
+	// the envelopes. A floor is not signed, so a receiver never lets one
+	// remove or override a signed message: it refuses a floor for its own
+	// ID, deletes nothing, and skips seqs of an origin only up to just below
+	// the lowest message of that origin it holds above its contiguous
+	// prefix (a signed envelope proves those seqs were sent), unless the
+	// sender of the repair is the origin itself.
 	Floors        []*Dep `protobuf:"bytes,3,rep,name=floors,proto3" json:"floors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1711,13 +1753,16 @@ const file_chat_proto_rawDesc = "" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
-	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\x7f\n" +
+	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\xc3\x01\n" +
 	"\x06Status\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12,\n" +
 	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
 	"\x05reply\x18\x03 \x01(\bR\x05reply\x12\x1d\n" +
 	"\n" +
-	"want_reply\x18\x04 \x01(\bR\twantReply\"@\n" +
+	"want_reply\x18\x04 \x01(\bR\twantReply\x12\x1f\n" +
+	"\vfrom_origin\x18\x05 \x01(\tR\n" +
+	"fromOrigin\x12!\n" +
+	"\funtil_origin\x18\x06 \x01(\tR\vuntilOrigin\"@\n" +
 	"\x05Batch\x127\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\"\x83\x01\n" +
 	"\x06Repair\x12\x12\n" +

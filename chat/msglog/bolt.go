@@ -611,8 +611,7 @@ func (l *Bolt) SetFloor(ctx context.Context, room, origin string, seq uint64) er
 		if err != nil {
 			return err
 		}
-		_, err = deleteUpTo(rt, origin, seq)
-		return err
+		return skipUpTo(rt, origin, seq)
 	})
 	if err != nil {
 		return fmt.Errorf("set floor %s/%s:%d: %w", room, origin, seq, err)

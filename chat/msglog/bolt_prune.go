@@ -13,14 +13,13 @@ import (
 // Retention: deleting a prefix of an origin's stream and raising its floor.
 
 // deleteUpTo deletes origin's messages with seq <= upTo and raises its
-// floor to upTo; it returns how many it deleted.
+// floor to upTo; it returns how many it deleted. Messages below the floor
+// may be stored (SetFloor skips without deleting), so it deletes them even
+// when the floor is already past upTo.
 func deleteUpTo(rt *roomTx, origin string, upTo uint64) (int, error) {
 	st, err := rt.state(origin)
 	if err != nil {
 		return 0, err
-	}
-	if upTo <= st.floor {
-		return 0, nil
 	}
 	ob := rt.o.Bucket([]byte(origin))
 	type victim struct {
@@ -46,6 +45,9 @@ func deleteUpTo(rt *roomTx, origin string, upTo uint64) (int, error) {
 			vs = append(vs, victim{slices.Clone(k), m.Lamport, seq})
 		}
 	}
+	if len(vs) == 0 && upTo <= st.floor {
+		return 0, nil
+	}
 	for _, v := range vs {
 		if err := ob.Delete(v.key); err != nil {
 			return 0, err
@@ -57,13 +59,34 @@ func deleteUpTo(rt *roomTx, origin string, upTo uint64) (int, error) {
 	if err := rt.addCount(-len(vs)); err != nil {
 		return 0, err
 	}
-	st.floor = upTo
-	st.contig = max(st.contig, upTo)
-	st.high = max(st.high, upTo)
-	if err := advance(ob, &st); err != nil {
-		return 0, err
+	if upTo > st.floor {
+		st.floor = upTo
+		st.contig = max(st.contig, upTo)
+		st.high = max(st.high, upTo)
+		if err := advance(ob, &st); err != nil {
+			return 0, err
+		}
 	}
 	return len(vs), rt.putState(origin, st)
+}
+
+// skipUpTo raises origin's floor to upTo without deleting anything: the
+// seqs up to it that are not stored will never be (SetFloor). The highest
+// seq (LastSeq) is left alone: a skipped seq was never seen.
+func skipUpTo(rt *roomTx, origin string, upTo uint64) error {
+	st, err := rt.state(origin)
+	if err != nil {
+		return err
+	}
+	if upTo <= st.floor {
+		return nil
+	}
+	st.floor = upTo
+	st.contig = max(st.contig, upTo)
+	if err := advance(rt.o.Bucket([]byte(origin)), &st); err != nil {
+		return err
+	}
+	return rt.putState(origin, st)
 }
 
 // Prune implements Log. Each room is pruned in its own transaction, after

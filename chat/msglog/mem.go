@@ -304,22 +304,33 @@ func (l *Mem) Count(ctx context.Context, room string) (int, error) {
 
 func (l *Mem) deleteUpToLocked(room, origin string, upTo uint64) int {
 	o := l.origin(room, origin, true)
-	if upTo <= o.st.floor {
-		return 0
-	}
 	n := 0
-	for s := range o.recs {
+	for s := range o.recs { // stored below the floor too (skipUpToLocked)
 		if s <= upTo {
 			delete(o.recs, s)
 			n++
 		}
 	}
 	l.msgs[room].count -= n
+	if upTo > o.st.floor {
+		o.st.floor = upTo
+		o.st.contig = max(o.st.contig, upTo)
+		o.st.high = max(o.st.high, upTo)
+		o.advance()
+	}
+	return n
+}
+
+// skipUpToLocked is Bolt's skipUpTo: the floor rises, nothing is deleted,
+// LastSeq stays.
+func (l *Mem) skipUpToLocked(room, origin string, upTo uint64) {
+	o := l.origin(room, origin, true)
+	if upTo <= o.st.floor {
+		return
+	}
 	o.st.floor = upTo
 	o.st.contig = max(o.st.contig, upTo)
-	o.st.high = max(o.st.high, upTo)
 	o.advance()
-	return n
 }
 
 // SetFloor implements Log.
@@ -335,7 +346,7 @@ func (l *Mem) SetFloor(ctx context.Context, room, origin string, seq uint64) err
 	if err := l.check(ctx); err != nil {
 		return err
 	}
-	l.deleteUpToLocked(room, origin, seq)
+	l.skipUpToLocked(room, origin, seq)
 	return nil
 }
 

@@ -189,7 +189,11 @@ type Log interface {
 	Contiguous(ctx context.Context, room, origin string) (uint64, error)
 	// Floors returns, per origin, the seq up to which messages are pruned.
 	Floors(ctx context.Context, room string) (VersionVector, error)
-	// SetFloor declares seqs up to seq of origin gone (deleting any stored).
+	// SetFloor declares the seqs up to seq of origin that are not stored
+	// gone for good: they are never stored afterwards and the version
+	// vector passes them. It deletes nothing (what is stored stays until
+	// retention prunes it) and does not change LastSeq: a peer's word
+	// that a message is gone must never remove one this log holds.
 	SetFloor(ctx context.Context, room, origin string, seq uint64) error
 	// History returns the room's last n (<= MaxRange) messages in
 	// (lamport, origin, seq) order, oldest first.

@@ -52,3 +52,45 @@ func benchRoom(b *testing.B, mode Mode, n int) {
 func BenchmarkReceiveFIFO10(b *testing.B)   { benchRoom(b, FIFO, 10) }
 func BenchmarkReceiveCausal10(b *testing.B) { benchRoom(b, Causal, 10) }
 func BenchmarkReceiveTotal10(b *testing.B)  { benchRoom(b, Total, 10) }
+
+// BenchmarkCausalNext measures our own message in a causal room of n
+// authors where one other author spoke since our previous message (a
+// busy lobby): the Deps it names (deps/msg) and its cost. Deps name only
+// what is new (one entry here), not the whole delivered vector (n).
+func BenchmarkCausalNext(b *testing.B) {
+	for _, n := range []int{10, 100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			m, err := New(DefaultConfig("me", Causal))
+			if err != nil {
+				b.Fatal(err)
+			}
+			origins := make([]string, n)
+			seqs := make([]uint64, n)
+			for i := range origins {
+				origins[i] = fmt.Sprintf("peer-%05d", i)
+				seqs[i] = 1
+				m.Receive(Meta{Origin: origins[i], Seq: 1, Kind: KindData, Lamport: 1})
+			}
+			if _, _, err := m.Next(); err != nil { // names everyone once
+				b.Fatal(err)
+			}
+			deps := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				o := i % n
+				seqs[o]++
+				m.Receive(Meta{Origin: origins[o], Seq: seqs[o], Kind: KindData, Lamport: uint64(i + 2)})
+				msg, out, err := m.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				deps += len(msg.Deps)
+				for _, c := range out.Send {
+					deps += len(c.Deps)
+				}
+			}
+			b.ReportMetric(float64(deps)/float64(b.N), "deps/msg")
+		})
+	}
+}

@@ -4,15 +4,45 @@ import "slices"
 
 // causalState is the causal mode's stage: per-origin queues of accepted
 // messages waiting for their dependencies.
+//
+// Deps are compacted (Matrix's prev_events make the same point: name what
+// is new, the rest is implied): a message of ours names only the entries
+// of our delivered vector that grew since the Deps of our earlier
+// messages. That is exact, not an approximation: a receiver delivers our
+// messages in seq order, so when it considers one, our earlier ones are
+// delivered and their Deps were met, and delivered counts only grow. The
+// full vector of thousands of authors therefore never travels in one
+// message; when more than MaxDepsPerMessage entries are new, the surplus
+// rides in acks numbered just before the message, and any message that
+// carries Deps (data or ack) waits for them.
 type causalState struct {
 	delivered map[string]uint64 // origin -> highest seq delivered (or consumed)
 	wait      map[string][]Meta // origin -> accepted, undelivered, in seq order
 	nwait     int
+	// sent is, per origin, the highest seq named in the Deps of our own
+	// accepted messages (ours sent now, or replayed after a restart): what
+	// the next message of ours need not name again.
+	sent map[string]uint64
+	// grown holds the origins whose delivered count grew since the last
+	// depsFor: only they can need naming, so a message costs what changed,
+	// not the size of the room.
+	grown map[string]struct{}
 }
 
 func (c *causalState) init() {
 	c.delivered = map[string]uint64{}
 	c.wait = map[string][]Meta{}
+	c.sent = map[string]uint64{}
+	c.grown = map[string]struct{}{}
+}
+
+// noteSent records the Deps of one of our accepted messages.
+func (c *causalState) noteSent(deps map[string]uint64) {
+	for o, s := range deps {
+		if s > c.sent[o] {
+			c.sent[o] = s
+		}
+	}
 }
 
 // ready reports whether msg, accepted next for its origin, is deliverable.
@@ -28,14 +58,19 @@ func (c *causalState) ready(msg Meta) bool {
 	return true
 }
 
-// depsFor returns the delivered vector without self, as sent in Deps.
+// depsFor returns the entries of the delivered vector (without self) that
+// our earlier messages did not name already: the Deps of our next message.
 func (c *causalState) depsFor(self string) map[string]uint64 {
-	d := make(map[string]uint64, len(c.delivered))
-	for o, s := range c.delivered {
-		if o != self && s > 0 {
+	var d map[string]uint64
+	for o := range c.grown {
+		if s := c.delivered[o]; o != self && s > c.sent[o] {
+			if d == nil {
+				d = map[string]uint64{}
+			}
 			d[o] = s
 		}
 	}
+	clear(c.grown)
 	if len(d) == 0 {
 		return nil
 	}
@@ -50,6 +85,7 @@ func (c *causalState) accept(msg Meta) {
 func (c *causalState) floor(origin string, seq uint64) {
 	if seq > c.delivered[origin] {
 		c.delivered[origin] = seq
+		c.grown[origin] = struct{}{}
 	}
 	q := c.wait[origin]
 	i := 0
@@ -89,12 +125,15 @@ func (c *causalState) settle(m *Machine) {
 		for _, o := range origins {
 			for len(c.wait[o]) > 0 {
 				head := c.wait[o][0]
-				if _, blocked := c.blocker(head); blocked && head.Kind == KindData {
+				// Data and the acks that carry part of a message's
+				// Deps wait alike (blocker is false without Deps).
+				if _, blocked := c.blocker(head); blocked {
 					break
 				}
 				c.wait[o] = c.wait[o][1:]
 				c.nwait--
 				c.delivered[o] = head.Seq
+				c.grown[o] = struct{}{}
 				progress = true
 				if head.Kind == KindData {
 					m.deliver(head)

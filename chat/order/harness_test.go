@@ -10,6 +10,7 @@ import (
 // simNode is one member in a simulated room: its Machine, its "log" (every
 // message it has stored, as the chat layer's store would) and what it showed.
 type simNode struct {
+	sim       *sim
 	id        string
 	m         *Machine
 	log       map[ID]Meta
@@ -39,7 +40,13 @@ type sim struct {
 
 func newSim(t testing.TB, mode Mode, ids ...string) *sim {
 	t.Helper()
-	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, ages: map[string]uint64{}}
+	return newSimWith(t, mode, nil, ids...)
+}
+
+// newSimWith is newSim with tune applied to every node's Config.
+func newSimWith(t testing.TB, mode Mode, tune func(*Config), ids ...string) *sim {
+	t.Helper()
+	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, ages: map[string]uint64{}, cfg: tune}
 	for i, id := range ids {
 		s.add(id, uint64(i+1))
 	}
@@ -57,7 +64,7 @@ func (s *sim) add(id string, age uint64) *simNode {
 	if err != nil {
 		s.t.Fatalf("New(%s): %v", id, err)
 	}
-	n := &simNode{id: id, m: m, log: map[ID]Meta{}, up: true}
+	n := &simNode{sim: s, id: id, m: m, log: map[ID]Meta{}, up: true}
 	s.nodes[id] = n
 	s.ages[id] = age
 	s.ids = append(s.ids, id)
@@ -270,7 +277,21 @@ func ids(ms []Meta) []string {
 // nothing delivered twice, per-origin order, and the mode's order.
 func checkInvariants(t testing.TB, mode Mode, n *simNode) {
 	t.Helper()
-	if err := orderViolation(mode, n.delivered); err != nil {
+	c := newChecker(mode)
+	if n.sim != nil {
+		// Deps may name control messages (acks carrying deps): they are
+		// consumed, never delivered, so the checker looks their kind up in
+		// their origin's log.
+		c.lookup = func(id ID) (Meta, bool) {
+			o := n.sim.nodes[id.Origin]
+			if o == nil {
+				return Meta{}, false
+			}
+			x, ok := o.log[id]
+			return x, ok
+		}
+	}
+	if err := c.check(n.delivered); err != nil {
 		t.Fatalf("%s: %v (delivered %v)", n.id, err, ids(n.delivered))
 	}
 }
@@ -283,23 +304,48 @@ func orderViolation(mode Mode, delivered []Meta) error {
 // checker verifies deliveries incrementally: nothing twice, per-origin
 // order, and the mode's order.
 type checker struct {
-	mode       Mode
-	seen       map[ID]bool
-	last       map[string]uint64
-	counts     map[string]uint64 // causal: delivered (or floored) per origin
+	mode   Mode
+	seen   map[ID]bool
+	last   map[string]uint64
+	counts map[string]uint64 // causal: delivered (or floored) per origin
+	// deps (causal): per origin, the union of the Deps of its delivered
+	// messages. Deps are compacted (each message names only what is new),
+	// so every message must find all of them met, not only its own.
+	deps map[string]map[string]uint64
+	// lookup finds a message in its origin's log (nil: no log). Deps may
+	// name control messages, which are consumed, never delivered (a dep on
+	// one is met once the data before it is), and acks carry part of the
+	// deps of the data message after them.
+	lookup     func(ID) (Meta, bool)
+	scanned    map[string]uint64 // causal: seqs whose acks' deps are in deps
 	prevKey    tsKey
 	prevGlobal uint64
 	any        bool
 }
 
 func newChecker(mode Mode) *checker {
-	return &checker{mode: mode, seen: map[ID]bool{}, last: map[string]uint64{}, counts: map[string]uint64{}}
+	return &checker{mode: mode, seen: map[ID]bool{}, last: map[string]uint64{}, counts: map[string]uint64{},
+		deps: map[string]map[string]uint64{}, scanned: map[string]uint64{}}
 }
 
 // floor mirrors Machine.Floor.
 func (c *checker) floor(origin string, seq uint64) {
 	c.counts[origin] = max(c.counts[origin], seq)
 	c.last[origin] = max(c.last[origin], seq)
+}
+
+// onlyControl reports whether origin's seqs from..to are all control
+// messages (so nothing of them is ever delivered).
+func (c *checker) onlyControl(origin string, from, to uint64) bool {
+	if c.lookup == nil || to-from > 1<<16 {
+		return false
+	}
+	for s := from; s <= to; s++ {
+		if x, ok := c.lookup(ID{origin, s}); !ok || x.Kind == KindData {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *checker) check(delivered []Meta) error {
@@ -317,8 +363,27 @@ func (c *checker) check(delivered []Meta) error {
 		c.last[m.Origin] = m.Seq
 		switch c.mode {
 		case Causal:
+			all := c.deps[m.Origin]
+			if all == nil {
+				all = map[string]uint64{}
+				c.deps[m.Origin] = all
+			}
 			for p, s := range m.Deps {
-				if p != m.Origin && c.counts[p] < s {
+				all[p] = max(all[p], s)
+			}
+			// The control messages of m's origin before it, with their deps.
+			if c.lookup != nil && m.Seq-c.scanned[m.Origin] <= 1<<16 {
+				for s := c.scanned[m.Origin] + 1; s < m.Seq; s++ {
+					if x, ok := c.lookup(ID{m.Origin, s}); ok && x.Kind != KindData {
+						for p, d := range x.Deps {
+							all[p] = max(all[p], d)
+						}
+					}
+				}
+			}
+			c.scanned[m.Origin] = m.Seq
+			for p, s := range all {
+				if p != m.Origin && c.counts[p] < s && !c.onlyControl(p, c.counts[p]+1, s) {
 					return fmt.Errorf("%s delivered before its dependency %s:%d", m.ID(), p, s)
 				}
 			}

@@ -80,31 +80,75 @@ func (m *Machine) Receive(msgs ...Meta) (Output, error) {
 // locally, so the caller must not Receive it again (that only counts a
 // duplicate). Store the message before sending it, so that a restart never
 // reuses its seq. Output may already deliver it (fifo, causal) or carry a
-// stamp for it (when we are the sequencer).
+// stamp for it (when we are the sequencer). In causal rooms Output.Send
+// may begin with acks numbered before the message (see
+// Config.DepsPerMessage): store and send them before it.
 func (m *Machine) Next() (Meta, Output, error) {
 	if (m.cfg.Mode == Total || m.cfg.Mode == Sequencer) && m.inFlight() >= m.cfg.MaxInFlight {
 		m.st.Busy++
 		return Meta{}, Output{}, ErrBusy
 	}
-	msg := m.newOwn(KindData)
+	var deps map[string]uint64
 	if m.cfg.Mode == Causal {
-		msg.Deps = m.c.depsFor(m.cfg.Self)
+		deps = m.c.depsFor(m.cfg.Self)
+		// One ack per DepsPerMessage surplus entries, then the message:
+		// check both counters have room for all of them first.
+		per := m.cfg.DepsPerMessage
+		need := uint64(1)
+		if len(deps) > per {
+			need += uint64((len(deps) - 1) / per)
+		}
+		if own := max(m.ownSeq, m.nextOf(m.cfg.Self)-1); own > MaxSeq-need || m.clock > MaxSeq-need {
+			m.st.Exhausted++
+			return Meta{}, Output{}, ErrExhausted
+		}
+		for len(deps) > per {
+			ack, _ := m.newOwn(KindAck) // room checked above
+			ack.Deps = takeDeps(deps, per)
+			m.emit(ack)
+		}
 	}
+	msg, ok := m.newOwn(KindData)
+	if !ok {
+		return Meta{}, Output{}, ErrExhausted
+	}
+	msg.Deps = deps
 	m.st.Sent++
 	m.receive(msg)
 	m.settle()
 	return msg, m.take(), nil
 }
 
-// newOwn stamps a new message of ours with the next seq and Lamport time.
-func (m *Machine) newOwn(k Kind) Meta {
+// takeDeps moves the n smallest origins of deps into a new map, so the
+// split is the same whatever the map's iteration order.
+func takeDeps(deps map[string]uint64, n int) map[string]uint64 {
+	keys := make([]string, 0, len(deps))
+	for o := range deps {
+		keys = append(keys, o)
+	}
+	slices.Sort(keys)
+	out := make(map[string]uint64, n)
+	for _, o := range keys[:n] {
+		out[o] = deps[o]
+		delete(deps, o)
+	}
+	return out
+}
+
+// newOwn stamps a new message of ours with the next seq and Lamport time;
+// ok is false (and nothing changes) when either counter is at MaxSeq.
+func (m *Machine) newOwn(k Kind) (msg Meta, ok bool) {
 	if n := m.nextOf(m.cfg.Self) - 1; n > m.ownSeq {
 		m.ownSeq = n
+	}
+	if m.ownSeq >= MaxSeq || m.clock >= MaxSeq {
+		m.st.Exhausted++
+		return Meta{}, false
 	}
 	m.ownSeq++
 	m.clock++
 	m.ownLast = m.clock
-	return Meta{Origin: m.cfg.Self, Seq: m.ownSeq, Kind: k, Lamport: m.clock}
+	return Meta{Origin: m.cfg.Self, Seq: m.ownSeq, Kind: k, Lamport: m.clock}, true
 }
 
 // emit creates, applies and outputs a control message of ours.
@@ -143,7 +187,10 @@ func (m *Machine) MemberDown(id string) Output {
 // messages above the floor with Receive. Floor(Self, ...) also makes Next
 // continue after seq.
 func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
-	if origin == "" {
+	if origin == "" || seq > MaxSeq || lamport > MaxSeq {
+		// Beyond every valid counter: only a damaged log stores such a
+		// floor, and honouring it would wrap seq+1 around to 0.
+		m.st.Invalid++
 		return Output{}
 	}
 	if lamport > m.clock {
@@ -195,6 +242,9 @@ func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
 //
 // Deliveries during the replay are the room's history.
 func (m *Machine) Restore(ownSeq, lamport uint64) {
+	// A damaged log may hold anything: clamped, the counters stay
+	// overflow-free (Next then says ErrExhausted).
+	ownSeq, lamport = min(ownSeq, MaxSeq), min(lamport, MaxSeq)
 	m.ownSeq = max(m.ownSeq, ownSeq)
 	m.clock = max(m.clock, lamport)
 	m.ownLast = max(m.ownLast, lamport)
@@ -205,10 +255,18 @@ func (m *Machine) Restore(ownSeq, lamport uint64) {
 // stall our stream on every member; Resume fills each such gap with a
 // filler (an ack carrying a fresh Lamport time, which every mode consumes
 // without showing), returned in Output.Send to be stored and sent like any
-// control message.
+// control message. A crash leaves at most a few such seqs; a gap of more
+// than MaxHeld is not a crash but a damaged or tampered log, and Resume
+// leaves it unfilled (counted in Stats.Exhausted) rather than loop and
+// allocate for it: the next message continues after it.
 func (m *Machine) Resume() Output {
 	self := m.cfg.Self
-	for n := m.nextOf(self); n <= m.ownSeq; n = m.nextOf(self) {
+	if n := m.nextOf(self); n <= m.ownSeq && m.ownSeq-n >= uint64(m.cfg.MaxHeld) {
+		m.st.Exhausted++
+		m.settle()
+		return m.take()
+	}
+	for n := m.nextOf(self); n <= m.ownSeq && m.clock < MaxSeq; n = m.nextOf(self) {
 		m.clock++
 		m.ownLast = max(m.ownLast, m.clock)
 		m.emit(Meta{Origin: self, Seq: n, Kind: KindAck, Lamport: m.clock})
@@ -307,7 +365,7 @@ func (m *Machine) full() bool { return m.nbuf+m.c.nwait >= m.cfg.MaxHeld }
 // immediate reports whether an in-sequence msg can be delivered right
 // away (so accepting it never grows the held-back set).
 func (m *Machine) immediate(msg Meta) bool {
-	if m.cfg.Mode == Causal && msg.Kind == KindData {
+	if m.cfg.Mode == Causal && (msg.Kind == KindData || len(msg.Deps) > 0) {
 		return m.c.ready(msg)
 	}
 	return true
@@ -361,6 +419,9 @@ func (m *Machine) accept(msg Meta) {
 	}
 	if msg.Origin == m.cfg.Self && msg.Lamport > m.ownLast {
 		m.ownLast = msg.Lamport
+	}
+	if msg.Origin == m.cfg.Self && m.cfg.Mode == Causal {
+		m.c.noteSent(msg.Deps) // replayed after a restart too
 	}
 	if msg.Kind != KindData {
 		m.st.Control++

@@ -18,7 +18,10 @@
 //
 //   - fifo: deliver on acceptance.
 //   - causal (comuniGO "vectorial"): a data message from o carries Deps, the
-//     sender's delivered vector when it sent the message; deliver m when
+//     entries of the sender's delivered vector that grew since its earlier
+//     messages named them (the rest is implied, since o's messages are
+//     delivered in seq order), at most MaxDepsPerMessage, the surplus in
+//     acks numbered just before it; deliver m (or such an ack) when
 //     m.seq == delivered[o]+1 and m.Deps[p] <= delivered[p] for every p.
 //   - total (comuniGO "scalar"): Lamport timestamps and acks. Pending data is
 //     ordered by (lamport, origin, seq); the head is delivered once every
@@ -35,7 +38,10 @@
 //     order.
 //   - sequencer (comuniGO "sequencer"): see "Sequencer and takeover".
 //
-// Per-origin FIFO holds in every mode.
+// Per-origin FIFO holds in every mode. Every seq, Lamport time, epoch,
+// cut and global number is at most MaxSeq (2^62): larger received values
+// are invalid, a larger floor is ignored and a larger restored counter is
+// clamped, so no "+ 1" ever wraps around.
 //
 // # Sequencer and takeover
 //
@@ -192,7 +198,25 @@ var (
 	ErrBusy = errors.New("too many undelivered messages of our own; wait for acks or stamps")
 	// ErrInvalid wraps every validation failure of a received Meta.
 	ErrInvalid = errors.New("invalid message metadata")
+	// ErrExhausted: our seq or Lamport counter reached MaxSeq (only a
+	// damaged log can get there: 2^62 messages are never sent).
+	ErrExhausted = errors.New("sequence numbers exhausted for this room")
 )
+
+// MaxSeq bounds every seq, Lamport time, cut and global number a Machine
+// takes (2^62). Received values above it are invalid, so every "+ 1" on
+// them stays far from overflowing a uint64, and a hostile or damaged
+// value can never make a counter wrap around to 0.
+const MaxSeq uint64 = 1 << 62
+
+// MaxDepsPerMessage is the default of Config.DepsPerMessage: it bounds
+// the Deps entries the Machine puts in one of our messages (causal mode). Deps are compacted: a message names only what
+// was delivered since our previous message (the rest is implied, since
+// our messages are delivered in seq order); when more origins than this
+// spoke since then, the surplus goes in control messages (acks carrying
+// Deps) numbered just before the data message, which wait for their Deps
+// like data. So a room with any number of authors keeps working.
+const MaxDepsPerMessage = 256
 
 // Config configures a Machine.
 type Config struct {
@@ -209,6 +233,10 @@ type Config struct {
 	// MaxEntries bounds the Deps and Stamped entries accepted in a received
 	// message; larger messages are rejected as invalid.
 	MaxEntries int
+	// DepsPerMessage bounds the Deps entries of one of our messages
+	// (causal); the surplus goes in acks just before it (see
+	// MaxDepsPerMessage). At most MaxEntries.
+	DepsPerMessage int
 }
 
 // DefaultConfig returns a Config for self and mode with default bounds.
@@ -220,6 +248,8 @@ func DefaultConfig(self string, mode Mode) Config {
 		MaxInFlight:   256,
 		MaxStampBatch: 256,
 		MaxEntries:    4096,
+
+		DepsPerMessage: MaxDepsPerMessage,
 	}
 }
 
@@ -230,8 +260,11 @@ func (c Config) validate() error {
 	if c.Mode < FIFO || c.Mode > Sequencer {
 		return fmt.Errorf("order config: invalid mode %d", c.Mode)
 	}
-	if c.MaxHeld < 1 || c.MaxInFlight < 1 || c.MaxStampBatch < 1 || c.MaxEntries < 1 {
+	if c.MaxHeld < 1 || c.MaxInFlight < 1 || c.MaxStampBatch < 1 || c.MaxEntries < 1 || c.DepsPerMessage < 1 {
 		return errors.New("order config: bounds must be positive")
+	}
+	if c.DepsPerMessage > c.MaxEntries {
+		return fmt.Errorf("order config: %d deps per message, over MaxEntries %d", c.DepsPerMessage, c.MaxEntries)
 	}
 	return nil
 }
@@ -245,6 +278,9 @@ func (c Config) validateMeta(m Meta) error {
 	}
 	if m.Seq == 0 {
 		return bad("seq 0")
+	}
+	if m.Seq > MaxSeq || m.Lamport > MaxSeq || m.Cut > MaxSeq || m.Global > MaxSeq || m.Epoch > MaxSeq {
+		return bad("counter over %d", MaxSeq)
 	}
 	if len(m.Deps) > c.MaxEntries || len(m.Stamped) > c.MaxEntries {
 		return bad("%d deps, %d stamped: more than %d", len(m.Deps), len(m.Stamped), c.MaxEntries)
@@ -262,7 +298,7 @@ func (c Config) validateMeta(m Meta) error {
 			return bad("global overflows")
 		}
 		for _, id := range m.Stamped {
-			if id.Origin == "" || id.Seq == 0 {
+			if id.Origin == "" || id.Seq == 0 || id.Seq > MaxSeq {
 				return bad("stamped id %s invalid", id)
 			}
 		}
@@ -274,7 +310,7 @@ func (c Config) validateMeta(m Meta) error {
 		return bad("unknown kind %d", m.Kind)
 	}
 	for o, s := range m.Deps {
-		if o == "" || s == 0 {
+		if o == "" || s == 0 || s > MaxSeq {
 			return bad("dep %q:%d invalid", o, s)
 		}
 	}

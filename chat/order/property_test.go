@@ -24,14 +24,22 @@ func TestRandomisedRooms(t *testing.T) {
 	}
 	for _, mode := range []Mode{FIFO, Causal, Total, Sequencer} {
 		for seed := range seeds {
-			t.Run(mode.String(), func(t *testing.T) { randomRoom(t, mode, uint64(seed)) })
+			t.Run(mode.String(), func(t *testing.T) { randomRoom(t, mode, uint64(seed), nil) })
 		}
+	}
+	// Causal with one dep per message: nearly every message comes with
+	// acks carrying the rest of its deps, dropped, duplicated and
+	// reordered like everything else.
+	for seed := range seeds {
+		t.Run("causal-chunked", func(t *testing.T) {
+			randomRoom(t, Causal, uint64(seed), func(c *Config) { c.DepsPerMessage = 1 })
+		})
 	}
 }
 
-func randomRoom(t *testing.T, mode Mode, seed uint64) {
+func randomRoom(t *testing.T, mode Mode, seed uint64, tune func(*Config)) {
 	rng := randSource(seed)
-	s := newSim(t, mode, "a", "b", "c", "d", "e")
+	s := newSimWith(t, mode, tune, "a", "b", "c", "d", "e")
 	failures := (mode == Total || mode == Sequencer) && seed%2 == 1
 	failed := ""
 	for range 300 {
@@ -156,6 +164,6 @@ func randomRoom(t *testing.T, mode Mode, seed uint64) {
 // older epoch applied after a newer one).
 func TestRandomisedRegressions(t *testing.T) {
 	for _, seed := range []uint64{143, 331, 363, 467, 541} {
-		randomRoom(t, Sequencer, seed)
+		randomRoom(t, Sequencer, seed, nil)
 	}
 }

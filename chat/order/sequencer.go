@@ -230,8 +230,11 @@ func (s *seqState) syncIfOrphaned(m *Machine) {
 	if _, ok := s.synced[e]; !ok {
 		s.synced[e] = r
 	}
+	msg, ok := m.newOwn(KindSync)
+	if !ok {
+		return
+	}
 	s.sentFor[k] = true
-	msg := m.newOwn(KindSync)
 	msg.Epoch, msg.Prev, msg.Cut, msg.Candidate = e, prev, r, cand
 	m.emit(msg)
 }
@@ -304,7 +307,10 @@ func (s *seqState) stampAll(m *Machine, open bool) {
 	for open || len(todo) > 0 {
 		open = false
 		n := min(len(todo), m.cfg.MaxStampBatch)
-		msg := m.newOwn(KindStamp)
+		msg, ok := m.newOwn(KindStamp)
+		if !ok {
+			return
+		}
 		msg.Epoch, msg.Prev, msg.Cut = e, s.seqr[e-1], s.cut[e-1]
 		msg.Global = s.maxGlobal + 1
 		for _, x := range todo[:n] {

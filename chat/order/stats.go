@@ -19,6 +19,7 @@ type Stats struct {
 	Refused     uint64 // not taken because the held-back space was full
 	Late        uint64 // reported in Output.Late
 	Busy        uint64 // Next calls refused with ErrBusy
+	Exhausted   uint64 // counters at MaxSeq, or a gap Resume left unfilled (a damaged log)
 	Conflicts   uint64 // sequencer: conflicting stamps or sequencers ignored
 	Void        uint64 // sequencer: stamps beyond an agreed cut
 	Held        int    // messages held back now (reorder buffer and mode queue)

@@ -112,7 +112,9 @@ func (t *totalState) settle(m *Machine) {
 		// sender (and everyone) can deliver it; skip when it already is.
 		self := m.cfg.Self
 		if !(m.ownLast > t.ackFor.l || (m.ownLast == t.ackFor.l && self > t.ackFor.o)) {
-			m.emit(m.newOwn(KindAck))
+			if ack, ok := m.newOwn(KindAck); ok {
+				m.emit(ack)
+			}
 		}
 	}
 	members := m.liveMembers()

@@ -443,6 +443,37 @@ func Run(t *testing.T, open Opener) {
 		if c, _ := l.Count(ctx, "#r"); c != 2 {
 			t.Fatalf("count %d, want 2", c)
 		}
+		// A floor never deletes what is stored nor moves LastSeq (a peer's
+		// unsigned word must not remove signed messages): b:1..3 stay
+		// below a floor of 10, the gap b:4..9 is skipped, LastSeq is 11.
+		for s := uint64(1); s <= 3; s++ {
+			add(t, l, "#r", "b", s, s, t0)
+		}
+		add(t, l, "#r", "b", 11, 11, t0)
+		must(t, l.SetFloor(ctx, "#r", "b", 10))
+		vvEqual(t, l, "#r", msglog.VersionVector{"a": 8, "b": 11})
+		if c, _ := l.Count(ctx, "#r"); c != 6 {
+			t.Fatalf("count %d after a floor over stored messages, want 6", c)
+		}
+		if _, err := l.Get(ctx, "#r", "b", 2); err != nil {
+			t.Fatalf("b:2 below the floor: %v, want kept", err)
+		}
+		if last, _ := l.LastSeq(ctx, "#r", "b"); last != 11 {
+			t.Fatalf("LastSeq %d after the floor, want 11", last)
+		}
+		must(t, l.SetFloor(ctx, "#r", "c", 1_000_000))
+		if last, _ := l.LastSeq(ctx, "#r", "c"); last != 0 {
+			t.Fatalf("LastSeq %d after a floor alone, want 0", last)
+		}
+		// Retention still deletes what lies below a floor.
+		n, err := l.Prune(ctx, t0.Add(100*365*24*time.Hour))
+		must(t, err)
+		if n != 6 {
+			t.Fatalf("pruned %d, want 6", n)
+		}
+		if c, _ := l.Count(ctx, "#r"); c != 0 {
+			t.Fatalf("count %d after pruning everything, want 0", c)
+		}
 	})
 
 	t.Run("Validation", func(t *testing.T) {
