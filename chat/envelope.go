@@ -120,6 +120,13 @@ func CheckEnvelope(e *chatpb.Envelope) error {
 }
 
 func validateEnvelope(e *chatpb.Envelope) error {
+	return validateEnvelopeNick(e, ValidateNick)
+}
+
+// validateEnvelopeNick is validateEnvelope with the nick rule given:
+// ValidateNick for what arrives, nickCharset for what the log already
+// holds (see decodeStored).
+func validateEnvelopeNick(e *chatpb.Envelope, nickRule func(string) error) error {
 	if e == nil {
 		return errors.New("missing envelope")
 	}
@@ -219,7 +226,7 @@ func validateEnvelope(e *chatpb.Envelope) error {
 		prev = d.Origin
 	}
 	if e.Nick != "" {
-		if err := ValidateNick(e.Nick); err != nil {
+		if err := nickRule(e.Nick); err != nil {
 			return err
 		}
 	}

@@ -308,3 +308,31 @@ func decodeChecked(b []byte) (*chatpb.Envelope, error) {
 	}
 	return e, nil
 }
+
+// A message stored under the nick rule of protocol 3 stays readable from
+// the log, while the same envelope arriving now is refused.
+func TestStoredEnvelopeKeepsOldNickRule(t *testing.T) {
+	id := testIdentity(t)
+	e := signedChat(id, "hi")
+	e.Nick = "bоb" // Cyrillic о: letters only (protocol 3), mixed scripts (now)
+	SignEnvelope(id, e)
+	raw, err := proto.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckEnvelope(e); err == nil {
+		t.Fatal("an arriving envelope with a mixed-script nick was accepted")
+	}
+	got, err := decodeStored(raw)
+	if err != nil {
+		t.Fatalf("stored envelope with an old-rule nick: %v", err)
+	}
+	if got.Nick != e.Nick || string(got.Body) != "hi" {
+		t.Errorf("decoded nick %q body %q, want %q %q", got.Nick, got.Body, e.Nick, "hi")
+	}
+	e.Nick = "b\u200bob" // never a valid nick: still refused from the log
+	raw, _ = proto.Marshal(e)
+	if _, err := decodeStored(raw); err == nil {
+		t.Error("a stored nick with a zero-width space decoded")
+	}
+}

@@ -95,6 +95,18 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 // Hangul fillers) or format character; and letters of one script, or of
 // a combination real names use (see names.go).
 func ValidateNick(nick string) error {
+	if err := nickCharset(nick); err != nil {
+		return err
+	}
+	return checkNickRunes(nick)
+}
+
+// nickCharset is the character rule of nicks before the PRECIS profile
+// (protocol 3): letters, digits, '-', '_' and '.', at most MaxNickBytes.
+// Messages stored under it stay readable from the log; they are shown
+// with their origin's ID suffix like any origin that is not a live
+// member, and a live member's own nick passed ValidateNick in its meta.
+func nickCharset(nick string) error {
 	if nick == "" {
 		return fmt.Errorf("nick is empty")
 	}
@@ -112,7 +124,7 @@ func ValidateNick(nick string) error {
 			return fmt.Errorf("nick %q: only letters, digits, '-', '_' and '.' are allowed", nick)
 		}
 	}
-	return checkNickRunes(nick)
+	return nil
 }
 
 func validateHostPort(addr string) error {

@@ -277,7 +277,9 @@ func decodeStored(b []byte) (*chatpb.Envelope, error) {
 	if err := proto.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("%w: stored envelope: %v", ErrInvalid, err)
 	}
-	if err := validateEnvelope(&e); err != nil {
+	// A message stored before nicks followed the PRECIS profile stays
+	// readable: the log holds only envelopes verified on arrival.
+	if err := validateEnvelopeNick(&e, nickCharset); err != nil {
 		return nil, fmt.Errorf("%w: stored envelope: %v", ErrInvalid, err)
 	}
 	return &e, nil
