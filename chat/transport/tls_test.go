@@ -32,7 +32,7 @@ func testPeerID(k ed25519.PublicKey) string {
 	return hex.EncodeToString(s[:8])
 }
 
-func newTestLocal(t *testing.T) Local {
+func newTestLocal(t testing.TB) Local {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -67,7 +67,7 @@ func (r *recorder) ServeConn(c Conn) {
 	}
 }
 
-func listen(t *testing.T, tune func(*TLSConfig)) (*TLS, Local, *recorder) {
+func listen(t testing.TB, tune func(*TLSConfig)) (*TLS, Local, *recorder) {
 	t.Helper()
 	local := newTestLocal(t)
 	rec := newRecorder()
@@ -96,7 +96,7 @@ func listen(t *testing.T, tune func(*TLSConfig)) (*TLS, Local, *recorder) {
 	return l, local, rec
 }
 
-func dialer(t *testing.T, tune func(*TLSConfig)) *TLS {
+func dialer(t testing.TB, tune func(*TLSConfig)) *TLS {
 	t.Helper()
 	cfg := TLSConfig{Local: newTestLocal(t), Protocol: 3, PeerID: testPeerID, MaxFrameBytes: testFrame, HandshakeTimeout: 2 * time.Second}
 	if tune != nil {
