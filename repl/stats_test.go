@@ -7,12 +7,13 @@ import (
 )
 
 func TestStatLines(t *testing.T) {
-	s := hearsay.Stats{Sent: 1, Received: 2, StatusSent: 3, StatusReceived: 4, RepairSent: 5, Repaired: 6, HeldBack: 7, Streams: 8, KVDrops: 9, HeldDiskDrops: 12}
+	s := hearsay.Stats{Sent: 1, Received: 2, StatusSent: 3, StatusReceived: 4, RepairSent: 5, Repaired: 6, HeldBack: 7, Streams: 8, KVDrops: 9, HeldDiskDrops: 12, MLRefused: 13, BadFloors: 14, Strangers: 15}
 	lines := statLines(s, 10, 11)
 	want := map[string]string{
 		"sent": "1", "received (envelopes from peers)": "2", "anti-entropy digests sent/received": "3/4",
 		"repairs sent / new from repairs": "5/6", "held back now (all rooms)": "7", "chat streams": "8",
 		"kv refused": "9", "too far ahead (not stored, repaired)": "12", "members": "10", "health score": "11", "duplicates": "0",
+		"refused memberlist streams": "13", "floors not honoured": "14", "from non-members (dropped)": "15",
 	}
 	seen := map[string]bool{}
 	for _, l := range lines {
@@ -29,7 +30,7 @@ func TestStatLines(t *testing.T) {
 			t.Errorf("no line %q", name)
 		}
 	}
-	if len(lines) != 29 || lines[0].name != "sent" || lines[len(lines)-1].name != "health score" {
-		t.Errorf("%d lines from %q to %q; want 29 from sent to health score", len(lines), lines[0].name, lines[len(lines)-1].name)
+	if len(lines) != 32 || lines[0].name != "sent" || lines[len(lines)-1].name != "health score" {
+		t.Errorf("%d lines from %q to %q; want 32 from sent to health score", len(lines), lines[0].name, lines[len(lines)-1].name)
 	}
 }
