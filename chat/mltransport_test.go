@@ -8,9 +8,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,42 +17,8 @@ import (
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/internal/heapwatch"
 )
-
-// heapPeak samples the heap in use every 10 ms until the returned stop is
-// called, which returns the peak growth over the heap at the start.
-func heapPeak(t *testing.T) (stop func() int64) {
-	t.Helper()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-tick.C:
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() int64 {
-		close(done)
-		<-sampled
-		return int64(peak.Load()) - int64(base)
-	}
-}
 
 // flood opens conns TCP connections to addr at once; each sends head and
 // then up to body bytes (from one shared buffer) until the peer stops
@@ -127,7 +91,7 @@ func TestMemberlistPortFlood(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := victim.Stats().MLRefused
-			stop := heapPeak(t)
+			stop := heapwatch.Peak(10 * time.Millisecond)
 			flood(t, addr, 40, tc.head, tc.body)
 			grew := stop()
 			t.Logf("40 streams %s: the heap grew by %.1f MB at its peak; %d refused",
@@ -188,7 +152,7 @@ func TestMemberlistPortFloodOpenGroup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := victim.Stats().MLRefused
-			stop := heapPeak(t)
+			stop := heapwatch.Peak(10 * time.Millisecond)
 			flood(t, victim.AdvertiseAddr(), 40, tc.head, 1<<20)
 			grew := stop()
 			refused := victim.Stats().MLRefused - before
@@ -244,7 +208,7 @@ func TestMemberlistJoinToHostileContact(t *testing.T) {
 		t.Cleanup(func() { lis.Close() })
 	}
 	before := p.Stats().MLRefused
-	stop := heapPeak(t)
+	stop := heapwatch.Peak(10 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_, err := p.Join(ctx, addrs)

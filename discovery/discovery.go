@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
@@ -137,13 +138,30 @@ func (a *Agent) Register(ctx context.Context, node Node) (bootstrapapi.JoinRespo
 	if err == nil {
 		ttl = r.Config.LeaseTTL()
 	}
-	a.wg.Add(1)
-	go a.renewLoop(ttl)
+	a.every(max(ttl/3, 500*time.Millisecond), a.renew) // renew the lease until Close
 	if a.cfg.RejoinInterval > 0 {
-		a.wg.Add(1)
-		go a.rejoinLoop()
+		a.every(a.cfg.RejoinInterval, a.rejoin)
 	}
 	return r, err
+}
+
+// every runs task every d in a goroutine of its own until Close, which
+// waits for it. Caller holds a.mu.
+func (a *Agent) every(d time.Duration, task func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			select {
+			case <-a.base.Done():
+				return
+			case <-tick.C:
+				task()
+			}
+		}
+	}()
 }
 
 // report logs a background failure of task once per distinct message, so

@@ -8,7 +8,6 @@ package discovery
 
 import (
 	"context"
-	"time"
 
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 )
@@ -17,22 +16,6 @@ import (
 // registration (first and renewals) goes through here.
 func joinRequest(node Node) bootstrapapi.JoinRequest {
 	return bootstrapapi.JoinRequest{ID: node.ID(), Nick: node.Nick(), Addr: node.AdvertiseAddr(), Protocol: Protocol}
-}
-
-// renewLoop renews the lease until Close. ttl is the service's lease TTL
-// at registration.
-func (a *Agent) renewLoop(ttl time.Duration) {
-	defer a.wg.Done()
-	tick := time.NewTicker(max(ttl/3, 500*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-a.base.Done():
-			return
-		case <-tick.C:
-			a.renew()
-		}
-	}
 }
 
 // renew registers the node's contact again. It blocks for at most

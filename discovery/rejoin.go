@@ -24,21 +24,6 @@ import (
 	"github.com/hearsay-chat/hearsay"
 )
 
-// rejoinLoop runs a rejoin round every RejoinInterval until Close.
-func (a *Agent) rejoinLoop() {
-	defer a.wg.Done()
-	tick := time.NewTicker(a.cfg.RejoinInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-a.base.Done():
-			return
-		case <-tick.C:
-			a.rejoin()
-		}
-	}
-}
-
 // rejoin runs one round. It blocks for the contact list and the join, each
 // bounded by RequestTimeout.
 func (a *Agent) rejoin() {

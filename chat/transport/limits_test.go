@@ -10,13 +10,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/internal/heapwatch"
 )
 
 // dialFrom opens a TLS connection to l from the local address ip with
@@ -183,30 +183,7 @@ func TestTLSUnauthenticatedFloodMemory(t *testing.T) {
 		identities[i] = cert
 	}
 
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-tick.C:
-			case <-stop:
-				return
-			}
-		}
-	}()
+	stop := heapwatch.Peak(20 * time.Millisecond)
 
 	var closedByListener atomic.Int64
 	jobs := make(chan int)
@@ -250,10 +227,7 @@ func TestTLSUnauthenticatedFloodMemory(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	close(stop)
-	<-sampled
-
-	grew := int64(peak.Load()) - int64(base)
+	grew := stop()
 	t.Logf("%d connections carrying %d KB: heap in use grew by %.1f MB at its peak; %d closed by the listener",
 		conns, carry>>10, float64(grew)/(1<<20), closedByListener.Load())
 	if grew > bound {
