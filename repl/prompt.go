@@ -14,7 +14,9 @@ package repl
 //     queued lines and as many newlines as the prompt's rows above the
 //     cursor; go-prompt's next render draws the prompt below them.
 //   - While a command runs (executor) no prompt is on screen and lines are
-//     written directly. While the user cycles suggestions with Tab the
+//     written directly. On entry the executor erases go-prompt's echo of a
+//     message and writes the lines still queued, in that order and under
+//     the screen's lock (termScreen.beginCommand). While the user cycles suggestions with Tab the
 //     queue is held: any other key would accept the selected suggestion.
 //
 // It also works around the library's other traps: several keys in one
