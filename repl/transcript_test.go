@@ -220,3 +220,25 @@ func TestLineModeFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestBootstrapNotStoredFails: /bootstrap join and refill against a full
+// service are failed commands, so a script stops and hearsay exits 1.
+func TestBootstrapNotStoredFails(t *testing.T) {
+	f := newFixture(t, func(c *repl.Config) { c.Manual = true })
+	for _, id := range []string{"x1", "x2", "x3"} {
+		f.bs.Add(repl.Contact{ID: id, Addr: "127.0.0.1:1"})
+	}
+	ctx := context.Background()
+	if err := f.r.Exec(ctx, "/ml start"); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"join", "refill"} {
+		err := f.r.Exec(ctx, "/bootstrap "+op)
+		if err == nil || !strings.Contains(err.Error(), "bootstrap "+op+": not stored") {
+			t.Errorf("/bootstrap %s on a full service = %v, want a not-stored error", op, err)
+		}
+	}
+	if !strings.Contains(f.out.String(), "error: bootstrap join: not stored") {
+		t.Errorf("the failure must be printed as an error:\n%s", f.out.String())
+	}
+}
