@@ -41,6 +41,10 @@ func cmdBootstrap() *Command {
 					if err != nil {
 						return fmt.Errorf("bootstrap join: %w", err)
 					}
+					if !res.Stored {
+						// A failed command, so a script stops (exit 1).
+						return errors.New(describeJoin(res, "join"))
+					}
 					r.Printf("%s", describeJoin(res, "join"))
 					return nil
 				}),
@@ -56,6 +60,10 @@ func cmdBootstrap() *Command {
 					res, err := bs.Refill(ctx, c)
 					if err != nil {
 						return fmt.Errorf("bootstrap refill: %w", err)
+					}
+					if !res.Stored {
+						// A failed command, so a script stops (exit 1).
+						return errors.New(describeJoin(res, "refill"))
 					}
 					r.Printf("%s", describeJoin(res, "refill"))
 					return nil

@@ -581,3 +581,26 @@ func countWithSuffix(rows []string, suffix string) int {
 	}
 	return n
 }
+
+// TestScreenFailedCommandKeepsPrompt: at the terminal prompt a failed
+// command prints its error and the prompt stays (the non-zero status of
+// scripts and piped input does not apply); the session then ends with
+// status 0.
+func TestScreenFailedCommandKeepsPrompt(t *testing.T) {
+	s := startScreen(t)
+	s.typeText("", "/nosuch")
+	s.key("\r")
+	s.waitFor("the error", func(rows []string) bool { return rowIndex(rows, "unknown command /nosuch") >= 0 })
+	s.waitReady()
+	s.typeText("", "/echo still here")
+	s.key("\r")
+	s.waitFor("the echo", func(rows []string) bool {
+		return strings.Count(strings.Join(rows, "\n"), "still here") == 2 // the command line and its output
+	})
+	s.waitReady()
+	s.typeText("", "/quit")
+	s.key("\r")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit after a failed command at the prompt: %v", err)
+	}
+}

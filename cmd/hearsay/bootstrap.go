@@ -289,8 +289,21 @@ func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra
 			if err != nil {
 				return err
 			}
+			// Not stored is not a service error, but the contact was not
+			// registered: scripts must see a failure (exit status 1).
+			var notStored error
+			if !r.Stored {
+				if op == "refill" {
+					notStored = fmt.Errorf("%s not stored: the service keeps its %d current contacts (none is newer)", req.ID, r.NumPeers)
+				} else {
+					notStored = fmt.Errorf("%s not stored: the service holds its maximum of %d contacts", req.ID, r.Config.MaxPeers)
+				}
+			}
 			if o.json {
-				return printJSON(streams, r)
+				if err := printJSON(streams, r); err != nil {
+					return err
+				}
+				return notStored
 			}
 			switch {
 			case r.Replaced != "":
@@ -300,7 +313,7 @@ func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra
 			case r.Stored:
 				fmt.Fprintf(streams.Out, "stored %s until %s (%d/%d contacts)\n", req.ID, r.Contact.Expires.Local().Format(time.TimeOnly), r.NumPeers, r.Config.MaxPeers)
 			default:
-				fmt.Fprintf(streams.Out, "not stored: the service holds its maximum of %d contacts\n", r.Config.MaxPeers)
+				return notStored
 			}
 			return nil
 		},

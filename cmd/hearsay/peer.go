@@ -38,6 +38,7 @@ type peerOpts struct {
 	dataDir        string
 	json           bool
 	script         string
+	keepGoing      bool
 	clusterKey     string
 	clusterKeyFile string
 	manual         bool
@@ -97,6 +98,7 @@ then on needs no server.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/hearsay/<nick>)")
 	f.BoolVar(&o.json, "json", false, "print every event as one JSON object per line")
 	f.StringVar(&o.script, "script", "", "run the REPL commands in FILE first")
+	f.BoolVar(&o.keepGoing, "keep-going", false, "run the rest of --script and of piped input after a command fails (the exit status is still 1)")
 	f.StringVar(&o.clusterKey, "cluster-key", "", "passphrase of the group: encrypts memberlist gossip and admits chat connections; peers need the same one (visible in ps: prefer --cluster-key-file or $"+clusterKeyEnv+")")
 	f.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "read the cluster passphrase from FILE (its first line)")
 	f.BoolVar(&o.manual, "manual", false, "start only the REPL: create, start and join memberlist and the bootstrap service by commands")
@@ -260,6 +262,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	rcfg.Color = o.color
 	rcfg.HistoryFile = filepath.Join(o.dataDir, "history")
 	rcfg.ScriptFile = o.script
+	rcfg.KeepGoing = o.keepGoing
 	rstreams := repl.IOStreams{In: streams.In, Out: streams.Out, ErrOut: streams.ErrOut}
 
 	// cleanup runs exactly once, from the normal exit path or from
