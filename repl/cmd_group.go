@@ -60,7 +60,7 @@ func cmdMembers() *Command {
 					dash(Sanitize(m.ChatAddr)), Sanitize(m.ID))
 			}
 			_ = tw.Flush()
-			r.Printf("%d members\n%s", len(ms), strings.TrimRight(b.String(), "\n"))
+			r.Printf("%s\n%s", plural(len(ms), "member"), strings.TrimRight(b.String(), "\n"))
 			return nil
 		},
 	}

@@ -192,7 +192,7 @@ func cmdJoin() *Command {
 			defer cancel()
 			ri, err := rs.JoinRoom(ctx, o.room, o.order)
 			if err != nil {
-				return fmt.Errorf("join #%s: %w", o.room, err)
+				return prefixOnce("join #"+o.room, err)
 			}
 			r.SetRoom(o.room)
 			r.Printf("joined #%s (ordering %s, %s); messages now go to #%s",
@@ -296,7 +296,7 @@ func cmdPart() *Command {
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 			defer cancel()
 			if err := rs.PartRoom(ctx, room); err != nil {
-				return fmt.Errorf("part #%s: %w", room, err)
+				return prefixOnce("part #"+room, err)
 			}
 			msg := "left #" + room
 			if room == r.Room() {
@@ -508,6 +508,16 @@ func (r *REPL) roomStats() string {
 		out += "\nheld back (received, waiting for their ordering condition):\n" + strings.Join(held, "\n")
 	}
 	return out
+}
+
+// prefixOnce wraps err with the context prefix unless err already starts
+// with it: the chat peer names the room in its own errors, and
+// "join #a: join #a: …" reads as a stutter.
+func prefixOnce(prefix string, err error) error {
+	if strings.HasPrefix(err.Error(), prefix+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // plural returns "1 room", "2 rooms".

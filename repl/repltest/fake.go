@@ -369,7 +369,8 @@ func (p *Peer) JoinRoom(ctx context.Context, name string, mode hearsay.OrderMode
 		rm = &room{mode: mode}
 		p.rooms[name] = rm
 	} else if mode != 0 && mode != rm.mode {
-		return hearsay.RoomInfo{}, fmt.Errorf("room #%s has ordering %s, not %s", name, rm.mode, mode)
+		// Named like chat's errors, which carry the room.
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: room #%s has ordering %s, not %s", name, name, rm.mode, mode)
 	}
 	rm.joined = true
 	found := false
@@ -388,7 +389,7 @@ func (p *Peer) PartRoom(_ context.Context, name string) error {
 	defer p.mu.Unlock()
 	rm := p.rooms[name]
 	if rm == nil || !rm.joined {
-		return fmt.Errorf("not in #%s", name)
+		return fmt.Errorf("part #%s: not in #%s", name, name)
 	}
 	rm.joined = false
 	for i, m := range rm.members {
