@@ -313,7 +313,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 			return err
 		}
 	} else {
-		r.Printf("manual mode: /ml create|start|join ADDR…, /bootstrap join, then chat (see /help ml)")
+		r.Printf("manual mode: /ml start, /ml join [ADDR…], /bootstrap join, then chat (see /help ml)")
 	}
 
 	err = r.Run(ctx)

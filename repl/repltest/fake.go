@@ -39,6 +39,7 @@ type Peer struct {
 	sent     []Sent
 	seq      int
 	started  bool
+	shutDown bool
 	joined   []string
 	mlConfig []byte
 	health   int
@@ -267,6 +268,9 @@ func (p *Peer) LoadMemberlistConfigJSON(data []byte) error {
 func (p *Peer) Start(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shutDown {
+		return errors.New("node shut down") // chat's node cannot start again
+	}
 	if p.started {
 		return errors.New("already started")
 	}
@@ -292,6 +296,7 @@ func (p *Peer) Leave(context.Context) error {
 	if !p.started {
 		return errors.New("memberlist not started")
 	}
+	p.members[0].State = hearsay.StateLeft // as chat's node reports itself
 	return nil
 }
 
@@ -300,6 +305,8 @@ func (p *Peer) Shutdown() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.started = false
+	p.shutDown = true
+	p.members[0].State = hearsay.StateDead // as chat's node reports itself
 	return nil
 }
 
