@@ -226,6 +226,9 @@ func cmdConfig() *Command {
 					if err := json.Indent(&b, data, "", "  "); err != nil {
 						return fmt.Errorf("memberlist config is not valid JSON: %w", err)
 					}
+					if r.cfg.Peer.AdvertiseAddr() == "" {
+						b.WriteString("\n(not started: the settings /ml start will use; bind_port 0 picks a free port then)")
+					}
 					r.Printf("%s", b.String())
 					return nil
 				},
