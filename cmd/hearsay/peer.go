@@ -23,6 +23,7 @@ import (
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/discovery"
 	"github.com/hearsay-chat/hearsay/repl"
 )
@@ -229,6 +230,12 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	defer releaseGRPCLog(logOut)
 
 	node, err := chat.New(o.chatConfig(logOut))
+	if errors.Is(err, msglog.ErrLocked) {
+		// Most often a second terminal started with the same --nick,
+		// hence the same default data directory.
+		return fmt.Errorf("create peer: %w (another hearsay runs with data directory %s: "+
+			"pick another --nick, or give this one its own --data-dir)", err, o.dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
