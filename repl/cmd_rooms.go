@@ -352,7 +352,8 @@ func cmdRooms() *Command {
 	return &Command{
 		Name: "rooms", MaxArgs: 0,
 		Summary: "rooms with their ordering mode, members and message counts",
-		Help: "RECEIVED counts messages stored here, DELIVERED those shown (their ordering\n" +
+		Help: "RECEIVED counts chat messages stored here (ordering traffic excluded: see\n" +
+			"/stats), DELIVERED those shown (their ordering\n" +
 			"condition held), HELD those received but waiting. '*' marks the current room.",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
 			rs, err := r.roomsIface()
