@@ -320,7 +320,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 			return err
 		}
 	} else {
-		r.Printf("manual mode: /ml start, /ml join [ADDR…], /bootstrap join, then chat (see /help ml)")
+		r.Printf("%s", manualBanner)
 	}
 
 	err = r.Run(ctx)
@@ -332,6 +332,10 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	return err
 }
+
+// manualBanner is the first line of --manual mode: the steps, named as
+// /help ml lists them.
+const manualBanner = "manual mode: /ml start, /ml join [ADDR…], /bootstrap join, then chat (see /help ml)"
 
 // startPeer starts the node, joins the group through the bootstrap
 // service and registers the node's own contact.
