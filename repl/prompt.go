@@ -406,6 +406,25 @@ type promptAdapter struct {
 	lastDoc  string
 	lastSugg []prompt.Suggest
 	nSuggest atomic.Int32
+	// draft is the text of the last completion request, prevDraft that
+	// of the one before. go-prompt clears its buffer on Ctrl-C before any
+	// key binding sees it, and on that key (as on every key but Tab and
+	// the arrows) it first asks for completions of an empty document
+	// (CompletionManager.Reset): the line as typed is then prevDraft.
+	draft, prevDraft string
+}
+
+// ctrlC runs after go-prompt has dropped the line on Ctrl-C: it says
+// what happened and how to leave, since Ctrl-C does not.
+func (ad *promptAdapter) ctrlC(*prompt.Buffer) {
+	ad.mu.Lock()
+	draft := ad.prevDraft
+	ad.mu.Unlock()
+	if strings.TrimSpace(draft) != "" {
+		ad.r.Printf("draft discarded; to leave: /quit, or Ctrl-D on an empty line")
+		return
+	}
+	ad.r.Printf("to leave: /quit, or Ctrl-D on an empty line")
 }
 
 // livePrefix is "[#lobby] alice> ".
@@ -430,6 +449,7 @@ func (ad *promptAdapter) complete(d prompt.Document) []prompt.Suggest {
 	key := strconv.Itoa(len(d.TextBeforeCursor())) + ":" + d.Text
 	ad.mu.Lock()
 	defer ad.mu.Unlock()
+	ad.prevDraft, ad.draft = ad.draft, d.Text
 	if key == ad.lastDoc && ad.lastSugg != nil {
 		return ad.lastSugg
 	}
@@ -542,6 +562,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 			prompt.KeyBind{Key: prompt.Enter, Fn: enterBind},
 			prompt.KeyBind{Key: prompt.ControlJ, Fn: enterBind},
 			prompt.KeyBind{Key: prompt.ControlM, Fn: enterBind},
+			prompt.KeyBind{Key: prompt.ControlC, Fn: ad.ctrlC},
 		),
 		prompt.OptionSetExitCheckerOnInput(func(_ string, breakline bool) bool {
 			if breakline {

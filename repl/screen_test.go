@@ -431,6 +431,30 @@ func TestScreenHistoryAcrossRuns(t *testing.T) {
 	}
 }
 
+// TestScreenCtrlCSaysHowToLeave: Ctrl-C drops the draft (go-prompt's
+// behaviour) and the REPL says so, and how to leave.
+func TestScreenCtrlCSaysHowToLeave(t *testing.T) {
+	s := startScreen(t)
+	s.typeText("", "half a thought")
+	s.key("\x03")
+	s.waitFor("the hint and an empty prompt", func(rows []string) bool {
+		return rowIndex(rows, "draft discarded; to leave: /quit, or Ctrl-D on an empty line") >= 0 &&
+			lastRow(rows) == promptEmpty
+	})
+	s.waitReady()
+	s.key("\x03")
+	s.waitFor("the hint for an empty line", func(rows []string) bool {
+		p := lastRowIndex(rows)
+		return p >= 1 && rows[p-1] == "to leave: /quit, or Ctrl-D on an empty line" && lastRow(rows) == promptEmpty
+	})
+	s.waitReady()
+	s.typeText("", "/quit")
+	s.key("\r")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.dump())
+	}
+}
+
 func TestScreenTerminalRestored(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -342,10 +343,10 @@ func newBootstrapLeaveCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 				return printJSON(streams, r)
 			}
 			if !r.Removed {
-				fmt.Fprintf(streams.Out, "%s was not stored (%d contacts)\n", args[0], r.NumPeers)
+				fmt.Fprintf(streams.Out, "%s was not stored (%s)\n", args[0], countContacts(r.NumPeers))
 				return nil
 			}
-			fmt.Fprintf(streams.Out, "removed %s (%d contacts left)\n", args[0], r.NumPeers)
+			fmt.Fprintf(streams.Out, "removed %s (%s left)\n", args[0], countContacts(r.NumPeers))
 			return nil
 		},
 	}
@@ -369,7 +370,7 @@ func newBootstrapResetCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 			if o.json {
 				return printJSON(streams, r)
 			}
-			fmt.Fprintf(streams.Out, "removed %d contacts\n", r.Removed)
+			fmt.Fprintf(streams.Out, "removed %s\n", countContacts(r.Removed))
 			return nil
 		},
 	}
@@ -444,4 +445,12 @@ func runConfig(ctx context.Context, streams *ioStreams, o *configOpts) error {
 	fmt.Fprintf(streams.Out, "max peers %d, min refill candidates %d, lease TTL %s\n",
 		cfg.MaxPeers, cfg.MinRefillCandidates, cfg.LeaseTTL())
 	return nil
+}
+
+// countContacts returns "1 contact", "3 contacts".
+func countContacts(n int) string {
+	if n == 1 {
+		return "1 contact"
+	}
+	return strconv.Itoa(n) + " contacts"
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/discovery"
 	"github.com/hearsay-chat/hearsay/repl"
 )
@@ -231,6 +232,12 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	defer releaseGRPCLog(logOut)
 
 	node, err := chat.New(o.chatConfig(logOut))
+	if errors.Is(err, msglog.ErrLocked) {
+		// Most often a second terminal started with the same --nick,
+		// hence the same default data directory.
+		return fmt.Errorf("create peer: %w (another hearsay runs with data directory %s: "+
+			"pick another --nick, or give this one its own --data-dir)", err, o.dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
@@ -316,7 +323,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 			return err
 		}
 	} else {
-		r.Printf("manual mode: /ml create|start|join ADDR…, /bootstrap join, then chat (see /help ml)")
+		r.Printf("%s", manualBanner)
 	}
 
 	err = r.Run(ctx)
@@ -328,6 +335,10 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	return err
 }
+
+// manualBanner is the first line of --manual mode: the steps, named as
+// /help ml lists them.
+const manualBanner = "manual mode: /ml start, /ml join [ADDR…], /bootstrap join, then chat (see /help ml)"
 
 // startPeer starts the node, joins the group through the bootstrap
 // service and registers the node's own contact.
