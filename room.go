@@ -11,8 +11,9 @@ type RoomInfo struct {
 	// Members are the peer IDs of the live members of the room (the node
 	// included when it has joined), sorted.
 	Members []string `json:"members"`
-	// Received counts the room's messages stored by the node (data and
-	// ordering control messages; since Start, replayed ones excluded).
+	// Received counts the room's chat messages stored by the node (own
+	// ones included; ordering control messages excluded; since Start,
+	// replayed ones excluded).
 	Received uint64 `json:"received"`
 	// Delivered counts the data messages whose ordering condition held
 	// (shown, own ones included, since Start).

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -204,6 +205,37 @@ type URLError struct {
 func (e *URLError) Error() string { return "bootstrap " + e.URL + ": " + e.Err.Error() }
 func (e *URLError) Unwrap() error { return e.Err }
 
+// ErrNotBootstrap: the server answered, but not as a hearsay bootstrap
+// service does (which always answers JSON): something else holds the
+// address.
+var ErrNotBootstrap = errors.New("something other than a hearsay bootstrap service answers")
+
+// foreignAnswer reports whether an answer that is not the API's JSON came
+// from another kind of server: a media type other than JSON, or a body
+// that does not start like JSON.
+func foreignAnswer(ctype string, body []byte) bool {
+	if ctype != "" {
+		if mt := mediaType(ctype); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+			return true
+		}
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && b[0] != '{' && b[0] != '['
+}
+
+// mediaType returns the media type of a Content-Type header, lower case,
+// without parameters; "no content type" when it is absent.
+func mediaType(ctype string) string {
+	if ctype == "" {
+		return "no content type"
+	}
+	mt, _, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		return "an invalid content type"
+	}
+	return clip(mt)
+}
+
 // do sends one request with failover and decodes the answer into out.
 func (c *Client) do(ctx context.Context, method, op string, in any, admin bool, out any) error {
 	var body []byte
@@ -269,14 +301,25 @@ func (c *Client) once(ctx context.Context, base, method, op string, body []byte,
 	if err != nil {
 		return fmt.Errorf("read %s answer: %w", op, err)
 	}
+	ctype := resp.Header.Get("Content-Type")
 	if resp.StatusCode/100 != 2 {
 		var e Error
 		if json.Unmarshal(data, &e) == nil && e.Code != "" {
 			return &e
 		}
+		if foreignAnswer(ctype, data) {
+			// Another kind of server (a web page, a proxy's error page):
+			// its body is not worth a user's screen, nor safe on it.
+			e := Errorf(codeForStatus(resp.StatusCode), "HTTP %d with %s: %v", resp.StatusCode, mediaType(ctype), ErrNotBootstrap)
+			e.foreign = true
+			return e
+		}
 		return Errorf(codeForStatus(resp.StatusCode), "HTTP %d: %s", resp.StatusCode, clip(strings.TrimSpace(string(data))))
 	}
 	if err := json.Unmarshal(data, out); err != nil {
+		if foreignAnswer(ctype, data) {
+			return fmt.Errorf("%s answer: HTTP %d with %s: %w", op, resp.StatusCode, mediaType(ctype), ErrNotBootstrap)
+		}
 		return fmt.Errorf("decode %s answer (is this a hearsay bootstrap service?): %w", op, err)
 	}
 	return nil

@@ -119,15 +119,49 @@ func TestClientContext(t *testing.T) {
 	}
 }
 
+// TestClientNotABootstrapService: another web server on the address (a
+// page, a default 404) is reported as ErrNotBootstrap, in one line, and
+// without its body.
 func TestClientNotABootstrapService(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("<html>hello</html>"))
-	}))
-	defer srv.Close()
-	c, _ := NewClient([]string{srv.URL})
-	_, err := c.List(context.Background(), 0)
-	if err == nil || !strings.Contains(err.Error(), "is this a hearsay bootstrap service") {
-		t.Fatalf("list from an HTML server = %v", err)
+	page := "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n<body>It works!</body></html>\n"
+	for _, tc := range []struct {
+		name   string
+		status int
+		ctype  string
+		body   string
+	}{
+		{"page", http.StatusOK, "text/html; charset=utf-8", page},
+		{"page without a content type", http.StatusOK, "", page},
+		{"html 404", http.StatusNotFound, "text/html", page},
+		{"plain 404", http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n"},
+		{"html 503", http.StatusServiceUnavailable, "text/html", page},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = []string{tc.ctype}
+				if tc.ctype == "" {
+					w.Header()["Content-Type"] = nil // no sniffing
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			c, _ := NewClient([]string{srv.URL})
+			_, err := c.List(context.Background(), 0)
+			if !errors.Is(err, ErrNotBootstrap) {
+				t.Fatalf("list = %v, want ErrNotBootstrap", err)
+			}
+			if msg := err.Error(); strings.ContainsAny(msg, "<>\n") || strings.Contains(msg, "works") {
+				t.Errorf("error shows the server's body: %q", msg)
+			}
+		})
+	}
+	// A hearsay service's own errors are not taken for another server's.
+	good := httptest.NewServer(NewHandler(NewMemStore(), HandlerConfig{}))
+	defer good.Close()
+	c, _ := NewClient([]string{good.URL})
+	if _, err := c.Leave(context.Background(), "bad id"); err == nil || errors.Is(err, ErrNotBootstrap) {
+		t.Errorf("leave with a bad id = %v, want the service's error", err)
 	}
 }
 

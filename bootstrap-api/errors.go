@@ -47,9 +47,15 @@ var codeStatus = map[string]int{
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// foreign marks an error the client made of a non-JSON answer: it
+	// matches ErrNotBootstrap.
+	foreign bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Is makes an error made of another server's answer match ErrNotBootstrap.
+func (e *Error) Is(target error) bool { return e.foreign && target == ErrNotBootstrap }
 
 // Errorf returns an *Error with the given code.
 func Errorf(code, format string, args ...any) *Error {

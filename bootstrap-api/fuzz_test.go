@@ -19,6 +19,10 @@ func FuzzParseLegacyPeer(f *testing.F) {
 		"a1 alice ::1 7001 tcp online 1",
 		"a b c", "", " ", "id name host 1 p s 0\n", "id name 127.0.0.1 65536 tcp online 1",
 		"id\x00 n 1.2.3.4 1 p s 1", "id n 1.2.3.4 1 p s 99999999999999999999",
+		// cli-chat's shapes: empty status, empty timestamp, both, no
+		// address, a timestamp that is not a number.
+		"a1 alice 127.0.0.1 7001 tcp  1700000000", "a1 alice 127.0.0.1 7001 tcp online ",
+		"a1 alice 127.0.0.1 7001 tcp  ", "a1    tcp online 5", "a1 alice 127.0.0.1 7001 tcp online x",
 	} {
 		f.Add(s)
 	}
@@ -72,6 +76,9 @@ func FuzzHandler(f *testing.F) {
 		{"/refill", "a n 127.0.0.1 1 tcp on 5"},
 		{"/config", "4 4"},
 		{"/leave", "a"},
+		{"/join", "a n 127.0.0.1 1 tcp  5"},
+		{"/refill", "a n 127.0.0.1 1 tcp  "},
+		{"/refill", "a      "},
 		{"/v1/join", `{"id":"a","addr":"127.0.0.1:1"}{}`},
 		{"/v1/join", `[1,2,3]`},
 		{"/v1/join", `{"id":"\u0000"}`},

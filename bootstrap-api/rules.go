@@ -184,22 +184,49 @@ func newest(s *State, eligible func(Record) bool) string {
 	return best
 }
 
+// newestStamp is newest under the legacy order: Stamp compared as strings.
+func newestStamp(s *State, eligible func(Record) bool) string {
+	best := ""
+	for id, p := range s.Peers {
+		if !eligible(p) {
+			continue
+		}
+		if best == "" || p.Stamp() > s.Peers[best].Stamp() ||
+			(p.Stamp() == s.Peers[best].Stamp() && id > best) {
+			best = id
+		}
+	}
+	return best
+}
+
 // Refill is cli-chat's refill: Join's rules first (a stored ID is
 // renewed; an unknown ID is added while fewer than MaxPeers are live; a
 // signed one displaces an unsigned entry); otherwise the entry with the
 // newest timestamp is replaced by the candidate when that entry is newer
 // than the candidate, so the service keeps the oldest, most stable
-// contacts. Ties keep the stored entry. An unsigned candidate only
-// competes with unsigned entries. It returns the ID it replaced.
+// contacts. Ties keep the stored entry. A legacy candidate compares
+// timestamps as strings (Stamp), as the original server did. An unsigned
+// candidate only competes with unsigned entries. It returns the ID it replaced.
 func Refill(s *State, rec Record, now time.Time, keepTS bool) (Outcome, error) {
 	o, err := Join(s, rec, now, keepTS)
 	if err != nil || o.Stored {
 		return o, err
 	}
 	signed := rec.Signed()
-	victim := newest(s, func(p Record) bool { return signed || !p.Signed() })
-	if victim == "" || s.Peers[victim].Timestamp <= rec.Timestamp {
-		return Outcome{}, nil
+	eligible := func(p Record) bool { return signed || !p.Signed() }
+	var victim string
+	if rec.Legacy {
+		// The original server compared timestamps as strings, so its
+		// clients rely on that order (an empty timestamp is the oldest).
+		victim = newestStamp(s, eligible)
+		if victim == "" || s.Peers[victim].Stamp() <= rec.Stamp() {
+			return Outcome{}, nil
+		}
+	} else {
+		victim = newest(s, eligible)
+		if victim == "" || s.Peers[victim].Timestamp <= rec.Timestamp {
+			return Outcome{}, nil
+		}
 	}
 	delete(s.Peers, victim)
 	rec.ExpiresUnixMilli = now.Add(s.Config.LeaseTTL()).UnixMilli()

@@ -77,6 +77,20 @@ type Record struct {
 	// SignedMilli is the timestamp (Unix ms) of the last signed request
 	// accepted for this entry; a signed request must carry a later one.
 	SignedMilli int64 `json:"signed_ms,omitempty"`
+	// Legacy is true for an entry stored by the legacy format; LegacyTS is
+	// then its timestamp field verbatim (possibly empty or not a number),
+	// which the legacy list shows and legacy refill compares as a string.
+	Legacy   bool   `json:"legacy,omitempty"`
+	LegacyTS string `json:"legacy_ts,omitempty"`
+}
+
+// Stamp is the timestamp as the legacy format shows and compares it: the
+// legacy field verbatim, or the decimal Unix seconds.
+func (r Record) Stamp() string {
+	if r.Legacy {
+		return r.LegacyTS
+	}
+	return strconv.FormatInt(r.Timestamp, 10)
 }
 
 // Signed reports whether the entry was registered by a signed request.
@@ -91,7 +105,7 @@ func (r Record) Live(now time.Time) bool { return now.UnixMilli() < r.ExpiresUni
 // Contact returns the v1 view of the record.
 func (r Record) Contact() Contact {
 	addr := ""
-	if r.IP != "" || r.Port != "" {
+	if r.IP != "" && r.Port != "" { // a legacy entry may lack either
 		addr = joinHostPort(r.IP, r.Port)
 	}
 	return Contact{
@@ -258,7 +272,7 @@ func legacyView(s *State) LegacyResponse {
 	}
 	for id, p := range s.Peers {
 		r.Peers[id] = LegacyPeer{ID: p.ID, Name: p.Name, IP: p.IP, Port: p.Port, Protocol: p.Protocol,
-			Status: p.Status, Timestamp: strconv.FormatInt(p.Timestamp, 10)}
+			Status: p.Status, Timestamp: p.Stamp()}
 	}
 	r.Config.NumPeers = len(r.Peers)
 	return r

@@ -146,8 +146,7 @@ func (r *room) handleOutputLocked(out order.Output) {
 			env.emit(hearsay.Event{Type: hearsay.EventError, Text: "ordering message for #" + r.name + " not stored: " + err.Error()})
 			continue
 		}
-		r.received.Add(1)
-		env.stats.stored.Add(1)
+		env.stats.stored.Add(1) // not r.received: that counts chat messages
 		env.stats.controlSent.Add(1)
 		// That synced append applied and fsynced every deferred append
 		// before it: the outbox entries (all committed earlier, under this

@@ -671,10 +671,19 @@ func (n *Node) Started() bool {
 }
 
 // MemberlistConfigJSON returns the tunable memberlist settings as indented
-// JSON: the ones Start will use, or the ones in use once started.
+// JSON: the ones Start will use, or the ones in use once started. Before
+// Start the ports are those of Config.BindAddr (0: a free port chosen at
+// Start), not the profile's 7946, which Start never binds.
 func (n *Node) MemberlistConfigJSON() ([]byte, error) {
 	n.mu.Lock()
 	s := n.settings
+	if n.ml == nil {
+		port := 0
+		if _, p, err := net.SplitHostPort(n.cfg.BindAddr); err == nil {
+			port, _ = strconv.Atoi(p) // validated by Config.check
+		}
+		s.BindPort, s.AdvertisePort = port, port
+	}
 	n.mu.Unlock()
 	return jsonIndent(s)
 }

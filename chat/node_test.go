@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -378,6 +379,11 @@ func TestLifecycleErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before Start the ports are those of BindAddr (port 0 here), not
+	// the profile's 7946, which is never bound.
+	if !strings.Contains(string(js), `"bind_port": 0,`) {
+		t.Errorf("config before start does not show the bind port 0:\n%s", js)
+	}
 	js = []byte(strings.Replace(string(js), `"gossip_nodes": 3`, `"gossip_nodes": 4`, 1))
 	if err := n.LoadMemberlistConfigJSON(js); err != nil {
 		t.Fatalf("load config: %v", err)
@@ -391,6 +397,9 @@ func TestLifecycleErrors(t *testing.T) {
 	after, _ := n.MemberlistConfigJSON()
 	if !strings.Contains(string(after), `"gossip_nodes": 4`) {
 		t.Errorf("loaded setting not in effect:\n%s", after)
+	}
+	if _, port, _ := net.SplitHostPort(n.AdvertiseAddr()); !strings.Contains(string(after), `"bind_port": `+port+`,`) {
+		t.Errorf("config after start does not show the bound port %s:\n%s", port, after)
 	}
 	if err := n.LoadMemberlistConfigJSON(js); err == nil {
 		t.Error("config loaded after start")

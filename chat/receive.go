@@ -181,7 +181,7 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 		if r == nil {
 			continue // parted meanwhile: stored, replayed if rejoined
 		}
-		r.received.Add(uint64(len(mine)))
+		r.received.Add(chatCount(mine))
 		for _, pull := range r.receive(mine, from, repairOf == "") {
 			n.stats.gapPulls.Add(1)
 			n.sendStatus(pull, r.name, false, false)
@@ -283,4 +283,17 @@ func decodeStored(b []byte) (*chatpb.Envelope, error) {
 		return nil, fmt.Errorf("%w: stored envelope: %v", ErrInvalid, err)
 	}
 	return &e, nil
+}
+
+// chatCount counts the chat messages among envs: a room's RECEIVED counts
+// what users sent, not the ordering traffic (acks, stamps, syncs) that
+// carries it.
+func chatCount(envs []*chatpb.Envelope) uint64 {
+	var k uint64
+	for _, e := range envs {
+		if e.Kind == chatpb.Kind_KIND_CHAT {
+			k++
+		}
+	}
+	return k
 }

@@ -10,6 +10,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +59,14 @@ func (a *Agent) chooseService(ctx context.Context) error {
 		if perr == nil {
 			a.desc = fmt.Sprintf("bootstrap: %s (local default)", cfg.LocalURL)
 			return nil
+		}
+		if errors.Is(perr, bootstrapapi.ErrNotBootstrap) {
+			// Another server holds the port: serving there is
+			// impossible, and its answer (a web page) says nothing
+			// useful. Say what to do instead.
+			return fmt.Errorf("%w at %s: give your service's address with --bootstrap URL, or serve one on another "+
+				"port (hearsay bootstrap serve --listen 127.0.0.1:8081) and pass --bootstrap http://127.0.0.1:8081",
+				bootstrapapi.ErrNotBootstrap, cfg.LocalURL)
 		}
 		srv, serr := a.startEmbedded()
 		if serr == nil {

@@ -41,6 +41,10 @@ func cmdBootstrap() *Command {
 					if err != nil {
 						return fmt.Errorf("bootstrap join: %w", err)
 					}
+					if !res.Stored {
+						// A failed command, so a script stops (exit 1).
+						return errors.New(describeJoin(res, "join"))
+					}
 					r.Printf("%s", describeJoin(res, "join"))
 					return nil
 				}),
@@ -56,6 +60,10 @@ func cmdBootstrap() *Command {
 					res, err := bs.Refill(ctx, c)
 					if err != nil {
 						return fmt.Errorf("bootstrap refill: %w", err)
+					}
+					if !res.Stored {
+						// A failed command, so a script stops (exit 1).
+						return errors.New(describeJoin(res, "refill"))
 					}
 					r.Printf("%s", describeJoin(res, "refill"))
 					return nil
@@ -100,7 +108,7 @@ func cmdBootstrap() *Command {
 							fmtTime(c.Since, r.cfg.Location), fmtTime(c.Expires, r.cfg.Location), Sanitize(c.ID))
 					}
 					_ = tw.Flush()
-					r.Printf("%d contacts\n%s", len(cs), strings.TrimRight(b.String(), "\n"))
+					r.Printf("%s\n%s", plural(len(cs), "contact"), strings.TrimRight(b.String(), "\n"))
 					return nil
 				}),
 			},
@@ -112,7 +120,7 @@ func cmdBootstrap() *Command {
 					if err != nil {
 						return fmt.Errorf("bootstrap reset: %w", err)
 					}
-					r.Printf("removed %d contacts", n)
+					r.Printf("removed %s", plural(n, "contact"))
 					return nil
 				}),
 			},
@@ -202,13 +210,13 @@ func (r *REPL) selfContact() (Contact, error) {
 func describeJoin(res JoinResult, op string) string {
 	switch {
 	case res.Renewed:
-		return fmt.Sprintf("bootstrap %s: lease renewed (%d contacts stored)", op, res.NumPeers)
+		return fmt.Sprintf("bootstrap %s: lease renewed (%s stored)", op, plural(res.NumPeers, "contact"))
 	case res.Stored && res.Replaced != "":
-		return fmt.Sprintf("bootstrap %s: stored, replacing %s (%d contacts stored)", op, Sanitize(res.Replaced), res.NumPeers)
+		return fmt.Sprintf("bootstrap %s: stored, replacing %s (%s stored)", op, Sanitize(res.Replaced), plural(res.NumPeers, "contact"))
 	case res.Stored:
-		return fmt.Sprintf("bootstrap %s: stored (%d contacts stored)", op, res.NumPeers)
+		return fmt.Sprintf("bootstrap %s: stored (%s stored)", op, plural(res.NumPeers, "contact"))
 	default:
-		return fmt.Sprintf("bootstrap %s: not stored, the service keeps its %d current contacts", op, res.NumPeers)
+		return fmt.Sprintf("bootstrap %s: not stored, the service keeps its %s", op, plural(res.NumPeers, "current contact"))
 	}
 }
 

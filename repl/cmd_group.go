@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hearsay-chat/hearsay"
 )
 
 // maxConfigBytes bounds a memberlist configuration file.
@@ -25,6 +27,12 @@ func cmdWho() *Command {
 		Name: "who", MaxArgs: 0,
 		Summary: "list the nicks of live members",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
+			// After /ml leave or /ml shutdown memberlist no longer updates
+			// the view, so the others would stay listed as alive.
+			if why := r.outOfGroup(); why != "" {
+				r.Printf("%s: no members to list", why)
+				return nil
+			}
 			nicks := r.nicks(true)
 			r.Printf("%d in the group: %s", len(nicks), strings.Join(nicks, ", "))
 			return nil
@@ -60,7 +68,7 @@ func cmdMembers() *Command {
 					dash(Sanitize(m.ChatAddr)), Sanitize(m.ID))
 			}
 			_ = tw.Flush()
-			r.Printf("%d members\n%s", len(ms), strings.TrimRight(b.String(), "\n"))
+			r.Printf("%s\n%s", plural(len(ms), "member"), strings.TrimRight(b.String(), "\n"))
 			return nil
 		},
 	}
@@ -218,6 +226,9 @@ func cmdConfig() *Command {
 					if err := json.Indent(&b, data, "", "  "); err != nil {
 						return fmt.Errorf("memberlist config is not valid JSON: %w", err)
 					}
+					if r.cfg.Peer.AdvertiseAddr() == "" {
+						b.WriteString("\n(not started: the settings /ml start will use; bind_port 0 picks a free port then)")
+					}
 					r.Printf("%s", b.String())
 					return nil
 				},
@@ -321,6 +332,9 @@ func cmdML() *Command {
 				Summary: "create and start the memberlist node and the chat listener",
 				Run: func(ctx context.Context, r *REPL, _ *Invocation) error {
 					if err := r.cfg.Lifecycle.Start(ctx); err != nil {
+						if r.selfState() == hearsay.StateDead {
+							return fmt.Errorf("start memberlist: %w (/ml shutdown is final for this process: /quit and run hearsay again)", err)
+						}
 						return fmt.Errorf("start memberlist: %w", err)
 					}
 					r.Printf("memberlist started at %s", dash(r.cfg.Peer.AdvertiseAddr()))
@@ -376,17 +390,43 @@ func cmdML() *Command {
 			},
 			{
 				Name: "shutdown", MaxArgs: 0,
-				Summary: "stop the memberlist node (without leaving: others see a failure)",
+				Summary: "stop the memberlist node for good (without leaving: others see a failure)",
 				Run: func(_ context.Context, r *REPL, _ *Invocation) error {
 					if err := r.cfg.Lifecycle.Shutdown(); err != nil {
 						return fmt.Errorf("shutdown: %w", err)
 					}
-					r.Printf("memberlist stopped")
+					r.Printf("memberlist stopped for good (this process cannot start it again)")
 					return nil
 				},
 			},
 		},
 	}
+}
+
+// selfState returns this node's own state in its member view ("" when
+// the peer does not list itself).
+func (r *REPL) selfState() hearsay.MemberState {
+	self := r.cfg.Peer.ID()
+	for _, m := range r.cfg.Peer.Members() {
+		if m.ID == self {
+			return m.State
+		}
+	}
+	return ""
+}
+
+// outOfGroup says why this node has no current view of the group (it left,
+// shut down or has not started), or "" when it is in the group.
+func (r *REPL) outOfGroup() string {
+	switch r.selfState() {
+	case hearsay.StateLeft:
+		return "you left the group (/ml leave)"
+	case hearsay.StateDead:
+		return "memberlist is shut down"
+	case hearsay.StateNotStarted:
+		return "memberlist is not started (/ml start)"
+	}
+	return ""
 }
 
 // bootstrapAddrs returns the contacts of the bootstrap service, without

@@ -192,7 +192,7 @@ func cmdJoin() *Command {
 			defer cancel()
 			ri, err := rs.JoinRoom(ctx, o.room, o.order)
 			if err != nil {
-				return fmt.Errorf("join #%s: %w", o.room, err)
+				return prefixOnce("join #"+o.room, err)
 			}
 			r.SetRoom(o.room)
 			r.Printf("joined #%s (ordering %s, %s); messages now go to #%s",
@@ -296,7 +296,7 @@ func cmdPart() *Command {
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 			defer cancel()
 			if err := rs.PartRoom(ctx, room); err != nil {
-				return fmt.Errorf("part #%s: %w", room, err)
+				return prefixOnce("part #"+room, err)
 			}
 			msg := "left #" + room
 			if room == r.Room() {
@@ -352,7 +352,8 @@ func cmdRooms() *Command {
 	return &Command{
 		Name: "rooms", MaxArgs: 0,
 		Summary: "rooms with their ordering mode, members and message counts",
-		Help: "RECEIVED counts messages stored here, DELIVERED those shown (their ordering\n" +
+		Help: "RECEIVED counts chat messages stored here (ordering traffic excluded: see\n" +
+			"/stats), DELIVERED those shown (their ordering\n" +
 			"condition held), HELD those received but waiting. '*' marks the current room.",
 		Run: func(_ context.Context, r *REPL, _ *Invocation) error {
 			rs, err := r.roomsIface()
@@ -508,6 +509,16 @@ func (r *REPL) roomStats() string {
 		out += "\nheld back (received, waiting for their ordering condition):\n" + strings.Join(held, "\n")
 	}
 	return out
+}
+
+// prefixOnce wraps err with the context prefix unless err already starts
+// with it: the chat peer names the room in its own errors, and
+// "join #a: join #a: …" reads as a stutter.
+func prefixOnce(prefix string, err error) error {
+	if strings.HasPrefix(err.Error(), prefix+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // plural returns "1 room", "2 rooms".

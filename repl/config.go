@@ -54,6 +54,10 @@ type Config struct {
 	// ScriptFile, when set, is run by Run before reading input
 	// (hearsay --script FILE).
 	ScriptFile string
+	// KeepGoing runs the rest of a script or of line-mode input after a
+	// command fails (the run still fails at its end); without it the
+	// first failed command stops the run (hearsay --keep-going).
+	KeepGoing bool
 	// Interactive forces the terminal prompt (true) or line mode (false);
 	// nil chooses the prompt when In and Out are both terminals and JSON
 	// is off.

@@ -26,7 +26,11 @@
 //
 // Run chooses the terminal prompt when stdin and stdout are terminals and
 // --json is off, and otherwise reads lines from stdin; both go through
-// Exec, as do --script (Config.ScriptFile) and /exec.
+// Exec, as do --script (Config.ScriptFile) and /exec. In a script and in
+// line mode the first failed command ends Run with an error wrapping
+// ErrCommandFailed (the hearsay command exits 1); Config.KeepGoing
+// (--keep-going) runs the rest and returns that error at the end. A failed
+// command at the terminal prompt only prints its error.
 //
 // # Signals
 //

@@ -14,7 +14,9 @@ package repl
 //     queued lines and as many newlines as the prompt's rows above the
 //     cursor; go-prompt's next render draws the prompt below them.
 //   - While a command runs (executor) no prompt is on screen and lines are
-//     written directly. While the user cycles suggestions with Tab the
+//     written directly. On entry the executor erases go-prompt's echo of a
+//     message and writes the lines still queued, in that order and under
+//     the screen's lock (termScreen.beginCommand). While the user cycles suggestions with Tab the
 //     queue is held: any other key would accept the selected suggestion.
 //
 // It also works around the library's other traps: several keys in one
@@ -117,6 +119,26 @@ func (s *termScreen) setDirect(direct bool) {
 		_, _ = io.WriteString(s.out, crlf(s.takeLocked()))
 	}
 	s.direct = direct
+}
+
+// beginCommand is setDirect(true) for the executor: under one lock it
+// first writes erase (which replaces the input go-prompt just echoed, and
+// so must run while the cursor is still right below that echo), then the
+// lines queued since the last flush, then switches to direct writing.
+// Writing the queued lines first, or letting another goroutine write a
+// line between the two steps, made erase remove those lines instead of the
+// echo (issue 13: incoming lines vanished when Enter was pressed as they
+// arrived).
+func (s *termScreen) beginCommand(erase string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if erase != "" {
+		_, _ = io.WriteString(s.out, erase)
+	}
+	if len(s.queue) > 0 || s.dropped > 0 {
+		_, _ = io.WriteString(s.out, crlf(s.takeLocked()))
+	}
+	s.direct = true
 }
 
 // crlf makes every line end in "\r\n" so that output is right whether or
@@ -384,6 +406,25 @@ type promptAdapter struct {
 	lastDoc  string
 	lastSugg []prompt.Suggest
 	nSuggest atomic.Int32
+	// draft is the text of the last completion request, prevDraft that
+	// of the one before. go-prompt clears its buffer on Ctrl-C before any
+	// key binding sees it, and on that key (as on every key but Tab and
+	// the arrows) it first asks for completions of an empty document
+	// (CompletionManager.Reset): the line as typed is then prevDraft.
+	draft, prevDraft string
+}
+
+// ctrlC runs after go-prompt has dropped the line on Ctrl-C: it says
+// what happened and how to leave, since Ctrl-C does not.
+func (ad *promptAdapter) ctrlC(*prompt.Buffer) {
+	ad.mu.Lock()
+	draft := ad.prevDraft
+	ad.mu.Unlock()
+	if strings.TrimSpace(draft) != "" {
+		ad.r.Printf("draft discarded; to leave: /quit, or Ctrl-D on an empty line")
+		return
+	}
+	ad.r.Printf("to leave: /quit, or Ctrl-D on an empty line")
 }
 
 // livePrefix is "[#lobby] alice> ".
@@ -408,6 +449,7 @@ func (ad *promptAdapter) complete(d prompt.Document) []prompt.Suggest {
 	key := strconv.Itoa(len(d.TextBeforeCursor())) + ":" + d.Text
 	ad.mu.Lock()
 	defer ad.mu.Unlock()
+	ad.prevDraft, ad.draft = ad.draft, d.Text
 	if key == ad.lastDoc && ad.lastSugg != nil {
 		return ad.lastSugg
 	}
@@ -483,15 +525,8 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 	}
 	executor := func(line string) {
 		ap.enterSeen.Store(false)
-		screen.setDirect(true)
-		defer screen.setDirect(false)
-		if r.hist != nil {
-			if err := r.hist.add(line); err != nil {
-				r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: err.Error()})
-			}
-		}
 		prefix := ad.lastPrefix()
-		r.p.logLine(prefix + line)
+		erase := ""
 		if t := strings.TrimSpace(line); t != "" && (!strings.HasPrefix(t, "/") || strings.HasPrefix(t, "//")) {
 			// A message: replace the echoed input by the formatted line.
 			cols := 80
@@ -500,8 +535,17 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 			}
 			w := runewidth.StringWidth(prefix) + runewidth.StringWidth(line)
 			rows := max(1, (w+cols-1)/cols)
-			_, _ = io.WriteString(r.io.Out, "\x1b["+strconv.Itoa(rows)+"A\r\x1b[J")
+			erase = "\x1b[" + strconv.Itoa(rows) + "A\r\x1b[J"
 		}
+		// Erase the echo before any queued or incoming line is written.
+		screen.beginCommand(erase)
+		defer screen.setDirect(false)
+		if r.hist != nil {
+			if err := r.hist.add(line); err != nil {
+				r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: err.Error()})
+			}
+		}
+		r.p.logLine(prefix + line)
 		if err := r.Exec(cmdCtx, line); errors.Is(err, ErrQuit) {
 			r.quitRequested.Store(true)
 		}
@@ -518,6 +562,7 @@ func (r *REPL) runPrompt(ctx context.Context) (retErr error) {
 			prompt.KeyBind{Key: prompt.Enter, Fn: enterBind},
 			prompt.KeyBind{Key: prompt.ControlJ, Fn: enterBind},
 			prompt.KeyBind{Key: prompt.ControlM, Fn: enterBind},
+			prompt.KeyBind{Key: prompt.ControlC, Fn: ad.ctrlC},
 		),
 		prompt.OptionSetExitCheckerOnInput(func(_ string, breakline bool) bool {
 			if breakline {

@@ -174,7 +174,11 @@ func (r *REPL) stopEvents() {
 // Run runs Config.ScriptFile if set, then reads input until /quit, end of
 // input or ctx is done: with the terminal prompt when In and Out are
 // terminals (and JSON is off), otherwise line by line. It prints the
-// peer's events while it runs. It returns nil on /quit and end of input,
+// peer's events while it runs. A failed command of the script or of line
+// mode stops the run with an error wrapping ErrCommandFailed, unless
+// Config.KeepGoing (then the run goes on and the error comes at its end);
+// a failed command at the terminal prompt never ends it. Otherwise it
+// returns nil on /quit and end of input,
 // ctx.Err() when ctx ended it, and an error wrapping ErrInterrupted when a
 // signal stopped the prompt. Run may be called once.
 func (r *REPL) Run(ctx context.Context) error {
@@ -183,12 +187,25 @@ func (r *REPL) Run(ctx context.Context) error {
 	}
 	r.startEvents()
 	defer r.stopEvents()
+	// scriptErr is a script's failed commands, kept with KeepGoing so
+	// that the run still fails after the input is read.
+	var scriptErr error
 	if r.cfg.ScriptFile != "" {
 		err := r.RunScript(ctx, r.cfg.ScriptFile)
-		if errors.Is(err, ErrQuit) {
+		switch {
+		case errors.Is(err, ErrQuit) && errors.Is(err, ErrCommandFailed):
+			var se *scriptError
+			if errors.As(err, &se) {
+				c := *se
+				c.quit = false // the run ends here, and fails
+				return &c
+			}
+			return err
+		case errors.Is(err, ErrQuit):
 			return nil
-		}
-		if err != nil && !errors.Is(err, errScriptCommand) {
+		case errors.Is(err, ErrCommandFailed) && r.cfg.KeepGoing:
+			scriptErr = err
+		case err != nil:
 			return err
 		}
 	}
@@ -196,8 +213,19 @@ func (r *REPL) Run(ctx context.Context) error {
 	if r.cfg.Interactive != nil {
 		interactive = *r.cfg.Interactive
 	}
+	var err error
 	if interactive {
-		return r.runPrompt(ctx)
+		// The prompt never ends because a command failed: the user
+		// sees the error and types the next line.
+		err = r.runPrompt(ctx)
+	} else {
+		err = r.runStdin(ctx)
 	}
-	return r.runStdin(ctx)
+	if err == nil {
+		return scriptErr
+	}
+	if scriptErr != nil && errors.Is(err, ErrCommandFailed) {
+		return errors.Join(scriptErr, err)
+	}
+	return err
 }

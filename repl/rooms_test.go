@@ -157,6 +157,23 @@ func TestRooms(t *testing.T) {
 	}
 }
 
+// TestRoomErrorsNameTheRoomOnce: the chat peer names the room in its
+// errors; the REPL must not add the same prefix again.
+func TestRoomErrorsNameTheRoomOnce(t *testing.T) {
+	for _, tc := range []struct{ line, prefix string }{
+		{"/join #games --order fifo", "join #games"},
+	} {
+		f := newFixture(t, setupRooms)
+		err := f.r.Exec(context.Background(), tc.line)
+		if err == nil {
+			t.Fatalf("%s: no error", tc.line)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, tc.prefix+": ") || strings.Count(msg, tc.prefix) != 1 {
+			t.Errorf("%s: error %q, want %q once at the start", tc.line, msg, tc.prefix)
+		}
+	}
+}
+
 func TestRoomCommandsNeedRooms(t *testing.T) {
 	f := newFixture(t, nil) // no Config.Rooms, no Config.Faults
 	for _, l := range []string{"/join #dev", "/rooms", "/history", "/fault show"} {

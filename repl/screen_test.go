@@ -67,6 +67,13 @@ type screen struct {
 
 func startScreen(t testing.TB, args ...string) *screen {
 	t.Helper()
+	return startScreenRows(t, screenRows, args...)
+}
+
+// startScreenRows is startScreen with a terminal of the given height (the
+// virtual terminal keeps no scrollback: a tall one keeps every line).
+func startScreenRows(t testing.TB, height int, args ...string) *screen {
+	t.Helper()
 	if smokeBin == "" {
 		t.Skip("replsmoke could not be built")
 	}
@@ -74,7 +81,7 @@ func startScreen(t testing.TB, args ...string) *screen {
 	if err != nil {
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
-	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: screenRows, Cols: screenCols}); err != nil {
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: uint16(height), Cols: screenCols}); err != nil {
 		t.Fatalf("set pty size: %v", err)
 	}
 	cmd := exec.Command(smokeBin, args...)
@@ -84,7 +91,7 @@ func startScreen(t testing.TB, args ...string) *screen {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start replsmoke: %v", err)
 	}
-	s := &screen{t: t, vt: vt10x.New(vt10x.WithSize(screenCols, screenRows)), ptmx: ptmx, tty: tty, cmd: cmd,
+	s := &screen{t: t, vt: vt10x.New(vt10x.WithSize(screenCols, height)), ptmx: ptmx, tty: tty, cmd: cmd,
 		copied: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		defer close(s.copied)
@@ -424,6 +431,30 @@ func TestScreenHistoryAcrossRuns(t *testing.T) {
 	}
 }
 
+// TestScreenCtrlCSaysHowToLeave: Ctrl-C drops the draft (go-prompt's
+// behaviour) and the REPL says so, and how to leave.
+func TestScreenCtrlCSaysHowToLeave(t *testing.T) {
+	s := startScreen(t)
+	s.typeText("", "half a thought")
+	s.key("\x03")
+	s.waitFor("the hint and an empty prompt", func(rows []string) bool {
+		return rowIndex(rows, "draft discarded; to leave: /quit, or Ctrl-D on an empty line") >= 0 &&
+			lastRow(rows) == promptEmpty
+	})
+	s.waitReady()
+	s.key("\x03")
+	s.waitFor("the hint for an empty line", func(rows []string) bool {
+		p := lastRowIndex(rows)
+		return p >= 1 && rows[p-1] == "to leave: /quit, or Ctrl-D on an empty line" && lastRow(rows) == promptEmpty
+	})
+	s.waitReady()
+	s.typeText("", "/quit")
+	s.key("\r")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.dump())
+	}
+}
+
 func TestScreenTerminalRestored(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -491,3 +522,109 @@ func TestScreenTerminalRestored(t *testing.T) {
 }
 
 var _ io.Writer = vt10x.New()
+
+// TestScreenIncomingLinesSurviveEnter is issue 13's second bug: bob sends a
+// line every few milliseconds while alice types and sends twenty lines. A
+// line that arrived just as Enter was pressed used to be printed below the
+// echoed input, and the executor's "replace the echo by the formatted
+// message" then erased that line instead of the echo. Every line bob sent
+// must be on screen exactly once, each of alice's lines must be there as a
+// message, and no echoed input may be left over.
+func TestScreenIncomingLinesSurviveEnter(t *testing.T) {
+	// No scrollback in the virtual terminal: keep every line on screen (bob
+	// sends at most 600 lines; on a slow machine he stops before alice).
+	const height = 700
+	s := startScreenRows(t, height, "-flood", "15ms", "-flood-max", "600")
+	s.signal(syscall.SIGUSR1) // bob starts
+	s.waitFor("bob's first line", func(rows []string) bool { return rowIndex(rows, "<bob> rb1") >= 0 })
+	const sends = 20
+	for i := 1; i <= sends; i++ {
+		line := fmt.Sprintf("ra%d", i)
+		s.key(line + "\r") // one write, as fast typing delivers it; the parser splits the keys
+		s.waitFor("alice's "+line, func(rows []string) bool { return rowWithSuffix(rows, "<alice> "+line) >= 0 })
+		s.waitReady()
+	}
+	s.signal(syscall.SIGUSR1) // bob stops (if he has not yet) and says how many he sent
+	var sent int
+	s.waitFor("the end of bob's lines", func(rows []string) bool {
+		i := rowIndex(rows, "<bob> flood over after ")
+		if i < 0 {
+			return false
+		}
+		_, err := fmt.Sscanf(rows[i][strings.Index(rows[i], "<bob> flood over after "):], "<bob> flood over after %d", &sent)
+		return err == nil
+	})
+	rows := s.rows()
+	if n := lastRowIndex(rows); n >= height-1 {
+		t.Fatalf("the screen is full (%d rows, bob sent %d lines): lines may have scrolled off; make it taller", n+1, sent)
+	}
+	var missing []string
+	for k := 1; k <= sent; k++ {
+		want := fmt.Sprintf("<bob> rb%d", k)
+		if n := countWithSuffix(rows, want); n != 1 {
+			missing = append(missing, fmt.Sprintf("rb%d (%d times)", k, n))
+		}
+	}
+	for i := 1; i <= sends; i++ {
+		if n := countWithSuffix(rows, fmt.Sprintf("<alice> ra%d", i)); n != 1 {
+			missing = append(missing, fmt.Sprintf("ra%d (%d times)", i, n))
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("of bob's %d lines and alice's %d, these are not on screen exactly once: %s",
+			sent, sends, strings.Join(missing, ", "))
+	}
+	if got := countPrompts(rows); got != 1 {
+		t.Errorf("got %d prompts on screen, want 1 (echoed input left over)", got)
+	}
+	if t.Failed() {
+		t.Logf("screen:\n%s", s.dump())
+	}
+	t.Logf("bob sent %d lines while alice sent %d", sent, sends)
+	s.key("\x04")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+func rowWithSuffix(rows []string, suffix string) int {
+	for i, r := range rows {
+		if strings.HasSuffix(r, suffix) {
+			return i
+		}
+	}
+	return -1
+}
+
+func countWithSuffix(rows []string, suffix string) int {
+	n := 0
+	for _, r := range rows {
+		if strings.HasSuffix(r, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestScreenFailedCommandKeepsPrompt: at the terminal prompt a failed
+// command prints its error and the prompt stays (the non-zero status of
+// scripts and piped input does not apply); the session then ends with
+// status 0.
+func TestScreenFailedCommandKeepsPrompt(t *testing.T) {
+	s := startScreen(t)
+	s.typeText("", "/nosuch")
+	s.key("\r")
+	s.waitFor("the error", func(rows []string) bool { return rowIndex(rows, "unknown command /nosuch") >= 0 })
+	s.waitReady()
+	s.typeText("", "/echo still here")
+	s.key("\r")
+	s.waitFor("the echo", func(rows []string) bool {
+		return strings.Count(strings.Join(rows, "\n"), "still here") == 2 // the command line and its output
+	})
+	s.waitReady()
+	s.typeText("", "/quit")
+	s.key("\r")
+	if err := s.waitExit(); err != nil {
+		t.Fatalf("exit after a failed command at the prompt: %v", err)
+	}
+}

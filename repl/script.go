@@ -25,21 +25,32 @@ const maxScriptDepth = 8
 // maxScriptBytes bounds a script file.
 const maxScriptBytes = 16 << 20
 
-// errScriptCommand marks "some commands of the script failed".
-var errScriptCommand = errors.New("script commands failed")
+// ErrCommandFailed is wrapped by the error of a script or of line mode
+// (standard input that is not a terminal) when commands failed, so that
+// the hearsay command exits with a non-zero status. Each failure was
+// printed already.
+var ErrCommandFailed = errors.New("commands failed")
 
-// scriptError says how many commands of a script failed (each one was
-// printed already).
+// scriptError says how many commands of a script or of the input failed
+// (each one was printed already). quit is set when the script then ran
+// /quit, so the error is also ErrQuit: the run ends, and still fails.
 type scriptError struct {
 	name          string
 	failed, total int
+	stopped       bool // stopped at the first failure (no KeepGoing)
+	quit          bool
 }
 
 func (e *scriptError) Error() string {
+	if e.stopped {
+		return fmt.Sprintf("%s: stopped at the first failed command (%d run; --keep-going runs the rest)", e.name, e.total)
+	}
 	return fmt.Sprintf("%s: %d of %d commands failed", e.name, e.failed, e.total)
 }
 
-func (e *scriptError) Is(target error) bool { return target == errScriptCommand }
+func (e *scriptError) Is(target error) bool {
+	return target == ErrCommandFailed || e.quit && target == ErrQuit
+}
 
 // ErrInterrupted is wrapped by Run's error when a signal stopped it.
 var ErrInterrupted = errors.New("interrupted")
@@ -48,9 +59,11 @@ var ErrInterrupted = errors.New("interrupted")
 func (r *REPL) lineLimit() int { return r.cfg.MaxMessageBytes + 4096 }
 
 // RunScript runs the commands of a file. It returns ErrQuit when the
-// script ran /quit, an error wrapping errScriptCommand when commands
-// failed (each one was printed already), or the error opening the file.
-// Blocks until the script ends.
+// script ran /quit, an error wrapping ErrCommandFailed when commands
+// failed (each one was printed already; without Config.KeepGoing the
+// script stops at the first), or the error opening the file. An error
+// can be both: commands failed, then the script ran /quit. Blocks until
+// the script ends.
 func (r *REPL) RunScript(ctx context.Context, path string) error {
 	if r.execDepth >= maxScriptDepth {
 		return fmt.Errorf("exec %s: scripts nested more than %d deep", path, maxScriptDepth)
@@ -94,9 +107,15 @@ func (r *REPL) runLines(ctx context.Context, rd io.Reader, name string) error {
 		total++
 		if err := r.Exec(ctx, line); err != nil {
 			if errors.Is(err, ErrQuit) {
+				if failed > 0 || errors.Is(err, ErrCommandFailed) {
+					return &scriptError{name: name, failed: max(failed, 1), total: total, quit: true}
+				}
 				return err
 			}
 			failed++
+			if !r.cfg.KeepGoing {
+				return &scriptError{name: name, failed: failed, total: total, stopped: true}
+			}
 		}
 	}
 	if failed > 0 {
@@ -111,7 +130,9 @@ func isComment(line string) bool {
 	return t == "" || strings.HasPrefix(t, "#")
 }
 
-// runStdin reads commands from In until end of input, /quit or ctx. The
+// runStdin reads commands from In until end of input, /quit or ctx. A
+// failed command stops it with an error wrapping ErrCommandFailed unless
+// Config.KeepGoing, which reads on and reports the failures at the end. The
 // reading goroutine blocks in Read; when ctx ends first it is unblocked
 // with a read deadline where In supports one, and otherwise ends at the
 // next line or end of input (it holds nothing else).
@@ -122,6 +143,16 @@ func (r *REPL) runStdin(ctx context.Context) error {
 	type result struct {
 		line string
 		err  error
+	}
+	const name = "input"
+	failed, total := 0, 0
+	// failure is what the run returns at its end: nil, or how many
+	// commands failed.
+	failure := func(quit bool) error {
+		if failed == 0 {
+			return nil
+		}
+		return &scriptError{name: name, failed: failed, total: total, quit: quit}
 	}
 	lines := make(chan result)
 	done := make(chan struct{})
@@ -150,9 +181,14 @@ func (r *REPL) runStdin(ctx context.Context) error {
 		case res := <-lines:
 			switch {
 			case errors.Is(res.err, io.EOF):
-				return nil
+				return failure(false)
 			case errors.Is(res.err, errLineTooLong):
 				r.p.emit(hearsay.Event{Type: hearsay.EventError, Text: fmt.Sprintf("line longer than %d bytes skipped", r.lineLimit())})
+				total++
+				failed++
+				if !r.cfg.KeepGoing {
+					return &scriptError{name: name, failed: failed, total: total, stopped: true}
+				}
 				continue
 			case res.err != nil:
 				return fmt.Errorf("read input: %w", res.err)
@@ -160,8 +196,19 @@ func (r *REPL) runStdin(ctx context.Context) error {
 			if isComment(res.line) {
 				continue
 			}
-			if err := r.Exec(ctx, res.line); errors.Is(err, ErrQuit) {
-				return nil
+			total++
+			err := r.Exec(ctx, res.line)
+			switch {
+			case errors.Is(err, ErrQuit):
+				if errors.Is(err, ErrCommandFailed) {
+					failed++ // an /exec whose script failed, then quit
+				}
+				return failure(false)
+			case err != nil:
+				failed++
+				if !r.cfg.KeepGoing {
+					return &scriptError{name: name, failed: failed, total: total, stopped: true}
+				}
 			}
 		}
 	}

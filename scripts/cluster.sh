@@ -46,9 +46,10 @@ trap cleanup EXIT INT TERM
 for i in $(seq "$n"); do
   mkfifo "$dir/peer$i.in"
   # exec -a names the process so 'stop' can find it; the FIFO is held open
-  # read-write (<>) so a writer closing it is not end of input.
+  # read-write (<>) so a writer closing it is not end of input;
+  # --keep-going keeps a peer running after a command of its FIFO fails.
   (exec -a hearsay-cluster-peer "$bin" --nick "peer$i" --bootstrap "$url" --profile local \
-      --data-dir "$dir/peer$i" --json "$@" <>"$dir/peer$i.in" >"$dir/peer$i.jsonl" 2>"$dir/peer$i.err") &
+      --data-dir "$dir/peer$i" --json --keep-going "$@" <>"$dir/peer$i.in" >"$dir/peer$i.jsonl" 2>"$dir/peer$i.err") &
   pids+=($!)
 done
 echo "$n peers running; bootstrap $url; logs and FIFOs in $dir"

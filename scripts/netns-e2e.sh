@@ -258,9 +258,10 @@ start_peer() { # I
   run[$i]=$((${run[$i]:-0} + 1))
   [ -p "$dir/p$i.in" ] || mkfifo "$dir/p$i.in"
   # The FIFO is opened read-write (<>) so that a writer closing it is not
-  # end of input for the peer.
+  # end of input for the peer. --keep-going: a command that fails (a send
+  # during churn) is an event to check, not the end of the peer.
   ip netns exec "$PREFIX-p$i" "$bin" --nick "p$i" --data-dir "$dir/p$i.data" --bind "198.18.0.1$i:7946" \
-    --json --profile local --bootstrap http://198.18.0.1:8080 --color never $PEER_FLAGS \
+    --json --profile local --bootstrap http://198.18.0.1:8080 --color never --keep-going $PEER_FLAGS \
     <>"$dir/p$i.in" >"$(out "$i")" 2>>"$dir/p$i.err" &
   pid[p$i]=$!
 }

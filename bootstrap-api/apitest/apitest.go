@@ -147,6 +147,7 @@ func Run(t *testing.T, newStore func(t testing.TB) bootstrapapi.Store, opts Opti
 	t.Run("LegacyMaxPeers", func(t *testing.T) { testLegacyMaxPeers(t, env(t, bootstrapapi.HandlerConfig{})) })
 	t.Run("LegacyRefill", func(t *testing.T) { testLegacyRefill(t, env(t, bootstrapapi.HandlerConfig{})) })
 	t.Run("LegacyMalformed", func(t *testing.T) { testLegacyMalformed(t, env(t, bootstrapapi.HandlerConfig{})) })
+	t.Run("LegacyCliChatShapes", func(t *testing.T) { testLegacyCliChatShapes(t, env(t, bootstrapapi.HandlerConfig{})) })
 	t.Run("V1JoinListLeave", func(t *testing.T) { testV1(t, env(t, bootstrapapi.HandlerConfig{})) })
 	t.Run("V1BadInput", func(t *testing.T) { testV1BadInput(t, env(t, bootstrapapi.HandlerConfig{})) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, env(t, bootstrapapi.HandlerConfig{})) })
@@ -279,14 +280,15 @@ func testLegacyMalformed(t *testing.T, e *Env) {
 	cases := []struct{ op, body string }{
 		{"join", ""},
 		{"join", "a b c"},
-		{"join", "id name 127.0.0.1 7000 tcp online notanumber"},
+		{"join", " name 127.0.0.1 7000 tcp online 1"},
+		{"join", "id name 127.0.0.1 7000 tcp online 1\x00"},
+		{"join", "id name 127.0.0.1 7000 tcp online " + strings.Repeat("9", bootstrapapi.MaxLegacyTimestampLen+1)},
 		{"join", "id name 127.0.0.1 70000 tcp online 1"},
 		{"join", "id name 127.0.0.1 port tcp online 1"},
-		{"join", "id  name 127.0.0.1 7000 tcp online 1"},
+		{"join", "id  name 127.0.0.1 7000 tcp online 1 "},
 		{"join", "id name 127.0.0.1 7000 tcp online 1 extra"},
 		{"join", "id name not_a_host! 7000 tcp online 1"},
 		{"join", "id\x1b[31m name 127.0.0.1 7000 tcp online 1"},
-		{"join", "id name 127.0.0.1 7000 tcp online -5"},
 		{"refill", "x y"},
 		{"leave", ""},
 		{"leave", "a b"},
@@ -311,6 +313,84 @@ func testLegacyMalformed(t *testing.T, e *Env) {
 	after := e.Snapshot(t)
 	if len(after.Peers) != len(before.Peers) || after.Config != before.Config {
 		t.Errorf("malformed input changed state: before %+v after %+v", before, after)
+	}
+}
+
+// testLegacyCliChatShapes sends the bodies real cli-chat clients send: an
+// empty status (its Refill sends the Status field its peers never set), an
+// empty timestamp (peers created without one), and timestamps that only
+// compare correctly as strings, which is how the original server ordered
+// them. Each must be accepted by join and refill and behave as there.
+func testLegacyCliChatShapes(t *testing.T, e *Env) {
+	// Empty status: "id name ip port tcp  TIMESTAMP".
+	r := e.Legacy(t, "join", "s1 sam 127.0.0.1 7001 tcp  1700000000")
+	if p := r.Peers["s1"]; p.Status != "" || p.Timestamp != "1700000000" || p.Name != "sam" {
+		t.Errorf("empty-status join stored %+v", p)
+	}
+	// Empty timestamp: a trailing empty field.
+	r = e.Legacy(t, "join", "s2 tom 127.0.0.1 7002 tcp online ")
+	if p, ok := r.Peers["s2"]; !ok || p.Timestamp != "" || p.Status != "online" {
+		t.Errorf("empty-timestamp join stored %+v (present %v)", p, ok)
+	}
+	// Both empty, as a fresh cli-chat peer's Refill sends it.
+	r = e.Legacy(t, "refill", "s3 una 127.0.0.1 7003 tcp  ")
+	if _, ok := r.Peers["s3"]; !ok || len(r.Peers) != 3 {
+		t.Errorf("refill below maxpeers with empty fields must add: %v", r.Peers)
+	}
+	// The v1 view of an entry without a timestamp is still well formed.
+	l, err := e.Client.List(context.Background(), 0)
+	if err != nil || l.NumPeers != 3 {
+		t.Fatalf("v1 list after legacy joins: %+v, %v", l, err)
+	}
+
+	// String order: "9" > "10000" as strings, so the entry with "9" is
+	// the newest and a refill with "10000" replaces it; as numbers it
+	// would not.
+	e.Legacy(t, "reset", "")
+	e.Legacy(t, "join", legacyBody("a", "9"))
+	e.Legacy(t, "join", legacyBody("b", "100"))
+	e.Legacy(t, "join", legacyBody("c", ""))
+	r = e.Legacy(t, "refill", legacyBody("d", "10000"))
+	if _, ok := r.Peers["a"]; ok {
+		t.Errorf(`"9" is the newest as a string and must be replaced: %v`, r.Peers)
+	}
+	if r.Peers["d"].Timestamp != "10000" {
+		t.Errorf("d must be stored: %v", r.Peers)
+	}
+	// An empty timestamp sorts before every other: a refill with one
+	// replaces the newest ("100" < "10000": d is the newest now).
+	r = e.Legacy(t, "refill", "e eve 127.0.0.1 7005 tcp  ")
+	if _, ok := r.Peers["d"]; ok {
+		t.Errorf("empty-timestamp refill must replace the newest, d: %v", r.Peers)
+	}
+	if _, ok := r.Peers["e"]; !ok {
+		t.Errorf("e must be stored: %v", r.Peers)
+	}
+	// A non-numeric timestamp is a string like any other: "x" > "100".
+	r = e.Legacy(t, "refill", legacyBody("f", "x"))
+	if _, ok := r.Peers["f"]; ok {
+		t.Errorf(`"x" is newer than every stored stamp and must not be stored: %v`, r.Peers)
+	}
+	// Renewal with empty fields keeps the entry and its new fields.
+	r = e.Legacy(t, "join", "b  127.0.0.1 7000 tcp  ")
+	if p := r.Peers["b"]; p.Name != "" || p.Timestamp != "" {
+		t.Errorf("renewal must take the new (empty) fields: %+v", p)
+	}
+	// An entry without an address shows none in v1.
+	e.Legacy(t, "leave", "b")
+	e.Legacy(t, "join", "g gil   tcp online 5")
+	l, err = e.Client.List(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range l.Peers {
+		if c.ID == "g" && c.Addr != "" {
+			t.Errorf("entry without ip and port has v1 addr %q", c.Addr)
+		}
+	}
+	// leave and list take their bodies as before.
+	if r = e.Legacy(t, "leave", "g"); len(r.Peers) != 2 {
+		t.Errorf("after leave: %v", r.Peers)
 	}
 }
 

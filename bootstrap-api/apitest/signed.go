@@ -289,6 +289,17 @@ func testCrowdOut(t *testing.T, e *Env) {
 		t.Errorf("a legacy refill displaced a signed entry: %v", r.Peers)
 	}
 	e.Legacy(t, "join", "squat8 s 203.0.113.66 608 tcp online 0")
+	// cli-chat's shapes (empty status, empty timestamp: the oldest under
+	// the string order) displace no signed entry either, and cannot
+	// overwrite one under its own id.
+	r = e.Legacy(t, "refill", "squat7 s 203.0.113.66 607 tcp  ")
+	if _, ok := r.Peers["squat7"]; ok {
+		t.Errorf("a legacy refill with an empty timestamp displaced a signed entry: %v", r.Peers)
+	}
+	signedID := ID(Key(10))
+	if code, body := e.Post(t, "/join", "text/plain", signedID+"  203.0.113.66 607 tcp  "); code != http.StatusForbidden {
+		t.Errorf("legacy join with empty fields over signed %s: %d %s, want 403", signedID, code, body)
+	}
 	if res, err := e.Client.Refill(ctx, bootstrapapi.JoinRequest{ID: "unsigned", Addr: "127.0.0.1:7000"}); err != nil || res.Stored {
 		t.Errorf("unsigned v1 refill into a signed-full service = %+v, %v", res, err)
 	}

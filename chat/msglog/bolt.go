@@ -116,7 +116,7 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.OpenTimeout, NoSync: cfg.NoSync})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open message log %q: locked by another process", path)
+			return nil, fmt.Errorf("open message log %q: %w", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("open message log %q: %w", path, err)
 	}

@@ -64,6 +64,9 @@ var (
 	ErrCorrupt  = errors.New("corrupt log entry")
 	ErrInvalid  = errors.New("invalid argument")
 	ErrClosed   = errors.New("log closed")
+	// ErrLocked: another process (or another open in this one) holds
+	// the log file.
+	ErrLocked = errors.New("locked by another process")
 )
 
 // Limits on names (room and origin) and messages.

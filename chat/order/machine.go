@@ -21,9 +21,13 @@ type Machine struct {
 	seen  map[string]uint64          // highest seq ever seen per origin (for Want)
 	lastL map[string]uint64          // Lamport time of the latest accepted message per origin
 
-	clock   uint64 // Lamport clock
-	ownSeq  uint64 // highest seq of ours ever seen or issued
-	ownLast uint64 // Lamport time of our latest message
+	clock  uint64 // Lamport clock
+	ownSeq uint64 // highest seq of ours ever seen or issued
+	// restoring is set from Restore to Resume: the replay has not yet
+	// taught the machine the room's state (a sequencer room's epoch), so
+	// it must not act on it (send syncs, take over, stamp).
+	restoring bool
+	ownLast   uint64 // Lamport time of our latest message
 
 	st  Stats
 	out Output
@@ -245,6 +249,7 @@ func (m *Machine) Restore(ownSeq, lamport uint64) {
 	// A damaged log may hold anything: clamped, the counters stay
 	// overflow-free (Next then says ErrExhausted).
 	ownSeq, lamport = min(ownSeq, MaxSeq), min(lamport, MaxSeq)
+	m.restoring = true
 	m.ownSeq = max(m.ownSeq, ownSeq)
 	m.clock = max(m.clock, lamport)
 	m.ownLast = max(m.ownLast, lamport)
@@ -260,6 +265,7 @@ func (m *Machine) Restore(ownSeq, lamport uint64) {
 // leaves it unfilled (counted in Stats.Exhausted) rather than loop and
 // allocate for it: the next message continues after it.
 func (m *Machine) Resume() Output {
+	m.restoring = false
 	self := m.cfg.Self
 	if n := m.nextOf(self); n <= m.ownSeq && m.ownSeq-n >= uint64(m.cfg.MaxHeld) {
 		m.st.Exhausted++

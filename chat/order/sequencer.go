@@ -373,6 +373,18 @@ func (s *seqState) deliverReady(m *Machine) bool {
 
 func (s *seqState) settle(m *Machine) {
 	for {
+		// While restoring, the epoch is the one the replay reached so far
+		// (0 before it starts): a sync or a takeover for it would open an
+		// epoch the room already has, a second sequencer of it (issue 13:
+		// "two members acted as sequencer of the same epoch" after a
+		// restart, then "waiting for global 1" for good). Resume settles
+		// with the whole log read.
+		if m.restoring {
+			if !s.validate(m) && !s.deliverReady(m) {
+				return
+			}
+			continue
+		}
 		s.syncIfOrphaned(m)
 		progress := s.validate(m)
 		if s.takeOver(m) {

@@ -349,3 +349,42 @@ func TestRestartNeverReusesSeqs(t *testing.T) {
 		})
 	}
 }
+
+// Issue 13 bug 1: a restarted member acted on epoch 0 during its replay
+// (MemberUp settles before the stored stamps are read): it sent a sync
+// for epoch 0, and the sequencer, the oldest member, found the syncs of
+// the room's creation in its log and opened epoch 1 a second time. While
+// restoring (Restore to Resume) the machine neither syncs nor takes over.
+func TestRestartDoesNotReopenEpoch(t *testing.T) {
+	for _, id := range []string{"a", "b"} { // the sequencer, then another member
+		t.Run(id, func(t *testing.T) {
+			s := newSim(t, Sequencer, "a", "b", "c")
+			s.converge()
+			s.send("a")
+			s.send("b")
+			s.send("c")
+			s.converge()
+			before := map[ID]bool{}
+			for mid := range s.node(id).log {
+				before[mid] = true
+			}
+			s.restart(id)
+			s.send("c")
+			s.converge()
+			for mid, msg := range s.node(id).log {
+				if mid.Origin != id || before[mid] {
+					continue
+				}
+				if msg.Kind == KindSync || (msg.Kind == KindStamp && msg.Global == 1) {
+					t.Errorf("%s sent %+v after its restart: the room's epoch 1 is live", id, msg)
+				}
+			}
+			for _, n := range s.ids {
+				if c := s.node(n).m.Stats().Conflicts; c != 0 {
+					t.Errorf("%s counted %d conflicts", n, c)
+				}
+				checkInvariants(t, Sequencer, s.node(n))
+			}
+		})
+	}
+}

@@ -105,6 +105,17 @@ var randomKnownBugs = map[hearsay.OrderMode]string{
 		"testdata/sequencer_isolated.txt); seed 4: a restarted member waits for a global number for good; seed 3: a restarted member shows a message twice",
 }
 
+// knownSeedBugs are default seeds of the modes that otherwise pass whose
+// runs fail in some runs, not all (about one in four on a 2-core machine):
+// open bugs, docs/RELIABILITY.md "Simulated".
+var knownSeedBugs = map[hearsay.OrderMode]map[uint64]string{
+	hearsay.OrderFIFO:   {2: restartGap},
+	hearsay.OrderCausal: {2: restartGap},
+}
+
+const restartGap = "b, crashed while partitioned and restarted after the heal, holds an origin's later messages " +
+	"back for good (\"gap: waiting for c:2\"): the message it lacks is never repaired"
+
 // explicit reports whether the run asked for known bugs or random seeds.
 func explicit() bool {
 	for _, v := range []string{"HEARSAY_SIM_KNOWN", "HEARSAY_SIM_SEED", "HEARSAY_SIM_ROUNDS", "HEARSAY_SIM_LONG"} {
@@ -127,6 +138,9 @@ func TestRandom(t *testing.T) {
 			}
 			for _, seed := range seeds {
 				t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+					if bug := knownSeedBugs[mode][seed]; bug != "" && !explicit() {
+						t.Skipf("known bug: %s (HEARSAY_SIM_SEED=%d runs it)", bug, seed)
+					}
 					script := sim.Random(seed, sim.RandomConfig{Peers: 4, Steps: steps, Mode: mode})
 					s := sim.New(t, sim.Options{Seed: seed, Tune: verbose(t), ReplayedShown: true})
 					if err := s.Run(script); err != nil {

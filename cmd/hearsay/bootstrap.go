@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -289,8 +290,21 @@ func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra
 			if err != nil {
 				return err
 			}
+			// Not stored is not a service error, but the contact was not
+			// registered: scripts must see a failure (exit status 1).
+			var notStored error
+			if !r.Stored {
+				if op == "refill" {
+					notStored = fmt.Errorf("%s not stored: the service keeps its %d current contacts (none is newer)", req.ID, r.NumPeers)
+				} else {
+					notStored = fmt.Errorf("%s not stored: the service holds its maximum of %d contacts", req.ID, r.Config.MaxPeers)
+				}
+			}
 			if o.json {
-				return printJSON(streams, r)
+				if err := printJSON(streams, r); err != nil {
+					return err
+				}
+				return notStored
 			}
 			switch {
 			case r.Replaced != "":
@@ -300,7 +314,7 @@ func newBootstrapJoinCmd(streams *ioStreams, o *bootstrapOpts, op string) *cobra
 			case r.Stored:
 				fmt.Fprintf(streams.Out, "stored %s until %s (%d/%d contacts)\n", req.ID, r.Contact.Expires.Local().Format(time.TimeOnly), r.NumPeers, r.Config.MaxPeers)
 			default:
-				fmt.Fprintf(streams.Out, "not stored: the service holds its maximum of %d contacts\n", r.Config.MaxPeers)
+				return notStored
 			}
 			return nil
 		},
@@ -329,10 +343,10 @@ func newBootstrapLeaveCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 				return printJSON(streams, r)
 			}
 			if !r.Removed {
-				fmt.Fprintf(streams.Out, "%s was not stored (%d contacts)\n", args[0], r.NumPeers)
+				fmt.Fprintf(streams.Out, "%s was not stored (%s)\n", args[0], countContacts(r.NumPeers))
 				return nil
 			}
-			fmt.Fprintf(streams.Out, "removed %s (%d contacts left)\n", args[0], r.NumPeers)
+			fmt.Fprintf(streams.Out, "removed %s (%s left)\n", args[0], countContacts(r.NumPeers))
 			return nil
 		},
 	}
@@ -356,7 +370,7 @@ func newBootstrapResetCmd(streams *ioStreams, o *bootstrapOpts) *cobra.Command {
 			if o.json {
 				return printJSON(streams, r)
 			}
-			fmt.Fprintf(streams.Out, "removed %d contacts\n", r.Removed)
+			fmt.Fprintf(streams.Out, "removed %s\n", countContacts(r.Removed))
 			return nil
 		},
 	}
@@ -431,4 +445,12 @@ func runConfig(ctx context.Context, streams *ioStreams, o *configOpts) error {
 	fmt.Fprintf(streams.Out, "max peers %d, min refill candidates %d, lease TTL %s\n",
 		cfg.MaxPeers, cfg.MinRefillCandidates, cfg.LeaseTTL())
 	return nil
+}
+
+// countContacts returns "1 contact", "3 contacts".
+func countContacts(n int) string {
+	if n == 1 {
+		return "1 contact"
+	}
+	return strconv.Itoa(n) + " contacts"
 }

@@ -83,7 +83,7 @@ func TestEmbeddedResetNeedsToken(t *testing.T) {
 		t.Fatalf("reset with another data directory: code %d, out %q, err %q; want unauthorized", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, map[string]string{"XDG_DATA_HOME": xdg, "HEARSAY_BOOTSTRAP": cfg.LocalURL}, "bootstrap", "reset")
-	if code != 0 || !strings.Contains(out, "removed 1 contacts") {
+	if code != 0 || !strings.Contains(out, "removed 1 contact\n") {
 		t.Fatalf("reset with the data directory's token: code %d, out %q, err %q", code, out, errOut)
 	}
 }

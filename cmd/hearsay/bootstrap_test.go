@@ -90,7 +90,7 @@ func TestBootstrapCommands(t *testing.T) {
 		{[]string{"bootstrap", "join", "bad id", "127.0.0.1:1"}, 1, "only letters"},
 		{[]string{"bootstrap", "join", "x", "127.0.0.1:0"}, 1, "port"},
 		{[]string{"bootstrap", "reset"}, 1, "unauthorized"},
-		{[]string{"bootstrap", "reset", "--admin-token", "tok"}, 0, "removed 1 contacts"},
+		{[]string{"bootstrap", "reset", "--admin-token", "tok"}, 0, "removed 1 contact\n"},
 	}
 	for _, s := range steps {
 		code, out, errOut := runCLI(t, env, s.args...)

@@ -23,6 +23,7 @@ import (
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/discovery"
 	"github.com/hearsay-chat/hearsay/repl"
 )
@@ -38,6 +39,7 @@ type peerOpts struct {
 	dataDir        string
 	json           bool
 	script         string
+	keepGoing      bool
 	clusterKey     string
 	clusterKeyFile string
 	manual         bool
@@ -97,6 +99,7 @@ then on needs no server.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/hearsay/<nick>)")
 	f.BoolVar(&o.json, "json", false, "print every event as one JSON object per line")
 	f.StringVar(&o.script, "script", "", "run the REPL commands in FILE first")
+	f.BoolVar(&o.keepGoing, "keep-going", false, "run the rest of --script and of piped input after a command fails (the exit status is still 1)")
 	f.StringVar(&o.clusterKey, "cluster-key", "", "passphrase of the group: encrypts memberlist gossip and admits chat connections; peers need the same one (visible in ps: prefer --cluster-key-file or $"+clusterKeyEnv+")")
 	f.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "read the cluster passphrase from FILE (its first line)")
 	f.BoolVar(&o.manual, "manual", false, "start only the REPL: create, start and join memberlist and the bootstrap service by commands")
@@ -229,6 +232,12 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	defer releaseGRPCLog(logOut)
 
 	node, err := chat.New(o.chatConfig(logOut))
+	if errors.Is(err, msglog.ErrLocked) {
+		// Most often a second terminal started with the same --nick,
+		// hence the same default data directory.
+		return fmt.Errorf("create peer: %w (another hearsay runs with data directory %s: "+
+			"pick another --nick, or give this one its own --data-dir)", err, o.dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
@@ -260,6 +269,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	rcfg.Color = o.color
 	rcfg.HistoryFile = filepath.Join(o.dataDir, "history")
 	rcfg.ScriptFile = o.script
+	rcfg.KeepGoing = o.keepGoing
 	rstreams := repl.IOStreams{In: streams.In, Out: streams.Out, ErrOut: streams.ErrOut}
 
 	// cleanup runs exactly once, from the normal exit path or from
@@ -313,7 +323,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 			return err
 		}
 	} else {
-		r.Printf("manual mode: /ml create|start|join ADDR…, /bootstrap join, then chat (see /help ml)")
+		r.Printf("%s", manualBanner)
 	}
 
 	err = r.Run(ctx)
@@ -325,6 +335,10 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	return err
 }
+
+// manualBanner is the first line of --manual mode: the steps, named as
+// /help ml lists them.
+const manualBanner = "manual mode: /ml start, /ml join [ADDR…], /bootstrap join, then chat (see /help ml)"
 
 // startPeer starts the node, joins the group through the bootstrap
 // service and registers the node's own contact.

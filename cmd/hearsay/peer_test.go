@@ -36,8 +36,10 @@ func spawnPeer(t *testing.T, bootstrapURL, nick string, extra ...string) *testPe
 	outR, outW := io.Pipe()
 	p := &testPeer{t: t, nick: nick, in: inW, done: make(chan int, 1)}
 	dir := t.TempDir()
+	// --keep-going: the tests drive a long-lived peer through its input
+	// and some commands fail on purpose; a failure must not end it.
 	args := append([]string{"--nick", nick, "--bootstrap", bootstrapURL, "--profile", "local",
-		"--data-dir", filepath.Join(dir, nick), "--json"}, extra...)
+		"--data-dir", filepath.Join(dir, nick), "--json", "--keep-going"}, extra...)
 	streams := &ioStreams{In: inR, Out: outW, ErrOut: outW, Getenv: func(string) string { return "" }}
 	go func() {
 		code := run(args, streams)

@@ -50,7 +50,9 @@ func exactArgs(n int) cobra.PositionalArgs {
 }
 
 // run builds the command tree, runs it with args, and maps the outcome to
-// an exit code: 0 ok, 1 error, 2 usage error, 130 interrupted.
+// an exit code, in this one place: 0 ok; 1 a command failed (an error of
+// the command, a failed REPL command of --script or piped input, a
+// bootstrap contact not stored); 2 usage error; 130 interrupted.
 func run(args []string, streams *ioStreams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

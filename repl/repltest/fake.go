@@ -39,6 +39,7 @@ type Peer struct {
 	sent     []Sent
 	seq      int
 	started  bool
+	shutDown bool
 	joined   []string
 	mlConfig []byte
 	health   int
@@ -267,6 +268,9 @@ func (p *Peer) LoadMemberlistConfigJSON(data []byte) error {
 func (p *Peer) Start(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shutDown {
+		return errors.New("node shut down") // chat's node cannot start again
+	}
 	if p.started {
 		return errors.New("already started")
 	}
@@ -292,6 +296,7 @@ func (p *Peer) Leave(context.Context) error {
 	if !p.started {
 		return errors.New("memberlist not started")
 	}
+	p.members[0].State = hearsay.StateLeft // as chat's node reports itself
 	return nil
 }
 
@@ -300,6 +305,8 @@ func (p *Peer) Shutdown() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.started = false
+	p.shutDown = true
+	p.members[0].State = hearsay.StateDead // as chat's node reports itself
 	return nil
 }
 
@@ -369,7 +376,8 @@ func (p *Peer) JoinRoom(ctx context.Context, name string, mode hearsay.OrderMode
 		rm = &room{mode: mode}
 		p.rooms[name] = rm
 	} else if mode != 0 && mode != rm.mode {
-		return hearsay.RoomInfo{}, fmt.Errorf("room #%s has ordering %s, not %s", name, rm.mode, mode)
+		// Named like chat's errors, which carry the room.
+		return hearsay.RoomInfo{}, fmt.Errorf("join #%s: room #%s has ordering %s, not %s", name, name, rm.mode, mode)
 	}
 	rm.joined = true
 	found := false
@@ -388,7 +396,7 @@ func (p *Peer) PartRoom(_ context.Context, name string) error {
 	defer p.mu.Unlock()
 	rm := p.rooms[name]
 	if rm == nil || !rm.joined {
-		return fmt.Errorf("not in #%s", name)
+		return fmt.Errorf("part #%s: not in #%s", name, name)
 	}
 	rm.joined = false
 	for i, m := range rm.members {

@@ -1,6 +1,9 @@
 // Command replsmoke runs the REPL with a fake peer, for the pseudo-terminal
 // screen tests and for trying the REPL by hand. SIGUSR1 makes "bob" send a
-// message to the lobby; SIGUSR2 makes "carol" join.
+// message to the lobby; SIGUSR2 makes "carol" join. With -flood D, SIGUSR1
+// instead starts bob sending "rb1", "rb2", ... every D; the next SIGUSR1, or
+// reaching -flood-max lines, stops him for good: he then says how many he
+// sent ("flood over after N").
 //
 //	go run ./repl/internal/replsmoke -history /tmp/h
 package main
@@ -28,6 +31,8 @@ func run() int {
 	history := flag.String("history", "", "history file")
 	marker := flag.String("signal-marker", "", "file to write when OnSignal runs")
 	rooms := flag.Bool("rooms", false, "give the fake peer rooms (/join, /switch, /part, /rooms, /history)")
+	flood := flag.Duration("flood", 0, "SIGUSR1 starts and stops bob sending a line every `interval`")
+	floodMax := flag.Int("flood-max", 500, "the most lines bob sends with -flood")
 	flag.Parse()
 
 	peer := repltest.NewPeer("p-alice-0001", "alice")
@@ -64,14 +69,52 @@ func run() int {
 	go func() {
 		defer wg.Done()
 		n := 0
+		// The flood's ticker; nil (its channel never ready) when bob is quiet.
+		var tick *time.Ticker
+		var tickC <-chan time.Time
+		defer func() {
+			if tick != nil {
+				tick.Stop()
+			}
+		}()
+		sent := 0
+		floodOver := false
+		bob := func(id, text string) {
+			peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+				ID: id, Text: text})
+		}
+		stopFlood := func() {
+			tick.Stop()
+			tick, tickC = nil, nil
+			floodOver = true
+			bob("p-bob-0002/over", fmt.Sprintf("flood over after %d", sent))
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-tickC:
+				sent++
+				bob(fmt.Sprintf("p-bob-0002/rb%d", sent), fmt.Sprintf("rb%d", sent))
+				if sent >= *floodMax {
+					stopFlood()
+				}
+				continue
 			case s := <-usr:
 				n++
 				if s == syscall.SIGUSR2 {
 					peer.Emit(hearsay.Event{Type: hearsay.EventJoin, From: "carol", FromID: "p-carol-0004"})
+					continue
+				}
+				if *flood > 0 {
+					switch {
+					case floodOver:
+					case tick == nil:
+						tick = time.NewTicker(*flood)
+						tickC = tick.C
+					default:
+						stopFlood()
+					}
 					continue
 				}
 				peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
