@@ -7,7 +7,7 @@ import (
 	"github.com/hearsay-chat/hearsay"
 )
 
-// The REPL owns the interfaces it needs (STYLE.md: the consumer owns the
+// The REPL owns the interfaces it needs (the consumer owns the
 // interface). Their methods use the domain types of package hearsay
 // (Event, Member, RoomInfo, MsgID, OrderMode, Stats), so the chat node
 // implements Peer, Lifecycle and Rooms as it is; cmd/hearsay adapts the

@@ -1,8 +1,7 @@
 package repl
 
 // The go-prompt adapter. go-prompt v0.2.6 cannot print while the user
-// types, so the REPL makes it print for us, on its own goroutine
-// (notes/repl.md):
+// types, so the REPL makes it print for us, on its own goroutine:
 //
 //   - asyncParser wraps go-prompt's input parser. When lines are queued
 //     it returns a private key sequence (NUL + "hsyp", which no terminal
@@ -16,14 +15,16 @@ package repl
 //   - While a command runs (executor) no prompt is on screen and lines are
 //     written directly. On entry the executor erases go-prompt's echo of a
 //     message and writes the lines still queued, in that order and under
-//     the screen's lock (termScreen.beginCommand). While the user cycles suggestions with Tab the
-//     queue is held: any other key would accept the selected suggestion.
+//     the screen's lock (termScreen.beginCommand). While the user cycles
+//     suggestions with Tab the queue is held: any other key would accept
+//     the selected suggestion.
 //
 // It also works around the library's other traps: several keys in one
 // read are split; the terminal state is saved with x/term before
 // prompt.New and restored in TearDown and after Run; go-prompt's os.Exit
 // on SIGINT/SIGTERM/SIGQUIT is preceded by Config.OnSignal; the completer
-// returns the same suggestions while the line is unchanged (#151).
+// returns the same suggestions while the line is unchanged (go-prompt
+// issue #151).
 
 import (
 	"context"
