@@ -19,17 +19,14 @@ import (
 
 	"github.com/hearsay-chat/hearsay/bench"
 	bootstrapserver "github.com/hearsay-chat/hearsay/bootstrap-server"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
 
 // waitFor polls cond until it holds or 15 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval, not synchronisation
+	if !chattest.Poll(15*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
