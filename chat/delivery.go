@@ -103,8 +103,24 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 // feedLocked gives stored envelopes to the machine and acts on the output.
 // Caller holds r.mu.
 func (r *room) feedLocked(envs []*chatpb.Envelope) {
-	if len(envs) == 0 || !r.state.fed() {
-		return // stored; the restore replays them
+	if len(envs) == 0 {
+		return
+	}
+	if !r.state.fed() {
+		// Stored; the restore replays them. They arrived in this run, so
+		// the replay shows them (deliverLocked) instead of treating them as
+		// the history an earlier run showed.
+		for _, env := range envs {
+			if m := metaOf(env); m.Kind == order.KindData {
+				if len(r.fresh) >= maxFresh {
+					// Still stored and in /history; only the live line is lost.
+					r.env.logger.Printf("#%s: over %d messages arrived before the restore; %s is not shown live", r.name, maxFresh, m.ID())
+					continue
+				}
+				r.fresh[m.ID()] = struct{}{}
+			}
+		}
+		return
 	}
 	metas := make([]order.Meta, 0, len(envs))
 	for _, env := range envs {
@@ -185,7 +201,10 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 		r.env.stats.delivered.Add(1)
 	}
 	if !r.state.shown() {
-		return // replaying the log on restart: this is history
+		if _, ok := r.fresh[id]; !ok {
+			return // replaying the log on restart: this is history
+		}
+		delete(r.fresh, id) // stored while deferred: never shown yet
 	}
 	if e == nil {
 		rec, err := r.env.log.Get(r.env.ctx, r.name, id.Origin, id.Seq)
