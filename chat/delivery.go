@@ -176,12 +176,13 @@ func (r *room) handleOutputLocked(out order.Output) {
 		}
 		pushTo(r.targetsLocked(), e)
 	}
-	for _, meta := range out.Deliver {
-		r.deliverLocked(meta, false)
-	}
-	for _, meta := range out.Late {
-		r.late.Add(1)
-		r.deliverLocked(meta, true)
+	// In the machine's order, late ones among them: an origin's late
+	// message precedes its later seqs delivered in the same output.
+	for _, meta := range out.Show {
+		if meta.Late {
+			r.late.Add(1)
+		}
+		r.deliverLocked(meta, meta.Late)
 	}
 	for _, id := range out.Refused {
 		delete(r.cache, id)

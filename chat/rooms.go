@@ -439,7 +439,13 @@ func (n *Node) HeldBack(roomName string, limit int) []string {
 	r.mu.Unlock()
 	out := make([]string, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, fmt.Sprintf("%s/%d %s: %s", h.ID.Origin, h.ID.Seq, h.Kind, h.Reason))
+		line := fmt.Sprintf("%s/%d %s: %s", h.ID.Origin, h.ID.Seq, h.Kind, h.Reason)
+		// The log's view beside the machine's: a gap the log does not
+		// have is a message stored and never given to the machine.
+		if c, err := n.log.Contiguous(n.ctx, name, h.ID.Origin); err == nil {
+			line += fmt.Sprintf(" (stored through %s/%d)", h.ID.Origin, c)
+		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -454,11 +454,14 @@ func (m *Machine) accept(msg Meta) {
 func (m *Machine) deliver(msg Meta) {
 	m.st.Delivered++
 	m.out.Deliver = append(m.out.Deliver, msg)
+	m.out.Show = append(m.out.Show, msg)
 }
 
 func (m *Machine) late(msg Meta) {
 	m.st.Late++
 	m.out.Late = append(m.out.Late, msg)
+	msg.Late = true
+	m.out.Show = append(m.out.Show, msg)
 }
 
 // settle runs the mode's delivery and protocol steps until nothing moves.

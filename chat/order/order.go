@@ -186,6 +186,10 @@ type Meta struct {
 	// candidate counts only syncs addressed to it, so reports made before
 	// the failure it replaces never count.
 	Candidate string
+
+	// Late is set on the data of Output.Show that is late (see
+	// Output.Late); it is never sent.
+	Late bool
 }
 
 // ID returns the message's (origin, seq).
@@ -332,6 +336,11 @@ type Output struct {
 	// passed its place. They are never in Deliver; show them flagged or not
 	// at all.
 	Late []Meta
+	// Show: Deliver and Late merged in the order the machine produced
+	// them, late ones flagged Meta.Late. A caller that shows both must
+	// show this list: shown Deliver first and Late after, an origin's late
+	// seq 5 would appear after its seq 8 delivered in the same call.
+	Show []Meta
 	// Refused: messages not taken because the held-back space is full. They
 	// stay in the caller's log; feed them again later.
 	Refused []ID

@@ -424,3 +424,27 @@ func TestRestoreAcksWhatTheCrashLeftUnacked(t *testing.T) {
 		t.Fatalf("still held back after the ack: %+v", hb)
 	}
 }
+
+// An origin's late message and its next one delivered in the same call are
+// shown in seq order: Output.Show keeps the machine's order (shown as
+// Deliver then Late, c:2 appeared before c:1; chat/sim TestRandom/total
+// seed 3).
+func TestShowKeepsLateBeforeLaterSeqs(t *testing.T) {
+	m := mustNew(t, "a", Total)
+	for range 2 { // alone: our messages deliver at once
+		if _, _, err := m.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.MemberUp("c", 2)
+	out, _ := m.Receive(data("c", 1, 1), data("c", 2, 10))
+	if got := ids(out.Late); !slices.Equal(got, []string{"c:1"}) {
+		t.Fatalf("late %v, want [c:1]", got)
+	}
+	if got := ids(out.Show); !slices.Equal(got, []string{"c:1", "c:2"}) {
+		t.Fatalf("show %v, want [c:1 c:2]", got)
+	}
+	if !out.Show[0].Late || out.Show[1].Late {
+		t.Fatalf("late flags %v %v, want true false", out.Show[0].Late, out.Show[1].Late)
+	}
+}
