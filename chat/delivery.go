@@ -107,20 +107,7 @@ func (r *room) feedLocked(envs []*chatpb.Envelope) {
 		return
 	}
 	if !r.state.fed() {
-		// Stored; the restore replays them. They arrived in this run, so
-		// the replay shows them (deliverLocked) instead of treating them as
-		// the history an earlier run showed.
-		for _, env := range envs {
-			if m := metaOf(env); m.Kind == order.KindData {
-				if len(r.fresh) >= maxFresh {
-					// Still stored and in /history; only the live line is lost.
-					r.env.logger.Printf("#%s: over %d messages arrived before the restore; %s is not shown live", r.name, maxFresh, m.ID())
-					continue
-				}
-				r.fresh[m.ID()] = struct{}{}
-			}
-		}
-		return
+		return // stored; the restore replays them (and shows what was never shown)
 	}
 	metas := make([]order.Meta, 0, len(envs))
 	for _, env := range envs {
@@ -201,11 +188,18 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 		r.delivered.Add(1)
 		r.env.stats.delivered.Add(1)
 	}
-	if !r.state.shown() {
-		if _, ok := r.fresh[id]; !ok {
-			return // replaying the log on restart: this is history
-		}
-		delete(r.fresh, id) // stored while deferred: never shown yet
+	// Shown once, by whichever run of this peer delivers it first
+	// (shown.go): a replay is silent up to the marks and shows the rest.
+	if id.Seq <= r.env.shown.get(r.name, id.Origin) {
+		return
+	}
+	if err := r.env.shown.set(r.name, id.Origin, id.Seq); err != nil {
+		r.env.logger.Printf("#%s: %v", r.name, err)
+	}
+	if !r.state.shown() && r.env.shown.fresh {
+		// A data directory from before the marks: its replay is the
+		// history earlier runs showed.
+		return
 	}
 	if e == nil {
 		rec, err := r.env.log.Get(r.env.ctx, r.name, id.Origin, id.Seq)

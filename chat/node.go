@@ -63,6 +63,7 @@ type Node struct {
 	// speakers are the identities that are or were members: who may
 	// speak (memberkeys.go); closed by Shutdown.
 	speakers *memberKeys
+	shown    *shownMarks // what this peer has shown (shown.go)
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
@@ -136,9 +137,15 @@ func New(cfg Config) (*Node, error) {
 		_ = mkeys.close()
 		return nil, err
 	}
+	shown, err := openShownMarks(cfg.DataDir)
+	if err != nil {
+		_ = mkeys.close()
+		return nil, err
+	}
 	mlog, err := openLog(cfg)
 	if err != nil {
 		_ = mkeys.close()
+		_ = shown.close()
 		return nil, err
 	}
 	base, _ := profileConfig(cfg.MemberlistProfile)
@@ -160,6 +167,7 @@ func New(cfg Config) (*Node, error) {
 		logger:       log.New(cfg.LogOutput, "hearsay: ", log.LstdFlags|log.Lmicroseconds),
 		log:          mlog,
 		speakers:     mkeys,
+		shown:        shown,
 		rooms:        make(map[string]*room),
 		peerRooms:    make(map[string]*peerRoomSet),
 		roomVer:      time.Now().UnixNano(),
@@ -571,6 +579,9 @@ func (n *Node) Shutdown() error {
 		}
 		if e := n.speakers.close(); e != nil && err == nil {
 			err = fmt.Errorf("close member keys: %w", e)
+		}
+		if e := n.shown.close(); e != nil && err == nil {
+			err = fmt.Errorf("close shown marks: %w", e)
 		}
 		n.evMu.Lock()
 		n.evClosed = true

@@ -56,7 +56,8 @@ const (
 	// the room's lock yet; still nothing is fed.
 	roomRestoreQueued
 	// roomReplaying: the machine is rebuilt from the log; what it
-	// delivers is history, not shown.
+	// delivers is history, not shown, unless no run of this peer has
+	// shown it yet (shown.go).
 	roomReplaying
 	// roomCatchingUp: restored after a deferral, the room waits until it
 	// holds what its members reported before it numbers our messages
@@ -105,6 +106,8 @@ type roomEnv struct {
 	// isMember reports whether an origin is, or was, a member identity
 	// (whose messages this node accepts).
 	isMember func(id string) bool
+	// shown holds what this peer has shown of each origin (shown.go).
+	shown *shownMarks
 }
 
 // room is one joined room. See the file comment for its locking.
@@ -122,11 +125,6 @@ type room struct {
 	refused  bool                          // m refused messages: feed again from the log
 	conflict map[string]bool               // peers announcing this room with another mode (reported once)
 	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
-	// fresh holds the data messages stored while the room was deferred
-	// (bounded by maxFresh): the restore's replay shows them, because no
-	// run of this peer has shown them yet; the rest of the replay is
-	// history. Emptied when the replay ends.
-	fresh map[order.ID]struct{}
 	// outbox holds our own messages of the room that are numbered and
 	// committed but not pushed yet, in seq order: a Send's message waits
 	// there for the fsync it shares with concurrent Sends (see send), and a
@@ -178,7 +176,6 @@ func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred b
 		cache:    map[order.ID]*chatpb.Envelope{},
 		conflict: map[string]bool{},
 		gapPulls: map[string]time.Time{},
-		fresh:    map[order.ID]struct{}{},
 		progress: make(chan struct{}),
 	}
 	if !deferred {
@@ -222,7 +219,6 @@ func (r *room) restoreLocked(ctx context.Context, members map[string]uint64, the
 	r.catchUpLocked(ctx)
 	r.handleOutputLocked(r.m.Resume())
 	r.state = then
-	clear(r.fresh) // what the replay did not deliver is shown when it is
 	return nil
 }
 

@@ -38,10 +38,6 @@ const (
 	// maxGapPulls bounds the origins a room remembers its last gap pull
 	// for (room.receive); beyond it the map is cleared.
 	maxGapPulls = 4096
-	// maxFresh bounds the messages a deferred room remembers to show when
-	// its restore replays them (room.fresh): what arrives while a restarted
-	// peer waits for the members of a total or sequencer room.
-	maxFresh = 1 << 16
 )
 
 // Errors of the room API.
@@ -266,6 +262,7 @@ func (n *Node) newRoomEnv() *roomEnv {
 		conns:    n.conns,
 		nick:     n.Nick,
 		isMember: n.speakers.isMember,
+		shown:    n.shown,
 	}
 }
 
