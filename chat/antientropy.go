@@ -78,7 +78,7 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 		}
 		// Membership is synced on every change; this is the safety net.
 		n.syncMembersLocked(r)
-		if r.refused {
+		if r.refused || r.lagsLogLocked(n.ctx) {
 			r.catchUpLocked(n.ctx)
 		}
 		ids := r.memberIDsLocked()
@@ -89,6 +89,30 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 		slices.Sort(ids)
 		n.sendStatus(ids[rand.IntN(len(ids))], r.name, false, false)
 	}
+}
+
+// lagsLogLocked reports whether the machine holds messages back for one
+// that the log already has: stored, and never fed or fed and dropped. The
+// status we send says we have it, so no peer would ever repair it, and
+// the room would wait for good (chat/sim found rooms "waiting for b:2"
+// with b's stream stored through 15 after restarts); feeding the machine
+// from the log again repairs that, whatever the cause. Checked only when
+// something is held back, once per anti-entropy round. Caller holds r.mu.
+func (r *room) lagsLogLocked(ctx context.Context) bool {
+	if r.m.Stats().Held == 0 {
+		return false
+	}
+	vv, err := r.env.log.VersionVector(ctx, r.name)
+	if err != nil {
+		return false
+	}
+	for o, c := range vv {
+		if want := r.m.WantOf(o); c >= want {
+			r.env.logger.Printf("#%s: %s/%d is stored and the ordering still needs it: fed again from the log", r.name, o, want)
+			return true
+		}
+	}
+	return false
 }
 
 // sendStatus sends room's version vector to peer (see Status in
