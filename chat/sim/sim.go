@@ -111,11 +111,11 @@ type Options struct {
 	// default).
 	Logf func(format string, args ...any)
 	// ReplayedShown makes the checker count what a restarted peer's log
-	// holds as shown. A node replays its log silently when it restarts
-	// (that is the room's history), so a message it had stored but still
-	// held back when it crashed is never shown, only listed by History: a
-	// known limitation (docs/RELIABILITY.md). False, the default, reports
-	// such messages as not shown.
+	// holds as shown. Before the shown marks (chat/shown.go) a restarted
+	// node replayed its log silently, so a message it had stored but not
+	// shown when it crashed was never shown; kept to check how a change
+	// behaves without the marks' guarantee. False, the default, is strict:
+	// every stored message shown exactly once over the peer's lives.
 	ReplayedShown bool
 }
 
