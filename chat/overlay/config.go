@@ -18,6 +18,13 @@ type Config struct {
 	// ActiveSize is the HyParView active view: the neighbours this peer
 	// keeps connected. About log N + c (ActiveSizeFor).
 	ActiveSize int
+	// ActiveSlack lets a full active view take up to this many more
+	// neighbours when they ask (a low-priority Neighbor request): without
+	// it a small group of peers whose requests every full peer refuses
+	// stays cut off from the rest (seen in the simulator at 10,000 peers
+	// joining within 10 s). Joins and high-priority requests still make
+	// room by dropping a neighbour at ActiveSize.
+	ActiveSlack int
 	// PassiveSize is the passive view: peers known to be alive recently,
 	// candidates to replace a failed neighbour.
 	PassiveSize int
@@ -55,6 +62,7 @@ type Config struct {
 	OptimizeThreshold uint32
 
 	// Bounds on the state the Node keeps.
+	MaxTrees      int // origins whose tree links are remembered (least recently used go)
 	MaxSeen       int // received message IDs remembered (duplicate detection)
 	MaxCache      int // payloads kept to answer grafts
 	MaxCacheBytes int // total bytes of those payloads
@@ -78,6 +86,7 @@ func DefaultConfig(self string, seed uint64) Config {
 		Self:              self,
 		Seed:              seed,
 		ActiveSize:        5,
+		ActiveSlack:       1,
 		PassiveSize:       30,
 		ARWL:              6,
 		PRWL:              3,
@@ -90,7 +99,8 @@ func DefaultConfig(self string, seed uint64) Config {
 		GraftRetry:        200 * time.Millisecond,
 		MaxGraftAttempts:  6,
 		LazyInterval:      50 * time.Millisecond,
-		OptimizeThreshold: 0,
+		OptimizeThreshold: 2,
+		MaxTrees:          1024,
 		MaxSeen:           65536,
 		MaxCache:          1024,
 		MaxCacheBytes:     16 << 20,
@@ -118,8 +128,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Self == "" || len(c.Self) > MaxPeerIDLen:
 		return fmt.Errorf("self ID must be 1 to %d bytes, got %d", MaxPeerIDLen, len(c.Self))
-	case c.ActiveSize < 1 || c.ActiveSize > 64:
-		return fmt.Errorf("active view size %d out of 1..64", c.ActiveSize)
+	case c.ActiveSize < 1 || c.ActiveSlack < 0 || c.ActiveSize+c.ActiveSlack > 64:
+		return fmt.Errorf("active view size %d + slack %d out of 1..64", c.ActiveSize, c.ActiveSlack)
 	case c.PassiveSize < 1 || c.PassiveSize > 1024:
 		return fmt.Errorf("passive view size %d out of 1..1024", c.PassiveSize)
 	case c.PRWL > c.ARWL:
@@ -132,7 +142,7 @@ func (c Config) Validate() error {
 		return errors.New("graft timers and attempts must be positive")
 	case c.LazyInterval < 0:
 		return errors.New("lazy interval must not be negative")
-	case c.MaxSeen < 1 || c.MaxCache < 0 || c.MaxCacheBytes < 0 || c.MaxMissing < 1 ||
+	case c.MaxTrees < 1 || c.MaxSeen < 1 || c.MaxCache < 0 || c.MaxCacheBytes < 0 || c.MaxMissing < 1 ||
 		c.MaxAnnouncers < 1 || c.MaxLazyQueue < 1 || c.MaxIHave < 1 || c.MaxPayload < 1:
 		return errors.New("every bound must be positive")
 	}

@@ -12,7 +12,7 @@ func FuzzStep(f *testing.F) {
 	f.Add([]byte{3, 1, 3, 2, 8, 1, 9, 2, 10, 1, 11, 0, 6, 2, 7, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := testConfig("me")
-		cfg.MaxSeen, cfg.MaxCache, cfg.MaxMissing, cfg.MaxLazyQueue = 8, 4, 8, 4
+		cfg.MaxSeen, cfg.MaxCache, cfg.MaxMissing, cfg.MaxLazyQueue, cfg.MaxTrees = 8, 4, 8, 4, 3
 		n, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +37,7 @@ func FuzzStep(f *testing.F) {
 			default:
 				m := Message{Kind: Kind(op % 12), Peer: other, TTL: x % 8, High: x&1 == 1, Accept: x&2 == 2,
 					Peers: peers[:int(x)%len(peers)], ID: id, Round: uint32(x) << 24, Payload: []byte{x},
-					Announces: []Announce{{ID: id, Round: uint32(x)}}, IDs: []MsgID{id}}
+					Announces: []Announce{{ID: id, Origin: other, Round: uint32(x)}}, IDs: []MsgID{id}}
 				n.Step(now, p, m)
 			}
 			rd := n.Ready()
@@ -46,15 +46,18 @@ func FuzzStep(f *testing.F) {
 					t.Fatalf("message to %q: %+v", e.To, e.Msg)
 				}
 			}
-			if len(n.view.active) > cfg.ActiveSize || len(n.view.passive) > cfg.PassiveSize ||
+			if len(n.view.active) > cfg.ActiveSize+cfg.ActiveSlack || len(n.view.passive) > cfg.PassiveSize ||
 				len(n.view.pending) > cfg.ActiveSize || len(n.tree.seen) > cfg.MaxSeen ||
 				len(n.tree.cache) > cfg.MaxCache || len(n.tree.missing) > cfg.MaxMissing {
 				t.Fatalf("state over its bounds: %d %d %d %d %d %d", len(n.view.active), len(n.view.passive),
 					len(n.view.pending), len(n.tree.seen), len(n.tree.cache), len(n.tree.missing))
 			}
-			for _, p := range n.tree.eager {
-				if !n.isActive(p) {
-					t.Fatalf("eager %s not active", p)
+			if len(n.tree.trees) > cfg.MaxTrees {
+				t.Fatalf("%d trees, bound %d", len(n.tree.trees), cfg.MaxTrees)
+			}
+			for o, st := range n.tree.trees {
+				if st.lazy>>len(n.view.active) != 0 {
+					t.Fatalf("tree %s: lazy bits %b beyond %d neighbours", o, st.lazy, len(n.view.active))
 				}
 			}
 		}

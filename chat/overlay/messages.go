@@ -28,15 +28,17 @@ const (
 	// KindShuffleReply answers a Shuffle with passive peers of the
 	// receiver's.
 	KindShuffleReply
-	// KindGossip carries a broadcast (ID, Payload); Round is the number of
-	// hops from its origin to the sender.
+	// KindGossip carries a broadcast (ID, Payload) from Peer, its origin;
+	// Round is the number of hops from the origin to the sender.
 	KindGossip
 	// KindIHave announces message IDs (Announces) the sender has.
 	KindIHave
-	// KindGraft asks the receiver to push to the sender eagerly from now
-	// on, and to send the messages IDs names.
+	// KindGraft asks the receiver to push Peer's messages (the tree of
+	// origin Peer) to the sender eagerly from now on, and to send the
+	// messages IDs names.
 	KindGraft
-	// KindPrune asks the receiver to push to the sender lazily from now on.
+	// KindPrune asks the receiver to push Peer's messages to the sender
+	// lazily from now on.
 	KindPrune
 	kindEnd
 )
@@ -59,11 +61,12 @@ const NumKinds = int(kindEnd)
 // a hash of the room, origin and seq), so equal IDs mean equal messages.
 type MsgID [16]byte
 
-// Announce is one entry of an IHAVE: a message ID and the number of hops
-// from its origin to the announcer.
+// Announce is one entry of an IHAVE: a message ID, its origin, and the
+// number of hops from the origin to the announcer.
 type Announce struct {
-	ID    MsgID
-	Round uint32
+	ID     MsgID
+	Origin string
+	Round  uint32
 }
 
 // Message is one overlay message. Which fields mean something depends on
@@ -72,7 +75,7 @@ type Announce struct {
 // hands out in Deliveries (the caller must not change it afterwards).
 type Message struct {
 	Kind      Kind
-	Peer      string     // ForwardJoin: the joining peer; Shuffle: the walk's origin
+	Peer      string     // ForwardJoin: the joiner; Shuffle: the walk's origin; Gossip, Graft, Prune: the tree's origin
 	TTL       uint8      // ForwardJoin, Shuffle: steps left
 	High      bool       // Neighbor: the sender has no neighbour
 	Accept    bool       // NeighborReply
@@ -129,18 +132,27 @@ func (n *Node) valid(from string, m *Message) bool {
 			}
 		}
 	case KindGossip:
-		if len(m.Payload) > n.cfg.MaxPayload {
+		if m.Peer == "" || len(m.Payload) > n.cfg.MaxPayload {
 			return false
 		}
 	case KindIHave:
 		if len(m.Announces) == 0 || len(m.Announces) > n.cfg.MaxIHave {
 			return false
 		}
+		for _, a := range m.Announces {
+			if a.Origin == "" || len(a.Origin) > MaxPeerIDLen {
+				return false
+			}
+		}
 	case KindGraft:
-		if len(m.IDs) > n.cfg.MaxIHave {
+		if m.Peer == "" || len(m.IDs) > n.cfg.MaxIHave {
 			return false
 		}
-	case KindJoin, KindNeighbor, KindNeighborReply, KindDisconnect, KindPrune:
+	case KindPrune:
+		if m.Peer == "" {
+			return false
+		}
+	case KindJoin, KindNeighbor, KindNeighborReply, KindDisconnect:
 	default:
 		return false
 	}

@@ -93,11 +93,11 @@ func (n *Node) Passive() []string {
 	return out
 }
 
-// Eager returns a copy of the neighbours this peer pushes payloads to.
-func (n *Node) Eager() []string { return slices.Clone(n.tree.eager) }
+// Eager returns the neighbours this peer pushes origin's payloads to.
+func (n *Node) Eager(origin string) []string { return n.treeLinks(origin, false) }
 
-// Lazy returns a copy of the neighbours this peer announces IDs to.
-func (n *Node) Lazy() []string { return slices.Clone(n.tree.lazy) }
+// Lazy returns the neighbours this peer announces origin's IDs to.
+func (n *Node) Lazy(origin string) []string { return n.treeLinks(origin, true) }
 
 // Join makes contact the entry point into the group: the Node sends it a
 // Join now, and again every MaintainInterval while it has no neighbour
@@ -151,13 +151,13 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 	case KindShuffleReply:
 		n.handleShuffleReply(m.Peers)
 	case KindGossip:
-		n.handleGossip(from, m.ID, m.Round, m.Payload)
+		n.handleGossip(from, m.Peer, m.ID, m.Round, m.Payload)
 	case KindIHave:
 		n.handleIHave(from, m.Announces)
 	case KindGraft:
-		n.handleGraft(from, m.IDs)
+		n.handleGraft(from, m.Peer, m.IDs)
 	case KindPrune:
-		n.handlePrune(from)
+		n.makeLazy(m.Peer, from)
 	}
 }
 

@@ -25,19 +25,21 @@ func gossipReceived(tn *testNet) uint64 {
 
 func TestBroadcastReachesAllAndTreeConverges(t *testing.T) {
 	tn := settledNet(t, 40)
+	origins := []string{tn.order[0], tn.order[7], tn.order[14], tn.order[21], tn.order[28]}
 	for i := range 5 {
-		origin := tn.order[i*7%40]
+		origin := origins[i]
 		id := tn.broadcast(origin, i)
 		tn.advance(time.Second, 50*time.Millisecond)
 		if m := tn.missing(origin, id); len(m) > 0 {
 			t.Fatalf("message %d missing at %v", i, m)
 		}
 	}
-	// The duplicates of the first broadcasts pruned the cycles: a message
-	// now crosses a spanning tree, one payload per receiver.
+	// The duplicates of each origin's first broadcast pruned the cycles of
+	// its tree: its messages now cross a spanning tree, one payload per
+	// receiver.
 	before := gossipReceived(tn)
 	for i := 5; i < 15; i++ {
-		origin := tn.order[i*11%40]
+		origin := origins[i%5]
 		id := tn.broadcast(origin, i)
 		tn.advance(time.Second, 50*time.Millisecond)
 		if m := tn.missing(origin, id); len(m) > 0 {
@@ -47,10 +49,14 @@ func TestBroadcastReachesAllAndTreeConverges(t *testing.T) {
 	if got, want := gossipReceived(tn)-before, uint64(10*39); got != want {
 		t.Errorf("payloads received for 10 broadcasts to 39 peers: got %d, want %d (one each)", got, want)
 	}
-	for _, id := range tn.live() {
-		nd := tn.nodes[id]
-		if len(nd.tree.eager)+len(nd.tree.lazy) != len(nd.view.active) {
-			t.Errorf("%s: eager %v + lazy %v is not its active view %v", id, nd.tree.eager, nd.tree.lazy, nd.view.active)
+	// Each origin's eager links form a spanning tree: N-1 links.
+	for _, o := range origins {
+		links := 0
+		for _, id := range tn.live() {
+			links += len(tn.nodes[id].Eager(o))
+		}
+		if links != 2*39 {
+			t.Errorf("tree of %s: %d eager link ends, want %d (a spanning tree)", o, links, 2*39)
 		}
 	}
 }
@@ -65,7 +71,7 @@ func TestTreeRepairAfterNeighbourFails(t *testing.T) {
 	// subtrees must be reached through grafts and the repaired views.
 	var interior []string
 	for _, id := range tn.order[1:] {
-		if len(tn.nodes[id].tree.eager) >= 3 {
+		if len(tn.nodes[id].Eager(tn.order[0])) >= 3 {
 			interior = append(interior, id)
 		}
 	}
@@ -189,13 +195,13 @@ func TestTreeStateBoundedAgainstFloods(t *testing.T) {
 	for _, p := range []string{"a", "b", "c"} {
 		n.Step(0, p, Message{Kind: KindNeighbor})
 	}
-	n.Step(0, "b", Message{Kind: KindPrune}) // b lazy: its queue fills
+	n.Step(0, "b", Message{Kind: KindPrune, Peer: "c"}) // b lazy for c's tree: its queue fills
 	n.Ready()
 	// An announcer floods IDs nobody will send.
 	for i := range 100 {
 		anns := make([]Announce, 16)
 		for k := range anns {
-			anns[k] = Announce{ID: msgID(i*16 + k + 1<<20)}
+			anns[k] = Announce{ID: msgID(i*16 + k + 1<<20), Origin: "z"}
 		}
 		n.Step(0, "a", Message{Kind: KindIHave, Announces: anns})
 	}
@@ -204,7 +210,7 @@ func TestTreeStateBoundedAgainstFloods(t *testing.T) {
 	}
 	// A sender floods payloads.
 	for i := range 1000 {
-		n.Step(0, "c", Message{Kind: KindGossip, ID: msgID(i), Payload: make([]byte, 300)})
+		n.Step(0, "c", Message{Kind: KindGossip, Peer: "c", ID: msgID(i), Payload: make([]byte, 300)})
 	}
 	if len(n.tree.seen) > cfg.MaxSeen || n.tree.seenQ.len() > cfg.MaxSeen {
 		t.Errorf("seen %d, bound %d", len(n.tree.seen), cfg.MaxSeen)
@@ -239,7 +245,7 @@ func TestDeterministic(t *testing.T) {
 		tn.advance(5*time.Second, 100*time.Millisecond)
 		out := ""
 		for _, id := range tn.live() {
-			out += fmt.Sprint(id, tn.nodes[id].Active(), tn.nodes[id].Eager(), tn.nodes[id].Passive(), tn.nodes[id].Stats())
+			out += fmt.Sprint(id, tn.nodes[id].Active(), tn.nodes[id].Eager(tn.order[0]), tn.nodes[id].Passive(), tn.nodes[id].Stats())
 		}
 		return out
 	}

@@ -67,16 +67,18 @@ func (n *Node) pendingIndex(p string) int {
 	return -1
 }
 
-// addActive makes p a neighbour, dropping a random one if the view is
-// full. It reports whether p is a neighbour now.
-func (n *Node) addActive(p string) bool {
+// addActive makes p a neighbour, dropping a random one if the view holds
+// limit peers already. It reports whether p is a neighbour now.
+func (n *Node) addActive(p string) bool { return n.addActiveUpTo(p, n.cfg.ActiveSize) }
+
+func (n *Node) addActiveUpTo(p string, limit int) bool {
 	if p == n.cfg.Self || p == "" {
 		return false
 	}
 	if n.isActive(p) {
 		return true
 	}
-	if len(n.view.active) >= n.cfg.ActiveSize {
+	for len(n.view.active) >= limit {
 		drop := n.view.active[n.rng.IntN(len(n.view.active))]
 		n.removeActive(drop, true)
 		n.addPassive(drop, 0)
@@ -89,7 +91,6 @@ func (n *Node) addActive(p string) bool {
 	}
 	n.view.active = append(n.view.active, p)
 	n.out.Up = append(n.out.Up, p)
-	n.treeUp(p)
 	n.armShuffle()
 	return true
 }
@@ -100,12 +101,12 @@ func (n *Node) removeActive(p string, disconnect bool) {
 	if i < 0 {
 		return
 	}
+	n.treeDown(i, p)
 	n.view.active = slices.Delete(n.view.active, i, i+1)
 	if disconnect {
 		n.send(p, Message{Kind: KindDisconnect})
 	}
 	n.out.Down = append(n.out.Down, p)
-	n.treeDown(p)
 	n.armMaintain()
 }
 
@@ -190,8 +191,8 @@ func (n *Node) handleForwardJoin(from, joiner string, ttl uint8) {
 }
 
 func (n *Node) handleNeighbor(from string, high bool) {
-	if n.isActive(from) || high || len(n.view.active) < n.cfg.ActiveSize {
-		n.addActive(from)
+	if n.isActive(from) || high || len(n.view.active) < n.cfg.ActiveSize+n.cfg.ActiveSlack {
+		n.addActiveUpTo(from, n.cfg.ActiveSize+n.cfg.ActiveSlack)
 		n.send(from, Message{Kind: KindNeighborReply, Accept: true})
 		return
 	}
@@ -205,8 +206,9 @@ func (n *Node) handleNeighborReply(from string, accept bool) {
 	}
 	if accept {
 		// Also the answer to a Join, or to a ForwardJoin that ended at
-		// the sender: a link is in both views.
-		n.addActive(from)
+		// the sender: a link is in both views (the sender may be over
+		// ActiveSize by its slack, so we may be too).
+		n.addActiveUpTo(from, n.cfg.ActiveSize+n.cfg.ActiveSlack)
 		return
 	}
 	if i := n.passiveIndex(from); i >= 0 {
@@ -349,9 +351,19 @@ func (n *Node) maintain() {
 	}
 	n.view.pending = kept
 	n.fillActive()
-	if len(n.view.active) == 0 && len(n.view.pending) == 0 && n.view.contact != "" && n.now >= n.view.nextJoin {
+	// Short of neighbours with nobody left to ask (every passive peer
+	// refused or failed): join again through the contact, which cannot
+	// refuse, and whose walk reaches the rest of the group.
+	if len(n.view.active) < n.cfg.ActiveSize && len(n.view.pending) == 0 && n.view.contact != "" &&
+		!n.isActive(n.view.contact) && n.now >= n.view.nextJoin {
 		n.send(n.view.contact, Message{Kind: KindJoin})
-		n.view.nextJoin = n.now + n.cfg.NeighborTimeout
+		// Alone, soon again; with some neighbours, rarely: each join
+		// makes the contact drop one of its own.
+		wait := n.cfg.NeighborTimeout
+		if len(n.view.active) > 0 {
+			wait = n.cfg.ShuffleInterval
+		}
+		n.view.nextJoin = n.now + wait
 	}
 }
 
