@@ -111,3 +111,60 @@ func TestInvalidMessagesDropped(t *testing.T) {
 		})
 	}
 }
+
+func TestFullViewTakesLowPriorityRequestWithinSlack(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.ActiveSlack = 1
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b", "c", "d"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Ready()
+	// Full at ActiveSize 4: a fifth peer asking is still taken (an
+	// isolated group's only way back in), a sixth is refused.
+	for _, c := range []struct {
+		peer   string
+		accept bool
+	}{{"e", true}, {"f", false}} {
+		n.Step(0, c.peer, Message{Kind: KindNeighbor})
+		rd := n.Ready()
+		if len(rd.Messages) != 1 || rd.Messages[0].Msg.Kind != KindNeighborReply || rd.Messages[0].Msg.Accept != c.accept {
+			t.Fatalf("request from %s: got %+v, want a reply with accept %v", c.peer, rd.Messages, c.accept)
+		}
+	}
+	if got := len(n.Active()); got != cfg.ActiveSize+cfg.ActiveSlack {
+		t.Fatalf("active view %d, want %d", got, cfg.ActiveSize+cfg.ActiveSlack)
+	}
+}
+
+func TestShortViewWithNobodyToAskJoinsAgain(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Join(0, "contact")
+	n.Step(0, "x", Message{Kind: KindNeighbor}) // one neighbour, no passive peer
+	n.Ready()
+	n.Tick(cfg.NeighborTimeout + cfg.MaintainInterval)
+	joins := 0
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindJoin && e.To == "contact" {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Fatalf("%d joins to the contact, want 1: a peer short of neighbours with nobody to ask must rejoin", joins)
+	}
+	// Not again before ShuffleInterval: each join costs the contact a
+	// neighbour.
+	n.Tick(cfg.NeighborTimeout + 3*cfg.MaintainInterval)
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindJoin {
+			t.Fatal("joined again within ShuffleInterval")
+		}
+	}
+}

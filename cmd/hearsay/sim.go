@@ -151,6 +151,9 @@ type simLine struct {
 	Loss           float64 `json:"loss"`
 	Speakers       int     `json:"speakers"`
 	Rate           float64 `json:"rate"`
+	LatencyMinMs   float64 `json:"latency_min_ms"`
+	LatencyMaxMs   float64 `json:"latency_max_ms"`
+	Optimize       uint32  `json:"optimize_threshold"`
 	WallSeconds    float64 `json:"wall_seconds"`
 }
 
@@ -180,7 +183,8 @@ func runSim(ctx context.Context, streams *ioStreams, o *simOptions, cfgs []overl
 			return fmt.Errorf("simulate N=%d seed %d: %w", c.Peers, c.Seed, err)
 		}
 		line := simLine{Result: r, ChurnPerMinute: c.ChurnPerMinute, Loss: c.Loss, Speakers: c.Speakers,
-			Rate: c.Rate, WallSeconds: math.Round(time.Since(start).Seconds()*10) / 10}
+			Rate: c.Rate, LatencyMinMs: ms(c.LatencyMin), LatencyMaxMs: ms(c.LatencyMax),
+			Optimize: c.Overlay("x", 0).OptimizeThreshold, WallSeconds: math.Round(time.Since(start).Seconds()*10) / 10}
 		if len(sinks) > 0 {
 			b, err := json.Marshal(line)
 			if err != nil {
@@ -205,3 +209,5 @@ func runSim(ctx context.Context, streams *ioStreams, o *simOptions, cfgs []overl
 	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
