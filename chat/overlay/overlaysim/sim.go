@@ -242,12 +242,14 @@ func (s *sim) run(ctx context.Context) error {
 	start := cfg.JoinSpread + cfg.Settle
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	total := cfg.Warmup + cfg.Messages
+	measStart := start + time.Duration(cfg.Warmup)*interval
+	end := start + time.Duration(total-1)*interval + cfg.Window
+	// Pushed first: at measStart the measured phase begins before the
+	// first measured broadcast leaves (ties go in insertion order).
+	s.q.push(event{at: measStart, kind: evMeasure})
 	for k := range total {
 		s.q.push(event{at: start + time.Duration(k)*interval, kind: evBroadcast, to: int32(k)})
 	}
-	measStart := start + time.Duration(cfg.Warmup)*interval
-	end := start + time.Duration(total-1)*interval + cfg.Window
-	s.q.push(event{at: measStart, kind: evMeasure})
 	if cfg.ChurnPerMinute > 0 {
 		every := time.Duration(float64(time.Minute) / (cfg.ChurnPerMinute * float64(cfg.Peers)))
 		for at := measStart + every; at < end; at += every {
