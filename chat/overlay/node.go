@@ -1,0 +1,202 @@
+package overlay
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Node is one peer's overlay: its HyParView views (view.go) and its
+// Plumtree state (tree.go). It is not safe for concurrent use: the driver
+// feeds it inputs one at a time and collects the outputs with Ready.
+// Times are the driver's monotonic clock as a duration since any fixed
+// origin; a time earlier than one already seen counts as that one.
+type Node struct {
+	cfg Config
+	rng *rand.Rand
+	now time.Duration
+
+	view view
+	tree tree
+
+	out   Ready
+	stats Stats
+}
+
+// Ready is what a Node asks its driver to do after its inputs so far.
+type Ready struct {
+	// Messages to send, in order. The driver opens a connection to a
+	// destination it has none with (a Neighbor request, a shuffle reply);
+	// a failure to reach it is reported back with PeerDown.
+	Messages []Envelope
+	// Deliveries are broadcasts received for the first time.
+	Deliveries []Delivery
+	// Up are peers that entered the active view (keep a connection open);
+	// Down are peers that left it (their connection may close).
+	Up, Down []string
+}
+
+// Stats counts what a Node did. Every counter only grows.
+type Stats struct {
+	Sent, Received [NumKinds]uint64 // messages by kind
+	Invalid        uint64           // messages dropped by the bounds check
+	Delivered      uint64           // broadcasts received for the first time
+	Duplicates     uint64           // payloads received again (each prunes a link)
+	GraftsSent     uint64           // grafts for a missing message
+	LazyDrops      uint64           // announcements dropped: a lazy queue was full
+	MissingDrops   uint64           // announcements ignored: the missing table was full
+	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
+	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
+}
+
+// New returns a Node with empty views. It sends nothing until Join, or
+// until a peer contacts it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("overlay config: %w", err)
+	}
+	n := &Node{
+		cfg: cfg,
+		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+	}
+	n.tree.init()
+	return n, nil
+}
+
+// Self returns this peer's ID.
+func (n *Node) Self() string { return n.cfg.Self }
+
+// Ready returns the outputs accumulated since the last call; the caller
+// owns them (the Node appends later outputs past them, never over them).
+func (n *Node) Ready() Ready {
+	r := n.out
+	n.out.Messages = n.out.Messages[len(n.out.Messages):]
+	n.out.Deliveries = n.out.Deliveries[len(n.out.Deliveries):]
+	n.out.Up = n.out.Up[len(n.out.Up):]
+	n.out.Down = n.out.Down[len(n.out.Down):]
+	return r
+}
+
+// Stats returns the Node's counters.
+func (n *Node) Stats() Stats { return n.stats }
+
+// Active returns a copy of the active view.
+func (n *Node) Active() []string { return slices.Clone(n.view.active) }
+
+// Passive returns a copy of the passive view.
+func (n *Node) Passive() []string {
+	out := make([]string, len(n.view.passive))
+	for i, p := range n.view.passive {
+		out[i] = p.id
+	}
+	return out
+}
+
+// Eager returns the neighbours this peer pushes origin's payloads to.
+func (n *Node) Eager(origin string) []string { return n.treeLinks(origin, false) }
+
+// Lazy returns the neighbours this peer announces origin's IDs to.
+func (n *Node) Lazy(origin string) []string { return n.treeLinks(origin, true) }
+
+// Join makes contact the entry point into the group: the Node sends it a
+// Join now, and again every MaintainInterval while it has no neighbour
+// and no passive peer to ask.
+func (n *Node) Join(now time.Duration, contact string) {
+	n.advance(now)
+	if contact == "" || contact == n.cfg.Self || len(contact) > MaxPeerIDLen {
+		return
+	}
+	n.view.contact = contact
+	n.send(contact, Message{Kind: KindJoin})
+	n.view.nextJoin = n.now + n.cfg.NeighborTimeout
+	n.armMaintain()
+}
+
+// Leave says goodbye: every neighbour gets a Disconnect and the views are
+// emptied. The Node can Join again later.
+func (n *Node) Leave(now time.Duration) {
+	n.advance(now)
+	for len(n.view.active) > 0 {
+		p := n.view.active[len(n.view.active)-1]
+		n.removeActive(p, true)
+	}
+	n.view.passive = n.view.passive[:0]
+	n.view.pending = n.view.pending[:0]
+	n.view.contact = ""
+}
+
+// Step handles one message from a peer. A message that breaks a bound is
+// counted (Stats.Invalid) and dropped.
+func (n *Node) Step(now time.Duration, from string, m Message) {
+	n.advance(now)
+	if !n.valid(from, &m) {
+		n.stats.Invalid++
+		return
+	}
+	n.stats.Received[m.Kind]++
+	switch m.Kind {
+	case KindJoin:
+		n.handleJoin(from)
+	case KindForwardJoin:
+		n.handleForwardJoin(from, m.Peer, m.TTL)
+	case KindNeighbor:
+		n.handleNeighbor(from, m.High)
+	case KindNeighborReply:
+		n.handleNeighborReply(from, m.Accept)
+	case KindDisconnect:
+		n.handleDisconnect(from)
+	case KindShuffle:
+		n.handleShuffle(from, m.Peer, m.TTL, m.Peers)
+	case KindShuffleReply:
+		n.handleShuffleReply(m.Peers)
+	case KindGossip:
+		n.handleGossip(from, m.Peer, m.ID, m.Round, m.Payload)
+	case KindIHave:
+		n.handleIHave(from, m.Announces)
+	case KindGraft:
+		n.handleGraft(from, m.Peer, m.IDs)
+	case KindPrune:
+		n.makeLazy(m.Peer, from)
+	}
+}
+
+// PeerDown reports that peer cannot be reached: its connection broke, or
+// could not be opened. A neighbour is replaced from the passive view; a
+// passive peer is forgotten.
+func (n *Node) PeerDown(now time.Duration, peer string) {
+	n.advance(now)
+	n.handlePeerDown(peer)
+}
+
+// Tick lets time pass: shuffles, view repair, grafts for missing
+// messages and batched announcements that are due. Call it at
+// NextDeadline (calling it more often is harmless).
+func (n *Node) Tick(now time.Duration) {
+	n.advance(now)
+	n.tickView()
+	n.tickTree()
+}
+
+// NextDeadline returns the time of the next Tick the Node needs.
+func (n *Node) NextDeadline() time.Duration {
+	d := n.view.nextMaintain
+	if n.view.nextShuffle != 0 && n.view.nextShuffle < d {
+		d = n.view.nextShuffle
+	}
+	if t, ok := n.tree.nextDeadline(); ok && t < d {
+		d = t
+	}
+	return d
+}
+
+func (n *Node) advance(now time.Duration) {
+	if now > n.now {
+		n.now = now
+	}
+}
+
+func (n *Node) send(to string, m Message) {
+	n.stats.Sent[m.Kind]++
+	n.out.Messages = append(n.out.Messages, Envelope{To: to, Msg: m})
+}

@@ -1,0 +1,255 @@
+package overlay
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func settledNet(t *testing.T, n int) *testNet {
+	t.Helper()
+	tn := newTestNet(t, n, testConfig)
+	tn.joinAll()
+	tn.advance(20*time.Second, 100*time.Millisecond)
+	return tn
+}
+
+func gossipReceived(tn *testNet) uint64 {
+	var total uint64
+	for _, id := range tn.live() {
+		total += tn.nodes[id].Stats().Received[KindGossip]
+	}
+	return total
+}
+
+func TestBroadcastReachesAllAndTreeConverges(t *testing.T) {
+	tn := settledNet(t, 40)
+	origins := []string{tn.order[0], tn.order[7], tn.order[14], tn.order[21], tn.order[28]}
+	for i := range 5 {
+		origin := origins[i]
+		id := tn.broadcast(origin, i)
+		tn.advance(time.Second, 50*time.Millisecond)
+		if m := tn.missing(origin, id); len(m) > 0 {
+			t.Fatalf("message %d missing at %v", i, m)
+		}
+	}
+	// The duplicates of each origin's first broadcast pruned the cycles of
+	// its tree: its messages now cross a spanning tree, one payload per
+	// receiver.
+	before := gossipReceived(tn)
+	for i := 5; i < 15; i++ {
+		origin := origins[i%5]
+		id := tn.broadcast(origin, i)
+		tn.advance(time.Second, 50*time.Millisecond)
+		if m := tn.missing(origin, id); len(m) > 0 {
+			t.Fatalf("message %d missing at %v", i, m)
+		}
+	}
+	if got, want := gossipReceived(tn)-before, uint64(10*39); got != want {
+		t.Errorf("payloads received for 10 broadcasts to 39 peers: got %d, want %d (one each)", got, want)
+	}
+	// Each origin's eager links form a spanning tree: N-1 links.
+	for _, o := range origins {
+		links := 0
+		for _, id := range tn.live() {
+			links += len(tn.nodes[id].Eager(o))
+		}
+		if links != 2*39 {
+			t.Errorf("tree of %s: %d eager link ends, want %d (a spanning tree)", o, links, 2*39)
+		}
+	}
+}
+
+func TestTreeRepairAfterNeighbourFails(t *testing.T) {
+	tn := settledNet(t, 40)
+	for i := range 5 {
+		tn.broadcast(tn.order[0], i)
+		tn.advance(time.Second, 50*time.Millisecond)
+	}
+	// Crash the interior tree nodes with the most eager links: their
+	// subtrees must be reached through grafts and the repaired views.
+	var interior []string
+	for _, id := range tn.order[1:] {
+		if len(tn.nodes[id].Eager(tn.order[0])) >= 3 {
+			interior = append(interior, id)
+		}
+	}
+	if len(interior) == 0 {
+		t.Fatal("no interior tree node to crash")
+	}
+	for _, id := range interior[:min(3, len(interior))] {
+		tn.crash(id)
+	}
+	var grafts uint64
+	for _, id := range tn.live() {
+		grafts -= tn.nodes[id].Stats().GraftsSent
+	}
+	id := tn.broadcast(tn.order[0], 100)
+	tn.advance(3*time.Second, 50*time.Millisecond)
+	if m := tn.missing(tn.order[0], id); len(m) > 0 {
+		t.Fatalf("after crashing %v, message missing at %v", interior, m)
+	}
+	for _, id := range tn.live() {
+		grafts += tn.nodes[id].Stats().GraftsSent
+	}
+	t.Logf("crashed %d interior nodes; %d grafts repaired the tree", min(3, len(interior)), grafts)
+	// The next messages need no repair: the tree healed.
+	for i := 101; i < 104; i++ {
+		id := tn.broadcast(tn.order[0], i)
+		tn.advance(time.Second, 50*time.Millisecond)
+		if m := tn.missing(tn.order[0], id); len(m) > 0 {
+			t.Fatalf("message %d missing at %v", i, m)
+		}
+	}
+}
+
+func TestGraftOnLostEagerPush(t *testing.T) {
+	tn := settledNet(t, 20)
+	for i := range 5 {
+		tn.broadcast(tn.order[0], i)
+		tn.advance(time.Second, 50*time.Millisecond)
+	}
+	victim := tn.order[7]
+	var lost int
+	tn.drop = func(from string, e Envelope) bool {
+		if e.To == victim && e.Msg.Kind == KindGossip {
+			lost++
+			return true
+		}
+		return false
+	}
+	before := tn.nodes[victim].Stats().GraftsSent
+	id := tn.broadcast(tn.order[0], 50)
+	tn.drop = nil
+	if lost == 0 {
+		t.Fatal("no eager push to the victim to lose")
+	}
+	if slices.ContainsFunc(tn.delivered[victim], func(d Delivery) bool { return d.ID == id }) {
+		t.Fatal("delivered although its push was lost")
+	}
+	// The announcements leave after LazyInterval (the test network has no
+	// latency); until GraftTimeout after them the victim waits.
+	cfg := tn.nodes[victim].cfg
+	tn.advance(cfg.LazyInterval+cfg.GraftTimeout-time.Millisecond, time.Millisecond)
+	if got := tn.nodes[victim].Stats().GraftsSent; got != before {
+		t.Fatalf("grafted before the timeout (%d grafts)", got-before)
+	}
+	tn.advance(2*time.Millisecond, time.Millisecond)
+	if got := tn.nodes[victim].Stats().GraftsSent; got != before+1 {
+		t.Fatalf("grafts after the timeout: %d, want 1", got-before)
+	}
+	if m := tn.missing(tn.order[0], id); len(m) > 0 {
+		t.Fatalf("message missing at %v after the graft", m)
+	}
+}
+
+func TestGraftRetriesWhenGraftLost(t *testing.T) {
+	tn := settledNet(t, 20)
+	for i := range 5 {
+		tn.broadcast(tn.order[0], i)
+		tn.advance(time.Second, 50*time.Millisecond)
+	}
+	victim := tn.order[9]
+	grafts := 0
+	tn.drop = func(from string, e Envelope) bool {
+		if e.To == victim && e.Msg.Kind == KindGossip {
+			return true
+		}
+		if from == victim && e.Msg.Kind == KindGraft && grafts == 0 {
+			grafts++
+			return true // the first graft is lost too
+		}
+		return false
+	}
+	id := tn.broadcast(tn.order[0], 60)
+	// Only payloads sent during the broadcast are lost; grafts answer.
+	tn.drop = func(from string, e Envelope) bool {
+		if from == victim && e.Msg.Kind == KindGraft && grafts == 0 {
+			grafts++
+			return true
+		}
+		return false
+	}
+	tn.advance(2*time.Second, 10*time.Millisecond)
+	if m := tn.missing(tn.order[0], id); len(m) > 0 {
+		t.Fatalf("message missing at %v", m)
+	}
+	if got := tn.nodes[victim].Stats().GraftsSent; got < 2 {
+		t.Fatalf("victim sent %d grafts, want a retry after the lost one", got)
+	}
+}
+
+func TestTreeStateBoundedAgainstFloods(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.MaxMissing = 64
+	cfg.MaxSeen = 100
+	cfg.MaxCache = 10
+	cfg.MaxCacheBytes = 1000
+	cfg.MaxLazyQueue = 8
+	cfg.MaxIHave = 16
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b", "c"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Step(0, "b", Message{Kind: KindPrune, Peer: "c"}) // b lazy for c's tree: its queue fills
+	n.Ready()
+	// An announcer floods IDs nobody will send.
+	for i := range 100 {
+		anns := make([]Announce, 16)
+		for k := range anns {
+			anns[k] = Announce{ID: msgID(i*16 + k + 1<<20), Origin: "z"}
+		}
+		n.Step(0, "a", Message{Kind: KindIHave, Announces: anns})
+	}
+	if got := len(n.tree.missing); got > cfg.MaxMissing {
+		t.Errorf("missing table %d, bound %d", got, cfg.MaxMissing)
+	}
+	// A sender floods payloads.
+	for i := range 1000 {
+		n.Step(0, "c", Message{Kind: KindGossip, Peer: "c", ID: msgID(i), Payload: make([]byte, 300)})
+	}
+	if len(n.tree.seen) > cfg.MaxSeen || n.tree.seenQ.len() > cfg.MaxSeen {
+		t.Errorf("seen %d, bound %d", len(n.tree.seen), cfg.MaxSeen)
+	}
+	if len(n.tree.cache) > cfg.MaxCache || n.tree.cacheBytes > cfg.MaxCacheBytes {
+		t.Errorf("cache %d entries %d bytes, bounds %d, %d", len(n.tree.cache), n.tree.cacheBytes, cfg.MaxCache, cfg.MaxCacheBytes)
+	}
+	if got := len(n.tree.lazyQ["b"]); got > cfg.MaxLazyQueue {
+		t.Errorf("lazy queue %d, bound %d", got, cfg.MaxLazyQueue)
+	}
+	if n.Stats().LazyDrops == 0 || n.Stats().MissingDrops == 0 || n.Stats().SeenEvictions == 0 {
+		t.Errorf("floods not counted: %+v", n.Stats())
+	}
+	// Grafts given up after MaxGraftAttempts: the table empties.
+	for k := range 100 {
+		n.Tick(time.Duration(k+1) * time.Second)
+	}
+	if got := len(n.tree.missing); got != 0 {
+		t.Errorf("missing table holds %d after every graft attempt", got)
+	}
+	n.Ready()
+}
+
+func TestDeterministic(t *testing.T) {
+	run := func() string {
+		tn := settledNet(t, 25)
+		for i := range 5 {
+			tn.broadcast(tn.order[i], i)
+			tn.advance(time.Second, 50*time.Millisecond)
+		}
+		tn.crash(tn.order[3])
+		tn.advance(5*time.Second, 100*time.Millisecond)
+		out := ""
+		for _, id := range tn.live() {
+			out += fmt.Sprint(id, tn.nodes[id].Active(), tn.nodes[id].Eager(tn.order[0]), tn.nodes[id].Passive(), tn.nodes[id].Stats())
+		}
+		return out
+	}
+	if a, b := run(), run(); a != b {
+		t.Fatal("two runs with the same seeds and inputs differ")
+	}
+}

@@ -1,0 +1,170 @@
+package overlay
+
+import (
+	"testing"
+	"time"
+)
+
+func TestJoinBuildsSymmetricConnectedViews(t *testing.T) {
+	tn := newTestNet(t, 50, testConfig)
+	tn.joinAll()
+	tn.advance(30*time.Second, 100*time.Millisecond)
+	tn.checkViews(2)
+	// Shuffles filled the passive views.
+	for _, id := range tn.live() {
+		if got := len(tn.nodes[id].view.passive); got < 4 {
+			t.Errorf("%s: passive view has %d peers after 30 s of shuffles, want at least 4", id, got)
+		}
+	}
+}
+
+func TestViewsRepairUnderChurn(t *testing.T) {
+	tn := newTestNet(t, 60, testConfig)
+	tn.joinAll()
+	tn.advance(20*time.Second, 100*time.Millisecond)
+	// Crash a fifth of the group in waves, and join new peers meanwhile.
+	next := 60
+	for wave := range 4 {
+		for k := range 3 {
+			victim := tn.live()[(wave*13+k*7)%len(tn.live())]
+			tn.crash(victim)
+		}
+		id := tn.add("n"+string(rune('a'+wave)), testConfig)
+		id.Join(tn.now, tn.live()[0])
+		tn.collect(id.Self())
+		tn.run()
+		next++
+		tn.advance(5*time.Second, 100*time.Millisecond)
+	}
+	tn.advance(20*time.Second, 100*time.Millisecond)
+	tn.checkViews(2)
+}
+
+func TestNeighbourFailureReplacedFromPassive(t *testing.T) {
+	tn := newTestNet(t, 30, testConfig)
+	tn.joinAll()
+	tn.advance(30*time.Second, 100*time.Millisecond)
+	a := tn.nodes[tn.order[5]]
+	before := a.Active()
+	for _, p := range before {
+		tn.crash(p)
+	}
+	// Every neighbour of a is gone; its passive view gives new ones at
+	// once (high-priority requests cannot be refused).
+	tn.advance(3*time.Second, 100*time.Millisecond)
+	if len(a.view.active) == 0 {
+		t.Fatalf("active view still empty after its %d neighbours failed; passive %v", len(before), a.Passive())
+	}
+	tn.advance(10*time.Second, 100*time.Millisecond)
+	tn.checkViews(2)
+}
+
+func TestActiveViewBoundedAgainstJoinFlood(t *testing.T) {
+	tn := newTestNet(t, 1, testConfig)
+	a := tn.nodes["p000"]
+	for i := range 500 {
+		a.Step(0, "x"+string(rune(i%26+'a'))+string(rune(i/26+'a')), Message{Kind: KindJoin})
+		a.Ready()
+	}
+	if len(a.view.active) > a.cfg.ActiveSize+a.cfg.ActiveSlack || len(a.view.passive) > a.cfg.PassiveSize {
+		t.Fatalf("views %d/%d, bounds %d/%d", len(a.view.active), len(a.view.passive), a.cfg.ActiveSize, a.cfg.PassiveSize)
+	}
+}
+
+func TestInvalidMessagesDropped(t *testing.T) {
+	n, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := string(make([]byte, MaxPeerIDLen+1))
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = "x"
+	}
+	cases := []struct {
+		name string
+		from string
+		m    Message
+	}{
+		{"zero kind", "a", Message{}},
+		{"unknown kind", "a", Message{Kind: kindEnd}},
+		{"from self", "me", Message{Kind: KindJoin}},
+		{"long sender", long, Message{Kind: KindJoin}},
+		{"forward join without peer", "a", Message{Kind: KindForwardJoin, TTL: 1}},
+		{"ttl over the walk", "a", Message{Kind: KindForwardJoin, Peer: "b", TTL: 200}},
+		{"shuffle too long", "a", Message{Kind: KindShuffle, Peer: "a", Peers: many}},
+		{"empty ID in shuffle", "a", Message{Kind: KindShuffleReply, Peers: []string{""}}},
+		{"payload too large", "a", Message{Kind: KindGossip, Payload: make([]byte, n.cfg.MaxPayload+1)}},
+		{"empty ihave", "a", Message{Kind: KindIHave}},
+		{"ihave too long", "a", Message{Kind: KindIHave, Announces: make([]Announce, n.cfg.MaxIHave+1)}},
+		{"graft too long", "a", Message{Kind: KindGraft, IDs: make([]MsgID, n.cfg.MaxIHave+1)}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n.Step(0, c.from, c.m)
+			if got := n.Stats().Invalid; got != uint64(i+1) {
+				t.Fatalf("invalid count %d, want %d", got, i+1)
+			}
+			if rd := n.Ready(); len(rd.Messages)+len(rd.Up) > 0 {
+				t.Fatalf("an invalid message caused output %+v", rd)
+			}
+		})
+	}
+}
+
+func TestFullViewTakesLowPriorityRequestWithinSlack(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.ActiveSlack = 1
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b", "c", "d"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Ready()
+	// Full at ActiveSize 4: a fifth peer asking is still taken (an
+	// isolated group's only way back in), a sixth is refused.
+	for _, c := range []struct {
+		peer   string
+		accept bool
+	}{{"e", true}, {"f", false}} {
+		n.Step(0, c.peer, Message{Kind: KindNeighbor})
+		rd := n.Ready()
+		if len(rd.Messages) != 1 || rd.Messages[0].Msg.Kind != KindNeighborReply || rd.Messages[0].Msg.Accept != c.accept {
+			t.Fatalf("request from %s: got %+v, want a reply with accept %v", c.peer, rd.Messages, c.accept)
+		}
+	}
+	if got := len(n.Active()); got != cfg.ActiveSize+cfg.ActiveSlack {
+		t.Fatalf("active view %d, want %d", got, cfg.ActiveSize+cfg.ActiveSlack)
+	}
+}
+
+func TestShortViewWithNobodyToAskJoinsAgain(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Join(0, "contact")
+	n.Step(0, "x", Message{Kind: KindNeighbor}) // one neighbour, no passive peer
+	n.Ready()
+	n.Tick(cfg.NeighborTimeout + cfg.MaintainInterval)
+	joins := 0
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindJoin && e.To == "contact" {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Fatalf("%d joins to the contact, want 1: a peer short of neighbours with nobody to ask must rejoin", joins)
+	}
+	// Not again before ShuffleInterval: each join costs the contact a
+	// neighbour.
+	n.Tick(cfg.NeighborTimeout + 3*cfg.MaintainInterval)
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindJoin {
+			t.Fatal("joined again within ShuffleInterval")
+		}
+	}
+}
