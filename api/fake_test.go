@@ -21,6 +21,7 @@ type fakePeer struct {
 	history map[string][]hearsay.Event
 	seq     uint64
 	joined  []string // contact addresses joined
+	joinErr error    // what JoinRoom and Join return, when set
 	onSend  func(hearsay.Event)
 }
 
@@ -97,6 +98,9 @@ func (p *fakePeer) Rooms() []hearsay.RoomInfo {
 func (p *fakePeer) JoinRoom(_ context.Context, room string, mode hearsay.OrderMode) (hearsay.RoomInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.joinErr != nil {
+		return hearsay.RoomInfo{}, p.joinErr
+	}
 	if mode == 0 {
 		mode = hearsay.OrderCausal
 	}
@@ -135,6 +139,9 @@ func (p *fakePeer) History(room string, limit int) ([]hearsay.Event, error) {
 func (p *fakePeer) Join(_ context.Context, addrs []string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.joinErr != nil {
+		return 0, p.joinErr
+	}
 	p.joined = append(p.joined, addrs...)
 	return len(addrs), nil
 }

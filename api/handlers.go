@@ -185,12 +185,17 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 // peerError maps an error of the peer to an API error: the peer's own
-// messages are written for users, so they are passed on; the code says
-// whose fault it is.
-func peerError(code string, err error) *Error {
+// messages are written for users, so they are passed on; the code comes
+// from Config.ErrorCode, or is the endpoint's default.
+func (s *Server) peerError(code string, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if s.cfg.ErrorCode != nil {
+		if c := s.cfg.ErrorCode(err); c != "" {
+			code = c
+		}
 	}
 	return &Error{Code: code, Message: err.Error()}
 }
@@ -243,7 +248,7 @@ func (s *Server) putNick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.peer.SetNick(req.Nick); err != nil {
-		writeError(w, peerError(ECodeInvalid, fmt.Errorf("nick not changed: %w", err)))
+		writeError(w, s.peerError(ECodeInvalid, fmt.Errorf("nick not changed: %w", err)))
 		return
 	}
 	writeJSON(w, http.StatusOK, NickRequest{Nick: s.peer.Nick()})
@@ -293,7 +298,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		id, err := dp.SendDirect(ctx, req.To, req.Text)
 		if err != nil {
-			writeError(w, peerError(ECodeInvalid, err))
+			writeError(w, s.peerError(ECodeInvalid, err))
 			return
 		}
 		writeJSON(w, http.StatusCreated, SendResponse{ID: id.String(), To: req.To})
@@ -310,7 +315,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.peer.Send(ctx, room, req.Text)
 	if err != nil {
-		writeError(w, peerError(ECodeUnavailable, err))
+		writeError(w, s.peerError(ECodeUnavailable, err))
 		return
 	}
 	writeJSON(w, http.StatusCreated, SendResponse{ID: id.String(), Room: room})
@@ -352,13 +357,13 @@ func (s *Server) postRoom(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	if ri, err := s.knownRoom(room, false); err == nil && mode != 0 && ri.Mode != 0 && mode != ri.Mode {
+		writeError(w, Errorf(ECodeConflict, "room #%s exists with ordering mode %s, not %s", room, ri.Mode, mode))
+		return
+	}
 	ri, err := s.peer.JoinRoom(ctx, room, mode)
 	if err != nil {
-		code := ECodeUnavailable
-		if strings.Contains(err.Error(), "mode") {
-			code = ECodeConflict
-		}
-		writeError(w, peerError(code, err))
+		writeError(w, s.peerError(ECodeUnavailable, err))
 		return
 	}
 	writeJSON(w, http.StatusCreated, ri)
@@ -375,7 +380,7 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.peer.PartRoom(r.Context(), room); err != nil {
-		writeError(w, peerError(ECodeInvalid, err))
+		writeError(w, s.peerError(ECodeInvalid, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -402,7 +407,7 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	evs, err := s.peer.History(room, limit)
 	if err != nil {
-		writeError(w, peerError(ECodeUnavailable, err))
+		writeError(w, s.peerError(ECodeUnavailable, err))
 		return
 	}
 	if evs == nil {
@@ -434,7 +439,7 @@ func (s *Server) postContact(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	n, err := s.peer.Join(ctx, []string{strings.TrimSpace(req.Addr)})
 	if err != nil {
-		writeError(w, peerError(ECodeUnavailable, fmt.Errorf("join %s: %w", req.Addr, err)))
+		writeError(w, s.peerError(ECodeUnavailable, fmt.Errorf("join %s: %w", req.Addr, err)))
 		return
 	}
 	writeJSON(w, http.StatusOK, ContactResponse{Joined: n})

@@ -67,6 +67,14 @@ type Config struct {
 	// KeepAlive is the interval of comment lines on idle event streams
 	// (15 s when 0), so proxies and clients see a live connection.
 	KeepAlive time.Duration
+	// ErrorCode classifies an error the peer returned: one of the ECode*
+	// constants, or "" for the endpoint's default (invalid input where the
+	// request named something, unavailable otherwise). The API does not
+	// import the chat package; cmd/hearsay maps its errors here (an
+	// unknown member → not_found, another ordering mode → conflict, not
+	// started → unavailable…). Nil uses the defaults.
+	ErrorCode func(error) string
+
 	// Logf reports server errors (never request URLs or headers: the
 	// token must not reach a log). Nil discards.
 	Logf func(format string, args ...any)

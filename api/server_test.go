@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -345,4 +346,42 @@ func collect(t *testing.T, c *api.Client, room, last string, n int) []api.Stream
 		t.Fatalf("stream: %v after %d events", err, len(got))
 	}
 	return got
+}
+
+// TestPeerErrorsClassified: the peer's errors reach the client with the
+// code Config.ErrorCode gives them, and their message; without a code,
+// the endpoint's default.
+func TestPeerErrorsClassified(t *testing.T) {
+	errConflict := errors.New("room exists with another ordering mode")
+	errDown := errors.New("node has left the group")
+	p := newFakePeer()
+	srv, _ := startServer(t, p, func(c *api.Config) {
+		c.Token = testToken
+		c.ErrorCode = func(err error) string {
+			if errors.Is(err, errConflict) {
+				return api.ECodeConflict
+			}
+			return ""
+		}
+	})
+	for _, tc := range []struct {
+		err    error
+		path   string
+		body   string
+		status int
+	}{
+		{fmt.Errorf("join #x: %w", errConflict), "/v1/rooms", `{"room":"x"}`, 409},
+		{errDown, "/v1/rooms", `{"room":"x"}`, 503},
+		{errDown, "/v1/contacts", `{"addr":"127.0.0.1:1"}`, 503},
+	} {
+		p.mu.Lock()
+		p.joinErr = tc.err
+		p.mu.Unlock()
+		status, b, _ := call(t, srv, testToken, "POST", tc.path, "application/json", tc.body)
+		var e api.Error
+		json.Unmarshal(b, &e)
+		if status != tc.status || !strings.Contains(e.Message, tc.err.Error()) {
+			t.Errorf("POST %s with %v: %d %s, want %d and the peer's message", tc.path, tc.err, status, b, tc.status)
+		}
+	}
 }

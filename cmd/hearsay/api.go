@@ -136,7 +136,8 @@ func (a *localAPI) start(p api.Peer, r *repl.REPL, streams *ioStreams, logOut io
 	a.metrics.Attach(p, a.ring)
 	srv, err := api.Start(p, api.Config{
 		Addr: a.o.addr, DataDir: a.dataDir, Ring: a.ring, Metrics: a.metrics,
-		Logf: func(f string, args ...any) { fmt.Fprintf(logOut, f+"\n", args...) },
+		ErrorCode: apiErrorCode,
+		Logf:      func(f string, args ...any) { fmt.Fprintf(logOut, f+"\n", args...) },
 	})
 	if err != nil {
 		return fmt.Errorf("local API: %w (choose another with --api ADDR, or --api off)", err)
@@ -179,4 +180,22 @@ func openBrowser(getenv func(string) string, url string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	exec.CommandContext(ctx, path, url).Run()
+}
+
+// apiErrorCode classifies the chat node's errors for the API's answers.
+func apiErrorCode(err error) string {
+	switch {
+	case errors.Is(err, chat.ErrNotJoined), errors.Is(err, chat.ErrUnknownPeer):
+		return api.ECodeNotFound
+	case errors.Is(err, chat.ErrModeConflict):
+		return api.ECodeConflict
+	case errors.Is(err, chat.ErrTooLarge):
+		return api.ECodeTooLarge
+	case errors.Is(err, chat.ErrAmbiguousPeer):
+		return api.ECodeInvalid
+	case errors.Is(err, chat.ErrNotStarted), errors.Is(err, chat.ErrLeft), errors.Is(err, chat.ErrShutdown),
+		errors.Is(err, chat.ErrRestoring):
+		return api.ECodeUnavailable
+	}
+	return ""
 }

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hearsay-chat/hearsay/api"
+	"github.com/hearsay-chat/hearsay/chat"
 )
 
 // TestAPIFlags: --api and --web are parsed and validated by the peer's
@@ -124,5 +129,26 @@ func TestNewCmdSendAndTail(t *testing.T) {
 				t.Errorf("parsed %+v, want %+v", *got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAPIErrorCode: the chat node's errors get the API's codes.
+func TestAPIErrorCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("send to #x: %w", chat.ErrNotJoined), api.ECodeNotFound},
+		{fmt.Errorf("join: %w", chat.ErrModeConflict), api.ECodeConflict},
+		{chat.ErrTooLarge, api.ECodeTooLarge},
+		{chat.ErrNotStarted, api.ECodeUnavailable},
+		{chat.ErrLeft, api.ECodeUnavailable},
+		{chat.ErrRestoring, api.ECodeUnavailable},
+		{chat.ErrUnknownPeer, api.ECodeNotFound},
+		{errors.New("something else"), ""},
+	} {
+		if got := apiErrorCode(tc.err); got != tc.want {
+			t.Errorf("apiErrorCode(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
