@@ -23,6 +23,10 @@ import (
 // DefaultRingSize is the number of events a Ring keeps.
 const DefaultRingSize = 4096
 
+// DefaultRingBytes bounds the text a Ring keeps (a message may be 64 KiB,
+// so 4096 of them would be 256 MiB): the oldest events are dropped first.
+const DefaultRingBytes = 16 << 20
+
 // Entry is one numbered event.
 type Entry struct {
 	// Seq numbers the events of this ring from 1.
@@ -32,46 +36,70 @@ type Entry struct {
 	Event hearsay.Event
 }
 
+// cost is what an entry counts against the byte bound: its strings and a
+// fixed overhead.
+func (e *Entry) cost() int {
+	ev := &e.Event
+	return 128 + len(e.ID) + len(ev.Type) + len(ev.Room) + len(ev.From) + len(ev.FromID) + len(ev.ID) + len(ev.Text)
+}
+
 // Ring is a bounded, numbered buffer of events. It is safe for concurrent
 // use.
 type Ring struct {
-	epoch string
+	epoch    string
+	size     int
+	maxBytes int
 
 	mu     sync.Mutex
-	buf    []Entry // circular, len(buf) == size once full
-	size   int
+	buf    []Entry       // circular: seq s is at (s-1) % size
+	first  uint64        // oldest seq held (next when empty)
 	next   uint64        // seq of the next event
+	bytes  int           // cost of the entries held
 	notify chan struct{} // closed and replaced by every Publish
 }
 
 // NewRing returns a ring that keeps the last size events (DefaultRingSize
-// when size <= 0).
+// when size <= 0), and at most DefaultRingBytes of them.
 func NewRing(size int) *Ring {
 	if size <= 0 {
 		size = DefaultRingSize
 	}
 	var b [6]byte
 	rand.Read(b[:]) // never fails (crypto/rand)
-	return &Ring{epoch: hex.EncodeToString(b[:]), size: size, next: 1, notify: make(chan struct{})}
+	return &Ring{epoch: hex.EncodeToString(b[:]), size: size, maxBytes: DefaultRingBytes,
+		buf: make([]Entry, size), first: 1, next: 1, notify: make(chan struct{})}
 }
 
 // Epoch returns the ring's random epoch, the first part of its IDs.
 func (r *Ring) Epoch() string { return r.epoch }
 
-// Publish appends ev and wakes the readers. It never blocks on them.
+// Publish appends ev and wakes the readers. It never blocks on them. The
+// oldest events are dropped when the ring holds size events or more than
+// its byte bound (the newest is always kept).
 func (r *Ring) Publish(ev hearsay.Event) {
 	r.mu.Lock()
 	seq := r.next
 	r.next++
-	e := Entry{Seq: seq, ID: r.epoch + "-" + strconv.FormatUint(seq, 10), Event: ev}
-	if len(r.buf) < r.size {
-		r.buf = append(r.buf, e)
-	} else {
-		r.buf[(seq-1)%uint64(r.size)] = e
+	if seq-r.first >= uint64(r.size) {
+		r.dropOldestLocked()
+	}
+	e := &r.buf[(seq-1)%uint64(r.size)]
+	*e = Entry{Seq: seq, ID: r.epoch + "-" + strconv.FormatUint(seq, 10), Event: ev}
+	r.bytes += e.cost()
+	for r.bytes > r.maxBytes && r.first < seq {
+		r.dropOldestLocked()
 	}
 	close(r.notify)
 	r.notify = make(chan struct{})
 	r.mu.Unlock()
+}
+
+// dropOldestLocked forgets the oldest entry. Caller holds r.mu.
+func (r *Ring) dropOldestLocked() {
+	e := &r.buf[(r.first-1)%uint64(r.size)]
+	r.bytes -= e.cost()
+	*e = Entry{} // free its text now
+	r.first++
 }
 
 // Last returns the seq of the last event published (0: none yet).
@@ -85,12 +113,12 @@ func (r *Ring) Last() uint64 {
 func (r *Ring) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.buf)
+	return int(r.next - r.first)
 }
 
 // After returns up to max events with a seq above after, oldest first,
 // and how many events after it that are no longer held (missed: the
-// reader fell behind by more than the ring's size). wait is closed by the
+// reader fell behind by more than the ring holds). wait is closed by the
 // next Publish: a reader that got nothing waits on it.
 func (r *Ring) After(after uint64, max int) (out []Entry, missed uint64, wait <-chan struct{}) {
 	r.mu.Lock()
@@ -100,11 +128,10 @@ func (r *Ring) After(after uint64, max int) (out []Entry, missed uint64, wait <-
 	if after >= last {
 		return nil, 0, wait
 	}
-	oldest := last - uint64(len(r.buf)) + 1
 	from := after + 1
-	if from < oldest {
-		missed = oldest - from
-		from = oldest
+	if from < r.first {
+		missed = r.first - from
+		from = r.first
 	}
 	for s := from; s <= last && len(out) < max; s++ {
 		out = append(out, r.buf[(s-1)%uint64(r.size)])
@@ -119,16 +146,16 @@ func (r *Ring) After(after uint64, max int) (out []Entry, missed uint64, wait <-
 // starts at the oldest event held. A seq beyond the last published is
 // malformed too.
 func (r *Ring) Position(id string) (after uint64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last := r.next - 1
 	if id == "" {
-		return r.Last(), true
+		return last, true
 	}
 	epoch, n, found := strings.Cut(id, "-")
 	seq, err := strconv.ParseUint(n, 10, 64)
-	if !found || epoch != r.epoch || err != nil || seq > r.Last() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		last := r.next - 1
-		return last - uint64(len(r.buf)), false
+	if !found || epoch != r.epoch || err != nil || seq > last {
+		return r.first - 1, false
 	}
 	return seq, true
 }

@@ -135,3 +135,25 @@ func (b bodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
 		Body: io.NopCloser(bufio.NewReader(bytes.NewReader(b))), Request: req}, nil
 }
+
+// TestRingByteBound: large events are dropped oldest first once the
+// ring's text passes its byte bound, and the newest is always kept.
+func TestRingByteBound(t *testing.T) {
+	r := api.NewRing(1000)
+	big := strings.Repeat("x", 64<<10)
+	for i := 1; i <= 600; i++ {
+		r.Publish(hearsay.Event{Type: "message", Text: big + strconv.Itoa(i)})
+	}
+	if n := r.Len(); n >= 600 || n*len(big) > api.DefaultRingBytes || n < api.DefaultRingBytes/len(big)-2 {
+		t.Fatalf("ring holds %d events of 64 KiB, want about %d", n, api.DefaultRingBytes/len(big))
+	}
+	got, missed, _ := r.After(0, 1000)
+	if missed != uint64(600-len(got)) || got[len(got)-1].Event.Text != big+"600" || got[0].Seq != uint64(600-len(got)+1) {
+		t.Errorf("After(0): %d events from seq %d, missed %d", len(got), got[0].Seq, missed)
+	}
+	huge := strings.Repeat("y", api.DefaultRingBytes+1)
+	r.Publish(hearsay.Event{Type: "message", Text: huge})
+	if got, _, _ := r.After(600, 10); len(got) != 1 || got[0].Event.Text != huge || r.Len() != 1 {
+		t.Errorf("an event over the bound: ring holds %d", r.Len())
+	}
+}

@@ -25,12 +25,16 @@ const EventGap = "gap"
 // sseBatch bounds the events written per flush.
 const sseBatch = 256
 
+// sseWriteTimeout bounds each write to a stream: a client that stops
+// reading is dropped instead of holding its goroutine (and a stream slot)
+// for ever. It resumes with Last-Event-ID when it comes back.
+const sseWriteTimeout = 30 * time.Second
+
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, Errorf(ECodeInternal, "streaming is not supported by this connection"))
-		return
-	}
+	rc := http.NewResponseController(w)
+	// arm gives the writes that follow sseWriteTimeout to complete.
+	arm := func() error { return rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)) }
+	flush := rc.Flush
 	var room string
 	if v := r.URL.Query().Get("room"); v != "" {
 		var err error
@@ -57,6 +61,10 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	ring := s.cfg.Ring
 	after, known := ring.Position(last)
 
+	if arm() != nil {
+		writeError(w, Errorf(ECodeInternal, "streaming is not supported by this connection"))
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -66,11 +74,16 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		writeGap(w, "", fmt.Sprintf("event ID %q is not of this run of the peer: events before the next one may be missing", last))
 	}
 	fmt.Fprintf(w, ": hearsay events\n\n")
-	fl.Flush()
+	if flush() != nil {
+		return
+	}
 
 	keep := time.NewTicker(s.cfg.KeepAlive)
 	defer keep.Stop()
 	for {
+		if arm() != nil {
+			return
+		}
 		entries, missed, wait := ring.After(after, sseBatch)
 		if missed > 0 {
 			writeGap(w, "", fmt.Sprintf("%d events were missed: this client fell behind by more than the peer keeps", missed))
@@ -90,7 +103,9 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(entries) > 0 || missed > 0 {
-			fl.Flush()
+			if flush() != nil {
+				return
+			}
 			if len(entries) == sseBatch {
 				continue
 			}
@@ -98,10 +113,12 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-wait:
 		case <-keep.C:
-			if _, err := fmt.Fprintf(w, ": keep-alive\n\n"); err != nil {
+			if arm() != nil {
 				return
 			}
-			fl.Flush()
+			if _, err := fmt.Fprintf(w, ": keep-alive\n\n"); err != nil || flush() != nil {
+				return
+			}
 		case <-r.Context().Done():
 			return
 		case <-s.done:
