@@ -157,6 +157,7 @@ func TestWebUIInBrowser(t *testing.T) {
 	bb.do("clear the nick", chromedp.Clear(chromedp.CSS("#nick-input")))
 	bb.submit("#nick-input", "#nick-change", "bobby")
 	bb.waitJS("bob's nick box", `document.getElementById('nick-input').value === 'bobby'`)
+	bb.waitJS("bobby as bob's own member entry", `[...document.querySelectorAll('#members li')].some(li => li.querySelector('.nick').textContent === 'bobby' && li.querySelector('.state').textContent.endsWith('(you)'))`)
 	ba.waitJS("bobby among alice's members", `[...document.querySelectorAll('#members .nick')].some(n => n.textContent === 'bobby')`)
 	ba.waitJS("the nick change line", `[...document.querySelectorAll('#chat li.system')].some(li => li.textContent.includes('bob is now bobby'))`)
 	carol.waitEvent("bob's nick change in the terminal", func(ev hearsay.Event) bool {
