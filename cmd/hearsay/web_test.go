@@ -196,6 +196,19 @@ func TestWebUIInBrowser(t *testing.T) {
 	ba.submit("#send-text", "#send-button", "in #web")
 	ba.waitJS("the #web message", shows("alice", "in #web"))
 
+	// Add a node: dave runs alone, in a group of his own (another
+	// bootstrap service); alice adds his contact address in her browser.
+	daveDir := filepath.Join(dir, "dave")
+	dave := spawnPeer(t, startServer(t, "").URL(), "dave", "--data-dir", daveDir)
+	dave.waitEvent("registered", isSystem("registered as a first contact"))
+	daveSelf, err := apiClient(t, daveDir).Self(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba.submit("#contact-input", "#contact-add", daveSelf.Addr)
+	ba.waitJS("dave among alice's members", `[...document.querySelectorAll('#members li')].some(li => li.querySelector('.nick').textContent === 'dave' && li.querySelector('.state').textContent === 'alive')`)
+	dave.waitEvent("alice joins dave", func(ev hearsay.Event) bool { return ev.Type == hearsay.EventJoin && ev.From == "alice" })
+
 	ba.do("back to the lobby", chromedp.Click(chromedp.CSS(`#rooms li[data-room="lobby"]`)))
 	ba.waitJS("the lobby again", shows("bobby", "now I am bobby"))
 	sctx, cancel := context.WithTimeout(ba.ctx, 30*time.Second)
