@@ -28,7 +28,17 @@ function readToken() {
   }
 }
 
-function showError(msg) { $("error").textContent = msg || ""; }
+function showError(msg) {
+  const e = $("error");
+  e.className = "";
+  e.textContent = msg || "";
+}
+
+function showNotice(msg) {
+  const e = $("error");
+  e.className = "notice";
+  e.textContent = msg;
+}
 
 async function api(method, path, body) {
   const opts = { method, headers: { "Authorization": "Bearer " + state.token } };
@@ -322,8 +332,7 @@ function wireForms() {
     try {
       const r = await api("POST", "/v1/contacts", { addr: $("contact-input").value.trim() });
       $("contact-input").value = "";
-      showError("");
-      setStatus("joined " + r.joined + " node(s)", true);
+      showNotice("joined " + r.joined + " node(s)");
       await refreshMembers();
     } catch (err) { showError(err.message); }
   });
