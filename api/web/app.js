@@ -247,6 +247,9 @@ function handleEvent(ev) {
     case "gap":
       addItem(state.current, ev);
       break;
+    case "error":
+      showError(ev.text || "error");
+      break;
     default:
       if (ev.room) addItem(ev.room, ev);
   }
