@@ -140,6 +140,11 @@ type Config struct {
 	// Nil, the default, leaves the network path untouched.
 	Faults *Faults
 
+	// Observer, when not nil, receives the send → stored and receive →
+	// delivered latencies (observer.go). Nil, the default, measures
+	// nothing.
+	Observer Observer
+
 	// LeaveTimeout bounds a graceful Leave when the context has no
 	// deadline.
 	LeaveTimeout time.Duration

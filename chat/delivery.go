@@ -46,6 +46,7 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 	}
 	// In seq order per origin: a repair carries them so, a batch may not,
 	// and [4, 3] behind want 3 is no gap.
+	now := time.Now()
 	sorted := slices.Clone(envs)
 	slices.SortStableFunc(sorted, func(a, b *chatpb.Envelope) int {
 		if c := strings.Compare(a.Origin, b.Origin); c != 0 {
@@ -74,13 +75,19 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 			next[env.Origin] = want
 		}
 	}
+	if r.env.cfg.Observer != nil {
+		for _, env := range envs {
+			if env.Kind == chatpb.Kind_KIND_CHAT {
+				r.noteArrivalLocked(order.ID{Origin: env.Origin, Seq: env.Seq}, now)
+			}
+		}
+	}
 	if forward {
 		r.feedLocked(envs) // arrival order, as pushed
 	} else {
 		r.feedLocked(sorted)
 	}
 	var pulls []string
-	now := time.Now()
 	for _, origin := range gapOrigins {
 		if last, ok := r.gapPulls[origin]; ok && now.Sub(last) < cfg.AntiEntropyInterval/10 {
 			continue
@@ -200,6 +207,9 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 		// A data directory from before the marks: its replay is the
 		// history earlier runs showed.
 		return
+	}
+	if r.arrived != nil {
+		r.observeDeliveredLocked(id)
 	}
 	if e == nil {
 		rec, err := r.env.log.Get(r.env.ctx, r.name, id.Origin, id.Seq)

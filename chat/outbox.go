@@ -75,6 +75,7 @@ type outEntry struct {
 // committed before it.
 func (r *room) send(ctx context.Context, text string) (hearsay.MsgID, error) {
 	env := r.env
+	start := time.Now()
 	r.mu.Lock()
 	switch r.state {
 	case roomLive:
@@ -134,6 +135,9 @@ func (r *room) send(ctx context.Context, text string) (hearsay.MsgID, error) {
 	r.received.Add(1)
 	env.stats.sent.Add(1)
 	env.stats.stored.Add(1)
+	if o := env.cfg.Observer; o != nil {
+		o.SendStored(time.Since(start))
+	}
 	if meta.Kind == order.KindData {
 		r.cache[meta.ID()] = e
 	}

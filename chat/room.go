@@ -122,6 +122,7 @@ type room struct {
 	m        *order.Machine
 	members  map[string]uint64             // live members told to m (self excluded) -> age
 	cache    map[order.ID]*chatpb.Envelope // data envelopes fed and not yet delivered
+	arrived  map[order.ID]time.Time        // arrival of received data messages not yet delivered (observer.go)
 	refused  bool                          // m refused messages: feed again from the log
 	conflict map[string]bool               // peers announcing this room with another mode (reported once)
 	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
@@ -260,6 +261,7 @@ func (r *room) part() {
 	defer r.mu.Unlock()
 	r.state = roomParted
 	r.cache = nil
+	r.arrived = nil
 }
 
 // noteConflictLocked reports, once per peer, a member announcing the room

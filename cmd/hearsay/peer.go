@@ -48,6 +48,7 @@ type peerOpts struct {
 	color          string
 	faults         faultOpts
 	log            logOpts
+	api            apiOpts
 }
 
 // newPeerCmd returns the root command, which runs a peer. Its parse step
@@ -108,6 +109,7 @@ then on needs no server.`,
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
 	addFaultFlags(f, &o.faults)
 	addLogFlags(f, &o.log)
+	addAPIFlags(f, &o.api)
 	return root
 }
 
@@ -156,6 +158,9 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 		return err
 	}
 	if err := o.log.complete(); err != nil {
+		return err
+	}
+	if err := o.api.complete(); err != nil {
 		return err
 	}
 	return o.faults.complete()
@@ -231,7 +236,10 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	useGRPCLog(logOut)
 	defer releaseGRPCLog(logOut)
 
-	node, err := chat.New(o.chatConfig(logOut))
+	lapi := newLocalAPI(o)
+	ccfg := o.chatConfig(logOut)
+	lapi.configure(&ccfg)
+	node, err := chat.New(ccfg)
 	if errors.Is(err, msglog.ErrLocked) {
 		// Most often a second terminal started with the same --nick,
 		// hence the same default data directory.
@@ -260,7 +268,8 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 
 	rcfg := repl.DefaultConfig()
-	rcfg.Peer = agentPeer{Node: node, agent: disc}
+	peer := agentPeer{Node: node, agent: disc}
+	rcfg.Peer = lapi.wrap(peer)
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
@@ -283,6 +292,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		default:
 			close(cleanedUp)
 		}
+		lapi.close()
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if node.Started() {
@@ -326,6 +336,9 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		r.Printf("%s", manualBanner)
 	}
 
+	if err := lapi.start(peer, r, streams, logOut); err != nil {
+		return err
+	}
 	err = r.Run(ctx)
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):

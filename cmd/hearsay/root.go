@@ -84,6 +84,7 @@ func newRootCmd(streams *ioStreams) *cobra.Command {
 	root.AddCommand(newVersionCmd(streams), newBootstrapCmd(streams))
 	root.AddCommand(newBenchCmd(streams, nil))
 	root.AddCommand(newSimCmd(streams, nil))
+	root.AddCommand(newSendCmd(streams, nil), newTailCmd(streams, nil))
 	return root
 }
 
