@@ -83,6 +83,7 @@ func newRootCmd(streams *ioStreams) *cobra.Command {
 	root.SetVersionTemplate("hearsay {{.Version}}\n")
 	root.AddCommand(newVersionCmd(streams), newBootstrapCmd(streams))
 	root.AddCommand(newBenchCmd(streams, nil))
+	root.AddCommand(newPeersterCmd(streams, nil))
 	return root
 }
 
