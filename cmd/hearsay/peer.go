@@ -48,6 +48,7 @@ type peerOpts struct {
 	color          string
 	faults         faultOpts
 	log            logOpts
+	bridge         bridgeOpts
 }
 
 // newPeerCmd returns the root command, which runs a peer. Its parse step
@@ -108,6 +109,7 @@ then on needs no server.`,
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
 	addFaultFlags(f, &o.faults)
 	addLogFlags(f, &o.log)
+	addBridgeFlags(f, &o.bridge)
 	return root
 }
 
@@ -156,6 +158,9 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 		return err
 	}
 	if err := o.log.complete(); err != nil {
+		return err
+	}
+	if err := o.bridge.complete(o.nick); err != nil {
 		return err
 	}
 	return o.faults.complete()
@@ -241,6 +246,14 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
+	bridge, err := startBridge(node, &o.bridge, logOut)
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
+	if bridge != nil {
+		defer bridge.Close()
+	}
 
 	dcfg := discovery.DefaultConfig()
 	dcfg.DataDir = o.dataDir
@@ -261,6 +274,9 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 
 	rcfg := repl.DefaultConfig()
 	rcfg.Peer = agentPeer{Node: node, agent: disc}
+	if bridge != nil {
+		rcfg.Peer = tappedPeer{Peer: rcfg.Peer, events: bridge.Tap(node.Events())}
+	}
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
@@ -322,6 +338,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		if err := startPeer(ctx, node, disc, r); err != nil {
 			return err
 		}
+		joinBridgeRoom(ctx, node, bridge, &o.bridge, r)
 	} else {
 		r.Printf("%s", manualBanner)
 	}

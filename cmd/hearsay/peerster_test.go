@@ -25,7 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/peerster"
 )
 
 func TestNewCmdPeerster(t *testing.T) {
@@ -444,5 +446,96 @@ func checkGossipLines(t *testing.T, ring []*gossiperProc) {
 	}
 	if mongered < len(ringSenders) {
 		t.Errorf("%d gossipers printed MONGERING with, want at least the %d senders", mongered, len(ringSenders))
+	}
+}
+
+// TestPeerBridgeFlag runs whole peers: alice with --peerster-bridge, bob
+// without. A Peerster gossiper's message appears in #peerster on both,
+// attributed nodeA@peerster, and bob's reply there reaches the gossiper
+// under alice's name.
+func TestPeerBridgeFlag(t *testing.T) {
+	srv := startServer(t, "")
+	bridgeAddr := "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])
+	alice := spawnPeer(t, srv.URL(), "alice", "--peerster-bridge", bridgeAddr)
+	alice.waitEvent("the bridge", isSystem("peerster bridge: #peerster"))
+	bob := spawnPeer(t, srv.URL(), "bob")
+	bob.waitEvent("joined through the bootstrap contacts", isSystem("joined the group through"))
+	bob.send("/join #peerster")
+	waitFor(t, "bob in #peerster", func() bool {
+		_, ok := bob.find(func(ev hearsay.Event) bool { return ev.Type == "system" && strings.Contains(ev.Text, "#peerster") })
+		return ok
+	})
+
+	cfg := peerster.DefaultConfig()
+	cfg.Name = "nodeA"
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.Peers = []string{bridgeAddr}
+	node, err := peerster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	if _, err := node.SendClient("Hello hearsay"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*testPeer{alice, bob} {
+		ev := p.waitEvent("the Peerster message", isMessage("nodeA@peerster: Hello hearsay"))
+		if ev.Room != "peerster" || ev.From != "alice" {
+			t.Errorf("%s got %+v, want it in #peerster from alice (the bridge)", p.nick, ev)
+		}
+	}
+	bob.send("Hello Peerster")
+	waitFor(t, "bob's message at the Peerster node", func() bool {
+		return slices.ContainsFunc(node.Messages(), func(m peerster.ChatMessage) bool {
+			return m.Origin == "alice" && m.Text == "bob@hearsay: Hello Peerster"
+		})
+	})
+}
+
+func TestNewCmdPeerBridgeFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		want  bridgeOpts
+		usage string
+	}{
+		{name: "off", args: []string{"--nick", "n"}},
+		{
+			name: "defaults",
+			args: []string{"--nick", "n", "--peerster-bridge", "127.0.0.1:5000"},
+			want: bridgeOpts{addr: "127.0.0.1:5000", room: "peerster", name: "n"},
+		},
+		{
+			name: "all flags",
+			args: []string{"--nick", "n", "--peerster-bridge", "0.0.0.0:5000", "--peerster-room", "#Course",
+				"--peerster-peers", "10.0.0.1:5001, 10.0.0.2:5002", "--peerster-name", "bridgeA"},
+			want: bridgeOpts{addr: "0.0.0.0:5000", room: "course", peers: "10.0.0.1:5001, 10.0.0.2:5002", name: "bridgeA",
+				peerList: []string{"10.0.0.1:5001", "10.0.0.2:5002"}},
+		},
+		{name: "bad address", args: []string{"--nick", "n", "--peerster-bridge", "5000"}, usage: "--peerster-bridge"},
+		{name: "bad room", args: []string{"--nick", "n", "--peerster-bridge", ":5000", "--peerster-room", "#a b"}, usage: "--peerster-room"},
+		{name: "peers without bridge", args: []string{"--nick", "n", "--peerster-peers", "1.2.3.4:5"}, usage: "--peerster-bridge"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *peerOpts
+			cmd := newPeerCmd(testStreams(nil), func(_ context.Context, o *peerOpts) error { got = o; return nil })
+			err := execute(cmd, tt.args...)
+			if tt.usage != "" {
+				if !isUsage(err) || !strings.Contains(err.Error(), tt.usage) || got != nil {
+					t.Fatalf("got %v (ran: %v), want a usage error naming %s", err, got != nil, tt.usage)
+				}
+				return
+			}
+			if err != nil || got == nil {
+				t.Fatalf("got %v, ran %v", err, got != nil)
+			}
+			if tt.want.room == "" {
+				tt.want.room = "#peerster" // not normalised without a bridge
+			}
+			if fmt.Sprintf("%+v", got.bridge) != fmt.Sprintf("%+v", tt.want) {
+				t.Errorf("got %+v, want %+v", got.bridge, tt.want)
+			}
+		})
 	}
 }
