@@ -155,8 +155,13 @@ func runPeerster(ctx context.Context, streams *ioStreams, o *peersterOpts) error
 	if err != nil {
 		return fmt.Errorf("peerster: %w", err)
 	}
-	defer g.Close()
 	<-ctx.Done()
+	g.Close()
+	// What was dropped, for whoever reads the logs (and the lossy ring
+	// test, which checks that datagrams were in fact dropped).
+	s := g.Stats()
+	fmt.Fprintf(streams.ErrOut, "peerster stats: packets=%d dropped=%d malformed=%d oversized=%d wrongtype=%d unexpected=%d peersrefused=%d rumorsrefused=%d clientbad=%d\n",
+		s.Packets, s.Dropped, s.Malformed, s.Oversized, s.WrongType, s.Unexpected, s.PeersRefused, s.RumorsRefused, s.ClientBad)
 	return nil
 }
 

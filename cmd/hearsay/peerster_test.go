@@ -145,7 +145,8 @@ type gossiperProc struct {
 	stderr     syncWriter
 	mu         sync.Mutex
 	lines      []string
-	done       chan struct{}
+	done       chan struct{} // closed when stdout is at its end
+	exitOnce   sync.Once
 }
 
 func (p *gossiperProc) Lines() []string {
@@ -155,6 +156,24 @@ func (p *gossiperProc) Lines() []string {
 }
 
 func (p *gossiperProc) has(line string) bool { return slices.Contains(p.Lines(), line) }
+
+// stop asks the gossiper to exit (it may already have been asked).
+func (p *gossiperProc) stop() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
+
+// wait stops the gossiper and waits until it has exited and its output is
+// read (killing it after 10 s).
+func (p *gossiperProc) wait() {
+	p.exitOnce.Do(func() {
+		p.stop()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		_ = p.cmd.Wait()
+	})
+}
 
 // startGossiper starts a gossiper process with args; it is stopped (and
 // its output checked for stray lines) at the end of the test.
@@ -168,7 +187,9 @@ func startGossiper(t *testing.T, name, gossipAddr string, uiPort int, args ...st
 		"-name=" + name, "-gossipAddr=" + gossipAddr, "-UIPort=" + strconv.Itoa(uiPort)}, args...)
 	p := &gossiperProc{name: name, gossipAddr: gossipAddr, uiPort: uiPort, done: make(chan struct{})}
 	p.cmd = exec.Command(exe, all...)
-	p.cmd.Env = append(os.Environ(), helperEnv+"=1")
+	// A race-enabled binary sleeps a second at exit by default; ten of
+	// them stopping one after the other would add ten seconds per ring.
+	p.cmd.Env = append(os.Environ(), helperEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	p.cmd.Stderr = &p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -190,14 +211,7 @@ func startGossiper(t *testing.T, name, gossipAddr string, uiPort int, args ...st
 		}
 	}()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		_ = p.cmd.Wait()
+		p.wait()
 		for _, l := range p.Lines() {
 			if !peersterLine.MatchString(l) {
 				t.Errorf("%s printed a line the handout does not specify: %q", name, l)
@@ -250,6 +264,13 @@ func startRing(t *testing.T, n int, args ...string) []*gossiperProc {
 		ring[i] = startGossiper(t, fmt.Sprintf("node%d", i), addr(i), ports[n+i],
 			append([]string{"-peers=" + addr(i+1)}, args...)...)
 	}
+	// Registered last, so it runs first: all stop at once, then each
+	// one's own cleanup waits for it.
+	t.Cleanup(func() {
+		for _, p := range ring {
+			p.stop()
+		}
+	})
 	client := &http.Client{Timeout: time.Second}
 	for _, p := range ring {
 		url := fmt.Sprintf("http://127.0.0.1:%d/id", p.uiPort)
@@ -385,6 +406,24 @@ func TestPeersterRingLossy(t *testing.T) {
 	}
 	waitRingLines(t, ring, 40*time.Second, rumorLines(ring))
 	checkGossipLines(t, ring)
+	// Datagrams were in fact dropped: each gossiper reports its counters
+	// on standard error when it exits.
+	stats := regexp.MustCompile(`peerster stats: packets=(\d+) dropped=(\d+) `)
+	var packets, dropped int
+	for _, p := range ring {
+		p.wait()
+		m := stats.FindStringSubmatch(p.stderr.String())
+		if m == nil {
+			t.Fatalf("%s reported no stats: %q", p.name, p.stderr.String())
+		}
+		a, _ := strconv.Atoi(m[1])
+		b, _ := strconv.Atoi(m[2])
+		packets, dropped = packets+a, dropped+b
+	}
+	t.Logf("%d of %d datagrams dropped", dropped, packets)
+	if packets == 0 || dropped == 0 || float64(dropped)/float64(packets) > 0.4 {
+		t.Errorf("%d of %d datagrams dropped, want about 20 %%", dropped, packets)
+	}
 }
 
 // rumorLines is what node j prints for node i's message in gossip mode.
