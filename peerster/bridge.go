@@ -64,7 +64,6 @@ type BridgeStats struct {
 	ToHearsay  uint64 // rumors posted to the room
 	ToPeerster uint64 // room messages rumored into Peerster
 	Dropped    uint64 // messages lost: a full queue or a failed send
-	TapDrops   uint64 // events Tap's reader was too slow to take
 }
 
 // bridgeQueue bounds each direction's queue: a slow room or a busy
@@ -88,7 +87,7 @@ type Bridge struct {
 	rumors chan RumorMessage  // from Peerster; read by run
 	events chan hearsay.Event // from the room; read by run
 
-	toHearsay, toPeerster, dropped, tapDrops atomic.Uint64
+	toHearsay, toPeerster, dropped atomic.Uint64
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -96,7 +95,8 @@ type Bridge struct {
 }
 
 // NewBridge starts the bridge's gossiper and its relay goroutine. Feed it
-// the hearsay peer's events with Tap (or HandleEvent); Close stops it.
+// the hearsay peer's events with HandleEvent (through Tap); Close stops
+// it.
 func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.Chat == nil || cfg.Room == "" {
 		return nil, errors.New("bridge: a room and a sender are required")
@@ -130,11 +130,11 @@ func (b *Bridge) Gossiper() *Gossiper { return b.g }
 
 // Stats returns the bridge's counters.
 func (b *Bridge) Stats() BridgeStats {
-	return BridgeStats{ToHearsay: b.toHearsay.Load(), ToPeerster: b.toPeerster.Load(), Dropped: b.dropped.Load(), TapDrops: b.tapDrops.Load()}
+	return BridgeStats{ToHearsay: b.toHearsay.Load(), ToPeerster: b.toPeerster.Load(), Dropped: b.dropped.Load()}
 }
 
-// Close stops the relay and the gossiper. It is idempotent. A Tap keeps
-// forwarding events (without bridging them) until its input closes.
+// Close stops the relay and the gossiper. It is idempotent. HandleEvent
+// ignores events after Close.
 func (b *Bridge) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.done)
@@ -166,6 +166,10 @@ func (b *Bridge) HandleEvent(ev hearsay.Event) {
 	}
 	select {
 	case <-b.done:
+		return
+	default:
+	}
+	select {
 	case b.events <- ev:
 	default:
 		b.dropped.Add(1)
@@ -174,22 +178,29 @@ func (b *Bridge) HandleEvent(ev hearsay.Event) {
 }
 
 // Tap returns a channel that carries every event of in, in order, after
-// offering it to the bridge: the hearsay peer's single event reader (the
-// REPL) reads the returned channel instead of in. Like the node's own
-// channel it never blocks its writer: when the reader falls behind by
-// cap(in) events, events are dropped and counted (Stats.TapDrops). Its
-// goroutine ends, and the returned channel closes, when in closes (the
-// node's Shutdown).
-func (b *Bridge) Tap(in <-chan hearsay.Event) <-chan hearsay.Event {
-	out := make(chan hearsay.Event, max(cap(in), 1))
+// handing it to offer (Bridge.HandleEvent, which never blocks): the
+// hearsay peer's single event reader (the REPL) reads the returned channel
+// instead of in. A send on it blocks like the node's own channel would
+// fill: while the reader lags, the node's bounded channel takes the
+// backlog and drops (and reports) what does not fit. The goroutine ends,
+// and the returned channel closes, when in closes (the node's Shutdown);
+// once stop is closed it stops forwarding and only drains in, so a reader
+// that went away cannot hold it (stop may be nil for a reader that reads
+// to the end).
+func Tap(in <-chan hearsay.Event, offer func(hearsay.Event), stop <-chan struct{}) <-chan hearsay.Event {
+	out := make(chan hearsay.Event, cap(in))
 	go func() {
 		defer close(out)
+		forward := true
 		for ev := range in {
-			b.HandleEvent(ev)
+			offer(ev)
+			if !forward {
+				continue
+			}
 			select {
 			case out <- ev:
-			default:
-				b.tapDrops.Add(1)
+			case <-stop:
+				forward = false
 			}
 		}
 	}()

@@ -66,7 +66,7 @@ func TestBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec0 := collect(t, br.Tap(n0.Events()))
+	rec0 := collect(t, peerster.Tap(n0.Events(), br.HandleEvent, nil))
 	t.Cleanup(func() {
 		br.Close()
 		n0.Shutdown()

@@ -246,13 +246,11 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
-	bridge, err := startBridge(node, &o.bridge, logOut)
-	if err != nil {
+	pst := newPeersterHost(node, logOut)
+	defer pst.Close()
+	if err := pst.startFlags(&o.bridge); err != nil {
 		node.Shutdown()
 		return err
-	}
-	if bridge != nil {
-		defer bridge.Close()
 	}
 
 	dcfg := discovery.DefaultConfig()
@@ -273,10 +271,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 
 	rcfg := repl.DefaultConfig()
-	rcfg.Peer = agentPeer{Node: node, agent: disc}
-	if bridge != nil {
-		rcfg.Peer = tappedPeer{Peer: rcfg.Peer, events: bridge.Tap(node.Events())}
-	}
+	rcfg.Peer = tappedPeer{agentPeer: agentPeer{Node: node, agent: disc}, events: pst.tap()}
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
@@ -325,6 +320,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	defer r.Close()
 	defer cleanup()
+	r.Register(pst.commands()...)
 	if o.faults.on {
 		r.Notify(hearsay.Event{Type: hearsay.EventSystem, Time: time.Now(), Text: o.faults.warning()})
 	}
@@ -338,7 +334,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		if err := startPeer(ctx, node, disc, r); err != nil {
 			return err
 		}
-		joinBridgeRoom(ctx, node, bridge, &o.bridge, r)
+		pst.joinFlagRoom(ctx, r)
 	} else {
 		r.Printf("%s", manualBanner)
 	}

@@ -578,3 +578,63 @@ func TestNewCmdPeerBridgeFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestBridgeCommand: /bridge peerster starts a bridge in a running peer,
+// /bridge shows it, /bridge off stops it (messages no longer cross).
+func TestBridgeCommand(t *testing.T) {
+	srv := startServer(t, "")
+	alice := spawnPeer(t, srv.URL(), "alice")
+	alice.waitEvent("registered", isSystem("registered as a first contact"))
+	alice.send("/bridge")
+	alice.waitEvent("no bridge", isSystem("no bridge"))
+	alice.send("/bridge peerster nonsense")
+	alice.waitEvent("a usage error", func(ev hearsay.Event) bool { return ev.Type == "error" && strings.Contains(ev.Text, "usage: /bridge peerster") })
+
+	cfg := peerster.DefaultConfig()
+	cfg.Name = "nodeA"
+	cfg.GossipAddr = "127.0.0.1:0"
+	node, err := peerster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	alice.send("/bridge peerster 127.0.0.1:0 #course " + node.Addr())
+	alice.waitEvent("the bridge", isSystem("peerster bridge: #course ⇄ Peerster gossiper 127.0.0.1:"))
+	alice.send("/bridge peerster 127.0.0.1:0")
+	alice.waitEvent("a second bridge refused", func(ev hearsay.Event) bool { return ev.Type == "error" && strings.Contains(ev.Text, "runs already") })
+
+	alice.send("/switch #course") // the bridge joined it; the current room is still the lobby
+	alice.send("to Peerster")
+	waitFor(t, "alice's message at the Peerster node", func() bool {
+		return slices.ContainsFunc(node.Messages(), func(m peerster.ChatMessage) bool {
+			return m.Origin == "alice" && m.Text == "alice@hearsay: to Peerster"
+		})
+	})
+	if _, err := node.SendClient("to hearsay"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitEvent("the Peerster message", func(ev hearsay.Event) bool {
+		return ev.Type == "message" && ev.Room == "course" && ev.Text == "nodeA@peerster: to hearsay"
+	})
+	// The counters move just after the message is handed on: ask until
+	// they show it.
+	waitFor(t, "the status", func() bool {
+		if _, ok := alice.find(isSystem("1 to the room, 1 to Peerster, 0 dropped")); ok {
+			return true
+		}
+		alice.send("/bridge")
+		return false
+	})
+
+	alice.send("/bridge off")
+	alice.waitEvent("stopped", isSystem("peerster bridge stopped"))
+	alice.send("after the bridge")
+	alice.waitEvent("alice's own message", isMessage("after the bridge"))
+	alice.send("/bridge")
+	waitFor(t, "no bridge again", func() bool { return alice.count(isSystem("no bridge (/bridge peerster")) == 2 })
+	for _, m := range node.Messages() {
+		if strings.Contains(m.Text, "after the bridge") {
+			t.Errorf("a message crossed a stopped bridge: %+v", m)
+		}
+	}
+}
