@@ -588,7 +588,9 @@ func TestBridgeCommand(t *testing.T) {
 	alice.send("/bridge")
 	alice.waitEvent("no bridge", isSystem("no bridge"))
 	alice.send("/bridge peerster nonsense")
-	alice.waitEvent("a usage error", func(ev hearsay.Event) bool { return ev.Type == "error" && strings.Contains(ev.Text, "usage: /bridge peerster") })
+	alice.waitEvent("a usage error", func(ev hearsay.Event) bool {
+		return ev.Type == "error" && strings.Contains(ev.Text, "usage: /bridge peerster")
+	})
 
 	cfg := peerster.DefaultConfig()
 	cfg.Name = "nodeA"
