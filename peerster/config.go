@@ -68,6 +68,14 @@ type Config struct {
 	MaxStoreBytes int
 	// MaxLog caps the messages the GUI lists (the oldest go first).
 	MaxLog int
+	// SendRate bounds the bytes per second sent to any one IP address, with
+	// bursts of SendBurst bytes; beyond it packets are not sent
+	// (Stats.SendLimited). Peerster has no handshake, so a datagram with
+	// a forged source address makes a gossiper answer a third party with
+	// a status or rumor many times its size; this bounds what one
+	// gossiper can be made to send a victim.
+	SendRate  int
+	SendBurst int
 
 	// DropRate is fault injection for tests: the fraction (0 to 1) of
 	// received gossip datagrams dropped before they are decoded, counted
@@ -91,5 +99,7 @@ func DefaultConfig() Config {
 		MaxRumors:      100_000,
 		MaxStoreBytes:  64 << 20,
 		MaxLog:         1000,
+		SendRate:       256 << 10,
+		SendBurst:      256 << 10,
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // Stats are the gossiper's counters of what it received and dropped.
@@ -34,6 +36,7 @@ type Stats struct {
 	PeersRefused  uint64 // peers not learned because the peer list is full
 	RumorsRefused uint64 // new rumors not stored because the store is full
 	ClientBad     uint64 // client datagrams that did not decode or were too long
+	SendLimited   uint64 // packets not sent: over the destination's send rate
 }
 
 // ChatMessage is one message as the GUI lists it.
@@ -70,9 +73,11 @@ type Gossiper struct {
 	pending    map[netip.AddrPort]pending
 	chatLog    []ChatMessage
 	seenSimple map[string]time.Time // simple messages forwarded recently (loop breaker)
+	limiters   map[netip.Addr]*rate.Limiter // send budgets by destination IP
 
 	packets, malformed, oversized, wrongType, unexpected atomic.Uint64
 	dropped, peersRefused, rumorsRefused, clientBad      atomic.Uint64
+	sendLimited                                          atomic.Uint64
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -91,7 +96,7 @@ func New(cfg Config) (*Gossiper, error) {
 	if err := validName(cfg.Name, cfg.MaxNameBytes); err != nil {
 		return nil, fmt.Errorf("name: %w", err)
 	}
-	if cfg.RumorTimeout <= 0 || cfg.AntiEntropy <= 0 || cfg.MaxPacketBytes <= 0 {
+	if cfg.RumorTimeout <= 0 || cfg.AntiEntropy <= 0 || cfg.MaxPacketBytes <= 0 || cfg.SendRate <= 0 || cfg.SendBurst < cfg.MaxPacketBytes {
 		return nil, errors.New("config: timers and limits must be positive (start from DefaultConfig)")
 	}
 	laddr, err := net.ResolveUDPAddr("udp4", cfg.GossipAddr)
@@ -106,6 +111,7 @@ func New(cfg Config) (*Gossiper, error) {
 		rumors:     map[string][]RumorMessage{},
 		pending:    map[netip.AddrPort]pending{},
 		seenSimple: map[string]time.Time{},
+		limiters:   map[netip.Addr]*rate.Limiter{},
 		done:       make(chan struct{}),
 	}
 	if g.out == nil {
@@ -220,6 +226,7 @@ func (g *Gossiper) Stats() Stats {
 		Packets: g.packets.Load(), Malformed: g.malformed.Load(), Oversized: g.oversized.Load(),
 		WrongType: g.wrongType.Load(), Unexpected: g.unexpected.Load(), Dropped: g.dropped.Load(),
 		PeersRefused: g.peersRefused.Load(), RumorsRefused: g.rumorsRefused.Load(), ClientBad: g.clientBad.Load(),
+		SendLimited: g.sendLimited.Load(),
 	}
 }
 
@@ -504,9 +511,32 @@ func (g *Gossiper) sendLocked(to netip.AddrPort, p *GossipPacket) {
 		g.logf("send to %s: packet of %d bytes over the limit, not sent", to, len(b))
 		return
 	}
+	if !g.allowSendLocked(to, len(b)) {
+		g.sendLimited.Add(1)
+		return
+	}
 	if _, err := g.conn.WriteToUDPAddrPort(b, to); err != nil && !g.closed() {
 		g.logf("send to %s: %v", to, err)
 	}
+}
+
+// maxLimiters bounds the per-address send budgets kept; when it is
+// reached they are all forgotten (a fresh budget is one burst).
+const maxLimiters = 4096
+
+// allowSendLocked takes n bytes from the send budget of to's IP address
+// (shared by its ports, so a forged source cannot multiply a victim's
+// budget by naming many ports). Caller holds mu.
+func (g *Gossiper) allowSendLocked(to netip.AddrPort, n int) bool {
+	l := g.limiters[to.Addr()]
+	if l == nil {
+		if len(g.limiters) >= maxLimiters {
+			clear(g.limiters)
+		}
+		l = rate.NewLimiter(rate.Limit(g.cfg.SendRate), g.cfg.SendBurst)
+		g.limiters[to.Addr()] = l
+	}
+	return l.AllowN(time.Now(), n)
 }
 
 func (g *Gossiper) broadcastLocked(p *GossipPacket, except netip.AddrPort) {

@@ -456,3 +456,36 @@ func TestClientMessages(t *testing.T) {
 		t.Errorf("status: got %+v", got)
 	}
 }
+
+// TestSendRateLimited: a flood of tiny packets with a forged source makes
+// the gossiper answer that source at most its send budget.
+func TestSendRateLimited(t *testing.T) {
+	const burst = 4096
+	g, _ := startGossiper(t, func(c *Config) {
+		c.MaxPacketBytes = burst
+		c.SendRate = 1 // refills one byte a second: the burst is all there is
+		c.SendBurst = burst
+	})
+	// Give the status some weight: 20 origins of 60 bytes.
+	g.mu.Lock()
+	for i := range 20 {
+		if stored, _ := g.storeLocked(RumorMessage{Origin: fmt.Sprintf("%060d", i), ID: 1, Text: "x"}); !stored {
+			t.Fatal("store")
+		}
+	}
+	ack := len((&GossipPacket{Status: g.statusLocked()}).Marshal())
+	g.mu.Unlock()
+	p := newRawPeer(t, g)
+	// Each rumor, out of order so never stored, is acknowledged with the
+	// whole status: a 12-byte packet asks for a 1.3 KB answer.
+	const n = 100
+	for range n {
+		p.send(rumor("zz", 5, "x"))
+	}
+	poll(t, "every packet handled", func() bool { return g.Stats().Packets == n })
+	s := g.Stats()
+	allowed := burst/ack + 1
+	if s.SendLimited < uint64(n-allowed) {
+		t.Errorf("%d of %d answers of %d bytes were limited, want at least %d (a burst of %d bytes)", s.SendLimited, n, ack, n-allowed, burst)
+	}
+}

@@ -160,8 +160,8 @@ func runPeerster(ctx context.Context, streams *ioStreams, o *peersterOpts) error
 	// What was dropped, for whoever reads the logs (and the lossy ring
 	// test, which checks that datagrams were in fact dropped).
 	s := g.Stats()
-	fmt.Fprintf(streams.ErrOut, "peerster stats: packets=%d dropped=%d malformed=%d oversized=%d wrongtype=%d unexpected=%d peersrefused=%d rumorsrefused=%d clientbad=%d\n",
-		s.Packets, s.Dropped, s.Malformed, s.Oversized, s.WrongType, s.Unexpected, s.PeersRefused, s.RumorsRefused, s.ClientBad)
+	fmt.Fprintf(streams.ErrOut, "peerster stats: packets=%d dropped=%d malformed=%d oversized=%d wrongtype=%d unexpected=%d peersrefused=%d rumorsrefused=%d clientbad=%d sendlimited=%d\n",
+		s.Packets, s.Dropped, s.Malformed, s.Oversized, s.WrongType, s.Unexpected, s.PeersRefused, s.RumorsRefused, s.ClientBad, s.SendLimited)
 	return nil
 }
 
