@@ -72,7 +72,7 @@ type Gossiper struct {
 	storeBytes int
 	pending    map[netip.AddrPort]pending
 	chatLog    []ChatMessage
-	seenSimple map[string]time.Time // simple messages forwarded recently (loop breaker)
+	seenSimple map[string]time.Time         // simple messages forwarded recently (loop breaker)
 	limiters   map[netip.Addr]*rate.Limiter // send budgets by destination IP
 
 	packets, malformed, oversized, wrongType, unexpected atomic.Uint64
