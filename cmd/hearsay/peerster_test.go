@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -225,10 +226,26 @@ func startGossiper(t *testing.T, name, gossipAddr string, uiPort int, args ...st
 }
 
 // freePorts returns n ports that are free on 127.0.0.1 for UDP and TCP
-// alike (a gossiper's UIPort takes both). They are held until all are
-// found so they differ, then released for the gossipers to bind.
+// alike (a gossiper's UIPort takes both). The processes must be told their
+// ports before they bind them, so the ports are picked below the kernel's
+// ephemeral range: a port from that range, released for the process to
+// bind, can meanwhile become the source port of any outgoing connection
+// (the test's own readiness polls, for one). They are held until all are
+// found, so they differ.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	const base = 10000
+	if low <= base+n {
+		t.Skipf("the ephemeral port range starts at %d: no room below it for %d fixed ports", low, n)
+	}
 	var ports []int
 	var closers []io.Closer
 	defer func() {
@@ -236,18 +253,22 @@ func freePorts(t *testing.T, n int) []int {
 			c.Close()
 		}
 	}()
-	for len(ports) < n {
-		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("found only %d free ports below %d", len(ports), low)
 		}
-		closers = append(closers, u)
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		port := base + rand.IntN(low-base)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		u, err := net.ListenPacket("udp4", addr)
 		if err != nil {
-			continue // TCP port taken: try another
+			continue
 		}
-		closers = append(closers, l)
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			u.Close()
+			continue
+		}
+		closers = append(closers, u, l)
 		ports = append(ports, port)
 	}
 	return ports
@@ -349,6 +370,7 @@ func TestPeersterRingSimple(t *testing.T) {
 		}
 		return out
 	})
+	stopRing(ring) // all output read: the structure checks see whole events
 	simpleLine := regexp.MustCompile(`^SIMPLE MESSAGE origin \S+ from (\S+) contents `)
 	for j, p := range ring {
 		lines := p.Lines()
@@ -369,6 +391,17 @@ func TestPeersterRingSimple(t *testing.T) {
 				t.Errorf("%s: %q after a message relayed by %s does not list it", p.name, lines[k+1], m[1])
 			}
 		}
+	}
+}
+
+// stopRing stops every gossiper of ring and waits until each has exited
+// and its output is read.
+func stopRing(ring []*gossiperProc) {
+	for _, p := range ring {
+		p.stop()
+	}
+	for _, p := range ring {
+		p.wait()
 	}
 }
 
@@ -410,8 +443,7 @@ func TestPeersterRingLossy(t *testing.T) {
 	// on standard error when it exits.
 	stats := regexp.MustCompile(`peerster stats: packets=(\d+) dropped=(\d+) `)
 	var packets, dropped int
-	for _, p := range ring {
-		p.wait()
+	for _, p := range ring { // stopped by checkGossipLines
 		m := stats.FindStringSubmatch(p.stderr.String())
 		if m == nil {
 			t.Fatalf("%s reported no stats: %q", p.name, p.stderr.String())
@@ -440,9 +472,10 @@ func rumorLines(ring []*gossiperProc) func(i, j int) []string {
 	}
 }
 
-// checkGossipLines checks the sequences the handout shows: a RUMOR or
-// STATUS line is followed by PEERS, every gossiper mongered and heard
-// statuses, and once the ring is in sync every gossiper reports it.
+// checkGossipLines checks the sequences the handout shows: once the ring
+// is in sync every gossiper reports it; then it stops the ring and checks
+// that every RUMOR or STATUS line is followed by PEERS and that the
+// senders mongered.
 func checkGossipLines(t *testing.T, ring []*gossiperProc) {
 	t.Helper()
 	// Anti-entropy runs every second: each gossiper ends up in sync with
@@ -469,6 +502,7 @@ func checkGossipLines(t *testing.T, ring []*gossiperProc) {
 			return false
 		})
 	}
+	stopRing(ring) // all output read: the structure checks see whole events
 	mongered := 0
 	for _, p := range ring {
 		lines := p.Lines()
