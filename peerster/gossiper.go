@@ -84,6 +84,11 @@ type Gossiper struct {
 	closeOnce sync.Once
 }
 
+// ErrGUIUnavailable wraps the error of New when the GUI's TCP port cannot
+// be bound (the client's UDP port could): a caller may start again
+// without the GUI.
+var ErrGUIUnavailable = errors.New("GUI unavailable")
+
 // seenSimpleTTL is how long a forwarded simple message is remembered so
 // that a copy arriving over a cycle of peers is not forwarded again.
 // Simple messages carry no ID, so a repeat of the same text by the same
@@ -169,7 +174,7 @@ func (g *Gossiper) listenUI() error {
 	g.ln, err = net.Listen("tcp4", g.ui.LocalAddr().String())
 	if err != nil {
 		g.ui.Close()
-		return fmt.Errorf("listen GUI %s: %w", g.ui.LocalAddr(), err)
+		return fmt.Errorf("%w: listen %s: %w", ErrGUIUnavailable, g.ui.LocalAddr(), err)
 	}
 	g.srv = g.newGUIServer()
 	return nil

@@ -152,6 +152,15 @@ func runPeerster(ctx context.Context, streams *ioStreams, o *peersterOpts) error
 	cfg.Output = streams.Out
 	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(streams.ErrOut, format+"\n", args...) }
 	g, err := peerster.New(cfg)
+	if guiErr := err; errors.Is(err, peerster.ErrGUIUnavailable) {
+		// Port 8080, the handout's default, is also where hearsay's
+		// embedded bootstrap service listens (TCP): gossip and client
+		// messages (UDP) do not need the GUI.
+		cfg.GUI = false
+		if g, err = peerster.New(cfg); err == nil {
+			fmt.Fprintf(streams.ErrOut, "peerster: %v; running without the GUI (client messages still arrive over UDP)\n", guiErr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("peerster: %w", err)
 	}

@@ -674,3 +674,32 @@ func TestBridgeCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestPeersterWithoutGUI: when the UIPort's TCP port is taken (hearsay's
+// own bootstrap service listens on 8080, the handout's default), the
+// gossiper runs without the GUI and still takes client messages.
+func TestPeersterWithoutGUI(t *testing.T) {
+	ports := freePorts(t, 2)
+	taken, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var out, errOut syncWriter
+	streams := &ioStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(string) string { return "" }}
+	cmd := newPeersterCmd(streams, nil)
+	cmd.SetArgs([]string{"-name=solo", "-UIPort=" + strconv.Itoa(ports[0]), "-gossipAddr=127.0.0.1:" + strconv.Itoa(ports[1])})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	// The warning comes once the gossiper listens.
+	waitFor(t, "the warning", func() bool { return strings.Contains(errOut.String(), "running without the GUI") })
+	if err := runPeersterClient(&peersterOpts{uiPort: strconv.Itoa(ports[0]), msg: "still here"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the client message", func() bool { return strings.Contains(out.String(), "CLIENT MESSAGE still here\n") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("peerster: %v", err)
+	}
+}
