@@ -79,6 +79,9 @@ type Gossiper struct {
 	dropped, peersRefused, rumorsRefused, clientBad      atomic.Uint64
 	sendLimited                                          atomic.Uint64
 
+	// testSend, when set by a test, replaces the socket for sends.
+	testSend func(to netip.AddrPort, b []byte)
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -518,6 +521,10 @@ func (g *Gossiper) sendLocked(to netip.AddrPort, p *GossipPacket) {
 	}
 	if !g.allowSendLocked(to, len(b)) {
 		g.sendLimited.Add(1)
+		return
+	}
+	if g.testSend != nil {
+		g.testSend(to, b)
 		return
 	}
 	if _, err := g.conn.WriteToUDPAddrPort(b, to); err != nil && !g.closed() {

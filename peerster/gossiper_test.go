@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ func poll(t *testing.T, what string, cond func() bool) {
 
 // startGossiper starts a gossip-mode gossiper on 127.0.0.1 with tune
 // applied to its config.
-func startGossiper(t *testing.T, tune func(*Config)) (*Gossiper, *lines) {
+func startGossiper(t testing.TB, tune func(*Config)) (*Gossiper, *lines) {
 	t.Helper()
 	out := &lines{}
 	cfg := DefaultConfig()
@@ -487,5 +488,56 @@ func TestSendRateLimited(t *testing.T) {
 	allowed := burst/ack + 1
 	if s.SendLimited < uint64(n-allowed) {
 		t.Errorf("%d of %d answers of %d bytes were limited, want at least %d (a burst of %d bytes)", s.SendLimited, n, ack, n-allowed, burst)
+	}
+}
+
+// FuzzHandleDatagram feeds arbitrary datagrams from arbitrary loopback
+// ports to one gossiper with small caps: it must never panic, and its
+// tables must stay within their caps. What it sends is discarded (the
+// sources are made up).
+func FuzzHandleDatagram(f *testing.F) {
+	for _, tc := range goldens {
+		f.Add(uint16(5000), tc.pkt.Marshal())
+	}
+	f.Add(uint16(5001), rumor("A", 1, "x").Marshal())
+	f.Add(uint16(5002), (&GossipPacket{Status: &StatusPacket{Want: []PeerStatus{{"A", 7}, {"B", 1}}}}).Marshal())
+	g, _ := startGossiper(f, func(c *Config) {
+		c.MaxPeers, c.MaxOrigins, c.MaxRumors, c.MaxStoreBytes, c.MaxLog = 4, 3, 10, 100, 5
+		c.Logf = nil
+	})
+	g.testSend = func(netip.AddrPort, []byte) {}
+	f.Fuzz(func(t *testing.T, port uint16, b []byte) {
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), max(port, 1))
+		g.handleDatagram(src, b)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.peers) > g.cfg.MaxPeers || len(g.rumors) > g.cfg.MaxOrigins || g.nRumors > g.cfg.MaxRumors ||
+			g.storeBytes > g.cfg.MaxStoreBytes || len(g.chatLog) > g.cfg.MaxLog || len(g.pending) > g.cfg.MaxPeers {
+			t.Fatalf("over a cap: %d peers, %d origins, %d rumors, %d bytes, %d logged, %d pending",
+				len(g.peers), len(g.rumors), g.nRumors, g.storeBytes, len(g.chatLog), len(g.pending))
+		}
+	})
+}
+
+// TestPendingBounded: statuses from more sources than the peer list
+// holds are answered, but the mongerings awaiting acknowledgement stay
+// within MaxPeers (found by FuzzHandleDatagram: made-up sources grew the
+// table).
+func TestPendingBounded(t *testing.T) {
+	g, _ := startGossiper(t, func(c *Config) { c.MaxPeers = 2 })
+	if _, err := g.SendClient("have this"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		p := newRawPeer(t, g)
+		p.send(&GossipPacket{Status: &StatusPacket{}})
+		if got := p.recvRumor(); got.Text != "have this" {
+			t.Fatalf("answer: got %+v", got)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pending) > 2 {
+		t.Errorf("%d mongerings tracked, want at most MaxPeers (2)", len(g.pending))
 	}
 }

@@ -148,10 +148,17 @@ func (g *Gossiper) mongerLocked(r RumorMessage, not netip.AddrPort) {
 	g.sendRumorLocked(to, r)
 }
 
+// sendRumorLocked sends r to a peer and awaits its acknowledgement.
+// Mongerings in flight are bounded like the peer list: a status from a
+// source we could not learn (the list is full) is still answered, but
+// once MaxPeers mongerings wait, a new one is not tracked (no timeout, no
+// coin flip), so made-up sources cannot grow the table. Caller holds mu.
 func (g *Gossiper) sendRumorLocked(to netip.AddrPort, r RumorMessage) {
 	g.printf("MONGERING with %s", to)
 	g.sendLocked(to, &GossipPacket{Rumor: &r})
-	g.pending[to] = pending{rumor: r, deadline: time.Now().Add(g.cfg.RumorTimeout)}
+	if _, ok := g.pending[to]; ok || len(g.pending) < g.cfg.MaxPeers {
+		g.pending[to] = pending{rumor: r, deadline: time.Now().Add(g.cfg.RumorTimeout)}
+	}
 }
 
 // statusLocked returns the own vector clock, origins sorted by name.
