@@ -38,7 +38,7 @@ type bridgeOpts struct {
 func addBridgeFlags(f *pflag.FlagSet, o *bridgeOpts) {
 	f.StringVar(&o.addr, "peerster-bridge", "", "also run a Peerster gossiper on `ADDR` (udp ip:port) and bridge it into --peerster-room (Peerster messages are unsigned: see README)")
 	f.StringVar(&o.room, "peerster-room", "#peerster", "the hearsay `ROOM` the Peerster bridge relays")
-	f.StringVar(&o.peers, "peerster-peers", "", "Peerster gossipers the bridge knows at start, `ip:port,…` (others learn it when it sends to them)")
+	f.StringVar(&o.peers, "peerster-peers", "", "`PEERS` (ip:port,…): Peerster gossipers the bridge knows at start (others learn it when it sends to them)")
 	f.StringVar(&o.name, "peerster-name", "", "the bridge's origin `NAME` in Peerster (default: the nick)")
 }
 
