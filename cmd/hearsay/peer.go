@@ -49,6 +49,7 @@ type peerOpts struct {
 	faults         faultOpts
 	log            logOpts
 	api            apiOpts
+	bridge         bridgeOpts
 }
 
 // newPeerCmd returns the root command, which runs a peer. Its parse step
@@ -110,6 +111,7 @@ then on needs no server.`,
 	addFaultFlags(f, &o.faults)
 	addLogFlags(f, &o.log)
 	addAPIFlags(f, &o.api)
+	addBridgeFlags(f, &o.bridge)
 	return root
 }
 
@@ -161,6 +163,9 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 		return err
 	}
 	if err := o.api.complete(); err != nil {
+		return err
+	}
+	if err := o.bridge.complete(o.nick); err != nil {
 		return err
 	}
 	return o.faults.complete()
@@ -249,6 +254,12 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
+	pst := newPeersterHost(node, logOut)
+	defer pst.Close()
+	if err := pst.startFlags(&o.bridge); err != nil {
+		node.Shutdown()
+		return err
+	}
 
 	dcfg := discovery.DefaultConfig()
 	dcfg.DataDir = o.dataDir
@@ -269,7 +280,9 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 
 	rcfg := repl.DefaultConfig()
 	peer := agentPeer{Node: node, agent: disc}
-	rcfg.Peer = lapi.wrap(peer)
+	// Events pass the Peerster bridge's tap, then the local API's ring,
+	// then reach the REPL: each reader sees every event once.
+	rcfg.Peer = lapi.wrap(tappedPeer{agentPeer: peer, events: pst.tap()})
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
@@ -319,6 +332,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	}
 	defer r.Close()
 	defer cleanup()
+	r.Register(pst.commands()...)
 	if o.faults.on {
 		r.Notify(hearsay.Event{Type: hearsay.EventSystem, Time: time.Now(), Text: o.faults.warning()})
 	}
@@ -332,6 +346,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		if err := startPeer(ctx, node, disc, r); err != nil {
 			return err
 		}
+		pst.joinFlagRoom(ctx, r)
 	} else {
 		r.Printf("%s", manualBanner)
 	}

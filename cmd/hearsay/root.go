@@ -85,6 +85,7 @@ func newRootCmd(streams *ioStreams) *cobra.Command {
 	root.AddCommand(newBenchCmd(streams, nil))
 	root.AddCommand(newSimCmd(streams, nil))
 	root.AddCommand(newSendCmd(streams, nil), newTailCmd(streams, nil))
+	root.AddCommand(newPeersterCmd(streams, nil))
 	return root
 }
 
