@@ -153,7 +153,10 @@ func TestMetricsMoveWithMessages(t *testing.T) {
 	var after map[string]*dto.MetricFamily
 	if !chattest.Poll(chattest.DefaultTimeout, func() bool {
 		after = scrape(t, a)
-		return value(after, "hearsay_delivered_total")-value(before, "hearsay_delivered_total") >= 2*n
+		// Events reach the ring after delivery, through the event
+		// reader's goroutine: wait for both.
+		return value(after, "hearsay_delivered_total")-value(before, "hearsay_delivered_total") >= 2*n &&
+			value(after, "hearsay_api_events_total")-max(0, value(before, "hearsay_api_events_total")) >= 2*n
 	}) {
 		t.Fatalf("delivered did not move by %d: %v → %v", 2*n, value(before, "hearsay_delivered_total"), value(after, "hearsay_delivered_total"))
 	}
