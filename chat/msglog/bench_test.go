@@ -77,7 +77,7 @@ func BenchmarkAppend(b *testing.B) { benchAppend(b, false) }
 func BenchmarkAppendNoSync(b *testing.B) { benchAppend(b, true) }
 
 // BenchmarkAppendDeferred: one received message per transaction, its
-// fsync left to the syncer (what a peer does before delivering).
+// fsync left to the applier (what a peer does before delivering).
 func BenchmarkAppendDeferred(b *testing.B) { benchAppendWith(b, false, true) }
 
 // BenchmarkAppendBatch100: 100 messages per fsynced transaction; ns/op is

@@ -10,7 +10,7 @@ import (
 )
 
 // TestAppendDeferred: deferred appends are stored and deduplicated like
-// Append, the syncer flushes them within SyncInterval, concurrent synced
+// Append, the applier commits them within SyncInterval, concurrent synced
 // and deferred appends mix, and Close keeps them all for the next open.
 func TestAppendDeferred(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log.db")
