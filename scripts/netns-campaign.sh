@@ -32,20 +32,21 @@
 #
 # Environment: CAMPAIGN_SEED (default random), CAMPAIGN_ROUNDS (1),
 # CAMPAIGN_STEPS (6), CAMPAIGN_ACTIONS (the nemesis's choices, default all
-# seven above), N (peers, 4 to 7, default 4), E2E_TIMEOUT (seconds
+# seven above), N (peers, 4 to 7, default 4; "random": drawn per round from
+# its seed), E2E_TIMEOUT (seconds
 # per wait, default 60), CAMPAIGN_DIR (work directory), KEEP=1, HEARSAY_BIN.
 # Namespaces are named hscmp-<pid>-…; leftovers of dead runs are removed at
 # start, this run's on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-4}
+NSPEC=${N:-4}
 ROUNDS=${CAMPAIGN_ROUNDS:-1}
 ACTIONS=${CAMPAIGN_ACTIONS:-kill9 term isolate split oneway lossy bootstrap}
 STEPS=${CAMPAIGN_STEPS:-6}
 TIMEOUT=${E2E_TIMEOUT:-60}
 SEED=${CAMPAIGN_SEED:-$(((RANDOM << 15) | RANDOM))}
-case "$N" in [4-7]) ;; *) echo "N must be 4 to 7" >&2; exit 2 ;; esac
+case "$NSPEC" in [4-7] | random) ;; *) echo "N must be 4 to 7, or random" >&2; exit 2 ;; esac
 for v in "$ROUNDS" "$STEPS" "$TIMEOUT" "$SEED"; do
   case "$v" in '' | *[!0-9]*) echo "CAMPAIGN_ROUNDS, CAMPAIGN_STEPS, E2E_TIMEOUT and CAMPAIGN_SEED are whole numbers" >&2; exit 2 ;; esac
 done
@@ -331,6 +332,8 @@ step() {
 round() {
   local r=$1 seed=$2 i s ok=0 room
   RANDOM=$seed
+  N=$NSPEC
+  if [ "$N" = random ]; then rnd 4; N=$((REPLY + 4)); fi
   PREFIX="hscmp-$ID-$r"
   SW="$PREFIX-sw"
   dir="$top/round$r"
@@ -394,7 +397,7 @@ round() {
   return $ok
 }
 
-log "seed $SEED, $ROUNDS round(s) of $STEPS steps, $N peers, actions: $ACTIONS"
+log "seed $SEED, $ROUNDS round(s) of $STEPS steps, N=$NSPEC peers, actions: $ACTIONS"
 for r in $(seq "$ROUNDS"); do
   seed=$((SEED + r - 1))
   if round "$r" "$seed"; then

@@ -30,7 +30,7 @@ const ciCampaignActions = "isolate split oneway lossy bootstrap"
 // namespaces. By default one round of six steps from a fixed seed
 // (about a minute and a half); HEARSAY_CAMPAIGN_LONG=1 runs
 // HEARSAY_CAMPAIGN_ROUNDS (default 10) rounds of 12 steps with every
-// fault, peer restarts included, from a random seed (HEARSAY_CAMPAIGN_SEED
+// fault, peer restarts included, 4 to 7 peers, from a random seed (HEARSAY_CAMPAIGN_SEED
 // sets it). A failing round's seed is in the output ("FAIL round R seed
 // S"). It needs root and iproute2 and skips otherwise, like TestNetnsE2E;
 // -short or HEARSAY_NETNS_CAMPAIGN=0 skips it too.
@@ -56,7 +56,7 @@ func TestNetnsCampaign(t *testing.T) {
 				t.Fatalf("HEARSAY_CAMPAIGN_ROUNDS=%q: want a positive number", v)
 			}
 		}
-		env = []string{"CAMPAIGN_ROUNDS=" + strconv.Itoa(rounds), "CAMPAIGN_STEPS=12"}
+		env = []string{"CAMPAIGN_ROUNDS=" + strconv.Itoa(rounds), "CAMPAIGN_STEPS=12", "N=random"}
 		if v := os.Getenv("HEARSAY_CAMPAIGN_SEED"); v != "" {
 			env = append(env, "CAMPAIGN_SEED="+v)
 		}
