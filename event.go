@@ -18,6 +18,10 @@ const (
 	EventNick    = "nick"    // a peer changed its nick: From is the new display name, Text the old one
 	EventSystem  = "system"  // information from the node itself, or command output
 	EventError   = "error"   // a problem the user should know about
+	// EventKV says that another peer's key/value write won over this
+	// node's own (concurrent writes; the rule is in chat's kv.go): From and
+	// FromID name the winner, Text says which write replaced which.
+	EventKV = "kv"
 	// EventHistory is a past message printed by /history. It is formatted
 	// like a message but is not one: --json consumers that count delivered
 	// messages count "message" events only.

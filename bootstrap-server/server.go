@@ -39,17 +39,21 @@ type Server struct {
 	closeErr  error
 }
 
-// Start opens the store, binds the listener and serves in a goroutine the
-// Server owns; Close stops it.
+// Start binds the listener, opens the store and serves in a goroutine the
+// Server owns; Close stops it. The listener comes first: of several peers
+// taking a quit service over at once, the ones that lose the port fail at
+// once instead of waiting for the database's lock, and the winner waits
+// for it (held until the previous server closed it) with connections
+// queued, not refused.
 func Start(cfg Config) (*Server, error) {
-	store, err := OpenBolt(cfg.DBPath)
-	if err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	store, err := OpenBolt(cfg.DBPath)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	h := bootstrapapi.NewHandler(store, bootstrapapi.HandlerConfig{AdminToken: cfg.AdminToken, Logf: cfg.Logf,
 		RateLimit: cfg.RateLimit})

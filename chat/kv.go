@@ -10,7 +10,14 @@ package chat
 //
 // The version is a hybrid logical clock in Unix milliseconds: a change
 // gets max(highest version seen + 1, now), so it wins over everything this
-// peer has seen and stays close to wall time. A received version more than
+// peer has seen and stays close to wall time. The rule, then, for two
+// writes of one key: a write made after its writer saw the other wins;
+// of two concurrent writes (neither writer had seen the other's), the one
+// with the later writer's clock wins, to the millisecond, and at equal
+// versions the larger origin peer ID. With skewed clocks the write made
+// later in real time can lose, so a peer whose own entry is replaced by
+// another peer's is told (an EventKV event, kvSuperseded): no write is
+// lost in silence. A received version more than
 // MaxKVAhead ahead of this peer's clock is refused: a peer cannot take a
 // key for ever with version 2^64-1, and the clock cannot be pushed to
 // overflow. (Peers of earlier versions counted from 1; their entries are
@@ -203,18 +210,25 @@ func (b *kvBroadcast) Finished()       {}
 // applyLocked stores e if it wins, within the bounds (see the file
 // comment). known says whether e's origin is a member (or this node). It
 // returns errKVOld when e does not win, and an error that says which bound
-// is reached when there is no room for it. Caller holds s.mu.
-func (s *kvStore) applyLocked(e *chatpb.KVEntry, known bool) error {
+// is reached when there is no room for it. When e replaces this node's own
+// entry (another peer's write won over ours), it returns that entry as
+// lost, for the caller to tell the user once s.mu is released. Caller
+// holds s.mu.
+func (s *kvStore) applyLocked(e *chatpb.KVEntry, known bool) (lost *chatpb.KVEntry, err error) {
 	cur := s.m[e.Key]
 	if !kvNewer(e, cur) {
-		return errKVOld
+		return nil, errKVOld
 	}
 	s.clock = max(s.clock, e.Version)
 	if cur == nil || cur.Origin != e.Origin { // e takes a new slot of its origin
 		if err := s.makeRoomLocked(e, cur, known); err != nil {
 			s.n.stats.kvDrops.Add(1)
-			return err
+			return nil, err
 		}
+	}
+	self := s.n.id.ID
+	if cur != nil && cur.Origin == self && e.Origin != self && !(cur.Deleted && e.Deleted) {
+		lost = cur
 	}
 	if cur != nil {
 		s.forgetLocked(cur)
@@ -228,7 +242,25 @@ func (s *kvStore) applyLocked(e *chatpb.KVEntry, known bool) error {
 		s.strange++
 	}
 	s.n.stats.kvUpdates.Add(1)
-	return nil
+	return lost, nil
+}
+
+// kvSuperseded tells the user that winner, another peer's entry, replaced
+// this node's own entry lost (an EventKV event; the REPL prints "kv: your
+// write a = 99 was superseded by carol's a = 1"). It takes n.mu: the
+// caller does not hold s.mu.
+func (n *Node) kvSuperseded(lost, winner *chatpb.KVEntry) {
+	who := n.displayName(winner.Origin, "")
+	mine := fmt.Sprintf("write %s = %s", lost.Key, lost.Value)
+	if lost.Deleted {
+		mine = "deletion of " + lost.Key
+	}
+	theirs := fmt.Sprintf("%s's %s = %s", who, winner.Key, winner.Value)
+	if winner.Deleted {
+		theirs = fmt.Sprintf("%s's deletion of %s", who, winner.Key)
+	}
+	n.emit(hearsay.Event{Type: hearsay.EventKV, From: who, FromID: winner.Origin,
+		Text: fmt.Sprintf("your %s was superseded by %s", mine, theirs)})
 }
 
 // strangerLocked reports whether origin's entries count as a stranger's:
@@ -333,7 +365,7 @@ func (s *kvStore) set(key, value string, deleted bool) error {
 	if b, _ := proto.Marshal(e); len(b)+1 > maxKVBroadcast {
 		return fmt.Errorf("key/value entry is %d bytes encoded, at most %d", len(b)+1, maxKVBroadcast)
 	}
-	if err := s.applyLocked(e, true); err != nil {
+	if _, err := s.applyLocked(e, true); err != nil { // our own entry: never lost
 		return fmt.Errorf("set %q: %w", key, err)
 	}
 	s.queueLocked(e)
@@ -353,12 +385,16 @@ func (s *kvStore) handleBroadcast(b []byte) {
 	}
 	known := s.n.isMember(e.Origin) // before s.mu: it takes n.mu
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch err := s.applyLocked(e, known); {
+	lost, err := s.applyLocked(e, known)
+	switch {
 	case err == nil:
 		s.queueLocked(e)
 	case !errors.Is(err, errKVOld):
 		s.n.logger.Printf("drop kv entry %q from %s: %v", e.Key, e.Origin, err)
+	}
+	s.mu.Unlock()
+	if lost != nil {
+		s.n.kvSuperseded(lost, e)
 	}
 }
 
@@ -398,8 +434,9 @@ func (s *kvStore) mergeState(b []byte) {
 			known[e.Origin] = s.n.isMember(e.Origin) // before s.mu: it takes n.mu
 		}
 	}
+	type loss struct{ lost, winner *chatpb.KVEntry }
+	var losses []loss
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	refused := 0
 	for _, e := range st.Entries {
 		if err := checkKVEntry(e); err != nil {
@@ -410,12 +447,20 @@ func (s *kvStore) mergeState(b []byte) {
 			s.n.stats.kvDrops.Add(1)
 			continue
 		}
-		if err := s.applyLocked(e, known[e.Origin]); err != nil && !errors.Is(err, errKVOld) {
+		lost, err := s.applyLocked(e, known[e.Origin])
+		if err != nil && !errors.Is(err, errKVOld) {
 			refused++
 		}
+		if lost != nil {
+			losses = append(losses, loss{lost, e})
+		}
 	}
+	s.mu.Unlock()
 	if refused > 0 {
 		s.n.logger.Printf("kv state: %d entries refused (store bounds)", refused)
+	}
+	for _, l := range losses {
+		s.n.kvSuperseded(l.lost, l.winner)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestKVStoreBoundsRandom(t *testing.T) {
 		version++
 		e := &chatpb.KVEntry{Key: fmt.Sprintf("k%d", rng.IntN(3000)), Version: version, Origin: o, Deleted: rng.IntN(3) == 0}
 		s.mu.Lock()
-		if err := s.applyLocked(e, n.isMember(o)); err != nil {
+		if _, err := s.applyLocked(e, n.isMember(o)); err != nil {
 			refused++
 		}
 		if step%31 == 0 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
@@ -89,5 +90,91 @@ func TestKVBoundsHold(t *testing.T) {
 	}
 	if err := a.KVSet("a-new", "v"); err != nil { // a's own tombstone makes room
 		t.Errorf("set after a delete: %v", err)
+	}
+}
+
+// Issue 13, bug 6: two peers write the same key at the same moment. Both
+// end with the same value (the documented winner: kv.go), and the peer
+// whose write lost is told, with an EventKV event naming the winner; the
+// winner is not.
+func TestKVConcurrentWriteLoserTold(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	values := []string{"99", "1"}
+	start := make(chan struct{})
+	errs := make(chan error, len(peers))
+	for i, p := range peers {
+		go func() {
+			<-start
+			errs <- p.KVSet("a", values[i])
+		}()
+	}
+	close(start)
+	for range peers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	chattest.WaitFor(t, timeout, func() bool {
+		a, b := peers[0].KVList()["a"], peers[1].KVList()["a"]
+		return a != "" && a == b
+	}, "the peers did not converge: %v, %v", peers[0].KVList(), peers[1].KVList())
+	final := peers[0].KVList()["a"]
+	win, lose := 0, 1
+	if final != values[0] {
+		win, lose = 1, 0
+	}
+	if final != values[win] {
+		t.Fatalf("converged on a = %q, neither write", final)
+	}
+	isKV := func(e hearsay.Event) bool { return e.Type == hearsay.EventKV }
+	ev := peers[lose].Rec.WaitEvent(t, timeout, isKV, "the losing writer's notice")
+	want := "your write a = " + values[lose] + " was superseded by " + peers[win].Nick() + "'s a = " + values[win]
+	if ev.Text != want || ev.FromID != peers[win].ID() || ev.From != peers[win].Nick() {
+		t.Errorf("notice %q from %q (%s), want %q from %q", ev.Text, ev.From, ev.FromID, want, peers[win].Nick())
+	}
+	if got := peers[win].Rec.Filter(isKV); len(got) != 0 {
+		t.Errorf("the winner was told %v", got)
+	}
+}
+
+// TestKVSupersededNotice: the notice says what replaced what (a value, a
+// deletion), and only another peer's entry that wins over this peer's own
+// produces one.
+func TestKVSupersededNotice(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	a, b := peers[0], peers[1]
+	isKV := func(e hearsay.Event) bool { return e.Type == hearsay.EventKV }
+	if err := b.KVSet("k", "mine"); err != nil {
+		t.Fatal(err)
+	}
+	// An older entry of a's does not win: no notice (checked below).
+	b.NotifyMsgForTest(chat.KVPacketForTest(signedKV(a.Identity(), "k", "older", 1)))
+	if got := b.KVList()["k"]; got != "mine" {
+		t.Fatalf("k = %q after an older entry, want mine", got)
+	}
+	now := uint64(time.Now().Add(time.Second).UnixMilli())
+	del := signedKV(a.Identity(), "k", "", now)
+	del.Deleted = true
+	del.Signature = a.Identity().Sign(chat.KVSigningBytesForTest(del))
+	b.NotifyMsgForTest(chat.KVPacketForTest(del))
+	ev := b.Rec.WaitEvent(t, timeout, isKV, "the notice of a deletion")
+	if want := "your write k = mine was superseded by " + a.Nick() + "'s deletion of k"; ev.Text != want {
+		t.Errorf("notice %q, want %q", ev.Text, want)
+	}
+	if n := len(b.Rec.Filter(isKV)); n != 1 {
+		t.Errorf("%d notices, want 1 (the older entry must not produce one)", n)
+	}
+	// a's later write replaces a's own deletion: nothing of b's is lost.
+	b.NotifyMsgForTest(chat.KVPacketForTest(signedKV(a.Identity(), "k", "again", now+1)))
+	if err := b.KVSet("j", "x"); err != nil {
+		t.Fatal(err)
+	}
+	b.NotifyMsgForTest(chat.KVPacketForTest(signedKV(a.Identity(), "j", "y", uint64(time.Now().Add(2*time.Second).UnixMilli()))))
+	ev = b.Rec.WaitEventAfter(t, timeout, 0, func(e hearsay.Event) bool { return isKV(e) && e.Text != ev.Text }, "the notice for j")
+	if want := "your write j = x was superseded by " + a.Nick() + "'s j = y"; ev.Text != want {
+		t.Errorf("notice %q, want %q", ev.Text, want)
+	}
+	if n := len(b.Rec.Filter(isKV)); n != 2 {
+		t.Errorf("%d notices, want 2", n)
 	}
 }

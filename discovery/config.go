@@ -56,6 +56,23 @@ type Config struct {
 	// which never displace a signed one). It must sign for the ID of the
 	// Node given to Register: the client refuses any other.
 	Signer bootstrapapi.Signer
+	// EmbeddedDB is the database of the embedded default; empty means
+	// DataDir/bootstrap.db. Every local peer should name the same file
+	// (cmd/hearsay: the data root's bootstrap.db, which `hearsay
+	// bootstrap serve` uses too): the peer that takes the service over
+	// opens the file the previous one closed, so the service's
+	// configuration, its contacts with their leases and the keys their
+	// entries are signed with survive the takeover.
+	EmbeddedDB string
+	// WatchInterval is how often an agent that uses the embedded default
+	// without serving it checks that something still listens on
+	// LocalListen (a TCP connect, not a request: it costs the service's
+	// rate limit nothing); when nothing does, it takes the service over at
+	// once instead of at its next lease renewal. Zero means the default.
+	WatchInterval time.Duration
+	// Notify tells the user what they should see on their terminal (this
+	// peer took the embedded service over); nil: only Logf.
+	Notify func(text string)
 	// AdminTokenFile holds the admin token of the embedded default
 	// (generated on first use, mode 0600), so that its reset and
 	// configuration are not open to whoever reaches the port; the
@@ -66,7 +83,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: the local default service
-// (bootstrapapi.DefaultLocalURL), probe 500 ms, requests 5 s, a rejoin
+// (bootstrapapi.DefaultLocalURL) watched every second, probe 500 ms,
+// requests 5 s, a rejoin
 // round every 10 s of at most 3 addresses, failed members retried for
 // 24 h (serf's reconnect timeout). DataDir must still be set.
 func DefaultConfig() Config {
@@ -74,6 +92,7 @@ func DefaultConfig() Config {
 		LocalURL:       bootstrapapi.DefaultLocalURL,
 		LocalListen:    bootstrapapi.DefaultListen,
 		ProbeTimeout:   500 * time.Millisecond,
+		WatchInterval:  time.Second,
 		RequestTimeout: 5 * time.Second,
 		RejoinInterval: 10 * time.Second,
 		RejoinWindow:   24 * time.Hour,
@@ -87,7 +106,7 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("discovery config: DataDir is required")
 	}
-	if c.ProbeTimeout < 0 || c.RequestTimeout < 0 || c.RejoinInterval < 0 || c.RejoinWindow < 0 || c.RejoinMax < 0 {
+	if c.ProbeTimeout < 0 || c.WatchInterval < 0 || c.RequestTimeout < 0 || c.RejoinInterval < 0 || c.RejoinWindow < 0 || c.RejoinMax < 0 {
 		return errors.New("discovery config: durations and counts must not be negative")
 	}
 	if c.LocalURL == "" {
@@ -101,6 +120,12 @@ func (c *Config) validate() error {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = def.RequestTimeout
+	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = def.WatchInterval
+	}
+	if c.EmbeddedDB == "" {
+		c.EmbeddedDB = filepath.Join(c.DataDir, "bootstrap.db")
 	}
 	if c.RejoinWindow == 0 {
 		c.RejoinWindow = def.RejoinWindow
@@ -116,6 +141,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
+	}
+	if c.Notify == nil {
+		c.Notify = func(string) {}
 	}
 	return nil
 }

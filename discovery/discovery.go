@@ -5,7 +5,8 @@
 //   - picks the service: the configured URLs, else the local default
 //     address, else an in-process service on that address (the embedded
 //     default, so two terminals on one machine need no other step), and
-//     takes that service over when the peer serving it quits (service.go);
+//     takes that service over, within about a second and with the same
+//     database, when the peer serving it quits (service.go);
 //   - fetches first contacts, caching them in the data directory and
 //     falling back to the cache when no service answers (contacts.go);
 //   - registers the peer's own contact and renews the lease while it runs
@@ -64,8 +65,8 @@ type Stats struct {
 }
 
 // Agent is one peer's discovery agent. Its methods are safe for
-// concurrent use. Register starts its two goroutines (lease renewal and
-// rejoin); Close stops them and waits.
+// concurrent use. Register starts its goroutines (lease renewal, rejoin,
+// and the watch of the embedded default); Close stops them and waits.
 type Agent struct {
 	cfg    Config
 	client *bootstrapapi.Client
@@ -77,6 +78,7 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	takeMu   sync.Mutex // serialises takeOver (renewal and watch goroutines)
 	mu       sync.Mutex
 	embedded *bootstrapserver.Server // nil unless served in-process
 	node     Node                    // set by Register
@@ -141,6 +143,9 @@ func (a *Agent) Register(ctx context.Context, node Node) (bootstrapapi.JoinRespo
 	a.every(max(ttl/3, 500*time.Millisecond), a.renew) // renew the lease until Close
 	if a.cfg.RejoinInterval > 0 {
 		a.every(a.cfg.RejoinInterval, a.rejoin)
+	}
+	if len(a.cfg.URLs) == 0 {
+		a.every(a.cfg.WatchInterval, a.watch) // take the embedded default over when its peer quits
 	}
 	return r, err
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -143,6 +144,86 @@ func TestTakeOverWhenEmbeddedServerLeaves(t *testing.T) {
 		l, err := bob.Client().List(ctx, 0)
 		return err == nil && l.NumPeers == 1 && l.Peers[0].ID == "bob"
 	})
+}
+
+// Issue 13, bug 7: when the peer serving the embedded default quits, one
+// of the others serves it within about a WatchInterval (1 s; the lease
+// renewal tick is 20 s), says so through Notify, and serves the same
+// database: a max-peers change made before is kept, and so are the
+// others' contacts.
+func TestTakeOverGapAndConfig(t *testing.T) {
+	listen := freeAddr(t)
+	ctx := context.Background()
+	shared := t.TempDir()
+	var mu sync.Mutex
+	takers := map[string]int{} // agent name -> takeover notices
+	cfgFor := func(name string) Config {
+		cfg := testConfig(t, listen)
+		cfg.EmbeddedDB = filepath.Join(shared, "bootstrap.db")
+		cfg.AdminTokenFile = filepath.Join(shared, "bootstrap-admin-token")
+		cfg.Notify = func(text string) {
+			if strings.Contains(text, "serves it now") {
+				mu.Lock()
+				takers[name]++
+				mu.Unlock()
+			}
+		}
+		return cfg
+	}
+	alice := openTestAgent(t, cfgFor("alice"))
+	if !strings.Contains(alice.Describe(), "embedded") {
+		t.Fatalf("alice: %q, want the embedded service", alice.Describe())
+	}
+	maxPeers := 7
+	if _, err := alice.Client().SetConfig(ctx, bootstrapapi.ConfigUpdate{MaxPeers: &maxPeers}); err != nil {
+		t.Fatal(err)
+	}
+	others := map[string]*Agent{}
+	for i, name := range []string{"bob", "carol"} {
+		others[name] = openTestAgent(t, cfgFor(name))
+		if _, err := others[name].Register(ctx, &fakeNode{id: name, addr: fmt.Sprintf("127.0.0.1:%d", 7002+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Register(ctx, &fakeNode{id: "alice", addr: "127.0.0.1:7001"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quit := time.Now()
+	probe := others["bob"].Client()
+	waitFor(t, "another peer to serve the bootstrap service", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err := probe.Ping(pctx)
+		return err == nil
+	})
+	gap := time.Since(quit)
+	t.Logf("the service was down for %v after its peer quit", gap)
+	if limit := 3 * DefaultConfig().WatchInterval; gap > limit {
+		t.Errorf("service down for %v, want at most %v (a lease renewal tick is %v)", gap, limit, bootstrapapi.DefaultLeaseTTL/3)
+	}
+	got, err := probe.Config(ctx)
+	if err != nil || got.MaxPeers != maxPeers {
+		t.Errorf("config after the takeover: max peers %d, %v; want %d (kept)", got.MaxPeers, err, maxPeers)
+	}
+	l, err := probe.List(ctx, 0)
+	if err != nil || l.NumPeers != 2 {
+		t.Errorf("contacts after the takeover: %+v, %v; want bob and carol", l, err)
+	}
+	waitFor(t, "the takeover notice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(takers) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for name, n := range takers {
+		if n != 1 || !others[name].serving() || len(takers) != 1 {
+			t.Errorf("takeover notices %v; %s serving: %v; want one peer that says so once and serves", takers, name, others[name].serving())
+		}
+	}
 }
 
 func TestCachedContactsWhenServiceDown(t *testing.T) {

@@ -3,15 +3,26 @@ package discovery
 // Choosing the bootstrap service. With URLs configured the agent uses
 // them. Without, it uses the local default address: whoever answers there,
 // or, when nothing does, a service it starts in-process on that address
-// (the embedded default). When the peer serving it quits, the next lease
-// renewal of another peer finds nothing there and that peer serves it
-// instead (takeOver), so a group on one machine keeps a service without
-// anyone restarting one.
+// (the embedded default). When the peer serving it quits, another peer
+// serves it instead (takeOver), so a group on one machine keeps a service
+// without anyone restarting one. Every peer that uses the embedded default
+// without serving it watches the port (watch: a TCP connect every
+// WatchInterval, 1 s) and takes over as soon as nothing listens there, so
+// the service is down for about a WatchInterval, not a lease renewal
+// interval (20 s); a renewal that finds the service gone (a server that
+// still holds the port but does not answer) takes over too. The new server
+// opens the same database (Config.EmbeddedDB, shared by the local peers),
+// so the configuration (max peers, lease TTL), the contacts with their
+// leases and the keys of signed entries survive: carrying only the
+// configuration (in the peers' contact cache or the group's key/values)
+// would lose the leases and let anyone register another peer's ID before
+// its owner renewed.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -86,19 +97,40 @@ func (a *Agent) startEmbedded() (*bootstrapserver.Server, error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	return bootstrapserver.Start(bootstrapserver.Config{
-		Listen: a.cfg.LocalListen, DBPath: filepath.Join(a.cfg.DataDir, "bootstrap.db"), Logf: a.cfg.Logf,
-		AdminToken: a.token})
+	start := func(db string) (*bootstrapserver.Server, error) {
+		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+			return nil, fmt.Errorf("create bootstrap db dir: %w", err)
+		}
+		return bootstrapserver.Start(bootstrapserver.Config{
+			Listen: a.cfg.LocalListen, DBPath: db, Logf: a.cfg.Logf, AdminToken: a.token})
+	}
+	srv, err := start(a.cfg.EmbeddedDB)
+	own := filepath.Join(a.cfg.DataDir, "bootstrap.db")
+	if err != nil && a.cfg.EmbeddedDB != own && !isListenErr(err) {
+		// The shared file is held by something that does not serve on
+		// this port (a `hearsay bootstrap serve` elsewhere): serve from
+		// this peer's own file rather than not at all.
+		a.cfg.Logf("bootstrap database %s: %v; serving from %s instead (the shared configuration is not kept)", a.cfg.EmbeddedDB, err, own)
+		srv, err = start(own)
+	}
+	return srv, err
+}
+
+// isListenErr reports whether bootstrapserver.Start failed to bind its
+// port (another server holds it), not to open its database.
+func isListenErr(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "listen"
 }
 
 // takeOver serves the embedded default in-process when this peer uses it
 // and nothing answers there any more (the peer that served it quit). It
-// reports whether it started one. Only the renewal goroutine calls it.
+// reports whether it started one. The renewal and the watch goroutines
+// call it; takeMu makes them take turns.
 func (a *Agent) takeOver(ctx context.Context) bool {
-	a.mu.Lock()
-	serving := a.embedded != nil
-	a.mu.Unlock()
-	if len(a.cfg.URLs) > 0 || serving {
+	a.takeMu.Lock()
+	defer a.takeMu.Unlock()
+	if len(a.cfg.URLs) > 0 || a.serving() {
 		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
@@ -108,13 +140,52 @@ func (a *Agent) takeOver(ctx context.Context) bool {
 	}
 	srv, err := a.startEmbedded()
 	if err != nil {
+		a.report("take over the bootstrap service", err)
 		return false // another peer was faster; its service answers next time
 	}
-	// Close reads embedded only after the renewal goroutine (the caller)
-	// ended, so it stops this server too.
+	a.report("take over the bootstrap service", nil)
+	// Close reads embedded only after the renewal and watch goroutines
+	// (the callers) ended, so it stops this server too.
 	a.mu.Lock()
 	a.embedded = srv
 	a.mu.Unlock()
-	a.cfg.Logf("the bootstrap service at %s stopped answering: this peer serves it now", a.cfg.LocalURL)
+	msg := fmt.Sprintf("the bootstrap service at %s stopped answering: this peer serves it now (same database: its configuration and contacts are kept)", a.cfg.LocalURL)
+	a.cfg.Logf("%s", msg)
+	a.cfg.Notify(msg)
 	return true
+}
+
+// serving reports whether this agent serves the embedded default.
+func (a *Agent) serving() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.embedded != nil
+}
+
+// watch runs every WatchInterval while the agent uses the embedded default
+// without serving it: when nothing listens on LocalListen (a refused TCP
+// connect: the serving peer quit or was killed), it takes the service over
+// and registers the node there at once. A connect is enough to tell, and
+// unlike a request it does not count against the service's per-address
+// rate limit, which every local peer shares.
+func (a *Agent) watch() {
+	if a.serving() {
+		return
+	}
+	d := net.Dialer{Timeout: a.cfg.ProbeTimeout}
+	ctx, cancel := context.WithTimeout(a.base, a.cfg.ProbeTimeout)
+	conn, err := d.DialContext(ctx, "tcp", a.cfg.LocalListen)
+	cancel()
+	if err == nil {
+		conn.Close()
+		return
+	}
+	if a.base.Err() != nil {
+		return // closing
+	}
+	ctx, cancel = context.WithTimeout(a.base, a.cfg.RequestTimeout)
+	defer cancel()
+	if a.takeOver(ctx) {
+		a.renew()
+	}
 }

@@ -128,7 +128,7 @@ func cmdKV() *Command {
 				Run: func(_ context.Context, r *REPL, inv *Invocation) error {
 					k, v := inv.Args[0], strings.Join(inv.Args[1:], " ")
 					if err := r.cfg.Peer.KVSet(k, v); err != nil {
-						return fmt.Errorf("kv set %s: %w", Sanitize(k), err)
+						return restate("kv set "+Sanitize(k), fmt.Sprintf("set %q", k), err)
 					}
 					r.Printf("%s = %s", Sanitize(k), Sanitize(v))
 					return nil
@@ -149,7 +149,7 @@ func cmdKV() *Command {
 				},
 				Run: func(_ context.Context, r *REPL, inv *Invocation) error {
 					if err := r.cfg.Peer.KVDel(inv.Args[0]); err != nil {
-						return fmt.Errorf("kv del %s: %w", Sanitize(inv.Args[0]), err)
+						return restate("kv del "+Sanitize(inv.Args[0]), fmt.Sprintf("set %q", inv.Args[0]), err)
 					}
 					r.Printf("deleted %s", Sanitize(inv.Args[0]))
 					return nil
@@ -369,7 +369,7 @@ func cmdML() *Command {
 					}
 					n, err := r.cfg.Lifecycle.Join(ctx, addrs)
 					if err != nil {
-						return fmt.Errorf("join %s: %w", strings.Join(addrs, ", "), err)
+						return prefixOnce("join "+strings.Join(addrs, ", "), err)
 					}
 					r.Printf("joined the group through %d of %d contacts", n, len(addrs))
 					return nil
@@ -382,7 +382,7 @@ func cmdML() *Command {
 					ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 					defer cancel()
 					if err := r.cfg.Lifecycle.Leave(ctx); err != nil {
-						return fmt.Errorf("leave: %w", err)
+						return prefixOnce("leave", err)
 					}
 					r.Printf("left the group")
 					return nil

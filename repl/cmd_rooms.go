@@ -455,7 +455,7 @@ func cmdHistory() *Command {
 			room := r.Room()
 			evs, err := rs.History(room, n)
 			if err != nil {
-				return fmt.Errorf("history of #%s: %w", room, err)
+				return restate("history of #"+room, "history #"+room, err)
 			}
 			if len(evs) == 0 {
 				r.Printf("no messages in #%s yet", room)
@@ -520,6 +520,26 @@ func prefixOnce(prefix string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", prefix, err)
 }
+
+// restate is prefixOnce for a peer whose errors start with their own
+// wording of the same context (theirs, such as "send to #a"): it replaces
+// that with prefix, so "message not sent to #a: send to #a: …" reads
+// "message not sent to #a: …". The result still unwraps to err.
+func restate(prefix, theirs string, err error) error {
+	if rest, ok := strings.CutPrefix(err.Error(), theirs+": "); ok {
+		return &restated{msg: prefix + ": " + rest, err: err}
+	}
+	return prefixOnce(prefix, err)
+}
+
+// restated is an error shown with another wording of its context.
+type restated struct {
+	msg string
+	err error
+}
+
+func (e *restated) Error() string { return e.msg }
+func (e *restated) Unwrap() error { return e.err }
 
 // plural returns "1 room", "2 rooms".
 func plural(n int, noun string) string {

@@ -205,12 +205,14 @@ func TestEventFormats(t *testing.T) {
 		{Type: hearsay.EventNick, From: "robert", Text: "bob"},
 		{Type: hearsay.EventSystem, Text: "node started"},
 		{Type: hearsay.EventError, Text: "3 events dropped"},
+		{Type: hearsay.EventKV, From: "carol", Text: "your write a = 99 was superseded by carol's a = 1"},
 		{Type: "custom", Text: "something"},
 	} {
 		f.r.Notify(ev)
 	}
 	want := "[10:00:00] * bob joined\n[10:00:00] * bob left\n[10:00:00] * p-carol- is unreachable (failed)\n" +
-		"[10:00:00] * bob is now known as robert\nnode started\nerror: 3 events dropped\n[10:00:00] * something\n"
+		"[10:00:00] * bob is now known as robert\nnode started\nerror: 3 events dropped\n" +
+		"[10:00:00] kv: your write a = 99 was superseded by carol's a = 1\n[10:00:00] * something\n"
 	if got := f.out.String(); got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}

@@ -216,6 +216,8 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 		head, body = stamp+"* ", c(NickColor(old), old)+" is now known as "+c(NickColor(from), from)
 	case hearsay.EventError:
 		head, body = "", c("31", "error: ")+SanitizeMultiline(ev.Text)
+	case hearsay.EventKV:
+		head, body = stamp+c("33", "kv: "), SanitizeMultiline(ev.Text)
 	case hearsay.EventSystem:
 		// Command output: our own text (tables, help) or a peer's system
 		// notice; printed bare, line by line.

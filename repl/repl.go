@@ -130,7 +130,7 @@ func (r *REPL) sendMessage(ctx context.Context, text string) error {
 	room := r.Room()
 	id, err := r.cfg.Peer.Send(ctx, room, text)
 	if err != nil {
-		return fmt.Errorf("message not sent to #%s: %w", room, err)
+		return restate("message not sent to #"+room, "send to #"+room, err)
 	}
 	if r.cfg.EchoOwn {
 		r.p.emit(hearsay.Event{Type: hearsay.EventMessage, Room: room, From: r.cfg.Peer.Nick(), FromID: r.cfg.Peer.ID(), ID: id.String(), Text: text})

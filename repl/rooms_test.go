@@ -2,6 +2,8 @@ package repl_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -331,4 +333,56 @@ func FuzzRoomCommands(f *testing.F) {
 		}
 		_ = fx.r.Complete(line)
 	})
+}
+
+// historyErrRooms is the fake's rooms with a History that fails as the
+// chat peer's does, naming the room in its own words.
+type historyErrRooms struct {
+	*repltest.Peer
+	err error
+}
+
+func (h historyErrRooms) History(string, int) ([]hearsay.Event, error) { return nil, h.err }
+
+// Issue 13, bug 8: the chat peer names the room in its errors ("send to
+// #x: …", "history #x: …"); the REPL's own context must replace, not
+// repeat, it, and the error must still unwrap to the peer's.
+func TestErrorsDoNotRepeatTheirContext(t *testing.T) {
+	errDisk := errors.New("disk on fire")
+	tests := []struct {
+		name  string
+		setup func(*fixture)
+		line  string
+		want  string
+	}{
+		{"send", func(f *fixture) {
+			f.peer.SetSendError(fmt.Errorf("send to #lobby: the message log cannot sync to disk: %w", errDisk))
+		}, "hello", "message not sent to #lobby: the message log cannot sync to disk: disk on fire"},
+		{"send, other wording", func(f *fixture) {
+			f.peer.SetSendError(errDisk)
+		}, "hello", "message not sent to #lobby: disk on fire"},
+		{"history", func(f *fixture) {
+			cfg := f.r.Config()
+			cfg.Rooms = historyErrRooms{f.peer, fmt.Errorf("history #lobby: %w", errDisk)}
+			r, err := repl.New(cfg, repl.IOStreams{In: strings.NewReader(""), Out: f.out, ErrOut: f.out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = r.Close() })
+			f.r = r
+		}, "/history", "history of #lobby: disk on fire"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, setupRooms)
+			tc.setup(f)
+			err := f.r.Exec(context.Background(), tc.line)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if !errors.Is(err, errDisk) {
+				t.Errorf("%v does not unwrap to the peer's error", err)
+			}
+		})
+	}
 }

@@ -37,15 +37,13 @@ var (
 // memtable in one transaction every SyncInterval or ApplyAt records, and
 // every other operation commits it first, then runs as one transaction.
 // Synced appends are group-committed (bolt_group.go): one goroutine owned
-// by the log commits every append waiting in its queue in one transaction
-// without fsync, and the synced appends then share fsyncs run outside
-// bbolt's writer lock (bolt_sync.go): concurrent synced appends pay one
-// fdatasync instead of bbolt's two each. The other writes (NextSeq,
-// SetFloor, rooms, Prune) are committed with bbolt's own two fdatasyncs.
-// The price of commits without bbolt's barrier between the pages and the
-// meta page: an OS crash or power loss right after one, before its fsync,
-// can leave the file inconsistent (bbolt's NoSync caveat); a killed
-// process cannot.
+// by the log commits every append waiting in its queue in one transaction,
+// so concurrent synced appends share one commit and its fsyncs. Every
+// commit, the committer's and the applier's included, keeps bbolt's
+// barrier (its two fdatasyncs: pages, then the meta page): an OS crash or
+// power loss at any moment leaves the file at its last commit, never
+// inconsistent. The WAL is what makes that affordable: received messages
+// reach bbolt a few hundred at a time, so commits are rare.
 type Bolt struct {
 	db  *bolt.DB
 	cfg Config
@@ -55,15 +53,13 @@ type Bolt struct {
 	appends chan appendReq // bounded: a full queue blocks appenders (backpressure)
 	wg      sync.WaitGroup
 
-	// Sync generations (bolt_sync.go).
-	commitGen atomic.Uint64                  // bumped after each commit of the committer
-	syncedGen atomic.Uint64                  // every commit up to it is fsynced; stored under syncSem
-	syncSem   chan struct{}                  // one slot: serialises fsyncs; a waiter can leave on ctx
-	syncErr   atomic.Pointer[error]          // a failed fsync (bbolt's or a WAL's): sticky for both
-	dbClosed  bool                           // guarded by syncSem: Close closed db
-	fsync     func() error                   // db.Sync, or a test hook (export_test.go)
-	hook      func(fsync func() error) error // the test hook of fsync, also applied to the WAL's; nil: none
-	fsyncs    atomic.Uint64                  // fsyncs run by syncLocked, for tests and benchmarks
+	// Commits and fsyncs (bolt_sync.go).
+	commitGen atomic.Uint64                  // bumped after each commit of the committer or the applier
+	syncErr   atomic.Pointer[error]          // a failed WAL fsync: sticky (bolt_walsync.go)
+	hook      func(fsync func() error) error // the test hook of the WAL's fsync; nil: none
+	fsyncs    atomic.Uint64                  // WAL fsyncs run by Sync, for tests and benchmarks
+	barriers  atomic.Uint64                  // durable bbolt commits of the committer and the applier (tests, benchmarks)
+	waiting   atomic.Int64                   // appends handed to the committer, not answered yet (tests)
 	committed atomic.Uint64                  // records the committer committed, bumped after commitGen (tests)
 	stopSync  chan struct{}                  // stops syncLoop
 
@@ -106,7 +102,7 @@ func OpenBolt(path string, cfg Config) (*Bolt, error) {
 	return openBolt(path, cfg, nil)
 }
 
-// openBolt is OpenBolt; a non-nil hook is called instead of the file's
+// openBolt is OpenBolt; a non-nil hook is called instead of the WAL's
 // fsync, with the real one (tests inject pauses and failures with it).
 func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bolt, error) {
 	cfg, err := cfg.normalized()
@@ -132,16 +128,10 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 		db.Close()
 		return nil, fmt.Errorf("init message log %q: %w", path, err)
 	}
-	fsync := db.Sync
-	if hook != nil {
-		fsync = func() error { return hook(db.Sync) }
-	}
 	l := &Bolt{
 		db:       db,
 		cfg:      cfg,
 		appends:  make(chan appendReq, cfg.MaxGroup),
-		syncSem:  make(chan struct{}, 1),
-		fsync:    fsync,
 		hook:     hook,
 		walSem:   make(chan struct{}, 1),
 		stopSync: make(chan struct{}),
@@ -161,27 +151,18 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 }
 
 // Close commits the appends already queued, stops the committer and the
-// applier, applies the memtable, fsyncs what is unsynced, removes the WAL
-// (kept for the next Open if the apply or the fsync failed) and closes the
-// database; later calls return the first result.
+// applier, applies the memtable (a durable commit), removes the WAL (kept
+// for the next Open if the apply failed) and closes the database; later
+// calls return the first result. It reports a WAL fsync that failed
+// earlier, as Sync did.
 func (l *Bolt) Close() error {
 	l.closeOnce.Do(func() {
 		l.stop()
 		l.applyMu.Lock()
 		defer l.applyMu.Unlock()
 		applyErr := l.applyLocked()
-		// Under syncSem, so that a synced append still waiting for its
-		// fsync finds its commit covered (or the error) rather than a
-		// closed file.
-		l.syncSem <- struct{}{}
-		var syncErr error
-		if !l.cfg.NoSync {
-			syncErr = l.syncLocked(l.commitGen.Load())
-		}
-		walErr := l.closeWAL(applyErr == nil && syncErr == nil)
-		l.dbClosed = true
-		l.closeErr = errors.Join(applyErr, syncErr, walErr, l.db.Close())
-		<-l.syncSem
+		walErr := l.closeWAL(applyErr == nil)
+		l.closeErr = errors.Join(applyErr, l.stickyErr(), walErr, l.db.Close())
 	})
 	return l.closeErr
 }
@@ -201,16 +182,9 @@ func (l *Bolt) stop() {
 func (l *Bolt) Path() string { return l.db.Path() }
 
 // update runs fn in one read-write transaction: Begin, defer Rollback,
-// Commit (with fsync unless Config.NoSync).
+// Commit (with bbolt's fsyncs unless Config.NoSync: the DB's NoSync is
+// set once, at Open, and never per transaction).
 func (l *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	return l.updateSync(ctx, false, fn)
-}
-
-// updateSync is update; a deferred transaction commits without fsync (the
-// committer's: bolt_sync.go makes them durable). bbolt reads DB.NoSync only
-// in Commit, under its writer lock, which Begin(true) holds: setting it
-// here, for this transaction alone, races with no other commit.
-func (l *Bolt) updateSync(ctx context.Context, deferred bool, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -219,7 +193,6 @@ func (l *Bolt) updateSync(ctx context.Context, deferred bool, fn func(tx *bolt.T
 		return l.txErr(err)
 	}
 	defer tx.Rollback()
-	l.db.NoSync = l.cfg.NoSync || deferred
 	if err := fn(tx); err != nil {
 		return err
 	}

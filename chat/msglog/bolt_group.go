@@ -5,13 +5,13 @@ package msglog
 // append is a slice of one) and waits on its done channel. One goroutine
 // owned by the log, commitLoop, blocks for a request, takes every other one
 // already queued up to Config.MaxGroup records, and commits them all in one
-// bbolt transaction without fsync: concurrent appenders share a commit
-// while a lone appender pays one transaction and no waiting. A request is
+// durable bbolt transaction (bbolt's barrier: its two fdatasyncs):
+// concurrent appenders share a commit and its fsyncs, while a lone
+// appender pays one transaction and no waiting; appends arriving during a
+// commit make the next group. A request is
 // never split, so a batch is atomic and a group can exceed MaxGroup by one
 // request. If a group's transaction fails, each request is retried alone so
-// that only the faulty one fails. The synced calls then wait for an fsync
-// covering their commit (bolt_sync.go), outside bbolt's writer lock, so
-// commits proceed meanwhile and concurrent callers share the fsync.
+// that only the faulty one fails.
 
 import (
 	"context"
@@ -27,16 +27,14 @@ type appendReq struct {
 
 type appendResult struct {
 	isNew []bool // one per record of the request
-	gen   uint64 // commit generation that stored them (bolt_sync.go)
+	gen   uint64 // commit generation that stored them
 	err   error
 }
 
-// Append implements Log. The message is committed through the group
-// committer, then Append waits for an fsync covering that commit, shared
-// with the concurrent callers (see Sync). Once queued it waits for both
-// even if ctx ends, so that its result says whether the message is stored.
-// An error from the fsync means the message is stored but maybe not
-// durable.
+// Append implements Log. The message is committed, durably, through the
+// group committer, in one commit shared with the concurrent callers. Once
+// queued it waits for the commit even if ctx ends, so that its result says
+// whether the message is stored.
 func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
 	isNew, err := l.AppendBatch(ctx, []Record{{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}})
 	if err != nil {
@@ -46,8 +44,8 @@ func (l *Bolt) Append(ctx context.Context, room, origin string, seq uint64, meta
 }
 
 // AppendDeferred implements Log. It adds the message to the memtable and
-// the WAL (bolt_mem.go); the applier commits it to bbolt later and fsyncs
-// it within SyncInterval, or the next Sync does.
+// the WAL (bolt_mem.go); the applier commits it to bbolt, durably, within
+// SyncInterval, and the next Sync makes it durable sooner (a WAL fsync).
 func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (bool, error) {
 	isNew, err := l.AppendBatchDeferred(ctx, []Record{{Room: room, Origin: origin, Seq: seq, Meta: meta, Data: data}})
 	if err != nil {
@@ -56,15 +54,11 @@ func (l *Bolt) AppendDeferred(ctx context.Context, room, origin string, seq uint
 	return isNew[0], nil
 }
 
-// AppendBatch implements Log: AppendBatchDeferred, then an fsync covering
-// the commit, shared like Append's.
+// AppendBatch implements Log: one durable commit, shared like Append's.
 func (l *Bolt) AppendBatch(ctx context.Context, recs []Record) ([]bool, error) {
 	res, err := l.commit(ctx, recs)
 	if err != nil {
 		return nil, err
-	}
-	if err := l.syncTo(context.Background(), res.gen); err != nil {
-		return nil, fmt.Errorf("append %s: %w", describe(recs), err)
 	}
 	return res.isNew, nil
 }
@@ -113,8 +107,10 @@ func (l *Bolt) commit(ctx context.Context, recs []Record) (appendResult, error) 
 		l.mu.RUnlock()
 		return appendResult{}, ctx.Err()
 	}
+	l.waiting.Add(1)
 	l.mu.RUnlock()
 	res := <-req.done
+	l.waiting.Add(-1)
 	if res.err != nil {
 		// A record's error names it already (commitGroup).
 		if len(recs) == 1 {
@@ -177,8 +173,8 @@ func (l *Bolt) commitLoop() {
 	}
 }
 
-// commitGroup commits the group's records in one transaction without fsync
-// and answers every request. If the transaction fails, each request is
+// commitGroup commits the group's records in one durable transaction and
+// answers every request. If the transaction fails, each request is
 // retried alone.
 func (l *Bolt) commitGroup(group []appendReq) {
 	n := 0
@@ -186,7 +182,7 @@ func (l *Bolt) commitGroup(group []appendReq) {
 		n += len(req.recs)
 	}
 	isNew := make([]bool, n) // one allocation per group, sliced per request
-	err := l.updateSync(context.Background(), true, func(tx *bolt.Tx) error {
+	err := l.update(context.Background(), func(tx *bolt.Tx) error {
 		i := 0
 		for _, req := range group {
 			for _, r := range req.recs {
@@ -209,6 +205,9 @@ func (l *Bolt) commitGroup(group []appendReq) {
 	var gen uint64
 	if err == nil {
 		gen = l.commitGen.Add(1)
+		if !l.cfg.NoSync {
+			l.barriers.Add(1)
+		}
 		l.committed.Add(uint64(n))
 	}
 	i := 0

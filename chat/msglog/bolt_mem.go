@@ -11,9 +11,9 @@ package msglog
 //     fsync: a killed process keeps them, Open replays them;
 //  3. inserts them in the memtable, where Get finds them, and returns.
 //
-// The applier (syncLoop) moves the memtable into bbolt in one transaction
-// when it holds Config.ApplyAt records or every SyncInterval, then fsyncs
-// bbolt on the tick and deletes the WAL it has applied. Sync fsyncs the
+// The applier (syncLoop) moves the memtable into bbolt in one durable
+// transaction (bbolt's barrier) when it holds Config.ApplyAt records or
+// every SyncInterval, and deletes the WAL it has applied. Sync fsyncs the
 // WAL files (bolt_walsync.go), so a deferred append that returned before
 // Sync is durable when Sync returns, without a bbolt commit.
 //
@@ -329,7 +329,7 @@ func (l *Bolt) getMem(room, origin string, seq uint64) (Record, bool, error) {
 }
 
 // flush applies the memtable to bbolt: when it returns, every deferred
-// append that returned before it is committed in bbolt (not fsynced).
+// append that returned before it is committed in bbolt, durably.
 func (l *Bolt) flush() error {
 	l.memMu.RLock()
 	empty := l.imm == nil && len(l.mem.recs) == 0
@@ -342,8 +342,8 @@ func (l *Bolt) flush() error {
 	return l.applyLocked()
 }
 
-// applyLocked moves the memtable into bbolt in one transaction without
-// fsync, rotating the WAL (bolt_wal.go). On failure the records stay in
+// applyLocked moves the memtable into bbolt in one durable transaction,
+// rotating the WAL (bolt_wal.go). On failure the records stay in
 // the memtable (still found by reads) and the next apply retries them.
 // The caller holds applyMu.
 func (l *Bolt) applyLocked() error {
@@ -373,6 +373,9 @@ func (l *Bolt) applyLocked() error {
 	var gen uint64
 	if err == nil {
 		gen = l.commitGen.Add(1)
+		if !l.cfg.NoSync {
+			l.barriers.Add(1)
+		}
 	}
 
 	l.memMu.Lock()

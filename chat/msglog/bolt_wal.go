@@ -160,11 +160,10 @@ type walReplay struct {
 	tornBytes int64 // bytes after the last good record, dropped
 }
 
-// replayWAL applies the WAL files left by the last run to bbolt, fsyncs
-// it, removes them and opens a fresh WAL. A damaged WAL never fails it
+// replayWAL applies the WAL files left by the last run to bbolt (durable
+// commits), removes them and opens a fresh WAL. A damaged WAL never fails it
 // (its good prefix is kept); I/O errors do.
 func (l *Bolt) replayWAL() error {
-	applied := false
 	// .wal.next too: without a directory fsync, an OS crash can undo the
 	// renames of a rotation, leaving the new records under that name.
 	for _, suffix := range []string{walOld, walSuffix, walNext} {
@@ -193,12 +192,6 @@ func (l *Bolt) replayWAL() error {
 			}
 			l.replay.records += len(chunk) - skipped
 			l.replay.invalid += skipped
-			applied = true
-		}
-	}
-	if applied && !l.cfg.NoSync {
-		if err := l.fsync(); err != nil {
-			return fmt.Errorf("fsync message log after WAL replay: %w", err)
 		}
 	}
 	for _, suffix := range []string{walOld, walNext} {
@@ -215,8 +208,7 @@ func (l *Bolt) replayWAL() error {
 	return nil
 }
 
-// applyRecords commits recs to bbolt in one transaction without fsync, in
-// order, skipping those already stored or below their floor. A record
+// applyRecords commits recs to bbolt in one durable transaction, in order, skipping those already stored or below their floor. A record
 // bbolt refuses (appendTx fails: a corrupt origin state) is dropped and
 // the transaction retried without it, so one bad record cannot hold the
 // others back; it returns how many it dropped. Any other failure (the
@@ -225,7 +217,7 @@ func (l *Bolt) applyRecords(recs []Record) (dropped int, err error) {
 	var skip map[int]bool
 	for {
 		bad := -1
-		err := l.updateSync(context.Background(), true, func(tx *bolt.Tx) error {
+		err := l.update(context.Background(), func(tx *bolt.Tx) error {
 			for i, r := range recs {
 				if skip[i] {
 					continue
@@ -281,19 +273,17 @@ func (l *Bolt) rotateWALLocked() {
 	l.walDir = true
 }
 
-// trimWAL removes <db>.wal.old once an fsync covers the commit that
-// applied it (any time under Config.NoSync).
+// trimWAL removes <db>.wal.old once the commit that applied it is in:
+// every commit is durable when it returns (bolt.go), so .old is redundant
+// from then on.
 func (l *Bolt) trimWAL() {
 	l.memMu.Lock()
 	defer l.memMu.Unlock()
 	if !l.walOld || l.walStuck || l.walOldGen == 0 {
 		return
 	}
-	if !l.cfg.NoSync && l.syncedGen.Load() < l.walOldGen {
-		return
-	}
 	if err := os.Remove(l.dbPath + walOld); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return // tried again after the next fsync
+		return // tried again at the next tick
 	}
 	l.walOld, l.walOldGen = false, 0
 	l.closeOldWAL()

@@ -1,7 +1,6 @@
 package msglog
 
-// WAL fsyncs: how Sync makes deferred appends durable. Like the bbolt
-// fsyncs (bolt_sync.go) they are shared: every WAL write bumps walGen, a
+// WAL fsyncs: how Sync makes deferred appends durable. They are shared: every WAL write bumps walGen, a
 // caller needs walSynced to reach the walGen it saw, and one fsync at a
 // time (walSem) covers everything written before it started. A deferred
 // record lives in the active WAL, or in .old once the applier rotated
@@ -9,8 +8,11 @@ package msglog
 // only once after its last write. A file created since the directory was
 // last fsynced (Open, a rotation) needs the directory fsynced too, or an
 // OS crash could lose its name (replay also reads .wal.next, in case the
-// renames of a rotation are undone). A failed WAL fsync is sticky, like
-// bbolt's.
+// renames of a rotation are undone). A failed WAL fsync is sticky: it and
+// every later Sync fail with the same error. Retrying is not safe: on
+// Linux a failed fsync drops the dirty pages' error once reported, so a
+// second fsync can succeed although the data never reached the disk.
+// Reopening the log is the way out.
 
 import (
 	"context"
@@ -99,8 +101,8 @@ func (l *Bolt) syncWAL(ctx context.Context) error {
 	return nil
 }
 
-// stickyErr returns the first failed fsync, bbolt's or a WAL's, or nil:
-// after one, no fsync is trusted again (see bolt_sync.go).
+// stickyErr returns the first failed WAL fsync, or nil: after one, no
+// WAL fsync is trusted again.
 func (l *Bolt) stickyErr() error {
 	if p := l.syncErr.Load(); p != nil {
 		return *p

@@ -3,17 +3,36 @@ package msglog
 // Test-only access to Bolt's sync machinery, for the tests and benchmarks
 // of package msglog_test.
 
-// Fsyncs returns how many fsyncs the log's sync path (Sync, the synced
-// appends, the syncer, Close) has run, failed ones included. bbolt's own
-// fdatasyncs (NextSeq, SetFloor, rooms, Prune, opening) are not counted.
+// Fsyncs returns how many WAL fsyncs Sync has run, failed ones included.
+// bbolt's own fdatasyncs (two in every commit) are not counted.
 func (l *Bolt) Fsyncs() uint64 { return l.fsyncs.Load() }
 
+// Barriers returns how many durable bbolt commits (with bbolt's
+// fdatasyncs) the group committer and the applier have run.
+func (l *Bolt) Barriers() uint64 { return l.barriers.Load() }
+
+// BarrierOff reports whether bbolt would commit without its fsyncs now.
+func (l *Bolt) BarrierOff() bool { return l.db.NoSync }
+
+// Waiting returns how many appends are handed to the group committer and
+// not answered yet.
+func (l *Bolt) Waiting() int64 { return l.waiting.Load() }
+
+// HoldWriter begins a bbolt write transaction and keeps it open until
+// release is called: the committer and the applier wait for it.
+func (l *Bolt) HoldWriter() (release func(), err error) {
+	tx, err := l.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	return func() { tx.Rollback() }, nil
+}
+
 // Committed returns how many records the group committer has committed
-// (new or not); it is bumped after the commit generation, so once it
-// counts a record, that record's generation is visible to Sync.
+// (new or not).
 func (l *Bolt) Committed() uint64 { return l.committed.Load() }
 
-// OpenBoltWithFsync is OpenBolt with the file's fsync replaced by hook,
+// OpenBoltWithFsync is OpenBolt with the WAL's fsync replaced by hook,
 // which receives the real one: tests pause fsyncs and make them fail.
 func OpenBoltWithFsync(path string, cfg Config, hook func(fsync func() error) error) (*Bolt, error) {
 	return openBolt(path, cfg, hook)
@@ -36,10 +55,7 @@ func (l *Bolt) Crash() error {
 		l.wal = nil
 	}
 	l.memMu.Unlock()
-	l.syncSem <- struct{}{}
-	l.dbClosed = true
 	err := l.db.Close()
-	<-l.syncSem
 	l.closeOnce.Do(func() { l.closeErr = ErrClosed })
 	return err
 }
@@ -60,5 +76,5 @@ func (l *Bolt) Pending() int {
 }
 
 // WALPath returns the path of the active WAL; the previous one, until
-// bbolt's fsync covers it, is WALPath() + ".old".
+// the commit that applies it, is WALPath() + ".old".
 func (l *Bolt) WALPath() string { return l.dbPath + walSuffix }

@@ -33,17 +33,19 @@
 //
 //	<db>           the bbolt file: every message, state and room
 //	<db>.wal       deferred messages not yet committed to <db> (bolt_wal.go)
-//	<db>.wal.old   the previous WAL, until the fsync of <db> that covers it
+//	<db>.wal.old   the previous WAL, until the commit to <db> that applies it
 //
 // A deferred append writes its new messages to the WAL with one write()
 // and keeps them in an in-memory table (bolt_mem.go); a background
 // goroutine commits that table to bbolt in one transaction every
-// SyncInterval or every few hundred messages, fsyncs the file and deletes
-// the WAL. Get looks in the table first; every other call commits the
-// table first. Open replays a WAL left by a killed process (up to a torn
-// last record). Synced appends of every kind are merged into one
-// transaction (group commit, bolt_group.go) and concurrent fsync requests
-// into one fsync (bolt_sync.go).
+// SyncInterval or every few hundred messages and deletes the WAL. Every
+// bbolt commit keeps bbolt's barrier (fdatasync of the pages, then of the
+// meta page), so an OS crash or power loss leaves the file at its last
+// commit (bolt_sync.go). Get looks in the table first; every other call
+// commits the table first. Open replays a WAL left by a killed process
+// (up to a torn last record). Synced appends of every kind are merged
+// into one transaction (group commit, bolt_group.go) and concurrent Syncs
+// into one fsync of the WAL (bolt_walsync.go).
 //
 // Two implementations share the Log interface and one conformance suite
 // (msglogtest): Bolt (go.etcd.io/bbolt and its WAL) and Mem (for tests).
@@ -143,7 +145,7 @@ type Log interface {
 	// Append stores a message unless (room, origin, seq) is stored already
 	// or below the origin's floor; new reports whether it was stored. Data
 	// is copied. When it returns the message is durable (fsynced, unless
-	// Config.NoSync); concurrent callers share the fsync (see Sync).
+	// Config.NoSync); concurrent callers share one commit and its fsyncs.
 	Append(ctx context.Context, room, origin string, seq uint64, meta Meta, data []byte) (new bool, err error)
 	// AppendDeferred is Append for a message that can be fetched again
 	// from other peers (one received from the network): when it returns the
@@ -170,8 +172,8 @@ type Log interface {
 	// returns at once. It blocks while the fsync runs and gives up waiting
 	// for its turn when ctx ends. So a caller can commit with
 	// AppendDeferred or AppendBatchDeferred under its own lock and Sync
-	// after releasing it. After a failed fsync, Sync and the synced appends
-	// keep failing (durability is unknown until the log is reopened).
+	// after releasing it. After a failed fsync, Sync keeps failing
+	// (durability is unknown until the log is reopened).
 	// Without fsync to do (Mem, Config.NoSync) it only checks ctx and
 	// Close.
 	Sync(ctx context.Context) error
@@ -242,12 +244,11 @@ type Config struct {
 	// SyncInterval bounds how long a message of AppendDeferred or
 	// AppendBatchDeferred stays written but not fsynced (0: the default,
 	// 100 ms). Bolt writes such messages to its WAL and keeps them in
-	// memory; every SyncInterval (or at an earlier Sync) it commits them to
-	// the database and fsyncs it. A killed process loses nothing (the page
-	// cache has the WAL, replayed by the next Open); an OS crash or power
-	// loss within the window can lose the deferred messages and, because
-	// bbolt commits them without the barrier between its pages and its
-	// meta page, can leave the file inconsistent.
+	// memory; every SyncInterval it commits them to the database, with
+	// bbolt's fsyncs (an earlier Sync fsyncs the WAL instead). A killed
+	// process loses nothing (the page cache has the WAL, replayed by the
+	// next Open); an OS crash or power loss within the window can lose the
+	// deferred messages, never the file's consistency.
 	SyncInterval time.Duration
 	// OpenTimeout bounds waiting for another process's lock on the file
 	// (0: the default).

@@ -14,8 +14,8 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
-// syncedConfig fsyncs, with a syncer too slow to run during a test: the
-// fsyncs counted are the callers'.
+// syncedConfig fsyncs, with an applier too slow to run during a test:
+// the commits and fsyncs counted are the callers'.
 func syncedConfig() msglog.Config {
 	cfg := msglog.DefaultConfig()
 	cfg.SyncInterval = time.Hour
@@ -80,21 +80,17 @@ func TestSyncCoalesces(t *testing.T) {
 	}
 }
 
-// TestAppendSharesFsync: 16 concurrent Appends share fsyncs. The first
-// fsync is held until all 16 are committed, so the appends queue behind it
-// and the next single fsync covers them all: 2 fsyncs at most, instead of
-// one per Append.
-func TestAppendSharesFsync(t *testing.T) {
+// TestAppendSharesCommit: 16 concurrent Appends share durable commits.
+// The committer is held (a write transaction stays open) until all 16 are
+// queued, so the first group it took and the rest make two commits at
+// most, instead of one commit and its two fdatasyncs per Append.
+func TestAppendSharesCommit(t *testing.T) {
 	const n = 16
-	entered, release := make(chan struct{}), make(chan struct{})
-	var calls atomic.Int32
-	l := openWithFsync(t, syncedConfig(), func(fsync func() error) error {
-		if calls.Add(1) == 1 {
-			close(entered)
-			<-release
-		}
-		return fsync()
-	})
+	l := openBolt(t, filepath.Join(t.TempDir(), "log.db"), syncedConfig())
+	release, err := l.HoldWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var stored atomic.Int32
@@ -109,23 +105,22 @@ func TestAppendSharesFsync(t *testing.T) {
 			}
 		})
 	}
-	<-entered
-	waitUntil(t, "all appends are committed", func() bool { return l.Committed() == n })
-	close(release)
+	waitUntil(t, "all appends are queued", func() bool { return l.Waiting() == n })
+	release()
 	wg.Wait()
-	if got := l.Fsyncs(); got > 2 {
-		t.Fatalf("%d concurrent Appends ran %d fsyncs, want at most 2", n, got)
+	if got := l.Barriers(); got < 1 || got > 2 {
+		t.Fatalf("%d concurrent Appends ran %d durable commits, want 1 or 2", n, got)
 	}
 	if stored.Load() != n {
 		t.Fatalf("%d appends new, want %d", stored.Load(), n)
 	}
-	t.Logf("%d Appends, %d fsyncs", n, l.Fsyncs())
+	t.Logf("%d Appends, %d commits", n, l.Barriers())
 }
 
-// TestSyncFailure: a failed fsync is reported to the caller that ran it
-// and to every caller that needs it (queued behind it or later), and it is
-// sticky: the log runs no further fsync that could falsely succeed (see
-// bolt_sync.go) and marks nothing synced.
+// TestSyncFailure: a failed WAL fsync is reported to the caller that ran
+// it and to every caller that needs it (queued behind it or later), and
+// it is sticky: the log runs no further fsync that could falsely succeed
+// (see bolt_walsync.go). Appends still commit, durably, through bbolt.
 func TestSyncFailure(t *testing.T) {
 	errDisk := errors.New("disk on fire")
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -141,8 +136,11 @@ func TestSyncFailure(t *testing.T) {
 		return errDisk
 	})
 	ctx := context.Background()
-	if _, err := l.Append(ctx, "#r", "a", 1, msglog.Meta{}, nil); err != nil {
-		t.Fatalf("append with a good fsync: %v", err)
+	if _, err := l.AppendDeferred(ctx, "#r", "a", 1, msglog.Meta{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Fatalf("Sync with a good fsync: %v", err)
 	}
 	if _, err := l.AppendDeferred(ctx, "#r", "a", 2, msglog.Meta{}, nil); err != nil {
 		t.Fatal(err)
@@ -150,7 +148,7 @@ func TestSyncFailure(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- l.Sync(ctx) }()
 	<-entered
-	// This Sync needs the commit that the held fsync covers: whether it
+	// This Sync needs the write that the held fsync covers: whether it
 	// queues behind that fsync or arrives after it failed, it must fail.
 	second := make(chan error, 1)
 	go func() { second <- l.Sync(ctx) }()
@@ -160,15 +158,19 @@ func TestSyncFailure(t *testing.T) {
 			t.Errorf("Sync %d: got %v, want the fsync error", i+1, err)
 		}
 	}
-	if _, err := l.Append(ctx, "#r", "a", 3, msglog.Meta{}, nil); !errors.Is(err, errDisk) {
-		t.Errorf("Append after a failed fsync: got %v, want the fsync error", err)
+	if _, err := l.AppendDeferred(ctx, "#r", "a", 3, msglog.Meta{}, nil); err != nil {
+		t.Fatal(err)
 	}
-	// The commits themselves went through: a killed process keeps them.
-	if vv, err := l.VersionVector(ctx, "#r"); err != nil || vv["a"] != 3 {
-		t.Errorf("version vector %v, %v; want a:3", vv, err)
+	if err := l.Sync(ctx); !errors.Is(err, errDisk) {
+		t.Errorf("Sync after a failed fsync: got %v, want the fsync error", err)
 	}
-	if _, err := l.AppendBatchDeferred(ctx, []msglog.Record{{Room: "#r", Origin: "a", Seq: 4}}); err != nil {
-		t.Errorf("deferred append after a failed fsync: %v", err)
+	// A synced append does not depend on the WAL: bbolt's commit (which
+	// first applies the deferred ones) makes it durable.
+	if _, err := l.Append(ctx, "#r", "a", 4, msglog.Meta{}, nil); err != nil {
+		t.Errorf("Append after a failed WAL fsync: %v", err)
+	}
+	if vv, err := l.VersionVector(ctx, "#r"); err != nil || vv["a"] != 4 {
+		t.Errorf("version vector %v, %v; want a:4", vv, err)
 	}
 	if got := l.Fsyncs(); got != 2 {
 		t.Errorf("%d fsyncs, want 2 (no retry after the failure)", got)
@@ -178,11 +180,9 @@ func TestSyncFailure(t *testing.T) {
 	}
 }
 
-// TestAppendDurable: when Append or AppendBatch returns, an fsync covering
-// the commit has run, and the records are in the file for the next open.
-// A test cannot crash the OS, so this checks what the process controls:
-// the fsync ran after the commit (counted by the log), and the commit
-// reached the file (reopening reads it back).
+// TestAppendDurable: when Append or AppendBatch returns, a commit with
+// bbolt's barrier has stored the records (one each here, counted by the
+// log), and they are in the file for the next open.
 func TestAppendDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log.db")
 	l, err := msglog.OpenBolt(path, syncedConfig())
@@ -193,21 +193,21 @@ func TestAppendDurable(t *testing.T) {
 	if _, err := l.Append(ctx, "#r", "a", 1, msglog.Meta{Lamport: 1}, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Fsyncs(); got != 1 {
-		t.Fatalf("Append ran %d fsyncs, want 1", got)
+	if got := l.Barriers(); got != 1 {
+		t.Fatalf("Append ran %d durable commits, want 1", got)
 	}
 	batch := []msglog.Record{{Room: "#r", Origin: "b", Seq: 1, Data: []byte("two")}, {Room: "#r", Origin: "b", Seq: 2, Data: []byte("three")}}
 	if _, err := l.AppendBatch(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Fsyncs(); got != 2 {
-		t.Fatalf("Append and AppendBatch ran %d fsyncs, want 2", got)
+	if got := l.Barriers(); got != 2 {
+		t.Fatalf("Append and AppendBatch ran %d durable commits, want 2", got)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Fsyncs(); got != 2 {
-		t.Fatalf("Close with nothing unsynced ran an fsync (%d in all)", got)
+	if got := l.Barriers(); got != 2 {
+		t.Fatalf("Close with nothing to apply committed (%d commits in all)", got)
 	}
 	l = openBolt(t, path, syncedConfig())
 	for _, k := range []struct {
@@ -222,8 +222,87 @@ func TestAppendDurable(t *testing.T) {
 	}
 }
 
-// TestNoSyncNeverFsyncs: under Config.NoSync the synced calls run no
-// fsync.
+// TestCommitsKeepBarrier: every way a write reaches bbolt (a synced
+// append's group commit, the applier's commit of deferred appends, the
+// other writes) commits with bbolt's fsyncs on: an OS crash right after
+// any of them leaves the file consistent (issue 13, bug 3: the applier
+// and the committer used to commit with NoSync and fsync later).
+func TestCommitsKeepBarrier(t *testing.T) {
+	l := openBolt(t, filepath.Join(t.TempDir(), "log.db"), syncedConfig())
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"Append", func() error {
+			_, err := l.Append(ctx, "#r", "a", 1, msglog.Meta{}, []byte("x"))
+			return err
+		}},
+		{"AppendBatch", func() error {
+			_, err := l.AppendBatch(ctx, []msglog.Record{{Room: "#r", Origin: "a", Seq: 2}})
+			return err
+		}},
+		{"AppendDeferred, then a read applies it", func() error {
+			if _, err := l.AppendDeferred(ctx, "#r", "a", 3, msglog.Meta{}, []byte("x")); err != nil {
+				return err
+			}
+			_, err := l.Count(ctx, "#r") // applies the memtable first
+			return err
+		}},
+		{"SetFloor", func() error { return l.SetFloor(ctx, "#r", "b", 5) }},
+	}
+	var before uint64
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if l.BarrierOff() {
+			t.Errorf("%s: bbolt left with NoSync on: the next commit skips its fsyncs", st.name)
+		}
+		if st.name != "SetFloor" && l.Barriers() == before {
+			t.Errorf("%s: no durable commit counted", st.name)
+		}
+		before = l.Barriers()
+	}
+}
+
+// TestAcknowledgedSurvivesCrash: what the log acknowledged (a synced
+// append, a deferred append once Sync returned, a deferred one applied) is
+// in the files a killed process leaves, and the next Open has it.
+func TestAcknowledgedSurvivesCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.db")
+	l, err := msglog.OpenBolt(path, syncedConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := l.Append(ctx, "#r", "a", 1, msglog.Meta{}, []byte("synced")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendDeferred(ctx, "#r", "a", 2, msglog.Meta{}, []byte("applied")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Count(ctx, "#r"); err != nil { // applies it
+		t.Fatal(err)
+	}
+	if _, err := l.AppendDeferred(ctx, "#r", "a", 3, msglog.Meta{}, []byte("in the WAL")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	l = openBolt(t, path, syncedConfig())
+	for seq, want := range map[uint64]string{1: "synced", 2: "applied", 3: "in the WAL"} {
+		if r, err := l.Get(ctx, "#r", "a", seq); err != nil || string(r.Data) != want {
+			t.Errorf("after crash a:%d = %q, %v; want %q", seq, r.Data, err, want)
+		}
+	}
+}
+
+// TestNoSyncNeverFsyncs: under Config.NoSync nothing fsyncs.
 func TestNoSyncNeverFsyncs(t *testing.T) {
 	cfg := syncedConfig()
 	cfg.NoSync = true
@@ -235,8 +314,8 @@ func TestNoSyncNeverFsyncs(t *testing.T) {
 	if err := l.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Fsyncs(); got != 0 {
-		t.Fatalf("%d fsyncs under NoSync, want 0", got)
+	if got := l.Fsyncs() + l.Barriers(); got != 0 || !l.BarrierOff() {
+		t.Fatalf("%d fsyncs and durable commits under NoSync (barrier off %v), want 0", got, l.BarrierOff())
 	}
 }
 

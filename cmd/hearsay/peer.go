@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -270,6 +271,13 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	// admin token is shared with `hearsay bootstrap` through the data root.
 	dcfg.Signer = identitySigner{node.Identity()}
 	dcfg.AdminTokenFile = localAdminTokenFile(streams.Getenv)
+	// Every local peer serves the embedded default from the data root's
+	// database (the one `hearsay bootstrap serve` uses), so a peer that
+	// takes the service over keeps its configuration and contacts; the
+	// takeover is said on the terminal, not only in peer.log.
+	dcfg.EmbeddedDB = filepath.Join(defaultDataDir(streams.Getenv), "bootstrap.db")
+	notices := &replNotices{}
+	dcfg.Notify = notices.say
 	// The agent is nil when no service can be found or served; only
 	// --manual goes on without one.
 	disc, bootErr := discovery.Open(ctx, dcfg)
@@ -331,6 +339,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		return err
 	}
 	defer r.Close()
+	notices.set(r)
 	defer cleanup()
 	r.Register(pst.commands()...)
 	if o.faults.on {
@@ -396,4 +405,16 @@ func startPeer(ctx context.Context, node *chat.Node, disc *discovery.Agent, r *r
 		r.Printf("bootstrap holds its maximum of %d contacts; this peer registers when a slot frees", res.Config.MaxPeers)
 	}
 	return nil
+}
+
+// replNotices forwards the discovery agent's notices to the REPL once it
+// exists (the agent is opened first); earlier ones are in peer.log only.
+type replNotices struct{ r atomic.Pointer[repl.REPL] }
+
+func (n *replNotices) set(r *repl.REPL) { n.r.Store(r) }
+
+func (n *replNotices) say(text string) {
+	if r := n.r.Load(); r != nil {
+		r.Notify(hearsay.Event{Type: hearsay.EventSystem, Time: time.Now(), Text: text})
+	}
 }
