@@ -70,6 +70,14 @@ func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 		n.handleStatus(m.Status, peer)
 	case *chatpb.Frame_Repair:
 		n.handleRepair(m.Repair, peer)
+	case *chatpb.Frame_EncKeys:
+		n.handleEncKeys(m.EncKeys, peer)
+	case *chatpb.Frame_Direct:
+		n.handleDirect(m.Direct, peer)
+	case *chatpb.Frame_DirectAck:
+		n.handleDirectAck(m.DirectAck, peer)
+	case *chatpb.Frame_Receipt:
+		n.handleReceipt(m.Receipt, peer)
 	case *chatpb.Frame_Bye:
 		n.markLeaving(peer)
 		return pongFrame(m.Bye.GetNonce())
