@@ -661,6 +661,22 @@ func (n *Node) sendTo(id string, f *chatpb.Frame) bool {
 	return p != nil && p.enqueue(f)
 }
 
+// waitingIDs returns the live members whose stream is down for less than
+// the handshake timeout (connecting, or reconnecting after a blip): a
+// message for one of them waits for the stream rather than going to
+// holders.
+func (n *Node) waitingIDs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var ids []string
+	for id, p := range n.peers {
+		if !p.connected.Load() && p.unreachableFor() < n.cfg.HandshakeTimeout {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // liveIDs returns the peers with an established stream.
 func (n *Node) liveIDs() []string {
 	n.mu.Lock()
@@ -694,7 +710,7 @@ func receiptFrame(r *chatpb.Receipt) *chatpb.Frame {
 func (n *Node) deliverOut() {
 	d := n.dm
 	now := time.Now()
-	live := n.liveIDs()
+	live, waiting := n.liveIDs(), n.waitingIDs()
 	type send struct {
 		to   string
 		f    *chatpb.Frame
@@ -710,6 +726,9 @@ func (n *Node) deliverOut() {
 				sends = append(sends, send{to: to, f: directFrame(o.rec.Sealed, false)})
 			}
 			continue
+		}
+		if slices.Contains(waiting, to) {
+			continue // its stream is coming up: no need for holders
 		}
 		held := len(o.rec.Holders)
 		if held >= d.cfg.Holders {
@@ -919,6 +938,11 @@ func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
 		}
 		o.stored = true
 	case ackHeld, ackFull:
+		if slices.Contains(o.rec.Holders, from) || slices.Contains(o.rec.Full, from) {
+			d.mu.Unlock()
+			d.replays.Add(1) // the answer to a repeated request
+			return
+		}
 		if _, asked := o.asked[from]; !asked {
 			d.mu.Unlock()
 			d.misaddressed.Add(1)
@@ -1220,4 +1244,16 @@ func (n *Node) directStats(st *hearsay.Stats) {
 	st.DirectForged, st.DirectInvalid = d.forged.Load(), d.invalid.Load()
 	st.DirectMisaddressed, st.DirectReplays = d.misaddressed.Load(), d.replays.Load()
 	st.DirectHoldRefused = d.holdRefused.Load()
+}
+
+// ResolveDirect names the peer a direct message to who would go to: its
+// peer ID and display name. who is a peer ID, ID prefix, nick or display
+// name of a member (live or not), or of a peer whose encryption key is
+// known. Never blocks for long.
+func (n *Node) ResolveDirect(who string) (id, name string, err error) {
+	p, err := n.resolveDirect(who)
+	if err != nil {
+		return "", "", err
+	}
+	return p.id, n.displayName(p.id, p.nick), nil
 }

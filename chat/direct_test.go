@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,94 @@ func TestDirectLive(t *testing.T) {
 	}
 	if st := bob.Stats(); st.DirectReceived != 1 || st.DirectForged+st.DirectInvalid+st.DirectMisaddressed != 0 {
 		t.Errorf("bob's stats = %+v", st)
+	}
+}
+
+// TestDirectOffline: bob is offline when alice writes; two other peers hold
+// the sealed message, are restarted meanwhile (they keep it), and hand it
+// to bob when he is back; bob shows it exactly once, and alice sees
+// pending → sent → delivered → read.
+func TestDirectOffline(t *testing.T) {
+	nicks := []string{"alice", "bob", "h1", "h2"}
+	cfgs := make([]chat.Config, len(nicks))
+	peers := make([]*chattest.Peer, len(nicks))
+	for i, nick := range nicks {
+		cfgs[i] = chattest.Config(t, nick)
+		directConfig(i, &cfgs[i])
+		peers[i] = chattest.Start(t, cfgs[i])
+	}
+	for _, p := range peers[1:] {
+		chattest.Join(t, p, peers[0])
+	}
+	chattest.WaitConverged(t, peers...)
+	alice, bob := peers[0], peers[1]
+	bobID := bob.ID()
+	chattest.WaitFor(t, chattest.DefaultTimeout, func() bool { return alice.HasEncKey(bobID) }, "alice learns bob's key")
+
+	if err := bob.Shutdown(); err != nil {
+		t.Fatalf("stop bob: %v", err)
+	}
+	chattest.WaitFor(t, chattest.DefaultTimeout, func() bool {
+		return !slices.ContainsFunc(alice.Members(), func(m hearsay.Member) bool { return m.ID == bobID && m.State == hearsay.StateAlive })
+	}, "alice sees bob gone")
+
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.DefaultTimeout)
+	defer cancel()
+	const secret = "meet at the north gate 5d1c"
+	id, err := alice.SendDirect(ctx, "bob", secret)
+	if err != nil {
+		t.Fatalf("send to offline bob: %v", err)
+	}
+	alice.Rec.WaitEvent(t, chattest.DefaultTimeout, isState(id, hearsay.StateSent), "sent (held)")
+	for _, h := range peers[2:] {
+		chattest.WaitFor(t, chattest.DefaultTimeout, func() bool { return h.Stats().DirectHeld == 1 }, "%s holds it", h.Nick())
+	}
+	// The holders keep only the sealed form.
+	for _, i := range []int{2, 3} {
+		if f := dirHas(t, cfgs[i].DataDir, []byte(secret)); len(f) > 0 {
+			t.Errorf("holder %s's files %v hold the text", nicks[i], f)
+		}
+	}
+
+	// Restart both holders: what they hold is on disk.
+	for _, i := range []int{2, 3} {
+		if err := peers[i].Shutdown(); err != nil {
+			t.Fatalf("stop %s: %v", nicks[i], err)
+		}
+		peers[i] = chattest.Start(t, cfgs[i])
+		if st := peers[i].Stats(); st.DirectHeld != 1 {
+			t.Fatalf("%s holds %d after its restart, want 1", nicks[i], st.DirectHeld)
+		}
+		chattest.Join(t, peers[i], alice)
+	}
+	chattest.WaitConverged(t, alice, peers[2], peers[3])
+
+	// bob returns on his data directory.
+	bob = chattest.Start(t, cfgs[1])
+	chattest.Join(t, bob, peers[2])
+	bob.Rec.WaitEvent(t, chattest.DefaultTimeout, func(ev hearsay.Event) bool {
+		return ev.Type == hearsay.EventDirect && ev.ID == id && ev.Text == secret && ev.FromID == alice.ID()
+	}, "bob gets the message")
+	alice.Rec.WaitEvent(t, chattest.DefaultTimeout, isState(id, hearsay.StateDelivered), "delivered")
+	for _, h := range peers[2:] {
+		chattest.WaitFor(t, chattest.DefaultTimeout, func() bool { return h.Stats().DirectHeld == 0 }, "%s drops it", h.Nick())
+	}
+	if err := bob.MarkDirectRead("alice"); err != nil {
+		t.Fatalf("mark read: %v", err)
+	}
+	alice.Rec.WaitEvent(t, chattest.DefaultTimeout, isState(id, hearsay.StateRead), "read")
+
+	if got := bob.Rec.Filter(func(ev hearsay.Event) bool { return ev.ID == id }); len(got) != 1 {
+		t.Errorf("bob showed the message %d times, want once: %v", len(got), got)
+	}
+	if h, err := bob.DirectHistory("alice", 0); err != nil || len(h) != 1 {
+		t.Errorf("bob's history = %v, %v; want one message", h, err)
+	}
+	var states []string
+	for _, ev := range alice.Rec.Filter(func(ev hearsay.Event) bool { return ev.ID == id }) {
+		states = append(states, ev.State)
+	}
+	if want := "pending sent delivered read"; strings.Join(states, " ") != want {
+		t.Errorf("alice's states = %v, want %s", states, want)
 	}
 }

@@ -71,7 +71,14 @@ type printer struct {
 	log    io.WriteCloser // /log on FILE
 	logErr error          // first write error of the log, reported once
 	logNm  string
+	// sentText remembers the start of the user's own direct messages by
+	// ID, for their state lines; bounded by maxSentText.
+	sentText map[string]string
 }
+
+// maxSentText bounds printer.sentText (a state line of an older message
+// names it without its text).
+const maxSentText = 1024
 
 func (p *printer) setSink(s lineSink) {
 	p.mu.Lock()
@@ -88,8 +95,13 @@ func (p *printer) emit(ev hearsay.Event) {
 	defer p.mu.Unlock()
 	if p.json {
 		// hearsay.Event's JSON form is the --json schema (README.md).
+		text, action := ev.Text, ev.Action
+		if a, ok := ParseAction(text); ok && (ev.Type == hearsay.EventMessage || ev.Type == hearsay.EventHistory) {
+			text, action = a, true
+		}
 		je := hearsay.Event{Type: ev.Type, Time: ev.Time, Room: Sanitize(ev.Room), From: Sanitize(ev.From),
-			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text), Late: ev.Late}
+			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(text), Late: ev.Late,
+			To: Sanitize(ev.To), ToID: Sanitize(ev.ToID), State: Sanitize(ev.State), Action: action}
 		b, err := json.Marshal(je)
 		if err != nil { // cannot happen: strings and a time; keep the stream valid anyway
 			b = []byte(`{"type":"error","text":"encode event"}`)
@@ -186,6 +198,12 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 		from = shortID(Sanitize(ev.FromID))
 	}
 	var head, body string
+	if ev.Type == hearsay.EventDirect || (ev.Type == hearsay.EventHistory && ev.ToID != "") {
+		return p.formatDirectLocked(ev, stamp, c)
+	}
+	if ev.Type == hearsay.EventState {
+		return p.formatStateLocked(ev, stamp, c)
+	}
 	switch ev.Type {
 	case hearsay.EventMessage, hearsay.EventHistory:
 		if ev.Type == hearsay.EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
@@ -198,6 +216,12 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 		head = stamp
 		if room := Sanitize(ev.Room); room != "" && p.room != nil && room != p.room() {
 			head += c("1", "#"+room) + " "
+		}
+		if a, ok := ParseAction(ev.Text); ok {
+			// "* alice waves"
+			head += "* " + c(NickColor(from), from) + " "
+			body = SanitizeMultiline(a)
+			break
 		}
 		head += c(NickColor(from), "<"+from+">") + " "
 		if ev.Late {
@@ -267,4 +291,59 @@ func shortID(id string) string {
 // sysf formats command output as a system event.
 func sysf(format string, args ...any) hearsay.Event {
 	return hearsay.Event{Type: hearsay.EventSystem, Text: fmt.Sprintf(format, args...)}
+}
+
+// formatDirectLocked renders a direct message (or one from a
+// conversation's history): "[15:04:05] [@bob] <alice> hi (pending)"; the
+// conversation tag is left out when it is the current target; an action
+// reads "* alice waves". Caller holds mu.
+func (p *printer) formatDirectLocked(ev hearsay.Event, stamp string, c func(code, s string) string) string {
+	from := Sanitize(ev.From)
+	if from == "" {
+		from = shortID(Sanitize(ev.FromID))
+	}
+	peer := from
+	if ev.Self {
+		peer = Sanitize(ev.To)
+		if peer == "" {
+			peer = shortID(Sanitize(ev.ToID))
+		}
+	}
+	head := stamp
+	if p.room == nil || p.room() != "@"+peer {
+		head += c("1", "[@"+peer+"]") + " "
+	}
+	if ev.Action {
+		head += "* " + c(NickColor(from), from) + " "
+	} else {
+		head += c(NickColor(from), "<"+from+">") + " "
+	}
+	body := SanitizeMultiline(ev.Text)
+	if ev.Self && ev.Type == hearsay.EventDirect {
+		if p.sentText == nil {
+			p.sentText = make(map[string]string)
+		}
+		if len(p.sentText) >= maxSentText {
+			clear(p.sentText)
+		}
+		p.sentText[ev.ID] = snippet(ev.Text)
+		if ev.State != "" {
+			body += " " + c("2", "("+Sanitize(ev.State)+")")
+		}
+	}
+	return indentLines(head, body)
+}
+
+// formatStateLocked renders a state change of an own message:
+// "[15:04:05] * to bob: "hi there" delivered". Caller holds mu.
+func (p *printer) formatStateLocked(ev hearsay.Event, stamp string, c func(code, s string) string) string {
+	what := "message " + shortID(Sanitize(ev.ID))
+	if s, ok := p.sentText[ev.ID]; ok {
+		what = s
+	}
+	to := Sanitize(ev.To)
+	if to == "" && ev.Room != "" {
+		to = "#" + Sanitize(ev.Room)
+	}
+	return indentLines(stamp+"* ", "to "+to+": "+what+" "+c("2", Sanitize(ev.State)))
 }
