@@ -83,22 +83,27 @@ type Event struct {
 	State string
 	// Action marks a /me action ("* alice waves").
 	Action bool
+	// Backlog marks a message that arrived through catch-up (after a
+	// restart or a late join, from anti-entropy) rather than live: a
+	// client shows it under a "from while you were away" marker.
+	Backlog bool
 }
 
 // eventJSON is Event's JSON form; the field order is the key order.
 type eventJSON struct {
-	Type   string `json:"type"`
-	Time   string `json:"time"`
-	Room   string `json:"room,omitempty"`
-	From   string `json:"from,omitempty"`
-	FromID string `json:"from_id,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Text   string `json:"text,omitempty"`
-	Late   bool   `json:"late,omitempty"`
-	To     string `json:"to,omitempty"`
-	ToID   string `json:"to_id,omitempty"`
-	State  string `json:"state,omitempty"`
-	Action bool   `json:"action,omitempty"`
+	Type    string `json:"type"`
+	Time    string `json:"time"`
+	Room    string `json:"room,omitempty"`
+	From    string `json:"from,omitempty"`
+	FromID  string `json:"from_id,omitempty"`
+	ID      string `json:"id,omitempty"`
+	Text    string `json:"text,omitempty"`
+	Late    bool   `json:"late,omitempty"`
+	To      string `json:"to,omitempty"`
+	ToID    string `json:"to_id,omitempty"`
+	State   string `json:"state,omitempty"`
+	Action  bool   `json:"action,omitempty"`
+	Backlog bool   `json:"backlog,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler: the --json output schema. The
@@ -106,7 +111,7 @@ type eventJSON struct {
 func (e Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(eventJSON{Type: e.Type, Time: e.Time.Format(time.RFC3339Nano), Room: e.Room,
 		From: e.From, FromID: e.FromID, ID: e.ID, Text: e.Text, Late: e.Late,
-		To: e.To, ToID: e.ToID, State: e.State, Action: e.Action})
+		To: e.To, ToID: e.ToID, State: e.State, Action: e.Action, Backlog: e.Backlog})
 }
 
 // UnmarshalJSON implements json.Unmarshaler: it reads what MarshalJSON
@@ -126,7 +131,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("decode event time: %w", err)
 	}
 	*e = Event{Type: j.Type, Time: t, Room: j.Room, From: j.From, FromID: j.FromID, ID: j.ID, Text: j.Text, Late: j.Late,
-		To: j.To, ToID: j.ToID, State: j.State, Action: j.Action}
+		To: j.To, ToID: j.ToID, State: j.State, Action: j.Action, Backlog: j.Backlog}
 	return nil
 }
 

@@ -392,3 +392,68 @@ func FuzzDirectFrames(f *testing.F) {
 		}
 	})
 }
+
+func lobbyChat(id *Identity, seq uint64, sent time.Time, text string) *chatpb.Envelope {
+	e := &chatpb.Envelope{Seq: seq, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, SentUnixNano: sent.UnixNano(), Body: []byte(text), Nick: "alice"}
+	SignEnvelope(id, e)
+	return e
+}
+
+// nextMessage returns the next message event of n (the test fails after a
+// deadline).
+func nextMessage(t *testing.T, n *Node) hearsay.Event {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-n.Events():
+			if ev.Type == hearsay.EventMessage {
+				return ev
+			}
+		case <-deadline:
+			t.Fatal("no message event")
+		}
+	}
+}
+
+// TestBacklogMarks: an old message that arrives in a repair is marked
+// backlog; a fresh one pushed live is not, nor a fresh one repaired (a
+// lost frame).
+func TestBacklogMarks(t *testing.T) {
+	n := lobbyNode(t, "bob", 64)
+	alice := testID(t)
+	if err := n.speakers.add(alice.Pub); err != nil {
+		t.Fatal(err)
+	}
+	old := lobbyChat(alice, 1, time.Now().Add(-time.Hour), "from before")
+	n.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: []*chatpb.Envelope{old}}), alice.ID)
+	if ev := nextMessage(t, n); !ev.Backlog || ev.Text != "from before" {
+		t.Errorf("repaired old message: %+v, want backlog", ev)
+	}
+	n.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: []*chatpb.Envelope{lobbyChat(alice, 2, time.Now(), "just lost")}}), alice.ID)
+	if ev := nextMessage(t, n); ev.Backlog {
+		t.Errorf("repaired fresh message marked backlog: %+v", ev)
+	}
+	n.handleFrame(envelopeFrame(lobbyChat(alice, 3, time.Now().Add(-time.Hour), "live")), alice.ID)
+	if ev := nextMessage(t, n); ev.Backlog {
+		t.Errorf("pushed message marked backlog: %+v", ev)
+	}
+}
+
+// TestDirectEnvelopeInRoomRefused: a plaintext direct envelope (what
+// protocol 4 would have sent to a room) is refused, not stored.
+func TestDirectEnvelopeInRoomRefused(t *testing.T) {
+	n := lobbyNode(t, "bob", 64)
+	alice := testID(t)
+	if err := n.speakers.add(alice.Pub); err != nil {
+		t.Fatal(err)
+	}
+	e := &chatpb.Envelope{Seq: 1, Room: DefaultRoom, Kind: chatpb.Kind_KIND_DIRECT, To: n.ID(), SentUnixNano: 1, Body: []byte("psst")}
+	SignEnvelope(alice, e)
+	before := n.Stats()
+	n.handleFrame(envelopeFrame(e), alice.ID)
+	st := n.Stats()
+	if st.Invalid != before.Invalid+1 || st.Stored != before.Stored {
+		t.Errorf("invalid %d → %d, stored %d → %d; want refused", before.Invalid, st.Invalid, before.Stored, st.Stored)
+	}
+}

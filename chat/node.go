@@ -67,6 +67,8 @@ type Node struct {
 	// dm is the direct-message state (direct.go); its store is closed by
 	// Shutdown.
 	dm *directState
+	// backlog marks messages that arrive through catch-up (backlog.go).
+	backlog backlogMarks
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)

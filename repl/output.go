@@ -101,7 +101,7 @@ func (p *printer) emit(ev hearsay.Event) {
 		}
 		je := hearsay.Event{Type: ev.Type, Time: ev.Time, Room: Sanitize(ev.Room), From: Sanitize(ev.From),
 			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(text), Late: ev.Late,
-			To: Sanitize(ev.To), ToID: Sanitize(ev.ToID), State: Sanitize(ev.State), Action: action}
+			To: Sanitize(ev.To), ToID: Sanitize(ev.ToID), State: Sanitize(ev.State), Action: action, Backlog: ev.Backlog}
 		b, err := json.Marshal(je)
 		if err != nil { // cannot happen: strings and a time; keep the stream valid anyway
 			b = []byte(`{"type":"error","text":"encode event"}`)

@@ -157,17 +157,29 @@ func (r *REPL) startEvents() {
 	go func() {
 		defer r.pumpWG.Done()
 		self := r.cfg.Peer.ID()
+		var bl backlog // catch-up messages waiting for their marker (backlog.go)
+		defer bl.stop()
 		for {
 			select {
 			case <-r.stopPump:
 				return
+			case <-bl.quiet():
+				r.flushBacklog(&bl)
 			case ev, ok := <-ch:
 				if !ok {
+					r.flushBacklog(&bl)
 					return
 				}
 				if r.cfg.EchoOwn && ev.Type == hearsay.EventMessage && ev.FromID != "" && ev.FromID == self {
 					continue // printed by sendMessage already
 				}
+				if ev.Backlog && ev.Type == hearsay.EventMessage {
+					if bl.add(ev) {
+						r.flushBacklog(&bl)
+					}
+					continue
+				}
+				r.flushBacklog(&bl)
 				r.p.emit(ev)
 				r.noteEvent(ev)
 			}
