@@ -19,8 +19,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
@@ -160,4 +163,90 @@ func checkEncKey(k *chatpb.EncKey) error {
 		return fmt.Errorf("%w: encryption key of %s: %v", ErrInvalid, k.PeerId, err)
 	}
 	return nil
+}
+
+// encKeysFrame returns our key followed by up to 15 other known keys (the
+// most recently issued), for a stream that opens to peer to.
+func (n *Node) encKeysFrame(to string) *chatpb.Frame {
+	d := n.dm
+	d.mu.Lock()
+	own := d.keys[n.id.ID]
+	others := make([]*chatpb.EncKey, 0, len(d.keys))
+	for id, k := range d.keys {
+		if id != n.id.ID && id != to {
+			others = append(others, k)
+		}
+	}
+	d.mu.Unlock()
+	slices.SortFunc(others, func(a, b *chatpb.EncKey) int { return -cmpInt64(a.IssuedUnixNano, b.IssuedUnixNano) })
+	keys := append([]*chatpb.EncKey{own}, others[:min(len(others), maxEncKeysPerFrame-1)]...)
+	return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys}}}
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// handleEncKeys records the keys a peer sent that verify and belong to
+// member identities.
+func (n *Node) handleEncKeys(ks *chatpb.EncKeys, from string) {
+	if len(ks.GetKeys()) == 0 || len(ks.Keys) > maxEncKeysPerFrame {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	d := n.dm
+	for _, k := range ks.Keys {
+		if err := checkEncKey(k); err != nil {
+			d.count(err)
+			n.logger.Printf("encryption key from %s: %v", from, err)
+			continue
+		}
+		if k.PeerId == n.id.ID {
+			continue
+		}
+		if !n.speakers.knows(k.PeerId, k.IdentityKey) {
+			d.invalid.Add(1) // not a member identity: keys are free
+			continue
+		}
+		if err := d.learnKey(k); err != nil {
+			n.logger.Printf("encryption key of %s: %v", k.PeerId, err)
+		}
+	}
+}
+
+func (d *directState) learnKey(k *chatpb.EncKey) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.keys[k.PeerId]
+	if old != nil && old.IssuedUnixNano >= k.IssuedUnixNano {
+		return nil
+	}
+	if old == nil && len(d.keys) >= maxKnownEncKeys {
+		return fmt.Errorf("known encryption keys full (%d)", maxKnownEncKeys)
+	}
+	b, err := proto.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	if err := d.store.apply(storeOp{bucket: bucketKeys, key: []byte(k.PeerId), val: b}); err != nil {
+		return err
+	}
+	d.keys[k.PeerId] = k
+	close(d.keysGen)
+	d.keysGen = make(chan struct{})
+	return nil
+}
+
+// HasEncKey reports whether the encryption key of peer id is known.
+// Never blocks for long.
+func (n *Node) HasEncKey(id string) bool {
+	n.dm.mu.Lock()
+	defer n.dm.mu.Unlock()
+	return n.dm.keys[id] != nil
 }

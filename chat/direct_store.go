@@ -43,7 +43,7 @@ var directBuckets = []string{bucketKeys, bucketDM, bucketConv, bucketHeld, bucke
 // directStore is a small bucketed key/value store. Its methods are safe
 // for concurrent use; each call is one transaction.
 type directStore interface {
-	// put writes the pairs of ops (a nil value deletes) in one
+	// apply writes the pairs of ops (a nil value deletes) in one
 	// transaction.
 	apply(ops ...storeOp) error
 	get(bucket string, key []byte) ([]byte, error)
