@@ -29,6 +29,10 @@ const (
 	// EventState says that one of the user's own messages changed state
 	// (ID, To/ToID for direct messages or Room for room messages, State).
 	EventState = "state"
+	// EventRoomJoin and EventRoomPart say that a peer (From, FromID)
+	// joined or left a room (Room) this node is in.
+	EventRoomJoin = "room_join"
+	EventRoomPart = "room_part"
 )
 
 // Message states (Event.State), in the order a message goes through them.
