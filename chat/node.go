@@ -69,6 +69,8 @@ type Node struct {
 	dm *directState
 	// backlog marks messages that arrive through catch-up (backlog.go).
 	backlog backlogMarks
+	// progress follows the states of own room messages (roomstate.go).
+	progress progress
 
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)

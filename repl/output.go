@@ -74,6 +74,9 @@ type printer struct {
 	// sentText remembers the start of the user's own direct messages by
 	// ID, for their state lines; bounded by maxSentText.
 	sentText map[string]string
+	// ownShown marks own room messages printed (true) or printed early
+	// as held back (false), by ID; bounded by maxSentText.
+	ownShown map[string]bool
 }
 
 // maxSentText bounds printer.sentText (a state line of an older message
@@ -204,6 +207,11 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 	if ev.Type == hearsay.EventState {
 		return p.formatStateLocked(ev, stamp, c)
 	}
+	if ev.Type == hearsay.EventHeld || (ev.Type == hearsay.EventMessage && ev.Self) {
+		if out, ok := p.formatOwnLocked(ev, stamp, c); ok {
+			return out
+		}
+	}
 	switch ev.Type {
 	case hearsay.EventMessage, hearsay.EventHistory:
 		if ev.Type == hearsay.EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
@@ -228,6 +236,11 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 			head += c("33", "(late)") + " "
 		}
 		body = SanitizeMultiline(ev.Text)
+		if ev.Self && ev.State != "" && ev.Type == hearsay.EventMessage {
+			// An own message: its state follows in state lines.
+			p.rememberLocked(ev.ID, ev.Text)
+			body += " " + c("2", "("+Sanitize(ev.State)+")")
+		}
 	case hearsay.EventJoin:
 		head, body = stamp+"* ", c(NickColor(from), from)+" joined"
 	case hearsay.EventLeave:
@@ -320,13 +333,7 @@ func (p *printer) formatDirectLocked(ev hearsay.Event, stamp string, c func(code
 	}
 	body := SanitizeMultiline(ev.Text)
 	if ev.Self && ev.Type == hearsay.EventDirect {
-		if p.sentText == nil {
-			p.sentText = make(map[string]string)
-		}
-		if len(p.sentText) >= maxSentText {
-			clear(p.sentText)
-		}
-		p.sentText[ev.ID] = snippet(ev.Text)
+		p.rememberLocked(ev.ID, ev.Text)
 		if ev.State != "" {
 			body += " " + c("2", "("+Sanitize(ev.State)+")")
 		}
@@ -342,8 +349,50 @@ func (p *printer) formatStateLocked(ev hearsay.Event, stamp string, c func(code,
 		what = s
 	}
 	to := Sanitize(ev.To)
+	state := Sanitize(ev.State)
 	if to == "" && ev.Room != "" {
+		// A room message: how many of the room's other members hold it.
 		to = "#" + Sanitize(ev.Room)
+		state += " (" + Sanitize(ev.Text) + ")"
 	}
-	return indentLines(stamp+"* ", "to "+to+": "+what+" "+c("2", Sanitize(ev.State)))
+	return indentLines(stamp+"* ", "to "+to+": "+what+" "+c("2", state))
+}
+
+// rememberLocked keeps the start of an own message for its state lines.
+// Caller holds mu.
+func (p *printer) rememberLocked(id, text string) {
+	if p.sentText == nil {
+		p.sentText = make(map[string]string)
+	}
+	if len(p.sentText) >= maxSentText {
+		clear(p.sentText)
+	}
+	p.sentText[id] = snippet(text)
+}
+
+// formatOwnLocked handles the user's own room messages of rooms whose
+// ordering holds them back: the held event prints the line at once
+// ("(pending)"); the message event that follows when the order reaches
+// it prints a short state line instead of the line again. A held event
+// after its message event prints nothing. ok false: format as usual.
+// Caller holds mu.
+func (p *printer) formatOwnLocked(ev hearsay.Event, stamp string, c func(code, s string) string) (string, bool) {
+	if p.ownShown == nil || len(p.ownShown) >= maxSentText {
+		p.ownShown = make(map[string]bool)
+	}
+	early, seen := p.ownShown[ev.ID]
+	if ev.Type == hearsay.EventHeld {
+		if seen {
+			return "", true // shown in order already
+		}
+		p.ownShown[ev.ID] = false
+		ev.Type = hearsay.EventMessage
+		return p.formatLocked(ev, false), true
+	}
+	p.ownShown[ev.ID] = true
+	if seen && !early {
+		room := Sanitize(ev.Room)
+		return indentLines(stamp+"* ", "to #"+room+": "+snippet(ev.Text)+" "+c("2", "in order")), true
+	}
+	return "", false
 }
