@@ -33,6 +33,10 @@ const (
 	// joined or left a room (Room) this node is in.
 	EventRoomJoin = "room_join"
 	EventRoomPart = "room_part"
+	// EventHeld shows the user's own message at once in a room whose
+	// ordering holds it back (total, sequencer): State pending, ID and
+	// Text as the message event that follows when its turn comes.
+	EventHeld = "held"
 )
 
 // Message states (Event.State), in the order a message goes through them.

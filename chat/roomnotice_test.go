@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +63,26 @@ func TestRoomMessageStates(t *testing.T) {
 	alice.Rec.WaitEvent(t, chattest.DefaultTimeout, func(ev hearsay.Event) bool {
 		return ev.Type == hearsay.EventState && ev.ID == id.String() && ev.State == hearsay.StateDelivered && ev.Text == "2 of 2"
 	}, "delivered (2 of 2)")
+}
+
+// TestHeldOwnMessageEvent: in a total room an own message is shown at
+// once as a held event (pending), before its message event.
+func TestHeldOwnMessageEvent(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	alice := peers[0]
+	chattest.JoinRoom(t, "ops", hearsay.OrderTotal, peers...)
+	id, err := alice.Send(context.Background(), "ops", "in turn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Rec.WaitEvent(t, chattest.DefaultTimeout, func(ev hearsay.Event) bool {
+		return ev.Type == hearsay.EventMessage && ev.ID == id.String()
+	}, "the message in order")
+	var types []string
+	for _, ev := range alice.Rec.Filter(func(ev hearsay.Event) bool { return ev.ID == id.String() && ev.Type != hearsay.EventState }) {
+		types = append(types, ev.Type)
+	}
+	if len(types) != 2 || !slices.Contains(types, hearsay.EventHeld) {
+		t.Errorf("events of the message: %v, want one held and one message", types)
+	}
 }

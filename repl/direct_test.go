@@ -184,3 +184,29 @@ func TestBacklogMarker(t *testing.T) {
 		t.Errorf("output:\n%s\nwant it to contain:\n%s", got, want)
 	}
 }
+
+// TestHeldOwnMessage: an own message held back by a total room's order is
+// shown at once as pending; when its turn comes a short line says so;
+// a held event after the message itself shows nothing.
+func TestHeldOwnMessage(t *testing.T) {
+	rr := startRunning(t, func(c *repl.Config) { c.EchoOwn = false }) // as the chat peer: own messages come as events
+	p := rr.f.peer
+	own := hearsay.Event{Time: fixedNow, Room: "ops", From: "alice", FromID: "p-alice-0001", Self: true}
+	held, msg := own, own
+	held.Type, held.ID, held.Text, held.State = hearsay.EventHeld, "p-alice-0001/1", "first", hearsay.StatePending
+	msg.Type, msg.ID, msg.Text = hearsay.EventMessage, "p-alice-0001/1", "first"
+	p.Emit(held)
+	p.Emit(msg)
+	late, lateMsg := own, own
+	late.Type, late.ID, late.Text = hearsay.EventHeld, "p-alice-0001/2", "second"
+	lateMsg.Type, lateMsg.ID, lateMsg.Text = hearsay.EventMessage, "p-alice-0001/2", "second"
+	p.Emit(lateMsg)
+	p.Emit(late)
+	p.Emit(hearsay.Event{Type: hearsay.EventSystem, Text: "end"})
+	waitFor(t, 5*time.Second, "the end", func() bool { return strings.Contains(rr.f.out.String(), "end\n") })
+	got := rr.f.out.String()
+	want := "[10:00:00] #ops <alice> first (pending)\n[10:00:00] * to #ops: \"first\" in order\n[10:00:00] #ops <alice> second\nend\n"
+	if !strings.Contains(got, want) {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+}

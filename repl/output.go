@@ -112,6 +112,10 @@ func (p *printer) emit(ev hearsay.Event) {
 		p.writeLocked(string(b)+"\n", string(b)+"\n", false)
 		return
 	}
+	ev, show := p.ownLocked(ev)
+	if !show {
+		return
+	}
 	plain := p.formatLocked(ev, false)
 	colored := plain
 	if p.color {
@@ -207,11 +211,7 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 	if ev.Type == hearsay.EventState {
 		return p.formatStateLocked(ev, stamp, c)
 	}
-	if ev.Type == hearsay.EventHeld || (ev.Type == hearsay.EventMessage && ev.Self) {
-		if out, ok := p.formatOwnLocked(ev, stamp, c); ok {
-			return out
-		}
-	}
+
 	switch ev.Type {
 	case hearsay.EventMessage, hearsay.EventHistory:
 		if ev.Type == hearsay.EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
@@ -370,29 +370,32 @@ func (p *printer) rememberLocked(id, text string) {
 	p.sentText[id] = snippet(text)
 }
 
-// formatOwnLocked handles the user's own room messages of rooms whose
-// ordering holds them back: the held event prints the line at once
-// ("(pending)"); the message event that follows when the order reaches
-// it prints a short state line instead of the line again. A held event
-// after its message event prints nothing. ok false: format as usual.
-// Caller holds mu.
-func (p *printer) formatOwnLocked(ev hearsay.Event, stamp string, c func(code, s string) string) (string, bool) {
+// ownLocked handles the user's own room messages of rooms whose ordering
+// holds them back, before formatting (text mode): the held event shows
+// the line at once ("(pending)"); the message event that follows when the
+// order reaches it becomes a short line ("* to #ops: "hi" in order")
+// instead of the line again; a held event after its message event shows
+// nothing (ok false). Caller holds mu.
+func (p *printer) ownLocked(ev hearsay.Event) (hearsay.Event, bool) {
+	if ev.Type != hearsay.EventHeld && (ev.Type != hearsay.EventMessage || !ev.Self) {
+		return ev, true
+	}
 	if p.ownShown == nil || len(p.ownShown) >= maxSentText {
 		p.ownShown = make(map[string]bool)
 	}
-	early, seen := p.ownShown[ev.ID]
+	inOrder, seen := p.ownShown[ev.ID]
 	if ev.Type == hearsay.EventHeld {
 		if seen {
-			return "", true // shown in order already
+			return ev, false
 		}
 		p.ownShown[ev.ID] = false
 		ev.Type = hearsay.EventMessage
-		return p.formatLocked(ev, false), true
+		return ev, true
 	}
 	p.ownShown[ev.ID] = true
-	if seen && !early {
-		room := Sanitize(ev.Room)
-		return indentLines(stamp+"* ", "to #"+room+": "+snippet(ev.Text)+" "+c("2", "in order")), true
+	if seen && !inOrder {
+		return hearsay.Event{Type: "ordered", Time: ev.Time,
+			Text: "to #" + ev.Room + ": " + snippet(ev.Text) + " in order"}, true
 	}
-	return "", false
+	return ev, true
 }
