@@ -518,3 +518,41 @@ func FuzzDirectKeyFile(f *testing.F) {
 		}
 	})
 }
+
+// TestReceiptsExpire: a receipt for a sender that never comes back is
+// dropped after the retention, so the receipts kept stay bounded.
+func TestReceiptsExpire(t *testing.T) {
+	n := directNode(t, "bob", "", DirectConfig{Retention: time.Hour})
+	alice := testID(t)
+	count := func() int {
+		k := 0
+		_ = n.dm.store.each(bucketRcpt, nil, func(_, _ []byte) error { k++; return nil })
+		return k
+	}
+	for i, age := range []time.Duration{2 * time.Hour, time.Minute} {
+		rec := &chatpb.DirectRecord{Id: newDirectID(byte(i + 1)), Peer: alice.ID}
+		op, err := receiptOp(n.id, rec, stateDelivered)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r chatpb.Receipt
+		if err := proto.Unmarshal(op.val, &r); err != nil {
+			t.Fatal(err)
+		}
+		r.UnixNano = time.Now().Add(-age).UnixNano()
+		r.Signature = n.id.Sign(receiptSigningBytes(&r))
+		if op.val, err = proto.Marshal(&r); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.dm.store.apply(op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(); got != 2 {
+		t.Fatalf("%d receipts stored, want 2", got)
+	}
+	n.sendReceipts("")
+	if got := count(); got != 1 {
+		t.Errorf("%d receipts after the retention pass, want 1 (the fresh one)", got)
+	}
+}

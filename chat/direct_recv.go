@@ -5,6 +5,7 @@ package chat
 // protocol).
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -123,17 +124,30 @@ func rcptKey(id []byte, state uint32) []byte { return append(slices.Clone(id), b
 
 // sendReceipts sends the stored receipts for peer to (all peers when to
 // is empty) that are reachable now.
+// Receipts for a sender that does not come back within
+// DirectConfig.Retention are dropped (as holders drop what nobody
+// collects), so the bucket stays bounded by what arrives in that time.
 func (n *Node) sendReceipts(to string) {
 	d := n.dm
 	live := n.liveIDs()
+	cutoff := time.Now().Add(-d.cfg.Retention).UnixNano()
 	var rs []*chatpb.Receipt
-	_ = d.store.each(bucketRcpt, nil, func(_, v []byte) error {
+	var expired []storeOp
+	_ = d.store.each(bucketRcpt, nil, func(k, v []byte) error {
 		var r chatpb.Receipt
-		if proto.Unmarshal(v, &r) == nil && (to == "" || r.To == to) && slices.Contains(live, r.To) {
+		switch {
+		case proto.Unmarshal(v, &r) != nil || r.UnixNano < cutoff:
+			expired = append(expired, storeOp{bucket: bucketRcpt, key: bytes.Clone(k)})
+		case (to == "" || r.To == to) && slices.Contains(live, r.To):
 			rs = append(rs, &r)
 		}
 		return nil
 	})
+	if len(expired) > 0 {
+		if err := d.store.apply(expired...); err != nil {
+			n.logger.Printf("drop expired receipts: %v", err)
+		}
+	}
 	for _, r := range rs {
 		n.sendTo(r.To, receiptFrame(r))
 	}
