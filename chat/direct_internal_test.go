@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -555,4 +556,34 @@ func TestReceiptsExpire(t *testing.T) {
 	if got := count(); got != 1 {
 		t.Errorf("%d receipts after the retention pass, want 1 (the fresh one)", got)
 	}
+}
+
+// TestEncKeysFrameRelaysOfflineKeys: a stream opens with our key and the
+// keys of peers we know that are not live (a sender may need them); live
+// peers' keys are theirs to announce.
+func TestEncKeysFrameRelaysOfflineKeys(t *testing.T) {
+	n := directNode(t, "alice", "", DirectConfig{})
+	live, offline := testID(t), testID(t)
+	for _, id := range []*Identity{live, offline} {
+		if err := n.speakers.add(id.Pub); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := newDirectKey()
+		if err := n.dm.learnKey(signEncKey(id, "x", k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.mu.Lock()
+	n.peers[live.ID] = &peerConn{}
+	n.mu.Unlock()
+	var got []string
+	for _, k := range n.encKeysFrame("0000000000000001").GetEncKeys().GetKeys() {
+		got = append(got, k.PeerId)
+	}
+	if want := []string{n.ID(), offline.ID}; !slices.Equal(got, want) {
+		t.Errorf("keys sent %v, want ours and the offline peer's %v", got, want)
+	}
+	n.mu.Lock()
+	delete(n.peers, live.ID) // Shutdown would stop it
+	n.mu.Unlock()
 }
