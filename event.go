@@ -26,6 +26,29 @@ const (
 	// like a message but is not one: --json consumers that count delivered
 	// messages count "message" events only.
 	EventHistory = "history"
+	// EventDirect is a direct message (end-to-end encrypted, one
+	// recipient): received, or the user's own (Self). To and ToID name the
+	// recipient, State its delivery state (own messages).
+	EventDirect = "direct"
+	// EventState says that one of the user's own messages changed state
+	// (ID, To/ToID for direct messages or Room for room messages, State).
+	EventState = "state"
+	// EventRoomJoin and EventRoomPart say that a peer (From, FromID)
+	// joined or left a room (Room) this node is in.
+	EventRoomJoin = "room_join"
+	EventRoomPart = "room_part"
+	// EventHeld shows the user's own message at once in a room whose
+	// ordering holds it back (total, sequencer): State pending, ID and
+	// Text as the message event that follows when its turn comes.
+	EventHeld = "held"
+)
+
+// Message states (Event.State), in the order a message goes through them.
+const (
+	StatePending   = "pending"   // stored locally, no other peer has it yet
+	StateSent      = "sent"      // another peer (the recipient or a holder) stored it
+	StateDelivered = "delivered" // the recipient's signed receipt arrived
+	StateRead      = "read"      // the recipient showed it in its active window
 )
 
 // Event is one thing to show: an incoming or own message, a membership
@@ -63,25 +86,44 @@ type Event struct {
 	// declared down, typically across a partition): it is shown, but out
 	// of the room's common sequence.
 	Late bool
+	// To and ToID name the recipient of a direct message (display name
+	// and peer ID).
+	To   string
+	ToID string
+	// State is the delivery state of the user's own message (State*
+	// constants) in direct and state events.
+	State string
+	// Action marks a /me action ("* alice waves").
+	Action bool
+	// Backlog marks a message that arrived through catch-up (after a
+	// restart or a late join, from anti-entropy) rather than live: a
+	// client shows it under a "from while you were away" marker.
+	Backlog bool
 }
 
 // eventJSON is Event's JSON form; the field order is the key order.
 type eventJSON struct {
-	Type   string `json:"type"`
-	Time   string `json:"time"`
-	Room   string `json:"room,omitempty"`
-	From   string `json:"from,omitempty"`
-	FromID string `json:"from_id,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Text   string `json:"text,omitempty"`
-	Late   bool   `json:"late,omitempty"`
+	Type    string `json:"type"`
+	Time    string `json:"time"`
+	Room    string `json:"room,omitempty"`
+	From    string `json:"from,omitempty"`
+	FromID  string `json:"from_id,omitempty"`
+	ID      string `json:"id,omitempty"`
+	Text    string `json:"text,omitempty"`
+	Late    bool   `json:"late,omitempty"`
+	To      string `json:"to,omitempty"`
+	ToID    string `json:"to_id,omitempty"`
+	State   string `json:"state,omitempty"`
+	Action  bool   `json:"action,omitempty"`
+	Backlog bool   `json:"backlog,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler: the --json output schema. The
 // time is formatted with time.RFC3339Nano.
 func (e Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(eventJSON{Type: e.Type, Time: e.Time.Format(time.RFC3339Nano), Room: e.Room,
-		From: e.From, FromID: e.FromID, ID: e.ID, Text: e.Text, Late: e.Late})
+		From: e.From, FromID: e.FromID, ID: e.ID, Text: e.Text, Late: e.Late,
+		To: e.To, ToID: e.ToID, State: e.State, Action: e.Action, Backlog: e.Backlog})
 }
 
 // UnmarshalJSON implements json.Unmarshaler: it reads what MarshalJSON
@@ -100,7 +142,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("decode event time: %w", err)
 	}
-	*e = Event{Type: j.Type, Time: t, Room: j.Room, From: j.From, FromID: j.FromID, ID: j.ID, Text: j.Text, Late: j.Late}
+	*e = Event{Type: j.Type, Time: t, Room: j.Room, From: j.From, FromID: j.FromID, ID: j.ID, Text: j.Text, Late: j.Late,
+		To: j.To, ToID: j.ToID, State: j.State, Action: j.Action, Backlog: j.Backlog}
 	return nil
 }
 

@@ -70,4 +70,24 @@ type Stats struct {
 	// Strangers counts envelopes dropped because their origin is not and
 	// never was a member of the group seen by this node.
 	Strangers uint64 `json:"strangers"`
+
+	// Direct messages (chat/direct.go): DirectSent counts those this node
+	// wrote, DirectReceived the new ones it accepted as their recipient,
+	// DirectHeld the ones it holds for offline recipients now.
+	DirectSent     uint64 `json:"direct_sent"`
+	DirectReceived uint64 `json:"direct_received"`
+	DirectHeld     int    `json:"direct_held"`
+	// DirectForged counts direct messages, receipts and encryption keys
+	// that did not decrypt or verify; DirectInvalid those breaking a rule
+	// (size, form, unknown origin); DirectMisaddressed those for another
+	// peer or from a peer they do not concern; DirectReplays copies of a
+	// message, receipt or ack already accepted (resends after a lost or
+	// slow ack, copies from several holders, replays).
+	DirectForged       uint64 `json:"direct_forged"`
+	DirectInvalid      uint64 `json:"direct_invalid"`
+	DirectMisaddressed uint64 `json:"direct_misaddressed"`
+	DirectReplays      uint64 `json:"direct_replays"`
+	// DirectHoldRefused counts messages this node refused to hold (a
+	// quota was full).
+	DirectHoldRefused uint64 `json:"direct_hold_refused"`
 }

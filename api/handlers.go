@@ -301,7 +301,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 			writeError(w, s.peerError(ECodeInvalid, err))
 			return
 		}
-		writeJSON(w, http.StatusCreated, SendResponse{ID: id.String(), To: req.To})
+		writeJSON(w, http.StatusCreated, SendResponse{ID: id, To: req.To})
 		return
 	}
 	room, err := ParseRoom(req.Room)

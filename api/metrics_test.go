@@ -20,6 +20,7 @@ import (
 type livePeer struct {
 	node *chat.Node
 	srv  *api.Server
+	ring *api.Ring
 }
 
 func startLive(t *testing.T, nick string) *livePeer {
@@ -53,7 +54,7 @@ func startLive(t *testing.T, nick string) *livePeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	return &livePeer{node: n, srv: srv}
+	return &livePeer{node: n, srv: srv, ring: ring}
 }
 
 // scrape GETs /metrics and parses it with Prometheus's text parser.

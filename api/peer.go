@@ -48,8 +48,9 @@ type Peer interface {
 // their events ("direct", message states) flow through the event stream
 // like every other event.
 type DirectPeer interface {
-	// SendDirect sends text to the member named by nick or peer ID.
-	SendDirect(ctx context.Context, to, text string) (hearsay.MsgID, error)
+	// SendDirect sends text, end-to-end encrypted, to the member named
+	// by nick or peer ID, and returns the direct message's ID.
+	SendDirect(ctx context.Context, to, text string) (string, error)
 }
 
 // QueuePeer is implemented by a peer that reports its queue sizes (for

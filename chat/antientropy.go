@@ -246,6 +246,9 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	if st.Reply {
 		r.noteStatus(from, theirs, hi == "")
 	}
+	if inRange(n.id.ID, lo, hi) {
+		n.noteHeld(st.Room, from, theirs[n.id.ID]) // own message states (roomstate.go)
+	}
 	local, err := n.log.VersionVector(n.ctx, st.Room)
 	if err != nil {
 		n.logger.Printf("status #%s: %v", st.Room, err)

@@ -220,6 +220,10 @@ type Config struct {
 	// memory. It should be at least AntiEntropyBatch, so that one repair
 	// fits.
 	MaxHeldAhead int
+
+	// Direct configures direct messages (direct.go); zero fields mean
+	// the defaults.
+	Direct DirectConfig
 }
 
 // Message log choices (Config.MessageLog).

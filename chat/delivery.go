@@ -284,5 +284,5 @@ func (n *Node) messageEvent(env *chatpb.Envelope) (hearsay.Event, bool) {
 	id := hearsay.MsgID{Origin: env.Origin, Seq: env.Seq}
 	return hearsay.Event{Type: typ, Time: time.Unix(0, env.SentUnixNano), Room: env.Room,
 		From: n.displayName(env.Origin, env.Nick), FromID: env.Origin, ID: id.String(),
-		Text: string(env.Body), Self: env.Origin == n.id.ID}, true
+		Text: string(env.Body), Self: env.Origin == n.id.ID, Backlog: n.backlog.take(env), State: ownState(env, n.id.ID)}, true
 }

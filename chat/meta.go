@@ -19,9 +19,10 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (4:
-// compact causal deps, split statuses; see chat.proto).
-const ProtocolVersion = 4
+// ProtocolVersion is the chat protocol version this code speaks (5:
+// end-to-end encrypted direct messages; 4: compact causal deps, split
+// statuses; see chat.proto).
+const ProtocolVersion = 5
 
 const maxAddrBytes = 64
 

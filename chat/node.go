@@ -65,6 +65,14 @@ type Node struct {
 	speakers *memberKeys
 	shown    *shownMarks // what this peer has shown (shown.go)
 
+	// dm is the direct-message state (direct.go); its store is closed by
+	// Shutdown.
+	dm *directState
+	// backlog marks messages that arrive through catch-up (backlog.go).
+	backlog backlogMarks
+	// progress follows the states of own room messages (roomstate.go).
+	progress progress
+
 	joinMu    sync.Mutex // serialises JoinRoom and PartRoom
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
 	rooms     map[string]*room
@@ -142,10 +150,17 @@ func New(cfg Config) (*Node, error) {
 		_ = mkeys.close()
 		return nil, err
 	}
+	dm, err := openDirect(cfg, id)
+	if err != nil {
+		_ = mkeys.close()
+		_ = shown.close()
+		return nil, err
+	}
 	mlog, err := openLog(cfg)
 	if err != nil {
 		_ = mkeys.close()
 		_ = shown.close()
+		_ = dm.store.close()
 		return nil, err
 	}
 	base, _ := profileConfig(cfg.MemberlistProfile)
@@ -168,6 +183,7 @@ func New(cfg Config) (*Node, error) {
 		log:          mlog,
 		speakers:     mkeys,
 		shown:        shown,
+		dm:           dm,
 		rooms:        make(map[string]*room),
 		peerRooms:    make(map[string]*peerRoomSet),
 		roomVer:      time.Now().UnixNano(),
@@ -365,6 +381,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.state = stateStarted
 	n.wg.Add(1)
 	go n.eventLoop()
+	n.wg.Add(1)
+	go n.directLoop()
 	n.logger.Printf("started %s (%s) memberlist %s chat %s", n.id.ID, n.nick, n.advertiseAddrLocked(), n.chatAddr)
 	n.mu.Unlock()
 	if err := n.loadRooms(ctx); err != nil {
@@ -583,6 +601,9 @@ func (n *Node) Shutdown() error {
 		if e := n.shown.close(); e != nil && err == nil {
 			err = fmt.Errorf("close shown marks: %w", e)
 		}
+		if e := n.dm.store.close(); e != nil && err == nil {
+			err = fmt.Errorf("close direct store: %w", e)
+		}
 		n.evMu.Lock()
 		n.evClosed = true
 		close(n.events)
@@ -766,7 +787,7 @@ func (n *Node) Stats() hearsay.Stats {
 		late += r.late.Load()
 	}
 	c := &n.stats
-	return hearsay.Stats{
+	st := hearsay.Stats{
 		Stored: c.stored.Load(), HeldBack: held, ControlSent: c.controlSent.Load(), Late: late,
 		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(), HeldDiskDrops: c.heldDiskDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
@@ -779,4 +800,6 @@ func (n *Node) Stats() hearsay.Stats {
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams,
 	}
+	n.directStats(&st)
+	return st
 }

@@ -56,7 +56,12 @@ func (n *Node) Send(ctx context.Context, roomName, text string) (hearsay.MsgID, 
 	if r == nil {
 		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w (join it first)", name, ErrNotJoined)
 	}
-	return r.send(ctx, text)
+	id, err := r.send(ctx, text)
+	if err == nil {
+		n.noteOwn(name, id.Seq)
+		n.noteHeldOwn(r, id, text)
+	}
+	return id, err
 }
 
 // outEntry is an own message waiting in a room's outbox.

@@ -132,7 +132,13 @@ func (p *peerConn) session() (bool, error) {
 		return false, fmt.Errorf("send rooms: %w", err)
 	}
 	p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
+	// Our encryption key (and others we know) before any direct message,
+	// then the direct-message loop may deliver to this peer (direct.go).
+	if err := conn.Send(p.n.encKeysFrame(p.id)); err != nil {
+		return false, fmt.Errorf("send encryption keys: %w", err)
+	}
 	p.connected.Store(true)
+	p.n.dm.wake()
 	defer func() {
 		p.downSince.Store(time.Now().UnixNano())
 		p.connected.Store(false)

@@ -70,6 +70,14 @@ func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 		n.handleStatus(m.Status, peer)
 	case *chatpb.Frame_Repair:
 		n.handleRepair(m.Repair, peer)
+	case *chatpb.Frame_EncKeys:
+		n.handleEncKeys(m.EncKeys, peer)
+	case *chatpb.Frame_Direct:
+		n.handleDirect(m.Direct, peer)
+	case *chatpb.Frame_DirectAck:
+		n.handleDirectAck(m.DirectAck, peer)
+	case *chatpb.Frame_Receipt:
+		n.handleReceipt(m.Receipt, peer)
 	case *chatpb.Frame_Bye:
 		n.markLeaving(peer)
 		return pongFrame(m.Bye.GetNonce())
@@ -125,6 +133,11 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 			// System lines are the node's own voice (bare lines on the
 			// screen); a peer that sends one is trying to speak in it.
 			n.countDrop(fmt.Errorf("%w: %s/%d: peers cannot send system messages", ErrInvalid, env.Origin, env.Seq), from)
+		case env.Kind == chatpb.Kind_KIND_DIRECT || env.Kind == chatpb.Kind_KIND_RECEIPT:
+			// Since protocol 5 direct messages are sealed and travel
+			// apart from rooms (direct.go); a plaintext one in a room
+			// would be stored by every member.
+			n.countDrop(fmt.Errorf("%w: %s/%d: direct messages do not travel in rooms", ErrInvalid, env.Origin, env.Seq), from)
 		case repairOf != "" && env.Room != repairOf:
 			n.stats.invalid.Add(1)
 		case n.joinedRoom(env.Room) == nil:
@@ -164,6 +177,7 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 	n.stats.stored.Add(uint64(len(stored)))
 	if repairOf != "" {
 		n.stats.repaired.Add(uint64(len(stored)))
+		n.backlog.note(stored)
 	}
 	// Per room, in arrival order (a batch may interleave rooms).
 	for len(stored) > 0 {

@@ -185,6 +185,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 	if changed {
 		n.tryRestore()
 		n.syncAllRooms()
+		n.roomNotices(from, old, set)
 	}
 }
 

@@ -22,7 +22,7 @@ func builtinCommands() []*Command {
 		cmdHelp(), cmdQuit(), cmdEcho(), cmdSleep(), cmdExec(), cmdLog(), cmdNick(),
 		cmdWho(), cmdMembers(), cmdHealth(), cmdPing(), cmdKV(), cmdStats(), cmdConfig(), cmdML(),
 		cmdBootstrap(),
-	}, roomCommands()...)
+	}, append(roomCommands(), directCommands()...)...)
 }
 
 func cmdHelp() *Command {

@@ -197,6 +197,7 @@ func cmdJoin() *Command {
 			r.SetRoom(o.room)
 			r.Printf("joined #%s (ordering %s, %s); messages now go to #%s",
 				o.room, dash(ri.Mode.String()), plural(len(ri.Members), "member"), o.room)
+			r.showTopic(o.room)
 			return nil
 		},
 	}
@@ -261,6 +262,28 @@ func completeJoinedRoom(r *REPL, args []string, _ string) []Suggestion {
 	if len(args) > 0 || r.cfg.Rooms == nil {
 		return nil
 	}
+	return joinedRoomSuggestions(r)
+}
+
+// completeTarget completes /switch: a joined room or an open
+// conversation.
+func completeTarget(r *REPL, args []string, w string) []Suggestion {
+	out := completeJoinedRoom(r, args, w)
+	if len(args) > 0 {
+		return out
+	}
+	cur := r.Room()
+	for _, t := range r.act.targets() {
+		d := "conversation"
+		if t == cur {
+			d = "current conversation"
+		}
+		out = append(out, Suggestion{Text: t, Description: d})
+	}
+	return out
+}
+
+func joinedRoomSuggestions(r *REPL) []Suggestion {
 	var out []Suggestion
 	cur := r.Room()
 	for _, n := range joinedRooms(r.cfg.Rooms) {
@@ -285,6 +308,12 @@ func cmdPart() *Command {
 				return err
 			}
 			room := r.Room()
+			if len(inv.Args) == 0 && isConversation(room) {
+				// Close the conversation: back to the start room.
+				r.SetRoom(r.cfg.Room)
+				r.Printf("closed %s; now talking in #%s", Sanitize(room), r.cfg.Room)
+				return nil
+			}
 			if len(inv.Args) == 1 {
 				if room, err = ParseRoom(inv.Args[0]); err != nil {
 					return err
@@ -325,10 +354,18 @@ func contains(list []string, s string) bool {
 
 func cmdSwitch() *Command {
 	return &Command{
-		Name: "switch", Aliases: []string{"sw"}, Args: "#ROOM", MinArgs: 1, MaxArgs: 1,
-		Summary:  "select the current room (one you have joined)",
-		Complete: completeJoinedRoom,
+		Name: "switch", Aliases: []string{"sw"}, Args: "#ROOM|@NICK", MinArgs: 1, MaxArgs: 1,
+		Summary:  "select the current room (one you have joined) or conversation",
+		Complete: completeTarget,
 		Run: func(_ context.Context, r *REPL, inv *Invocation) error {
+			if isConversation(inv.Args[0]) {
+				target, err := r.openConversation(inv.Args[0])
+				if err != nil {
+					return err
+				}
+				r.Printf("now talking to %s (direct)", Sanitize(target))
+				return nil
+			}
 			rs, err := r.roomsIface()
 			if err != nil {
 				return err
@@ -453,6 +490,9 @@ func cmdHistory() *Command {
 				n = v
 			}
 			room := r.Room()
+			if isConversation(room) {
+				return r.directHistory(room, n)
+			}
 			evs, err := rs.History(room, n)
 			if err != nil {
 				return restate("history of #"+room, "history #"+room, err)

@@ -33,7 +33,7 @@ func (r *REPL) Complete(before string) []Suggestion {
 			}
 			return filterPrefix(out, word)
 		}
-		return nil
+		return completeNickInText(r, before, word)
 	}
 	if !strings.Contains(before, " ") {
 		var out []Suggestion
@@ -166,4 +166,30 @@ func completeWords(words ...string) func(*REPL, []string, string) []Suggestion {
 		}
 		return out
 	}
+}
+
+// minNickPrefix is how much of a nick must be typed before a message's
+// word is completed with it (fewer would open the menu on most words).
+const minNickPrefix = 2
+
+// completeNickInText completes a nick inside a message, as IRC clients
+// do: "bo" at the start of the line becomes "bob: " (addressing bob),
+// elsewhere "bob".
+func completeNickInText(r *REPL, before, word string) []Suggestion {
+	if len(word) < minNickPrefix {
+		return nil
+	}
+	atStart := strings.TrimLeft(before, " ") == word
+	var out []Suggestion
+	for _, n := range r.nicks(false) {
+		if !strings.HasPrefix(strings.ToLower(n), strings.ToLower(word)) {
+			continue
+		}
+		text := n
+		if atStart {
+			text += ": "
+		}
+		out = append(out, Suggestion{Text: text, Description: "nick"})
+	}
+	return out
 }

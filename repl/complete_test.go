@@ -50,8 +50,8 @@ func TestComplete(t *testing.T) {
 		{name: "sleep durations", before: "/sleep 5", want: []string{"500ms", "5s"}},
 		{name: "ml hidden", before: "/ml ", want: nil},
 		{name: "ml in manual mode", manual: true, before: "/ml s", want: []string{"start", "shutdown"}},
-		{name: "ml command listed", manual: true, before: "/m", want: []string{"/members", "/ml"}},
-		{name: "ml not listed", before: "/m", want: []string{"/members"}},
+		{name: "ml command listed", manual: true, before: "/m", want: []string{"/me", "/members", "/ml"}},
+		{name: "ml not listed", before: "/m", want: []string{"/me", "/members"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,10 @@ type Config struct {
 	// Nil hides it; a Faults whose injection is off makes /fault show say
 	// so and the other subcommands explain how to switch it on.
 	Faults Faults
+	// Direct enables the direct-message commands (/msg, /query,
+	// /receipts) and conversations as targets; usually the same value as
+	// Peer. Nil hides them.
+	Direct Direct
 
 	// JSON prints every event as one JSON object per line. JSON mode
 	// always reads input line by line, also on a terminal.

@@ -71,7 +71,17 @@ type printer struct {
 	log    io.WriteCloser // /log on FILE
 	logErr error          // first write error of the log, reported once
 	logNm  string
+	// sentText remembers the start of the user's own direct messages by
+	// ID, for their state lines; bounded by maxSentText.
+	sentText map[string]string
+	// ownShown marks own room messages printed (true) or printed early
+	// as held back (false), by ID; bounded by maxSentText.
+	ownShown map[string]bool
 }
+
+// maxSentText bounds printer.sentText (a state line of an older message
+// names it without its text).
+const maxSentText = 1024
 
 func (p *printer) setSink(s lineSink) {
 	p.mu.Lock()
@@ -88,13 +98,22 @@ func (p *printer) emit(ev hearsay.Event) {
 	defer p.mu.Unlock()
 	if p.json {
 		// hearsay.Event's JSON form is the --json schema (README.md).
+		text, action := ev.Text, ev.Action
+		if a, ok := ParseAction(text); ok && (ev.Type == hearsay.EventMessage || ev.Type == hearsay.EventHistory) {
+			text, action = a, true
+		}
 		je := hearsay.Event{Type: ev.Type, Time: ev.Time, Room: Sanitize(ev.Room), From: Sanitize(ev.From),
-			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(ev.Text), Late: ev.Late}
+			FromID: Sanitize(ev.FromID), ID: Sanitize(ev.ID), Text: SanitizeMultiline(text), Late: ev.Late,
+			To: Sanitize(ev.To), ToID: Sanitize(ev.ToID), State: Sanitize(ev.State), Action: action, Backlog: ev.Backlog}
 		b, err := json.Marshal(je)
 		if err != nil { // cannot happen: strings and a time; keep the stream valid anyway
 			b = []byte(`{"type":"error","text":"encode event"}`)
 		}
 		p.writeLocked(string(b)+"\n", string(b)+"\n", false)
+		return
+	}
+	ev, show := p.ownLocked(ev)
+	if !show {
 		return
 	}
 	plain := p.formatLocked(ev, false)
@@ -186,6 +205,13 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 		from = shortID(Sanitize(ev.FromID))
 	}
 	var head, body string
+	if ev.Type == hearsay.EventDirect || (ev.Type == hearsay.EventHistory && ev.ToID != "") {
+		return p.formatDirectLocked(ev, stamp, c)
+	}
+	if ev.Type == hearsay.EventState {
+		return p.formatStateLocked(ev, stamp, c)
+	}
+
 	switch ev.Type {
 	case hearsay.EventMessage, hearsay.EventHistory:
 		if ev.Type == hearsay.EventHistory && !sameDay(ev.Time.In(p.loc), p.now().In(p.loc)) {
@@ -199,11 +225,22 @@ func (p *printer) formatLocked(ev hearsay.Event, color bool) string {
 		if room := Sanitize(ev.Room); room != "" && p.room != nil && room != p.room() {
 			head += c("1", "#"+room) + " "
 		}
+		if a, ok := ParseAction(ev.Text); ok {
+			// "* alice waves"
+			head += "* " + c(NickColor(from), from) + " "
+			body = SanitizeMultiline(a)
+			break
+		}
 		head += c(NickColor(from), "<"+from+">") + " "
 		if ev.Late {
 			head += c("33", "(late)") + " "
 		}
 		body = SanitizeMultiline(ev.Text)
+		if ev.Self && ev.State != "" && ev.Type == hearsay.EventMessage {
+			// An own message: its state follows in state lines.
+			p.rememberLocked(ev.ID, ev.Text)
+			body += " " + c("2", "("+Sanitize(ev.State)+")")
+		}
 	case hearsay.EventJoin:
 		head, body = stamp+"* ", c(NickColor(from), from)+" joined"
 	case hearsay.EventLeave:
@@ -269,4 +306,98 @@ func shortID(id string) string {
 // sysf formats command output as a system event.
 func sysf(format string, args ...any) hearsay.Event {
 	return hearsay.Event{Type: hearsay.EventSystem, Text: fmt.Sprintf(format, args...)}
+}
+
+// formatDirectLocked renders a direct message (or one from a
+// conversation's history): "[15:04:05] [@bob] <alice> hi (pending)"; the
+// conversation tag is left out when it is the current target; an action
+// reads "* alice waves". Caller holds mu.
+func (p *printer) formatDirectLocked(ev hearsay.Event, stamp string, c func(code, s string) string) string {
+	from := Sanitize(ev.From)
+	if from == "" {
+		from = shortID(Sanitize(ev.FromID))
+	}
+	peer := from
+	if ev.Self {
+		peer = Sanitize(ev.To)
+		if peer == "" {
+			peer = shortID(Sanitize(ev.ToID))
+		}
+	}
+	head := stamp
+	if p.room == nil || p.room() != "@"+peer {
+		head += c("1", "[@"+peer+"]") + " "
+	}
+	if ev.Action {
+		head += "* " + c(NickColor(from), from) + " "
+	} else {
+		head += c(NickColor(from), "<"+from+">") + " "
+	}
+	body := SanitizeMultiline(ev.Text)
+	if ev.Self && ev.Type == hearsay.EventDirect {
+		p.rememberLocked(ev.ID, ev.Text)
+		if ev.State != "" {
+			body += " " + c("2", "("+Sanitize(ev.State)+")")
+		}
+	}
+	return indentLines(head, body)
+}
+
+// formatStateLocked renders a state change of an own message:
+// "[15:04:05] * to bob: "hi there" delivered". Caller holds mu.
+func (p *printer) formatStateLocked(ev hearsay.Event, stamp string, c func(code, s string) string) string {
+	what := "message " + shortID(Sanitize(ev.ID))
+	if s, ok := p.sentText[ev.ID]; ok {
+		what = s
+	}
+	to := Sanitize(ev.To)
+	state := Sanitize(ev.State)
+	if to == "" && ev.Room != "" {
+		// A room message: how many of the room's other members hold it.
+		to = "#" + Sanitize(ev.Room)
+		state += " (" + Sanitize(ev.Text) + ")"
+	}
+	return indentLines(stamp+"* ", "to "+to+": "+what+" "+c("2", state))
+}
+
+// rememberLocked keeps the start of an own message for its state lines.
+// Caller holds mu.
+func (p *printer) rememberLocked(id, text string) {
+	if p.sentText == nil {
+		p.sentText = make(map[string]string)
+	}
+	if len(p.sentText) >= maxSentText {
+		clear(p.sentText)
+	}
+	p.sentText[id] = snippet(text)
+}
+
+// ownLocked handles the user's own room messages of rooms whose ordering
+// holds them back, before formatting (text mode): the held event shows
+// the line at once ("(pending)"); the message event that follows when the
+// order reaches it becomes a short line ("* to #ops: "hi" in order")
+// instead of the line again; a held event after its message event shows
+// nothing (ok false). Caller holds mu.
+func (p *printer) ownLocked(ev hearsay.Event) (hearsay.Event, bool) {
+	if ev.Type != hearsay.EventHeld && (ev.Type != hearsay.EventMessage || !ev.Self) {
+		return ev, true
+	}
+	if p.ownShown == nil || len(p.ownShown) >= maxSentText {
+		p.ownShown = make(map[string]bool)
+	}
+	inOrder, seen := p.ownShown[ev.ID]
+	if ev.Type == hearsay.EventHeld {
+		if seen {
+			return ev, false
+		}
+		p.ownShown[ev.ID] = false
+		ev.Type = hearsay.EventMessage
+		return ev, true
+	}
+	p.ownShown[ev.ID] = true
+	if seen && !inOrder {
+		return hearsay.Event{Type: "ordered", Time: ev.Time,
+			Text: "to #" + ev.Room + ": " + snippet(ev.Text) + " in order"}, true
+	}
+	return ev, true
 }

@@ -428,9 +428,15 @@ func (ad *promptAdapter) ctrlC(*prompt.Buffer) {
 	ad.r.Printf("to leave: /quit, or Ctrl-D on an empty line")
 }
 
-// livePrefix is "[#lobby] alice> ".
+// livePrefix is "[#lobby] alice> ", or "[@bob] alice> " in a
+// conversation, with the activity list of targets with unread messages
+// after the target: "[#ops] [3 #lobby, 1 @bob] alice> ".
 func (ad *promptAdapter) livePrefix() (string, bool) {
-	p := "[#" + Sanitize(ad.r.Room()) + "] " + Sanitize(ad.r.cfg.Peer.Nick()) + "> "
+	p := "[" + Sanitize(targetLabel(ad.r.Room())) + "] "
+	if act := ad.r.act.list(); act != "" {
+		p += act + " "
+	}
+	p += Sanitize(ad.r.cfg.Peer.Nick()) + "> "
 	ad.mu.Lock()
 	ad.prefix = p
 	ad.mu.Unlock()

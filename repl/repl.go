@@ -24,7 +24,9 @@ type REPL struct {
 	byName   map[string]*Command
 
 	mu   sync.Mutex // guards room
-	room string
+	room string     // the current target: a room, or a conversation "@bob"
+
+	act *activity // conversations and unread counts (cmd_direct.go)
 
 	hist *history
 
@@ -54,6 +56,7 @@ func New(cfg Config, streams IOStreams) (*REPL, error) {
 		cfg:  cfg,
 		io:   streams,
 		room: cfg.Room,
+		act:  newActivity(),
 		p: &printer{out: streams.Out, errOut: streams.ErrOut, json: cfg.JSON, color: color && !cfg.JSON,
 			loc: cfg.Location, now: cfg.Now},
 		stopPump: make(chan struct{}),
@@ -96,12 +99,14 @@ func (r *REPL) Room() string {
 	return r.room
 }
 
-// SetRoom selects the current room (/join, /switch, /part). Safe for
+// SetRoom selects the current target (/join, /switch, /part, /query): a
+// room, or a conversation "@bob". Its unread count is cleared. Safe for
 // concurrent use.
 func (r *REPL) SetRoom(room string) {
 	r.mu.Lock()
 	r.room = room
 	r.mu.Unlock()
+	r.act.clear(targetLabel(room))
 }
 
 // Notify prints an event from the host (for example "using bootstrap at
@@ -128,6 +133,9 @@ func (r *REPL) sendMessage(ctx context.Context, text string) error {
 			n, r.cfg.MaxMessageBytes, r.cfg.MaxMessageBytes>>10)
 	}
 	room := r.Room()
+	if isConversation(room) {
+		return r.sendDirect(ctx, room, text, false)
+	}
 	id, err := r.cfg.Peer.Send(ctx, room, text)
 	if err != nil {
 		return restate("message not sent to #"+room, "send to #"+room, err)
@@ -149,18 +157,31 @@ func (r *REPL) startEvents() {
 	go func() {
 		defer r.pumpWG.Done()
 		self := r.cfg.Peer.ID()
+		var bl backlog // catch-up messages waiting for their marker (backlog.go)
+		defer bl.stop()
 		for {
 			select {
 			case <-r.stopPump:
 				return
+			case <-bl.quiet():
+				r.flushBacklog(&bl)
 			case ev, ok := <-ch:
 				if !ok {
+					r.flushBacklog(&bl)
 					return
 				}
 				if r.cfg.EchoOwn && ev.Type == hearsay.EventMessage && ev.FromID != "" && ev.FromID == self {
 					continue // printed by sendMessage already
 				}
+				if ev.Backlog && ev.Type == hearsay.EventMessage {
+					if bl.add(ev) {
+						r.flushBacklog(&bl)
+					}
+					continue
+				}
+				r.flushBacklog(&bl)
 				r.p.emit(ev)
+				r.noteEvent(ev)
 			}
 		}
 	}()

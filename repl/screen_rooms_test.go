@@ -12,6 +12,8 @@ import (
 func TestScreenRooms(t *testing.T) {
 	s := startScreen(t, "-rooms")
 	const devPrompt = "[#dev] alice>"
+	// With a #lobby message unread, the activity list follows the room.
+	const devActive = "[#dev] [1 #lobby] alice>"
 	s.typeText("", "/join #dev")
 	s.key("\r")
 	s.waitFor("the join confirmation", func(rows []string) bool { return rowIndex(rows, "joined #dev (ordering causal") >= 0 })
@@ -28,12 +30,12 @@ func TestScreenRooms(t *testing.T) {
 	s.signal(syscall.SIGUSR1)
 	s.waitFor("bob's message with its room", func(rows []string) bool {
 		i := rowIndex(rows, "#lobby <bob> incoming message 1")
-		return i >= 0 && i < lastRowIndex(rows) && lastRow(rows) == devPrompt+" half"
+		return i >= 0 && i < lastRowIndex(rows) && lastRow(rows) == devActive+" half"
 	})
 	for range "half" {
 		s.key("\x7f") // backspace
 	}
-	s.waitFor("an empty #dev prompt", func(rows []string) bool { return lastRow(rows) == devPrompt })
+	s.waitFor("an empty #dev prompt", func(rows []string) bool { return lastRow(rows) == devActive })
 
 	// Tab completes the room name of /switch.
 	for _, k := range "/switch #l" {
@@ -41,11 +43,11 @@ func TestScreenRooms(t *testing.T) {
 	}
 	// The suggestion menu opens below the line as it is typed.
 	s.waitFor("the typed command and its suggestion", func(rows []string) bool {
-		i := rowIndex(rows, devPrompt+" /switch #l")
+		i := rowIndex(rows, devActive+" /switch #l")
 		return i >= 0 && strings.Contains(strings.Join(rows[i+1:], "\n"), "#lobby")
 	})
 	s.key("\t")
-	s.waitFor("/switch #lobby", func(rows []string) bool { return rowIndex(rows, devPrompt+" /switch #lobby") >= 0 })
+	s.waitFor("/switch #lobby", func(rows []string) bool { return rowIndex(rows, devActive+" /switch #lobby") >= 0 })
 	s.key("\r")
 	s.waitFor("the lobby prompt again", func(rows []string) bool {
 		return rowIndex(rows, "now talking in #lobby") >= 0 && lastRow(rows) == promptEmpty

@@ -235,7 +235,9 @@ function handleEvent(ev) {
       addItem(ev.room || "lobby", ev);
       break;
     case "direct": {
-      const peer = ev.from_id === (state.self && state.self.id) ? (ev.to || ev.room || "?") : (ev.from_id || "?");
+      // One conversation per peer ID, whichever way the message went
+      // (nicks change and can be shared; IDs cannot).
+      const peer = ev.from_id === (state.self && state.self.id) ? (ev.to_id || "?") : (ev.from_id || "?");
       addItem("@" + peer, ev);
       break;
     }

@@ -23,7 +23,8 @@
 // them like data), split statuses into origin ranges
 // (Status.from_origin, until_origin), refuses system envelopes from peers
 // and envelopes whose origin is not a member identity, and bounds every
-// counter by 2^62. Peers of different versions refuse each other's
+// counter by 2^62; 5 added end-to-end encrypted direct messages (EncKeys,
+// Direct, DirectAck and Receipt frames; chat/direct.go). Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc
@@ -156,6 +157,10 @@ type Frame struct {
 	//	*Frame_Status
 	//	*Frame_Repair
 	//	*Frame_Batch
+	//	*Frame_EncKeys
+	//	*Frame_Direct
+	//	*Frame_DirectAck
+	//	*Frame_Receipt
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -288,6 +293,42 @@ func (x *Frame) GetBatch() *Batch {
 	return nil
 }
 
+func (x *Frame) GetEncKeys() *EncKeys {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_EncKeys); ok {
+			return x.EncKeys
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetDirect() *Direct {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Direct); ok {
+			return x.Direct
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetDirectAck() *DirectAck {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_DirectAck); ok {
+			return x.DirectAck
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetReceipt() *Receipt {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -350,6 +391,32 @@ type Frame_Batch struct {
 	Batch *Batch `protobuf:"bytes,10,opt,name=batch,proto3,oneof"`
 }
 
+type Frame_EncKeys struct {
+	// enc_keys (protocol 5) carries signed HPKE encryption keys: the
+	// dialer's own first, then keys of other peers it knows (dialer to
+	// listener, when the stream opens). Numbers 20 and up are the direct
+	// messages' (chat/direct*.go).
+	EncKeys *EncKeys `protobuf:"bytes,20,opt,name=enc_keys,json=encKeys,proto3,oneof"`
+}
+
+type Frame_Direct struct {
+	// direct (protocol 5) carries one sealed direct message, to its
+	// recipient or to a holder (dialer to listener).
+	Direct *Direct `protobuf:"bytes,21,opt,name=direct,proto3,oneof"`
+}
+
+type Frame_DirectAck struct {
+	// direct_ack (protocol 5) answers a direct or a receipt (dialer to
+	// listener, on the answering peer's own stream).
+	DirectAck *DirectAck `protobuf:"bytes,22,opt,name=direct_ack,json=directAck,proto3,oneof"`
+}
+
+type Frame_Receipt struct {
+	// receipt (protocol 5) is a recipient's signed delivery or read receipt
+	// for a direct message, to its sender (dialer to listener).
+	Receipt *Receipt `protobuf:"bytes,23,opt,name=receipt,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Msg() {}
 
 func (*Frame_Auth) isFrame_Msg() {}
@@ -370,6 +437,14 @@ func (*Frame_Repair) isFrame_Msg() {}
 
 func (*Frame_Batch) isFrame_Msg() {}
 
+func (*Frame_EncKeys) isFrame_Msg() {}
+
+func (*Frame_Direct) isFrame_Msg() {}
+
+func (*Frame_DirectAck) isFrame_Msg() {}
+
+func (*Frame_Receipt) isFrame_Msg() {}
+
 // Hello introduces one end of a connection, after the TLS handshake that
 // proved each end's key. The peer ID is self-certifying: it must equal
 // PeerIDFromKey of the key in the sender's TLS certificate (the first 8
@@ -378,7 +453,7 @@ func (*Frame_Batch) isFrame_Msg() {}
 // one it dialed.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version of the sender (currently 4). A
+	// protocol is the chat protocol version of the sender (currently 5). A
 	// listener refuses a dialer whose protocol it does not speak, and says so
 	// in its answer.
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
@@ -1055,7 +1130,7 @@ func (x *Envelope) GetCandidate() string {
 // bytes encoded: memberlist panics above that, so the encoder checks it).
 type NodeMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version the peer speaks (currently 4).
+	// protocol is the chat protocol version the peer speaks (currently 5).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// peer_id is the peer ID; it equals the memberlist node name and
 	// PeerIDFromKey(public_key).
@@ -1661,12 +1736,775 @@ func (x *Repair) GetFloors() []*Dep {
 	return nil
 }
 
+// EncKey is a peer's HPKE public key, signed by its Ed25519 identity key.
+// It is too large for the node meta (1,216 bytes), so peers send it on
+// their chat streams. A receiver keeps it only if peer_id =
+// PeerIDFromKey(identity_key), identity_key is a member identity, and the
+// signature verifies; the newest issued wins.
+type EncKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer_id is the key owner's peer ID.
+	PeerId string `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	// identity_key is the owner's Ed25519 public key (32 bytes).
+	IdentityKey []byte `protobuf:"bytes,2,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	// enc_key is the MLKEM768X25519 public key (1,216 bytes).
+	EncKey []byte `protobuf:"bytes,3,opt,name=enc_key,json=encKey,proto3" json:"enc_key,omitempty"`
+	// issued_unix_nano is when the owner created enc_key (a newer key
+	// replaces an older one).
+	IssuedUnixNano int64 `protobuf:"varint,4,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
+	// nick is the owner's nick when it signed (lets a sender name a peer
+	// that is offline).
+	Nick string `protobuf:"bytes,5,opt,name=nick,proto3" json:"nick,omitempty"`
+	// signature is Ed25519 by identity_key over "hearsay/enckey/v1\n" and
+	// fields 1 to 5 in the envelope's canonical encoding.
+	Signature     []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncKey) Reset() {
+	*x = EncKey{}
+	mi := &file_chat_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncKey) ProtoMessage() {}
+
+func (x *EncKey) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncKey.ProtoReflect.Descriptor instead.
+func (*EncKey) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *EncKey) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *EncKey) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *EncKey) GetEncKey() []byte {
+	if x != nil {
+		return x.EncKey
+	}
+	return nil
+}
+
+func (x *EncKey) GetIssuedUnixNano() int64 {
+	if x != nil {
+		return x.IssuedUnixNano
+	}
+	return 0
+}
+
+func (x *EncKey) GetNick() string {
+	if x != nil {
+		return x.Nick
+	}
+	return ""
+}
+
+func (x *EncKey) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// EncKeys is a set of signed encryption keys, at most 16.
+type EncKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*EncKey              `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncKeys) Reset() {
+	*x = EncKeys{}
+	mi := &file_chat_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncKeys) ProtoMessage() {}
+
+func (x *EncKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncKeys.ProtoReflect.Descriptor instead.
+func (*EncKeys) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EncKeys) GetKeys() []*EncKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// Sealed is a direct message as relays and holders see it.
+type Sealed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the message ID: 16 random bytes chosen by the sender.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// to is the recipient's peer ID.
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// sent_unix_nano is the sender's clock when it sealed (holders use it
+	// for retention; the signed time is inside).
+	SentUnixNano int64 `protobuf:"varint,3,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	// ciphertext is HPKE's encapsulated key followed by the sealed
+	// DirectBody, with info "hearsay/direct/v1\n" || to || "\n" || id. At
+	// most 72 KiB.
+	Ciphertext    []byte `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sealed) Reset() {
+	*x = Sealed{}
+	mi := &file_chat_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sealed) ProtoMessage() {}
+
+func (x *Sealed) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
+func (*Sealed) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Sealed) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Sealed) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Sealed) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
+	}
+	return 0
+}
+
+func (x *Sealed) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+// Direct carries a sealed direct message.
+type Direct struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Sealed *Sealed                `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// hold asks the receiver to hold the message for its recipient (the
+	// sender could not reach it); false: the receiver is the recipient.
+	Hold          bool `protobuf:"varint,2,opt,name=hold,proto3" json:"hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Direct) Reset() {
+	*x = Direct{}
+	mi := &file_chat_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Direct) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Direct) ProtoMessage() {}
+
+func (x *Direct) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Direct.ProtoReflect.Descriptor instead.
+func (*Direct) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Direct) GetSealed() *Sealed {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *Direct) GetHold() bool {
+	if x != nil {
+		return x.Hold
+	}
+	return false
+}
+
+// DirectAck answers a Direct or a Receipt frame.
+type DirectAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the direct message's ID.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// result: 1 stored by the recipient, 2 held by a holder, 3 refused by a
+	// full holder (try another), 4 refused (invalid), 5 receipt recorded.
+	Result uint32 `protobuf:"varint,2,opt,name=result,proto3" json:"result,omitempty"`
+	// state is the receipt's state, for result 5.
+	State         uint32 `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectAck) Reset() {
+	*x = DirectAck{}
+	mi := &file_chat_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectAck) ProtoMessage() {}
+
+func (x *DirectAck) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectAck.ProtoReflect.Descriptor instead.
+func (*DirectAck) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DirectAck) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DirectAck) GetResult() uint32 {
+	if x != nil {
+		return x.Result
+	}
+	return 0
+}
+
+func (x *DirectAck) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+// Receipt is the recipient's signed statement that it delivered (state
+// 3) or showed in its active window (state 4) the direct message id.
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin is the recipient's peer ID (the signer).
+	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	// origin_key is the recipient's Ed25519 public key.
+	OriginKey []byte `protobuf:"bytes,2,opt,name=origin_key,json=originKey,proto3" json:"origin_key,omitempty"`
+	// to is the direct message's sender.
+	To string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// id is the direct message's ID.
+	Id []byte `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	// state: 3 delivered, 4 read.
+	State uint32 `protobuf:"varint,5,opt,name=state,proto3" json:"state,omitempty"`
+	// unix_nano is the recipient's clock when it signed.
+	UnixNano int64 `protobuf:"varint,6,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	// signature is Ed25519 by origin_key over "hearsay/receipt/v1\n" and
+	// fields 1 to 6 in the envelope's canonical encoding.
+	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_chat_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Receipt) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Receipt) GetOriginKey() []byte {
+	if x != nil {
+		return x.OriginKey
+	}
+	return nil
+}
+
+func (x *Receipt) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Receipt) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Receipt) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *Receipt) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *Receipt) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// DirectBody is the plaintext inside Sealed.ciphertext, signed by the
+// sender so the recipient knows who wrote it and that nobody on the way
+// (a holder) changed it.
+type DirectBody struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin is the sender's peer ID.
+	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	// origin_key is the sender's Ed25519 public key.
+	OriginKey []byte `protobuf:"bytes,2,opt,name=origin_key,json=originKey,proto3" json:"origin_key,omitempty"`
+	// to is the recipient's peer ID (must equal Sealed.to).
+	To string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// id must equal Sealed.id.
+	Id []byte `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	// sent_unix_nano is the sender's clock.
+	SentUnixNano int64 `protobuf:"varint,5,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	// nick is the sender's nick when it sent.
+	Nick string `protobuf:"bytes,6,opt,name=nick,proto3" json:"nick,omitempty"`
+	// text is the message, UTF-8, at most 64 KiB.
+	Text string `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	// action marks a /me action.
+	Action bool `protobuf:"varint,8,opt,name=action,proto3" json:"action,omitempty"`
+	// signature is Ed25519 by origin_key over "hearsay/direct-body/v1\n"
+	// and fields 1 to 8 in the envelope's canonical encoding.
+	Signature     []byte `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectBody) Reset() {
+	*x = DirectBody{}
+	mi := &file_chat_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectBody) ProtoMessage() {}
+
+func (x *DirectBody) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectBody.ProtoReflect.Descriptor instead.
+func (*DirectBody) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DirectBody) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *DirectBody) GetOriginKey() []byte {
+	if x != nil {
+		return x.OriginKey
+	}
+	return nil
+}
+
+func (x *DirectBody) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *DirectBody) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DirectBody) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
+	}
+	return 0
+}
+
+func (x *DirectBody) GetNick() string {
+	if x != nil {
+		return x.Nick
+	}
+	return ""
+}
+
+func (x *DirectBody) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *DirectBody) GetAction() bool {
+	if x != nil {
+		return x.Action
+	}
+	return false
+}
+
+func (x *DirectBody) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// DirectRecord is a direct message as a peer stores it in its own
+// direct.db (not on the wire): both ends keep their readable copy.
+type DirectRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// peer is the other end of the conversation.
+	Peer         string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	Outgoing     bool   `protobuf:"varint,3,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	Nick         string `protobuf:"bytes,4,opt,name=nick,proto3" json:"nick,omitempty"`
+	Text         string `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	Action       bool   `protobuf:"varint,6,opt,name=action,proto3" json:"action,omitempty"`
+	SentUnixNano int64  `protobuf:"varint,7,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	// state (outgoing): 1 pending, 2 sent, 3 delivered, 4 read; (incoming):
+	// the last receipt this peer produced.
+	State uint32 `protobuf:"varint,8,opt,name=state,proto3" json:"state,omitempty"`
+	// sealed (outgoing, until delivered) is what is sent again.
+	Sealed *Sealed `protobuf:"bytes,9,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// holders (outgoing) are the peers that held it or refused (full).
+	Holders        []string `protobuf:"bytes,10,rep,name=holders,proto3" json:"holders,omitempty"`
+	Full           []string `protobuf:"bytes,11,rep,name=full,proto3" json:"full,omitempty"`
+	StoredUnixNano int64    `protobuf:"varint,12,opt,name=stored_unix_nano,json=storedUnixNano,proto3" json:"stored_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DirectRecord) Reset() {
+	*x = DirectRecord{}
+	mi := &file_chat_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectRecord) ProtoMessage() {}
+
+func (x *DirectRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectRecord.ProtoReflect.Descriptor instead.
+func (*DirectRecord) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DirectRecord) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DirectRecord) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *DirectRecord) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
+func (x *DirectRecord) GetNick() string {
+	if x != nil {
+		return x.Nick
+	}
+	return ""
+}
+
+func (x *DirectRecord) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *DirectRecord) GetAction() bool {
+	if x != nil {
+		return x.Action
+	}
+	return false
+}
+
+func (x *DirectRecord) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
+	}
+	return 0
+}
+
+func (x *DirectRecord) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *DirectRecord) GetSealed() *Sealed {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *DirectRecord) GetHolders() []string {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *DirectRecord) GetFull() []string {
+	if x != nil {
+		return x.Full
+	}
+	return nil
+}
+
+func (x *DirectRecord) GetStoredUnixNano() int64 {
+	if x != nil {
+		return x.StoredUnixNano
+	}
+	return 0
+}
+
+// HeldRecord is a direct message a holder keeps for an offline recipient.
+type HeldRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Sealed *Sealed                `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// submitter is the peer that handed it over (its quota).
+	Submitter      string `protobuf:"bytes,2,opt,name=submitter,proto3" json:"submitter,omitempty"`
+	StoredUnixNano int64  `protobuf:"varint,3,opt,name=stored_unix_nano,json=storedUnixNano,proto3" json:"stored_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *HeldRecord) Reset() {
+	*x = HeldRecord{}
+	mi := &file_chat_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldRecord) ProtoMessage() {}
+
+func (x *HeldRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldRecord.ProtoReflect.Descriptor instead.
+func (*HeldRecord) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HeldRecord) GetSealed() *Sealed {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *HeldRecord) GetSubmitter() string {
+	if x != nil {
+		return x.Submitter
+	}
+	return ""
+}
+
+func (x *HeldRecord) GetStoredUnixNano() int64 {
+	if x != nil {
+		return x.StoredUnixNano
+	}
+	return 0
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\xf5\x03\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\xd2\x05\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
@@ -1678,7 +2516,12 @@ const file_chat_proto_rawDesc = "" +
 	"\x06status\x18\b \x01(\v2\x17.hearsay.chat.v1.StatusH\x00R\x06status\x121\n" +
 	"\x06repair\x18\t \x01(\v2\x17.hearsay.chat.v1.RepairH\x00R\x06repair\x12.\n" +
 	"\x05batch\x18\n" +
-	" \x01(\v2\x16.hearsay.chat.v1.BatchH\x00R\x05batchB\x05\n" +
+	" \x01(\v2\x16.hearsay.chat.v1.BatchH\x00R\x05batch\x125\n" +
+	"\benc_keys\x18\x14 \x01(\v2\x18.hearsay.chat.v1.EncKeysH\x00R\aencKeys\x121\n" +
+	"\x06direct\x18\x15 \x01(\v2\x17.hearsay.chat.v1.DirectH\x00R\x06direct\x12;\n" +
+	"\n" +
+	"direct_ack\x18\x16 \x01(\v2\x1a.hearsay.chat.v1.DirectAckH\x00R\tdirectAck\x124\n" +
+	"\areceipt\x18\x17 \x01(\v2\x18.hearsay.chat.v1.ReceiptH\x00R\areceiptB\x05\n" +
 	"\x03msg\"\xeb\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -1768,7 +2611,70 @@ const file_chat_proto_rawDesc = "" +
 	"\x06Repair\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x127\n" +
 	"\tenvelopes\x18\x02 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\x12,\n" +
-	"\x06floors\x18\x03 \x03(\v2\x14.hearsay.chat.v1.DepR\x06floors*\x8c\x01\n" +
+	"\x06floors\x18\x03 \x03(\v2\x14.hearsay.chat.v1.DepR\x06floors\"\xb9\x01\n" +
+	"\x06EncKey\x12\x17\n" +
+	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12!\n" +
+	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12\x17\n" +
+	"\aenc_key\x18\x03 \x01(\fR\x06encKey\x12(\n" +
+	"\x10issued_unix_nano\x18\x04 \x01(\x03R\x0eissuedUnixNano\x12\x12\n" +
+	"\x04nick\x18\x05 \x01(\tR\x04nick\x12\x1c\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"6\n" +
+	"\aEncKeys\x12+\n" +
+	"\x04keys\x18\x01 \x03(\v2\x17.hearsay.chat.v1.EncKeyR\x04keys\"n\n" +
+	"\x06Sealed\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12$\n" +
+	"\x0esent_unix_nano\x18\x03 \x01(\x03R\fsentUnixNano\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x04 \x01(\fR\n" +
+	"ciphertext\"M\n" +
+	"\x06Direct\x12/\n" +
+	"\x06sealed\x18\x01 \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x12\n" +
+	"\x04hold\x18\x02 \x01(\bR\x04hold\"I\n" +
+	"\tDirectAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\rR\x06result\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\rR\x05state\"\xb1\x01\n" +
+	"\aReceipt\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1d\n" +
+	"\n" +
+	"origin_key\x18\x02 \x01(\fR\toriginKey\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\fR\x02id\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\rR\x05state\x12\x1b\n" +
+	"\tunix_nano\x18\x06 \x01(\x03R\bunixNano\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"\xe7\x01\n" +
+	"\n" +
+	"DirectBody\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1d\n" +
+	"\n" +
+	"origin_key\x18\x02 \x01(\fR\toriginKey\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\fR\x02id\x12$\n" +
+	"\x0esent_unix_nano\x18\x05 \x01(\x03R\fsentUnixNano\x12\x12\n" +
+	"\x04nick\x18\x06 \x01(\tR\x04nick\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04text\x12\x16\n" +
+	"\x06action\x18\b \x01(\bR\x06action\x12\x1c\n" +
+	"\tsignature\x18\t \x01(\fR\tsignature\"\xd3\x02\n" +
+	"\fDirectRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x1a\n" +
+	"\boutgoing\x18\x03 \x01(\bR\boutgoing\x12\x12\n" +
+	"\x04nick\x18\x04 \x01(\tR\x04nick\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\bR\x06action\x12$\n" +
+	"\x0esent_unix_nano\x18\a \x01(\x03R\fsentUnixNano\x12\x14\n" +
+	"\x05state\x18\b \x01(\rR\x05state\x12/\n" +
+	"\x06sealed\x18\t \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x18\n" +
+	"\aholders\x18\n" +
+	" \x03(\tR\aholders\x12\x12\n" +
+	"\x04full\x18\v \x03(\tR\x04full\x12(\n" +
+	"\x10stored_unix_nano\x18\f \x01(\x03R\x0estoredUnixNano\"\x85\x01\n" +
+	"\n" +
+	"HeldRecord\x12/\n" +
+	"\x06sealed\x18\x01 \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x1c\n" +
+	"\tsubmitter\x18\x02 \x01(\tR\tsubmitter\x12(\n" +
+	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano*\x8c\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x0f\n" +
@@ -1793,7 +2699,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_chat_proto_goTypes = []any{
 	(Kind)(0),              // 0: hearsay.chat.v1.Kind
 	(*Frame)(nil),          // 1: hearsay.chat.v1.Frame
@@ -1813,6 +2719,15 @@ var file_chat_proto_goTypes = []any{
 	(*Status)(nil),         // 15: hearsay.chat.v1.Status
 	(*Batch)(nil),          // 16: hearsay.chat.v1.Batch
 	(*Repair)(nil),         // 17: hearsay.chat.v1.Repair
+	(*EncKey)(nil),         // 18: hearsay.chat.v1.EncKey
+	(*EncKeys)(nil),        // 19: hearsay.chat.v1.EncKeys
+	(*Sealed)(nil),         // 20: hearsay.chat.v1.Sealed
+	(*Direct)(nil),         // 21: hearsay.chat.v1.Direct
+	(*DirectAck)(nil),      // 22: hearsay.chat.v1.DirectAck
+	(*Receipt)(nil),        // 23: hearsay.chat.v1.Receipt
+	(*DirectBody)(nil),     // 24: hearsay.chat.v1.DirectBody
+	(*DirectRecord)(nil),   // 25: hearsay.chat.v1.DirectRecord
+	(*HeldRecord)(nil),     // 26: hearsay.chat.v1.HeldRecord
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -1825,21 +2740,29 @@ var file_chat_proto_depIdxs = []int32{
 	15, // 7: hearsay.chat.v1.Frame.status:type_name -> hearsay.chat.v1.Status
 	17, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
 	16, // 9: hearsay.chat.v1.Frame.batch:type_name -> hearsay.chat.v1.Batch
-	0,  // 10: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	8,  // 11: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	7,  // 12: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	7,  // 13: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
-	11, // 14: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	14, // 15: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
-	8,  // 16: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
-	9,  // 17: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
-	9,  // 18: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
-	8,  // 19: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	19, // 10: hearsay.chat.v1.Frame.enc_keys:type_name -> hearsay.chat.v1.EncKeys
+	21, // 11: hearsay.chat.v1.Frame.direct:type_name -> hearsay.chat.v1.Direct
+	22, // 12: hearsay.chat.v1.Frame.direct_ack:type_name -> hearsay.chat.v1.DirectAck
+	23, // 13: hearsay.chat.v1.Frame.receipt:type_name -> hearsay.chat.v1.Receipt
+	0,  // 14: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 15: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 16: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	7,  // 17: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 18: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	14, // 19: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
+	8,  // 20: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
+	9,  // 21: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
+	9,  // 22: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
+	8,  // 23: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
+	18, // 24: hearsay.chat.v1.EncKeys.keys:type_name -> hearsay.chat.v1.EncKey
+	20, // 25: hearsay.chat.v1.Direct.sealed:type_name -> hearsay.chat.v1.Sealed
+	20, // 26: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	20, // 27: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -1858,6 +2781,10 @@ func file_chat_proto_init() {
 		(*Frame_Status)(nil),
 		(*Frame_Repair)(nil),
 		(*Frame_Batch)(nil),
+		(*Frame_EncKeys)(nil),
+		(*Frame_Direct)(nil),
+		(*Frame_DirectAck)(nil),
+		(*Frame_Receipt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1865,7 +2792,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -194,7 +194,9 @@ func apiErrorCode(err error) string {
 	case errors.Is(err, chat.ErrAmbiguousPeer):
 		return api.ECodeInvalid
 	case errors.Is(err, chat.ErrNotStarted), errors.Is(err, chat.ErrLeft), errors.Is(err, chat.ErrShutdown),
-		errors.Is(err, chat.ErrRestoring):
+		errors.Is(err, chat.ErrRestoring), errors.Is(err, chat.ErrNoEncKey), errors.Is(err, chat.ErrTooManyPending):
+		// The recipient's key has not arrived yet, or too many direct
+		// messages wait: both pass with time.
 		return api.ECodeUnavailable
 	}
 	return ""

@@ -51,6 +51,8 @@ type peerOpts struct {
 	log            logOpts
 	api            apiOpts
 	bridge         bridgeOpts
+	noReadReceipts bool
+	dmHolders      int
 }
 
 // newPeerCmd returns the root command, which runs a peer. Its parse step
@@ -109,6 +111,8 @@ then on needs no server.`,
 	f.StringVar(&o.profile, "profile", chat.ProfileLAN, "memberlist timers: lan, local (fast, one machine) or wan")
 	f.StringVar(&o.logFile, "log-file", "", "write memberlist and chat logs to FILE (default: data-dir/peer.log)")
 	f.StringVar(&o.color, "color", "auto", "nick colours: auto, always or never")
+	f.BoolVar(&o.noReadReceipts, "no-read-receipts", false, "do not tell senders of direct messages that you read them (delivery receipts are still sent)")
+	f.IntVar(&o.dmHolders, "dm-holders", 3, "how many peers hold a direct message for an offline recipient")
 	addFaultFlags(f, &o.faults)
 	addLogFlags(f, &o.log)
 	addAPIFlags(f, &o.api)
@@ -141,6 +145,9 @@ func (o *peerOpts) complete(streams *ioStreams) error {
 			return fmt.Errorf("--bootstrap: %w", err)
 		}
 		o.bootstrapURLs = urls
+	}
+	if o.dmHolders < 1 || o.dmHolders > 16 {
+		return fmt.Errorf("--dm-holders %d: want 1 to 16", o.dmHolders)
 	}
 	switch o.profile {
 	case chat.ProfileLAN, chat.ProfileLocal, chat.ProfileWAN:
@@ -222,6 +229,8 @@ func (o *peerOpts) chatConfig(logOut io.Writer) chat.Config {
 		cfg.ClusterKey = chat.ClusterKeyFromPassphrase(o.clusterKey)
 	}
 	cfg.Faults = o.faults.chatFaults()
+	cfg.Direct.NoReadReceipts = o.noReadReceipts
+	cfg.Direct.Holders = o.dmHolders
 	o.log.apply(&cfg)
 	return cfg
 }
@@ -293,6 +302,7 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 	rcfg.Peer = lapi.wrap(tappedPeer{agentPeer: peer, events: pst.tap()})
 	rcfg.Lifecycle = node
 	rcfg.Rooms = node
+	rcfg.Direct = node
 	rcfg.Faults = newFaultControl(node, &o.faults)
 	rcfg.Manual = o.manual
 	rcfg.JSON = o.json

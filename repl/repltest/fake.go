@@ -52,6 +52,7 @@ type Peer struct {
 	faults   repl.FaultSettings
 	cut      map[string]bool
 	now      func() time.Time
+	direct   directFake // direct.go
 }
 
 // room is the fake peer's state of one room: what Send stored is its

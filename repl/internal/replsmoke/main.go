@@ -3,7 +3,11 @@
 // message to the lobby; SIGUSR2 makes "carol" join. With -flood D, SIGUSR1
 // instead starts bob sending "rb1", "rb2", ... every D; the next SIGUSR1, or
 // reaching -flood-max lines, stops him for good: he then says how many he
-// sent ("flood over after N").
+// sent ("flood over after N"). With -direct the peer has direct messages
+// and SIGUSR1 steps through a conversation instead: bob writes to alice,
+// then alice's last direct message becomes sent, delivered and read, then
+// two messages of #lobby arrive as catch-up (backlog), then bob writes in
+// #lobby.
 //
 //	go run ./repl/internal/replsmoke -history /tmp/h
 package main
@@ -33,6 +37,7 @@ func run() int {
 	rooms := flag.Bool("rooms", false, "give the fake peer rooms (/join, /switch, /part, /rooms, /history)")
 	flood := flag.Duration("flood", 0, "SIGUSR1 starts and stops bob sending a line every `interval`")
 	floodMax := flag.Int("flood-max", 500, "the most lines bob sends with -flood")
+	direct := flag.Bool("direct", false, "give the fake peer direct messages; SIGUSR1 steps through a conversation")
 	flag.Parse()
 
 	peer := repltest.NewPeer("p-alice-0001", "alice")
@@ -46,6 +51,9 @@ func run() int {
 	cfg.HistoryFile = *history
 	if *rooms {
 		cfg.Rooms = peer
+	}
+	if *direct {
+		cfg.Direct = peer
 	}
 	cfg.OnSignal = func(sig os.Signal) {
 		if *marker != "" {
@@ -106,6 +114,10 @@ func run() int {
 					peer.Emit(hearsay.Event{Type: hearsay.EventJoin, From: "carol", FromID: "p-carol-0004"})
 					continue
 				}
+				if *direct {
+					directStep(peer, n)
+					continue
+				}
 				if *flood > 0 {
 					switch {
 					case floodOver:
@@ -131,4 +143,27 @@ func run() int {
 	}
 	fmt.Println("bye")
 	return 0
+}
+
+// directStep plays step n (from 1) of the -direct conversation.
+func directStep(peer *repltest.Peer, n int) {
+	switch n {
+	case 1:
+		peer.ReceiveDirect("p-bob-0002", "bob", "psst alice")
+	case 2:
+		peer.SetDirectState(hearsay.StateSent)
+	case 3:
+		peer.SetDirectState(hearsay.StateDelivered)
+	case 4:
+		peer.SetDirectState(hearsay.StateRead)
+	case 5:
+		old := time.Now().Add(-time.Hour)
+		for i := 1; i <= 2; i++ {
+			peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: old.Add(time.Duration(i) * time.Minute), Room: "lobby",
+				From: "bob", FromID: "p-bob-0002", ID: fmt.Sprintf("p-bob-0002/b%d", i), Text: fmt.Sprintf("while away %d", i), Backlog: true})
+		}
+	default:
+		peer.Emit(hearsay.Event{Type: hearsay.EventMessage, Room: "lobby", From: "bob", FromID: "p-bob-0002",
+			ID: fmt.Sprintf("p-bob-0002/%d", n), Text: fmt.Sprintf("incoming message %d", n)})
+	}
 }

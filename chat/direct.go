@@ -1,0 +1,365 @@
+package chat
+
+// Direct messages: end-to-end encrypted, one recipient, delivered when the
+// recipient is offline through holders.
+//
+// The sender signs a DirectBody (its identity key) and seals it with HPKE
+// to the recipient's encryption key (direct_keys.go), with the recipient
+// and message ID in HPKE's info, so a sealed message cannot be moved to
+// another recipient or ID. Both ends store their readable copy in
+// direct.db (direct_store.go); nobody else stores the text.
+//
+// Delivery. A message is pending once stored. When the recipient is a live
+// member with an established stream, the sender pushes the Sealed form to
+// it (Direct); otherwise it asks up to DirectConfig.Holders other live
+// members to hold it (Direct with hold). The recipient acknowledges storing
+// it (DirectAck result 1), a holder holding it (2) or being full (3: the
+// sender asks another); the first of these makes the message sent. Holders
+// persist what they hold and push it to the recipient when it is back
+// (the retry loop sees its stream up); the recipient's ack, which only the
+// recipient can send over its authenticated stream, lets a holder drop it,
+// as does the end of DirectConfig.Retention. The recipient deduplicates by
+// ID, so copies from several holders and the sender show once.
+//
+// States. The recipient signs a Receipt (delivered when it stored and
+// showed the message, read when its user showed the conversation,
+// MarkDirectRead) and sends it to the sender until the sender acks it
+// (result 5). Receipts are not held by others: a receipt for a sender
+// that is offline waits in the recipient's store until both are online.
+//
+// Everything is retried by one loop (directLoop) every
+// DirectConfig.RetryInterval, and at once when a stream to a peer opens.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/hpke"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+const (
+	directIDBytes   = 16
+	directInfo      = "hearsay/direct/v1\n"
+	directBodyTag   = "hearsay/direct-body/v1\n"
+	receiptTag      = "hearsay/receipt/v1\n"
+	maxSealedBytes  = 72 << 10
+	maxKnownEncKeys = 65536
+
+	// DirectAck results (chat.proto).
+	ackStored  = 1
+	ackHeld    = 2
+	ackFull    = 3
+	ackRefused = 4
+	ackReceipt = 5
+
+	// record states (DirectRecord.state); they only grow.
+	statePending   = 1
+	stateSent      = 2
+	stateDelivered = 3
+	stateRead      = 4
+)
+
+var stateNames = map[uint32]string{statePending: hearsay.StatePending, stateSent: hearsay.StateSent,
+	stateDelivered: hearsay.StateDelivered, stateRead: hearsay.StateRead}
+
+// DirectConfig configures direct messages. Zero fields mean the default.
+type DirectConfig struct {
+	// Holders is how many peers hold a message for an offline recipient
+	// (default 3).
+	Holders int
+	// Retention is how long a holder keeps a message whose recipient has
+	// not collected it (default 7 days).
+	Retention time.Duration
+	// MaxHeldPerSender, MaxHeldPerRecipient and MaxHeld bound what this
+	// peer holds for others: per peer that handed messages over, per
+	// recipient, and in all (defaults 256, 512, 4096; a message is at most
+	// 72 KiB sealed). A full holder says so and the sender asks another.
+	MaxHeldPerSender    int
+	MaxHeldPerRecipient int
+	MaxHeld             int
+	// MaxPending bounds this peer's own undelivered messages (default
+	// 1024): SendDirect fails beyond it.
+	MaxPending int
+	// RetryInterval is how often undelivered messages, held messages and
+	// receipts are sent again (default 1 s).
+	RetryInterval time.Duration
+	// NoReadReceipts stops this peer from telling senders that it read
+	// their messages (delivery receipts are still sent).
+	NoReadReceipts bool
+}
+
+func (c DirectConfig) withDefaults() DirectConfig {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Holders, 3)
+	def(&c.MaxHeldPerSender, 256)
+	def(&c.MaxHeldPerRecipient, 512)
+	def(&c.MaxHeld, 4096)
+	def(&c.MaxPending, 1024)
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = time.Second
+	}
+	return c
+}
+
+// Direct-message errors.
+var (
+	// ErrNoEncKey: the recipient's encryption key is not known (it never
+	// was online together with this peer or a peer that relayed its key).
+	ErrNoEncKey = errors.New("recipient's encryption key is not known yet")
+	// ErrTooManyPending: DirectConfig.MaxPending undelivered messages.
+	ErrTooManyPending = errors.New("too many undelivered direct messages")
+)
+
+// outMsg is an own message not yet delivered.
+type outMsg struct {
+	rec      *chatpb.DirectRecord
+	stored   bool                 // the recipient acked storing it
+	asked    map[string]time.Time // holders asked, when
+	lastPush time.Time            // last push to the recipient
+}
+
+// heldMsg is a message held for another peer.
+type heldMsg struct {
+	to, submitter string
+	stored        int64
+	size          int
+	lastPush      time.Time
+}
+
+// directState is the node's direct-message state. mu guards the maps; the
+// store is written under mu so memory and disk agree.
+type directState struct {
+	cfg   DirectConfig
+	key   *directKey
+	store directStore
+	kick  chan struct{} // wakes directLoop (buffered 1)
+
+	mu      sync.Mutex
+	keys    map[string]*chatpb.EncKey // known keys by peer ID, own included
+	keysGen chan struct{}             // closed and replaced when a key is learnt
+	out     map[string]*outMsg        // by ID (raw bytes as string)
+	held    map[string]*heldMsg
+	bySub   map[string]int // held per submitter
+	byTo    map[string]int // held per recipient
+
+	sent, received, forged, invalid, misaddressed, replays, holdRefused atomic.Uint64
+}
+
+// openDirect loads the key and store and rebuilds the in-memory state.
+func openDirect(cfg Config, id *Identity) (*directState, error) {
+	k, err := loadOrCreateDirectKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openDirectStore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &directState{cfg: cfg.Direct.withDefaults(), key: k, store: st, kick: make(chan struct{}, 1),
+		keys: make(map[string]*chatpb.EncKey), keysGen: make(chan struct{}),
+		out: make(map[string]*outMsg), held: make(map[string]*heldMsg),
+		bySub: make(map[string]int), byTo: make(map[string]int)}
+	d.keys[id.ID] = signEncKey(id, cfg.Nick, k)
+	err = st.each(bucketKeys, nil, func(_, v []byte) error {
+		var ek chatpb.EncKey
+		if proto.Unmarshal(v, &ek) == nil && checkEncKey(&ek) == nil && ek.PeerId != id.ID {
+			d.keys[ek.PeerId] = &ek
+		}
+		return nil
+	})
+	if err == nil {
+		err = st.each(bucketDM, nil, func(k, v []byte) error {
+			var r chatpb.DirectRecord
+			if proto.Unmarshal(v, &r) == nil && r.Outgoing && r.State < stateDelivered && r.Sealed != nil {
+				d.out[string(r.Id)] = &outMsg{rec: &r, asked: make(map[string]time.Time)}
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = st.each(bucketHeld, nil, func(k, v []byte) error {
+			var h chatpb.HeldRecord
+			if proto.Unmarshal(v, &h) == nil && h.Sealed != nil {
+				d.addHeldLocked(string(k), &h)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("load %s: %w", DirectStoreFile, err)
+	}
+	return d, nil
+}
+
+func (d *directState) addHeldLocked(id string, h *chatpb.HeldRecord) {
+	d.held[id] = &heldMsg{to: h.Sealed.To, submitter: h.Submitter, stored: h.StoredUnixNano, size: len(h.Sealed.Ciphertext)}
+	d.bySub[h.Submitter]++
+	d.byTo[h.Sealed.To]++
+}
+
+func (d *directState) dropHeldLocked(id string) error {
+	h := d.held[id]
+	if h == nil {
+		return nil
+	}
+	if err := d.store.apply(storeOp{bucket: bucketHeld, key: []byte(id)}); err != nil {
+		return err
+	}
+	delete(d.held, id)
+	if d.bySub[h.submitter]--; d.bySub[h.submitter] <= 0 {
+		delete(d.bySub, h.submitter)
+	}
+	if d.byTo[h.to]--; d.byTo[h.to] <= 0 {
+		delete(d.byTo, h.to)
+	}
+	return nil
+}
+
+func (d *directState) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// directID formats a direct message ID (hex, 32 characters).
+func directID(id []byte) string { return hex.EncodeToString(id) }
+
+// --- signing ---------------------------------------------------------------
+
+func directBodySigningBytes(b *chatpb.DirectBody) []byte {
+	c := canon{b: make([]byte, 0, len(directBodyTag)+len(b.Text)+128)}
+	c.b = append(c.b, directBodyTag...)
+	c.str(1, b.Origin)
+	c.bytes(2, b.OriginKey)
+	c.str(3, b.To)
+	c.bytes(4, b.Id)
+	c.int(5, b.SentUnixNano)
+	c.str(6, b.Nick)
+	c.str(7, b.Text)
+	var action uint64
+	if b.Action {
+		action = 1
+	}
+	c.uint(8, action)
+	return c.b
+}
+
+func receiptSigningBytes(r *chatpb.Receipt) []byte {
+	c := canon{b: make([]byte, 0, 128)}
+	c.b = append(c.b, receiptTag...)
+	c.str(1, r.Origin)
+	c.bytes(2, r.OriginKey)
+	c.str(3, r.To)
+	c.bytes(4, r.Id)
+	c.uint(5, uint64(r.State))
+	c.int(6, r.UnixNano)
+	return c.b
+}
+
+// sealInfo is HPKE's info for a message: it binds the ciphertext to its
+// recipient and ID.
+func sealInfo(to string, id []byte) []byte {
+	return []byte(directInfo + to + "\n" + directID(id))
+}
+
+// checkSealed checks the clear part of a sealed message.
+func checkSealed(s *chatpb.Sealed) error {
+	switch {
+	case s == nil:
+		return fmt.Errorf("%w: no sealed message", ErrInvalid)
+	case len(s.Id) != directIDBytes:
+		return fmt.Errorf("%w: message ID of %d bytes", ErrInvalid, len(s.Id))
+	case !hearsay.ValidPeerID(s.To):
+		return fmt.Errorf("%w: recipient %q", ErrInvalid, s.To)
+	case len(s.Ciphertext) == 0 || len(s.Ciphertext) > maxSealedBytes:
+		return fmt.Errorf("%w: ciphertext of %d bytes", ErrInvalid, len(s.Ciphertext))
+	}
+	return nil
+}
+
+// openSealed decrypts and checks a sealed message addressed to self: the
+// body must decrypt under our key, name us and the same ID, and carry a
+// valid signature of the key its origin derives from.
+func openSealed(priv hpke.PrivateKey, self string, s *chatpb.Sealed) (*chatpb.DirectBody, error) {
+	if err := checkSealed(s); err != nil {
+		return nil, err
+	}
+	if s.To != self {
+		return nil, fmt.Errorf("%w: for %s, not us", errMisaddressed, s.To)
+	}
+	pt, err := hpke.Open(priv, directKDF, directAEAD, sealInfo(s.To, s.Id), s.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("%w: direct message does not decrypt: %v", ErrForged, err)
+	}
+	var b chatpb.DirectBody
+	if err := proto.Unmarshal(pt, &b); err != nil {
+		return nil, fmt.Errorf("%w: direct message body: %v", ErrInvalid, err)
+	}
+	switch {
+	case len(b.OriginKey) != ed25519.PublicKeySize || len(b.Signature) != ed25519.SignatureSize:
+		return nil, fmt.Errorf("%w: key or signature size", ErrInvalid)
+	case b.Origin != PeerIDFromKey(b.OriginKey):
+		return nil, fmt.Errorf("%w: origin %q is not its key's", ErrForged, b.Origin)
+	case len(b.Text) > MaxBodyBytes || !utf8.ValidString(b.Text):
+		return nil, fmt.Errorf("%w: text", ErrInvalid)
+	case b.Nick != "" && nickCharset(b.Nick) != nil:
+		return nil, fmt.Errorf("%w: nick", ErrInvalid)
+	case !ed25519.Verify(b.OriginKey, directBodySigningBytes(&b), b.Signature):
+		return nil, fmt.Errorf("%w: direct message from %s: bad signature", ErrForged, b.Origin)
+	case b.To != s.To || !bytes.Equal(b.Id, s.Id):
+		// Signed by its origin for another recipient or ID: a copy moved.
+		return nil, fmt.Errorf("%w: signed for %s, sealed for %s", errMisaddressed, b.To, s.To)
+	}
+	return &b, nil
+}
+
+var errMisaddressed = errors.New("misaddressed")
+
+// checkReceipt checks a receipt's form and signature.
+func checkReceipt(r *chatpb.Receipt) error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("%w: empty receipt", ErrInvalid)
+	case len(r.OriginKey) != ed25519.PublicKeySize || len(r.Signature) != ed25519.SignatureSize:
+		return fmt.Errorf("%w: key or signature size", ErrInvalid)
+	case len(r.Id) != directIDBytes || (r.State != stateDelivered && r.State != stateRead) || !hearsay.ValidPeerID(r.To):
+		return fmt.Errorf("%w: receipt fields", ErrInvalid)
+	case r.Origin != PeerIDFromKey(r.OriginKey):
+		return fmt.Errorf("%w: receipt origin %q is not its key's", ErrForged, r.Origin)
+	case !ed25519.Verify(r.OriginKey, receiptSigningBytes(r), r.Signature):
+		return fmt.Errorf("%w: receipt from %s: bad signature", ErrForged, r.Origin)
+	}
+	return nil
+}
+
+// count counts a refused input by its error.
+func (d *directState) count(err error) {
+	switch {
+	case errors.Is(err, ErrForged):
+		d.forged.Add(1)
+	case errors.Is(err, errMisaddressed):
+		d.misaddressed.Add(1)
+	default:
+		d.invalid.Add(1)
+	}
+}

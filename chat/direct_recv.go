@@ -1,0 +1,297 @@
+package chat
+
+// Receiving direct-message frames: sealed messages (ours to open, or to
+// hold for another peer), acks and receipts (direct.go explains the
+// protocol).
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// handleDirect takes a sealed message from peer from: ours to open, or one
+// to hold for someone else.
+func (n *Node) handleDirect(m *chatpb.Direct, from string) {
+	d := n.dm
+	s := m.GetSealed()
+	if err := checkSealed(s); err != nil {
+		d.count(err)
+		return
+	}
+	if s.To != n.id.ID {
+		if !m.Hold {
+			d.misaddressed.Add(1)
+			n.sendTo(from, directAckFrame(s.Id, ackRefused, 0))
+			return
+		}
+		n.sendTo(from, directAckFrame(s.Id, n.holdFor(s, from), 0))
+		return
+	}
+	body, err := openSealed(d.key.priv, n.id.ID, s)
+	if err != nil {
+		d.count(err)
+		n.logger.Printf("direct message from %s: %v", from, err)
+		n.sendTo(from, directAckFrame(s.Id, ackRefused, 0))
+		return
+	}
+	if !n.speakers.knows(body.Origin, body.OriginKey) {
+		d.invalid.Add(1) // signed by a key that is no member identity
+		n.sendTo(from, directAckFrame(s.Id, ackRefused, 0))
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	old, err := d.record(s.Id)
+	if err == nil && old == nil {
+		rec := &chatpb.DirectRecord{Id: s.Id, Peer: body.Origin, Nick: body.Nick, Text: body.Text, Action: body.Action,
+			SentUnixNano: body.SentUnixNano, State: stateDelivered, StoredUnixNano: now.UnixNano()}
+		var op storeOp
+		op, err = receiptOp(n.id, rec, stateDelivered)
+		if err == nil {
+			// One transaction (one commit and its fsyncs) for both.
+			err = d.putRecordLocked(rec, true, op)
+		}
+		d.mu.Unlock()
+		if err != nil {
+			n.logger.Printf("store direct message: %v", err)
+			return // not acked: sent again
+		}
+		d.received.Add(1)
+		n.emit(n.directEvent(hearsay.EventDirect, rec))
+		// The ack first: on the same stream, the sender sees sent before
+		// delivered.
+		n.sendTo(from, directAckFrame(s.Id, ackStored, 0))
+		n.sendReceipts(body.Origin)
+		return
+	}
+	d.mu.Unlock()
+	if err != nil {
+		n.logger.Printf("read direct message: %v", err)
+		return
+	}
+	d.replays.Add(1) // a resend, a copy from another holder, or a replay
+	n.sendTo(from, directAckFrame(s.Id, ackStored, 0))
+}
+
+// holdFor stores a sealed message for its offline recipient, within the
+// quotas, and returns the ack result.
+func (n *Node) holdFor(s *chatpb.Sealed, from string) uint32 {
+	d := n.dm
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id := string(s.Id)
+	if _, ok := d.held[id]; ok {
+		return ackHeld
+	}
+	if len(d.held) >= d.cfg.MaxHeld || d.bySub[from] >= d.cfg.MaxHeldPerSender || d.byTo[s.To] >= d.cfg.MaxHeldPerRecipient {
+		d.holdRefused.Add(1)
+		return ackFull
+	}
+	h := &chatpb.HeldRecord{Sealed: s, Submitter: from, StoredUnixNano: time.Now().UnixNano()}
+	b, err := proto.Marshal(h)
+	if err == nil {
+		err = d.store.apply(storeOp{bucket: bucketHeld, key: s.Id, val: b})
+	}
+	if err != nil {
+		n.logger.Printf("hold direct message: %v", err)
+		return ackFull
+	}
+	d.addHeldLocked(id, h)
+	d.wake() // the recipient may be reachable from here
+	return ackHeld
+}
+
+// receiptOp signs a receipt for an incoming record: the store write that
+// keeps it until its sender acks it.
+func receiptOp(id *Identity, rec *chatpb.DirectRecord, state uint32) (storeOp, error) {
+	r := &chatpb.Receipt{Origin: id.ID, OriginKey: id.Pub, To: rec.Peer, Id: rec.Id, State: state, UnixNano: time.Now().UnixNano()}
+	r.Signature = id.Sign(receiptSigningBytes(r))
+	b, err := proto.Marshal(r)
+	if err != nil {
+		return storeOp{}, fmt.Errorf("encode receipt: %w", err)
+	}
+	return storeOp{bucket: bucketRcpt, key: rcptKey(rec.Id, state), val: b}, nil
+}
+
+func rcptKey(id []byte, state uint32) []byte { return append(slices.Clone(id), byte(state)) }
+
+// sendReceipts sends the stored receipts for peer to (all peers when to
+// is empty) that are reachable now.
+// Receipts for a sender that does not come back within
+// DirectConfig.Retention are dropped (as holders drop what nobody
+// collects), so the bucket stays bounded by what arrives in that time.
+func (n *Node) sendReceipts(to string) {
+	d := n.dm
+	live := n.liveIDs()
+	cutoff := time.Now().Add(-d.cfg.Retention).UnixNano()
+	var rs []*chatpb.Receipt
+	var expired []storeOp
+	_ = d.store.each(bucketRcpt, nil, func(k, v []byte) error {
+		var r chatpb.Receipt
+		switch {
+		case proto.Unmarshal(v, &r) != nil || r.UnixNano < cutoff:
+			expired = append(expired, storeOp{bucket: bucketRcpt, key: bytes.Clone(k)})
+		case (to == "" || r.To == to) && slices.Contains(live, r.To):
+			rs = append(rs, &r)
+		}
+		return nil
+	})
+	if len(expired) > 0 {
+		if err := d.store.apply(expired...); err != nil {
+			n.logger.Printf("drop expired receipts: %v", err)
+		}
+	}
+	for _, r := range rs {
+		n.sendTo(r.To, receiptFrame(r))
+	}
+}
+
+// handleDirectAck acts on an ack from peer from.
+func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
+	d := n.dm
+	if len(a.Id) != directIDBytes {
+		d.invalid.Add(1)
+		return
+	}
+	id := string(a.Id)
+	if a.Result == ackReceipt {
+		if a.State != stateDelivered && a.State != stateRead {
+			d.invalid.Add(1)
+			return
+		}
+		k := rcptKey(a.Id, a.State)
+		b, err := d.store.get(bucketRcpt, k)
+		if err != nil || b == nil {
+			d.replays.Add(1) // acked before: the ack of a resent receipt
+			return
+		}
+		var r chatpb.Receipt
+		if proto.Unmarshal(b, &r) != nil || r.To != from {
+			d.misaddressed.Add(1) // only the message's sender may ack
+			return
+		}
+		if err := d.store.apply(storeOp{bucket: bucketRcpt, key: k}); err != nil {
+			n.logger.Printf("drop receipt: %v", err)
+		}
+		return
+	}
+	d.mu.Lock()
+	if h := d.held[id]; h != nil && a.Result == ackStored && h.to == from {
+		// The recipient itself (authenticated stream) has it: done.
+		if err := d.dropHeldLocked(id); err != nil {
+			n.logger.Printf("drop held message: %v", err)
+		}
+		d.mu.Unlock()
+		return
+	}
+	o := d.out[id]
+	if o == nil {
+		d.mu.Unlock()
+		d.replays.Add(1) // an ack for a message no longer pending (or never ours)
+		return
+	}
+	switch a.Result {
+	case ackStored:
+		if from != o.rec.Peer {
+			d.mu.Unlock()
+			d.misaddressed.Add(1)
+			return
+		}
+		o.stored = true
+	case ackHeld, ackFull:
+		if slices.Contains(o.rec.Holders, from) || slices.Contains(o.rec.Full, from) {
+			d.mu.Unlock()
+			d.replays.Add(1) // the answer to a repeated request
+			return
+		}
+		if _, asked := o.asked[from]; !asked {
+			d.mu.Unlock()
+			d.misaddressed.Add(1)
+			return
+		}
+		delete(o.asked, from)
+		if a.Result == ackFull {
+			if !slices.Contains(o.rec.Full, from) {
+				o.rec.Full = append(o.rec.Full, from)
+			}
+			d.mu.Unlock()
+			d.wake() // ask another holder
+			return
+		}
+		if !slices.Contains(o.rec.Holders, from) {
+			o.rec.Holders = append(o.rec.Holders, from)
+		}
+	default:
+		// Refused (ackRefused), or unknown: the other end will not take
+		// it; the retry loop tries again or elsewhere.
+		d.mu.Unlock()
+		n.logger.Printf("direct message %s refused by %s (%d)", directID(a.Id), from, a.Result)
+		return
+	}
+	var changed *chatpb.DirectRecord
+	if o.rec.State < stateSent {
+		o.rec.State = stateSent
+		changed = proto.Clone(o.rec).(*chatpb.DirectRecord)
+	}
+	if err := d.putRecordLocked(o.rec, false); err != nil {
+		n.logger.Printf("store direct state: %v", err)
+	}
+	d.mu.Unlock()
+	if changed != nil { // built without d.mu: directEvent takes it
+		n.emit(n.directEvent(hearsay.EventState, changed))
+	}
+}
+
+// handleReceipt records a recipient's signed receipt and acks it.
+func (n *Node) handleReceipt(r *chatpb.Receipt, from string) {
+	d := n.dm
+	if err := checkReceipt(r); err != nil {
+		d.count(err)
+		n.logger.Printf("receipt from %s: %v", from, err)
+		return
+	}
+	if r.To != n.id.ID {
+		d.misaddressed.Add(1)
+		return
+	}
+	d.mu.Lock()
+	rec, err := d.record(r.Id)
+	if err != nil || rec == nil || !rec.Outgoing || rec.Peer != r.Origin {
+		// Not one of our messages, or signed by someone it was not for.
+		d.mu.Unlock()
+		d.misaddressed.Add(1)
+		return
+	}
+	var changed []*chatpb.DirectRecord // shown after d.mu: directEvent takes it
+	if r.State <= rec.State {
+		d.replays.Add(1) // already recorded; ack again so it stops
+	} else {
+		if rec.State < stateSent {
+			// The receipt overtook the ack (or the ack was lost): a
+			// delivered message was sent, and the user sees each step.
+			rec.State = stateSent
+			changed = append(changed, proto.Clone(rec).(*chatpb.DirectRecord))
+		}
+		rec.State = r.State
+		rec.Sealed = nil // delivered: never sent again
+		if err := d.putRecordLocked(rec, false); err != nil {
+			d.mu.Unlock()
+			n.logger.Printf("store receipt: %v", err)
+			return
+		}
+		delete(d.out, string(r.Id))
+		changed = append(changed, rec)
+	}
+	d.mu.Unlock()
+	for _, rec := range changed {
+		n.emit(n.directEvent(hearsay.EventState, rec))
+	}
+	n.sendTo(from, directAckFrame(r.Id, ackReceipt, r.State))
+}
