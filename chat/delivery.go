@@ -226,6 +226,10 @@ func (r *room) deliverLocked(meta order.Meta, late bool) {
 		return
 	}
 	ev.Late = late
+	if !r.state.shown() {
+		// Shown by a restart's replay: it arrived while we were away.
+		ev.Backlog = true
+	}
 	r.env.emit(ev)
 }
 
