@@ -174,6 +174,7 @@ wait_until() {
 
 # out I: the current --json output of peer I (its latest run).
 declare -A run
+declare -a refused # peer -> refusals send_sure retried in its current run
 out() { echo "$dir/p$1.${run[$1]}.jsonl"; }
 # all_out I: every run's output, oldest first, comma-separated.
 all_out() {
@@ -218,6 +219,9 @@ send_sure() {
       sleep 0.2
     done
     shows "$i" "$room" "$text" && break
+    # A refusal is a failed command: with --keep-going the peer's run
+    # ends with status 1, which the exit check below expects.
+    refused[$i]=$((${refused[$i]:-0} + 1))
     [ $SECONDS -lt $deadline ] || die "p$i kept refusing $text to #$room: $(grep -F "message not sent to #$room" "$(out "$i")" | tail -n 1)"
     sleep 0.5
   done
@@ -256,6 +260,7 @@ all_alive() { # PEERS…: each sees every other as joined
 start_peer() { # I
   local i=$1
   run[$i]=$((${run[$i]:-0} + 1))
+  refused[$i]=0 # send_sure's refusals in this run
   [ -p "$dir/p$i.in" ] || mkfifo "$dir/p$i.in"
   # The FIFO is opened read-write (<>) so that a writer closing it is not
   # end of input for the peer. --keep-going: a command that fails (a send
@@ -436,7 +441,16 @@ for i in $peers; do
     fi
     sleep 0.2
   done
-  wait "${pid[p$i]}" 2>/dev/null || die "p$i exited with an error (see $dir/p$i.err)"
+  status=0
+  wait "${pid[p$i]}" 2>/dev/null || status=$?
+  if [ "$status" != 0 ]; then
+    # Exit status 1 with exactly the failed commands send_sure retried
+    # ("input: N of M commands failed", --keep-going) is expected.
+    failed=$(grep -o 'input: [0-9]* of [0-9]* commands failed' "$dir/p$i.err" | tail -n 1 | cut -d' ' -f2)
+    if [ "$status" != 1 ] || [ "${failed:-none}" != "${refused[$i]:-0}" ]; then
+      die "p$i exited with status $status (${failed:-no} failed commands, ${refused[$i]:-0} expected refusals; see $dir/p$i.err)"
+    fi
+  fi
   unset "pid[p$i]"
 done
 args=()

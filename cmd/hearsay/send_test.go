@@ -217,7 +217,7 @@ func TestSendAndTailProcesses(t *testing.T) {
 	}{
 		{[]string{"send", "--nick", "nobody", "hi"}, 1, "no hearsay peer is running for profile nobody"},
 		{[]string{"tail", "--nick", "nobody"}, 1, "no hearsay peer is running for profile nobody"},
-		{[]string{"send", "--nick", "alice", "--to", "bob", "hi"}, 1, "direct messages are not available"},
+		{[]string{"send", "--nick", "alice", "--to", "nosuchpeer", "hi"}, 1, "nobody is called"},
 		{[]string{"send", "--nick", "alice", "--room", "#nowhere", "hi"}, 1, "not joined"},
 		{[]string{"send", "--nick", "alice", "--room", "a", "--to", "b", "hi"}, 2, "give one"},
 		{[]string{"send", "--nick", "alice"}, 2, "nothing to send"},
@@ -227,6 +227,13 @@ func TestSendAndTailProcesses(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("hearsay %v: exit %d, %q; want exit %d and %q", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+
+	// A direct message through the running peer (end-to-end encrypted,
+	// issue 12): sent, and its ID printed.
+	if code, stdout, stderr := runProcess(t, bin, env, "", "send", "--nick", "alice", "--to", "bob", "psst"); code != 0 ||
+		!strings.HasPrefix(stderr, "sent ") || !strings.Contains(stderr, " to bob") {
+		t.Errorf("hearsay send --to bob: exit %d, stdout %q, stderr %q; want exit 0 and \"sent … to bob\"", code, stdout, stderr)
 	}
 
 	// The peer stops: tail says so and exits 1.
