@@ -83,6 +83,18 @@ type Config struct {
 	// signal may be nil when it could not be identified. Optional.
 	OnSignal func(sig os.Signal)
 
+	// DrainEvents says the host closes Peer.Events when it stops the peer
+	// after Run (hearsay shuts its node down): the event reader then
+	// outlives Run, and Close waits until every event still on its way
+	// is printed and the channel is closed (at most DrainTimeout). The
+	// node counts a message shown once it delivered it, so an event
+	// dropped here would never be printed by any run. Without it the
+	// reader stops when Run ends.
+	DrainEvents bool
+	// DrainTimeout bounds Close's wait for the event channel to close (0:
+	// 3 s).
+	DrainTimeout time.Duration
+
 	// Now and Location make timestamps deterministic in tests.
 	Now      func() time.Time
 	Location *time.Location

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hearsay-chat/hearsay"
 )
@@ -83,6 +84,9 @@ func (r *REPL) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
+		if r.cfg.DrainEvents {
+			r.drainEvents()
+		}
 		r.stopEvents()
 		err = r.p.setLog(nil, "")
 		if r.hist != nil {
@@ -187,6 +191,26 @@ func (r *REPL) startEvents() {
 	}()
 }
 
+// drainEvents waits until the event reader has printed every event and
+// seen the channel close (Config.DrainEvents), or DrainTimeout passed.
+func (r *REPL) drainEvents() {
+	wait := r.cfg.DrainTimeout
+	if wait <= 0 {
+		wait = 3 * time.Second
+	}
+	done := make(chan struct{})
+	go func() { // ends when the reader does (at the latest by stopEvents)
+		r.pumpWG.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 func (r *REPL) stopEvents() {
 	r.pumpOnce.Do(func() { close(r.stopPump) })
 	r.pumpWG.Wait()
@@ -207,7 +231,9 @@ func (r *REPL) Run(ctx context.Context) error {
 		return errors.New("repl: Run after Close")
 	}
 	r.startEvents()
-	defer r.stopEvents()
+	if !r.cfg.DrainEvents {
+		defer r.stopEvents()
+	}
 	// scriptErr is a script's failed commands, kept with KeepGoing so
 	// that the run still fails after the input is read.
 	var scriptErr error

@@ -71,6 +71,9 @@ type localAPI struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closing sync.Once
+	// teeDone is closed when wrap's goroutine has forwarded every event of
+	// the node (nil before wrap).
+	teeDone chan struct{}
 }
 
 func newLocalAPI(o *peerOpts) *localAPI {
@@ -104,9 +107,11 @@ func (a *localAPI) wrap(p repl.Peer) repl.Peer {
 	}
 	in := p.Events()
 	out := make(chan hearsay.Event, 64)
+	a.teeDone = make(chan struct{})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer close(a.teeDone)
 		defer close(out)
 		for {
 			select {
@@ -161,6 +166,17 @@ func (a *localAPI) close() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			a.srv.Close(ctx)
 			cancel()
+		}
+		if a.teeDone != nil {
+			// Called after the node's Shutdown: let the tee pass the
+			// node's last events on to the REPL (which prints them
+			// before it closes) rather than drop them.
+			t := time.NewTimer(2 * time.Second)
+			select {
+			case <-a.teeDone:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		close(a.stop)
 		a.wg.Wait()

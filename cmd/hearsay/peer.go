@@ -323,7 +323,6 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 		default:
 			close(cleanedUp)
 		}
-		lapi.close()
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if node.Started() {
@@ -336,9 +335,13 @@ func runPeer(ctx context.Context, streams *ioStreams, o *peerOpts) error {
 				fmt.Fprintf(logOut, "%v\n", err)
 			}
 		}
-		node.Shutdown()
+		node.Shutdown() // closes the node's events: the chain to the REPL drains
+		lapi.close()
 	}
 	rcfg.OnSignal = func(os.Signal) { cleanup() }
+	// The node counts a message shown when it delivers it: the REPL prints
+	// the events still on their way after Run, until Shutdown closes them.
+	rcfg.DrainEvents = true
 
 	if disc != nil {
 		rcfg.Bootstrap = bootstrapAdapter{c: disc.Client()}

@@ -93,6 +93,10 @@ func (p *Peer) AddMember(m hearsay.Member) {
 // Emit queues an incoming event; it blocks when 64 events are unread.
 func (p *Peer) Emit(ev hearsay.Event) { p.events <- ev }
 
+// CloseEvents closes the events channel, as a node's Shutdown does. No
+// event may be emitted after it.
+func (p *Peer) CloseEvents() { close(p.events) }
+
 // SetSendError makes Send fail with err (nil: succeed).
 func (p *Peer) SetSendError(err error) {
 	p.mu.Lock()
