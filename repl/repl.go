@@ -184,8 +184,10 @@ func (r *REPL) startEvents() {
 					continue
 				}
 				r.flushBacklog(&bl)
-				r.p.emit(ev)
+				// The activity list first: the prompt redrawn under the
+				// printed line (and anyone who saw the line) has it.
 				r.noteEvent(ev)
+				r.p.emit(ev)
 			}
 		}
 	}()
