@@ -73,23 +73,12 @@ func loadOrCreateDirectKey(dir string) (*directKey, error) {
 		}
 		blk := &pem.Block{Type: "HEARSAY HPKE PRIVATE KEY", Headers: map[string]string{
 			"KEM": "MLKEM768X25519", "Issued": strconv.FormatInt(k.issued, 10)}, Bytes: seed}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err = writeNewSecret(path, pem.EncodeToMemory(blk), "direct key")
 		if errors.Is(err, fs.ErrExist) {
 			return loadOrCreateDirectKey(dir) // another process won the race
 		}
 		if err != nil {
-			return nil, fmt.Errorf("create direct key: %w", err)
-		}
-		if _, err := f.Write(pem.EncodeToMemory(blk)); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("write direct key: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sync direct key: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("close direct key: %w", err)
+			return nil, err
 		}
 		return k, nil
 	}

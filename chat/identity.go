@@ -97,25 +97,35 @@ func createIdentity(path string) (*Identity, error) {
 		return nil, fmt.Errorf("encode identity: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	// O_EXCL: two processes starting on one data directory must not each
-	// write a different key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = writeNewSecret(path, data, "identity")
 	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateIdentity(filepath.Dir(path))
+		return LoadOrCreateIdentity(filepath.Dir(path)) // another process won the race
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create identity: %w", err)
+		return nil, err
+	}
+	return id, nil
+}
+
+// writeNewSecret creates path (0600) with data and fsyncs it. O_EXCL: two
+// processes starting on one data directory must not each write a
+// different key; the loser gets an error wrapping fs.ErrExist and reads
+// the winner's file.
+func writeNewSecret(path string, data []byte, what string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", what, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("write identity: %w", err)
+		return fmt.Errorf("write %s: %w", what, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("sync identity: %w", err)
+		return fmt.Errorf("sync %s: %w", what, err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close identity: %w", err)
+		return fmt.Errorf("close %s: %w", what, err)
 	}
-	return id, nil
+	return nil
 }
