@@ -8,7 +8,6 @@ package repl
 // messages with history timestamps (the date when not today).
 
 import (
-	"sort"
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
@@ -68,9 +67,9 @@ func (r *REPL) flushBacklog(b *backlog) {
 		byRoom[ev.Room] = append(byRoom[ev.Room], ev)
 	}
 	for _, room := range rooms {
+		// In the order the node delivered them: the room's order (total,
+		// sequencer, causal), which sorting by send time would break.
 		list := byRoom[room]
-		// Catch-up arrives per origin; show it in time order.
-		sort.SliceStable(list, func(i, j int) bool { return list[i].Time.Before(list[j].Time) })
 		where := ""
 		if room != r.Room() {
 			where = " in #" + Sanitize(room)

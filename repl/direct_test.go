@@ -171,14 +171,16 @@ func TestBacklogMarker(t *testing.T) {
 	rr := startRunning(t, nil)
 	p := rr.f.peer
 	yesterday := fixedNow.Add(-24 * time.Hour)
-	for i := 3; i >= 1; i-- { // out of time order: the marker sorts them
+	// Kept in the order the node delivered them (the room's order, which
+	// in total and sequencer rooms need not be send-time order).
+	for _, i := range []int{1, 3, 2} {
 		p.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: yesterday.Add(time.Duration(i) * time.Minute), Room: "lobby",
 			From: "bob", FromID: "p-bob-0002", ID: fmt.Sprintf("p-bob-0002/%d", i), Text: fmt.Sprintf("old %d", i), Backlog: true})
 	}
 	p.Emit(hearsay.Event{Type: hearsay.EventMessage, Time: fixedNow, Room: "lobby", From: "bob", FromID: "p-bob-0002", ID: "p-bob-0002/4", Text: "live now"})
 	rr.line("/echo sync", "live now")
 	want := "-- 3 messages from while you were away --\n" +
-		"[2026-11-20 10:01:00] <bob> old 1\n[2026-11-20 10:02:00] <bob> old 2\n[2026-11-20 10:03:00] <bob> old 3\n" +
+		"[2026-11-20 10:01:00] <bob> old 1\n[2026-11-20 10:03:00] <bob> old 3\n[2026-11-20 10:02:00] <bob> old 2\n" +
 		"[10:00:00] <bob> live now\n"
 	if got := rr.f.out.String(); !strings.Contains(got, want) {
 		t.Errorf("output:\n%s\nwant it to contain:\n%s", got, want)
