@@ -15,7 +15,7 @@ type statLine struct {
 // members and health are the peer's member count and health score.
 func statLines(s hearsay.Stats, members, health int) []statLine {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	return []statLine{
+	lines := []statLine{
 		{"sent", u(s.Sent)},
 		{"received (envelopes from peers)", u(s.Received)},
 		{"stored (received, all rooms)", u(s.Stored)},
@@ -49,4 +49,17 @@ func statLines(s hearsay.Stats, members, health int) []statLine {
 		{"members", strconv.Itoa(members)},
 		{"health score", strconv.Itoa(health)},
 	}
+	// Direct messages, once this peer has used or seen any: a peer that
+	// never did keeps the shorter table.
+	if s.DirectSent+s.DirectReceived+uint64(s.DirectHeld)+s.DirectForged+s.DirectInvalid+
+		s.DirectMisaddressed+s.DirectReplays+s.DirectHoldRefused > 0 {
+		lines = append(lines,
+			statLine{"direct sent/received", u(s.DirectSent) + "/" + u(s.DirectReceived)},
+			statLine{"direct held for offline peers", strconv.Itoa(s.DirectHeld)},
+			statLine{"direct refused to hold (quota)", u(s.DirectHoldRefused)},
+			statLine{"direct forged/invalid (dropped)", u(s.DirectForged) + "/" + u(s.DirectInvalid)},
+			statLine{"direct misaddressed/replayed (dropped)", u(s.DirectMisaddressed) + "/" + u(s.DirectReplays)},
+		)
+	}
+	return lines
 }
