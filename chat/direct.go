@@ -62,6 +62,7 @@ const (
 	ackFull    = 3
 	ackRefused = 4
 	ackReceipt = 5
+	ackLater   = 6
 
 	// record states (DirectRecord.state); they only grow.
 	statePending   = 1

@@ -587,3 +587,30 @@ func TestEncKeysFrameRelaysOfflineKeys(t *testing.T) {
 	delete(n.peers, live.ID) // Shutdown would stop it
 	n.mu.Unlock()
 }
+
+// A holder drops a held message the recipient refused (it does not
+// decrypt or verify: kept, it would be pushed again every retry for the
+// whole retention time), keeps one the recipient cannot take yet (an
+// unknown sender) and ignores a refusal from anyone but the recipient.
+func TestHolderDropsWhatTheRecipientRefuses(t *testing.T) {
+	h := directNode(t, "holder", t.TempDir(), DirectConfig{})
+	const recipient, other = "00000000000000aa", "00000000000000bb"
+	seal := func(i byte) *chatpb.Sealed {
+		return &chatpb.Sealed{Id: newDirectID(i), To: recipient, SentUnixNano: 1, Ciphertext: make([]byte, 1200)}
+	}
+	for i := byte(1); i <= 3; i++ {
+		h.handleFrame(directFrom(seal(i), true), "0000000000000001")
+	}
+	if st := h.Stats(); st.DirectHeld != 3 {
+		t.Fatalf("held %d, want 3", st.DirectHeld)
+	}
+	h.handleFrame(directAckFrame(newDirectID(1), ackRefused, 0), other) // not the recipient's word
+	h.handleFrame(directAckFrame(newDirectID(2), ackLater, 0), recipient)
+	if st := h.Stats(); st.DirectHeld != 3 {
+		t.Fatalf("held %d after a stranger's refusal and a not-now, want 3", st.DirectHeld)
+	}
+	h.handleFrame(directAckFrame(newDirectID(1), ackRefused, 0), recipient)
+	if st := h.Stats(); st.DirectHeld != 2 {
+		t.Fatalf("held %d after the recipient refused one, want 2", st.DirectHeld)
+	}
+}

@@ -42,8 +42,11 @@ func (n *Node) handleDirect(m *chatpb.Direct, from string) {
 		return
 	}
 	if !n.speakers.knows(body.Origin, body.OriginKey) {
-		d.invalid.Add(1) // signed by a key that is no member identity
-		n.sendTo(from, directAckFrame(s.Id, ackRefused, 0))
+		// Signed by a key that is no member identity we know: perhaps
+		// one that joined while we were away. Not refused for good, so
+		// a holder keeps it for a later try.
+		d.invalid.Add(1)
+		n.sendTo(from, directAckFrame(s.Id, ackLater, 0))
 		return
 	}
 	now := time.Now()
@@ -183,8 +186,12 @@ func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
 		return
 	}
 	d.mu.Lock()
-	if h := d.held[id]; h != nil && a.Result == ackStored && h.to == from {
-		// The recipient itself (authenticated stream) has it: done.
+	if h := d.held[id]; h != nil && (a.Result == ackStored || a.Result == ackRefused) && h.to == from {
+		// The recipient itself (authenticated stream) has it, or will
+		// never take it (it does not decrypt or verify): done. Kept, a
+		// refused message would be pushed to the recipient again every
+		// retry for the whole retention time, a flood a member could
+		// start with garbage addressed to anyone.
 		if err := d.dropHeldLocked(id); err != nil {
 			n.logger.Printf("drop held message: %v", err)
 		}

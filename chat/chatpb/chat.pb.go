@@ -2016,7 +2016,10 @@ type DirectAck struct {
 	// id is the direct message's ID.
 	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// result: 1 stored by the recipient, 2 held by a holder, 3 refused by a
-	// full holder (try another), 4 refused (invalid), 5 receipt recorded.
+	// full holder (try another), 4 refused (invalid: a holder that gets it
+	// from the recipient drops the message), 5 receipt recorded, 6 not now
+	// (the recipient does not know the sender's identity yet: send again
+	// later).
 	Result uint32 `protobuf:"varint,2,opt,name=result,proto3" json:"result,omitempty"`
 	// state is the receipt's state, for result 5.
 	State         uint32 `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
