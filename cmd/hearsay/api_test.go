@@ -34,17 +34,9 @@ func TestAPIFlags(t *testing.T) {
 		{name: "no port", args: []string{"--nick", "n", "--api", "127.0.0.1"}, usage: "--api"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var got *peerOpts
-			cmd := newPeerCmd(testStreams(tt.env), func(_ context.Context, o *peerOpts) error { got = o; return nil })
-			err := execute(cmd, tt.args...)
-			if tt.usage != "" {
-				if !isUsage(err) || !strings.Contains(err.Error(), tt.usage) || got != nil {
-					t.Fatalf("got %v (ran: %v), want a usage error naming %s", err, got != nil, tt.usage)
-				}
+			got := parsePeerOpts(t, tt.env, tt.args, tt.usage)
+			if got == nil {
 				return
-			}
-			if err != nil || got == nil {
-				t.Fatalf("got %v, ran %v", err, got != nil)
 			}
 			if got.api.addr != tt.addr || got.api.web != tt.web {
 				t.Errorf("api %+v, want addr %q web %v", got.api, tt.addr, tt.web)

@@ -101,21 +101,33 @@ func TestNewCmdPeer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got *peerOpts
-			cmd := newPeerCmd(testStreams(tt.env), func(_ context.Context, o *peerOpts) error { got = o; return nil })
-			err := execute(cmd, tt.args...)
-			if tt.usage != "" {
-				if !isUsage(err) || !strings.Contains(err.Error(), tt.usage) || got != nil {
-					t.Fatalf("got %v (ran: %v), want a usage error naming %s", err, got != nil, tt.usage)
-				}
+			got := parsePeerOpts(t, tt.env, tt.args, tt.usage)
+			if got == nil {
 				return
-			}
-			if err != nil || got == nil {
-				t.Fatalf("got %v, ran %v", err, got != nil)
 			}
 			tt.check(t, got)
 		})
 	}
+}
+
+// parsePeerOpts parses args with the peer command without running a peer.
+// With usage set it expects a usage error naming it and returns nil;
+// otherwise it expects the command to run and returns the options.
+func parsePeerOpts(t *testing.T, env map[string]string, args []string, usage string) *peerOpts {
+	t.Helper()
+	var got *peerOpts
+	cmd := newPeerCmd(testStreams(env), func(_ context.Context, o *peerOpts) error { got = o; return nil })
+	err := execute(cmd, args...)
+	if usage != "" {
+		if !isUsage(err) || !strings.Contains(err.Error(), usage) || got != nil {
+			t.Fatalf("got %v (ran: %v), want a usage error naming %s", err, got != nil, usage)
+		}
+		return nil
+	}
+	if err != nil || got == nil {
+		t.Fatalf("got %v, ran %v", err, got != nil)
+	}
+	return got
 }
 
 func TestNewCmdBench(t *testing.T) {

@@ -591,17 +591,9 @@ func TestNewCmdPeerBridgeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got *peerOpts
-			cmd := newPeerCmd(testStreams(nil), func(_ context.Context, o *peerOpts) error { got = o; return nil })
-			err := execute(cmd, tt.args...)
-			if tt.usage != "" {
-				if !isUsage(err) || !strings.Contains(err.Error(), tt.usage) || got != nil {
-					t.Fatalf("got %v (ran: %v), want a usage error naming %s", err, got != nil, tt.usage)
-				}
+			got := parsePeerOpts(t, nil, tt.args, tt.usage)
+			if got == nil {
 				return
-			}
-			if err != nil || got == nil {
-				t.Fatalf("got %v, ran %v", err, got != nil)
 			}
 			if tt.want.room == "" {
 				tt.want.room = "#peerster" // not normalised without a bridge
