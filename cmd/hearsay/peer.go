@@ -122,16 +122,25 @@ then on needs no server.`,
 
 var nickClean = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
+// defaultNick is the nick (and profile) without --nick: $USER in the
+// characters every nick rule accepts, cut to the nick limit, or "anon".
+// The peer and the commands that find a running peer (send, tail) must
+// agree on it.
+func defaultNick(getenv func(string) string) string {
+	nick := nickClean.ReplaceAllString(getenv("USER"), "")
+	if nick == "" {
+		return "anon"
+	}
+	if len(nick) > chat.MaxNickBytes {
+		nick = nick[:chat.MaxNickBytes]
+	}
+	return nick
+}
+
 // complete fills defaults and validates the flags.
 func (o *peerOpts) complete(streams *ioStreams) error {
 	if o.nick == "" {
-		o.nick = nickClean.ReplaceAllString(streams.Getenv("USER"), "")
-		if o.nick == "" {
-			o.nick = "anon"
-		}
-		if len(o.nick) > chat.MaxNickBytes {
-			o.nick = o.nick[:chat.MaxNickBytes]
-		}
+		o.nick = defaultNick(streams.Getenv)
 	}
 	if err := chat.ValidateNick(o.nick); err != nil {
 		return fmt.Errorf("--nick: %w", err)

@@ -40,13 +40,7 @@ func (o *profileOpts) complete(streams *ioStreams) error {
 		return nil
 	}
 	if o.nick == "" {
-		o.nick = nickClean.ReplaceAllString(streams.Getenv("USER"), "")
-		if o.nick == "" {
-			o.nick = "anon"
-		}
-		if len(o.nick) > chat.MaxNickBytes {
-			o.nick = o.nick[:chat.MaxNickBytes]
-		}
+		o.nick = defaultNick(streams.Getenv)
 	}
 	if err := chat.ValidateNick(o.nick); err != nil {
 		return fmt.Errorf("--nick: %w", err)
