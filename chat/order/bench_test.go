@@ -94,3 +94,54 @@ func BenchmarkCausalNext(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCausalDepsInTurn: a room of n speakers who each reply to the
+// message before theirs (each names the previous speaker's message in its
+// Deps), and we speak once after every n of theirs. Deps/msg is what one
+// of our messages names: with compaction by our own stream alone it was n
+// (every speaker grew since our last message); naming only what the
+// others' messages do not imply, it is the last speaker.
+func BenchmarkCausalDepsInTurn(b *testing.B) {
+	for _, n := range []int{3, 10, 50, 200} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			m, err := New(DefaultConfig("me", Causal))
+			if err != nil {
+				b.Fatal(err)
+			}
+			origins := make([]string, n)
+			for i := range origins {
+				origins[i] = fmt.Sprintf("peer-%05d", i)
+			}
+			seqs := make([]uint64, n)
+			var prev ID
+			var lamport uint64
+			deps := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				for i, o := range origins {
+					seqs[i]++
+					lamport++
+					msg := Meta{Origin: o, Seq: seqs[i], Kind: KindData, Lamport: lamport}
+					if prev.Origin != "" && prev.Origin != o {
+						msg.Deps = map[string]uint64{prev.Origin: prev.Seq}
+					}
+					if _, err := m.Receive(msg); err != nil {
+						b.Fatal(err)
+					}
+					prev = msg.ID()
+				}
+				msg, out, err := m.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				lamport = max(lamport, msg.Lamport)
+				deps += len(msg.Deps)
+				for _, c := range out.Send {
+					deps += len(c.Deps)
+				}
+			}
+			b.ReportMetric(float64(deps)/float64(b.N), "deps/msg")
+		})
+	}
+}

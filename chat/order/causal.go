@@ -5,16 +5,30 @@ import "slices"
 // causalState is the causal mode's stage: per-origin queues of accepted
 // messages waiting for their dependencies.
 //
-// Deps are compacted (Matrix's prev_events make the same point: name what
-// is new, the rest is implied): a message of ours names only the entries
-// of our delivered vector that grew since the Deps of our earlier
-// messages. That is exact, not an approximation: a receiver delivers our
-// messages in seq order, so when it considers one, our earlier ones are
-// delivered and their Deps were met, and delivered counts only grow. The
-// full vector of thousands of authors therefore never travels in one
-// message; when more than MaxDepsPerMessage entries are new, the surplus
-// rides in acks numbered just before the message, and any message that
-// carries Deps (data or ack) waits for them.
+// Deps are compacted in two ways, as Matrix's prev_events name only the
+// latest events their sender had seen (the rest is implied):
+//
+//   - by our own stream: a message of ours names only the entries of our
+//     delivered vector that grew since the Deps of our earlier messages
+//     (a receiver delivers our messages in seq order, so when it considers
+//     one, our earlier ones are delivered and their Deps were met);
+//   - by the others' messages: an entry o:s need not be named when a
+//     message we delivered from another origin named o:s' >= s in its own
+//     Deps (implied below). A receiver delivers that message only after
+//     o:s', and our message only after that message's origin reaches it
+//     (its entry is named, implied in turn, or named by an earlier message
+//     of ours). Causality has no cycles, so every omitted entry is reached
+//     through one that is named.
+//
+// Both are exact: what is omitted is implied by what is named, never
+// guessed. Only direct Deps feed implied (not their transitive closure,
+// which would cost a vector per message), so a message may still name an
+// entry some chain implies: a message costs about the number of concurrent
+// senders since our last one, not the size of the room (a room where
+// everyone speaks in turn: one entry). When more than MaxDepsPerMessage
+// entries are new, the surplus rides in acks numbered just before the
+// message, and any message that carries Deps (data or ack) waits for
+// them.
 type causalState struct {
 	delivered map[string]uint64 // origin -> highest seq delivered (or consumed)
 	wait      map[string][]Meta // origin -> accepted, undelivered, in seq order
@@ -27,6 +41,10 @@ type causalState struct {
 	// depsFor: only they can need naming, so a message costs what changed,
 	// not the size of the room.
 	grown map[string]struct{}
+	// implied is, per origin o, the highest seq of o named in the Deps of a
+	// message of another origin that we delivered (or consumed): naming
+	// that message's origin implies o up to there.
+	implied map[string]uint64
 }
 
 func (c *causalState) init() {
@@ -34,6 +52,7 @@ func (c *causalState) init() {
 	c.wait = map[string][]Meta{}
 	c.sent = map[string]uint64{}
 	c.grown = map[string]struct{}{}
+	c.implied = map[string]uint64{}
 }
 
 // noteSent records the Deps of one of our accepted messages.
@@ -63,7 +82,7 @@ func (c *causalState) ready(msg Meta) bool {
 func (c *causalState) depsFor(self string) map[string]uint64 {
 	var d map[string]uint64
 	for o := range c.grown {
-		if s := c.delivered[o]; o != self && s > c.sent[o] {
+		if s := c.delivered[o]; o != self && s > c.sent[o] && s > c.implied[o] {
 			if d == nil {
 				d = map[string]uint64{}
 			}
@@ -134,6 +153,11 @@ func (c *causalState) settle(m *Machine) {
 				c.nwait--
 				c.delivered[o] = head.Seq
 				c.grown[o] = struct{}{}
+				for p, s := range head.Deps {
+					if p != o && s > c.implied[p] {
+						c.implied[p] = s
+					}
+				}
 				progress = true
 				if head.Kind == KindData {
 					m.deliver(head)

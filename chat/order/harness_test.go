@@ -36,6 +36,11 @@ type sim struct {
 	cut   map[[2]string]bool // partitioned pairs (both directions)
 	ages  map[string]uint64
 	cfg   func(*Config)
+	// past is the ground truth of causality: per data message sent, the
+	// highest seq per other origin its sender had delivered when it sent
+	// it. Deps are compacted (a message names only what is not implied),
+	// so the checker verifies deliveries against this, not against Deps.
+	past map[ID]map[string]uint64
 }
 
 func newSim(t testing.TB, mode Mode, ids ...string) *sim {
@@ -46,7 +51,8 @@ func newSim(t testing.TB, mode Mode, ids ...string) *sim {
 // newSimWith is newSim with tune applied to every node's Config.
 func newSimWith(t testing.TB, mode Mode, tune func(*Config), ids ...string) *sim {
 	t.Helper()
-	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, ages: map[string]uint64{}, cfg: tune}
+	s := &sim{t: t, mode: mode, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, ages: map[string]uint64{}, cfg: tune,
+		past: map[ID]map[string]uint64{}}
 	for i, id := range ids {
 		s.add(id, uint64(i+1))
 	}
@@ -120,10 +126,25 @@ func (s *sim) send(id string) ID {
 	if err != nil {
 		s.t.Fatalf("%s Next: %v", id, err)
 	}
+	s.notePast(n, msg)
 	n.log[msg.ID()] = msg
 	s.handle(n, out)
 	s.broadcast(id, msg)
 	return msg.ID()
+}
+
+// notePast records what n had delivered when it sent msg.
+func (s *sim) notePast(n *simNode, msg Meta) {
+	if msg.Kind != KindData {
+		return
+	}
+	past := map[string]uint64{}
+	for _, d := range n.delivered {
+		if d.Origin != n.id && d.Seq > past[d.Origin] {
+			past[d.Origin] = d.Seq
+		}
+	}
+	s.past[msg.ID()] = past
 }
 
 // recv hands msg to node id as if it arrived (stored, then ordered).
@@ -290,6 +311,7 @@ func checkInvariants(t testing.TB, mode Mode, n *simNode) {
 			x, ok := o.log[id]
 			return x, ok
 		}
+		c.past = func(id ID) map[string]uint64 { return n.sim.past[id] }
 	}
 	if err := c.check(n.delivered); err != nil {
 		t.Fatalf("%s: %v (delivered %v)", n.id, err, ids(n.delivered))
@@ -316,7 +338,10 @@ type checker struct {
 	// name control messages, which are consumed, never delivered (a dep on
 	// one is met once the data before it is), and acks carry part of the
 	// deps of the data message after them.
-	lookup     func(ID) (Meta, bool)
+	lookup func(ID) (Meta, bool)
+	// past returns the ground truth of a message's causal past (nil: not
+	// known); a message must come after all of it.
+	past       func(ID) map[string]uint64
 	scanned    map[string]uint64 // causal: seqs whose acks' deps are in deps
 	prevKey    tsKey
 	prevGlobal uint64
@@ -382,6 +407,13 @@ func (c *checker) check(delivered []Meta) error {
 				}
 			}
 			c.scanned[m.Origin] = m.Seq
+			if c.past != nil {
+				for p, s := range c.past(m.ID()) {
+					if c.counts[p] < s {
+						return fmt.Errorf("%s delivered before %s:%d, which its sender had delivered before sending it", m.ID(), p, s)
+					}
+				}
+			}
 			for p, s := range all {
 				if p != m.Origin && c.counts[p] < s && !c.onlyControl(p, c.counts[p]+1, s) {
 					return fmt.Errorf("%s delivered before its dependency %s:%d", m.ID(), p, s)

@@ -2,6 +2,7 @@ package order
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -446,5 +447,38 @@ func TestShowKeepsLateBeforeLaterSeqs(t *testing.T) {
 	}
 	if !out.Show[0].Late || out.Show[1].Late {
 		t.Fatalf("late flags %v %v, want true false", out.Show[0].Late, out.Show[1].Late)
+	}
+}
+
+// TestCausalDepsOmitWhatOthersImply: an entry another origin's delivered
+// message named is not named again; concurrent messages (that name
+// nothing of each other) all are.
+func TestCausalDepsOmitWhatOthersImply(t *testing.T) {
+	m := mustNew(t, "me", Causal)
+	b1 := data("b", 1, 2)
+	b1.Deps = map[string]uint64{"a": 1}
+	c1 := data("c", 1, 3)
+	c1.Deps = map[string]uint64{"b": 1}
+	if _, err := m.Receive(data("a", 1, 1), b1, c1, data("d", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	msg, _, err := m.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a:1 is implied by b:1, b:1 by c:1; c:1 and d:1 are concurrent.
+	if want := map[string]uint64{"c": 1, "d": 1}; !maps.Equal(msg.Deps, want) {
+		t.Fatalf("deps %v, want %v", msg.Deps, want)
+	}
+	// a grows past what b named: a:2 is named.
+	if _, err := m.Receive(data("a", 2, 4)); err != nil {
+		t.Fatal(err)
+	}
+	msg, _, err = m.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]uint64{"a": 2}; !maps.Equal(msg.Deps, want) {
+		t.Fatalf("deps %v, want %v", msg.Deps, want)
 	}
 }

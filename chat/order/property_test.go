@@ -58,6 +58,7 @@ func randomRoom(t *testing.T, mode Mode, seed uint64, tune func(*Config)) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			s.notePast(n, msg)
 			n.log[msg.ID()] = msg
 			s.handle(n, out)
 			s.broadcast(id, msg)
