@@ -34,6 +34,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/hpke"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ const (
 	directIDBytes   = 16
 	directInfo      = "hearsay/direct/v1\n"
 	directBodyTag   = "hearsay/direct-body/v1\n"
+	directIDTag     = "hearsay/direct-id/v1\n"
 	receiptTag      = "hearsay/receipt/v1\n"
 	maxSealedBytes  = 72 << 10
 	maxKnownEncKeys = 65536
@@ -242,6 +244,21 @@ func (d *directState) wake() {
 	}
 }
 
+// deriveDirectID is the ID of origin's direct message with the given nonce.
+// A recipient keeps one message per ID, so IDs are bound to their origin:
+// otherwise a holder that saw alice's ID (it travels in the clear) could
+// deliver a message of its own under it first, and alice's real one would
+// be taken for a replay and never shown. A hash keeps the origin hidden
+// from holders; 128 bits leave no second preimage to search for.
+func deriveDirectID(origin string, nonce []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(directIDTag))
+	h.Write([]byte(origin))
+	h.Write([]byte{'\n'})
+	h.Write(nonce)
+	return h.Sum(nil)[:directIDBytes]
+}
+
 // directID formats a direct message ID (hex, 32 characters).
 func directID(id []byte) string { return hex.EncodeToString(id) }
 
@@ -262,6 +279,7 @@ func directBodySigningBytes(b *chatpb.DirectBody) []byte {
 		action = 1
 	}
 	c.uint(8, action)
+	c.bytes(10, b.Nonce)
 	return c.b
 }
 
@@ -330,6 +348,10 @@ func openSealed(priv hpke.PrivateKey, self string, s *chatpb.Sealed) (*chatpb.Di
 	case b.To != s.To || !bytes.Equal(b.Id, s.Id):
 		// Signed by its origin for another recipient or ID: a copy moved.
 		return nil, fmt.Errorf("%w: signed for %s, sealed for %s", errMisaddressed, b.To, s.To)
+	case len(b.Nonce) != directIDBytes || !bytes.Equal(b.Id, deriveDirectID(b.Origin, b.Nonce)):
+		// A valid message of its origin under an ID that is not its own:
+		// an attempt to shadow another sender's message (deriveDirectID).
+		return nil, fmt.Errorf("%w: message ID %s is not derived from its origin %s", ErrForged, directID(b.Id), b.Origin)
 	}
 	return &b, nil
 }

@@ -51,11 +51,18 @@ func newDirectID(b byte) []byte {
 	return id
 }
 
-// genuine is a direct message from sender to n.
+// genuine is a direct message from sender to n, its ID derived from the
+// sender and a nonce made of idb (ownID).
 func genuine(tb testing.TB, sender *Identity, n *Node, idb byte, text string) *chatpb.Sealed {
-	id := newDirectID(idb)
+	id, nonce := ownID(sender, idb)
 	return sealBody(tb, sender, n.dm.key.priv.PublicKey(), n.ID(), id, &chatpb.DirectBody{
-		Origin: sender.ID, OriginKey: sender.Pub, To: n.ID(), Id: id, SentUnixNano: time.Now().UnixNano(), Nick: "alice", Text: text})
+		Origin: sender.ID, OriginKey: sender.Pub, To: n.ID(), Id: id, Nonce: nonce, SentUnixNano: time.Now().UnixNano(), Nick: "alice", Text: text})
+}
+
+// ownID returns a message ID of sender's and its nonce (made of b).
+func ownID(sender *Identity, b byte) (id, nonce []byte) {
+	nonce = newDirectID(b)
+	return deriveDirectID(sender.ID, nonce), nonce
 }
 
 func directFrom(s *chatpb.Sealed, hold bool) *chatpb.Frame { return directFrame(s, hold) }
@@ -185,6 +192,14 @@ func TestDirectRecipientAttacks(t *testing.T) {
 	forged := sealBody(t, carol, pub, bob.ID(), fid, fb)
 	// A stranger's valid signature.
 	strange := genuine(t, stranger, bob, 5, "who am i")
+	// carol, a holder of good, delivers a message of her own under its
+	// ID first, so that alice's would be taken for a replay.
+	shadow := sealBody(t, carol, pub, bob.ID(), good.Id, &chatpb.DirectBody{
+		Origin: carol.ID, OriginKey: carol.Pub, To: bob.ID(), Id: good.Id, Nonce: newDirectID(1), SentUnixNano: 1, Text: "shadow"})
+	// An ID without its nonce.
+	nid := newDirectID(7)
+	noNonce := sealBody(t, alice, pub, bob.ID(), nid, &chatpb.DirectBody{
+		Origin: alice.ID, OriginKey: alice.Pub, To: bob.ID(), Id: nid, SentUnixNano: 1, Text: "no nonce"})
 	// For someone else, pushed as if to its recipient.
 	elsewhere := proto.Clone(good).(*chatpb.Sealed)
 	elsewhere.To = carol.ID
@@ -197,6 +212,8 @@ func TestDirectRecipientAttacks(t *testing.T) {
 		s     *chatpb.Sealed
 		check func(hearsay.Stats) uint64
 	}{
+		{"another sender's ID", shadow, func(s hearsay.Stats) uint64 { return s.DirectForged }},
+		{"ID without its nonce", noNonce, func(s hearsay.Stats) uint64 { return s.DirectForged }},
 		{"genuine", good, func(s hearsay.Stats) uint64 { return s.DirectReceived }},
 		{"replay", good, func(s hearsay.Stats) uint64 { return s.DirectReplays }},
 		{"altered by a holder", altered, func(s hearsay.Stats) uint64 { return s.DirectForged }},

@@ -262,8 +262,9 @@ func DirectSizes(textBytes int) (wire, held int) {
 	if err != nil {
 		return 0, 0
 	}
-	mid := make([]byte, directIDBytes)
-	body := &chatpb.DirectBody{Origin: id.ID, OriginKey: id.Pub, To: id.ID, Id: mid, SentUnixNano: time.Now().UnixNano(),
+	nonce := make([]byte, directIDBytes)
+	mid := deriveDirectID(id.ID, nonce)
+	body := &chatpb.DirectBody{Origin: id.ID, OriginKey: id.Pub, To: id.ID, Id: mid, Nonce: nonce, SentUnixNano: time.Now().UnixNano(),
 		Nick: "alice", Text: strings.Repeat("x", textBytes)}
 	body.Signature = id.Sign(directBodySigningBytes(body))
 	pt, _ := proto.Marshal(body)

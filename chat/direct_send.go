@@ -108,11 +108,12 @@ func (n *Node) sendDirect(ctx context.Context, who, text string, action bool) (s
 	if full {
 		return "", fmt.Errorf("%w (%d): wait for deliveries", ErrTooManyPending, d.cfg.MaxPending)
 	}
-	id := make([]byte, directIDBytes)
-	rand.Read(id)
+	nonce := make([]byte, directIDBytes)
+	rand.Read(nonce)
+	id := deriveDirectID(n.id.ID, nonce)
 	now := time.Now()
 	nick := n.Nick()
-	body := &chatpb.DirectBody{Origin: n.id.ID, OriginKey: n.id.Pub, To: to.id, Id: id,
+	body := &chatpb.DirectBody{Origin: n.id.ID, OriginKey: n.id.Pub, To: to.id, Id: id, Nonce: nonce,
 		SentUnixNano: now.UnixNano(), Nick: nick, Text: text, Action: action}
 	body.Signature = n.id.Sign(directBodySigningBytes(body))
 	pt, err := proto.Marshal(body)

@@ -19,10 +19,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (5:
-// end-to-end encrypted direct messages; 4: compact causal deps, split
-// statuses; see chat.proto).
-const ProtocolVersion = 5
+// ProtocolVersion is the chat protocol version this code speaks (6: one
+// connection per pair of peers, the overlay's frames, direct message IDs
+// bound to their origin; 5: end-to-end encrypted direct messages; 4:
+// compact causal deps, split statuses; see chat.proto).
+const ProtocolVersion = 6
 
 const maxAddrBytes = 64
 

@@ -2202,8 +2202,14 @@ type DirectBody struct {
 	// action marks a /me action.
 	Action bool `protobuf:"varint,8,opt,name=action,proto3" json:"action,omitempty"`
 	// signature is Ed25519 by origin_key over "hearsay/direct-body/v1\n"
-	// and fields 1 to 8 in the envelope's canonical encoding.
-	Signature     []byte `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
+	// and fields 1 to 8 and 10 in the envelope's canonical encoding.
+	Signature []byte `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
+	// nonce is 16 random bytes; id must be the first 16 bytes of
+	// SHA-256("hearsay/direct-id/v1\n" || origin || "\n" || nonce), so
+	// nobody can use another sender's message ID for a message of its own
+	// (the recipient keeps one message per ID), while the ID, which holders
+	// see, reveals nothing of the sender.
+	Nonce         []byte `protobuf:"bytes,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2297,6 +2303,13 @@ func (x *DirectBody) GetAction() bool {
 func (x *DirectBody) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *DirectBody) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
 	}
 	return nil
 }
@@ -2646,7 +2659,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\fR\x02id\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\rR\x05state\x12\x1b\n" +
 	"\tunix_nano\x18\x06 \x01(\x03R\bunixNano\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"\xe7\x01\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"\xfd\x01\n" +
 	"\n" +
 	"DirectBody\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1d\n" +
@@ -2658,7 +2671,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x04nick\x18\x06 \x01(\tR\x04nick\x12\x12\n" +
 	"\x04text\x18\a \x01(\tR\x04text\x12\x16\n" +
 	"\x06action\x18\b \x01(\bR\x06action\x12\x1c\n" +
-	"\tsignature\x18\t \x01(\fR\tsignature\"\xd3\x02\n" +
+	"\tsignature\x18\t \x01(\fR\tsignature\x12\x14\n" +
+	"\x05nonce\x18\n" +
+	" \x01(\fR\x05nonce\"\xd3\x02\n" +
 	"\fDirectRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x1a\n" +
