@@ -90,4 +90,8 @@ type Stats struct {
 	// DirectHoldRefused counts messages this node refused to hold (a
 	// quota was full).
 	DirectHoldRefused uint64 `json:"direct_hold_refused"`
+	// DirectDeferred counts direct messages answered "not now" because
+	// their sender had not acked the receipts of earlier ones
+	// (chat.DirectConfig.MaxReceiptsPerSender).
+	DirectDeferred uint64 `json:"direct_deferred"`
 }

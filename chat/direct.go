@@ -91,6 +91,14 @@ type DirectConfig struct {
 	MaxHeldPerSender    int
 	MaxHeldPerRecipient int
 	MaxHeld             int
+	// MaxReceiptsPerSender bounds the receipts this peer keeps for one
+	// sender until that sender acks them (default 1024; each incoming
+	// message makes at most two, delivered and read). At the bound a new
+	// message from that sender is answered "not now" (holders keep it,
+	// a live sender retries) instead of being stored: a member that
+	// floods a peer and never acks its receipts cannot grow the peer's
+	// store without limit.
+	MaxReceiptsPerSender int
 	// MaxPending bounds this peer's own undelivered messages (default
 	// 1024): SendDirect fails beyond it.
 	MaxPending int
@@ -113,6 +121,7 @@ func (c DirectConfig) withDefaults() DirectConfig {
 	def(&c.MaxHeldPerRecipient, 512)
 	def(&c.MaxHeld, 4096)
 	def(&c.MaxPending, 1024)
+	def(&c.MaxReceiptsPerSender, 1024)
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
@@ -162,8 +171,9 @@ type directState struct {
 	held    map[string]*heldMsg
 	bySub   map[string]int // held per submitter
 	byTo    map[string]int // held per recipient
+	rcptBy  map[string]int // stored receipts per sender they go to
 
-	sent, received, forged, invalid, misaddressed, replays, holdRefused atomic.Uint64
+	sent, received, forged, invalid, misaddressed, replays, holdRefused, deferred atomic.Uint64
 }
 
 // openDirect loads the key and store and rebuilds the in-memory state.
@@ -179,7 +189,7 @@ func openDirect(cfg Config, id *Identity) (*directState, error) {
 	d := &directState{cfg: cfg.Direct.withDefaults(), key: k, store: st, kick: make(chan struct{}, 1),
 		keys: make(map[string]*chatpb.EncKey), keysGen: make(chan struct{}),
 		out: make(map[string]*outMsg), held: make(map[string]*heldMsg),
-		bySub: make(map[string]int), byTo: make(map[string]int)}
+		bySub: make(map[string]int), byTo: make(map[string]int), rcptBy: make(map[string]int)}
 	d.keys[id.ID] = signEncKey(id, cfg.Nick, k)
 	err = st.each(bucketKeys, nil, func(_, v []byte) error {
 		var ek chatpb.EncKey
@@ -206,11 +216,38 @@ func openDirect(cfg Config, id *Identity) (*directState, error) {
 			return nil
 		})
 	}
+	if err == nil {
+		err = d.loadReceipts()
+	}
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("load %s: %w", DirectStoreFile, err)
 	}
 	return d, nil
+}
+
+// loadReceipts counts the stored receipts per sender, moving any stored
+// under the key of protocol 5 (ID and state, without the sender) to
+// rcptKey's, so a sender's receipts are found without a scan of all.
+func (d *directState) loadReceipts() error {
+	var moves []storeOp
+	err := d.store.each(bucketRcpt, nil, func(k, v []byte) error {
+		var r chatpb.Receipt
+		if proto.Unmarshal(v, &r) != nil || !hearsay.ValidPeerID(r.To) {
+			moves = append(moves, storeOp{bucket: bucketRcpt, key: bytes.Clone(k)})
+			return nil
+		}
+		if nk := rcptKey(r.To, r.Id, r.State); !bytes.Equal(k, nk) {
+			moves = append(moves, storeOp{bucket: bucketRcpt, key: bytes.Clone(k)},
+				storeOp{bucket: bucketRcpt, key: nk, val: bytes.Clone(v)})
+		}
+		d.rcptBy[r.To]++
+		return nil
+	})
+	if err != nil || len(moves) == 0 {
+		return err
+	}
+	return d.store.apply(moves...)
 }
 
 func (d *directState) addHeldLocked(id string, h *chatpb.HeldRecord) {

@@ -549,7 +549,7 @@ func TestReceiptsExpire(t *testing.T) {
 	}
 	for i, age := range []time.Duration{2 * time.Hour, time.Minute} {
 		rec := &chatpb.DirectRecord{Id: newDirectID(byte(i + 1)), Peer: alice.ID}
-		op, err := receiptOp(n.id, rec, stateDelivered)
+		op, _, err := receiptOp(n.id, rec, stateDelivered)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -629,5 +629,74 @@ func TestHolderDropsWhatTheRecipientRefuses(t *testing.T) {
 	h.handleFrame(directAckFrame(newDirectID(1), ackRefused, 0), recipient)
 	if st := h.Stats(); st.DirectHeld != 2 {
 		t.Fatalf("held %d after the recipient refused one, want 2", st.DirectHeld)
+	}
+}
+
+// TestReceiptsBoundPerSender: a sender that never acks its receipts gets
+// "not now" past DirectConfig.MaxReceiptsPerSender (nothing stored, the
+// message stays with its holders), across a restart; an ack makes room;
+// receipts stored under protocol 5's key are moved under the sender's.
+func TestReceiptsBoundPerSender(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DirectConfig{MaxReceiptsPerSender: 3}
+	bob := directNode(t, "bob", dir, cfg)
+	alice, carol := testID(t), testID(t)
+	for _, id := range []*Identity{alice, carol} {
+		if err := bob.speakers.add(id.Pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range byte(4) {
+		bob.handleFrame(directFrom(genuine(t, alice, bob, i+1, "flood"), false), alice.ID)
+	}
+	if s := bob.Stats(); s.DirectReceived != 3 || s.DirectDeferred != 1 {
+		t.Fatalf("received %d, deferred %d; want 3 and 1", s.DirectReceived, s.DirectDeferred)
+	}
+	// Another sender is not held back by alice's flood.
+	bob.handleFrame(directFrom(genuine(t, carol, bob, 1, "hi"), false), carol.ID)
+	if s := bob.Stats(); s.DirectReceived != 4 {
+		t.Fatalf("carol's message: received %d, want 4", s.DirectReceived)
+	}
+	// Only alice may ack alice's receipts.
+	first, _ := ownID(alice, 1)
+	bob.handleFrame(directAckFrame(first, ackReceipt, stateDelivered), carol.ID)
+	if s := bob.Stats(); s.DirectMisaddressed != 1 {
+		t.Fatalf("carol acked alice's receipt: misaddressed %d, want 1", s.DirectMisaddressed)
+	}
+	fourth := genuine(t, alice, bob, 4, "flood")
+	if err := bob.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Put one receipt back under protocol 5's key (ID and state).
+	st, err := openDirectStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := rcptKey(alice.ID, first, stateDelivered)
+	v, err := st.get(bucketRcpt, k)
+	if err != nil || v == nil {
+		t.Fatalf("receipt for alice's first message: %v, %v", v, err)
+	}
+	if err := st.apply(storeOp{bucket: bucketRcpt, key: k}, storeOp{bucket: bucketRcpt, key: k[len(alice.ID):], val: v}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	bob = directNode(t, "bob", dir, cfg)
+	if err := bob.speakers.add(alice.Pub); err != nil {
+		t.Fatal(err)
+	}
+	bob.handleFrame(directFrom(fourth, false), alice.ID)
+	if s := bob.Stats(); s.DirectReceived != 0 || s.DirectDeferred != 1 {
+		t.Fatalf("after a restart: received %d, deferred %d; want 0 and 1", s.DirectReceived, s.DirectDeferred)
+	}
+	// alice acks one (the moved one): room for one more.
+	bob.handleFrame(directAckFrame(first, ackReceipt, stateDelivered), alice.ID)
+	bob.handleFrame(directFrom(fourth, false), alice.ID)
+	if s := bob.Stats(); s.DirectReceived != 1 {
+		t.Fatalf("after alice's ack: received %d, want 1", s.DirectReceived)
 	}
 }

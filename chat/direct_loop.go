@@ -40,7 +40,7 @@ func (n *Node) MarkDirectRead(who string) error {
 		var extra []storeOp
 		if !d.cfg.NoReadReceipts {
 			var op storeOp
-			if op, err = receiptOp(n.id, rec, stateRead); err != nil {
+			if op, _, err = receiptOp(n.id, rec, stateRead); err != nil {
 				break
 			}
 			extra = append(extra, op)
@@ -48,6 +48,9 @@ func (n *Node) MarkDirectRead(who string) error {
 		err = d.putRecordLocked(rec, false, extra...)
 		if err != nil {
 			break
+		}
+		if len(extra) > 0 {
+			d.rcptBy[rec.Peer]++
 		}
 	}
 	d.mu.Unlock()
@@ -233,7 +236,7 @@ func (n *Node) directStats(st *hearsay.Stats) {
 	st.DirectSent, st.DirectReceived = d.sent.Load(), d.received.Load()
 	st.DirectForged, st.DirectInvalid = d.forged.Load(), d.invalid.Load()
 	st.DirectMisaddressed, st.DirectReplays = d.misaddressed.Load(), d.replays.Load()
-	st.DirectHoldRefused = d.holdRefused.Load()
+	st.DirectHoldRefused, st.DirectDeferred = d.holdRefused.Load(), d.deferred.Load()
 }
 
 // ResolveDirect names the peer a direct message to who would go to: its

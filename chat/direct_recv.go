@@ -52,14 +52,26 @@ func (n *Node) handleDirect(m *chatpb.Direct, from string) {
 	now := time.Now()
 	d.mu.Lock()
 	old, err := d.record(s.Id)
+	if err == nil && old == nil && d.rcptBy[body.Origin] >= d.cfg.MaxReceiptsPerSender {
+		// The sender has not acked the receipts of what it sent before
+		// (DirectConfig.MaxReceiptsPerSender): not now.
+		d.mu.Unlock()
+		d.deferred.Add(1)
+		n.sendTo(from, directAckFrame(s.Id, ackLater, 0))
+		return
+	}
 	if err == nil && old == nil {
 		rec := &chatpb.DirectRecord{Id: s.Id, Peer: body.Origin, Nick: body.Nick, Text: body.Text, Action: body.Action,
 			SentUnixNano: body.SentUnixNano, State: stateDelivered, StoredUnixNano: now.UnixNano()}
 		var op storeOp
-		op, err = receiptOp(n.id, rec, stateDelivered)
+		var r *chatpb.Receipt
+		op, r, err = receiptOp(n.id, rec, stateDelivered)
 		if err == nil {
 			// One transaction (one commit and its fsyncs) for both.
 			err = d.putRecordLocked(rec, true, op)
+		}
+		if err == nil {
+			d.rcptBy[r.To]++
 		}
 		d.mu.Unlock()
 		if err != nil {
@@ -69,9 +81,11 @@ func (n *Node) handleDirect(m *chatpb.Direct, from string) {
 		d.received.Add(1)
 		n.emit(n.directEvent(hearsay.EventDirect, rec))
 		// The ack first: on the same stream, the sender sees sent before
-		// delivered.
+		// delivered. Only this receipt: the retry loop sends the others.
 		n.sendTo(from, directAckFrame(s.Id, ackStored, 0))
-		n.sendReceipts(body.Origin)
+		if slices.Contains(n.liveIDs(), r.To) {
+			n.sendTo(r.To, receiptFrame(r))
+		}
 		return
 	}
 	d.mu.Unlock()
@@ -112,18 +126,23 @@ func (n *Node) holdFor(s *chatpb.Sealed, from string) uint32 {
 }
 
 // receiptOp signs a receipt for an incoming record: the store write that
-// keeps it until its sender acks it.
-func receiptOp(id *Identity, rec *chatpb.DirectRecord, state uint32) (storeOp, error) {
+// keeps it until its sender acks it, and the receipt.
+func receiptOp(id *Identity, rec *chatpb.DirectRecord, state uint32) (storeOp, *chatpb.Receipt, error) {
 	r := &chatpb.Receipt{Origin: id.ID, OriginKey: id.Pub, To: rec.Peer, Id: rec.Id, State: state, UnixNano: time.Now().UnixNano()}
 	r.Signature = id.Sign(receiptSigningBytes(r))
 	b, err := proto.Marshal(r)
 	if err != nil {
-		return storeOp{}, fmt.Errorf("encode receipt: %w", err)
+		return storeOp{}, nil, fmt.Errorf("encode receipt: %w", err)
 	}
-	return storeOp{bucket: bucketRcpt, key: rcptKey(rec.Id, state), val: b}, nil
+	return storeOp{bucket: bucketRcpt, key: rcptKey(r.To, rec.Id, state), val: b}, r, nil
 }
 
-func rcptKey(id []byte, state uint32) []byte { return append(slices.Clone(id), byte(state)) }
+// rcptKey is a stored receipt's key: the sender it goes to first, so one
+// sender's receipts are a prefix scan.
+func rcptKey(to string, id []byte, state uint32) []byte {
+	k := make([]byte, 0, len(to)+len(id)+1)
+	return append(append(append(k, to...), id...), byte(state))
+}
 
 // sendReceipts sends the stored receipts for peer to (all peers when to
 // is empty) that are reachable now.
@@ -136,23 +155,38 @@ func (n *Node) sendReceipts(to string) {
 	cutoff := time.Now().Add(-d.cfg.Retention).UnixNano()
 	var rs []*chatpb.Receipt
 	var expired []storeOp
-	_ = d.store.each(bucketRcpt, nil, func(k, v []byte) error {
+	var expiredTo []string
+	_ = d.store.each(bucketRcpt, []byte(to), func(k, v []byte) error {
 		var r chatpb.Receipt
 		switch {
 		case proto.Unmarshal(v, &r) != nil || r.UnixNano < cutoff:
 			expired = append(expired, storeOp{bucket: bucketRcpt, key: bytes.Clone(k)})
+			expiredTo = append(expiredTo, r.To)
 		case (to == "" || r.To == to) && slices.Contains(live, r.To):
 			rs = append(rs, &r)
 		}
 		return nil
 	})
 	if len(expired) > 0 {
+		d.mu.Lock()
 		if err := d.store.apply(expired...); err != nil {
 			n.logger.Printf("drop expired receipts: %v", err)
+		} else {
+			for _, t := range expiredTo {
+				d.dropRcptLocked(t)
+			}
 		}
+		d.mu.Unlock()
 	}
 	for _, r := range rs {
 		n.sendTo(r.To, receiptFrame(r))
+	}
+}
+
+// dropRcptLocked counts one receipt for sender to as gone.
+func (d *directState) dropRcptLocked(to string) {
+	if d.rcptBy[to]--; d.rcptBy[to] <= 0 {
+		delete(d.rcptBy, to)
 	}
 }
 
@@ -169,20 +203,25 @@ func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
 			d.invalid.Add(1)
 			return
 		}
-		k := rcptKey(a.Id, a.State)
+		// Stored under the sender's ID: only the message's sender may
+		// ack its receipt.
+		k := rcptKey(from, a.Id, a.State)
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		b, err := d.store.get(bucketRcpt, k)
 		if err != nil || b == nil {
-			d.replays.Add(1) // acked before: the ack of a resent receipt
-			return
-		}
-		var r chatpb.Receipt
-		if proto.Unmarshal(b, &r) != nil || r.To != from {
-			d.misaddressed.Add(1) // only the message's sender may ack
+			if rec, rerr := d.record(a.Id); rerr == nil && rec != nil && !rec.Outgoing && rec.Peer != from {
+				d.misaddressed.Add(1) // a receipt for another peer's message
+			} else {
+				d.replays.Add(1) // acked before: the ack of a resent receipt
+			}
 			return
 		}
 		if err := d.store.apply(storeOp{bucket: bucketRcpt, key: k}); err != nil {
 			n.logger.Printf("drop receipt: %v", err)
+			return
 		}
+		d.dropRcptLocked(from)
 		return
 	}
 	d.mu.Lock()

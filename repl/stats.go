@@ -52,11 +52,12 @@ func statLines(s hearsay.Stats, members, health int) []statLine {
 	// Direct messages, once this peer has used or seen any: a peer that
 	// never did keeps the shorter table.
 	if s.DirectSent+s.DirectReceived+uint64(s.DirectHeld)+s.DirectForged+s.DirectInvalid+
-		s.DirectMisaddressed+s.DirectReplays+s.DirectHoldRefused > 0 {
+		s.DirectMisaddressed+s.DirectReplays+s.DirectHoldRefused+s.DirectDeferred > 0 {
 		lines = append(lines,
 			statLine{"direct sent/received", u(s.DirectSent) + "/" + u(s.DirectReceived)},
 			statLine{"direct held for offline peers", strconv.Itoa(s.DirectHeld)},
 			statLine{"direct refused to hold (quota)", u(s.DirectHoldRefused)},
+			statLine{"direct deferred (receipts unacked)", u(s.DirectDeferred)},
 			statLine{"direct forged/invalid (dropped)", u(s.DirectForged) + "/" + u(s.DirectInvalid)},
 			statLine{"direct misaddressed/replayed (dropped)", u(s.DirectMisaddressed) + "/" + u(s.DirectReplays)},
 		)

@@ -42,14 +42,14 @@ func TestStatLinesDirect(t *testing.T) {
 		t.Fatalf("%d lines without direct messages, want 32", n)
 	}
 	s := hearsay.Stats{DirectSent: 3, DirectReceived: 4, DirectHeld: 5, DirectForged: 6, DirectInvalid: 7,
-		DirectMisaddressed: 8, DirectReplays: 9, DirectHoldRefused: 10}
+		DirectMisaddressed: 8, DirectReplays: 9, DirectHoldRefused: 10, DirectDeferred: 11}
 	got := map[string]string{}
 	for _, l := range statLines(s, 1, 0) {
 		got[l.name] = l.value
 	}
 	for name, v := range map[string]string{
 		"direct sent/received": "3/4", "direct held for offline peers": "5", "direct refused to hold (quota)": "10",
-		"direct forged/invalid (dropped)": "6/7", "direct misaddressed/replayed (dropped)": "8/9",
+		"direct deferred (receipts unacked)": "11", "direct forged/invalid (dropped)": "6/7", "direct misaddressed/replayed (dropped)": "8/9",
 	} {
 		if got[name] != v {
 			t.Errorf("%s = %q, want %q", name, got[name], v)
