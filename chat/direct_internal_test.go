@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay"
@@ -339,6 +340,24 @@ func TestHoldQuotas(t *testing.T) {
 	}
 	if st := h.Stats(); st.DirectHeld != 8 {
 		t.Fatalf("held %d, want the recipient's quota 8", st.DirectHeld)
+	}
+	// The same message again is held (once); another under its ID, or
+	// for another recipient, is not: its sender is told to ask another.
+	refused := h.Stats().DirectHoldRefused
+	h.handleFrame(directFrom(seal(100), true), "0000000000000003")
+	other := seal(100)
+	other.Ciphertext[0] = 1
+	h.handleFrame(directFrom(other, true), "0000000000000003")
+	moved := seal(101)
+	moved.To = "00000000000000bb"
+	h.handleFrame(directFrom(moved, true), "0000000000000003")
+	if st := h.Stats(); st.DirectHeld != 8 || st.DirectHoldRefused != refused+2 {
+		t.Fatalf("resubmissions: held %d (want 8), refused %d more (want 2)", st.DirectHeld, st.DirectHoldRefused-refused)
+	}
+	b, err := h.dm.store.get(bucketHeld, newDirectID(100))
+	var kept chatpb.HeldRecord
+	if err != nil || proto.Unmarshal(b, &kept) != nil || kept.Sealed.Ciphertext[0] != 0 {
+		t.Fatalf("held message %d replaced by another under its ID (%v)", 100, err)
 	}
 	// A message too large is refused before anything is stored.
 	big := seal(200)
@@ -698,5 +717,30 @@ func TestReceiptsBoundPerSender(t *testing.T) {
 	bob.handleFrame(directFrom(fourth, false), alice.ID)
 	if s := bob.Stats(); s.DirectReceived != 1 {
 		t.Fatalf("after alice's ack: received %d, want 1", s.DirectReceived)
+	}
+}
+
+// TestHeldDropsUnknownFields: a holder keeps only the sealed message's
+// known fields, so padding in unknown ones does not pass the quota's
+// size reckoning.
+func TestHeldDropsUnknownFields(t *testing.T) {
+	h := directNode(t, "holder", t.TempDir(), DirectConfig{})
+	b, err := proto.Marshal(&chatpb.Sealed{Id: newDirectID(1), To: "00000000000000aa", SentUnixNano: 1, Ciphertext: make([]byte, 100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = protowire.AppendTag(b, 99, protowire.BytesType)
+	b = protowire.AppendBytes(b, make([]byte, 50_000))
+	var s chatpb.Sealed
+	if err := proto.Unmarshal(b, &s); err != nil || len(s.ProtoReflect().GetUnknown()) == 0 {
+		t.Fatalf("padded message: %v, unknown %d bytes", err, len(s.ProtoReflect().GetUnknown()))
+	}
+	h.handleFrame(directFrom(&s, true), "0000000000000001")
+	v, err := h.dm.store.get(bucketHeld, newDirectID(1))
+	if err != nil || v == nil {
+		t.Fatalf("not held: %v", err)
+	}
+	if len(v) > 1000 {
+		t.Fatalf("held record is %d bytes: the unknown field was kept", len(v))
 	}
 }

@@ -104,13 +104,25 @@ func (n *Node) holdFor(s *chatpb.Sealed, from string) uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	id := string(s.Id)
-	if _, ok := d.held[id]; ok {
-		return ackHeld
+	if h, ok := d.held[id]; ok {
+		// The same message again (a resend, or another submitter's copy),
+		// or another message under its ID. Answering "held" to the second
+		// would let whoever got there first decide what the recipient
+		// receives from this holder: the sender is told to ask another.
+		if h.to == s.To && h.size == len(s.Ciphertext) && d.heldCiphertextIsLocked(id, s.Ciphertext) {
+			return ackHeld
+		}
+		d.holdRefused.Add(1)
+		return ackFull
 	}
 	if len(d.held) >= d.cfg.MaxHeld || d.bySub[from] >= d.cfg.MaxHeldPerSender || d.byTo[s.To] >= d.cfg.MaxHeldPerRecipient {
 		d.holdRefused.Add(1)
 		return ackFull
 	}
+	// Only the fields we know are kept: unknown ones would make a held
+	// message larger than the quota's 72 KiB reckoning.
+	s = proto.Clone(s).(*chatpb.Sealed)
+	s.ProtoReflect().SetUnknown(nil)
 	h := &chatpb.HeldRecord{Sealed: s, Submitter: from, StoredUnixNano: time.Now().UnixNano()}
 	b, err := proto.Marshal(h)
 	if err == nil {
@@ -123,6 +135,17 @@ func (n *Node) holdFor(s *chatpb.Sealed, from string) uint32 {
 	d.addHeldLocked(id, h)
 	d.wake() // the recipient may be reachable from here
 	return ackHeld
+}
+
+// heldCiphertextIsLocked reports whether the message held under id has
+// ciphertext ct.
+func (d *directState) heldCiphertextIsLocked(id string, ct []byte) bool {
+	b, err := d.store.get(bucketHeld, []byte(id))
+	if err != nil || b == nil {
+		return false
+	}
+	var h chatpb.HeldRecord
+	return proto.Unmarshal(b, &h) == nil && h.Sealed != nil && bytes.Equal(h.Sealed.Ciphertext, ct)
 }
 
 // receiptOp signs a receipt for an incoming record: the store write that
