@@ -19,10 +19,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (5:
+// ProtocolVersion is the chat protocol version this code speaks (6: one
+// connection per pair of peers, every frame valid in both directions; 5:
 // end-to-end encrypted direct messages; 4: compact causal deps, split
 // statuses; see chat.proto).
-const ProtocolVersion = 5
+const ProtocolVersion = 6
 
 const maxAddrBytes = 64
 
@@ -66,7 +67,8 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 	m := peerMeta{Protocol: pb.Protocol, ID: pb.PeerId, Nick: pb.Nick, Pub: pb.PublicKey, ChatAddr: pb.ChatAddr}
 	if m.Protocol != ProtocolVersion {
 		// Peers of different chat protocols share memberlist but cannot
-		// chat (4 compacts deps and splits statuses, 3 is TLS, 2 was
+		// chat (6 shares one connection per pair, 5 seals direct
+		// messages, 4 compacts deps and splits statuses, 3 is TLS, 2 was
 		// plaintext gRPC): say so once, at
 		// the join, instead of failing every dial.
 		return peerMeta{}, fmt.Errorf("speaks chat protocol %d, this peer speaks %d: run the same hearsay version on both", m.Protocol, ProtocolVersion)
