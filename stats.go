@@ -19,7 +19,15 @@ type Stats struct {
 	BatchesOut uint64 `json:"batches_out"` // of FramesOut, Batch frames carrying several envelopes
 	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
 	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
-	Streams    int    `json:"streams"`     // outgoing chat streams currently established
+	Streams    int    `json:"streams"`     // chat links currently established (one connection per pair of peers)
+	// LinkSwaps counts chat connections retired because the pair had
+	// another: both peers dialed at once (each keeps the one dialed by
+	// the smaller peer ID) or one redialed.
+	LinkSwaps uint64 `json:"link_swaps"`
+	// ChatConns is the number of open chat connections the transport
+	// counts, dialed and accepted (retired ones until they close); 0 when
+	// the transport does not count them.
+	ChatConns int `json:"chat_conns"`
 
 	// Stored counts messages stored in the log since Start: "received" in
 	// the ordering sense (data and control messages, own included).

@@ -214,18 +214,49 @@ func serverHelloGroup(b []byte) (tls.CurveID, error) {
 	return 0, errors.New("no key_share in the ServerHello")
 }
 
+// taps are the taps in front of every peer of a test: since protocol 6 a
+// pair of peers shares one connection, dialed by either end, so a capture
+// of the pair's traffic needs a tap in front of both listeners.
+type taps []*tap
+
+func (ts taps) saw(s string) bool {
+	for _, p := range ts {
+		if p.saw(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (ts taps) counts() (accepts, ended, captured int) {
+	for _, p := range ts {
+		a, e, c := p.counts()
+		accepts, ended, captured = accepts+a, ended+e, captured+c
+	}
+	return accepts, ended, captured
+}
+
+func (ts taps) inject(b []byte) int {
+	k := 0
+	for _, p := range ts {
+		k += p.inject(b)
+	}
+	return k
+}
+
 // Finding 1, as a packet capture: between two real peers of a keyed group
 // no message text, nick or room name crosses the wire in the clear, the
 // key exchange is X25519MLKEM768, and bytes an outsider splices into the
 // TCP stream break the connection instead of delivering an envelope.
 func TestChatWireIsEncryptedBetweenPeers(t *testing.T) {
 	key := chat.ClusterKeyFromPassphrase("capture")
-	p := newTap(t)
+	ts := taps{newTap(t), newTap(t)}
 	acfg := chattest.Config(t, "zebulon")
 	acfg.ClusterKey = key
+	behindTap(&acfg, ts[0])
 	bcfg := chattest.Config(t, "yolanda")
 	bcfg.ClusterKey = key
-	behindTap(&bcfg, p)
+	behindTap(&bcfg, ts[1])
 	a, b := chattest.Start(t, acfg), chattest.Start(t, bcfg)
 	chattest.Join(t, b, a)
 	chattest.WaitConverged(t, a, b)
@@ -240,36 +271,46 @@ func TestChatWireIsEncryptedBetweenPeers(t *testing.T) {
 	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "MARKER-plover-xyzzy" }, "message through the tap")
 
 	// a's frames to b (envelopes, room sets, status) all went through
-	// the tap: it carried a TLS stream and nothing readable.
-	accepts, _, captured := p.counts()
+	// the taps: they carried a TLS stream and nothing readable.
+	accepts, _, captured := ts.counts()
 	if accepts == 0 || captured < 4096 {
-		t.Fatalf("the tap carried %d connections, %d bytes: the test does not test", accepts, captured)
+		t.Fatalf("the taps carried %d connections, %d bytes: the test does not test", accepts, captured)
 	}
 	for _, s := range []string{"MARKER-plover", "zebulon", "yolanda", "quuxroom", "lobby"} {
-		if p.saw(s) {
+		if ts.saw(s) {
 			t.Errorf("%q is readable on the wire", s)
 		}
 	}
-	p.mu.Lock()
-	group, err := serverHelloGroup(p.down.Bytes())
-	p.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if group != tls.X25519MLKEM768 {
-		t.Errorf("the peers negotiated %v, want X25519MLKEM768", group)
+	for i, p := range ts {
+		p.mu.Lock()
+		down := p.down.Bytes()
+		var group tls.CurveID
+		var err error
+		if len(down) > 0 {
+			group, err = serverHelloGroup(down)
+		}
+		p.mu.Unlock()
+		if len(down) == 0 {
+			continue // nobody dialed through this tap
+		}
+		if err != nil {
+			t.Fatalf("tap %d: %v", i, err)
+		}
+		if group != tls.X25519MLKEM768 {
+			t.Errorf("the peers negotiated %v, want X25519MLKEM768", group)
+		}
 	}
 
 	// An outsider's plaintext frame, spliced into the live stream.
 	forged, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{
 		Room: "lobby", Origin: a.ID(), Seq: 99, Kind: chatpb.Kind_KIND_CHAT, Body: []byte("INJECTED")}}})
-	_, endedBefore, _ := p.counts()
-	if k := p.inject(append(binary.BigEndian.AppendUint32(nil, uint32(len(forged))), forged...)); k == 0 {
+	_, endedBefore, _ := ts.counts()
+	if k := ts.inject(append(binary.BigEndian.AppendUint32(nil, uint32(len(forged))), forged...)); k == 0 {
 		t.Fatal("no live stream to inject into")
 	}
-	chattest.WaitFor(t, timeout, func() bool { _, ended, _ := p.counts(); return ended > endedBefore },
+	chattest.WaitFor(t, timeout, func() bool { _, ended, _ := ts.counts(); return ended > endedBefore },
 		"the stream carried on after bytes were injected into it")
-	// a reconnects through the tap; its next message arrives, the
+	// The pair reconnects through a tap; a's next message arrives, the
 	// injected one never did.
 	send(t, a, "after the injection")
 	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.Text == "after the injection" }, "message after the injection")

@@ -224,6 +224,11 @@ type Config struct {
 	// Direct configures direct messages (direct.go); zero fields mean
 	// the defaults.
 	Direct DirectConfig
+
+	// linkIdle, when positive, replaces linkIdleTimeout (links.go): a test
+	// hook, so a test can watch an idle link close without slowing
+	// anti-entropy down to the same pace.
+	linkIdle time.Duration
 }
 
 // Message log choices (Config.MessageLog).

@@ -24,6 +24,8 @@ type counters struct {
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
 	aeBytes, forwarded, gapPulls                     atomic.Uint64
 	badFloors, strangers                             atomic.Uint64
+
+	linkSwaps atomic.Uint64 // connections retired by the one-per-pair rule (peerconn.go)
 }
 
 // Errors callers can test with errors.Is.

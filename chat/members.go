@@ -6,9 +6,8 @@ package chat
 // adapter copies what it needs into a memberEvent and hands it to the
 // node's event loop through a bounded channel; if that channel is ever full
 // the loop rebuilds its view from memberlist.Members() instead, so no
-// change is lost for good. The loop owns the peer connections: it opens a
-// chat stream to every live member and closes it when the member dies or
-// leaves.
+// change is lost for good. The loop keeps a chat link to every live member
+// (keepLink, links.go) and stops it when the member dies or leaves.
 
 import (
 	"context"
@@ -97,8 +96,8 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 	}
 }
 
-// eventLoop applies membership changes. It is the only goroutine that
-// opens peer connections.
+// eventLoop applies membership changes. It keeps the links to live
+// members; links on demand are made by their first use (links.go).
 func (n *Node) eventLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(time.Second)
@@ -146,20 +145,20 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 	m := n.members[ev.name]
 	var out []hearsay.Event
 	var stopPeer *peerConn
-	var startPeer bool
+	var keepLink bool
 	switch ev.kind {
 	case memberJoin, memberUpdate:
 		if ev.kind == memberJoin {
 			delete(n.leaving, ev.name)
 		}
 		wasLive := m != nil && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
-		oldDisplay, oldNick, oldChat := "", "", ""
+		oldDisplay, oldNick := "", ""
 		if m == nil {
 			m = &memberInfo{ID: ev.name}
 			n.members[ev.name] = m
 		} else {
 			oldDisplay = n.displayNameLocked(m.ID, m.Nick)
-			oldNick, oldChat = m.Nick, m.ChatAddr
+			oldNick = m.Nick
 		}
 		m.Addr = ev.addr
 		n.faults.NoteAddr(m.ID, m.Addr)
@@ -181,10 +180,14 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		case oldNick != m.Nick:
 			out = append(out, hearsay.Event{Type: hearsay.EventNick, From: n.displayNameLocked(m.ID, m.Nick), FromID: m.ID, Text: oldDisplay})
 		}
-		if m.Valid && (oldChat != m.ChatAddr || n.peers[m.ID] == nil) {
-			stopPeer = n.peers[m.ID]
-			delete(n.peers, m.ID)
-			startPeer = n.state == stateStarted
+		if m.Valid {
+			// A link to an old chat address goes; the member's link is kept
+			// (made now when there is none: links.go).
+			if p := n.peers[m.ID]; p != nil && p.addr != m.ChatAddr {
+				stopPeer = p
+				delete(n.peers, m.ID)
+			}
+			keepLink = true
 		}
 	case memberLeave:
 		if m == nil {
@@ -205,10 +208,8 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		delete(n.peers, m.ID)
 		n.pruneGoneLocked()
 	}
-	if startPeer {
-		p := newPeerConn(n, m.ID, m.ChatAddr, m.Pub)
-		n.peers[m.ID] = p
-		p.start()
+	if keepLink {
+		n.keepLinkLocked(m.ID, true)
 	}
 	n.countLiveLocked()
 	close(n.memberGen)

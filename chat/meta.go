@@ -20,9 +20,10 @@ import (
 )
 
 // ProtocolVersion is the chat protocol version this code speaks (6: one
-// connection per pair of peers, the overlay's frames, direct message IDs
-// bound to their origin; 5: end-to-end encrypted direct messages; 4:
-// compact causal deps, split statuses; see chat.proto).
+// connection per pair of peers, every frame valid in both directions, the
+// overlay's frames, direct message IDs bound to their origin; 5:
+// end-to-end encrypted direct messages; 4: compact causal deps, split
+// statuses; see chat.proto).
 const ProtocolVersion = 6
 
 const maxAddrBytes = 64
@@ -67,7 +68,8 @@ func decodeMeta(b []byte, nodeName string) (peerMeta, error) {
 	m := peerMeta{Protocol: pb.Protocol, ID: pb.PeerId, Nick: pb.Nick, Pub: pb.PublicKey, ChatAddr: pb.ChatAddr}
 	if m.Protocol != ProtocolVersion {
 		// Peers of different chat protocols share memberlist but cannot
-		// chat (4 compacts deps and splits statuses, 3 is TLS, 2 was
+		// chat (6 shares one connection per pair, 5 seals direct
+		// messages, 4 compacts deps and splits statuses, 3 is TLS, 2 was
 		// plaintext gRPC): say so once, at
 		// the join, instead of failing every dial.
 		return peerMeta{}, fmt.Errorf("speaks chat protocol %d, this peer speaks %d: run the same hearsay version on both", m.Protocol, ProtocolVersion)

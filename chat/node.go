@@ -96,7 +96,7 @@ type Node struct {
 	tr        transport.Transport // the chat transport; nil before Start
 	chatAddr  string
 	members   map[string]*memberInfo // by peer ID, self excluded; see members.go
-	peers     map[string]*peerConn   // outgoing chat streams by peer ID
+	peers     map[string]*peerConn   // chat links by peer ID (peerconn.go, links.go)
 	memberGen chan struct{}          // closed and replaced on every membership change
 	leaving   map[string]time.Time   // peers that said Bye, until memberlist reports them gone
 
@@ -777,6 +777,10 @@ func (n *Node) Stats() hearsay.Stats {
 			streams++
 		}
 	}
+	var conns transport.ConnCounts
+	if cc, ok := n.tr.(transport.ConnCounter); ok {
+		conns = cc.OpenConns()
+	}
 	n.mu.Unlock()
 	held := 0
 	var late uint64
@@ -798,7 +802,7 @@ func (n *Node) Stats() hearsay.Stats {
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
-		Streams: streams,
+		Streams: streams, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
 	}
 	n.directStats(&st)
 	return st

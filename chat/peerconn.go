@@ -1,13 +1,37 @@
 package chat
 
-// peerConn is this node's outgoing stream to one peer. Its goroutine dials
-// an authenticated stream through the node's transport (chat/transport),
-// then writes queued frames in order; on any error it redials
-// with exponential backoff (50 ms doubling to 2 s) until the member dies or
-// leaves, or the node shuts down. The queue is bounded (Config.SendQueue):
+// peerConn is this node's link to one peer: since protocol 6 a pair of
+// peers shares ONE chat connection, used in both directions (before, each
+// peer dialed the other for its own outgoing frames: N(N-1) connections in
+// a group of N, 80,000 sockets for 200 peers in one process).
+//
+// A link has a bounded queue of frames to send and one writer goroutine
+// (run) that dials when the link has no connection and is wanted (kept by
+// membership, or used recently), then writes queued frames in order on the
+// link's current connection, batching envelopes; on any error it redials
+// with exponential backoff (50 ms doubling to 2 s) until the link is
+// stopped (the member dies or leaves, the node shuts down) or, when not
+// kept, falls idle (links.go). The queue is bounded (Config.SendQueue):
 // when it is full the new frame is dropped and counted, so a slow or
-// unreachable peer never blocks Send; a frame in flight when the stream
-// breaks is lost too. Anti-entropy (issue 4) repairs both.
+// unreachable peer never blocks Send; a frame in flight when the
+// connection breaks is lost too. Anti-entropy repairs both.
+//
+// Every connection of the link, dialed by this node or accepted from the
+// peer, has one reader (serveLink, receive.go) that hands every frame to
+// the same handling, whichever end dialed: frames are valid in both
+// directions. Readers never write: a Pong they owe goes to the writer
+// through a small reply channel, so two peers whose readers both wait to
+// write cannot deadlock each other.
+//
+// When both ends dial at once, a pair briefly holds two connections. Both
+// ends keep the one DIALED BY THE SMALLER PEER ID and retire the other
+// (install): each end applies the same rule, so they agree without a
+// message. A retired connection is no longer written to, but its reader
+// keeps processing what already arrived on it until linkRetireGrace has
+// passed (time for frames in flight to land) and it is closed. A newer
+// connection in the same direction as the current one replaces it: its
+// dialer dials only when it has no connection left, so the old one is dead
+// on its side.
 
 import (
 	"context"
@@ -24,43 +48,81 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
+// linkRetireGrace is how long a connection that lost the rule is still
+// read before it is closed: the frames the peer wrote on it before it
+// switched (one round trip and a socket buffer's worth) land and are
+// processed; later ones would be repaired by anti-entropy anyway.
+const linkRetireGrace = time.Second
+
+// maxReplies bounds the Pongs a link's readers can owe its writer; more
+// are dropped (counted as queue drops: the pinger times out).
+const maxReplies = 16
+
 type peerConn struct {
 	n    *Node
 	id   string
 	addr string
 	pub  ed25519.PublicKey
 
-	queue  chan *chatpb.Frame
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	queue   chan *chatpb.Frame
+	replies chan *chatpb.Frame // Pongs from the readers; written before the queue
+	kick    chan struct{}      // wakes the writer: the connection or kept changed
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
 
-	connected atomic.Bool
-	downSince atomic.Int64 // unix nanoseconds when the stream was last not established
+	connected  atomic.Bool
+	downSince  atomic.Int64 // unix nanoseconds when the link was last not established
+	lastActive atomic.Int64 // unix nanoseconds of the last frame queued or received
 
-	mu    sync.Mutex
-	pings map[uint64]chan struct{} // pending pings by nonce, closed on pong
+	mu      sync.Mutex
+	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong
+	cur     *linkConn                // the connection frames go out on, or nil
+	conns   map[*linkConn]struct{}   // every connection whose reader runs: cur and retired ones
+	kept    bool                     // dialed and redialed while the member lives (links.go)
+	stopped bool                     // the writer has ended: no connection is installed any more
+}
+
+// linkConn is one connection of a link.
+type linkConn struct {
+	c      transport.Conn
+	dialed bool          // this node dialed it
+	gone   chan struct{} // closed when its reader has returned
+	retire *time.Timer   // closes it linkRetireGrace after it lost the rule
 }
 
 func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
 	ctx, cancel := context.WithCancel(n.ctx)
-	return &peerConn{
+	p := &peerConn{
 		n: n, id: id, addr: addr, pub: pub,
-		queue:  make(chan *chatpb.Frame, n.cfg.SendQueue),
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		pings:  make(map[uint64]chan struct{}),
+		queue:   make(chan *chatpb.Frame, n.cfg.SendQueue),
+		replies: make(chan *chatpb.Frame, maxReplies),
+		kick:    make(chan struct{}, 1),
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		pings:   make(map[uint64]chan struct{}),
+		conns:   make(map[*linkConn]struct{}),
 	}
+	p.touch()
+	return p
 }
 
-// unreachableFor returns how long the stream has not been established (0
+// unreachableFor returns how long the link has not been established (0
 // when it is).
 func (p *peerConn) unreachableFor() time.Duration {
 	if p.connected.Load() {
 		return 0
 	}
 	return time.Since(time.Unix(0, p.downSince.Load()))
+}
+
+// touch records activity on the link (a frame queued or received).
+func (p *peerConn) touch() { p.lastActive.Store(time.Now().UnixNano()) }
+
+// idleFor returns how long the link has seen no frame either way.
+func (p *peerConn) idleFor() time.Duration {
+	return time.Since(time.Unix(0, p.lastActive.Load()))
 }
 
 func (p *peerConn) start() {
@@ -73,20 +135,31 @@ func (p *peerConn) start() {
 	}()
 }
 
-// stop ends the connection and waits for its goroutine.
+// stop ends the link, closes its connections and waits for its writer.
+// The readers of dialed connections end with them (the node's WaitGroup
+// owns them); an accepted connection's reader returns to the transport.
 func (p *peerConn) stop() {
 	p.cancel()
 	<-p.done
 }
 
+// wake nudges the writer without blocking.
+func (p *peerConn) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
 // enqueue queues f without blocking; it reports false (and counts a drop)
-// when the queue is full or the connection is stopping.
+// when the queue is full or the link is stopping.
 func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if p.ctx.Err() != nil {
 		return false
 	}
 	select {
 	case p.queue <- f:
+		p.touch()
 		return true
 	default:
 		p.n.stats.queueDrops.Add(1)
@@ -94,83 +167,283 @@ func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	}
 }
 
+// reply hands a frame a reader owes the peer (a Pong) to the writer,
+// without blocking.
+func (p *peerConn) reply(f *chatpb.Frame) {
+	select {
+	case p.replies <- f:
+	default:
+		p.n.stats.queueDrops.Add(1)
+	}
+}
+
+// current returns the connection frames go out on, or nil.
+func (p *peerConn) current() *linkConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+// dialedWins reports which connection the rule keeps when both ends
+// dialed: the one dialed by the smaller peer ID.
+func (p *peerConn) dialedWins() bool { return p.n.id.ID < p.id }
+
+// install adds an established connection to the link and applies the
+// rule: it becomes the current one when there is none, when it runs in
+// the same direction as the current one (the newer wins), or when the
+// rule prefers its direction; the connection that loses is retired. It
+// returns nil when the link has stopped (c is closed then). Safe for
+// concurrent use (the writer installs what it dials, the transport's
+// goroutine what it accepts).
+func (p *peerConn) install(c transport.Conn, dialed bool) *linkConn {
+	lc := &linkConn{c: c, dialed: dialed, gone: make(chan struct{})}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		c.Close()
+		return nil
+	}
+	p.conns[lc] = struct{}{}
+	old := p.cur
+	if old == nil || old.dialed == dialed || dialed == p.dialedWins() {
+		p.cur = lc
+		if old != nil {
+			p.retireLocked(old)
+		}
+	} else {
+		p.retireLocked(lc)
+	}
+	p.mu.Unlock()
+	p.touch()
+	p.wake()
+	return lc
+}
+
+// retireLocked stops writing on lc (it is not current) and closes it
+// after linkRetireGrace; its reader keeps processing until then. Caller
+// holds p.mu.
+func (p *peerConn) retireLocked(lc *linkConn) {
+	p.n.stats.linkSwaps.Add(1)
+	if lc.retire == nil {
+		lc.retire = time.AfterFunc(linkRetireGrace, func() { lc.c.Close() })
+	}
+}
+
+// drop closes lc after a write error; the link has no connection until
+// the next one is installed.
+func (p *peerConn) drop(lc *linkConn) {
+	p.mu.Lock()
+	if p.cur == lc {
+		p.cur = nil
+	}
+	p.mu.Unlock()
+	lc.c.Close()
+}
+
+// readerDone is called by lc's reader when it returns.
+func (p *peerConn) readerDone(lc *linkConn) {
+	p.mu.Lock()
+	delete(p.conns, lc)
+	if p.cur == lc {
+		p.cur = nil
+	}
+	if lc.retire != nil {
+		lc.retire.Stop()
+	}
+	p.mu.Unlock()
+	lc.c.Close() // ours when dialed; the transport closes an accepted one again, harmlessly
+	close(lc.gone)
+	p.wake()
+}
+
+// closeAll stops installing and closes every connection of the link. The
+// writer calls it as it ends.
+func (p *peerConn) closeAll() {
+	p.mu.Lock()
+	p.stopped = true
+	p.cur = nil
+	conns := make([]*linkConn, 0, len(p.conns))
+	for lc := range p.conns {
+		conns = append(conns, lc)
+		if lc.retire != nil {
+			lc.retire.Stop()
+		}
+	}
+	p.mu.Unlock()
+	for _, lc := range conns {
+		lc.c.Close()
+	}
+}
+
+// setUp and setDown are the link's state changes: the connected flag, then
+// the node's reaction (linkUp, linkDown in links.go). Only the writer
+// calls them.
+func (p *peerConn) setUp() {
+	if !p.connected.Swap(true) {
+		p.n.linkUp(p.id)
+	}
+}
+
+func (p *peerConn) setDown() {
+	p.downSince.Store(time.Now().UnixNano())
+	if p.connected.Swap(false) {
+		p.n.linkDown(p.id)
+	}
+}
+
+// run is the link's writer: it dials when the link wants a connection and
+// has none, and writes on the current connection. When the link falls
+// idle without being kept it removes itself from the node (links.go).
 func (p *peerConn) run() {
-	backoff := 50 * time.Millisecond
+	defer func() {
+		p.closeAll()
+		p.setDown()
+	}()
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
+	backoff := minBackoff
 	for p.ctx.Err() == nil {
-		established, err := p.session()
+		lc := p.current()
+		if lc != nil {
+			err := p.session(lc)
+			if p.ctx.Err() != nil {
+				return
+			}
+			if p.current() == nil {
+				p.setDown()
+				if err != nil {
+					p.n.logger.Printf("chat link to %s (%s): %v", p.id, p.addr, err)
+				}
+			}
+			backoff = minBackoff
+			continue
+		}
+		if !p.wanted() {
+			if p.n.dropIdleLink(p) {
+				return
+			}
+			continue // used again meanwhile
+		}
+		conn, err := p.n.tr.Dial(p.ctx, p.addr, transport.Peer{ID: p.id, Key: p.pub})
 		if p.ctx.Err() != nil {
+			if conn != nil {
+				conn.Close()
+			}
 			return
 		}
-		if established {
-			backoff = 50 * time.Millisecond
+		if err != nil {
+			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, backoff)
+			// An accepted connection installed meanwhile wakes us early.
+			if !p.waitKick(backoff) {
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
 		}
-		p.n.logger.Printf("chat stream to %s (%s): %v; retrying in %v", p.id, p.addr, err, backoff)
-		select {
-		case <-time.After(backoff):
-		case <-p.ctx.Done():
-			return
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
+		if lc := p.install(conn, true); lc != nil {
+			p.n.wg.Add(1) // the writer's own count is held: no race with Shutdown's Wait
+			go func() {
+				defer p.n.wg.Done()
+				p.n.serveLink(p, lc)
+			}()
 		}
 	}
 }
 
-// session dials one authenticated stream, then sends queued frames until
-// an error. It reports whether the stream was established.
-func (p *peerConn) session() (bool, error) {
-	conn, err := p.n.tr.Dial(p.ctx, p.addr, transport.Peer{ID: p.id, Key: p.pub})
-	if err != nil {
-		return false, err
+// waitKick waits for a kick or d; false when the link is stopping.
+func (p *peerConn) waitKick(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.ctx.Done():
+		return false
+	case <-p.kick:
+	case <-t.C:
 	}
-	// Closing the stream unblocks the reader and a blocked Send.
-	defer conn.Close()
-	// Our rooms first, so the listener knows at once which rooms to send
-	// us (the announcement is repeated every anti-entropy round anyway).
-	rs := p.n.roomSetAnnouncement()
-	if err := conn.Send(rs); err != nil {
-		return false, fmt.Errorf("send rooms: %w", err)
-	}
-	p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
-	// Our encryption key (and others we know) before any direct message,
-	// then the direct-message loop may deliver to this peer (direct.go).
-	if err := conn.Send(p.n.encKeysFrame(p.id)); err != nil {
-		return false, fmt.Errorf("send encryption keys: %w", err)
-	}
-	p.connected.Store(true)
-	p.n.dm.wake()
-	defer func() {
-		p.downSince.Store(time.Now().UnixNano())
-		p.connected.Store(false)
-	}()
+	return true
+}
 
-	recvErr := make(chan error, 1)
-	p.n.wg.Add(1)
-	go func() {
-		defer p.n.wg.Done()
-		recvErr <- p.readLoop(conn)
-	}()
-	defer func() {
-		conn.Close()
-		<-recvErr
-	}()
+// wanted reports whether the link should have a connection: it is kept,
+// or it was used within the idle timeout.
+func (p *peerConn) wanted() bool {
+	return p.isKept() || p.idleFor() < p.n.linkIdleTimeout()
+}
+
+// isKept reports whether membership (or the overlay) keeps the link.
+func (p *peerConn) isKept() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kept
+}
+
+// session sends our room set and encryption keys on lc (each end does
+// when a connection becomes its link's), then queued frames until an
+// error, until another connection replaces lc, until the link, not kept,
+// has been idle for linkIdleTimeout, or until the link stops. A nil error
+// means lc was replaced or closed for idleness.
+func (p *peerConn) session(lc *linkConn) error {
 	send := func(f *chatpb.Frame) error {
-		if err := conn.Send(f); err != nil {
+		if err := lc.c.Send(f); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
 		return nil
 	}
+	fail := func(err error) error {
+		p.drop(lc)
+		return err
+	}
+	// Our rooms first, so the peer knows at once which rooms to send us
+	// (the announcement is repeated every few anti-entropy rounds anyway).
+	rs := p.n.roomSetAnnouncement()
+	if err := send(rs); err != nil {
+		return fail(fmt.Errorf("send rooms: %w", err))
+	}
+	p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
+	// Our encryption key (and others we know) before any direct message,
+	// then the direct-message loop may deliver to this peer (direct.go).
+	if err := send(p.n.encKeysFrame(p.id)); err != nil {
+		return fail(fmt.Errorf("send encryption keys: %w", err))
+	}
+	p.setUp()
+
+	// A link that is not kept checks for idleness; a kept one has no timer.
+	var idleT *time.Ticker
+	var idle <-chan time.Time
+	defer func() {
+		if idleT != nil {
+			idleT.Stop()
+		}
+	}()
+	armIdle := func() {
+		if idleT == nil && !p.isKept() {
+			idleT = time.NewTicker(max(p.n.linkIdleTimeout()/4, time.Millisecond))
+			idle = idleT.C
+		}
+	}
+	armIdle()
 	for {
 		select {
 		case <-p.ctx.Done():
-			return true, nil
-		case err := <-recvErr:
-			recvErr <- err // for the deferred wait
-			return true, fmt.Errorf("stream closed: %w", err)
+			return nil
+		case <-lc.gone:
+			return fail(errors.New("connection closed"))
+		case <-p.kick:
+			if p.current() != lc {
+				return nil // replaced: the writer continues on the new one
+			}
+			armIdle()
+		case <-idle:
+			if !p.isKept() && p.idleFor() >= p.n.linkIdleTimeout() {
+				p.drop(lc)
+				return nil
+			}
+		case f := <-p.replies:
+			if err := send(f); err != nil {
+				return fail(err)
+			}
 		case f := <-p.queue:
 			if err := p.sendBatched(f, send); err != nil {
-				return true, err
+				return fail(err)
 			}
 		}
 	}
@@ -235,26 +508,14 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) 
 	}
 }
 
-// readLoop reads what the listener sends back (pongs) until the stream
-// ends.
-func (p *peerConn) readLoop(conn transport.Conn) error {
-	for {
-		f, err := conn.Recv()
-		if err != nil {
-			return err
-		}
-		pong := f.GetPong()
-		if pong == nil {
-			p.n.stats.badFrames.Add(1)
-			continue
-		}
-		p.mu.Lock()
-		if ch := p.pings[pong.Nonce]; ch != nil {
-			close(ch)
-			delete(p.pings, pong.Nonce)
-		}
-		p.mu.Unlock()
+// gotPong completes the request waiting for nonce, if any.
+func (p *peerConn) gotPong(nonce uint64) {
+	p.mu.Lock()
+	if ch := p.pings[nonce]; ch != nil {
+		close(ch)
+		delete(p.pings, nonce)
 	}
+	p.mu.Unlock()
 }
 
 // request queues the frame built by mk(nonce) and waits for the Pong with
@@ -284,7 +545,7 @@ func (p *peerConn) request(ctx context.Context, what string, mk func(nonce uint6
 	}
 }
 
-// ping measures the round trip of the stream.
+// ping measures the round trip of the link.
 func (p *peerConn) ping(ctx context.Context) (time.Duration, error) {
 	return p.request(ctx, "ping", pingFrame)
 }
@@ -296,9 +557,9 @@ func (p *peerConn) bye(ctx context.Context) error {
 }
 
 // Ping measures the round trip to a peer (by peer ID, ID prefix, nick or
-// display name) over its chat stream, including queueing behind messages
-// already sent to it. It blocks until the pong or ctx's end; give ctx a
-// deadline.
+// display name) over its chat link, including queueing behind messages
+// already sent to it; a member with no link gets one. It blocks until the
+// pong or ctx's end; give ctx a deadline.
 func (n *Node) Ping(ctx context.Context, who string) (time.Duration, error) {
 	if _, err := n.active(); err != nil {
 		return 0, err
@@ -310,9 +571,7 @@ func (n *Node) Ping(ctx context.Context, who string) (time.Duration, error) {
 	if m.ID == n.id.ID {
 		return 0, errors.New("ping: that is this peer")
 	}
-	n.mu.Lock()
-	p := n.peers[m.ID]
-	n.mu.Unlock()
+	p := n.link(m.ID, true)
 	if p == nil {
 		return 0, fmt.Errorf("ping %s: no chat connection (state %s)", who, m.State)
 	}

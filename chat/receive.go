@@ -1,7 +1,8 @@
 package chat
 
-// Inbound: who may open a stream (admit), serving an admitted stream
-// (serveConn) and routing its frames (handleFrame), then the receive
+// Inbound: who may open a connection (admit), serving the connections of
+// a link, accepted or dialed (serveConn, serveLink), and routing their
+// frames (handleFrame), then the receive
 // pipeline: every envelope from a peer, pushed (Envelope and Batch frames)
 // or repaired (Repair frames, anti-entropy), takes the same steps, for the envelopes that arrived together at once: drop the ones
 // already stored, verify the rest in one signature batch, store them in
@@ -36,26 +37,48 @@ func (n *Node) admit(ctx context.Context, p transport.Peer) error {
 	return nil
 }
 
-// serveConn serves one admitted inbound stream until the dialer closes it
-// or the node shuts down. Only this goroutine sends on the stream (pongs),
-// and it receives itself: a frame reaches the pipeline without a hand-off.
+// serveConn serves one admitted inbound connection: it joins the pair's
+// link (made for it when there is none), which applies the rule when the
+// pair already has a connection, and its frames are served like those of
+// a connection this node dialed, until it closes or the node shuts down.
+// A node that is not started (or has left) makes no link, and the
+// connection closes.
 func (n *Node) serveConn(c transport.Conn) {
-	peer := c.Peer().ID
+	p := n.link(c.Peer().ID, true)
+	if p == nil {
+		return
+	}
+	lc := p.install(c, false)
+	if lc == nil {
+		return
+	}
+	n.serveLink(p, lc)
+}
+
+// serveLink reads one connection of link p, dialed or accepted, until it
+// closes: every frame type is handled the same whichever end dialed. The
+// reader handles each frame itself (a frame reaches the pipeline without a
+// hand-off) and never writes: a Pong goes to the link's writer (reply).
+func (n *Node) serveLink(p *peerConn, lc *linkConn) {
+	defer p.readerDone(lc)
 	for {
-		f, err := c.Recv()
+		f, err := lc.c.Recv()
 		if err != nil {
 			return
 		}
-		if reply := n.handleFrame(f, peer); reply != nil {
-			if err := c.Send(reply); err != nil {
-				return
-			}
+		p.touch()
+		if pong := f.GetPong(); pong != nil {
+			p.gotPong(pong.GetNonce())
+			continue
+		}
+		if reply := n.handleFrame(f, p.id); reply != nil {
+			p.reply(reply)
 		}
 	}
 }
 
-// handleFrame acts on one frame from the authenticated dialer peer and
-// returns the frame to answer on the same stream (a pong), or nil.
+// handleFrame acts on one frame from the authenticated peer and returns
+// the frame to answer on the same link (a pong), or nil.
 func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 	switch m := f.Msg.(type) {
 	case *chatpb.Frame_Envelope:

@@ -71,8 +71,11 @@ type roomSetSent struct {
 // whose last announcement by this loop was not queued, holds other rooms
 // (announceRooms sent the change, unless their queue was full), or is due
 // for its refresh. sent is the loop's record, pruned to the current peers.
+// Only kept links are refreshed: a link made on demand gets our set when
+// it comes up and on changes, and the refresh must not keep it from
+// closing when idle (links.go).
 func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
-	peers := n.peerList()
+	peers := n.keptLinks()
 	f := n.roomSetAnnouncement()
 	key := roomsKey(f.GetRoomSet())
 	var due []*peerConn
@@ -125,11 +128,24 @@ func (n *Node) newRoomSetFrame() *chatpb.Frame {
 	return n.roomSetAnnouncement()
 }
 
-// peerList returns the outgoing connections.
+// peerList returns the links.
 func (n *Node) peerList() []*peerConn {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Collect(maps.Values(n.peers))
+}
+
+// keptLinks returns the links that are kept (links.go).
+func (n *Node) keptLinks() []*peerConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*peerConn, 0, len(n.peers))
+	for _, p := range n.peers {
+		if p.isKept() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // handleRoomSet records the rooms a peer announced.

@@ -1,8 +1,8 @@
 package chat
 
 // The node's side of the chat transport (chat/transport): every peer
-// listens for authenticated streams and dials every other live member
-// once (peerconn.go), keeping one persistent stream per direction, so a
+// listens for authenticated streams, and a pair of peers shares one
+// persistent stream used in both directions (peerconn.go, links.go), so a
 // message costs no new connection or handshake. The transport proves each
 // end's identity; the node decides who may open a stream (admit: only
 // live members of its memberlist group whose node meta carries the same
@@ -69,8 +69,11 @@ func tlsTransportConfig(cfg *Config, local transport.Local) transport.TLSConfig 
 		ClusterKey:       cfg.ClusterKey,
 		MaxFrameBytes:    maxFrameBytes,
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		// The dialer sends its room set every 5 to 10 anti-entropy
-		// intervals: a stream quiet for 30 of them has lost its dialer.
+		// The read deadline of accepted streams. Each end of a kept link
+		// refreshes its room set on it every 5 to 10 anti-entropy
+		// intervals (roomsets.go): a stream quiet for 30 of them has lost
+		// its dialer. A link that is not kept closes itself after
+		// linkIdleRounds (10) quiet intervals, before this cuts it.
 		IdleTimeout: max(30*time.Second, 30*cfg.AntiEntropyInterval),
 	}
 }

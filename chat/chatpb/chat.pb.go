@@ -1,5 +1,5 @@
 // chat.proto is the wire specification of hearsay's peer protocol: the chat
-// transport (a TLS 1.3 connection per peer pair and direction, carrying
+// transport (one TLS 1.3 connection per pair of peers, carrying
 // length-prefixed Frames), the signed message
 // envelope, the memberlist node meta and the small key/value state that is
 // gossiped through memberlist's broadcast queue.
@@ -24,7 +24,10 @@
 // (Status.from_origin, until_origin), refuses system envelopes from peers
 // and envelopes whose origin is not a member identity, and bounds every
 // counter by 2^62; 5 added end-to-end encrypted direct messages (EncKeys,
-// Direct, DirectAck and Receipt frames; chat/direct.go). Peers of different versions refuse each other's
+// Direct, DirectAck and Receipt frames; chat/direct.go); 6 shares one
+// connection per pair of peers in both directions (every frame may come
+// from either end; a protocol-5 dialer counts the listener's frames other
+// than Pong as bad). Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc
@@ -344,76 +347,75 @@ type Frame_Auth struct {
 }
 
 type Frame_Envelope struct {
-	// envelope carries one signed message (dialer to listener).
+	// envelope carries one signed message.
 	Envelope *Envelope `protobuf:"bytes,3,opt,name=envelope,proto3,oneof"`
 }
 
 type Frame_Ping struct {
-	// ping asks the listener for a pong on the same stream (dialer to listener).
+	// ping asks the receiver for a pong on the same connection.
 	Ping *Ping `protobuf:"bytes,4,opt,name=ping,proto3,oneof"`
 }
 
 type Frame_Pong struct {
-	// pong answers a ping or a bye (listener to dialer).
+	// pong answers a ping or a bye.
 	Pong *Pong `protobuf:"bytes,5,opt,name=pong,proto3,oneof"`
 }
 
 type Frame_Bye struct {
-	// bye announces a graceful leave (dialer to listener).
+	// bye announces a graceful leave.
 	Bye *Bye `protobuf:"bytes,6,opt,name=bye,proto3,oneof"`
 }
 
 type Frame_RoomSet struct {
-	// room_set announces the rooms the dialer has joined (dialer to
-	// listener): sent when the stream opens, whenever the set changes and
-	// again every anti-entropy interval, so a lost one is repaired.
+	// room_set announces the rooms the sender has joined: sent by each
+	// end when the connection opens, whenever the set changes and again
+	// every few anti-entropy intervals, so a lost one is repaired.
 	RoomSet *RoomSet `protobuf:"bytes,7,opt,name=room_set,json=roomSet,proto3,oneof"`
 }
 
 type Frame_Status struct {
-	// status is an anti-entropy digest: the dialer's version vector of one
-	// room (dialer to listener).
+	// status is an anti-entropy digest: the sender's version vector of one
+	// room.
 	Status *Status `protobuf:"bytes,8,opt,name=status,proto3,oneof"`
 }
 
 type Frame_Repair struct {
-	// repair carries stored messages of one room that the listener lacks,
-	// in seq order per origin (dialer to listener; the answer to a status).
+	// repair carries stored messages of one room that the receiver lacks,
+	// in seq order per origin (the answer to a status).
 	Repair *Repair `protobuf:"bytes,9,opt,name=repair,proto3,oneof"`
 }
 
 type Frame_Batch struct {
-	// batch carries several signed messages at once (dialer to listener,
-	// protocol 2): the dialer packs the envelopes already waiting in its
-	// queue for this peer into one frame, so a busy stream pays the
-	// per-frame costs (framing, a TLS record, a write, a wake-up) once per batch
-	// and the listener verifies and stores them together.
+	// batch carries several signed messages at once (protocol 2): the
+	// sender packs the envelopes already waiting in its queue for this
+	// peer into one frame, so a busy stream pays the per-frame costs
+	// (framing, a TLS record, a write, a wake-up) once per batch and the
+	// receiver verifies and stores them together.
 	Batch *Batch `protobuf:"bytes,10,opt,name=batch,proto3,oneof"`
 }
 
 type Frame_EncKeys struct {
 	// enc_keys (protocol 5) carries signed HPKE encryption keys: the
-	// dialer's own first, then keys of other peers it knows (dialer to
-	// listener, when the stream opens). Numbers 20 and up are the direct
+	// sender's own first, then keys of other peers it knows (each end,
+	// when the connection opens). Numbers 20 and up are the direct
 	// messages' (chat/direct*.go).
 	EncKeys *EncKeys `protobuf:"bytes,20,opt,name=enc_keys,json=encKeys,proto3,oneof"`
 }
 
 type Frame_Direct struct {
 	// direct (protocol 5) carries one sealed direct message, to its
-	// recipient or to a holder (dialer to listener).
+	// recipient or to a holder.
 	Direct *Direct `protobuf:"bytes,21,opt,name=direct,proto3,oneof"`
 }
 
 type Frame_DirectAck struct {
-	// direct_ack (protocol 5) answers a direct or a receipt (dialer to
-	// listener, on the answering peer's own stream).
+	// direct_ack (protocol 5) answers a direct or a receipt.
 	DirectAck *DirectAck `protobuf:"bytes,22,opt,name=direct_ack,json=directAck,proto3,oneof"`
 }
 
 type Frame_Receipt struct {
 	// receipt (protocol 5) is a recipient's signed delivery or read receipt
-	// for a direct message, to its sender (dialer to listener).
+	// for a direct message, to its sender.
 	Receipt *Receipt `protobuf:"bytes,23,opt,name=receipt,proto3,oneof"`
 }
 
@@ -453,7 +455,7 @@ func (*Frame_Receipt) isFrame_Msg() {}
 // one it dialed.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version of the sender (currently 5). A
+	// protocol is the chat protocol version of the sender (currently 6). A
 	// listener refuses a dialer whose protocol it does not speak, and says so
 	// in its answer.
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`

@@ -4,9 +4,11 @@ package transport
 // transport (WithFaults). An Injector holds the faults in force and can be
 // changed while streams run:
 //
-//   - Frames sent on dialed streams may be dropped (DropRatio) and delayed
-//     (Delay plus a uniform Jitter, which reorders them: a stream sends
-//     delayed frames in due-time order, not send order).
+//   - Frames sent on any stream, dialed or accepted, may be dropped
+//     (DropRatio) and delayed (Delay plus a uniform Jitter, which reorders
+//     them: a stream sends delayed frames in due-time order, not send
+//     order). Since chat protocol 6 a pair of peers shares one stream for
+//     both directions, so both ends' frames must meet the same faults.
 //   - A partition (Partition) cuts named peers off: every frame to or
 //     from them, on dialed and accepted streams alike, is dropped. The
 //     Injector also remembers their memberlist addresses, so a memberlist
@@ -187,12 +189,21 @@ type faultTransport struct {
 	inj *Injector
 }
 
+// OpenConns forwards to the decorated transport when it counts its
+// connections (zero counts otherwise).
+func (t *faultTransport) OpenConns() ConnCounts {
+	if cc, ok := t.Transport.(ConnCounter); ok {
+		return cc.OpenConns()
+	}
+	return ConnCounts{}
+}
+
 func (t *faultTransport) Dial(ctx context.Context, addr string, want Peer) (Conn, error) {
 	c, err := t.Transport.Dial(ctx, addr, want)
 	if err != nil {
 		return nil, err
 	}
-	return newFaultConn(c, t.inj, true), nil
+	return newFaultConn(c, t.inj), nil
 }
 
 func (t *faultTransport) Serve(h Handler) error {
@@ -205,7 +216,7 @@ type faultHandler struct {
 }
 
 func (f faultHandler) Admit(ctx context.Context, p Peer) error { return f.h.Admit(ctx, p) }
-func (f faultHandler) ServeConn(c Conn)                        { f.h.ServeConn(newFaultConn(c, f.inj, false)) }
+func (f faultHandler) ServeConn(c Conn)                        { f.h.ServeConn(newFaultConn(c, f.inj)) }
 
 // maxDelayed bounds the frames one stream holds in its delay line; more
 // are dropped (and counted).
@@ -216,8 +227,7 @@ const maxDelayed = 1024
 // and waits for it.
 type faultConn struct {
 	Conn
-	inj    *Injector
-	dialed bool // random loss and delay act on dialed streams only
+	inj *Injector
 
 	sendMu sync.Mutex // one sender at a time on the inner stream
 	mu     sync.Mutex // guards line, err, running
@@ -231,19 +241,13 @@ type faultConn struct {
 	once   sync.Once
 }
 
-func newFaultConn(c Conn, inj *Injector, dialed bool) *faultConn {
-	return &faultConn{Conn: c, inj: inj, dialed: dialed, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func newFaultConn(c Conn, inj *Injector) *faultConn {
+	return &faultConn{Conn: c, inj: inj, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (c *faultConn) Send(f *chatpb.Frame) error {
 	peer := c.Conn.Peer().ID
-	var drop bool
-	var delay time.Duration
-	if c.dialed {
-		drop, delay = c.inj.Outgoing(peer)
-	} else {
-		drop = c.inj.Blocks(peer)
-	}
+	drop, delay := c.inj.Outgoing(peer)
 	if drop {
 		c.inj.CountDrop()
 		return nil

@@ -1,6 +1,6 @@
 package transport
 
-// The network transport: one TLS 1.3 connection per dialed stream, both
+// The network transport: one TLS 1.3 connection per stream, both
 // ends authenticated by their Ed25519 identity keys, and frames written
 // directly on the connection (a 4-byte big-endian length, then the encoded
 // chatpb.Frame). chat.proto describes the wire format; this file is its
@@ -73,8 +73,8 @@ type TLSConfig struct {
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes an accepted connection on which no frame arrived
 	// for this long (0: 2 minutes). The dialer of a live stream must send
-	// something more often (the chat node sends its room set every
-	// anti-entropy interval).
+	// something more often (the chat node refreshes its room set every few
+	// anti-entropy intervals on the links it keeps).
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one Send (0: 30 s): a peer that stops reading
 	// ends its stream instead of holding the writer for ever.
@@ -150,13 +150,25 @@ type TLS struct {
 	connsPerIP map[string]int        // inbound connections per remote IP, any state
 	conns      map[net.Conn]struct{} // every inbound connection, in handshake or served
 	admitted   int
+	dialed     int            // dialed connections not yet closed
 	wg         sync.WaitGroup // connection goroutines
 	done       chan struct{}
 	ctx        context.Context // ends at Close
 	cancel     context.CancelFunc
 }
 
-var _ Transport = (*TLS)(nil)
+var (
+	_ Transport   = (*TLS)(nil)
+	_ ConnCounter = (*TLS)(nil)
+)
+
+// OpenConns returns the connections open now: dialed and not yet closed,
+// and accepted past the handshake.
+func (t *TLS) OpenConns() ConnCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return ConnCounts{Dialed: t.dialed, Accepted: t.admitted}
+}
 
 // ListenTLS listens on addr ("host:port", port 0 for a free one). The
 // transport accepts nothing until Serve.
@@ -535,6 +547,14 @@ func (t *TLS) Dial(ctx context.Context, addr string, want Peer) (Conn, error) {
 		return nil, fmt.Errorf("peer %s at %s: %w", want.ID, addr, err)
 	}
 	_ = raw.SetDeadline(time.Time{})
+	t.mu.Lock()
+	t.dialed++
+	t.mu.Unlock()
+	c.onClose = func() {
+		t.mu.Lock()
+		t.dialed--
+		t.mu.Unlock()
+	}
 	return c, nil
 }
 
@@ -573,6 +593,9 @@ type tlsConn struct {
 	idle         time.Duration // accepted: the read deadline per frame
 
 	rbuf []byte // Recv's frame buffer (Unmarshal copies out of it)
+
+	closeOnce sync.Once
+	onClose   func() // dialed: uncounts it (OpenConns), once
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -643,6 +666,11 @@ func (c *tlsConn) readFrame(limit int) (*chatpb.Frame, error) {
 
 // Close ends the connection; a blocked Send or Recv returns.
 func (c *tlsConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
 	err := c.tc.NetConn().Close()
 	if errors.Is(err, net.ErrClosed) {
 		return nil

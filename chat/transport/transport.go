@@ -92,5 +92,18 @@ type Transport interface {
 	Close() error
 }
 
+// ConnCounts are a transport's open connections: those it dialed (open
+// until their caller closes them) and those it accepted and admitted.
+type ConnCounts struct {
+	Dialed, Accepted int
+}
+
+// ConnCounter is implemented by transports that count their open
+// connections (TLS, and WithFaults over it). OpenConns never blocks for
+// long and is safe for concurrent use.
+type ConnCounter interface {
+	OpenConns() ConnCounts
+}
+
 // ErrClosed is returned by operations on a closed transport or stream.
 var ErrClosed = errors.New("transport closed")

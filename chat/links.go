@@ -1,0 +1,160 @@
+package chat
+
+// Links on demand. The node holds at most one link per peer (n.peers,
+// peerconn.go), made three ways:
+//
+//   - kept: membership keeps a link to every live member (keepLink(id,
+//     true), members.go), dialed at once and redialed while the member
+//     lives, as every link was before protocol 6;
+//   - on demand: sendFrame to a live member with no link makes one and
+//     dials it;
+//   - accepted: a member that dials us gets a link for that connection.
+//
+// A link that is not kept closes, and leaves n.peers, after
+// linkIdleTimeout without a frame in either direction; a later sendFrame
+// or an accepted connection makes a new one. The room-set refresh goes to
+// kept links only (roomsets.go), so it does not keep the others alive.
+//
+// linkUp and linkDown are the one place where a link's state change has
+// effects beyond the link itself.
+
+import (
+	"time"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// linkIdleRounds is linkIdleTimeout in anti-entropy intervals: 10 s with
+// the default 1 s. One anti-entropy exchange (status, repair, the reply
+// status) spans a round or two, and a backlog larger than
+// AntiEntropyBatch is repaired over consecutive rounds, so a link opened
+// for anti-entropy must outlive several rounds or it would pay a TLS
+// handshake (~2 ms of CPU at each end) per round; beyond that an idle
+// connection only costs memory (buffers and TLS state, tens of KB per
+// end). It stays below the transport's IdleTimeout (30 rounds,
+// transport.go), so an idle link closes itself before its peer's read
+// deadline cuts it.
+const linkIdleRounds = 10
+
+// linkIdleTimeout is how long a link that is not kept may go without a
+// frame either way before it closes.
+func (n *Node) linkIdleTimeout() time.Duration {
+	if n.cfg.linkIdle > 0 {
+		return n.cfg.linkIdle
+	}
+	return linkIdleRounds * n.cfg.AntiEntropyInterval
+}
+
+// sendFrame queues f to peer id on the pair's link, making the link (and
+// dialing it) when there is none and id is a live member with a valid
+// meta. It reports false when it cannot: an unknown or dead member, a full
+// queue (counted in Stats.QueueDrops), a node that is not started or is
+// shutting down. It never blocks; the caller must not change f afterwards.
+// Safe for concurrent use.
+func (n *Node) sendFrame(id string, f *chatpb.Frame) bool {
+	for range 2 {
+		p := n.link(id, true)
+		if p == nil {
+			return false
+		}
+		if p.enqueue(f) {
+			return true
+		}
+		if p.ctx.Err() == nil {
+			return false // queue full
+		}
+		// The link closed for idleness as we queued: once more, on a new one.
+	}
+	return false
+}
+
+// keepLink marks the link to id kept or not. A kept link is dialed now
+// when there is none (id must be a live member with a valid meta) and
+// redialed while it lives; a link no longer kept closes after
+// linkIdleTimeout without frames. Safe for concurrent use.
+func (n *Node) keepLink(id string, keep bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keepLinkLocked(id, keep)
+}
+
+// keepLinkLocked is keepLink; caller holds n.mu.
+func (n *Node) keepLinkLocked(id string, keep bool) {
+	p := n.peers[id]
+	if p == nil {
+		if keep {
+			n.newLinkLocked(id, true)
+		}
+		return
+	}
+	p.mu.Lock()
+	p.kept = keep
+	p.mu.Unlock()
+	p.wake()
+}
+
+// link returns the link to id; with create, a live member with a valid
+// meta that has none gets one (not kept). It returns nil when there is no
+// link and none may be made. Safe for concurrent use.
+func (n *Node) link(id string, create bool) *peerConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peers[id]; p != nil || !create {
+		return p
+	}
+	return n.newLinkLocked(id, false)
+}
+
+// newLinkLocked makes and starts the link to id, or returns nil when id
+// is not a live member with a valid meta or the node is not started (a
+// node that left makes no new links). Caller holds n.mu and has checked
+// that id has no link.
+func (n *Node) newLinkLocked(id string, keep bool) *peerConn {
+	if n.state != stateStarted || id == n.id.ID {
+		return nil
+	}
+	m := n.members[id]
+	if m == nil || !m.Valid || (m.State != hearsay.StateAlive && m.State != hearsay.StateSuspect) {
+		return nil
+	}
+	p := newPeerConn(n, id, m.ChatAddr, m.Pub)
+	p.kept = keep
+	n.peers[id] = p
+	p.start()
+	return p
+}
+
+// dropIdleLink removes p, a link that is not kept and has been idle for
+// linkIdleTimeout, from the node; it reports whether p must end (removed,
+// or no longer the node's link to its peer) or false when p was used
+// again meanwhile. Called by p's writer.
+func (n *Node) dropIdleLink(p *peerConn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.peers[p.id] != p {
+		return true
+	}
+	if p.wanted() {
+		return false
+	}
+	delete(n.peers, p.id)
+	p.cancel() // enqueue refuses from now on: sendFrame makes a new link
+	return true
+}
+
+// linkUp is called when the link to id becomes established (after its
+// connected flag is set, by the link's writer, once per transition): the
+// direct-message loop may deliver to the peer now (it has our encryption
+// key, sent on the link first).
+func (n *Node) linkUp(id string) {
+	n.dm.wake()
+}
+
+// linkDown is called when the link to id loses its last connection or
+// stops (after its connected flag is cleared, once per transition). The
+// writer redials a kept link by itself; Members reports the peer suspect
+// when the link stays down (members.go).
+func (n *Node) linkDown(id string) {
+	n.logger.Printf("chat link to %s is down", id)
+}

@@ -1,0 +1,103 @@
+package chat
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
+)
+
+// ruleConn is a connection that only records its Close.
+type ruleConn struct {
+	name   string
+	closed atomic.Bool
+}
+
+func (c *ruleConn) Peer() transport.Peer         { return transport.Peer{} }
+func (c *ruleConn) Send(*chatpb.Frame) error     { return nil }
+func (c *ruleConn) Recv() (*chatpb.Frame, error) { return nil, transport.ErrClosed }
+func (c *ruleConn) Close() error                 { c.closed.Store(true); return nil }
+func (c *ruleConn) waitClosed(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.closed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s connection not closed", c.name)
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the retire timer, not synchronisation
+	}
+}
+
+// The rule, at one end, in every order of arrival: of a dialed and an
+// accepted connection the link keeps the one dialed by the smaller peer ID
+// and retires (closes after linkRetireGrace) the other; a newer
+// connection in the same direction replaces the current one.
+func TestInstallRule(t *testing.T) {
+	n, err := New(Config{Nick: "rule", EventBuffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	if n.id.ID == "0000000000000000" || n.id.ID == "ffffffffffffffff" {
+		t.Skip("identity collides with the test's peer IDs")
+	}
+	for _, tc := range []struct {
+		name        string
+		peer        string
+		dialedFirst bool
+		wantDialed  bool // which one the link keeps
+	}{
+		{"peer smaller, dialed first", "0000000000000000", true, false},
+		{"peer smaller, accepted first", "0000000000000000", false, false},
+		{"peer larger, dialed first", "ffffffffffffffff", true, true},
+		{"peer larger, accepted first", "ffffffffffffffff", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeerConn(n, tc.peer, "127.0.0.1:1", nil)
+			t.Cleanup(p.closeAll)
+			dialed, accepted := &ruleConn{name: "dialed"}, &ruleConn{name: "accepted"}
+			swaps := n.stats.linkSwaps.Load()
+			first, second := transport.Conn(accepted), transport.Conn(dialed)
+			if tc.dialedFirst {
+				first, second = dialed, accepted
+			}
+			if p.install(first, tc.dialedFirst) == nil || p.install(second, !tc.dialedFirst) == nil {
+				t.Fatal("install refused on a running link")
+			}
+			cur := p.current()
+			if cur.dialed != tc.wantDialed {
+				t.Errorf("link keeps the dialed=%v connection, want dialed=%v", cur.dialed, tc.wantDialed)
+			}
+			if got := n.stats.linkSwaps.Load() - swaps; got != 1 {
+				t.Errorf("%d swaps counted, want 1", got)
+			}
+			loser, winner := accepted, dialed
+			if !tc.wantDialed {
+				loser, winner = dialed, accepted
+			}
+			loser.waitClosed(t)
+			if winner.closed.Load() {
+				t.Error("the kept connection was closed")
+			}
+
+			// The peer redials in the kept direction: the newer wins.
+			newer := &ruleConn{name: "newer"}
+			if p.install(newer, tc.wantDialed) == nil {
+				t.Fatal("install refused on a running link")
+			}
+			if p.current().c != newer {
+				t.Error("a newer connection in the kept direction did not replace the current one")
+			}
+			winner.waitClosed(t)
+		})
+	}
+	// A stopped link takes no connection.
+	p := newPeerConn(n, "ffffffffffffffff", "127.0.0.1:1", nil)
+	p.closeAll()
+	c := &ruleConn{name: "late"}
+	if p.install(c, true) != nil || !c.closed.Load() {
+		t.Error("a stopped link installed a connection, or left it open")
+	}
+}
