@@ -135,11 +135,13 @@ func (p *peerConn) start() {
 	}()
 }
 
-// stop ends the link, closes its connections and waits for its writer.
-// The readers of dialed connections end with them (the node's WaitGroup
-// owns them); an accepted connection's reader returns to the transport.
+// stop ends the link, closes its connections (a Send blocked on a peer
+// that stopped reading returns at once) and waits for its writer. The
+// readers of dialed connections end with them (the node's WaitGroup owns
+// them); an accepted connection's reader returns to the transport.
 func (p *peerConn) stop() {
 	p.cancel()
+	p.closeAll()
 	<-p.done
 }
 
