@@ -19,10 +19,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (5:
+// ProtocolVersion is the chat protocol version this code speaks (6: the
+// Overlay frame, room messages over a broadcast tree in large groups; 5:
 // end-to-end encrypted direct messages; 4: compact causal deps, split
 // statuses; see chat.proto).
-const ProtocolVersion = 5
+const ProtocolVersion = 6
 
 const maxAddrBytes = 64
 
