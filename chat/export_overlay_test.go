@@ -8,15 +8,17 @@ import (
 // OverlayNeighboursForTest returns the overlay's active view.
 func (n *Node) OverlayNeighboursForTest() []string { return n.ovl.neighbours() }
 
-// SendOverlayGossipForTest sends peer id an overlay gossip frame carrying
-// env as the payload, under env's own message ID and tree (or under id
-// if it is not nil), as a misbehaving neighbour would.
-func (n *Node) SendOverlayGossipForTest(to string, env *chatpb.Envelope, payload []byte, id *overlay.MsgID) bool {
-	m := overlay.Message{Kind: overlay.KindGossip, Peer: env.Origin, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
-	if id != nil {
-		m.ID = *id
-	}
+// SendOverlayGossipForTest sends peer to an overlay gossip frame with the
+// given tree origin, message ID and payload, as a misbehaving neighbour
+// would.
+func (n *Node) SendOverlayGossipForTest(to, tree string, id overlay.MsgID, payload []byte) bool {
+	m := overlay.Message{Kind: overlay.KindGossip, Peer: tree, ID: id, Payload: payload}
 	return n.sendFrame(to, overlayFrame(&m))
+}
+
+// OverlayIDForTest returns the overlay message ID of env.
+func OverlayIDForTest(env *chatpb.Envelope) overlay.MsgID {
+	return overlayMsgID(env.Room, env.Origin, env.Seq)
 }
 
 // OverlayStatsForTest returns the overlay machine's counters.

@@ -82,6 +82,10 @@ type overlayDriver struct {
 	n       *Node
 	m       *overlay.Node // only run's goroutine touches it; nil if it could not be built
 	in      chan overlayInput
+	// toPipeline carries first receipts from run to the goroutine that
+	// feeds them to the receive pipeline (storePipeline), so that relaying
+	// never waits for a store or a room lock.
+	toPipeline chan []overlay.Delivery
 	epoch   time.Time // the machine's clock is the time since epoch
 	running atomic.Bool
 	mesh    meshLinks // TEMPORARY: overlaylinks.go
@@ -97,7 +101,8 @@ type overlayDriver struct {
 }
 
 func newOverlayDriver(n *Node) *overlayDriver {
-	d := &overlayDriver{n: n, in: make(chan overlayInput, overlayInbox), epoch: time.Now(), isActive: map[string]bool{}}
+	d := &overlayDriver{n: n, in: make(chan overlayInput, overlayInbox), toPipeline: make(chan []overlay.Delivery, overlayInbox),
+		epoch: time.Now(), isActive: map[string]bool{}}
 	cfg := overlay.DefaultConfig(n.id.ID, rand.Uint64())
 	cfg.ActiveSize = overlayActiveSize
 	cfg.MaxPayload = maxOverlayPayload
@@ -109,14 +114,16 @@ func newOverlayDriver(n *Node) *overlayDriver {
 	cfg.MaxCacheBytes = 2 << 20
 	cfg.MaxSeen = 16384
 	// Chat links are TCP: a payload is late, not lost, unless its link
-	// broke. The simulator's 400 ms graft timeout suits fixed link
-	// latencies; a loaded peer's relay can take longer than that (each hop
-	// verifies a signature and stores before it moves on), and every
-	// graft for a message that was only late is a duplicate. Measured
-	// with 30 peers on a loaded 2-core machine (TestTreeDeliversOnceToEveryMember):
-	// copies 1.05 to 1.2 with 400 ms and optimisation, see docs/SCALE.md.
-	cfg.GraftTimeout = time.Second
-	cfg.GraftRetry = 500 * time.Millisecond
+	// broke (and then the link's failure repairs the view). The
+	// simulator's 400 ms graft timeout suits its fixed link latencies; on
+	// a loaded machine a burst takes up to 1.7 s to reach every peer of 30
+	// (TestTreeDeliversOnceToEveryMember), and every graft for a message
+	// that was only late costs a duplicate and reshapes the tree: copies
+	// were 1.05 to 1.25 with 400 ms or 1 s, 1.01 to 1.06 with 2 s
+	// (docs/SCALE.md). Anti-entropy (every second by default) repairs a
+	// lost message about as fast anyway.
+	cfg.GraftTimeout = 2 * time.Second
+	cfg.GraftRetry = time.Second
 	// Without fixed link latencies, tree optimisation chases scheduling
 	// noise: each graft it makes for a path that looked shorter costs
 	// duplicates until the old parent is pruned.
@@ -140,6 +147,12 @@ func (d *overlayDriver) run() {
 	}
 	d.running.Store(true)
 	defer d.running.Store(false)
+	piped := make(chan struct{})
+	defer func() { <-piped }() // after the context ended: the feeder returns
+	go func() {
+		defer close(piped)
+		d.feedPipeline()
+	}()
 	check := time.NewTicker(overlayCheckInterval)
 	defer check.Stop()
 	probe := time.NewTicker(overlayProbeInterval)
@@ -239,7 +252,16 @@ func (d *overlayDriver) flush() {
 			n.keepLink(p, false)
 		}
 		viewChanged = viewChanged || len(rd.Up) > 0 || len(rd.Down) > 0
-		d.deliver(rd.Deliveries)
+		if len(rd.Deliveries) > 0 {
+			d.delivered.Add(uint64(len(rd.Deliveries)))
+			// The feeder keeps up unless the store stalls: then relaying
+			// waits too (back-pressure) rather than lose first receipts,
+			// which the machine would never deliver again.
+			select {
+			case d.toPipeline <- rd.Deliveries:
+			case <-n.ctx.Done():
+			}
+		}
 		now := d.now()
 		for _, p := range down {
 			d.m.PeerDown(now, p)
@@ -251,6 +273,19 @@ func (d *overlayDriver) flush() {
 		d.active = d.m.Active()
 	}
 	d.mu.Unlock()
+}
+
+// feedPipeline hands first receipts to the receive pipeline until the
+// node shuts down.
+func (d *overlayDriver) feedPipeline() {
+	for {
+		select {
+		case <-d.n.ctx.Done():
+			return
+		case ds := <-d.toPipeline:
+			d.deliver(ds)
+		}
+	}
 }
 
 // deliver hands first receipts to the receive pipeline, in runs of one
@@ -267,7 +302,6 @@ func (d *overlayDriver) deliver(ds []overlay.Delivery) {
 			d.invalid.Add(1)
 			continue
 		}
-		d.delivered.Add(1)
 		if d.n.joinedRoom(env.Room) == nil {
 			d.relayed.Add(1)
 			continue
@@ -320,18 +354,32 @@ func (d *overlayDriver) down(now time.Duration, p string) {
 	d.m.PeerDown(now, p)
 }
 
-// maybeJoin joins through a random live member while the active view is
-// empty, at most every overlayRejoin (the machine also retries its own
-// contact, which may have died).
+// maybeJoin joins through a random live member that is not a neighbour
+// while the active view is empty, or short with no passive peer to ask,
+// at most every overlayRejoin. The second case is a small component cut
+// off from the rest: peers that joined the overlay through each other at
+// the same moment (a group starting up) know nobody else, and the
+// machine would only join its contact again, one of them. memberlist
+// knows every member, so the driver can do what the views cannot.
 func (d *overlayDriver) maybeJoin(live map[string]bool) {
 	now := d.now()
-	if len(live) == 0 || len(d.m.Active()) > 0 || (d.lastJoin != 0 && now-d.lastJoin < overlayRejoin) {
+	if d.lastJoin != 0 && now-d.lastJoin < overlayRejoin {
+		return
+	}
+	active := d.m.Active()
+	if len(active) > 0 && (len(active) >= overlayActiveSize || len(d.m.Passive()) > 0) {
 		return
 	}
 	ids := make([]string, 0, len(live))
 	for id := range live {
-		ids = append(ids, id)
+		if !slices.Contains(active, id) {
+			ids = append(ids, id)
+		}
 	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
 	d.lastJoin = now
 	d.m.Join(now, ids[rand.IntN(len(ids))])
 }
