@@ -79,16 +79,16 @@ type overlayInput struct {
 
 // overlayDriver owns one node's overlay.Node (see the file comment).
 type overlayDriver struct {
-	n       *Node
-	m       *overlay.Node // only run's goroutine touches it; nil if it could not be built
-	in      chan overlayInput
+	n  *Node
+	m  *overlay.Node // only run's goroutine touches it; nil if it could not be built
+	in chan overlayInput
 	// toPipeline carries first receipts from run to the goroutine that
 	// feeds them to the receive pipeline (storePipeline), so that relaying
 	// never waits for a store or a room lock.
 	toPipeline chan []overlay.Delivery
-	epoch   time.Time // the machine's clock is the time since epoch
-	running atomic.Bool
-	mesh    meshLinks // TEMPORARY: overlaylinks.go
+	epoch      time.Time // the machine's clock is the time since epoch
+	running    atomic.Bool
+	mesh       meshLinks // TEMPORARY: overlaylinks.go
 
 	lastJoin time.Duration   // run's goroutine only
 	isActive map[string]bool // the active view, from Ready's Up and Down; run's goroutine only

@@ -179,7 +179,7 @@ func (n *Node) isLazy(origin, p string) bool {
 	i := slices.Index(n.view.active, p)
 	return i >= 0 && st.lazy&(1<<i) != 0
 }
-func (n *Node) makeLazy(origin, p string)  { n.setLazy(origin, p, true) }
+func (n *Node) makeLazy(origin, p string) { n.setLazy(origin, p, true) }
 
 // Broadcast sends a new message of ours to the group. It reports false,
 // and sends nothing, if the ID was seen already or the payload is larger
