@@ -83,7 +83,7 @@ type overlayDriver struct {
 	m  *overlay.Node // only run's goroutine touches it; nil if it could not be built
 	in chan overlayInput
 	// toPipeline carries first receipts from run to the goroutine that
-	// feeds them to the receive pipeline (storePipeline), so that relaying
+	// feeds them to the receive pipeline (feedPipeline), so that relaying
 	// never waits for a store or a room lock.
 	toPipeline chan []overlay.Delivery
 	epoch      time.Time // the machine's clock is the time since epoch

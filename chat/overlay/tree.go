@@ -169,6 +169,7 @@ func (n *Node) setLazy(origin, p string, lazy bool) {
 }
 
 func (n *Node) makeEager(origin, p string) { n.setLazy(origin, p, false) }
+func (n *Node) makeLazy(origin, p string)  { n.setLazy(origin, p, true) }
 
 // isLazy reports whether neighbour p is lazy in origin's tree at our end.
 func (n *Node) isLazy(origin, p string) bool {
@@ -179,7 +180,6 @@ func (n *Node) isLazy(origin, p string) bool {
 	i := slices.Index(n.view.active, p)
 	return i >= 0 && st.lazy&(1<<i) != 0
 }
-func (n *Node) makeLazy(origin, p string) { n.setLazy(origin, p, true) }
 
 // Broadcast sends a new message of ours to the group. It reports false,
 // and sends nothing, if the ID was seen already or the payload is larger
