@@ -45,9 +45,12 @@ import (
 
 const (
 	// DefaultTreeThreshold is Config.TreeThreshold's default: groups of
-	// more live members broadcast room messages over the tree (the
-	// switch-over measured in docs/SCALE.md).
-	DefaultTreeThreshold = 20
+	// more live members broadcast room messages over the tree. Measured
+	// at 10, 20 and 50 peers in one process (docs/SCALE.md,
+	// "Switch-over"), direct push had lower latency and higher throughput
+	// at every size; what the tree buys is bounded connections and upload
+	// per peer, which direct push cannot offer as groups grow past that.
+	DefaultTreeThreshold = 50
 	// overlayActiveSize is the active view: overlay.ActiveSizeFor(1000),
 	// enough for groups up to thousands; a larger view floods an origin's
 	// first broadcast to more copies and costs more connections.
@@ -116,12 +119,11 @@ func newOverlayDriver(n *Node) *overlayDriver {
 	// Chat links are TCP: a payload is late, not lost, unless its link
 	// broke (and then the link's failure repairs the view). The
 	// simulator's 400 ms graft timeout suits its fixed link latencies; on
-	// a loaded machine a burst takes up to 1.7 s to reach every peer of 30
+	// a loaded machine a burst took up to 1.7 s to reach all of 30 peers
 	// (TestTreeDeliversOnceToEveryMember), and every graft for a message
-	// that was only late costs a duplicate and reshapes the tree: copies
-	// were 1.05 to 1.25 with 400 ms or 1 s, 1.01 to 1.06 with 2 s
-	// (docs/SCALE.md). Anti-entropy (every second by default) repairs a
-	// lost message about as fast anyway.
+	// that was only late costs a copy and reshapes the tree (measured in
+	// docs/SCALE.md, "Driving it from chat"). Anti-entropy (every second
+	// by default) repairs a lost message about as fast anyway.
 	cfg.GraftTimeout = 2 * time.Second
 	cfg.GraftRetry = time.Second
 	// Without fixed link latencies, tree optimisation chases scheduling
