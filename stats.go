@@ -102,4 +102,29 @@ type Stats struct {
 	// their sender had not acked the receipts of earlier ones
 	// (chat.DirectConfig.MaxReceiptsPerSender).
 	DirectDeferred uint64 `json:"direct_deferred"`
+
+	// The overlay (chat/overlaydrv.go: the broadcast tree large groups use
+	// for room messages). OverlayNeighbors is the active view's size now;
+	// OverlayBroadcasts counts our messages sent over the tree instead of
+	// pushed to each member; OverlayPayloads the broadcast payloads
+	// received (copies included), OverlayDelivered the first copies,
+	// OverlayDuplicates the further copies (each prunes a tree link);
+	// OverlayRelayed the first copies of rooms this node has not joined
+	// (passed on, never stored); OverlayIHave and OverlayGrafts the
+	// announcements and grafts sent, OverlayPrunes the prunes sent;
+	// OverlayInvalid the overlay frames dropped by a check (a bound, a
+	// peer that is not a member, a payload that is not a valid signed
+	// envelope: never relayed); OverlayDrops the frames dropped because
+	// the overlay's input queue was full.
+	OverlayNeighbors  int    `json:"overlay_neighbors"`
+	OverlayBroadcasts uint64 `json:"overlay_broadcasts"`
+	OverlayPayloads   uint64 `json:"overlay_payloads"`
+	OverlayDelivered  uint64 `json:"overlay_delivered"`
+	OverlayDuplicates uint64 `json:"overlay_duplicates"`
+	OverlayRelayed    uint64 `json:"overlay_relayed"`
+	OverlayIHave      uint64 `json:"overlay_ihave"`
+	OverlayGrafts     uint64 `json:"overlay_grafts"`
+	OverlayPrunes     uint64 `json:"overlay_prunes"`
+	OverlayInvalid    uint64 `json:"overlay_invalid"`
+	OverlayDrops      uint64 `json:"overlay_drops"`
 }

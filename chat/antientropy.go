@@ -86,9 +86,28 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, round uint64) {
 		if len(ids) == 0 {
 			continue
 		}
-		slices.Sort(ids)
-		n.sendStatus(ids[rand.IntN(len(ids))], r.name, false, false)
+		n.sendStatus(n.antiEntropyPartner(ids), r.name, false, false)
 	}
+}
+
+// antiEntropyPartner picks the room member to send a room's status to:
+// in tree mode one of the overlay neighbours in the room when there is one
+// (their links are open anyway, and what the tree missed was most likely
+// missed on the way from them), else any member of the room (over a link
+// opened for it, which closes when idle).
+func (n *Node) antiEntropyPartner(ids []string) string {
+	slices.Sort(ids)
+	if n.ovl.treeMode() {
+		near := slices.DeleteFunc(n.ovl.neighbours(), func(p string) bool {
+			_, ok := slices.BinarySearch(ids, p)
+			return !ok
+		})
+		if len(near) > 0 {
+			slices.Sort(near)
+			return near[rand.IntN(len(near))]
+		}
+	}
+	return ids[rand.IntN(len(ids))]
 }
 
 // lagsLogLocked reports whether the machine holds messages back for one
@@ -124,7 +143,9 @@ func (n *Node) sendStatus(peer, roomName string, reply, wantReply bool) {
 // sendStatusRange sends the part of room's version vector for the origins
 // in [lo, hi) ("" ends: unbounded), split by statusFrames.
 func (n *Node) sendStatusRange(peer, roomName string, reply, wantReply bool, lo, hi string) {
-	p := n.peer(peer)
+	// On demand: in a large group the partner may be a member this node
+	// keeps no link to (links.go).
+	p := n.link(peer, true)
 	if p == nil {
 		return
 	}

@@ -205,6 +205,17 @@ type Config struct {
 	FanoutThreshold int
 	Fanout          int
 
+	// TreeThreshold switches a room's messages from direct push to the
+	// overlay's broadcast tree (chat/overlaydrv.go): with more than
+	// TreeThreshold live members in the group (this node included), an
+	// origin broadcasts each message over the tree, which every member
+	// relays, instead of pushing it to every room member. A negative value
+	// never uses the tree (and keeps the forward-once gossip above
+	// FanoutThreshold); 0 means the default. Every peer accepts both
+	// paths at all times. The default comes from the switch-over measured
+	// in docs/SCALE.md.
+	TreeThreshold int
+
 	// MaxHeld bounds, per room, the messages received but held back by the
 	// ordering (order.Config.MaxHeld); beyond it they stay in the log and
 	// are fed again later. MaxInFlight bounds our own undelivered messages
@@ -261,6 +272,7 @@ func DefaultConfig() Config {
 		AntiEntropyBatch:    1024,
 		FanoutThreshold:     64,
 		Fanout:              3,
+		TreeThreshold:       DefaultTreeThreshold,
 		MaxHeld:             4096,
 		MaxHeldAhead:        1024,
 		MaxInFlight:         256,
@@ -383,6 +395,9 @@ func (c *Config) validate() error {
 	}
 	if c.Fanout == 0 {
 		c.Fanout = def.Fanout
+	}
+	if c.TreeThreshold == 0 {
+		c.TreeThreshold = def.TreeThreshold
 	}
 	if c.MaxHeldAhead <= 0 {
 		c.MaxHeldAhead = def.MaxHeldAhead

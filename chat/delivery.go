@@ -34,7 +34,7 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 		return nil
 	}
 	cfg := r.env.cfg
-	if forward && len(r.members) > cfg.FanoutThreshold {
+	if forward && r.fanoutLocked() {
 		// Gossip mode: forward once, on first receipt (this is it: the log
 		// said the message is new).
 		for _, env := range envs {
@@ -168,7 +168,7 @@ func (r *room) handleOutputLocked(out order.Output) {
 			r.outbox = append(r.outbox, outEntry{env: e, durable: true})
 			continue
 		}
-		pushTo(r.targetsLocked(), e)
+		r.disseminateLocked(e)
 	}
 	// In the machine's order, late ones among them: an origin's late
 	// message precedes its later seqs delivered in the same output.

@@ -200,6 +200,7 @@ func (n *Node) pushHeld() {
 		to string
 	}
 	var pushes []push
+	var reach []string // recipients without a link to us
 	perTo := make(map[string]int)
 	d.mu.Lock()
 	for id, h := range d.held {
@@ -209,7 +210,11 @@ func (n *Node) pushHeld() {
 			}
 			continue
 		}
-		if !slices.Contains(live, h.to) || now.Sub(h.lastPush) < d.cfg.RetryInterval || perTo[h.to] >= maxPushPerRound {
+		if !slices.Contains(live, h.to) {
+			reach = append(reach, h.to)
+			continue
+		}
+		if now.Sub(h.lastPush) < d.cfg.RetryInterval || perTo[h.to] >= maxPushPerRound {
 			continue
 		}
 		h.lastPush = now
@@ -217,6 +222,14 @@ func (n *Node) pushHeld() {
 		pushes = append(pushes, push{id: []byte(id), to: h.to})
 	}
 	d.mu.Unlock()
+	// A recipient that is back but has no link to us (a large group keeps
+	// few links) gets one: its messages go at the next round.
+	slices.Sort(reach)
+	for _, to := range slices.Compact(reach) {
+		if n.liveMember(to) {
+			n.reach(to)
+		}
+	}
 	for _, p := range pushes {
 		b, err := d.store.get(bucketHeld, p.id)
 		var h chatpb.HeldRecord

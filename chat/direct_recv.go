@@ -179,6 +179,7 @@ func (n *Node) sendReceipts(to string) {
 	var rs []*chatpb.Receipt
 	var expired []storeOp
 	var expiredTo []string
+	var reach []string // senders without a link to us
 	_ = d.store.each(bucketRcpt, []byte(to), func(k, v []byte) error {
 		var r chatpb.Receipt
 		switch {
@@ -187,6 +188,8 @@ func (n *Node) sendReceipts(to string) {
 			expiredTo = append(expiredTo, r.To)
 		case (to == "" || r.To == to) && slices.Contains(live, r.To):
 			rs = append(rs, &r)
+		case !slices.Contains(reach, r.To):
+			reach = append(reach, r.To)
 		}
 		return nil
 	})
@@ -203,6 +206,13 @@ func (n *Node) sendReceipts(to string) {
 	}
 	for _, r := range rs {
 		n.sendTo(r.To, receiptFrame(r))
+	}
+	// A sender that is a live member with no link to us (a large group
+	// keeps few links) gets one: its receipts go at the next round.
+	for _, id := range reach {
+		if n.liveMember(id) {
+			n.reach(id)
+		}
 	}
 }
 

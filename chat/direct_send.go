@@ -295,6 +295,11 @@ func (n *Node) deliverOut() {
 		if slices.Contains(waiting, to) {
 			continue // its stream is coming up: no need for holders
 		}
+		if n.liveMember(to) && n.reach(to) {
+			// A live member we keep no link to (a large group keeps
+			// links to a few neighbours only): one is coming up.
+			continue
+		}
 		held := len(o.rec.Holders)
 		if held >= d.cfg.Holders {
 			continue

@@ -208,10 +208,12 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		delete(n.peers, m.ID)
 		n.pruneGoneLocked()
 	}
-	if keepLink {
+	n.countLiveLocked()
+	if keepLink && n.meshLinks() {
+		// Above Config.TreeThreshold the overlay driver keeps links to
+		// its neighbours only (keepLinks, at this change).
 		n.keepLinkLocked(m.ID, true)
 	}
-	n.countLiveLocked()
 	close(n.memberGen)
 	n.memberGen = make(chan struct{})
 	n.mu.Unlock()

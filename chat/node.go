@@ -68,6 +68,8 @@ type Node struct {
 	// dm is the direct-message state (direct.go); its store is closed by
 	// Shutdown.
 	dm *directState
+	// ovl drives the dissemination overlay of large groups (overlaydrv.go).
+	ovl *overlayDriver
 	// backlog marks messages that arrive through catch-up (backlog.go).
 	backlog backlogMarks
 	// progress follows the states of own room messages (roomstate.go).
@@ -200,6 +202,7 @@ func New(cfg Config) (*Node, error) {
 		events:       make(chan hearsay.Event, cfg.EventBuffer),
 	}
 	n.verify.keys = &n.keys
+	n.ovl = newOverlayDriver(n)
 	n.env = n.newRoomEnv()
 	n.kv = newKVStore(n)
 	n.liveCount.Store(1)
@@ -390,6 +393,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.spawn(n.antiEntropyLoop)
 	n.spawn(n.pruneLoop)
+	n.spawn(n.ovl.run)
 	return nil
 }
 
@@ -805,5 +809,6 @@ func (n *Node) Stats() hearsay.Stats {
 		Streams: streams, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
 	}
 	n.directStats(&st)
+	n.overlayStats(&st)
 	return st
 }

@@ -185,8 +185,19 @@ func (r *room) releaseLocked(synced uint64) {
 		if r.state == roomParted {
 			continue
 		}
-		pushTo(r.targetsLocked(), e.env)
+		r.disseminateLocked(e.env)
 	}
+}
+
+// disseminateLocked sends one of our messages to the room: over the
+// overlay's broadcast tree in a group above Config.TreeThreshold (which
+// reaches every member, and members relay), else pushed to the members
+// (targetsLocked). Caller holds r.mu.
+func (r *room) disseminateLocked(e *chatpb.Envelope) {
+	if ov := r.env.overlay; ov != nil && ov.treeMode() && ov.broadcast(e) {
+		return
+	}
+	pushTo(r.targetsLocked(), e)
 }
 
 // clampUnsyncedLocked lowers our own entry of vv below the first message
@@ -204,9 +215,9 @@ func (r *room) clampUnsyncedLocked(vv map[string]uint64) {
 }
 
 // targetsLocked returns the connections to push a message of the room
-// to: every live member, or Fanout random ones above FanoutThreshold.
-// exclude are never chosen (origin, the peer it came from). Caller holds
-// r.mu.
+// to: every live member, or Fanout random ones above FanoutThreshold
+// (when the tree is not in use: fanoutLocked). exclude are never chosen
+// (origin, the peer it came from). Caller holds r.mu.
 func (r *room) targetsLocked(exclude ...string) []*peerConn {
 	ids := make([]string, 0, len(r.members))
 	for id := range r.members {
@@ -215,11 +226,22 @@ func (r *room) targetsLocked(exclude ...string) []*peerConn {
 		}
 	}
 	cfg := r.env.cfg
-	if len(r.members) > cfg.FanoutThreshold && len(ids) > cfg.Fanout {
+	if r.fanoutLocked() && len(ids) > cfg.Fanout {
 		rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 		ids = ids[:cfg.Fanout]
 	}
 	return r.env.conns(ids)
+}
+
+// fanoutLocked reports whether the room is in forward-once gossip mode:
+// above FanoutThreshold members while the group does not use the tree (in
+// tree mode the tree forwards; this peer forwards nothing itself). Caller
+// holds r.mu.
+func (r *room) fanoutLocked() bool {
+	if len(r.members) <= r.env.cfg.FanoutThreshold {
+		return false
+	}
+	return r.env.overlay == nil || !r.env.overlay.treeMode()
 }
 
 // pushTo queues env to targets (never blocks: a full queue drops it,

@@ -101,6 +101,8 @@ func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 		n.handleDirectAck(m.DirectAck, peer)
 	case *chatpb.Frame_Receipt:
 		n.handleReceipt(m.Receipt, peer)
+	case *chatpb.Frame_Overlay:
+		n.handleOverlay(m.Overlay, peer)
 	case *chatpb.Frame_Bye:
 		n.markLeaving(peer)
 		return pongFrame(m.Bye.GetNonce())

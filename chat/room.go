@@ -108,6 +108,9 @@ type roomEnv struct {
 	isMember func(id string) bool
 	// shown holds what this peer has shown of each origin (shown.go).
 	shown *shownMarks
+	// overlay broadcasts our messages over the tree in large groups
+	// (overlaydrv.go).
+	overlay *overlayDriver
 }
 
 // room is one joined room. See the file comment for its locking.

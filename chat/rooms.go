@@ -263,6 +263,7 @@ func (n *Node) newRoomEnv() *roomEnv {
 		nick:     n.Nick,
 		isMember: n.speakers.isMember,
 		shown:    n.shown,
+		overlay:  n.ovl,
 	}
 }
 

@@ -62,5 +62,17 @@ func statLines(s hearsay.Stats, members, health int) []statLine {
 			statLine{"direct misaddressed/replayed (dropped)", u(s.DirectMisaddressed) + "/" + u(s.DirectReplays)},
 		)
 	}
+	// The overlay (the broadcast tree of large groups), once this peer
+	// has a neighbour or has seen overlay traffic.
+	if uint64(s.OverlayNeighbors)+s.OverlayBroadcasts+s.OverlayPayloads+s.OverlayInvalid+s.OverlayDrops > 0 {
+		lines = append(lines,
+			statLine{"overlay neighbours", strconv.Itoa(s.OverlayNeighbors)},
+			statLine{"overlay broadcasts (own, over the tree)", u(s.OverlayBroadcasts)},
+			statLine{"overlay payloads received/delivered/duplicates", u(s.OverlayPayloads) + "/" + u(s.OverlayDelivered) + "/" + u(s.OverlayDuplicates)},
+			statLine{"overlay relayed (rooms not joined)", u(s.OverlayRelayed)},
+			statLine{"overlay ihave/graft/prune sent", u(s.OverlayIHave) + "/" + u(s.OverlayGrafts) + "/" + u(s.OverlayPrunes)},
+			statLine{"overlay invalid/queue full (dropped)", u(s.OverlayInvalid) + "/" + u(s.OverlayDrops)},
+		)
+	}
 	return lines
 }

@@ -56,3 +56,23 @@ func TestStatLinesDirect(t *testing.T) {
 		}
 	}
 }
+
+// The overlay lines appear once the peer has an overlay neighbour or
+// traffic.
+func TestStatLinesOverlay(t *testing.T) {
+	s := hearsay.Stats{OverlayNeighbors: 4, OverlayBroadcasts: 1, OverlayPayloads: 12, OverlayDelivered: 10,
+		OverlayDuplicates: 2, OverlayRelayed: 3, OverlayIHave: 5, OverlayGrafts: 6, OverlayPrunes: 7, OverlayInvalid: 8, OverlayDrops: 9}
+	got := map[string]string{}
+	for _, l := range statLines(s, 1, 0) {
+		got[l.name] = l.value
+	}
+	for name, v := range map[string]string{
+		"overlay neighbours": "4", "overlay broadcasts (own, over the tree)": "1",
+		"overlay payloads received/delivered/duplicates": "12/10/2", "overlay relayed (rooms not joined)": "3",
+		"overlay ihave/graft/prune sent": "5/6/7", "overlay invalid/queue full (dropped)": "8/9",
+	} {
+		if got[name] != v {
+			t.Errorf("%s = %q, want %q", name, got[name], v)
+		}
+	}
+}

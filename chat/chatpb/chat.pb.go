@@ -27,7 +27,10 @@
 // Direct, DirectAck and Receipt frames; chat/direct.go); 6 shares one
 // connection per pair of peers in both directions (every frame may come
 // from either end; a protocol-5 dialer counts the listener's frames other
-// than Pong as bad). Peers of different versions refuse each other's
+// than Pong as bad), adds the Overlay frame (large groups disseminate room
+// messages over a broadcast tree, chat/overlaydrv.go) and binds direct
+// message IDs to their origin (DirectBody.nonce). Peers of different
+// versions refuse each other's
 // handshake with an error naming both versions.
 //
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc
@@ -164,6 +167,7 @@ type Frame struct {
 	//	*Frame_Direct
 	//	*Frame_DirectAck
 	//	*Frame_Receipt
+	//	*Frame_Overlay
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -332,6 +336,15 @@ func (x *Frame) GetReceipt() *Receipt {
 	return nil
 }
 
+func (x *Frame) GetOverlay() *Overlay {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_Overlay); ok {
+			return x.Overlay
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -419,6 +432,14 @@ type Frame_Receipt struct {
 	Receipt *Receipt `protobuf:"bytes,23,opt,name=receipt,proto3,oneof"`
 }
 
+type Frame_Overlay struct {
+	// overlay (protocol 6) carries one message of the overlay that
+	// disseminates room messages in large groups (HyParView views and a
+	// Plumtree broadcast tree, chat/overlay; driven by chat/overlaydrv.go),
+	// to a neighbour or a peer the overlay asks.
+	Overlay *Overlay `protobuf:"bytes,30,opt,name=overlay,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Msg() {}
 
 func (*Frame_Auth) isFrame_Msg() {}
@@ -446,6 +467,8 @@ func (*Frame_Direct) isFrame_Msg() {}
 func (*Frame_DirectAck) isFrame_Msg() {}
 
 func (*Frame_Receipt) isFrame_Msg() {}
+
+func (*Frame_Overlay) isFrame_Msg() {}
 
 // Hello introduces one end of a connection, after the TLS handshake that
 // proved each end's key. The peer ID is self-certifying: it must equal
@@ -1132,7 +1155,7 @@ func (x *Envelope) GetCandidate() string {
 // bytes encoded: memberlist panics above that, so the encoder checks it).
 type NodeMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the chat protocol version the peer speaks (currently 5).
+	// protocol is the chat protocol version the peer speaks (currently 6).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// peer_id is the peer ID; it equals the memberlist node name and
 	// PeerIDFromKey(public_key).
@@ -2517,12 +2540,238 @@ func (x *HeldRecord) GetStoredUnixNano() int64 {
 	return 0
 }
 
+// Overlay is one message of the dissemination overlay (chat/overlay,
+// messages.go, names every kind and which fields it uses; the others are
+// empty). The overlay spans the whole group: every live member relays
+// broadcasts, also of rooms it has not joined. A receiver checks every
+// bound before it uses the message: kind known, peer IDs at most 64 bytes
+// and each a member it knows, ids exactly 16 bytes, at most 8 peers, at
+// most 256 announces or ids, a payload within the frame limit; anything
+// else is a bad frame, dropped and counted.
+type Overlay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: 0 only in a probe, 1 join, 2 forward-join, 3 neighbor, 4 neighbor-reply, 5
+	// disconnect, 6 shuffle, 7 shuffle-reply, 8 gossip, 9 ihave, 10 graft,
+	// 11 prune.
+	Kind uint32 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// peer: the joiner (forward-join), the walk's origin (shuffle), the
+	// tree's origin (gossip, graft, prune).
+	Peer string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	// ttl: random walk steps left (forward-join, shuffle), at most 255.
+	Ttl uint32 `protobuf:"varint,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// high: the sender has no neighbour (neighbor).
+	High bool `protobuf:"varint,4,opt,name=high,proto3" json:"high,omitempty"`
+	// accept (neighbor-reply).
+	Accept bool `protobuf:"varint,5,opt,name=accept,proto3" json:"accept,omitempty"`
+	// peers (shuffle, shuffle-reply).
+	Peers []string `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
+	// id (gossip): the message ID, the first 16 bytes of SHA-256 over
+	// "hearsay/overlay-id/v1\n" || uvarint len(room) || room || uvarint
+	// len(origin) || origin || uvarint seq of the envelope in payload.
+	Id []byte `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
+	// round (gossip): hops from the origin to the sender.
+	Round uint32 `protobuf:"varint,8,opt,name=round,proto3" json:"round,omitempty"`
+	// payload (gossip): an encoded, signed room Envelope whose origin is
+	// peer; a receiver verifies it like any pushed envelope before it
+	// relays it.
+	Payload []byte `protobuf:"bytes,9,opt,name=payload,proto3" json:"payload,omitempty"`
+	// announces (ihave): message IDs the sender has.
+	Announces []*OverlayAnnounce `protobuf:"bytes,10,rep,name=announces,proto3" json:"announces,omitempty"`
+	// ids (graft): messages the sender lacks.
+	Ids [][]byte `protobuf:"bytes,11,rep,name=ids,proto3" json:"ids,omitempty"`
+	// probe, with kind 0 and no other field, is the driver's own message,
+	// not the machine's: the sender holds the receiver as a neighbour. A
+	// receiver that does not hold the sender answers with a disconnect, so
+	// a neighbour link that one end dropped without the other hearing it (a
+	// lost disconnect, a member that looked dead for a moment) does not stay
+	// one-sided: HyParView assumes both ends of a link see it fail, as they
+	// do on one TCP connection; chat links are two streams.
+	Probe         bool `protobuf:"varint,12,opt,name=probe,proto3" json:"probe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Overlay) Reset() {
+	*x = Overlay{}
+	mi := &file_chat_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Overlay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Overlay) ProtoMessage() {}
+
+func (x *Overlay) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Overlay.ProtoReflect.Descriptor instead.
+func (*Overlay) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Overlay) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *Overlay) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *Overlay) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *Overlay) GetHigh() bool {
+	if x != nil {
+		return x.High
+	}
+	return false
+}
+
+func (x *Overlay) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+func (x *Overlay) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *Overlay) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Overlay) GetRound() uint32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *Overlay) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *Overlay) GetAnnounces() []*OverlayAnnounce {
+	if x != nil {
+		return x.Announces
+	}
+	return nil
+}
+
+func (x *Overlay) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *Overlay) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
+}
+
+// OverlayAnnounce is one entry of an ihave.
+type OverlayAnnounce struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Origin        string                 `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
+	Round         uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayAnnounce) Reset() {
+	*x = OverlayAnnounce{}
+	mi := &file_chat_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayAnnounce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayAnnounce) ProtoMessage() {}
+
+func (x *OverlayAnnounce) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayAnnounce.ProtoReflect.Descriptor instead.
+func (*OverlayAnnounce) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *OverlayAnnounce) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *OverlayAnnounce) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *OverlayAnnounce) GetRound() uint32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\xd2\x05\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\x88\x06\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
@@ -2539,7 +2788,8 @@ const file_chat_proto_rawDesc = "" +
 	"\x06direct\x18\x15 \x01(\v2\x17.hearsay.chat.v1.DirectH\x00R\x06direct\x12;\n" +
 	"\n" +
 	"direct_ack\x18\x16 \x01(\v2\x1a.hearsay.chat.v1.DirectAckH\x00R\tdirectAck\x124\n" +
-	"\areceipt\x18\x17 \x01(\v2\x18.hearsay.chat.v1.ReceiptH\x00R\areceiptB\x05\n" +
+	"\areceipt\x18\x17 \x01(\v2\x18.hearsay.chat.v1.ReceiptH\x00R\areceipt\x124\n" +
+	"\aoverlay\x18\x1e \x01(\v2\x18.hearsay.chat.v1.OverlayH\x00R\aoverlayB\x05\n" +
 	"\x03msg\"\xeb\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -2694,7 +2944,25 @@ const file_chat_proto_rawDesc = "" +
 	"HeldRecord\x12/\n" +
 	"\x06sealed\x18\x01 \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x1c\n" +
 	"\tsubmitter\x18\x02 \x01(\tR\tsubmitter\x12(\n" +
-	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano*\x8c\x01\n" +
+	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano\"\xad\x02\n" +
+	"\aOverlay\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x10\n" +
+	"\x03ttl\x18\x03 \x01(\rR\x03ttl\x12\x12\n" +
+	"\x04high\x18\x04 \x01(\bR\x04high\x12\x16\n" +
+	"\x06accept\x18\x05 \x01(\bR\x06accept\x12\x14\n" +
+	"\x05peers\x18\x06 \x03(\tR\x05peers\x12\x0e\n" +
+	"\x02id\x18\a \x01(\fR\x02id\x12\x14\n" +
+	"\x05round\x18\b \x01(\rR\x05round\x12\x18\n" +
+	"\apayload\x18\t \x01(\fR\apayload\x12>\n" +
+	"\tannounces\x18\n" +
+	" \x03(\v2 .hearsay.chat.v1.OverlayAnnounceR\tannounces\x12\x10\n" +
+	"\x03ids\x18\v \x03(\fR\x03ids\x12\x14\n" +
+	"\x05probe\x18\f \x01(\bR\x05probe\"O\n" +
+	"\x0fOverlayAnnounce\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x14\n" +
+	"\x05round\x18\x03 \x01(\rR\x05round*\x8c\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x0f\n" +
@@ -2719,35 +2987,37 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_chat_proto_goTypes = []any{
-	(Kind)(0),              // 0: hearsay.chat.v1.Kind
-	(*Frame)(nil),          // 1: hearsay.chat.v1.Frame
-	(*Hello)(nil),          // 2: hearsay.chat.v1.Hello
-	(*Auth)(nil),           // 3: hearsay.chat.v1.Auth
-	(*Ping)(nil),           // 4: hearsay.chat.v1.Ping
-	(*Pong)(nil),           // 5: hearsay.chat.v1.Pong
-	(*Bye)(nil),            // 6: hearsay.chat.v1.Bye
-	(*MsgRef)(nil),         // 7: hearsay.chat.v1.MsgRef
-	(*Dep)(nil),            // 8: hearsay.chat.v1.Dep
-	(*Envelope)(nil),       // 9: hearsay.chat.v1.Envelope
-	(*NodeMeta)(nil),       // 10: hearsay.chat.v1.NodeMeta
-	(*KVEntry)(nil),        // 11: hearsay.chat.v1.KVEntry
-	(*KVState)(nil),        // 12: hearsay.chat.v1.KVState
-	(*RoomSet)(nil),        // 13: hearsay.chat.v1.RoomSet
-	(*RoomMembership)(nil), // 14: hearsay.chat.v1.RoomMembership
-	(*Status)(nil),         // 15: hearsay.chat.v1.Status
-	(*Batch)(nil),          // 16: hearsay.chat.v1.Batch
-	(*Repair)(nil),         // 17: hearsay.chat.v1.Repair
-	(*EncKey)(nil),         // 18: hearsay.chat.v1.EncKey
-	(*EncKeys)(nil),        // 19: hearsay.chat.v1.EncKeys
-	(*Sealed)(nil),         // 20: hearsay.chat.v1.Sealed
-	(*Direct)(nil),         // 21: hearsay.chat.v1.Direct
-	(*DirectAck)(nil),      // 22: hearsay.chat.v1.DirectAck
-	(*Receipt)(nil),        // 23: hearsay.chat.v1.Receipt
-	(*DirectBody)(nil),     // 24: hearsay.chat.v1.DirectBody
-	(*DirectRecord)(nil),   // 25: hearsay.chat.v1.DirectRecord
-	(*HeldRecord)(nil),     // 26: hearsay.chat.v1.HeldRecord
+	(Kind)(0),               // 0: hearsay.chat.v1.Kind
+	(*Frame)(nil),           // 1: hearsay.chat.v1.Frame
+	(*Hello)(nil),           // 2: hearsay.chat.v1.Hello
+	(*Auth)(nil),            // 3: hearsay.chat.v1.Auth
+	(*Ping)(nil),            // 4: hearsay.chat.v1.Ping
+	(*Pong)(nil),            // 5: hearsay.chat.v1.Pong
+	(*Bye)(nil),             // 6: hearsay.chat.v1.Bye
+	(*MsgRef)(nil),          // 7: hearsay.chat.v1.MsgRef
+	(*Dep)(nil),             // 8: hearsay.chat.v1.Dep
+	(*Envelope)(nil),        // 9: hearsay.chat.v1.Envelope
+	(*NodeMeta)(nil),        // 10: hearsay.chat.v1.NodeMeta
+	(*KVEntry)(nil),         // 11: hearsay.chat.v1.KVEntry
+	(*KVState)(nil),         // 12: hearsay.chat.v1.KVState
+	(*RoomSet)(nil),         // 13: hearsay.chat.v1.RoomSet
+	(*RoomMembership)(nil),  // 14: hearsay.chat.v1.RoomMembership
+	(*Status)(nil),          // 15: hearsay.chat.v1.Status
+	(*Batch)(nil),           // 16: hearsay.chat.v1.Batch
+	(*Repair)(nil),          // 17: hearsay.chat.v1.Repair
+	(*EncKey)(nil),          // 18: hearsay.chat.v1.EncKey
+	(*EncKeys)(nil),         // 19: hearsay.chat.v1.EncKeys
+	(*Sealed)(nil),          // 20: hearsay.chat.v1.Sealed
+	(*Direct)(nil),          // 21: hearsay.chat.v1.Direct
+	(*DirectAck)(nil),       // 22: hearsay.chat.v1.DirectAck
+	(*Receipt)(nil),         // 23: hearsay.chat.v1.Receipt
+	(*DirectBody)(nil),      // 24: hearsay.chat.v1.DirectBody
+	(*DirectRecord)(nil),    // 25: hearsay.chat.v1.DirectRecord
+	(*HeldRecord)(nil),      // 26: hearsay.chat.v1.HeldRecord
+	(*Overlay)(nil),         // 27: hearsay.chat.v1.Overlay
+	(*OverlayAnnounce)(nil), // 28: hearsay.chat.v1.OverlayAnnounce
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -2764,25 +3034,27 @@ var file_chat_proto_depIdxs = []int32{
 	21, // 11: hearsay.chat.v1.Frame.direct:type_name -> hearsay.chat.v1.Direct
 	22, // 12: hearsay.chat.v1.Frame.direct_ack:type_name -> hearsay.chat.v1.DirectAck
 	23, // 13: hearsay.chat.v1.Frame.receipt:type_name -> hearsay.chat.v1.Receipt
-	0,  // 14: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	8,  // 15: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	7,  // 16: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	7,  // 17: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
-	11, // 18: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	14, // 19: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
-	8,  // 20: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
-	9,  // 21: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
-	9,  // 22: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
-	8,  // 23: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
-	18, // 24: hearsay.chat.v1.EncKeys.keys:type_name -> hearsay.chat.v1.EncKey
-	20, // 25: hearsay.chat.v1.Direct.sealed:type_name -> hearsay.chat.v1.Sealed
-	20, // 26: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
-	20, // 27: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	27, // 14: hearsay.chat.v1.Frame.overlay:type_name -> hearsay.chat.v1.Overlay
+	0,  // 15: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 16: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 17: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	7,  // 18: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 19: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	14, // 20: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
+	8,  // 21: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
+	9,  // 22: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
+	9,  // 23: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
+	8,  // 24: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
+	18, // 25: hearsay.chat.v1.EncKeys.keys:type_name -> hearsay.chat.v1.EncKey
+	20, // 26: hearsay.chat.v1.Direct.sealed:type_name -> hearsay.chat.v1.Sealed
+	20, // 27: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	20, // 28: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	28, // 29: hearsay.chat.v1.Overlay.announces:type_name -> hearsay.chat.v1.OverlayAnnounce
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -2805,6 +3077,7 @@ func file_chat_proto_init() {
 		(*Frame_Direct)(nil),
 		(*Frame_DirectAck)(nil),
 		(*Frame_Receipt)(nil),
+		(*Frame_Overlay)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2812,7 +3085,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

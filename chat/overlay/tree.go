@@ -171,6 +171,16 @@ func (n *Node) setLazy(origin, p string, lazy bool) {
 func (n *Node) makeEager(origin, p string) { n.setLazy(origin, p, false) }
 func (n *Node) makeLazy(origin, p string)  { n.setLazy(origin, p, true) }
 
+// isLazy reports whether neighbour p is lazy in origin's tree at our end.
+func (n *Node) isLazy(origin, p string) bool {
+	st := n.tree.trees[origin]
+	if st == nil {
+		return false
+	}
+	i := slices.Index(n.view.active, p)
+	return i >= 0 && st.lazy&(1<<i) != 0
+}
+
 // Broadcast sends a new message of ours to the group. It reports false,
 // and sends nothing, if the ID was seen already or the payload is larger
 // than MaxPayload. The Node keeps payload (the caller must not change it).
@@ -278,6 +288,16 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 	n.markSeen(id, round, from, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
+	if n.isLazy(origin, from) {
+		// We had pruned from, and it pushed this before our Prune
+		// reached it: it is lazy for us at its end now. Our parent
+		// becomes from at our end only, and if our old parent's copy
+		// comes second we prune that one too, leaving no eager link
+		// into us in origin's tree (every later message would wait for
+		// a graft; seen with bursts of messages from one origin over
+		// real links). Tell from to keep pushing: a Graft without IDs.
+		n.send(from, Message{Kind: KindGraft, Peer: origin})
+	}
 	n.makeEager(origin, from)
 	n.forward(origin, id, round, payload, from)
 }

@@ -253,3 +253,41 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("two runs with the same seeds and inputs differ")
 	}
 }
+
+// A neighbour we pruned pushed a message before our Prune reached it (an
+// origin sending several messages at once): its copy is our first, so it
+// becomes our parent at our end, but it is lazy for us at its end. We
+// must tell it (a Graft without IDs); otherwise, when the old parent's
+// copy arrives second and is pruned too, no eager link leads into us in
+// that origin's tree and every later message waits for a graft.
+func TestFirstCopyFromPrunedNeighbourGraftsIt(t *testing.T) {
+	n, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p", "x"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	id := func(b byte) MsgID { return MsgID{b} }
+	n.Step(0, "p", Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")})
+	n.Step(0, "x", Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")}) // duplicate: x pruned
+	if !slices.Contains(n.Lazy("o"), "x") {
+		t.Fatalf("x not lazy after its duplicate: lazy %v", n.Lazy("o"))
+	}
+	n.Ready()
+	// x pushed message 2 before it got our Prune; p's copy comes second.
+	n.Step(time.Millisecond, "x", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+	grafted := false
+	for _, e := range n.Ready().Messages {
+		if e.To == "x" && e.Msg.Kind == KindGraft && e.Msg.Peer == "o" && len(e.Msg.IDs) == 0 {
+			grafted = true
+		}
+	}
+	if !grafted {
+		t.Error("no graft to the pruned neighbour whose copy came first: it stays lazy at its end")
+	}
+	n.Step(2*time.Millisecond, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+	if eager := n.Eager("o"); !slices.Equal(eager, []string{"x"}) {
+		t.Errorf("eager links in o's tree %v, want [x]", eager)
+	}
+}

@@ -1,0 +1,486 @@
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/chat/overlay"
+)
+
+// treeCluster starts n peers that use the tree for every room message
+// (TreeThreshold 2) and whose anti-entropy is too slow to matter within a
+// test (a minute), so what arrives came over the tree.
+func treeCluster(t *testing.T, n int, tune func(i int, cfg *chat.Config)) []*chattest.Peer {
+	t.Helper()
+	peers := make([]*chattest.Peer, n)
+	for i := range peers {
+		cfg := chattest.Config(t, fmt.Sprintf("p%d", i))
+		cfg.TreeThreshold = 2
+		cfg.AntiEntropyInterval = time.Minute
+		// Failure detection slow enough that dozens of peers on a loaded
+		// machine do not declare each other dead by mistake (each false
+		// death reshapes the views); the tests that stop a peer wait
+		// for it.
+		s := chattest.FastSettings()
+		s.ProbeInterval = chat.Duration(time.Second)
+		s.ProbeTimeout = chat.Duration(500 * time.Millisecond)
+		s.SuspicionMult = 4
+		cfg.Memberlist = &s
+		if tune != nil {
+			tune(i, &cfg)
+		}
+		peers[i] = chattest.Start(t, cfg)
+	}
+	// Each joins through an earlier peer, not all through the first: one
+	// contact's push-pull with dozens of joiners times out on a loaded
+	// machine. A join that fails is tried again through another.
+	for i, p := range peers[1:] {
+		var err error
+		for attempt := range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), chattest.DefaultTimeout)
+			_, err = p.Join(ctx, []string{peers[(i+attempt)%(i+1)].AdvertiseAddr()})
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("join %s: %v", p.Nick(), err)
+		}
+	}
+	// Dozens of peers on a loaded machine converge more slowly than
+	// chattest's default allows.
+	chattest.WaitFor(t, 3*time.Minute, func() bool {
+		for _, p := range peers {
+			if chattest.AliveCount(p.Node) != len(peers) || p.Stats().Streams != len(peers)-1 {
+				return false
+			}
+		}
+		return true
+	}, "%d peers did not converge", n)
+	chattest.WaitConverged(t, peers...)
+	return peers
+}
+
+// waitNeighbours waits until every peer has an overlay neighbour (their
+// messages go over the tree) and the neighbour links connect them all.
+func waitNeighbours(t *testing.T, peers []*chattest.Peer) {
+	t.Helper()
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, p := range peers {
+			if p.Stats().OverlayNeighbors == 0 {
+				return false
+			}
+		}
+		return overlayConnected(peers)
+	}, "a connected overlay")
+}
+
+// overlayConnected reports whether the peers' active views connect them.
+func overlayConnected(peers []*chattest.Peer) bool {
+	adj := map[string][]string{}
+	for _, p := range peers {
+		for _, q := range p.OverlayNeighboursForTest() {
+			adj[p.ID()] = append(adj[p.ID()], q)
+			adj[q] = append(adj[q], p.ID())
+		}
+	}
+	seen := map[string]bool{peers[0].ID(): true}
+	todo := []string{peers[0].ID()}
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = todo[1:]
+		for _, q := range adj[p] {
+			if !seen[q] {
+				seen[q] = true
+				todo = append(todo, q)
+			}
+		}
+	}
+	for _, p := range peers {
+		if !seen[p.ID()] {
+			return false
+		}
+	}
+	return true
+}
+
+// waitViewsSettled waits until no peer has sent a view message (join,
+// forward-join, neighbour request or reply, disconnect) for a while: a
+// burst of joins reshapes the views for a few seconds, and each new link
+// starts eager in every tree (copies above 1 until it is pruned).
+func waitViewsSettled(t *testing.T, peers []*chattest.Peer) {
+	t.Helper()
+	viewMsgs := func() uint64 {
+		var k uint64
+		for _, p := range peers {
+			st := p.OverlayStatsForTest()
+			for _, kind := range []overlay.Kind{overlay.KindJoin, overlay.KindForwardJoin, overlay.KindNeighbor,
+				overlay.KindNeighborReply, overlay.KindDisconnect} {
+				k += st.Sent[kind]
+			}
+		}
+		return k
+	}
+	last, since := viewMsgs(), time.Now()
+	chattest.WaitFor(t, time.Minute, func() bool {
+		if k := viewMsgs(); k != last {
+			last, since = k, time.Now()
+		}
+		return time.Since(since) > 1500*time.Millisecond
+	}, "overlay views still changing")
+}
+
+// waitShown waits until each peer shows want messages of room, and checks
+// they are shown once each in per-origin order.
+func waitShown(t *testing.T, room string, want []string, peers ...*chattest.Peer) {
+	t.Helper()
+	for _, p := range peers {
+		if !chattest.Poll(timeout, func() bool { return len(p.Rec.RoomMessages(room)) >= len(want) }) {
+			dumpOverlay(t, peers)
+			t.Fatalf("%s shows %d of %d messages of #%s", p.Nick(), len(p.Rec.RoomMessages(room)), len(want), room)
+		}
+	}
+	for _, p := range peers {
+		got := p.Rec.RoomMessages(room)
+		checkShown(t, p.Nick(), got)
+		ids := idsOf(got)
+		for _, id := range want {
+			if !slices.Contains(ids, id) {
+				t.Errorf("%s lacks %s", p.Nick(), id)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s shows %d messages of #%s, want %d", p.Nick(), len(got), room, len(want))
+		}
+	}
+}
+
+func dumpOverlay(t *testing.T, peers []*chattest.Peer) {
+	for _, p := range peers {
+		st := p.Stats()
+		var nb []string
+		for _, id := range p.OverlayNeighboursForTest() {
+			for _, q := range peers {
+				if q.ID() == id {
+					nb = append(nb, q.Nick())
+				}
+			}
+		}
+		t.Logf("%s %v: neighbours %d payloads %d delivered %d relayed %d broadcasts %d grafts %d ihave %d invalid %d drops %d repaired %d queue drops %d",
+			p.Nick(), nb, st.OverlayNeighbors, st.OverlayPayloads, st.OverlayDelivered, st.OverlayRelayed, st.OverlayBroadcasts,
+			st.OverlayGrafts, st.OverlayIHave, st.OverlayInvalid, st.OverlayDrops, st.Repaired, st.QueueDrops)
+	}
+}
+
+type overlayTotals struct{ payloads, delivered, broadcasts, relayed uint64 }
+
+func totals(peers []*chattest.Peer) overlayTotals {
+	var o overlayTotals
+	for _, p := range peers {
+		st := p.Stats()
+		o.payloads += st.OverlayPayloads
+		o.delivered += st.OverlayDelivered
+		o.broadcasts += st.OverlayBroadcasts
+		o.relayed += st.OverlayRelayed
+	}
+	return o
+}
+
+// A group of 30 over the tree: every room member shows every message
+// exactly once, each peer receives about one copy of each once the
+// speakers' trees are built, and the two peers outside the room relay the
+// room's messages without storing or showing them.
+func TestTreeDeliversOnceToEveryMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 peers")
+	}
+	const room = "crowd"
+	peers := treeCluster(t, 30, nil)
+	members, outside := peers[:28], peers[28:]
+	chattest.JoinRoom(t, room, 0, members...)
+	chattest.WaitRoomSeen(t, room, members, outside...)
+	waitNeighbours(t, peers)
+	waitViewsSettled(t, peers)
+	speakers := members[:3]
+
+	// Warm-up: each speaker's first broadcast floods the overlay and
+	// builds its tree (the next ones settle what views that were still
+	// changing added).
+	var sent []string
+	for i := range 3 * len(speakers) {
+		sent = append(sent, sendTo(t, speakers[i%len(speakers)], room, fmt.Sprintf("warm %d", i)))
+	}
+	waitShown(t, room, sent, members...)
+	before := totals(peers)
+	var beforeKinds []overlay.Stats
+	for _, p := range peers {
+		beforeKinds = append(beforeKinds, p.OverlayStatsForTest())
+	}
+
+	// A busy room's pace, 20 messages a second: a burst as fast as the
+	// origins can store also passes, but on a loaded machine it takes
+	// seconds to reach everyone, and what arrives later than GraftTimeout
+	// is grafted (a copy more).
+	start := time.Now()
+	sent = append(sent, stream(t, room, speakers, 30, 50*time.Millisecond, nil)...)
+	waitShown(t, room, sent, members...)
+	t.Logf("30 messages shown by all in %v", time.Since(start))
+	// Every peer but the origin receives each message: wait until the
+	// outsiders have relayed them all too.
+	if !chattest.Poll(timeout, func() bool {
+		return totals(peers).delivered-before.delivered >= 30*uint64(len(peers)-1)
+	}) {
+		dumpOverlay(t, peers)
+		t.Fatalf("%d deliveries over the overlay, want %d", totals(peers).delivered-before.delivered, 30*uint64(len(peers)-1))
+	}
+	after := totals(peers)
+	// What the overlay sent in the measured phase, by kind (view changes
+	// there make new eager links, hence copies).
+	var sent0, sent1 [overlay.NumKinds]uint64
+	for i, p := range peers {
+		st := p.OverlayStatsForTest()
+		for k := range sent1 {
+			sent1[k] += st.Sent[k]
+			sent0[k] += beforeKinds[i].Sent[k]
+		}
+	}
+	var kinds []string
+	for k := 1; k < overlay.NumKinds; k++ {
+		kinds = append(kinds, fmt.Sprintf("%s %d", overlay.Kind(k), sent1[k]-sent0[k]))
+	}
+	t.Logf("overlay messages sent: %s", strings.Join(kinds, ", "))
+	var drops, qdrops, invalid, giveups uint64
+	for _, p := range peers {
+		st := p.Stats()
+		drops += st.OverlayDrops
+		qdrops += st.QueueDrops
+		invalid += st.OverlayInvalid
+		giveups += p.OverlayStatsForTest().GraftGiveUps
+	}
+	t.Logf("inbox drops %d, queue drops %d, invalid %d, graft give-ups %d", drops, qdrops, invalid, giveups)
+	copies := float64(after.payloads-before.payloads) / float64(after.delivered-before.delivered)
+	t.Logf("copies per delivery after warm-up: %.3f (%d payloads, %d deliveries, %d broadcasts)",
+		copies, after.payloads-before.payloads, after.delivered-before.delivered, after.broadcasts-before.broadcasts)
+	if copies > 1.1 {
+		t.Errorf("copies per delivery %.3f > 1.1", copies)
+	}
+	if after.broadcasts < uint64(len(sent)) {
+		t.Errorf("%d broadcasts over the tree, want %d", after.broadcasts, len(sent))
+	}
+	for _, p := range outside {
+		st := p.Stats()
+		if st.OverlayRelayed < uint64(len(sent)) {
+			t.Errorf("%s relayed %d messages of #%s, want %d", p.Nick(), st.OverlayRelayed, room, len(sent))
+		}
+		if n := len(p.Rec.RoomMessages(room)); n != 0 {
+			t.Errorf("%s, outside the room, showed %d of its messages", p.Nick(), n)
+		}
+		if _, err := p.History(room, 10); err == nil {
+			if ids := chattest.HistoryIDs(t, p.Node, room); len(ids) != 0 {
+				t.Errorf("%s, outside the room, stored %d of its messages", p.Nick(), len(ids))
+			}
+		}
+	}
+}
+
+// stream sends k messages to room from speakers in turn, one every gap,
+// calling at(i) before the i-th.
+func stream(t *testing.T, room string, speakers []*chattest.Peer, k int, gap time.Duration, at func(i int)) []string {
+	t.Helper()
+	var sent []string
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for i := range k {
+		if at != nil {
+			at(i)
+		}
+		sent = append(sent, sendTo(t, speakers[i%len(speakers)], room, fmt.Sprintf("s%d", i)))
+		<-tick.C
+	}
+	return sent
+}
+
+func sumGrafts(peers []*chattest.Peer) uint64 {
+	var k uint64
+	for _, p := range peers {
+		k += p.Stats().OverlayGrafts
+	}
+	return k
+}
+
+// A relay stops in the middle of a stream: the peers behind it are
+// reached through their other neighbours (grafts on the announcements
+// they keep getting, views repaired from the passive view), and every
+// survivor shows every message once.
+func TestTreeRepairAfterNeighbourFails(t *testing.T) {
+	peers := treeCluster(t, 10, nil)
+	waitNeighbours(t, peers)
+	waitViewsSettled(t, peers)
+	speakers := peers[:2]
+	warm := stream(t, chat.DefaultRoom, speakers, 4, 20*time.Millisecond, nil)
+	waitShown(t, chat.DefaultRoom, warm, peers...)
+
+	// The relay with the most neighbours: the likeliest inner tree node.
+	victim := peers[2]
+	for _, p := range peers[2:] {
+		if p.Stats().OverlayNeighbors > victim.Stats().OverlayNeighbors {
+			victim = p
+		}
+	}
+	var survivors []*chattest.Peer
+	for _, p := range peers {
+		if p != victim {
+			survivors = append(survivors, p)
+		}
+	}
+	sent := stream(t, chat.DefaultRoom, speakers, 30, 50*time.Millisecond, func(i int) {
+		if i == 5 {
+			if err := victim.Shutdown(); err != nil {
+				t.Errorf("stop %s: %v", victim.Nick(), err)
+			}
+		}
+	})
+	waitShown(t, chat.DefaultRoom, append(warm, sent...), survivors...)
+	t.Logf("stopped %s (%d neighbours); grafts %d", victim.Nick(), len(victim.OverlayNeighboursForTest()), sumGrafts(survivors))
+}
+
+// With the fault layer dropping a tenth of every peer's outgoing chat
+// frames, eager pushes get lost: the peers that miss one hear it
+// announced by other neighbours and graft it, and everyone shows every
+// message once.
+func TestTreeGraftsLostEagerPushes(t *testing.T) {
+	peers := treeCluster(t, 8, func(_ int, cfg *chat.Config) {
+		cfg.Faults = &chat.Faults{}
+		// The safety net, slower than a graft (1 s and its retries) and
+		// fast enough for the last messages, which no later one shows
+		// missing.
+		cfg.AntiEntropyInterval = 3 * time.Second
+	})
+	waitNeighbours(t, peers)
+	waitViewsSettled(t, peers)
+	speakers := peers[:2]
+	warm := stream(t, chat.DefaultRoom, speakers, 4, 20*time.Millisecond, nil)
+	waitShown(t, chat.DefaultRoom, warm, peers...)
+	for i, p := range peers {
+		if err := p.SetFaults(chat.Faults{DropRatio: 0.1, Seed: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := stream(t, chat.DefaultRoom, speakers, 40, 20*time.Millisecond, nil)
+	waitShown(t, chat.DefaultRoom, append(warm, sent...), peers...)
+	var drops uint64
+	for _, p := range peers {
+		drops += p.Stats().FaultDrops
+	}
+	grafts := sumGrafts(peers)
+	t.Logf("fault drops %d, grafts %d", drops, grafts)
+	if grafts == 0 {
+		t.Error("no graft: the lost pushes were not repaired by the tree")
+	}
+}
+
+// Some messages pushed to each member, some over the tree (the group
+// crosses the threshold between them, as peers may count the group
+// differently for a moment): every peer shows each message once.
+func TestTreeAndPushMixed(t *testing.T) {
+	peers := treeCluster(t, 6, func(i int, cfg *chat.Config) {
+		if i%2 == 0 {
+			cfg.TreeThreshold = -1 // these push to every member
+		}
+	})
+	waitNeighbours(t, peers)
+	sent := stream(t, chat.DefaultRoom, peers, 30, 10*time.Millisecond, nil)
+	waitShown(t, chat.DefaultRoom, sent, peers...)
+	var tree, pushed uint64
+	for _, p := range peers {
+		st := p.Stats()
+		tree += st.OverlayBroadcasts
+		pushed += st.Sent - st.OverlayBroadcasts
+	}
+	if tree == 0 || pushed == 0 {
+		t.Errorf("%d messages over the tree, %d pushed: want both", tree, pushed)
+	}
+}
+
+// Invalid payloads sent over the overlay by a member (a bad signature, a
+// valid envelope under another message's ID or in another origin's tree,
+// a message signed by a stranger) are dropped and counted by the peer
+// that gets them, and never relayed: a third peer never sees them.
+func TestTreeDropsInvalidPayloads(t *testing.T) {
+	peers := treeCluster(t, 3, nil)
+	waitNeighbours(t, peers)
+	a, b, c := peers[0], peers[1], peers[2]
+	chattest.WaitFor(t, timeout, func() bool {
+		return slices.Contains(b.OverlayNeighboursForTest(), c.ID())
+	}, "b and c neighbours")
+	stranger, err := chat.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id *chat.Identity, seq uint64, body string) *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: seq, Room: chat.DefaultRoom, Kind: chatpb.Kind_KIND_CHAT,
+			SentUnixNano: time.Now().UnixNano(), Body: []byte(body), Nick: "mallory"}
+		chat.SignEnvelope(id, e)
+		return e
+	}
+	raw := func(e *chatpb.Envelope) []byte {
+		b, err := proto.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	seq := a.NextSeqForTest(chat.DefaultRoom)
+	forged := mk(a.Identity(), seq, "forged")
+	forged.Body = []byte("altered after signing")
+	valid := mk(a.Identity(), seq, "valid")
+	validID := chat.OverlayIDForTest(valid)
+	strangers := mk(stranger, 1, "who am i")
+	cases := []struct {
+		name, tree string
+		id         overlay.MsgID
+		payload    []byte
+	}{
+		{"bad signature", a.ID(), validID, raw(forged)},
+		{"another message's id", a.ID(), chat.OverlayIDForTest(mk(a.Identity(), seq+1, "x")), raw(valid)},
+		{"another origin's tree", c.ID(), validID, raw(valid)},
+		{"not an envelope", a.ID(), validID, []byte("\xff\xff\xff")},
+		{"a stranger's, in its own tree", stranger.ID, chat.OverlayIDForTest(strangers), raw(strangers)},
+		{"a stranger's, in a member's tree", a.ID(), chat.OverlayIDForTest(strangers), raw(strangers)},
+	}
+	for _, tc := range cases {
+		before := b.Stats().OverlayInvalid
+		if !a.SendOverlayGossipForTest(b.ID(), tc.tree, tc.id, tc.payload) {
+			t.Fatalf("%s: not sent", tc.name)
+		}
+		chattest.WaitFor(t, timeout, func() bool { return b.Stats().OverlayInvalid > before },
+			"%s: not counted invalid by %s", tc.name, b.Nick())
+	}
+	// A valid payload after them arrives at c through b: had b relayed any
+	// of the invalid ones, c would have received it before.
+	if !a.SendOverlayGossipForTest(b.ID(), a.ID(), validID, raw(valid)) {
+		t.Fatal("valid payload not sent")
+	}
+	chattest.WaitFor(t, timeout, func() bool { return len(c.Rec.RoomMessages(chat.DefaultRoom)) == 1 },
+		"%s does not show the valid message relayed by %s", c.Nick(), b.Nick())
+	for _, p := range []*chattest.Peer{b, c} {
+		for _, ev := range p.Rec.RoomMessages(chat.DefaultRoom) {
+			if ev.Text != "valid" {
+				t.Errorf("%s shows %q", p.Nick(), ev.Text)
+			}
+		}
+	}
+	if st := c.Stats(); st.OverlayInvalid != 0 || st.OverlayPayloads != 1 {
+		t.Errorf("%s got %d invalid and %d payloads: b relayed what it should have dropped", c.Nick(), st.OverlayInvalid, st.OverlayPayloads)
+	}
+}
