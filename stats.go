@@ -20,6 +20,12 @@ type Stats struct {
 	KVUpdates  uint64 `json:"kv_updates"`  // key/value changes applied (local and remote)
 	KVDrops    uint64 `json:"kv_drops"`    // key/value entries refused (invalid, forged, full)
 	Streams    int    `json:"streams"`     // chat links currently established (one connection per pair of peers)
+	// KeptLinks counts the links this node keeps open (to every live
+	// member in a small group, to its overlay neighbours in a large one;
+	// others are made on demand and close when idle); KeptDown those of
+	// them not established right now.
+	KeptLinks int `json:"kept_links"`
+	KeptDown  int `json:"kept_down"`
 	// LinkSwaps counts chat connections retired because the pair had
 	// another: both peers dialed at once (each keeps the one dialed by
 	// the smaller peer ID) or one redialed.

@@ -775,11 +775,20 @@ func (n *Node) localMeta() peerMeta {
 // Stats returns a snapshot of the counters. Never blocks for long.
 func (n *Node) Stats() hearsay.Stats {
 	n.mu.Lock()
-	streams := 0
+	streams, kept, keptDown := 0, 0, 0
 	for _, p := range n.peers {
-		if p.connected.Load() {
+		up := p.connected.Load()
+		if up {
 			streams++
 		}
+		p.mu.Lock()
+		if p.kept {
+			kept++
+			if !up {
+				keptDown++
+			}
+		}
+		p.mu.Unlock()
 	}
 	var conns transport.ConnCounts
 	if cc, ok := n.tr.(transport.ConnCounter); ok {
@@ -806,7 +815,7 @@ func (n *Node) Stats() hearsay.Stats {
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
-		Streams: streams, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
+		Streams: streams, KeptLinks: kept, KeptDown: keptDown, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
 	}
 	n.directStats(&st)
 	n.overlayStats(&st)

@@ -61,7 +61,7 @@ func treeCluster(t *testing.T, n int, tune func(i int, cfg *chat.Config)) []*cha
 	// chattest's default allows.
 	chattest.WaitFor(t, 3*time.Minute, func() bool {
 		for _, p := range peers {
-			if chattest.AliveCount(p.Node) != len(peers) || p.Stats().Streams != len(peers)-1 {
+			if chattest.AliveCount(p.Node) != len(peers) || !chattest.LinksUp(p.Stats(), len(peers)) {
 				return false
 			}
 		}

@@ -161,13 +161,24 @@ func WaitConverged(tb testing.TB, peers ...*Peer) {
 	tb.Helper()
 	WaitFor(tb, DefaultTimeout, func() bool {
 		for _, p := range peers {
-			if AliveCount(p.Node) != len(peers) || p.Stats().Streams != len(peers)-1 {
+			if AliveCount(p.Node) != len(peers) || !LinksUp(p.Stats(), len(peers)) {
 				return false
 			}
 		}
 		return true
 	}, "peers did not converge")
 	WaitRoomMembers(tb, chat.DefaultRoom, peers...)
+}
+
+// LinksUp reports whether a peer of a group of n with stats st has every
+// link it keeps established: one to each other member in a small group,
+// one to each overlay neighbour in a group above Config.TreeThreshold
+// (chat/links.go).
+func LinksUp(st hearsay.Stats, n int) bool {
+	if st.KeptDown != 0 {
+		return false
+	}
+	return st.KeptLinks == n-1 || (st.OverlayNeighbors > 0 && st.KeptLinks >= st.OverlayNeighbors)
 }
 
 // WaitRoomMembers waits until each peer has joined room and sees exactly

@@ -583,7 +583,7 @@ func (s *Sim) waitGroup() error {
 	return s.waitFor(func() bool {
 		live := s.live()
 		for _, p := range live {
-			if chattest.AliveCount(p.node) != len(live) || p.node.Stats().Streams != len(live)-1 {
+			if chattest.AliveCount(p.node) != len(live) || !chattest.LinksUp(p.node.Stats(), len(live)) {
 				return false
 			}
 		}
