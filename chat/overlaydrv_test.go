@@ -140,6 +140,20 @@ func waitViewsSettled(t *testing.T, peers []*chattest.Peer) {
 	}, "overlay views still changing")
 }
 
+// waitOverlayQuiet waits until no payload has arrived anywhere for a
+// while: copies of a flood or a late graft answer still on their way
+// count in the phase they belong to.
+func waitOverlayQuiet(t *testing.T, peers []*chattest.Peer) {
+	t.Helper()
+	last, since := totals(peers), time.Now()
+	chattest.WaitFor(t, time.Minute, func() bool {
+		if o := totals(peers); o != last {
+			last, since = o, time.Now()
+		}
+		return time.Since(since) > time.Second
+	}, "overlay payloads still arriving")
+}
+
 // waitShown waits until each peer shows want messages of room, and checks
 // they are shown once each in per-origin order.
 func waitShown(t *testing.T, room string, want []string, peers ...*chattest.Peer) {
@@ -226,6 +240,7 @@ func TestTreeDeliversOnceToEveryMember(t *testing.T) {
 		sent = append(sent, sendTo(t, speakers[i%len(speakers)], room, fmt.Sprintf("warm %d", i)))
 	}
 	waitShown(t, room, sent, members...)
+	waitOverlayQuiet(t, peers)
 	before := totals(peers)
 	var beforeKinds []overlay.Stats
 	for _, p := range peers {
@@ -248,6 +263,7 @@ func TestTreeDeliversOnceToEveryMember(t *testing.T) {
 		dumpOverlay(t, peers)
 		t.Fatalf("%d deliveries over the overlay, want %d", totals(peers).delivered-before.delivered, 30*uint64(len(peers)-1))
 	}
+	waitOverlayQuiet(t, peers)
 	after := totals(peers)
 	// What the overlay sent in the measured phase, by kind (view changes
 	// there make new eager links, hence copies).
