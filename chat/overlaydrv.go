@@ -368,7 +368,7 @@ func (d *overlayDriver) down(now time.Duration, p string) {
 // knows every member, so the driver can do what the views cannot.
 func (d *overlayDriver) maybeJoin(live map[string]bool) {
 	now := d.now()
-	if d.lastJoin != 0 && now-d.lastJoin < overlayRejoin {
+	if !d.participating() || d.lastJoin != 0 && now-d.lastJoin < overlayRejoin {
 		return
 	}
 	active := d.m.Active()
@@ -498,6 +498,18 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 	default:
 		return false
 	}
+}
+
+// participating reports whether this peer joins the overlay on its own:
+// the tree is enabled and the group has more than half TreeThreshold live
+// members. Smaller groups push directly and pay nothing for the overlay
+// (no joins, so no neighbours and no probes); a peer still answers and
+// relays for those that join it, and a group growing towards the
+// threshold is in the overlay well before any member counts past it and
+// broadcasts over the tree.
+func (d *overlayDriver) participating() bool {
+	t := d.n.cfg.TreeThreshold
+	return t >= 0 && 2*d.n.numMembers() > t
 }
 
 // treeMode reports whether our room messages go over the tree: the tree is

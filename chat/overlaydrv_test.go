@@ -140,6 +140,20 @@ func waitViewsSettled(t *testing.T, peers []*chattest.Peer) {
 	}, "overlay views still changing")
 }
 
+// waitOverlayQuiet waits until no payload has arrived anywhere for a
+// while: copies of a flood or a late graft answer still on their way
+// count in the phase they belong to.
+func waitOverlayQuiet(t *testing.T, peers []*chattest.Peer) {
+	t.Helper()
+	last, since := totals(peers), time.Now()
+	chattest.WaitFor(t, time.Minute, func() bool {
+		if o := totals(peers); o != last {
+			last, since = o, time.Now()
+		}
+		return time.Since(since) > time.Second
+	}, "overlay payloads still arriving")
+}
+
 // waitShown waits until each peer shows want messages of room, and checks
 // they are shown once each in per-origin order.
 func waitShown(t *testing.T, room string, want []string, peers ...*chattest.Peer) {
@@ -196,17 +210,22 @@ func totals(peers []*chattest.Peer) overlayTotals {
 	return o
 }
 
-// A group of 30 over the tree: every room member shows every message
-// exactly once, each peer receives about one copy of each once the
-// speakers' trees are built, and the two peers outside the room relay the
-// room's messages without storing or showing them.
+// A group of 30 (12 under the race detector) over the tree: every room
+// member shows every message exactly once, each peer receives about one
+// copy of each once the speakers' trees are built, and the two peers
+// outside the room relay the room's messages without storing or showing
+// them.
 func TestTreeDeliversOnceToEveryMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30 peers")
 	}
 	const room = "crowd"
-	peers := treeCluster(t, 30, nil)
-	members, outside := peers[:28], peers[28:]
+	n := 30
+	if raceEnabled {
+		n = 12
+	}
+	peers := treeCluster(t, n, nil)
+	members, outside := peers[:n-2], peers[n-2:]
 	chattest.JoinRoom(t, room, 0, members...)
 	chattest.WaitRoomSeen(t, room, members, outside...)
 	waitNeighbours(t, peers)
@@ -221,6 +240,7 @@ func TestTreeDeliversOnceToEveryMember(t *testing.T) {
 		sent = append(sent, sendTo(t, speakers[i%len(speakers)], room, fmt.Sprintf("warm %d", i)))
 	}
 	waitShown(t, room, sent, members...)
+	waitOverlayQuiet(t, peers)
 	before := totals(peers)
 	var beforeKinds []overlay.Stats
 	for _, p := range peers {
@@ -243,6 +263,7 @@ func TestTreeDeliversOnceToEveryMember(t *testing.T) {
 		dumpOverlay(t, peers)
 		t.Fatalf("%d deliveries over the overlay, want %d", totals(peers).delivered-before.delivered, 30*uint64(len(peers)-1))
 	}
+	waitOverlayQuiet(t, peers)
 	after := totals(peers)
 	// What the overlay sent in the measured phase, by kind (view changes
 	// there make new eager links, hence copies).
@@ -354,17 +375,16 @@ func TestTreeRepairAfterNeighbourFails(t *testing.T) {
 	t.Logf("stopped %s (%d neighbours); grafts %d", victim.Nick(), len(victim.OverlayNeighboursForTest()), sumGrafts(survivors))
 }
 
-// With the fault layer dropping a tenth of every peer's outgoing chat
-// frames, eager pushes get lost: the peers that miss one hear it
+// With the fault layer dropping 5 % of every peer's outgoing chat frames,
+// eager pushes get lost: the peers that miss one hear it
 // announced by other neighbours and graft it, and everyone shows every
 // message once.
 func TestTreeGraftsLostEagerPushes(t *testing.T) {
 	peers := treeCluster(t, 8, func(_ int, cfg *chat.Config) {
 		cfg.Faults = &chat.Faults{}
-		// The safety net, slower than a graft (1 s and its retries) and
-		// fast enough for the last messages, which no later one shows
-		// missing.
-		cfg.AntiEntropyInterval = 3 * time.Second
+		// Anti-entropy out of the way (half a minute; gap pulls at most
+		// every 3 s per origin): grafts must repair what was lost.
+		cfg.AntiEntropyInterval = 30 * time.Second
 	})
 	waitNeighbours(t, peers)
 	waitViewsSettled(t, peers)
@@ -372,7 +392,7 @@ func TestTreeGraftsLostEagerPushes(t *testing.T) {
 	warm := stream(t, chat.DefaultRoom, speakers, 4, 20*time.Millisecond, nil)
 	waitShown(t, chat.DefaultRoom, warm, peers...)
 	for i, p := range peers {
-		if err := p.SetFaults(chat.Faults{DropRatio: 0.1, Seed: int64(i + 1)}); err != nil {
+		if err := p.SetFaults(chat.Faults{DropRatio: 0.05, Seed: int64(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
