@@ -174,7 +174,8 @@ func (n *Node) linkBroken(id string) bool {
 // Config.TreeThreshold live members, or with the tree off). Above it the
 // overlay keeps links to its few neighbours only (keepLinks) and every
 // other link is made on demand and closes when idle: a full mesh of 200
-// peers would be 19,900 connections. Safe for concurrent use.
+// peers would be 19,900 connections. Safe for concurrent use; takes no
+// lock (the member count is an atomic).
 func (n *Node) meshLinks() bool {
 	t := n.cfg.TreeThreshold
 	return t < 0 || n.ovl == nil || n.ovl.m == nil || n.numMembers() <= t

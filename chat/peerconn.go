@@ -406,6 +406,13 @@ func (p *peerConn) session(lc *linkConn) error {
 	if err := send(p.n.encKeysFrame(p.id)); err != nil {
 		return fail(fmt.Errorf("send encryption keys: %w", err))
 	}
+	// In a large group, the room sets of the other members this node
+	// holds (a new neighbour learns them at once: roomsets.go).
+	for _, f := range p.n.relayedRoomSets(p.id) {
+		if err := send(f); err != nil {
+			return fail(fmt.Errorf("send room sets: %w", err))
+		}
+	}
 	p.setUp()
 
 	// A link that is not kept checks for idleness; a kept one has no timer.

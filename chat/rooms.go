@@ -56,6 +56,7 @@ type peerRoomSet struct {
 	version int64
 	at      time.Time // when it arrived (local clock)
 	rooms   map[string]*chatpb.RoomMembership
+	signed  *chatpb.RoomSet // as its origin signed it, to relay (roomsets.go)
 }
 
 // JoinRoom joins room (with or without '#') and returns its info. mode 0
@@ -208,6 +209,15 @@ func (n *Node) waitRoomSets(ctx context.Context, since time.Time, timeout time.D
 		live := n.liveSet()
 		n.mu.Lock()
 		mgen := n.memberGen
+		if !n.meshLinks() {
+			// Above the tree threshold only linked peers (neighbours)
+			// were asked; the others' sets come relayed, when they change.
+			for id := range live {
+				if n.peers[id] == nil {
+					delete(live, id)
+				}
+			}
+		}
 		n.mu.Unlock()
 		n.roomsMu.Lock()
 		rgen := n.roomsGen

@@ -9,6 +9,7 @@ package chat
 // (rooms.go, syncMembers).
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -22,16 +23,49 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// roomSetAnnouncement returns our room set announcement.
+// roomSetAnnouncement returns our room set announcement, signed.
 func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
-	rs := &chatpb.RoomSet{Version: n.roomVer}
+	rs := &chatpb.RoomSet{Version: n.roomVer, Origin: n.id.ID, OriginKey: n.id.Pub}
 	for _, r := range n.rooms {
 		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
+	rs.Signature = n.id.Sign(roomSetSigningBytes(rs))
 	return roomSetFrame(rs)
+}
+
+const roomSetTag = "hearsay/roomset/v1\n"
+
+// roomSetSigningBytes is what a room set's signature covers: its origin,
+// key, version and rooms (not want_reply, a request to the link's peer).
+func roomSetSigningBytes(rs *chatpb.RoomSet) []byte {
+	c := canon{b: make([]byte, 0, len(roomSetTag)+96+len(rs.Rooms)*48)}
+	c.b = append(c.b, roomSetTag...)
+	c.int(1, rs.Version)
+	for _, rm := range rs.Rooms {
+		c.str(2, rm.GetName())
+		c.str(3, rm.GetMode())
+		c.int(4, rm.GetJoinedUnixNano())
+	}
+	c.str(5, rs.Origin)
+	c.bytes(6, rs.OriginKey)
+	return c.b
+}
+
+// checkRoomSetSignature checks that rs is signed by the key its origin
+// derives from.
+func checkRoomSetSignature(rs *chatpb.RoomSet) error {
+	switch {
+	case len(rs.OriginKey) != ed25519.PublicKeySize || len(rs.Signature) != ed25519.SignatureSize:
+		return fmt.Errorf("%w: room set key or signature size", ErrInvalid)
+	case rs.Origin != PeerIDFromKey(rs.OriginKey):
+		return fmt.Errorf("%w: room set origin %q is not its key's", ErrForged, rs.Origin)
+	case !ed25519.Verify(rs.OriginKey, roomSetSigningBytes(rs), rs.Signature):
+		return fmt.Errorf("%w: room set of %s: bad signature", ErrForged, rs.Origin)
+	}
+	return nil
 }
 
 // announceRooms sends our room set to every peer; called when it changes.
@@ -94,7 +128,12 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	if len(due) == 0 {
 		return
 	}
-	f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
+	if n.meshLinks() {
+		f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
+	}
+	// Above the tree threshold the same version: a newer one would flood
+	// the group through the relays at every refresh (N floods per refresh
+	// interval); an unchanged one stops at its receivers.
 	size := uint64(proto.Size(f))
 	for _, p := range due {
 		if !p.enqueue(f) {
@@ -148,9 +187,21 @@ func (n *Node) keptLinks() []*peerConn {
 	return out
 }
 
-// handleRoomSet records the rooms a peer announced.
+// handleRoomSet records the rooms a peer announced: its own set, from
+// its link (from == origin), or a live member's set relayed by a neighbour
+// in a group above the tree threshold (see RoomSet in chat.proto). Either
+// way it must carry its origin's signature, and a set newer than the one
+// held is passed on to the other kept links while the group uses them
+// (relayRoomSet).
 func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 	if len(rs.Rooms) > maxRooms {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	origin := rs.Origin
+	if origin != from && !n.liveMember(origin) {
+		// Relayed sets are of live members only: a relay cannot make
+		// this node hold sets of peers that are not in the group.
 		n.stats.badFrames.Add(1)
 		return
 	}
@@ -166,7 +217,19 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		}
 		set.rooms[rm.Name] = rm
 	}
-	if rs.WantReply {
+	n.roomsMu.Lock()
+	stale := n.peerRooms[origin] != nil && n.peerRooms[origin].version >= rs.Version
+	n.roomsMu.Unlock()
+	if !stale || rs.WantReply {
+		// Verified before it is answered or kept (a stale copy, common
+		// among relays, costs no signature check).
+		if err := checkRoomSetSignature(rs); err != nil {
+			n.stats.forged.Add(1)
+			n.logger.Printf("room set from %s: %v", from, err)
+			return
+		}
+	}
+	if rs.WantReply && origin == from {
 		// Answer even a stale set: the request is what matters.
 		n.mu.Lock()
 		p := n.peers[from]
@@ -179,11 +242,13 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		}
 	}
 	n.roomsMu.Lock()
-	old := n.peerRooms[from]
+	old := n.peerRooms[origin]
 	if old != nil && old.version >= rs.Version {
 		n.roomsMu.Unlock()
-		return // stale or repeated (frames may be reordered)
+		return // stale or repeated (frames may be reordered, relays repeat)
 	}
+	set.signed = proto.Clone(rs).(*chatpb.RoomSet)
+	set.signed.WantReply = false
 	changed := old == nil || len(old.rooms) != len(set.rooms)
 	if !changed {
 		for name, rm := range set.rooms {
@@ -194,15 +259,58 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			}
 		}
 	}
-	n.peerRooms[from] = set
+	n.peerRooms[origin] = set
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
 	n.roomsMu.Unlock()
+	n.relayRoomSet(set.signed, from)
 	if changed {
 		n.tryRestore()
 		n.syncAllRooms()
-		n.roomNotices(from, old, set)
+		n.roomNotices(origin, old, set)
 	}
+}
+
+// relayRoomSet passes a member's newer room set on to the kept links but
+// the one it came from and its origin's, while the group is above the
+// tree threshold: links then go to the overlay's neighbours only, and
+// the sets flood along them (each member's set reaches every member, once
+// per link at most, a stale copy stopping where it is not newer). Below
+// the threshold every member announces to every other itself.
+func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
+	if n.meshLinks() {
+		return
+	}
+	f := roomSetFrame(rs)
+	size := uint64(proto.Size(f))
+	for _, p := range n.keptLinks() {
+		if p.id == from || p.id == rs.Origin {
+			continue
+		}
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(size)
+		}
+	}
+}
+
+// relayedRoomSets returns the signed room sets of the live members other
+// than to, for a link to to that has just come up while the group is above
+// the tree threshold: a new neighbour learns at once who is in which room
+// (the sets otherwise travel only when they change).
+func (n *Node) relayedRoomSets(to string) []*chatpb.Frame {
+	if n.meshLinks() {
+		return nil
+	}
+	live := n.liveMembers()
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	var out []*chatpb.Frame
+	for id, set := range n.peerRooms {
+		if id != to && live[id] && set.signed != nil {
+			out = append(out, roomSetFrame(set.signed))
+		}
+	}
+	return out
 }
 
 // forgetPeerRooms drops what a member that left or failed announced, once

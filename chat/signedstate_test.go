@@ -482,25 +482,74 @@ func TestPeersCannotSendSystemLines(t *testing.T) {
 	}
 }
 
-// Room membership is announced by each member itself, on its own
-// authenticated stream (the TLS identity is the signature): a room set
-// only ever describes the peer whose stream carried it, so a member
-// cannot put another in a room or take one out.
+// signedRoomSet is id's room set of the given version, signed.
+func signedRoomSet(id *Identity, version int64, rooms ...*chatpb.RoomMembership) *chatpb.RoomSet {
+	rs := &chatpb.RoomSet{Version: version, Rooms: rooms, Origin: id.ID, OriginKey: id.Pub}
+	rs.Signature = id.Sign(roomSetSigningBytes(rs))
+	return rs
+}
+
+// liveMemberOf makes id a live member of n with a valid meta (a relayed
+// room set must be a live member's).
+func liveMemberOf(n *Node, id *Identity) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members[id.ID] = &memberInfo{ID: id.ID, Nick: "m", Pub: id.Pub, Valid: true, State: hearsay.StateAlive}
+}
+
+// Room membership is announced by each member itself and signed: a room
+// set only ever describes its origin, so a member cannot put another in
+// a room or take one out, whether it sends the set on its own link or
+// relays it (in a large group sets travel through neighbours).
 func TestRoomSetDescribesOnlyItsSender(t *testing.T) {
 	bob := lobbyNode(t, "bob", 16)
 	alice, mallory := member(t, bob), member(t, bob)
-	bob.handleFrame(roomSetFrame(&chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "dev", Mode: "causal", JoinedUnixNano: 1}}}), alice.ID)
-	// mallory announces an empty set and one naming alice's rooms.
-	bob.handleFrame(roomSetFrame(&chatpb.RoomSet{Version: 99}), mallory.ID)
-	bob.handleFrame(roomSetFrame(&chatpb.RoomSet{Version: 100, Rooms: []*chatpb.RoomMembership{{Name: "dev", Mode: "total", JoinedUnixNano: 0}}}), mallory.ID)
-	bob.roomsMu.Lock()
-	defer bob.roomsMu.Unlock()
-	a := bob.peerRooms[alice.ID]
-	if a == nil || a.rooms["dev"] == nil || a.rooms["dev"].Mode != "causal" {
-		t.Fatalf("alice's announcement changed by mallory's: %+v", a)
+	liveMemberOf(bob, alice)
+	dev := func(mode string) *chatpb.RoomMembership {
+		return &chatpb.RoomMembership{Name: "dev", Mode: mode, JoinedUnixNano: 1}
 	}
-	if m := bob.peerRooms[mallory.ID]; len(bob.peerRooms) != 2 || m == nil || m.rooms["dev"] == nil || m.rooms["dev"].Mode != "total" {
-		t.Fatalf("room sets %v, want alice's and mallory's own only", bob.peerRooms)
+	bob.handleFrame(roomSetFrame(signedRoomSet(alice, 5, dev("causal"))), alice.ID)
+	// mallory announces an empty set and one naming alice's rooms.
+	bob.handleFrame(roomSetFrame(signedRoomSet(mallory, 99)), mallory.ID)
+	bob.handleFrame(roomSetFrame(signedRoomSet(mallory, 100, dev("total"))), mallory.ID)
+	// mallory forges a newer set of alice's (signed by mallory, or
+	// alice's signature on other rooms), and replays an older one.
+	forged := signedRoomSet(alice, 6)
+	forged.Signature = mallory.Sign(roomSetSigningBytes(forged))
+	altered := signedRoomSet(alice, 7, dev("causal"))
+	altered.Rooms[0].Mode = "total"
+	forgedBefore := bob.Stats().Forged
+	for _, rs := range []*chatpb.RoomSet{forged, altered, signedRoomSet(alice, 1)} {
+		bob.handleFrame(roomSetFrame(rs), mallory.ID)
+	}
+	if got := bob.Stats().Forged - forgedBefore; got != 2 {
+		t.Errorf("forged room sets counted %d, want 2", got)
+	}
+	// An unsigned set, even on its origin's own link, is refused.
+	bob.handleFrame(roomSetFrame(&chatpb.RoomSet{Version: 200, Origin: mallory.ID}), mallory.ID)
+	// A set of a peer that is not a live member is not taken from a relay.
+	stranger := member(t, bob)
+	bob.handleFrame(roomSetFrame(signedRoomSet(stranger, 1, dev("fifo"))), mallory.ID)
+	check := func(when string) {
+		t.Helper()
+		bob.roomsMu.Lock()
+		defer bob.roomsMu.Unlock()
+		a := bob.peerRooms[alice.ID]
+		if a == nil || a.version != 5 || a.rooms["dev"] == nil || a.rooms["dev"].Mode != "causal" {
+			t.Fatalf("%s: alice's announcement changed by mallory's: %+v", when, a)
+		}
+		if m := bob.peerRooms[mallory.ID]; len(bob.peerRooms) != 2 || m == nil || m.rooms["dev"] == nil || m.rooms["dev"].Mode != "total" {
+			t.Fatalf("%s: room sets %v, want alice's and mallory's own only", when, bob.peerRooms)
+		}
+	}
+	check("after mallory's")
+	// alice's genuine newer set, relayed by mallory, is taken.
+	bob.handleFrame(roomSetFrame(signedRoomSet(alice, 8)), mallory.ID)
+	bob.roomsMu.Lock()
+	a := bob.peerRooms[alice.ID]
+	bob.roomsMu.Unlock()
+	if a == nil || a.version != 8 || len(a.rooms) != 0 {
+		t.Fatalf("alice's relayed set not taken: %+v", a)
 	}
 }
 

@@ -1406,7 +1406,17 @@ type RoomSet struct {
 	// asks every live peer, so it hears within a round trip whether someone
 	// created it a moment ago (announcements are otherwise sent on change and
 	// refreshed every 5 to 10 anti-entropy intervals).
-	WantReply     bool `protobuf:"varint,3,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	WantReply bool `protobuf:"varint,3,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	// origin is the peer whose rooms these are, origin_key its Ed25519 key
+	// and signature its signature over "hearsay/roomset/v1\n" and fields 1,
+	// 2 and 4 in the envelope's canonical encoding (protocol 6). In a group
+	// above the tree threshold peers keep links to a few neighbours only, so
+	// a room set reaches the other members relayed by them (each forwards
+	// a newer set of a live member to its other neighbours); the signature
+	// keeps relays from changing who is in which room.
+	Origin        string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	OriginKey     []byte `protobuf:"bytes,5,opt,name=origin_key,json=originKey,proto3" json:"origin_key,omitempty"`
+	Signature     []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1460,6 +1470,27 @@ func (x *RoomSet) GetWantReply() bool {
 		return x.WantReply
 	}
 	return false
+}
+
+func (x *RoomSet) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *RoomSet) GetOriginKey() []byte {
+	if x != nil {
+		return x.OriginKey
+	}
+	return nil
+}
+
+func (x *RoomSet) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // RoomMembership is one room of a RoomSet.
@@ -2855,12 +2886,16 @@ const file_chat_proto_rawDesc = "" +
 	"origin_key\x18\x06 \x01(\fR\toriginKey\x12\x1c\n" +
 	"\tsignature\x18\a \x01(\fR\tsignature\"=\n" +
 	"\aKVState\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries\"y\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.hearsay.chat.v1.KVEntryR\aentries\"\xce\x01\n" +
 	"\aRoomSet\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
 	"\x05rooms\x18\x02 \x03(\v2\x1f.hearsay.chat.v1.RoomMembershipR\x05rooms\x12\x1d\n" +
 	"\n" +
-	"want_reply\x18\x03 \x01(\bR\twantReply\"b\n" +
+	"want_reply\x18\x03 \x01(\bR\twantReply\x12\x16\n" +
+	"\x06origin\x18\x04 \x01(\tR\x06origin\x12\x1d\n" +
+	"\n" +
+	"origin_key\x18\x05 \x01(\fR\toriginKey\x12\x1c\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"b\n" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
