@@ -158,10 +158,18 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	debug.FreeOSMemory()
 	peakReset := resetPeakRSS()
 
+	// A group of N in-process peers may need ~N² descriptors (see
+	// raiseFileLimit); the limit goes into the progress, so a run that
+	// hits it can be told from one that is merely slow.
+	files, err := raiseFileLimit()
+	if err != nil {
+		progress.printf("%s %s: %v", sys.Name(), spec.Workload, err)
+	}
+
 	rec := newRecorder(spec.Peers)
-	progress.printf("%s %s: starting %d peers", sys.Name(), spec.Workload, spec.Peers)
+	progress.printf("%s %s: starting %d peers (open-file limit %d)", sys.Name(), spec.Workload, spec.Peers, files)
 	startedAt := time.Now()
-	err := sys.Start(ctx, cfg, rec)
+	err = sys.Start(ctx, cfg, rec)
 	defer sys.Stop()
 	if errors.Is(err, ErrUnsupported) {
 		res.Note = err.Error()
@@ -177,9 +185,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	}
 
 	var nextID atomic.Uint64
+	warmStart := time.Now()
 	if note := warmUp(ctx, sys, rec, spec, &nextID); note != "" {
 		res.Note = note
 	}
+	progress.printf("%s %s: warm-up done in %v (%d open files)", sys.Name(), spec.Workload, time.Since(warmStart).Round(time.Millisecond), openFiles())
 	if spec.Workload != WorkloadCost {
 		defer measureGC(spec.Peers)()
 	}
@@ -308,17 +318,27 @@ func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *a
 		}
 	}
 	last := nextID.Load()
-	wait := 10 * time.Second
-	if spec.Workload == WorkloadLoss {
-		// A system without repair never completes it; with repair, each
-		// peer's one warm-up message has no successor to reveal a loss,
-		// so only anti-entropy rounds (1 s) repair it.
-		wait = 5 * time.Second
-	}
+	wait := warmUpTimeout(spec.Peers, spec.Workload)
 	if !rec.waitComplete(ctx, first, last, wait) && ctx.Err() == nil {
 		return fmt.Sprintf("warm-up incomplete after %v", wait)
 	}
 	return ""
+}
+
+// warmUpTimeout is how long the warm-up of a group of peers may take: 10 s
+// (5 s under loss), plus 100 ms per peer above 50. Its N messages make
+// N(N−1) deliveries, and a system that connects lazily sets its
+// connections up during it (a hearsay full mesh of 100 is ~10,000 TLS
+// handshakes of ~1 ms CPU each, on 2 cores shared by the whole group).
+// Under loss a system without repair never completes it; with repair,
+// each peer's one warm-up message has no successor to reveal a loss, so
+// only anti-entropy rounds (1 s) repair it.
+func warmUpTimeout(peers int, workload string) time.Duration {
+	base := 10 * time.Second
+	if workload == WorkloadLoss {
+		base = 5 * time.Second
+	}
+	return base + time.Duration(max(0, peers-50))*100*time.Millisecond
 }
 
 // driveRate sends from peer 0 at spec.Rate for spec.Duration. When a Send
@@ -354,8 +374,14 @@ func driveRate(ctx context.Context, sys System, rec *recorder, spec Spec, nextID
 
 // expireAfter is how long a throughput message may hold its sender's
 // window slot before the slot is given back (the message is then counted
-// as not fully delivered unless it completes before the end).
-const expireAfter = 2 * time.Second
+// as not fully delivered unless it completes before the end): 2 s, plus
+// 40 ms per peer above 50. A larger group takes longer to deliver a
+// message to everyone under full load (every peer sends and every message
+// costs N−1 verifications in this process), and a slot given back while
+// the message is still on its way lets more than the window into flight.
+func expireAfter(peers int) time.Duration {
+	return 2*time.Second + time.Duration(max(0, peers-50))*40*time.Millisecond
+}
 
 // driveWindow runs every peer as a sender with at most spec.Window
 // messages in flight each, for spec.Duration: a closed loop that sends as
@@ -393,6 +419,7 @@ func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, next
 
 	// The janitor gives back the slots of messages stuck for expireAfter
 	// (lost by a system without repair), so that a sender never stalls.
+	expire := expireAfter(spec.Peers)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -417,7 +444,7 @@ func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, next
 					}
 					continue
 				}
-				if time.Since(m.sent) > expireAfter {
+				if time.Since(m.sent) > expire {
 					stuck = append(stuck, m)
 				}
 			}

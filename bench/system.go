@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -76,15 +77,29 @@ type Counters struct {
 	WireKnown bool
 }
 
-// settle waits until cond is true, polling every 20 ms, or returns an
-// error when ctx ends or timeout passes.
-func settle(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
+// settle waits until cond reports done, polling every 20 ms, or returns an
+// error when ctx ends or timeout passes. cond also returns a short status
+// (how far the group got); it goes to progress every 10 s and into the
+// timeout error, with the process's open files when they are near the
+// limit, so that a large group that does not converge says where it
+// stands.
+func settle(ctx context.Context, timeout time.Duration, what string, progress Progress, cond func() (done bool, status string)) error {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	lastNote := start
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for !cond() {
+	for {
+		done, status := cond()
+		if done {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return errors.New("timed out waiting for " + what)
+			return fmt.Errorf("timed out after %v waiting for %s: %s%s", timeout, what, status, fileNote())
+		}
+		if time.Since(lastNote) >= 10*time.Second {
+			lastNote = time.Now()
+			progress.printf("waiting for %s (%v): %s", what, time.Since(start).Round(time.Second), status)
 		}
 		select {
 		case <-ctx.Done():
@@ -92,5 +107,15 @@ func settle(ctx context.Context, timeout time.Duration, what string, cond func()
 		case <-t.C:
 		}
 	}
-	return nil
+}
+
+// fileNote says how many descriptors the process has open when they are
+// within 5 % of its limit ("" otherwise): the likely reason a large group
+// does not converge.
+func fileNote() string {
+	lim, open := fileLimit(), openFiles()
+	if lim == 0 || open < 0 || uint64(open) < lim-lim/20 {
+		return ""
+	}
+	return fmt.Sprintf("; %d open files of the limit of %d (RLIMIT_NOFILE: raise the hard limit, ulimit -Hn)", open, lim)
 }
