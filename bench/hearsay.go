@@ -70,6 +70,8 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 		return fmt.Errorf("data directory: %w", err)
 	}
 	h.dataDir = dir
+	progress := Progress(cfg.Progress)
+	var ph startPhases
 	for i := 0; i < cfg.Peers; i++ {
 		c := chat.DefaultConfig()
 		c.Nick = fmt.Sprintf("bench%d", i)
@@ -93,13 +95,16 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 		// the throughput window (Spec.Window per sender) keeps the
 		// messages in flight far below their capacity, and any event or
 		// frame dropped would show as a lower delivered ratio.
+		t0 := time.Now()
 		n, err := chat.New(c)
 		if err != nil {
 			return errors.Join(fmt.Errorf("hearsay peer %d: %w", i, err), h.Stop())
 		}
+		t1 := time.Now()
 		if err := n.Start(ctx); err != nil {
 			return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), h.Stop())
 		}
+		t2 := time.Now()
 		h.nodes = append(h.nodes, n)
 		h.wg.Add(1)
 		go h.read(i, n)
@@ -108,18 +113,40 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 				return errors.Join(fmt.Errorf("hearsay peer %d: join: %w", i, err), h.Stop())
 			}
 		}
+		t3 := time.Now()
 		if h.room != chat.DefaultRoom || cfg.Order != "" {
 			if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
 				return errors.Join(fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err), h.Stop())
 			}
 		}
+		ph.add(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
+		if (i+1)%25 == 0 && i+1 < cfg.Peers {
+			progress.printf("hearsay: %d of %d peers started; %s", i+1, cfg.Peers, ph)
+		}
 	}
-	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", Progress(cfg.Progress), h.readiness(cfg.Peers))
+	progress.printf("hearsay: %d peers started; %s", cfg.Peers, ph)
+	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, h.readiness(cfg.Peers))
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
 	h.wireBase, h.wireKnown = tcpReceived()
 	return nil
+}
+
+// startPhases adds up where starting the peers one after the other went:
+// at large N the start is most of a run, and which step grows says why.
+type startPhases struct{ create, start, join, room time.Duration }
+
+func (p *startPhases) add(create, start, join, room time.Duration) {
+	p.create += create
+	p.start += start
+	p.join += join
+	p.room += room
+}
+
+func (p startPhases) String() string {
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("chat.New %v, Start %v, Join %v, JoinRoom %v in all", r(p.create), r(p.start), r(p.join), r(p.room))
 }
 
 // readiness returns the condition Start waits for: every node sees all

@@ -168,6 +168,8 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 
 	rec := newRecorder(spec.Peers)
 	progress.printf("%s %s: starting %d peers (open-file limit %d)", sys.Name(), spec.Workload, spec.Peers, files)
+	fw := watchFiles(time.Second)
+	defer fw.Stop()
 	startedAt := time.Now()
 	err = sys.Start(ctx, cfg, rec)
 	defer sys.Stop()
@@ -176,12 +178,19 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		return res, nil
 	}
 	if err != nil {
+		if note := fw.nearLimit(); note != "" {
+			err = fmt.Errorf("%w (%s)", err, note)
+		}
 		return res, fmt.Errorf("start %s with %d peers: %w", sys.Name(), spec.Peers, err)
 	}
-	progress.printf("%s %s: %d peers up in %v", sys.Name(), spec.Workload, spec.Peers, time.Since(startedAt).Round(time.Millisecond))
+	up := time.Since(startedAt)
+	res.UpS = F(up.Seconds())
+	progress.printf("%s %s: %d peers up in %v (%d open files)", sys.Name(), spec.Workload, spec.Peers, up.Round(time.Millisecond), fw.Peak())
 
 	if spec.Workload == WorkloadIdle {
-		return runIdle(ctx, spec, res)
+		res, err := runIdle(ctx, spec, res)
+		res.PeakFiles = fw.Stop()
+		return res, err
 	}
 
 	var nextID atomic.Uint64
@@ -189,7 +198,9 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	if note := warmUp(ctx, sys, rec, spec, &nextID); note != "" {
 		res.Note = note
 	}
-	progress.printf("%s %s: warm-up done in %v (%d open files)", sys.Name(), spec.Workload, time.Since(warmStart).Round(time.Millisecond), openFiles())
+	warm := time.Since(warmStart)
+	res.WarmUpS = F(warm.Seconds())
+	progress.printf("%s %s: warm-up done in %v (%d open files)", sys.Name(), spec.Workload, warm.Round(time.Millisecond), fw.Peak())
 	if spec.Workload != WorkloadCost {
 		defer measureGC(spec.Peers)()
 	}
@@ -259,7 +270,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 			res.Note = joinNote(res.Note, "peak RSS is the process lifetime maximum")
 		}
 	}
-	progress.printf("%s %s: done, %d sent, delivered ratio %.4f", sys.Name(), spec.Workload, t.sent, *res.DeliveredRatio)
+	res.PeakFiles = fw.Stop()
+	if note := limitNote(res.PeakFiles, files); note != "" {
+		res.Note = joinNote(res.Note, note)
+	}
+	progress.printf("%s %s: done, %d sent, delivered ratio %.4f, %d open files at most", sys.Name(), spec.Workload, t.sent, *res.DeliveredRatio, res.PeakFiles)
 	return res, nil
 }
 

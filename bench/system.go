@@ -110,12 +110,11 @@ func settle(ctx context.Context, timeout time.Duration, what string, progress Pr
 }
 
 // fileNote says how many descriptors the process has open when they are
-// within 5 % of its limit ("" otherwise): the likely reason a large group
-// does not converge.
+// near its limit ("" otherwise): the likely reason a large group does not
+// converge.
 func fileNote() string {
-	lim, open := fileLimit(), openFiles()
-	if lim == 0 || open < 0 || uint64(open) < lim-lim/20 {
-		return ""
+	if note := limitNote(openFiles(), fileLimit()); note != "" {
+		return "; " + note
 	}
-	return fmt.Sprintf("; %d open files of the limit of %d (RLIMIT_NOFILE: raise the hard limit, ulimit -Hn)", open, lim)
+	return ""
 }
