@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
@@ -26,8 +27,9 @@ type Hearsay struct {
 	// its own when SystemConfig.Order is set).
 	Room string
 
-	room    string // the room in use
-	nodes   []*chat.Node
+	room    string       // the room in use
+	mu      sync.Mutex   // guards nodes while the peers start
+	nodes   []*chat.Node // by peer index; nil where a start failed
 	dataDir string
 	obs     Observer
 	wg      sync.WaitGroup
@@ -71,60 +73,9 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	}
 	h.dataDir = dir
 	progress := Progress(cfg.Progress)
-	var ph startPhases
-	for i := 0; i < cfg.Peers; i++ {
-		c := chat.DefaultConfig()
-		c.Nick = fmt.Sprintf("bench%d", i)
-		c.DataDir = fmt.Sprintf("%s/peer%d", dir, i)
-		c.BindAddr = "127.0.0.1:0"
-		if cfg.Drop > 0 {
-			// The chat fault layer drops this ratio of every node's
-			// outgoing chat frames; memberlist traffic is untouched.
-			c.Faults = &chat.Faults{DropRatio: cfg.Drop}
-		}
-		if cfg.Store == "memory" {
-			c.MessageLog = chat.MessageLogMemory
-		}
-		if cfg.FanoutThreshold > 0 {
-			c.FanoutThreshold = cfg.FanoutThreshold
-		}
-		if h.Profile != "" {
-			c.MemberlistProfile = h.Profile
-		}
-		// The default event buffer and send queues, as a user runs them:
-		// the throughput window (Spec.Window per sender) keeps the
-		// messages in flight far below their capacity, and any event or
-		// frame dropped would show as a lower delivered ratio.
-		t0 := time.Now()
-		n, err := chat.New(c)
-		if err != nil {
-			return errors.Join(fmt.Errorf("hearsay peer %d: %w", i, err), h.Stop())
-		}
-		t1 := time.Now()
-		if err := n.Start(ctx); err != nil {
-			return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), h.Stop())
-		}
-		t2 := time.Now()
-		h.nodes = append(h.nodes, n)
-		h.wg.Add(1)
-		go h.read(i, n)
-		if i > 0 {
-			if _, err := n.Join(ctx, []string{h.nodes[0].AdvertiseAddr()}); err != nil {
-				return errors.Join(fmt.Errorf("hearsay peer %d: join: %w", i, err), h.Stop())
-			}
-		}
-		t3 := time.Now()
-		if h.room != chat.DefaultRoom || cfg.Order != "" {
-			if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
-				return errors.Join(fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err), h.Stop())
-			}
-		}
-		ph.add(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
-		if (i+1)%25 == 0 && i+1 < cfg.Peers {
-			progress.printf("hearsay: %d of %d peers started; %s", i+1, cfg.Peers, ph)
-		}
+	if err := h.startPeers(ctx, cfg, mode, progress); err != nil {
+		return errors.Join(err, h.Stop())
 	}
-	progress.printf("hearsay: %d peers started; %s", cfg.Peers, ph)
 	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, h.readiness(cfg.Peers))
 	if err != nil {
 		return errors.Join(err, h.Stop())
@@ -133,20 +84,146 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	return nil
 }
 
-// startPhases adds up where starting the peers one after the other went:
-// at large N the start is most of a run, and which step grows says why.
-type startPhases struct{ create, start, join, room time.Duration }
+// startParallel is how many peers start at once. A peer's start is
+// mostly waiting (creating its message log and direct store is a few
+// fsyncs; its identity, a key generation) and its join is a push/pull
+// with peer 0 (memberlist serves up to 32 at once from one address), so a
+// few at a time cut the start of a large group severalfold without
+// loading the 2 cores more than the group's own connection set-up does.
+const startParallel = 4
+
+// startPeers creates and starts cfg.Peers nodes, startParallel at a time,
+// and joins each (but the first) to peer 0 and to the bench room. On
+// error the nodes started so far are in h.nodes (nil where none), for
+// Stop.
+func (h *Hearsay) startPeers(ctx context.Context, cfg SystemConfig, mode hearsay.OrderMode, progress Progress) error {
+	h.nodes = make([]*chat.Node, cfg.Peers)
+	var ph startPhases
+	// Peer 0 first: every other joins it.
+	if err := h.startPeer(ctx, cfg, mode, 0, "", &ph); err != nil {
+		return err
+	}
+	seed := h.nodes[0].AdvertiseAddr()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		next    atomic.Int64
+		errOnce sync.Once
+		first   error
+		started atomic.Int64
+	)
+	next.Store(1)
+	started.Store(1)
+	for range min(startParallel, cfg.Peers-1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Peers || ctx.Err() != nil {
+					return
+				}
+				if err := h.startPeer(ctx, cfg, mode, i, seed, &ph); err != nil {
+					errOnce.Do(func() { first = err })
+					cancel()
+					return
+				}
+				if k := started.Add(1); k%25 == 0 && int(k) < cfg.Peers {
+					progress.printf("hearsay: %d of %d peers started; %s", k, cfg.Peers, &ph)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	progress.printf("hearsay: %d peers started; %s", cfg.Peers, &ph)
+	return nil
+}
+
+// startPeer creates and starts peer i, joins it to seed (unless empty) and
+// to the bench room, and adds the time of each step to ph. Safe for
+// concurrent use with other peers' starts.
+func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.OrderMode, i int, seed string, ph *startPhases) error {
+	c := chat.DefaultConfig()
+	c.Nick = fmt.Sprintf("bench%d", i)
+	c.DataDir = fmt.Sprintf("%s/peer%d", h.dataDir, i)
+	c.BindAddr = "127.0.0.1:0"
+	if cfg.Drop > 0 {
+		// The chat fault layer drops this ratio of every node's
+		// outgoing chat frames; memberlist traffic is untouched.
+		c.Faults = &chat.Faults{DropRatio: cfg.Drop}
+	}
+	if cfg.Store == "memory" {
+		c.MessageLog = chat.MessageLogMemory
+	}
+	if cfg.FanoutThreshold > 0 {
+		c.FanoutThreshold = cfg.FanoutThreshold
+	}
+	if h.Profile != "" {
+		c.MemberlistProfile = h.Profile
+	}
+	// The default event buffer and send queues, as a user runs them: the
+	// throughput window (Spec.Window per sender) keeps the messages in
+	// flight far below their capacity, and any event or frame dropped
+	// would show as a lower delivered ratio.
+	t0 := time.Now()
+	n, err := chat.New(c)
+	if err != nil {
+		return fmt.Errorf("hearsay peer %d: %w", i, err)
+	}
+	t1 := time.Now()
+	if err := n.Start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), n.Shutdown())
+	}
+	t2 := time.Now()
+	h.mu.Lock()
+	h.nodes[i] = n
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go h.read(i, n)
+	if seed != "" {
+		if _, err := n.Join(ctx, []string{seed}); err != nil {
+			return fmt.Errorf("hearsay peer %d: join: %w", i, err)
+		}
+	}
+	t3 := time.Now()
+	if h.room != chat.DefaultRoom {
+		if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
+			return fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err)
+		}
+	}
+	ph.add(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
+	return nil
+}
+
+// startPhases adds up where starting the peers went: at large N the
+// start is a large part of a run, and which step grows says why. Safe for
+// concurrent use.
+type startPhases struct {
+	mu                        sync.Mutex
+	create, start, join, room time.Duration
+}
 
 func (p *startPhases) add(create, start, join, room time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.create += create
 	p.start += start
 	p.join += join
 	p.room += room
 }
 
-func (p startPhases) String() string {
+func (p *startPhases) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-	return fmt.Sprintf("chat.New %v, Start %v, Join %v, JoinRoom %v in all", r(p.create), r(p.start), r(p.join), r(p.room))
+	return fmt.Sprintf("chat.New %v, Start %v, Join %v, JoinRoom %v summed over the peers", r(p.create), r(p.start), r(p.join), r(p.room))
 }
 
 // readiness returns the condition Start waits for: every node sees all
@@ -240,11 +317,25 @@ func (h *Hearsay) Counters() Counters {
 func (h *Hearsay) Stop() error {
 	h.stopOnce.Do(func() {
 		// No graceful Leave: the whole group goes away at once, and a
-		// leave intent nobody is left to hear only costs time.
-		var errs []error
-		for _, n := range h.nodes {
-			errs = append(errs, n.Shutdown())
+		// leave intent nobody is left to hear only costs time. Shutdowns
+		// run startParallel at a time (each closes a message log with a
+		// durable commit: one after the other, 200 peers took seconds).
+		errs := make([]error, len(h.nodes))
+		sem := make(chan struct{}, startParallel)
+		var wg sync.WaitGroup
+		for i, n := range h.nodes {
+			if n == nil {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				errs[i] = n.Shutdown()
+				<-sem
+			}()
 		}
+		wg.Wait()
 		h.wg.Wait()
 		if h.dataDir != "" {
 			errs = append(errs, os.RemoveAll(h.dataDir))

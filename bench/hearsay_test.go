@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay"
+)
+
+// TestHearsayStartParallel starts more peers than startParallel, so that
+// the starters run concurrently, and checks that every peer got its own
+// node and that Start returned only once every node saw every peer alive.
+func TestHearsayStartParallel(t *testing.T) {
+	const peers = 2*startParallel + 1
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := &Hearsay{}
+	if err := h.Start(ctx, SystemConfig{Peers: peers, Size: 64, Progress: t.Logf}, newRecorder(peers)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	ids := map[string]int{}
+	for i, n := range h.nodes {
+		if n == nil {
+			t.Fatalf("peer %d has no node", i)
+		}
+		if j, dup := ids[n.ID()]; dup {
+			t.Fatalf("peers %d and %d share node %s", j, i, n.ID())
+		}
+		ids[n.ID()] = i
+		alive := 0
+		for _, m := range n.Members() {
+			if m.State == hearsay.StateAlive {
+				alive++
+			}
+		}
+		if alive < peers {
+			t.Errorf("peer %d sees %d alive after Start, want %d", i, alive, peers)
+		}
+	}
+}
+
+// TestHearsayStartFails: a peer that cannot start fails Start with its
+// number, and what was started is stopped and removed.
+func TestHearsayStartFails(t *testing.T) {
+	h := &Hearsay{Profile: "no-such-profile"}
+	err := h.Start(context.Background(), SystemConfig{Peers: 3, Size: 64}, newRecorder(3))
+	if err == nil || !strings.Contains(err.Error(), "hearsay peer 0") {
+		t.Fatalf("Start = %v, want the failure of peer 0", err)
+	}
+	if err := h.Stop(); err != nil {
+		t.Errorf("Stop after a failed Start: %v", err)
+	}
+	if h.dataDir == "" {
+		t.Fatal("no data directory was made")
+	}
+	if _, serr := os.Stat(h.dataDir); !os.IsNotExist(serr) {
+		t.Errorf("data directory %s left behind (%v)", h.dataDir, serr)
+	}
+}
