@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // Hearsay is the hearsay System. Set fields before Start; the zero value
@@ -76,7 +78,8 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	if err := h.startPeers(ctx, cfg, mode, progress); err != nil {
 		return errors.Join(err, h.Stop())
 	}
-	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, h.readiness(cfg.Peers))
+	ready, status := h.readiness(cfg.Peers)
+	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, ready, status)
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
@@ -168,6 +171,7 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	if h.Profile != "" {
 		c.MemberlistProfile = h.Profile
 	}
+	c.TuneChatTransport = func(tc *transport.TLSConfig) { sharedAddressBounds(tc, cfg.Peers) }
 	// The default event buffer and send queues, as a user runs them: the
 	// throughput window (Spec.Window per sender) keeps the messages in
 	// flight far below their capacity, and any event or frame dropped
@@ -188,8 +192,8 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	h.wg.Add(1)
 	go h.read(i, n)
 	if seed != "" {
-		if _, err := n.Join(ctx, []string{seed}); err != nil {
-			return fmt.Errorf("hearsay peer %d: join: %w", i, err)
+		if err := h.join(ctx, i, n, seed); err != nil {
+			return err
 		}
 	}
 	t3 := time.Now()
@@ -200,6 +204,66 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	}
 	ph.add(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
 	return nil
+}
+
+// sharedAddressBounds lifts the chat listener's per-address bounds to its
+// totals. Every peer of the bench dials from 127.0.0.1, so the bounds
+// meant for one address (8 handshakes at once, 256 connections) bounded
+// the whole group: when a peer joins, the others all dial it at once, and
+// at N=80 the listeners refused 17,835 connections on the way to a full
+// mesh (the dialers retry, with backoff), which left peers suspect for
+// tens of seconds and the group unsettled past two minutes. The totals
+// still apply (at least 64 handshakes and 1,024 connections, or two per
+// peer), as they would to a listener whose peers each have an address.
+func sharedAddressBounds(tc *transport.TLSConfig, peers int) {
+	tc.MaxHandshakes = max(tc.MaxHandshakes, 64)
+	tc.MaxHandshakesPerIP = tc.MaxHandshakes
+	tc.MaxConns = max(tc.MaxConns, 1024, 2*peers)
+	tc.MaxConnsPerIP = tc.MaxConns
+}
+
+// joinAttempts bounds the joins a peer tries before its start fails.
+const joinAttempts = 3
+
+// join joins node n (peer i) to the group through seed, peer 0's address.
+// A join that fails is tried again through another started peer, picked
+// at random: peer 0 is the contact of every join and, in a group of 100
+// that also sets up its ~10,000 chat connections meanwhile, it sometimes
+// answers a push/pull after memberlist's 10 s TCP timeout (the join fails
+// with "i/o timeout"); any member can introduce a new one.
+func (h *Hearsay) join(ctx context.Context, i int, n *chat.Node, seed string) error {
+	var errs []error
+	for attempt := range joinAttempts {
+		_, err := n.Join(ctx, []string{seed})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", seed, err))
+		if ctx.Err() != nil || attempt == joinAttempts-1 {
+			break
+		}
+		if other := h.randomPeer(i); other != nil {
+			seed = other.AdvertiseAddr()
+		}
+	}
+	return fmt.Errorf("hearsay peer %d: join: %w", i, errors.Join(errs...))
+}
+
+// randomPeer returns a started node other than peer i, or nil when there
+// is none.
+func (h *Hearsay) randomPeer(i int) *chat.Node {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var started []*chat.Node
+	for j, n := range h.nodes {
+		if n != nil && j != i {
+			started = append(started, n)
+		}
+	}
+	if len(started) == 0 {
+		return nil
+	}
+	return started[rand.IntN(len(started))]
 }
 
 // startPhases adds up where starting the peers went: at large N the
@@ -227,11 +291,12 @@ func (p *startPhases) String() string {
 }
 
 // readiness returns the condition Start waits for: every node sees all
-// peers alive and has joined the bench room. It does not ask for a chat
-// connection to every member: a node may keep links only to some
-// neighbours (and dial the others when it needs them), so the message
-// path is proven by the runner's warm-up instead, which waits until one
-// message from every peer has reached every peer.
+// peers alive and has joined the bench room, and a status for progress
+// notes. It does not ask for a chat connection to every member: a node
+// may keep links only to some neighbours (and dial the others when it
+// needs them), so the message path is proven by the runner's warm-up
+// instead, which waits until one message from every peer has reached
+// every peer.
 //
 // The condition walks the nodes in order and remembers how far it got, so
 // a poll costs one Members call (quadratic in the group size: display
@@ -239,35 +304,61 @@ func (p *startPhases) String() string {
 // checking every node every 20 ms costs N³ and, at N=200, more CPU than
 // the group itself while it settles. A node counted ready is not checked
 // again; the warm-up catches one that regresses.
-func (h *Hearsay) readiness(peers int) func() (bool, string) {
+func (h *Hearsay) readiness(peers int) (cond func() bool, status func() string) {
 	next := 0
-	return func() (bool, string) {
+	cond = func() bool {
 		for next < len(h.nodes) {
-			alive, joined := h.nodeView(h.nodes[next])
-			if alive < peers || !joined {
-				return false, fmt.Sprintf("%d of %d peers ready; peer %d sees %d alive, joined the room: %v", next, peers, next, alive, joined)
+			v := h.nodeView(h.nodes[next])
+			if v.alive < peers || !v.joined {
+				return false
 			}
 			next++
 		}
-		return true, fmt.Sprintf("%d of %d peers ready", next, peers)
+		return true
 	}
+	status = func() string {
+		var refused uint64
+		streams := 0
+		for _, n := range h.nodes {
+			st := n.Stats()
+			refused += st.Refused
+			streams += st.Streams
+		}
+		s := fmt.Sprintf("%d of %d peers ready", next, peers)
+		if next < len(h.nodes) {
+			v := h.nodeView(h.nodes[next])
+			s += fmt.Sprintf("; peer %d sees %d alive and %d suspect, joined the room: %v", next, v.alive, v.suspect, v.joined)
+		}
+		return s + fmt.Sprintf("; %d chat connections up, %d refused so far", streams, refused)
+	}
+	return cond, status
 }
 
-// nodeView returns how many members n sees alive (itself included) and
-// whether it has joined the bench room.
-func (h *Hearsay) nodeView(n *chat.Node) (alive int, joined bool) {
+// view is what one node sees of the group.
+type view struct {
+	alive, suspect int // members, itself included
+	joined         bool
+}
+
+// nodeView returns what n sees: how many members are alive (itself
+// included) and suspect, and whether it has joined the bench room.
+func (h *Hearsay) nodeView(n *chat.Node) view {
+	var v view
 	for _, m := range n.Members() {
-		if m.State == hearsay.StateAlive {
-			alive++
+		switch m.State {
+		case hearsay.StateAlive:
+			v.alive++
+		case hearsay.StateSuspect:
+			v.suspect++
 		}
 	}
 	for _, r := range n.Rooms() {
 		if r.Name == h.room {
-			joined = r.Joined
+			v.joined = r.Joined
 			break
 		}
 	}
-	return alive, joined
+	return v
 }
 
 // settleTimeout is how long a group of n may take to converge.

@@ -10,18 +10,17 @@ import (
 func TestSettle(t *testing.T) {
 	t.Run("done", func(t *testing.T) {
 		polls := 0
-		err := settle(context.Background(), time.Minute, "three polls", nil, func() (bool, string) {
+		err := settle(context.Background(), time.Minute, "three polls", nil, func() bool {
 			polls++
-			return polls == 3, "polling"
-		})
+			return polls == 3
+		}, nil)
 		if err != nil || polls != 3 {
 			t.Fatalf("settle: err %v after %d polls, want nil after 3", err, polls)
 		}
 	})
 	t.Run("timeout says where it stands", func(t *testing.T) {
-		err := settle(context.Background(), 50*time.Millisecond, "the impossible", nil, func() (bool, string) {
-			return false, "7 of 9 peers ready"
-		})
+		err := settle(context.Background(), 50*time.Millisecond, "the impossible", nil, func() bool { return false },
+			func() string { return "7 of 9 peers ready" })
 		if err == nil || !strings.Contains(err.Error(), "the impossible") || !strings.Contains(err.Error(), "7 of 9 peers ready") {
 			t.Fatalf("err = %v, want a timeout naming the condition and its last status", err)
 		}
@@ -29,7 +28,7 @@ func TestSettle(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := settle(ctx, time.Minute, "never", nil, func() (bool, string) { return false, "" })
+		err := settle(ctx, time.Minute, "never", nil, func() bool { return false }, nil)
 		if err != context.Canceled {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
