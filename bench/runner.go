@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -289,13 +290,30 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 // collector runs a factor peers/10 (at least 1) less often during it, as
 // if each group of 10 peers had a heap of its own. GOGC, when set, wins.
 // The cost workload keeps the defaults: it measures CPU and memory.
+//
+// The heap may then grow to peers/10 times its live size between
+// collections: at N=200, 21 times a live heap of hundreds of MB, more than
+// the machine has. A soft memory limit of a third of the memory available
+// when the load starts (GOMEMLIMIT, when set, wins) makes the collector
+// run before that, as N separate processes would each have been bounded.
 func measureGC(peers int) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set || peers <= 10 {
 		return func() {}
 	}
 	runtime.GC()
 	old := debug.SetGCPercent(100 * peers / 10)
-	return func() { debug.SetGCPercent(old) }
+	oldLimit := int64(-1) // -1 reads the limit without changing it
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		if avail := memAvailable(); avail > 0 {
+			oldLimit = debug.SetMemoryLimit(int64(min(avail/3, math.MaxInt64)))
+		}
+	}
+	return func() {
+		debug.SetGCPercent(old)
+		if oldLimit >= 0 {
+			debug.SetMemoryLimit(oldLimit)
+		}
+	}
 }
 
 func joinNote(a, b string) string {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,29 @@ func TestTimeoutsScale(t *testing.T) {
 		if settleTimeout(tt.peers) < settleTimeout(3)+time.Duration(tt.peers-3)*time.Second {
 			t.Errorf("settleTimeout(%d) = %v: want at least a second more per peer", tt.peers, settleTimeout(tt.peers))
 		}
+	}
+}
+
+// TestMeasureGCBoundsMemory: the collector setting of a large group's
+// measured phase comes with a soft memory limit (a third of the available
+// memory), and restore puts both back.
+func TestMeasureGCBoundsMemory(t *testing.T) {
+	if memAvailable() == 0 {
+		t.Skip("available memory unknown on this platform")
+	}
+	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
+		if _, set := os.LookupEnv(env); set {
+			t.Skipf("%s is set: measureGC leaves the collector alone", env)
+		}
+	}
+	before := debug.SetMemoryLimit(-1)
+	restore := measureGC(200)
+	during := debug.SetMemoryLimit(-1)
+	restore()
+	if during == before || during <= 0 || uint64(during) > memAvailable() {
+		t.Errorf("memory limit during the load %d (before %d), want a third of the available %d", during, before, memAvailable())
+	}
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("memory limit %d after restore, want %d", after, before)
 	}
 }
