@@ -78,7 +78,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	if err := h.startPeers(ctx, cfg, mode, progress); err != nil {
 		return errors.Join(err, h.Stop())
 	}
-	ready, status := h.readiness(cfg.Peers)
+	ready, status := h.readiness(ctx, cfg.Peers)
 	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, ready, status)
 	if err != nil {
 		return errors.Join(err, h.Stop())
@@ -304,15 +304,38 @@ func (p *startPhases) String() string {
 // checking every node every 20 ms costs N³ and, at N=200, more CPU than
 // the group itself while it settles. A node counted ready is not checked
 // again; the warm-up catches one that regresses.
-func (h *Hearsay) readiness(peers int) (cond func() bool, status func() string) {
+//
+// A node that still misses members resyncAfter after it became the one
+// waited for gets a push/pull with another peer (a Join: memberlist's full
+// state exchange). Peers joining at once through peer 0 learn of each
+// other only from gossip, and at N=50 on a loaded machine some alive
+// announcements were lost, leaving a few peers unknown to others until
+// memberlist's own push/pull, every 60 s at that size (30 s scaled with
+// N): the group then took a minute to settle for want of a sync that a
+// real deployment, whose peers do not all join in the same seconds, does
+// not wait for.
+func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, status func() string) {
 	next := 0
+	waitingFor, since := -1, time.Now()
+	resyncs := 0
+	tries := map[int]int{} // resyncs per node
 	cond = func() bool {
 		for next < len(h.nodes) {
 			v := h.nodeView(h.nodes[next])
-			if v.alive < peers || !v.joined {
-				return false
+			if v.alive >= peers && v.joined {
+				next++
+				continue
 			}
-			next++
+			switch {
+			case next != waitingFor:
+				waitingFor, since = next, time.Now()
+			case v.alive < peers && time.Since(since) > resyncAfter:
+				h.resync(ctx, next, tries[next])
+				tries[next]++
+				resyncs++
+				since = time.Now()
+			}
+			return false
 		}
 		return true
 	}
@@ -329,9 +352,30 @@ func (h *Hearsay) readiness(peers int) (cond func() bool, status func() string) 
 			v := h.nodeView(h.nodes[next])
 			s += fmt.Sprintf("; peer %d sees %d alive and %d suspect, joined the room: %v", next, v.alive, v.suspect, v.joined)
 		}
-		return s + fmt.Sprintf("; %d chat connections up, %d refused so far", streams, refused)
+		return s + fmt.Sprintf("; %d chat connections up, %d refused so far; %d membership resyncs", streams, refused, resyncs)
 	}
 	return cond, status
+}
+
+// resyncAfter is how long readiness waits for a node to see every member
+// before it syncs the node's membership (see readiness).
+const resyncAfter = 5 * time.Second
+
+// resync exchanges peer i's membership state with another peer: a
+// memberlist push/pull (a Join). Its k-th resync goes to the k-th of the
+// other peers in order, peer 0 first (every peer joined through it, so it
+// is the one most likely to know them all), then the next ones, so that
+// repeated resyncs reach whoever holds what i misses. It blocks for up to
+// memberlist's TCP timeout; a failure is left to the next attempt.
+func (h *Hearsay) resync(ctx context.Context, i, k int) {
+	if len(h.nodes) < 2 {
+		return
+	}
+	j := k % (len(h.nodes) - 1) // index among the others
+	if j >= i {
+		j++
+	}
+	_, _ = h.nodes[i].Join(ctx, []string{h.nodes[j].AdvertiseAddr()})
 }
 
 // view is what one node sees of the group.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat"
 )
 
 // TestHearsayStartParallel starts more peers than startParallel, so that
@@ -64,4 +65,44 @@ func TestHearsayStartFails(t *testing.T) {
 	if _, serr := os.Stat(h.dataDir); !os.IsNotExist(serr) {
 		t.Errorf("data directory %s left behind (%v)", h.dataDir, serr)
 	}
+}
+
+// TestReadinessResyncs: a peer that never learned of the others (here: it
+// never joined) is brought in by readiness's push/pull after resyncAfter,
+// so the group settles instead of waiting for memberlist's own push/pull.
+func TestReadinessResyncs(t *testing.T) {
+	const peers = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := &Hearsay{room: "lobby"}
+	dir := t.TempDir()
+	h.dataDir = dir
+	h.nodes = make([]*chat.Node, peers)
+	h.obs = newRecorder(peers)
+	t.Cleanup(func() {
+		h.dataDir = "" // t.TempDir removes it
+		if err := h.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	var ph startPhases
+	cfg := SystemConfig{Peers: peers, Size: 64}
+	if err := h.startPeer(ctx, cfg, 0, 0, "", &ph); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.startPeer(ctx, cfg, 0, 1, h.nodes[0].AdvertiseAddr(), &ph); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.startPeer(ctx, cfg, 0, 2, "", &ph); err != nil { // alone
+		t.Fatal(err)
+	}
+	ready, status := h.readiness(ctx, peers)
+	start := time.Now()
+	if err := settle(ctx, time.Minute, "the group", t.Logf, ready, status); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status(), "membership resyncs") || strings.Contains(status(), "; 0 membership resyncs") {
+		t.Errorf("status %q: want a resync counted", status())
+	}
+	t.Logf("settled in %v: %s", time.Since(start), status())
 }
