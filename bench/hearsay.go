@@ -9,12 +9,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // Hearsay is the hearsay System. Set fields before Start; the zero value
@@ -26,8 +29,9 @@ type Hearsay struct {
 	// its own when SystemConfig.Order is set).
 	Room string
 
-	room    string // the room in use
-	nodes   []*chat.Node
+	room    string       // the room in use
+	mu      sync.Mutex   // guards nodes while the peers start
+	nodes   []*chat.Node // by peer index; nil where a start failed
 	dataDir string
 	obs     Observer
 	wg      sync.WaitGroup
@@ -46,8 +50,8 @@ var _ System = (*Hearsay)(nil)
 func (h *Hearsay) Name() string { return "hearsay" }
 
 // Start implements System. It starts the nodes, joins each to the first,
-// and waits until every node sees every other as alive and has an
-// established chat stream to each.
+// and waits until every node sees every other as alive and has joined the
+// room (see readiness).
 func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
 	h.obs = obs
 	// The default is the lobby in its default (causal) mode; an explicit
@@ -70,70 +74,12 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 		return fmt.Errorf("data directory: %w", err)
 	}
 	h.dataDir = dir
-	for i := 0; i < cfg.Peers; i++ {
-		c := chat.DefaultConfig()
-		c.Nick = fmt.Sprintf("bench%d", i)
-		c.DataDir = fmt.Sprintf("%s/peer%d", dir, i)
-		c.BindAddr = "127.0.0.1:0"
-		if cfg.Drop > 0 {
-			// The chat fault layer drops this ratio of every node's
-			// outgoing chat frames; memberlist traffic is untouched.
-			c.Faults = &chat.Faults{DropRatio: cfg.Drop}
-		}
-		if cfg.Store == "memory" {
-			c.MessageLog = chat.MessageLogMemory
-		}
-		if cfg.FanoutThreshold > 0 {
-			c.FanoutThreshold = cfg.FanoutThreshold
-		}
-		if h.Profile != "" {
-			c.MemberlistProfile = h.Profile
-		}
-		// The default event buffer and send queues, as a user runs them:
-		// the throughput window (Spec.Window per sender) keeps the
-		// messages in flight far below their capacity, and any event or
-		// frame dropped would show as a lower delivered ratio.
-		n, err := chat.New(c)
-		if err != nil {
-			return errors.Join(fmt.Errorf("hearsay peer %d: %w", i, err), h.Stop())
-		}
-		if err := n.Start(ctx); err != nil {
-			return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), h.Stop())
-		}
-		h.nodes = append(h.nodes, n)
-		h.wg.Add(1)
-		go h.read(i, n)
-		if i > 0 {
-			if _, err := n.Join(ctx, []string{h.nodes[0].AdvertiseAddr()}); err != nil {
-				return errors.Join(fmt.Errorf("hearsay peer %d: join: %w", i, err), h.Stop())
-			}
-		}
-		if h.room != chat.DefaultRoom || cfg.Order != "" {
-			if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
-				return errors.Join(fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err), h.Stop())
-			}
-		}
+	progress := Progress(cfg.Progress)
+	if err := h.startPeers(ctx, cfg, mode, progress); err != nil {
+		return errors.Join(err, h.Stop())
 	}
-	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership and chat streams", func() bool {
-		for _, n := range h.nodes {
-			if n.Stats().Streams < cfg.Peers-1 {
-				return false
-			}
-			alive := 0
-			for _, m := range n.Members() {
-				if m.State == hearsay.StateAlive {
-					alive++
-				}
-			}
-			if alive < cfg.Peers {
-				return false
-			}
-			if !h.roomReady(n, cfg.Peers) {
-				return false
-			}
-		}
-		return true
-	})
+	ready, status := h.readiness(ctx, cfg.Peers)
+	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, ready, status)
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
@@ -141,15 +87,326 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	return nil
 }
 
-// roomReady reports whether n has joined the bench room and sees all
-// peers in it.
-func (h *Hearsay) roomReady(n *chat.Node, peers int) bool {
-	for _, r := range n.Rooms() {
-		if r.Name == h.room {
-			return r.Joined && len(r.Members) >= peers
+// startParallel is how many peers start at once. A peer's start is
+// mostly waiting (creating its message log and direct store is a few
+// fsyncs; its identity, a key generation) and its join is a push/pull
+// with peer 0 (memberlist serves up to 32 at once from one address), so a
+// few at a time cut the start of a large group severalfold without
+// loading the 2 cores more than the group's own connection set-up does.
+const startParallel = 4
+
+// startPeers creates and starts cfg.Peers nodes, startParallel at a time,
+// and joins each (but the first) to peer 0 and to the bench room. On
+// error the nodes started so far are in h.nodes (nil where none), for
+// Stop.
+func (h *Hearsay) startPeers(ctx context.Context, cfg SystemConfig, mode hearsay.OrderMode, progress Progress) error {
+	h.nodes = make([]*chat.Node, cfg.Peers)
+	var ph startPhases
+	// Peer 0 first: every other joins it.
+	if err := h.startPeer(ctx, cfg, mode, 0, "", &ph); err != nil {
+		return err
+	}
+	seed := h.nodes[0].AdvertiseAddr()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		next    atomic.Int64
+		errOnce sync.Once
+		first   error
+		started atomic.Int64
+	)
+	next.Store(1)
+	started.Store(1)
+	for range min(startParallel, cfg.Peers-1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Peers || ctx.Err() != nil {
+					return
+				}
+				if err := h.startPeer(ctx, cfg, mode, i, seed, &ph); err != nil {
+					errOnce.Do(func() { first = err })
+					cancel()
+					return
+				}
+				if k := started.Add(1); k%25 == 0 && int(k) < cfg.Peers {
+					progress.printf("hearsay: %d of %d peers started; %s", k, cfg.Peers, &ph)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	progress.printf("hearsay: %d peers started; %s", cfg.Peers, &ph)
+	return nil
+}
+
+// startPeer creates and starts peer i, joins it to seed (unless empty) and
+// to the bench room, and adds the time of each step to ph. Safe for
+// concurrent use with other peers' starts.
+func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.OrderMode, i int, seed string, ph *startPhases) error {
+	c := chat.DefaultConfig()
+	c.Nick = fmt.Sprintf("bench%d", i)
+	c.DataDir = fmt.Sprintf("%s/peer%d", h.dataDir, i)
+	c.BindAddr = "127.0.0.1:0"
+	if cfg.Drop > 0 {
+		// The chat fault layer drops this ratio of every node's
+		// outgoing chat frames; memberlist traffic is untouched.
+		c.Faults = &chat.Faults{DropRatio: cfg.Drop}
+	}
+	if cfg.Store == "memory" {
+		c.MessageLog = chat.MessageLogMemory
+	}
+	if cfg.FanoutThreshold > 0 {
+		c.FanoutThreshold = cfg.FanoutThreshold
+	}
+	if h.Profile != "" {
+		c.MemberlistProfile = h.Profile
+	}
+	c.TuneChatTransport = func(tc *transport.TLSConfig) { sharedAddressBounds(tc, cfg.Peers) }
+	// The default event buffer and send queues, as a user runs them: the
+	// throughput window (Spec.Window per sender) keeps the messages in
+	// flight far below their capacity, and any event or frame dropped
+	// would show as a lower delivered ratio.
+	t0 := time.Now()
+	n, err := chat.New(c)
+	if err != nil {
+		return fmt.Errorf("hearsay peer %d: %w", i, err)
+	}
+	t1 := time.Now()
+	if err := n.Start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("hearsay peer %d: start: %w", i, err), n.Shutdown())
+	}
+	t2 := time.Now()
+	h.mu.Lock()
+	h.nodes[i] = n
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go h.read(i, n)
+	if seed != "" {
+		if err := h.join(ctx, i, n, seed); err != nil {
+			return err
 		}
 	}
-	return false
+	t3 := time.Now()
+	if h.room != chat.DefaultRoom {
+		if _, err := n.JoinRoom(ctx, h.room, mode); err != nil {
+			return fmt.Errorf("hearsay peer %d: join room %s: %w", i, h.room, err)
+		}
+	}
+	ph.add(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
+	return nil
+}
+
+// sharedAddressBounds lifts the chat listener's per-address bounds to its
+// totals. Every peer of the bench dials from 127.0.0.1, so the bounds
+// meant for one address (8 handshakes at once, 256 connections) bounded
+// the whole group: when a peer joins, the others all dial it at once, and
+// at N=80 the listeners refused 17,835 connections on the way to a full
+// mesh (the dialers retry, with backoff), which left peers suspect for
+// tens of seconds and the group unsettled past two minutes. The totals
+// still apply (at least 64 handshakes and 1,024 connections, or two per
+// peer), as they would to a listener whose peers each have an address.
+func sharedAddressBounds(tc *transport.TLSConfig, peers int) {
+	tc.MaxHandshakes = max(tc.MaxHandshakes, 64)
+	tc.MaxHandshakesPerIP = tc.MaxHandshakes
+	tc.MaxConns = max(tc.MaxConns, 1024, 2*peers)
+	tc.MaxConnsPerIP = tc.MaxConns
+}
+
+// joinAttempts bounds the joins a peer tries before its start fails.
+const joinAttempts = 3
+
+// join joins node n (peer i) to the group through seed, peer 0's address.
+// A join that fails is tried again through another started peer, picked
+// at random: peer 0 is the contact of every join and, in a group of 100
+// that also sets up its ~10,000 chat connections meanwhile, it sometimes
+// answers a push/pull after memberlist's 10 s TCP timeout (the join fails
+// with "i/o timeout"); any member can introduce a new one.
+func (h *Hearsay) join(ctx context.Context, i int, n *chat.Node, seed string) error {
+	var errs []error
+	for attempt := range joinAttempts {
+		_, err := n.Join(ctx, []string{seed})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", seed, err))
+		if ctx.Err() != nil || attempt == joinAttempts-1 {
+			break
+		}
+		if other := h.randomPeer(i); other != nil {
+			seed = other.AdvertiseAddr()
+		}
+	}
+	return fmt.Errorf("hearsay peer %d: join: %w", i, errors.Join(errs...))
+}
+
+// randomPeer returns a started node other than peer i, or nil when there
+// is none.
+func (h *Hearsay) randomPeer(i int) *chat.Node {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var started []*chat.Node
+	for j, n := range h.nodes {
+		if n != nil && j != i {
+			started = append(started, n)
+		}
+	}
+	if len(started) == 0 {
+		return nil
+	}
+	return started[rand.IntN(len(started))]
+}
+
+// startPhases adds up where starting the peers went: at large N the
+// start is a large part of a run, and which step grows says why. Safe for
+// concurrent use.
+type startPhases struct {
+	mu                        sync.Mutex
+	create, start, join, room time.Duration
+}
+
+func (p *startPhases) add(create, start, join, room time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.create += create
+	p.start += start
+	p.join += join
+	p.room += room
+}
+
+func (p *startPhases) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("chat.New %v, Start %v, Join %v, JoinRoom %v summed over the peers", r(p.create), r(p.start), r(p.join), r(p.room))
+}
+
+// readiness returns the condition Start waits for: every node sees all
+// peers alive in memberlist and has joined the bench room, and a status
+// for progress notes. A member shown suspect (alive in memberlist, but
+// this node's chat connection to it has been failing for longer than the
+// handshake timeout) counts: at N=90 one of 8,010 connections stayed down
+// for a minute while everything else was ready, and whether the group
+// delivers despite it is for the warm-up to say. It does not ask for a chat connection to every member: a node
+// may keep links only to some neighbours (and dial the others when it
+// needs them), so the message path is proven by the runner's warm-up
+// instead, which waits until one message from every peer has reached
+// every peer.
+//
+// The condition walks the nodes in order and remembers how far it got, so
+// a poll costs one Members call (quadratic in the group size: display
+// names compare each member with all others) instead of one per node:
+// checking every node every 20 ms costs N³ and, at N=200, more CPU than
+// the group itself while it settles. A node counted ready is not checked
+// again; the warm-up catches one that regresses.
+//
+// A node that still misses members resyncAfter after it became the one
+// waited for gets a push/pull with another peer (a Join: memberlist's full
+// state exchange). Peers joining at once through peer 0 learn of each
+// other only from gossip, and at N=50 on a loaded machine some alive
+// announcements were lost, leaving a few peers unknown to others until
+// memberlist's own push/pull, every 60 s at that size (30 s scaled with
+// N): the group then took a minute to settle for want of a sync that a
+// real deployment, whose peers do not all join in the same seconds, does
+// not wait for.
+func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, status func() string) {
+	next := 0
+	waitingFor, since := -1, time.Now()
+	resyncs := 0
+	tries := map[int]int{} // resyncs per node
+	cond = func() bool {
+		for next < len(h.nodes) {
+			v := h.nodeView(h.nodes[next])
+			if v.alive+v.suspect >= peers && v.joined {
+				next++
+				continue
+			}
+			switch {
+			case next != waitingFor:
+				waitingFor, since = next, time.Now()
+			case time.Since(since) > resyncAfter:
+				h.resync(ctx, next, tries[next])
+				tries[next]++
+				resyncs++
+				since = time.Now()
+			}
+			return false
+		}
+		return true
+	}
+	status = func() string {
+		var refused uint64
+		streams := 0
+		for _, n := range h.nodes {
+			st := n.Stats()
+			refused += st.Refused
+			streams += st.Streams
+		}
+		s := fmt.Sprintf("%d of %d peers ready", next, peers)
+		if next < len(h.nodes) {
+			v := h.nodeView(h.nodes[next])
+			s += fmt.Sprintf("; peer %d sees %d alive and %d suspect, joined the room: %v", next, v.alive, v.suspect, v.joined)
+		}
+		return s + fmt.Sprintf("; %d chat connections up, %d refused so far; %d membership resyncs", streams, refused, resyncs)
+	}
+	return cond, status
+}
+
+// resyncAfter is how long readiness waits for a node to see every member
+// before it syncs the node's membership (see readiness).
+const resyncAfter = 5 * time.Second
+
+// resync exchanges peer i's membership state with another peer: a
+// memberlist push/pull (a Join). Its k-th resync goes to the k-th of the
+// other peers in order, peer 0 first (every peer joined through it, so it
+// is the one most likely to know them all), then the next ones, so that
+// repeated resyncs reach whoever holds what i misses. It blocks for up to
+// memberlist's TCP timeout; a failure is left to the next attempt.
+func (h *Hearsay) resync(ctx context.Context, i, k int) {
+	if len(h.nodes) < 2 {
+		return
+	}
+	j := k % (len(h.nodes) - 1) // index among the others
+	if j >= i {
+		j++
+	}
+	_, _ = h.nodes[i].Join(ctx, []string{h.nodes[j].AdvertiseAddr()})
+}
+
+// view is what one node sees of the group.
+type view struct {
+	alive, suspect int // members, itself included
+	joined         bool
+}
+
+// nodeView returns what n sees: how many members are alive (itself
+// included) and suspect, and whether it has joined the bench room.
+func (h *Hearsay) nodeView(n *chat.Node) view {
+	var v view
+	for _, m := range n.Members() {
+		switch m.State {
+		case hearsay.StateAlive:
+			v.alive++
+		case hearsay.StateSuspect:
+			v.suspect++
+		}
+	}
+	for _, r := range n.Rooms() {
+		if r.Name == h.room {
+			v.joined = r.Joined
+			break
+		}
+	}
+	return v
 }
 
 // settleTimeout is how long a group of n may take to converge.
@@ -199,11 +456,25 @@ func (h *Hearsay) Counters() Counters {
 func (h *Hearsay) Stop() error {
 	h.stopOnce.Do(func() {
 		// No graceful Leave: the whole group goes away at once, and a
-		// leave intent nobody is left to hear only costs time.
-		var errs []error
-		for _, n := range h.nodes {
-			errs = append(errs, n.Shutdown())
+		// leave intent nobody is left to hear only costs time. Shutdowns
+		// run startParallel at a time (each closes a message log with a
+		// durable commit: one after the other, 200 peers took seconds).
+		errs := make([]error, len(h.nodes))
+		sem := make(chan struct{}, startParallel)
+		var wg sync.WaitGroup
+		for i, n := range h.nodes {
+			if n == nil {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				errs[i] = n.Shutdown()
+				<-sem
+			}()
 		}
+		wg.Wait()
 		h.wg.Wait()
 		if h.dataDir != "" {
 			errs = append(errs, os.RemoveAll(h.dataDir))

@@ -5,6 +5,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +37,31 @@ func peakRSSMB() float64 { return procStatusMB("VmHWM:") }
 
 // rssMB returns the process's current resident set in MiB.
 func rssMB() float64 { return procStatusMB("VmRSS:") }
+
+// memAvailable returns the memory the kernel estimates is available for
+// new work (MemAvailable in /proc/meminfo) in bytes, or 0 when unknown.
+func memAvailable() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "MemAvailable:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || kb > math.MaxUint64/1024 {
+			return 0
+		}
+		return kb * 1024
+	}
+	return 0
+}
 
 func procStatusMB(key string) float64 {
 	b, err := os.ReadFile("/proc/self/status")

@@ -14,3 +14,5 @@ func peakRSSMB() float64 { return 0 }
 func rssMB() float64 { return 0 }
 
 func tcpReceived() (map[string]uint64, bool) { return nil, false }
+
+func memAvailable() uint64 { return 0 }

@@ -57,6 +57,17 @@ type Result struct {
 	RSSPerPeerMB *float64 `json:"rss_per_extra_peer_mb,omitempty"`
 	CPUPerPeerS  *float64 `json:"cpu_per_extra_peer_s,omitempty"`
 
+	// UpS is the time from starting the peers until the group was ready
+	// (every peer sees every other; see each System's Start), WarmUpS the
+	// warm-up after it (one message from every peer delivered by every
+	// peer, or the warm-up's timeout), in seconds.
+	UpS     *float64 `json:"up_s,omitempty"`
+	WarmUpS *float64 `json:"warmup_s,omitempty"`
+	// PeakFiles is the most descriptors the process had open during the
+	// run (sampled every second; -1 when it cannot tell): at large N an
+	// in-process group's connections need about two per link.
+	PeakFiles int `json:"peak_files,omitempty"`
+
 	// Note says what limits or qualifies the figures ("not supported
 	// yet", warm-up incomplete…).
 	Note string `json:"note,omitempty"`

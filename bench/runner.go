@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -158,28 +159,49 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	debug.FreeOSMemory()
 	peakReset := resetPeakRSS()
 
+	// A group of N in-process peers may need ~N² descriptors (see
+	// raiseFileLimit); the limit goes into the progress, so a run that
+	// hits it can be told from one that is merely slow.
+	files, err := raiseFileLimit()
+	if err != nil {
+		progress.printf("%s %s: %v", sys.Name(), spec.Workload, err)
+	}
+
 	rec := newRecorder(spec.Peers)
-	progress.printf("%s %s: starting %d peers", sys.Name(), spec.Workload, spec.Peers)
+	progress.printf("%s %s: starting %d peers (open-file limit %d)", sys.Name(), spec.Workload, spec.Peers, files)
+	fw := watchFiles(time.Second)
+	defer fw.Stop()
 	startedAt := time.Now()
-	err := sys.Start(ctx, cfg, rec)
+	err = sys.Start(ctx, cfg, rec)
 	defer sys.Stop()
 	if errors.Is(err, ErrUnsupported) {
 		res.Note = err.Error()
 		return res, nil
 	}
 	if err != nil {
+		if note := fw.nearLimit(); note != "" {
+			err = fmt.Errorf("%w (%s)", err, note)
+		}
 		return res, fmt.Errorf("start %s with %d peers: %w", sys.Name(), spec.Peers, err)
 	}
-	progress.printf("%s %s: %d peers up in %v", sys.Name(), spec.Workload, spec.Peers, time.Since(startedAt).Round(time.Millisecond))
+	up := time.Since(startedAt)
+	res.UpS = F(up.Seconds())
+	progress.printf("%s %s: %d peers up in %v (%d open files)", sys.Name(), spec.Workload, spec.Peers, up.Round(time.Millisecond), fw.Peak())
 
 	if spec.Workload == WorkloadIdle {
-		return runIdle(ctx, spec, res)
+		res, err := runIdle(ctx, spec, res)
+		res.PeakFiles = fw.Stop()
+		return res, err
 	}
 
 	var nextID atomic.Uint64
+	warmStart := time.Now()
 	if note := warmUp(ctx, sys, rec, spec, &nextID); note != "" {
 		res.Note = note
 	}
+	warm := time.Since(warmStart)
+	res.WarmUpS = F(warm.Seconds())
+	progress.printf("%s %s: warm-up done in %v (%d open files)", sys.Name(), spec.Workload, warm.Round(time.Millisecond), fw.Peak())
 	if spec.Workload != WorkloadCost {
 		defer measureGC(spec.Peers)()
 	}
@@ -249,7 +271,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 			res.Note = joinNote(res.Note, "peak RSS is the process lifetime maximum")
 		}
 	}
-	progress.printf("%s %s: done, %d sent, delivered ratio %.4f", sys.Name(), spec.Workload, t.sent, *res.DeliveredRatio)
+	res.PeakFiles = fw.Stop()
+	if note := limitNote(res.PeakFiles, files); note != "" {
+		res.Note = joinNote(res.Note, note)
+	}
+	progress.printf("%s %s: done, %d sent, delivered ratio %.4f, %d open files at most", sys.Name(), spec.Workload, t.sent, *res.DeliveredRatio, res.PeakFiles)
 	return res, nil
 }
 
@@ -264,13 +290,30 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 // collector runs a factor peers/10 (at least 1) less often during it, as
 // if each group of 10 peers had a heap of its own. GOGC, when set, wins.
 // The cost workload keeps the defaults: it measures CPU and memory.
+//
+// The heap may then grow to peers/10 times its live size between
+// collections: at N=200, 21 times a live heap of hundreds of MB, more than
+// the machine has. A soft memory limit of a third of the memory available
+// when the load starts (GOMEMLIMIT, when set, wins) makes the collector
+// run before that, as N separate processes would each have been bounded.
 func measureGC(peers int) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set || peers <= 10 {
 		return func() {}
 	}
 	runtime.GC()
 	old := debug.SetGCPercent(100 * peers / 10)
-	return func() { debug.SetGCPercent(old) }
+	oldLimit := int64(-1) // -1 reads the limit without changing it
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		if avail := memAvailable(); avail > 0 {
+			oldLimit = debug.SetMemoryLimit(int64(min(avail/3, math.MaxInt64)))
+		}
+	}
+	return func() {
+		debug.SetGCPercent(old)
+		if oldLimit >= 0 {
+			debug.SetMemoryLimit(oldLimit)
+		}
+	}
 }
 
 func joinNote(a, b string) string {
@@ -308,17 +351,27 @@ func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *a
 		}
 	}
 	last := nextID.Load()
-	wait := 10 * time.Second
-	if spec.Workload == WorkloadLoss {
-		// A system without repair never completes it; with repair, each
-		// peer's one warm-up message has no successor to reveal a loss,
-		// so only anti-entropy rounds (1 s) repair it.
-		wait = 5 * time.Second
-	}
+	wait := warmUpTimeout(spec.Peers, spec.Workload)
 	if !rec.waitComplete(ctx, first, last, wait) && ctx.Err() == nil {
 		return fmt.Sprintf("warm-up incomplete after %v", wait)
 	}
 	return ""
+}
+
+// warmUpTimeout is how long the warm-up of a group of peers may take: 10 s
+// (5 s under loss), plus 100 ms per peer above 50. Its N messages make
+// N(N−1) deliveries, and a system that connects lazily sets its
+// connections up during it (a hearsay full mesh of 100 is ~10,000 TLS
+// handshakes of ~1 ms CPU each, on 2 cores shared by the whole group).
+// Under loss a system without repair never completes it; with repair,
+// each peer's one warm-up message has no successor to reveal a loss, so
+// only anti-entropy rounds (1 s) repair it.
+func warmUpTimeout(peers int, workload string) time.Duration {
+	base := 10 * time.Second
+	if workload == WorkloadLoss {
+		base = 5 * time.Second
+	}
+	return base + time.Duration(max(0, peers-50))*100*time.Millisecond
 }
 
 // driveRate sends from peer 0 at spec.Rate for spec.Duration. When a Send
@@ -354,8 +407,14 @@ func driveRate(ctx context.Context, sys System, rec *recorder, spec Spec, nextID
 
 // expireAfter is how long a throughput message may hold its sender's
 // window slot before the slot is given back (the message is then counted
-// as not fully delivered unless it completes before the end).
-const expireAfter = 2 * time.Second
+// as not fully delivered unless it completes before the end): 2 s, plus
+// 40 ms per peer above 50. A larger group takes longer to deliver a
+// message to everyone under full load (every peer sends and every message
+// costs N−1 verifications in this process), and a slot given back while
+// the message is still on its way lets more than the window into flight.
+func expireAfter(peers int) time.Duration {
+	return 2*time.Second + time.Duration(max(0, peers-50))*40*time.Millisecond
+}
 
 // driveWindow runs every peer as a sender with at most spec.Window
 // messages in flight each, for spec.Duration: a closed loop that sends as
@@ -393,6 +452,7 @@ func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, next
 
 	// The janitor gives back the slots of messages stuck for expireAfter
 	// (lost by a system without repair), so that a sender never stalls.
+	expire := expireAfter(spec.Peers)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -417,7 +477,7 @@ func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, next
 					}
 					continue
 				}
-				if time.Since(m.sent) > expireAfter {
+				if time.Since(m.sent) > expire {
 					stuck = append(stuck, m)
 				}
 			}

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -77,14 +78,30 @@ type Counters struct {
 }
 
 // settle waits until cond is true, polling every 20 ms, or returns an
-// error when ctx ends or timeout passes.
-func settle(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
+// error when ctx ends or timeout passes. status, when not nil, says how
+// far the group got: it goes to progress every 10 s and into the timeout
+// error, with the process's open files when they are near the limit, so
+// that a large group that does not converge says where it stands. It is
+// called only for those notes, so it may cost more than cond.
+func settle(ctx context.Context, timeout time.Duration, what string, progress Progress, cond func() bool, status func() string) error {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	lastNote := start
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	state := func() string {
+		if status == nil {
+			return "not yet"
+		}
+		return status()
+	}
 	for !cond() {
 		if time.Now().After(deadline) {
-			return errors.New("timed out waiting for " + what)
+			return fmt.Errorf("timed out after %v waiting for %s: %s%s", timeout, what, state(), fileNote())
+		}
+		if time.Since(lastNote) >= 10*time.Second {
+			lastNote = time.Now()
+			progress.printf("waiting for %s (%v): %s", what, time.Since(start).Round(time.Second), state())
 		}
 		select {
 		case <-ctx.Done():
@@ -93,4 +110,14 @@ func settle(ctx context.Context, timeout time.Duration, what string, cond func()
 		}
 	}
 	return nil
+}
+
+// fileNote says how many descriptors the process has open when they are
+// near its limit ("" otherwise): the likely reason a large group does not
+// converge.
+func fileNote() string {
+	if note := limitNote(openFiles(), fileLimit()); note != "" {
+		return "; " + note
+	}
+	return ""
 }

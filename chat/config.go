@@ -115,6 +115,15 @@ type Config struct {
 	// delegates, Name or Transport.
 	TuneMemberlist func(*memberlist.Config)
 
+	// TuneChatTransport, when not nil, is called on the TLS chat
+	// transport's configuration just before the listener starts, for its
+	// bounds (transport.TLSConfig's MaxHandshakes, MaxConns and their
+	// per-address forms). It is not called when ChatTransport is set. It
+	// must not replace the identity, protocol, PeerID or callbacks. `hearsay
+	// bench` uses it: its peers all dial from 127.0.0.1, so a per-address
+	// bound meant for one stranger would bound the whole group.
+	TuneChatTransport func(*transport.TLSConfig)
+
 	// MaxBodyBytes is the largest message this node lets its user send:
 	// at most MaxBodyBytes (64 KiB), which receivers enforce whatever their
 	// own setting.

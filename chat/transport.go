@@ -47,6 +47,9 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 		tc := tlsTransportConfig(&n.cfg, local)
 		tc.Logger = n.logger
 		tc.OnRefused = func(error) { n.stats.refused.Add(1) }
+		if n.cfg.TuneChatTransport != nil {
+			n.cfg.TuneChatTransport(&tc)
+		}
 		g, err := transport.ListenTLS(net.JoinHostPort(host, strconv.Itoa(n.cfg.ChatPort)), tc)
 		if err != nil {
 			return nil, err

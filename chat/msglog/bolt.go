@@ -135,7 +135,7 @@ func openBolt(path string, cfg Config, hook func(fsync func() error) error) (*Bo
 		hook:     hook,
 		walSem:   make(chan struct{}, 1),
 		stopSync: make(chan struct{}),
-		mem:      newMemtable(cfg.ApplyAt),
+		mem:      newMemtable(),
 		applied:  make(chan struct{}),
 		applyNow: make(chan struct{}, 1),
 		dbPath:   path,

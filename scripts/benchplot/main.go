@@ -44,6 +44,8 @@ type result struct {
 	IdleRSSMB        *float64  `json:"idle_rss_mb"`
 	RSSPerPeerMB     *float64  `json:"rss_per_extra_peer_mb"`
 	CPUPerPeerS      *float64  `json:"cpu_per_extra_peer_s"`
+	UpS              *float64  `json:"up_s"`
+	PeakFiles        int       `json:"peak_files"`
 	Note             string    `json:"note"`
 }
 
@@ -125,7 +127,11 @@ const (
 )
 
 var palette = map[string]string{"hearsay": "#1f77b4", "naive": "#2ca02c", "serf": "#d62728"}
-var dashes = []string{"", "6,3", "2,3", "10,3,2,3", "1,2"}
+
+// dashes tell group sizes apart in the latency plot (colours tell
+// systems): one style per N of a run up to 8 sizes (3, 10, 20, 50, 100,
+// 200 and two more).
+var dashes = []string{"", "6,3", "2,3", "10,3,2,3", "1,2", "12,4", "4,2,1,2", "8,2,2,2,2,2"}
 
 func color(system string) string {
 	if c, ok := palette[system]; ok {
@@ -202,13 +208,20 @@ func latencySVG(results []result) string {
 		}
 		dash := dashes[slices.Index(sizes, r.Peers)%len(dashes)]
 		d.printf(`<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`+"\n", color(r.System), dash, strings.Join(pts, " "))
-		legend(d, i, color(r.System), dash, fmt.Sprintf("%s, N=%d", r.System, r.Peers))
+		legend(d, i, len(rs), color(r.System), dash, fmt.Sprintf("%s, N=%d", r.System, r.Peers))
 	}
 	return d.end()
 }
 
-func legend(d *svgDoc, i int, col, dash, label string) {
-	ly := top + 10 + i*18
+// legend draws entry i of n beside the plot; entries are 18 px apart, or
+// closer when n of them would not fit its height (N up to 200 with three
+// systems is 18 entries in the latency plot).
+func legend(d *svgDoc, i, n int, col, dash, label string) {
+	step := 18
+	if n > 0 && (plotH-10)/n < step {
+		step = max(10, (plotH-10)/n)
+	}
+	ly := top + 10 + i*step
 	lx := left + plotW + 14
 	d.printf(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`+"\n", lx, ly, lx+26, ly, col, dash)
 	d.printf(`<text x="%d" y="%d">%s</text>`+"\n", lx+32, ly+4, esc(label))
@@ -232,11 +245,16 @@ func fmtMs(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-// throughputSVG draws messages/s against N, one line per system.
+// throughputSVG draws messages/s against N, one line per system, on log
+// scales: group sizes from 3 to 200 and rates from thousands down to a
+// few per second would crowd a linear plot's small N and flatten its
+// large N into the axis. A rate of 0 (nothing reached every peer) has no
+// place on a log scale: it is an open circle on the bottom axis, not
+// joined to the line.
 func throughputSVG(results []result) string {
 	bySys := map[string][]result{}
 	var systems []string
-	maxN, maxT := 0, 0.0
+	lo, hi := math.Inf(1), 0.0
 	for _, r := range results {
 		if r.Workload != "throughput" || r.MsgsPerS == nil {
 			continue
@@ -245,41 +263,72 @@ func throughputSVG(results []result) string {
 			systems = append(systems, r.System)
 		}
 		bySys[r.System] = append(bySys[r.System], r)
-		maxN = max(maxN, r.Peers)
-		maxT = math.Max(maxT, *r.MsgsPerS)
+		if v := *r.MsgsPerS; v > 0 {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
 	}
 	if len(systems) == 0 {
 		return ""
 	}
-	step := niceStep(maxT / 5)
-	top_ := math.Ceil(maxT/step) * step
-	if top_ == 0 {
-		top_ = 1
+	if hi == 0 { // every rate is 0
+		lo, hi = 1, 10
 	}
-	x := func(n int) float64 { return left + float64(n)/float64(maxN)*plotW }
-	y := func(t float64) float64 { return top + plotH - t/top_*plotH }
+	ylo, yhi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if yhi == ylo {
+		yhi++
+	}
+	sizes := peerSizes(flatten(bySys))
+	x := logAxis(float64(sizes[0]), float64(sizes[len(sizes)-1]), left, plotW)
+	y := func(t float64) float64 {
+		if t <= 0 {
+			return top + plotH
+		}
+		return top + plotH - (math.Log10(t)-ylo)/(yhi-ylo)*plotH
+	}
 	d := newDoc("Throughput against group size (throughput workload)")
-	for t := 0.0; t <= top_+step/2; t += step {
+	for e := ylo; e <= yhi; e++ {
+		t := math.Pow(10, e)
 		d.printf(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y(t), left+plotW, y(t))
-		d.printf(`<text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-6, y(t)+4, t)
+		d.printf(`<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(t)+4, fmtMs(t))
 	}
-	for _, n := range peerSizes(flatten(bySys)) {
-		d.printf(`<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x(n), top+plotH+16, n)
+	for _, n := range sizes {
+		d.printf(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#eee"/>`+"\n", x(float64(n)), top, x(float64(n)), top+plotH)
+		d.printf(`<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x(float64(n)), top+plotH+16, n)
 	}
-	d.printf(`<text x="%d" y="%d" text-anchor="middle">peers N</text>`+"\n", left+plotW/2, height-20)
-	d.printf(`<text x="18" y="%d" transform="rotate(-90 18 %d)" text-anchor="middle">messages/s delivered to all</text>`+"\n", top+plotH/2, top+plotH/2)
+	d.printf(`<text x="%d" y="%d" text-anchor="middle">peers N (log scale)</text>`+"\n", left+plotW/2, height-20)
+	d.printf(`<text x="18" y="%d" transform="rotate(-90 18 %d)" text-anchor="middle">messages/s delivered to all (log scale; 0 on the axis)</text>`+"\n", top+plotH/2, top+plotH/2)
 	for i, s := range systems {
 		rs := bySys[s]
 		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.Peers, b.Peers) })
 		var pts []string
 		for _, r := range rs {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(r.Peers), y(*r.MsgsPerS)))
-			d.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", x(r.Peers), y(*r.MsgsPerS), color(s))
+			px, py := x(float64(r.Peers)), y(*r.MsgsPerS)
+			if *r.MsgsPerS <= 0 {
+				d.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="white" stroke="%s"/>`+"\n", px, py, color(s))
+				continue
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
+			d.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", px, py, color(s))
 		}
-		d.printf(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color(s), strings.Join(pts, " "))
-		legend(d, i, color(s), "", s)
+		if len(pts) > 1 {
+			d.printf(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color(s), strings.Join(pts, " "))
+		}
+		legend(d, i, len(systems), color(s), "", s)
 	}
 	return d.end()
+}
+
+// logAxis maps [lo, hi] onto [start, start+length] on a log scale, with a
+// margin of 4 % at both ends so that the extreme points are not on the
+// frame. A single value maps to the middle.
+func logAxis(lo, hi float64, start, length int) func(float64) float64 {
+	if hi <= lo {
+		return func(float64) float64 { return float64(start) + float64(length)/2 }
+	}
+	a, b := math.Log10(lo), math.Log10(hi)
+	m := (b - a) * 0.04
+	a, b = a-m, b+m
+	return func(v float64) float64 { return float64(start) + (math.Log10(v)-a)/(b-a)*float64(length) }
 }
 
 func flatten(m map[string][]result) []result {
@@ -333,7 +382,14 @@ var (
 	colIdle    = column{"idle 1-peer RSS MB", func(r result) string { return num(r.IdleRSSMB, 1) }}
 	colRSSPeer = column{"MB per extra peer", func(r result) string { return num(r.RSSPerPeerMB, 2) }}
 	colCPUPeer = column{"cpu s per extra peer", func(r result) string { return num(r.CPUPerPeerS, 3) }}
-	colNote    = column{"note", func(r result) string { return strings.ReplaceAll(r.Note, "|", "/") }}
+	colUp      = column{"group up s", func(r result) string { return num(r.UpS, 1) }}
+	colFiles   = column{"open files", func(r result) string {
+		if r.PeakFiles <= 0 {
+			return "–"
+		}
+		return strconv.Itoa(r.PeakFiles)
+	}}
+	colNote = column{"note", func(r result) string { return strings.ReplaceAll(r.Note, "|", "/") }}
 )
 
 // workloadColumns are the columns that apply to each workload.
@@ -342,7 +398,7 @@ var workloadColumns = map[string][]column{
 	"throughput": {colSystem, colPeers, colMsgs, colDeliv, colP50, colP99, colRatio, colNote},
 	"traffic":    {colSystem, colPeers, colCopies, colBytes, colRatio, colNote},
 	"loss":       {colSystem, colPeers, colRatio, colP50, colP99, colMax, colNote},
-	"cost":       {colSystem, colPeers, colCPU, colRSS, colIdle, colRSSPeer, colCPUPeer, colNote},
+	"cost":       {colSystem, colPeers, colCPU, colRSS, colIdle, colRSSPeer, colCPUPeer, colUp, colFiles, colNote},
 }
 
 // markdown renders one table per workload, rows sorted by N then system

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,4 +69,83 @@ func TestMarkdownTables(t *testing.T) {
 			t.Errorf("tables lack %q:\n%s", want, md)
 		}
 	}
+}
+
+// largeInput is a run with N from 3 to 200 and three systems: 18 latency
+// CDFs and throughput points spanning three decades, one of them 0.
+func largeInput() string {
+	pts := make([]string, 101)
+	for i := range pts {
+		pts[i] = strconv.Itoa(i + 1)
+	}
+	cdf := strings.Join(pts, ",")
+	var b strings.Builder
+	rate := map[int]string{3: "3900", 10: "1800", 20: "1000", 50: "150", 100: "40", 200: "0"}
+	for _, n := range []int{3, 10, 20, 50, 100, 200} {
+		for _, sys := range []string{"hearsay", "naive", "serf"} {
+			b.WriteString(`{"system":"` + sys + `","workload":"latency","peers":` + strconv.Itoa(n) + `,"cdf_ms":[` + cdf + "]}\n")
+		}
+		b.WriteString(`{"system":"hearsay","workload":"throughput","peers":` + strconv.Itoa(n) + `,"msgs_per_s":` + rate[n] + "}\n")
+	}
+	b.WriteString(`{"system":"hearsay","workload":"cost","peers":200,"cpu_s":9.5,"up_s":61.3,"peak_files":1234}` + "\n")
+	return b.String()
+}
+
+func TestLargeN(t *testing.T) {
+	rs, err := readResults(strings.NewReader(largeInput()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("throughput axis", func(t *testing.T) {
+		svg := throughputSVG(rs)
+		// Every N has its tick label, and on a log scale the smallest
+		// sizes are not crowded: the labels 3 and 10 are ~70 px apart
+		// (on a linear axis to 200 they were 17).
+		x := logAxis(3, 200, left, plotW)
+		if gap := x(10) - x(3); gap < 40 {
+			t.Errorf("N=3 and N=10 are %.1f px apart, want room for their labels", gap)
+		}
+		for _, n := range []string{">3<", ">10<", ">20<", ">50<", ">100<", ">200<"} {
+			if !strings.Contains(svg, n) {
+				t.Errorf("throughput plot lacks the tick label %s", n)
+			}
+		}
+		// The rate of 0 at N=200 is an open circle on the bottom axis.
+		want := `cy="` + strconv.Itoa(top+plotH) + `.0" r="3.5" fill="white"`
+		if !strings.Contains(svg, want) {
+			t.Errorf("throughput plot lacks the open circle of the 0 rate (%s)", want)
+		}
+	})
+	t.Run("latency legend", func(t *testing.T) {
+		svg := latencySVG(rs)
+		if got := strings.Count(svg, "<polyline"); got != 18 {
+			t.Fatalf("%d CDFs, want 18", got)
+		}
+		for _, label := range []string{"hearsay, N=3", "serf, N=200", "naive, N=100"} {
+			if !strings.Contains(svg, label) {
+				t.Errorf("legend lacks %q", label)
+			}
+		}
+		// Six sizes, six dash styles.
+		seen := map[string]bool{}
+		for _, n := range []int{3, 10, 20, 50, 100, 200} {
+			seen[dashes[slices.Index(peerSizes(rs), n)%len(dashes)]] = true
+		}
+		if len(seen) != 6 {
+			t.Errorf("%d dash styles for 6 group sizes", len(seen))
+		}
+		// The last legend entry stays inside the plot's height.
+		last := top + 10 + 17*max(10, min(18, (plotH-10)/18))
+		if last > top+plotH {
+			t.Errorf("last legend entry at y=%d, below the plot (%d)", last, top+plotH)
+		}
+	})
+	t.Run("cost table", func(t *testing.T) {
+		md := markdown(rs)
+		for _, want := range []string{"group up s", "open files", "| 61.3 | 1234 |"} {
+			if !strings.Contains(md, want) {
+				t.Errorf("cost table lacks %q:\n%s", want, md)
+			}
+		}
+	})
 }

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat"
+)
+
+// TestHearsayStartParallel starts more peers than startParallel, so that
+// the starters run concurrently, and checks that every peer got its own
+// node and that Start returned only once every node saw every peer alive
+// (in memberlist: suspect, a failing chat connection, counts).
+func TestHearsayStartParallel(t *testing.T) {
+	const peers = 2*startParallel + 1
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := &Hearsay{}
+	if err := h.Start(ctx, SystemConfig{Peers: peers, Size: 64, Progress: t.Logf}, newRecorder(peers)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	ids := map[string]int{}
+	for i, n := range h.nodes {
+		if n == nil {
+			t.Fatalf("peer %d has no node", i)
+		}
+		if j, dup := ids[n.ID()]; dup {
+			t.Fatalf("peers %d and %d share node %s", j, i, n.ID())
+		}
+		ids[n.ID()] = i
+		seen := 0
+		for _, m := range n.Members() {
+			if m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect {
+				seen++
+			}
+		}
+		if seen < peers {
+			t.Errorf("peer %d sees %d members alive after Start, want %d", i, seen, peers)
+		}
+	}
+}
+
+// TestHearsayStartFails: a peer that cannot start fails Start with its
+// number, and what was started is stopped and removed.
+func TestHearsayStartFails(t *testing.T) {
+	h := &Hearsay{Profile: "no-such-profile"}
+	err := h.Start(context.Background(), SystemConfig{Peers: 3, Size: 64}, newRecorder(3))
+	if err == nil || !strings.Contains(err.Error(), "hearsay peer 0") {
+		t.Fatalf("Start = %v, want the failure of peer 0", err)
+	}
+	if err := h.Stop(); err != nil {
+		t.Errorf("Stop after a failed Start: %v", err)
+	}
+	if h.dataDir == "" {
+		t.Fatal("no data directory was made")
+	}
+	if _, serr := os.Stat(h.dataDir); !os.IsNotExist(serr) {
+		t.Errorf("data directory %s left behind (%v)", h.dataDir, serr)
+	}
+}
+
+// TestReadinessResyncs: a peer that never learned of the others (here: it
+// never joined) is brought in by readiness's push/pull after resyncAfter,
+// so the group settles instead of waiting for memberlist's own push/pull.
+func TestReadinessResyncs(t *testing.T) {
+	const peers = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := &Hearsay{room: "lobby"}
+	dir := t.TempDir()
+	h.dataDir = dir
+	h.nodes = make([]*chat.Node, peers)
+	h.obs = newRecorder(peers)
+	t.Cleanup(func() {
+		h.dataDir = "" // t.TempDir removes it
+		if err := h.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	var ph startPhases
+	cfg := SystemConfig{Peers: peers, Size: 64}
+	if err := h.startPeer(ctx, cfg, 0, 0, "", &ph); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.startPeer(ctx, cfg, 0, 1, h.nodes[0].AdvertiseAddr(), &ph); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.startPeer(ctx, cfg, 0, 2, "", &ph); err != nil { // alone
+		t.Fatal(err)
+	}
+	ready, status := h.readiness(ctx, peers)
+	start := time.Now()
+	if err := settle(ctx, time.Minute, "the group", t.Logf, ready, status); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status(), "membership resyncs") || strings.Contains(status(), "; 0 membership resyncs") {
+		t.Errorf("status %q: want a resync counted", status())
+	}
+	t.Logf("settled in %v: %s", time.Since(start), status())
+}
