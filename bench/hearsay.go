@@ -168,6 +168,9 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	if cfg.FanoutThreshold > 0 {
 		c.FanoutThreshold = cfg.FanoutThreshold
 	}
+	if cfg.TreeThreshold != 0 {
+		c.TreeThreshold = cfg.TreeThreshold
+	}
 	if h.Profile != "" {
 		c.MemberlistProfile = h.Profile
 	}

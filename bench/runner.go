@@ -55,9 +55,12 @@ type Spec struct {
 	// Experiment knobs for hearsay, to attribute its figures (other
 	// systems ignore them; the zero values are the product's defaults).
 	// Store "memory" keeps the message log in memory instead of bbolt;
-	// FanoutThreshold replaces chat's eager-push-to-all threshold.
+	// FanoutThreshold replaces chat's eager-push-to-all threshold;
+	// TreeThreshold chat's group size above which room messages go over
+	// the overlay's broadcast tree (-1: never).
 	Store           string `json:"store,omitempty"`
 	FanoutThreshold int    `json:"fanout_threshold,omitempty"`
+	TreeThreshold   int    `json:"tree_threshold,omitempty"`
 }
 
 // Dur is a time.Duration that encodes as a string in JSON ("5s").
@@ -116,6 +119,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("store %q: want bolt (default) or memory", s.Store)
 	case s.FanoutThreshold < 0 || s.FanoutThreshold > 10000:
 		return fmt.Errorf("fanout threshold %d: want 0 (default) to 10000", s.FanoutThreshold)
+	case s.TreeThreshold < -1 || s.TreeThreshold > 10000:
+		return fmt.Errorf("tree threshold %d: want -1 (never), 0 (default) or up to 10000", s.TreeThreshold)
 	}
 	return nil
 }
@@ -141,11 +146,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		System: sys.Name(), Workload: spec.Workload, Peers: spec.Peers, Size: spec.Size,
 		DurationS: time.Duration(spec.Duration).Seconds(), Order: spec.Order,
 	}
-	if spec.Store != "" || spec.FanoutThreshold != 0 {
-		res.Note = fmt.Sprintf("experiment: store %q, fanout threshold %d", spec.Store, spec.FanoutThreshold)
+	if spec.Store != "" || spec.FanoutThreshold != 0 || spec.TreeThreshold != 0 {
+		res.Note = fmt.Sprintf("experiment: store %q, fanout threshold %d, tree threshold %d", spec.Store, spec.FanoutThreshold, spec.TreeThreshold)
 	}
 	cfg := SystemConfig{Peers: spec.Peers, Size: spec.Size, Order: spec.Order, Progress: progress,
-		Store: spec.Store, FanoutThreshold: spec.FanoutThreshold}
+		Store: spec.Store, FanoutThreshold: spec.FanoutThreshold, TreeThreshold: spec.TreeThreshold}
 	if spec.Workload == WorkloadLoss {
 		cfg.Drop = spec.Drop
 		res.Drop = spec.Drop

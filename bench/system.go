@@ -52,6 +52,7 @@ type SystemConfig struct {
 	// other systems ignore them.
 	Store           string
 	FanoutThreshold int
+	TreeThreshold   int
 	// Progress, when not nil, receives one-line progress notes.
 	Progress func(format string, args ...any)
 }

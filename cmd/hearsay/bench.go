@@ -42,6 +42,7 @@ type benchOptions struct {
 	jsonOut   string
 	store     string
 	fanout    int
+	tree      int
 }
 
 // newBenchCmd returns `hearsay bench`. Its parse step validates the
@@ -98,6 +99,7 @@ See docs/BENCHMARKS.md.`,
 	f.StringVar(&o.jsonOut, "json-out", "", "also write the JSON lines to this file (for scripts/benchplot)")
 	f.StringVar(&o.store, "store", "", "experiment: hearsay message log, bolt (default) or memory")
 	f.IntVar(&o.fanout, "fanout-threshold", 0, "experiment: hearsay eager-push-to-all threshold (0: the chat default)")
+	f.IntVar(&o.tree, "tree-threshold", 0, "experiment: hearsay group size above which room messages go over the broadcast tree (0: the chat default, -1: never)")
 	f.StringVar(&o.serfBin, "serf-bin", "", "serf baseline worker binary (default: build bench/serfbench with go build)")
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
@@ -111,7 +113,7 @@ func (o *benchOptions) plan() (*bench.Plan, error) {
 	spec := bench.DefaultSpec()
 	spec.Size, spec.Rate, spec.Drop, spec.Order, spec.Window = o.size, o.rate, o.drop, o.order, o.window
 	spec.Duration, spec.Grace = bench.Dur(o.duration), bench.Dur(o.grace)
-	spec.Store, spec.FanoutThreshold = o.store, o.fanout
+	spec.Store, spec.FanoutThreshold, spec.TreeThreshold = o.store, o.fanout, o.tree
 	if len(o.peers) == 0 {
 		return nil, errors.New("--peers: give at least one group size")
 	}

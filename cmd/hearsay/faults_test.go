@@ -155,6 +155,8 @@ func TestLogFlags(t *testing.T) {
 		{[]string{"--anti-entropy-interval", "1ns"}, "--anti-entropy-interval"},
 		{[]string{"--fanout-threshold", "-1"}, "--fanout-threshold"},
 		{[]string{"--fanout", "0"}, "--fanout"},
+		{[]string{"--tree-threshold", "-2"}, "--tree-threshold"},
+		{[]string{"--tree-threshold", "0"}, "--tree-threshold"},
 		{[]string{"--anti-entropy-interval", "often"}, "anti-entropy-interval"},
 	} {
 		code, _, errOut := runCLI(t, nil, append([]string{"--nick", "x", "--data-dir", t.TempDir()}, tt.args...)...)
@@ -162,14 +164,14 @@ func TestLogFlags(t *testing.T) {
 			t.Errorf("%v: code %d, stderr %q; want 2 naming %s", tt.args, code, errOut, tt.want)
 		}
 	}
-	o := logOpts{retentionAge: time.Hour, retentionCount: 10, antiEntropy: 200 * time.Millisecond, fanoutThreshold: 4, fanout: 2}
+	o := logOpts{retentionAge: time.Hour, retentionCount: 10, antiEntropy: 200 * time.Millisecond, fanoutThreshold: 4, fanout: 2, treeThreshold: 100}
 	if err := o.complete(); err != nil {
 		t.Fatal(err)
 	}
 	cfg := chat.DefaultConfig()
 	o.apply(&cfg)
 	if cfg.RetentionMaxAge != time.Hour || cfg.RetentionMaxCount != 10 || cfg.AntiEntropyInterval != 200*time.Millisecond ||
-		cfg.FanoutThreshold != 4 || cfg.Fanout != 2 {
+		cfg.FanoutThreshold != 4 || cfg.Fanout != 2 || cfg.TreeThreshold != 100 {
 		t.Errorf("apply: %+v", cfg)
 	}
 }

@@ -23,6 +23,7 @@ type logOpts struct {
 	antiEntropy     time.Duration
 	fanoutThreshold int
 	fanout          int
+	treeThreshold   int
 }
 
 func addLogFlags(f *pflag.FlagSet, o *logOpts) {
@@ -32,6 +33,7 @@ func addLogFlags(f *pflag.FlagSet, o *logOpts) {
 	f.DurationVar(&o.antiEntropy, "anti-entropy-interval", def.AntiEntropyInterval, "every `DURATION`, compare message logs with a random room member and repair what is missing")
 	f.IntVar(&o.fanoutThreshold, "fanout-threshold", def.FanoutThreshold, "rooms with at most `N` other members get every message straight from its origin; larger rooms gossip it")
 	f.IntVar(&o.fanout, "fanout", def.Fanout, "in larger rooms, the origin and each first receiver forward a message to `K` random members")
+	f.IntVar(&o.treeThreshold, "tree-threshold", def.TreeThreshold, "in groups of more than `N` live peers, room messages go over a broadcast tree and each peer keeps links to a few neighbours only (-1: never)")
 }
 
 // complete validates the flags.
@@ -47,6 +49,8 @@ func (o *logOpts) complete() error {
 		return fmt.Errorf("--fanout-threshold %d: must not be negative", o.fanoutThreshold)
 	case o.fanout < 1:
 		return fmt.Errorf("--fanout %d: want at least 1", o.fanout)
+	case o.treeThreshold < -1 || o.treeThreshold == 0:
+		return fmt.Errorf("--tree-threshold %d: want -1 (never) or at least 1", o.treeThreshold)
 	}
 	return nil
 }
@@ -58,4 +62,5 @@ func (o *logOpts) apply(cfg *chat.Config) {
 	cfg.AntiEntropyInterval = o.antiEntropy
 	cfg.FanoutThreshold = o.fanoutThreshold
 	cfg.Fanout = o.fanout
+	cfg.TreeThreshold = o.treeThreshold
 }
