@@ -36,9 +36,19 @@ type Hearsay struct {
 	obs     Observer
 	wg      sync.WaitGroup
 
-	// wireBase is the TCP byte snapshot taken when the group was ready.
-	wireBase  map[string]uint64
+	// The bytes received on the process's TCP sockets since the group
+	// was ready: sampled every second (wireLoop), because links that are
+	// not kept close when idle (chat/links.go) and a closed socket's count
+	// is gone. Each sample adds what every socket received since the last
+	// one (a new socket: all it received); what a socket received between
+	// the last sample and its close is lost, and that is little: an idle
+	// link closes after seconds without traffic.
+	wireMu    sync.Mutex
+	wireLast  map[string]uint64
+	wireSum   uint64
 	wireKnown bool
+	wireStop  chan struct{}
+	wireDone  chan struct{}
 
 	stopOnce sync.Once
 	stopErr  error
@@ -83,8 +93,39 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
-	h.wireBase, h.wireKnown = tcpReceived()
+	h.wireLast, h.wireKnown = tcpReceived()
+	if h.wireKnown {
+		h.wireStop, h.wireDone = make(chan struct{}), make(chan struct{})
+		go h.wireLoop()
+	}
 	return nil
+}
+
+// wireLoop samples the TCP byte counts every second until Stop.
+func (h *Hearsay) wireLoop() {
+	defer close(h.wireDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.wireStop:
+			return
+		case <-t.C:
+			h.sampleWire()
+		}
+	}
+}
+
+// sampleWire adds what the sockets received since the last sample.
+func (h *Hearsay) sampleWire() uint64 {
+	now, ok := tcpReceived()
+	h.wireMu.Lock()
+	defer h.wireMu.Unlock()
+	if ok {
+		h.wireSum += tcpDelta(h.wireLast, now)
+		h.wireLast = now
+	}
+	return h.wireSum
 }
 
 // startParallel is how many peers start at once. A peer's start is
@@ -447,9 +488,7 @@ func (h *Hearsay) Counters() Counters {
 		c.Copies += n.Stats().Received
 	}
 	if h.wireKnown {
-		if now, ok := tcpReceived(); ok {
-			c.WireBytes, c.WireKnown = tcpDelta(h.wireBase, now), true
-		}
+		c.WireBytes, c.WireKnown = h.sampleWire(), true
 	}
 	return c
 }
@@ -458,6 +497,10 @@ func (h *Hearsay) Counters() Counters {
 // are removed.
 func (h *Hearsay) Stop() error {
 	h.stopOnce.Do(func() {
+		if h.wireStop != nil {
+			close(h.wireStop)
+			<-h.wireDone
+		}
 		// No graceful Leave: the whole group goes away at once, and a
 		// leave intent nobody is left to hear only costs time. Shutdowns
 		// run startParallel at a time (each closes a message log with a

@@ -259,7 +259,9 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	case WorkloadTraffic, WorkloadLatency, WorkloadLoss:
 		res.CopiesPerMessage = F(Ratio(float64(c1.Copies-c0.Copies), receivers))
 		if c1.WireKnown {
-			res.BytesPerDelivery = F(Ratio(float64(c1.WireBytes-c0.WireBytes), float64(t.deliveries)))
+			if c1.WireBytes >= c0.WireBytes { // a count only grows; guard against a system's that does not
+				res.BytesPerDelivery = F(Ratio(float64(c1.WireBytes-c0.WireBytes), float64(t.deliveries)))
+			}
 		}
 	case WorkloadThroughput:
 		// The rate is what was completed over the time it took: the
