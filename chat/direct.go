@@ -400,14 +400,23 @@ func checkReceipt(r *chatpb.Receipt) error {
 	switch {
 	case r == nil:
 		return fmt.Errorf("%w: empty receipt", ErrInvalid)
-	case len(r.OriginKey) != ed25519.PublicKeySize || len(r.Signature) != ed25519.SignatureSize:
-		return fmt.Errorf("%w: key or signature size", ErrInvalid)
 	case len(r.Id) != directIDBytes || (r.State != stateDelivered && r.State != stateRead) || !hearsay.ValidPeerID(r.To):
 		return fmt.Errorf("%w: receipt fields", ErrInvalid)
-	case r.Origin != PeerIDFromKey(r.OriginKey):
-		return fmt.Errorf("%w: receipt origin %q is not its key's", ErrForged, r.Origin)
-	case !ed25519.Verify(r.OriginKey, receiptSigningBytes(r), r.Signature):
-		return fmt.Errorf("%w: receipt from %s: bad signature", ErrForged, r.Origin)
+	}
+	return checkSigned("receipt", r.Origin, r.OriginKey, r.Signature, receiptSigningBytes(r))
+}
+
+// checkSigned checks a signed statement of origin (what names it in
+// errors): the key and signature sizes, that origin is the ID key derives
+// to, and the signature over msg.
+func checkSigned(what, origin string, key, sig, msg []byte) error {
+	switch {
+	case len(key) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize:
+		return fmt.Errorf("%w: %s key or signature size", ErrInvalid, what)
+	case origin != PeerIDFromKey(key):
+		return fmt.Errorf("%w: %s origin %q is not its key's", ErrForged, what, origin)
+	case !ed25519.Verify(key, msg, sig):
+		return fmt.Errorf("%w: %s of %s: bad signature", ErrForged, what, origin)
 	}
 	return nil
 }

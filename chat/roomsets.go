@@ -9,7 +9,6 @@ package chat
 // (rooms.go, syncMembers).
 
 import (
-	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -57,15 +56,7 @@ func roomSetSigningBytes(rs *chatpb.RoomSet) []byte {
 // checkRoomSetSignature checks that rs is signed by the key its origin
 // derives from.
 func checkRoomSetSignature(rs *chatpb.RoomSet) error {
-	switch {
-	case len(rs.OriginKey) != ed25519.PublicKeySize || len(rs.Signature) != ed25519.SignatureSize:
-		return fmt.Errorf("%w: room set key or signature size", ErrInvalid)
-	case rs.Origin != PeerIDFromKey(rs.OriginKey):
-		return fmt.Errorf("%w: room set origin %q is not its key's", ErrForged, rs.Origin)
-	case !ed25519.Verify(rs.OriginKey, roomSetSigningBytes(rs), rs.Signature):
-		return fmt.Errorf("%w: room set of %s: bad signature", ErrForged, rs.Origin)
-	}
-	return nil
+	return checkSigned("room set", rs.Origin, rs.OriginKey, rs.Signature, roomSetSigningBytes(rs))
 }
 
 // announceRooms sends our room set to every peer; called when it changes.
