@@ -59,14 +59,22 @@ func treeCluster(t *testing.T, n int, tune func(i int, cfg *chat.Config)) []*cha
 	}
 	// Dozens of peers on a loaded machine converge more slowly than
 	// chattest's default allows.
-	chattest.WaitFor(t, 3*time.Minute, func() bool {
+	converged := func() bool {
 		for _, p := range peers {
 			if chattest.AliveCount(p.Node) != len(peers) || !chattest.LinksUp(p.Stats(), len(peers)) {
 				return false
 			}
 		}
 		return true
-	}, "%d peers did not converge", n)
+	}
+	if !chattest.Poll(3*time.Minute, converged) {
+		for _, p := range peers {
+			st := p.Stats()
+			t.Logf("%s: %d alive, %d kept links (%d down), %d overlay neighbours, %d streams",
+				p.Nick(), chattest.AliveCount(p.Node), st.KeptLinks, st.KeptDown, st.OverlayNeighbors, st.Streams)
+		}
+		t.Fatalf("%d peers did not converge", n)
+	}
 	chattest.WaitConverged(t, peers...)
 	return peers
 }
