@@ -28,3 +28,11 @@ func (n *Node) OverlayStatsForTest() overlay.Stats {
 	defer d.mu.Unlock()
 	return d.stats
 }
+
+// SendOverlayJoinForTest sends to an overlay Join, as the driver of a
+// peer that joins the overlay does (a peer with TreeThreshold -1 never
+// joins by itself; it is taken in when another's join walk or neighbour
+// request picks it).
+func (n *Node) SendOverlayJoinForTest(to string) bool {
+	return n.sendFrame(to, overlayFrame(&overlay.Message{Kind: overlay.KindJoin}))
+}

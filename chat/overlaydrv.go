@@ -244,15 +244,18 @@ func (d *overlayDriver) flush() {
 				down = append(down, e.To)
 			}
 		}
-		if len(rd.Up) > 0 || len(rd.Down) > 0 {
-			// From the machine's active view itself, not from Up and
-			// Down in turn: a Ready may list a peer in both (dropped,
-			// then taken again), and their order is lost; applied Up
-			// then Down, such a neighbour lost its kept link while the
-			// machine still held it (a 12-peer test never converged).
-			d.syncActive()
-			viewChanged = true
+		for _, p := range rd.Up {
+			d.isActive[p] = true
+			n.keepLink(p, true)
 		}
+		mesh := n.meshLinks()
+		for _, p := range rd.Down {
+			delete(d.isActive, p)
+			if !mesh { // a small group keeps a link to every member
+				n.keepLink(p, false)
+			}
+		}
+		viewChanged = viewChanged || len(rd.Up) > 0 || len(rd.Down) > 0
 		if len(rd.Deliveries) > 0 {
 			d.delivered.Add(uint64(len(rd.Deliveries)))
 			// The feeder keeps up unless the store stalls: then relaying
@@ -274,30 +277,6 @@ func (d *overlayDriver) flush() {
 		d.active = d.m.Active()
 	}
 	d.mu.Unlock()
-}
-
-// syncActive makes isActive and the kept links agree with the machine's
-// active view: its neighbours' links kept, former neighbours' released
-// (unless a small group keeps a link to every member).
-func (d *overlayDriver) syncActive() {
-	n := d.n
-	now := make(map[string]bool)
-	for _, p := range d.m.Active() {
-		now[p] = true
-		if !d.isActive[p] {
-			d.isActive[p] = true
-			n.keepLink(p, true)
-		}
-	}
-	mesh := n.meshLinks()
-	for p := range d.isActive {
-		if !now[p] {
-			delete(d.isActive, p)
-			if !mesh {
-				n.keepLink(p, false)
-			}
-		}
-	}
 }
 
 // feedPipeline hands first receipts to the receive pipeline until the
