@@ -68,3 +68,19 @@ func (n *Node) OrderStatsForTest(room string) string {
 	defer r.mu.Unlock()
 	return fmt.Sprintf("%+v members=%v", r.m.Stats(), r.members)
 }
+
+// EnvelopesForTest returns origin's stored envelopes of room, in seq
+// order, as they were received (signed).
+func (n *Node) EnvelopesForTest(room, origin string) []*chatpb.Envelope {
+	rs, err := n.log.Range(context.Background(), room, origin, 1, msglog.MaxRange)
+	if err != nil {
+		panic(err)
+	}
+	var envs []*chatpb.Envelope
+	for _, r := range rs {
+		if env, err := decodeStored(r.Data); err == nil {
+			envs = append(envs, env)
+		}
+	}
+	return envs
+}
