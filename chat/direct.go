@@ -372,16 +372,15 @@ func openSealed(priv hpke.PrivateKey, self string, s *chatpb.Sealed) (*chatpb.Di
 		return nil, fmt.Errorf("%w: direct message body: %v", ErrInvalid, err)
 	}
 	switch {
-	case len(b.OriginKey) != ed25519.PublicKeySize || len(b.Signature) != ed25519.SignatureSize:
-		return nil, fmt.Errorf("%w: key or signature size", ErrInvalid)
-	case b.Origin != PeerIDFromKey(b.OriginKey):
-		return nil, fmt.Errorf("%w: origin %q is not its key's", ErrForged, b.Origin)
 	case len(b.Text) > MaxBodyBytes || !utf8.ValidString(b.Text):
 		return nil, fmt.Errorf("%w: text", ErrInvalid)
 	case b.Nick != "" && nickCharset(b.Nick) != nil:
 		return nil, fmt.Errorf("%w: nick", ErrInvalid)
-	case !ed25519.Verify(b.OriginKey, directBodySigningBytes(&b), b.Signature):
-		return nil, fmt.Errorf("%w: direct message from %s: bad signature", ErrForged, b.Origin)
+	}
+	if err := checkSigned("direct message", b.Origin, b.OriginKey, b.Signature, directBodySigningBytes(&b)); err != nil {
+		return nil, err
+	}
+	switch {
 	case b.To != s.To || !bytes.Equal(b.Id, s.Id):
 		// Signed by its origin for another recipient or ID: a copy moved.
 		return nil, fmt.Errorf("%w: signed for %s, sealed for %s", errMisaddressed, b.To, s.To)

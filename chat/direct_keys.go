@@ -11,7 +11,6 @@ package chat
 // peer ID and that identity is a member identity (memberkeys.go).
 
 import (
-	"crypto/ed25519"
 	"crypto/hpke"
 	"encoding/pem"
 	"errors"
@@ -136,17 +135,13 @@ func checkEncKey(k *chatpb.EncKey) error {
 	switch {
 	case k == nil:
 		return fmt.Errorf("%w: empty key", ErrInvalid)
-	case len(k.IdentityKey) != ed25519.PublicKeySize || len(k.Signature) != ed25519.SignatureSize:
-		return fmt.Errorf("%w: key or signature size", ErrInvalid)
 	case len(k.EncKey) != encKeyBytes:
 		return fmt.Errorf("%w: encryption key of %d bytes, want %d", ErrInvalid, len(k.EncKey), encKeyBytes)
-	case k.PeerId != PeerIDFromKey(k.IdentityKey):
-		return fmt.Errorf("%w: peer ID %q is not its key's", ErrForged, k.PeerId)
 	case k.Nick != "" && ValidateNick(k.Nick) != nil:
 		return fmt.Errorf("%w: nick", ErrInvalid)
 	}
-	if !ed25519.Verify(k.IdentityKey, encKeySigningBytes(k), k.Signature) {
-		return fmt.Errorf("%w: encryption key of %s: bad signature", ErrForged, k.PeerId)
+	if err := checkSigned("encryption key", k.PeerId, k.IdentityKey, k.Signature, encKeySigningBytes(k)); err != nil {
+		return err
 	}
 	if _, err := directKEM.NewPublicKey(k.EncKey); err != nil {
 		return fmt.Errorf("%w: encryption key of %s: %v", ErrInvalid, k.PeerId, err)
