@@ -212,9 +212,25 @@ func TestTotalOrderSameSequence(t *testing.T) {
 	}
 }
 
+// patientDetector gives cfg memberlist timings under which a live member
+// starved of CPU (a loaded test machine) is not declared down, while a
+// stopped one still is within seconds. A sequencer takeover assumes
+// membership views agree (chat/order, "Sequencer and takeover": its
+// documented limit): with the fast test timings, a loaded run suspected
+// live members and two of them opened the same epoch, each as its
+// sequencer. What these tests check is ordering through a real failure,
+// not through a false one.
+func patientDetector(cfg *chat.Config) {
+	s := *cfg.Memberlist
+	s.ProbeInterval = chat.Duration(500 * time.Millisecond)
+	s.ProbeTimeout = chat.Duration(250 * time.Millisecond)
+	s.SuspicionMult = 4
+	cfg.Memberlist = &s
+}
+
 func testTotalOrder(t *testing.T, mode hearsay.OrderMode) {
 	const room = "ordered"
-	peers := chattest.Cluster(t, 4, func(_ int, cfg *chat.Config) { fastRooms(cfg) })
+	peers := chattest.Cluster(t, 4, func(_ int, cfg *chat.Config) { fastRooms(cfg); patientDetector(cfg) })
 	for i := range peers { // one by one: p0 is the oldest member
 		chattest.JoinRoom(t, room, mode, peers[:i+1]...)
 		chattest.WaitRoomSeen(t, room, peers[:i+1], peers...)
@@ -242,7 +258,7 @@ func testTotalOrder(t *testing.T, mode hearsay.OrderMode) {
 	}
 	burst(peers[1:], 5, "failover")
 	// A member joins and another leaves while the others talk.
-	joiner := chattest.Start(t, func() chat.Config { c := chattest.Config(t, "p4"); fastRooms(&c); return c }())
+	joiner := chattest.Start(t, func() chat.Config { c := chattest.Config(t, "p4"); fastRooms(&c); patientDetector(&c); return c }())
 	chattest.Join(t, joiner, peers[1])
 	chattest.WaitConverged(t, peers[1], peers[2], peers[3], joiner)
 	if _, err := joiner.JoinRoom(context.Background(), room, 0); err != nil {
@@ -500,6 +516,7 @@ func TestRestartInOrderedRooms(t *testing.T) {
 			cfgs := map[int]chat.Config{}
 			peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
 				fastRooms(cfg)
+				patientDetector(cfg)
 				cfgs[i] = *cfg
 			})
 			for i := range peers {
