@@ -38,6 +38,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,7 +146,43 @@ type outMsg struct {
 	rec      *chatpb.DirectRecord
 	stored   bool                 // the recipient acked storing it
 	asked    map[string]time.Time // holders asked, when
+	fullAt   map[string]time.Time // holders in rec.Full, when they said so (or when the record was loaded)
 	lastPush time.Time            // last push to the recipient
+}
+
+// fullRetryRounds is how many RetryIntervals a holder that answered "full"
+// is left alone before it is asked again (30 s by default). A holder is
+// full for a while (its quotas free up as recipients collect or
+// retention expires), not for ever: without a retry a sender whose
+// other candidates were full or gone kept fewer holders than
+// DirectConfig.Holders until it restarted, and a member could make
+// itself look full once to stay out of a message's holders for good.
+const fullRetryRounds = 30
+
+// newOutMsg returns the pending state of rec; holders it lists as full
+// count as full from now (when they said so is not stored).
+func newOutMsg(rec *chatpb.DirectRecord) *outMsg {
+	o := &outMsg{rec: rec, asked: make(map[string]time.Time), fullAt: make(map[string]time.Time)}
+	now := time.Now()
+	for _, h := range rec.Full {
+		o.fullAt[h] = now
+	}
+	return o
+}
+
+// fullNow reports whether holder h answered "full" less than
+// fullRetryRounds intervals ago; a holder whose answer is older leaves
+// rec.Full and may be asked again. Caller holds d.mu.
+func (o *outMsg) fullNow(h string, now time.Time, interval time.Duration) bool {
+	if !slices.Contains(o.rec.Full, h) {
+		return false
+	}
+	if t, ok := o.fullAt[h]; ok && now.Sub(t) < fullRetryRounds*interval {
+		return true
+	}
+	o.rec.Full = slices.DeleteFunc(o.rec.Full, func(x string) bool { return x == h })
+	delete(o.fullAt, h)
+	return false
 }
 
 // heldMsg is a message held for another peer.
@@ -202,7 +239,7 @@ func openDirect(cfg Config, id *Identity) (*directState, error) {
 		err = st.each(bucketDM, nil, func(k, v []byte) error {
 			var r chatpb.DirectRecord
 			if proto.Unmarshal(v, &r) == nil && r.Outgoing && r.State < stateDelivered && r.Sealed != nil {
-				d.out[string(r.Id)] = &outMsg{rec: &r, asked: make(map[string]time.Time)}
+				d.out[string(r.Id)] = newOutMsg(&r)
 			}
 			return nil
 		})

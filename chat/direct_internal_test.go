@@ -253,7 +253,7 @@ func addOutgoing(tb testing.TB, n *Node, to string, idb byte) []byte {
 	if err := n.dm.putRecordLocked(rec, true); err != nil {
 		tb.Fatal(err)
 	}
-	n.dm.out[string(id)] = &outMsg{rec: rec, asked: map[string]time.Time{}}
+	n.dm.out[string(id)] = newOutMsg(rec)
 	return id
 }
 
@@ -742,5 +742,59 @@ func TestHeldDropsUnknownFields(t *testing.T) {
 	}
 	if len(v) > 1000 {
 		t.Fatalf("held record is %d bytes: the unknown field was kept", len(v))
+	}
+}
+
+// TestFullHolderAskedAgain: a holder that answered "full" is left alone
+// for fullRetryRounds retry intervals, then may be asked again, and its
+// "held" then makes it a holder; a "full" it repeats unasked changes
+// nothing. Before, a holder full once was never asked again for that
+// message.
+func TestFullHolderAskedAgain(t *testing.T) {
+	alice := directNode(t, "alice", "", DirectConfig{RetryInterval: time.Second})
+	bob, carol := testID(t), testID(t)
+	msg := addOutgoing(t, alice, bob.ID, 1)
+	// The outMsg's fields are read and written under alice.dm.mu; the
+	// record is not replaced, so the pointer is taken once.
+	alice.dm.mu.Lock()
+	o := alice.dm.out[string(msg)]
+	alice.dm.mu.Unlock()
+	locked := func(f func()) {
+		alice.dm.mu.Lock()
+		defer alice.dm.mu.Unlock()
+		f()
+	}
+	ask := func() { locked(func() { o.asked[carol.ID] = time.Now() }) }
+	fullNow := func(at time.Time) (full bool) {
+		locked(func() { full = o.fullNow(carol.ID, at, alice.dm.cfg.RetryInterval) })
+		return full
+	}
+	listed := func() (holder, full bool) {
+		locked(func() { holder, full = slices.Contains(o.rec.Holders, carol.ID), slices.Contains(o.rec.Full, carol.ID) })
+		return holder, full
+	}
+	ask()
+	alice.handleFrame(directAckFrame(msg, ackFull, 0), carol.ID)
+	if _, full := listed(); !full || !fullNow(time.Now()) {
+		t.Fatalf("carol's full answer not recorded")
+	}
+	replays := alice.Stats().DirectReplays
+	alice.handleFrame(directAckFrame(msg, ackFull, 0), carol.ID)
+	if got := alice.Stats().DirectReplays; got != replays+1 {
+		t.Errorf("a repeated unasked full: replays %d → %d, want +1", replays, got)
+	}
+	if !fullNow(time.Now().Add((fullRetryRounds - 1) * time.Second)) {
+		t.Errorf("carol may be asked again before %d retry intervals", fullRetryRounds)
+	}
+	if fullNow(time.Now().Add((fullRetryRounds + 1) * time.Second)) {
+		t.Fatalf("carol is still full after %d retry intervals: never asked again", fullRetryRounds+1)
+	}
+	if _, full := listed(); full {
+		t.Errorf("carol still listed full")
+	}
+	ask()
+	alice.handleFrame(directAckFrame(msg, ackHeld, 0), carol.ID)
+	if holder, full := listed(); !holder || full {
+		t.Errorf("after carol held it: holder %v, full %v", holder, full)
 	}
 }

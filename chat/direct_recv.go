@@ -285,14 +285,18 @@ func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
 		}
 		o.stored = true
 	case ackHeld, ackFull:
-		if slices.Contains(o.rec.Holders, from) || slices.Contains(o.rec.Full, from) {
+		if slices.Contains(o.rec.Holders, from) {
 			d.mu.Unlock()
 			d.replays.Add(1) // the answer to a repeated request
 			return
 		}
 		if _, asked := o.asked[from]; !asked {
 			d.mu.Unlock()
-			d.misaddressed.Add(1)
+			if slices.Contains(o.rec.Full, from) {
+				d.replays.Add(1) // a repeated "full"
+			} else {
+				d.misaddressed.Add(1)
+			}
 			return
 		}
 		delete(o.asked, from)
@@ -300,10 +304,14 @@ func (n *Node) handleDirectAck(a *chatpb.DirectAck, from string) {
 			if !slices.Contains(o.rec.Full, from) {
 				o.rec.Full = append(o.rec.Full, from)
 			}
+			o.fullAt[from] = time.Now() // asked again after fullRetryRounds
 			d.mu.Unlock()
 			d.wake() // ask another holder
 			return
 		}
+		// Held, also by a holder that was full before and has room now.
+		o.rec.Full = slices.DeleteFunc(o.rec.Full, func(x string) bool { return x == from })
+		delete(o.fullAt, from)
 		if !slices.Contains(o.rec.Holders, from) {
 			o.rec.Holders = append(o.rec.Holders, from)
 		}

@@ -130,7 +130,7 @@ func (n *Node) sendDirect(ctx context.Context, who, text string, action bool) (s
 	d.mu.Lock()
 	err = d.putRecordLocked(rec, true)
 	if err == nil {
-		d.out[string(id)] = &outMsg{rec: rec, asked: make(map[string]time.Time)}
+		d.out[string(id)] = newOutMsg(rec)
 	}
 	d.mu.Unlock()
 	if err != nil {
@@ -314,7 +314,7 @@ func (n *Node) deliverOut() {
 			if held+pending >= d.cfg.Holders {
 				break
 			}
-			if h == to || slices.Contains(o.rec.Holders, h) || slices.Contains(o.rec.Full, h) {
+			if h == to || slices.Contains(o.rec.Holders, h) || o.fullNow(h, now, d.cfg.RetryInterval) {
 				continue
 			}
 			if t, ok := o.asked[h]; ok && now.Sub(t) < 5*d.cfg.RetryInterval {
