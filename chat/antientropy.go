@@ -6,13 +6,14 @@ package chat
 //
 //   - The node announces its room set (RoomSet frame: room membership is
 //     state each peer states itself over its authenticated streams) to
-//     every live peer when it changes and when a stream opens. Every
+//     every linked peer when it changes and when a kept link opens. Every
 //     AntiEntropyInterval it announces it again to the peers whose last
 //     announcement did not fit in their queue or changed since, and to
 //     each other peer every roomSetRefresh rounds or so (staggered), so
 //     that one lost otherwise is repaired; and for each joined room it
 //     sends its version vector (Status) to one random live member of the
-//     room. (Announcing to every peer every round cost N² frames per
+//     room: in tree mode a neighbour, and a slice of the vector of at most
+//     statusSliceEntries origins, the next one each round. (Announcing to every peer every round cost N² frames per
 //     interval in an N-member group: half of a 50-member group's idle CPU.)
 //   - A peer that gets a Status answers with a Repair holding what it has
 //     and the sender lacks, in seq order per origin, at most
