@@ -249,6 +249,10 @@ type Config struct {
 	// hook, so a test can watch an idle link close without slowing
 	// anti-entropy down to the same pace.
 	linkIdle time.Duration
+	// frameSent, when set, is called by a link's writer with each frame
+	// it wrote and the peer it went to: a test hook, so a test can see
+	// what a link carries.
+	frameSent frameHook
 }
 
 // Message log choices (Config.MessageLog).

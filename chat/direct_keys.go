@@ -4,9 +4,11 @@ package chat
 // (KEM MLKEM768X25519, the hybrid post-quantum "X-Wing") kept in
 // DataDir/direct.key, next to its identity. The public key is 1,216 bytes,
 // too large for memberlist's node meta (512), so a peer signs it with its
-// Ed25519 identity key (EncKey) and sends it on every chat stream it opens,
-// together with a few keys of other peers it knows: a sender can then seal
-// a message to a peer that is offline now, if it ever learnt its key. A
+// Ed25519 identity key (EncKey) and sends it in the greeting of every kept
+// link, together with a few keys of members that are offline: a sender can
+// then seal a message to a peer that is offline now, if it ever learnt its
+// key. A live member that is not a neighbour gives its key when asked
+// (requestEncKey, on a link made on demand: greetings.go). A
 // receiver keeps a key only when it is signed by the identity behind the
 // peer ID and that identity is a member identity (memberkeys.go).
 
@@ -149,18 +151,13 @@ func checkEncKey(k *chatpb.EncKey) error {
 	return nil
 }
 
-// encKeysFrame returns our key followed by up to 15 keys of peers that
-// have no stream from us now (offline: a sender may need to seal to them;
-// live ones announce their own), the most recently issued first, for a
-// stream that opens to peer to. In a group where everyone is online a
-// stream carries one key (about 1.3 KB).
+// encKeysFrame returns our key followed by up to 15 keys of members that
+// are not live now (offline: a sender may need to seal to them; a live
+// one gives its own when asked, requestEncKey), the most recently issued
+// first, for the greeting of a kept link to peer to (greetings.go). In a
+// group where everyone is online it carries one key (about 1.3 KB).
 func (n *Node) encKeysFrame(to string) *chatpb.Frame {
-	n.mu.Lock()
-	live := make(map[string]bool, len(n.peers))
-	for id := range n.peers {
-		live[id] = true
-	}
-	n.mu.Unlock()
+	live := n.liveMembers()
 	d := n.dm
 	d.mu.Lock()
 	own := d.keys[n.id.ID]
@@ -176,6 +173,15 @@ func (n *Node) encKeysFrame(to string) *chatpb.Frame {
 	return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys}}}
 }
 
+// ownKeyFrame returns an EncKeys frame with our key only: a request for
+// the peer's key, or the answer to one (greetings.go).
+func (n *Node) ownKeyFrame() *chatpb.Frame {
+	n.dm.mu.Lock()
+	own := n.dm.keys[n.id.ID]
+	n.dm.mu.Unlock()
+	return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: []*chatpb.EncKey{own}}}}
+}
+
 func cmpInt64(a, b int64) int {
 	switch {
 	case a < b:
@@ -187,12 +193,14 @@ func cmpInt64(a, b int64) int {
 }
 
 // handleEncKeys records the keys a peer sent that verify and belong to
-// member identities.
+// member identities, and answers with our own key when the peer's link
+// is not kept (greetings.go).
 func (n *Node) handleEncKeys(ks *chatpb.EncKeys, from string) {
 	if len(ks.GetKeys()) == 0 || len(ks.Keys) > maxEncKeysPerFrame {
 		n.stats.badFrames.Add(1)
 		return
 	}
+	defer n.answerEncKeys(from)
 	d := n.dm
 	for _, k := range ks.Keys {
 		if err := checkEncKey(k); err != nil {

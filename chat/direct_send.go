@@ -143,7 +143,7 @@ func (n *Node) sendDirect(ctx context.Context, who, text string, action bool) (s
 }
 
 // waitEncKey returns the recipient's public key; for a live member whose
-// key has not arrived it waits (the key comes when its stream opens).
+// key has not arrived it asks for it and waits (greetings.go).
 func (n *Node) waitEncKey(ctx context.Context, id string) (hpke.PublicKey, error) {
 	d := n.dm
 	deadline := time.NewTimer(n.cfg.HandshakeTimeout + time.Second)
@@ -160,9 +160,13 @@ func (n *Node) waitEncKey(ctx context.Context, id string) (hpke.PublicKey, error
 			}
 			return pub, nil
 		}
-		if !n.isLive(id) {
+		if !n.liveMember(id) {
 			return nil, fmt.Errorf("%w for %s: it must be online once with you or a peer you meet", ErrNoEncKey, id)
 		}
+		// A live member sends its key in the greeting of a kept link;
+		// one we keep no link to (a large group keeps links to a few
+		// neighbours) answers ours with it (greetings.go).
+		n.requestEncKey(id)
 		select {
 		case <-gen:
 		case <-ctx.Done():
@@ -207,14 +211,6 @@ func (d *directState) record(id []byte) (*chatpb.DirectRecord, error) {
 		return nil, fmt.Errorf("decode direct record: %w", err)
 	}
 	return &r, nil
-}
-
-// isLive reports whether id is a live member with an established stream.
-func (n *Node) isLive(id string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	p := n.peers[id]
-	return p != nil && p.connected.Load()
 }
 
 // sendTo queues f on the stream to peer id; false if there is none or its

@@ -14,6 +14,8 @@ package chat
 // linkIdleTimeout without a frame in either direction; a later sendFrame
 // or an accepted connection makes a new one. The room-set refresh goes to
 // kept links only (roomsets.go), so it does not keep the others alive.
+// Only a kept link starts with a greeting (room sets and keys,
+// greetings.go): one made on demand carries what it was made for.
 //
 // linkUp and linkDown are the one place where a link's state change has
 // effects beyond the link itself.
@@ -89,6 +91,9 @@ func (n *Node) keepLinkLocked(id string, keep bool) {
 		return
 	}
 	p.mu.Lock()
+	if keep && !p.kept {
+		p.keptGen++ // its writer greets the peer (greetings.go)
+	}
 	p.kept = keep
 	p.mu.Unlock()
 	p.wake()
@@ -119,7 +124,9 @@ func (n *Node) newLinkLocked(id string, keep bool) *peerConn {
 		return nil
 	}
 	p := newPeerConn(n, id, m.ChatAddr, m.Pub)
-	p.kept = keep
+	if keep {
+		p.kept, p.keptGen = true, 1
+	}
 	n.peers[id] = p
 	p.start()
 	return p
@@ -145,8 +152,9 @@ func (n *Node) dropIdleLink(p *peerConn) bool {
 
 // linkUp is called when the link to id becomes established (after its
 // connected flag is set, by the link's writer, once per transition): the
-// direct-message loop may deliver to the peer now (it has our encryption
-// key, sent on the link first).
+// direct-message loop may deliver to the peer now (a recipient needs no
+// key of ours: it opens with its own and checks the signature against the
+// key in the message).
 func (n *Node) linkUp(id string) {
 	n.dm.wake()
 }

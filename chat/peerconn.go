@@ -74,12 +74,19 @@ type peerConn struct {
 	connected  atomic.Bool
 	downSince  atomic.Int64 // unix nanoseconds when the link was last not established
 	lastActive atomic.Int64 // unix nanoseconds of the last frame queued or received
+	// keySent and roomsSent record that our own encryption key and room
+	// set were queued on the link since its last connection was lost: a
+	// link made on demand sends them only when the peer shows it needs
+	// them (greetings.go), once.
+	keySent   atomic.Bool
+	roomsSent atomic.Bool
 
 	mu      sync.Mutex
 	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong
 	cur     *linkConn                // the connection frames go out on, or nil
 	conns   map[*linkConn]struct{}   // every connection whose reader runs: cur and retired ones
 	kept    bool                     // dialed and redialed while the member lives (links.go)
+	keptGen uint64                   // counts kept's turns from false to true: each gets a greeting (greetings.go)
 	stopped bool                     // the writer has ended: no connection is installed any more
 }
 
@@ -311,6 +318,11 @@ func (p *peerConn) run() {
 				return
 			}
 			if p.current() == nil {
+				// What was queued but not written went with the
+				// connection: our key and room set go again when the
+				// next one needs them.
+				p.keySent.Store(false)
+				p.roomsSent.Store(false)
 				p.setDown()
 				if err != nil {
 					p.n.logger.Printf("chat link to %s (%s): %v", p.id, p.addr, err)
@@ -377,10 +389,18 @@ func (p *peerConn) isKept() bool {
 	return p.kept
 }
 
-// session sends our room set and encryption keys on lc (each end does
-// when a connection becomes its link's), then queued frames until an
-// error, until another connection replaces lc, until the link, not kept,
-// has been idle for linkIdleTimeout, or until the link stops. A nil error
+// keptState returns kept and keptGen.
+func (p *peerConn) keptState() (bool, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kept, p.keptGen
+}
+
+// session greets the peer on lc when the link is kept (each end does
+// when a connection becomes its link's, and again whenever the link
+// becomes kept: greetings.go), then sends queued frames until an error,
+// until another connection replaces lc, until the link, not kept, has
+// been idle for linkIdleTimeout, or until the link stops. A nil error
 // means lc was replaced or closed for idleness.
 func (p *peerConn) session(lc *linkConn) error {
 	send := func(f *chatpb.Frame) error {
@@ -388,30 +408,27 @@ func (p *peerConn) session(lc *linkConn) error {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
+		if h := p.n.cfg.frameSent; h != nil {
+			h(p.id, f)
+		}
 		return nil
 	}
 	fail := func(err error) error {
 		p.drop(lc)
 		return err
 	}
-	// Our rooms first, so the peer knows at once which rooms to send us
-	// (the announcement is repeated every few anti-entropy rounds anyway).
-	rs := p.n.roomSetAnnouncement()
-	if err := send(rs); err != nil {
-		return fail(fmt.Errorf("send rooms: %w", err))
-	}
-	p.n.stats.aeBytes.Add(uint64(proto.Size(rs)))
-	// Our encryption key (and others we know) before any direct message,
-	// then the direct-message loop may deliver to this peer (direct.go).
-	if err := send(p.n.encKeysFrame(p.id)); err != nil {
-		return fail(fmt.Errorf("send encryption keys: %w", err))
-	}
-	// In a large group, the room sets of the other members this node
-	// holds (a new neighbour learns them at once: roomsets.go).
-	for _, f := range p.n.relayedRoomSets(p.id) {
-		if err := send(f); err != nil {
-			return fail(fmt.Errorf("send room sets: %w", err))
+	// greeted is the keptGen this connection last greeted (0: none).
+	var greeted uint64
+	greetIfKept := func() error {
+		kept, gen := p.keptState()
+		if !kept || gen == greeted {
+			return nil
 		}
+		greeted = gen
+		return p.n.greet(p, send)
+	}
+	if err := greetIfKept(); err != nil {
+		return fail(err)
 	}
 	p.setUp()
 
@@ -439,6 +456,11 @@ func (p *peerConn) session(lc *linkConn) error {
 		case <-p.kick:
 			if p.current() != lc {
 				return nil // replaced: the writer continues on the new one
+			}
+			// The link may have become kept (a new neighbour's link is
+			// often made on demand a moment before).
+			if err := greetIfKept(); err != nil {
+				return fail(err)
 			}
 			armIdle()
 		case <-idle:

@@ -3,10 +3,11 @@ package chat
 // Room sets: room membership is state each peer states itself, over its
 // authenticated streams (RoomSet frames; memberlist meta is too small and
 // its broadcasts are unauthenticated). The node announces its set to every
-// live peer when it changes and when a stream opens, and refreshes it in
-// every anti-entropy round where due (refreshRooms); it records what each
-// peer announced (handleRoomSet), from which the rooms' members follow
-// (rooms.go, syncMembers).
+// linked peer when it changes and in the greeting of a kept link
+// (greetings.go), and refreshes it on kept links in every anti-entropy
+// round where due (refreshRooms); it records what each peer announced
+// (handleRoomSet), from which the rooms' members follow (rooms.go,
+// syncMembers).
 
 import (
 	"fmt"
@@ -76,6 +77,7 @@ func (n *Node) sendRoomSets(wantReply bool) {
 	size := uint64(proto.Size(f))
 	for _, p := range n.peerList() {
 		if p.enqueue(f) {
+			p.roomsSent.Store(true)
 			n.stats.aeBytes.Add(size)
 		}
 	}
@@ -228,9 +230,12 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		if p != nil {
 			f := n.newRoomSetFrame()
 			if p.enqueue(f) {
+				p.roomsSent.Store(true)
 				n.stats.aeBytes.Add(uint64(proto.Size(f)))
 			}
 		}
+	} else if origin == from {
+		n.answerRoomSet(from) // a link made on demand learns ours back (greetings.go)
 	}
 	n.roomsMu.Lock()
 	old := n.peerRooms[origin]
@@ -285,9 +290,9 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 }
 
 // relayedRoomSets returns the signed room sets of the live members other
-// than to, for a link to to that has just come up while the group is above
-// the tree threshold: a new neighbour learns at once who is in which room
-// (the sets otherwise travel only when they change).
+// than to, for the greeting of a kept link to to (greetings.go) while the
+// group is above the tree threshold: a new neighbour learns at once who is
+// in which room (the sets otherwise travel only when they change).
 func (n *Node) relayedRoomSets(to string) []*chatpb.Frame {
 	if n.meshLinks() {
 		return nil

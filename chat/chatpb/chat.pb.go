@@ -409,9 +409,11 @@ type Frame_Batch struct {
 
 type Frame_EncKeys struct {
 	// enc_keys (protocol 5) carries signed HPKE encryption keys: the
-	// sender's own first, then keys of other peers it knows (each end,
-	// when the connection opens). Numbers 20 and up are the direct
-	// messages' (chat/direct*.go).
+	// sender's own first, then keys of other peers it knows (each end, in
+	// the greeting of a kept link: chat/greetings.go). A peer whose link
+	// is not kept answers one with its own key, once per connection: a
+	// sender that lacks a member's key asks for it with its own. Numbers
+	// 20 and up are the direct messages' (chat/direct*.go).
 	EncKeys *EncKeys `protobuf:"bytes,20,opt,name=enc_keys,json=encKeys,proto3,oneof"`
 }
 

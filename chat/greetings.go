@@ -1,0 +1,124 @@
+package chat
+
+// Greetings: what a link carries before the frames it was made for.
+//
+// A kept link (every live member's in a small group, an overlay
+// neighbour's above Config.TreeThreshold: links.go) starts with a
+// greeting, written by each end's writer when a connection becomes the
+// link's and again whenever the link turns from not kept to kept (a new
+// neighbour's link is often made on demand a moment before the overlay
+// takes it as a neighbour):
+//
+//   - our room set, so the peer knows at once which rooms to send us;
+//   - our encryption key and up to 15 keys of members that are not live
+//     (a sender may need to seal a direct message to one: direct_keys.go);
+//   - above the tree threshold, the signed room sets of the other live
+//     members this node holds: a new neighbour learns at once who is in
+//     which room (they otherwise travel along the neighbours' links only
+//     when they change: roomsets.go).
+//
+// A link made on demand (an anti-entropy status to a member that is not a
+// neighbour, an overlay join or shuffle reply, a direct message, a
+// receipt, a held message) carries no greeting. At 100 members a
+// greeting was tens of KB (99 relayed sets and 16 keys of 1.3 KB each)
+// on every such link, several per second in the group: most of the bytes
+// per delivery (docs/BENCHMARKS.md). What the peer of such a link needs,
+// it asks for by sending its own, and gets it once per connection:
+//
+//   - an EncKeys frame from a peer whose link is not kept is answered with
+//     our own key (a peer about to seal a direct message to us sends its
+//     key to get ours: requestEncKey);
+//   - a room set from its origin on a link that is not kept is answered
+//     with ours (a peer that pushes to every member, in a group below its
+//     threshold or with the tree off, greets every link and learns our
+//     rooms back).
+//
+// Both answers are what a greeting would have sent, so a peer of an
+// earlier build, which greets every link, gets the same as before.
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// greet writes the greeting of a kept link (see the file comment) with
+// send. Called by p's writer only.
+func (n *Node) greet(p *peerConn, send func(*chatpb.Frame) error) error {
+	// Our rooms first, so the peer knows at once which rooms to send us
+	// (the announcement is repeated every few anti-entropy rounds anyway).
+	rs := n.roomSetAnnouncement()
+	p.roomsSent.Store(true)
+	if err := send(rs); err != nil {
+		return fmt.Errorf("send rooms: %w", err)
+	}
+	n.stats.aeBytes.Add(uint64(proto.Size(rs)))
+	p.keySent.Store(true)
+	if err := send(n.encKeysFrame(p.id)); err != nil {
+		return fmt.Errorf("send encryption keys: %w", err)
+	}
+	for _, f := range n.relayedRoomSets(p.id) {
+		if err := send(f); err != nil {
+			return fmt.Errorf("send room sets: %w", err)
+		}
+		n.stats.aeBytes.Add(uint64(proto.Size(f)))
+	}
+	return nil
+}
+
+// answerEncKeys sends our own key to from, which sent us keys, when its
+// link is not kept (a kept link's greeting carries our key) and our key
+// has not been queued on the link since its last connection was lost.
+// Called by the link's reader.
+func (n *Node) answerEncKeys(from string) {
+	p := n.peer(from)
+	if p == nil || p.isKept() {
+		return
+	}
+	n.sendOwnKey(p)
+}
+
+// requestEncKey sends our own key to id, a live member, on its link (made
+// on demand), so that it answers with its own (answerEncKeys); nothing
+// when our key has gone on the link already (the peer then has it, and
+// sent its own: it greeted a kept link, answered ours, or asked for ours
+// with it). Safe for concurrent use.
+func (n *Node) requestEncKey(id string) {
+	if p := n.link(id, true); p != nil {
+		n.sendOwnKey(p)
+	}
+}
+
+// sendOwnKey queues our own key on p unless it has been queued since the
+// link's last connection was lost.
+func (n *Node) sendOwnKey(p *peerConn) {
+	if !p.keySent.CompareAndSwap(false, true) {
+		return
+	}
+	if !p.enqueue(n.ownKeyFrame()) {
+		p.keySent.Store(false) // queue full: the next request tries again
+	}
+}
+
+// answerRoomSet sends our room set to from, which announced its own, when
+// its link is not kept (a kept link's greeting and refreshes carry ours)
+// and ours has not been queued on the link since its last connection was
+// lost. Called by the link's reader.
+func (n *Node) answerRoomSet(from string) {
+	p := n.peer(from)
+	if p == nil || p.isKept() || !p.roomsSent.CompareAndSwap(false, true) {
+		return
+	}
+	f := n.roomSetAnnouncement()
+	if !p.enqueue(f) {
+		p.roomsSent.Store(false)
+		return
+	}
+	n.stats.aeBytes.Add(uint64(proto.Size(f)))
+}
+
+// frameHook is Config.frameSent's type: a test hook called with each frame
+// a link's writer wrote and the peer it went to.
+type frameHook func(to string, f *chatpb.Frame)

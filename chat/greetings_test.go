@@ -1,0 +1,200 @@
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/chat/transport"
+)
+
+// frameLog records the frames one peer's links wrote, by the peer they
+// went to (chat.SetFrameHookForTest).
+type frameLog struct {
+	mu     sync.Mutex
+	frames map[string][]*chatpb.Frame
+}
+
+func (l *frameLog) hook(to string, f *chatpb.Frame) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.frames == nil {
+		l.frames = map[string][]*chatpb.Frame{}
+	}
+	l.frames[to] = append(l.frames[to], f)
+}
+
+func (l *frameLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.frames = nil
+}
+
+// to returns the kinds ("Status", "RoomSet"…) and the encoded size of the
+// frames written to peer id since the last reset.
+func (l *frameLog) to(id string) (kinds []string, size int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.frames[id] {
+		kinds = append(kinds, frameKind(f))
+		size += proto.Size(f)
+	}
+	return kinds, size
+}
+
+// keysSent returns the number of keys in each EncKeys frame written to id.
+func (l *frameLog) keysSent(id string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for _, f := range l.frames[id] {
+		if ks := f.GetEncKeys(); ks != nil {
+			out = append(out, len(ks.Keys))
+		}
+	}
+	return out
+}
+
+func frameKind(f *chatpb.Frame) string {
+	s := fmt.Sprintf("%T", f.GetMsg())
+	if i := len("*chatpb.Frame_"); len(s) > i {
+		return s[i:]
+	}
+	return s
+}
+
+// greetingCluster starts two peers whose frames are logged, with no
+// anti-entropy rounds (nothing but the test's frames uses a link) and
+// links that close after 2 s without frames when not kept; then it
+// unkeeps the pair's links and waits until they are gone, so the next
+// frame between them goes on a link made on demand.
+func greetingCluster(t *testing.T, tune func(i int, cfg *chat.Config)) (a, b *chattest.Peer, la, lb *frameLog) {
+	t.Helper()
+	logs := []*frameLog{{}, {}}
+	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) {
+		cfg.AntiEntropyInterval = time.Hour
+		chat.SetLinkIdleForTest(cfg, 2*time.Second)
+		chat.SetFrameHookForTest(cfg, logs[i].hook)
+		if tune != nil {
+			tune(i, cfg)
+		}
+	})
+	a, b = peers[0], peers[1]
+	a.KeepLinkForTest(b.ID(), false)
+	b.KeepLinkForTest(a.ID(), false)
+	chattest.WaitFor(t, timeout, func() bool {
+		_, okA := a.LinkForTest(b.ID())
+		_, okB := b.LinkForTest(a.ID())
+		return !okA && !okB && sameConns(a, transport.ConnCounts{}) && sameConns(b, transport.ConnCounts{})
+	}, "idle links did not close: a %+v, b %+v", a.OpenConnsForTest(), b.OpenConnsForTest())
+	logs[0].reset()
+	logs[1].reset()
+	return a, b, logs[0], logs[1]
+}
+
+// A link made on demand for one anti-entropy status carries the status
+// and its answer only: no room set, no encryption keys (before, each end
+// greeted every link with both, and above the tree threshold with every
+// member's room set). Once the link becomes kept, its writer greets the
+// peer on the connection it has; the peer, whose end is not kept, answers
+// the greeting with its own room set and key.
+func TestGreetingOnlyOnKeptLinks(t *testing.T) {
+	a, b, la, lb := greetingCluster(t, nil)
+
+	a.SendStatusForTest(b.ID(), "lobby", true)
+	chattest.WaitFor(t, timeout, func() bool {
+		kinds, _ := lb.to(a.ID())
+		return slices.Contains(kinds, "Status")
+	}, "b's status in answer")
+	aKinds, aSize := la.to(b.ID())
+	bKinds, bSize := lb.to(a.ID())
+	t.Logf("on demand: a wrote %v (%d bytes), b wrote %v (%d bytes)", aKinds, aSize, bKinds, bSize)
+	for _, k := range aKinds {
+		if k != "Status" {
+			t.Errorf("a wrote %s on a link made on demand for a status (all: %v), want statuses only", k, aKinds)
+		}
+	}
+	for _, k := range bKinds {
+		if k != "Status" && k != "Repair" {
+			t.Errorf("b wrote %s on a link made on demand for a status (all: %v), want statuses and repairs only", k, bKinds)
+		}
+	}
+	lnk, ok := a.LinkForTest(b.ID())
+	if !ok || !lnk.Connected || lnk.Kept {
+		t.Fatalf("a's link to b: %+v (exists %v), want connected and not kept", lnk, ok)
+	}
+
+	// The link becomes kept while established: a greets on it.
+	la.reset()
+	lb.reset()
+	a.KeepLinkForTest(b.ID(), true)
+	chattest.WaitFor(t, timeout, func() bool {
+		kinds, _ := la.to(b.ID())
+		return slices.Contains(kinds, "RoomSet") && slices.Contains(kinds, "EncKeys")
+	}, "a's greeting once the link is kept")
+	if now, _ := a.LinkForTest(b.ID()); now.Current != lnk.Current {
+		t.Errorf("the greeting went on a new connection (%s, before %s): want the established one", now.Current, lnk.Current)
+	}
+	// b keeps no link to a: it answers the greeting's room set and key
+	// with its own, once.
+	chattest.WaitFor(t, timeout, func() bool {
+		kinds, _ := lb.to(a.ID())
+		return slices.Contains(kinds, "RoomSet") && slices.Contains(kinds, "EncKeys")
+	}, "b's answer to a's greeting")
+	if got := lb.keysSent(a.ID()); !slices.Equal(got, []int{1}) {
+		t.Errorf("b answered with key frames of %v keys, want one frame with its own key", got)
+	}
+	if !a.HasEncKey(b.ID()) || !b.HasEncKey(a.ID()) {
+		t.Errorf("keys known: a has b's %v, b has a's %v; want both", a.HasEncKey(b.ID()), b.HasEncKey(a.ID()))
+	}
+}
+
+// A direct message to a live member whose key the sender lacks and to
+// which it keeps no link (a large group keeps links to a few neighbours
+// only) asks for the key on a link made on demand: the sender's own key
+// goes out, the recipient's comes back, one key each way, and the message
+// is delivered. Before, SendDirect failed at once (no established link,
+// so the member did not count as online).
+func TestDirectKeyOnDemand(t *testing.T) {
+	a, b, la, lb := greetingCluster(t, func(i int, cfg *chat.Config) {
+		directConfig(i, cfg)
+		cfg.Nick = []string{"alice", "bob"}[i]
+	})
+	a.ForgetEncKeyForTest(b.ID())
+	if a.HasEncKey(b.ID()) {
+		t.Fatal("a still has b's key")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	const text = "a key on demand"
+	id, err := a.SendDirect(ctx, "bob", text)
+	if err != nil {
+		t.Fatalf("send direct: %v", err)
+	}
+	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool {
+		return ev.Type == hearsay.EventDirect && ev.ID == id && ev.Text == text
+	}, "bob's direct event")
+	if got := la.keysSent(b.ID()); !slices.Equal(got, []int{1}) {
+		t.Errorf("a sent key frames of %v keys, want one frame with its own key", got)
+	}
+	if got := lb.keysSent(a.ID()); !slices.Equal(got, []int{1}) {
+		t.Errorf("b sent key frames of %v keys, want one frame with its own key", got)
+	}
+	for _, l := range []struct {
+		log *frameLog
+		to  string
+	}{{la, b.ID()}, {lb, a.ID()}} {
+		if kinds, _ := l.log.to(l.to); slices.Contains(kinds, "RoomSet") {
+			t.Errorf("a room set went on a link made for a direct message: %v", kinds)
+		}
+	}
+}
