@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/transport"
@@ -216,6 +218,7 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 		c.MemberlistProfile = h.Profile
 	}
 	c.TuneChatTransport = func(tc *transport.TLSConfig) { sharedAddressBounds(tc, cfg.Peers) }
+	c.TuneMemberlist = func(mc *memberlist.Config) { sharedMachineTimers(mc, cfg.Peers) }
 	// The default event buffer and send queues, as a user runs them: the
 	// throughput window (Spec.Window per sender) keeps the messages in
 	// flight far below their capacity, and any event or frame dropped
@@ -265,6 +268,38 @@ func sharedAddressBounds(tc *transport.TLSConfig, peers int) {
 	tc.MaxConns = max(tc.MaxConns, 1024, 2*peers)
 	tc.MaxConnsPerIP = tc.MaxConns
 }
+
+// sharedMachineTimers slows memberlist's failure detector for a group of
+// more than timerPeers on this one machine, in proportion to its size.
+// The profile's timers (LAN: a probe every second, an ack expected within
+// 500 ms) assume a machine per peer; here 200 peers share 2 cores, and
+// while the group starts (hundreds of TLS handshakes, joins, room sets)
+// a peer's memberlist goroutines wait for a CPU longer than that: live
+// peers missed their acks, were suspected, then declared dead before they
+// could refute, and the group never settled (N=200: after 3 min 50 s, 149
+// of 200 peers saw every other, one of them 7 short). Probing every peer
+// f times less often with an f times longer ack timeout (f = N /
+// timerPeers) keeps the probes per second of the whole process what a
+// group of timerPeers makes, and the suspicion timeout, a multiple of the
+// probe interval, scales with it. TCPTimeout bounds a push/pull (a join,
+// a resync): under the same load a peer 0 answering hundreds of joins
+// took more than 10 s. Gossip is left alone: it is how members learn of
+// each other, which the group waits for, and costs nothing when idle.
+// The bench measures the chat path, not failure detection, and production
+// keeps the profile's timers (a machine per peer).
+func sharedMachineTimers(mc *memberlist.Config, peers int) {
+	if peers <= timerPeers {
+		return
+	}
+	f := time.Duration(peers) // scaled by peers/timerPeers, in integer steps of 1/timerPeers
+	mc.ProbeInterval = mc.ProbeInterval * f / timerPeers
+	mc.ProbeTimeout = mc.ProbeTimeout * f / timerPeers
+	mc.TCPTimeout = max(mc.TCPTimeout, 30*time.Second)
+}
+
+// timerPeers is the group size up to which the profile's memberlist
+// timers are kept: N=50 settles with them in seconds on this machine.
+const timerPeers = 50
 
 // joinAttempts bounds the joins a peer tries before its start fails.
 const joinAttempts = 3

@@ -9,9 +9,9 @@ package chat
 // (run) that dials when the link has no connection and is wanted (kept by
 // membership, or used recently), then writes queued frames in order on the
 // link's current connection, batching envelopes; on any error it redials
-// with exponential backoff (50 ms doubling to 2 s) until the link is
-// stopped (the member dies or leaves, the node shuts down) or, when not
-// kept, falls idle (links.go). The queue is bounded (Config.SendQueue):
+// with exponential backoff (50 ms doubling to 2 s, each wait jittered by
+// ±50 %) until the link is stopped (the member dies or leaves, the node
+// shuts down) or, when not kept, falls idle (links.go). The queue is bounded (Config.SendQueue):
 // when it is full the new frame is dropped and counted, so a slow or
 // unreachable peer never blocks Send; a frame in flight when the
 // connection breaks is lost too. Anti-entropy repairs both.
@@ -38,6 +38,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -331,9 +332,14 @@ func (p *peerConn) run() {
 			return
 		}
 		if err != nil {
-			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, backoff)
+			// Jitter: when a listener refuses handshakes over its
+			// bound, or a peer starts and many links dial it at once,
+			// retries in lockstep would meet the same bound again; a
+			// random half to one and a half of the backoff spreads them.
+			wait := backoff/2 + rand.N(backoff+1)
+			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, wait)
 			// An accepted connection installed meanwhile wakes us early.
-			if !p.waitKick(backoff) {
+			if !p.waitKick(wait) {
 				return
 			}
 			backoff = min(2*backoff, maxBackoff)
