@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 )
@@ -106,4 +108,28 @@ func TestReadinessResyncs(t *testing.T) {
 		t.Errorf("status %q: want a resync counted", status())
 	}
 	t.Logf("settled in %v: %s", time.Since(start), status())
+}
+
+// Memberlist's failure detector keeps the profile's timers up to
+// timerPeers and slows in proportion above (the probes per second of the
+// whole process stay those of timerPeers peers); push/pulls get 30 s.
+func TestSharedMachineTimers(t *testing.T) {
+	for _, tc := range []struct {
+		peers             int
+		interval, timeout time.Duration
+		tcp               time.Duration
+	}{
+		{peers: 10, interval: time.Second, timeout: 500 * time.Millisecond, tcp: 10 * time.Second},
+		{peers: timerPeers, interval: time.Second, timeout: 500 * time.Millisecond, tcp: 10 * time.Second},
+		{peers: 100, interval: 2 * time.Second, timeout: time.Second, tcp: 30 * time.Second},
+		{peers: 200, interval: 4 * time.Second, timeout: 2 * time.Second, tcp: 30 * time.Second},
+		{peers: 75, interval: 1500 * time.Millisecond, timeout: 750 * time.Millisecond, tcp: 30 * time.Second},
+	} {
+		mc := memberlist.DefaultLANConfig()
+		sharedMachineTimers(mc, tc.peers)
+		if mc.ProbeInterval != tc.interval || mc.ProbeTimeout != tc.timeout || mc.TCPTimeout != tc.tcp {
+			t.Errorf("N=%d: probe every %v, ack within %v, TCP %v; want %v, %v, %v",
+				tc.peers, mc.ProbeInterval, mc.ProbeTimeout, mc.TCPTimeout, tc.interval, tc.timeout, tc.tcp)
+		}
+	}
 }
