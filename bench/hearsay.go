@@ -37,6 +37,7 @@ type Hearsay struct {
 	dataDir string
 	obs     Observer
 	wg      sync.WaitGroup
+	resyncs sync.WaitGroup // readiness's background resyncs (Start waits for them)
 
 	// The bytes received on the process's TCP sockets since the group
 	// was ready: sampled every second (wireLoop), because links that are
@@ -92,6 +93,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	}
 	ready, status := h.readiness(ctx, cfg.Peers)
 	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, ready, status)
+	h.resyncs.Wait() // one may still run: memberlist cannot cancel a join
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
@@ -401,7 +403,8 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 	next := 0
 	waitingFor, since := -1, time.Now()
 	resyncs := 0
-	tries := map[int]int{} // resyncs per node
+	tries := map[int]int{}    // resyncs per node
+	var resyncing atomic.Bool // one resync at a time
 	cond = func() bool {
 		for next < len(h.nodes) {
 			v := h.nodeView(h.nodes[next])
@@ -412,8 +415,21 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 			switch {
 			case next != waitingFor:
 				waitingFor, since = next, time.Now()
-			case time.Since(since) > resyncAfter:
-				h.resync(ctx, next, tries[next])
+			case time.Since(since) > resyncAfter && !resyncing.Load():
+				// In the background: a push/pull with a peer starved
+				// of CPU takes up to memberlist's TCP timeout (30 s at
+				// large N), and a poll blocked that long left nodes
+				// that were ready meanwhile uncounted (N=60 on the
+				// loaded machine: one resync in 55 s, the node waited
+				// for seeing every member for most of them).
+				resyncing.Store(true)
+				i, k := next, tries[next]
+				h.resyncs.Add(1)
+				go func() {
+					defer h.resyncs.Done()
+					defer resyncing.Store(false)
+					h.resync(ctx, i, k)
+				}()
 				tries[next]++
 				resyncs++
 				since = time.Now()
