@@ -46,6 +46,8 @@ type Hearsay struct {
 	// one (a new socket: all it received); what a socket received between
 	// the last sample and its close is lost, and that is little: an idle
 	// link closes after seconds without traffic.
+	refusals refusals // the chat listeners' refusals by kind
+
 	wireMu    sync.Mutex
 	wireLast  map[string]uint64
 	wireSum   uint64
@@ -219,7 +221,16 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	if h.Profile != "" {
 		c.MemberlistProfile = h.Profile
 	}
-	c.TuneChatTransport = func(tc *transport.TLSConfig) { sharedAddressBounds(tc, cfg.Peers) }
+	c.TuneChatTransport = func(tc *transport.TLSConfig) {
+		sharedAddressBounds(tc, cfg.Peers)
+		count := tc.OnRefused // the node's Stats.Refused
+		tc.OnRefused = func(err error) {
+			if count != nil {
+				count(err)
+			}
+			h.refusals.add(err)
+		}
+	}
 	c.TuneMemberlist = func(mc *memberlist.Config) { sharedMachineTimers(mc, cfg.Peers) }
 	// The default event buffer and send queues, as a user runs them: the
 	// throughput window (Spec.Window per sender) keeps the messages in
@@ -302,6 +313,30 @@ func sharedMachineTimers(mc *memberlist.Config, peers int) {
 // timerPeers is the group size up to which the profile's memberlist
 // timers are kept: N=50 settles with them in seconds on this machine.
 const timerPeers = 50
+
+// refusals counts the chat listeners' refused connections by kind: what
+// each costs, and so what a start that does not settle is short of,
+// differs (a connection over a listener's bound costs an accept; one
+// refused by Admit, whose dialer the listener does not know as a live
+// member yet, a TLS handshake at both ends). Safe for concurrent use.
+type refusals struct {
+	busy, notAdmitted, failed atomic.Uint64
+}
+
+func (r *refusals) add(err error) {
+	switch {
+	case errors.Is(err, transport.ErrBusy):
+		r.busy.Add(1)
+	case errors.Is(err, transport.ErrNotAdmitted):
+		r.notAdmitted.Add(1)
+	default:
+		r.failed.Add(1)
+	}
+}
+
+func (r *refusals) String() string {
+	return fmt.Sprintf("%d over a bound, %d not admitted, %d failed handshakes", r.busy.Load(), r.notAdmitted.Load(), r.failed.Load())
+}
 
 // joinAttempts bounds the joins a peer tries before its start fails.
 const joinAttempts = 3
@@ -451,7 +486,7 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 			v := h.nodeView(h.nodes[next])
 			s += fmt.Sprintf("; peer %d sees %d alive and %d suspect, joined the room: %v", next, v.alive, v.suspect, v.joined)
 		}
-		return s + fmt.Sprintf("; %d chat connections up, %d refused so far; %d membership resyncs", streams, refused, resyncs)
+		return s + fmt.Sprintf("; %d chat connections up, %d refused so far (%s); %d membership resyncs", streams, refused, &h.refusals, resyncs)
 	}
 	return cond, status
 }

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // TestHearsayStartParallel starts more peers than startParallel, so that
@@ -131,5 +134,17 @@ func TestSharedMachineTimers(t *testing.T) {
 			t.Errorf("N=%d: probe every %v, ack within %v, TCP %v; want %v, %v, %v",
 				tc.peers, mc.ProbeInterval, mc.ProbeTimeout, mc.TCPTimeout, tc.interval, tc.timeout, tc.tcp)
 		}
+	}
+}
+
+// Refusals are counted by the kind the transport gives them.
+func TestRefusalsByKind(t *testing.T) {
+	var r refusals
+	r.add(fmt.Errorf("%w: 64 handshakes in flight", transport.ErrBusy))
+	r.add(fmt.Errorf("peer x: %w: %w", transport.ErrNotAdmitted, errors.New("not a live member")))
+	r.add(fmt.Errorf("peer y: %w: %w", transport.ErrNotAdmitted, errors.New("stale key")))
+	r.add(errors.New("tls handshake: EOF"))
+	if got, want := r.String(), "1 over a bound, 2 not admitted, 1 failed handshakes"; got != want {
+		t.Fatalf("%q, want %q", got, want)
 	}
 }

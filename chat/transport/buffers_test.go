@@ -3,8 +3,11 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +191,47 @@ func BenchmarkTLSIdleConnMemory(b *testing.B) {
 			c.Close()
 		}
 		b.StartTimer()
+	}
+}
+
+// Refusals tell their kind to OnRefused: over a bound (ErrBusy, before
+// the TLS handshake) or refused by Admit (ErrNotAdmitted, after it).
+func TestTLSRefusalKinds(t *testing.T) {
+	l, _, rec := listen(t, func(c *TLSConfig) { c.MaxHandshakes, c.HandshakeTimeout = 1, 5*time.Second })
+	silent, err := net.Dial("tcp", l.Addr()) // holds the one handshake slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { hs, _ := openCounts(l); return hs == 1 }, "the silent connection is not in the handshake")
+	over, err := net.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if err := <-rec.refused; !errors.Is(err, ErrBusy) || errors.Is(err, ErrNotAdmitted) {
+		t.Fatalf("over the bound: %v, want ErrBusy", err)
+	}
+	silent.Close()
+
+	refused := make(chan error, 8)
+	local := newTestLocal(t)
+	l2, err := ListenTLS("127.0.0.1:0", TLSConfig{Local: local, Protocol: 3, PeerID: testPeerID, MaxFrameBytes: testFrame,
+		HandshakeTimeout: 5 * time.Second, OnRefused: func(err error) { refused <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		served <- l2.Serve(admitFunc(func(context.Context, Peer) error { return errors.New("not a member") }))
+	}()
+	defer func() {
+		l2.Close()
+		<-served
+	}()
+	if _, err := dialer(t, nil).Dial(testCtx(t), l2.Addr(), local.Public()); err == nil {
+		t.Fatal("admitted")
+	}
+	if err := <-refused; !errors.Is(err, ErrNotAdmitted) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "not a member") {
+		t.Fatalf("refused by Admit: %v, want ErrNotAdmitted and Admit's reason", err)
 	}
 }

@@ -129,6 +129,16 @@ func (c *TLSConfig) setDefaults() error {
 	return nil
 }
 
+// Refusal kinds, for OnRefused's counters (errors.Is): ErrBusy is a
+// connection closed over a bound, before its TLS handshake (it cost an
+// accept); ErrNotAdmitted one whose dialer Handler.Admit refused after the
+// handshake (it cost a handshake at both ends). Other refusals are failed
+// handshakes or Hellos.
+var (
+	ErrBusy        = errors.New("busy")
+	ErrNotAdmitted = errors.New("not admitted")
+)
+
 // maxHelloBytes bounds the Hello frame: the only frame read from a peer
 // that is not yet admitted.
 const maxHelloBytes = 1024
@@ -296,13 +306,13 @@ func (t *TLS) reserve(c net.Conn) error {
 	case t.closed:
 		return ErrClosed
 	case t.handshakes >= t.cfg.MaxHandshakes:
-		return fmt.Errorf("%d handshakes in flight", t.handshakes)
+		return fmt.Errorf("%w: %d handshakes in flight", ErrBusy, t.handshakes)
 	case t.perIP[ip] >= t.cfg.MaxHandshakesPerIP:
-		return fmt.Errorf("%d handshakes in flight from %s", t.perIP[ip], ip)
+		return fmt.Errorf("%w: %d handshakes in flight from %s", ErrBusy, t.perIP[ip], ip)
 	case t.admitted+t.handshakes >= t.cfg.MaxConns:
-		return fmt.Errorf("%d connections open", t.admitted+t.handshakes)
+		return fmt.Errorf("%w: %d connections open", ErrBusy, t.admitted+t.handshakes)
 	case t.connsPerIP[ip] >= t.cfg.MaxConnsPerIP:
-		return fmt.Errorf("%d connections open from %s", t.connsPerIP[ip], ip)
+		return fmt.Errorf("%w: %d connections open from %s", ErrBusy, t.connsPerIP[ip], ip)
 	}
 	t.handshakes++
 	t.perIP[ip]++
@@ -420,7 +430,7 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 	acancel()
 	if err != nil {
 		t.refuse(c, err)
-		return nil, fmt.Errorf("peer %s not admitted: %w", c.peer.ID, err)
+		return nil, fmt.Errorf("peer %s: %w: %w", c.peer.ID, ErrNotAdmitted, err)
 	}
 	if err := c.Send(t.hello(tc, c.peer.ID, "listener")); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
