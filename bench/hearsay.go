@@ -232,6 +232,7 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 		}
 	}
 	c.TuneMemberlist = func(mc *memberlist.Config) { sharedMachineTimers(mc, cfg.Peers) }
+	c.HandshakeTimeout = sharedMachineHandshake(c.HandshakeTimeout, cfg.Peers)
 	// The default event buffer and send queues, as a user runs them: the
 	// throughput window (Spec.Window per sender) keeps the messages in
 	// flight far below their capacity, and any event or frame dropped
@@ -308,6 +309,21 @@ func sharedMachineTimers(mc *memberlist.Config, peers int) {
 	mc.ProbeInterval = mc.ProbeInterval * f / timerPeers
 	mc.ProbeTimeout = mc.ProbeTimeout * f / timerPeers
 	mc.TCPTimeout = max(mc.TCPTimeout, 30*time.Second)
+}
+
+// sharedMachineHandshake scales the chat handshake timeout d as
+// sharedMachineTimers scales memberlist's, for the same reason: 100 peers
+// starting on the loaded 2 cores counted 31,644 failed handshakes (and 0
+// refused over a bound) in 7 minutes, with one of 100 peers ready. A TLS
+// 1.3 handshake with X25519MLKEM768 and two Ed25519 signatures is about 2
+// ms of CPU at each end, but a peer waits for a CPU with hundreds of
+// others; one that takes longer than the timeout is lost, its dialer
+// retries within 2 s, and the retries add to the load that made it slow.
+func sharedMachineHandshake(d time.Duration, peers int) time.Duration {
+	if peers <= timerPeers {
+		return d
+	}
+	return d * time.Duration(peers) / timerPeers
 }
 
 // timerPeers is the group size up to which the profile's memberlist

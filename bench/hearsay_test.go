@@ -148,3 +148,12 @@ func TestRefusalsByKind(t *testing.T) {
 		t.Fatalf("%q, want %q", got, want)
 	}
 }
+
+// The chat handshake timeout scales as memberlist's timers do.
+func TestSharedMachineHandshake(t *testing.T) {
+	for peers, want := range map[int]time.Duration{10: 5 * time.Second, timerPeers: 5 * time.Second, 100: 10 * time.Second, 200: 20 * time.Second} {
+		if got := sharedMachineHandshake(5*time.Second, peers); got != want {
+			t.Errorf("N=%d: %v, want %v", peers, got, want)
+		}
+	}
+}
