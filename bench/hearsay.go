@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/transport"
@@ -35,6 +37,7 @@ type Hearsay struct {
 	dataDir string
 	obs     Observer
 	wg      sync.WaitGroup
+	resyncs sync.WaitGroup // readiness's background resyncs (Start waits for them)
 
 	// The bytes received on the process's TCP sockets since the group
 	// was ready: sampled every second (wireLoop), because links that are
@@ -43,6 +46,8 @@ type Hearsay struct {
 	// one (a new socket: all it received); what a socket received between
 	// the last sample and its close is lost, and that is little: an idle
 	// link closes after seconds without traffic.
+	refusals refusals // the chat listeners' refusals by kind
+
 	wireMu    sync.Mutex
 	wireLast  map[string]uint64
 	wireSum   uint64
@@ -90,6 +95,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	}
 	ready, status := h.readiness(ctx, cfg.Peers)
 	err = settle(ctx, settleTimeout(cfg.Peers), "hearsay membership", progress, ready, status)
+	h.resyncs.Wait() // one may still run: memberlist cannot cancel a join
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
@@ -215,7 +221,18 @@ func (h *Hearsay) startPeer(ctx context.Context, cfg SystemConfig, mode hearsay.
 	if h.Profile != "" {
 		c.MemberlistProfile = h.Profile
 	}
-	c.TuneChatTransport = func(tc *transport.TLSConfig) { sharedAddressBounds(tc, cfg.Peers) }
+	c.TuneChatTransport = func(tc *transport.TLSConfig) {
+		sharedAddressBounds(tc, cfg.Peers)
+		count := tc.OnRefused // the node's Stats.Refused
+		tc.OnRefused = func(err error) {
+			if count != nil {
+				count(err)
+			}
+			h.refusals.add(err)
+		}
+	}
+	c.TuneMemberlist = func(mc *memberlist.Config) { sharedMachineTimers(mc, cfg.Peers) }
+	c.HandshakeTimeout = sharedMachineHandshake(c.HandshakeTimeout, cfg.Peers)
 	// The default event buffer and send queues, as a user runs them: the
 	// throughput window (Spec.Window per sender) keeps the messages in
 	// flight far below their capacity, and any event or frame dropped
@@ -264,6 +281,77 @@ func sharedAddressBounds(tc *transport.TLSConfig, peers int) {
 	tc.MaxHandshakesPerIP = tc.MaxHandshakes
 	tc.MaxConns = max(tc.MaxConns, 1024, 2*peers)
 	tc.MaxConnsPerIP = tc.MaxConns
+}
+
+// sharedMachineTimers slows memberlist's failure detector for a group of
+// more than timerPeers on this one machine, in proportion to its size.
+// The profile's timers (LAN: a probe every second, an ack expected within
+// 500 ms) assume a machine per peer; here 200 peers share 2 cores, and
+// while the group starts (hundreds of TLS handshakes, joins, room sets)
+// a peer's memberlist goroutines wait for a CPU longer than that: live
+// peers missed their acks, were suspected, then declared dead before they
+// could refute, and the group never settled (N=200: after 3 min 50 s, 149
+// of 200 peers saw every other, one of them 7 short). Probing every peer
+// f times less often with an f times longer ack timeout (f = N /
+// timerPeers) keeps the probes per second of the whole process what a
+// group of timerPeers makes, and the suspicion timeout, a multiple of the
+// probe interval, scales with it. TCPTimeout bounds a push/pull (a join,
+// a resync): under the same load a peer 0 answering hundreds of joins
+// took more than 10 s. Gossip is left alone: it is how members learn of
+// each other, which the group waits for, and costs nothing when idle.
+// The bench measures the chat path, not failure detection, and production
+// keeps the profile's timers (a machine per peer).
+func sharedMachineTimers(mc *memberlist.Config, peers int) {
+	if peers <= timerPeers {
+		return
+	}
+	f := time.Duration(peers) // scaled by peers/timerPeers, in integer steps of 1/timerPeers
+	mc.ProbeInterval = mc.ProbeInterval * f / timerPeers
+	mc.ProbeTimeout = mc.ProbeTimeout * f / timerPeers
+	mc.TCPTimeout = max(mc.TCPTimeout, 30*time.Second)
+}
+
+// sharedMachineHandshake scales the chat handshake timeout d as
+// sharedMachineTimers scales memberlist's, for the same reason: 100 peers
+// starting on the loaded 2 cores counted 31,644 failed handshakes (and 0
+// refused over a bound) in 7 minutes, with one of 100 peers ready. A TLS
+// 1.3 handshake with X25519MLKEM768 and two Ed25519 signatures is about 2
+// ms of CPU at each end, but a peer waits for a CPU with hundreds of
+// others; one that takes longer than the timeout is lost, its dialer
+// retries within 2 s, and the retries add to the load that made it slow.
+func sharedMachineHandshake(d time.Duration, peers int) time.Duration {
+	if peers <= timerPeers {
+		return d
+	}
+	return d * time.Duration(peers) / timerPeers
+}
+
+// timerPeers is the group size up to which the profile's memberlist
+// timers are kept: N=50 settles with them in seconds on this machine.
+const timerPeers = 50
+
+// refusals counts the chat listeners' refused connections by kind: what
+// each costs, and so what a start that does not settle is short of,
+// differs (a connection over a listener's bound costs an accept; one
+// refused by Admit, whose dialer the listener does not know as a live
+// member yet, a TLS handshake at both ends). Safe for concurrent use.
+type refusals struct {
+	busy, notAdmitted, failed atomic.Uint64
+}
+
+func (r *refusals) add(err error) {
+	switch {
+	case errors.Is(err, transport.ErrBusy):
+		r.busy.Add(1)
+	case errors.Is(err, transport.ErrNotAdmitted):
+		r.notAdmitted.Add(1)
+	default:
+		r.failed.Add(1)
+	}
+}
+
+func (r *refusals) String() string {
+	return fmt.Sprintf("%d over a bound, %d not admitted, %d failed handshakes", r.busy.Load(), r.notAdmitted.Load(), r.failed.Load())
 }
 
 // joinAttempts bounds the joins a peer tries before its start fails.
@@ -366,7 +454,8 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 	next := 0
 	waitingFor, since := -1, time.Now()
 	resyncs := 0
-	tries := map[int]int{} // resyncs per node
+	tries := map[int]int{}    // resyncs per node
+	var resyncing atomic.Bool // one resync at a time
 	cond = func() bool {
 		for next < len(h.nodes) {
 			v := h.nodeView(h.nodes[next])
@@ -377,8 +466,21 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 			switch {
 			case next != waitingFor:
 				waitingFor, since = next, time.Now()
-			case time.Since(since) > resyncAfter:
-				h.resync(ctx, next, tries[next])
+			case time.Since(since) > resyncAfter && !resyncing.Load():
+				// In the background: a push/pull with a peer starved
+				// of CPU takes up to memberlist's TCP timeout (30 s at
+				// large N), and a poll blocked that long left nodes
+				// that were ready meanwhile uncounted (N=60 on the
+				// loaded machine: one resync in 55 s, the node waited
+				// for seeing every member for most of them).
+				resyncing.Store(true)
+				i, k := next, tries[next]
+				h.resyncs.Add(1)
+				go func() {
+					defer h.resyncs.Done()
+					defer resyncing.Store(false)
+					h.resync(ctx, i, k)
+				}()
 				tries[next]++
 				resyncs++
 				since = time.Now()
@@ -400,7 +502,7 @@ func (h *Hearsay) readiness(ctx context.Context, peers int) (cond func() bool, s
 			v := h.nodeView(h.nodes[next])
 			s += fmt.Sprintf("; peer %d sees %d alive and %d suspect, joined the room: %v", next, v.alive, v.suspect, v.joined)
 		}
-		return s + fmt.Sprintf("; %d chat connections up, %d refused so far; %d membership resyncs", streams, refused, resyncs)
+		return s + fmt.Sprintf("; %d chat connections up, %d refused so far (%s); %d membership resyncs", streams, refused, &h.refusals, resyncs)
 	}
 	return cond, status
 }

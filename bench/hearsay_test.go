@@ -2,13 +2,18 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // TestHearsayStartParallel starts more peers than startParallel, so that
@@ -106,4 +111,49 @@ func TestReadinessResyncs(t *testing.T) {
 		t.Errorf("status %q: want a resync counted", status())
 	}
 	t.Logf("settled in %v: %s", time.Since(start), status())
+}
+
+// Memberlist's failure detector keeps the profile's timers up to
+// timerPeers and slows in proportion above (the probes per second of the
+// whole process stay those of timerPeers peers); push/pulls get 30 s.
+func TestSharedMachineTimers(t *testing.T) {
+	for _, tc := range []struct {
+		peers             int
+		interval, timeout time.Duration
+		tcp               time.Duration
+	}{
+		{peers: 10, interval: time.Second, timeout: 500 * time.Millisecond, tcp: 10 * time.Second},
+		{peers: timerPeers, interval: time.Second, timeout: 500 * time.Millisecond, tcp: 10 * time.Second},
+		{peers: 100, interval: 2 * time.Second, timeout: time.Second, tcp: 30 * time.Second},
+		{peers: 200, interval: 4 * time.Second, timeout: 2 * time.Second, tcp: 30 * time.Second},
+		{peers: 75, interval: 1500 * time.Millisecond, timeout: 750 * time.Millisecond, tcp: 30 * time.Second},
+	} {
+		mc := memberlist.DefaultLANConfig()
+		sharedMachineTimers(mc, tc.peers)
+		if mc.ProbeInterval != tc.interval || mc.ProbeTimeout != tc.timeout || mc.TCPTimeout != tc.tcp {
+			t.Errorf("N=%d: probe every %v, ack within %v, TCP %v; want %v, %v, %v",
+				tc.peers, mc.ProbeInterval, mc.ProbeTimeout, mc.TCPTimeout, tc.interval, tc.timeout, tc.tcp)
+		}
+	}
+}
+
+// Refusals are counted by the kind the transport gives them.
+func TestRefusalsByKind(t *testing.T) {
+	var r refusals
+	r.add(fmt.Errorf("%w: 64 handshakes in flight", transport.ErrBusy))
+	r.add(fmt.Errorf("peer x: %w: %w", transport.ErrNotAdmitted, errors.New("not a live member")))
+	r.add(fmt.Errorf("peer y: %w: %w", transport.ErrNotAdmitted, errors.New("stale key")))
+	r.add(errors.New("tls handshake: EOF"))
+	if got, want := r.String(), "1 over a bound, 2 not admitted, 1 failed handshakes"; got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+}
+
+// The chat handshake timeout scales as memberlist's timers do.
+func TestSharedMachineHandshake(t *testing.T) {
+	for peers, want := range map[int]time.Duration{10: 5 * time.Second, timerPeers: 5 * time.Second, 100: 10 * time.Second, 200: 20 * time.Second} {
+		if got := sharedMachineHandshake(5*time.Second, peers); got != want {
+			t.Errorf("N=%d: %v, want %v", peers, got, want)
+		}
+	}
 }

@@ -134,6 +134,12 @@ func (p Progress) printf(format string, args ...any) {
 	}
 }
 
+// AfterLoad, when not nil, is called by Run after the load and its grace,
+// while the group still runs: the worker's --memprofile writes a heap
+// profile there, when the group holds what it holds at its largest (after
+// Stop, the live heap would be gone).
+var AfterLoad func(Spec)
+
 // Run runs spec's workload on sys: it starts sys, measures, and stops it.
 // It blocks for about the workload's duration plus start-up and grace.
 // A system that cannot do what the workload needs (a drop ratio) gives a
@@ -235,6 +241,9 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	cpu1 := cpuSeconds()
 	c1 := sys.Counters()
 	t := rec.tally(first, last)
+	if AfterLoad != nil {
+		AfterLoad(spec)
+	}
 
 	res.Sent = t.sent
 	receivers := float64(t.sent) * float64(spec.Peers-1)

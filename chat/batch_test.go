@@ -80,7 +80,7 @@ func TestSendBatchedQueueOrder(t *testing.T) {
 	if sent[1].GetPing().GetNonce() != 9 {
 		t.Fatalf("second frame %v, want the ping", sent[1])
 	}
-	if got := len(p.queue); got != 1 {
+	if got := p.queue.len(); got != 1 {
 		t.Fatalf("%d frames left queued, want 1 (seq 4)", got)
 	}
 	if p.n.Stats().BatchesOut != 1 {
@@ -88,7 +88,8 @@ func TestSendBatchedQueueOrder(t *testing.T) {
 	}
 	// A lone envelope goes out in an envelope frame.
 	sent = nil
-	if err := p.sendBatched(<-p.queue, send); err != nil {
+	last, _ := p.queue.pop()
+	if err := p.sendBatched(last, send); err != nil {
 		t.Fatal(err)
 	}
 	if len(sent) != 1 || sent[0].GetEnvelope().GetSeq() != 4 {
@@ -101,7 +102,7 @@ func TestSendBatchedLimits(t *testing.T) {
 	p := batchTestConn(t)
 	id := testIdentity(t)
 	big := strings.Repeat("x", MaxBodyBytes-100)
-	queued := min(cap(p.queue), 40)
+	queued := min(p.queue.max, 40)
 	for i := range queued {
 		if !p.enqueue(envFrame(signedChatSeq(id, big, uint64(i+2)))) {
 			t.Fatal("queue full")

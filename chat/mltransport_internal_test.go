@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/memberlist"
 )
 
 func testGuard(lim streamLimits) *streamGuard {
@@ -218,4 +220,49 @@ func FuzzGuardHeader(f *testing.F) {
 			t.Fatalf("inspect(%x): %v, want refused=%v", data, whole, over)
 		}
 	})
+}
+
+// A UDP packet reaches memberlist in a buffer of its own size, not in the
+// 64 KB buffer memberlist's transport reads every packet into (memberlist
+// queues a packet's messages as slices of it: 64 KB held per queued
+// message), over a real socket; the guard's pumps stop at Shutdown.
+func TestGuardPacketsOwnSize(t *testing.T) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0,
+		Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newStreamGuard(nt, testLimits(), log.New(io.Discard, "", 0), nil)
+	defer func() {
+		if err := g.Shutdown(); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", fmt.Sprint(nt.GetAutoBindPort())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte("a hundred bytes of gossip, or so")
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond) // UDP: resend until one arrives
+	defer tick.Stop()
+	for {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-g.PacketCh():
+			if !bytes.Equal(p.Buf, msg) {
+				t.Fatalf("packet %q, want %q", p.Buf, msg)
+			}
+			if cap(p.Buf) > 2*len(msg) {
+				t.Fatalf("a %d-byte packet holds a buffer of %d bytes", len(p.Buf), cap(p.Buf))
+			}
+			return
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("no packet")
+		}
+	}
 }

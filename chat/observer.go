@@ -59,7 +59,7 @@ func (r *room) observeDeliveredLocked(id order.ID) {
 func (n *Node) QueueLens() (sendQueued, eventsQueued int) {
 	n.mu.Lock()
 	for _, p := range n.peers {
-		sendQueued += len(p.queue)
+		sendQueued += p.queue.len()
 	}
 	n.mu.Unlock()
 	return sendQueued, len(n.events)

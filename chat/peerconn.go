@@ -9,9 +9,9 @@ package chat
 // (run) that dials when the link has no connection and is wanted (kept by
 // membership, or used recently), then writes queued frames in order on the
 // link's current connection, batching envelopes; on any error it redials
-// with exponential backoff (50 ms doubling to 2 s) until the link is
-// stopped (the member dies or leaves, the node shuts down) or, when not
-// kept, falls idle (links.go). The queue is bounded (Config.SendQueue):
+// with exponential backoff (50 ms doubling to 2 s, each wait jittered by
+// ±50 %) until the link is stopped (the member dies or leaves, the node
+// shuts down) or, when not kept, falls idle (links.go). The queue is bounded (Config.SendQueue):
 // when it is full the new frame is dropped and counted, so a slow or
 // unreachable peer never blocks Send; a frame in flight when the
 // connection breaks is lost too. Anti-entropy repairs both.
@@ -38,6 +38,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,7 @@ type peerConn struct {
 	addr string
 	pub  ed25519.PublicKey
 
-	queue   chan *chatpb.Frame
+	queue   frameQueue
 	replies chan *chatpb.Frame // Pongs from the readers; written before the queue
 	kick    chan struct{}      // wakes the writer: the connection or kept changed
 	ctx     context.Context
@@ -102,7 +103,7 @@ func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
 	ctx, cancel := context.WithCancel(n.ctx)
 	p := &peerConn{
 		n: n, id: id, addr: addr, pub: pub,
-		queue:   make(chan *chatpb.Frame, n.cfg.SendQueue),
+		queue:   newFrameQueue(n.cfg.SendQueue),
 		replies: make(chan *chatpb.Frame, maxReplies),
 		kick:    make(chan struct{}, 1),
 		ctx:     ctx,
@@ -166,14 +167,12 @@ func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if p.ctx.Err() != nil {
 		return false
 	}
-	select {
-	case p.queue <- f:
-		p.touch()
-		return true
-	default:
+	if !p.queue.push(f) {
 		p.n.stats.queueDrops.Add(1)
 		return false
 	}
+	p.touch()
+	return true
 }
 
 // reply hands a frame a reader owes the peer (a Pong) to the writer,
@@ -345,9 +344,14 @@ func (p *peerConn) run() {
 			return
 		}
 		if err != nil {
-			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, backoff)
+			// Jitter: when a listener refuses handshakes over its
+			// bound, or a peer starts and many links dial it at once,
+			// retries in lockstep would meet the same bound again; a
+			// random half to one and a half of the backoff spreads them.
+			wait := backoff/2 + rand.N(backoff+1)
+			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, wait)
 			// An accepted connection installed meanwhile wakes us early.
-			if !p.waitKick(backoff) {
+			if !p.waitKick(wait) {
 				return
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -472,10 +476,18 @@ func (p *peerConn) session(lc *linkConn) error {
 			if err := send(f); err != nil {
 				return fail(err)
 			}
-		case f := <-p.queue:
+		case <-p.queue.ready:
+			f, ok := p.queue.pop()
+			if !ok {
+				continue
+			}
 			if err := p.sendBatched(f, send); err != nil {
 				return fail(err)
 			}
+			// One frame (or batch) per turn, as a channel would, so
+			// that replies and kicks are not held behind a long
+			// queue: come back for the rest.
+			p.queue.signal()
 		}
 	}
 }
@@ -515,10 +527,8 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) 
 		return err
 	}
 	for {
-		var g *chatpb.Frame
-		select {
-		case g = <-p.queue:
-		default:
+		g, ok := p.queue.pop()
+		if !ok {
 			return flush()
 		}
 		env := g.GetEnvelope()
@@ -537,6 +547,89 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) 
 		envs = append(envs, env)
 		size += gs
 	}
+}
+
+// frameQueue is a link's bounded FIFO of frames to send, for one reader
+// (the link's writer) and any number of writers. Its slice grows with
+// what is queued and is let go once drained past a small size, where the
+// channel it replaces allocated its whole buffer (SendQueue pointers: 8 KB
+// at the default 1,024) for every link up front: a group of 200 peers in
+// one process holds thousands of links, nearly all with an empty queue.
+type frameQueue struct {
+	mu     sync.Mutex
+	frames []*chatpb.Frame // frames[head:] are queued
+	head   int
+	max    int           // frames queued at most
+	ready  chan struct{} // capacity 1: a frame may be waiting
+}
+
+// keptQueueCap is the capacity a drained queue keeps for the next frames;
+// a larger one is let go.
+const keptQueueCap = 16
+
+func newFrameQueue(max int) frameQueue {
+	return frameQueue{max: max, ready: make(chan struct{}, 1)}
+}
+
+// push queues f and signals ready; false when max frames are queued.
+func (q *frameQueue) push(f *chatpb.Frame) bool {
+	q.mu.Lock()
+	n := len(q.frames) - q.head
+	if n >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	if q.head > 0 && len(q.frames) == cap(q.frames) {
+		// Full at the back with room at the front: slide the queued
+		// frames down instead of growing (a queue never drained would
+		// otherwise grow without end).
+		copy(q.frames, q.frames[q.head:])
+		clear(q.frames[n:])
+		q.frames, q.head = q.frames[:n], 0
+	}
+	q.frames = append(q.frames, f)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pop returns the oldest queued frame; false when there is none.
+func (q *frameQueue) pop() (*chatpb.Frame, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.frames) {
+		return nil, false
+	}
+	f := q.frames[q.head]
+	q.frames[q.head] = nil // the frame is the writer's now: do not pin it
+	q.head++
+	if q.head == len(q.frames) {
+		q.head = 0
+		if cap(q.frames) > keptQueueCap {
+			q.frames = nil
+		} else {
+			q.frames = q.frames[:0]
+		}
+	}
+	return f, true
+}
+
+// signal wakes the reader if frames are queued, without blocking.
+func (q *frameQueue) signal() {
+	if q.len() == 0 {
+		return
+	}
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// len returns the number of queued frames.
+func (q *frameQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) - q.head
 }
 
 // gotPong completes the request waiting for nonce, if any.

@@ -373,12 +373,11 @@ func TestStatusAndRepairFramesStayUnderTheLimit(t *testing.T) {
 	drain := func() []*chatpb.Frame {
 		var fs []*chatpb.Frame
 		for {
-			select {
-			case f := <-peer.queue:
-				fs = append(fs, f)
-			default:
+			f, ok := peer.queue.pop()
+			if !ok {
 				return fs
 			}
+			fs = append(fs, f)
 		}
 	}
 

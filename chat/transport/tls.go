@@ -129,6 +129,16 @@ func (c *TLSConfig) setDefaults() error {
 	return nil
 }
 
+// Refusal kinds, for OnRefused's counters (errors.Is): ErrBusy is a
+// connection closed over a bound, before its TLS handshake (it cost an
+// accept); ErrNotAdmitted one whose dialer Handler.Admit refused after the
+// handshake (it cost a handshake at both ends). Other refusals are failed
+// handshakes or Hellos.
+var (
+	ErrBusy        = errors.New("busy")
+	ErrNotAdmitted = errors.New("not admitted")
+)
+
 // maxHelloBytes bounds the Hello frame: the only frame read from a peer
 // that is not yet admitted.
 const maxHelloBytes = 1024
@@ -296,13 +306,13 @@ func (t *TLS) reserve(c net.Conn) error {
 	case t.closed:
 		return ErrClosed
 	case t.handshakes >= t.cfg.MaxHandshakes:
-		return fmt.Errorf("%d handshakes in flight", t.handshakes)
+		return fmt.Errorf("%w: %d handshakes in flight", ErrBusy, t.handshakes)
 	case t.perIP[ip] >= t.cfg.MaxHandshakesPerIP:
-		return fmt.Errorf("%d handshakes in flight from %s", t.perIP[ip], ip)
+		return fmt.Errorf("%w: %d handshakes in flight from %s", ErrBusy, t.perIP[ip], ip)
 	case t.admitted+t.handshakes >= t.cfg.MaxConns:
-		return fmt.Errorf("%d connections open", t.admitted+t.handshakes)
+		return fmt.Errorf("%w: %d connections open", ErrBusy, t.admitted+t.handshakes)
 	case t.connsPerIP[ip] >= t.cfg.MaxConnsPerIP:
-		return fmt.Errorf("%d connections open from %s", t.connsPerIP[ip], ip)
+		return fmt.Errorf("%w: %d connections open from %s", ErrBusy, t.connsPerIP[ip], ip)
 	}
 	t.handshakes++
 	t.perIP[ip]++
@@ -375,8 +385,13 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
 	_ = raw.SetDeadline(deadline)
 	// A peer of protocol 2 or older opens plaintext HTTP/2; say so rather
-	// than report a malformed TLS record.
-	br := bufio.NewReaderSize(raw, 4096)
+	// than report a malformed TLS record. The reader stays under the TLS
+	// connection for its whole life, so it holds only the peek: crypto/tls
+	// reads records in 512-byte steps or more, which go past a buffer this
+	// small straight into its own (bufio does not copy reads at least as
+	// large as its buffer), where a 4 KB one cost every accepted
+	// connection 4 KB for nothing.
+	br := bufio.NewReaderSize(raw, peekBytes)
 	if b, err := br.Peek(len(http2Preface)); err == nil && string(b) == http2Preface {
 		return nil, errors.New("the dialer speaks the plaintext chat protocol 2 or older (gRPC): it must be upgraded")
 	}
@@ -415,7 +430,7 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 	acancel()
 	if err != nil {
 		t.refuse(c, err)
-		return nil, fmt.Errorf("peer %s not admitted: %w", c.peer.ID, err)
+		return nil, fmt.Errorf("peer %s: %w: %w", c.peer.ID, ErrNotAdmitted, err)
 	}
 	if err := c.Send(t.hello(tc, c.peer.ID, "listener")); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
@@ -427,6 +442,9 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 
 // http2Preface opens every HTTP/2 connection (RFC 9113, 3.4).
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// peekBytes is the accept reader's buffer: room for http2Preface.
+const peekBytes = 64
 
 // refuse tells the dialer why, best effort: the connection closes anyway.
 func (t *TLS) refuse(c *tlsConn, why error) {
@@ -579,45 +597,83 @@ func (t *TLS) Close() error {
 }
 
 func (t *TLS) newConn(tc *tls.Conn, p Peer) *tlsConn {
-	return &tlsConn{tc: tc, peer: p, r: bufio.NewReaderSize(tc, 16<<10),
-		maxFrame: t.cfg.MaxFrameBytes, writeTimeout: t.cfg.WriteTimeout}
+	return &tlsConn{tc: tc, r: tc, peer: p, maxFrame: t.cfg.MaxFrameBytes, writeTimeout: t.cfg.WriteTimeout}
+}
+
+// Frame buffers. A connection holds no buffer of its own between frames:
+// a group of 200 peers in one process holds thousands of connection ends,
+// most of them idle most of the time, and the 16 KB read buffer, the
+// frame buffer and the write buffer each connection used to keep (up to
+// 64 KB for writes, 256 KB for reads, after one large frame) made their
+// memory grow with the connections instead of with the frames in flight.
+// Reads go straight to the TLS connection, which holds a whole record
+// (16 KB at most) already, so a small read costs no system call; frames
+// are read into and encoded in buffers shared by every connection of the
+// process (bufPool), which proto.Unmarshal copies out of.
+var bufPool sync.Pool // of *[]byte
+
+// maxPooledBuf bounds a buffer put back in bufPool: one huge frame does
+// not pin its buffer for the process's life.
+const maxPooledBuf = 256 << 10
+
+// getBuf returns a buffer of length n from the pool, or a new one when
+// the pool has none large enough.
+func getBuf(n int) *[]byte {
+	if bp, _ := bufPool.Get().(*[]byte); bp != nil {
+		if cap(*bp) >= n {
+			*bp = (*bp)[:n]
+			return bp
+		}
+		bufPool.Put(bp) // too small for this frame: leave it for a smaller one
+	}
+	b := make([]byte, n, max(n, minPooledBuf))
+	return &b
+}
+
+// minPooledBuf is the smallest buffer getBuf makes: most frames are a few
+// hundred bytes, and a buffer that fits them all is reused for all.
+const minPooledBuf = 4 << 10
+
+// putBuf gives bp back to the pool, unless it is larger than maxPooledBuf.
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		*bp = (*bp)[:0]
+		bufPool.Put(bp)
+	}
 }
 
 // tlsConn is one authenticated connection, dialed or accepted.
 type tlsConn struct {
 	tc           *tls.Conn
+	r            io.Reader // tc, unbuffered (see bufPool)
 	peer         Peer
-	r            *bufio.Reader
 	maxFrame     int
 	writeTimeout time.Duration
 	idle         time.Duration // accepted: the read deadline per frame
 
-	rbuf []byte // Recv's frame buffer (Unmarshal copies out of it)
-
 	closeOnce sync.Once
 	onClose   func() // dialed: uncounts it (OpenConns), once
 
-	wmu  sync.Mutex
-	wbuf []byte
+	wmu sync.Mutex // one Send at a time: frames are not interleaved
 }
 
 func (c *tlsConn) Peer() Peer { return c.peer }
 
 // Send writes f as one length-prefixed frame.
 func (c *tlsConn) Send(f *chatpb.Frame) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	b, err := proto.MarshalOptions{}.MarshalAppend(append(c.wbuf[:0], 0, 0, 0, 0), f)
+	bp := getBuf(0)
+	defer putBuf(bp)
+	b, err := proto.MarshalOptions{}.MarshalAppend(append(*bp, 0, 0, 0, 0), f)
 	if err != nil {
 		return fmt.Errorf("encode frame: %w", err)
 	}
+	*bp = b // a grown buffer goes back to the pool
 	if n := len(b) - frameHeader; n > c.maxFrame {
 		return fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, c.maxFrame)
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-frameHeader))
-	if cap(b) <= 64<<10 {
-		c.wbuf = b // keep a small buffer for the next frame
-	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_ = c.tc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	if _, err := c.tc.Write(b); err != nil {
 		return fmt.Errorf("send frame: %w", err)
@@ -644,21 +700,18 @@ func (c *tlsConn) readFrame(limit int) (*chatpb.Frame, error) {
 	if int64(n) > int64(limit) {
 		return nil, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, limit)
 	}
-	if cap(c.rbuf) < int(n) {
-		c.rbuf = make([]byte, n)
-	}
-	buf := c.rbuf[:n]
-	if _, err := io.ReadFull(c.r, buf); err != nil {
+	// Taken only once the length is known and checked, so that a peer
+	// that sends a header and stalls holds no buffer either.
+	bp := getBuf(int(n))
+	defer putBuf(bp)
+	if _, err := io.ReadFull(c.r, *bp); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	if cap(c.rbuf) > 256<<10 {
-		c.rbuf = nil // one big frame does not pin its buffer
-	}
 	f := new(chatpb.Frame)
-	if err := proto.Unmarshal(buf, f); err != nil {
+	if err := proto.Unmarshal(*bp, f); err != nil {
 		return nil, fmt.Errorf("decode frame: %w", err)
 	}
 	return f, nil

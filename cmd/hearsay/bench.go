@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -23,26 +24,27 @@ import (
 )
 
 type benchOptions struct {
-	peers     []int
-	size      int
-	rate      float64
-	duration  time.Duration
-	grace     time.Duration
-	drop      float64
-	order     string
-	window    int
-	costStep  int
-	workloads []string
-	baselines []string
-	json      bool
-	serfBin   string
-	serfSrc   string
-	inProcess bool
-	profDir   string
-	jsonOut   string
-	store     string
-	fanout    int
-	tree      int
+	peers      []int
+	size       int
+	rate       float64
+	duration   time.Duration
+	grace      time.Duration
+	drop       float64
+	order      string
+	window     int
+	costStep   int
+	workloads  []string
+	baselines  []string
+	json       bool
+	serfBin    string
+	serfSrc    string
+	inProcess  bool
+	profDir    string
+	memProfDir string
+	jsonOut    string
+	store      string
+	fanout     int
+	tree       int
 }
 
 // newBenchCmd returns `hearsay bench`. Its parse step validates the
@@ -104,6 +106,7 @@ See docs/BENCHMARKS.md.`,
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
 	f.StringVar(&o.profDir, "cpuprofile-dir", "", "write a CPU profile of every hearsay and naive worker run into this directory")
+	f.StringVar(&o.memProfDir, "memprofile-dir", "", "write a heap profile of every hearsay and naive worker run, taken after the load, into this directory")
 	cmd.AddCommand(newBenchWorkerCmd(streams))
 	return cmd
 }
@@ -169,8 +172,11 @@ func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *be
 			return err
 		}
 	}
-	if o.profDir != "" {
-		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+	for _, dir := range []string{o.profDir, o.memProfDir} {
+		if dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("profile directory: %w", err)
 		}
 	}
@@ -185,6 +191,10 @@ func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *be
 		if o.profDir != "" {
 			name := fmt.Sprintf("%s-%s-%d.cpu.pprof", system, spec.Workload, spec.Peers)
 			args = append(args, "--cpuprofile", filepath.Join(o.profDir, name))
+		}
+		if o.memProfDir != "" {
+			name := fmt.Sprintf("%s-%s-%d.heap.pprof", system, spec.Workload, spec.Peers)
+			args = append(args, "--memprofile", filepath.Join(o.memProfDir, name))
 		}
 		return exec.Command(self, args...), nil
 	}
@@ -239,7 +249,7 @@ func buildSerfWorker(ctx context.Context, src, dir string) (string, error) {
 // newBenchWorkerCmd is the hidden worker side of the bench: it runs one
 // request read from stdin (see bench.ServeWorker).
 func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
-	var cpuprofile string
+	var cpuprofile, memprofile string
 	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Run one benchmark request from stdin (used by hearsay bench)",
@@ -257,9 +267,36 @@ func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if memprofile != "" {
+				bench.AfterLoad = func(bench.Spec) { writeHeapProfile(memprofile, streams.ErrOut) }
+			}
 			return bench.ServeWorker(cmd.Context(), streams.In, streams.Out, bench.NewSystem)
 		},
 	}
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	cmd.Flags().StringVar(&memprofile, "memprofile", "", "write a heap profile to this file after the load, before the group stops")
 	return cmd
+}
+
+// writeHeapProfile writes the heap profile (after a collection, so that
+// in-use is current) to path, and to path+".txt" how many goroutines run
+// and the runtime's memory figures: at large N goroutine stacks are a
+// share of the memory that the heap profile does not show. A failure is
+// reported on errOut, not fatal: the run's result matters more than its
+// profile.
+func writeHeapProfile(path string, errOut io.Writer) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	summary := fmt.Sprintf("%d goroutines; heap in use %d MiB, stacks %d MiB, from the OS %d MiB\n",
+		runtime.NumGoroutine(), ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20)
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		err = errors.Join(err, f.Close())
+	}
+	err = errors.Join(err, os.WriteFile(path+".txt", []byte(summary), 0o644))
+	if err != nil {
+		fmt.Fprintf(errOut, "heap profile: %v\n", err)
+	}
 }

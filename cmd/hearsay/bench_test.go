@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,5 +58,28 @@ func TestBenchCommandBadFlags(t *testing.T) {
 		if code := run(args, streams); code != 2 {
 			t.Errorf("%v: exit code %d, want 2 (usage); stderr %q", args, code, errOut.String())
 		}
+	}
+}
+
+// The worker's heap profile is a pprof file, and beside it the goroutine
+// count and the runtime's memory figures the profile does not show.
+func TestWriteHeapProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heap.pprof")
+	var errOut bytes.Buffer
+	writeHeapProfile(path, &errOut)
+	if errOut.Len() > 0 {
+		t.Fatalf("errors: %s", errOut.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // pprof files are gzipped protobuf
+		t.Fatalf("profile: %d bytes, %v", len(b), err)
+	}
+	txt, err := os.ReadFile(path + ".txt")
+	if err != nil || !strings.Contains(string(txt), "goroutines; heap in use") {
+		t.Fatalf("summary %q, %v", txt, err)
+	}
+	writeHeapProfile(filepath.Join(t.TempDir(), "missing", "heap.pprof"), &errOut)
+	if !strings.Contains(errOut.String(), "heap profile:") {
+		t.Fatalf("an unwritable path reported %q", errOut.String())
 	}
 }

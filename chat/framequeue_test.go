@@ -1,0 +1,72 @@
+package chat
+
+import (
+	"testing"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+)
+
+// The send queue is a bounded FIFO that holds no memory for frames it
+// does not hold: nothing allocated before the first frame, order kept
+// when it is never drained (the slide), its bound enforced, and a large
+// slice let go once drained.
+func TestFrameQueue(t *testing.T) {
+	q := newFrameQueue(100)
+	if q.frames != nil {
+		t.Fatal("a new queue allocated frames")
+	}
+	ping := func(n uint64) *chatpb.Frame { return pingFrame(n) }
+	next, want := uint64(0), uint64(0)
+	// Push 3, pop 2, over and over: the queue is never empty, so only the
+	// slide keeps its slice from growing with every frame ever queued.
+	for range 1000 {
+		for range 3 {
+			if len(q.frames)-q.head < q.max {
+				if !q.push(ping(next)) {
+					t.Fatalf("push refused with %d queued", q.len())
+				}
+				next++
+			}
+		}
+		for range 2 {
+			f, ok := q.pop()
+			if !ok || f.GetPing().GetNonce() != want {
+				t.Fatalf("popped %v, %v; want nonce %d", f, ok, want)
+			}
+			want++
+		}
+	}
+	for q.len() < q.max {
+		if !q.push(ping(next)) {
+			t.Fatalf("push refused with %d queued", q.len())
+		}
+		next++
+	}
+	if q.len() != 100 {
+		t.Fatalf("%d queued, want the bound, 100", q.len())
+	}
+	if q.push(ping(next)) {
+		t.Fatal("push beyond the bound accepted")
+	}
+	if cap(q.frames) > 2*q.max {
+		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.frames), q.max)
+	}
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("frames queued and ready not signalled")
+	}
+	for q.len() > 0 {
+		f, _ := q.pop()
+		if f.GetPing().GetNonce() != want {
+			t.Fatalf("popped nonce %d, want %d", f.GetPing().GetNonce(), want)
+		}
+		want++
+	}
+	if q.frames != nil {
+		t.Fatalf("a drained queue keeps a slice of capacity %d", cap(q.frames))
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("popped from an empty queue")
+	}
+}
