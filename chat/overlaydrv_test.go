@@ -83,10 +83,10 @@ func treeCluster(t *testing.T, n int, tune func(i int, cfg *chat.Config)) []*cha
 // messages go over the tree) and the neighbour links connect them all.
 func waitNeighbours(t *testing.T, peers []*chattest.Peer) {
 	t.Helper()
-	// A minute: a peer that does not join the overlay itself (TreeThreshold
-	// -1 in TestTreeAndPushMixed) gets neighbours only when a join's walk
-	// or a neighbour request of another peer picks it, which on a loaded
-	// machine took longer than chattest's default.
+	// A minute: a peer that does not join the overlay by its own
+	// threshold (TreeThreshold -1 in TestTreeAndPushMixed) joins once
+	// another's join reaches it, after a rejoin interval or two each, which
+	// on a loaded machine took longer than chattest's default.
 	chattest.WaitFor(t, time.Minute, func() bool {
 		for _, p := range peers {
 			if p.Stats().OverlayNeighbors == 0 {
@@ -430,15 +430,10 @@ func TestTreeAndPushMixed(t *testing.T) {
 			cfg.TreeThreshold = -1 // these push to every member
 		}
 	})
-	// The push peers do not join the overlay themselves; whether another
-	// peer's join walk picks them is chance (in 1 of 3 runs under load,
-	// one was left out for good), so each joins through a peer that uses
-	// the tree, and receives its broadcasts from then on.
-	for i := 0; i < len(peers); i += 2 {
-		if !peers[i].SendOverlayJoinForTest(peers[1].ID()) {
-			t.Fatalf("%s: overlay join not sent", peers[i].Nick())
-		}
-	}
+	// The push peers do not join the overlay by their own threshold: the
+	// tree peers' joins take them in, and from then on they keep
+	// themselves in it (overlaydrv.go, participating), so every peer is
+	// in the overlay the tree peers broadcast over.
 	waitNeighbours(t, peers)
 	sent := stream(t, chat.DefaultRoom, peers, 30, 10*time.Millisecond, nil)
 	waitShown(t, chat.DefaultRoom, sent, peers...)
@@ -523,5 +518,44 @@ func TestTreeDropsInvalidPayloads(t *testing.T) {
 	}
 	if st := c.Stats(); st.OverlayInvalid != 0 || st.OverlayPayloads != 1 {
 		t.Errorf("%s got %d invalid and %d payloads: b relayed what it should have dropped", c.Nick(), st.OverlayInvalid, st.OverlayPayloads)
+	}
+}
+
+// A neighbour dropped and taken again within one pass of the driver (its
+// Disconnect and then its Join drained together: the machine's Ready
+// lists it in both Down and Up) stays a neighbour with a kept link, and
+// the driver's kept links stay the machine's active view. Replaying Up
+// then Down released its link while the machine still held it, and its
+// probes were then answered with a disconnect.
+func TestOverlayNeighbourDroppedAndRetakenStaysKept(t *testing.T) {
+	peers := treeCluster(t, 3, nil)
+	waitNeighbours(t, peers)
+	a := peers[0]
+	var b *chattest.Peer
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, p := range peers[1:] {
+			if slices.Contains(a.OverlayNeighboursForTest(), p.ID()) {
+				b = p
+				return true
+			}
+		}
+		return false
+	}, "%s has no neighbour", a.Nick())
+	if msg := a.OverlayLinksForTest(); msg != "" {
+		t.Fatalf("before: %s", msg)
+	}
+	neighbour, kept, ok := a.StepOverlayForTest(b.ID(),
+		overlay.Message{Kind: overlay.KindDisconnect}, overlay.Message{Kind: overlay.KindJoin})
+	if !ok {
+		t.Fatal("the overlay driver did not take the steps")
+	}
+	if !neighbour {
+		t.Fatalf("%s is not %s's neighbour after its disconnect and join", b.Nick(), a.Nick())
+	}
+	if !kept {
+		t.Errorf("%s's link to its neighbour %s is not kept", a.Nick(), b.Nick())
+	}
+	if msg := a.OverlayLinksForTest(); msg != "" {
+		t.Errorf("after: %s", msg)
 	}
 }
