@@ -2,6 +2,7 @@ package chat
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -45,7 +46,7 @@ func (n *Node) runOnOverlayForTest(fn func(d *overlayDriver)) bool {
 		fn(d)
 	}}
 	select {
-	case d.in <- in:
+	case d.view <- in:
 	case <-time.After(10 * time.Second):
 		return false
 	}
@@ -115,4 +116,64 @@ func (n *Node) OverlayLinksForTest() string {
 		return "driver not running"
 	}
 	return strings.Join(bad, "; ")
+}
+
+// SendOverlayFrameForTest sends to an overlay frame carrying m, as a
+// neighbour's driver would (or a misbehaving one).
+func (n *Node) SendOverlayFrameForTest(to string, m overlay.Message) bool {
+	return n.sendFrame(to, overlayFrame(&m))
+}
+
+// BlockOverlayForTest stops n's overlay driver in the middle of a pass
+// until release is called (at the latest when the node shuts down), so
+// that its inputs queue up; false if the driver did not take it.
+func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
+	d := n.ovl
+	started, stop := make(chan struct{}), make(chan struct{})
+	in := overlayInput{fn: func(d *overlayDriver) {
+		close(started)
+		select {
+		case <-stop:
+		case <-d.n.ctx.Done():
+		}
+	}}
+	select {
+	case d.view <- in:
+	case <-time.After(10 * time.Second):
+		return nil, false
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(stop) }) }, true
+}
+
+// FillOverlayQueuesForTest fills the driver's queues of tree frames and
+// of our broadcasts with inputs that do nothing, as a flood of payloads
+// and a busy sender's messages would, and returns how many it queued.
+func (n *Node) FillOverlayQueuesForTest() int {
+	d := n.ovl
+	k := 0
+	for _, q := range []chan overlayInput{d.in, d.own} {
+		for {
+			select {
+			case q <- overlayInput{fn: func(*overlayDriver) {}}:
+				k++
+				continue
+			default:
+			}
+			break
+		}
+	}
+	return k
+}
+
+// OverlayQueuedForTest returns the inputs waiting for the driver: view
+// frames and probes, tree frames, our broadcasts.
+func (n *Node) OverlayQueuedForTest() (view, tree, own int) {
+	d := n.ovl
+	return len(d.view), len(d.in), len(d.own)
 }

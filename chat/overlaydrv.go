@@ -55,9 +55,23 @@ const (
 	// enough for groups up to thousands; a larger view floods an origin's
 	// first broadcast to more copies and costs more connections.
 	overlayActiveSize = 4
-	// overlayInbox bounds the frames and broadcasts waiting for the
-	// driver.
+	// overlayInbox bounds the peers' tree frames (gossip, announcements,
+	// grafts, prunes) waiting for the driver.
 	overlayInbox = 4096
+	// overlayViewInbox bounds the view frames (joins, neighbour requests
+	// and replies, disconnects, shuffles) and probes waiting for the
+	// driver, apart from the tree's, and handled first: a flood of
+	// payloads must not crowd out the few frames that keep a busy
+	// peer's neighbours (see overlayOwnInbox).
+	overlayViewInbox = 1024
+	// overlayOwnInbox bounds our own broadcasts waiting for the driver;
+	// when it is full they are pushed directly. A busy sender once
+	// filled the one inbox all inputs shared with its own messages:
+	// the neighbour replies and disconnects that came meanwhile were
+	// dropped, its view drifted from its neighbours' and emptied, and
+	// its messages went by anti-entropy only (an N=100 bench run with
+	// the tree from the first peer, p50 15.9 s).
+	overlayOwnInbox = 1024
 	// overlayCheckInterval is how often the driver checks its neighbours'
 	// links and whether it must join again.
 	overlayCheckInterval = 500 * time.Millisecond
@@ -85,9 +99,12 @@ type overlayInput struct {
 
 // overlayDriver owns one node's overlay.Node (see the file comment).
 type overlayDriver struct {
-	n  *Node
-	m  *overlay.Node // only run's goroutine touches it; nil if it could not be built
-	in chan overlayInput
+	n *Node
+	m *overlay.Node // only run's goroutine touches it; nil if it could not be built
+	// The inputs, each bounded (a full one drops, counted): view frames
+	// and probes (handled first), the peers' tree frames, our
+	// broadcasts. Read by run only.
+	view, in, own chan overlayInput
 	// toPipeline carries first receipts from run to the goroutine that
 	// feeds them to the receive pipeline (feedPipeline), so that relaying
 	// never waits for a store or a room lock.
@@ -114,7 +131,8 @@ type overlayDriver struct {
 }
 
 func newOverlayDriver(n *Node) *overlayDriver {
-	d := &overlayDriver{n: n, in: make(chan overlayInput, overlayInbox), toPipeline: make(chan []overlay.Delivery, overlayInbox),
+	d := &overlayDriver{n: n, view: make(chan overlayInput, overlayViewInbox), in: make(chan overlayInput, overlayInbox),
+		own: make(chan overlayInput, overlayOwnInbox), toPipeline: make(chan []overlay.Delivery, overlayInbox),
 		epoch: time.Now(), kept: map[string]bool{}}
 	cfg := overlay.DefaultConfig(n.id.ID, rand.Uint64())
 	cfg.ActiveSize = overlayActiveSize
@@ -179,17 +197,15 @@ func (d *overlayDriver) run() {
 		select {
 		case <-n.ctx.Done():
 			return
+		case in := <-d.view:
+			d.input(in)
+			d.drain()
 		case in := <-d.in:
 			d.input(in)
-		drain:
-			for range overlayDrain - 1 {
-				select {
-				case in = <-d.in:
-					d.input(in)
-				default:
-					break drain
-				}
-			}
+			d.drain()
+		case in := <-d.own:
+			d.input(in)
+			d.drain()
 		case <-gen:
 			gen = n.memberGenChan()
 			d.syncMembers()
@@ -204,6 +220,30 @@ func (d *overlayDriver) run() {
 			}
 		}
 		d.flush()
+	}
+}
+
+// drain handles up to overlayDrain-1 more queued inputs, so that a burst
+// shares one flush: view frames first, then the peers' tree frames, then
+// our broadcasts (the first of which the run loop's select may pick at
+// any pass, so they are not starved).
+func (d *overlayDriver) drain() {
+	for range overlayDrain - 1 {
+		var in overlayInput
+		select {
+		case in = <-d.view:
+		default:
+			select {
+			case in = <-d.in:
+			default:
+				select {
+				case in = <-d.own:
+				default:
+					return
+				}
+			}
+		}
+		d.input(in)
 	}
 }
 
@@ -484,7 +524,7 @@ func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 	d := n.ovl
 	if isProbe(pb) {
 		select {
-		case d.in <- overlayInput{from: from, probe: true}:
+		case d.view <- overlayInput{from: from, probe: true}:
 		default:
 			d.drops.Add(1)
 		}
@@ -502,8 +542,12 @@ func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 		n.logger.Printf("drop overlay frame from %s: %v", from, err)
 		return
 	}
+	q := d.in
+	if m.Kind.View() {
+		q = d.view
+	}
 	select {
-	case d.in <- overlayInput{from: from, msg: m}:
+	case q <- overlayInput{from: from, msg: m}:
 	default:
 		d.drops.Add(1)
 	}
@@ -582,7 +626,7 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 	}
 	m := overlay.Message{Kind: overlay.KindGossip, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
 	select {
-	case d.in <- overlayInput{msg: m}:
+	case d.own <- overlayInput{msg: m}:
 		return true
 	default:
 		return false

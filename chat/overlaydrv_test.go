@@ -559,3 +559,42 @@ func TestOverlayNeighbourDroppedAndRetakenStaysKept(t *testing.T) {
 		t.Errorf("after: %s", msg)
 	}
 }
+
+// A neighbour's view frame (here a disconnect) reaches the machine of a
+// peer whose driver is swamped, its queues of tree frames and of its own
+// broadcasts full: view frames wait apart and go first. When one inbox
+// took every input, a busy sender's own messages filled it, the replies
+// and disconnects of its neighbours were dropped, and its view drifted
+// from theirs until it was empty.
+func TestOverlayViewFramesNotCrowdedOut(t *testing.T) {
+	peers := treeCluster(t, 3, nil)
+	waitNeighbours(t, peers)
+	a, b := peers[0], peers[1]
+	chattest.WaitFor(t, timeout, func() bool {
+		return slices.Contains(a.OverlayNeighboursForTest(), b.ID())
+	}, "%s and %s neighbours", a.Nick(), b.Nick())
+	release, ok := a.BlockOverlayForTest()
+	if !ok {
+		t.Fatal("overlay driver not blocked")
+	}
+	t.Cleanup(release)
+	if k := a.FillOverlayQueuesForTest(); k == 0 {
+		t.Fatal("nothing queued")
+	}
+	drops := a.Stats().OverlayDrops
+	got := a.OverlayStatsForTest().Received[overlay.KindDisconnect]
+	if !b.SendOverlayFrameForTest(a.ID(), overlay.Message{Kind: overlay.KindDisconnect}) {
+		t.Fatal("disconnect not sent")
+	}
+	chattest.WaitFor(t, timeout, func() bool {
+		view, _, _ := a.OverlayQueuedForTest()
+		return view > 0 || a.Stats().OverlayDrops > drops
+	}, "the disconnect did not arrive")
+	if d := a.Stats().OverlayDrops - drops; d != 0 {
+		t.Fatalf("%d overlay frames dropped by a swamped driver: the view frame was not kept apart", d)
+	}
+	release()
+	chattest.WaitFor(t, timeout, func() bool {
+		return a.OverlayStatsForTest().Received[overlay.KindDisconnect] > got
+	}, "the disconnect never reached %s's overlay machine", a.Nick())
+}
