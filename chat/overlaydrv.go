@@ -8,18 +8,25 @@ package chat
 //
 //   - Overlay frames from peers (handleOverlay, on the connection's own
 //     goroutine: decoded with every bound checked, every peer ID in them a
-//     member, a gossip payload verified like a pushed envelope) through a
-//     bounded queue: when it is full the frame is dropped and counted
-//     (Stats.OverlayDrops); grafts and anti-entropy repair what it carried.
-//   - Our own room messages in tree mode (broadcast).
+//     member, a gossip payload verified like a pushed envelope) through
+//     bounded queues, the view's frames and probes apart from the tree's
+//     and handled first: when one is full the frame is dropped and
+//     counted (Stats.OverlayDrops); grafts and anti-entropy repair what
+//     the tree's carried, probes and timeouts what the view's did.
+//   - Our own room messages in tree mode (broadcast), through a queue of
+//     their own: when it is full they are pushed directly instead.
 //   - Membership: memberlist members are the join contacts (a random live
-//     one; again while the active view is empty), and a member that is no
-//     longer live, or a neighbour whose link broke, is PeerDown.
+//     one in neither view; again while the active view is empty) and
+//     candidate neighbours while the view is short (introduce), and a
+//     member that is no longer live, or a neighbour whose link broke, is
+//     PeerDown. Every member joins once any may broadcast over the tree
+//     (participating).
 //   - Time: Tick at the machine's NextDeadline.
 //
-// After each input it sends the machine's messages (sendFrame), keeps the
-// links to its neighbours open (keepLink) and hands first receipts of
-// rooms this node has joined to the receive pipeline (receive.go:
+// After each pass it sends the machine's messages (sendFrame), keeps the
+// links to its neighbours open (keepLink, following the machine's active
+// view: syncKept) and hands first receipts of rooms this node has joined
+// to the receive pipeline (receive.go:
 // duplicate check, signature, store, ordering; never forwarded by it: the
 // tree forwards). The overlay spans the whole group, not one room: each
 // peer keeps one small active view whatever its rooms, and every member
@@ -291,7 +298,6 @@ func (d *overlayDriver) input(in overlayInput) {
 // more (a replacement neighbour): a few passes at most.
 func (d *overlayDriver) flush() {
 	n := d.n
-	viewChanged := false
 	for range 4 {
 		rd := d.m.Ready()
 		if len(rd.Messages) == 0 && len(rd.Deliveries) == 0 && len(rd.Up) == 0 && len(rd.Down) == 0 {
@@ -306,7 +312,6 @@ func (d *overlayDriver) flush() {
 		}
 		if len(rd.Up) > 0 || len(rd.Down) > 0 {
 			d.syncKept(rd.Up)
-			viewChanged = true
 		}
 		if len(rd.Deliveries) > 0 {
 			d.delivered.Add(uint64(len(rd.Deliveries)))
@@ -323,11 +328,12 @@ func (d *overlayDriver) flush() {
 			d.m.PeerDown(now, p)
 		}
 	}
+	// A PeerDown of the last pass left its Down for the next flush: the
+	// kept links and the snapshot follow the machine's view now anyway.
+	d.syncKept(nil)
 	d.mu.Lock()
 	d.stats = d.m.Stats()
-	if viewChanged {
-		d.active = d.m.Active()
-	}
+	d.active = d.m.Active()
 	d.mu.Unlock()
 }
 
