@@ -276,7 +276,7 @@ func (d *overlayDriver) input(in overlayInput) {
 		}
 		return
 	}
-	d.inUse = true
+	d.inUse = true // see participating
 	if in.probe {
 		// The machine's view, not the kept links: an earlier input of
 		// this pass may have taken from as a neighbour (a Join), and
@@ -286,7 +286,6 @@ func (d *overlayDriver) input(in overlayInput) {
 		}
 		return
 	}
-	d.inUse = true
 	if in.msg.Kind == overlay.KindGossip {
 		d.payloads.Add(1)
 	}
@@ -460,7 +459,6 @@ func (d *overlayDriver) introduce(live map[string]bool) {
 			outside = append(outside, id)
 		}
 	}
-	slices.Sort(outside) // map order is not random enough to sample from
 	rand.Shuffle(len(outside), func(i, j int) { outside[i], outside[j] = outside[j], outside[i] })
 	now := d.now()
 	for _, id := range outside[:min(len(outside), overlayActiveSize)] {
@@ -505,7 +503,7 @@ func (d *overlayDriver) maybeJoin(live map[string]bool) {
 	var outside, known []string
 	for id := range live {
 		switch {
-		case slices.Contains(active, id):
+		case id == d.n.id.ID || slices.Contains(active, id):
 		case slices.Contains(passive, id):
 			known = append(known, id)
 		default:
