@@ -3,8 +3,10 @@ package chat_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,14 +18,23 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
+// clusterSeq numbers treeCluster's groups within the process.
+var clusterSeq atomic.Uint64
+
 // treeCluster starts n peers that use the tree for every room message
 // (TreeThreshold 2) and whose anti-entropy is too slow to matter within a
 // test (a minute), so what arrives came over the tree.
 func treeCluster(t *testing.T, n int, tune func(i int, cfg *chat.Config)) []*chattest.Peer {
 	t.Helper()
+	// A label of its own: on a machine where other processes start and
+	// stop groups on 127.0.0.1, a port one of ours gossips to may have
+	// been taken by another group's peer since, and without a label the
+	// groups merge (a 12-peer test once saw 64 members).
+	label := fmt.Sprintf("tree-%d-%d", os.Getpid(), clusterSeq.Add(1))
 	peers := make([]*chattest.Peer, n)
 	for i := range peers {
 		cfg := chattest.Config(t, fmt.Sprintf("p%d", i))
+		cfg.ClusterLabel = label
 		cfg.TreeThreshold = 2
 		cfg.AntiEntropyInterval = time.Minute
 		// Failure detection slow enough that dozens of peers on a loaded
