@@ -72,12 +72,11 @@ const (
 	// peer's neighbours (see overlayOwnInbox).
 	overlayViewInbox = 1024
 	// overlayOwnInbox bounds our own broadcasts waiting for the driver;
-	// when it is full they are pushed directly. A busy sender once
-	// filled the one inbox all inputs shared with its own messages:
-	// the neighbour replies and disconnects that came meanwhile were
-	// dropped, its view drifted from its neighbours' and emptied, and
-	// its messages went by anti-entropy only (an N=100 bench run with
-	// the tree from the first peer, p50 15.9 s).
+	// when it is full they are pushed directly. With one inbox for all
+	// inputs, a busy sender's own messages could fill it, and the
+	// neighbour replies and disconnects that came meanwhile were dropped:
+	// its view drifted from its neighbours' (docs/SCALE.md, "Open
+	// problems": an N=100 run's sender ended with an empty view).
 	overlayOwnInbox = 1024
 	// overlayCheckInterval is how often the driver checks its neighbours'
 	// links and whether it must join again.
