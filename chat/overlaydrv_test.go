@@ -612,7 +612,7 @@ func TestOverlayViewFramesNotCrowdedOut(t *testing.T) {
 }
 
 // A busy sender keeps its neighbours: four goroutines of one peer send
-// 400 messages as fast as it stores them, and its active view never
+// 200 messages as fast as it stores them, and its active view never
 // empties meanwhile (sampled every 20 ms), every message goes over the
 // tree, and every peer shows all of them. Before the driver kept its
 // links and answered probes from the machine's view, a neighbour that
@@ -622,7 +622,7 @@ func TestOverlayViewFramesNotCrowdedOut(t *testing.T) {
 // bench run ended with the sender's view empty).
 func TestTreeBusySenderKeepsItsView(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a burst of 400 messages")
+		t.Skip("a burst of 200 messages")
 	}
 	peers := treeCluster(t, 8, nil)
 	waitNeighbours(t, peers)
@@ -647,7 +647,7 @@ func TestTreeBusySenderKeepsItsView(t *testing.T) {
 			}
 		}
 	}()
-	const writers, each = 4, 100
+	const writers, each = 4, 50
 	var mu sync.Mutex
 	var sent []string
 	var send sync.WaitGroup
