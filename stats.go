@@ -121,7 +121,7 @@ type Stats struct {
 	// OverlayInvalid the overlay frames dropped by a check (a bound, a
 	// peer that is not a member, a payload that is not a valid signed
 	// envelope: never relayed); OverlayDrops the frames dropped because
-	// the overlay's input queue was full.
+	// one of the overlay's input queues was full.
 	OverlayNeighbors  int    `json:"overlay_neighbors"`
 	OverlayBroadcasts uint64 `json:"overlay_broadcasts"`
 	OverlayPayloads   uint64 `json:"overlay_payloads"`

@@ -1,6 +1,10 @@
 package chat
 
 import (
+	"strings"
+	"sync"
+	"time"
+
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
@@ -29,10 +33,147 @@ func (n *Node) OverlayStatsForTest() overlay.Stats {
 	return d.stats
 }
 
-// SendOverlayJoinForTest sends to an overlay Join, as the driver of a
-// peer that joins the overlay does (a peer with TreeThreshold -1 never
-// joins by itself; it is taken in when another's join walk or neighbour
-// request picks it).
-func (n *Node) SendOverlayJoinForTest(to string) bool {
-	return n.sendFrame(to, overlayFrame(&overlay.Message{Kind: overlay.KindJoin}))
+// runOnOverlayForTest runs fn on n's overlay driver goroutine and waits
+// for it; false if the driver is not running or does not take it in time.
+func (n *Node) runOnOverlayForTest(fn func(d *overlayDriver)) bool {
+	d := n.ovl
+	if !d.running.Load() {
+		return false
+	}
+	done := make(chan struct{})
+	in := overlayInput{fn: func(d *overlayDriver) {
+		defer close(done)
+		fn(d)
+	}}
+	select {
+	case d.view <- in:
+	case <-time.After(10 * time.Second):
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
+}
+
+// StepOverlayForTest hands n's overlay machine msgs from peer from, all in
+// one pass of the driver (one flush after them, as a burst of frames
+// drained together), and reports whether from is a neighbour of the
+// machine afterwards and whether n keeps its link.
+func (n *Node) StepOverlayForTest(from string, msgs ...overlay.Message) (neighbour, kept, ok bool) {
+	ok = n.runOnOverlayForTest(func(d *overlayDriver) {
+		for _, m := range msgs {
+			d.m.Step(d.now(), from, m)
+		}
+		d.flush()
+		neighbour = d.m.IsActive(from)
+		n.mu.Lock()
+		p := n.peers[from]
+		n.mu.Unlock()
+		if p != nil {
+			p.mu.Lock()
+			kept = p.kept
+			p.mu.Unlock()
+		}
+	})
+	return neighbour, kept, ok
+}
+
+// OverlayLinksForTest checks, on the driver's goroutine, that the links
+// the driver keeps for the overlay are exactly the machine's active view
+// and that each is marked kept; it returns what disagrees ("" if
+// nothing).
+func (n *Node) OverlayLinksForTest() string {
+	var bad []string
+	ok := n.runOnOverlayForTest(func(d *overlayDriver) {
+		d.flush() // inputs drained before this one in the same pass
+		for _, p := range d.m.Active() {
+			if !d.kept[p] {
+				bad = append(bad, "neighbour "+p+" not in the driver's kept set")
+			}
+			n.mu.Lock()
+			l := n.peers[p]
+			n.mu.Unlock()
+			if l == nil {
+				bad = append(bad, "neighbour "+p+" has no link")
+				continue
+			}
+			l.mu.Lock()
+			if !l.kept {
+				bad = append(bad, "neighbour "+p+"'s link not kept")
+			}
+			l.mu.Unlock()
+		}
+		for p := range d.kept {
+			if !d.m.IsActive(p) {
+				bad = append(bad, p+" kept but not a neighbour")
+			}
+		}
+	})
+	if !ok {
+		return "driver not running"
+	}
+	return strings.Join(bad, "; ")
+}
+
+// SendOverlayFrameForTest sends to an overlay frame carrying m, as a
+// neighbour's driver would (or a misbehaving one).
+func (n *Node) SendOverlayFrameForTest(to string, m overlay.Message) bool {
+	return n.sendFrame(to, overlayFrame(&m))
+}
+
+// BlockOverlayForTest stops n's overlay driver in the middle of a pass
+// until release is called (at the latest when the node shuts down), so
+// that its inputs queue up; false if the driver did not take it.
+func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
+	d := n.ovl
+	started, stop := make(chan struct{}), make(chan struct{})
+	in := overlayInput{fn: func(d *overlayDriver) {
+		close(started)
+		select {
+		case <-stop:
+		case <-d.n.ctx.Done():
+		}
+	}}
+	select {
+	case d.view <- in:
+	case <-time.After(10 * time.Second):
+		return nil, false
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(stop) }) }, true
+}
+
+// FillOverlayQueuesForTest fills the driver's queues of tree frames and
+// of our broadcasts with inputs that do nothing, as a flood of payloads
+// and a busy sender's messages would, and returns how many it queued.
+func (n *Node) FillOverlayQueuesForTest() int {
+	d := n.ovl
+	k := 0
+	for _, q := range []chan overlayInput{d.in, d.own} {
+		for {
+			select {
+			case q <- overlayInput{fn: func(*overlayDriver) {}}:
+				k++
+				continue
+			default:
+			}
+			break
+		}
+	}
+	return k
+}
+
+// OverlayQueuedForTest returns the inputs waiting for the driver: view
+// frames and probes, tree frames, our broadcasts.
+func (n *Node) OverlayQueuedForTest() (view, tree, own int) {
+	d := n.ovl
+	return len(d.view), len(d.in), len(d.own)
 }

@@ -8,18 +8,25 @@ package chat
 //
 //   - Overlay frames from peers (handleOverlay, on the connection's own
 //     goroutine: decoded with every bound checked, every peer ID in them a
-//     member, a gossip payload verified like a pushed envelope) through a
-//     bounded queue: when it is full the frame is dropped and counted
-//     (Stats.OverlayDrops); grafts and anti-entropy repair what it carried.
-//   - Our own room messages in tree mode (broadcast).
+//     member, a gossip payload verified like a pushed envelope) through
+//     bounded queues, the view's frames and probes apart from the tree's
+//     and handled first: when one is full the frame is dropped and
+//     counted (Stats.OverlayDrops); grafts and anti-entropy repair what
+//     the tree's carried, probes and timeouts what the view's did.
+//   - Our own room messages in tree mode (broadcast), through a queue of
+//     their own: when it is full they are pushed directly instead.
 //   - Membership: memberlist members are the join contacts (a random live
-//     one; again while the active view is empty), and a member that is no
-//     longer live, or a neighbour whose link broke, is PeerDown.
+//     one in neither view; again while the active view is empty) and
+//     candidate neighbours while the view is short (introduce), and a
+//     member that is no longer live, or a neighbour whose link broke, is
+//     PeerDown. Every member joins once any may broadcast over the tree
+//     (participating).
 //   - Time: Tick at the machine's NextDeadline.
 //
-// After each input it sends the machine's messages (sendFrame), keeps the
-// links to its neighbours open (keepLink) and hands first receipts of
-// rooms this node has joined to the receive pipeline (receive.go:
+// After each pass it sends the machine's messages (sendFrame), keeps the
+// links to its neighbours open (keepLink, following the machine's active
+// view: syncKept) and hands first receipts of rooms this node has joined
+// to the receive pipeline (receive.go:
 // duplicate check, signature, store, ordering; never forwarded by it: the
 // tree forwards). The overlay spans the whole group, not one room: each
 // peer keeps one small active view whatever its rooms, and every member
@@ -55,9 +62,22 @@ const (
 	// enough for groups up to thousands; a larger view floods an origin's
 	// first broadcast to more copies and costs more connections.
 	overlayActiveSize = 4
-	// overlayInbox bounds the frames and broadcasts waiting for the
-	// driver.
+	// overlayInbox bounds the peers' tree frames (gossip, announcements,
+	// grafts, prunes) waiting for the driver.
 	overlayInbox = 4096
+	// overlayViewInbox bounds the view frames (joins, neighbour requests
+	// and replies, disconnects, shuffles) and probes waiting for the
+	// driver, apart from the tree's, and handled first: a flood of
+	// payloads must not crowd out the few frames that keep a busy
+	// peer's neighbours (see overlayOwnInbox).
+	overlayViewInbox = 1024
+	// overlayOwnInbox bounds our own broadcasts waiting for the driver;
+	// when it is full they are pushed directly. With one inbox for all
+	// inputs, a busy sender's own messages could fill it, and the
+	// neighbour replies and disconnects that came meanwhile were dropped:
+	// its view drifted from its neighbours' (docs/SCALE.md, "Open
+	// problems": an N=100 run's sender ended with an empty view).
+	overlayOwnInbox = 1024
 	// overlayCheckInterval is how often the driver checks its neighbours'
 	// links and whether it must join again.
 	overlayCheckInterval = 500 * time.Millisecond
@@ -78,13 +98,19 @@ type overlayInput struct {
 	from  string
 	msg   overlay.Message
 	probe bool // from holds us as a neighbour (isProbe)
+	// fn, when set, is all the input: run on the driver's goroutine
+	// (tests: several machine inputs that share one flush).
+	fn func(d *overlayDriver)
 }
 
 // overlayDriver owns one node's overlay.Node (see the file comment).
 type overlayDriver struct {
-	n  *Node
-	m  *overlay.Node // only run's goroutine touches it; nil if it could not be built
-	in chan overlayInput
+	n *Node
+	m *overlay.Node // only run's goroutine touches it; nil if it could not be built
+	// The inputs, each bounded (a full one drops, counted): view frames
+	// and probes (handled first), the peers' tree frames, our
+	// broadcasts. Read by run only.
+	view, in, own chan overlayInput
 	// toPipeline carries first receipts from run to the goroutine that
 	// feeds them to the receive pipeline (feedPipeline), so that relaying
 	// never waits for a store or a room lock.
@@ -92,8 +118,16 @@ type overlayDriver struct {
 	epoch      time.Time // the machine's clock is the time since epoch
 	running    atomic.Bool
 
-	lastJoin time.Duration   // run's goroutine only
-	isActive map[string]bool // the active view, from Ready's Up and Down; run's goroutine only
+	lastJoin time.Duration // run's goroutine only
+	// kept are the neighbours whose links this driver marked kept: the
+	// machine's active view as of the last flush (syncKept). Run's
+	// goroutine only; decisions about who is a neighbour ask the machine
+	// (IsActive, Active), never this copy.
+	kept map[string]bool
+	// inUse: a member has sent us an overlay frame, so some member uses
+	// the overlay, and this peer joins it from now on whatever its own
+	// TreeThreshold (participating). Run's goroutine only.
+	inUse bool
 
 	mu     sync.Mutex // guards the snapshots below
 	active []string
@@ -103,8 +137,9 @@ type overlayDriver struct {
 }
 
 func newOverlayDriver(n *Node) *overlayDriver {
-	d := &overlayDriver{n: n, in: make(chan overlayInput, overlayInbox), toPipeline: make(chan []overlay.Delivery, overlayInbox),
-		epoch: time.Now(), isActive: map[string]bool{}}
+	d := &overlayDriver{n: n, view: make(chan overlayInput, overlayViewInbox), in: make(chan overlayInput, overlayInbox),
+		own: make(chan overlayInput, overlayOwnInbox), toPipeline: make(chan []overlay.Delivery, overlayInbox),
+		epoch: time.Now(), kept: map[string]bool{}}
 	cfg := overlay.DefaultConfig(n.id.ID, rand.Uint64())
 	cfg.ActiveSize = overlayActiveSize
 	cfg.MaxPayload = maxOverlayPayload
@@ -168,17 +203,15 @@ func (d *overlayDriver) run() {
 		select {
 		case <-n.ctx.Done():
 			return
+		case in := <-d.view:
+			d.input(in)
+			d.drain()
 		case in := <-d.in:
 			d.input(in)
-		drain:
-			for range overlayDrain - 1 {
-				select {
-				case in = <-d.in:
-					d.input(in)
-				default:
-					break drain
-				}
-			}
+			d.drain()
+		case in := <-d.own:
+			d.input(in)
+			d.drain()
 		case <-gen:
 			gen = n.memberGenChan()
 			d.syncMembers()
@@ -188,11 +221,35 @@ func (d *overlayDriver) run() {
 			d.checkLinks()
 			d.m.Tick(d.now())
 		case <-probe.C:
-			for p := range d.isActive {
+			for _, p := range d.m.Active() {
 				n.sendFrame(p, probeFrame())
 			}
 		}
 		d.flush()
+	}
+}
+
+// drain handles up to overlayDrain-1 more queued inputs, so that a burst
+// shares one flush: view frames first, then the peers' tree frames, then
+// our broadcasts (the first of which the run loop's select may pick at
+// any pass, so they are not starved).
+func (d *overlayDriver) drain() {
+	for range overlayDrain - 1 {
+		var in overlayInput
+		select {
+		case in = <-d.view:
+		default:
+			select {
+			case in = <-d.in:
+			default:
+				select {
+				case in = <-d.own:
+				default:
+					return
+				}
+			}
+		}
+		d.input(in)
 	}
 }
 
@@ -208,14 +265,22 @@ func (d *overlayDriver) arm(timer *time.Timer) {
 
 func (d *overlayDriver) input(in overlayInput) {
 	now := d.now()
+	if in.fn != nil {
+		in.fn(d)
+		return
+	}
 	if in.from == "" {
 		if d.m.Broadcast(now, in.msg.ID, in.msg.Payload) {
 			d.broadcasts.Add(1)
 		}
 		return
 	}
+	d.inUse = true // see participating
 	if in.probe {
-		if !d.isActive[in.from] {
+		// The machine's view, not the kept links: an earlier input of
+		// this pass may have taken from as a neighbour (a Join), and
+		// the links follow only at the flush.
+		if !d.m.IsActive(in.from) {
 			d.n.sendFrame(in.from, overlayFrame(&overlay.Message{Kind: overlay.KindDisconnect}))
 		}
 		return
@@ -231,7 +296,6 @@ func (d *overlayDriver) input(in overlayInput) {
 // more (a replacement neighbour): a few passes at most.
 func (d *overlayDriver) flush() {
 	n := d.n
-	viewChanged := false
 	for range 4 {
 		rd := d.m.Ready()
 		if len(rd.Messages) == 0 && len(rd.Deliveries) == 0 && len(rd.Up) == 0 && len(rd.Down) == 0 {
@@ -244,18 +308,9 @@ func (d *overlayDriver) flush() {
 				down = append(down, e.To)
 			}
 		}
-		for _, p := range rd.Up {
-			d.isActive[p] = true
-			n.keepLink(p, true)
+		if len(rd.Up) > 0 || len(rd.Down) > 0 {
+			d.syncKept(rd.Up)
 		}
-		mesh := n.meshLinks()
-		for _, p := range rd.Down {
-			delete(d.isActive, p)
-			if !mesh { // a small group keeps a link to every member
-				n.keepLink(p, false)
-			}
-		}
-		viewChanged = viewChanged || len(rd.Up) > 0 || len(rd.Down) > 0
 		if len(rd.Deliveries) > 0 {
 			d.delivered.Add(uint64(len(rd.Deliveries)))
 			// The feeder keeps up unless the store stalls: then relaying
@@ -271,12 +326,41 @@ func (d *overlayDriver) flush() {
 			d.m.PeerDown(now, p)
 		}
 	}
+	// A PeerDown of the last pass left its Down for the next flush: the
+	// kept links and the snapshot follow the machine's view now anyway.
+	d.syncKept(nil)
 	d.mu.Lock()
 	d.stats = d.m.Stats()
-	if viewChanged {
-		d.active = d.m.Active()
-	}
+	d.active = d.m.Active()
 	d.mu.Unlock()
+}
+
+// syncKept makes the kept links agree with the machine's active view:
+// each neighbour's link kept, each former neighbour's released (unless a
+// small group keeps a link to every member). The view comes from the
+// machine, not from replaying up then Ready's Down: a peer dropped and
+// taken again within one pass is in both lists, and replayed in that
+// order it lost its kept link while the machine held it as a neighbour
+// (TestOverlayNeighbourDroppedAndRetakenStaysKept). A neighbour in up is
+// kept again even if it never left kept: its link may have been
+// replaced meanwhile (a member's new chat address).
+func (d *overlayDriver) syncKept(up []string) {
+	n := d.n
+	for _, p := range d.m.Active() {
+		if !d.kept[p] || slices.Contains(up, p) {
+			d.kept[p] = true
+			n.keepLink(p, true)
+		}
+	}
+	mesh := n.meshLinks()
+	for p := range d.kept {
+		if !d.m.IsActive(p) {
+			delete(d.kept, p)
+			if !mesh { // a small group keeps a link to every member
+				n.keepLink(p, false)
+			}
+		}
+	}
 }
 
 // feedPipeline hands first receipts to the receive pipeline until the
@@ -332,8 +416,9 @@ func (d *overlayDriver) syncMembers() {
 			d.down(now, p)
 		}
 	}
+	d.introduce(live)
 	d.maybeJoin(live)
-	d.n.keepLinks(d.isActive)
+	d.n.keepLinks(d.kept)
 }
 
 // checkLinks reports neighbours whose link broke, and joins again if the
@@ -345,7 +430,39 @@ func (d *overlayDriver) checkLinks() {
 			d.down(now, p)
 		}
 	}
-	d.maybeJoin(d.n.liveMembers())
+	live := d.n.liveMembers()
+	d.introduce(live)
+	d.maybeJoin(live)
+}
+
+// introduce gives the machine up to overlayActiveSize live members that
+// are in neither of its views as candidate neighbours
+// (overlay.Node.Introduce: only into room left in the passive view) while
+// its active view is short. The views know only the peers that joins,
+// walks and shuffles brought; memberlist knows every member. Peers that
+// joined through each other at the same moment could otherwise stay a
+// component cut off from the rest, each asking only its own for
+// neighbours, and a member that does not join by its own threshold
+// would be asked by nobody (see participating).
+func (d *overlayDriver) introduce(live map[string]bool) {
+	if !d.participating() {
+		return
+	}
+	active, passive := d.m.Active(), d.m.Passive()
+	if len(active) >= overlayActiveSize {
+		return
+	}
+	var outside []string
+	for id := range live {
+		if id != d.n.id.ID && !slices.Contains(active, id) && !slices.Contains(passive, id) {
+			outside = append(outside, id)
+		}
+	}
+	rand.Shuffle(len(outside), func(i, j int) { outside[i], outside[j] = outside[j], outside[i] })
+	now := d.now()
+	for _, id := range outside[:min(len(outside), overlayActiveSize)] {
+		d.m.Introduce(now, id)
+	}
 }
 
 // down reports p down to the machine. A neighbour may still be alive (a
@@ -353,7 +470,7 @@ func (d *overlayDriver) checkLinks() {
 // gets a disconnect, so that it drops us too rather than keep a one-sided
 // link.
 func (d *overlayDriver) down(now time.Duration, p string) {
-	if d.isActive[p] {
+	if d.m.IsActive(p) {
 		d.n.sendFrame(p, overlayFrame(&overlay.Message{Kind: overlay.KindDisconnect}))
 	}
 	d.m.PeerDown(now, p)
@@ -366,20 +483,35 @@ func (d *overlayDriver) down(now time.Duration, p string) {
 // the same moment (a group starting up) know nobody else, and the
 // machine would only join its contact again, one of them. memberlist
 // knows every member, so the driver can do what the views cannot.
+//
+// The contact is a member in neither view when there is one: as far as
+// this peer knows, one outside the overlay. A peer that does not join by
+// its own TreeThreshold joins once it hears from the overlay (inUse), so
+// each such join brings one more member in, and that member's own joins
+// the next: the members a tree must reach are taken in by the overlay's
+// joins, not left to whether a walk happens to end at them.
 func (d *overlayDriver) maybeJoin(live map[string]bool) {
 	now := d.now()
 	if !d.participating() || d.lastJoin != 0 && now-d.lastJoin < overlayRejoin {
 		return
 	}
-	active := d.m.Active()
-	if len(active) > 0 && (len(active) >= overlayActiveSize || len(d.m.Passive()) > 0) {
+	active, passive := d.m.Active(), d.m.Passive()
+	if len(active) > 0 && (len(active) >= overlayActiveSize || len(passive) > 0) {
 		return
 	}
-	ids := make([]string, 0, len(live))
+	var outside, known []string
 	for id := range live {
-		if !slices.Contains(active, id) {
-			ids = append(ids, id)
+		switch {
+		case id == d.n.id.ID || slices.Contains(active, id):
+		case slices.Contains(passive, id):
+			known = append(known, id)
+		default:
+			outside = append(outside, id)
 		}
+	}
+	ids := outside
+	if len(ids) == 0 {
+		ids = known
 	}
 	if len(ids) == 0 {
 		return
@@ -395,7 +527,7 @@ func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 	d := n.ovl
 	if isProbe(pb) {
 		select {
-		case d.in <- overlayInput{from: from, probe: true}:
+		case d.view <- overlayInput{from: from, probe: true}:
 		default:
 			d.drops.Add(1)
 		}
@@ -413,8 +545,12 @@ func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 		n.logger.Printf("drop overlay frame from %s: %v", from, err)
 		return
 	}
+	q := d.in
+	if m.Kind.View() {
+		q = d.view
+	}
 	select {
-	case d.in <- overlayInput{from: from, msg: m}:
+	case q <- overlayInput{from: from, msg: m}:
 	default:
 		d.drops.Add(1)
 	}
@@ -493,23 +629,42 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 	}
 	m := overlay.Message{Kind: overlay.KindGossip, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
 	select {
-	case d.in <- overlayInput{msg: m}:
+	case d.own <- overlayInput{msg: m}:
 		return true
 	default:
 		return false
 	}
 }
 
-// participating reports whether this peer joins the overlay on its own:
-// the tree is enabled and the group has more than half TreeThreshold live
-// members. Smaller groups push directly and pay nothing for the overlay
-// (no joins, so no neighbours and no probes); a peer still answers and
-// relays for those that join it, and a group growing towards the
-// threshold is in the overlay well before any member counts past it and
-// broadcasts over the tree.
+// participating reports whether this peer joins the overlay on its own
+// (run's goroutine only): the group has more than half of
+// min(TreeThreshold, DefaultTreeThreshold) live members (TreeThreshold
+// -1 counting as no limit), or a member has spoken the overlay to us
+// (inUse). Smaller groups push directly and pay nothing for the overlay
+// (no joins, so no neighbours and no probes), and a group growing
+// towards the threshold is in the overlay well before any member counts
+// past it and broadcasts over the tree.
+//
+// A member that broadcasts over the tree reaches only the overlay's
+// members, so every member must be in it once any member may use it:
+// TreeThreshold says how this peer sends its own messages, relaying
+// others' is every member's part. Hence a peer with the tree off (-1) or
+// a larger threshold than the default joins when default-configured
+// members do, and any peer joins once a member speaks the overlay to it:
+// members with a smaller threshold than ours, or that count the group
+// differently for a moment. Before, such a peer was in the overlay only
+// while another's join walk or neighbour request held it there, and once
+// dropped it never came back (TestTreeAndPushMixed left one out for good
+// in 1 of 3 loaded runs). introduce makes sure peers short of neighbours
+// ask the members nobody has taken in yet. Nothing takes a peer out of
+// the overlay again (the group shrinking neither): its views and probes
+// cost little, and rejoining costs a join.
 func (d *overlayDriver) participating() bool {
 	t := d.n.cfg.TreeThreshold
-	return t >= 0 && 2*d.n.numMembers() > t
+	if t < 0 || t > DefaultTreeThreshold {
+		t = DefaultTreeThreshold
+	}
+	return d.inUse || 2*d.n.numMembers() > t
 }
 
 // treeMode reports whether our room messages go over the tree: the tree is

@@ -178,13 +178,11 @@ func LinksUp(st hearsay.Stats, n int) bool {
 	if st.KeptDown != 0 {
 		return false
 	}
-	// A large group's neighbours: a neighbour's link may be one made on
-	// demand rather than kept for a while (the driver applies a step's
-	// Up before its Down, so a neighbour dropped and taken again in one
-	// step loses its kept mark; its probes keep the link open), so this
-	// asks for neighbours and no kept link down, not a kept link per
-	// neighbour (docs/SCALE.md).
-	return st.KeptLinks == n-1 || (st.OverlayNeighbors > 0 && st.KeptLinks > 0)
+	// A large group: a kept link per overlay neighbour (the driver keeps
+	// exactly the machine's active view's links, chat/overlaydrv.go
+	// syncKept; a former neighbour's may still be kept by membership
+	// while the group is small).
+	return st.KeptLinks == n-1 || (st.OverlayNeighbors > 0 && st.KeptLinks >= st.OverlayNeighbors)
 }
 
 // WaitRoomMembers waits until each peer has joined room and sees exactly

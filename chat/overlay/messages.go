@@ -54,6 +54,12 @@ func (k Kind) String() string {
 	return kindNames[k]
 }
 
+// View reports whether k maintains the views (HyParView's kinds, Join to
+// ShuffleReply) rather than carrying or repairing broadcasts: a driver
+// may queue these apart, as they keep the neighbours a flood of payloads
+// must not crowd out.
+func (k Kind) View() bool { return k >= KindJoin && k <= KindShuffleReply }
+
 // NumKinds is one more than the largest Kind, to size per-kind counters.
 const NumKinds = int(kindEnd)
 

@@ -33,7 +33,11 @@ type Ready struct {
 	// Deliveries are broadcasts received for the first time.
 	Deliveries []Delivery
 	// Up are peers that entered the active view (keep a connection open);
-	// Down are peers that left it (their connection may close).
+	// Down are peers that left it (their connection may close). A peer
+	// may be in both, in either order (dropped, then taken again within
+	// the inputs of one Ready): the order between the two lists is not
+	// kept, so a driver that tracks the view must take it from Active
+	// (or IsActive) after Ready, not replay Up then Down.
 	Up, Down []string
 }
 
@@ -83,6 +87,9 @@ func (n *Node) Stats() Stats { return n.stats }
 
 // Active returns a copy of the active view.
 func (n *Node) Active() []string { return slices.Clone(n.view.active) }
+
+// IsActive reports whether p is in the active view now.
+func (n *Node) IsActive(p string) bool { return n.isActive(p) }
 
 // Passive returns a copy of the passive view.
 func (n *Node) Passive() []string {

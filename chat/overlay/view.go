@@ -131,6 +131,26 @@ func (n *Node) addPassive(p string, notBefore time.Duration) {
 	n.view.passive = append(n.view.passive, passivePeer{id: p, notBefore: notBefore})
 }
 
+// Introduce tells the Node that peer exists and may be asked to become a
+// neighbour: its driver may know the group's members (hearsay: from
+// memberlist) where the views know only what joins, walks and shuffles
+// brought. peer enters the passive view only while that has room (what
+// shuffles brought is never evicted for it), and if the active view is
+// short the Node asks for neighbours at once. It reports whether peer
+// was added. Without it, peers that joined through each other at the same
+// moment can stay a component cut off from the rest, every passive peer
+// one of their own.
+func (n *Node) Introduce(now time.Duration, peer string) bool {
+	n.advance(now)
+	if peer == "" || peer == n.cfg.Self || len(peer) > MaxPeerIDLen || n.isActive(peer) ||
+		n.passiveIndex(peer) >= 0 || len(n.view.passive) >= n.cfg.PassiveSize {
+		return false
+	}
+	n.addPassive(peer, 0)
+	n.fillActive()
+	return true
+}
+
 // randomActive returns a random neighbour other than the ones given, or
 // "" if there is none.
 func (n *Node) randomActive(not1, not2 string) string {

@@ -1,6 +1,8 @@
 package overlay
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -166,5 +168,59 @@ func TestShortViewWithNobodyToAskJoinsAgain(t *testing.T) {
 		if e.Msg.Kind == KindJoin {
 			t.Fatal("joined again within ShuffleInterval")
 		}
+	}
+}
+
+// Introduce puts a peer the driver knows of into the passive view while
+// there is room, and a short active view asks it at once; it never
+// evicts a passive peer, and ignores ourselves, neighbours and peers
+// known already.
+func TestIntroduceAsksOnlyWhileThereIsRoom(t *testing.T) {
+	n, err := New(testConfig("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Introduce(time.Second, "b") {
+		t.Fatal("b not introduced to an empty view")
+	}
+	rd := n.Ready()
+	if len(rd.Messages) != 1 || rd.Messages[0].To != "b" || rd.Messages[0].Msg.Kind != KindNeighbor || !rd.Messages[0].Msg.High {
+		t.Fatalf("after introducing b: %+v, want one high-priority neighbour request to b", rd.Messages)
+	}
+	n.Step(time.Second, "b", Message{Kind: KindNeighborReply, Accept: true})
+	if !n.IsActive("b") {
+		t.Fatal("b accepted but not a neighbour")
+	}
+	for _, p := range []string{"a", "b", ""} {
+		if n.Introduce(time.Second, p) {
+			t.Errorf("Introduce(%q) added it", p)
+		}
+	}
+	// Fill the passive view: requests go to the first ActiveSize-1
+	// (pending), the rest wait there.
+	cfg := testConfig("a")
+	for i := range cfg.PassiveSize {
+		if !n.Introduce(time.Second, fmt.Sprintf("p%d", i)) {
+			t.Fatalf("p%d not introduced to a passive view of %d", i, len(n.Passive()))
+		}
+	}
+	if n.Introduce(time.Second, "p0") {
+		t.Error("p0 introduced twice")
+	}
+	before := n.Passive()
+	if n.Introduce(time.Second, "late") {
+		t.Error("introduced into a full passive view")
+	}
+	if got := n.Passive(); !slices.Equal(got, before) {
+		t.Errorf("passive view changed by a refused introduction: %v, was %v", got, before)
+	}
+	sent := 0
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindNeighbor {
+			sent++
+		}
+	}
+	if want := cfg.ActiveSize - 1; sent != want {
+		t.Errorf("%d neighbour requests for a view of 1 of %d, want %d", sent, cfg.ActiveSize, want)
 	}
 }
