@@ -141,13 +141,13 @@ func (n *Node) receive(envs []*chatpb.Envelope, from, repairOf string) {
 }
 
 // receiveChecked is receive for envelopes some of which this node has
-// verified already: verified[i] (verified may be nil: none) reports that
-// envs[i] is the decoding of bytes whose signature this node checked
-// (checkEnvelopes returned nil for that very envelope value), so it is not
-// checked again. verified is a local fact, never read from the network:
-// only the overlay driver sets it, for the payloads checkOverlayPayload
-// passed (overlayDriver.deliver). Every other check runs as for any
-// envelope.
+// verified already: verified[i] (verified is nil, none, or as long as
+// envs) reports that envs[i] is the decoding of bytes this node checked
+// (checkEnvelopes passed that envelope, or the bytes equal ones it
+// verified or stored), so its signature is not checked again. verified is
+// a local fact, never read from the network: only the overlay driver sets
+// it, for the payloads checkOverlayPayload passed (overlayDriver.deliver).
+// Every other check runs as for any envelope.
 func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, repairOf string) {
 	n.stats.received.Add(uint64(len(envs)))
 	fresh := make([]*chatpb.Envelope, 0, len(envs))
