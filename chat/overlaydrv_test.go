@@ -515,7 +515,19 @@ func TestTreeDropsInvalidPayloads(t *testing.T) {
 			"%s: not counted invalid by %s", tc.name, b.Nick())
 	}
 	// A valid payload after them arrives at c through b: had b relayed any
-	// of the invalid ones, c would have received it before.
+	// of the invalid ones, c would have received it before. Each of b and
+	// c verifies it once, before relaying it; their pipelines store the
+	// envelope verified then without checking it again.
+	checks := map[*chattest.Peer]*atomic.Int64{b: {}, c: {}}
+	for p, k := range checks {
+		p.OnSignatureCheckForTest(func(envs []*chatpb.Envelope) {
+			for _, e := range envs {
+				if e.Origin == valid.Origin && e.Seq == valid.Seq && string(e.Body) == "valid" {
+					k.Add(1)
+				}
+			}
+		})
+	}
 	if !a.SendOverlayGossipForTest(b.ID(), a.ID(), validID, raw(valid)) {
 		t.Fatal("valid payload not sent")
 	}
@@ -530,6 +542,18 @@ func TestTreeDropsInvalidPayloads(t *testing.T) {
 	}
 	if st := c.Stats(); st.OverlayInvalid != 0 || st.OverlayPayloads != 1 {
 		t.Errorf("%s got %d invalid and %d payloads: b relayed what it should have dropped", c.Nick(), st.OverlayInvalid, st.OverlayPayloads)
+	}
+	chattest.WaitFor(t, timeout, func() bool { return len(b.EnvelopesForTest(chat.DefaultRoom, a.ID())) == 1 },
+		"%s does not store the valid message", b.Nick())
+	for p, k := range checks {
+		if got := k.Load(); got != 1 {
+			t.Errorf("%s checked the valid payload's signature %d times, want 1", p.Nick(), got)
+		}
+		for _, e := range p.EnvelopesForTest(chat.DefaultRoom, a.ID()) {
+			if string(e.Body) != "valid" {
+				t.Errorf("%s stored %q", p.Nick(), e.Body)
+			}
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
@@ -157,6 +158,12 @@ const maxCombined = 256
 type combiner struct {
 	keys *keyCache
 
+	// onCheck, when set, is called with the envelopes of every check
+	// before they are verified: a test hook that shows which signatures
+	// the node checks (a payload the overlay driver verified is not
+	// checked again by the receive pipeline).
+	onCheck atomic.Pointer[func(envs []*chatpb.Envelope)]
+
 	mu      sync.Mutex
 	busy    bool // a combiner is running (or has been handed the role)
 	pending []*verifyReq
@@ -179,6 +186,9 @@ type verifyReq struct {
 func (c *combiner) check(envs []*chatpb.Envelope) []error {
 	if len(envs) == 0 {
 		return nil
+	}
+	if f := c.onCheck.Load(); f != nil {
+		(*f)(envs)
 	}
 	req := &verifyReq{envs: envs, done: make(chan bool, 1)}
 	c.mu.Lock()

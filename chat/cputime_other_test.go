@@ -1,0 +1,13 @@
+//go:build !unix
+
+package chat
+
+import (
+	"testing"
+	"time"
+)
+
+func processCPU(testing.TB) time.Duration { return 0 }
+
+// reportCPU reports nothing where getrusage is missing.
+func reportCPU(*testing.B, time.Duration, int) {}
