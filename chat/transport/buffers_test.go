@@ -208,7 +208,7 @@ func TestTLSRefusalKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer over.Close()
-	if err := <-rec.refused; !errors.Is(err, ErrBusy) || errors.Is(err, ErrNotAdmitted) {
+	if err := recvErr(t, rec.refused); !errors.Is(err, ErrBusy) || errors.Is(err, ErrNotAdmitted) {
 		t.Fatalf("over the bound: %v, want ErrBusy", err)
 	}
 	silent.Close()
@@ -231,7 +231,20 @@ func TestTLSRefusalKinds(t *testing.T) {
 	if _, err := dialer(t, nil).Dial(testCtx(t), l2.Addr(), local.Public()); err == nil {
 		t.Fatal("admitted")
 	}
-	if err := <-refused; !errors.Is(err, ErrNotAdmitted) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "not a member") {
+	if err := recvErr(t, refused); !errors.Is(err, ErrNotAdmitted) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "not a member") {
 		t.Fatalf("refused by Admit: %v, want ErrNotAdmitted and Admit's reason", err)
+	}
+}
+
+// recvErr waits for the refusal the listener reports, failing the test
+// after 10 s rather than hanging until the binary's timeout.
+func recvErr(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refusal reported within 10 s")
+		return nil
 	}
 }

@@ -700,8 +700,10 @@ func (c *tlsConn) readFrame(limit int) (*chatpb.Frame, error) {
 	if int64(n) > int64(limit) {
 		return nil, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, limit)
 	}
-	// Taken only once the length is known and checked, so that a peer
-	// that sends a header and stalls holds no buffer either.
+	// Taken once the length is known and checked: a peer that sends a
+	// header and stalls holds a buffer of the length it announced, at
+	// most limit, per connection (MaxConns bounds those), as before the
+	// buffers were pooled; an idle connection holds none.
 	bp := getBuf(int(n))
 	defer putBuf(bp)
 	if _, err := io.ReadFull(c.r, *bp); err != nil {
