@@ -234,9 +234,27 @@ func TestGuardPacketsOwnSize(t *testing.T) {
 	}
 	g := newStreamGuard(nt, testLimits(), log.New(io.Discard, "", 0), nil)
 	defer func() {
+		// Read what is still coming, as memberlist does until its
+		// transport's Shutdown returns: memberlist's UDP loop blocks on
+		// an unbuffered channel, and a resent packet behind the one the
+		// test took would otherwise hold Shutdown for ever.
+		stop := make(chan struct{})
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for {
+				select {
+				case <-g.PacketCh():
+				case <-stop:
+					return
+				}
+			}
+		}()
 		if err := g.Shutdown(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		close(stop)
+		<-drained
 	}()
 	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", fmt.Sprint(nt.GetAutoBindPort())))
 	if err != nil {
