@@ -27,6 +27,8 @@ type LinkState struct {
 	Dialed    bool   // its current connection was dialed by this node
 	Conns     int    // connections whose reader runs (current and retired)
 	Current   string // identifies the current connection ("" when none)
+	KeptGen   uint64 // counts the link's turns to kept
+	Greeted   uint64 // the KeptGen its writer last greeted on its connection
 }
 
 // LinkForTest returns the state of the link to id; false when there is no
@@ -40,7 +42,7 @@ func (n *Node) LinkForTest(id string) (LinkState, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns)}
+	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns), KeptGen: p.keptGen, Greeted: p.greeted}
 	if p.cur != nil {
 		st.Dialed = p.cur.dialed
 		st.Current = fmt.Sprintf("%p", p.cur)

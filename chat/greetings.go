@@ -7,7 +7,9 @@ package chat
 // greeting, written by each end's writer when a connection becomes the
 // link's and again whenever the link turns from not kept to kept (a new
 // neighbour's link is often made on demand a moment before the overlay
-// takes it as a neighbour):
+// takes it as a neighbour). The first greeting on a connection carries
+// all of the following; a later one on the same connection only what
+// changed since the last (type greeting):
 //
 //   - our room set, so the peer knows at once which rooms to send us;
 //   - our encryption key and up to 15 keys of members that are not live
@@ -44,27 +46,71 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// greet writes the greeting of a kept link (see the file comment) with
-// send. Called by p's writer only.
-func (n *Node) greet(p *peerConn, send func(*chatpb.Frame) error) error {
+// greeting is what the greetings on one connection of a link have
+// carried. The first greeting on a connection sends everything; when the
+// link turns kept again on the same connection, its peer still holds what
+// the connection carried, and the greeting sends only what it may lack:
+// our room set if its version changed, the keys it did not carry, and the
+// relayed room sets stored since, or left out then as not live. A member
+// that flips the kept mark (an overlay Join then a Disconnect, ~50 bytes
+// each) thus gets back what changed meanwhile, not the whole greeting
+// (at 200 members ~60 KB) each time. Owned by the link's writer.
+type greeting struct {
+	gen     uint64           // the link's keptGen last greeted; 0: none on this connection
+	roomVer int64            // the version of our room set greeted
+	keys    map[string]int64 // the keys of the last greeting: issued time by peer ID
+	setsSeq uint64           // Node.roomsSeq of the relayed sets greeted
+	notLive map[string]bool  // origins whose sets were held but not live at the last greeting
+}
+
+// greet writes the greeting of a kept link (see the file comment and
+// greeting) on the connection whose greetings g records, with send, and
+// updates g. Called by p's writer only.
+func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) error {
+	first := g.gen == 0
 	// Our rooms first, so the peer knows at once which rooms to send us
 	// (the announcement is repeated every few anti-entropy rounds anyway).
 	rs := n.roomSetAnnouncement()
-	p.roomsSent.Store(true)
-	if err := send(rs); err != nil {
-		return fmt.Errorf("send rooms: %w", err)
+	if v := rs.GetRoomSet().GetVersion(); first || v != g.roomVer {
+		p.roomsSent.Store(true)
+		if err := send(rs); err != nil {
+			return fmt.Errorf("send rooms: %w", err)
+		}
+		n.stats.aeBytes.Add(uint64(proto.Size(rs)))
+		g.roomVer = v
 	}
-	n.stats.aeBytes.Add(uint64(proto.Size(rs)))
-	p.keySent.Store(true)
-	if err := send(n.encKeysFrame(p.id)); err != nil {
-		return fmt.Errorf("send encryption keys: %w", err)
+	all := n.encKeysFrame(p.id).GetEncKeys().GetKeys()
+	var keys []*chatpb.EncKey
+	for _, k := range all {
+		if issued, ok := g.keys[k.GetPeerId()]; first || !ok || issued != k.GetIssuedUnixNano() {
+			keys = append(keys, k)
+		}
 	}
-	for _, f := range n.relayedRoomSets(p.id) {
+	if len(keys) > 0 {
+		if first {
+			p.keySent.Store(true)
+		}
+		f := &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys}}}
+		if err := send(f); err != nil {
+			return fmt.Errorf("send encryption keys: %w", err)
+		}
+	}
+	g.keys = make(map[string]int64, len(all))
+	for _, k := range all {
+		g.keys[k.GetPeerId()] = k.GetIssuedUnixNano()
+	}
+	since, also := g.setsSeq, g.notLive
+	if first {
+		since, also = 0, nil
+	}
+	sets, seq, notLive := n.relayedRoomSets(p.id, since, also)
+	for _, f := range sets {
 		if err := send(f); err != nil {
 			return fmt.Errorf("send room sets: %w", err)
 		}
 		n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	}
+	g.setsSeq, g.notLive = seq, notLive
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hearsay-chat/hearsay/chat"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/chattest"
+	"github.com/hearsay-chat/hearsay/chat/overlay"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
@@ -49,6 +50,13 @@ func (l *frameLog) to(id string) (kinds []string, size int) {
 		size += proto.Size(f)
 	}
 	return kinds, size
+}
+
+// framesTo returns the frames written to id since the last reset.
+func (l *frameLog) framesTo(id string) []*chatpb.Frame {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.frames[id])
 }
 
 // keysSent returns the number of keys in each EncKeys frame written to id.
@@ -197,4 +205,112 @@ func TestDirectKeyOnDemand(t *testing.T) {
 			t.Errorf("a room set went on a link made for a direct message: %v", kinds)
 		}
 	}
+}
+
+// A member that flips the kept mark of its link at a neighbour (an overlay
+// Join, then a Disconnect: about 50 bytes each) gets back what changed
+// since the link's last greeting on the connection, not the whole
+// greeting each time: before, every turn to kept re-sent our room set,
+// our keys and every relayed room set (~60 KB at 200 members), a cheap
+// amplification. A room set that changed while the link was not kept
+// (relayed to the kept links only) still reaches it at the next turn.
+func TestGreetingFlipsBounded(t *testing.T) {
+	const n, flips = 6, 10
+	logs := make([]*frameLog, n)
+	peers := treeCluster(t, n, func(i int, cfg *chat.Config) {
+		logs[i] = &frameLog{}
+		chat.SetFrameHookForTest(cfg, logs[i].hook)
+
+	})
+	chattest.JoinRoom(t, "lobby", 0, peers...)
+	v, a, c := peers[0], peers[1], peers[2]
+	lv := logs[0]
+
+	// flip makes a a neighbour of v, through the frames a member sends,
+	// waits until v's writer has greeted that turn to kept, then makes it
+	// not a neighbour (or waits until v took it back by itself, which
+	// counts as a turn too).
+	link := func() chat.LinkState {
+		st, _ := v.LinkForTest(a.ID())
+		return st
+	}
+	send := func(k overlay.Kind) {
+		t.Helper()
+		if !a.SendOverlayFrameForTest(v.ID(), overlay.Message{Kind: k}) {
+			t.Fatalf("a could not send a %s to v", k)
+		}
+	}
+	flip := func() {
+		t.Helper()
+		send(overlay.KindJoin)
+		chattest.WaitFor(t, timeout, func() bool {
+			st := link()
+			return st.Kept && st.Greeted == st.KeptGen
+		}, "v's link to a not kept and greeted after a join")
+		gen := link().KeptGen
+		send(overlay.KindDisconnect)
+		chattest.WaitFor(t, timeout, func() bool {
+			st := link()
+			return !st.Kept || st.KeptGen > gen
+		}, "v's link to a still kept after a disconnect")
+	}
+	// The first turn may greet in full (on a new connection, or on one
+	// the pair had before it was kept); the later ones on the same
+	// connection send what changed since: a set newer than the last
+	// greeting may go twice (relayed while kept, then in the next
+	// greeting), nothing goes three times, and the keys go once.
+	lv.reset()
+	first := link()
+	flip()
+	for link().KeptGen-first.KeptGen < flips+1 {
+		flip()
+	}
+	last := link()
+	if first.Current != "" && last.Current != first.Current {
+		t.Fatalf("the link's connection changed during the flips (%s, before %s): a new connection is greeted in full", last.Current, first.Current)
+	}
+	kinds, size := lv.to(a.ID())
+	sets := map[string]int{}
+	var keys int
+	for _, f := range lv.framesTo(a.ID()) {
+		if rs := f.GetRoomSet(); rs != nil {
+			sets[fmt.Sprintf("%s v%d", rs.Origin, rs.Version)]++
+		}
+		if f.GetEncKeys() != nil {
+			keys++
+		}
+	}
+	t.Logf("%d turns to kept: v wrote %d frames, %d bytes to a (%d key frames, room sets %v)",
+		last.KeptGen-first.KeptGen, len(kinds), size, keys, sets)
+	if keys > 1 {
+		t.Errorf("v sent a %d key frames over %d turns to kept, want at most 1", keys, last.KeptGen-first.KeptGen)
+	}
+	for set, k := range sets {
+		if k > 2 {
+			t.Errorf("v sent a the room set %s %d times over %d turns to kept, want at most 2", set, k, last.KeptGen-first.KeptGen)
+		}
+	}
+
+	// A set that changed while a was not v's neighbour goes at the next turn.
+	lv.reset()
+	send(overlay.KindDisconnect)
+	chattest.WaitFor(t, timeout, func() bool { return !link().Kept }, "v's link to a still kept after a disconnect")
+	chattest.JoinRoom(t, "side", 0, c)
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, ri := range v.Rooms() {
+			if ri.Name == "side" && slices.Contains(ri.Members, c.ID()) {
+				return true
+			}
+		}
+		return false
+	}, "v did not learn that c joined #side")
+	send(overlay.KindJoin)
+	chattest.WaitFor(t, timeout, func() bool {
+		for _, f := range lv.framesTo(a.ID()) {
+			if rs := f.GetRoomSet(); rs != nil && rs.Origin == c.ID() && slices.ContainsFunc(rs.Rooms, func(rm *chatpb.RoomMembership) bool { return rm.Name == "side" }) {
+				return true
+			}
+		}
+		return false
+	}, "v did not send a c's new room set when the link turned kept again")
 }

@@ -81,6 +81,7 @@ type Node struct {
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
 	roomVer   int64                   // version of our announced room set
 	roomsGen  chan struct{}           // closed and replaced when a peer's room set arrives
+	roomsSeq  uint64                  // numbers the peer room sets stored (peerRoomSet.seq): greetings send what is newer (greetings.go)
 	startedAt atomic.Int64            // unix nanoseconds of Start (loadRooms)
 	pingNonce atomic.Uint64
 	liveCount atomic.Int32 // live members + this node; see numMembers

@@ -88,6 +88,7 @@ type peerConn struct {
 	conns   map[*linkConn]struct{}   // every connection whose reader runs: cur and retired ones
 	kept    bool                     // dialed and redialed while the member lives (links.go)
 	keptGen uint64                   // counts kept's turns from false to true: each gets a greeting (greetings.go)
+	greeted uint64                   // the keptGen the writer last greeted on its connection (tests wait for it)
 	stopped bool                     // the writer has ended: no connection is installed any more
 }
 
@@ -421,15 +422,20 @@ func (p *peerConn) session(lc *linkConn) error {
 		p.drop(lc)
 		return err
 	}
-	// greeted is the keptGen this connection last greeted (0: none).
-	var greeted uint64
+	// What this connection's greetings carried: a link kept again on it
+	// gets only what changed since (greetings.go).
+	var greeted greeting
 	greetIfKept := func() error {
 		kept, gen := p.keptState()
-		if !kept || gen == greeted {
+		if !kept || gen == greeted.gen {
 			return nil
 		}
-		greeted = gen
-		return p.n.greet(p, send)
+		err := p.n.greet(p, &greeted, send)
+		greeted.gen = gen
+		p.mu.Lock()
+		p.greeted = gen
+		p.mu.Unlock()
+		return err
 	}
 	if err := greetIfKept(); err != nil {
 		return fail(err)

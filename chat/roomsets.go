@@ -255,6 +255,8 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			}
 		}
 	}
+	n.roomsSeq++
+	set.seq = n.roomsSeq
 	n.peerRooms[origin] = set
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
@@ -292,21 +294,36 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 // relayedRoomSets returns the signed room sets of the live members other
 // than to, for the greeting of a kept link to to (greetings.go) while the
 // group is above the tree threshold: a new neighbour learns at once who is
-// in which room (the sets otherwise travel only when they change).
-func (n *Node) relayedRoomSets(to string) []*chatpb.Frame {
+// in which room (the sets otherwise travel only when they change). Only
+// the sets stored after since (a roomsSeq value) and those of the origins
+// in also go: a link greeted before on the same connection has the rest.
+// It returns the roomsSeq of what it collected (since again below the
+// threshold: none went) and the origins whose sets it held but left out
+// as not live (a later greeting sends them if they live again). Safe for
+// concurrent use; keeps no argument.
+func (n *Node) relayedRoomSets(to string, since uint64, also map[string]bool) (out []*chatpb.Frame, seq uint64, notLive map[string]bool) {
 	if n.meshLinks() {
-		return nil
+		return nil, since, nil
 	}
 	live := n.liveMembers()
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
-	var out []*chatpb.Frame
 	for id, set := range n.peerRooms {
-		if id != to && live[id] && set.signed != nil {
+		if id == to || set.signed == nil {
+			continue
+		}
+		if !live[id] {
+			if notLive == nil {
+				notLive = make(map[string]bool)
+			}
+			notLive[id] = true
+			continue
+		}
+		if set.seq > since || also[id] {
 			out = append(out, roomSetFrame(set.signed))
 		}
 	}
-	return out
+	return out, n.roomsSeq, notLive
 }
 
 // forgetPeerRooms drops what a member that left or failed announced, once
