@@ -1,6 +1,12 @@
 package chat
 
-import "github.com/hearsay-chat/hearsay/chat/chatpb"
+import (
+	"context"
+	"fmt"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
+)
 
 // SetFrameHookForTest makes every link's writer call hook with each frame
 // it wrote and the peer it went to (hook must be safe for concurrent use).
@@ -18,4 +24,35 @@ func (n *Node) ForgetEncKeyForTest(id string) {
 	n.dm.mu.Lock()
 	defer n.dm.mu.Unlock()
 	delete(n.dm.keys, id)
+}
+
+// RequestEncKeyForTest is requestEncKey: our key goes to id on its link
+// unless the peer has it from this connection.
+func (n *Node) RequestEncKeyForTest(id string) { n.requestEncKey(id) }
+
+// AnnounceRoomsForTest is announceRooms: our room set goes to every link.
+func (n *Node) AnnounceRoomsForTest() { n.announceRooms() }
+
+// RedialLinkForTest dials a new connection to id and makes it the link's,
+// as the link of a peer that restarted does (its old connection, in the
+// same direction when this node dialed it, is retired).
+func (n *Node) RedialLinkForTest(ctx context.Context, id string) error {
+	p := n.peer(id)
+	if p == nil {
+		return fmt.Errorf("no link to %s", id)
+	}
+	conn, err := n.tr.Dial(ctx, p.addr, transport.Peer{ID: p.id, Key: p.pub})
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", id, err)
+	}
+	lc := p.install(conn, true)
+	if lc == nil {
+		return fmt.Errorf("link to %s stopped", id)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.serveLink(p, lc)
+	}()
+	return nil
 }

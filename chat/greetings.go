@@ -72,7 +72,6 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 	// (the announcement is repeated every few anti-entropy rounds anyway).
 	rs := n.roomSetAnnouncement()
 	if v := rs.GetRoomSet().GetVersion(); first || v != g.roomVer {
-		p.roomsSent.Store(true)
 		if err := send(rs); err != nil {
 			return fmt.Errorf("send rooms: %w", err)
 		}
@@ -87,9 +86,6 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 		}
 	}
 	if len(keys) > 0 {
-		if first {
-			p.keySent.Store(true)
-		}
 		f := &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys}}}
 		if err := send(f); err != nil {
 			return fmt.Errorf("send encryption keys: %w", err)
@@ -116,8 +112,8 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 
 // answerEncKeys sends our own key to from, which sent us keys, when its
 // link is not kept (a kept link's greeting carries our key) and our key
-// has not been queued on the link since its last connection was lost.
-// Called by the link's reader.
+// has not gone to the peer on this connection (ownSent). Called by the
+// link's reader.
 func (n *Node) answerEncKeys(from string) {
 	p := n.peer(from)
 	if p == nil || p.isKept() {
@@ -128,38 +124,38 @@ func (n *Node) answerEncKeys(from string) {
 
 // requestEncKey sends our own key to id, a live member, on its link (made
 // on demand), so that it answers with its own (answerEncKeys); nothing
-// when our key has gone on the link already (the peer then has it, and
-// sent its own: it greeted a kept link, answered ours, or asked for ours
-// with it). Safe for concurrent use.
+// when our key has gone to the peer on this connection already (the peer
+// then has it, and sent its own: it greeted a kept link, answered ours,
+// or asked for ours with it). Safe for concurrent use.
 func (n *Node) requestEncKey(id string) {
 	if p := n.link(id, true); p != nil {
 		n.sendOwnKey(p)
 	}
 }
 
-// sendOwnKey queues our own key on p unless it has been queued since the
-// link's last connection was lost.
+// sendOwnKey queues our own key on p unless the peer has it from this
+// connection or it is queued (ownSent).
 func (n *Node) sendOwnKey(p *peerConn) {
-	if !p.keySent.CompareAndSwap(false, true) {
+	if p.ownSent(true) || !p.keyQueued.CompareAndSwap(false, true) {
 		return
 	}
 	if !p.enqueue(n.ownKeyFrame()) {
-		p.keySent.Store(false) // queue full: the next request tries again
+		p.keyQueued.Store(false) // queue full: the next request tries again
 	}
 }
 
 // answerRoomSet sends our room set to from, which announced its own, when
 // its link is not kept (a kept link's greeting and refreshes carry ours)
-// and ours has not been queued on the link since its last connection was
-// lost. Called by the link's reader.
+// and ours has not gone to the peer on this connection (ownSent). Called
+// by the link's reader.
 func (n *Node) answerRoomSet(from string) {
 	p := n.peer(from)
-	if p == nil || p.isKept() || !p.roomsSent.CompareAndSwap(false, true) {
+	if p == nil || p.isKept() || p.ownSent(false) || !p.roomsQueued.CompareAndSwap(false, true) {
 		return
 	}
 	f := n.roomSetAnnouncement()
 	if !p.enqueue(f) {
-		p.roomsSent.Store(false)
+		p.roomsQueued.Store(false)
 		return
 	}
 	n.stats.aeBytes.Add(uint64(proto.Size(f)))

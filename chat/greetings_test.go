@@ -314,3 +314,49 @@ func TestGreetingFlipsBounded(t *testing.T) {
 		return false
 	}, "v did not send a c's new room set when the link turned kept again")
 }
+
+// A peer that restarted dials a new connection, which replaces the old
+// one at the other end (both in the same direction) before that end has
+// seen the old one close; what the peer asks for on the new one, on a
+// link that is not kept (our key, by sending its own; our room set, by
+// announcing its own), is answered. Before, "our key (room set) went on
+// this link" was a mark on the link, cleared only when the link had no
+// connection left: a replaced connection kept it, and the restarted
+// peer's requests went unanswered until a kept link's greeting.
+func TestGreetingAnswersRestartedPeer(t *testing.T) {
+	a, b, la, _ := greetingCluster(t, nil)
+	b.RequestEncKeyForTest(a.ID())
+	b.AnnounceRoomsForTest()
+	chattest.WaitFor(t, timeout, func() bool {
+		kinds, _ := la.to(b.ID())
+		return slices.Contains(kinds, "EncKeys") && slices.Contains(kinds, "RoomSet")
+	}, "a's key and room set in answer to b's")
+	chattest.WaitFor(t, timeout, func() bool { return b.HasEncKey(a.ID()) }, "b did not learn a's key")
+	before, ok := b.LinkForTest(a.ID())
+	if !ok || !before.Dialed {
+		t.Fatalf("b's link to a: %+v (exists %v), want a connection b dialed", before, ok)
+	}
+	aBefore, _ := a.LinkForTest(b.ID())
+
+	// b restarts: it knows nothing of a, and dials a new connection.
+	b.ForgetEncKeyForTest(a.ID())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := b.RedialLinkForTest(ctx, a.ID()); err != nil {
+		t.Fatalf("redial: %v", err)
+	}
+	chattest.WaitFor(t, timeout, func() bool {
+		st, _ := a.LinkForTest(b.ID())
+		return st.Connected && st.Current != aBefore.Current
+	}, "a did not take b's new connection")
+	la.reset()
+	b.RequestEncKeyForTest(a.ID())
+	b.AnnounceRoomsForTest()
+	chattest.WaitFor(t, timeout, func() bool {
+		kinds, _ := la.to(b.ID())
+		return b.HasEncKey(a.ID()) && slices.Contains(kinds, "RoomSet")
+	}, "a did not answer the restarted b's key and room set")
+	if got := la.keysSent(b.ID()); !slices.Equal(got, []int{1}) {
+		t.Errorf("a answered with key frames of %v keys, want one frame with its own key", got)
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/transport"
 )
 
 // linkIdleRounds is linkIdleTimeout in anti-entropy intervals: 10 s with
@@ -86,7 +87,7 @@ func (n *Node) keepLinkLocked(id string, keep bool) {
 	p := n.peers[id]
 	if p == nil {
 		if keep {
-			n.newLinkLocked(id, true)
+			n.newLinkLocked(id, true, nil)
 		}
 		return
 	}
@@ -108,28 +109,53 @@ func (n *Node) link(id string, create bool) *peerConn {
 	if p := n.peers[id]; p != nil || !create {
 		return p
 	}
-	return n.newLinkLocked(id, false)
+	p, _ := n.newLinkLocked(id, false, nil)
+	return p
 }
 
-// newLinkLocked makes and starts the link to id, or returns nil when id
-// is not a live member with a valid meta or the node is not started (a
-// node that left makes no new links). Caller holds n.mu and has checked
-// that id has no link.
-func (n *Node) newLinkLocked(id string, keep bool) *peerConn {
+// acceptLink installs c, a connection accepted from peer id, on the
+// pair's link, making the link when there is none (and id is a live
+// member with a valid meta). A new link gets c before its writer starts:
+// a writer that found no connection would dial one, and the pair would
+// hold two for a moment (a TLS handshake each, and frames crossing on
+// both). It returns nil when no link may be made or the link has stopped
+// (c is not closed then: the transport closes it when serveConn returns).
+// Safe for concurrent use.
+func (n *Node) acceptLink(id string, c transport.Conn) (*peerConn, *linkConn) {
+	n.mu.Lock()
+	p := n.peers[id]
+	if p == nil {
+		p, lc := n.newLinkLocked(id, false, c)
+		n.mu.Unlock()
+		return p, lc
+	}
+	n.mu.Unlock()
+	return p, p.install(c, false)
+}
+
+// newLinkLocked makes and starts the link to id, with accepted (when not
+// nil) installed as its connection before its writer starts (returned as
+// lc), or returns nil when id is not a live member with a valid meta or
+// the node is not started (a node that left makes no new links). Caller
+// holds n.mu and has checked that id has no link.
+func (n *Node) newLinkLocked(id string, keep bool, accepted transport.Conn) (p *peerConn, lc *linkConn) {
 	if n.state != stateStarted || id == n.id.ID {
-		return nil
+		return nil, nil
 	}
 	m := n.members[id]
 	if m == nil || !m.Valid || (m.State != hearsay.StateAlive && m.State != hearsay.StateSuspect) {
-		return nil
+		return nil, nil
 	}
-	p := newPeerConn(n, id, m.ChatAddr, m.Pub)
+	p = newPeerConn(n, id, m.ChatAddr, m.Pub)
 	if keep {
 		p.kept, p.keptGen = true, 1
 	}
 	n.peers[id] = p
+	if accepted != nil {
+		lc = p.install(accepted, false)
+	}
 	p.start()
-	return p
+	return p, lc
 }
 
 // dropIdleLink removes p, a link that is not kept and has been idle for

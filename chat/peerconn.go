@@ -75,12 +75,13 @@ type peerConn struct {
 	connected  atomic.Bool
 	downSince  atomic.Int64 // unix nanoseconds when the link was last not established
 	lastActive atomic.Int64 // unix nanoseconds of the last frame queued or received
-	// keySent and roomsSent record that our own encryption key and room
-	// set were queued on the link since its last connection was lost: a
-	// link made on demand sends them only when the peer shows it needs
-	// them (greetings.go), once.
-	keySent   atomic.Bool
-	roomsSent atomic.Bool
+	// keyQueued and roomsQueued record that our own encryption key or
+	// room set was queued on the link as a request or an answer and not
+	// yet written (linkConn.keyOut, roomsOut then record it): a link made
+	// on demand sends them only when the peer shows it needs them, once
+	// per connection (greetings.go).
+	keyQueued   atomic.Bool
+	roomsQueued atomic.Bool
 
 	mu      sync.Mutex
 	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong
@@ -98,6 +99,12 @@ type linkConn struct {
 	dialed bool          // this node dialed it
 	gone   chan struct{} // closed when its reader has returned
 	retire *time.Timer   // closes it linkRetireGrace after it lost the rule
+	// keyOut and roomsOut record that our own encryption key or room set
+	// was written on this connection: what the peer at its other end has
+	// (ownSent). They belong to the connection, not to the link: a peer
+	// that restarted dials a new one, and has none of it.
+	keyOut   atomic.Bool
+	roomsOut atomic.Bool
 }
 
 func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
@@ -191,6 +198,59 @@ func (p *peerConn) current() *linkConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cur
+}
+
+// ownSent reports whether our own encryption key (key) or room set is
+// queued on the link or was written on a connection whose other end is
+// the peer we talk to now: the current one, or one that the rule retired
+// while both ends dialed at once (read by the peer until it closes: a
+// frame on it and the answer on the other cross). A connection that a
+// newer one in the same direction replaced does not count: its dialer
+// dials only when it lost it, and may have restarted since. With no
+// connection, nothing counts: the next one starts afresh. Safe for
+// concurrent use.
+func (p *peerConn) ownSent(key bool) bool {
+	if (key && p.keyQueued.Load()) || (!key && p.roomsQueued.Load()) {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return false
+	}
+	for lc := range p.conns {
+		if lc != p.cur && lc.dialed == p.cur.dialed {
+			continue
+		}
+		if (key && lc.keyOut.Load()) || (!key && lc.roomsOut.Load()) {
+			return true
+		}
+	}
+	return false
+}
+
+// wrote records on lc that f, just written on it (or lost in the attempt:
+// err), carried our own key or room set (ownSent).
+func (p *peerConn) wrote(lc *linkConn, f *chatpb.Frame, err error) {
+	switch m := f.GetMsg().(type) {
+	case *chatpb.Frame_EncKeys:
+		for _, k := range m.EncKeys.GetKeys() {
+			if k.GetPeerId() == p.n.id.ID {
+				p.keyQueued.Store(false)
+				if err == nil {
+					lc.keyOut.Store(true)
+				}
+				return
+			}
+		}
+	case *chatpb.Frame_RoomSet:
+		if m.RoomSet.GetOrigin() == p.n.id.ID {
+			p.roomsQueued.Store(false)
+			if err == nil {
+				lc.roomsOut.Store(true)
+			}
+		}
+	}
 }
 
 // dialedWins reports which connection the rule keeps when both ends
@@ -318,11 +378,6 @@ func (p *peerConn) run() {
 				return
 			}
 			if p.current() == nil {
-				// What was queued but not written went with the
-				// connection: our key and room set go again when the
-				// next one needs them.
-				p.keySent.Store(false)
-				p.roomsSent.Store(false)
 				p.setDown()
 				if err != nil {
 					p.n.logger.Printf("chat link to %s (%s): %v", p.id, p.addr, err)
@@ -409,7 +464,9 @@ func (p *peerConn) keptState() (bool, uint64) {
 // means lc was replaced or closed for idleness.
 func (p *peerConn) session(lc *linkConn) error {
 	send := func(f *chatpb.Frame) error {
-		if err := lc.c.Send(f); err != nil {
+		err := lc.c.Send(f)
+		p.wrote(lc, f, err)
+		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)

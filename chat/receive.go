@@ -44,11 +44,7 @@ func (n *Node) admit(ctx context.Context, p transport.Peer) error {
 // A node that is not started (or has left) makes no link, and the
 // connection closes.
 func (n *Node) serveConn(c transport.Conn) {
-	p := n.link(c.Peer().ID, true)
-	if p == nil {
-		return
-	}
-	lc := p.install(c, false)
+	p, lc := n.acceptLink(c.Peer().ID, c)
 	if lc == nil {
 		return
 	}

@@ -77,7 +77,6 @@ func (n *Node) sendRoomSets(wantReply bool) {
 	size := uint64(proto.Size(f))
 	for _, p := range n.peerList() {
 		if p.enqueue(f) {
-			p.roomsSent.Store(true)
 			n.stats.aeBytes.Add(size)
 		}
 	}
@@ -230,7 +229,6 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		if p != nil {
 			f := n.newRoomSetFrame()
 			if p.enqueue(f) {
-				p.roomsSent.Store(true)
 				n.stats.aeBytes.Add(uint64(proto.Size(f)))
 			}
 		}
