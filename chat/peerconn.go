@@ -236,19 +236,20 @@ func (p *peerConn) wrote(lc *linkConn, f *chatpb.Frame, err error) {
 	case *chatpb.Frame_EncKeys:
 		for _, k := range m.EncKeys.GetKeys() {
 			if k.GetPeerId() == p.n.id.ID {
-				p.keyQueued.Store(false)
+				// The mark first: ownSent must not see neither.
 				if err == nil {
 					lc.keyOut.Store(true)
 				}
+				p.keyQueued.Store(false)
 				return
 			}
 		}
 	case *chatpb.Frame_RoomSet:
 		if m.RoomSet.GetOrigin() == p.n.id.ID {
-			p.roomsQueued.Store(false)
 			if err == nil {
 				lc.roomsOut.Store(true)
 			}
+			p.roomsQueued.Store(false)
 		}
 	}
 }
