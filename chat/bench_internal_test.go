@@ -240,7 +240,11 @@ func BenchmarkOverlayPayload(b *testing.B) {
 		}
 		n.handleOverlay(frames[i], neighbour)
 		i++
-		d.input(<-d.in)
+		in, ok := d.inbox.next(false)
+		if !ok {
+			b.Fatal("the overlay frame was not queued")
+		}
+		d.input(in)
 		d.flush()
 		d.deliver(<-d.toPipeline)
 	}

@@ -45,9 +45,7 @@ func (n *Node) runOnOverlayForTest(fn func(d *overlayDriver)) bool {
 		defer close(done)
 		fn(d)
 	}}
-	select {
-	case d.view <- in:
-	case <-time.After(10 * time.Second):
+	if !pushOverlayForTest(d, inboxView, in) {
 		return false
 	}
 	select {
@@ -137,9 +135,7 @@ func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
 		case <-d.n.ctx.Done():
 		}
 	}}
-	select {
-	case d.view <- in:
-	case <-time.After(10 * time.Second):
+	if !pushOverlayForTest(d, inboxView, in) {
 		return nil, false
 	}
 	select {
@@ -157,23 +153,40 @@ func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
 func (n *Node) FillOverlayQueuesForTest() int {
 	d := n.ovl
 	k := 0
-	for _, q := range []chan overlayInput{d.in, d.own} {
-		for {
-			select {
-			case q <- overlayInput{fn: func(*overlayDriver) {}}:
-				k++
-				continue
-			default:
-			}
-			break
+	for _, q := range []int{inboxTree, inboxOwn} {
+		for d.inbox.push(q, overlayInput{fn: func(*overlayDriver) {}}) {
+			k++
 		}
 	}
 	return k
 }
 
+// pushOverlayForTest queues in on d's queue k, waiting up to 10 s for
+// room; false if there was none.
+func pushOverlayForTest(d *overlayDriver, k int, in overlayInput) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !d.inbox.push(k, in) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond) // polls for room, with a deadline
+	}
+	return true
+}
+
 // OverlayQueuedForTest returns the inputs waiting for the driver: view
 // frames and probes, tree frames, our broadcasts.
 func (n *Node) OverlayQueuedForTest() (view, tree, own int) {
-	d := n.ovl
-	return len(d.view), len(d.in), len(d.own)
+	l := n.ovl.inbox.lens()
+	return l[inboxView], l[inboxTree], l[inboxOwn]
 }
+
+// OverlayInboxCapsForTest returns the capacity each of the driver's
+// queues holds now: view frames and probes, tree frames, our broadcasts.
+func (n *Node) OverlayInboxCapsForTest() (view, tree, own int) {
+	c := n.ovl.inbox.caps()
+	return c[inboxView], c[inboxTree], c[inboxOwn]
+}
+
+// KeptInboxCapForTest is the capacity a drained queue of the driver keeps.
+const KeptInboxCapForTest = keptInboxCap

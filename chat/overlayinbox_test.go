@@ -1,0 +1,83 @@
+package chat
+
+import (
+	"testing"
+)
+
+// A fifo keeps order and its bound, allocates nothing before its first
+// item, grows with what is queued (never past its bound), keeps a slice
+// of its size while a steady trickle never lets it empty, and lets a
+// burst's slice go once drained.
+func TestFifo(t *testing.T) {
+	q := fifo[int]{max: 1000}
+	if q.items != nil {
+		t.Fatal("a new fifo allocated")
+	}
+	next, want := 0, 0
+	pop := func() {
+		t.Helper()
+		v, ok := q.pop()
+		if !ok || v != want {
+			t.Fatalf("popped %d, %v; want %d", v, ok, want)
+		}
+		want++
+	}
+	// Push 3, pop 2, until full: never empty, so only the slide and the
+	// bound keep the slice from growing with every item ever queued.
+	for {
+		for range 3 {
+			if q.len() < q.max {
+				if !q.push(next) {
+					t.Fatalf("push refused with %d queued", q.len())
+				}
+				next++
+			}
+		}
+		if q.len() == q.max {
+			break
+		}
+		for range 2 {
+			pop()
+		}
+	}
+	if q.push(next) {
+		t.Fatal("push beyond the bound accepted")
+	}
+	if c := cap(q.items); c > q.max {
+		t.Fatalf("capacity %d past the bound %d", c, q.max)
+	}
+	// A trickle after the burst: one in, one out, 990 queued... down to
+	// 5: the slice shrinks as the queue does, though it never empties.
+	for q.len() > 5 {
+		pop()
+		pop()
+		if !q.push(next) {
+			t.Fatalf("push refused with %d queued", q.len())
+		}
+		next++
+	}
+	if c := cap(q.items); c > keptInboxCap {
+		t.Fatalf("capacity %d with %d queued, want at most %d", c, q.len(), keptInboxCap)
+	}
+	for q.len() > 0 {
+		pop()
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("popped from an empty fifo")
+	}
+	if c := cap(q.items); c > keptInboxCap {
+		t.Fatalf("capacity %d once drained, want at most %d", c, keptInboxCap)
+	}
+	if want != next {
+		t.Fatalf("popped %d of %d pushed", want, next)
+	}
+	// A popped slot no longer holds what it held.
+	ps := fifo[*int]{max: 4}
+	v := new(int)
+	ps.push(v)
+	ps.push(new(int))
+	ps.pop()
+	if ps.items[0] != nil {
+		t.Fatal("a popped item is still referenced by the queue")
+	}
+}
