@@ -25,68 +25,64 @@ const (
 // a larger one is let go.
 const keptInboxCap = 16
 
-// fifo is a bounded FIFO whose slice grows with what is queued, up to
-// max, and shrinks as it drains. Not safe for concurrent use.
+// fifo is a bounded FIFO, a ring whose slice grows with what is queued,
+// up to max, and shrinks as it drains: every push and pop is O(1)
+// amortized, also while the queue stays full under a flood (a slice that
+// slid its items down on each push copied the whole queue per input).
+// Not safe for concurrent use.
 type fifo[T any] struct {
-	items []T // items[head:] are queued
-	head  int
-	max   int // items queued at most
+	buf  []T // buf[head], buf[(head+1)%len(buf)], ...: n items
+	head int
+	n    int
+	max  int // items queued at most
 }
 
 // len returns the number of queued items.
-func (q *fifo[T]) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) len() int { return q.n }
 
 // push queues v; false when max items are queued.
 func (q *fifo[T]) push(v T) bool {
-	n := q.len()
-	if n >= q.max {
+	if q.n >= q.max {
 		return false
 	}
-	if len(q.items) == cap(q.items) {
-		if q.head > 0 && q.head >= n {
-			// At least half of the slice is already taken: slide the
-			// queued items down rather than grow (a queue never drained
-			// would otherwise grow with every item ever queued).
-			copy(q.items, q.items[q.head:])
-			clear(q.items[n:])
-			q.items, q.head = q.items[:n], 0
-		} else {
-			q.resize(min(max(2*n, 8), q.max))
-		}
+	if q.n == len(q.buf) {
+		q.resize(min(max(2*q.n, 8), q.max))
 	}
-	q.items = append(q.items, v)
+	q.buf[(q.head+q.n)%len(q.buf)] = v
+	q.n++
 	return true
 }
 
 // pop returns the oldest queued item; false when there is none.
 func (q *fifo[T]) pop() (T, bool) {
 	var zero T
-	if q.head == len(q.items) {
+	if q.n == 0 {
 		return zero, false
 	}
-	v := q.items[q.head]
-	q.items[q.head] = zero // the caller's now: do not pin what it holds
-	q.head++
-	n := q.len()
+	v := q.buf[q.head]
+	q.buf[q.head] = zero // the caller's now: do not pin what it holds
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
 	switch {
-	case n == 0 && cap(q.items) > keptInboxCap:
-		q.items, q.head = nil, 0
-	case n == 0:
-		q.items, q.head = q.items[:0], 0
-	case cap(q.items) > keptInboxCap && 4*n <= cap(q.items):
+	case q.n == 0 && len(q.buf) > keptInboxCap:
+		q.buf, q.head = nil, 0
+	case q.n == 0:
+		q.head = 0
+	case len(q.buf) > keptInboxCap && 4*q.n <= len(q.buf):
 		// Drained to a quarter after a burst: a queue that never empties
 		// (a steady trickle) still lets most of the burst's slice go.
-		q.resize(max(2*n, keptInboxCap))
+		q.resize(max(2*q.n, keptInboxCap))
 	}
 	return v, true
 }
 
-// resize moves the queued items to a new slice of capacity c (at least
-// their number).
+// resize moves the queued items, in order, to a new slice of length c
+// (at least their number).
 func (q *fifo[T]) resize(c int) {
-	items := make([]T, q.len(), c)
-	copy(items, q.items[q.head:])
-	q.items, q.head = items, 0
+	buf := make([]T, c)
+	k := copy(buf, q.buf[q.head:min(q.head+q.n, len(q.buf))])
+	copy(buf[k:q.n], q.buf)
+	q.buf, q.head = buf, 0
 }
 
 // overlayInbox holds the driver's waiting inputs. push is safe for
@@ -172,7 +168,7 @@ func (b *overlayInbox) caps() [inboxQueues]int {
 	defer b.mu.Unlock()
 	var c [inboxQueues]int
 	for k := range b.q {
-		c[k] = cap(b.q[k].items)
+		c[k] = len(b.q[k].buf)
 	}
 	return c
 }

@@ -10,7 +10,7 @@ import (
 // burst's slice go once drained.
 func TestFifo(t *testing.T) {
 	q := fifo[int]{max: 1000}
-	if q.items != nil {
+	if q.buf != nil {
 		t.Fatal("a new fifo allocated")
 	}
 	next, want := 0, 0
@@ -22,8 +22,8 @@ func TestFifo(t *testing.T) {
 		}
 		want++
 	}
-	// Push 3, pop 2, until full: never empty, so only the slide and the
-	// bound keep the slice from growing with every item ever queued.
+	// Push 3, pop 2, until full: never empty, and wrapping round its
+	// ring as it grows.
 	for {
 		for range 3 {
 			if q.len() < q.max {
@@ -43,8 +43,19 @@ func TestFifo(t *testing.T) {
 	if q.push(next) {
 		t.Fatal("push beyond the bound accepted")
 	}
-	if c := cap(q.items); c > q.max {
+	if c := len(q.buf); c > q.max {
 		t.Fatalf("capacity %d past the bound %d", c, q.max)
+	}
+	// Held full, as under a flood: one out, one in, in place (a slice
+	// that slid or regrew per push cost a copy of the queue per input).
+	if a := testing.AllocsPerRun(1000, func() {
+		pop()
+		if !q.push(next) {
+			t.Fatalf("push refused with %d queued", q.len())
+		}
+		next++
+	}); a != 0 {
+		t.Fatalf("%v allocations per input through a full queue, want 0", a)
 	}
 	// A trickle after the burst: one in, one out, 990 queued... down to
 	// 5: the slice shrinks as the queue does, though it never empties.
@@ -56,7 +67,7 @@ func TestFifo(t *testing.T) {
 		}
 		next++
 	}
-	if c := cap(q.items); c > keptInboxCap {
+	if c := len(q.buf); c > keptInboxCap {
 		t.Fatalf("capacity %d with %d queued, want at most %d", c, q.len(), keptInboxCap)
 	}
 	for q.len() > 0 {
@@ -65,7 +76,7 @@ func TestFifo(t *testing.T) {
 	if _, ok := q.pop(); ok {
 		t.Fatal("popped from an empty fifo")
 	}
-	if c := cap(q.items); c > keptInboxCap {
+	if c := len(q.buf); c > keptInboxCap {
 		t.Fatalf("capacity %d once drained, want at most %d", c, keptInboxCap)
 	}
 	if want != next {
@@ -73,11 +84,10 @@ func TestFifo(t *testing.T) {
 	}
 	// A popped slot no longer holds what it held.
 	ps := fifo[*int]{max: 4}
-	v := new(int)
-	ps.push(v)
+	ps.push(new(int))
 	ps.push(new(int))
 	ps.pop()
-	if ps.items[0] != nil {
+	if ps.buf[0] != nil {
 		t.Fatal("a popped item is still referenced by the queue")
 	}
 }
