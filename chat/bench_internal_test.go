@@ -240,7 +240,7 @@ func BenchmarkOverlayPayload(b *testing.B) {
 		}
 		n.handleOverlay(frames[i], neighbour)
 		i++
-		in, ok := d.inbox.next(false)
+		in, ok := d.inbox.next(&inboxPass{})
 		if !ok {
 			b.Fatal("the overlay frame was not queued")
 		}

@@ -3,6 +3,8 @@ package chat
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -190,3 +192,63 @@ func (n *Node) OverlayInboxCapsForTest() (view, tree, own int) {
 
 // KeptInboxCapForTest is the capacity a drained queue of the driver keeps.
 const KeptInboxCapForTest = keptInboxCap
+
+// OverlayFloodForTest holds n's overlay driver still, fills its queue of
+// view frames with a flood (each flood input, when handled, puts another
+// in its place until the test ends: a member whose view frames arrive as
+// fast as the driver takes them), queues k tree inputs behind it and lets
+// the driver go. It returns how many flood inputs the driver had handled
+// when the last tree input ran; ok is false if the tree inputs did not
+// all run within timeout.
+func (n *Node) OverlayFloodForTest(tb testing.TB, k int, timeout time.Duration) (views uint64, ok bool) {
+	tb.Helper()
+	d := n.ovl
+	release, held := n.BlockOverlayForTest()
+	if !held {
+		tb.Fatal("overlay driver not blocked")
+	}
+	defer release()
+	stop := make(chan struct{})
+	tb.Cleanup(func() { close(stop) })
+	var flooded atomic.Uint64
+	var flood overlayInput
+	flood.fn = func(d *overlayDriver) {
+		flooded.Add(1)
+		select {
+		case <-stop:
+		default:
+			d.inbox.push(inboxView, flood)
+		}
+	}
+	for d.inbox.push(inboxView, flood) {
+	}
+	done := make(chan struct{})
+	var ran int
+	for i := range k {
+		tree := overlayInput{fn: func(*overlayDriver) {
+			ran++ // the driver's goroutine only
+			if ran == k {
+				views = flooded.Load()
+				close(done)
+			}
+		}}
+		if !d.inbox.push(inboxTree, tree) {
+			tb.Fatalf("tree input %d of %d refused", i, k)
+		}
+	}
+	release()
+	select {
+	case <-done:
+		return views, true
+	case <-time.After(timeout):
+		return flooded.Load(), false
+	}
+}
+
+// OverlayDrainForTest and OverlayViewShareForTest are the inputs of a pass
+// of the driver and the most of them the view's frames take while others
+// wait.
+const (
+	OverlayDrainForTest     = overlayDrain
+	OverlayViewShareForTest = overlayViewShare
+)

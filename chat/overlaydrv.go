@@ -10,7 +10,8 @@ package chat
 //     goroutine: decoded with every bound checked, every peer ID in them a
 //     member, a gossip payload verified like a pushed envelope) through
 //     bounded queues, the view's frames and probes apart from the tree's
-//     and handled first: when one is full the frame is dropped and
+//     and handled first, up to a quarter of each pass while others wait
+//     (overlayinbox.go): when one is full the frame is dropped and
 //     counted (Stats.OverlayDrops); grafts and anti-entropy repair what
 //     the tree's carried, probes and timeouts what the view's did.
 //   - Our own room messages in tree mode (broadcast), through a queue of
@@ -69,9 +70,10 @@ const (
 	overlayTreeInbox = 4096
 	// overlayViewInbox bounds the view frames (joins, neighbour requests
 	// and replies, disconnects, shuffles) and probes waiting for the
-	// driver, apart from the tree's, and handled first: a flood of
-	// payloads must not crowd out the few frames that keep a busy
-	// peer's neighbours (see overlayOwnInbox).
+	// driver, apart from the tree's, and handled first (up to their
+	// share of a pass, overlayViewShare): a flood of payloads must not
+	// crowd out the few frames that keep a busy peer's neighbours (see
+	// overlayOwnInbox), nor a flood of view frames the tree's.
 	overlayViewInbox = 1024
 	// overlayOwnInbox bounds our own broadcasts waiting for the driver;
 	// when it is full they are pushed directly. With one inbox for all
@@ -256,8 +258,9 @@ func (d *overlayDriver) run() {
 // the next pass leave a token in the inbox's ready channel: the run loop
 // comes back to them after this pass's flush.
 func (d *overlayDriver) drain() {
-	for i := range overlayDrain {
-		in, ok := d.inbox.next(i == 0)
+	var p inboxPass
+	for range overlayDrain {
+		in, ok := d.inbox.next(&p)
 		if !ok {
 			return
 		}

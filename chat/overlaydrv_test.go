@@ -739,3 +739,28 @@ func TestOverlayInboxReleasesMemoryAfterBurst(t *testing.T) {
 		t.Fatalf("drained queues hold %d, %d, %d slots, want at most %d each", v, tr, o, chat.KeptInboxCapForTest)
 	}
 }
+
+// A member flooding a peer with view frames (shuffles, joins, probes: as
+// fast as its link carries them) does not starve the peer's tree frames:
+// with the view's queue kept full, 500 queued tree inputs all run while
+// the driver handles at most a quarter of each pass's inputs from the
+// flood. With view frames always first, each pass of 64 took 63 of the
+// flood and the tree got one input at most: tens of thousands of flood
+// inputs before the last tree input.
+func TestOverlayViewFloodDoesNotStarveTree(t *testing.T) {
+	p := chattest.Start(t, chattest.Config(t, "flooded"))
+	const k = 500
+	views, ok := p.OverlayFloodForTest(t, k, timeout)
+	// A pass takes at least 48 tree inputs while they wait, so k of them
+	// need ceil(k/48) passes, each with at most 16 flood inputs; one more
+	// pass's worth covers the pass that began with the flood.
+	passes := (k+chat.OverlayDrainForTest-chat.OverlayViewShareForTest-1)/(chat.OverlayDrainForTest-chat.OverlayViewShareForTest) + 1
+	bound := uint64(passes * chat.OverlayViewShareForTest)
+	if !ok {
+		t.Fatalf("%d tree inputs did not all run within %v; the flood's %d inputs ran meanwhile", k, timeout, views)
+	}
+	if views > bound {
+		t.Fatalf("%d flood inputs ran before the last of %d tree inputs, want at most %d", views, k, bound)
+	}
+	t.Logf("%d flood inputs ran before the last of %d tree inputs (bound %d)", views, k, bound)
+}

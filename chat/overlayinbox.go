@@ -25,6 +25,17 @@ const (
 // a larger one is let go.
 const keptInboxCap = 16
 
+// overlayViewShare is the most view frames and probes a pass of the
+// driver (overlayDrain inputs) takes while tree frames or our broadcasts
+// wait; alone, they may take the whole pass. A member can send view
+// frames as fast as its link carries them, and with view frames always
+// first a flood of them (shuffles, joins, probes) left a neighbour's
+// tree frames one input per pass at best: its payloads, grafts and
+// announcements starved (TestOverlayViewFloodDoesNotStarveTree). A
+// quarter of a pass still handles the view's own traffic, a few frames
+// per neighbour per second, at once.
+const overlayViewShare = overlayDrain / 4
+
 // fifo is a bounded FIFO, a ring whose slice grows with what is queued,
 // up to max, and shrinks as it drains: every push and pop is O(1)
 // amortized, also while the queue stays full under a flood (a slice that
@@ -122,14 +133,34 @@ func (b *overlayInbox) signal() {
 	}
 }
 
-// next returns the next input of a pass. The first of a pass comes from
-// a queue picked at random among those with inputs, so that no queue
-// waits for ever behind another; the rest of the pass takes view frames
-// first, then the tree's, then our broadcasts. false when all are empty.
-func (b *overlayInbox) next(first bool) (overlayInput, bool) {
+// inboxPass is what a pass of the driver has taken so far.
+type inboxPass struct {
+	inputs, views int
+}
+
+// next returns the next input of pass p and counts it. The first of a
+// pass comes from a queue picked at random among those with inputs, so
+// that no queue waits for ever behind another; the rest of the pass
+// takes view frames first up to their share (overlayViewShare; past it
+// only when nothing else waits), then the tree's, then our broadcasts.
+// false when all are empty.
+func (b *overlayInbox) next(p *inboxPass) (overlayInput, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if first {
+	in, k, ok := b.nextLocked(p)
+	if ok {
+		p.inputs++
+		if k == inboxView {
+			p.views++
+		}
+	}
+	return in, ok
+}
+
+// nextLocked takes next's input and says from which queue; the caller
+// holds b.mu.
+func (b *overlayInbox) nextLocked(p *inboxPass) (overlayInput, int, bool) {
+	if p.inputs == 0 {
 		var ks [inboxQueues]int
 		n := 0
 		for k := range b.q {
@@ -139,16 +170,23 @@ func (b *overlayInbox) next(first bool) (overlayInput, bool) {
 			}
 		}
 		if n == 0 {
-			return overlayInput{}, false
+			return overlayInput{}, 0, false
 		}
-		return b.q[ks[rand.IntN(n)]].pop()
+		k := ks[rand.IntN(n)]
+		in, _ := b.q[k].pop()
+		return in, k, true
 	}
-	for k := range b.q {
+	if p.views < overlayViewShare || b.q[inboxTree].len() == 0 && b.q[inboxOwn].len() == 0 {
+		if in, ok := b.q[inboxView].pop(); ok {
+			return in, inboxView, true
+		}
+	}
+	for _, k := range []int{inboxTree, inboxOwn} {
 		if in, ok := b.q[k].pop(); ok {
-			return in, true
+			return in, k, true
 		}
 	}
-	return overlayInput{}, false
+	return overlayInput{}, 0, false
 }
 
 // lens returns the number of inputs waiting on each queue.

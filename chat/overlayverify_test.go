@@ -57,7 +57,7 @@ func overlayGossip(t *testing.T, env *chatpb.Envelope) *chatpb.Overlay {
 func stepDriver(t *testing.T, d *overlayDriver) []pipelined {
 	t.Helper()
 	for {
-		in, ok := d.inbox.next(false)
+		in, ok := d.inbox.next(&inboxPass{})
 		if !ok {
 			break
 		}
