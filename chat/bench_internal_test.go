@@ -246,7 +246,11 @@ func BenchmarkOverlayPayload(b *testing.B) {
 		}
 		d.input(in)
 		d.flush()
-		d.deliver(<-d.toPipeline)
+		ds, ok := d.toPipeline.take()
+		if !ok {
+			b.Fatal("no deliveries for the pipeline")
+		}
+		d.deliver(ds)
 	}
 	reportCPU(b, cpu, i)
 	if got := n.Stats().Stored; got != uint64(i) {

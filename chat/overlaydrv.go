@@ -139,7 +139,7 @@ type overlayDriver struct {
 	// toPipeline carries first receipts from run to the goroutine that
 	// feeds them to the receive pipeline (feedPipeline), so that relaying
 	// never waits for a store or a room lock.
-	toPipeline chan []pipelined
+	toPipeline *pipelineQueue
 	epoch      time.Time // the machine's clock is the time since epoch
 	running    atomic.Bool
 
@@ -169,7 +169,7 @@ type overlayDriver struct {
 
 func newOverlayDriver(n *Node) *overlayDriver {
 	d := &overlayDriver{n: n, inbox: newOverlayInbox(overlayViewInbox, overlayTreeInbox, overlayOwnInbox),
-		toPipeline: make(chan []pipelined, overlayTreeInbox),
+		toPipeline: newPipelineQueue(overlayTreeInbox),
 		epoch:      time.Now(), kept: map[string]bool{}, checked: map[*byte]checkedPayload{}}
 	cfg := overlay.DefaultConfig(n.id.ID, rand.Uint64())
 	cfg.ActiveSize = overlayActiveSize
@@ -342,10 +342,7 @@ func (d *overlayDriver) flush() {
 			// The feeder keeps up unless the store stalls: then relaying
 			// waits too (back-pressure) rather than lose first receipts,
 			// which the machine would never deliver again.
-			select {
-			case d.toPipeline <- ps:
-			case <-n.ctx.Done():
-			}
+			d.toPipeline.put(ps, n.ctx.Done())
 		}
 		now := d.now()
 		for _, p := range down {
@@ -416,8 +413,14 @@ func (d *overlayDriver) feedPipeline() {
 		select {
 		case <-d.n.ctx.Done():
 			return
-		case ds := <-d.toPipeline:
-			d.deliver(ds)
+		case <-d.toPipeline.ready:
+			for {
+				ds, ok := d.toPipeline.take()
+				if !ok {
+					break
+				}
+				d.deliver(ds)
+			}
 		}
 	}
 }

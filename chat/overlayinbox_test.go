@@ -2,6 +2,9 @@ package chat
 
 import (
 	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
 // A fifo keeps order and its bound, allocates nothing before its first
@@ -89,5 +92,57 @@ func TestFifo(t *testing.T) {
 	ps.pop()
 	if ps.buf[0] != nil {
 		t.Fatal("a popped item is still referenced by the queue")
+	}
+}
+
+// The pipeline queue keeps order, holds the driver back while full (a
+// put waits for a take, not dropping first receipts the machine would
+// never deliver again), lets the driver go when the node stops, and
+// lets its slice go once drained.
+func TestPipelineQueue(t *testing.T) {
+	const max = 40
+	p := newPipelineQueue(max)
+	batch := func(i int) []pipelined { return []pipelined{{Delivery: overlay.Delivery{Hops: uint32(i)}}} }
+	never := make(chan struct{})
+	for i := range max {
+		if !p.put(batch(i), never) {
+			t.Fatalf("put %d refused", i)
+		}
+	}
+	put := make(chan bool)
+	go func() { put <- p.put(batch(max), never) }()
+	select {
+	case <-put:
+		t.Fatal("a put into a full queue did not wait")
+	case <-time.After(50 * time.Millisecond): // it must still be waiting: no condition to poll for
+	}
+	for i := range max + 1 {
+		ps, ok := p.take()
+		if i == 0 {
+			if !<-put {
+				t.Fatal("the waiting put failed")
+			}
+		}
+		if !ok || ps[0].Hops != uint32(i) {
+			t.Fatalf("take %d: %v, %v", i, ps, ok)
+		}
+	}
+	if _, ok := p.take(); ok {
+		t.Fatal("took from an empty queue")
+	}
+	if c := len(p.q.buf); c > keptInboxCap {
+		t.Fatalf("a drained queue holds %d slots, want at most %d", c, keptInboxCap)
+	}
+	for i := range max {
+		p.put(batch(i), never)
+	}
+	done := make(chan struct{})
+	go func() { put <- p.put(batch(max), done) }()
+	close(done)
+	if <-put {
+		t.Fatal("a put into a full queue succeeded after done")
+	}
+	if n := p.len(); n != max {
+		t.Fatalf("%d queued, want %d", n, max)
 	}
 }

@@ -65,8 +65,11 @@ func stepDriver(t *testing.T, d *overlayDriver) []pipelined {
 	}
 	d.flush()
 	var fed []pipelined
-	for len(d.toPipeline) > 0 {
-		ps := <-d.toPipeline
+	for {
+		ps, ok := d.toPipeline.take()
+		if !ok {
+			break
+		}
 		d.deliver(ps)
 		fed = append(fed, ps...)
 	}
