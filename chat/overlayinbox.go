@@ -21,10 +21,6 @@ const (
 	inboxQueues
 )
 
-// keptInboxCap is the capacity a drained queue keeps for its next inputs;
-// a larger one is let go.
-const keptInboxCap = 16
-
 // overlayViewShare is the most view frames and probes a pass of the
 // driver (overlayDrain inputs) takes while tree frames or our broadcasts
 // wait; alone, they may take the whole pass. A member can send view
@@ -35,66 +31,6 @@ const keptInboxCap = 16
 // quarter of a pass still handles the view's own traffic, a few frames
 // per neighbour per second, at once.
 const overlayViewShare = overlayDrain / 4
-
-// fifo is a bounded FIFO, a ring whose slice grows with what is queued,
-// up to max, and shrinks as it drains: every push and pop is O(1)
-// amortized, also while the queue stays full under a flood (a slice that
-// slid its items down on each push copied the whole queue per input).
-// Not safe for concurrent use.
-type fifo[T any] struct {
-	buf  []T // buf[head], buf[(head+1)%len(buf)], ...: n items
-	head int
-	n    int
-	max  int // items queued at most
-}
-
-// len returns the number of queued items.
-func (q *fifo[T]) len() int { return q.n }
-
-// push queues v; false when max items are queued.
-func (q *fifo[T]) push(v T) bool {
-	if q.n >= q.max {
-		return false
-	}
-	if q.n == len(q.buf) {
-		q.resize(min(max(2*q.n, 8), q.max))
-	}
-	q.buf[(q.head+q.n)%len(q.buf)] = v
-	q.n++
-	return true
-}
-
-// pop returns the oldest queued item; false when there is none.
-func (q *fifo[T]) pop() (T, bool) {
-	var zero T
-	if q.n == 0 {
-		return zero, false
-	}
-	v := q.buf[q.head]
-	q.buf[q.head] = zero // the caller's now: do not pin what it holds
-	q.head = (q.head + 1) % len(q.buf)
-	q.n--
-	switch {
-	case q.n == 0 && len(q.buf) > keptInboxCap:
-		q.buf, q.head = nil, 0
-	case q.n == 0:
-		q.head = 0
-	case len(q.buf) > keptInboxCap && 4*q.n <= len(q.buf):
-		// Drained to a quarter after a burst: a queue that never empties
-		// (a steady trickle) still lets most of the burst's slice go.
-		q.resize(max(2*q.n, keptInboxCap))
-	}
-	return v, true
-}
-
-// resize moves the queued items, in order, to a new slice of length c
-// (at least their number).
-func (q *fifo[T]) resize(c int) {
-	buf := make([]T, c)
-	k := copy(buf, q.buf[q.head:min(q.head+q.n, len(q.buf))])
-	copy(buf[k:q.n], q.buf)
-	q.buf, q.head = buf, 0
-}
 
 // overlayInbox holds the driver's waiting inputs. push is safe for
 // concurrent use (the connections' goroutines, senders); the driver's
@@ -260,12 +196,4 @@ func (p *pipelineQueue) len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.q.len()
-}
-
-// token leaves a token in ch (capacity 1), without blocking.
-func token(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }
