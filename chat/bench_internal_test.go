@@ -240,9 +240,17 @@ func BenchmarkOverlayPayload(b *testing.B) {
 		}
 		n.handleOverlay(frames[i], neighbour)
 		i++
-		d.input(<-d.in)
+		in, ok := d.inbox.next(&inboxPass{})
+		if !ok {
+			b.Fatal("the overlay frame was not queued")
+		}
+		d.input(in)
 		d.flush()
-		d.deliver(<-d.toPipeline)
+		ds, ok := d.toPipeline.take()
+		if !ok {
+			b.Fatal("no deliveries for the pipeline")
+		}
+		d.deliver(ds)
 	}
 	reportCPU(b, cpu, i)
 	if got := n.Stats().Stored; got != uint64(i) {

@@ -3,6 +3,8 @@ package chat
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -45,9 +47,7 @@ func (n *Node) runOnOverlayForTest(fn func(d *overlayDriver)) bool {
 		defer close(done)
 		fn(d)
 	}}
-	select {
-	case d.view <- in:
-	case <-time.After(10 * time.Second):
+	if !pushOverlayForTest(d, inboxView, in) {
 		return false
 	}
 	select {
@@ -137,9 +137,7 @@ func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
 		case <-d.n.ctx.Done():
 		}
 	}}
-	select {
-	case d.view <- in:
-	case <-time.After(10 * time.Second):
+	if !pushOverlayForTest(d, inboxView, in) {
 		return nil, false
 	}
 	select {
@@ -157,23 +155,100 @@ func (n *Node) BlockOverlayForTest() (release func(), ok bool) {
 func (n *Node) FillOverlayQueuesForTest() int {
 	d := n.ovl
 	k := 0
-	for _, q := range []chan overlayInput{d.in, d.own} {
-		for {
-			select {
-			case q <- overlayInput{fn: func(*overlayDriver) {}}:
-				k++
-				continue
-			default:
-			}
-			break
+	for _, q := range []int{inboxTree, inboxOwn} {
+		for d.inbox.push(q, overlayInput{fn: func(*overlayDriver) {}}) {
+			k++
 		}
 	}
 	return k
 }
 
+// pushOverlayForTest queues in on d's queue k, waiting up to 10 s for
+// room; false if there was none.
+func pushOverlayForTest(d *overlayDriver, k int, in overlayInput) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !d.inbox.push(k, in) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond) // polls for room, with a deadline
+	}
+	return true
+}
+
 // OverlayQueuedForTest returns the inputs waiting for the driver: view
 // frames and probes, tree frames, our broadcasts.
 func (n *Node) OverlayQueuedForTest() (view, tree, own int) {
-	d := n.ovl
-	return len(d.view), len(d.in), len(d.own)
+	l := n.ovl.inbox.lens()
+	return l[inboxView], l[inboxTree], l[inboxOwn]
 }
+
+// OverlayInboxCapsForTest returns the capacity each of the driver's
+// queues holds now: view frames and probes, tree frames, our broadcasts.
+func (n *Node) OverlayInboxCapsForTest() (view, tree, own int) {
+	c := n.ovl.inbox.caps()
+	return c[inboxView], c[inboxTree], c[inboxOwn]
+}
+
+// KeptInboxCapForTest is the capacity a drained queue of the driver keeps.
+const KeptInboxCapForTest = keptInboxCap
+
+// OverlayFloodForTest holds n's overlay driver still, fills its queue of
+// view frames with a flood (each flood input, when handled, puts another
+// in its place until the test ends: a member whose view frames arrive as
+// fast as the driver takes them), queues k tree inputs behind it and lets
+// the driver go. It returns how many flood inputs the driver had handled
+// when the last tree input ran; ok is false if the tree inputs did not
+// all run within timeout.
+func (n *Node) OverlayFloodForTest(tb testing.TB, k int, timeout time.Duration) (views uint64, ok bool) {
+	tb.Helper()
+	d := n.ovl
+	release, held := n.BlockOverlayForTest()
+	if !held {
+		tb.Fatal("overlay driver not blocked")
+	}
+	defer release()
+	stop := make(chan struct{})
+	tb.Cleanup(func() { close(stop) })
+	var flooded atomic.Uint64
+	var flood overlayInput
+	flood.fn = func(d *overlayDriver) {
+		flooded.Add(1)
+		select {
+		case <-stop:
+		default:
+			d.inbox.push(inboxView, flood)
+		}
+	}
+	for d.inbox.push(inboxView, flood) {
+	}
+	done := make(chan struct{})
+	var ran int
+	for i := range k {
+		tree := overlayInput{fn: func(*overlayDriver) {
+			ran++ // the driver's goroutine only
+			if ran == k {
+				views = flooded.Load()
+				close(done)
+			}
+		}}
+		if !d.inbox.push(inboxTree, tree) {
+			tb.Fatalf("tree input %d of %d refused", i, k)
+		}
+	}
+	release()
+	select {
+	case <-done:
+		return views, true
+	case <-time.After(timeout):
+		return flooded.Load(), false
+	}
+}
+
+// OverlayDrainForTest and OverlayViewShareForTest are the inputs of a pass
+// of the driver and the most of them the view's frames take while others
+// wait.
+const (
+	OverlayDrainForTest     = overlayDrain
+	OverlayViewShareForTest = overlayViewShare
+)

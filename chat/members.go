@@ -37,6 +37,10 @@ const (
 	memberUpdate
 )
 
+// maxMemberEvents bounds the membership changes waiting for the event
+// loop; past it the loop resyncs from memberlist instead.
+const maxMemberEvents = 1024
+
 // memberEvent is a copy of what memberlist said about a node.
 type memberEvent struct {
 	kind memberEventKind
@@ -89,9 +93,7 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 		addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
 		meta: append([]byte(nil), nd.Meta...),
 	}
-	select {
-	case n.memberEvents <- ev:
-	default:
+	if !n.memberEvents.push(ev) {
 		n.resync.Store(true)
 	}
 }
@@ -106,7 +108,16 @@ func (n *Node) eventLoop() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case ev := <-n.memberEvents:
+		case <-n.memberEvents.ready:
+			// One change per turn of the loop, rooms synced after each,
+			// as when they came from a channel.
+			ev, ok := n.memberEvents.pop()
+			if !ok {
+				continue
+			}
+			if n.memberEvents.len() > 0 {
+				token(n.memberEvents.ready)
+			}
 			n.applyMemberEvent(ev)
 		case <-tick.C:
 			if n.resync.Swap(false) {

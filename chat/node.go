@@ -104,9 +104,12 @@ type Node struct {
 	leaving   map[string]time.Time   // peers that said Bye, until memberlist reports them gone
 
 	// memberEvents carries memberlist callbacks to the node's event loop
-	// (callbacks must not block). When full, the callback sets resync and
-	// the loop rebuilds its view from memberlist.Members().
-	memberEvents chan memberEvent
+	// (callbacks must not block): at most maxMemberEvents, held in a
+	// queue that lets its slice go once drained (fifo.go; a channel of
+	// that bound held 64 KB per node for its life). When full, the
+	// callback sets resync and the loop rebuilds its view from
+	// memberlist.Members().
+	memberEvents *signalQueue[memberEvent]
 	resync       atomic.Bool
 
 	kv         *kvStore
@@ -199,7 +202,7 @@ func New(cfg Config) (*Node, error) {
 		peers:        make(map[string]*peerConn),
 		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
-		memberEvents: make(chan memberEvent, 1024),
+		memberEvents: newSignalQueue[memberEvent](maxMemberEvents),
 		events:       make(chan hearsay.Event, cfg.EventBuffer),
 	}
 	n.verify.keys = &n.keys

@@ -10,7 +10,8 @@ package chat
 //     goroutine: decoded with every bound checked, every peer ID in them a
 //     member, a gossip payload verified like a pushed envelope) through
 //     bounded queues, the view's frames and probes apart from the tree's
-//     and handled first: when one is full the frame is dropped and
+//     and handled first, up to a quarter of each pass while others wait
+//     (overlayinbox.go): when one is full the frame is dropped and
 //     counted (Stats.OverlayDrops); grafts and anti-entropy repair what
 //     the tree's carried, probes and timeouts what the view's did.
 //   - Our own room messages in tree mode (broadcast), through a queue of
@@ -62,14 +63,17 @@ const (
 	// enough for groups up to thousands; a larger view floods an origin's
 	// first broadcast to more copies and costs more connections.
 	overlayActiveSize = 4
-	// overlayInbox bounds the peers' tree frames (gossip, announcements,
-	// grafts, prunes) waiting for the driver.
-	overlayInbox = 4096
+	// overlayTreeInbox bounds the peers' tree frames (gossip,
+	// announcements, grafts, prunes) waiting for the driver. The inbox's
+	// bounds are what a queue may hold, not what it allocates: its slice
+	// grows with what waits and is let go once drained (overlayinbox.go).
+	overlayTreeInbox = 4096
 	// overlayViewInbox bounds the view frames (joins, neighbour requests
 	// and replies, disconnects, shuffles) and probes waiting for the
-	// driver, apart from the tree's, and handled first: a flood of
-	// payloads must not crowd out the few frames that keep a busy
-	// peer's neighbours (see overlayOwnInbox).
+	// driver, apart from the tree's, and handled first (up to their
+	// share of a pass, overlayViewShare): a flood of payloads must not
+	// crowd out the few frames that keep a busy peer's neighbours (see
+	// overlayOwnInbox), nor a flood of view frames the tree's.
 	overlayViewInbox = 1024
 	// overlayOwnInbox bounds our own broadcasts waiting for the driver;
 	// when it is full they are pushed directly. With one inbox for all
@@ -127,14 +131,15 @@ type pipelined struct {
 type overlayDriver struct {
 	n *Node
 	m *overlay.Node // only run's goroutine touches it; nil if it could not be built
-	// The inputs, each bounded (a full one drops, counted): view frames
-	// and probes (handled first), the peers' tree frames, our
-	// broadcasts. Read by run only.
-	view, in, own chan overlayInput
+	// inbox holds the inputs, on three queues each bounded (a full one
+	// drops, counted): view frames and probes (handled first), the
+	// peers' tree frames, our broadcasts (overlayinbox.go). Taken by run
+	// only.
+	inbox *overlayInbox
 	// toPipeline carries first receipts from run to the goroutine that
 	// feeds them to the receive pipeline (feedPipeline), so that relaying
 	// never waits for a store or a room lock.
-	toPipeline chan []pipelined
+	toPipeline *pipelineQueue
 	epoch      time.Time // the machine's clock is the time since epoch
 	running    atomic.Bool
 
@@ -163,9 +168,9 @@ type overlayDriver struct {
 }
 
 func newOverlayDriver(n *Node) *overlayDriver {
-	d := &overlayDriver{n: n, view: make(chan overlayInput, overlayViewInbox), in: make(chan overlayInput, overlayInbox),
-		own: make(chan overlayInput, overlayOwnInbox), toPipeline: make(chan []pipelined, overlayInbox),
-		epoch: time.Now(), kept: map[string]bool{}, checked: map[*byte]checkedPayload{}}
+	d := &overlayDriver{n: n, inbox: newOverlayInbox(overlayViewInbox, overlayTreeInbox, overlayOwnInbox),
+		toPipeline: newPipelineQueue(overlayTreeInbox),
+		epoch:      time.Now(), kept: map[string]bool{}, checked: map[*byte]checkedPayload{}}
 	cfg := overlay.DefaultConfig(n.id.ID, rand.Uint64())
 	cfg.ActiveSize = overlayActiveSize
 	cfg.MaxPayload = maxOverlayPayload
@@ -229,14 +234,7 @@ func (d *overlayDriver) run() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case in := <-d.view:
-			d.input(in)
-			d.drain()
-		case in := <-d.in:
-			d.input(in)
-			d.drain()
-		case in := <-d.own:
-			d.input(in)
+		case <-d.inbox.ready:
 			d.drain()
 		case <-gen:
 			gen = n.memberGenChan()
@@ -255,28 +253,20 @@ func (d *overlayDriver) run() {
 	}
 }
 
-// drain handles up to overlayDrain-1 more queued inputs, so that a burst
-// shares one flush: view frames first, then the peers' tree frames, then
-// our broadcasts (the first of which the run loop's select may pick at
-// any pass, so they are not starved).
+// drain handles up to overlayDrain queued inputs, so that a burst shares
+// one flush, in the order overlayInbox.next gives them. Inputs left for
+// the next pass leave a token in the inbox's ready channel: the run loop
+// comes back to them after this pass's flush.
 func (d *overlayDriver) drain() {
-	for range overlayDrain - 1 {
-		var in overlayInput
-		select {
-		case in = <-d.view:
-		default:
-			select {
-			case in = <-d.in:
-			default:
-				select {
-				case in = <-d.own:
-				default:
-					return
-				}
-			}
+	var p inboxPass
+	for range overlayDrain {
+		in, ok := d.inbox.next(&p)
+		if !ok {
+			return
 		}
 		d.input(in)
 	}
+	d.inbox.signal()
 }
 
 // arm sets timer to the machine's next deadline (at most a check interval
@@ -352,10 +342,7 @@ func (d *overlayDriver) flush() {
 			// The feeder keeps up unless the store stalls: then relaying
 			// waits too (back-pressure) rather than lose first receipts,
 			// which the machine would never deliver again.
-			select {
-			case d.toPipeline <- ps:
-			case <-n.ctx.Done():
-			}
+			d.toPipeline.put(ps, n.ctx.Done())
 		}
 		now := d.now()
 		for _, p := range down {
@@ -426,8 +413,14 @@ func (d *overlayDriver) feedPipeline() {
 		select {
 		case <-d.n.ctx.Done():
 			return
-		case ds := <-d.toPipeline:
-			d.deliver(ds)
+		case <-d.toPipeline.ready:
+			for {
+				ds, ok := d.toPipeline.take()
+				if !ok {
+					break
+				}
+				d.deliver(ds)
+			}
 		}
 	}
 }
@@ -588,9 +581,7 @@ func (d *overlayDriver) maybeJoin(live map[string]bool) {
 func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 	d := n.ovl
 	if isProbe(pb) {
-		select {
-		case d.view <- overlayInput{from: from, probe: true}:
-		default:
+		if !d.inbox.push(inboxView, overlayInput{from: from, probe: true}) {
 			d.drops.Add(1)
 		}
 		return
@@ -608,13 +599,11 @@ func (n *Node) handleOverlay(pb *chatpb.Overlay, from string) {
 		n.logger.Printf("drop overlay frame from %s: %v", from, err)
 		return
 	}
-	q := d.in
+	q := inboxTree
 	if m.Kind.View() {
-		q = d.view
+		q = inboxView
 	}
-	select {
-	case q <- overlayInput{from: from, msg: m, env: env}:
-	default:
+	if !d.inbox.push(q, overlayInput{from: from, msg: m, env: env}) {
 		d.drops.Add(1)
 	}
 }
@@ -697,12 +686,7 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 		return false
 	}
 	m := overlay.Message{Kind: overlay.KindGossip, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
-	select {
-	case d.own <- overlayInput{msg: m}:
-		return true
-	default:
-		return false
-	}
+	return d.inbox.push(inboxOwn, overlayInput{msg: m})
 }
 
 // participating reports whether this peer joins the overlay on its own

@@ -704,3 +704,63 @@ func TestTreeBusySenderKeepsItsView(t *testing.T) {
 		t.Errorf("%d of %d messages over the tree: the others were pushed (no neighbour, or the queue full)", st.OverlayBroadcasts, len(sent))
 	}
 }
+
+// The driver's queues hold memory only for what waits: a burst that fills
+// them (a peer's driver held still while its tree frames and broadcasts
+// queue up) grows their slices up to their bounds, and once the driver
+// has drained them the slices are let go. Buffered channels held their
+// whole bounds (about 1 MB per peer) for the node's life.
+func TestOverlayInboxReleasesMemoryAfterBurst(t *testing.T) {
+	p := chattest.Start(t, chattest.Config(t, "burst"))
+	if v, tr, o := p.OverlayInboxCapsForTest(); v+tr+o != 0 {
+		t.Fatalf("an idle driver's queues hold %d, %d, %d slots, want none", v, tr, o)
+	}
+	release, ok := p.BlockOverlayForTest()
+	if !ok {
+		t.Fatal("overlay driver not blocked")
+	}
+	t.Cleanup(release)
+	k := p.FillOverlayQueuesForTest()
+	_, tree, own := p.OverlayQueuedForTest()
+	if k != tree+own || tree == 0 || own == 0 {
+		t.Fatalf("queued %d, the queues hold %d and %d", k, tree, own)
+	}
+	_, tc, oc := p.OverlayInboxCapsForTest()
+	if tc < tree || oc < own {
+		t.Fatalf("capacities %d and %d below the %d and %d queued", tc, oc, tree, own)
+	}
+	release()
+	chattest.WaitFor(t, timeout, func() bool {
+		v, tr, o := p.OverlayQueuedForTest()
+		return v+tr+o == 0
+	}, "the driver did not drain its queues")
+	// The pop that emptied a queue let its slice go under the same lock.
+	if v, tr, o := p.OverlayInboxCapsForTest(); max(v, tr, o) > chat.KeptInboxCapForTest {
+		t.Fatalf("drained queues hold %d, %d, %d slots, want at most %d each", v, tr, o, chat.KeptInboxCapForTest)
+	}
+}
+
+// A member flooding a peer with view frames (shuffles, joins, probes: as
+// fast as its link carries them) does not starve the peer's tree frames:
+// with the view's queue kept full, 500 queued tree inputs all run while
+// the driver handles at most a quarter of each pass's inputs from the
+// flood. With view frames always first, each pass of 64 took 63 of the
+// flood and the tree got one input at most: tens of thousands of flood
+// inputs before the last tree input.
+func TestOverlayViewFloodDoesNotStarveTree(t *testing.T) {
+	p := chattest.Start(t, chattest.Config(t, "flooded"))
+	const k = 500
+	views, ok := p.OverlayFloodForTest(t, k, timeout)
+	// A pass takes at least 48 tree inputs while they wait, so k of them
+	// need ceil(k/48) passes, each with at most 16 flood inputs; one more
+	// pass's worth covers the pass that began with the flood.
+	passes := (k+chat.OverlayDrainForTest-chat.OverlayViewShareForTest-1)/(chat.OverlayDrainForTest-chat.OverlayViewShareForTest) + 1
+	bound := uint64(passes * chat.OverlayViewShareForTest)
+	if !ok {
+		t.Fatalf("%d tree inputs did not all run within %v; the flood's %d inputs ran meanwhile", k, timeout, views)
+	}
+	if views > bound {
+		t.Fatalf("%d flood inputs ran before the last of %d tree inputs, want at most %d", views, k, bound)
+	}
+	t.Logf("%d flood inputs ran before the last of %d tree inputs (bound %d)", views, k, bound)
+}

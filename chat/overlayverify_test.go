@@ -56,13 +56,20 @@ func overlayGossip(t *testing.T, env *chatpb.Envelope) *chatpb.Overlay {
 // first receipts to the pipeline. It returns what was fed.
 func stepDriver(t *testing.T, d *overlayDriver) []pipelined {
 	t.Helper()
-	for len(d.in) > 0 {
-		d.input(<-d.in)
+	for {
+		in, ok := d.inbox.next(&inboxPass{})
+		if !ok {
+			break
+		}
+		d.input(in)
 	}
 	d.flush()
 	var fed []pipelined
-	for len(d.toPipeline) > 0 {
-		ps := <-d.toPipeline
+	for {
+		ps, ok := d.toPipeline.take()
+		if !ok {
+			break
+		}
 		d.deliver(ps)
 		fed = append(fed, ps...)
 	}
@@ -93,7 +100,7 @@ func TestOverlayPayloadVerifiedOnce(t *testing.T) {
 	if got := n.ovl.invalid.Load(); got != 1 {
 		t.Fatalf("overlay invalid %d after a forged payload, want 1", got)
 	}
-	if len(n.ovl.in) != 0 {
+	if n.ovl.inbox.lens() != [inboxQueues]int{} {
 		t.Fatal("a forged payload was queued for the machine")
 	}
 	if fed := stepDriver(t, n.ovl); len(fed) != 0 {
