@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
@@ -72,7 +74,9 @@ func overlayFrame(m *overlay.Message) *chatpb.Frame {
 		Payload: m.Payload,
 	}
 	if m.Kind == overlay.KindGossip {
-		pb.Id = m.ID[:]
+		// The payload names its origin and ID (gossipKey): 36 bytes a
+		// copy that protocol 6 sent again beside it.
+		pb.Peer = ""
 	}
 	if len(m.Announces) > 0 {
 		pb.Haves = packHaves(m.Announces)
@@ -169,6 +173,56 @@ func unpackHaves(haves []*chatpb.OverlayHave) ([]overlay.Announce, error) {
 	return out, nil
 }
 
+// gossipKey reads a gossip payload's origin, room and seq (Envelope
+// fields 2, 4 and 3) without decoding the rest, and returns the origin
+// (the tree the payload belongs to) and its overlay ID. As in protobuf
+// decoding, the last occurrence of a field wins. The driver decodes the
+// whole envelope after this and drops the payload unless its origin and
+// ID are these (checkOverlayPayload), so a payload this reads otherwise
+// than the decoder does is refused, never relayed.
+func gossipKey(payload []byte) (string, overlay.MsgID, error) {
+	var origin, room []byte
+	var seq uint64
+	for b := payload; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", overlay.MsgID{}, fmt.Errorf("%w: overlay gossip payload: %v", ErrInvalid, protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case (num == 2 || num == 4) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", overlay.MsgID{}, fmt.Errorf("%w: overlay gossip payload: %v", ErrInvalid, protowire.ParseError(n))
+			}
+			if num == 2 {
+				origin = v
+			} else {
+				room = v
+			}
+			b = b[n:]
+		case num == 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return "", overlay.MsgID{}, fmt.Errorf("%w: overlay gossip payload: %v", ErrInvalid, protowire.ParseError(n))
+			}
+			seq = v
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return "", overlay.MsgID{}, fmt.Errorf("%w: overlay gossip payload: %v", ErrInvalid, protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	if len(origin) == 0 || len(origin) > overlay.MaxPeerIDLen {
+		return "", overlay.MsgID{}, fmt.Errorf("%w: overlay gossip payload with an origin of %d bytes", ErrInvalid, len(origin))
+	}
+	o := string(origin)
+	return o, overlayMsgID(string(room), o, seq), nil
+}
+
 // probeFrame is the driver's neighbour probe (chat.proto, Overlay.probe).
 func probeFrame() *chatpb.Frame {
 	return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Probe: true}}}
@@ -213,13 +267,21 @@ func decodeOverlay(pb *chatpb.Overlay) (overlay.Message, error) {
 	}
 	kind := overlay.Kind(pb.Kind)
 	switch {
-	case kind == overlay.KindGossip && len(pb.Id) != len(overlay.MsgID{}):
-		return m, fmt.Errorf("%w: overlay gossip id of %d bytes", ErrInvalid, len(pb.Id))
-	case kind != overlay.KindGossip && len(pb.Id) != 0:
-		return m, fmt.Errorf("%w: overlay id on a %s", ErrInvalid, kind)
+	case len(pb.Id) != 0:
+		return m, fmt.Errorf("%w: overlay id on a %s (protocol 6)", ErrInvalid, kind)
+	case kind == overlay.KindGossip && pb.Peer != "":
+		return m, fmt.Errorf("%w: overlay gossip names its origin (protocol 6)", ErrInvalid)
 	}
 	if len(pb.Payload) > maxOverlayPayload {
 		return m, fmt.Errorf("%w: overlay payload of %d bytes", ErrInvalid, len(pb.Payload))
+	}
+	var gossipOrigin string
+	var gossipID overlay.MsgID
+	if kind == overlay.KindGossip {
+		var err error
+		if gossipOrigin, gossipID, err = gossipKey(pb.Payload); err != nil {
+			return m, err
+		}
 	}
 	if len(pb.Announces) > 0 {
 		return m, fmt.Errorf("%w: overlay announces of protocol 6", ErrInvalid)
@@ -248,7 +310,9 @@ func decodeOverlay(pb *chatpb.Overlay) (overlay.Message, error) {
 		Round:   pb.Round,
 		Payload: pb.Payload,
 	}
-	copy(m.ID[:], pb.Id)
+	if kind == overlay.KindGossip {
+		m.Peer, m.ID = gossipOrigin, gossipID
+	}
 	if len(pb.Peers) > 0 {
 		m.Peers = append([]string(nil), pb.Peers...)
 	}

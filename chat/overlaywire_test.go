@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -26,7 +27,7 @@ func overlaySamples() []overlay.Message {
 		{Kind: overlay.KindShuffle, Peer: "00000000000000bb", TTL: 3, Peers: []string{"00000000000000bb", "00000000000000cc"}},
 		{Kind: overlay.KindShuffleReply, Peers: []string{"00000000000000dd"}},
 		{Kind: overlay.KindShuffleReply, Peer: "00000000000000bb", Peers: []string{"00000000000000dd"}},
-		{Kind: overlay.KindGossip, Peer: "00000000000000aa", ID: id, Round: 3, Payload: []byte("payload")},
+		{Kind: overlay.KindGossip, Peer: "00000000000000aa", ID: id, Round: 3, Payload: gossipPayload("lobby", "00000000000000aa", 7)},
 		{Kind: overlay.KindIHave, Announces: []overlay.Announce{{ID: id, Origin: "00000000000000aa", Round: 2}}},
 		{Kind: overlay.KindIHave, Announces: []overlay.Announce{
 			{ID: id, Origin: "00000000000000aa", Round: 2},
@@ -55,6 +56,16 @@ func sameAnnounces(a, b []overlay.Announce) bool {
 	return slices.Equal(ka, kb)
 }
 
+// gossipPayload is an envelope's encoding naming room, origin and seq
+// (not signed: the wire tests do not verify it).
+func gossipPayload(room, origin string, seq uint64) []byte {
+	b, err := proto.Marshal(&chatpb.Envelope{Origin: origin, Room: room, Seq: seq, Body: []byte("hello")})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func sameOverlay(a, b overlay.Message) bool {
 	ea, _ := proto.Marshal(overlayFrame(&a))
 	eb, _ := proto.Marshal(overlayFrame(&b))
@@ -76,7 +87,7 @@ func TestOverlayFrameRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", m.Kind, err)
 		}
-		if !sameOverlay(got, m) {
+		if !sameOverlay(got, m) || got.Peer != m.Peer || got.ID != m.ID {
 			t.Errorf("%s: decoded %+v, want %+v", m.Kind, got, m)
 		}
 		if m.Kind == overlay.KindIHave && !sameAnnounces(got.Announces, m.Announces) {
@@ -106,6 +117,7 @@ func TestOverlayFrameBounds(t *testing.T) {
 	for i := range manyHaves {
 		manyHaves[i] = have("a", 1, 0)
 	}
+	good := gossipPayload("lobby", "00000000000000aa", 7)
 	ihave := func(h ...*chatpb.OverlayHave) *chatpb.Overlay {
 		return &chatpb.Overlay{Kind: uint32(overlay.KindIHave), Haves: h}
 	}
@@ -119,9 +131,15 @@ func TestOverlayFrameBounds(t *testing.T) {
 		"too many peers":                    {Kind: uint32(overlay.KindShuffle), Peer: "a", Peers: strings.Split(strings.Repeat("a,", maxOverlayPeers)+"a", ",")},
 		"empty peer":                        {Kind: uint32(overlay.KindShuffleReply), Peers: []string{""}},
 		"long list peer":                    {Kind: uint32(overlay.KindShuffleReply), Peers: []string{long}},
-		"short gossip id":                   {Kind: uint32(overlay.KindGossip), Peer: "a", Id: id[:15]},
+		"gossip id (protocol 6)":            {Kind: uint32(overlay.KindGossip), Id: id, Payload: good},
+		"gossip origin (protocol 6)":        {Kind: uint32(overlay.KindGossip), Peer: "00000000000000aa", Payload: good},
 		"id on a prune":                     {Kind: uint32(overlay.KindPrune), Peer: "a", Id: id},
-		"huge payload":                      {Kind: uint32(overlay.KindGossip), Peer: "a", Id: id, Payload: make([]byte, maxOverlayPayload+1)},
+		"huge payload":                      {Kind: uint32(overlay.KindGossip), Payload: append(slices.Clone(good), make([]byte, maxOverlayPayload)...)},
+		"gossip payload not protobuf":       {Kind: uint32(overlay.KindGossip), Payload: []byte{0xff, 0xff, 0xff}},
+		"gossip payload truncated":          {Kind: uint32(overlay.KindGossip), Payload: good[:len(good)-3]},
+		"gossip payload without origin":     {Kind: uint32(overlay.KindGossip), Payload: gossipPayload("lobby", "", 1)},
+		"gossip payload long origin":        {Kind: uint32(overlay.KindGossip), Payload: gossipPayload("lobby", long, 1)},
+		"gossip without payload":            {Kind: uint32(overlay.KindGossip)},
 		"too many ids":                      {Kind: uint32(overlay.KindGraft), Peer: "a", Ids: many(maxOverlayIDs+1, id)},
 		"short graft id":                    {Kind: uint32(overlay.KindGraft), Peer: "a", Ids: many(1, id[:3])},
 		"protocol 6 announce":               {Kind: uint32(overlay.KindIHave), Announces: []*chatpb.OverlayAnnounce{{Id: id, Origin: "a"}}},
@@ -300,7 +318,7 @@ func TestOverlayIHaveBytesPerAnnouncement(t *testing.T) {
 	sender := ids[0]
 	bcast := func(seq uint64) {
 		id := overlayMsgID("lobby", sender, seq)
-		if !nodes[sender].Broadcast(now, id, []byte(fmt.Sprintf("message %d", seq))) {
+		if !nodes[sender].Broadcast(now, id, gossipPayload("lobby", sender, seq)) {
 			t.Fatalf("broadcast %d refused", seq)
 		}
 		collect(sender)
@@ -324,4 +342,96 @@ func TestOverlayIHaveBytesPerAnnouncement(t *testing.T) {
 	if per > 40 {
 		t.Errorf("an announcement costs %.1f bytes on the wire, want at most 40", per)
 	}
+}
+
+// A gossip frame carries the payload and its hop count: the origin and
+// the message ID are read from the payload (gossipKey), where protocol 6
+// sent them beside it (36 bytes a copy).
+func TestOverlayGossipFrameCarriesPayloadOnly(t *testing.T) {
+	payload := gossipPayload("lobby", "00000000000000aa", 7)
+	m := overlay.Message{Kind: overlay.KindGossip, Peer: "00000000000000aa", ID: overlayMsgID("lobby", "00000000000000aa", 7), Round: 3, Payload: payload}
+	f := overlayFrame(&m)
+	if size, max := proto.Size(f), len(payload)+10; size > max {
+		t.Errorf("gossip frame of %d bytes for a %d-byte payload, want at most %d", size, len(payload), max)
+	}
+	got, err := decodeOverlay(f.GetOverlay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Peer != m.Peer || got.ID != m.ID {
+		t.Errorf("decoded origin %q id %x, want %q %x", got.Peer, got.ID, m.Peer, m.ID)
+	}
+}
+
+// gossipKey reads what the protobuf decoder reads, also with a field
+// repeated (the last wins) and unknown fields around.
+func TestGossipKeyAgreesWithDecoder(t *testing.T) {
+	var b []byte
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendString(b, "00000000000000bb")
+	b = protowire.AppendTag(b, 99, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, 1)
+	b = append(b, gossipPayload("lobby", "00000000000000aa", 7)...)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, 9)
+	origin, id, err := gossipKey(b)
+	if err != nil || origin != "00000000000000aa" || id != overlayMsgID("lobby", "00000000000000aa", 9) {
+		t.Errorf("gossipKey read %q %x (%v), want the last origin and seq", origin, id, err)
+	}
+	checkGossipKey(t, b)
+	var env chatpb.Envelope
+	if err := proto.Unmarshal(b, &env); err != nil || env.Seq != 9 || env.Origin != "00000000000000aa" {
+		t.Fatalf("test payload decodes to %v (%v)", &env, err)
+	}
+}
+
+func checkGossipKey(t *testing.T, b []byte) {
+	t.Helper()
+	origin, id, err := gossipKey(b)
+	var env chatpb.Envelope
+	if proto.Unmarshal(b, &env) != nil || err != nil {
+		return
+	}
+	if origin != env.Origin || id != overlayMsgID(env.Room, env.Origin, env.Seq) {
+		t.Fatalf("gossipKey read %q %x, the decoder %q/%s/%d", origin, id, env.Origin, env.Room, env.Seq)
+	}
+}
+
+// FuzzGossipKey: wherever both gossipKey and the protobuf decoder accept
+// a payload, they read the same origin, room and seq.
+func FuzzGossipKey(f *testing.F) {
+	f.Add(gossipPayload("lobby", "00000000000000aa", 7))
+	f.Add(gossipPayload("", "a", 0))
+	f.Add([]byte{0x12, 0x01, 'a', 0x12, 0x01, 'b', 0x18, 0x05})
+	f.Fuzz(func(t *testing.T, b []byte) { checkGossipKey(t, b) })
+}
+
+// FuzzOverlayHaves: an accepted ihave is within its bounds and packs
+// back into the same announcements.
+func FuzzOverlayHaves(f *testing.F) {
+	pack := func(anns ...overlay.Announce) []byte {
+		b, _ := proto.Marshal(&chatpb.Overlay{Kind: uint32(overlay.KindIHave), Haves: packHaves(anns)})
+		return b
+	}
+	id := overlayMsgID("lobby", "00000000000000aa", 7)
+	f.Add(pack(overlay.Announce{ID: id, Origin: "a", Round: 1}))
+	f.Add(pack(overlay.Announce{ID: id, Origin: "a", Round: 1}, overlay.Announce{ID: id, Origin: "b", Round: 2},
+		overlay.Announce{ID: id, Origin: "a", Round: 3}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var pb chatpb.Overlay
+		if proto.Unmarshal(b, &pb) != nil {
+			return
+		}
+		anns, err := unpackHaves(pb.Haves)
+		if err != nil {
+			return
+		}
+		if len(anns) > maxOverlayIDs {
+			t.Fatalf("%d announcements accepted, bound %d", len(anns), maxOverlayIDs)
+		}
+		again, err := unpackHaves(packHaves(anns))
+		if err != nil || !sameAnnounces(again, anns) {
+			t.Fatalf("repacked %+v into %+v (%v)", anns, again, err)
+		}
+	})
 }

@@ -32,7 +32,9 @@
 // message IDs to their origin (DirectBody.nonce); 7 announces the
 // overlay's messages per origin with the IDs packed (Overlay.haves in
 // place of Overlay.announces) and sends a shuffle's reply back along its
-// walk (Overlay.peer on a shuffle-reply) instead of on a new connection.
+// walk (Overlay.peer on a shuffle-reply) instead of on a new connection,
+// and sends a gossip's payload without its ID and origin (Overlay.id,
+// peer), which the receiver reads from the payload.
 // Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
@@ -2582,8 +2584,9 @@ func (x *HeldRecord) GetStoredUnixNano() int64 {
 // broadcasts, also of rooms it has not joined. A receiver checks every
 // bound before it uses the message: kind known, peer IDs at most 64 bytes
 // and each a member it knows, ids exactly 16 bytes, at most 8 peers, at
-// most 256 announces or ids, a payload within the frame limit; anything
-// else is a bad frame, dropped and counted.
+// most 256 IDs in a graft or an ihave, a payload within the frame limit
+// (a gossip's: an envelope naming its origin); anything else is a bad
+// frame, dropped and counted.
 type Overlay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind: 0 only in a probe, 1 join, 2 forward-join, 3 neighbor, 4 neighbor-reply, 5
@@ -2593,7 +2596,9 @@ type Overlay struct {
 	// peer: the joiner (forward-join), the walk's origin (shuffle, and
 	// since protocol 7 shuffle-reply: a reply travels back along the walk,
 	// each peer on it passing it to the one that sent it the shuffle), the
-	// tree's origin (gossip, graft, prune).
+	// tree's origin (graft, prune; gossip until protocol 6, since 7 a
+	// receiver reads it from the payload's origin and refuses a gossip that
+	// sets it).
 	Peer string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
 	// ttl: random walk steps left (forward-join, shuffle), at most 255.
 	Ttl uint32 `protobuf:"varint,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
@@ -2603,9 +2608,12 @@ type Overlay struct {
 	Accept bool `protobuf:"varint,5,opt,name=accept,proto3" json:"accept,omitempty"`
 	// peers (shuffle, shuffle-reply).
 	Peers []string `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
-	// id (gossip): the message ID, the first 16 bytes of SHA-256 over
-	// "hearsay/overlay-id/v1\n" || uvarint len(room) || room || uvarint
-	// len(origin) || origin || uvarint seq of the envelope in payload.
+	// id (gossip, until protocol 6): the message ID, the first 16 bytes of
+	// SHA-256 over "hearsay/overlay-id/v1\n" || uvarint len(room) || room ||
+	// uvarint len(origin) || origin || uvarint seq of the envelope in
+	// payload. Since protocol 7 no frame sets it (a receiver refuses one
+	// that does): the receiver derives it from the payload's room, origin
+	// and seq, 36 bytes a copy less with peer.
 	Id []byte `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	// round (gossip): hops from the origin to the sender.
 	Round uint32 `protobuf:"varint,8,opt,name=round,proto3" json:"round,omitempty"`
