@@ -1,7 +1,8 @@
 package chat
 
-// The Overlay frame (protocol 6, IHave packed per origin since 7): the
-// wire form of an overlay.Message
+// The Overlay frame (protocol 6; since 7 an IHave's IDs packed per origin
+// and a gossip's ID read from its payload): the wire form of an
+// overlay.Message
 // (chat/overlay/messages.go) and its message IDs. Decoding checks every
 // bound before it allocates the machine's copy; the machine checks the
 // message again (overlay.Node.Step: fields of other kinds empty, walk
