@@ -14,12 +14,19 @@ import (
 // OverlayNeighboursForTest returns the overlay's active view.
 func (n *Node) OverlayNeighboursForTest() []string { return n.ovl.neighbours() }
 
-// SendOverlayGossipForTest sends peer to an overlay gossip frame with the
-// given tree origin, message ID and payload, as a misbehaving neighbour
-// would.
+// SendOverlayGossipForTest sends peer to an overlay gossip frame with
+// payload, as a misbehaving neighbour would. A tree origin or a message ID
+// other than zero is written into the frame's peer and id fields beside
+// the payload, as protocol 6 did (protocol 7 derives them from the
+// payload and refuses a frame that sets them).
 func (n *Node) SendOverlayGossipForTest(to, tree string, id overlay.MsgID, payload []byte) bool {
-	m := overlay.Message{Kind: overlay.KindGossip, Peer: tree, ID: id, Payload: payload}
-	return n.sendFrame(to, overlayFrame(&m))
+	m := overlay.Message{Kind: overlay.KindGossip, Payload: payload}
+	f := overlayFrame(&m)
+	f.GetOverlay().Peer = tree
+	if id != (overlay.MsgID{}) {
+		f.GetOverlay().Id = id[:]
+	}
+	return n.sendFrame(to, f)
 }
 
 // OverlayIDForTest returns the overlay message ID of env.

@@ -19,12 +19,13 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (6: one
-// connection per pair of peers, every frame valid in both directions, the
-// overlay's frames, direct message IDs bound to their origin; 5:
-// end-to-end encrypted direct messages; 4: compact causal deps, split
-// statuses; see chat.proto).
-const ProtocolVersion = 6
+// ProtocolVersion is the chat protocol version this code speaks (7: the
+// overlay's announcements packed per origin, shuffle replies sent back
+// along the walk; 6: one connection per pair of peers, every frame valid
+// in both directions, the overlay's frames, direct message IDs bound to
+// their origin; 5: end-to-end encrypted direct messages; 4: compact
+// causal deps, split statuses; see chat.proto).
+const ProtocolVersion = 7
 
 const maxAddrBytes = 64
 

@@ -195,6 +195,7 @@ func newOverlayDriver(n *Node) *overlayDriver {
 	// noise: each graft it makes for a path that looked shorter costs
 	// duplicates until the old parent is pruned.
 	cfg.OptimizeThreshold = 0
+	cfg.LazyInterval = overlayLazyInterval
 	m, err := overlay.New(cfg)
 	if err != nil {
 		n.logger.Printf("overlay disabled: %v", err) // a static configuration: TestOverlayConfig

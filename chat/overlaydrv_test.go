@@ -499,12 +499,15 @@ func TestTreeDropsInvalidPayloads(t *testing.T) {
 		id         overlay.MsgID
 		payload    []byte
 	}{
-		{"bad signature", a.ID(), validID, raw(forged)},
-		{"another message's id", a.ID(), chat.OverlayIDForTest(mk(a.Identity(), seq+1, "x")), raw(valid)},
-		{"another origin's tree", c.ID(), validID, raw(valid)},
-		{"not an envelope", a.ID(), validID, []byte("\xff\xff\xff")},
-		{"a stranger's, in its own tree", stranger.ID, chat.OverlayIDForTest(strangers), raw(strangers)},
-		{"a stranger's, in a member's tree", a.ID(), chat.OverlayIDForTest(strangers), raw(strangers)},
+		// Since protocol 7 a gossip's tree and ID are its payload's:
+		// a frame that names others (or any) is refused.
+		{"bad signature", "", overlay.MsgID{}, raw(forged)},
+		{"another message's id", "", chat.OverlayIDForTest(mk(a.Identity(), seq+1, "x")), raw(valid)},
+		{"its own id beside it", "", validID, raw(valid)},
+		{"another origin's tree", c.ID(), overlay.MsgID{}, raw(valid)},
+		{"not an envelope", "", overlay.MsgID{}, []byte("\xff\xff\xff")},
+		{"a stranger's", "", overlay.MsgID{}, raw(strangers)},
+		{"a stranger's, in a member's tree", a.ID(), overlay.MsgID{}, raw(strangers)},
 	}
 	for _, tc := range cases {
 		before := b.Stats().OverlayInvalid
@@ -528,7 +531,7 @@ func TestTreeDropsInvalidPayloads(t *testing.T) {
 			}
 		})
 	}
-	if !a.SendOverlayGossipForTest(b.ID(), a.ID(), validID, raw(valid)) {
+	if !a.SendOverlayGossipForTest(b.ID(), "", overlay.MsgID{}, raw(valid)) {
 		t.Fatal("valid payload not sent")
 	}
 	chattest.WaitFor(t, timeout, func() bool { return len(c.Rec.RoomMessages(chat.DefaultRoom)) == 1 },

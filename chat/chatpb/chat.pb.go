@@ -29,8 +29,13 @@
 // from either end; a protocol-5 dialer counts the listener's frames other
 // than Pong as bad), adds the Overlay frame (large groups disseminate room
 // messages over a broadcast tree, chat/overlaydrv.go) and binds direct
-// message IDs to their origin (DirectBody.nonce). Peers of different
-// versions refuse each other's
+// message IDs to their origin (DirectBody.nonce); 7 announces the
+// overlay's messages per origin with the IDs packed (Overlay.haves in
+// place of Overlay.announces) and sends a shuffle's reply back along its
+// walk (Overlay.peer on a shuffle-reply) instead of on a new connection,
+// and sends a gossip's payload without its ID and origin (Overlay.id,
+// peer), which the receiver reads from the payload.
+// Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
 // Regenerate the Go code in chatpb/ with `go generate ./chat` (needs protoc
@@ -2579,16 +2584,21 @@ func (x *HeldRecord) GetStoredUnixNano() int64 {
 // broadcasts, also of rooms it has not joined. A receiver checks every
 // bound before it uses the message: kind known, peer IDs at most 64 bytes
 // and each a member it knows, ids exactly 16 bytes, at most 8 peers, at
-// most 256 announces or ids, a payload within the frame limit; anything
-// else is a bad frame, dropped and counted.
+// most 256 IDs in a graft or an ihave, a payload within the frame limit
+// (a gossip's: an envelope naming its origin); anything else is a bad
+// frame, dropped and counted.
 type Overlay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind: 0 only in a probe, 1 join, 2 forward-join, 3 neighbor, 4 neighbor-reply, 5
 	// disconnect, 6 shuffle, 7 shuffle-reply, 8 gossip, 9 ihave, 10 graft,
 	// 11 prune.
 	Kind uint32 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	// peer: the joiner (forward-join), the walk's origin (shuffle), the
-	// tree's origin (gossip, graft, prune).
+	// peer: the joiner (forward-join), the walk's origin (shuffle, and
+	// since protocol 7 shuffle-reply: a reply travels back along the walk,
+	// each peer on it passing it to the one that sent it the shuffle), the
+	// tree's origin (graft, prune; gossip until protocol 6, since 7 a
+	// receiver reads it from the payload's origin and refuses a gossip that
+	// sets it).
 	Peer string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
 	// ttl: random walk steps left (forward-join, shuffle), at most 255.
 	Ttl uint32 `protobuf:"varint,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
@@ -2598,9 +2608,12 @@ type Overlay struct {
 	Accept bool `protobuf:"varint,5,opt,name=accept,proto3" json:"accept,omitempty"`
 	// peers (shuffle, shuffle-reply).
 	Peers []string `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
-	// id (gossip): the message ID, the first 16 bytes of SHA-256 over
-	// "hearsay/overlay-id/v1\n" || uvarint len(room) || room || uvarint
-	// len(origin) || origin || uvarint seq of the envelope in payload.
+	// id (gossip, until protocol 6): the message ID, the first 16 bytes of
+	// SHA-256 over "hearsay/overlay-id/v1\n" || uvarint len(room) || room ||
+	// uvarint len(origin) || origin || uvarint seq of the envelope in
+	// payload. Since protocol 7 no frame sets it (a receiver refuses one
+	// that does): the receiver derives it from the payload's room, origin
+	// and seq, 36 bytes a copy less with peer.
 	Id []byte `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	// round (gossip): hops from the origin to the sender.
 	Round uint32 `protobuf:"varint,8,opt,name=round,proto3" json:"round,omitempty"`
@@ -2608,7 +2621,9 @@ type Overlay struct {
 	// peer; a receiver verifies it like any pushed envelope before it
 	// relays it.
 	Payload []byte `protobuf:"bytes,9,opt,name=payload,proto3" json:"payload,omitempty"`
-	// announces (ihave): message IDs the sender has.
+	// announces (ihave) was protocol 6's list of message IDs the sender
+	// has; since protocol 7 haves replaces it, and a receiver refuses a
+	// frame that sets it.
 	Announces []*OverlayAnnounce `protobuf:"bytes,10,rep,name=announces,proto3" json:"announces,omitempty"`
 	// ids (graft): messages the sender lacks.
 	Ids [][]byte `protobuf:"bytes,11,rep,name=ids,proto3" json:"ids,omitempty"`
@@ -2619,7 +2634,10 @@ type Overlay struct {
 	// lost disconnect, a member that looked dead for a moment) does not stay
 	// one-sided: HyParView assumes both ends of a link see it fail, as they
 	// do on one TCP connection; chat links are two streams.
-	Probe         bool `protobuf:"varint,12,opt,name=probe,proto3" json:"probe,omitempty"`
+	Probe bool `protobuf:"varint,12,opt,name=probe,proto3" json:"probe,omitempty"`
+	// haves (ihave, protocol 7): the message IDs the sender has, one entry
+	// per origin, at most 256 IDs in all and each origin once.
+	Haves         []*OverlayHave `protobuf:"bytes,13,rep,name=haves,proto3" json:"haves,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2738,7 +2756,14 @@ func (x *Overlay) GetProbe() bool {
 	return false
 }
 
-// OverlayAnnounce is one entry of an ihave.
+func (x *Overlay) GetHaves() []*OverlayHave {
+	if x != nil {
+		return x.Haves
+	}
+	return nil
+}
+
+// OverlayAnnounce is one entry of a protocol-6 ihave.
 type OverlayAnnounce struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2797,6 +2822,77 @@ func (x *OverlayAnnounce) GetRound() uint32 {
 		return x.Round
 	}
 	return 0
+}
+
+// OverlayHave is one origin's part of an ihave (protocol 7): the IDs of
+// that origin's messages the sender has. Announcements are batched (a
+// lazy neighbour hears of several messages at once, most from the same
+// speakers), so the origin is written once and the IDs packed, where
+// protocol 6 spent about 40 bytes on each message.
+type OverlayHave struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin: the peer ID of the messages' origin (the tree they belong to).
+	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	// ids: the message IDs (Overlay.id), 16 bytes each, concatenated; at
+	// least one, no ID twice.
+	Ids []byte `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`
+	// rounds: the hops from the origin to the sender, either one per ID in
+	// ids' order or a single value for them all (the usual case: one
+	// origin's messages take the same path through its tree).
+	Rounds        []uint32 `protobuf:"varint,3,rep,packed,name=rounds,proto3" json:"rounds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayHave) Reset() {
+	*x = OverlayHave{}
+	mi := &file_chat_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayHave) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayHave) ProtoMessage() {}
+
+func (x *OverlayHave) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayHave.ProtoReflect.Descriptor instead.
+func (*OverlayHave) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *OverlayHave) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *OverlayHave) GetIds() []byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *OverlayHave) GetRounds() []uint32 {
+	if x != nil {
+		return x.Rounds
+	}
+	return nil
 }
 
 var File_chat_proto protoreflect.FileDescriptor
@@ -2981,7 +3077,7 @@ const file_chat_proto_rawDesc = "" +
 	"HeldRecord\x12/\n" +
 	"\x06sealed\x18\x01 \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x1c\n" +
 	"\tsubmitter\x18\x02 \x01(\tR\tsubmitter\x12(\n" +
-	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano\"\xad\x02\n" +
+	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano\"\xe1\x02\n" +
 	"\aOverlay\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x10\n" +
@@ -2995,11 +3091,16 @@ const file_chat_proto_rawDesc = "" +
 	"\tannounces\x18\n" +
 	" \x03(\v2 .hearsay.chat.v1.OverlayAnnounceR\tannounces\x12\x10\n" +
 	"\x03ids\x18\v \x03(\fR\x03ids\x12\x14\n" +
-	"\x05probe\x18\f \x01(\bR\x05probe\"O\n" +
+	"\x05probe\x18\f \x01(\bR\x05probe\x122\n" +
+	"\x05haves\x18\r \x03(\v2\x1c.hearsay.chat.v1.OverlayHaveR\x05haves\"O\n" +
 	"\x0fOverlayAnnounce\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x14\n" +
-	"\x05round\x18\x03 \x01(\rR\x05round*\x8c\x01\n" +
+	"\x05round\x18\x03 \x01(\rR\x05round\"O\n" +
+	"\vOverlayHave\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x16\n" +
+	"\x06rounds\x18\x03 \x03(\rR\x06rounds*\x8c\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x0f\n" +
@@ -3024,7 +3125,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_chat_proto_goTypes = []any{
 	(Kind)(0),               // 0: hearsay.chat.v1.Kind
 	(*Frame)(nil),           // 1: hearsay.chat.v1.Frame
@@ -3055,6 +3156,7 @@ var file_chat_proto_goTypes = []any{
 	(*HeldRecord)(nil),      // 26: hearsay.chat.v1.HeldRecord
 	(*Overlay)(nil),         // 27: hearsay.chat.v1.Overlay
 	(*OverlayAnnounce)(nil), // 28: hearsay.chat.v1.OverlayAnnounce
+	(*OverlayHave)(nil),     // 29: hearsay.chat.v1.OverlayHave
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -3087,11 +3189,12 @@ var file_chat_proto_depIdxs = []int32{
 	20, // 27: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
 	20, // 28: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
 	28, // 29: hearsay.chat.v1.Overlay.announces:type_name -> hearsay.chat.v1.OverlayAnnounce
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	29, // 30: hearsay.chat.v1.Overlay.haves:type_name -> hearsay.chat.v1.OverlayHave
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -3122,7 +3225,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -45,12 +45,18 @@ func FuzzStep(f *testing.F) {
 				if e.To == "me" || e.To == "" {
 					t.Fatalf("message to %q: %+v", e.To, e.Msg)
 				}
+				if e.Msg.Kind == KindShuffleReply && !n.IsActive(e.To) {
+					t.Fatalf("shuffle reply to %q, not a neighbour (active %v)", e.To, n.view.active)
+				}
 			}
 			if len(n.view.active) > cfg.ActiveSize+cfg.ActiveSlack || len(n.view.passive) > cfg.PassiveSize ||
 				len(n.view.pending) > cfg.ActiveSize || len(n.tree.seen) > cfg.MaxSeen ||
 				len(n.tree.cache) > cfg.MaxCache || len(n.tree.missing) > cfg.MaxMissing {
 				t.Fatalf("state over its bounds: %d %d %d %d %d %d", len(n.view.active), len(n.view.passive),
 					len(n.view.pending), len(n.tree.seen), len(n.tree.cache), len(n.tree.missing))
+			}
+			if len(n.view.walks) > maxWalks {
+				t.Fatalf("%d walks remembered, bound %d", len(n.view.walks), maxWalks)
 			}
 			if len(n.tree.trees) > cfg.MaxTrees {
 				t.Fatalf("%d trees, bound %d", len(n.tree.trees), cfg.MaxTrees)

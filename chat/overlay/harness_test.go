@@ -18,7 +18,10 @@ type testNet struct {
 	dead  map[string]bool
 	queue []queued
 	// drop, if set, is asked about every message; true drops it.
-	drop      func(from string, e Envelope) bool
+	drop func(from string, e Envelope) bool
+	// sent, if set, sees every message as its sender hands it out, with
+	// the sender's views as they are then.
+	sent      func(from string, e Envelope)
 	delivered map[string][]Delivery
 }
 
@@ -52,6 +55,9 @@ func (tn *testNet) collect(id string) {
 	rd := tn.nodes[id].Ready()
 	for _, e := range rd.Messages {
 		e.Msg.Peers = slices.Clone(e.Msg.Peers)
+		if tn.sent != nil {
+			tn.sent(id, e)
+		}
 		tn.queue = append(tn.queue, queued{from: id, env: e})
 	}
 	tn.delivered[id] = append(tn.delivered[id], rd.Deliveries...)

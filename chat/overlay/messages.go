@@ -26,7 +26,10 @@ const (
 	// view and a ShuffleReply goes back to Peer.
 	KindShuffle
 	// KindShuffleReply answers a Shuffle with passive peers of the
-	// receiver's.
+	// receiver's. It travels back along the walk, each peer passing it to
+	// the neighbour that sent it the Shuffle, or to Peer (the walk's
+	// origin) once that is a neighbour; Peer empty or the receiver itself:
+	// the reply is the receiver's.
 	KindShuffleReply
 	// KindGossip carries a broadcast (ID, Payload) from Peer, its origin;
 	// Round is the number of hops from the origin to the sender.
@@ -81,7 +84,7 @@ type Announce struct {
 // hands out in Deliveries (the caller must not change it afterwards).
 type Message struct {
 	Kind      Kind
-	Peer      string     // ForwardJoin: the joiner; Shuffle: the walk's origin; Gossip, Graft, Prune: the tree's origin
+	Peer      string     // ForwardJoin: the joiner; Shuffle, ShuffleReply: the walk's origin; Gossip, Graft, Prune: the tree's origin
 	TTL       uint8      // ForwardJoin, Shuffle: steps left
 	High      bool       // Neighbor: the sender has no neighbour
 	Accept    bool       // NeighborReply

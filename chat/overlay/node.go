@@ -27,7 +27,8 @@ type Node struct {
 // Ready is what a Node asks its driver to do after its inputs so far.
 type Ready struct {
 	// Messages to send, in order. The driver opens a connection to a
-	// destination it has none with (a Neighbor request, a shuffle reply);
+	// destination it has none with (a Join, a Neighbor request or its
+	// reply);
 	// a failure to reach it is reported back with PeerDown.
 	Messages []Envelope
 	// Deliveries are broadcasts received for the first time.
@@ -52,6 +53,10 @@ type Stats struct {
 	MissingDrops   uint64           // announcements ignored: the missing table was full
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
 	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
+	// ShuffleRepliesDropped counts shuffle replies not sent because no
+	// neighbour led back to the walk's origin (a walk forgotten, its
+	// neighbour gone, a shuffle from a peer no longer a neighbour).
+	ShuffleRepliesDropped uint64
 }
 
 // New returns a Node with empty views. It sends nothing until Join, or
@@ -156,7 +161,7 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 	case KindShuffle:
 		n.handleShuffle(from, m.Peer, m.TTL, m.Peers)
 	case KindShuffleReply:
-		n.handleShuffleReply(m.Peers)
+		n.handleShuffleReply(m.Peer, m.Peers)
 	case KindGossip:
 		n.handleGossip(from, m.Peer, m.ID, m.Round, m.Payload)
 	case KindIHave:

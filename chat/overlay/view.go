@@ -33,7 +33,30 @@ type view struct {
 	// arrives they are the first evicted from a full passive view (they
 	// now sit in the other peer's).
 	shuffled []string
+	// walks are the shuffles we passed on, oldest first, at most
+	// maxWalks: for each, the neighbour that sent it to us, to which its
+	// reply goes back. A reply sent straight to a walk's origin, which is
+	// seldom a neighbour of the peer where the walk ends, needs a
+	// connection made for that one message (in hearsay a TLS handshake,
+	// several KB, for a reply of about 200 bytes); back along the walk it
+	// crosses only links that exist.
+	walks []walkHop
 }
+
+// walkHop is one shuffle this peer passed on: its origin, the neighbour
+// it came from, and when to forget it.
+type walkHop struct {
+	origin, prev string
+	expires      time.Duration
+}
+
+// maxWalks bounds the shuffles a peer remembers to route replies back:
+// about ARWL walks cross a peer per ShuffleInterval, each remembered until
+// its reply passes or a ShuffleInterval has gone by. When it is full the
+// oldest is forgotten and its reply, if it ever comes, is dropped: a
+// shuffle reply only refreshes the passive view, and the next shuffle
+// does that again.
+const maxWalks = 64
 
 type passivePeer struct {
 	id string
@@ -295,23 +318,93 @@ func (n *Node) handleShuffle(from, origin string, ttl uint8, peers []string) {
 	}
 	if ttl > 0 && len(n.view.active) > 1 {
 		if next := n.randomActive(from, origin); next != "" {
+			n.rememberWalk(origin, from)
 			n.send(next, Message{Kind: KindShuffle, Peer: origin, TTL: ttl - 1, Peers: slices.Clone(peers)})
 			return
 		}
 	}
-	// The walk ends here: answer with as many passive peers as we got.
+	// The walk ends here: answer with as many passive peers as we got,
+	// back the way the shuffle came (walks), or straight to its origin
+	// when that is a neighbour (a link that exists).
 	reply := n.samplePassive(len(peers), origin)
-	n.send(origin, Message{Kind: KindShuffleReply, Peers: reply})
-	n.view.shuffled = append(n.view.shuffled[:0], reply...)
+	to := from
+	if n.isActive(origin) {
+		to = origin
+	}
+	if n.isActive(to) {
+		n.send(to, Message{Kind: KindShuffleReply, Peer: origin, Peers: reply})
+		n.view.shuffled = append(n.view.shuffled[:0], reply...)
+	} else {
+		// A shuffle from a peer that is no longer our neighbour: take
+		// its peers, answer nothing rather than open a connection.
+		n.stats.ShuffleRepliesDropped++
+	}
 	for _, p := range peers {
 		n.addPassive(p, 0)
 	}
 	n.addPassive(origin, 0)
 }
 
-func (n *Node) handleShuffleReply(peers []string) {
-	for _, p := range peers {
-		n.addPassive(p, 0)
+// handleShuffleReply merges a reply to our shuffle (origin us, or empty:
+// sent to us directly), or passes one on towards its origin: to the
+// origin itself if it is a neighbour, else to the neighbour that sent us
+// the shuffle. A reply for a walk we do not remember, or whose way back
+// is no longer a neighbour, is dropped: it never opens a connection.
+func (n *Node) handleShuffleReply(origin string, peers []string) {
+	if origin == "" || origin == n.cfg.Self {
+		for _, p := range peers {
+			n.addPassive(p, 0)
+		}
+		return
+	}
+	prev, ok := n.takeWalk(origin)
+	if n.isActive(origin) {
+		prev, ok = origin, true
+	}
+	if !ok || !n.isActive(prev) {
+		n.stats.ShuffleRepliesDropped++
+		return
+	}
+	n.send(prev, Message{Kind: KindShuffleReply, Peer: origin, Peers: slices.Clone(peers)})
+}
+
+// rememberWalk records that from sent us origin's shuffle, replacing an
+// older walk of the same origin (one shuffle per ShuffleInterval each).
+func (n *Node) rememberWalk(origin, from string) {
+	n.expireWalks()
+	w := &n.view.walks
+	if i := slices.IndexFunc(*w, func(h walkHop) bool { return h.origin == origin }); i >= 0 {
+		*w = slices.Delete(*w, i, i+1)
+	}
+	if len(*w) >= maxWalks {
+		*w = slices.Delete(*w, 0, 1)
+	}
+	*w = append(*w, walkHop{origin: origin, prev: from, expires: n.now + n.cfg.ShuffleInterval})
+}
+
+// takeWalk returns and forgets the neighbour that sent us origin's
+// shuffle: a reply goes back once.
+func (n *Node) takeWalk(origin string) (string, bool) {
+	n.expireWalks()
+	w := &n.view.walks
+	i := slices.IndexFunc(*w, func(h walkHop) bool { return h.origin == origin })
+	if i < 0 {
+		return "", false
+	}
+	prev := (*w)[i].prev
+	*w = slices.Delete(*w, i, i+1)
+	return prev, true
+}
+
+// expireWalks forgets walks older than ShuffleInterval (oldest first).
+func (n *Node) expireWalks() {
+	w := n.view.walks
+	k := 0
+	for k < len(w) && w[k].expires <= n.now {
+		k++
+	}
+	if k > 0 {
+		n.view.walks = slices.Delete(w, 0, k)
 	}
 }
 

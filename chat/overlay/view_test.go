@@ -224,3 +224,102 @@ func TestIntroduceAsksOnlyWhileThereIsRoom(t *testing.T) {
 		t.Errorf("%d neighbour requests for a view of 1 of %d, want %d", sent, cfg.ActiveSize, want)
 	}
 }
+
+// A shuffle's reply goes back along its walk, over links that exist: the
+// peer where a walk ends is seldom a neighbour of its origin, and a reply
+// sent there directly needs a connection made for that one message (a TLS
+// handshake in hearsay). Nearly every reply still reaches its origin.
+func TestShuffleReplyTravelsBackAlongWalk(t *testing.T) {
+	tn := newTestNet(t, 40, func(self string) Config {
+		c := testConfig(self)
+		c.ShuffleInterval = time.Second
+		return c
+	})
+	tn.joinAll()
+	tn.advance(5*time.Second, 100*time.Millisecond)
+	var started, replied, offLink, hops int
+	tn.sent = func(from string, e Envelope) {
+		switch e.Msg.Kind {
+		case KindShuffle:
+			if e.Msg.Peer == from {
+				started++
+			}
+		case KindShuffleReply:
+			hops++
+			if !tn.nodes[from].IsActive(e.To) {
+				offLink++
+				t.Errorf("%s sends a shuffle reply to %s, not a neighbour (active %v)", from, e.To, tn.nodes[from].Active())
+			}
+			if e.To == e.Msg.Peer {
+				replied++
+			}
+		}
+	}
+	tn.advance(20*time.Second, 100*time.Millisecond)
+	var dropped uint64
+	for _, id := range tn.live() {
+		dropped += tn.nodes[id].Stats().ShuffleRepliesDropped
+	}
+	t.Logf("%d shuffles, %d replies reached their origin in %d hops, %d dropped on the way", started, replied, hops, dropped)
+	if started < 40*15 {
+		t.Fatalf("%d shuffles in 20 s of 40 peers shuffling every second, want at least %d", started, 40*15)
+	}
+	if replied < started*95/100 {
+		t.Errorf("%d of %d shuffle replies reached their origin, want at least 95%%", replied, started)
+	}
+	tn.checkViews(2)
+}
+
+// The walks a peer remembers to route replies back are bounded, each
+// routes one reply, and a reply nobody asked it to route is dropped, not
+// sent on.
+func TestShuffleReplyRoutesBounded(t *testing.T) {
+	nd, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Duration(0)
+	for _, p := range []string{"n1", "n2", "n3"} {
+		nd.Step(now, p, Message{Kind: KindNeighbor, High: true})
+	}
+	nd.Ready()
+	// A neighbour floods shuffles of distinct origins: each is passed on
+	// and remembered, at most maxWalks of them.
+	for i := range 3 * maxWalks {
+		nd.Step(now, "n1", Message{Kind: KindShuffle, Peer: fmt.Sprintf("o%d", i), TTL: 3, Peers: []string{"x"}})
+	}
+	if got := len(nd.view.walks); got != maxWalks {
+		t.Fatalf("%d walks remembered, want the bound %d", got, maxWalks)
+	}
+	nd.Ready()
+	last := fmt.Sprintf("o%d", 3*maxWalks-1)
+	reply := Message{Kind: KindShuffleReply, Peer: last, Peers: []string{"y"}}
+	nd.Step(now, "n2", reply)
+	rd := nd.Ready()
+	if len(rd.Messages) != 1 || rd.Messages[0].To != "n1" || rd.Messages[0].Msg.Peer != last {
+		t.Fatalf("reply for a remembered walk: sent %+v, want it passed back to n1", rd.Messages)
+	}
+	// The same reply again, one for a forgotten walk (the oldest went
+	// when the table was full) and one for a walk never seen: dropped.
+	for _, o := range []string{last, "o0", "nobody"} {
+		nd.Step(now, "n2", Message{Kind: KindShuffleReply, Peer: o, Peers: []string{"y"}})
+	}
+	if rd := nd.Ready(); len(rd.Messages) != 0 {
+		t.Fatalf("replies with no way back were sent: %+v", rd.Messages)
+	}
+	if got := nd.Stats().ShuffleRepliesDropped; got != 3 {
+		t.Errorf("ShuffleRepliesDropped = %d, want 3", got)
+	}
+	// Walks are forgotten after a shuffle interval.
+	nd.Tick(now + nd.cfg.ShuffleInterval)
+	nd.Step(now+nd.cfg.ShuffleInterval, "n2", Message{Kind: KindShuffleReply, Peer: fmt.Sprintf("o%d", 3*maxWalks-2), Peers: []string{"y"}})
+	if rd := nd.Ready(); slices.ContainsFunc(rd.Messages, func(e Envelope) bool { return e.Msg.Kind == KindShuffleReply }) {
+		t.Fatalf("a reply for an expired walk was sent: %+v", rd.Messages)
+	}
+	// Our own reply (Peer us, or empty) fills the passive view.
+	nd.Step(now+nd.cfg.ShuffleInterval, "n2", Message{Kind: KindShuffleReply, Peer: "me", Peers: []string{"z1"}})
+	nd.Step(now+nd.cfg.ShuffleInterval, "n2", Message{Kind: KindShuffleReply, Peers: []string{"z2"}})
+	if p := nd.Passive(); !slices.Contains(p, "z1") || !slices.Contains(p, "z2") {
+		t.Errorf("passive view %v, want z1 and z2 from our own shuffle's replies", p)
+	}
+}
