@@ -20,6 +20,9 @@ package chat
 //     AntiEntropyBatch messages per round (the rest follows in later
 //     rounds); if the sender has something it lacks, it also answers with
 //     its own Status (reply), so one exchange repairs both directions.
+//     A round's repair leaves out what the peer stored in the last
+//     inFlightAge intervals (still on its way by push or tree, as a rule);
+//     a gap pull and a join's catch-up get everything.
 //   - Repaired messages are verified, stored and ordered like pushed ones,
 //     but never forwarded.
 //
