@@ -20,6 +20,9 @@ package chat
 //     AntiEntropyBatch messages per round (the rest follows in later
 //     rounds); if the sender has something it lacks, it also answers with
 //     its own Status (reply), so one exchange repairs both directions.
+//     A round's repair leaves out what the peer stored in the last
+//     inFlightAge intervals (still on its way by push or tree, as a rule);
+//     a gap pull and a join's catch-up get everything.
 //   - Repaired messages are verified, stored and ordered like pushed ones,
 //     but never forwarded.
 //
@@ -345,7 +348,11 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	r.clampUnsyncedLocked(local)
 	r.mu.Unlock()
 	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
-		n.sendRepair(from, st.Room, miss)
+		var fresh time.Time
+		if isRound(st) {
+			fresh = time.Now().Add(-inFlightAge * n.cfg.AntiEntropyInterval)
+		}
+		n.sendRepair(from, st.Room, miss, fresh)
 	}
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
@@ -360,14 +367,42 @@ const maxRepairFrame = maxFrameBytes - 8192
 // 16-byte origin and a 10-byte varint seq, with tags and lengths.
 const maxFloorBytes = 32
 
+// inFlightAge, in anti-entropy intervals, is how long after storing a
+// message this node leaves it out of the repairs that answer a round's
+// status (isRound): until then the peer most likely lacks it only because
+// the push or the tree is still bringing it. Under load every message is
+// in flight for a while: at N=50 with every peer sending (throughput),
+// ~0.9 copies per delivery were repairs of messages still on their way
+// (repaired envelopes ~30 times the new ones they brought), each a log
+// read, a frame and a duplicate check, on the CPU the pushes needed. A
+// message that was lost is repaired by the gap pull its successor
+// triggers, which is answered in full, or by a round at most this much
+// later.
+const inFlightAge = 2
+
+// isRound reports whether st is a periodic anti-entropy status (a round's,
+// or the reply to one), whose repair leaves out messages that may still
+// be in flight; a gap pull (one origin: pullRange) and a join's catch-up
+// (WantReply) ask for what is missing now, and get all of it.
+func isRound(st *chatpb.Status) bool {
+	if st.WantReply {
+		return false
+	}
+	if lo, hi := pullRange(st.FromOrigin); st.UntilOrigin == hi && st.FromOrigin == lo {
+		return false
+	}
+	return true
+}
+
 // sendRepair sends to peer the stored messages of the ranges (see
-// buildRepair).
-func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
+// buildRepair), each range up to its first message stored after fresh
+// (zero: all of it).
+func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange, fresh time.Time) {
 	p := n.peer(peer)
 	if p == nil {
 		return
 	}
-	for _, rp := range n.buildRepair(roomName, ranges) {
+	for _, rp := range n.buildRepair(roomName, ranges, fresh) {
 		if p.enqueue(repairFrame(rp)) {
 			n.stats.repairSent.Add(uint64(len(rp.Envelopes)))
 		}
@@ -376,8 +411,11 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange) {
 
 // buildRepair reads the stored messages of the ranges, in seq order per
 // origin, at most AntiEntropyBatch messages, split into frames under the
-// frame limit. Ranges whose start was pruned are announced as floors.
-func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.Repair {
+// frame limit. Ranges whose start was pruned are announced as floors. A
+// range stops at its first message stored after fresh (unless fresh is
+// zero): the peer gets its messages in seq order, and the ones after it
+// were stored later still, as a rule.
+func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time.Time) []*chatpb.Repair {
 	var out []*chatpb.Repair
 	budget := n.cfg.AntiEntropyBatch
 	cur := &chatpb.Repair{Room: roomName}
@@ -418,7 +456,7 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange) []*chatpb.
 			size += maxFloorBytes
 		}
 		for _, rec := range recs {
-			if rec.Seq > rg.To {
+			if rec.Seq > rg.To || (!fresh.IsZero() && rec.Meta.RecvTime.After(fresh)) {
 				break
 			}
 			env, err := decodeStored(rec.Data)

@@ -153,7 +153,7 @@ func BenchmarkAntiEntropyDiff(b *testing.B) {
 					b.Fatal(err)
 				}
 				sent = 0
-				for _, rp := range n.buildRepair(room, msglog.Missing(local, remote)) {
+				for _, rp := range n.buildRepair(room, msglog.Missing(local, remote), time.Time{}) {
 					sent += len(rp.Envelopes)
 				}
 			}

@@ -18,16 +18,31 @@ import (
 
 // receive takes stored envelopes of the room that arrived from peer from:
 // it forwards new pushed ones once (forward; rooms above the fanout
-// threshold), feeds them to the machine, and returns the peers to ask at
-// once for an origin's messages before an envelope that shows a gap (an
-// earlier seq of its origin is missing): the origin if it is a live
-// member, else the peer the envelope came from. At most one such pull per
-// origin and room per AntiEntropyInterval/10, so a burst of messages
-// behind one gap asks once (and a pull or repair frame that is lost is
-// retried 100 ms later at the next message, not a quarter interval later:
-// measured under 20 % loss at N=50, p99 to full delivery 1.9 s against
-// 3.3 s).
-func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []string {
+// threshold), feeds them to the machine, and returns the pulls to make at
+// once for the origins a pushed envelope shows a gap in (an earlier seq of
+// its origin is missing). A pull asks for the one origin's messages
+// (pullRange). It goes to the origin if it is a live member of the room,
+// else to the peer the envelope came from; in tree mode always to the
+// latter, the neighbour that relayed it (over a kept link), which had the
+// envelope that shows the gap and, most likely, the one before. Sent to
+// the origin with the whole vector, the pulls of a large group under loss
+// converged on the one peer that was also sending, over links opened on
+// demand (N=50, tree, 20 % loss: the sender answered 790 statuses with
+// 11,229 repaired messages in 10 s; 79 and 517 since).
+//
+// A message held for a dependency of another origin that never arrived is
+// not pulled here: across origins, a dependency arriving after the message
+// that names it is the normal case (different links, different queues),
+// and pulling at once repaired messages still in flight (with every peer
+// sending at N=30: 1,013 pulls where there were 3). Anti-entropy repairs
+// a lost one.
+//
+// At most one pull per origin and room per AntiEntropyInterval/10, so a
+// burst of messages behind one gap asks once (and a pull or repair frame
+// that is lost is retried 100 ms later at the next message, not a quarter
+// interval later: measured under 20 % loss at N=50, p99 to full delivery
+// 1.9 s against 3.3 s).
+func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gapPull {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == roomParted {
@@ -87,7 +102,11 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 	} else {
 		r.feedLocked(sorted)
 	}
-	var pulls []string
+	if len(gapOrigins) == 0 {
+		return nil
+	}
+	viaRelay := r.env.overlay != nil && r.env.overlay.treeMode()
+	var pulls []gapPull
 	for _, origin := range gapOrigins {
 		if last, ok := r.gapPulls[origin]; ok && now.Sub(last) < cfg.AntiEntropyInterval/10 {
 			continue
@@ -97,15 +116,24 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []str
 		}
 		r.gapPulls[origin] = now
 		peer := from
-		if _, ok := r.members[origin]; ok {
+		if _, ok := r.members[origin]; ok && !viaRelay {
 			peer = origin
 		}
-		if !slices.Contains(pulls, peer) {
-			pulls = append(pulls, peer)
-		}
+		pulls = append(pulls, gapPull{peer: peer, origin: origin})
 	}
 	return pulls
 }
+
+// gapPull asks peer for the messages of origin this node lacks (a status
+// for that origin alone: pullRange).
+type gapPull struct {
+	peer, origin string
+}
+
+// pullRange returns the range of origins [lo, hi) that holds origin
+// alone: the origins are strings, and origin+"\x00" is the least one
+// greater than origin.
+func pullRange(origin string) (lo, hi string) { return origin, origin + "\x00" }
 
 // feedLocked gives stored envelopes to the machine and acts on the output.
 // Caller holds r.mu.

@@ -1,0 +1,90 @@
+package chat
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
+)
+
+// A round's status is answered without the messages stored in the last
+// inFlightAge intervals (most likely still on their way to the peer by
+// push or tree: repairing them only made duplicates), a pull and a join's
+// catch-up with everything the peer lacks.
+func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const room = "lobby"
+	now := time.Now()
+	var envs []*chatpb.Envelope
+	for seq := uint64(1); seq <= 5; seq++ {
+		envs = append(envs, benchChat(id, room, seq, "m"))
+	}
+	// Seqs 1 to 3 stored a minute ago, 4 and 5 just now.
+	for _, part := range []struct {
+		envs []*chatpb.Envelope
+		at   time.Time
+	}{{envs[:3], now.Add(-time.Minute)}, {envs[3:], now}} {
+		recs, err := recordsOf(part.envs, part.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.log.AppendBatchDeferred(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(rps []*chatpb.Repair) []uint64 {
+		var out []uint64
+		for _, rp := range rps {
+			for _, e := range rp.Envelopes {
+				out = append(out, e.Seq)
+			}
+		}
+		return out
+	}
+	miss := []msglog.SeqRange{{Origin: id.ID, From: 1, To: 5}}
+	lo, hi := pullRange(id.ID)
+	for _, tc := range []struct {
+		name  string
+		st    *chatpb.Status
+		round bool
+	}{
+		{"whole vector", &chatpb.Status{Room: room}, true},
+		{"slice", &chatpb.Status{Room: room, FromOrigin: "0", UntilOrigin: "8"}, true},
+		{"reply", &chatpb.Status{Room: room, Reply: true}, true},
+		{"catch-up", &chatpb.Status{Room: room, WantReply: true}, false},
+		{"pull", &chatpb.Status{Room: room, FromOrigin: lo, UntilOrigin: hi}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isRound(tc.st); got != tc.round {
+				t.Fatalf("isRound = %v, want %v", got, tc.round)
+			}
+			var fresh time.Time
+			want := 5
+			if tc.round {
+				fresh = now.Add(-inFlightAge * cfg.AntiEntropyInterval)
+				want = 3
+			}
+			got := seqs(n.buildRepair(room, miss, fresh))
+			if len(got) != want {
+				t.Fatalf("repair carries seqs %v, want 1 to %d", got, want)
+			}
+			for i, s := range got {
+				if s != uint64(i+1) {
+					t.Fatalf("repair carries seqs %v, want 1 to %d in order", got, want)
+				}
+			}
+		})
+	}
+}
