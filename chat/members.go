@@ -126,6 +126,7 @@ func (n *Node) eventLoop() {
 		}
 		// Room machines follow membership (a failed member must not stall
 		// a total-order room); the rooms a forgotten member announced go.
+		n.releaseHeldRoomSets()
 		n.syncAllRooms()
 		n.mu.Lock()
 		n.forgetPeerRooms(func(id string) bool { return n.members[id] != nil })

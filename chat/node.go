@@ -79,6 +79,7 @@ type Node struct {
 	roomsMu   sync.Mutex // guards rooms, peerRooms, roomVer (leaf lock; see room.go)
 	rooms     map[string]*room
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
+	heldRooms map[string]heldRoomSet  // relayed sets of origins not live here yet (roomsets.go), bounded
 	roomVer   int64                   // version of our announced room set
 	roomsGen  chan struct{}           // closed and replaced when a peer's room set arrives
 	roomsSeq  uint64                  // numbers the peer room sets stored (peerRoomSet.seq): greetings send what is newer (greetings.go)

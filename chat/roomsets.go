@@ -193,8 +193,11 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 	origin := rs.Origin
 	if origin != from && !n.liveMember(origin) {
 		// Relayed sets are of live members only: a relay cannot make
-		// this node hold sets of peers that are not in the group.
-		n.stats.badFrames.Add(1)
+		// this node hold sets of peers that are not in the group. One
+		// may arrive before memberlist tells us its origin joined (links
+		// relay faster than memberlist gossips); it waits, bounded, for
+		// that (holdRoomSet).
+		n.holdRoomSet(rs, from)
 		return
 	}
 	set := &peerRoomSet{version: rs.Version, at: time.Now(), rooms: make(map[string]*chatpb.RoomMembership, len(rs.Rooms))}
@@ -264,6 +267,91 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		n.tryRestore()
 		n.syncAllRooms()
 		n.roomNotices(origin, old, set)
+	}
+}
+
+// maxHeldRoomSets bounds the relayed room sets that wait for their
+// origin to become a live member here; heldRoomSetTTL is how long one
+// waits. A set dropped because its origin was not live yet is sent again
+// by no one: every relay already holds that version and its origin
+// refreshes only its neighbours, so without the wait a member could miss
+// another's rooms until the next greeting of a new link (a tree test saw
+// p3 lack p7 in #lobby for good).
+const (
+	maxHeldRoomSets = 64
+	heldRoomSetTTL  = time.Minute
+)
+
+// heldRoomSet is a relayed room set whose origin was not live when it came.
+type heldRoomSet struct {
+	rs   *chatpb.RoomSet
+	from string
+	at   time.Time
+}
+
+// holdRoomSet keeps rs, relayed by from, until its origin becomes live
+// (releaseHeldRoomSets). Only a signed set newer than the one held is
+// kept; the oldest goes when maxHeldRoomSets are held, and any older than
+// heldRoomSetTTL: a member flooding sets of made-up identities costs a
+// bounded table and a signature check per set, not memory.
+func (n *Node) holdRoomSet(rs *chatpb.RoomSet, from string) {
+	n.roomsMu.Lock()
+	h, ok := n.heldRooms[rs.Origin]
+	n.roomsMu.Unlock()
+	if ok && h.rs.Version >= rs.Version {
+		return
+	}
+	if err := checkRoomSetSignature(rs); err != nil {
+		n.stats.forged.Add(1)
+		return
+	}
+	now := time.Now()
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	if n.heldRooms == nil {
+		n.heldRooms = make(map[string]heldRoomSet)
+	}
+	oldest := ""
+	for id, h := range n.heldRooms {
+		if now.Sub(h.at) > heldRoomSetTTL {
+			delete(n.heldRooms, id)
+		} else if oldest == "" || h.at.Before(n.heldRooms[oldest].at) {
+			oldest = id
+		}
+	}
+	if h, ok := n.heldRooms[rs.Origin]; ok && h.rs.Version >= rs.Version {
+		return
+	}
+	if _, ok := n.heldRooms[rs.Origin]; !ok && len(n.heldRooms) >= maxHeldRoomSets {
+		delete(n.heldRooms, oldest)
+	}
+	c := proto.Clone(rs).(*chatpb.RoomSet)
+	c.WantReply = false
+	n.heldRooms[rs.Origin] = heldRoomSet{rs: c, from: from, at: now}
+}
+
+// releaseHeldRoomSets takes the held sets whose origin is now a live
+// member, as if they came now (the event loop calls it after each
+// membership change).
+func (n *Node) releaseHeldRoomSets() {
+	n.roomsMu.Lock()
+	if len(n.heldRooms) == 0 {
+		n.roomsMu.Unlock()
+		return
+	}
+	n.roomsMu.Unlock()
+	live := n.liveMembers()
+	var ready []heldRoomSet
+	n.roomsMu.Lock()
+	for id, h := range n.heldRooms {
+		if live[id] {
+			ready = append(ready, h)
+			delete(n.heldRooms, id)
+		}
+	}
+	n.roomsMu.Unlock()
+	for _, h := range ready {
+		n.handleRoomSet(h.rs, h.from)
 	}
 }
 

@@ -552,6 +552,50 @@ func TestRoomSetDescribesOnlyItsSender(t *testing.T) {
 	}
 }
 
+// A relayed room set may come before memberlist says its origin joined
+// (links relay faster than memberlist gossips). It is not taken then, but
+// held, bounded, and taken once the origin is live: no one sends it again
+// (every relay has that version), so dropping it lost the origin's rooms.
+func TestRelayedRoomSetHeldUntilOriginLive(t *testing.T) {
+	bob := lobbyNode(t, "bob", 16)
+	relay, early := member(t, bob), member(t, bob)
+	liveMemberOf(bob, relay)
+	dev := &chatpb.RoomMembership{Name: "dev", Mode: "causal", JoinedUnixNano: 1}
+	bob.handleFrame(roomSetFrame(signedRoomSet(early, 3, dev)), relay.ID)
+	has := func() *peerRoomSet {
+		bob.roomsMu.Lock()
+		defer bob.roomsMu.Unlock()
+		return bob.peerRooms[early.ID]
+	}
+	if has() != nil {
+		t.Fatal("a relayed set of a member not live yet was taken")
+	}
+	// A forged set of the same origin is not held in its place.
+	forged := signedRoomSet(early, 4)
+	forged.Signature = relay.Sign(roomSetSigningBytes(forged))
+	bob.handleFrame(roomSetFrame(forged), relay.ID)
+	liveMemberOf(bob, early)
+	bob.releaseHeldRoomSets()
+	got := has()
+	if got == nil || got.version != 3 || got.rooms["dev"] == nil {
+		t.Fatalf("held set not taken once its origin is live: %+v", got)
+	}
+
+	// Sets of made-up identities are held up to the bound, the newest
+	// kept.
+	for range maxHeldRoomSets + 10 {
+		bob.handleFrame(roomSetFrame(signedRoomSet(member(t, bob), 1)), relay.ID)
+	}
+	last := member(t, bob)
+	bob.handleFrame(roomSetFrame(signedRoomSet(last, 1)), relay.ID)
+	bob.roomsMu.Lock()
+	held, lastHeld := len(bob.heldRooms), bob.heldRooms[last.ID].rs != nil
+	bob.roomsMu.Unlock()
+	if held != maxHeldRoomSets || !lastHeld {
+		t.Fatalf("held %d sets (newest held %v), want %d with the newest", held, lastHeld, maxHeldRoomSets)
+	}
+}
+
 // The member identities survive a restart (the history of a member that
 // has left still verifies), a torn or damaged line is skipped, and the
 // set is bounded.

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,14 +190,52 @@ func LinksUp(st hearsay.Stats, n int) bool {
 // the given peers as its live members.
 func WaitRoomMembers(tb testing.TB, room string, peers ...*Peer) {
 	tb.Helper()
-	WaitFor(tb, DefaultTimeout, func() bool {
+	ok := Poll(DefaultTimeout, func() bool {
 		for _, p := range peers {
 			if !RoomHas(p.Node, room, peers...) {
 				return false
 			}
 		}
 		return true
-	}, "room #%s members did not converge", room)
+	})
+	if !ok {
+		tb.Fatalf("timed out after %v: room #%s members did not converge:%s", DefaultTimeout, room, roomDiff(room, peers))
+	}
+}
+
+// roomDiff says, for each peer that does not see exactly peers in room,
+// whom it lacks and whom it has too many: which member's room set went
+// missing is what tells one cause from another.
+func roomDiff(room string, peers []*Peer) string {
+	nick := make(map[string]string, len(peers))
+	for _, p := range peers {
+		nick[p.ID()] = p.Nick()
+	}
+	var b strings.Builder
+	for _, p := range peers {
+		var members []string
+		joined := false
+		for _, ri := range p.Rooms() {
+			if ri.Name == room {
+				members, joined = ri.Members, ri.Joined
+			}
+		}
+		var lack, extra []string
+		for _, q := range peers {
+			if !slices.Contains(members, q.ID()) {
+				lack = append(lack, q.Nick())
+			}
+		}
+		for _, id := range members {
+			if nick[id] == "" {
+				extra = append(extra, id)
+			}
+		}
+		if !joined || len(lack) > 0 || len(extra) > 0 {
+			fmt.Fprintf(&b, "\n  %s (joined %v) lacks %v, has others %v", p.Nick(), joined, lack, extra)
+		}
+	}
+	return b.String()
 }
 
 // RoomHas reports whether n has joined room and sees exactly peers as its
