@@ -111,3 +111,33 @@ func TestPartitionAndHeal(t *testing.T) {
 	id := send(t, a, "healed")
 	b.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == id.String() }, "message after the heal")
 }
+
+// TestNickReachesAMemberThatLostTheGossip: a member that receives no
+// memberlist packet while a nick changes still learns the nick at once.
+// Gossip reaches a member of a small group only a couple of times
+// (memberlist's retransmit limit), so carol, cut off from every packet,
+// would wait for the next push/pull (an hour here, 15 s on the local
+// profile); the renamed node's push/pull over TCP, which the partition
+// lets in (incoming streams cannot be told apart), brings it now.
+func TestNickReachesAMemberThatLostTheGossip(t *testing.T) {
+	peers := chattest.Cluster(t, 3, func(i int, cfg *chat.Config) {
+		cfg.Nick = []string{"alice", "bob", "carol"}[i]
+		cfg.Faults = &chat.Faults{Seed: int64(i + 1)}
+		cfg.Memberlist.PushPullInterval = chat.Duration(time.Hour)
+	})
+	a, b, c := peers[0], peers[1], peers[2]
+	if err := c.Partition(a.ID(), b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetNick("bobby"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*chattest.Peer{a, c} {
+		p.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool {
+			return ev.Type == hearsay.EventNick && ev.FromID == b.ID() && ev.From == "bobby" && ev.Text == "bob"
+		}, p.Nick()+" sees bob's new nick")
+	}
+	if st := c.Stats(); st.FaultDrops == 0 {
+		t.Errorf("carol dropped no packet while partitioned: the test did not cut the gossip off (%+v)", st)
+	}
+}

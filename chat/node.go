@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -765,9 +766,49 @@ func (n *Node) SetNick(nick string) error {
 		if err := ml.UpdateNode(5 * time.Second); err != nil {
 			return fmt.Errorf("announce nick: %w", err)
 		}
+		n.pushMeta(ml)
 	}
 	n.emit(hearsay.Event{Type: hearsay.EventNick, From: n.displayName(n.id.ID, nick), FromID: n.id.ID, Self: true, Text: old})
 	return nil
+}
+
+// metaPushPeers is how many live members a meta change is pushed to over
+// TCP, besides memberlist's gossip.
+const metaPushPeers = 3
+
+// pushMeta sends this node's state (its new meta among it) to up to
+// metaPushPeers random live members by a memberlist push/pull, a TCP
+// exchange, in the background. Gossip alone is not enough in a small
+// group: memberlist sends a broadcast RetransmitMult × ⌈log10(N+1)⌉ times
+// in all (2 in a group of three on the local profile), and a probe that
+// piggybacks it uses one of those, so a member can miss a nick change
+// until the next push/pull (15 s on the local profile, 30 s on LAN) —
+// a peer in the web UI test saw "bob" 15 s after the others saw "bobby".
+// In a larger group the members that got it gossip it on; a push/pull is
+// what a member whose packets were lost is sure to get.
+func (n *Node) pushMeta(ml *memberlist.Memberlist) {
+	var addrs []string
+	for _, m := range ml.Members() {
+		if m.Name != n.id.ID { // Members lists the live and suspect members
+			addrs = append(addrs, m.Address())
+		}
+	}
+	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+	addrs = addrs[:min(len(addrs), metaPushPeers)]
+	if len(addrs) == 0 {
+		return
+	}
+	n.spawn(func() {
+		// One at a time, so that Shutdown waits for one TCP timeout at most.
+		for _, a := range addrs {
+			if n.ctx.Err() != nil {
+				return
+			}
+			if _, err := ml.Join([]string{a}); err != nil {
+				n.logger.Printf("push nick to %s: %v", a, err)
+			}
+		}
+	})
 }
 
 // localMeta builds this node's meta. It takes n.mu.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	bootstrapapi "github.com/hearsay-chat/hearsay/bootstrap-api"
+	"github.com/hearsay-chat/hearsay/chat/chattest"
 )
 
 // testPeer is a whole `hearsay --json` peer run in-process through run(),
@@ -105,12 +106,25 @@ func (p *testPeer) count(fn func(hearsay.Event) bool) int {
 func (p *testPeer) waitEvent(what string, fn func(hearsay.Event) bool) hearsay.Event {
 	p.t.Helper()
 	var ev hearsay.Event
-	waitFor(p.t, p.nick+": "+what, func() bool {
+	if !chattest.Poll(15*time.Second, func() bool {
 		var ok bool
 		ev, ok = p.find(fn)
 		return ok
-	})
+	}) {
+		p.t.Fatalf("timed out waiting for %s: %s; its last events:\n%s", p.nick, what, p.lastEvents(30))
+	}
 	return ev
+}
+
+// lastEvents formats the peer's last n events, for a failure message.
+func (p *testPeer) lastEvents(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range p.events[max(0, len(p.events)-n):] {
+		fmt.Fprintf(&b, "  %s from=%q text=%q\n", ev.Type, ev.From, ev.Text)
+	}
+	return b.String()
 }
 
 func isSystem(sub string) func(hearsay.Event) bool {

@@ -91,6 +91,15 @@ func (b *browser) waitJS(what, expr string) {
 	}
 }
 
+// clickJS clicks the element a selector finds, in the page in one step,
+// polled until there is one. The page redraws some lists whole (the rooms,
+// the members), so a click that finds a node first and clicks it in a
+// second call to the browser may find it gone in between.
+func (b *browser) clickJS(what, selector string) {
+	b.t.Helper()
+	b.waitJS(what, fmt.Sprintf(`(() => { const el = document.querySelector(%s); if (!el) return false; el.click(); return true })()`, strconv.Quote(selector)))
+}
+
 // submit types text into an input and presses the form's button.
 func (b *browser) submit(input, button, text string) {
 	b.t.Helper()
@@ -209,7 +218,7 @@ func TestWebUIInBrowser(t *testing.T) {
 	ba.waitJS("dave among alice's members", `[...document.querySelectorAll('#members li')].some(li => li.querySelector('.nick').textContent === 'dave' && li.querySelector('.state').textContent === 'alive')`)
 	dave.waitEvent("alice joins dave", func(ev hearsay.Event) bool { return ev.Type == hearsay.EventJoin && ev.From == "alice" })
 
-	ba.do("back to the lobby", chromedp.Click(chromedp.CSS(`#rooms li[data-room="lobby"]`)))
+	ba.clickJS("back to the lobby", `#rooms li[data-room="lobby"]`)
 	ba.waitJS("the lobby again", shows("bobby", "now I am bobby"))
 	sctx, cancel := context.WithTimeout(ba.ctx, 30*time.Second)
 	defer cancel()
