@@ -8,20 +8,20 @@ import (
 
 // The send queue is a bounded FIFO that holds no memory for frames it
 // does not hold: nothing allocated before the first frame, order kept
-// when it is never drained (the slide), its bound enforced, and a large
-// slice let go once drained.
+// when it is never drained (the ring), its bound enforced, and a large
+// slice let go once drained (all but keptInboxCap slots).
 func TestFrameQueue(t *testing.T) {
 	q := newFrameQueue(100)
-	if q.frames != nil {
+	if q.q.buf != nil {
 		t.Fatal("a new queue allocated frames")
 	}
 	ping := func(n uint64) *chatpb.Frame { return pingFrame(n) }
 	next, want := uint64(0), uint64(0)
 	// Push 3, pop 2, over and over: the queue is never empty, so only the
-	// slide keeps its slice from growing with every frame ever queued.
+	// ring keeps its slice from growing with every frame ever queued.
 	for range 1000 {
 		for range 3 {
-			if len(q.frames)-q.head < q.max {
+			if q.len() < q.max {
 				if !q.push(ping(next)) {
 					t.Fatalf("push refused with %d queued", q.len())
 				}
@@ -48,8 +48,8 @@ func TestFrameQueue(t *testing.T) {
 	if q.push(ping(next)) {
 		t.Fatal("push beyond the bound accepted")
 	}
-	if cap(q.frames) > 2*q.max {
-		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.frames), q.max)
+	if cap(q.q.buf) > 2*q.max {
+		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.q.buf), q.max)
 	}
 	select {
 	case <-q.ready:
@@ -63,8 +63,8 @@ func TestFrameQueue(t *testing.T) {
 		}
 		want++
 	}
-	if q.frames != nil {
-		t.Fatalf("a drained queue keeps a slice of capacity %d", cap(q.frames))
+	if cap(q.q.buf) > keptInboxCap {
+		t.Fatalf("a drained queue keeps a slice of capacity %d, want at most %d", cap(q.q.buf), keptInboxCap)
 	}
 	if _, ok := q.pop(); ok {
 		t.Fatal("popped from an empty queue")

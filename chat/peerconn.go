@@ -620,62 +620,33 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) 
 // at the default 1,024) for every link up front: a group of 200 peers in
 // one process holds thousands of links, nearly all with an empty queue.
 type frameQueue struct {
-	mu     sync.Mutex
-	frames []*chatpb.Frame // frames[head:] are queued
-	head   int
-	max    int           // frames queued at most
-	ready  chan struct{} // capacity 1: a frame may be waiting
+	mu    sync.Mutex
+	q     fifo[*chatpb.Frame] // a ring: O(1) also while held full (fifo.go)
+	max   int                 // frames queued at most
+	ready chan struct{}       // capacity 1: a frame may be waiting
 }
 
-// keptQueueCap is the capacity a drained queue keeps for the next frames;
-// a larger one is let go.
-const keptQueueCap = 16
-
 func newFrameQueue(max int) frameQueue {
-	return frameQueue{max: max, ready: make(chan struct{}, 1)}
+	return frameQueue{q: fifo[*chatpb.Frame]{max: max}, max: max, ready: make(chan struct{}, 1)}
 }
 
 // push queues f and signals ready; false when max frames are queued.
 func (q *frameQueue) push(f *chatpb.Frame) bool {
 	q.mu.Lock()
-	n := len(q.frames) - q.head
-	if n >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	if q.head > 0 && len(q.frames) == cap(q.frames) {
-		// Full at the back with room at the front: slide the queued
-		// frames down instead of growing (a queue never drained would
-		// otherwise grow without end).
-		copy(q.frames, q.frames[q.head:])
-		clear(q.frames[n:])
-		q.frames, q.head = q.frames[:n], 0
-	}
-	q.frames = append(q.frames, f)
+	ok := q.q.push(f)
 	q.mu.Unlock()
-	q.signal()
-	return true
+	if ok {
+		q.signal()
+	}
+	return ok
 }
 
-// pop returns the oldest queued frame; false when there is none.
+// pop returns the oldest queued frame; false when there is none. The
+// frame is the writer's then: the ring does not pin it.
 func (q *frameQueue) pop() (*chatpb.Frame, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.head == len(q.frames) {
-		return nil, false
-	}
-	f := q.frames[q.head]
-	q.frames[q.head] = nil // the frame is the writer's now: do not pin it
-	q.head++
-	if q.head == len(q.frames) {
-		q.head = 0
-		if cap(q.frames) > keptQueueCap {
-			q.frames = nil
-		} else {
-			q.frames = q.frames[:0]
-		}
-	}
-	return f, true
+	return q.q.pop()
 }
 
 // signal wakes the reader if frames are queued, without blocking.
@@ -693,7 +664,7 @@ func (q *frameQueue) signal() {
 func (q *frameQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.frames) - q.head
+	return q.q.len()
 }
 
 // gotPong completes the request waiting for nonce, if any.
