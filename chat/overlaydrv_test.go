@@ -185,6 +185,7 @@ func waitShown(t *testing.T, room string, want []string, peers ...*chattest.Peer
 	for _, p := range peers {
 		if !chattest.Poll(timeout, func() bool { return len(p.Rec.RoomMessages(room)) >= len(want) }) {
 			dumpOverlay(t, peers)
+			dumpLacking(t, room, p, want, peers)
 			t.Fatalf("%s shows %d of %d messages of #%s", p.Nick(), len(p.Rec.RoomMessages(room)), len(want), room)
 		}
 	}
@@ -217,6 +218,36 @@ func dumpOverlay(t *testing.T, peers []*chattest.Peer) {
 		t.Logf("%s %v: neighbours %d payloads %d delivered %d relayed %d broadcasts %d grafts %d ihave %d invalid %d drops %d repaired %d queue drops %d",
 			p.Nick(), nb, st.OverlayNeighbors, st.OverlayPayloads, st.OverlayDelivered, st.OverlayRelayed, st.OverlayBroadcasts,
 			st.OverlayGrafts, st.OverlayIHave, st.OverlayInvalid, st.OverlayDrops, st.Repaired, st.QueueDrops)
+	}
+}
+
+// dumpLacking logs, for a peer that does not show every message of a
+// room, what it lacks, whether its log has it (held back by the ordering)
+// or not (never received or repaired), and which peers have it, with the
+// anti-entropy counters of each: the cause of a stall is in there.
+func dumpLacking(t *testing.T, room string, p *chattest.Peer, want []string, peers []*chattest.Peer) {
+	shown := idsOf(p.Rec.RoomMessages(room))
+	logged := func(q *chattest.Peer) []string { // an outsider has no history of the room: none
+		evs, _ := q.History(room, 10000)
+		return idsOf(evs)
+	}
+	stored := logged(p)
+	for _, id := range want {
+		if slices.Contains(shown, id) {
+			continue
+		}
+		var have []string
+		for _, q := range peers {
+			if slices.Contains(logged(q), id) {
+				have = append(have, q.Nick())
+			}
+		}
+		t.Logf("%s lacks %s (in its log: %v); stored by %v", p.Nick(), id, slices.Contains(stored, id), have)
+	}
+	for _, q := range peers {
+		st := q.Stats()
+		t.Logf("%s: held back %d, status sent %d received %d, repair sent %d repaired %d, gap pulls %d, queue drops %d",
+			q.Nick(), st.HeldBack, st.StatusSent, st.StatusReceived, st.RepairSent, st.Repaired, st.GapPulls, st.QueueDrops)
 	}
 }
 
