@@ -84,3 +84,19 @@ func (n *Node) EnvelopesForTest(room, origin string) []*chatpb.Envelope {
 	}
 	return envs
 }
+
+// SelfReapedForTest reports whether memberlist has dropped this node's own
+// entry from its node map (GossipToTheDeadTime after Leave): its
+// LocalNode then dereferences a nil entry.
+func (n *Node) SelfReapedForTest() (reaped bool) {
+	n.mu.Lock()
+	ml := n.ml
+	n.mu.Unlock()
+	defer func() {
+		if recover() != nil {
+			reaped = true
+		}
+	}()
+	_ = ml.LocalNode().Name
+	return false
+}

@@ -100,6 +100,7 @@ type Node struct {
 	ml        *memberlist.Memberlist
 	tr        transport.Transport // the chat transport; nil before Start
 	chatAddr  string
+	mlAddr    string                 // memberlist's advertised host:port, set by Start
 	members   map[string]*memberInfo // by peer ID, self excluded; see members.go
 	peers     map[string]*peerConn   // chat links by peer ID (peerconn.go, links.go)
 	memberGen chan struct{}          // closed and replaced on every membership change
@@ -387,6 +388,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	ln := ml.LocalNode()
 	n.settings.BindPort = int(ln.Port)
 	n.settings.AdvertisePort = int(ln.Port)
+	n.mlAddr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.state = stateStarted
 	n.wg.Add(1)
 	go n.eventLoop()
@@ -678,13 +680,10 @@ func (n *Node) AdvertiseAddr() string {
 	return n.advertiseAddrLocked()
 }
 
-func (n *Node) advertiseAddrLocked() string {
-	if n.ml == nil {
-		return ""
-	}
-	ln := n.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-}
+// advertiseAddrLocked: read once, at Start. memberlist's LocalNode dereferences
+// our entry in its node map, which it deletes GossipToTheDeadTime after we
+// leave (Members after Leave panicked).
+func (n *Node) advertiseAddrLocked() string { return n.mlAddr }
 
 // ChatAddr returns the chat listener's advertised address; empty before
 // Start.

@@ -557,3 +557,27 @@ func signedLobby(p *chattest.Peer, text string, seq uint64) *chatpb.Envelope {
 	chat.SignEnvelope(p.Identity(), e)
 	return e
 }
+
+// TestMembersAfterLeave: a node that left still lists its members and its
+// address once memberlist has dropped its own entry (GossipToTheDeadTime
+// after the leave): they read memberlist's LocalNode, which then
+// dereferenced a nil entry and panicked (a discovery agent still running
+// after Leave called Members).
+func TestMembersAfterLeave(t *testing.T) {
+	peers := chattest.Cluster(t, 2, nil)
+	a := peers[0]
+	addr := a.AdvertiseAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitFor(t, timeout, a.SelfReapedForTest, "memberlist never dropped the left node's own entry")
+	if got := a.AdvertiseAddr(); got != addr {
+		t.Errorf("advertised address after leave: %q, want %q", got, addr)
+	}
+	ms := a.Members()
+	if len(ms) == 0 || ms[0].ID != a.ID() || !ms[0].Self {
+		t.Errorf("members after leave: %+v, want this node first", ms)
+	}
+}
