@@ -49,14 +49,14 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{
-		cfg:   cfg,
+		cfg:    cfg,
 		live:   map[string]uint64{},
 		failed: map[string]bool{},
-		next:  map[string]uint64{},
-		buf:   map[string]map[uint64]Meta{},
-		floor: map[string]uint64{},
-		seen:  map[string]uint64{},
-		lastL: map[string]uint64{},
+		next:   map[string]uint64{},
+		buf:    map[string]map[uint64]Meta{},
+		floor:  map[string]uint64{},
+		seen:   map[string]uint64{},
+		lastL:  map[string]uint64{},
 	}
 	m.c.init()
 	m.t.init()
