@@ -231,6 +231,17 @@ type Config struct {
 	// in total and sequencer rooms (Send returns an error beyond it).
 	MaxHeld     int
 	MaxInFlight int
+	// FailedVoterTimeout bounds how long a room member that memberlist
+	// declared failed (not one that left the group or parted the room)
+	// still counts among the voters of a sequencer room. The sequencer role
+	// is taken over, and stamps are issued, only by a side whose live
+	// members are a strict majority of the voters (live plus failed), so
+	// the minority side of a partition waits instead of ordering on its
+	// own. Once a member has been failed this long it stops counting: a
+	// lone survivor of a room whose others are gone for good goes on after
+	// this bound, and a partition that lasts longer can give each side its
+	// own sequencer again. Zero means the default (5 minutes).
+	FailedVoterTimeout time.Duration
 	// MaxHeldAhead bounds, per room and origin, how far beyond the
 	// origin's contiguous seqs a received message is stored (held back on
 	// disk until the gap fills). A message further ahead is dropped,
@@ -289,6 +300,7 @@ func DefaultConfig() Config {
 		MaxHeld:             4096,
 		MaxHeldAhead:        1024,
 		MaxInFlight:         256,
+		FailedVoterTimeout:  5 * time.Minute,
 	}
 }
 
@@ -420,6 +432,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = def.MaxInFlight
+	}
+	if c.FailedVoterTimeout < 0 {
+		return fmt.Errorf("failed voter timeout %v: must not be negative", c.FailedVoterTimeout)
+	}
+	if c.FailedVoterTimeout == 0 {
+		c.FailedVoterTimeout = def.FailedVoterTimeout
 	}
 	return nil
 }

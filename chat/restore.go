@@ -73,8 +73,8 @@ func (n *Node) restoreRoom(r *room) {
 		r.mu.Unlock()
 		return // parted meanwhile
 	}
-	members, _ := n.roomMembers(r.name, r.mode.String())
-	err := r.restoreLocked(n.ctx, members, roomCatchingUp)
+	view, _ := n.roomMembers(r.name, r.mode.String())
+	err := r.restoreLocked(n.ctx, view, roomCatchingUp)
 	if err != nil {
 		r.state = roomDeferred // restoreLocked failed before it changed anything: tried again later
 	}

@@ -124,6 +124,7 @@ type room struct {
 	state    roomState
 	m        *order.Machine
 	members  map[string]uint64             // live members told to m (self excluded) -> age
+	failed   map[string]bool               // failed members told to m (MemberDown): still voters
 	cache    map[order.ID]*chatpb.Envelope // data envelopes fed and not yet delivered
 	arrived  map[order.ID]time.Time        // arrival of received data messages not yet delivered (observer.go)
 	refused  bool                          // m refused messages: feed again from the log
@@ -155,7 +156,7 @@ type room struct {
 // newRoom builds a room and its machine; in state roomDeferred the machine
 // is restored later (restore.go), otherwise now (restoreLocked, with the
 // room's live members). It does not register the room anywhere.
-func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred bool, members map[string]uint64) (*room, error) {
+func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred bool, members roomView) (*room, error) {
 	mode, err := hearsay.ParseOrderMode(info.Mode)
 	if err != nil {
 		return nil, err
@@ -177,6 +178,7 @@ func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred b
 		state:    roomDeferred,
 		m:        m,
 		members:  map[string]uint64{},
+		failed:   map[string]bool{},
 		cache:    map[order.ID]*chatpb.Envelope{},
 		conflict: map[string]bool{},
 		gapPulls: map[string]time.Time{},
@@ -199,7 +201,7 @@ func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred b
 // its own), the floors, a silent replay of the stored messages (they are
 // the room's history), then Resume; the room is then in state then.
 // Caller holds r.mu.
-func (r *room) restoreLocked(ctx context.Context, members map[string]uint64, then roomState) error {
+func (r *room) restoreLocked(ctx context.Context, members roomView, then roomState) error {
 	lg := r.env.log
 	last, err := lg.LastSeq(ctx, r.name, r.env.id.ID)
 	if err != nil {
@@ -226,22 +228,57 @@ func (r *room) restoreLocked(ctx context.Context, members map[string]uint64, the
 	return nil
 }
 
-// setMembersLocked tells the machine who the live members of the room are
-// (peer ID -> age in the room; this node excluded). Caller holds r.mu.
-func (r *room) setMembersLocked(want map[string]uint64) {
+// roomView is a room's membership as the node sees it (this node
+// excluded): what setMembersLocked gives the room's machine.
+type roomView struct {
+	live map[string]uint64 // live members -> age in the room
+	// failed: members memberlist declared failed less than
+	// Config.FailedVoterTimeout ago, not left: they still vote in a
+	// sequencer room's quorum (order.Machine.MemberDown). Nil when none.
+	failed map[string]bool
+}
+
+// setMembersLocked tells the machine who the room's members are: live
+// (MemberUp), failed and still voting (MemberDown), or gone for good
+// (MemberLeft: parted, left the group, or failed longer than
+// Config.FailedVoterTimeout ago). The changes that can only lower the
+// sequencer quorum go first and the one that raises it (a voter gone)
+// last, so that no step in between lets a minority act as a majority.
+// Caller holds r.mu.
+func (r *room) setMembersLocked(want roomView) {
 	if !r.state.fed() {
 		return
 	}
 	for id := range r.members {
-		if _, ok := want[id]; !ok {
+		if _, ok := want.live[id]; !ok && want.failed[id] {
 			delete(r.members, id)
+			r.failed[id] = true
 			r.handleOutputLocked(r.m.MemberDown(id))
 		}
 	}
-	for id, a := range want {
+	for id := range want.failed {
+		if _, live := r.members[id]; !live && !r.failed[id] {
+			r.failed[id] = true
+			r.handleOutputLocked(r.m.MemberDown(id))
+		}
+	}
+	for id, a := range want.live {
 		if old, ok := r.members[id]; !ok || old != a {
 			r.members[id] = a
+			delete(r.failed, id)
 			r.handleOutputLocked(r.m.MemberUp(id, a))
+		}
+	}
+	for id := range r.members {
+		if _, ok := want.live[id]; !ok {
+			delete(r.members, id)
+			r.handleOutputLocked(r.m.MemberLeft(id))
+		}
+	}
+	for id := range r.failed {
+		if _, live := want.live[id]; !live && !want.failed[id] {
+			delete(r.failed, id)
+			r.handleOutputLocked(r.m.MemberLeft(id))
 		}
 	}
 }

@@ -134,7 +134,7 @@ func TestDeferredRoomShowsMessagesStoredBeforeItsRestore(t *testing.T) {
 	}
 	// Replayed again (part and rejoin), nothing is shown twice.
 	r.mu.Lock()
-	err = r.restoreLocked(ctx, nil, roomLive)
+	err = r.restoreLocked(ctx, roomView{}, roomLive)
 	r.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

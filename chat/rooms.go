@@ -297,7 +297,7 @@ func (n *Node) conns(ids []string) []*peerConn {
 // and its messages are stored) but its machine is only restored once the
 // room's members are known (restore.go). Caller holds n.joinMu.
 func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo, deferred bool) (*room, error) {
-	var members map[string]uint64
+	var members roomView
 	if !deferred {
 		members, _ = n.roomMembers(info.Name, info.Mode)
 	}
@@ -507,24 +507,47 @@ func (n *Node) syncMembers(r *room) {
 
 // syncMembersLocked is syncMembers. Caller holds r.mu.
 func (n *Node) syncMembersLocked(r *room) {
-	want, conflicts := n.roomMembers(r.name, r.mode.String())
+	view, conflicts := n.roomMembers(r.name, r.mode.String())
 	for id, mode := range conflicts {
 		r.noteConflictLocked(id, mode)
 	}
-	r.setMembersLocked(want)
+	r.setMembersLocked(view)
 }
 
-// roomMembers returns the live peers that announced room with mode (peer
-// ID -> age in the room) and those that announced it with another mode
-// (peer ID -> their mode).
-func (n *Node) roomMembers(room, mode string) (want map[string]uint64, conflicts map[string]string) {
+// failedSet returns the IDs of the members memberlist declared failed
+// (not left) less than Config.FailedVoterTimeout ago: they still vote in
+// sequencer rooms (roomView.failed).
+func (n *Node) failedSet() map[string]bool {
+	since := time.Now().Add(-n.cfg.FailedVoterTimeout)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var failed map[string]bool
+	for id, m := range n.members {
+		if m.State == hearsay.StateDead && m.Since.After(since) {
+			if failed == nil {
+				failed = map[string]bool{}
+			}
+			failed[id] = true
+		}
+	}
+	return failed
+}
+
+// roomMembers returns the room's members as the node sees them (the live
+// peers that announced room with mode, with their age in the room, and the
+// failed ones that still vote) and the peers that announced it with
+// another mode (peer ID -> their mode). A peer that parted the room no
+// longer announces it, and one that left the group is not failed: neither
+// is in the view.
+func (n *Node) roomMembers(room, mode string) (view roomView, conflicts map[string]string) {
 	live := n.liveSet()
-	want = map[string]uint64{}
+	failed := n.failedSet()
+	view.live = map[string]uint64{}
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
 	for id, rs := range n.peerRooms {
 		rm := rs.rooms[room]
-		if rm == nil || !live[id] {
+		if rm == nil || (!live[id] && !failed[id]) {
 			continue
 		}
 		if rm.Mode != mode {
@@ -534,7 +557,14 @@ func (n *Node) roomMembers(room, mode string) (want map[string]uint64, conflicts
 			conflicts[id] = rm.Mode
 			continue
 		}
-		want[id] = uint64(max(rm.JoinedUnixNano, 0))
+		if !live[id] {
+			if view.failed == nil {
+				view.failed = map[string]bool{}
+			}
+			view.failed[id] = true
+			continue
+		}
+		view.live[id] = uint64(max(rm.JoinedUnixNano, 0))
 	}
-	return want, conflicts
+	return view, conflicts
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -210,6 +211,7 @@ func TestConfigValidate(t *testing.T) {
 		"advertise":   func(c *Config) { c.AdvertiseHost = "host" },
 		"ml settings": func(c *Config) { c.Memberlist = &MemberlistSettings{} },
 		"max body":    func(c *Config) { c.MaxBodyBytes = MaxBodyBytes + 1 },
+		"voters":      func(c *Config) { c.FailedVoterTimeout = -time.Second },
 	} {
 		c := DefaultConfig()
 		mut(&c)
@@ -218,11 +220,11 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	c := DefaultConfig()
-	c.Nick, c.EventBuffer, c.LogOutput = "", 0, nil
+	c.Nick, c.EventBuffer, c.LogOutput, c.FailedVoterTimeout = "", 0, nil, 0
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Nick != "anon" || c.EventBuffer == 0 || c.LogOutput == nil {
+	if c.Nick != "anon" || c.EventBuffer == 0 || c.LogOutput == nil || c.FailedVoterTimeout != 5*time.Minute {
 		t.Errorf("defaults not filled: %+v", c)
 	}
 }

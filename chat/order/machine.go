@@ -13,6 +13,11 @@ import (
 type Machine struct {
 	cfg  Config
 	live map[string]uint64 // member -> age (smaller joined earlier)
+	// failed holds the members declared down through failure
+	// (MemberDown), not gone for good (MemberLeft): they are no longer
+	// live but still vote, so a sequencer takeover needs a majority of
+	// live ∪ failed (see "Quorum"). Never holds a live member or Self.
+	failed map[string]bool
 
 	next  map[string]uint64          // next seq expected per origin (absent: 1)
 	buf   map[string]map[uint64]Meta // reorder buffer: ahead of a gap
@@ -44,13 +49,14 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{
-		cfg:   cfg,
-		live:  map[string]uint64{},
-		next:  map[string]uint64{},
-		buf:   map[string]map[uint64]Meta{},
-		floor: map[string]uint64{},
-		seen:  map[string]uint64{},
-		lastL: map[string]uint64{},
+		cfg:    cfg,
+		live:   map[string]uint64{},
+		failed: map[string]bool{},
+		next:   map[string]uint64{},
+		buf:    map[string]map[uint64]Meta{},
+		floor:  map[string]uint64{},
+		seen:   map[string]uint64{},
+		lastL:  map[string]uint64{},
 	}
 	m.c.init()
 	m.t.init()
@@ -168,17 +174,35 @@ func (m *Machine) emit(msg Meta) {
 func (m *Machine) MemberUp(id string, age uint64) Output {
 	if id != "" {
 		m.live[id] = age
+		delete(m.failed, id)
 	}
 	m.settle()
 	return m.take()
 }
 
-// MemberDown reports that id failed or left. Its missing acks no longer
-// hold up total order, and a sequencer that goes down is replaced.
-// MemberDown of ourselves is ignored.
+// MemberDown reports that id failed (declared down, not known to have
+// left): it is no longer live, but it still votes. Its missing acks no
+// longer hold up total order; in a sequencer room it counts among the
+// voters of the quorum (see "Quorum"), so a side of a partition that is
+// not a majority of the room neither takes over nor stamps. Report
+// MemberLeft once it is gone for good. MemberDown of ourselves is
+// ignored.
 func (m *Machine) MemberDown(id string) Output {
+	if id != m.cfg.Self && id != "" {
+		delete(m.live, id)
+		m.failed[id] = true
+	}
+	m.settle()
+	return m.take()
+}
+
+// MemberLeft reports that id is gone for good: it parted the room, left
+// the group, or failed long enough ago that the caller forgot it. It is
+// neither live nor a voter any more. MemberLeft of ourselves is ignored.
+func (m *Machine) MemberLeft(id string) Output {
 	if id != m.cfg.Self {
 		delete(m.live, id)
+		delete(m.failed, id)
 	}
 	m.settle()
 	return m.take()
@@ -503,6 +527,24 @@ func (m *Machine) oldestLive() string {
 		}
 	}
 	return best
+}
+
+// quorate reports whether the live members, ourselves included, are a
+// strict majority of the voters: the live members and those declared
+// down through failure (see "Quorum").
+func (m *Machine) quorate() bool {
+	live, voters := m.quorum()
+	return 2*live > voters
+}
+
+// quorum returns how many members are live (ourselves included) and how
+// many vote (live plus failed).
+func (m *Machine) quorum() (live, voters int) {
+	live = len(m.live) + 1
+	if _, ok := m.live[m.cfg.Self]; ok {
+		live--
+	}
+	return live, live + len(m.failed)
 }
 
 // liveMembers returns the live members, ourselves included, sorted.

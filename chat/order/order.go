@@ -53,11 +53,13 @@
 // declared down, even if an older member joins.
 //
 // When the sequencer S of the current epoch e is not live (or e == 0, when
-// no epoch has started yet) every member sends once a sync message
+// no epoch has started yet, or S closed e itself, see "Quorum") every
+// member sends once a sync message
 // (Epoch e, Prev S, Cut r, Candidate C) where r is the highest seq of S's
 // stream it has accepted and C the oldest live member (smallest age, then
 // id) in its view; from then on it applies S's stamps only up to r. C waits
-// until it holds a sync for epoch e addressed to itself from every live
+// until the live members are a majority of the voters (see "Quorum") and
+// it holds a sync for epoch e addressed to itself from every live
 // member (a sync addressed to an earlier candidate is stale: its sender may
 // have learned a newer epoch since; members send a new sync whenever the
 // candidate in their view changes) and has accepted S's stream up to the highest reported r
@@ -72,12 +74,50 @@
 // dies before opening the epoch the next oldest does the same with the
 // syncs already sent.
 //
+// # Quorum
+//
+// The voters of a sequencer room are its live members and those declared
+// down through failure (MemberDown), not those gone for good (MemberLeft:
+// parted, left the group, or failed long enough ago that the caller
+// forgot them). A member takes the sequencer role over only when the live
+// members, itself included, are a strict majority of the voters, and the
+// sequencer stamps only while it has such a majority. So of the two sides
+// of a partition at most one orders: in a 2 | 2 split of four members
+// neither does, and the messages sent meanwhile wait (pending, shown once
+// stamped after the heal); in a 3 | 1 split the three go on, taking the
+// role over if the sequencer is the one alone.
+//
+// A sequencer that loses its majority sends a sync for its own epoch
+// (its report is its whole stream) and never stamps in that epoch again:
+// the epoch is closed, every member syncs as if it had failed, and a
+// majority opens the next one (the sequencer itself, if it is still the
+// oldest once it has its majority back). It cannot simply resume: the
+// others may have taken over meanwhile, and its stamps would then compete
+// with the new epoch's. A sequencer that has its majority and sees another
+// member's sync for its epoch (a member that declared it down for a while
+// but had no majority to take over: it applies the epoch's stamps only up
+// to its report) opens the next epoch itself at once, with the cut at its
+// whole stream, so every stamp it issued stays valid and that member
+// learns the cut.
+//
+// The trade-off is availability: a member whose voters are mostly failed
+// waits until the caller forgets the failed ones (chat: after
+// Config.FailedVoterTimeout), so a lone survivor of a two-member room goes
+// on only then, and a partition that outlasts the caller's bound lets the
+// minority forget the majority and order on its own again. Total mode is
+// unchanged: a failed member stops counting for acks at once.
+//
 // Limits, documented rather than hidden: the takeover assumes membership
-// views converge (memberlist) so that one candidate acts per epoch; with a
-// partition each side orders its own messages and a member that was declared
-// down while it applied stamps beyond the cut may have shown a different
-// order for those messages. Messages whose stamps or data were pruned by
-// retention before a member joined are skipped by that member.
+// views converge (memberlist) so that one candidate acts per epoch; a
+// member that was declared down while it applied stamps beyond the cut
+// may have shown a different order for those messages: a sequencer shows
+// its own stamps at once, so between a partition (or a crash) and its
+// failure detection it may show an order the majority voids (a commit
+// rule, stamps shown only once a majority holds them, would close that
+// window: not built). Asymmetric views (a majority on each side, as each
+// counts) can still give two sequencers of one epoch, which members count
+// and the node reports as conflicts. Messages whose stamps or data were
+// pruned by retention before a member joined are skipped by that member.
 //
 // # Bounds
 //
@@ -104,8 +144,9 @@
 // receipt: verify, store, and Receive what the log says is new. Deliver is
 // shown; Send is signed, stored and sent to the room; Late is shown flagged
 // (or not); Refused is fed again later from the log, from Want on.
-// MemberUp/MemberDown follow the room's membership (ourselves included,
-// with our age). Stats and HeldBack feed /stats.
+// MemberUp, MemberDown and MemberLeft follow the room's membership
+// (ourselves included, with our age): live, failed (still a voter), gone
+// for good. Stats and HeldBack feed /stats.
 package order
 
 import (

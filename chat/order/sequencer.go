@@ -13,6 +13,12 @@ type seqState struct {
 	synced  map[uint64]uint64             // epoch -> the cut we reported in our first sync
 	sentFor map[syncKey]bool              // syncs we sent, by (epoch, candidate)
 	syncs   map[syncKey]map[string]uint64 // (epoch, candidate) -> reporter -> cut
+	// closing: epochs another member sent a sync for (it declared the
+	// epoch's sequencer down); see reopen.
+	closing map[uint64]bool
+	// closedBySeqr: epochs whose own sequencer sent a sync for them (it
+	// lost its quorum and stopped stamping): orphaned though it is live.
+	closedBySeqr map[uint64]bool
 
 	stamps       []Meta            // accepted stamp messages not yet valid or void
 	order        map[uint64]ID     // global -> data, valid and not yet delivered
@@ -41,6 +47,8 @@ func (s *seqState) init() {
 	s.synced = map[uint64]uint64{}
 	s.syncs = map[syncKey]map[string]uint64{}
 	s.sentFor = map[syncKey]bool{}
+	s.closing = map[uint64]bool{}
+	s.closedBySeqr = map[uint64]bool{}
 	s.order = map[uint64]ID{}
 	s.byID = map[ID]uint64{}
 	s.through = map[string]uint64{}
@@ -76,6 +84,12 @@ func (s *seqState) accept(m *Machine, msg Meta) {
 		}
 		if r, ok := s.syncs[k][msg.Origin]; !ok || msg.Cut > r {
 			s.syncs[k][msg.Origin] = msg.Cut
+		}
+		if msg.Origin != m.cfg.Self {
+			s.closing[e] = true
+		}
+		if e > 0 && msg.Prev == msg.Origin && s.seqr[e] == msg.Origin {
+			s.closedBySeqr[e] = true
 		}
 		if e > s.epoch {
 			s.epoch = e
@@ -208,23 +222,38 @@ func (s *seqState) markLate(m *Machine, id ID) {
 	s.late[id] = true
 }
 
+// orphaned reports whether the current epoch needs a takeover: no epoch
+// has started, its sequencer is not live, or the sequencer closed it
+// itself (it sent a sync for it: it had lost its quorum), or we are its
+// sequencer and have lost our quorum now.
+func (s *seqState) orphaned(m *Machine) bool {
+	e := s.epoch
+	if e == 0 {
+		return true
+	}
+	prev := s.seqr[e]
+	if !m.Live(prev) || s.closedBySeqr[e] {
+		return true
+	}
+	return prev == m.cfg.Self && !m.quorate()
+}
+
 // syncIfOrphaned sends our sync for the current epoch to the candidate in
-// our view once the epoch's sequencer is not live (or no epoch has
-// started), again whenever the candidate changes.
+// our view once the epoch is orphaned, again whenever the candidate
+// changes. A sequencer that loses its quorum syncs too (its report is its
+// whole stream), which closes its epoch for good: it stamps no more in it,
+// and a takeover by a majority (possibly by itself) opens the next.
 func (s *seqState) syncIfOrphaned(m *Machine) {
 	e := s.epoch
 	cand := m.oldestLive()
 	k := syncKey{e, cand}
-	if s.sentFor[k] {
+	if s.sentFor[k] || !s.orphaned(m) {
 		return
 	}
 	var prev string
 	var r uint64
 	if e > 0 {
 		prev = s.seqr[e]
-		if m.Live(prev) {
-			return
-		}
 		r = m.nextOf(prev) - 1
 	}
 	if _, ok := s.synced[e]; !ok {
@@ -239,15 +268,19 @@ func (s *seqState) syncIfOrphaned(m *Machine) {
 	m.emit(msg)
 }
 
-// takeOver opens epoch e+1 when we are the oldest live member and every
-// live member's sync for e is in.
+// takeOver opens epoch e+1 when we are the oldest live member, every
+// live member's sync for e is in, and the live members are a majority
+// of the voters (see "Quorum").
 func (s *seqState) takeOver(m *Machine) bool {
 	e := s.epoch
 	if !s.sentFor[syncKey{e, m.cfg.Self}] || m.oldestLive() != m.cfg.Self {
 		return false
 	}
-	if e > 0 && m.Live(s.seqr[e]) {
+	if !s.orphaned(m) {
 		return false
+	}
+	if !m.quorate() {
+		return false // a minority side waits: the majority may be taking over
 	}
 	reports := s.syncs[syncKey{e, m.cfg.Self}]
 	for _, p := range m.liveMembers() {
@@ -269,6 +302,36 @@ func (s *seqState) takeOver(m *Machine) bool {
 	s.validate(m)
 	s.epoch = e + 1
 	s.seqr[e+1] = m.cfg.Self
+	clear(s.issued)
+	s.stampAll(m, true)
+	return true
+}
+
+// reopen closes our own epoch e and opens e+1, ours again, when we are
+// its sequencer, live among a majority of the voters, and another member
+// has sent a sync for e. That member declared us down for a while (a
+// partition it was on the minority side of, or on a side without a
+// majority): from its sync on it applies our stamps of e only up to the
+// cut it reported, and with no quorum no one took the role over, so no
+// cut would ever come and it would hold our later stamps back for good.
+// The cut of e is our whole stream: every stamp we issued stays valid,
+// and a member that synced learns it from the opening stamp (Prev, Cut)
+// and fetches the rest of our stream by anti-entropy.
+func (s *seqState) reopen(m *Machine) bool {
+	e, self := s.epoch, m.cfg.Self
+	if e == 0 || s.seqr[e] != self || !s.closing[e] || s.orphaned(m) {
+		return false
+	}
+	if m.nextOf(self) != m.ownSeq+1 {
+		return false // our stream has a gap (replay incomplete): wait for it
+	}
+	if _, ok := s.cut[e]; ok {
+		return false
+	}
+	s.cut[e] = m.nextOf(self) - 1
+	s.validate(m)
+	s.epoch = e + 1
+	s.seqr[e+1] = self
 	clear(s.issued)
 	s.stampAll(m, true)
 	return true
@@ -387,10 +450,15 @@ func (s *seqState) settle(m *Machine) {
 		}
 		s.syncIfOrphaned(m)
 		progress := s.validate(m)
-		if s.takeOver(m) {
+		if s.takeOver(m) || s.reopen(m) {
 			progress = true
 		}
-		if s.epoch > 0 && s.seqr[s.epoch] == m.cfg.Self {
+		// Without a majority the sequencer stamps nothing (and closes its
+		// epoch: syncIfOrphaned): the members it no longer sees may be a
+		// majority that takes the role over, and what it stamped and
+		// showed on its side meanwhile would be voided and ordered again
+		// elsewhere.
+		if s.epoch > 0 && s.seqr[s.epoch] == m.cfg.Self && !s.orphaned(m) {
 			before := m.ownSeq
 			s.stampAll(m, false)
 			progress = progress || m.ownSeq != before

@@ -154,7 +154,9 @@ func TestSequencerVoidStampsBeyondCut(t *testing.T) {
 }
 
 func TestSequencerCandidateFailsBeforeOpening(t *testing.T) {
-	s := newSim(t, Sequencer, "a", "b", "c", "d")
+	// Five members, so that the three left after two failures are still a
+	// majority of the room (see "Quorum").
+	s := newSim(t, Sequencer, "a", "b", "c", "d", "e")
 	s.converge()
 	s.send("c")
 	s.flush()
@@ -163,7 +165,7 @@ func TestSequencerCandidateFailsBeforeOpening(t *testing.T) {
 	s.down("b")
 	s.send("d")
 	s.converge()
-	sameDelivered(t, s, 2, "c", "d")
+	sameDelivered(t, s, 2, "c", "d", "e")
 	if st := s.node("d").m.Stats(); st.Sequencer != "c" {
 		t.Fatalf("d: sequencer %q, want c", st.Sequencer)
 	}

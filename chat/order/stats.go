@@ -74,9 +74,14 @@ func (m *Machine) HeldBack(limit int) []Held {
 	for g, id := range m.s.order {
 		stamped[id] = g
 	}
+	notStamped := "sequencer: not stamped yet"
+	if m.cfg.Mode == Sequencer && !m.quorate() {
+		live, voters := m.quorum()
+		notStamped = fmt.Sprintf("%s (no quorum: %d of %d members live)", notStamped, live, voters)
+	}
 	for _, q := range m.s.await {
 		for _, x := range q {
-			r := "sequencer: not stamped yet"
+			r := notStamped
 			if g, ok := stamped[x.ID()]; ok {
 				r = fmt.Sprintf("sequencer: global %d, waiting for global %d", g, m.s.nextGlobal)
 			}
