@@ -140,6 +140,12 @@ func (p Progress) printf(format string, args ...any) {
 // Stop, the live heap would be gone).
 var AfterLoad func(Spec)
 
+// BeforeLoad, when not nil, is called by Run after the warm-up, just
+// before the load: with AfterLoad it brackets what a workload measures
+// (the worker's --cpuprofile-load profiles only that window, not the
+// group's start, which dominates a whole-run profile at large N).
+var BeforeLoad func(Spec)
+
 // Run runs spec's workload on sys: it starts sys, measures, and stops it.
 // It blocks for about the workload's duration plus start-up and grace.
 // A system that cannot do what the workload needs (a drop ratio) gives a
@@ -217,6 +223,9 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		defer measureGC(spec.Peers)()
 	}
 
+	if BeforeLoad != nil {
+		BeforeLoad(spec)
+	}
 	c0 := sys.Counters()
 	cpu0 := cpuSeconds()
 	first := nextID.Load()
