@@ -99,6 +99,9 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	if err != nil {
 		return errors.Join(err, h.Stop())
 	}
+	if cfg.NoWire {
+		return nil // wireKnown stays false: Counters reports no bytes
+	}
 	h.wireLast, h.wireKnown = tcpReceived()
 	if h.wireKnown {
 		h.wireStop, h.wireDone = make(chan struct{}), make(chan struct{})

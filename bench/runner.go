@@ -163,6 +163,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 	}
 	cfg := SystemConfig{Peers: spec.Peers, Size: spec.Size, Order: spec.Order, Progress: progress,
 		Store: spec.Store, FanoutThreshold: spec.FanoutThreshold, TreeThreshold: spec.TreeThreshold}
+	switch spec.Workload {
+	case WorkloadTraffic, WorkloadLatency, WorkloadLoss: // they report bytes per delivery
+	default:
+		cfg.NoWire = true
+	}
 	if spec.Workload == WorkloadLoss {
 		cfg.Drop = spec.Drop
 		res.Drop = spec.Drop

@@ -118,3 +118,39 @@ func TestRunHearsay(t *testing.T) {
 		}
 	})
 }
+
+// cfgSpy is a System that records the SystemConfig it was started with.
+type cfgSpy struct {
+	System
+	cfg SystemConfig
+}
+
+func (s *cfgSpy) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
+	s.cfg = cfg
+	return s.System.Start(ctx, cfg, obs)
+}
+
+// TestRunNoWire: only the workloads that report bytes per delivery ask a
+// system to count them (hearsay's count samples every socket each
+// second, CPU the throughput load would lose), and those still report
+// them.
+func TestRunNoWire(t *testing.T) {
+	for _, tc := range []struct {
+		workload string
+		noWire   bool
+	}{
+		{WorkloadThroughput, true},
+		{WorkloadTraffic, false},
+	} {
+		t.Run(tc.workload, func(t *testing.T) {
+			spy := &cfgSpy{System: &Hearsay{}}
+			res := runSmoke(t, spy, tc.workload)
+			if spy.cfg.NoWire != tc.noWire {
+				t.Errorf("NoWire %v, want %v", spy.cfg.NoWire, tc.noWire)
+			}
+			if !tc.noWire && res.BytesPerDelivery == nil {
+				t.Errorf("no bytes per delivery in a %s run", tc.workload)
+			}
+		})
+	}
+}
