@@ -294,6 +294,10 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		res.MsgsPerS = F(Ratio(float64(t.full), span.Seconds()))
 		res.DeliveriesPerS = F(Ratio(float64(t.deliveries), span.Seconds()))
 		res.CopiesPerMessage = F(Ratio(float64(c1.Copies-c0.Copies), receivers))
+		// The process's CPU over the load and the stragglers' wait: on a
+		// shared machine the rate says how much CPU the system got, the
+		// CPU per delivery what it did with it.
+		res.CPUs = F(cpu1 - cpu0)
 	case WorkloadCost:
 		res.CPUs = F(cpu1 - cpu0)
 		res.PeakRSSMB = F(peakRSSMB())

@@ -47,6 +47,9 @@ func TestRunNaive(t *testing.T) {
 			if res.CopiesPerMessage == nil || *res.CopiesPerMessage != 1 {
 				t.Errorf("copies per message %v, want exactly 1 for naive", res.CopiesPerMessage)
 			}
+			if w == WorkloadThroughput && (res.CPUs == nil || *res.CPUs <= 0) {
+				t.Errorf("throughput cpu_s %v, want the process's CPU seconds", res.CPUs)
+			}
 		})
 	}
 	t.Run("loss", func(t *testing.T) {
