@@ -21,8 +21,7 @@ package chat
 //     rounds); if the sender has something it lacks, it also answers with
 //     its own Status (reply), so one exchange repairs both directions.
 //     A round's repair leaves out what the peer stored in the last
-//     inFlightAge intervals, or twice the time pushes take to arrive when
-//     that is longer (inflight.go) (still on its way by push or tree, as a rule);
+//     inFlightAge intervals (still on its way by push or tree, as a rule);
 //     a gap pull and a join's catch-up get everything.
 //   - Repaired messages are verified, stored and ordered like pushed ones,
 //     but never forwarded.
@@ -351,8 +350,7 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		var fresh time.Time
 		if isRound(st) {
-			now := time.Now()
-			fresh = now.Add(-n.transit.inFlightFor(now, n.cfg.AntiEntropyInterval))
+			fresh = time.Now().Add(-inFlightAge * n.cfg.AntiEntropyInterval)
 		}
 		n.sendRepair(from, st.Room, miss, fresh)
 	}
@@ -379,8 +377,7 @@ const maxFloorBytes = 32
 // read, a frame and a duplicate check, on the CPU the pushes needed. A
 // message that was lost is repaired by the gap pull its successor
 // triggers, which is answered in full, or by a round at most this much
-// later. A group whose messages take longer to arrive gets a longer
-// cutoff, up to maxInFlightAge intervals (inflight.go).
+// later.
 const inFlightAge = 2
 
 // isRound reports whether st is a periodic anti-entropy status (a round's,

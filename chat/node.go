@@ -59,9 +59,6 @@ type Node struct {
 	keys   keyCache            // expanded public keys of origins (verify.go)
 	verify combiner            // shares signature batches among streams (verify.go)
 	ahead  aheadHints          // held-back bound on disk (heldback.go)
-	// transit follows how long pushed messages take to arrive: how long
-	// a round's repair leaves out recent ones (inflight.go).
-	transit transitTimes
 
 	// speakers are the identities that are or were members: who may
 	// speak (memberkeys.go); closed by Shutdown.

@@ -225,14 +225,6 @@ func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, re
 	if repairOf != "" {
 		n.stats.repaired.Add(uint64(len(stored)))
 		n.backlog.note(stored)
-	} else if len(stored) > 0 {
-		// Pushed (or relayed) ones tell how long messages take to arrive
-		// (inflight.go).
-		sent := make([]int64, len(stored))
-		for i, env := range stored {
-			sent[i] = env.SentUnixNano
-		}
-		n.transit.note(time.Now(), sent...)
 	}
 	// Per room, in arrival order (a batch may interleave rooms).
 	for len(stored) > 0 {
