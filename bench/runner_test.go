@@ -143,6 +143,7 @@ func TestRunNoWire(t *testing.T) {
 		noWire   bool
 	}{
 		{WorkloadThroughput, true},
+		{WorkloadLatency, true},
 		{WorkloadTraffic, false},
 	} {
 		t.Run(tc.workload, func(t *testing.T) {

@@ -54,7 +54,7 @@ type SystemConfig struct {
 	FanoutThreshold int
 	TreeThreshold   int
 	// NoWire says the workload reports no bytes per delivery
-	// (throughput, cost, idle): a system whose byte count costs CPU (the
+	// (throughput, latency, cost, idle): a system whose byte count costs CPU (the
 	// hearsay one samples every socket of the process each second) may
 	// leave it out, so that the count does not take CPU from the load.
 	NoWire bool
