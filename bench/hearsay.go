@@ -57,6 +57,7 @@ type Hearsay struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	progress Progress // Start's, for Stop's summary of the group's counters
 }
 
 var _ System = (*Hearsay)(nil)
@@ -90,6 +91,7 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	}
 	h.dataDir = dir
 	progress := Progress(cfg.Progress)
+	h.progress = progress
 	if err := h.startPeers(ctx, cfg, mode, progress); err != nil {
 		return errors.Join(err, h.Stop())
 	}
@@ -98,6 +100,9 @@ func (h *Hearsay) Start(ctx context.Context, cfg SystemConfig, obs Observer) err
 	h.resyncs.Wait() // one may still run: memberlist cannot cancel a join
 	if err != nil {
 		return errors.Join(err, h.Stop())
+	}
+	if cfg.NoWire {
+		return nil // wireKnown stays false: Counters reports no bytes
 	}
 	h.wireLast, h.wireKnown = tcpReceived()
 	if h.wireKnown {
@@ -595,6 +600,30 @@ func (h *Hearsay) Counters() Counters {
 	return c
 }
 
+// summarize writes the group's counters that explain copies and cost
+// (where the duplicates came from: repairs, gap pulls, full queues) as a
+// progress note, summed over the peers since they started.
+func (h *Hearsay) summarize() {
+	var sum hearsay.Stats
+	for _, n := range h.nodes {
+		if n == nil {
+			continue
+		}
+		st := n.Stats()
+		sum.Received += st.Received
+		sum.Duplicates += st.Duplicates
+		sum.RepairSent += st.RepairSent
+		sum.Repaired += st.Repaired
+		sum.GapPulls += st.GapPulls
+		sum.StatusSent += st.StatusSent
+		sum.QueueDrops += st.QueueDrops
+		sum.FramesOut += st.FramesOut
+		sum.BatchesOut += st.BatchesOut
+	}
+	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, statuses %d, queue drops %d, frames out %d (%d batches)",
+		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut)
+}
+
 // Stop implements System: every node shuts down and the data directories
 // are removed.
 func (h *Hearsay) Stop() error {
@@ -603,6 +632,7 @@ func (h *Hearsay) Stop() error {
 			close(h.wireStop)
 			<-h.wireDone
 		}
+		h.summarize()
 		// No graceful Leave: the whole group goes away at once, and a
 		// leave intent nobody is left to hear only costs time. Shutdowns
 		// run startParallel at a time (each closes a message log with a

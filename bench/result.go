@@ -47,7 +47,8 @@ type Result struct {
 	DeliveriesPerS *float64 `json:"deliveries_per_s,omitempty"`
 
 	// Cost: CPU seconds (user + system) of the whole process during the
-	// load, and its peak resident set.
+	// load (throughput: and until the last message was delivered or the
+	// grace ended), and its peak resident set.
 	CPUs      *float64 `json:"cpu_s,omitempty"`
 	PeakRSSMB *float64 `json:"peak_rss_mb,omitempty"`
 	// IdleRSSMB is the resident set of a process running one idle peer.

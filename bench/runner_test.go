@@ -47,6 +47,9 @@ func TestRunNaive(t *testing.T) {
 			if res.CopiesPerMessage == nil || *res.CopiesPerMessage != 1 {
 				t.Errorf("copies per message %v, want exactly 1 for naive", res.CopiesPerMessage)
 			}
+			if w == WorkloadThroughput && (res.CPUs == nil || *res.CPUs <= 0) {
+				t.Errorf("throughput cpu_s %v, want the process's CPU seconds", res.CPUs)
+			}
 		})
 	}
 	t.Run("loss", func(t *testing.T) {
@@ -117,4 +120,41 @@ func TestRunHearsay(t *testing.T) {
 			t.Errorf("result drop %g, want %g", res.Drop, spec.Drop)
 		}
 	})
+}
+
+// cfgSpy is a System that records the SystemConfig it was started with.
+type cfgSpy struct {
+	System
+	cfg SystemConfig
+}
+
+func (s *cfgSpy) Start(ctx context.Context, cfg SystemConfig, obs Observer) error {
+	s.cfg = cfg
+	return s.System.Start(ctx, cfg, obs)
+}
+
+// TestRunNoWire: only the workloads that report bytes per delivery ask a
+// system to count them (hearsay's count samples every socket each
+// second, CPU the throughput load would lose), and those still report
+// them.
+func TestRunNoWire(t *testing.T) {
+	for _, tc := range []struct {
+		workload string
+		noWire   bool
+	}{
+		{WorkloadThroughput, true},
+		{WorkloadLatency, true},
+		{WorkloadTraffic, false},
+	} {
+		t.Run(tc.workload, func(t *testing.T) {
+			spy := &cfgSpy{System: &Hearsay{}}
+			res := runSmoke(t, spy, tc.workload)
+			if spy.cfg.NoWire != tc.noWire {
+				t.Errorf("NoWire %v, want %v", spy.cfg.NoWire, tc.noWire)
+			}
+			if !tc.noWire && res.BytesPerDelivery == nil {
+				t.Errorf("no bytes per delivery in a %s run", tc.workload)
+			}
+		})
+	}
 }

@@ -53,6 +53,11 @@ type SystemConfig struct {
 	Store           string
 	FanoutThreshold int
 	TreeThreshold   int
+	// NoWire says the workload reports no bytes per delivery
+	// (throughput, latency, cost, idle): a system whose byte count costs CPU (the
+	// hearsay one samples every socket of the process each second) may
+	// leave it out, so that the count does not take CPU from the load.
+	NoWire bool
 	// Progress, when not nil, receives one-line progress notes.
 	Progress func(format string, args ...any)
 }

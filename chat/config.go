@@ -450,13 +450,25 @@ func parsePort(s string) (int, error) {
 	return p, nil
 }
 
-// profileConfig returns memberlist's default configuration for a profile.
+// profileConfig returns memberlist's default configuration for a
+// profile, with compression off in the LAN and local ones: memberlist
+// compresses every UDP packet it sends (probes, acks, gossip) with a new
+// LZW writer whose tables (64 KiB) are allocated and cleared per packet,
+// which cost a quarter of the CPU of 50 peers under load in one process
+// (docs/BENCHMARKS.md, "Issue 16, fourth stop") to save a few hundred
+// bytes a packet where bandwidth is cheapest. A receiver decodes
+// compressed and plain packets alike, whatever its own setting, so peers
+// with either setting work together. WAN keeps memberlist's default.
 func profileConfig(profile string) (*memberlist.Config, error) {
 	switch profile {
 	case ProfileLAN:
-		return memberlist.DefaultLANConfig(), nil
+		c := memberlist.DefaultLANConfig()
+		c.EnableCompression = false
+		return c, nil
 	case ProfileLocal:
-		return memberlist.DefaultLocalConfig(), nil
+		c := memberlist.DefaultLocalConfig()
+		c.EnableCompression = false
+		return c, nil
 	case ProfileWAN:
 		return memberlist.DefaultWANConfig(), nil
 	}

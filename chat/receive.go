@@ -281,8 +281,8 @@ func (n *Node) countDrop(err error, from string) {
 // storeReceived appends verified envelopes received from peers in one
 // log append with a deferred fsync (msglog AppendBatchDeferred): written
 // before delivery, so a killed process keeps them; an OS crash within
-// msglog's SyncInterval can lose them, and anti-entropy fetches them again
-// from the peers. isNew[i] reports whether envs[i] was not stored yet.
+// msglog's SyncInterval (receivedSyncInterval) can lose them, and
+// anti-entropy fetches them again from the peers. isNew[i] reports whether envs[i] was not stored yet.
 func (n *Node) storeReceived(ctx context.Context, envs []*chatpb.Envelope) ([]bool, error) {
 	recs, err := recordsOf(envs, time.Now())
 	if err != nil {

@@ -16,12 +16,24 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
+// receivedSyncInterval is how long a received message may stay written
+// to the log's write-ahead file but not fsynced (msglog
+// Config.SyncInterval): a killed process keeps it, an OS crash within it
+// can lose it, and anti-entropy fetches it again from the peers. Our own
+// messages are fsynced before they leave, whatever it is. Each interval
+// costs a durable bbolt commit (two fdatasyncs, a new write-ahead file):
+// at msglog's default of 100 ms the commits of received messages took a
+// third of the CPU of 50 peers receiving 20 messages a second in one
+// process (docs/BENCHMARKS.md, "Issue 16, fourth stop").
+const receivedSyncInterval = time.Second
+
 // openLog opens the message log cfg asks for.
 func openLog(cfg Config) (msglog.Log, error) {
 	lc := msglog.DefaultConfig()
 	lc.Retention = msglog.Retention{MaxAge: cfg.RetentionMaxAge, MaxCount: cfg.RetentionMaxCount}
 	// Room envelopes are bounded by the frame limit; the log refuses more.
 	lc.MaxData = maxFrameBytes
+	lc.SyncInterval = receivedSyncInterval
 	kind := cfg.MessageLog
 	if kind == "" {
 		kind = MessageLogMemory

@@ -40,6 +40,7 @@ type benchOptions struct {
 	serfSrc    string
 	inProcess  bool
 	profDir    string
+	profLoad   bool
 	memProfDir string
 	jsonOut    string
 	store      string
@@ -106,6 +107,7 @@ See docs/BENCHMARKS.md.`,
 	f.StringVar(&o.serfSrc, "serf-src", filepath.Join("bench", "serfbench"), "source directory of the serf baseline module")
 	f.BoolVar(&o.inProcess, "in-process", false, "run hearsay and naive in this process instead of a fresh worker process per run")
 	f.StringVar(&o.profDir, "cpuprofile-dir", "", "write a CPU profile of every hearsay and naive worker run into this directory")
+	f.BoolVar(&o.profLoad, "cpuprofile-load", false, "with --cpuprofile-dir: profile only the load and its grace, not the group's start and warm-up")
 	f.StringVar(&o.memProfDir, "memprofile-dir", "", "write a heap profile of every hearsay and naive worker run, taken after the load, into this directory")
 	cmd.AddCommand(newBenchWorkerCmd(streams))
 	return cmd
@@ -191,6 +193,9 @@ func runBench(ctx context.Context, streams *ioStreams, o *benchOptions, plan *be
 		if o.profDir != "" {
 			name := fmt.Sprintf("%s-%s-%d.cpu.pprof", system, spec.Workload, spec.Peers)
 			args = append(args, "--cpuprofile", filepath.Join(o.profDir, name))
+			if o.profLoad {
+				args = append(args, "--cpuprofile-load")
+			}
 		}
 		if o.memProfDir != "" {
 			name := fmt.Sprintf("%s-%s-%d.heap.pprof", system, spec.Workload, spec.Peers)
@@ -250,30 +255,50 @@ func buildSerfWorker(ctx context.Context, src, dir string) (string, error) {
 // request read from stdin (see bench.ServeWorker).
 func newBenchWorkerCmd(streams *ioStreams) *cobra.Command {
 	var cpuprofile, memprofile string
+	var loadOnly bool
 	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Run one benchmark request from stdin (used by hearsay bench)",
 		Hidden: true,
 		Args:   noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var afterLoad []func()
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
 				if err != nil {
 					return fmt.Errorf("cpu profile: %w", err)
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
+				defer pprof.StopCPUProfile() // a no-op when it was not started or has stopped
+				if loadOnly {
+					// Started by the run once the group is up and warm,
+					// stopped after the grace: the profile shows the
+					// steady state the workload measures.
+					bench.BeforeLoad = func(bench.Spec) {
+						if err := pprof.StartCPUProfile(f); err != nil {
+							fmt.Fprintf(streams.ErrOut, "cpu profile: %v\n", err)
+						}
+					}
+					afterLoad = append(afterLoad, pprof.StopCPUProfile)
+				} else if err := pprof.StartCPUProfile(f); err != nil {
 					return fmt.Errorf("cpu profile: %w", err)
 				}
-				defer pprof.StopCPUProfile()
 			}
 			if memprofile != "" {
-				bench.AfterLoad = func(bench.Spec) { writeHeapProfile(memprofile, streams.ErrOut) }
+				afterLoad = append(afterLoad, func() { writeHeapProfile(memprofile, streams.ErrOut) })
+			}
+			if len(afterLoad) > 0 {
+				bench.AfterLoad = func(bench.Spec) {
+					for _, f := range afterLoad {
+						f()
+					}
+				}
 			}
 			return bench.ServeWorker(cmd.Context(), streams.In, streams.Out, bench.NewSystem)
 		},
 	}
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	cmd.Flags().BoolVar(&loadOnly, "cpuprofile-load", false, "start the CPU profile after the warm-up and stop it after the grace")
 	cmd.Flags().StringVar(&memprofile, "memprofile", "", "write a heap profile to this file after the load, before the group stops")
 	return cmd
 }

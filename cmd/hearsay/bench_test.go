@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/bench"
 )
 
 func TestBenchCommandInProcess(t *testing.T) {
@@ -81,5 +84,35 @@ func TestWriteHeapProfile(t *testing.T) {
 	writeHeapProfile(filepath.Join(t.TempDir(), "missing", "heap.pprof"), &errOut)
 	if !strings.Contains(errOut.String(), "heap profile:") {
 		t.Fatalf("an unwritable path reported %q", errOut.String())
+	}
+}
+
+// With --cpuprofile-load the worker profiles the load alone: the run
+// starts the profile after the warm-up and stops it after the grace, and
+// the file is a pprof profile once the worker returns.
+func TestBenchWorkerProfilesTheLoad(t *testing.T) {
+	t.Cleanup(func() { bench.BeforeLoad, bench.AfterLoad = nil, nil })
+	spec := bench.DefaultSpec()
+	spec.Workload, spec.Peers, spec.Size, spec.Rate = bench.WorkloadLatency, 2, 64, 50
+	spec.Duration, spec.Grace = bench.Dur(200*time.Millisecond), bench.Dur(2*time.Second)
+	req, err := json.Marshal(bench.WorkerRequest{System: "naive", Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	var out, errOut bytes.Buffer
+	streams := &ioStreams{In: bytes.NewReader(append(req, '\n')), Out: &out, ErrOut: &errOut, Getenv: func(string) string { return "" }}
+	if code := run([]string{"bench", "worker", "--cpuprofile", path, "--cpuprofile-load"}, streams); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s\nstdout:\n%s", code, errOut.String(), out.String())
+	}
+	if bench.BeforeLoad == nil || bench.AfterLoad == nil {
+		t.Fatal("the worker did not hook the load's start and end")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // pprof files are gzipped protobuf
+		t.Fatalf("profile: %d bytes, %v", len(b), err)
+	}
+	if !strings.Contains(out.String(), `"result"`) {
+		t.Errorf("no result line:\n%s", out.String())
 	}
 }
