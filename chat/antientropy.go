@@ -33,6 +33,7 @@ package chat
 // the log.
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"math/rand/v2"
@@ -129,6 +130,9 @@ func (n *Node) sendStatusSlice(peer, roomName, lo string) string {
 		return lo
 	}
 	st, next := statusSlice(roomName, vv, lo, statusSliceEntries)
+	// Its digest stands for the slice (statusdigest.go): a receiver with
+	// another vector there answers with its own, and repairs go on.
+	st.Digest, st.Vector = statusDigest(vv, st.FromOrigin, st.UntilOrigin), nil
 	f := statusFrame(st)
 	if !p.enqueue(f) {
 		return lo // queue full: the same slice next round
@@ -322,9 +326,17 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.stats.badFrames.Add(1)
 		return
 	}
+	if len(st.Digest) > 0 && (len(st.Digest) != statusDigestLen || len(st.Vector) > 0 || st.Reply || st.WantReply) {
+		n.stats.badFrames.Add(1) // a digest stands for the vector, and is never a reply
+		return
+	}
 	r := n.joinedRoom(st.Room)
 	if r == nil {
 		n.stats.unjoined.Add(1)
+		return
+	}
+	if len(st.Digest) > 0 {
+		n.handleStatusDigest(st, from)
 		return
 	}
 	if st.Reply {
@@ -357,6 +369,27 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
+}
+
+// handleStatusDigest answers a status that carries its vector's digest
+// (statusdigest.go; st is checked): nothing when our vector over its
+// range has the same digest, but from then holds what we hold of our
+// own messages; else our status of the range, which from answers with
+// repairs and, if it lacks something we have, its own status.
+func (n *Node) handleStatusDigest(st *chatpb.Status, from string) {
+	lo, hi := st.FromOrigin, st.UntilOrigin
+	local, err := n.log.VersionVector(n.ctx, st.Room)
+	if err != nil {
+		n.logger.Printf("status #%s: %v", st.Room, err)
+		return
+	}
+	if bytes.Equal(statusDigest(local, lo, hi), st.Digest) {
+		if inRange(n.id.ID, lo, hi) {
+			n.noteHeld(st.Room, from, min(local[n.id.ID], MaxSeq)) // own message states (roomstate.go)
+		}
+		return
+	}
+	n.sendStatusRange(from, st.Room, false, false, lo, hi)
 }
 
 // maxRepairFrame bounds the encoded envelopes and floors of one repair

@@ -19,13 +19,15 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (7: the
+// ProtocolVersion is the chat protocol version this code speaks (8: a
+// tree-mode anti-entropy status may carry its vector's digest in place of
+// the vector, which a protocol-7 peer would read as an empty vector; 7: the
 // overlay's announcements packed per origin, shuffle replies sent back
 // along the walk; 6: one connection per pair of peers, every frame valid
 // in both directions, the overlay's frames, direct message IDs bound to
 // their origin; 5: end-to-end encrypted direct messages; 4: compact
 // causal deps, split statuses; see chat.proto).
-const ProtocolVersion = 7
+const ProtocolVersion = 8
 
 const maxAddrBytes = 64
 

@@ -34,7 +34,9 @@
 // place of Overlay.announces) and sends a shuffle's reply back along its
 // walk (Overlay.peer on a shuffle-reply) instead of on a new connection,
 // and sends a gossip's payload without its ID and origin (Overlay.id,
-// peer), which the receiver reads from the payload.
+// peer), which the receiver reads from the payload; 8 lets a tree-mode
+// anti-entropy status carry its vector's digest in place of the vector
+// (Status.digest), which a protocol-7 peer would take for an empty vector.
 // Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
@@ -1597,8 +1599,20 @@ type Status struct {
 	// from the vector count as 0; origins outside it are not described, and
 	// an entry outside it makes the frame bad. The answer (repair, reply)
 	// covers the same range. Both empty: the whole vector, as before.
-	FromOrigin    string `protobuf:"bytes,5,opt,name=from_origin,json=fromOrigin,proto3" json:"from_origin,omitempty"`
-	UntilOrigin   string `protobuf:"bytes,6,opt,name=until_origin,json=untilOrigin,proto3" json:"until_origin,omitempty"`
+	FromOrigin  string `protobuf:"bytes,5,opt,name=from_origin,json=fromOrigin,proto3" json:"from_origin,omitempty"`
+	UntilOrigin string `protobuf:"bytes,6,opt,name=until_origin,json=untilOrigin,proto3" json:"until_origin,omitempty"`
+	// digest (protocol 8), when set, stands for the vector over the range:
+	// the first 8 bytes of SHA-256 over "hearsay/status-digest/v1\n" and,
+	// for each origin of the range the sender holds messages of, in origin
+	// order, uvarint len(origin) || origin || uvarint seq (chat/statusdigest.go).
+	// vector is then empty and reply and want_reply false (else the frame
+	// is bad). A receiver whose own vector over the range has the same
+	// digest holds what the sender holds there and answers nothing; any
+	// other answers with its own status of the range (reply false), so the
+	// exchange goes on as for a full one. A tree-mode anti-entropy round
+	// sends its slice this way: most rounds find the two vectors equal, and
+	// 8 bytes stand for up to 40 entries of about 22 bytes.
+	Digest        []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1673,6 +1687,13 @@ func (x *Status) GetUntilOrigin() string {
 		return x.UntilOrigin
 	}
 	return ""
+}
+
+func (x *Status) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
 }
 
 // Batch is a run of envelopes from one stream's queue, in queue order: each
@@ -2997,7 +3018,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
-	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\xc3\x01\n" +
+	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\xdb\x01\n" +
 	"\x06Status\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12,\n" +
 	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
@@ -3006,7 +3027,8 @@ const file_chat_proto_rawDesc = "" +
 	"want_reply\x18\x04 \x01(\bR\twantReply\x12\x1f\n" +
 	"\vfrom_origin\x18\x05 \x01(\tR\n" +
 	"fromOrigin\x12!\n" +
-	"\funtil_origin\x18\x06 \x01(\tR\vuntilOrigin\"@\n" +
+	"\funtil_origin\x18\x06 \x01(\tR\vuntilOrigin\x12\x16\n" +
+	"\x06digest\x18\a \x01(\fR\x06digest\"@\n" +
 	"\x05Batch\x127\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\"\x83\x01\n" +
 	"\x06Repair\x12\x12\n" +

@@ -50,6 +50,7 @@ type Stats struct {
 	Duplicates     uint64           // payloads received again (each prunes a link)
 	GraftsSent     uint64           // grafts for a missing message
 	LazyDrops      uint64           // announcements dropped: a lazy queue was full
+	LazySkipped    uint64           // announcements not sent: the lazy neighbour announced the message to us
 	MissingDrops   uint64           // announcements ignored: the missing table was full
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
 	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen

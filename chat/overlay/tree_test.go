@@ -291,3 +291,116 @@ func TestFirstCopyFromPrunedNeighbourGraftsIt(t *testing.T) {
 		t.Errorf("eager links in o's tree %v, want [x]", eager)
 	}
 }
+
+// A lazy neighbour that announced a message to us holds it: our own
+// announcement of it would tell it nothing. Whether its IHave came before
+// our copy (it is among the missing message's announcers) or after (our
+// announcement waits in its lazy queue), we send it none; the neighbour
+// that did not announce still gets ours, so a peer whose eager push was
+// lost still hears where to graft it.
+func TestNoAnnouncementToLazyNeighbourThatAnnounced(t *testing.T) {
+	id := func(b byte) MsgID { return MsgID{b} }
+	setup := func(t *testing.T) *Node {
+		t.Helper()
+		cfg := testConfig("me")
+		cfg.LazyInterval = 100 * time.Millisecond
+		cfg.OptimizeThreshold = 0 // as chat runs it (skipHolders)
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"p", "x", "y"} {
+			n.Step(0, p, Message{Kind: KindNeighbor})
+		}
+		// o's tree: p our parent, x and y lazy (their duplicates pruned).
+		for _, p := range []string{"p", "x", "y"} {
+			n.Step(0, p, Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")})
+		}
+		if lazy := n.Lazy("o"); !slices.Equal(lazy, []string{"x", "y"}) {
+			t.Fatalf("lazy links in o's tree %v, want [x y]", lazy)
+		}
+		n.Tick(time.Second) // flush what message 1 queued
+		n.Ready()
+		return n
+	}
+	announcedTo := func(msgs []Envelope) map[string][]MsgID {
+		out := map[string][]MsgID{}
+		for _, e := range msgs {
+			if e.Msg.Kind == KindIHave {
+				for _, a := range e.Msg.Announces {
+					out[e.To] = append(out[e.To], a.ID)
+				}
+			}
+		}
+		return out
+	}
+	t.Run("announced after our copy", func(t *testing.T) {
+		n := setup(t)
+		now := time.Second
+		n.Step(now, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+		n.Step(now+10*time.Millisecond, "x", Message{Kind: KindIHave, Announces: []Announce{{ID: id(2), Origin: "o", Round: 1}}})
+		n.Tick(now + time.Second)
+		got := announcedTo(n.Ready().Messages)
+		if len(got["x"]) != 0 {
+			t.Errorf("announced %x to x, which announced it to us first", got["x"])
+		}
+		if !slices.Equal(got["y"], []MsgID{id(2)}) {
+			t.Errorf("announced %x to y, want message 2 (y may lack it)", got["y"])
+		}
+		if s := n.Stats().LazySkipped; s != 1 {
+			t.Errorf("LazySkipped %d, want 1", s)
+		}
+	})
+	t.Run("announced before our copy", func(t *testing.T) {
+		n := setup(t)
+		now := time.Second
+		n.Step(now, "x", Message{Kind: KindIHave, Announces: []Announce{{ID: id(2), Origin: "o", Round: 1}}})
+		n.Step(now+10*time.Millisecond, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+		n.Tick(now + time.Second)
+		msgs := n.Ready().Messages
+		got := announcedTo(msgs)
+		if len(got["x"]) != 0 {
+			t.Errorf("announced %x to x, which announced it to us first", got["x"])
+		}
+		if !slices.Equal(got["y"], []MsgID{id(2)}) {
+			t.Errorf("announced %x to y, want message 2 (y may lack it)", got["y"])
+		}
+		for _, e := range msgs {
+			if e.Msg.Kind == KindGraft {
+				t.Errorf("graft to %s for a message that came in time", e.To)
+			}
+		}
+	})
+	t.Run("with tree optimisation every lazy neighbour hears", func(t *testing.T) {
+		cfg := testConfig("me")
+		cfg.LazyInterval = 100 * time.Millisecond
+		cfg.OptimizeThreshold = 2 // announcements carry path lengths it uses
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"p", "x"} {
+			n.Step(0, p, Message{Kind: KindNeighbor})
+			n.Step(0, p, Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")})
+		}
+		n.Tick(time.Second)
+		n.Ready()
+		n.Step(time.Second, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+		n.Step(time.Second+10*time.Millisecond, "x", Message{Kind: KindIHave, Announces: []Announce{{ID: id(2), Origin: "o", Round: 1}}})
+		n.Tick(2 * time.Second)
+		if got := announcedTo(n.Ready().Messages); !slices.Equal(got["x"], []MsgID{id(2)}) {
+			t.Errorf("announced %x to x, want message 2", got["x"])
+		}
+	})
+	t.Run("an announcement of another message keeps ours", func(t *testing.T) {
+		n := setup(t)
+		now := time.Second
+		n.Step(now, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+		n.Step(now, "p", Message{Kind: KindGossip, Peer: "o", ID: id(3), Payload: []byte("3")})
+		n.Step(now+10*time.Millisecond, "x", Message{Kind: KindIHave, Announces: []Announce{{ID: id(3), Origin: "o", Round: 1}}})
+		n.Tick(now + time.Second)
+		if got := announcedTo(n.Ready().Messages); !slices.Equal(got["x"], []MsgID{id(2)}) {
+			t.Errorf("announced %x to x, want message 2 only", got["x"])
+		}
+	})
+}

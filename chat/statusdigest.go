@@ -1,0 +1,49 @@
+package chat
+
+// Status digests (protocol 8): a tree-mode anti-entropy round sends, in
+// place of its slice of the version vector (up to statusSliceEntries
+// entries of about 22 bytes each), an 8-byte digest of it. Two peers'
+// vectors over a range are equal most rounds (the tree delivered the same
+// messages to both), and then the digests say so for a tenth of the
+// bytes; when they differ the receiver answers with its own status of the
+// range and the exchange goes on as for a full status: repairs both ways.
+// At 100 peers with every member having spoken once, a round's slice of
+// 40 entries cost about 830 bytes on the wire per peer per second, often
+// answered by as much.
+//
+// A collision (two different vectors with one digest) would leave the
+// pair without repairs over that range until one of the vectors moves:
+// 64 bits make it about one in 2^64 per round between honest peers. A
+// member that sends a wrong digest on purpose only gets the receiver's
+// status of the range, as an empty full status already does.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+
+	"github.com/hearsay-chat/hearsay/chat/msglog"
+)
+
+// statusDigestLen is the length of Status.digest.
+const statusDigestLen = 8
+
+// statusDigest returns the digest of vv over the origins in [lo, hi) (""
+// ends unbounded): SHA-256 over a domain prefix and each origin that has
+// messages, in order, with its seq as depsOf says it (capped at MaxSeq),
+// each length- or varint-prefixed so that no two vectors share an
+// encoding; its first statusDigestLen bytes.
+func statusDigest(vv msglog.VersionVector, lo, hi string) []byte {
+	h := sha256.New()
+	h.Write([]byte("hearsay/status-digest/v1\n"))
+	var b []byte
+	for _, d := range depsOf(vv) {
+		if !inRange(d.Origin, lo, hi) {
+			continue
+		}
+		b = binary.AppendUvarint(b[:0], uint64(len(d.Origin)))
+		b = append(b, d.Origin...)
+		b = binary.AppendUvarint(b, d.Seq)
+		h.Write(b)
+	}
+	return h.Sum(nil)[:statusDigestLen]
+}
