@@ -52,6 +52,7 @@ type Stats struct {
 	LazyDrops      uint64           // announcements dropped: a lazy queue was full
 	MissingDrops   uint64           // announcements ignored: the missing table was full
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
+	Repaired       uint64           // messages the driver got off the tree (Repaired), new to the Node
 	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
 	// ShuffleRepliesDropped counts shuffle replies not sent because no
 	// neighbour led back to the walk's origin (a walk forgotten, its
