@@ -112,6 +112,17 @@ func (n *Node) Eager(origin string) []string { return n.treeLinks(origin, false)
 // Lazy returns the neighbours this peer announces origin's IDs to.
 func (n *Node) Lazy(origin string) []string { return n.treeLinks(origin, true) }
 
+// Parent returns the neighbour whose payload of origin was the last one
+// this peer received first over the tree: where origin's tree reaches
+// it from, which Repaired relays nothing back to. "" if none is known,
+// or it is no longer a neighbour.
+func (n *Node) Parent(origin string) string {
+	if st := n.tree.trees[origin]; st != nil && n.isActive(st.parent) {
+		return st.parent
+	}
+	return ""
+}
+
 // Join makes contact the entry point into the group: the Node sends it a
 // Join now, and again every MaintainInterval while it has no neighbour
 // and no passive peer to ask.

@@ -240,16 +240,16 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	if m := t.missing[id]; m != nil {
 		skip = slices.Clone(m.from) // markSeen drops the entry
 	}
-	st := t.trees[origin]
+	parent := n.Parent(origin)
 	n.markSeen(id, 0, "", origin, payload)
 	n.stats.Repaired++
-	if st == nil || st.parent == "" || !n.isActive(st.parent) {
+	if parent == "" {
 		t.seen[id] = seenEntry{offTree: true}
 		return true
 	}
+	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
 	t.seen[id] = seenEntry{round: st.round, offTree: true}
-	n.treeFor(origin) // a use: keeps the tree from being forgotten first
-	n.forward(origin, id, st.round, payload, append(skip, st.parent)...)
+	n.forward(origin, id, st.round, payload, append(skip, parent)...)
 	return true
 }
 

@@ -314,7 +314,7 @@ func TestRepairedRelaysDownTheTreeAndCancelsGraft(t *testing.T) {
 	if victim == "" {
 		t.Fatal("no interior tree node")
 	}
-	parent := tn.nodes[victim].tree.trees[origin].parent
+	parent := tn.nodes[victim].Parent(origin)
 	var children []string
 	for _, p := range tn.nodes[victim].Eager(origin) {
 		if p != parent {
