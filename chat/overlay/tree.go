@@ -13,6 +13,10 @@ package overlay
 // and the announcer sends the payload; it tries the next announcer every
 // GraftRetry, at most MaxGraftAttempts times. A failed neighbour simply
 // leaves the view; the subtree behind it is repaired by those grafts.
+// A message the driver gets off the tree (anti-entropy above the
+// overlay) is handed in with Repaired: recorded as received, so its wait
+// and graft end, and relayed below us in its origin's tree, never back
+// to our parent there, whose late copy of it then prunes nothing.
 //
 // Why a tree per origin, not one shared tree (the paper's other option):
 // with one tree, messages of different origins in flight at once prune
