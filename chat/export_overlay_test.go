@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
@@ -259,3 +260,22 @@ const (
 	OverlayDrainForTest     = overlayDrain
 	OverlayViewShareForTest = overlayViewShare
 )
+
+// OverlayTreeForTest returns, from n's overlay machine, origin's tree at
+// n: its parent (overlay.Node.Parent) and its eager and lazy neighbours.
+func (n *Node) OverlayTreeForTest(origin string) (parent string, eager, lazy []string, ok bool) {
+	ok = n.runOnOverlayForTest(func(d *overlayDriver) {
+		parent, eager, lazy = d.m.Parent(origin), d.m.Eager(origin), d.m.Lazy(origin)
+	})
+	return parent, eager, lazy, ok
+}
+
+// SendRepairForTest sends to a Repair frame of room with origin's stored
+// message seq, as n answers a pull for it.
+func (n *Node) SendRepairForTest(to, room, origin string, seq uint64) {
+	n.sendRepair(to, room, []msglog.SeqRange{{Origin: origin, From: seq, To: seq}}, time.Time{})
+}
+
+// OverlayRepairedForTest counts the envelopes stored off the tree that
+// n's overlay machine took as new (overlay.Node.Repaired).
+func (n *Node) OverlayRepairedForTest() uint64 { return n.ovl.repaired.Load() }

@@ -91,6 +91,11 @@ const (
 	// Overlay.probe in chat.proto): a one-sided link lasts about this
 	// long.
 	overlayProbeInterval = time.Second
+	// offTreeFresh is how old (by its send time) an envelope stored off
+	// the tree may be for the tree to relay it (offTree): messages in
+	// flight, whose repair took up to tens of seconds at N=200 under 20 %
+	// loss, not history.
+	offTreeFresh = 30 * time.Second
 	// overlayDrain bounds the inputs handled before the outputs are sent:
 	// a burst shares one pass, and no input waits long behind it.
 	overlayDrain = 64
@@ -108,6 +113,10 @@ type overlayInput struct {
 	// env is a gossip msg.Payload decoded and passed by
 	// checkOverlayPayload (signature included), or nil.
 	env *chatpb.Envelope
+	// offTree: msg (from "") is a gossip message of a room envelope this
+	// node stored off the tree, verified (overlayDriver.offTree), for
+	// overlay.Node.Repaired.
+	offTree bool
 }
 
 // checkedPayload is what checkOverlayPayload made of one gossip payload:
@@ -163,6 +172,9 @@ type overlayDriver struct {
 	stats  overlay.Stats
 
 	broadcasts, payloads, delivered, relayed, invalid, drops atomic.Uint64
+	// repaired counts the envelopes stored off the tree that the machine
+	// took as new (offTree, overlay.Node.Repaired).
+	repaired atomic.Uint64
 
 	recent recentVerified // payloads checkOverlayPayload verified lately
 }
@@ -284,6 +296,12 @@ func (d *overlayDriver) input(in overlayInput) {
 	now := d.now()
 	if in.fn != nil {
 		in.fn(d)
+		return
+	}
+	if in.offTree {
+		if d.m.Repaired(now, in.msg.Peer, in.msg.ID, in.msg.Payload) {
+			d.repaired.Add(1)
+		}
 		return
 	}
 	if in.from == "" {
@@ -688,6 +706,52 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 	}
 	m := overlay.Message{Kind: overlay.KindGossip, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
 	return d.inbox.push(inboxOwn, overlayInput{msg: m})
+}
+
+// offTree hands the machine room envelopes this node verified and stored
+// that did not come over the tree (a repair, a gap pull's answer, a
+// direct push): overlay.Node.Repaired records each as received, which
+// ends the wait and the graft the machine would still send for it, and
+// relays it to the origin's tree below this peer, whose peers lost it
+// with us when a push above us was lost. Without it each of them waited
+// for a repair of its own, and the graft brought the message a second
+// time two seconds later (docs/SCALE.md, "Repair under loss").
+//
+// The payload is the envelope as verified and stored (the log's bytes
+// are its encoding too), so a receiver that holds the message recognises
+// it without a signature check. Only envelopes of a member identity
+// (what checkOverlayPayload asks of a relayed one) and sent at most
+// offTreeFresh ago are handed over: a catch-up or a healed partition
+// repairs history its neighbours hold already, and relaying that would
+// only cost them copies. Safe for concurrent use (the connections'
+// goroutines call it); never blocks: a full inbox drops (counted in
+// OverlayDrops) and the machine grafts as before.
+func (d *overlayDriver) offTree(envs []*chatpb.Envelope) {
+	if d.m == nil || !d.running.Load() {
+		return
+	}
+	d.mu.Lock()
+	inOverlay := len(d.active) > 0
+	d.mu.Unlock()
+	if !inOverlay {
+		return // no neighbour: nobody below us in any tree
+	}
+	now := time.Now()
+	for _, env := range envs {
+		sent := time.Unix(0, env.SentUnixNano)
+		if env.Origin == d.n.id.ID || now.Sub(sent) > offTreeFresh || sent.Sub(now) > offTreeFresh ||
+			!d.n.speakers.knows(env.Origin, env.OriginKey) {
+			continue
+		}
+		payload, err := proto.Marshal(env)
+		if err != nil || len(payload) > maxOverlayPayload {
+			continue
+		}
+		m := overlay.Message{Kind: overlay.KindGossip, Peer: env.Origin, ID: overlayMsgID(env.Room, env.Origin, env.Seq), Payload: payload}
+		if !d.inbox.push(inboxTree, overlayInput{msg: m, offTree: true}) {
+			d.drops.Add(1)
+		}
+	}
 }
 
 // participating reports whether this peer joins the overlay on its own

@@ -222,6 +222,12 @@ func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, re
 		stored = append(stored, env)
 	}
 	n.stats.stored.Add(uint64(len(stored)))
+	if verified == nil {
+		// Not the overlay's deliveries (only overlayDriver.deliver
+		// passes verified): stored off the tree, they go to the tree
+		// below us as well.
+		n.ovl.offTree(stored)
+	}
 	if repairOf != "" {
 		n.stats.repaired.Add(uint64(len(stored)))
 		n.backlog.note(stored)

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// FuzzStep feeds a Node arbitrary sequences of messages, failures and
-// ticks: it must never panic, and its state must stay within its bounds.
+// FuzzStep feeds a Node arbitrary sequences of messages, failures,
+// ticks, broadcasts and repaired messages: it must never panic, and its
+// state must stay within its bounds.
 func FuzzStep(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 2, 1, 3, 4, 1, 8, 2, 9, 0, 200})
 	f.Add([]byte{3, 1, 3, 2, 8, 1, 9, 2, 10, 1, 11, 0, 6, 2, 7, 1})
@@ -31,7 +32,11 @@ func FuzzStep(f *testing.F) {
 				now += time.Duration(x) * 10 * time.Millisecond
 				n.Tick(now)
 			case 14:
-				n.Broadcast(now, id, []byte{x})
+				if x&1 == 1 {
+					n.Repaired(now, other, id, []byte{x}) // a message got off the tree
+				} else {
+					n.Broadcast(now, id, []byte{x})
+				}
 			case 15:
 				n.Join(now, p)
 			default:

@@ -53,6 +53,7 @@ type Stats struct {
 	LazySkipped    uint64           // announcements not sent: the lazy neighbour announced the message to us
 	MissingDrops   uint64           // announcements ignored: the missing table was full
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
+	Repaired       uint64           // messages the driver got off the tree (Repaired), new to the Node
 	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
 	// ShuffleRepliesDropped counts shuffle replies not sent because no
 	// neighbour led back to the walk's origin (a walk forgotten, its
@@ -111,6 +112,17 @@ func (n *Node) Eager(origin string) []string { return n.treeLinks(origin, false)
 
 // Lazy returns the neighbours this peer announces origin's IDs to.
 func (n *Node) Lazy(origin string) []string { return n.treeLinks(origin, true) }
+
+// Parent returns the neighbour whose payload of origin was the last one
+// this peer received first over the tree: where origin's tree reaches
+// it from, which Repaired relays nothing back to. "" if none is known,
+// or it is no longer a neighbour.
+func (n *Node) Parent(origin string) string {
+	if st := n.tree.trees[origin]; st != nil && n.isActive(st.parent) {
+		return st.parent
+	}
+	return ""
+}
 
 // Join makes contact the entry point into the group: the Node sends it a
 // Join now, and again every MaintainInterval while it has no neighbour

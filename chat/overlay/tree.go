@@ -13,6 +13,10 @@ package overlay
 // and the announcer sends the payload; it tries the next announcer every
 // GraftRetry, at most MaxGraftAttempts times. A failed neighbour simply
 // leaves the view; the subtree behind it is repaired by those grafts.
+// A message the driver gets off the tree (anti-entropy above the
+// overlay) is handed in with Repaired: recorded as received, so its wait
+// and graft end, and relayed below us in its origin's tree, never back
+// to our parent there, whose late copy of it then prunes nothing.
 //
 // Why a tree per origin, not one shared tree (the paper's other option):
 // with one tree, messages of different origins in flight at once prune
@@ -56,11 +60,21 @@ type tree struct {
 type srcTree struct {
 	lazy uint64 // bit i set: active[i] is lazy
 	used uint64
+	// parent is the neighbour whose payload of this origin was the last
+	// first receipt over the tree, and round its hop count: where the
+	// tree reaches us from, which a payload we got off the tree
+	// (Repaired) must not be pushed back to. "" while unknown.
+	parent string
+	round  uint32
 }
 
 type seenEntry struct {
 	round  uint32 // hops from the origin to us
-	parent string // who sent it first ("" for our own)
+	parent string // who sent it first ("" for our own, or off the tree)
+	// offTree: we got it off the tree (Repaired), so the first payload
+	// of it that comes over the tree is a tree path reaching us late,
+	// not a second path: it prunes nothing.
+	offTree bool
 }
 
 type cached struct {
@@ -193,7 +207,53 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 		return false
 	}
 	n.markSeen(id, 0, "", n.cfg.Self, payload)
-	n.forward(n.cfg.Self, id, 0, payload, "", nil)
+	n.forward(n.cfg.Self, id, 0, payload, nil)
+	return true
+}
+
+// Repaired tells the Node that this peer got origin's message id off the
+// tree (anti-entropy, a pull for a gap, a direct push) and its driver
+// has delivered it already: the Node does not deliver it again (no
+// Delivery). It records it as received, which ends any wait and graft
+// for it, and relays it as it would a payload first received over the
+// tree: pushed to the eager neighbours of origin's tree, announced to
+// the lazy ones — but never to our parent in that tree (it has the
+// message: that is where the tree reaches us from, and a copy back would
+// prune that link) nor to the neighbours that announced it to us. So
+// the subtree below a lost push gets the message from the peer that
+// repaired it, instead of each of its peers waiting for a repair of its
+// own. A peer that has no parent in origin's tree (none of origin's
+// payloads ever reached it over the tree) cannot tell its parent from
+// its children: it relays nothing, and grafts and repairs reach its
+// neighbours as before. The payload is kept (the caller must not change
+// it) to answer grafts.
+//
+// It reports whether the message was new to the Node: false, doing
+// nothing, if it was received already, origin is this peer or not a
+// valid ID, or the payload is larger than MaxPayload.
+func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []byte) bool {
+	n.advance(now)
+	if origin == "" || origin == n.cfg.Self || len(origin) > MaxPeerIDLen || len(payload) > n.cfg.MaxPayload {
+		return false
+	}
+	t := &n.tree
+	if _, ok := t.seen[id]; ok {
+		return false
+	}
+	var skip []string
+	if m := t.missing[id]; m != nil {
+		skip = slices.Clone(m.from) // markSeen drops the entry
+	}
+	parent := n.Parent(origin)
+	n.markSeen(id, 0, "", origin, payload)
+	n.stats.Repaired++
+	if parent == "" {
+		t.seen[id] = seenEntry{offTree: true}
+		return true
+	}
+	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
+	t.seen[id] = seenEntry{round: st.round, offTree: true}
+	n.forward(origin, id, st.round, payload, nil, append(skip, parent)...)
 	return true
 }
 
@@ -226,12 +286,13 @@ func (n *Node) markSeen(id MsgID, round uint32, parent, origin string, payload [
 
 // forward pushes a payload received at round (hops) to origin's eager
 // neighbours and queues its announcement for the lazy ones, but never
-// back to from, nor, without tree optimisation, to holders: lazy
-// neighbours that announced it to us before it came (skipHolders).
-func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, from string, holders []string) {
+// to the peers in skip (the one it came from; for a repaired message its
+// parent and announcers), nor, without tree optimisation, to holders:
+// lazy neighbours that announced it to us before it came (skipHolders).
+func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, holders []string, skip ...string) {
 	lazy := n.treeFor(origin).lazy
 	for i, p := range n.view.active {
-		if p == from {
+		if slices.Contains(skip, p) {
 			continue
 		}
 		if lazy&(1<<i) != 0 {
@@ -345,8 +406,21 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 	if round < ^uint32(0) {
 		round++ // our hops; saturating, the sender chose round
 	}
-	if _, ok := n.tree.seen[id]; ok {
+	if s, ok := n.tree.seen[id]; ok {
 		n.stats.Duplicates++
+		if s.offTree {
+			// Our copy came off the tree: this is the tree's own path
+			// (our parent's push, or a graft's answer) arriving after
+			// the repair, not a redundant one. Pruning it would cut us,
+			// and the subtree we relay to, off the origin's tree. A
+			// second tree copy prunes as usual.
+			n.tree.seen[id] = seenEntry{round: round, parent: from}
+			if n.isActive(from) {
+				st := n.treeFor(origin)
+				st.parent, st.round = from, round
+			}
+			return
+		}
 		if n.isActive(from) {
 			n.makeLazy(origin, from)
 			n.send(from, Message{Kind: KindPrune, Peer: origin})
@@ -357,6 +431,10 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 	n.markSeen(id, round, from, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
+	if n.isActive(from) {
+		st := n.treeFor(origin)
+		st.parent, st.round = from, round
+	}
 	if n.isLazy(origin, from) {
 		// We had pruned from, and it pushed this before our Prune
 		// reached it: it is lazy for us at its end now. Our parent
@@ -368,7 +446,7 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		n.send(from, Message{Kind: KindGraft, Peer: origin})
 	}
 	n.makeEager(origin, from)
-	n.forward(origin, id, round, payload, from, holders)
+	n.forward(origin, id, round, payload, holders, from)
 }
 
 func (n *Node) handleIHave(from string, anns []Announce) {

@@ -404,3 +404,184 @@ func TestNoAnnouncementToLazyNeighbourThatAnnounced(t *testing.T) {
 		}
 	})
 }
+
+// A peer whose eager push was lost gets the message off the tree (the
+// driver's repair) before its graft timer fires: Repaired relays it down
+// the tree at once, so the peers below it get it from it without a
+// repair or a graft of their own, and nobody grafts or prunes for it.
+func TestRepairedRelaysDownTheTreeAndCancelsGraft(t *testing.T) {
+	tn := settledNet(t, 30)
+	origin := tn.order[0]
+	for i := range 5 {
+		tn.broadcast(origin, i)
+		tn.advance(time.Second, 50*time.Millisecond)
+	}
+	// An interior node of origin's tree: a parent and at least a child.
+	var victim string
+	for _, id := range tn.order[1:] {
+		if len(tn.nodes[id].Eager(origin)) >= 2 {
+			victim = id
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no interior tree node")
+	}
+	parent := tn.nodes[victim].Parent(origin)
+	var children []string
+	for _, p := range tn.nodes[victim].Eager(origin) {
+		if p != parent {
+			children = append(children, p)
+		}
+	}
+	var grafts, prunes uint64
+	count := func() (g, p uint64) {
+		for _, id := range tn.live() {
+			g += tn.nodes[id].Stats().GraftsSent
+			p += tn.nodes[id].Stats().Sent[KindPrune]
+		}
+		return g, p
+	}
+	grafts, prunes = count()
+	tn.drop = func(from string, e Envelope) bool { return e.To == victim && e.Msg.Kind == KindGossip }
+	id := tn.broadcast(origin, 50)
+	tn.drop = nil
+	for _, c := range append([]string{victim}, children...) {
+		if slices.ContainsFunc(tn.delivered[c], func(d Delivery) bool { return d.ID == id }) {
+			t.Fatalf("%s delivered although the push into its subtree was lost", c)
+		}
+	}
+	// The announcements arrive; the repair comes before the graft timer.
+	tn.advance(tn.nodes[victim].cfg.LazyInterval, time.Millisecond)
+	if len(tn.nodes[victim].tree.missing) == 0 {
+		t.Fatal("the victim heard no announcement: no graft to cancel")
+	}
+	if !tn.nodes[victim].Repaired(tn.now, origin, id, []byte("m50")) {
+		t.Fatal("Repaired refused a message the victim lacks")
+	}
+	if tn.nodes[victim].Repaired(tn.now, origin, id, []byte("m50")) {
+		t.Error("Repaired took the same message twice")
+	}
+	tn.collect(victim)
+	if slices.ContainsFunc(tn.delivered[victim], func(d Delivery) bool { return d.ID == id }) {
+		t.Error("the repaired message was delivered to the driver again")
+	}
+	tn.run()
+	for _, c := range children {
+		i := slices.IndexFunc(tn.delivered[c], func(d Delivery) bool { return d.ID == id })
+		if i < 0 {
+			t.Fatalf("child %s did not get the repaired message from %s", c, victim)
+		}
+		if from := tn.delivered[c][i].From; from != victim {
+			t.Errorf("child %s got it from %s, want %s", c, from, victim)
+		}
+	}
+	tn.advance(5*time.Second, 50*time.Millisecond)
+	if m := tn.missing(origin, id); len(m) != 1 || m[0] != victim {
+		t.Errorf("missing at %v, want only the victim (its copy was not the machine's to deliver)", m)
+	}
+	if g, p := count(); g != grafts || p != prunes {
+		t.Errorf("grafts %d, prunes %d after the repair, want 0 and 0", g-grafts, p-prunes)
+	}
+	// The tree is whole: the next message needs no repair.
+	id = tn.broadcast(origin, 51)
+	if m := tn.missing(origin, id); len(m) > 0 {
+		t.Errorf("next message missing at %v", m)
+	}
+}
+
+// The parent's push of a message this peer got off the tree, arriving
+// after it, is the tree's path reaching it late: it prunes nothing. A
+// second tree copy still does. A repaired message is never pushed back
+// to the parent.
+func TestRepairedThenParentCopyKeepsTree(t *testing.T) {
+	n, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p", "c", "x"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	id := func(b byte) MsgID { return MsgID{b} }
+	n.Step(0, "p", Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")})
+	n.Step(0, "x", Message{Kind: KindGossip, Peer: "o", ID: id(1), Payload: []byte("1")}) // x lazy
+	n.Ready()
+	if !n.Repaired(time.Millisecond, "o", id(2), []byte("2")) {
+		t.Fatal("Repaired refused")
+	}
+	rd := n.Ready()
+	var pushed []string
+	for _, e := range rd.Messages {
+		if e.Msg.Kind == KindGossip {
+			pushed = append(pushed, e.To)
+			if e.Msg.Round != 1 || e.Msg.Peer != "o" || e.Msg.ID != id(2) || string(e.Msg.Payload) != "2" {
+				t.Errorf("relayed %+v", e.Msg)
+			}
+		}
+	}
+	if !slices.Equal(pushed, []string{"c"}) {
+		t.Errorf("repaired message pushed to %v, want [c] (not the parent p, not the lazy x)", pushed)
+	}
+	if len(rd.Deliveries) != 0 {
+		t.Errorf("repaired message delivered again: %v", rd.Deliveries)
+	}
+	n.Step(2*time.Millisecond, "p", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindPrune {
+			t.Errorf("prune to %s for the parent's late copy", e.To)
+		}
+	}
+	if !slices.Contains(n.Eager("o"), "p") {
+		t.Errorf("parent p lazy after its late copy: eager %v", n.Eager("o"))
+	}
+	n.Step(3*time.Millisecond, "c", Message{Kind: KindGossip, Peer: "o", ID: id(2), Payload: []byte("2")})
+	pruned := false
+	for _, e := range n.Ready().Messages {
+		pruned = pruned || e.To == "c" && e.Msg.Kind == KindPrune
+	}
+	if !pruned {
+		t.Error("a second tree copy did not prune its link")
+	}
+	if got := n.Stats().Repaired; got != 1 {
+		t.Errorf("Stats.Repaired %d, want 1", got)
+	}
+}
+
+// Without a parent in the origin's tree a peer cannot tell which eager
+// link leads back to the tree: a repaired message is only recorded (its
+// wait and graft end), not relayed. A message received already, our
+// own, or too large is refused.
+func TestRepairedWithoutParentRelaysNothing(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.MaxPayload = 8
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	id := MsgID{7}
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: id, Origin: "o"}}})
+	n.Ready()
+	if !n.Repaired(time.Millisecond, "o", id, []byte("7")) {
+		t.Fatal("Repaired refused")
+	}
+	if rd := n.Ready(); len(rd.Messages) != 0 || len(rd.Deliveries) != 0 {
+		t.Errorf("without a parent: sent %v, delivered %v", rd.Messages, rd.Deliveries)
+	}
+	n.Tick(10 * time.Second)
+	if got := n.Stats().GraftsSent; got != 0 {
+		t.Errorf("%d grafts for a repaired message", got)
+	}
+	for name, ok := range map[string]bool{
+		"again":     n.Repaired(time.Second, "o", id, []byte("7")),
+		"own":       n.Repaired(time.Second, "me", MsgID{8}, []byte("8")),
+		"too large": n.Repaired(time.Second, "o", MsgID{9}, make([]byte, 9)),
+		"no origin": n.Repaired(time.Second, "", MsgID{10}, []byte("a")),
+	} {
+		if ok {
+			t.Errorf("%s: taken", name)
+		}
+	}
+}
