@@ -29,6 +29,7 @@ type LinkState struct {
 	Current   string // identifies the current connection ("" when none)
 	KeptGen   uint64 // counts the link's turns to kept
 	Greeted   uint64 // the KeptGen its writer last greeted on its connection
+	Queued    int    // frames waiting for the writer
 }
 
 // LinkForTest returns the state of the link to id; false when there is no
@@ -42,7 +43,8 @@ func (n *Node) LinkForTest(id string) (LinkState, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns), KeptGen: p.keptGen, Greeted: p.greeted}
+	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns), KeptGen: p.keptGen, Greeted: p.greeted,
+		Queued: p.queue.len()}
 	if p.cur != nil {
 		st.Dialed = p.cur.dialed
 		st.Current = fmt.Sprintf("%p", p.cur)

@@ -279,3 +279,16 @@ func (n *Node) SendRepairForTest(to, room, origin string, seq uint64) {
 // OverlayRepairedForTest counts the envelopes stored off the tree that
 // n's overlay machine took as new (overlay.Node.Repaired).
 func (n *Node) OverlayRepairedForTest() uint64 { return n.ovl.repaired.Load() }
+
+// OverlayLazyQueuedForTest returns how many announcements n's overlay
+// machine holds for its next lazy flush; false if the driver did not
+// answer.
+func (n *Node) OverlayLazyQueuedForTest() (int, bool) {
+	k := -1
+	ok := n.runOnOverlayForTest(func(d *overlayDriver) {
+		if d.m != nil {
+			k = d.m.LazyQueued()
+		}
+	})
+	return k, ok && k >= 0
+}

@@ -37,8 +37,18 @@ func TestTreeGapPulledFromRelay(t *testing.T) {
 	}
 	dropped := a.Stats().FaultDrops
 	lost := sendTo(t, b, room, "lost on the way to c")
+	// a's relay of it to c, an eager push at once or an announcement at
+	// its next lazy flush, must be dropped before the heal: one that went
+	// after would let c graft it, with no gap to pull. So wait until a
+	// shows it, has no announcement left to flush and nothing queued for
+	// c, and has dropped a frame to c.
 	chattest.WaitFor(t, timeout, func() bool {
-		return len(a.Rec.RoomMessages(room)) == len(sent)+1 && a.Stats().FaultDrops > dropped
+		if len(a.Rec.RoomMessages(room)) != len(sent)+1 || a.Stats().FaultDrops == dropped {
+			return false
+		}
+		lazy, ok := a.OverlayLazyQueuedForTest()
+		link, _ := a.LinkForTest(c.ID())
+		return ok && lazy == 0 && link.Queued == 0
 	}, "a shows %d messages (want %d), a dropped %d frames to c", len(a.Rec.RoomMessages(room)), len(sent)+1,
 		a.Stats().FaultDrops-dropped)
 	if err := a.Heal(); err != nil {

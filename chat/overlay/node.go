@@ -92,6 +92,15 @@ func (n *Node) Ready() Ready {
 // Stats returns the Node's counters.
 func (n *Node) Stats() Stats { return n.stats }
 
+// LazyQueued returns how many announcements wait for the next lazy flush.
+func (n *Node) LazyQueued() int {
+	k := 0
+	for _, q := range n.tree.lazyQ {
+		k += len(q)
+	}
+	return k
+}
+
 // Active returns a copy of the active view.
 func (n *Node) Active() []string { return slices.Clone(n.view.active) }
 
