@@ -27,3 +27,6 @@ func reportCPU(b *testing.B, start time.Duration, ops int) {
 		b.ReportMetric(float64(processCPU(b)-start)/float64(ops), "cpu-ns/op")
 	}
 }
+
+// ProcessCPUForTest is processCPU, for the tests of package chat_test.
+func ProcessCPUForTest(tb testing.TB) time.Duration { return processCPU(tb) }

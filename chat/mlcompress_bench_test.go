@@ -4,7 +4,6 @@ package chat_test
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,10 +30,10 @@ func BenchmarkMemberlistCompressionCPU(b *testing.B) {
 					s.EnableCompression = compress
 					cfg.Memberlist = &s
 				})
-				cpu0, start := processCPU(b), time.Now()
+				cpu0, start := chat.ProcessCPUForTest(b), time.Now()
 				t := time.NewTimer(window) // the measurement window itself
 				<-t.C
-				used := processCPU(b) - cpu0
+				used := chat.ProcessCPUForTest(b) - cpu0
 				perPeer = used.Seconds() / time.Since(start).Seconds() / n
 				for _, p := range peers {
 					_ = p.Shutdown()
@@ -44,14 +43,4 @@ func BenchmarkMemberlistCompressionCPU(b *testing.B) {
 			b.ReportMetric(perPeer*1e3, "cpu-ms/s/peer")
 		})
 	}
-}
-
-// processCPU returns the CPU time (user and system) this process has used.
-func processCPU(tb testing.TB) time.Duration {
-	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
