@@ -279,6 +279,11 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 // p3 lack p7 in #lobby for good).
 const (
 	maxHeldRoomSets = 64
+	// maxHeldPerRelay bounds the held sets one link relayed: the
+	// signature proves only that a set's origin holds its key, not that
+	// it is a member, so one peer relaying sets of made-up identities
+	// must not push out the sets the others relayed.
+	maxHeldPerRelay = 16
 	heldRoomSetTTL  = time.Minute
 )
 
@@ -291,9 +296,11 @@ type heldRoomSet struct {
 
 // holdRoomSet keeps rs, relayed by from, until its origin becomes live
 // (releaseHeldRoomSets). Only a signed set newer than the one held is
-// kept; the oldest goes when maxHeldRoomSets are held, and any older than
-// heldRoomSetTTL: a member flooding sets of made-up identities costs a
-// bounded table and a signature check per set, not memory.
+// kept; a relay holds at most maxHeldPerRelay (its oldest goes), all
+// relays maxHeldRoomSets (the oldest of the relay holding most goes), and
+// any older than heldRoomSetTTL goes: a member flooding sets of made-up
+// identities costs a bounded table and a signature check per set, and
+// pushes out only its own.
 func (n *Node) holdRoomSet(rs *chatpb.RoomSet, from string) {
 	n.roomsMu.Lock()
 	h, ok := n.heldRooms[rs.Origin]
@@ -311,23 +318,47 @@ func (n *Node) holdRoomSet(rs *chatpb.RoomSet, from string) {
 	if n.heldRooms == nil {
 		n.heldRooms = make(map[string]heldRoomSet)
 	}
-	oldest := ""
 	for id, h := range n.heldRooms {
 		if now.Sub(h.at) > heldRoomSetTTL {
 			delete(n.heldRooms, id)
-		} else if oldest == "" || h.at.Before(n.heldRooms[oldest].at) {
-			oldest = id
 		}
 	}
 	if h, ok := n.heldRooms[rs.Origin]; ok && h.rs.Version >= rs.Version {
 		return
 	}
-	if _, ok := n.heldRooms[rs.Origin]; !ok && len(n.heldRooms) >= maxHeldRoomSets {
-		delete(n.heldRooms, oldest)
+	if _, ok := n.heldRooms[rs.Origin]; !ok {
+		// Full: the oldest set of the relay that holds most goes (this
+		// one, when it is at its own bound), so a flood evicts its own.
+		byRelay := map[string]int{}
+		top := from
+		for _, h := range n.heldRooms {
+			byRelay[h.from]++
+			if byRelay[h.from] > byRelay[top] {
+				top = h.from
+			}
+		}
+		switch {
+		case byRelay[from] >= maxHeldPerRelay:
+			delete(n.heldRooms, n.oldestHeldLocked(from))
+		case len(n.heldRooms) >= maxHeldRoomSets:
+			delete(n.heldRooms, n.oldestHeldLocked(top))
+		}
 	}
 	c := proto.Clone(rs).(*chatpb.RoomSet)
 	c.WantReply = false
 	n.heldRooms[rs.Origin] = heldRoomSet{rs: c, from: from, at: now}
+}
+
+// oldestHeldLocked returns the origin of the oldest held set relayed by
+// relay. Caller holds n.roomsMu.
+func (n *Node) oldestHeldLocked(relay string) string {
+	oldest := ""
+	for id, h := range n.heldRooms {
+		if h.from == relay && (oldest == "" || h.at.Before(n.heldRooms[oldest].at)) {
+			oldest = id
+		}
+	}
+	return oldest
 }
 
 // releaseHeldRoomSets takes the held sets whose origin is now a live

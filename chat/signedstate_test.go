@@ -581,18 +581,38 @@ func TestRelayedRoomSetHeldUntilOriginLive(t *testing.T) {
 		t.Fatalf("held set not taken once its origin is live: %+v", got)
 	}
 
-	// Sets of made-up identities are held up to the bound, the newest
-	// kept.
+	// A genuine set relayed by another link, then a flood of sets of
+	// made-up identities from relay: relay holds at most its bound, the
+	// newest kept, and the other link's set stays.
+	other, late := member(t, bob), member(t, bob)
+	liveMemberOf(bob, other)
+	bob.handleFrame(roomSetFrame(signedRoomSet(late, 2, dev)), other.ID)
 	for range maxHeldRoomSets + 10 {
 		bob.handleFrame(roomSetFrame(signedRoomSet(member(t, bob), 1)), relay.ID)
 	}
 	last := member(t, bob)
 	bob.handleFrame(roomSetFrame(signedRoomSet(last, 1)), relay.ID)
 	bob.roomsMu.Lock()
-	held, lastHeld := len(bob.heldRooms), bob.heldRooms[last.ID].rs != nil
+	held, lastHeld, lateHeld := len(bob.heldRooms), bob.heldRooms[last.ID].rs != nil, bob.heldRooms[late.ID].rs != nil
 	bob.roomsMu.Unlock()
-	if held != maxHeldRoomSets || !lastHeld {
-		t.Fatalf("held %d sets (newest held %v), want %d with the newest", held, lastHeld, maxHeldRoomSets)
+	if held != maxHeldPerRelay+1 || !lastHeld || !lateHeld {
+		t.Fatalf("held %d sets (the flood's newest %v, the other link's %v), want %d with both", held, lastHeld, lateHeld, maxHeldPerRelay+1)
+	}
+
+	// Many relays: the table keeps its bound, and the relay holding most
+	// loses first.
+	for range maxHeldRoomSets / maxHeldPerRelay * 2 {
+		r := member(t, bob)
+		liveMemberOf(bob, r)
+		for range maxHeldPerRelay {
+			bob.handleFrame(roomSetFrame(signedRoomSet(member(t, bob), 1)), r.ID)
+		}
+	}
+	bob.roomsMu.Lock()
+	held = len(bob.heldRooms)
+	bob.roomsMu.Unlock()
+	if held > maxHeldRoomSets {
+		t.Fatalf("held %d sets, bound %d", held, maxHeldRoomSets)
 	}
 }
 
