@@ -132,7 +132,7 @@ func (n *Node) sendStatusSlice(peer, roomName, lo string) string {
 	st, next := statusSlice(roomName, vv, lo, statusSliceEntries)
 	// Its digest stands for the slice (statusdigest.go): a receiver with
 	// another vector there answers with its own, and repairs go on.
-	st.Digest, st.Vector = statusDigest(vv, st.FromOrigin, st.UntilOrigin), nil
+	st.Digest, st.Vector = digestDeps(st.Vector), nil // the slice is the range [from, until)
 	f := statusFrame(st)
 	if !p.enqueue(f) {
 		return lo // queue full: the same slice next round

@@ -20,7 +20,9 @@ package chat
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
@@ -28,18 +30,21 @@ import (
 const statusDigestLen = 8
 
 // statusDigest returns the digest of vv over the origins in [lo, hi) (""
-// ends unbounded): SHA-256 over a domain prefix and each origin that has
-// messages, in order, with its seq as depsOf says it (capped at MaxSeq),
-// each length- or varint-prefixed so that no two vectors share an
-// encoding; its first statusDigestLen bytes.
+// ends unbounded): digestDeps of those of depsOf(vv).
 func statusDigest(vv msglog.VersionVector, lo, hi string) []byte {
+	return digestDeps(slices.DeleteFunc(depsOf(vv), func(d *chatpb.Dep) bool { return !inRange(d.Origin, lo, hi) }))
+}
+
+// digestDeps returns the digest of a vector's entries, in origin order as
+// depsOf gives them (a status slice's Vector is such a range): SHA-256
+// over a domain prefix and each origin with its seq, each length- or
+// varint-prefixed so that no two vectors share an encoding; its first
+// statusDigestLen bytes.
+func digestDeps(deps []*chatpb.Dep) []byte {
 	h := sha256.New()
 	h.Write([]byte("hearsay/status-digest/v1\n"))
 	var b []byte
-	for _, d := range depsOf(vv) {
-		if !inRange(d.Origin, lo, hi) {
-			continue
-		}
+	for _, d := range deps {
 		b = binary.AppendUvarint(b[:0], uint64(len(d.Origin)))
 		b = append(b, d.Origin...)
 		b = binary.AppendUvarint(b, d.Seq)
