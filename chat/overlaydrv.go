@@ -433,7 +433,7 @@ func (d *overlayDriver) feedPipeline() {
 		case <-d.n.ctx.Done():
 			return
 		case <-d.toPipeline.ready:
-			for {
+			for d.n.ctx.Err() == nil { // a shutdown does not wait for the queue to drain
 				ds, ok := d.toPipeline.take()
 				if !ok {
 					break

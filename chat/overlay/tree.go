@@ -455,9 +455,10 @@ func (n *Node) handleIHave(from string, anns []Announce) {
 	}
 	t := &n.tree
 	var held []MsgID // announced IDs we hold: from needs no announcement of them
+	unqueue := len(t.lazyQ[from]) > 0 && n.skipHolders()
 	for _, a := range anns {
 		if s, ok := t.seen[a.ID]; ok {
-			if len(t.lazyQ[from]) > 0 && n.skipHolders() {
+			if unqueue {
 				held = append(held, a.ID)
 			}
 			n.maybeOptimize(from, a, s)
