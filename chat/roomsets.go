@@ -420,7 +420,7 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 // concurrent use; keeps no argument.
 func (n *Node) relayedRoomSets(to string, since uint64, also map[string]bool) (out []*chatpb.Frame, seq uint64, notLive map[string]bool) {
 	if n.meshLinks() {
-		return nil, since, nil
+		return nil, since, also // nothing went: what waited still waits
 	}
 	live := n.liveMembers()
 	n.roomsMu.Lock()
