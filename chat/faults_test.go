@@ -36,7 +36,9 @@ func TestFaultsDropAndRecover(t *testing.T) {
 		t.Error("drop ratio 1.5 accepted")
 	}
 	lost := send(t, a, "lost")
-	chattest.WaitFor(t, timeout, func() bool { return a.Stats().FaultDrops == 1 }, "drop not counted: %+v", a.Stats())
+	// Every frame a sends is dropped now, the message's and any other
+	// (a room-set refresh, a status): at least one drop, not exactly one.
+	chattest.WaitFor(t, timeout, func() bool { return a.Stats().FaultDrops >= 1 }, "drop not counted")
 	if err := a.SetFaults(chat.Faults{}); err != nil {
 		t.Fatal(err)
 	}
