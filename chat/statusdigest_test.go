@@ -91,11 +91,23 @@ func TestTreeStatusDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := sendTo(t, origin, chat.DefaultRoom, "lost on the tree")
-	// Until the pushes and the lazy flush (250 ms) have been dropped.
-	start := time.Now()
+	// Until every push and announcement of it has been dropped: the origin
+	// has dropped a frame and has nothing left to flush or queue.
 	chattest.WaitFor(t, chattest.DefaultTimeout, func() bool {
-		return time.Since(start) > 400*time.Millisecond && origin.Stats().FaultDrops > before
-	}, "the origin's frames dropped")
+		if origin.Stats().FaultDrops == before {
+			return false
+		}
+		lazy, ok := origin.OverlayLazyQueuedForTest()
+		if !ok || lazy > 0 {
+			return false
+		}
+		for _, p := range peers[1:] {
+			if link, _ := origin.LinkForTest(p.ID()); link.Queued > 0 {
+				return false
+			}
+		}
+		return true
+	}, "the origin's frames dropped and its queues empty")
 	if err := origin.SetFaults(chat.Faults{}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +120,11 @@ func TestTreeStatusDigest(t *testing.T) {
 	for _, p := range peers[1:] {
 		repaired += p.Stats().Repaired
 	}
-	if repaired-repairedBefore < uint64(len(peers)-1) {
-		t.Errorf("%d messages stored from repairs, want at least %d (the lost one at each other peer)", repaired-repairedBefore, len(peers)-1)
+	// At least one peer stored it from a repair. The others may have it
+	// from that peer's tree relay of the repaired message (a repaired
+	// message goes down the tree: overlay.Node.Repaired), not from their
+	// own repairs.
+	if repaired == repairedBefore {
+		t.Errorf("no message stored from repairs, want the lost one at least at one peer")
 	}
 }
