@@ -102,7 +102,7 @@ func TestSendBatchedLimits(t *testing.T) {
 	p := batchTestConn(t)
 	id := testIdentity(t)
 	big := strings.Repeat("x", MaxBodyBytes-100)
-	queued := min(p.queue.max, 40)
+	queued := min(p.queue.limit(), 40)
 	for i := range queued {
 		if !p.enqueue(envFrame(signedChatSeq(id, big, uint64(i+2)))) {
 			t.Fatal("queue full")

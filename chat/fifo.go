@@ -103,6 +103,17 @@ func (s *signalQueue[T]) pop() (T, bool) {
 	return s.q.pop()
 }
 
+// signal leaves a token in ready if items are queued: a reader that
+// takes one item per turn calls it to come back for the rest.
+func (s *signalQueue[T]) signal() {
+	if s.len() > 0 {
+		token(s.ready)
+	}
+}
+
+// limit returns the most items the queue holds.
+func (s *signalQueue[T]) limit() int { return s.q.max }
+
 // len returns the number of queued items.
 func (s *signalQueue[T]) len() int {
 	s.mu.Lock()

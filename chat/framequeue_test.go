@@ -11,7 +11,7 @@ import (
 // when it is never drained (the ring), its bound enforced, and a large
 // slice let go once drained (all but keptInboxCap slots).
 func TestFrameQueue(t *testing.T) {
-	q := newFrameQueue(100)
+	q := newSignalQueue[*chatpb.Frame](100)
 	if q.q.buf != nil {
 		t.Fatal("a new queue allocated frames")
 	}
@@ -21,7 +21,7 @@ func TestFrameQueue(t *testing.T) {
 	// ring keeps its slice from growing with every frame ever queued.
 	for range 1000 {
 		for range 3 {
-			if q.len() < q.max {
+			if q.len() < q.limit() {
 				if !q.push(ping(next)) {
 					t.Fatalf("push refused with %d queued", q.len())
 				}
@@ -36,7 +36,7 @@ func TestFrameQueue(t *testing.T) {
 			want++
 		}
 	}
-	for q.len() < q.max {
+	for q.len() < q.limit() {
 		if !q.push(ping(next)) {
 			t.Fatalf("push refused with %d queued", q.len())
 		}
@@ -48,8 +48,8 @@ func TestFrameQueue(t *testing.T) {
 	if q.push(ping(next)) {
 		t.Fatal("push beyond the bound accepted")
 	}
-	if cap(q.q.buf) > 2*q.max {
-		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.q.buf), q.max)
+	if cap(q.q.buf) > 2*q.limit() {
+		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.q.buf), q.limit())
 	}
 	select {
 	case <-q.ready:

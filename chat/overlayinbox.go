@@ -148,52 +148,35 @@ func (b *overlayInbox) caps() [inboxQueues]int {
 // waits. A buffered channel of the same bound held 4,096 slice headers
 // (96 KB) per peer for the node's life.
 type pipelineQueue struct {
-	mu sync.Mutex
-	q  fifo[[]pipelined]
-	// ready (capacity 1) holds a token while deliveries may be waiting;
-	// read by the feeder only. space (capacity 1) holds one while room
-	// may have been made; read by the driver only.
-	ready, space chan struct{}
+	*signalQueue[[]pipelined] // ready: read by the feeder only
+	// space (capacity 1) holds a token while room may have been made;
+	// read by the driver only.
+	space chan struct{}
 }
 
 func newPipelineQueue(max int) *pipelineQueue {
-	return &pipelineQueue{q: fifo[[]pipelined]{max: max}, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &pipelineQueue{signalQueue: newSignalQueue[[]pipelined](max), space: make(chan struct{}, 1)}
 }
 
 // put queues ps, waiting while the queue is full (back-pressure: see
 // flush); false if done was closed first.
 func (p *pipelineQueue) put(ps []pipelined, done <-chan struct{}) bool {
-	for {
-		p.mu.Lock()
-		ok := p.q.push(ps)
-		p.mu.Unlock()
-		if ok {
-			token(p.ready)
-			return true
-		}
+	for !p.push(ps) {
 		select {
 		case <-p.space:
 		case <-done:
 			return false
 		}
 	}
+	return true
 }
 
 // take returns the oldest queued deliveries, never blocking; false when
 // none wait.
 func (p *pipelineQueue) take() ([]pipelined, bool) {
-	p.mu.Lock()
-	ps, ok := p.q.pop()
-	p.mu.Unlock()
+	ps, ok := p.pop()
 	if ok {
 		token(p.space)
 	}
 	return ps, ok
-}
-
-// len returns the number of queued passes' deliveries.
-func (p *pipelineQueue) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.q.len()
 }

@@ -65,7 +65,13 @@ type peerConn struct {
 	addr string
 	pub  ed25519.PublicKey
 
-	queue   frameQueue
+	// queue holds the frames to send, for the link's writer: a ring
+	// whose slice grows with what is queued and is let go once drained
+	// (fifo.go), where a channel allocated its whole bound (SendQueue
+	// pointers: 8 KB at the default 1,024) for every link up front, and a
+	// group of 200 peers in one process holds thousands of links, nearly
+	// all with an empty queue.
+	queue   *signalQueue[*chatpb.Frame]
 	replies chan *chatpb.Frame // Pongs from the readers; written before the queue
 	kick    chan struct{}      // wakes the writer: the connection or kept changed
 	ctx     context.Context
@@ -111,7 +117,7 @@ func newPeerConn(n *Node, id, addr string, pub ed25519.PublicKey) *peerConn {
 	ctx, cancel := context.WithCancel(n.ctx)
 	p := &peerConn{
 		n: n, id: id, addr: addr, pub: pub,
-		queue:   newFrameQueue(n.cfg.SendQueue),
+		queue:   newSignalQueue[*chatpb.Frame](n.cfg.SendQueue),
 		replies: make(chan *chatpb.Frame, maxReplies),
 		kick:    make(chan struct{}, 1),
 		ctx:     ctx,
@@ -611,60 +617,6 @@ func (p *peerConn) sendBatched(f *chatpb.Frame, send func(*chatpb.Frame) error) 
 		envs = append(envs, env)
 		size += gs
 	}
-}
-
-// frameQueue is a link's bounded FIFO of frames to send, for one reader
-// (the link's writer) and any number of writers. Its slice grows with
-// what is queued and is let go once drained past a small size, where the
-// channel it replaces allocated its whole buffer (SendQueue pointers: 8 KB
-// at the default 1,024) for every link up front: a group of 200 peers in
-// one process holds thousands of links, nearly all with an empty queue.
-type frameQueue struct {
-	mu    sync.Mutex
-	q     fifo[*chatpb.Frame] // a ring: O(1) also while held full (fifo.go)
-	max   int                 // frames queued at most
-	ready chan struct{}       // capacity 1: a frame may be waiting
-}
-
-func newFrameQueue(max int) frameQueue {
-	return frameQueue{q: fifo[*chatpb.Frame]{max: max}, max: max, ready: make(chan struct{}, 1)}
-}
-
-// push queues f and signals ready; false when max frames are queued.
-func (q *frameQueue) push(f *chatpb.Frame) bool {
-	q.mu.Lock()
-	ok := q.q.push(f)
-	q.mu.Unlock()
-	if ok {
-		q.signal()
-	}
-	return ok
-}
-
-// pop returns the oldest queued frame; false when there is none. The
-// frame is the writer's then: the ring does not pin it.
-func (q *frameQueue) pop() (*chatpb.Frame, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.q.pop()
-}
-
-// signal wakes the reader if frames are queued, without blocking.
-func (q *frameQueue) signal() {
-	if q.len() == 0 {
-		return
-	}
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-// len returns the number of queued frames.
-func (q *frameQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.q.len()
 }
 
 // gotPong completes the request waiting for nonce, if any.
