@@ -26,6 +26,8 @@ type counters struct {
 	badFloors, strangers                             atomic.Uint64
 
 	linkSwaps atomic.Uint64 // connections retired by the one-per-pair rule (peerconn.go)
+
+	frameBytes frameBytes // wire bytes written per frame kind (framebytes.go)
 }
 
 // Errors callers can test with errors.Is.

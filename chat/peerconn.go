@@ -471,6 +471,7 @@ func (p *peerConn) session(lc *linkConn) error {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
+		p.n.stats.frameBytes.add(f)
 		if h := p.n.cfg.frameSent; h != nil {
 			h(p.id, f)
 		}
