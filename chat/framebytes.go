@@ -27,6 +27,7 @@ const (
 	kindPong
 	kindBye
 	kindRoomSet
+	kindRoomSetDigest
 	kindStatus
 	kindRepair
 	kindEncKeys
@@ -57,6 +58,7 @@ var frameKindNames = [numFrameKinds]string{
 	kindPong:             "pong",
 	kindBye:              "bye",
 	kindRoomSet:          "room_set",
+	kindRoomSetDigest:    "room_set_digest",
 	kindStatus:           "status",
 	kindRepair:           "repair",
 	kindEncKeys:          "enc_keys",
@@ -92,6 +94,8 @@ func kindOf(f *chatpb.Frame) frameKind {
 		return kindBye
 	case *chatpb.Frame_RoomSet:
 		return kindRoomSet
+	case *chatpb.Frame_RoomSetDigest:
+		return kindRoomSetDigest
 	case *chatpb.Frame_Status:
 		return kindStatus
 	case *chatpb.Frame_Repair:

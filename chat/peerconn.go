@@ -82,6 +82,12 @@ type peerConn struct {
 	// per connection (greetings.go).
 	keyQueued   atomic.Bool
 	roomsQueued atomic.Bool
+	// digestsOut counts the room set digests greeted on the link whose
+	// request is still to be answered; digestAnswered is when the last
+	// of the peer's digests was answered with a request (unix
+	// nanoseconds): roomsetdigest.go.
+	digestsOut     atomic.Int32
+	digestAnswered atomic.Int64
 
 	mu      sync.Mutex
 	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong

@@ -10,6 +10,7 @@ package chat
 // syncMembers).
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -23,7 +24,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// roomSetAnnouncement returns our room set announcement, signed.
+// roomSetAnnouncement returns our room set announcement, signed. The
+// signed set is kept and returned again while what it says is unchanged:
+// every greeting, refresh and answer asked for it, and each signed it
+// anew. The frame is shared: callers must not change it (sendRoomSets
+// clones it to set want_reply).
 func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
@@ -32,7 +37,13 @@ func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
-	rs.Signature = n.id.Sign(roomSetSigningBytes(rs))
+	signing := roomSetSigningBytes(rs)
+	if n.ownSet != nil && bytes.Equal(signing, n.ownSetSigning) {
+		return roomSetFrame(n.ownSet)
+	}
+	rs.Signature = n.id.Sign(signing)
+	n.ownSet, n.ownSetSigning = rs, signing
+	n.stats.roomSetSigns.Add(1)
 	return roomSetFrame(rs)
 }
 
@@ -73,7 +84,11 @@ func (n *Node) requestRoomSets() {
 
 func (n *Node) sendRoomSets(wantReply bool) {
 	f := n.newRoomSetFrame()
-	f.GetRoomSet().WantReply = wantReply
+	if wantReply {
+		rs := proto.Clone(f.GetRoomSet()).(*chatpb.RoomSet) // the signed set is shared
+		rs.WantReply = true
+		f = roomSetFrame(rs)
+	}
 	size := uint64(proto.Size(f))
 	for _, p := range n.peerList() {
 		if p.enqueue(f) {
@@ -256,8 +271,6 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			}
 		}
 	}
-	n.roomsSeq++
-	set.seq = n.roomsSeq
 	n.peerRooms[origin] = set
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
@@ -406,41 +419,6 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 			n.stats.aeBytes.Add(size)
 		}
 	}
-}
-
-// relayedRoomSets returns the signed room sets of the live members other
-// than to, for the greeting of a kept link to to (greetings.go) while the
-// group is above the tree threshold: a new neighbour learns at once who is
-// in which room (the sets otherwise travel only when they change). Only
-// the sets stored after since (a roomsSeq value) and those of the origins
-// in also go: a link greeted before on the same connection has the rest.
-// It returns the roomsSeq of what it collected (since again below the
-// threshold: none went) and the origins whose sets it held but left out
-// as not live (a later greeting sends them if they live again). Safe for
-// concurrent use; keeps no argument.
-func (n *Node) relayedRoomSets(to string, since uint64, also map[string]bool) (out []*chatpb.Frame, seq uint64, notLive map[string]bool) {
-	if n.meshLinks() {
-		return nil, since, also // nothing went: what waited still waits
-	}
-	live := n.liveMembers()
-	n.roomsMu.Lock()
-	defer n.roomsMu.Unlock()
-	for id, set := range n.peerRooms {
-		if id == to || set.signed == nil {
-			continue
-		}
-		if !live[id] {
-			if notLive == nil {
-				notLive = make(map[string]bool)
-			}
-			notLive[id] = true
-			continue
-		}
-		if set.seq > since || also[id] {
-			out = append(out, roomSetFrame(set.signed))
-		}
-	}
-	return out, n.roomsSeq, notLive
 }
 
 // forgetPeerRooms drops what a member that left or failed announced, once
