@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
-	"github.com/hearsay-chat/hearsay/chat/overlay"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
+	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
 // Every decoder of network input runs under the fuzzer: whatever the bytes,
