@@ -79,8 +79,5 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 	if p == nil {
 		return false
 	}
-	if k := p.digestsOut.Load(); k < maxDigestsOut {
-		p.digestsOut.CompareAndSwap(k, k+1)
-	}
-	return p.enqueue(n.roomSetDigestFrame(id))
+	return p.enqueue(n.roomSetDigestFrame(p))
 }

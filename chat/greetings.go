@@ -108,10 +108,7 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 	// The relayed sets: a digest of them, the peer asks for what it
 	// lacks (roomsetdigest.go). Counted before it is written, so that
 	// the peer's request, which may come back at once, finds it.
-	if k := p.digestsOut.Load(); k < maxDigestsOut {
-		p.digestsOut.CompareAndSwap(k, k+1)
-	}
-	f := n.roomSetDigestFrame(p.id)
+	f := n.roomSetDigestFrame(p)
 	if err := send(f); err != nil {
 		return fmt.Errorf("send room set digest: %w", err)
 	}

@@ -2,7 +2,10 @@ package chat
 
 // Room set digests (protocol 9): how the greeting of a kept link above the
 // tree threshold tells a new neighbour which relayed room sets it holds
-// without sending them (see RoomSetDigest in chat.proto).
+// without sending them, and how the periodic refresh of our own set on a
+// kept link above the threshold says it is unchanged (see RoomSetDigest
+// in chat.proto). The digest covers our own set too: a peer that lacks
+// it, or any other, asks.
 //
 // Until protocol 8 the greeting sent every live member's signed room set
 // to each new neighbour: 99 sets of about 210 bytes on the wire at 100
@@ -46,16 +49,19 @@ const (
 )
 
 // heldSetVersions returns the (origin, version) of the signed room sets
-// held of live members other than but, sorted by origin. Safe for
-// concurrent use.
-func (n *Node) heldSetVersions(but string) []*chatpb.RoomSetVersion {
+// held of live members and of also, other than but, with ours when own is
+// set, sorted by origin. Safe for concurrent use.
+func (n *Node) heldSetVersions(but, also string, own bool) []*chatpb.RoomSetVersion {
 	live := n.liveMembers()
 	n.roomsMu.Lock()
-	out := make([]*chatpb.RoomSetVersion, 0, len(n.peerRooms))
+	out := make([]*chatpb.RoomSetVersion, 0, len(n.peerRooms)+1)
 	for id, set := range n.peerRooms {
-		if id != but && set.signed != nil && live[id] {
+		if id != but && set.signed != nil && (live[id] || id == also) {
 			out = append(out, &chatpb.RoomSetVersion{Origin: id, Version: set.version})
 		}
+	}
+	if own {
+		out = append(out, &chatpb.RoomSetVersion{Origin: n.id.ID, Version: n.roomVer})
 	}
 	n.roomsMu.Unlock()
 	slices.SortFunc(out, func(a, b *chatpb.RoomSetVersion) int { return strings.Compare(a.Origin, b.Origin) })
@@ -78,9 +84,13 @@ func roomSetDigest(held []*chatpb.RoomSetVersion) []byte {
 	return h.Sum(nil)[:roomSetDigestLen]
 }
 
-// roomSetDigestFrame returns the digest frame of a greeting to to.
-func (n *Node) roomSetDigestFrame(to string) *chatpb.Frame {
-	d := roomSetDigest(n.heldSetVersions(to))
+// roomSetDigestFrame returns the digest frame of a greeting or refresh
+// to p, and counts it as one p's peer may answer (digestsOut).
+func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
+	if k := p.digestsOut.Load(); k < maxDigestsOut {
+		p.digestsOut.CompareAndSwap(k, k+1)
+	}
+	d := roomSetDigest(n.heldSetVersions(p.id, "", true))
 	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
 }
 
@@ -121,7 +131,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 		return
 	}
 	if !m.Request {
-		mine := n.heldSetVersions(from)
+		mine := n.heldSetVersions("", from, false) // the sender's set may come before memberlist says it lives
 		if string(roomSetDigest(mine)) == string(m.Digest) {
 			return // we hold what the peer holds: nothing to ask
 		}
@@ -146,7 +156,11 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 			break
 		}
 	}
-	for _, f := range n.roomSetsLacking(from, held) {
+	out := n.roomSetsLacking(from, held)
+	if f := n.roomSetAnnouncement(); held[n.id.ID] < f.GetRoomSet().GetVersion() {
+		out = append(out, f) // ours (a refresh's digest stands for it)
+	}
+	for _, f := range out {
 		if p.enqueue(f) {
 			n.stats.aeBytes.Add(uint64(proto.Size(f)))
 		}

@@ -135,19 +135,26 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	if len(due) == 0 {
 		return
 	}
-	if n.meshLinks() {
+	mesh := n.meshLinks()
+	if mesh {
 		f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
 	}
 	// Above the tree threshold the same version: a newer one would flood
 	// the group through the relays at every refresh (N floods per refresh
-	// interval); an unchanged one stops at its receivers.
-	size := uint64(proto.Size(f))
+	// interval); an unchanged one stops at its receivers. And a peer due
+	// for the periodic refresh of a set it was sent gets the digest of
+	// the sets we hold, ours included (48 bytes on the wire, the set ~210):
+	// it asks for ours, or any other, if it lacks it (roomsetdigest.go).
 	for _, p := range due {
-		if !p.enqueue(f) {
+		g := f
+		if last, ok := sent[p]; !mesh && ok && last.rooms == key {
+			g = n.roomSetDigestFrame(p)
+		}
+		if !p.enqueue(g) {
 			delete(sent, p) // queue full: again next round
 			continue
 		}
-		n.stats.aeBytes.Add(size)
+		n.stats.aeBytes.Add(uint64(proto.Size(g)))
 		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
 	}
 }

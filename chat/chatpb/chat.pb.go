@@ -1530,22 +1530,24 @@ func (x *RoomSet) GetSignature() []byte {
 // sender holds without sending them: until protocol 8 it sent every live
 // member's signed set (about 184 bytes each, 99 at 100 members) to every
 // new neighbour, though a neighbour in the same group nearly always holds
-// the same ones.
+// the same ones. Above the threshold it also stands for the periodic
+// refresh of the sender's unchanged set on a kept link (after the first).
 //
 // The sender's digest is the first 16 bytes of SHA-256 over
 // "hearsay/roomset-digest/v1\n" and, for each room set it holds of a live
-// member other than itself and the receiver, in ascending order of
+// member other than the receiver, its own included, in ascending order of
 // origin, uvarint len(origin) || origin || the version as 8 bytes
-// big-endian. A receiver computes the same over the sets it holds (other
-// than its own and the sender's); when the two differ it answers with a
-// request: request set, held listing the (origin, version) of every set it
-// holds of a live member other than the sender's and its own. The sender
-// of the digest then sends, as RoomSet frames, the signed sets it holds of
-// live members other than the receiver that the request does not list, or
-// lists with a lower version: once per digest it sent (a request with no
-// digest outstanding on the connection is ignored). A receiver answers at
-// most one digest per connection per second. held has at most 4,096
-// entries, each origin a peer ID; a frame that breaks a rule is a bad frame.
+// big-endian. A receiver computes the same over the sets it holds of live
+// members and of the sender (live or not yet); when the two differ it
+// answers with a request: request set, held listing the (origin, version)
+// of those sets. The sender of the digest then sends, as RoomSet frames,
+// its own set and the signed sets it holds of live members other than the
+// receiver that the request does not list, or lists with a lower version:
+// once per digest it sent (at most 2 pending per link; a request with none
+// pending is ignored). A receiver answers at most one differing digest per
+// link per second. held has at most 4,096 entries, each origin at most a
+// peer ID's length, no origin twice; a frame that breaks a rule is a bad
+// frame.
 type RoomSetDigest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// digest: 16 bytes (a digest), empty in a request.
