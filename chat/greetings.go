@@ -15,8 +15,8 @@ package chat
 //   - our encryption key and up to 15 keys of members that are not live
 //     (a sender may need to seal a direct message to one: direct_keys.go);
 //   - above the tree threshold, a digest of the signed room sets of the
-//     other live members this node holds (protocol 9): a new neighbour
-//     that holds other sets asks for the ones it lacks and learns at once
+//     live members this node holds, its own included (protocol 9): a new
+//     neighbour that holds other sets asks for the ones it lacks and learns at once
 //     who is in which room (they otherwise travel along the neighbours'
 //     links only when they change: roomsets.go, roomsetdigest.go). Until
 //     protocol 8 the sets themselves went, 99 of ~210 bytes at 100
