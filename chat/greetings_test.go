@@ -521,7 +521,7 @@ func TestGreetingRoomSetDigest(t *testing.T) {
 }
 
 // Above the tree threshold the periodic refresh of an unchanged room set
-// on a kept link is the room set digest (48 bytes on the wire) after the
+// on a kept link is the room set digest (47 bytes on the wire) after the
 // first (the set, ~210): every 5 to 10 anti-entropy rounds to every
 // neighbour, it was most of the room set bytes of a quiet N=100 run. A
 // neighbour that lost the set asks for it on the next refresh.

@@ -143,7 +143,7 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	// the group through the relays at every refresh (N floods per refresh
 	// interval); an unchanged one stops at its receivers. And a peer due
 	// for the periodic refresh of a set it was sent gets the digest of
-	// the sets we hold, ours included (48 bytes on the wire, the set ~210):
+	// the sets we hold, ours included (47 bytes on the wire, the set ~210):
 	// it asks for ours, or any other, if it lacks it (roomsetdigest.go).
 	for _, p := range due {
 		g := f
