@@ -34,6 +34,12 @@ type Stats struct {
 	// counts, dialed and accepted (retired ones until they close); 0 when
 	// the transport does not count them.
 	ChatConns int `json:"chat_conns"`
+	// FrameBytes counts the bytes this node's links wrote, by frame kind
+	// ("envelope", "room_set", "overlay_ihave"…: chat/framebytes.go):
+	// each frame's protobuf encoding, its 4-byte length prefix and its
+	// TLS records' overhead. Kinds with no bytes are left out; nil when
+	// none were written.
+	FrameBytes map[string]uint64 `json:"frame_bytes,omitempty"`
 
 	// Stored counts messages stored in the log since Start: "received" in
 	// the ordering sense (data and control messages, own included).

@@ -589,10 +589,19 @@ func (h *Hearsay) Send(ctx context.Context, from int, payload []byte) error {
 // received on the process's TCP sockets since the group was ready (the
 // kernel's count: TLS chat connections with their length prefixes, TLS
 // records and protobuf; memberlist's UDP gossip is not included).
+// FrameBytes are the bytes the nodes wrote to their links per frame kind
+// (chat Stats.FrameBytes).
 func (h *Hearsay) Counters() Counters {
 	var c Counters
 	for _, n := range h.nodes {
-		c.Copies += n.Stats().Received
+		st := n.Stats()
+		c.Copies += st.Received
+		for k, v := range st.FrameBytes {
+			if c.FrameBytes == nil {
+				c.FrameBytes = make(map[string]uint64)
+			}
+			c.FrameBytes[k] += v
+		}
 	}
 	if h.wireKnown {
 		c.WireBytes, c.WireKnown = h.sampleWire(), true

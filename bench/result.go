@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"text/tabwriter"
 )
@@ -42,6 +43,14 @@ type Result struct {
 	// BytesPerDelivery is the wire bytes received / deliveries; compare
 	// with Size.
 	BytesPerDelivery *float64 `json:"bytes_per_delivery,omitempty"`
+	// FrameBytesPerDelivery breaks the bytes per delivery down by chat
+	// frame kind (hearsay: the frames its links wrote, with their length
+	// prefix and TLS record overhead, chat Stats.FrameBytes) / deliveries;
+	// UnframedKind is the rest of BytesPerDelivery (TLS handshakes,
+	// memberlist's TCP push/pulls). Counted on the sending side, so the
+	// kinds may sum to a little more or less than BytesPerDelivery (frames
+	// in flight when the count was taken).
+	FrameBytesPerDelivery map[string]float64 `json:"frame_bytes_per_delivery,omitempty"`
 
 	MsgsPerS       *float64 `json:"msgs_per_s,omitempty"`
 	DeliveriesPerS *float64 `json:"deliveries_per_s,omitempty"`
@@ -100,6 +109,69 @@ func WriteTable(w io.Writer, results []Result) error {
 			r.System, r.Workload, r.Peers, cell(r.P50ms, 2), cell(r.P99ms, 2), cell(r.MaxMs, 2),
 			cell(r.DeliveredRatio, 4), cell(r.CopiesPerMessage, 2), cell(r.BytesPerDelivery, 0),
 			cell(r.MsgsPerS, 0), cell(r.DeliveriesPerS, 0), cell(r.CPUs, 2), cell(r.PeakRSSMB, 1), costNote(r))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeKindTable(w, results)
+}
+
+// UnframedKind is the key of FrameBytesPerDelivery for the wire bytes no
+// frame accounts for.
+const UnframedKind = "unframed"
+
+// writeKindTable writes, for the results that have one, the breakdown of
+// bytes per delivery by frame kind: a row per result, a column per kind
+// seen in any of them, the largest share first and "unframed" last.
+func writeKindTable(w io.Writer, results []Result) error {
+	total := map[string]float64{}
+	var rows []Result
+	for _, r := range results {
+		if len(r.FrameBytesPerDelivery) == 0 {
+			continue
+		}
+		rows = append(rows, r)
+		for k, v := range r.FrameBytesPerDelivery {
+			total[k] += v
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(total))
+	for k := range total {
+		if k != UnframedKind {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if total[kinds[i]] != total[kinds[j]] {
+			return total[kinds[i]] > total[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	if _, ok := total[UnframedKind]; ok {
+		kinds = append(kinds, UnframedKind)
+	}
+	if _, err := fmt.Fprintln(w, "\nbytes per delivery by frame kind:"); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "system\tworkload\tpeers")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "\t%s", k)
+	}
+	fmt.Fprintln(tw, "\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d", r.System, r.Workload, r.Peers)
+		for _, k := range kinds {
+			if v, ok := r.FrameBytesPerDelivery[k]; ok {
+				fmt.Fprintf(tw, "\t%s", strconv.FormatFloat(v, 'f', 1, 64))
+			} else {
+				fmt.Fprint(tw, "\t-")
+			}
+		}
+		fmt.Fprintln(tw, "\t")
 	}
 	return tw.Flush()
 }

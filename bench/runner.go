@@ -290,6 +290,7 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 				res.BytesPerDelivery = F(Ratio(float64(c1.WireBytes-c0.WireBytes), float64(t.deliveries)))
 			}
 		}
+		res.FrameBytesPerDelivery = frameBytesPerDelivery(c0, c1, t.deliveries)
 	case WorkloadThroughput:
 		// The rate is what was completed over the time it took: the
 		// load phase plus however long the last in-flight messages
@@ -562,4 +563,29 @@ func driveWindow(ctx context.Context, sys System, rec *recorder, spec Spec, next
 		return 0, err
 	}
 	return elapsed, ctx.Err()
+}
+
+// frameBytesPerDelivery divides the frame bytes written between c0 and c1
+// by deliveries, per frame kind, with the wire bytes the frames do not
+// account for as "unframed" (TLS handshakes, memberlist's TCP push/pulls:
+// the kernel counts them, the nodes do not). Nil when the system does not
+// count frames or nothing was delivered.
+func frameBytesPerDelivery(c0, c1 Counters, deliveries int) map[string]float64 {
+	if c1.FrameBytes == nil || deliveries == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(c1.FrameBytes)+1)
+	var framed uint64
+	for k, v := range c1.FrameBytes {
+		if v0 := c0.FrameBytes[k]; v > v0 { // a count only grows
+			framed += v - v0
+			out[k] = *F(float64(v-v0) / float64(deliveries))
+		}
+	}
+	if c1.WireKnown && c1.WireBytes >= c0.WireBytes {
+		if wire := c1.WireBytes - c0.WireBytes; wire > framed {
+			out[UnframedKind] = *F(float64(wire-framed) / float64(deliveries))
+		}
+	}
+	return out
 }

@@ -155,6 +155,13 @@ func TestRunNoWire(t *testing.T) {
 			if !tc.noWire && res.BytesPerDelivery == nil {
 				t.Errorf("no bytes per delivery in a %s run", tc.workload)
 			}
+			// The traffic workload breaks the bytes down by frame kind:
+			// the messages' envelopes at least, each a payload or more.
+			if tc.workload == WorkloadTraffic {
+				if env := res.FrameBytesPerDelivery["envelope"] + res.FrameBytesPerDelivery["batch"]; env < 100 {
+					t.Errorf("envelope bytes per delivery %.1f, want at least the payload (%v)", env, res.FrameBytesPerDelivery)
+				}
+			}
 		})
 	}
 }

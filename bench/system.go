@@ -81,6 +81,10 @@ type Counters struct {
 	WireBytes uint64
 	// WireKnown tells whether WireBytes is counted at all.
 	WireKnown bool
+	// FrameBytes is the bytes peers wrote to their links by frame kind
+	// (hearsay: chat Stats.FrameBytes, summed over the peers); nil when
+	// the system does not count them.
+	FrameBytes map[string]uint64
 }
 
 // settle waits until cond is true, polling every 20 ms, or returns an

@@ -111,14 +111,21 @@ func TestWriteTable(t *testing.T) {
 	rs := []Result{
 		{System: "hearsay", Workload: "latency", Peers: 10, P50ms: F(0.5), P99ms: F(1.25), DeliveredRatio: F(1)},
 		{System: "serf", Workload: "cost", Peers: 10, CPUs: F(0.5), PeakRSSMB: F(20), IdleRSSMB: F(12.5), RSSPerPeerMB: F(0.25)},
+		{System: "hearsay", Workload: "traffic", Peers: 3, BytesPerDelivery: F(300),
+			FrameBytesPerDelivery: map[string]float64{"envelope": 250.5, "status": 10.25, UnframedKind: 39.25}},
 	}
 	if err := WriteTable(&b, rs); err != nil {
 		t.Fatal(err)
 	}
 	got := b.String()
-	for _, want := range []string{"hearsay", "1.25", "1.0000", "idle peer process 12.5 MB", "+0.25 MB per extra peer"} {
+	for _, want := range []string{"hearsay", "1.25", "1.0000", "idle peer process 12.5 MB", "+0.25 MB per extra peer",
+		"bytes per delivery by frame kind", "envelope", "250.5", "10.2", "unframed", "39.2"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)
 		}
+	}
+	// The largest share first, what no frame accounts for last.
+	if e, s, u := strings.Index(got, "envelope"), strings.Index(got, "status"), strings.Index(got, "unframed"); !(e < s && s < u) {
+		t.Errorf("kind columns out of order (envelope %d, status %d, unframed %d):\n%s", e, s, u, got)
 	}
 }

@@ -26,6 +26,12 @@ type counters struct {
 	badFloors, strangers                             atomic.Uint64
 
 	linkSwaps atomic.Uint64 // connections retired by the one-per-pair rule (peerconn.go)
+	// roomSetSigns counts the signatures of our own room set
+	// (roomSetAnnouncement): tests check that an unchanged set is not
+	// signed again.
+	roomSetSigns atomic.Uint64
+
+	frameBytes frameBytes // wire bytes written per frame kind (framebytes.go)
 }
 
 // Errors callers can test with errors.Is.

@@ -56,3 +56,28 @@ func (n *Node) RedialLinkForTest(ctx context.Context, id string) error {
 	}()
 	return nil
 }
+
+// ForgetRoomSetForTest drops the room set held of id, as if it had never
+// arrived.
+func (n *Node) ForgetRoomSetForTest(id string) {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	delete(n.peerRooms, id)
+}
+
+// HoldsRoomSetForTest reports whether a room set of id is held.
+func (n *Node) HoldsRoomSetForTest(id string) bool {
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	return n.peerRooms[id] != nil
+}
+
+// SendRoomSetDigestForTest sends to id the room set digest a greeting of
+// a kept link would (it may be answered with a request).
+func (n *Node) SendRoomSetDigestForTest(id string) bool {
+	p := n.peer(id)
+	if p == nil {
+		return false
+	}
+	return p.enqueue(n.roomSetDigestFrame(p))
+}

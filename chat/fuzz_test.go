@@ -11,6 +11,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
+	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
 // Every decoder of network input runs under the fuzzer: whatever the bytes,
@@ -198,6 +199,8 @@ func FuzzHandleFrame(f *testing.F) {
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{good}, Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "lobby", Mode: "causal", JoinedUnixNano: 5}}}}},
 		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{good, forgedCopy(good), signedChatSeq(id, "again", 2)}}}},
+		{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: []byte("0123456789abcdef")}}},
+		{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: []*chatpb.RoomSetVersion{{Origin: id.ID, Version: 7}}}}},
 	} {
 		raw, _ := proto.Marshal(fr)
 		f.Add(raw)
@@ -237,6 +240,48 @@ func FuzzHandleFrame(f *testing.F) {
 				if _, err := decodeStored(r.Data); err != nil {
 					t.Fatalf("stored %s/%d does not verify: %v", r.Origin, r.Seq, err)
 				}
+			}
+		}
+	})
+}
+
+// FuzzRoomSetDigest: checkRoomSetDigest, the decoder of a RoomSetDigest
+// frame from a peer, accepts only what chat.proto allows (a 16-byte
+// digest alone, or a request of at most maxDigestHeld distinct origins of
+// a peer ID's length at most) and returns exactly the request's list.
+func FuzzRoomSetDigest(f *testing.F) {
+	for _, m := range []*chatpb.RoomSetDigest{
+		{Digest: []byte("0123456789abcdef")},
+		{Digest: []byte("short")},
+		{Request: true},
+		{Request: true, Held: []*chatpb.RoomSetVersion{{Origin: "0000000000000001", Version: 5}, {Origin: "0000000000000002", Version: -1}}},
+		{Request: true, Held: []*chatpb.RoomSetVersion{{Origin: "0000000000000001"}, {Origin: "0000000000000001"}}},
+		{Request: true, Digest: []byte("0123456789abcdef")},
+	} {
+		raw, _ := proto.Marshal(m)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m chatpb.RoomSetDigest
+		if err := proto.Unmarshal(b, &m); err != nil {
+			return
+		}
+		held, ok := checkRoomSetDigest(&m)
+		if !ok {
+			return
+		}
+		if !m.Request {
+			if len(m.Digest) != roomSetDigestLen || len(m.Held) != 0 || held != nil {
+				t.Fatalf("accepted digest %x with %d held", m.Digest, len(m.Held))
+			}
+			return
+		}
+		if len(m.Digest) != 0 || len(m.Held) > maxDigestHeld || len(held) != len(m.Held) {
+			t.Fatalf("accepted request: digest %x, %d held, %d distinct", m.Digest, len(m.Held), len(held))
+		}
+		for _, v := range m.Held {
+			if v.Origin == "" || len(v.Origin) > overlay.MaxPeerIDLen || held[v.Origin] != v.Version {
+				t.Fatalf("accepted held %q v%d (map: %d)", v.Origin, v.Version, held[v.Origin])
 			}
 		}
 	})

@@ -14,10 +14,13 @@ package chat
 //   - our room set, so the peer knows at once which rooms to send us;
 //   - our encryption key and up to 15 keys of members that are not live
 //     (a sender may need to seal a direct message to one: direct_keys.go);
-//   - above the tree threshold, the signed room sets of the other live
-//     members this node holds: a new neighbour learns at once who is in
-//     which room (they otherwise travel along the neighbours' links only
-//     when they change: roomsets.go).
+//   - above the tree threshold, a digest of the signed room sets of the
+//     live members this node holds, its own included (protocol 9): a new
+//     neighbour that holds other sets asks for the ones it lacks and learns at once
+//     who is in which room (they otherwise travel along the neighbours'
+//     links only when they change: roomsets.go, roomsetdigest.go). Until
+//     protocol 8 the sets themselves went, 99 of ~210 bytes at 100
+//     members, to every new neighbour, which nearly always held them.
 //
 // A link made on demand (an anti-entropy status to a member that is not a
 // neighbour, an overlay join or shuffle reply, a direct message, a
@@ -51,17 +54,21 @@ import (
 // link turns kept again on the same connection, its peer still holds what
 // the connection carried, and the greeting sends only what it may lack:
 // our room set if its version changed, the keys it did not carry, and the
-// relayed room sets stored since, or left out then as not live. A member
-// that flips the kept mark (an overlay Join then a Disconnect, ~50 bytes
-// each) thus gets back what changed meanwhile, not the whole greeting
-// (at 200 members ~60 KB) each time. Owned by the link's writer.
+// digest of the relayed room sets (16 bytes; the peer asks for what it
+// lacks, at most maxDigestsOut answers pending). A member that flips the
+// kept mark (an overlay Join then a Disconnect, ~50 bytes each) thus gets
+// back what changed meanwhile, not the whole greeting (at 200 members ~60
+// KB) each time. Owned by the link's writer.
 type greeting struct {
 	gen     uint64           // the link's keptGen last greeted; 0: none on this connection
 	roomVer int64            // the version of our room set greeted
 	keys    map[string]int64 // the keys of the last greeting: issued time by peer ID
-	setsSeq uint64           // Node.roomsSeq of the relayed sets greeted
-	notLive map[string]bool  // origins whose sets were held but not live at the last greeting
 }
+
+// maxDigestsOut bounds the room set digests a link's peer may answer with
+// a request (peerConn.digestsOut): one per greeting, at most this many
+// pending, so that a peer that flips the kept mark cannot pile up answers.
+const maxDigestsOut = 2
 
 // greet writes the greeting of a kept link (see the file comment and
 // greeting) on the connection whose greetings g records, with send, and
@@ -95,18 +102,17 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 	for _, k := range all {
 		g.keys[k.GetPeerId()] = k.GetIssuedUnixNano()
 	}
-	since, also := g.setsSeq, g.notLive
-	if first {
-		since, also = 0, nil
+	if n.meshLinks() {
+		return nil // every member announces its set to every other itself
 	}
-	sets, seq, notLive := n.relayedRoomSets(p.id, since, also)
-	for _, f := range sets {
-		if err := send(f); err != nil {
-			return fmt.Errorf("send room sets: %w", err)
-		}
-		n.stats.aeBytes.Add(uint64(proto.Size(f)))
+	// The relayed sets: a digest of them, the peer asks for what it
+	// lacks (roomsetdigest.go). Counted before it is written, so that
+	// the peer's request, which may come back at once, finds it.
+	f := n.roomSetDigestFrame(p)
+	if err := send(f); err != nil {
+		return fmt.Errorf("send room set digest: %w", err)
 	}
-	g.setsSeq, g.notLive = seq, notLive
+	n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	return nil
 }
 

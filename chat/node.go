@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
@@ -82,11 +83,14 @@ type Node struct {
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
 	heldRooms map[string]heldRoomSet  // relayed sets of origins not live here yet (roomsets.go), bounded
 	roomVer   int64                   // version of our announced room set
-	roomsGen  chan struct{}           // closed and replaced when a peer's room set arrives
-	roomsSeq  uint64                  // numbers the peer room sets stored (peerRoomSet.seq): greetings send what is newer (greetings.go)
-	startedAt atomic.Int64            // unix nanoseconds of Start (loadRooms)
-	pingNonce atomic.Uint64
-	liveCount atomic.Int32 // live members + this node; see numMembers
+	// ownSet is our room set as last signed, ownSetSigning what its
+	// signature covers: announced again while unchanged (roomsets.go).
+	ownSet        *chatpb.RoomSet
+	ownSetSigning []byte
+	roomsGen      chan struct{} // closed and replaced when a peer's room set arrives
+	startedAt     atomic.Int64  // unix nanoseconds of Start (loadRooms)
+	pingNonce     atomic.Uint64
+	liveCount     atomic.Int32 // live members + this node; see numMembers
 
 	// ctx is cancelled by Shutdown; every goroutine of the node watches it.
 	ctx    context.Context
@@ -861,6 +865,7 @@ func (n *Node) Stats() hearsay.Stats {
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
 		Streams: streams, KeptLinks: kept, KeptDown: keptDown, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
+		FrameBytes: c.frameBytes.snapshot(),
 	}
 	n.directStats(&st)
 	n.overlayStats(&st)

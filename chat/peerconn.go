@@ -88,6 +88,12 @@ type peerConn struct {
 	// per connection (greetings.go).
 	keyQueued   atomic.Bool
 	roomsQueued atomic.Bool
+	// digestsOut counts the room set digests greeted on the link whose
+	// request is still to be answered; digestAnswered is when the last
+	// of the peer's digests was answered with a request (unix
+	// nanoseconds): roomsetdigest.go.
+	digestsOut     atomic.Int32
+	digestAnswered atomic.Int64
 
 	mu      sync.Mutex
 	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong
@@ -477,6 +483,7 @@ func (p *peerConn) session(lc *linkConn) error {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
+		p.n.stats.frameBytes.add(f)
 		if h := p.n.cfg.frameSent; h != nil {
 			h(p.id, f)
 		}

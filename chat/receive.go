@@ -85,6 +85,8 @@ func (n *Node) handleFrame(f *chatpb.Frame, peer string) *chatpb.Frame {
 		return pongFrame(m.Ping.GetNonce())
 	case *chatpb.Frame_RoomSet:
 		n.handleRoomSet(m.RoomSet, peer)
+	case *chatpb.Frame_RoomSetDigest:
+		n.handleRoomSetDigest(m.RoomSetDigest, peer)
 	case *chatpb.Frame_Status:
 		n.handleStatus(m.Status, peer)
 	case *chatpb.Frame_Repair:

@@ -57,7 +57,6 @@ type peerRoomSet struct {
 	at      time.Time // when it arrived (local clock)
 	rooms   map[string]*chatpb.RoomMembership
 	signed  *chatpb.RoomSet // as its origin signed it, to relay (roomsets.go)
-	seq     uint64          // Node.roomsSeq when it was stored
 }
 
 // JoinRoom joins room (with or without '#') and returns its info. mode 0

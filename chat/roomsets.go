@@ -10,6 +10,7 @@ package chat
 // syncMembers).
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -23,7 +24,11 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// roomSetAnnouncement returns our room set announcement, signed.
+// roomSetAnnouncement returns our room set announcement, signed. The
+// signed set is kept and returned again while what it says is unchanged:
+// every greeting, refresh and answer asked for it, and each signed it
+// anew. The frame is shared: callers must not change it (sendRoomSets
+// clones it to set want_reply).
 func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
@@ -32,7 +37,13 @@ func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
-	rs.Signature = n.id.Sign(roomSetSigningBytes(rs))
+	signing := roomSetSigningBytes(rs)
+	if n.ownSet != nil && bytes.Equal(signing, n.ownSetSigning) {
+		return roomSetFrame(n.ownSet)
+	}
+	rs.Signature = n.id.Sign(signing)
+	n.ownSet, n.ownSetSigning = rs, signing
+	n.stats.roomSetSigns.Add(1)
 	return roomSetFrame(rs)
 }
 
@@ -73,7 +84,11 @@ func (n *Node) requestRoomSets() {
 
 func (n *Node) sendRoomSets(wantReply bool) {
 	f := n.newRoomSetFrame()
-	f.GetRoomSet().WantReply = wantReply
+	if wantReply {
+		rs := proto.Clone(f.GetRoomSet()).(*chatpb.RoomSet) // the signed set is shared
+		rs.WantReply = true
+		f = roomSetFrame(rs)
+	}
 	size := uint64(proto.Size(f))
 	for _, p := range n.peerList() {
 		if p.enqueue(f) {
@@ -120,19 +135,26 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	if len(due) == 0 {
 		return
 	}
-	if n.meshLinks() {
+	mesh := n.meshLinks()
+	if mesh {
 		f = n.newRoomSetFrame() // a new version: receivers drop repeated ones
 	}
 	// Above the tree threshold the same version: a newer one would flood
 	// the group through the relays at every refresh (N floods per refresh
-	// interval); an unchanged one stops at its receivers.
-	size := uint64(proto.Size(f))
+	// interval); an unchanged one stops at its receivers. And a peer due
+	// for the periodic refresh of a set it was sent gets the digest of
+	// the sets we hold, ours included (47 bytes on the wire, the set ~210):
+	// it asks for ours, or any other, if it lacks it (roomsetdigest.go).
 	for _, p := range due {
-		if !p.enqueue(f) {
+		g := f
+		if last, ok := sent[p]; !mesh && ok && last.rooms == key {
+			g = n.roomSetDigestFrame(p)
+		}
+		if !p.enqueue(g) {
 			delete(sent, p) // queue full: again next round
 			continue
 		}
-		n.stats.aeBytes.Add(size)
+		n.stats.aeBytes.Add(uint64(proto.Size(g)))
 		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
 	}
 }
@@ -256,8 +278,6 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 			}
 		}
 	}
-	n.roomsSeq++
-	set.seq = n.roomsSeq
 	n.peerRooms[origin] = set
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
@@ -406,41 +426,6 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 			n.stats.aeBytes.Add(size)
 		}
 	}
-}
-
-// relayedRoomSets returns the signed room sets of the live members other
-// than to, for the greeting of a kept link to to (greetings.go) while the
-// group is above the tree threshold: a new neighbour learns at once who is
-// in which room (the sets otherwise travel only when they change). Only
-// the sets stored after since (a roomsSeq value) and those of the origins
-// in also go: a link greeted before on the same connection has the rest.
-// It returns the roomsSeq of what it collected (since again below the
-// threshold: none went) and the origins whose sets it held but left out
-// as not live (a later greeting sends them if they live again). Safe for
-// concurrent use; keeps no argument.
-func (n *Node) relayedRoomSets(to string, since uint64, also map[string]bool) (out []*chatpb.Frame, seq uint64, notLive map[string]bool) {
-	if n.meshLinks() {
-		return nil, since, also // nothing went: what waited still waits
-	}
-	live := n.liveMembers()
-	n.roomsMu.Lock()
-	defer n.roomsMu.Unlock()
-	for id, set := range n.peerRooms {
-		if id == to || set.signed == nil {
-			continue
-		}
-		if !live[id] {
-			if notLive == nil {
-				notLive = make(map[string]bool)
-			}
-			notLive[id] = true
-			continue
-		}
-		if set.seq > since || also[id] {
-			out = append(out, roomSetFrame(set.signed))
-		}
-	}
-	return out, n.roomsSeq, notLive
 }
 
 // forgetPeerRooms drops what a member that left or failed announced, once

@@ -36,7 +36,10 @@
 // and sends a gossip's payload without its ID and origin (Overlay.id,
 // peer), which the receiver reads from the payload; 8 lets a tree-mode
 // anti-entropy status carry its vector's digest in place of the vector
-// (Status.digest), which a protocol-7 peer would take for an empty vector.
+// (Status.digest), which a protocol-7 peer would take for an empty vector;
+// 9 greets a kept link above the tree threshold with a digest of the
+// relayed room sets the sender holds (RoomSetDigest) instead of the sets,
+// a frame a protocol-8 peer would count as bad.
 // Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
@@ -175,6 +178,7 @@ type Frame struct {
 	//	*Frame_DirectAck
 	//	*Frame_Receipt
 	//	*Frame_Overlay
+	//	*Frame_RoomSetDigest
 	Msg           isFrame_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -352,6 +356,15 @@ func (x *Frame) GetOverlay() *Overlay {
 	return nil
 }
 
+func (x *Frame) GetRoomSetDigest() *RoomSetDigest {
+	if x != nil {
+		if x, ok := x.Msg.(*Frame_RoomSetDigest); ok {
+			return x.RoomSetDigest
+		}
+	}
+	return nil
+}
+
 type isFrame_Msg interface {
 	isFrame_Msg()
 }
@@ -449,6 +462,14 @@ type Frame_Overlay struct {
 	Overlay *Overlay `protobuf:"bytes,30,opt,name=overlay,proto3,oneof"`
 }
 
+type Frame_RoomSetDigest struct {
+	// room_set_digest (protocol 9) stands in a kept link's greeting,
+	// above the tree threshold, for the relayed room sets the sender
+	// holds; a receiver whose own differ asks for the sets it lacks with
+	// one back (RoomSetDigest).
+	RoomSetDigest *RoomSetDigest `protobuf:"bytes,31,opt,name=room_set_digest,json=roomSetDigest,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Msg() {}
 
 func (*Frame_Auth) isFrame_Msg() {}
@@ -478,6 +499,8 @@ func (*Frame_DirectAck) isFrame_Msg() {}
 func (*Frame_Receipt) isFrame_Msg() {}
 
 func (*Frame_Overlay) isFrame_Msg() {}
+
+func (*Frame_RoomSetDigest) isFrame_Msg() {}
 
 // Hello introduces one end of a connection, after the TLS handshake that
 // proved each end's key. The peer ID is self-certifying: it must equal
@@ -1502,6 +1525,145 @@ func (x *RoomSet) GetSignature() []byte {
 	return nil
 }
 
+// RoomSetDigest (protocol 9) lets the greeting of a kept link above the
+// tree threshold (chat/greetings.go) say which relayed room sets the
+// sender holds without sending them: until protocol 8 it sent every live
+// member's signed set (about 184 bytes each, 99 at 100 members) to every
+// new neighbour, though a neighbour in the same group nearly always holds
+// the same ones. Above the threshold it also stands for the periodic
+// refresh of the sender's unchanged set on a kept link (after the first).
+//
+// The sender's digest is the first 16 bytes of SHA-256 over
+// "hearsay/roomset-digest/v1\n" and, for each room set it holds of a live
+// member other than the receiver, its own included, in ascending order of
+// origin, uvarint len(origin) || origin || the version as 8 bytes
+// big-endian. A receiver computes the same over the sets it holds of live
+// members and of the sender (live or not yet); when the two differ it
+// answers with a request: request set, held listing the (origin, version)
+// of those sets. The sender of the digest then sends, as RoomSet frames,
+// its own set and the signed sets it holds of live members other than the
+// receiver that the request does not list, or lists with a lower version:
+// once per digest it sent (at most 2 pending per link; a request with none
+// pending is ignored). A receiver answers at most one differing digest per
+// link per second. held has at most 4,096 entries, each origin at most a
+// peer ID's length, no origin twice; a frame that breaks a rule is a bad
+// frame.
+type RoomSetDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// digest: 16 bytes (a digest), empty in a request.
+	Digest []byte `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// request marks the answer to a digest.
+	Request bool `protobuf:"varint,2,opt,name=request,proto3" json:"request,omitempty"`
+	// held (request only): the sets the requester holds.
+	Held          []*RoomSetVersion `protobuf:"bytes,3,rep,name=held,proto3" json:"held,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomSetDigest) Reset() {
+	*x = RoomSetDigest{}
+	mi := &file_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomSetDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomSetDigest) ProtoMessage() {}
+
+func (x *RoomSetDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomSetDigest.ProtoReflect.Descriptor instead.
+func (*RoomSetDigest) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RoomSetDigest) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *RoomSetDigest) GetRequest() bool {
+	if x != nil {
+		return x.Request
+	}
+	return false
+}
+
+func (x *RoomSetDigest) GetHeld() []*RoomSetVersion {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+// RoomSetVersion names one held room set in a RoomSetDigest request.
+type RoomSetVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomSetVersion) Reset() {
+	*x = RoomSetVersion{}
+	mi := &file_chat_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomSetVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomSetVersion) ProtoMessage() {}
+
+func (x *RoomSetVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomSetVersion.ProtoReflect.Descriptor instead.
+func (*RoomSetVersion) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RoomSetVersion) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *RoomSetVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // RoomMembership is one room of a RoomSet.
 type RoomMembership struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1520,7 +1682,7 @@ type RoomMembership struct {
 
 func (x *RoomMembership) Reset() {
 	*x = RoomMembership{}
-	mi := &file_chat_proto_msgTypes[13]
+	mi := &file_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1694,7 @@ func (x *RoomMembership) String() string {
 func (*RoomMembership) ProtoMessage() {}
 
 func (x *RoomMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[13]
+	mi := &file_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1707,7 @@ func (x *RoomMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMembership.ProtoReflect.Descriptor instead.
 func (*RoomMembership) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RoomMembership) GetName() string {
@@ -1619,7 +1781,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_chat_proto_msgTypes[14]
+	mi := &file_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1793,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[14]
+	mi := &file_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1806,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Status) GetRoom() string {
@@ -1709,7 +1871,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1883,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1896,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Batch) GetEnvelopes() []*Envelope {
@@ -1771,7 +1933,7 @@ type Repair struct {
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_chat_proto_msgTypes[16]
+	mi := &file_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1945,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[16]
+	mi := &file_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1958,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Repair) GetRoom() string {
@@ -1848,7 +2010,7 @@ type EncKey struct {
 
 func (x *EncKey) Reset() {
 	*x = EncKey{}
-	mi := &file_chat_proto_msgTypes[17]
+	mi := &file_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2022,7 @@ func (x *EncKey) String() string {
 func (*EncKey) ProtoMessage() {}
 
 func (x *EncKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[17]
+	mi := &file_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2035,7 @@ func (x *EncKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncKey.ProtoReflect.Descriptor instead.
 func (*EncKey) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EncKey) GetPeerId() string {
@@ -1928,7 +2090,7 @@ type EncKeys struct {
 
 func (x *EncKeys) Reset() {
 	*x = EncKeys{}
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2102,7 @@ func (x *EncKeys) String() string {
 func (*EncKeys) ProtoMessage() {}
 
 func (x *EncKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2115,7 @@ func (x *EncKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncKeys.ProtoReflect.Descriptor instead.
 func (*EncKeys) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EncKeys) GetKeys() []*EncKey {
@@ -1983,7 +2145,7 @@ type Sealed struct {
 
 func (x *Sealed) Reset() {
 	*x = Sealed{}
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2157,7 @@ func (x *Sealed) String() string {
 func (*Sealed) ProtoMessage() {}
 
 func (x *Sealed) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2170,7 @@ func (x *Sealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
 func (*Sealed) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Sealed) GetId() []byte {
@@ -2052,7 +2214,7 @@ type Direct struct {
 
 func (x *Direct) Reset() {
 	*x = Direct{}
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2226,7 @@ func (x *Direct) String() string {
 func (*Direct) ProtoMessage() {}
 
 func (x *Direct) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2239,7 @@ func (x *Direct) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Direct.ProtoReflect.Descriptor instead.
 func (*Direct) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Direct) GetSealed() *Sealed {
@@ -2113,7 +2275,7 @@ type DirectAck struct {
 
 func (x *DirectAck) Reset() {
 	*x = DirectAck{}
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2287,7 @@ func (x *DirectAck) String() string {
 func (*DirectAck) ProtoMessage() {}
 
 func (x *DirectAck) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2300,7 @@ func (x *DirectAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectAck.ProtoReflect.Descriptor instead.
 func (*DirectAck) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DirectAck) GetId() []byte {
@@ -2187,7 +2349,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2361,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2374,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Receipt) GetOrigin() string {
@@ -2300,7 +2462,7 @@ type DirectBody struct {
 
 func (x *DirectBody) Reset() {
 	*x = DirectBody{}
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2474,7 @@ func (x *DirectBody) String() string {
 func (*DirectBody) ProtoMessage() {}
 
 func (x *DirectBody) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2487,7 @@ func (x *DirectBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectBody.ProtoReflect.Descriptor instead.
 func (*DirectBody) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DirectBody) GetOrigin() string {
@@ -2425,7 +2587,7 @@ type DirectRecord struct {
 
 func (x *DirectRecord) Reset() {
 	*x = DirectRecord{}
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2599,7 @@ func (x *DirectRecord) String() string {
 func (*DirectRecord) ProtoMessage() {}
 
 func (x *DirectRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2612,7 @@ func (x *DirectRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectRecord.ProtoReflect.Descriptor instead.
 func (*DirectRecord) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DirectRecord) GetId() []byte {
@@ -2550,7 +2712,7 @@ type HeldRecord struct {
 
 func (x *HeldRecord) Reset() {
 	*x = HeldRecord{}
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2724,7 @@ func (x *HeldRecord) String() string {
 func (*HeldRecord) ProtoMessage() {}
 
 func (x *HeldRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2737,7 @@ func (x *HeldRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldRecord.ProtoReflect.Descriptor instead.
 func (*HeldRecord) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeldRecord) GetSealed() *Sealed {
@@ -2665,7 +2827,7 @@ type Overlay struct {
 
 func (x *Overlay) Reset() {
 	*x = Overlay{}
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2839,7 @@ func (x *Overlay) String() string {
 func (*Overlay) ProtoMessage() {}
 
 func (x *Overlay) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2852,7 @@ func (x *Overlay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Overlay.ProtoReflect.Descriptor instead.
 func (*Overlay) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Overlay) GetKind() uint32 {
@@ -2796,7 +2958,7 @@ type OverlayAnnounce struct {
 
 func (x *OverlayAnnounce) Reset() {
 	*x = OverlayAnnounce{}
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2970,7 @@ func (x *OverlayAnnounce) String() string {
 func (*OverlayAnnounce) ProtoMessage() {}
 
 func (x *OverlayAnnounce) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2983,7 @@ func (x *OverlayAnnounce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverlayAnnounce.ProtoReflect.Descriptor instead.
 func (*OverlayAnnounce) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OverlayAnnounce) GetId() []byte {
@@ -2867,7 +3029,7 @@ type OverlayHave struct {
 
 func (x *OverlayHave) Reset() {
 	*x = OverlayHave{}
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2879,7 +3041,7 @@ func (x *OverlayHave) String() string {
 func (*OverlayHave) ProtoMessage() {}
 
 func (x *OverlayHave) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2892,7 +3054,7 @@ func (x *OverlayHave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverlayHave.ProtoReflect.Descriptor instead.
 func (*OverlayHave) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OverlayHave) GetOrigin() string {
@@ -2921,7 +3083,7 @@ var File_chat_proto protoreflect.FileDescriptor
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\x0fhearsay.chat.v1\"\x88\x06\n" +
+	"chat.proto\x12\x0fhearsay.chat.v1\"\xd2\x06\n" +
 	"\x05Frame\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.hearsay.chat.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x04auth\x18\x02 \x01(\v2\x15.hearsay.chat.v1.AuthH\x00R\x04auth\x127\n" +
@@ -2939,7 +3101,8 @@ const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"direct_ack\x18\x16 \x01(\v2\x1a.hearsay.chat.v1.DirectAckH\x00R\tdirectAck\x124\n" +
 	"\areceipt\x18\x17 \x01(\v2\x18.hearsay.chat.v1.ReceiptH\x00R\areceipt\x124\n" +
-	"\aoverlay\x18\x1e \x01(\v2\x18.hearsay.chat.v1.OverlayH\x00R\aoverlayB\x05\n" +
+	"\aoverlay\x18\x1e \x01(\v2\x18.hearsay.chat.v1.OverlayH\x00R\aoverlay\x12H\n" +
+	"\x0froom_set_digest\x18\x1f \x01(\v2\x1e.hearsay.chat.v1.RoomSetDigestH\x00R\rroomSetDigestB\x05\n" +
 	"\x03msg\"\xeb\x01\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
@@ -3014,7 +3177,14 @@ const file_chat_proto_rawDesc = "" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x12\x1d\n" +
 	"\n" +
 	"origin_key\x18\x05 \x01(\fR\toriginKey\x12\x1c\n" +
-	"\tsignature\x18\x06 \x01(\fR\tsignature\"b\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"v\n" +
+	"\rRoomSetDigest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x12\x18\n" +
+	"\arequest\x18\x02 \x01(\bR\arequest\x123\n" +
+	"\x04held\x18\x03 \x03(\v2\x1f.hearsay.chat.v1.RoomSetVersionR\x04held\"B\n" +
+	"\x0eRoomSetVersion\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"b\n" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
@@ -3147,7 +3317,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_chat_proto_goTypes = []any{
 	(Kind)(0),               // 0: hearsay.chat.v1.Kind
 	(*Frame)(nil),           // 1: hearsay.chat.v1.Frame
@@ -3163,22 +3333,24 @@ var file_chat_proto_goTypes = []any{
 	(*KVEntry)(nil),         // 11: hearsay.chat.v1.KVEntry
 	(*KVState)(nil),         // 12: hearsay.chat.v1.KVState
 	(*RoomSet)(nil),         // 13: hearsay.chat.v1.RoomSet
-	(*RoomMembership)(nil),  // 14: hearsay.chat.v1.RoomMembership
-	(*Status)(nil),          // 15: hearsay.chat.v1.Status
-	(*Batch)(nil),           // 16: hearsay.chat.v1.Batch
-	(*Repair)(nil),          // 17: hearsay.chat.v1.Repair
-	(*EncKey)(nil),          // 18: hearsay.chat.v1.EncKey
-	(*EncKeys)(nil),         // 19: hearsay.chat.v1.EncKeys
-	(*Sealed)(nil),          // 20: hearsay.chat.v1.Sealed
-	(*Direct)(nil),          // 21: hearsay.chat.v1.Direct
-	(*DirectAck)(nil),       // 22: hearsay.chat.v1.DirectAck
-	(*Receipt)(nil),         // 23: hearsay.chat.v1.Receipt
-	(*DirectBody)(nil),      // 24: hearsay.chat.v1.DirectBody
-	(*DirectRecord)(nil),    // 25: hearsay.chat.v1.DirectRecord
-	(*HeldRecord)(nil),      // 26: hearsay.chat.v1.HeldRecord
-	(*Overlay)(nil),         // 27: hearsay.chat.v1.Overlay
-	(*OverlayAnnounce)(nil), // 28: hearsay.chat.v1.OverlayAnnounce
-	(*OverlayHave)(nil),     // 29: hearsay.chat.v1.OverlayHave
+	(*RoomSetDigest)(nil),   // 14: hearsay.chat.v1.RoomSetDigest
+	(*RoomSetVersion)(nil),  // 15: hearsay.chat.v1.RoomSetVersion
+	(*RoomMembership)(nil),  // 16: hearsay.chat.v1.RoomMembership
+	(*Status)(nil),          // 17: hearsay.chat.v1.Status
+	(*Batch)(nil),           // 18: hearsay.chat.v1.Batch
+	(*Repair)(nil),          // 19: hearsay.chat.v1.Repair
+	(*EncKey)(nil),          // 20: hearsay.chat.v1.EncKey
+	(*EncKeys)(nil),         // 21: hearsay.chat.v1.EncKeys
+	(*Sealed)(nil),          // 22: hearsay.chat.v1.Sealed
+	(*Direct)(nil),          // 23: hearsay.chat.v1.Direct
+	(*DirectAck)(nil),       // 24: hearsay.chat.v1.DirectAck
+	(*Receipt)(nil),         // 25: hearsay.chat.v1.Receipt
+	(*DirectBody)(nil),      // 26: hearsay.chat.v1.DirectBody
+	(*DirectRecord)(nil),    // 27: hearsay.chat.v1.DirectRecord
+	(*HeldRecord)(nil),      // 28: hearsay.chat.v1.HeldRecord
+	(*Overlay)(nil),         // 29: hearsay.chat.v1.Overlay
+	(*OverlayAnnounce)(nil), // 30: hearsay.chat.v1.OverlayAnnounce
+	(*OverlayHave)(nil),     // 31: hearsay.chat.v1.OverlayHave
 }
 var file_chat_proto_depIdxs = []int32{
 	2,  // 0: hearsay.chat.v1.Frame.hello:type_name -> hearsay.chat.v1.Hello
@@ -3188,35 +3360,37 @@ var file_chat_proto_depIdxs = []int32{
 	5,  // 4: hearsay.chat.v1.Frame.pong:type_name -> hearsay.chat.v1.Pong
 	6,  // 5: hearsay.chat.v1.Frame.bye:type_name -> hearsay.chat.v1.Bye
 	13, // 6: hearsay.chat.v1.Frame.room_set:type_name -> hearsay.chat.v1.RoomSet
-	15, // 7: hearsay.chat.v1.Frame.status:type_name -> hearsay.chat.v1.Status
-	17, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
-	16, // 9: hearsay.chat.v1.Frame.batch:type_name -> hearsay.chat.v1.Batch
-	19, // 10: hearsay.chat.v1.Frame.enc_keys:type_name -> hearsay.chat.v1.EncKeys
-	21, // 11: hearsay.chat.v1.Frame.direct:type_name -> hearsay.chat.v1.Direct
-	22, // 12: hearsay.chat.v1.Frame.direct_ack:type_name -> hearsay.chat.v1.DirectAck
-	23, // 13: hearsay.chat.v1.Frame.receipt:type_name -> hearsay.chat.v1.Receipt
-	27, // 14: hearsay.chat.v1.Frame.overlay:type_name -> hearsay.chat.v1.Overlay
-	0,  // 15: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
-	8,  // 16: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
-	7,  // 17: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
-	7,  // 18: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
-	11, // 19: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
-	14, // 20: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
-	8,  // 21: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
-	9,  // 22: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
-	9,  // 23: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
-	8,  // 24: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
-	18, // 25: hearsay.chat.v1.EncKeys.keys:type_name -> hearsay.chat.v1.EncKey
-	20, // 26: hearsay.chat.v1.Direct.sealed:type_name -> hearsay.chat.v1.Sealed
-	20, // 27: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
-	20, // 28: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
-	28, // 29: hearsay.chat.v1.Overlay.announces:type_name -> hearsay.chat.v1.OverlayAnnounce
-	29, // 30: hearsay.chat.v1.Overlay.haves:type_name -> hearsay.chat.v1.OverlayHave
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	17, // 7: hearsay.chat.v1.Frame.status:type_name -> hearsay.chat.v1.Status
+	19, // 8: hearsay.chat.v1.Frame.repair:type_name -> hearsay.chat.v1.Repair
+	18, // 9: hearsay.chat.v1.Frame.batch:type_name -> hearsay.chat.v1.Batch
+	21, // 10: hearsay.chat.v1.Frame.enc_keys:type_name -> hearsay.chat.v1.EncKeys
+	23, // 11: hearsay.chat.v1.Frame.direct:type_name -> hearsay.chat.v1.Direct
+	24, // 12: hearsay.chat.v1.Frame.direct_ack:type_name -> hearsay.chat.v1.DirectAck
+	25, // 13: hearsay.chat.v1.Frame.receipt:type_name -> hearsay.chat.v1.Receipt
+	29, // 14: hearsay.chat.v1.Frame.overlay:type_name -> hearsay.chat.v1.Overlay
+	14, // 15: hearsay.chat.v1.Frame.room_set_digest:type_name -> hearsay.chat.v1.RoomSetDigest
+	0,  // 16: hearsay.chat.v1.Envelope.kind:type_name -> hearsay.chat.v1.Kind
+	8,  // 17: hearsay.chat.v1.Envelope.deps:type_name -> hearsay.chat.v1.Dep
+	7,  // 18: hearsay.chat.v1.Envelope.ref:type_name -> hearsay.chat.v1.MsgRef
+	7,  // 19: hearsay.chat.v1.Envelope.stamped:type_name -> hearsay.chat.v1.MsgRef
+	11, // 20: hearsay.chat.v1.KVState.entries:type_name -> hearsay.chat.v1.KVEntry
+	16, // 21: hearsay.chat.v1.RoomSet.rooms:type_name -> hearsay.chat.v1.RoomMembership
+	15, // 22: hearsay.chat.v1.RoomSetDigest.held:type_name -> hearsay.chat.v1.RoomSetVersion
+	8,  // 23: hearsay.chat.v1.Status.vector:type_name -> hearsay.chat.v1.Dep
+	9,  // 24: hearsay.chat.v1.Batch.envelopes:type_name -> hearsay.chat.v1.Envelope
+	9,  // 25: hearsay.chat.v1.Repair.envelopes:type_name -> hearsay.chat.v1.Envelope
+	8,  // 26: hearsay.chat.v1.Repair.floors:type_name -> hearsay.chat.v1.Dep
+	20, // 27: hearsay.chat.v1.EncKeys.keys:type_name -> hearsay.chat.v1.EncKey
+	22, // 28: hearsay.chat.v1.Direct.sealed:type_name -> hearsay.chat.v1.Sealed
+	22, // 29: hearsay.chat.v1.DirectRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	22, // 30: hearsay.chat.v1.HeldRecord.sealed:type_name -> hearsay.chat.v1.Sealed
+	30, // 31: hearsay.chat.v1.Overlay.announces:type_name -> hearsay.chat.v1.OverlayAnnounce
+	31, // 32: hearsay.chat.v1.Overlay.haves:type_name -> hearsay.chat.v1.OverlayHave
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -3240,6 +3414,7 @@ func file_chat_proto_init() {
 		(*Frame_DirectAck)(nil),
 		(*Frame_Receipt)(nil),
 		(*Frame_Overlay)(nil),
+		(*Frame_RoomSetDigest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3247,7 +3422,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,186 @@
+package chat
+
+// Room set digests (protocol 9): how the greeting of a kept link above the
+// tree threshold tells a new neighbour which relayed room sets it holds
+// without sending them, and how the periodic refresh of our own set on a
+// kept link above the threshold says it is unchanged (see RoomSetDigest
+// in chat.proto). The digest covers our own set too: a peer that lacks
+// it, or any other, asks.
+//
+// Until protocol 8 the greeting sent every live member's signed room set
+// to each new neighbour: 99 sets of about 210 bytes on the wire at 100
+// members, at every turn of the overlay's views, though a neighbour in
+// the same group nearly always holds the same sets already (they flood
+// along the kept links when they change). Now the greeting carries a
+// 16-byte digest of the (origin, version) pairs; a receiver whose own
+// digest differs asks for what it lacks with the list of what it holds,
+// and gets only the sets it lacks or holds older. What it gets back is
+// what a relay would have sent it (signed sets of live members: the
+// checks of handleRoomSet apply), so nothing is trusted for less.
+//
+// Bounds: a request lists at most maxDigestHeld sets (the receiver builds
+// a map of them), is answered once per digest this node sent on the link
+// (digestsOut), and a node answers a differing digest with a request at
+// most once per digestAnswerEvery per link: a peer cannot make this node
+// send a few KB per frame of its own.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/overlay"
+)
+
+const (
+	roomSetDigestTag = "hearsay/roomset-digest/v1\n"
+	roomSetDigestLen = 16
+	// maxDigestHeld bounds a request's list: far above the largest group
+	// the overlay is measured at (200), under a frame's limit.
+	maxDigestHeld = 4096
+	// digestAnswerEvery is how often a differing digest of one link is
+	// answered with a request at most.
+	digestAnswerEvery = time.Second
+)
+
+// heldSetVersions returns the (origin, version) of the signed room sets
+// held of live members and of also, other than but, with ours when own is
+// set, sorted by origin. Safe for concurrent use.
+func (n *Node) heldSetVersions(but, also string, own bool) []*chatpb.RoomSetVersion {
+	live := n.liveMembers()
+	n.roomsMu.Lock()
+	out := make([]*chatpb.RoomSetVersion, 0, len(n.peerRooms)+1)
+	for id, set := range n.peerRooms {
+		if id != but && set.signed != nil && (live[id] || id == also) {
+			out = append(out, &chatpb.RoomSetVersion{Origin: id, Version: set.version})
+		}
+	}
+	if own {
+		out = append(out, &chatpb.RoomSetVersion{Origin: n.id.ID, Version: n.roomVer})
+	}
+	n.roomsMu.Unlock()
+	slices.SortFunc(out, func(a, b *chatpb.RoomSetVersion) int { return strings.Compare(a.Origin, b.Origin) })
+	return out
+}
+
+// roomSetDigest is the digest of held, sorted by origin (chat.proto,
+// RoomSetDigest).
+func roomSetDigest(held []*chatpb.RoomSetVersion) []byte {
+	h := sha256.New()
+	b := make([]byte, 0, 64)
+	b = append(b, roomSetDigestTag...)
+	for _, v := range held {
+		b = binary.AppendUvarint(b, uint64(len(v.Origin)))
+		b = append(b, v.Origin...)
+		b = binary.BigEndian.AppendUint64(b, uint64(v.Version))
+		h.Write(b)
+		b = b[:0]
+	}
+	return h.Sum(nil)[:roomSetDigestLen]
+}
+
+// roomSetDigestFrame returns the digest frame of a greeting or refresh
+// to p, and counts it as one p's peer may answer (digestsOut).
+func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
+	if k := p.digestsOut.Load(); k < maxDigestsOut {
+		p.digestsOut.CompareAndSwap(k, k+1)
+	}
+	d := roomSetDigest(n.heldSetVersions(p.id, "", true))
+	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+}
+
+// checkRoomSetDigest checks a RoomSetDigest frame's rules (chat.proto)
+// and returns the request's origins and versions, or nil for a digest.
+func checkRoomSetDigest(m *chatpb.RoomSetDigest) (held map[string]int64, ok bool) {
+	if !m.Request {
+		return nil, len(m.Digest) == roomSetDigestLen && len(m.Held) == 0
+	}
+	if len(m.Digest) != 0 || len(m.Held) > maxDigestHeld {
+		return nil, false
+	}
+	held = make(map[string]int64, len(m.Held))
+	for _, v := range m.Held {
+		o := v.GetOrigin()
+		if o == "" || len(o) > overlay.MaxPeerIDLen {
+			return nil, false
+		}
+		if _, dup := held[o]; dup {
+			return nil, false
+		}
+		held[o] = v.GetVersion()
+	}
+	return held, true
+}
+
+// handleRoomSetDigest answers a digest that differs from ours with a
+// request, and a request for our digest with the sets the peer lacks.
+// Called by the link's reader.
+func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
+	held, ok := checkRoomSetDigest(m)
+	if !ok {
+		n.stats.badFrames.Add(1)
+		return
+	}
+	p := n.peer(from)
+	if p == nil {
+		return
+	}
+	if !m.Request {
+		mine := n.heldSetVersions("", from, false) // the sender's set may come before memberlist says it lives
+		if string(roomSetDigest(mine)) == string(m.Digest) {
+			return // we hold what the peer holds: nothing to ask
+		}
+		now := time.Now().UnixNano()
+		last := p.digestAnswered.Load()
+		if now-last < int64(digestAnswerEvery) || !p.digestAnswered.CompareAndSwap(last, now) {
+			return
+		}
+		f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: mine}}}
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(uint64(proto.Size(f)))
+		}
+		return
+	}
+	// A request: answered once per digest we sent on this link.
+	for {
+		k := p.digestsOut.Load()
+		if k <= 0 {
+			return
+		}
+		if p.digestsOut.CompareAndSwap(k, k-1) {
+			break
+		}
+	}
+	out := n.roomSetsLacking(from, held)
+	if f := n.roomSetAnnouncement(); held[n.id.ID] < f.GetRoomSet().GetVersion() {
+		out = append(out, f) // ours (a refresh's digest stands for it)
+	}
+	for _, f := range out {
+		if p.enqueue(f) {
+			n.stats.aeBytes.Add(uint64(proto.Size(f)))
+		}
+	}
+}
+
+// roomSetsLacking returns the signed room sets held of live members other
+// than to that held (what to holds) lacks or holds older.
+func (n *Node) roomSetsLacking(to string, held map[string]int64) []*chatpb.Frame {
+	live := n.liveMembers()
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	var out []*chatpb.Frame
+	for id, set := range n.peerRooms {
+		if id == to || set.signed == nil || !live[id] {
+			continue
+		}
+		if v, ok := held[id]; !ok || v < set.version {
+			out = append(out, roomSetFrame(set.signed))
+		}
+	}
+	return out
+}
