@@ -330,6 +330,10 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.stats.badFrames.Add(1) // a digest stands for the vector, and is never a reply
 		return
 	}
+	if len(st.Missing) > 0 && !validPull(st, theirs) {
+		n.stats.badFrames.Add(1) // a gap pull names one origin's holes (gappull.go)
+		return
+	}
 	r := n.joinedRoom(st.Room)
 	if r == nil {
 		n.stats.unjoined.Add(1)
@@ -359,7 +363,10 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	r.mu.Lock()
 	r.clampUnsyncedLocked(local)
 	r.mu.Unlock()
-	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
+	if len(st.Missing) > 0 {
+		// A gap pull: only the holes it names (gappull.go).
+		n.sendPullRepair(from, st.Room, lo, st.Missing, local[lo])
+	} else if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		var fresh time.Time
 		if isRound(st) {
 			fresh = time.Now().Add(-inFlightAge * n.cfg.AntiEntropyInterval)

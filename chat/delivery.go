@@ -119,15 +119,17 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 		if _, ok := r.members[origin]; ok && !viaRelay {
 			peer = origin
 		}
-		pulls = append(pulls, gapPull{peer: peer, origin: origin})
+		pulls = append(pulls, gapPull{peer: peer, origin: origin, missing: r.m.Gaps(origin, maxPullSeqs)})
 	}
 	return pulls
 }
 
 // gapPull asks peer for the messages of origin this node lacks (a status
-// for that origin alone: pullRange).
+// for that origin alone: pullRange), naming the holes below the highest
+// one the machine holds back (missing, gappull.go).
 type gapPull struct {
 	peer, origin string
+	missing      []uint64
 }
 
 // pullRange returns the range of origins [lo, hi) that holds origin

@@ -19,7 +19,9 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
-// ProtocolVersion is the chat protocol version this code speaks (8: a
+// ProtocolVersion is the chat protocol version this code speaks (9: a
+// gap pull names the seqs it lacks (Status.missing), which a protocol-8
+// peer would answer with every message after the gap; 8: a
 // tree-mode anti-entropy status may carry its vector's digest in place of
 // the vector, which a protocol-7 peer would read as an empty vector; 7: the
 // overlay's announcements packed per origin, shuffle replies sent back
@@ -27,7 +29,7 @@ import (
 // in both directions, the overlay's frames, direct message IDs bound to
 // their origin; 5: end-to-end encrypted direct messages; 4: compact
 // causal deps, split statuses; see chat.proto).
-const ProtocolVersion = 8
+const ProtocolVersion = 9
 
 const maxAddrBytes = 64
 
