@@ -11,7 +11,9 @@ package chat
 // to 200 peers (docs/BENCHMARKS.md, "Issue 16, fourth stop: loss"). Now
 // the pull names the seqs it lacks below the highest one the ordering
 // machine holds back of that origin (order.Machine.Gaps, at most
-// maxPullSeqs), and the answer carries those and nothing else. The
+// maxPullSeqs; when the machine holds none, having refused the message,
+// the seqs between the gap and the message that showed it), and the
+// answer carries those and nothing else. The
 // messages after the highest held one are not asked for: a lost one shows
 // its own gap when its successor arrives, and the last of a stream is
 // repaired by the tree's graft or by anti-entropy.
@@ -32,18 +34,11 @@ import (
 const maxPullSeqs = 256
 
 // sendGapPull sends pull to its peer: a status of the one origin with our
-// contiguous prefix and the seqs above it we lack. Without holes to name
-// (the machine holds nothing of the origin back, say it refused the
-// message) it is a protocol-8 pull, answered with everything after the
-// prefix. Holes the log already fills (the machine lags the log;
-// anti-entropy's lagsLogLocked feeds it again) are not asked for, and
-// when none is left no pull goes.
+// contiguous prefix and the seqs above it we lack. Holes the log already
+// fills (the machine lags the log; anti-entropy's lagsLogLocked feeds it
+// again) are not asked for, and when none is left no pull goes.
 func (n *Node) sendGapPull(pull gapPull, roomName string) {
 	lo, hi := pullRange(pull.origin)
-	if len(pull.missing) == 0 {
-		n.sendStatusRange(pull.peer, roomName, false, false, lo, hi)
-		return
-	}
 	contig, err := n.log.Contiguous(n.ctx, roomName, pull.origin)
 	if err != nil {
 		n.logger.Printf("gap pull #%s %s: %v", roomName, pull.origin, err)
