@@ -72,7 +72,8 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 	// An envelope shows a gap when its seq is past the next one its origin
 	// needs, counting the envelopes before it.
 	var gapOrigins []string
-	var gapFrom, gapTop map[string]uint64 // per gap origin: the first seq missing, the highest received
+	// Per gap origin: the first seq missing and the highest received.
+	var gapFrom, gapTop map[string]uint64
 	if forward && r.state.fed() { // a repair is the answer to a pull already
 		next := map[string]uint64{}
 		for _, env := range sorted {
