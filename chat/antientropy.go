@@ -22,7 +22,8 @@ package chat
 //     its own Status (reply), so one exchange repairs both directions.
 //     A round's repair leaves out what the peer stored in the last
 //     inFlightAge intervals (still on its way by push or tree, as a rule);
-//     a gap pull and a join's catch-up get everything.
+//     a join's catch-up gets everything, a gap pull the seqs it names
+//     (gappull.go).
 //   - Repaired messages are verified, stored and ordered like pushed ones,
 //     but never forwarded.
 //
