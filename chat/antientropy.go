@@ -374,7 +374,13 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		}
 		n.sendRepair(from, st.Room, miss, fresh)
 	}
-	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
+	// A gap pull is not answered with our status when the puller holds
+	// more than we do: it comes from a peer we relayed the origin's
+	// messages to, and what we lack of them showed us its own gap, which
+	// we pull ourselves; a status here had the puller repair us with
+	// everything after our prefix, most of it already on its way to us
+	// (N=100 under 20 % loss: about 1,300 repaired envelopes a run).
+	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }

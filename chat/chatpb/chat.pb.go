@@ -1625,8 +1625,8 @@ type Status struct {
 	// their way, as a rule, and an answer that carried them would cost every
 	// one a second copy. The receiver answers with a repair of those of them
 	// it holds (and floors for those pruned below its own prefix), never
-	// with others, and with its own status when the sender lacks more than
-	// it asks for and the receiver has it, as for any status. digest,
+	// with others, and never with its own status (a receiver that lacks
+	// messages the sender holds pulls them on its own gaps). digest,
 	// reply and want_reply must be unset; anything else makes the frame bad.
 	// Empty: a status as before (a protocol-8 gap pull, answered with all of
 	// o's messages above the entry).
