@@ -22,7 +22,8 @@ package chat
 //     its own Status (reply), so one exchange repairs both directions.
 //     A round's repair leaves out what the peer stored in the last
 //     inFlightAge intervals (still on its way by push or tree, as a rule);
-//     a gap pull and a join's catch-up get everything.
+//     a join's catch-up gets everything, a gap pull the seqs it names
+//     (gappull.go).
 //   - Repaired messages are verified, stored and ordered like pushed ones,
 //     but never forwarded.
 //
@@ -330,6 +331,10 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		n.stats.badFrames.Add(1) // a digest stands for the vector, and is never a reply
 		return
 	}
+	if len(st.Missing) > 0 && !validPull(st, theirs) {
+		n.stats.badFrames.Add(1) // a gap pull names one origin's holes (gappull.go)
+		return
+	}
 	r := n.joinedRoom(st.Room)
 	if r == nil {
 		n.stats.unjoined.Add(1)
@@ -359,14 +364,23 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	r.mu.Lock()
 	r.clampUnsyncedLocked(local)
 	r.mu.Unlock()
-	if miss := msglog.Missing(local, theirs); len(miss) > 0 {
+	if len(st.Missing) > 0 {
+		// A gap pull: only the holes it names (gappull.go).
+		n.sendPullRepair(from, st.Room, lo, st.Missing, local[lo])
+	} else if miss := msglog.Missing(local, theirs); len(miss) > 0 {
 		var fresh time.Time
 		if isRound(st) {
 			fresh = time.Now().Add(-inFlightAge * n.cfg.AntiEntropyInterval)
 		}
 		n.sendRepair(from, st.Room, miss, fresh)
 	}
-	if !st.Reply && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
+	// A gap pull is not answered with our status when the puller holds
+	// more than we do: it comes from a peer we relayed the origin's
+	// messages to, and what we lack of them showed us its own gap, which
+	// we pull ourselves; a status here had the puller repair us with
+	// everything after our prefix, most of it already on its way to us
+	// (N=100 under 20 % loss: about 1,300 repaired envelopes a run).
+	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }

@@ -72,6 +72,8 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 	// An envelope shows a gap when its seq is past the next one its origin
 	// needs, counting the envelopes before it.
 	var gapOrigins []string
+	// Per gap origin: the first seq missing and the highest received.
+	var gapFrom, gapTop map[string]uint64
 	if forward && r.state.fed() { // a repair is the answer to a pull already
 		next := map[string]uint64{}
 		for _, env := range sorted {
@@ -83,7 +85,12 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 			case env.Seq > want:
 				if !slices.Contains(gapOrigins, env.Origin) {
 					gapOrigins = append(gapOrigins, env.Origin)
+					if gapFrom == nil {
+						gapFrom, gapTop = map[string]uint64{}, map[string]uint64{}
+					}
+					gapFrom[env.Origin] = want
 				}
+				gapTop[env.Origin] = env.Seq // sorted: the last is the highest
 			case env.Seq == want:
 				want++
 			}
@@ -119,15 +126,26 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 		if _, ok := r.members[origin]; ok && !viaRelay {
 			peer = origin
 		}
-		pulls = append(pulls, gapPull{peer: peer, origin: origin})
+		missing := r.m.Gaps(origin, maxPullSeqs)
+		if len(missing) == 0 {
+			// The machine holds nothing of origin back (it refused the
+			// message: full): the holes are at most the seqs between the
+			// gap and the highest one received.
+			for s := gapFrom[origin]; s < gapTop[origin] && len(missing) < maxPullSeqs; s++ {
+				missing = append(missing, s)
+			}
+		}
+		pulls = append(pulls, gapPull{peer: peer, origin: origin, missing: missing})
 	}
 	return pulls
 }
 
 // gapPull asks peer for the messages of origin this node lacks (a status
-// for that origin alone: pullRange).
+// for that origin alone: pullRange), naming the holes below the highest
+// one the machine holds back (missing, gappull.go).
 type gapPull struct {
 	peer, origin string
+	missing      []uint64
 }
 
 // pullRange returns the range of origins [lo, hi) that holds origin

@@ -195,6 +195,8 @@ func FuzzHandleFrame(f *testing.F) {
 		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, WantReply: true}}},
 		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 3}}, FromOrigin: "0", UntilOrigin: "f"}}},
 		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Digest: []byte("01234567"), FromOrigin: "0", UntilOrigin: "f"}}},
+		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", Vector: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}, FromOrigin: id.ID, UntilOrigin: id.ID + "\x00", Missing: []uint64{2, 4, 1 << 62}}}},
+		{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Room: "lobby", FromOrigin: id.ID, UntilOrigin: id.ID + "\x00", Missing: []uint64{3, 2}}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1 << 62}, {Origin: "0000000000000001", Seq: 1<<64 - 1}}}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{good}, Floors: []*chatpb.Dep{{Origin: id.ID, Seq: 1}}}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: []*chatpb.RoomMembership{{Name: "lobby", Mode: "causal", JoinedUnixNano: 5}}}}},

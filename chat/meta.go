@@ -22,7 +22,9 @@ import (
 // ProtocolVersion is the chat protocol version this code speaks (9: a
 // kept link's greeting above the tree threshold carries a digest of the
 // relayed room sets in place of the sets, the RoomSetDigest frame a
-// protocol-8 peer would count as bad; 8: a
+// protocol-8 peer would count as bad, and a gap pull names the seqs it
+// lacks (Status.missing), which a protocol-8 peer would answer with every
+// message after the gap; 8: a
 // tree-mode anti-entropy status may carry its vector's digest in place of
 // the vector, which a protocol-7 peer would read as an empty vector; 7: the
 // overlay's announcements packed per origin, shuffle replies sent back

@@ -253,8 +253,7 @@ func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, re
 		r.received.Add(chatCount(mine))
 		for _, pull := range r.receive(mine, from, repairOf == "") {
 			n.stats.gapPulls.Add(1)
-			lo, hi := pullRange(pull.origin)
-			n.sendStatusRange(pull.peer, r.name, false, false, lo, hi)
+			n.sendGapPull(pull, r.name)
 		}
 		if repairOf != "" {
 			r.notify() // a join's catch-up waits for repairs

@@ -39,7 +39,8 @@
 // (Status.digest), which a protocol-7 peer would take for an empty vector;
 // 9 greets a kept link above the tree threshold with a digest of the
 // relayed room sets the sender holds (RoomSetDigest) instead of the sets,
-// a frame a protocol-8 peer would count as bad.
+// a frame a protocol-8 peer would count as bad, and lets a gap pull name the seqs it lacks (Status.missing), which a
+// protocol-8 peer would answer with every message after the gap.
 // Peers of different versions refuse each other's
 // handshake with an error naming both versions.
 //
@@ -1774,7 +1775,23 @@ type Status struct {
 	// exchange goes on as for a full one. A tree-mode anti-entropy round
 	// sends its slice this way: most rounds find the two vectors equal, and
 	// 8 bytes stand for up to 40 entries of about 22 bytes.
-	Digest        []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digest []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	// missing (protocol 9), when set, makes the status a gap pull that names
+	// the seqs its sender lacks: the range is one origin o (from_origin o,
+	// until_origin o followed by a zero byte), vector holds at most o's
+	// entry (its contiguous prefix, 0 when absent), and missing lists, in
+	// increasing order, seqs above that entry the sender does not hold, at
+	// most 256 of them, each at most 2^62. They are the holes below the
+	// highest seq of o the sender holds: the messages after it are still on
+	// their way, as a rule, and an answer that carried them would cost every
+	// one a second copy. The receiver answers with a repair of those of them
+	// it holds (and floors for those pruned below its own prefix), never
+	// with others, and never with its own status (a receiver that lacks
+	// messages the sender holds pulls them on its own gaps). digest,
+	// reply and want_reply must be unset; anything else makes the frame bad.
+	// Empty: a status as before (a protocol-8 gap pull, answered with all of
+	// o's messages above the entry).
+	Missing       []uint64 `protobuf:"varint,8,rep,packed,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1854,6 +1871,13 @@ func (x *Status) GetUntilOrigin() string {
 func (x *Status) GetDigest() []byte {
 	if x != nil {
 		return x.Digest
+	}
+	return nil
+}
+
+func (x *Status) GetMissing() []uint64 {
+	if x != nil {
+		return x.Missing
 	}
 	return nil
 }
@@ -3188,7 +3212,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x0eRoomMembership\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12(\n" +
-	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\xdb\x01\n" +
+	"\x10joined_unix_nano\x18\x03 \x01(\x03R\x0ejoinedUnixNano\"\xf5\x01\n" +
 	"\x06Status\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12,\n" +
 	"\x06vector\x18\x02 \x03(\v2\x14.hearsay.chat.v1.DepR\x06vector\x12\x14\n" +
@@ -3198,7 +3222,8 @@ const file_chat_proto_rawDesc = "" +
 	"\vfrom_origin\x18\x05 \x01(\tR\n" +
 	"fromOrigin\x12!\n" +
 	"\funtil_origin\x18\x06 \x01(\tR\vuntilOrigin\x12\x16\n" +
-	"\x06digest\x18\a \x01(\fR\x06digest\"@\n" +
+	"\x06digest\x18\a \x01(\fR\x06digest\x12\x18\n" +
+	"\amissing\x18\b \x03(\x04R\amissing\"@\n" +
 	"\x05Batch\x127\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x19.hearsay.chat.v1.EnvelopeR\tenvelopes\"\x83\x01\n" +
 	"\x06Repair\x12\x12\n" +

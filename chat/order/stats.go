@@ -106,3 +106,27 @@ func (m *Machine) HeldBack(limit int) []Held {
 // Delivered returns the per-origin delivered vector of a causal room (a
 // copy), as the next Deps would carry it plus our own entry.
 func (m *Machine) Delivered() map[string]uint64 { return maps.Clone(m.c.delivered) }
+
+// Gaps returns, in increasing order, up to limit seqs of origin that the
+// machine still needs below the highest one it holds back in its reorder
+// buffer: the holes a gap pull asks for (chat's Status.missing). The
+// messages after the highest held one are not named: nothing says they
+// were sent yet. nil when nothing of origin is held. The loop skips at
+// most the held messages, so it costs O(limit + held) whatever the seqs.
+func (m *Machine) Gaps(origin string, limit int) []uint64 {
+	b := m.buf[origin]
+	if len(b) == 0 || limit <= 0 {
+		return nil
+	}
+	var top uint64
+	for s := range b {
+		top = max(top, s)
+	}
+	var out []uint64
+	for s := m.nextOf(origin); s < top && len(out) < limit; s++ {
+		if _, held := b[s]; !held {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,150 @@
+package chat
+
+// Gap pulls that name their holes (protocol 9). A pushed or relayed
+// message whose seq is past the next one its origin needs shows a gap, and
+// the receiver pulls that origin at once (room.receive) from the peer it
+// came from. Until protocol 9 the pull was a status of that one origin,
+// which says where the gap starts and not where it ends, so the answer
+// carried every message of the origin after the gap: the one that showed
+// it, which the puller had, and the ones behind it still on their way by
+// the tree. Under 20 % loss that made about 0.7 copies per delivery at 30
+// to 200 peers (docs/BENCHMARKS.md, "Issue 16, fourth stop: loss"). Now
+// the pull names the seqs it lacks below the highest one the ordering
+// machine holds back of that origin (order.Machine.Gaps, at most
+// maxPullSeqs; when the machine holds none, having refused the message,
+// the seqs between the gap and the message that showed it), and the
+// answer carries those and nothing else. The
+// messages after the highest held one are not asked for: a lost one shows
+// its own gap when its successor arrives, and the last of a stream is
+// repaired by the tree's graft or by anti-entropy.
+
+import (
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
+)
+
+// maxPullSeqs bounds Status.missing: about 3 bytes each on the wire at the
+// seqs of a long stream, so a pull stays under 1 KB, and a receiver reads
+// at most this many messages to answer one.
+const maxPullSeqs = 256
+
+// sendGapPull sends pull to its peer: a status of the one origin with our
+// contiguous prefix and the seqs above it we lack. Holes the log already
+// fills (the machine lags the log; anti-entropy's lagsLogLocked feeds it
+// again) are not asked for, and when none is left no pull goes.
+func (n *Node) sendGapPull(pull gapPull, roomName string) {
+	lo, hi := pullRange(pull.origin)
+	contig, err := n.log.Contiguous(n.ctx, roomName, pull.origin)
+	if err != nil {
+		n.logger.Printf("gap pull #%s %s: %v", roomName, pull.origin, err)
+		return
+	}
+	contig = min(contig, MaxSeq) // as in depsOf
+	missing := slices.DeleteFunc(slices.Clone(pull.missing), func(s uint64) bool { return s <= contig || s > MaxSeq })
+	if len(missing) == 0 {
+		return
+	}
+	p := n.link(pull.peer, true)
+	if p == nil {
+		return
+	}
+	st := &chatpb.Status{Room: roomName, FromOrigin: lo, UntilOrigin: hi, Missing: missing}
+	if contig > 0 {
+		st.Vector = []*chatpb.Dep{{Origin: pull.origin, Seq: contig}}
+	}
+	f := statusFrame(st)
+	if !p.enqueue(f) {
+		return // queue full: the next message behind the gap pulls again
+	}
+	n.stats.statusSent.Add(1)
+	n.stats.aeBytes.Add(uint64(proto.Size(f)))
+}
+
+// validPull reports whether a status that carries Status.missing is a
+// well-formed gap pull (chat.proto): one origin's range, no digest, not a
+// reply and asking none, at most maxPullSeqs seqs in increasing order,
+// each above the sender's entry theirs and at most MaxSeq.
+func validPull(st *chatpb.Status, theirs msglog.VersionVector) bool {
+	lo, hi := pullRange(st.FromOrigin)
+	if st.UntilOrigin != hi || st.FromOrigin != lo || lo == "" || len(st.Digest) > 0 || st.Reply || st.WantReply {
+		return false
+	}
+	if len(st.Missing) > maxPullSeqs {
+		return false
+	}
+	prev := theirs[lo]
+	for _, s := range st.Missing {
+		if s <= prev || s > MaxSeq {
+			return false
+		}
+		prev = s
+	}
+	return true
+}
+
+// sendPullRepair answers a gap pull from peer for origin's seqs (valid:
+// validPull) with the messages of them this node holds: those up to have,
+// our contiguous prefix of origin (clamped to what may leave), read as
+// ranges with buildRepair, floors included when pruned; those above it
+// one by one, if stored (never our own: above the clamp they may not be
+// durable yet). Every other message of origin stays out.
+func (n *Node) sendPullRepair(peer, roomName, origin string, seqs []uint64, have uint64) {
+	p := n.peer(peer)
+	if p == nil {
+		return
+	}
+	var ranges []msglog.SeqRange
+	var above []uint64
+	for _, s := range seqs {
+		switch {
+		case s > have:
+			above = append(above, s)
+		case len(ranges) > 0 && ranges[len(ranges)-1].To+1 == s:
+			ranges[len(ranges)-1].To = s
+		default:
+			ranges = append(ranges, msglog.SeqRange{Origin: origin, From: s, To: s})
+		}
+	}
+	var reps []*chatpb.Repair
+	budget := n.cfg.AntiEntropyBatch
+	if len(ranges) > 0 {
+		reps = n.buildRepair(roomName, ranges, time.Time{})
+		for _, rp := range reps {
+			budget -= len(rp.Envelopes)
+		}
+	}
+	if origin != n.id.ID && len(above) > 0 && budget > 0 {
+		cur := &chatpb.Repair{Room: roomName}
+		size := 0
+		for _, s := range above[:min(len(above), budget)] {
+			rec, err := n.log.Get(n.ctx, roomName, origin, s)
+			if err != nil {
+				continue // not here either: the puller asks someone else later
+			}
+			env, err := decodeStored(rec.Data)
+			if err != nil {
+				n.logger.Printf("repair #%s: stored %s/%d unreadable: %v", roomName, origin, s, err)
+				continue
+			}
+			if size+len(rec.Data) > maxRepairFrame && len(cur.Envelopes) > 0 {
+				reps = append(reps, cur)
+				cur, size = &chatpb.Repair{Room: roomName}, 0
+			}
+			cur.Envelopes = append(cur.Envelopes, env)
+			size += len(rec.Data) + 16
+		}
+		if len(cur.Envelopes) > 0 {
+			reps = append(reps, cur)
+		}
+	}
+	for _, rp := range reps {
+		if p.enqueue(repairFrame(rp)) {
+			n.stats.repairSent.Add(uint64(len(rp.Envelopes)))
+		}
+	}
+}
