@@ -118,12 +118,9 @@ type Node struct {
 	kv         *kvStore
 	broadcasts *memberlist.TransmitLimitedQueue
 
-	// events is the application's channel. evMu guards sending on and
-	// closing it (sends never block, so holding it is brief).
-	events     chan hearsay.Event
-	evMu       sync.Mutex
-	evClosed   bool
-	lostEvents atomic.Uint64 // dropped since the last "events lost" notice (written under evMu)
+	// events holds the application's channel and what waits for it
+	// (eventqueue.go); closed by Shutdown.
+	events *eventQueue
 
 	shutdownOnce sync.Once
 }
@@ -206,7 +203,7 @@ func New(cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
 		memberEvents: newSignalQueue[memberEvent](maxMemberEvents),
-		events:       make(chan hearsay.Event, cfg.EventBuffer),
+		events:       newEventQueue(cfg.EventBuffer),
 	}
 	n.verify.keys = &n.keys
 	n.ovl = newOverlayDriver(n)
@@ -239,33 +236,19 @@ func (n *Node) Nick() string {
 // Events returns the channel of events to show. It is bounded
 // (Config.EventBuffer); when the reader falls behind, new events are
 // dropped and counted (Stats.EventDrops) rather than stalling the network,
-// and an "error" event reports the loss. The channel is closed by Shutdown.
-// There must be one reader.
-func (n *Node) Events() <-chan hearsay.Event { return n.events }
+// and an "error" event reports the loss. The channel is closed by Shutdown:
+// what it holds then stays readable (a few events, eventqueue.go), events
+// still queued behind it are dropped and counted. There must be one
+// reader.
+func (n *Node) Events() <-chan hearsay.Event { return n.events.ch }
 
 // emit hands an event to the application without blocking.
 func (n *Node) emit(ev hearsay.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	n.evMu.Lock() // serialises emitters: the lost-events notice is counted once
-	defer n.evMu.Unlock()
-	if n.evClosed {
-		return
-	}
-	if lost := n.lostEvents.Load(); lost > 0 {
-		notice := hearsay.Event{Type: hearsay.EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
-		select {
-		case n.events <- notice:
-			n.lostEvents.Store(0)
-		default:
-		}
-	}
-	select {
-	case n.events <- ev:
-	default:
+	if !n.events.emit(ev) {
 		n.stats.eventDrops.Add(1)
-		n.lostEvents.Add(1)
 	}
 }
 
@@ -616,10 +599,9 @@ func (n *Node) Shutdown() error {
 		if e := n.dm.store.close(); e != nil && err == nil {
 			err = fmt.Errorf("close direct store: %w", e)
 		}
-		n.evMu.Lock()
-		n.evClosed = true
-		close(n.events)
-		n.evMu.Unlock()
+		if lost := n.events.close(); lost > 0 {
+			n.stats.eventDrops.Add(uint64(lost))
+		}
 	})
 	return err
 }
