@@ -9,11 +9,21 @@ package chat
 // bound, and a pump goroutine, started for the burst and gone once it is
 // delivered, moves it into the channel in order. The bound, the drops
 // when it is full and the order of events are those of the channel
-// before.
+// before; what differs is when an event queued behind a full channel
+// becomes receivable: a moment after it was emitted, when the pump has
+// moved it, not at once.
+//
+// Shutdown closes the queue: later events are ignored, what waits is
+// still delivered, and the channel closes once it has all been received,
+// as a buffered channel closed by Shutdown kept its events readable. A
+// reader that never comes back must not keep the pump for ever: after
+// eventDrainTimeout what still waits is dropped, counted, and the channel
+// closes.
 
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hearsay-chat/hearsay"
 )
@@ -22,34 +32,45 @@ import (
 // that keeps up needs, a handful of events emitted together.
 const eventChanSlots = 32
 
+// eventDrainTimeout is how long events queued at Shutdown wait for the
+// reader before they are dropped.
+const eventDrainTimeout = 10 * time.Second
+
 // eventQueue hands events to the application without ever blocking the
 // emitter. Safe for concurrent use; one reader takes ch.
 type eventQueue struct {
-	ch chan hearsay.Event // the application's channel, closed by close
+	ch     chan hearsay.Event // the application's channel
+	onDrop func(n int)        // counts events dropped at the drain timeout; never nil
 
 	mu      sync.Mutex // serialises emitters and guards what follows
 	over    fifo[hearsay.Event]
 	pumping bool // a pump runs: emitters queue behind it, never send directly
-	held    bool // the pump holds hand, the oldest waiting event, taken from over
-	hand    hearsay.Event
-	closed  bool
-	lost    uint64 // dropped since the last "events lost" notice
-
-	done chan struct{} // closed by close: a pump stops
-	wg   sync.WaitGroup
+	held    bool // the pump holds one event (taken from over) it is handing over
+	closed  bool // Shutdown: emits are ignored; ch closes once drained
+	lost    uint64
+	drain   time.Duration // eventDrainTimeout; shorter in tests
+	stop    chan struct{} // closed at the drain timeout: the pump drops what is left
+	timer   *time.Timer   // the drain timeout, while a pump drains after close
+	pumpWG  sync.WaitGroup
 }
 
 // newEventQueue returns a queue that holds at most bound events (at
-// least 1).
-func newEventQueue(bound int) *eventQueue {
+// least 1). onDrop, if not nil, is told how many events a drain timeout
+// dropped.
+func newEventQueue(bound int, onDrop func(int)) *eventQueue {
 	bound = max(bound, 1)
 	slots := min(eventChanSlots, bound)
-	return &eventQueue{ch: make(chan hearsay.Event, slots), over: fifo[hearsay.Event]{max: bound - slots}, done: make(chan struct{})}
+	if onDrop == nil {
+		onDrop = func(int) {}
+	}
+	return &eventQueue{ch: make(chan hearsay.Event, slots), onDrop: onDrop, over: fifo[hearsay.Event]{max: bound - slots},
+		drain: eventDrainTimeout, stop: make(chan struct{})}
 }
 
-// emit queues ev; it never blocks. When max events wait, ev is dropped
-// and emit reports false; the next event that finds room is preceded by
-// an error event saying how many were lost.
+// emit queues ev; it never blocks. When the bound is reached, ev is
+// dropped and emit reports false; the next event that finds room is
+// preceded by an error event saying how many were lost. After close, ev
+// is ignored.
 func (q *eventQueue) emit(ev hearsay.Event) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -82,41 +103,53 @@ func (q *eventQueue) putLocked(ev hearsay.Event) bool {
 	}
 	waiting := q.over.len()
 	if q.held {
-		waiting++ // the pump's hand counts against the fifo's bound
+		waiting++ // the pump's event counts against the fifo's bound
 	}
 	if waiting >= q.over.max || !q.over.push(ev) {
 		return false
 	}
 	if !q.pumping {
 		q.pumping = true
-		q.wg.Add(1)
+		q.pumpWG.Add(1)
 		go q.pump()
 	}
 	return true
 }
 
-// pump moves the fifo's events into the channel, in order, and returns
-// once the fifo is empty or the queue closes.
+// pump moves the fifo's events into the channel, in order. It returns
+// once the fifo is empty (closing the channel if the queue is closed), or
+// at the drain timeout after close.
 func (q *eventQueue) pump() {
-	defer q.wg.Done()
+	defer q.pumpWG.Done()
 	for {
 		q.mu.Lock()
 		ev, ok := q.over.pop()
 		if !ok {
 			q.pumping = false
+			if q.closed {
+				q.timer.Stop()
+				close(q.ch)
+			}
 			q.mu.Unlock()
 			return
 		}
-		q.held, q.hand = true, ev
+		q.held = true
 		q.mu.Unlock()
 		select {
 		case q.ch <- ev:
-		case <-q.done:
-			return // close delivers or drops the hand, first
+			q.mu.Lock()
+			q.held = false
+			q.mu.Unlock()
+		case <-q.stop:
+			q.mu.Lock()
+			dropped := 1 + q.over.len() // ev and what waits behind it
+			q.over = fifo[hearsay.Event]{max: q.over.max}
+			q.held, q.pumping = false, false
+			close(q.ch)
+			q.mu.Unlock()
+			q.onDrop(dropped)
+			return
 		}
-		q.mu.Lock()
-		q.held, q.hand = false, hearsay.Event{}
-		q.mu.Unlock()
 	}
 }
 
@@ -131,39 +164,20 @@ func (q *eventQueue) len() int {
 	return n
 }
 
-// close stops the pump and closes the channel. What the channel holds
-// stays readable; what still waited behind it is dropped (the reader has
-// stopped taking events, or it would be in the channel). Idempotent.
-func (q *eventQueue) close() (dropped int) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return 0
-	}
-	q.closed = true
-	close(q.done)
-	q.mu.Unlock()
-	q.wg.Wait() // no emitter can start a pump: closed is set
+// close ignores events from now on and closes the channel once what
+// waits has been received (at once if nothing waits behind the channel),
+// or after the drain timeout, dropping the rest. It never blocks.
+// Idempotent.
+func (q *eventQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	put := func(ev hearsay.Event) {
-		select {
-		case q.ch <- ev:
-		default:
-			dropped++
-		}
+	if q.closed {
+		return
 	}
-	if q.held {
-		put(q.hand) // taken first by the pump: the oldest
-		q.held, q.hand = false, hearsay.Event{}
+	q.closed = true
+	if !q.pumping {
+		close(q.ch) // what the channel holds stays readable
+		return
 	}
-	for {
-		ev, ok := q.over.pop()
-		if !ok {
-			break
-		}
-		put(ev)
-	}
-	close(q.ch)
-	return dropped
+	q.timer = time.AfterFunc(q.drain, func() { close(q.stop) })
 }

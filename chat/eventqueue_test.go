@@ -21,7 +21,7 @@ func textEvent(i int) hearsay.Event {
 func TestEventQueueBoundAndOrder(t *testing.T) {
 	for _, bound := range []int{1, 5, eventChanSlots, eventChanSlots + 1, 200} {
 		t.Run(strconv.Itoa(bound), func(t *testing.T) {
-			q := newEventQueue(bound)
+			q := newEventQueue(bound, nil)
 			t.Cleanup(func() { q.close() })
 			const extra = 7
 			dropped := 0
@@ -76,7 +76,7 @@ func recvEvent(t *testing.T, q *eventQueue) hearsay.Event {
 // event arrives once, each emitter's in its order.
 func TestEventQueueConcurrentOrder(t *testing.T) {
 	const emitters, each = 4, 2000
-	q := newEventQueue(emitters * each) // nothing dropped
+	q := newEventQueue(emitters*each, nil) // nothing dropped
 	t.Cleanup(func() { q.close() })
 	var wg sync.WaitGroup
 	for e := range emitters {
@@ -103,19 +103,17 @@ func TestEventQueueConcurrentOrder(t *testing.T) {
 	wg.Wait()
 }
 
-// close keeps what the channel holds readable, in order, drops what waits
-// behind it, stops the pump and closes the channel; emits after it are
-// ignored.
-func TestEventQueueClose(t *testing.T) {
-	q := newEventQueue(100)
+// After close, emits are ignored, and everything emitted before is
+// still received, in order, before the channel closes: a reader that
+// comes late loses nothing (a channel buffered to the bound did not).
+func TestEventQueueCloseDelivers(t *testing.T) {
+	q := newEventQueue(100, func(int) { t.Error("events dropped") })
 	for i := range 100 {
 		q.emit(textEvent(i))
 	}
-	if dropped := q.close(); dropped != 100-eventChanSlots {
-		t.Fatalf("close dropped %d, want %d", dropped, 100-eventChanSlots)
-	}
-	q.wg.Wait() // returns: the pump has stopped
+	q.close()
 	q.emit(textEvent(1000))
+	q.close()
 	i := 0
 	for ev := range q.ch {
 		if ev.Text != strconv.Itoa(i) {
@@ -123,57 +121,61 @@ func TestEventQueueClose(t *testing.T) {
 		}
 		i++
 	}
-	if i != eventChanSlots {
-		t.Fatalf("%d events readable after close, want %d", i, eventChanSlots)
+	if i != 100 {
+		t.Fatalf("%d events received after close, want 100", i)
 	}
-	if q.close() != 0 {
-		t.Fatal("a second close dropped events")
+	q.pumpWG.Wait() // returns: the pump has ended
+	// Nothing waiting behind the channel: close closes it at once.
+	q2 := newEventQueue(100, nil)
+	q2.emit(textEvent(0))
+	q2.close()
+	if ev, ok := <-q2.ch; !ok || ev.Text != "0" {
+		t.Fatalf("got %v %v, want event 0", ev, ok)
+	}
+	if _, ok := <-q2.ch; ok {
+		t.Fatal("channel still open after close with nothing queued")
 	}
 }
 
-// A reader that takes a few events, then stops, while the pump holds
-// one: close delivers the pump's event first.
-func TestEventQueueCloseWithPumpBlocked(t *testing.T) {
-	q := newEventQueue(eventChanSlots + 10)
-	for i := range eventChanSlots + 10 {
+// A reader that never comes back: after the drain timeout what waits is
+// dropped and counted, the pump ends and the channel closes with what it
+// holds.
+func TestEventQueueCloseDrainTimeout(t *testing.T) {
+	dropped := make(chan int, 1)
+	q := newEventQueue(100, func(n int) { dropped <- n })
+	q.drain = 50 * time.Millisecond
+	for i := range 100 {
 		q.emit(textEvent(i))
 	}
-	// The pump holds event eventChanSlots, blocked on the full channel.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q.mu.Lock()
-		held := q.held
-		q.mu.Unlock()
-		if held {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pump never took an event")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for i := range 3 { // room for the hand and the next two
-		if ev := recvEvent(t, q); ev.Text != strconv.Itoa(i) {
-			t.Fatalf("got %q, want %d", ev.Text, i)
-		}
-	}
 	q.close()
-	i := 3
+	select {
+	case n := <-dropped:
+		if n != 100-eventChanSlots {
+			t.Fatalf("%d dropped at the timeout, want %d", n, 100-eventChanSlots)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing dropped 10 s after the drain timeout")
+	}
+	q.pumpWG.Wait()
+	i := 0
 	for ev := range q.ch {
 		if ev.Text != strconv.Itoa(i) {
-			t.Fatalf("after close: got %q, want %d", ev.Text, i)
+			t.Fatalf("got %q, want %d", ev.Text, i)
 		}
 		i++
 	}
-	if i != eventChanSlots+3 {
-		t.Fatalf("read up to event %d after close, want %d", i, eventChanSlots+3)
+	if i != eventChanSlots {
+		t.Fatalf("%d events readable, want the channel's %d", i, eventChanSlots)
+	}
+	if q.len() != 0 {
+		t.Fatalf("len %d after the timeout, want 0", q.len())
 	}
 }
 
 // An idle queue holds the channel's few slots, not the bound: the
 // default 1,024 events were a channel of 188 KB per node.
 func TestEventQueueIdleSize(t *testing.T) {
-	q := newEventQueue(DefaultConfig().EventBuffer)
+	q := newEventQueue(DefaultConfig().EventBuffer, nil)
 	t.Cleanup(func() { q.close() })
 	if c := cap(q.ch); c != eventChanSlots {
 		t.Fatalf("channel capacity %d, want %d", c, eventChanSlots)
@@ -188,7 +190,7 @@ func TestEventQueueIdleSize(t *testing.T) {
 	for range 500 {
 		recvEvent(t, q)
 	}
-	q.wg.Wait() // the pump returns once the burst is delivered
+	q.pumpWG.Wait() // the pump returns once the burst is delivered
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if c := cap(q.over.buf); c > keptInboxCap {
@@ -197,4 +199,23 @@ func TestEventQueueIdleSize(t *testing.T) {
 	if q.pumping || q.held {
 		t.Fatal("the pump is still marked running")
 	}
+}
+
+// pendingEvents receives every event n has emitted so far: those in the
+// channel and those still queued behind it (a node that is not started
+// emits synchronously, but a burst beyond the channel's slots reaches it
+// through the pump a moment later).
+func pendingEvents(tb testing.TB, n *Node) []hearsay.Event {
+	tb.Helper()
+	var evs []hearsay.Event
+	deadline := time.After(10 * time.Second)
+	for n.events.len() > 0 {
+		select {
+		case ev := <-n.Events():
+			evs = append(evs, ev)
+		case <-deadline:
+			tb.Fatalf("%d events still queued after 10 s", n.events.len())
+		}
+	}
+	return evs
 }

@@ -203,8 +203,9 @@ func New(cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
 		memberEvents: newSignalQueue[memberEvent](maxMemberEvents),
-		events:       newEventQueue(cfg.EventBuffer),
+		events:       newEventQueue(cfg.EventBuffer, nil),
 	}
+	n.events.onDrop = func(k int) { n.stats.eventDrops.Add(uint64(k)) }
 	n.verify.keys = &n.keys
 	n.ovl = newOverlayDriver(n)
 	n.env = n.newRoomEnv()
@@ -236,10 +237,11 @@ func (n *Node) Nick() string {
 // Events returns the channel of events to show. It is bounded
 // (Config.EventBuffer); when the reader falls behind, new events are
 // dropped and counted (Stats.EventDrops) rather than stalling the network,
-// and an "error" event reports the loss. The channel is closed by Shutdown:
-// what it holds then stays readable (a few events, eventqueue.go), events
-// still queued behind it are dropped and counted. There must be one
-// reader.
+// and an "error" event reports the loss. The channel has a few slots; a
+// burst beyond them is queued and reaches it, in order, a moment later
+// (eventqueue.go). After Shutdown no new event is emitted and the channel
+// closes once the events still waiting have been received (or, with no
+// reader, after 10 s, dropping them). There must be one reader.
 func (n *Node) Events() <-chan hearsay.Event { return n.events.ch }
 
 // emit hands an event to the application without blocking.
@@ -599,9 +601,7 @@ func (n *Node) Shutdown() error {
 		if e := n.dm.store.close(); e != nil && err == nil {
 			err = fmt.Errorf("close direct store: %w", e)
 		}
-		if lost := n.events.close(); lost > 0 {
-			n.stats.eventDrops.Add(uint64(lost))
-		}
+		n.events.close()
 	})
 	return err
 }
