@@ -133,9 +133,11 @@ type Config struct {
 	// them: a library never writes to the terminal on its own.
 	LogOutput io.Writer
 
-	// EventBuffer is the capacity of the Events channel. When it is full,
-	// new events are dropped (counted in Stats.EventDrops) and an "error"
-	// event reports how many once there is room again.
+	// EventBuffer is how many events may wait for the reader of Events.
+	// When that many wait, new events are dropped (counted in
+	// Stats.EventDrops) and an "error" event reports how many once there
+	// is room again. Memory follows what waits: the channel itself has a
+	// few slots, a burst beyond them is queued (eventqueue.go).
 	EventBuffer int
 
 	// SendQueue is the number of frames queued per peer connection. When a

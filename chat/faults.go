@@ -110,11 +110,11 @@ func (n *Node) Heal() error {
 // Partitioned returns the peer IDs this node is cut off from, sorted.
 func (n *Node) Partitioned() []string { return n.faults.Partitioned() }
 
-// faultTransport wraps memberlist's network transport to cut partitioned
+// faultTransport wraps the memberlist network transport (mlnet.go) to cut partitioned
 // peers' packets and outgoing streams (the chat transport has its own
 // decorator, transport.WithFaults, driven by the same injector). Only used when Config.Faults is set.
 type faultTransport struct {
-	*memberlist.NetTransport
+	*mlNetTransport
 	n       *Node
 	packets chan *memberlist.Packet
 	done    chan struct{}
@@ -123,8 +123,8 @@ type faultTransport struct {
 
 var _ memberlist.NodeAwareTransport = (*faultTransport)(nil)
 
-func newFaultTransport(n *Node, nt *memberlist.NetTransport) (*faultTransport, error) {
-	t := &faultTransport{NetTransport: nt, n: n, packets: make(chan *memberlist.Packet, 64), done: make(chan struct{})}
+func newFaultTransport(n *Node, nt *mlNetTransport) (*faultTransport, error) {
+	t := &faultTransport{mlNetTransport: nt, n: n, packets: make(chan *memberlist.Packet, 64), done: make(chan struct{})}
 	if !n.spawn(t.pump) {
 		return nil, ErrShutdown
 	}
@@ -133,7 +133,7 @@ func newFaultTransport(n *Node, nt *memberlist.NetTransport) (*faultTransport, e
 
 // pump forwards incoming packets, dropping those from partitioned peers.
 func (t *faultTransport) pump() {
-	in := t.NetTransport.PacketCh()
+	in := t.mlNetTransport.PacketCh()
 	for {
 		select {
 		case p := <-in:
@@ -159,7 +159,7 @@ func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 		t.n.faults.CountDrop()
 		return time.Now(), nil // lost on the way, as UDP would
 	}
-	return t.NetTransport.WriteTo(b, addr)
+	return t.mlNetTransport.WriteTo(b, addr)
 }
 
 func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
@@ -171,20 +171,18 @@ func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 		t.n.faults.CountDrop()
 		return nil, fmt.Errorf("dial %s: partitioned (fault injection)", addr)
 	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.mlNetTransport.DialTimeout(addr, timeout)
 }
 
 func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	return t.DialTimeout(a.Addr, timeout)
 }
 
-// Shutdown stops the wrapped transport first and the pump after: the
-// transport's UDP reader blocks on its packet channel until someone reads,
-// and NetTransport.Shutdown waits for that reader, so the pump must keep
-// draining until it returns (memberlist's own reader keeps reading ours
-// until after Shutdown).
+// Shutdown stops the wrapped transport first and the pump after, so no
+// packet the transport hands over is left in its hands (memberlist's own
+// reader keeps reading ours until after Shutdown).
 func (t *faultTransport) Shutdown() error {
-	err := t.NetTransport.Shutdown()
+	err := t.mlNetTransport.Shutdown()
 	t.once.Do(func() { close(t.done) })
 	return err
 }

@@ -140,21 +140,24 @@ func newStreamGuard(inner memberlist.NodeAwareTransport, lim streamLimits, logge
 // its own size (pumpPackets).
 func (g *streamGuard) PacketCh() <-chan *memberlist.Packet { return g.packets }
 
-// pumpPackets copies each packet out of the buffer it was read into.
-// memberlist's network transport reads every UDP packet into a fresh 64
-// KB buffer, and memberlist queues the alive, suspect, dead and user
-// messages of a packet for its handler as slices of that buffer, up to
-// HandoffQueueDepth (1,024) per queue: a peer slow to handle them (200
-// peers starting on 2 cores, each join gossiped to all) held 64 KB per
-// message of a hundred bytes, up to 128 MB. The copy is the packet's
-// size; the 64 KB buffer is garbage at once.
+// pumpPackets copies each packet out of the buffer it was read into, when
+// that buffer is larger than the packet. memberlist queues the alive,
+// suspect, dead and user messages of a packet for its handler as slices
+// of that buffer, up to HandoffQueueDepth (1,024) per queue: behind
+// memberlist's NetTransport, which read every packet into a fresh 64 KB
+// buffer, a peer slow to handle them (200 peers starting on 2 cores, each
+// join gossiped to all) held 64 KB per message of a hundred bytes, up to
+// 128 MB. Our transport (mlnet.go) hands over packets of their size
+// already; the copy guards any other.
 func (g *streamGuard) pumpPackets() {
 	defer g.wg.Done()
 	in := g.NodeAwareTransport.PacketCh()
 	for {
 		select {
 		case p := <-in:
-			p.Buf = bytes.Clone(p.Buf)
+			if cap(p.Buf) > len(p.Buf) {
+				p.Buf = bytes.Clone(p.Buf)
+			}
 			select {
 			case g.packets <- p:
 			case <-g.done:
@@ -459,10 +462,10 @@ func (c *guardedConn) clamp(t time.Time) time.Time {
 // memberlist would), wraps it for fault injection when enabled, and puts
 // the stream guard in front; it sets mlc.Transport and the ports.
 func (n *Node) memberlistTransport(mlc *memberlist.Config, host string, port int, advHost string) (memberlist.NodeAwareTransport, error) {
-	var nt *memberlist.NetTransport
+	var nt *mlNetTransport
 	var err error
 	for try := 0; try < 10; try++ { // a free port for UDP may be taken for TCP: retry, as memberlist does
-		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
+		nt, err = newMLNetTransport(host, port, mlc.Logger)
 		if err == nil || port != 0 {
 			break
 		}
@@ -470,7 +473,7 @@ func (n *Node) memberlistTransport(mlc *memberlist.Config, host string, port int
 	if err != nil {
 		return nil, fmt.Errorf("start memberlist transport on %s: %w", n.cfg.BindAddr, err)
 	}
-	mlc.BindPort = nt.GetAutoBindPort()
+	mlc.BindPort = nt.Port()
 	mlc.AdvertisePort = mlc.BindPort
 	mlc.AdvertiseAddr = advHost
 	var inner memberlist.NodeAwareTransport = nt

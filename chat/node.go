@@ -122,12 +122,9 @@ type Node struct {
 	kv         *kvStore
 	broadcasts *memberlist.TransmitLimitedQueue
 
-	// events is the application's channel. evMu guards sending on and
-	// closing it (sends never block, so holding it is brief).
-	events     chan hearsay.Event
-	evMu       sync.Mutex
-	evClosed   bool
-	lostEvents atomic.Uint64 // dropped since the last "events lost" notice (written under evMu)
+	// events holds the application's channel and what waits for it
+	// (eventqueue.go); closed by Shutdown.
+	events *eventQueue
 
 	shutdownOnce sync.Once
 }
@@ -210,8 +207,9 @@ func New(cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		memberGen:    make(chan struct{}),
 		memberEvents: newSignalQueue[memberEvent](maxMemberEvents),
-		events:       make(chan hearsay.Event, cfg.EventBuffer),
+		events:       newEventQueue(cfg.EventBuffer, nil),
 	}
+	n.events.onDrop = func(k int) { n.stats.eventDrops.Add(uint64(k)) }
 	n.verify.keys = &n.keys
 	n.ovl = newOverlayDriver(n)
 	n.env = n.newRoomEnv()
@@ -243,33 +241,20 @@ func (n *Node) Nick() string {
 // Events returns the channel of events to show. It is bounded
 // (Config.EventBuffer); when the reader falls behind, new events are
 // dropped and counted (Stats.EventDrops) rather than stalling the network,
-// and an "error" event reports the loss. The channel is closed by Shutdown.
-// There must be one reader.
-func (n *Node) Events() <-chan hearsay.Event { return n.events }
+// and an "error" event reports the loss. The channel has a few slots; a
+// burst beyond them is queued and reaches it, in order, a moment later
+// (eventqueue.go). After Shutdown no new event is emitted and the channel
+// closes once the events still waiting have been received (or, with no
+// reader, after 10 s, dropping them). There must be one reader.
+func (n *Node) Events() <-chan hearsay.Event { return n.events.ch }
 
 // emit hands an event to the application without blocking.
 func (n *Node) emit(ev hearsay.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	n.evMu.Lock() // serialises emitters: the lost-events notice is counted once
-	defer n.evMu.Unlock()
-	if n.evClosed {
-		return
-	}
-	if lost := n.lostEvents.Load(); lost > 0 {
-		notice := hearsay.Event{Type: hearsay.EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", lost)}
-		select {
-		case n.events <- notice:
-			n.lostEvents.Store(0)
-		default:
-		}
-	}
-	select {
-	case n.events <- ev:
-	default:
+	if !n.events.emit(ev) {
 		n.stats.eventDrops.Add(1)
-		n.lostEvents.Add(1)
 	}
 }
 
@@ -620,10 +605,7 @@ func (n *Node) Shutdown() error {
 		if e := n.dm.store.close(); e != nil && err == nil {
 			err = fmt.Errorf("close direct store: %w", e)
 		}
-		n.evMu.Lock()
-		n.evClosed = true
-		close(n.events)
-		n.evMu.Unlock()
+		n.events.close()
 	})
 	return err
 }

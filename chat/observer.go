@@ -62,5 +62,5 @@ func (n *Node) QueueLens() (sendQueued, eventsQueued int) {
 		sendQueued += p.queue.len()
 	}
 	n.mu.Unlock()
-	return sendQueued, len(n.events)
+	return sendQueued, n.events.len()
 }

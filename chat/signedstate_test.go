@@ -310,7 +310,7 @@ func TestManyAuthorsKeepTheRoomAlive(t *testing.T) {
 	}
 
 	// Carol has all but one author; bob's message waits for it.
-	rec := chattestRecorder(carol)
+	rec := chattestRecorder(t, carol)
 	for i := 0; i < authors-1; i += 100 {
 		carol.handleFrame(batchFrame(msgs[i:min(i+100, authors-1)]), bob.id.ID)
 	}
@@ -326,23 +326,22 @@ func TestManyAuthorsKeepTheRoomAlive(t *testing.T) {
 
 // eventLog drains a node's events as they come (the node is not started,
 // so its events are emitted synchronously by handleFrame).
-type eventLog struct{ n *Node }
+type eventLog struct {
+	t testing.TB
+	n *Node
+}
 
-func chattestRecorder(n *Node) *eventLog { return &eventLog{n} }
+func chattestRecorder(t testing.TB, n *Node) *eventLog { return &eventLog{t, n} }
 
 // has drains pending events and reports whether a message with id was
 // among them (or among earlier ones seen by has).
 func (l *eventLog) has(id string) bool {
-	for {
-		select {
-		case ev := <-l.n.Events():
-			if ev.Type == hearsay.EventMessage && ev.ID == id {
-				return true
-			}
-		default:
-			return false
+	for _, ev := range pendingEvents(l.t, l.n) {
+		if ev.Type == hearsay.EventMessage && ev.ID == id {
+			return true
 		}
 	}
+	return false
 }
 
 // Finding 4: with 6,000 origins the status frame was 132,033 bytes
@@ -461,16 +460,10 @@ func TestPeersCannotSendSystemLines(t *testing.T) {
 	if s := bob.Stats(); s.Stored != 0 || s.Invalid != 3 {
 		t.Fatalf("stored %d, invalid %d; want 0 and 3", s.Stored, s.Invalid)
 	}
-	for {
-		select {
-		case ev := <-bob.Events():
-			if ev.Type == hearsay.EventSystem || strings.Contains(ev.Text, "bob left") {
-				t.Fatalf("a peer's system envelope was shown: %+v", ev)
-			}
-			continue
-		default:
+	for _, ev := range pendingEvents(t, bob) {
+		if ev.Type == hearsay.EventSystem || strings.Contains(ev.Text, "bob left") {
+			t.Fatalf("a peer's system envelope was shown: %+v", ev)
 		}
-		break
 	}
 	// One kept in an older log is shown attributed to its origin.
 	e := &chatpb.Envelope{Seq: 9, Room: DefaultRoom, Kind: chatpb.Kind_KIND_SYSTEM, Body: []byte("* bob left")}

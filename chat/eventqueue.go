@@ -1,0 +1,183 @@
+package chat
+
+// The queue behind Node.Events. A channel buffered to Config.EventBuffer
+// (1,024 events of 184 bytes) allocated 188 KB per node for its life,
+// scanned by every collection: 37 MB for 200 peers in one process, most
+// of it never used, since a reader that keeps up takes each event as it
+// comes. The channel now has a few slots (eventChanSlots); a burst beyond
+// them waits in a fifo (fifo.go) that grows with it up to the same
+// bound, and a pump goroutine, started for the burst and gone once it is
+// delivered, moves it into the channel in order. The bound, the drops
+// when it is full and the order of events are those of the channel
+// before; what differs is when an event queued behind a full channel
+// becomes receivable: a moment after it was emitted, when the pump has
+// moved it, not at once.
+//
+// Shutdown closes the queue: later events are ignored, what waits is
+// still delivered, and the channel closes once it has all been received,
+// as a buffered channel closed by Shutdown kept its events readable. A
+// reader that never comes back must not keep the pump for ever: after
+// eventDrainTimeout what still waits is dropped, counted, and the channel
+// closes.
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hearsay-chat/hearsay"
+)
+
+// eventChanSlots is the capacity of the events channel: what a reader
+// that keeps up needs, a handful of events emitted together.
+const eventChanSlots = 32
+
+// eventDrainTimeout is how long events queued at Shutdown wait for the
+// reader before they are dropped.
+const eventDrainTimeout = 10 * time.Second
+
+// eventQueue hands events to the application without ever blocking the
+// emitter. Safe for concurrent use; one reader takes ch.
+type eventQueue struct {
+	ch     chan hearsay.Event // the application's channel
+	onDrop func(n int)        // counts events dropped at the drain timeout; never nil
+
+	mu      sync.Mutex // serialises emitters and guards what follows
+	over    fifo[hearsay.Event]
+	pumping bool // a pump runs: emitters queue behind it, never send directly
+	held    bool // the pump holds one event (taken from over) it is handing over
+	closed  bool // Shutdown: emits are ignored; ch closes once drained
+	lost    uint64
+	drain   time.Duration // eventDrainTimeout; shorter in tests
+	stop    chan struct{} // closed at the drain timeout: the pump drops what is left
+	timer   *time.Timer   // the drain timeout, while a pump drains after close
+	pumpWG  sync.WaitGroup
+}
+
+// newEventQueue returns a queue that holds at most bound events (at
+// least 1). onDrop, if not nil, is told how many events a drain timeout
+// dropped.
+func newEventQueue(bound int, onDrop func(int)) *eventQueue {
+	bound = max(bound, 1)
+	slots := min(eventChanSlots, bound)
+	if onDrop == nil {
+		onDrop = func(int) {}
+	}
+	return &eventQueue{ch: make(chan hearsay.Event, slots), onDrop: onDrop, over: fifo[hearsay.Event]{max: bound - slots},
+		drain: eventDrainTimeout, stop: make(chan struct{})}
+}
+
+// emit queues ev; it never blocks. When the bound is reached, ev is
+// dropped and emit reports false; the next event that finds room is
+// preceded by an error event saying how many were lost. After close, ev
+// is ignored.
+func (q *eventQueue) emit(ev hearsay.Event) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return true
+	}
+	if q.lost > 0 {
+		notice := hearsay.Event{Type: hearsay.EventError, Time: ev.Time, Text: fmt.Sprintf("%d events were dropped because the reader was too slow", q.lost)}
+		if q.putLocked(notice) {
+			q.lost = 0
+		}
+	}
+	if !q.putLocked(ev) {
+		q.lost++
+		return false
+	}
+	return true
+}
+
+// putLocked queues ev behind what waits: straight into the channel while
+// no pump runs and it has room, else into the fifo, starting a pump.
+// Caller holds q.mu.
+func (q *eventQueue) putLocked(ev hearsay.Event) bool {
+	if !q.pumping {
+		select {
+		case q.ch <- ev:
+			return true
+		default:
+		}
+	}
+	waiting := q.over.len()
+	if q.held {
+		waiting++ // the pump's event counts against the fifo's bound
+	}
+	if waiting >= q.over.max || !q.over.push(ev) {
+		return false
+	}
+	if !q.pumping {
+		q.pumping = true
+		q.pumpWG.Add(1)
+		go q.pump()
+	}
+	return true
+}
+
+// pump moves the fifo's events into the channel, in order. It returns
+// once the fifo is empty (closing the channel if the queue is closed), or
+// at the drain timeout after close.
+func (q *eventQueue) pump() {
+	defer q.pumpWG.Done()
+	for {
+		q.mu.Lock()
+		ev, ok := q.over.pop()
+		if !ok {
+			q.pumping = false
+			if q.closed {
+				q.timer.Stop()
+				close(q.ch)
+			}
+			q.mu.Unlock()
+			return
+		}
+		q.held = true
+		q.mu.Unlock()
+		select {
+		case q.ch <- ev:
+			q.mu.Lock()
+			q.held = false
+			q.mu.Unlock()
+		case <-q.stop:
+			q.mu.Lock()
+			dropped := 1 + q.over.len() // ev and what waits behind it
+			q.over = fifo[hearsay.Event]{max: q.over.max}
+			q.held, q.pumping = false, false
+			close(q.ch)
+			q.mu.Unlock()
+			q.onDrop(dropped)
+			return
+		}
+	}
+}
+
+// len returns the number of events waiting for the reader.
+func (q *eventQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.ch) + q.over.len()
+	if q.held {
+		n++
+	}
+	return n
+}
+
+// close ignores events from now on and closes the channel once what
+// waits has been received (at once if nothing waits behind the channel),
+// or after the drain timeout, dropping the rest. It never blocks.
+// Idempotent.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	if !q.pumping {
+		close(q.ch) // what the channel holds stays readable
+		return
+	}
+	q.timer = time.AfterFunc(q.drain, func() { close(q.stop) })
+}
