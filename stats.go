@@ -34,6 +34,9 @@ type Stats struct {
 	// counts, dialed and accepted (retired ones until they close); 0 when
 	// the transport does not count them.
 	ChatConns int `json:"chat_conns"`
+	// LinkDials counts the chat connections this node dialed, each a TLS
+	// handshake (about 3.8 KB on the wire with both ends' shares).
+	LinkDials uint64 `json:"link_dials"`
 	// FrameBytes counts the bytes this node's links wrote, by frame kind
 	// ("envelope", "room_set", "overlay_ihave"…: chat/framebytes.go):
 	// each frame's protobuf encoding, its 4-byte length prefix and its

@@ -25,6 +25,7 @@ type counters struct {
 	aeBytes, forwarded, gapPulls                     atomic.Uint64
 	badFloors, strangers                             atomic.Uint64
 
+	linkDials atomic.Uint64 // connections the links' writers dialed (peerconn.go)
 	linkSwaps atomic.Uint64 // connections retired by the one-per-pair rule (peerconn.go)
 	// roomSetSigns counts the signatures of our own room set
 	// (roomSetAnnouncement): tests check that an unchanged set is not

@@ -846,7 +846,7 @@ func (n *Node) Stats() hearsay.Stats {
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),
 		BadFrames: c.badFrames.Load(), Refused: c.refused.Load(), MLRefused: c.mlRefused.Load(), QueueDrops: c.queueDrops.Load(), FaultDrops: n.faults.Drops(), EventDrops: c.eventDrops.Load(),
 		FramesOut: c.framesOut.Load(), BatchesOut: c.batchesOut.Load(), KVUpdates: c.kvUpdates.Load(), KVDrops: c.kvDrops.Load(),
-		Streams: streams, KeptLinks: kept, KeptDown: keptDown, LinkSwaps: c.linkSwaps.Load(), ChatConns: conns.Dialed + conns.Accepted,
+		Streams: streams, KeptLinks: kept, KeptDown: keptDown, LinkSwaps: c.linkSwaps.Load(), LinkDials: c.linkDials.Load(), ChatConns: conns.Dialed + conns.Accepted,
 		FrameBytes: c.frameBytes.snapshot(),
 	}
 	n.directStats(&st)
