@@ -151,19 +151,7 @@ func TestGroupHasOneConnectionPerPair(t *testing.T) {
 // (the peer serves frames on the connection it accepted), and that link,
 // not kept either, closes again when idle.
 func TestLinkOnDemandAndIdleClose(t *testing.T) {
-	peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) {
-		cfg.AntiEntropyInterval = time.Hour // no status or room-set refresh keeps a link busy
-		chat.SetLinkIdleForTest(cfg, 300*time.Millisecond)
-	})
-	a, b := peers[0], peers[1]
-	gone := func() bool {
-		_, okA := a.LinkForTest(b.ID())
-		_, okB := b.LinkForTest(a.ID())
-		return !okA && !okB && sameConns(a, transport.ConnCounts{}) && sameConns(b, transport.ConnCounts{})
-	}
-	a.KeepLinkForTest(b.ID(), false)
-	b.KeepLinkForTest(a.ID(), false)
-	chattest.WaitFor(t, timeout, gone, "idle links did not close: a %+v, b %+v", a.OpenConnsForTest(), b.OpenConnsForTest())
+	a, b, gone := idleLinkPair(t, 300*time.Millisecond)
 
 	env := signedLobby(a, "on demand", a.NextSeqForTest("lobby"))
 	if !a.SendFrameForTest(b.ID(), env) {
@@ -192,19 +180,7 @@ func TestLinkOnDemandAndIdleClose(t *testing.T) {
 // long as it was there (at 100 peers, the start's full-mesh links dialed
 // about 2,000 times in 10 s).
 func TestLinkNotKeptNotRedialedForNothing(t *testing.T) {
-	peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) {
-		cfg.AntiEntropyInterval = time.Hour // no status or room-set refresh uses the link
-		chat.SetLinkIdleForTest(cfg, 2*time.Second)
-	})
-	a, b := peers[0], peers[1]
-	gone := func() bool {
-		_, okA := a.LinkForTest(b.ID())
-		_, okB := b.LinkForTest(a.ID())
-		return !okA && !okB && sameConns(a, transport.ConnCounts{}) && sameConns(b, transport.ConnCounts{})
-	}
-	a.KeepLinkForTest(b.ID(), false)
-	b.KeepLinkForTest(a.ID(), false)
-	chattest.WaitFor(t, timeout, gone, "idle links did not close: a %+v, b %+v", a.OpenConnsForTest(), b.OpenConnsForTest())
+	a, b, gone := idleLinkPair(t, 2*time.Second)
 
 	seq := a.NextSeqForTest("lobby") // the envelopes are not stored at a
 	env := signedLobby(a, "on demand", seq)
@@ -261,4 +237,26 @@ func TestKeptLinkRedials(t *testing.T) {
 		id := send(t, from, "after the redial from "+from.Nick())
 		to.Rec.WaitEvent(t, timeout, func(ev hearsay.Event) bool { return ev.ID == id.String() }, "message from "+from.Nick())
 	}
+}
+
+// idleLinkPair starts two peers whose links are not kept and close after
+// idle without a frame (no anti-entropy round uses them), and waits until
+// they have; gone reports whether both links and their connections are
+// gone again.
+func idleLinkPair(t *testing.T, idle time.Duration) (a, b *chattest.Peer, gone func() bool) {
+	t.Helper()
+	peers := chattest.Cluster(t, 2, func(_ int, cfg *chat.Config) {
+		cfg.AntiEntropyInterval = time.Hour // no status or room-set refresh keeps a link busy
+		chat.SetLinkIdleForTest(cfg, idle)
+	})
+	a, b = peers[0], peers[1]
+	gone = func() bool {
+		_, okA := a.LinkForTest(b.ID())
+		_, okB := b.LinkForTest(a.ID())
+		return !okA && !okB && sameConns(a, transport.ConnCounts{}) && sameConns(b, transport.ConnCounts{})
+	}
+	a.KeepLinkForTest(b.ID(), false)
+	b.KeepLinkForTest(a.ID(), false)
+	chattest.WaitFor(t, timeout, gone, "idle links did not close: a %+v, b %+v", a.OpenConnsForTest(), b.OpenConnsForTest())
+	return a, b, gone
 }
