@@ -90,10 +90,15 @@ type peerConn struct {
 	roomsQueued atomic.Bool
 	// digestsOut counts the room set digests greeted on the link whose
 	// request is still to be answered; digestAnswered is when the last
-	// of the peer's digests was answered with a request (unix
-	// nanoseconds): roomsetdigest.go.
+	// of the peer's digests was compared with ours (unix nanoseconds):
+	// roomsetdigest.go.
 	digestsOut     atomic.Int32
 	digestAnswered atomic.Int64
+	// digestServed is when the last request was answered with sets: a
+	// peer that flips the kept mark earns a credit per greeting, and
+	// an empty request brings every held set (~42 KB at 200 members),
+	// so answers too go at most once per digestAnswerEvery.
+	digestServed atomic.Int64
 
 	mu      sync.Mutex
 	pings   map[uint64]chan struct{} // pending pings by nonce, closed on pong

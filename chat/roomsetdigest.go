@@ -29,6 +29,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -121,13 +122,24 @@ func checkRoomSetDigest(m *chatpb.RoomSetDigest) (held map[string]int64, ok bool
 // request, and a request for our digest with the sets the peer lacks.
 // Called by the link's reader.
 func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
+	p := n.peer(from)
+	if p == nil {
+		return
+	}
+	// The rate and the credit are checked before any work: a digest
+	// costs us a pass over every held set (a sort and a hash), a
+	// request a map of up to maxDigestHeld origins.
+	if m.Request && p.digestsOut.Load() <= 0 {
+		return // not asked for: ignored
+	}
+	if !m.Request && !claimEvery(&p.digestAnswered, digestAnswerEvery) {
+		// At most one digest per digestAnswerEvery is compared; one
+		// skipped that differed is compared at the next refresh.
+		return
+	}
 	held, ok := checkRoomSetDigest(m)
 	if !ok {
 		n.stats.badFrames.Add(1)
-		return
-	}
-	p := n.peer(from)
-	if p == nil {
 		return
 	}
 	if !m.Request {
@@ -135,18 +147,17 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 		if string(roomSetDigest(mine)) == string(m.Digest) {
 			return // we hold what the peer holds: nothing to ask
 		}
-		now := time.Now().UnixNano()
-		last := p.digestAnswered.Load()
-		if now-last < int64(digestAnswerEvery) || !p.digestAnswered.CompareAndSwap(last, now) {
-			return
-		}
 		f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: mine}}}
 		if p.enqueue(f) {
 			n.stats.aeBytes.Add(uint64(proto.Size(f)))
 		}
 		return
 	}
-	// A request: answered once per digest we sent on this link.
+	// A request: answered once per digest we sent on this link, and at
+	// most once per digestAnswerEvery.
+	if !claimEvery(&p.digestServed, digestAnswerEvery) {
+		return
+	}
 	for {
 		k := p.digestsOut.Load()
 		if k <= 0 {
@@ -183,4 +194,13 @@ func (n *Node) roomSetsLacking(to string, held map[string]int64) []*chatpb.Frame
 		}
 	}
 	return out
+}
+
+// claimEvery reports whether at least every has passed since the time in
+// last (Unix nanoseconds) and, if so, sets it to now; safe for concurrent
+// use (of two racing callers one wins).
+func claimEvery(last *atomic.Int64, every time.Duration) bool {
+	now := time.Now().UnixNano()
+	l := last.Load()
+	return now-l >= int64(every) && last.CompareAndSwap(l, now)
 }
