@@ -18,14 +18,16 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
-// maxUDPPacket is the largest UDP payload (65,535 bytes less the IP and
-// UDP headers): a read never truncates a packet.
-const maxUDPPacket = 65507
+// maxUDPPacket is the size of a read buffer: no UDP payload is larger
+// (65,507 bytes over IPv4, 65,527 over IPv6), so a read never truncates a
+// packet.
+const maxUDPPacket = 65535
 
 // udpRecvBuffer is the socket receive buffer asked of the kernel (it may
 // grant less): a burst of gossip waits there while memberlist is busy,
@@ -64,6 +66,7 @@ func putUDPBuf(b *[]byte) {
 type mlNetTransport struct {
 	tcp     *net.TCPListener
 	udp     *net.UDPConn
+	raw     syscall.RawConn // udp's, taken once: SyscallConn allocates
 	packets chan *memberlist.Packet
 	streams chan net.Conn
 	logger  interface{ Printf(string, ...any) }
@@ -99,7 +102,13 @@ func newMLNetTransport(host string, port int, logger interface{ Printf(string, .
 			break
 		}
 	}
-	t := &mlNetTransport{tcp: tcp, udp: udp, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+	raw, err := udp.SyscallConn()
+	if err != nil {
+		tcp.Close()
+		udp.Close()
+		return nil, fmt.Errorf("udp socket: %w", err)
+	}
+	t := &mlNetTransport{tcp: tcp, udp: udp, raw: raw, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
 		logger: logger, done: make(chan struct{})}
 	t.wg.Add(2)
 	go t.acceptLoop()
@@ -198,11 +207,7 @@ func (t *mlNetTransport) acceptLoop() {
 			if t.stopping() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			t.logger.Printf("memberlist accept: %v; retrying in %v", err, pause)
-			select {
-			case <-time.After(pause):
-			case <-t.done:
+			if !t.pauseAfter(&pause, "memberlist accept", err) {
 				return
 			}
 			continue
@@ -217,20 +222,39 @@ func (t *mlNetTransport) acceptLoop() {
 	}
 }
 
+// pauseAfter logs err and waits *pause, doubled from the last one (5 ms
+// up to a second); false if the transport shuts down meanwhile.
+func (t *mlNetTransport) pauseAfter(pause *time.Duration, what string, err error) bool {
+	*pause = min(max(2**pause, 5*time.Millisecond), time.Second)
+	t.logger.Printf("%s: %v; retrying in %v", what, err, *pause)
+	select {
+	case <-time.After(*pause):
+		return true
+	case <-t.done:
+		return false
+	}
+}
+
 // packetLoop hands each packet received to PacketCh.
 func (t *mlNetTransport) packetLoop() {
 	defer t.wg.Done()
+	var pause time.Duration
 	for {
 		p, err := t.readPacket()
 		if err != nil {
 			if t.stopping() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// A read error on UDP concerns one packet (an ICMP error
-			// reported on the socket, a truncation): the next read goes on.
-			t.logger.Printf("memberlist udp read: %v", err)
+			// A read error on UDP mostly concerns one packet (an ICMP
+			// error reported on the socket): the next read goes on. One
+			// that persists (out of buffers) must not spin a core and
+			// flood the log: the pause doubles up to a second.
+			if !t.pauseAfter(&pause, "memberlist udp read", err) {
+				return
+			}
 			continue
 		}
+		pause = 0
 		if p == nil {
 			continue // an empty packet
 		}
@@ -248,5 +272,10 @@ func packetOf(buf []byte, from net.Addr) *memberlist.Packet {
 	if len(buf) == 0 {
 		return nil
 	}
-	return &memberlist.Packet{Buf: append([]byte(nil), buf...), From: from, Timestamp: time.Now()}
+	// make and copy, not append: append rounds the capacity up to a size
+	// class, and the guard (mltransport.go) copies a packet whose buffer
+	// is larger than it once more.
+	b := make([]byte, len(buf))
+	copy(b, buf)
+	return &memberlist.Packet{Buf: b, From: from, Timestamp: time.Now()}
 }

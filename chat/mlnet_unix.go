@@ -4,6 +4,7 @@ package chat
 
 import (
 	"net"
+	"strconv"
 	"syscall"
 
 	"github.com/hashicorp/memberlist"
@@ -13,13 +14,9 @@ import (
 // shared buffer (udpBufs) and returns a copy of its size: a transport waiting for
 // gossip holds no buffer (memberlist's NetTransport held 64 KB each).
 func (t *mlNetTransport) readPacket() (*memberlist.Packet, error) {
-	rc, err := t.udp.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
 	var p *memberlist.Packet
 	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
+	err := t.raw.Read(func(fd uintptr) bool {
 		bp := getUDPBuf()
 		defer putUDPBuf(bp)
 		n, sa, e := syscall.Recvfrom(int(fd), *bp, 0)
@@ -50,9 +47,9 @@ func udpAddrOf(sa syscall.Sockaddr) net.Addr {
 	case *syscall.SockaddrInet6:
 		ua := &net.UDPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
 		if a.ZoneId != 0 {
-			if ifc, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				ua.Zone = ifc.Name
-			}
+			// The numeric zone, which net accepts: looking the
+			// interface's name up cost a netlink dump per packet.
+			ua.Zone = strconv.Itoa(int(a.ZoneId))
 		}
 		return ua
 	}
