@@ -81,3 +81,20 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 	}
 	return p.enqueue(n.roomSetDigestFrame(p))
 }
+
+// RoomSetDigestFromForTest hands n a RoomSetDigest frame as if from
+// peer from (its link's reader).
+func (n *Node) RoomSetDigestFromForTest(from string, m *chatpb.RoomSetDigest) {
+	n.handleRoomSetDigest(m, from)
+}
+
+// GrantDigestForTest counts a digest as greeted to peer id (a credit its
+// request may use), as a greeting or refresh does; false without a link.
+func (n *Node) GrantDigestForTest(id string) bool {
+	p := n.peer(id)
+	if p == nil {
+		return false
+	}
+	n.roomSetDigestFrame(p)
+	return true
+}
