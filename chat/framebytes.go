@@ -9,8 +9,6 @@ package chat
 import (
 	"sync/atomic"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
@@ -127,9 +125,10 @@ const (
 	tlsRecordCost    = 5 + 1 + 16
 )
 
-// wireSize is what f costs on the wire: its encoding and framing.
-func wireSize(f *chatpb.Frame) uint64 {
-	n := uint64(proto.Size(f)) + framePrefixBytes
+// wireSize is what a frame whose encoding is size bytes costs on the
+// wire: its encoding and framing.
+func wireSize(size int) uint64 {
+	n := uint64(size) + framePrefixBytes
 	records := (n + tlsRecordBytes - 1) / tlsRecordBytes
 	return n + records*tlsRecordCost
 }
@@ -137,9 +136,10 @@ func wireSize(f *chatpb.Frame) uint64 {
 // frameBytes counts the wire bytes written per frameKind.
 type frameBytes [numFrameKinds]atomic.Uint64
 
-// add counts f, written to a link.
-func (b *frameBytes) add(f *chatpb.Frame) {
-	b[kindOf(f)].Add(wireSize(f))
+// add counts f, written to a link in an encoding of size bytes (what the
+// transport's Send reported: the frame is not encoded again to size it).
+func (b *frameBytes) add(f *chatpb.Frame, size int) {
+	b[kindOf(f)].Add(wireSize(size))
 }
 
 // snapshot returns the non-zero counters by kind name (nil when none).

@@ -24,8 +24,8 @@ func newRuleConn(name string) *ruleConn {
 	return &ruleConn{name: name, in: make(chan *chatpb.Frame, 4), done: make(chan struct{})}
 }
 
-func (c *ruleConn) Peer() transport.Peer     { return transport.Peer{} }
-func (c *ruleConn) Send(*chatpb.Frame) error { return nil }
+func (c *ruleConn) Peer() transport.Peer            { return transport.Peer{} }
+func (c *ruleConn) Send(*chatpb.Frame) (int, error) { return 0, nil }
 func (c *ruleConn) Recv() (*chatpb.Frame, error) {
 	select {
 	case f := <-c.in:

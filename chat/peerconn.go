@@ -514,13 +514,13 @@ func (p *peerConn) keptState() (bool, uint64) {
 // means lc was replaced or closed for idleness.
 func (p *peerConn) session(lc *linkConn) error {
 	send := func(f *chatpb.Frame) error {
-		err := lc.c.Send(f)
+		n, err := lc.c.Send(f)
 		p.wrote(lc, f, err)
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		p.n.stats.framesOut.Add(1)
-		p.n.stats.frameBytes.add(f)
+		p.n.stats.frameBytes.add(f, n)
 		if h := p.n.cfg.frameSent; h != nil {
 			h(p.id, f)
 		}

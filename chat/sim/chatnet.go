@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
@@ -59,10 +61,10 @@ type cutConn struct {
 	t *cutTransport
 }
 
-func (c *cutConn) Send(f *chatpb.Frame) error {
+func (c *cutConn) Send(f *chatpb.Frame) (int, error) {
 	if c.t.cut(c.t.self, c.Conn.Peer().ID) {
 		c.t.lost.Add(1)
-		return nil
+		return proto.Size(f), nil // lost on the way: the sender paid for it
 	}
 	return c.Conn.Send(f)
 }

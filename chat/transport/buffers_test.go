@@ -25,7 +25,7 @@ func (echo) ServeConn(c Conn) {
 		if err != nil {
 			return
 		}
-		if err := c.Send(f); err != nil {
+		if _, err := c.Send(f); err != nil {
 			return
 		}
 	}
@@ -95,7 +95,7 @@ func TestTLSFramesOfEverySizeWithSharedBuffers(t *testing.T) {
 	c := echoPair(t, limit)
 	sizes := []int{0, 1, 100, minPooledBuf - 40, minPooledBuf + 1, 17 << 10, 100, maxPooledBuf + 5000, 3, limit - 64, 200, 64 << 10, 1}
 	for k, n := range sizes {
-		if err := c.Send(envelopeFrame(string(body(k, n)))); err != nil {
+		if _, err := c.Send(envelopeFrame(string(body(k, n)))); err != nil {
 			t.Fatalf("send frame %d (%d bytes): %v", k, n, err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestTLSConcurrentSendsStayWhole(t *testing.T) {
 				k := s*each + i
 				n := (k * 7919) % (40 << 10) // sizes from 0 to 40 KB, mixed
 				f := &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Room: fmt.Sprint(k), Body: body(k, n)}}}
-				if err := c.Send(f); err != nil {
+				if _, err := c.Send(f); err != nil {
 					errs <- err
 					return
 				}
@@ -174,7 +174,7 @@ func BenchmarkTLSIdleConnMemory(b *testing.B) {
 		b.StartTimer()
 		for range conns {
 			c := dialEcho(b, d, addr, want)
-			if err := c.Send(envelopeFrame(string(body(1, 100<<10)))); err != nil {
+			if _, err := c.Send(envelopeFrame(string(body(1, 100<<10)))); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := c.Recv(); err != nil {

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -245,18 +247,21 @@ func newFaultConn(c Conn, inj *Injector) *faultConn {
 	return &faultConn{Conn: c, inj: inj, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (c *faultConn) Send(f *chatpb.Frame) error {
+// Send reports a frame it drops or delays as sent, with the length of its
+// encoding: to the sender a lost frame cost what it would on a lossy
+// network, and a delayed one is written later.
+func (c *faultConn) Send(f *chatpb.Frame) (int, error) {
 	peer := c.Conn.Peer().ID
 	drop, delay := c.inj.Outgoing(peer)
 	if drop {
 		c.inj.CountDrop()
-		return nil
+		return proto.Size(f), nil
 	}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return err
+		return 0, err
 	}
 	if delay <= 0 && len(c.line) == 0 {
 		c.mu.Unlock()
@@ -267,7 +272,7 @@ func (c *faultConn) Send(f *chatpb.Frame) error {
 	if len(c.line) >= maxDelayed {
 		c.mu.Unlock()
 		c.inj.CountDrop()
-		return nil
+		return proto.Size(f), nil
 	}
 	c.seq++
 	heap.Push(&c.line, delayedFrame{due: time.Now().Add(delay), seq: c.seq, f: f})
@@ -280,7 +285,7 @@ func (c *faultConn) Send(f *chatpb.Frame) error {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return proto.Size(f), nil
 }
 
 // pump sends delayed frames when they fall due, until Close.
@@ -302,7 +307,7 @@ func (c *faultConn) pump() {
 		c.mu.Unlock()
 		for _, f := range due {
 			c.sendMu.Lock()
-			err := c.Conn.Send(f)
+			_, err := c.Conn.Send(f)
 			c.sendMu.Unlock()
 			if err != nil {
 				c.mu.Lock()

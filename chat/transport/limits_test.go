@@ -39,7 +39,7 @@ func dialFrom(t *testing.T, l *TLS, want Peer, ip string, local Local) (*tlsConn
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	c := &tlsConn{tc: tc, r: bufio.NewReader(tc), maxFrame: testFrame, writeTimeout: 5 * time.Second}
 	hello := &chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{Protocol: 3, PeerId: local.ID, TargetId: want.ID}}}
-	if err := c.Send(hello); err != nil {
+	if _, err := c.Send(hello); err != nil {
 		return c, nil, err
 	}
 	f, err := c.readFrame(maxHelloBytes)

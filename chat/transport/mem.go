@@ -198,24 +198,24 @@ type memConn struct {
 
 func (c *memConn) Peer() Peer { return c.peer }
 
-func (c *memConn) Send(f *chatpb.Frame) error {
+func (c *memConn) Send(f *chatpb.Frame) (int, error) {
 	b, err := proto.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+		return 0, fmt.Errorf("encode frame: %w", err)
 	}
 	if c.nw.MaxFrameBytes > 0 && len(b) > c.nw.MaxFrameBytes {
-		return fmt.Errorf("frame of %d bytes exceeds the limit of %d", len(b), c.nw.MaxFrameBytes)
+		return 0, fmt.Errorf("frame of %d bytes exceeds the limit of %d", len(b), c.nw.MaxFrameBytes)
 	}
 	select {
 	case <-c.out.done:
-		return ErrClosed
+		return 0, ErrClosed
 	default:
 	}
 	select {
 	case c.out.frames <- b:
-		return nil
+		return len(b), nil
 	case <-c.out.done:
-		return ErrClosed
+		return 0, ErrClosed
 	}
 }
 

@@ -432,7 +432,7 @@ func (t *TLS) accept(raw net.Conn, h Handler) (*tlsConn, error) {
 		t.refuse(c, err)
 		return nil, fmt.Errorf("peer %s: %w: %w", c.peer.ID, ErrNotAdmitted, err)
 	}
-	if err := c.Send(t.hello(tc, c.peer.ID, "listener")); err != nil {
+	if _, err := c.Send(t.hello(tc, c.peer.ID, "listener")); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -448,7 +448,7 @@ const peekBytes = 64
 
 // refuse tells the dialer why, best effort: the connection closes anyway.
 func (t *TLS) refuse(c *tlsConn, why error) {
-	_ = c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{
+	_, _ = c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Hello{Hello: &chatpb.Hello{
 		Protocol: t.cfg.Protocol, PeerId: t.cfg.Local.ID, Refused: why.Error(),
 	}}})
 }
@@ -548,7 +548,7 @@ func (t *TLS) Dial(ctx context.Context, addr string, want Peer) (Conn, error) {
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	c := t.newConn(tc, want)
-	if err := c.Send(t.hello(tc, want.ID, "dialer")); err != nil {
+	if _, err := c.Send(t.hello(tc, want.ID, "dialer")); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("send hello to %s: %w", addr, err)
 	}
@@ -659,26 +659,28 @@ type tlsConn struct {
 
 func (c *tlsConn) Peer() Peer { return c.peer }
 
-// Send writes f as one length-prefixed frame.
-func (c *tlsConn) Send(f *chatpb.Frame) error {
+// Send writes f as one length-prefixed frame and returns the length of
+// its encoding.
+func (c *tlsConn) Send(f *chatpb.Frame) (int, error) {
 	bp := getBuf(0)
 	defer putBuf(bp)
 	b, err := proto.MarshalOptions{}.MarshalAppend(append(*bp, 0, 0, 0, 0), f)
 	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+		return 0, fmt.Errorf("encode frame: %w", err)
 	}
 	*bp = b // a grown buffer goes back to the pool
-	if n := len(b) - frameHeader; n > c.maxFrame {
-		return fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, c.maxFrame)
+	n := len(b) - frameHeader
+	if n > c.maxFrame {
+		return 0, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, c.maxFrame)
 	}
-	binary.BigEndian.PutUint32(b, uint32(len(b)-frameHeader))
+	binary.BigEndian.PutUint32(b, uint32(n))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.tc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	if _, err := c.tc.Write(b); err != nil {
-		return fmt.Errorf("send frame: %w", err)
+		return 0, fmt.Errorf("send frame: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // Recv reads the next frame.

@@ -213,7 +213,7 @@ func TestTLSEncryptsAndRejectsInjection(t *testing.T) {
 	if id := c.(*tlsConn).tc.ConnectionState().CurveID; id != tls.X25519MLKEM768 {
 		t.Errorf("key exchange %v, want X25519MLKEM768", id)
 	}
-	if err := c.Send(envelopeFrame("SECRET-MARKER-1")); err != nil {
+	if _, err := c.Send(envelopeFrame("SECRET-MARKER-1")); err != nil {
 		t.Fatal(err)
 	}
 	if f := <-rec.got; string(f.GetEnvelope().GetBody()) != "SECRET-MARKER-1" {
@@ -230,7 +230,7 @@ func TestTLSEncryptsAndRejectsInjection(t *testing.T) {
 	forged, _ := proto.Marshal(envelopeFrame("INJECTED"))
 	hdr := binary.BigEndian.AppendUint32(nil, uint32(len(forged)))
 	p.inject <- append(hdr, forged...)
-	if err := c.Send(envelopeFrame("after")); err != nil {
+	if _, err := c.Send(envelopeFrame("after")); err != nil {
 		t.Fatal(err)
 	}
 	ended := make(chan error, 1)
@@ -289,7 +289,7 @@ func TestTLSForgedHandshakes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, c := rawTLS(t, l, stranger)
-			if err := c.Send(tc.frame); err != nil {
+			if _, err := c.Send(tc.frame); err != nil {
 				t.Fatal(err)
 			}
 			f, err := c.readFrame(maxHelloBytes)
@@ -457,7 +457,7 @@ func TestTLSOversizedLengthPrefix(t *testing.T) {
 	if _, err := c.Recv(); err == nil {
 		t.Fatal("the stream survived a 4 GiB length prefix")
 	}
-	if err := c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Body: make([]byte, testFrame)}}}); err == nil ||
+	if _, err := c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Body: make([]byte, testFrame)}}}); err == nil ||
 		!strings.Contains(err.Error(), "exceeds the limit") {
 		t.Fatalf("sending an oversized frame: %v", err)
 	}

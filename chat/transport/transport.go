@@ -52,10 +52,13 @@ func (l Local) Public() Peer {
 type Conn interface {
 	// Peer returns the authenticated remote peer. Never blocks.
 	Peer() Peer
-	// Send writes one frame. It blocks while the stream's flow control
-	// holds it back, and fails once the stream is broken or closed. The
-	// caller must not change f afterwards (a decorator may send it later).
-	Send(f *chatpb.Frame) error
+	// Send writes one frame and returns the length of its protobuf
+	// encoding (without the transport's framing), so that a caller counts
+	// what it sent without encoding the frame a second time. It blocks
+	// while the stream's flow control holds it back, and fails once the
+	// stream is broken or closed. The caller must not change f afterwards
+	// (a decorator may send it later).
+	Send(f *chatpb.Frame) (int, error)
 	// Recv blocks until the next frame arrives or the stream ends (then
 	// it returns an error; io.EOF when the other end closed cleanly).
 	Recv() (*chatpb.Frame, error)

@@ -133,7 +133,7 @@ func TestFaultsDrop(t *testing.T) {
 	c, got, _ := memPair(t, inj)
 	const n = 400
 	for i := uint64(1); i <= n; i++ {
-		if err := c.Send(ping(i)); err != nil {
+		if _, err := c.Send(ping(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,7 +165,7 @@ func TestFaultsJitterReorders(t *testing.T) {
 	c, got, _ := memPair(t, inj)
 	const n = 200
 	for i := uint64(1); i <= n; i++ {
-		if err := c.Send(ping(i)); err != nil {
+		if _, err := c.Send(ping(i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,10 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/transport"
@@ -85,7 +88,7 @@ func (e *echo) ServeConn(c transport.Conn) {
 			return
 		}
 		if p := f.GetPing(); p != nil {
-			if err := c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: p.Nonce}}}); err != nil {
+			if _, err := c.Send(&chatpb.Frame{Msg: &chatpb.Frame_Pong{Pong: &chatpb.Pong{Nonce: p.Nonce}}}); err != nil {
 				e.stopped <- err
 				return
 			}
@@ -174,8 +177,15 @@ func testExchange(t *testing.T, mk Factory) {
 	errc := make(chan error, 1)
 	go func() {
 		for i := uint64(1); i <= n; i++ {
-			if err := c.Send(ping(i)); err != nil {
+			f := ping(i)
+			size, err := c.Send(f)
+			if err != nil {
 				errc <- err
+				return
+			}
+			// What Send reports is what callers count as sent.
+			if want := proto.Size(f); size != want {
+				errc <- fmt.Errorf("Send of ping %d reported %d bytes, its encoding has %d", i, size, want)
 				return
 			}
 		}
@@ -255,7 +265,7 @@ func testDialerClose(t *testing.T, mk Factory) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("accepted stream's Recv did not end after the dialer closed")
 	}
-	if err := c.Send(ping(1)); err == nil {
+	if _, err := c.Send(ping(1)); err == nil {
 		t.Error("Send after Close succeeded")
 	}
 	if _, err := c.Recv(); err == nil {
@@ -307,10 +317,10 @@ func testOversized(t *testing.T, mk Factory) {
 	}
 	defer c.Close()
 	big := &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Body: make([]byte, MaxFrame+1)}}}
-	if err := c.Send(big); err == nil {
+	if _, err := c.Send(big); err == nil {
 		// The limit may be enforced by the receiver, which then ends the
 		// stream: no pong may come back.
-		if err := c.Send(ping(7)); err == nil {
+		if _, err := c.Send(ping(7)); err == nil {
 			if f, err := c.Recv(); err == nil {
 				t.Fatalf("stream carried on after an oversized frame (got %v)", f)
 			}
