@@ -63,6 +63,7 @@ func (n *Node) ForgetRoomSetForTest(id string) {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
 	delete(n.peerRooms, id)
+	n.roomSetsChangedLocked()
 }
 
 // HoldsRoomSetForTest reports whether a room set of id is held.

@@ -83,6 +83,7 @@ type Node struct {
 	peerRooms map[string]*peerRoomSet // what each peer announced, by peer ID
 	heldRooms map[string]heldRoomSet  // relayed sets of origins not live here yet (roomsets.go), bounded
 	roomVer   int64                   // version of our announced room set
+	digests   roomSetDigests          // digests of the held sets (roomsetdigest.go)
 	// ownSet is our room set as last signed, ownSetSigning what its
 	// signature covers: announced again while unchanged (roomsets.go).
 	ownSet        *chatpb.RoomSet

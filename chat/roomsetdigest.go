@@ -55,6 +55,13 @@ const (
 func (n *Node) heldSetVersions(but, also string, own bool) []*chatpb.RoomSetVersion {
 	live := n.liveMembers()
 	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	return n.heldSetVersionsLocked(live, but, also, own)
+}
+
+// heldSetVersionsLocked is heldSetVersions with the live members given.
+// Caller holds n.roomsMu.
+func (n *Node) heldSetVersionsLocked(live map[string]bool, but, also string, own bool) []*chatpb.RoomSetVersion {
 	out := make([]*chatpb.RoomSetVersion, 0, len(n.peerRooms)+1)
 	for id, set := range n.peerRooms {
 		if id != but && set.signed != nil && (live[id] || id == also) {
@@ -64,9 +71,19 @@ func (n *Node) heldSetVersions(but, also string, own bool) []*chatpb.RoomSetVers
 	if own {
 		out = append(out, &chatpb.RoomSetVersion{Origin: n.id.ID, Version: n.roomVer})
 	}
-	n.roomsMu.Unlock()
 	slices.SortFunc(out, func(a, b *chatpb.RoomSetVersion) int { return strings.Compare(a.Origin, b.Origin) })
 	return out
+}
+
+// liveMembersGen is liveMembers with the membership generation it is of.
+func (n *Node) liveMembersGen() (map[string]bool, chan struct{}) {
+	n.mu.Lock()
+	gen := n.memberGen
+	n.mu.Unlock()
+	// n.mu is taken again: memberGen is replaced under it at every change,
+	// so a change between the two reads makes gen older than live, and
+	// the digests cached with it are computed again, never kept stale.
+	return n.liveMembers(), gen
 }
 
 // roomSetDigest is the digest of held, sorted by origin (chat.proto,
@@ -91,8 +108,76 @@ func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
 	if k := p.digestsOut.Load(); k < maxDigestsOut {
 		p.digestsOut.CompareAndSwap(k, k+1)
 	}
-	d := roomSetDigest(n.heldSetVersions(p.id, "", true))
+	d := n.cachedRoomSetDigest(p.id, true)
 	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+}
+
+// roomSetDigests caches the digests of the held room sets. Every greeting
+// and refresh of a kept link above the tree threshold sends one, and every
+// digest received is compared with ours: each cost a pass over the
+// members, a protobuf per held set, a sort and a SHA-256 of them all,
+// though the sets and the members change far less often than links are
+// greeted and refreshed. A digest is computed once per peer it is for
+// (the sets held but that peer's, ours included: to it; those held with
+// that peer's, ours not: from it), and the cache is emptied when what the
+// digests cover changes: a held set (a new version in, a forgotten member
+// out), our own version (roomSetsChangedLocked), or the live members (the
+// membership generation, n.memberGen, differs). Guarded by n.roomsMu.
+type roomSetDigests struct {
+	gen      chan struct{} // n.memberGen when byPeer was computed
+	byPeer   map[digestFor][]byte
+	computed uint64 // digests computed, not taken from the cache (tests)
+}
+
+// digestFor is what a cached digest is for: the peer and the direction.
+type digestFor struct {
+	peer string
+	to   bool // the digest we send to peer; else the one to compare its with
+}
+
+// maxCachedDigests bounds the cache: two per link, for far more links
+// than a node keeps; past it the cache starts again.
+const maxCachedDigests = 4096
+
+// roomSetsChangedLocked empties the digest cache: a held set or our
+// version changed. Caller holds n.roomsMu.
+func (n *Node) roomSetsChangedLocked() {
+	n.digests.byPeer = nil
+}
+
+// cachedRoomSetDigest returns the digest of heldSetVersions(peer, "",
+// true) when to is set (what we send peer), else of heldSetVersions("",
+// peer, false) (what peer's digest is compared with), from the cache when
+// nothing it covers changed since it was computed.
+func (n *Node) cachedRoomSetDigest(peer string, to bool) []byte {
+	key := digestFor{peer: peer, to: to}
+	n.mu.Lock()
+	gen := n.memberGen
+	n.mu.Unlock()
+	n.roomsMu.Lock()
+	if d, ok := n.digests.byPeer[key]; ok && n.digests.gen == gen {
+		n.roomsMu.Unlock()
+		return d
+	}
+	n.roomsMu.Unlock()
+	live, gen := n.liveMembersGen()
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
+	var held []*chatpb.RoomSetVersion
+	if to {
+		held = n.heldSetVersionsLocked(live, peer, "", true)
+	} else {
+		held = n.heldSetVersionsLocked(live, "", peer, false)
+	}
+	d := roomSetDigest(held)
+	n.digests.computed++
+	if n.digests.gen != gen || n.digests.byPeer == nil || len(n.digests.byPeer) >= maxCachedDigests {
+		// A newer generation may have been cached meanwhile: it is
+		// replaced, and computed again by the next caller that sees it.
+		n.digests.gen, n.digests.byPeer = gen, make(map[digestFor][]byte)
+	}
+	n.digests.byPeer[key] = d
+	return d
 }
 
 // checkRoomSetDigest checks a RoomSetDigest frame's rules (chat.proto)
@@ -143,10 +228,11 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 		return
 	}
 	if !m.Request {
-		mine := n.heldSetVersions("", from, false) // the sender's set may come before memberlist says it lives
-		if string(roomSetDigest(mine)) == string(m.Digest) {
+		// The sender's set may come before memberlist says it lives.
+		if string(n.cachedRoomSetDigest(from, false)) == string(m.Digest) {
 			return // we hold what the peer holds: nothing to ask
 		}
+		mine := n.heldSetVersions("", from, false)
 		f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: mine}}}
 		if p.enqueue(f) {
 			n.stats.aeBytes.Add(uint64(proto.Size(f)))

@@ -53,3 +53,94 @@ func TestRoomSetSignedOncePerChange(t *testing.T) {
 		t.Fatalf("the set with a new room was not signed (%d signatures, %d before)", got, before)
 	}
 }
+
+// setMemberState makes id a member of n in state, a membership change
+// (memberGen), as the event loop applies one.
+func setMemberState(n *Node, id *Identity, state hearsay.MemberState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members[id.ID] = &memberInfo{ID: id.ID, Nick: "m", Pub: id.Pub, Valid: true, State: state}
+	close(n.memberGen)
+	n.memberGen = make(chan struct{})
+}
+
+// The room set digests are computed once per peer and direction while
+// nothing they cover changes, and again after each change of a held set,
+// of our own version or of the live members: every greeting and refresh
+// above the tree threshold, and every digest received, paid for a pass
+// over the members, a sort and a hash of all held sets.
+func TestRoomSetDigestCached(t *testing.T) {
+	bob := lobbyNode(t, "bob", 16)
+	alice, carol := member(t, bob), member(t, bob)
+	setMemberState(bob, alice, hearsay.StateAlive)
+	setMemberState(bob, carol, hearsay.StateAlive)
+	bob.handleFrame(roomSetFrame(signedRoomSet(alice, 5)), alice.ID)
+	bob.handleFrame(roomSetFrame(signedRoomSet(carol, 5)), carol.ID)
+	computed := func() uint64 {
+		bob.roomsMu.Lock()
+		defer bob.roomsMu.Unlock()
+		return bob.digests.computed
+	}
+	// check asks for both digests of alice several times: each is the
+	// digest of the sets held now, and computed once.
+	check := func(when string) (to, from []byte) {
+		t.Helper()
+		before := computed()
+		for range 5 {
+			to, from = bob.cachedRoomSetDigest(alice.ID, true), bob.cachedRoomSetDigest(alice.ID, false)
+			if want := roomSetDigest(bob.heldSetVersions(alice.ID, "", true)); string(to) != string(want) {
+				t.Fatalf("%s: digest to alice %x, want %x", when, to, want)
+			}
+			if want := roomSetDigest(bob.heldSetVersions("", alice.ID, false)); string(from) != string(want) {
+				t.Fatalf("%s: digest of alice's %x, want %x", when, from, want)
+			}
+		}
+		if got := computed() - before; got != 2 {
+			t.Fatalf("%s: %d digests computed for 10 asked, want 2 (one per direction)", when, got)
+		}
+		return to, from
+	}
+	to0, from0 := check("first")
+	bob.handleFrame(roomSetFrame(signedRoomSet(carol, 6)), carol.ID)
+	to1, from1 := check("carol's new set")
+	if string(to1) == string(to0) || string(from1) == string(from0) {
+		t.Fatal("carol's new set did not change the digests")
+	}
+	setMemberState(bob, carol, hearsay.StateDead)
+	to2, _ := check("carol failed")
+	if string(to2) == string(to1) {
+		t.Fatal("carol's failure did not change the digest")
+	}
+	bob.newRoomSetFrame()
+	if to3, _ := check("our new version"); string(to3) == string(to2) {
+		t.Fatal("our new version did not change the digest to alice")
+	}
+	setMemberState(bob, carol, hearsay.StateAlive)
+	check("carol back")
+	bob.forgetPeerRooms(func(id string) bool { return id != carol.ID })
+	check("carol forgotten")
+}
+
+// BenchmarkRoomSetDigest: the digest of a greeting or refresh to one
+// neighbour with 200 held sets, computed each time (uncached) or taken from
+// the cache while nothing changed (cached).
+func BenchmarkRoomSetDigest(b *testing.B) {
+	n := lobbyNode(b, "bench", 16)
+	var to string
+	for range 200 {
+		id := member(b, n)
+		setMemberState(n, id, hearsay.StateAlive)
+		n.handleFrame(roomSetFrame(signedRoomSet(id, 1)), id.ID)
+		to = id.ID
+	}
+	b.Run("uncached", func(b *testing.B) {
+		for b.Loop() {
+			roomSetDigest(n.heldSetVersions(to, "", true))
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			n.cachedRoomSetDigest(to, true)
+		}
+	})
+}

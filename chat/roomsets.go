@@ -177,6 +177,7 @@ func (n *Node) newRoomSetFrame() *chatpb.Frame {
 	} else {
 		n.roomVer++
 	}
+	n.roomSetsChangedLocked()
 	n.roomsMu.Unlock()
 	return n.roomSetAnnouncement()
 }
@@ -279,6 +280,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 		}
 	}
 	n.peerRooms[origin] = set
+	n.roomSetsChangedLocked()
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
 	n.roomsMu.Unlock()
@@ -436,6 +438,7 @@ func (n *Node) forgetPeerRooms(keep func(id string) bool) {
 	for id := range n.peerRooms {
 		if !keep(id) {
 			delete(n.peerRooms, id)
+			n.roomSetsChangedLocked()
 		}
 	}
 }
