@@ -84,14 +84,13 @@ type Node struct {
 	heldRooms map[string]heldRoomSet  // relayed sets of origins not live here yet (roomsets.go), bounded
 	roomVer   int64                   // version of our announced room set
 	digests   roomSetDigests          // digests of the held sets (roomsetdigest.go)
-	// ownSet is our room set as last signed, ownSetSigning what its
-	// signature covers: announced again while unchanged (roomsets.go).
-	ownSet        *chatpb.RoomSet
-	ownSetSigning []byte
-	roomsGen      chan struct{} // closed and replaced when a peer's room set arrives
-	startedAt     atomic.Int64  // unix nanoseconds of Start (loadRooms)
-	pingNonce     atomic.Uint64
-	liveCount     atomic.Int32 // live members + this node; see numMembers
+	// ownSet is our room set as last signed: announced again until it
+	// changes (nil then: roomsets.go).
+	ownSet    *chatpb.RoomSet
+	roomsGen  chan struct{} // closed and replaced when a peer's room set arrives
+	startedAt atomic.Int64  // unix nanoseconds of Start (loadRooms)
+	pingNonce atomic.Uint64
+	liveCount atomic.Int32 // live members + this node; see numMembers
 
 	// ctx is cancelled by Shutdown; every goroutine of the node watches it.
 	ctx    context.Context

@@ -306,6 +306,7 @@ func (n *Node) openRoom(ctx context.Context, info msglog.RoomInfo, deferred bool
 	}
 	n.roomsMu.Lock()
 	n.rooms[r.name] = r
+	n.ownSetChangedLocked()
 	n.roomsMu.Unlock()
 	return r, nil
 }
@@ -331,6 +332,7 @@ func (n *Node) PartRoom(ctx context.Context, roomName string) error {
 	}
 	n.roomsMu.Lock()
 	delete(n.rooms, name)
+	n.ownSetChangedLocked()
 	n.roomsMu.Unlock()
 	r.part()
 	info, err := n.log.Room(ctx, name)

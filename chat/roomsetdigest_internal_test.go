@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func TestRoomSetSignedOncePerChange(t *testing.T) {
 	}
 	if got := n.stats.roomSetSigns.Load(); got != 1 {
 		t.Fatalf("%d signatures for one unchanged set, want 1", got)
+	}
+	// Nor is it built and encoded again to be compared with the one
+	// signed: the announcement costs its frame's two wrappers.
+	if a := testing.AllocsPerRun(100, func() { n.roomSetAnnouncement() }); a > 2 {
+		t.Fatalf("an unchanged announcement costs %v allocations, want 2 (its frame)", a)
 	}
 	// A new version, and a new room, are signed (and the frame that asks
 	// for a reply does not change the shared set).
@@ -143,4 +149,22 @@ func BenchmarkRoomSetDigest(b *testing.B) {
 			n.cachedRoomSetDigest(to, true)
 		}
 	})
+}
+
+// BenchmarkRoomSetAnnouncement: our unchanged room set of 20 rooms, as
+// every greeting, refresh and answer asks for it.
+func BenchmarkRoomSetAnnouncement(b *testing.B) {
+	n := lobbyNode(b, "bench", 16)
+	n.joinMu.Lock()
+	for i := range 19 {
+		if _, err := n.openRoom(context.Background(), msglog.RoomInfo{Name: fmt.Sprintf("room%d", i), Mode: hearsay.OrderCausal.String(), Joined: time.Now()}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n.joinMu.Unlock()
+	n.roomSetAnnouncement()
+	b.ReportAllocs()
+	for b.Loop() {
+		n.roomSetAnnouncement()
+	}
 }

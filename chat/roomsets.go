@@ -10,7 +10,6 @@ package chat
 // syncMembers).
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -25,26 +24,34 @@ import (
 )
 
 // roomSetAnnouncement returns our room set announcement, signed. The
-// signed set is kept and returned again while what it says is unchanged:
-// every greeting, refresh and answer asked for it, and each signed it
-// anew. The frame is shared: callers must not change it (sendRoomSets
-// clones it to set want_reply).
+// signed set is kept and returned again until what it says changes (a
+// room joined or parted, a new version: ownSetChangedLocked): every
+// greeting, refresh and answer asked for it, and each signed it anew, then
+// built and encoded it to compare it with the one signed. The frame is
+// shared: callers must not change it (sendRoomSets clones it to set
+// want_reply).
 func (n *Node) roomSetAnnouncement() *chatpb.Frame {
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
+	if n.ownSet != nil {
+		return roomSetFrame(n.ownSet)
+	}
 	rs := &chatpb.RoomSet{Version: n.roomVer, Origin: n.id.ID, OriginKey: n.id.Pub}
 	for _, r := range n.rooms {
 		rs.Rooms = append(rs.Rooms, &chatpb.RoomMembership{Name: r.name, Mode: r.mode.String(), JoinedUnixNano: int64(age(r.joined))})
 	}
 	slices.SortFunc(rs.Rooms, func(a, b *chatpb.RoomMembership) int { return strings.Compare(a.Name, b.Name) })
-	signing := roomSetSigningBytes(rs)
-	if n.ownSet != nil && bytes.Equal(signing, n.ownSetSigning) {
-		return roomSetFrame(n.ownSet)
-	}
-	rs.Signature = n.id.Sign(signing)
-	n.ownSet, n.ownSetSigning = rs, signing
+	rs.Signature = n.id.Sign(roomSetSigningBytes(rs))
+	n.ownSet = rs
 	n.stats.roomSetSigns.Add(1)
 	return roomSetFrame(rs)
+}
+
+// ownSetChangedLocked drops our signed room set: a room was joined or
+// parted, or the version changed (a room's name, mode and age do not
+// change while it is open). Caller holds n.roomsMu.
+func (n *Node) ownSetChangedLocked() {
+	n.ownSet = nil
 }
 
 const roomSetTag = "hearsay/roomset/v1\n"
@@ -177,6 +184,7 @@ func (n *Node) newRoomSetFrame() *chatpb.Frame {
 	} else {
 		n.roomVer++
 	}
+	n.ownSetChangedLocked()
 	n.roomSetsChangedLocked()
 	n.roomsMu.Unlock()
 	return n.roomSetAnnouncement()
