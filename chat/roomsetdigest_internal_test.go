@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
@@ -166,5 +167,33 @@ func BenchmarkRoomSetAnnouncement(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n.roomSetAnnouncement()
+	}
+}
+
+// A relayed room set held until its origin is live is verified once, when
+// it comes: taking it once the origin is live checked its signature again.
+// The held copy is made unverifiable in memory to tell: it is still taken.
+func TestHeldRoomSetVerifiedOnce(t *testing.T) {
+	bob := lobbyNode(t, "bob", 16)
+	relay, early := member(t, bob), member(t, bob)
+	liveMemberOf(bob, relay)
+	bob.handleFrame(roomSetFrame(signedRoomSet(early, 3, &chatpb.RoomMembership{Name: "dev", Mode: "causal", JoinedUnixNano: 1})), relay.ID)
+	bob.roomsMu.Lock()
+	h, ok := bob.heldRooms[early.ID]
+	if ok {
+		h.rs.Signature = nil
+	}
+	bob.roomsMu.Unlock()
+	if !ok {
+		t.Fatal("the relayed set of a member not live yet was not held")
+	}
+	forged := bob.Stats().Forged
+	liveMemberOf(bob, early)
+	bob.releaseHeldRoomSets()
+	bob.roomsMu.Lock()
+	got := bob.peerRooms[early.ID]
+	bob.roomsMu.Unlock()
+	if got == nil || got.version != 3 || bob.Stats().Forged != forged {
+		t.Fatalf("held set taken as %+v, forged %d (was %d): want it taken, its signature not checked again", got, bob.Stats().Forged, forged)
 	}
 }

@@ -217,6 +217,12 @@ func (n *Node) keptLinks() []*peerConn {
 // held is passed on to the other kept links while the group uses them
 // (relayRoomSet).
 func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
+	n.takeRoomSet(rs, from, false)
+}
+
+// takeRoomSet is handleRoomSet; verified says rs's signature was checked
+// already (a held set, checked when it came: holdRoomSet).
+func (n *Node) takeRoomSet(rs *chatpb.RoomSet, from string, verified bool) {
 	if len(rs.Rooms) > maxRooms {
 		n.stats.badFrames.Add(1)
 		return
@@ -246,7 +252,7 @@ func (n *Node) handleRoomSet(rs *chatpb.RoomSet, from string) {
 	n.roomsMu.Lock()
 	stale := n.peerRooms[origin] != nil && n.peerRooms[origin].version >= rs.Version
 	n.roomsMu.Unlock()
-	if !stale || rs.WantReply {
+	if !verified && (!stale || rs.WantReply) {
 		// Verified before it is answered or kept (a stale copy, common
 		// among relays, costs no signature check).
 		if err := checkRoomSetSignature(rs); err != nil {
@@ -392,8 +398,8 @@ func (n *Node) oldestHeldLocked(relay string) string {
 }
 
 // releaseHeldRoomSets takes the held sets whose origin is now a live
-// member, as if they came now (the event loop calls it after each
-// membership change).
+// member, as if they came now but for their signatures, checked when they
+// came (the event loop calls it after each membership change).
 func (n *Node) releaseHeldRoomSets() {
 	n.roomsMu.Lock()
 	if len(n.heldRooms) == 0 {
@@ -412,7 +418,7 @@ func (n *Node) releaseHeldRoomSets() {
 	}
 	n.roomsMu.Unlock()
 	for _, h := range ready {
-		n.handleRoomSet(h.rs, h.from)
+		n.takeRoomSet(h.rs, h.from, true) // its signature was checked when it came
 	}
 }
 
