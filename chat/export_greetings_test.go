@@ -80,7 +80,8 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 	if p == nil {
 		return false
 	}
-	return p.enqueue(n.roomSetDigestFrame(p))
+	_, ok := n.enqueueRoomSetDigest(p)
+	return ok
 }
 
 // RoomSetDigestFromForTest hands n a RoomSetDigest frame as if from
@@ -96,6 +97,6 @@ func (n *Node) GrantDigestForTest(id string) bool {
 	if p == nil {
 		return false
 	}
-	n.roomSetDigestFrame(p)
+	p.grantDigest()
 	return true
 }

@@ -107,9 +107,12 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 	}
 	// The relayed sets: a digest of them, the peer asks for what it
 	// lacks (roomsetdigest.go). Counted before it is written, so that
-	// the peer's request, which may come back at once, finds it.
+	// the peer's request, which may come back at once, finds it, and
+	// taken back if it was not.
 	f := n.roomSetDigestFrame(p)
+	granted := p.grantDigest()
 	if err := send(f); err != nil {
+		p.revokeDigest(granted)
 		return fmt.Errorf("send room set digest: %w", err)
 	}
 	n.stats.aeBytes.Add(uint64(proto.Size(f)))

@@ -103,13 +103,53 @@ func roomSetDigest(held []*chatpb.RoomSetVersion) []byte {
 }
 
 // roomSetDigestFrame returns the digest frame of a greeting or refresh
-// to p, and counts it as one p's peer may answer (digestsOut).
+// to p. The caller counts it as one p's peer may answer (grantDigest)
+// only if it goes out.
 func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
-	if k := p.digestsOut.Load(); k < maxDigestsOut {
-		p.digestsOut.CompareAndSwap(k, k+1)
-	}
 	d := n.cachedRoomSetDigest(p.id, true)
 	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+}
+
+// enqueueRoomSetDigest queues the digest frame of a refresh to p and
+// reports whether it was queued: only then does it count as one p's peer
+// may answer. A digest dropped at a full queue earned the peer a request
+// answered with every set it lacked, for a digest it never saw.
+func (n *Node) enqueueRoomSetDigest(p *peerConn) (*chatpb.Frame, bool) {
+	f := n.roomSetDigestFrame(p)
+	// Counted before it is queued: the writer may send it and the
+	// peer's request come back before enqueue returns.
+	granted := p.grantDigest()
+	if !p.enqueue(f) {
+		p.revokeDigest(granted)
+		return f, false
+	}
+	return f, true
+}
+
+// grantDigest counts a digest going to p's peer as one its request may
+// answer (digestsOut, at most maxDigestsOut) and reports whether it did,
+// for revokeDigest.
+func (p *peerConn) grantDigest() bool {
+	for {
+		k := p.digestsOut.Load()
+		if k >= maxDigestsOut {
+			return false
+		}
+		if p.digestsOut.CompareAndSwap(k, k+1) {
+			return true
+		}
+	}
+}
+
+// revokeDigest takes back the credit grantDigest granted (granted) for a
+// digest that did not go out.
+func (p *peerConn) revokeDigest(granted bool) {
+	for granted {
+		k := p.digestsOut.Load()
+		if k <= 0 || p.digestsOut.CompareAndSwap(k, k-1) {
+			return
+		}
+	}
 }
 
 // roomSetDigests caches the digests of the held room sets. Every greeting

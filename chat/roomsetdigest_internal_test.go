@@ -197,3 +197,27 @@ func TestHeldRoomSetVerifiedOnce(t *testing.T) {
 		t.Fatalf("held set taken as %+v, forged %d (was %d): want it taken, its signature not checked again", got, bob.Stats().Forged, forged)
 	}
 }
+
+// A digest counts as one the peer may answer only when it was queued: one
+// dropped at a full queue earned the peer a request answered with every
+// set it lacked, for a digest it never saw.
+func TestDigestCreditOnlyWhenQueued(t *testing.T) {
+	n, err := New(Config{Nick: "credit", EventBuffer: 1, SendQueue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	p := newPeerConn(n, "0000000000000002", "127.0.0.1:1", nil)
+	if _, ok := n.enqueueRoomSetDigest(p); !ok || p.digestsOut.Load() != 1 {
+		t.Fatalf("queued %v, credit %d; want true, 1", ok, p.digestsOut.Load())
+	}
+	// The queue of one is full: the next digest is dropped, uncounted.
+	if _, ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != 1 {
+		t.Fatalf("at a full queue: queued %v, credit %d; want false, 1", ok, p.digestsOut.Load())
+	}
+	// At the bound a dropped digest takes back no credit it did not get.
+	p.digestsOut.Store(maxDigestsOut)
+	if _, ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != maxDigestsOut {
+		t.Fatalf("at the bound: queued %v, credit %d; want false, %d", ok, p.digestsOut.Load(), maxDigestsOut)
+	}
+}

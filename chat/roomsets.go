@@ -153,11 +153,13 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	// the sets we hold, ours included (47 bytes on the wire, the set ~210):
 	// it asks for ours, or any other, if it lacks it (roomsetdigest.go).
 	for _, p := range due {
-		g := f
+		g, queued := f, false
 		if last, ok := sent[p]; !mesh && ok && last.rooms == key {
-			g = n.roomSetDigestFrame(p)
+			g, queued = n.enqueueRoomSetDigest(p)
+		} else {
+			queued = p.enqueue(g)
 		}
-		if !p.enqueue(g) {
+		if !queued {
 			delete(sent, p) // queue full: again next round
 			continue
 		}
