@@ -350,7 +350,7 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	if inRange(n.id.ID, lo, hi) {
 		n.noteHeld(st.Room, from, theirs[n.id.ID]) // own message states (roomstate.go)
 	}
-	local, err := n.log.VersionVector(n.ctx, st.Room)
+	local, err := n.statusVector(st) // a gap pull's origin only (gappull.go)
 	if err != nil {
 		n.logger.Printf("status #%s: %v", st.Room, err)
 		return

@@ -87,6 +87,24 @@ func validPull(st *chatpb.Status, theirs msglog.VersionVector) bool {
 	return true
 }
 
+// statusVector reads our version vector to answer st (checked) with: for
+// a gap pull, which names one origin, that origin's entry alone (reading
+// the whole vector cost a pass over every origin of the room for it). The
+// entry is Contiguous, as sendGapPull's: while Bolt applies its memtable
+// it may be lower than the vector's, never higher, and a seq above it is
+// then read one by one (sendPullRepair; our own not at all, the puller
+// asks again).
+func (n *Node) statusVector(st *chatpb.Status) (msglog.VersionVector, error) {
+	if len(st.Missing) == 0 {
+		return n.log.VersionVector(n.ctx, st.Room)
+	}
+	have, err := n.log.Contiguous(n.ctx, st.Room, st.FromOrigin)
+	if err != nil {
+		return nil, err
+	}
+	return msglog.VersionVector{st.FromOrigin: have}, nil
+}
+
 // sendPullRepair answers a gap pull from peer for origin's seqs (valid:
 // validPull) with the messages of them this node holds: those up to have,
 // our contiguous prefix of origin (clamped to what may leave), read as

@@ -1,0 +1,93 @@
+package chat
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
+)
+
+// countingLog counts the reads of version vectors and of one origin's
+// entry.
+type countingLog struct {
+	msglog.Log
+	vectors, entries atomic.Int64
+}
+
+func (l *countingLog) VersionVector(ctx context.Context, room string) (msglog.VersionVector, error) {
+	l.vectors.Add(1)
+	return l.Log.VersionVector(ctx, room)
+}
+
+func (l *countingLog) Contiguous(ctx context.Context, room, origin string) (uint64, error) {
+	l.entries.Add(1)
+	return l.Log.Contiguous(ctx, room, origin)
+}
+
+// vectorReadNode is a lobby node holding o's messages 1 to 3 and 6 and
+// those of nine other origins, with a link to from whose writer never
+// runs, and its log counted.
+func vectorReadNode(t *testing.T, from string) (*Node, *Identity, *peerConn, *countingLog) {
+	t.Helper()
+	n := lobbyNode(t, "reader", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []*chatpb.Envelope
+	for _, seq := range []uint64{1, 2, 3, 6} {
+		envs = append(envs, benchChat(o, DefaultRoom, seq, "m"))
+	}
+	for range 9 {
+		other, err := NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, benchChat(other, DefaultRoom, 1, "m"))
+	}
+	recs, err := recordsOf(envs, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.log.AppendBatchDeferred(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingLog{Log: n.log}
+	n.log = cl
+	p := newPeerConn(n, from, "127.0.0.1:1", nil) // its writer never runs: the queue keeps what is sent
+	n.mu.Lock()
+	n.peers[from] = p
+	n.mu.Unlock()
+	t.Cleanup(func() { // before the node's Shutdown, which would wait for its writer
+		n.mu.Lock()
+		delete(n.peers, from)
+		n.mu.Unlock()
+		p.cancel()
+	})
+	return n, o, p, cl
+}
+
+// A gap pull names one origin: it is answered reading that origin's entry,
+// not the room's whole version vector.
+func TestGapPullReadsOneEntry(t *testing.T) {
+	const from = "0000000000000002"
+	n, o, p, cl := vectorReadNode(t, from)
+	lo, hi := pullRange(o.ID)
+	n.handleStatus(&chatpb.Status{Room: DefaultRoom, Vector: []*chatpb.Dep{{Origin: o.ID, Seq: 1}}, FromOrigin: lo, UntilOrigin: hi, Missing: []uint64{2, 5, 6}}, from)
+	var repaired []uint64
+	for f, ok := p.queue.pop(); ok; f, ok = p.queue.pop() {
+		for _, e := range f.GetRepair().GetEnvelopes() {
+			repaired = append(repaired, e.Seq)
+		}
+	}
+	if !slices.Equal(repaired, []uint64{2, 6}) {
+		t.Errorf("pull answered with %v, want [2 6]", repaired)
+	}
+	if v, e := cl.vectors.Load(), cl.entries.Load(); v != 0 || e != 1 {
+		t.Errorf("a gap pull read %d version vectors and %d entries, want 0 and 1", v, e)
+	}
+}
