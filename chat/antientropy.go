@@ -222,6 +222,12 @@ func (n *Node) sendStatusRange(peer, roomName string, reply, wantReply bool, lo,
 		n.logger.Printf("status #%s: %v", roomName, err)
 		return
 	}
+	n.sendStatusVector(p, roomName, vv, reply, wantReply, lo, hi)
+}
+
+// sendStatusVector sends to p our status of [lo, hi) with vv, our
+// version vector as read by the caller (sendStatusRange).
+func (n *Node) sendStatusVector(p *peerConn, roomName string, vv msglog.VersionVector, reply, wantReply bool, lo, hi string) {
 	for _, st := range statusFrames(roomName, vv, lo, hi) {
 		st.Reply, st.WantReply = reply, wantReply
 		f := statusFrame(st)
@@ -243,8 +249,7 @@ const maxStatusEntries = 2048
 // first from lo, the last until hi). An empty range gives one empty
 // status (it still says "I hold nothing there").
 func statusFrames(roomName string, vv msglog.VersionVector, lo, hi string) []*chatpb.Status {
-	deps := depsOf(vv)
-	deps = slices.DeleteFunc(deps, func(d *chatpb.Dep) bool { return !inRange(d.Origin, lo, hi) })
+	deps := depsIn(vv, lo, hi)
 	var out []*chatpb.Status
 	from := lo
 	for {
@@ -403,7 +408,11 @@ func (n *Node) handleStatusDigest(st *chatpb.Status, from string) {
 		}
 		return
 	}
-	n.sendStatusRange(from, st.Room, false, false, lo, hi)
+	// Our status of the range, from the vector just read (on demand: the
+	// sender may be a member this node keeps no link to).
+	if p := n.link(from, true); p != nil {
+		n.sendStatusVector(p, st.Room, local, false, false, lo, hi)
+	}
 }
 
 // maxRepairFrame bounds the encoded envelopes and floors of one repair

@@ -21,6 +21,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
+	"strings"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
@@ -30,9 +31,24 @@ import (
 const statusDigestLen = 8
 
 // statusDigest returns the digest of vv over the origins in [lo, hi) (""
-// ends unbounded): digestDeps of those of depsOf(vv).
+// ends unbounded): digestDeps of depsIn(vv, lo, hi).
 func statusDigest(vv msglog.VersionVector, lo, hi string) []byte {
-	return digestDeps(slices.DeleteFunc(depsOf(vv), func(d *chatpb.Dep) bool { return !inRange(d.Origin, lo, hi) }))
+	return digestDeps(depsIn(vv, lo, hi))
+}
+
+// depsIn is depsOf(vv) over the origins in [lo, hi) only: a round's slice
+// is a tenth or less of a large room's vector, and encoding every entry
+// to keep the slice's cost a Dep per origin of the room.
+func depsIn(vv msglog.VersionVector, lo, hi string) []*chatpb.Dep {
+	var out []*chatpb.Dep
+	for o, s := range vv {
+		if s > 0 && inRange(o, lo, hi) {
+			// Clamped as depsOf does.
+			out = append(out, &chatpb.Dep{Origin: o, Seq: min(s, MaxSeq)})
+		}
+	}
+	slices.SortFunc(out, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
+	return out
 }
 
 // digestDeps returns the digest of a vector's entries, in origin order as

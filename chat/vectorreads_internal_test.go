@@ -91,3 +91,24 @@ func TestGapPullReadsOneEntry(t *testing.T) {
 		t.Errorf("a gap pull read %d version vectors and %d entries, want 0 and 1", v, e)
 	}
 }
+
+// A status digest that differs from ours is answered with our status of
+// its range from the one read of our vector that compared it: the answer
+// read the vector again.
+func TestStatusDigestReadsVectorOnce(t *testing.T) {
+	const from = "0000000000000002"
+	n, o, p, cl := vectorReadNode(t, from)
+	n.handleStatus(&chatpb.Status{Room: DefaultRoom, Digest: make([]byte, statusDigestLen)}, from)
+	var statuses []*chatpb.Status
+	for f, ok := p.queue.pop(); ok; f, ok = p.queue.pop() {
+		if st := f.GetStatus(); st != nil {
+			statuses = append(statuses, st)
+		}
+	}
+	if len(statuses) != 1 || len(statuses[0].Vector) != 10 || !slices.ContainsFunc(statuses[0].Vector, func(d *chatpb.Dep) bool { return d.Origin == o.ID && d.Seq == 3 }) {
+		t.Fatalf("answered with %v, want one status of the 10 origins", statuses)
+	}
+	if v := cl.vectors.Load(); v != 1 {
+		t.Errorf("a differing digest read the version vector %d times, want once", v)
+	}
+}
