@@ -172,7 +172,7 @@ type roomSetDigests struct {
 // digestFor is what a cached digest is for: the peer and the direction.
 type digestFor struct {
 	peer string
-	to   bool // the digest we send to peer; else the one to compare its with
+	to   bool // the digest we send peer; else the one its digests are compared with
 }
 
 // maxCachedDigests bounds the cache: two per link, for far more links
