@@ -266,6 +266,10 @@ type Config struct {
 	// it wrote and the peer it went to: a test hook, so a test can see
 	// what a link carries.
 	frameSent frameHook
+	// frameReceived, when set, is called by a connection's reader with
+	// each frame it decoded and the peer it came from: a test hook, so a
+	// test can see which frames reach the node's handlers.
+	frameReceived frameHook
 }
 
 // Message log choices (Config.MessageLog).
