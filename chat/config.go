@@ -270,6 +270,10 @@ type Config struct {
 	// each frame it decoded and the peer it came from: a test hook, so a
 	// test can see which frames reach the node's handlers.
 	frameReceived frameHook
+	// beforeEnqueue, when set, is called by enqueue with each frame it
+	// is about to push on the link to a peer, after it found the link
+	// running: a test hook, so a test can drop the link at that instant.
+	beforeEnqueue frameHook
 }
 
 // Message log choices (Config.MessageLog).

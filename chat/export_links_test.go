@@ -78,3 +78,22 @@ func (n *Node) OpenConnsForTest() transport.ConnCounts {
 	}
 	return transport.ConnCounts{}
 }
+
+// SetEnqueueHookForTest makes every link call hook with each frame it is
+// about to queue, once it found the link running (hook must be safe for
+// concurrent use).
+func SetEnqueueHookForTest(cfg *Config, hook func(to string, f *chatpb.Frame)) {
+	cfg.beforeEnqueue = hook
+}
+
+// IdleOutLinkForTest makes the link to id idle for longer than the idle
+// timeout and runs its writer's decision to drop it (dropIdleLink); it
+// reports whether the link was dropped.
+func (n *Node) IdleOutLinkForTest(id string) bool {
+	p := n.peer(id)
+	if p == nil {
+		return false
+	}
+	p.lastActive.Store(0)
+	return n.dropIdleLink(p) && n.peer(id) == nil
+}

@@ -186,14 +186,20 @@ func (p *peerConn) wake() {
 	}
 }
 
-// enqueue queues f without blocking; it reports false (and counts a drop)
-// when the queue is full or the link is stopping.
+// enqueue queues f without blocking; it reports false when the queue is
+// full (counting a drop) or the link is stopping (its queue closed by
+// dropIdleLink, or its context ended).
 func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if p.ctx.Err() != nil {
 		return false
 	}
+	if h := p.n.cfg.beforeEnqueue; h != nil {
+		h(p.id, f)
+	}
 	if !p.queue.push(f) {
-		p.n.stats.queueDrops.Add(1)
+		if !p.queue.isClosed() {
+			p.n.stats.queueDrops.Add(1)
+		}
 		return false
 	}
 	p.touch()
@@ -487,9 +493,9 @@ func (p *peerConn) waitKick(d time.Duration) bool {
 }
 
 // wanted reports whether the link should have a connection: it is kept,
-// or it was used within the idle timeout.
+// a frame waits, or it was used within the idle timeout.
 func (p *peerConn) wanted() bool {
-	return p.isKept() || p.idleFor() < p.n.linkIdleTimeout()
+	return p.isKept() || p.queue.len() > 0 || p.idleFor() < p.n.linkIdleTimeout()
 }
 
 // isKept reports whether membership (or the overlay) keeps the link.
