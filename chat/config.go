@@ -274,6 +274,10 @@ type Config struct {
 	// is about to push on the link to a peer, after it found the link
 	// running: a test hook, so a test can drop the link at that instant.
 	beforeEnqueue frameHook
+	// greetedHook, when set, is called by a link's writer once it has
+	// written the greeting of the link's turn to kept number gen (its
+	// keptGen) to the peer: a test hook, so a test can wait for it.
+	greetedHook func(to string, gen uint64)
 }
 
 // Message log choices (Config.MessageLog).

@@ -106,7 +106,6 @@ type peerConn struct {
 	conns   map[*linkConn]struct{}   // every connection whose reader runs: cur and retired ones
 	kept    bool                     // dialed and redialed while the member lives (links.go)
 	keptGen uint64                   // counts kept's turns from false to true: each gets a greeting (greetings.go)
-	greeted uint64                   // the keptGen the writer last greeted on its connection (tests wait for it)
 	stopped bool                     // the writer has ended: no connection is installed any more
 }
 
@@ -546,9 +545,9 @@ func (p *peerConn) session(lc *linkConn) error {
 		}
 		err := p.n.greet(p, &greeted, send)
 		greeted.gen = gen
-		p.mu.Lock()
-		p.greeted = gen
-		p.mu.Unlock()
+		if h := p.n.cfg.greetedHook; h != nil && err == nil {
+			h(p.id, gen)
+		}
 		return err
 	}
 	if err := greetIfKept(); err != nil {
