@@ -266,6 +266,18 @@ type Config struct {
 	// it wrote and the peer it went to: a test hook, so a test can see
 	// what a link carries.
 	frameSent frameHook
+	// frameReceived, when set, is called by a connection's reader with
+	// each frame it decoded and the peer it came from: a test hook, so a
+	// test can see which frames reach the node's handlers.
+	frameReceived frameHook
+	// beforeEnqueue, when set, is called by enqueue with each frame it
+	// is about to push on the link to a peer, after it found the link
+	// running: a test hook, so a test can drop the link at that instant.
+	beforeEnqueue frameHook
+	// greetedHook, when set, is called by a link's writer once it has
+	// written the greeting of the link's turn to kept number gen (its
+	// keptGen) to the peer: a test hook, so a test can wait for it.
+	greetedHook func(to string, gen uint64)
 }
 
 // Message log choices (Config.MessageLog).

@@ -13,17 +13,18 @@ package chat
 // becomes receivable: a moment after it was emitted, when the pump has
 // moved it, not at once.
 //
-// Shutdown closes the queue: later events are ignored, what waits is
-// still delivered, and the channel closes once it has all been received,
-// as a buffered channel closed by Shutdown kept its events readable. A
-// reader that never comes back must not keep the pump for ever: after
-// eventDrainTimeout what still waits is dropped, counted, and the channel
-// closes.
+// Shutdown closes the queue: later events are ignored, the pump stops
+// and Shutdown returns once it has (Node.Shutdown waits for every
+// goroutine it owns; a pump that waited up to 10 s for a reader that
+// never came back outlived it). What waits behind the channel goes into
+// it while it has room, the rest is dropped and counted, and the channel
+// closes: its events stay readable, as a buffered channel closed by
+// Shutdown kept them.
 
 import (
 	"fmt"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/hearsay-chat/hearsay"
 )
@@ -32,31 +33,25 @@ import (
 // that keeps up needs, a handful of events emitted together.
 const eventChanSlots = 32
 
-// eventDrainTimeout is how long events queued at Shutdown wait for the
-// reader before they are dropped.
-const eventDrainTimeout = 10 * time.Second
-
 // eventQueue hands events to the application without ever blocking the
 // emitter. Safe for concurrent use; one reader takes ch.
 type eventQueue struct {
 	ch     chan hearsay.Event // the application's channel
-	onDrop func(n int)        // counts events dropped at the drain timeout; never nil
+	onDrop func(n int)        // counts events dropped at close; never nil
 
 	mu      sync.Mutex // serialises emitters and guards what follows
 	over    fifo[hearsay.Event]
 	pumping bool // a pump runs: emitters queue behind it, never send directly
 	held    bool // the pump holds one event (taken from over) it is handing over
-	closed  bool // Shutdown: emits are ignored; ch closes once drained
+	closed  bool // Shutdown: emits are ignored; ch is closed or closes as the pump stops
 	lost    uint64
-	drain   time.Duration // eventDrainTimeout; shorter in tests
-	stop    chan struct{} // closed at the drain timeout: the pump drops what is left
-	timer   *time.Timer   // the drain timeout, while a pump drains after close
+	stop    chan struct{} // closed by close: the pump hands over what fits and drops the rest
 	pumpWG  sync.WaitGroup
+	pumps   atomic.Int32 // pumps running (0 or 1), for tests
 }
 
 // newEventQueue returns a queue that holds at most bound events (at
-// least 1). onDrop, if not nil, is told how many events a drain timeout
-// dropped.
+// least 1). onDrop, if not nil, is told how many events close dropped.
 func newEventQueue(bound int, onDrop func(int)) *eventQueue {
 	bound = max(bound, 1)
 	slots := min(eventChanSlots, bound)
@@ -64,7 +59,7 @@ func newEventQueue(bound int, onDrop func(int)) *eventQueue {
 		onDrop = func(int) {}
 	}
 	return &eventQueue{ch: make(chan hearsay.Event, slots), onDrop: onDrop, over: fifo[hearsay.Event]{max: bound - slots},
-		drain: eventDrainTimeout, stop: make(chan struct{})}
+		stop: make(chan struct{})}
 }
 
 // emit queues ev; it never blocks. When the bound is reached, ev is
@@ -111,6 +106,7 @@ func (q *eventQueue) putLocked(ev hearsay.Event) bool {
 	if !q.pumping {
 		q.pumping = true
 		q.pumpWG.Add(1)
+		q.pumps.Add(1)
 		go q.pump()
 	}
 	return true
@@ -118,16 +114,16 @@ func (q *eventQueue) putLocked(ev hearsay.Event) bool {
 
 // pump moves the fifo's events into the channel, in order. It returns
 // once the fifo is empty (closing the channel if the queue is closed), or
-// at the drain timeout after close.
+// at close, once it has moved what fits.
 func (q *eventQueue) pump() {
 	defer q.pumpWG.Done()
+	defer q.pumps.Add(-1)
 	for {
 		q.mu.Lock()
 		ev, ok := q.over.pop()
 		if !ok {
 			q.pumping = false
 			if q.closed {
-				q.timer.Stop()
 				close(q.ch)
 			}
 			q.mu.Unlock()
@@ -141,15 +137,37 @@ func (q *eventQueue) pump() {
 			q.held = false
 			q.mu.Unlock()
 		case <-q.stop:
-			q.mu.Lock()
-			dropped := 1 + q.over.len() // ev and what waits behind it
-			q.over = fifo[hearsay.Event]{max: q.over.max}
-			q.held, q.pumping = false, false
-			close(q.ch)
-			q.mu.Unlock()
-			q.onDrop(dropped)
+			q.finish(ev)
 			return
 		}
+	}
+}
+
+// finish ends a pump stopped by close, holding ev: ev and the events
+// behind it go into the channel while it has room, without waiting for
+// the reader; from the first that does not fit on, they are dropped and
+// counted (a later one never overtakes a dropped one). The channel
+// closes.
+func (q *eventQueue) finish(ev hearsay.Event) {
+	q.mu.Lock()
+	dropped := 0
+	for {
+		select {
+		case q.ch <- ev:
+		default:
+			dropped = 1 + q.over.len()
+		}
+		var ok bool
+		if ev, ok = q.over.pop(); !ok || dropped > 0 {
+			break
+		}
+	}
+	q.over = fifo[hearsay.Event]{max: q.over.max}
+	q.held, q.pumping = false, false
+	close(q.ch)
+	q.mu.Unlock()
+	if dropped > 0 {
+		q.onDrop(dropped)
 	}
 }
 
@@ -164,20 +182,23 @@ func (q *eventQueue) len() int {
 	return n
 }
 
-// close ignores events from now on and closes the channel once what
-// waits has been received (at once if nothing waits behind the channel),
-// or after the drain timeout, dropping the rest. It never blocks.
-// Idempotent.
+// close ignores events from now on, stops the pump and closes the
+// channel: what waits behind it goes in while it has room, the rest is
+// dropped (finish). It returns once the pump has ended, without waiting
+// for the reader. Idempotent.
 func (q *eventQueue) close() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
+		q.pumpWG.Wait()
 		return
 	}
 	q.closed = true
 	if !q.pumping {
 		close(q.ch) // what the channel holds stays readable
-		return
+	} else {
+		close(q.stop)
 	}
-	q.timer = time.AfterFunc(q.drain, func() { close(q.stop) })
+	q.mu.Unlock()
+	q.pumpWG.Wait() // a pump that has just emptied the fifo may still be returning
 }

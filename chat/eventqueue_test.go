@@ -103,15 +103,26 @@ func TestEventQueueConcurrentOrder(t *testing.T) {
 	wg.Wait()
 }
 
-// After close, emits are ignored, and everything emitted before is
-// still received, in order, before the channel closes: a reader that
-// comes late loses nothing (a channel buffered to the bound did not).
+// After close, emits are ignored; a reader that comes late still gets,
+// in order, what the channel held, and close has not waited for it: what
+// waited behind the channel is dropped and counted, and the pump is gone
+// when close returns (it used to wait for the reader up to 10 s).
 func TestEventQueueCloseDelivers(t *testing.T) {
-	q := newEventQueue(100, func(int) { t.Error("events dropped") })
+	dropped := 0
+	q := newEventQueue(100, func(n int) { dropped += n })
 	for i := range 100 {
 		q.emit(textEvent(i))
 	}
+	if q.pumps.Load() != 1 {
+		t.Fatalf("%d pumps run behind a full channel, want 1", q.pumps.Load())
+	}
 	q.close()
+	if n := q.pumps.Load(); n != 0 {
+		t.Fatalf("%d pumps still run after close", n)
+	}
+	if dropped != 100-eventChanSlots {
+		t.Fatalf("%d dropped at close, want %d", dropped, 100-eventChanSlots)
+	}
 	q.emit(textEvent(1000))
 	q.close()
 	i := 0
@@ -121,10 +132,12 @@ func TestEventQueueCloseDelivers(t *testing.T) {
 		}
 		i++
 	}
-	if i != 100 {
-		t.Fatalf("%d events received after close, want 100", i)
+	if i != eventChanSlots {
+		t.Fatalf("%d events received after close, want the channel's %d", i, eventChanSlots)
 	}
-	q.pumpWG.Wait() // returns: the pump has ended
+	if q.len() != 0 {
+		t.Fatalf("len %d after close, want 0", q.len())
+	}
 	// Nothing waiting behind the channel: close closes it at once.
 	q2 := newEventQueue(100, nil)
 	q2.emit(textEvent(0))
@@ -137,38 +150,33 @@ func TestEventQueueCloseDelivers(t *testing.T) {
 	}
 }
 
-// A reader that never comes back: after the drain timeout what waits is
-// dropped and counted, the pump ends and the channel closes with what it
-// holds.
-func TestEventQueueCloseDrainTimeout(t *testing.T) {
-	dropped := make(chan int, 1)
-	q := newEventQueue(100, func(n int) { dropped <- n })
-	q.drain = 50 * time.Millisecond
+// A pump stopped while the reader has taken part of the channel moves
+// what fits now, in order, and drops the rest, never an event behind a
+// dropped one.
+func TestEventQueueCloseFillsChannel(t *testing.T) {
+	dropped := 0
+	q := newEventQueue(100, func(n int) { dropped += n })
 	for i := range 100 {
 		q.emit(textEvent(i))
 	}
-	q.close()
-	select {
-	case n := <-dropped:
-		if n != 100-eventChanSlots {
-			t.Fatalf("%d dropped at the timeout, want %d", n, 100-eventChanSlots)
+	const taken = 5
+	for i := range taken {
+		if ev := recvEvent(t, q); ev.Text != strconv.Itoa(i) {
+			t.Fatalf("got %q, want %d", ev.Text, i)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing dropped 10 s after the drain timeout")
 	}
-	q.pumpWG.Wait()
-	i := 0
+	q.close()
+	i := taken
 	for ev := range q.ch {
 		if ev.Text != strconv.Itoa(i) {
-			t.Fatalf("got %q, want %d", ev.Text, i)
+			t.Fatalf("after close: got %q, want %d", ev.Text, i)
 		}
 		i++
 	}
-	if i != eventChanSlots {
-		t.Fatalf("%d events readable, want the channel's %d", i, eventChanSlots)
-	}
-	if q.len() != 0 {
-		t.Fatalf("len %d after the timeout, want 0", q.len())
+	// The pump may have moved some of the taken slots' worth before
+	// close; together every event is received or dropped, once.
+	if i+dropped != 100 || i < taken+eventChanSlots {
+		t.Fatalf("%d received, %d dropped: want 100 in all, at least %d received", i, dropped, taken+eventChanSlots)
 	}
 }
 
@@ -218,4 +226,37 @@ func pendingEvents(tb testing.TB, n *Node) []hearsay.Event {
 		}
 	}
 	return evs
+}
+
+// Shutdown with nobody reading events returns with the events pump gone
+// (it used to block for the reader up to 10 s after Shutdown returned):
+// the channel keeps its events readable, the rest are counted as drops.
+func TestShutdownStopsEventPump(t *testing.T) {
+	const emitted = 100
+	n, err := New(Config{Nick: "pumped", EventBuffer: emitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range emitted {
+		n.emit(textEvent(i))
+	}
+	if p := n.events.pumps.Load(); p != 1 {
+		t.Fatalf("%d pumps behind a full channel, want 1", p)
+	}
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if p := n.events.pumps.Load(); p != 0 {
+		t.Fatalf("%d events pumps still run after Shutdown returned", p)
+	}
+	if d := n.Stats().EventDrops; d != emitted-eventChanSlots {
+		t.Fatalf("%d event drops, want %d", d, emitted-eventChanSlots)
+	}
+	got := 0
+	for range n.Events() {
+		got++
+	}
+	if got != eventChanSlots {
+		t.Fatalf("%d events readable after Shutdown, want %d", got, eventChanSlots)
+	}
 }

@@ -28,7 +28,6 @@ type LinkState struct {
 	Conns     int    // connections whose reader runs (current and retired)
 	Current   string // identifies the current connection ("" when none)
 	KeptGen   uint64 // counts the link's turns to kept
-	Greeted   uint64 // the KeptGen its writer last greeted on its connection
 	Queued    int    // frames waiting for the writer
 }
 
@@ -43,8 +42,7 @@ func (n *Node) LinkForTest(id string) (LinkState, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns), KeptGen: p.keptGen, Greeted: p.greeted,
-		Queued: p.queue.len()}
+	st := LinkState{Connected: p.connected.Load(), Kept: p.kept, Conns: len(p.conns), KeptGen: p.keptGen, Queued: p.queue.len()}
 	if p.cur != nil {
 		st.Dialed = p.cur.dialed
 		st.Current = fmt.Sprintf("%p", p.cur)
@@ -78,3 +76,27 @@ func (n *Node) OpenConnsForTest() transport.ConnCounts {
 	}
 	return transport.ConnCounts{}
 }
+
+// SetEnqueueHookForTest makes every link call hook with each frame it is
+// about to queue, once it found the link running (hook must be safe for
+// concurrent use).
+func SetEnqueueHookForTest(cfg *Config, hook func(to string, f *chatpb.Frame)) {
+	cfg.beforeEnqueue = hook
+}
+
+// IdleOutLinkForTest makes the link to id idle for longer than the idle
+// timeout and runs its writer's decision to drop it (dropIdleLink); it
+// reports whether the link was dropped.
+func (n *Node) IdleOutLinkForTest(id string) bool {
+	p := n.peer(id)
+	if p == nil {
+		return false
+	}
+	p.lastActive.Store(0)
+	return n.dropIdleLink(p) && n.peer(id) == nil
+}
+
+// SetGreetedHookForTest makes every link's writer call hook once it has
+// written the greeting of the link's turn to kept number gen (LinkState's
+// KeptGen) to peer to (hook must be safe for concurrent use).
+func SetGreetedHookForTest(cfg *Config, hook func(to string, gen uint64)) { cfg.greetedHook = hook }

@@ -76,19 +76,21 @@ func (q *fifo[T]) resize(c int) {
 // push never blocks, and ready holds a token while items may be waiting
 // (the reader selects on it, then pops).
 type signalQueue[T any] struct {
-	mu    sync.Mutex
-	q     fifo[T]
-	ready chan struct{} // capacity 1
+	mu     sync.Mutex
+	q      fifo[T]
+	closed bool          // closeIfEmpty: push refuses from now on
+	ready  chan struct{} // capacity 1
 }
 
 func newSignalQueue[T any](max int) *signalQueue[T] {
 	return &signalQueue[T]{q: fifo[T]{max: max}, ready: make(chan struct{}, 1)}
 }
 
-// push queues v and signals ready; false when the queue is full.
+// push queues v and signals ready; false when the queue is full or
+// closed.
 func (s *signalQueue[T]) push(v T) bool {
 	s.mu.Lock()
-	ok := s.q.push(v)
+	ok := !s.closed && s.q.push(v)
 	s.mu.Unlock()
 	if ok {
 		token(s.ready)
@@ -101,6 +103,26 @@ func (s *signalQueue[T]) pop() (T, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.q.pop()
+}
+
+// closeIfEmpty closes the queue, so that push refuses from now on, if
+// nothing is queued, and reports whether it is closed: a reader that is
+// about to go away decides it and a pusher's last item cannot both
+// happen, as they are decided under one lock.
+func (s *signalQueue[T]) closeIfEmpty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.q.len() == 0 {
+		s.closed = true
+	}
+	return s.closed
+}
+
+// isClosed reports whether closeIfEmpty closed the queue.
+func (s *signalQueue[T]) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // signal leaves a token in ready if items are queued: a reader that

@@ -288,3 +288,55 @@ func FuzzRoomSetDigest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFrameBounds: a frame checkFrameBounds accepts decodes, when it
+// decodes, to a status of at most maxVector vector entries and maxPullSeqs
+// missing seqs (the bounds hold before the decoder allocates), and a
+// marshalled status over either bound is refused.
+func FuzzFrameBounds(f *testing.F) {
+	const origin = "00000000000000aa"
+	seqs := make([]uint64, maxPullSeqs+1)
+	for i := range seqs {
+		seqs[i] = uint64(i + 2)
+	}
+	vector := make([]*chatpb.Dep, maxVector+1)
+	for i := range vector {
+		vector[i] = &chatpb.Dep{Origin: origin, Seq: uint64(i + 1)}
+	}
+	for _, st := range []*chatpb.Status{
+		{Room: "lobby", FromOrigin: origin, UntilOrigin: origin + "\x00", Missing: seqs[:maxPullSeqs]},
+		{Room: "lobby", FromOrigin: origin, UntilOrigin: origin + "\x00", Missing: seqs},
+		{Room: "lobby", Missing: []uint64{1 << 62, 1<<64 - 1}},
+		{Room: "lobby", Vector: vector[:maxVector]},
+		{Room: "lobby", Vector: vector},
+		{Room: "lobby", Vector: vector[:2], Missing: seqs[:3]},
+	} {
+		raw, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Status{Status: st}})
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+	}
+	half, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Missing: seqs[:maxPullSeqs/2+1]}}})
+	f.Add(append(half, half...))                // two occurrences merge
+	f.Add([]byte{0x42, 0x04, 0x40, 1, 0x40, 2}) // unpacked missing seqs
+	f.Add([]byte{0x42, 0x05, 0x42, 0x03, 1, 2, 0x80})
+	f.Add([]byte{0x42, 0x02, 0x12, 0x00, 0x22, 0x00}) // an empty Dep, then a ping
+	f.Add([]byte{0x42, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := checkFrameBounds(b)
+		var fr chatpb.Frame
+		if proto.Unmarshal(b, &fr) != nil {
+			return
+		}
+		st := fr.GetStatus()
+		over := len(st.GetVector()) > maxVector || len(st.GetMissing()) > maxPullSeqs
+		if err == nil && over {
+			t.Fatalf("accepted a status of %d vector entries, %d missing seqs", len(st.GetVector()), len(st.GetMissing()))
+		}
+		if st == nil {
+			return
+		}
+		if raw, _ := proto.Marshal(&fr); (checkFrameBounds(raw) != nil) != over {
+			t.Fatalf("marshalled status of %d vector entries, %d missing seqs: refused %v", len(st.GetVector()), len(st.GetMissing()), !over)
+		}
+	})
+}

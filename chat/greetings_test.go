@@ -40,6 +40,30 @@ func (l *frameLog) reset() {
 	l.frames = nil
 }
 
+// greetLog records, per peer, the last turn to kept whose greeting a
+// node's link writer wrote (chat.SetGreetedHookForTest).
+type greetLog struct {
+	mu  sync.Mutex
+	gen map[string]uint64
+}
+
+func (l *greetLog) hook(to string, gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gen == nil {
+		l.gen = map[string]uint64{}
+	}
+	l.gen[to] = gen
+}
+
+// greeted reports whether the link st to id is kept and its current turn
+// to kept has been greeted.
+func (l *greetLog) greeted(id string, st chat.LinkState) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return st.Kept && l.gen[id] == st.KeptGen
+}
+
 // to returns the kinds ("Status", "RoomSet"…) and the encoded size of the
 // frames written to peer id since the last reset.
 func (l *frameLog) to(id string) (kinds []string, size int) {
@@ -217,10 +241,13 @@ func TestDirectKeyOnDemand(t *testing.T) {
 func TestGreetingFlipsBounded(t *testing.T) {
 	const n, flips = 6, 10
 	logs := make([]*frameLog, n)
+	greets := &greetLog{} // v's
 	peers := treeCluster(t, n, func(i int, cfg *chat.Config) {
 		logs[i] = &frameLog{}
 		chat.SetFrameHookForTest(cfg, logs[i].hook)
-
+		if i == 0 {
+			chat.SetGreetedHookForTest(cfg, greets.hook)
+		}
 	})
 	chattest.JoinRoom(t, "lobby", 0, peers...)
 	v, a, c := peers[0], peers[1], peers[2]
@@ -255,7 +282,7 @@ func TestGreetingFlipsBounded(t *testing.T) {
 	}
 	flip := func() {
 		t.Helper()
-		sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return st.Kept && st.Greeted == st.KeptGen })
+		sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return greets.greeted(a.ID(), st) })
 		gen := link().KeptGen
 		sendUntil(overlay.KindDisconnect, func(st chat.LinkState) bool { return !st.Kept || st.KeptGen > gen })
 	}
@@ -322,7 +349,7 @@ func TestGreetingFlipsBounded(t *testing.T) {
 	if room == "" {
 		t.Fatal("v kept taking a back as a neighbour")
 	}
-	sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return st.Kept && st.Greeted == st.KeptGen })
+	sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return greets.greeted(a.ID(), st) })
 	// The greeting carries a digest of the relayed sets (protocol 9): a
 	// asks v for c's new set if no other neighbour relayed it meanwhile.
 	chattest.WaitFor(t, timeout, func() bool {
@@ -390,9 +417,13 @@ func TestGreetingAnswersRestartedPeer(t *testing.T) {
 func TestGreetingRoomSetDigest(t *testing.T) {
 	const n = 6
 	logs := make([]*frameLog, n)
+	greets := &greetLog{} // v's
 	peers := treeCluster(t, n, func(i int, cfg *chat.Config) {
 		logs[i] = &frameLog{}
 		chat.SetFrameHookForTest(cfg, logs[i].hook)
+		if i == 0 {
+			chat.SetGreetedHookForTest(cfg, greets.hook)
+		}
 		cfg.AntiEntropyInterval = time.Hour // no refreshes: the greeting is what sends sets
 	})
 	chattest.JoinRoom(t, "lobby", 0, peers...)
@@ -437,7 +468,7 @@ func TestGreetingRoomSetDigest(t *testing.T) {
 			t.Fatal(err)
 		}
 		chattest.WaitFor(t, timeout, func() bool { st := link(); return st.Connected && st.Current != old }, "v's new connection to a")
-		sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return st.Kept && st.Greeted == st.KeptGen })
+		sendUntil(overlay.KindJoin, func(st chat.LinkState) bool { return greets.greeted(a.ID(), st) })
 	}
 	relayed := func() (sets []string, digests, size int) {
 		for _, f := range lv.framesTo(a.ID()) {

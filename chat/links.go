@@ -64,10 +64,11 @@ func (n *Node) sendFrame(id string, f *chatpb.Frame) bool {
 		if p.enqueue(f) {
 			return true
 		}
-		if p.ctx.Err() == nil {
+		if p.ctx.Err() == nil && !p.queue.isClosed() {
 			return false // queue full
 		}
-		// The link closed for idleness as we queued: once more, on a new one.
+		// The link closed for idleness as we queued (its queue refused
+		// f: dropIdleLink): once more, on a new one.
 	}
 	return false
 }
@@ -162,13 +163,20 @@ func (n *Node) newLinkLocked(id string, keep bool, accepted transport.Conn) (p *
 // linkIdleTimeout, from the node; it reports whether p must end (removed,
 // or no longer the node's link to its peer) or false when p was used
 // again meanwhile. Called by p's writer.
+//
+// The queue decides between a frame pushed at this instant and the drop,
+// under its lock: it is closed only while empty, and a closed queue
+// refuses the push, so the frame either is queued first (p is wanted
+// again and stays) or is refused, and sendFrame puts it on a new link.
+// A frame pushed onto a queue the link had just given up on was lost
+// (until anti-entropy repaired it).
 func (n *Node) dropIdleLink(p *peerConn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.peers[p.id] != p {
 		return true
 	}
-	if p.wanted() {
+	if p.wanted() || !p.queue.closeIfEmpty() {
 		return false
 	}
 	delete(n.peers, p.id)

@@ -74,6 +74,11 @@ type mlNetTransport struct {
 	done chan struct{} // closed by Shutdown
 	once sync.Once
 	wg   sync.WaitGroup
+
+	// handoff, when set before start, is called by a loop with "packet"
+	// or "stream" as it starts to hand one over to memberlist: a test
+	// hook, so a test can shut down with both loops in the hand-off.
+	handoff func(what string)
 }
 
 var _ memberlist.NodeAwareTransport = (*mlNetTransport)(nil)
@@ -83,6 +88,17 @@ var _ memberlist.NodeAwareTransport = (*mlNetTransport)(nil)
 // caller retries), and starts the goroutines that read them; Shutdown
 // stops them.
 func newMLNetTransport(host string, port int, logger interface{ Printf(string, ...any) }) (*mlNetTransport, error) {
+	t, err := listenMLNet(host, port, logger)
+	if err != nil {
+		return nil, err
+	}
+	t.start()
+	return t, nil
+}
+
+// listenMLNet is newMLNetTransport without the goroutines: start starts
+// them.
+func listenMLNet(host string, port int, logger interface{ Printf(string, ...any) }) (*mlNetTransport, error) {
 	ip := net.ParseIP(host)
 	if host != "" && ip == nil {
 		return nil, fmt.Errorf("memberlist bind address %q is not an IP address", host)
@@ -110,10 +126,14 @@ func newMLNetTransport(host string, port int, logger interface{ Printf(string, .
 	}
 	t := &mlNetTransport{tcp: tcp, udp: udp, raw: raw, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
 		logger: logger, done: make(chan struct{})}
+	return t, nil
+}
+
+// start starts the goroutines that read the listeners.
+func (t *mlNetTransport) start() {
 	t.wg.Add(2)
 	go t.acceptLoop()
 	go t.packetLoop()
-	return t, nil
 }
 
 // Port returns the port both listeners are bound to.
@@ -213,6 +233,9 @@ func (t *mlNetTransport) acceptLoop() {
 			continue
 		}
 		pause = 0
+		if t.handoff != nil {
+			t.handoff("stream")
+		}
 		select {
 		case t.streams <- c:
 		case <-t.done:
@@ -257,6 +280,9 @@ func (t *mlNetTransport) packetLoop() {
 		pause = 0
 		if p == nil {
 			continue // an empty packet
+		}
+		if t.handoff != nil {
+			t.handoff("packet")
 		}
 		select {
 		case t.packets <- p:

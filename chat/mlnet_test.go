@@ -167,12 +167,17 @@ func TestMLNetTransportMemory(t *testing.T) {
 }
 
 // Shutdown returns while a packet and a stream wait for a reader that is
-// gone (memberlist stops reading once its own Shutdown returns).
+// gone (memberlist stops reading once its own Shutdown returns): both
+// loops have a packet or a stream in hand and have started to hand it
+// over, which nobody takes, when Shutdown is called.
 func TestMLNetTransportShutdownWithPending(t *testing.T) {
-	tr, err := newMLNetTransport("127.0.0.1", 0, log.New(io.Discard, "", 0))
+	tr, err := listenMLNet("127.0.0.1", 0, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
+	handoffs := make(chan string, 2)
+	tr.handoff = func(what string) { handoffs <- what }
+	tr.start()
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(tr.Port()))
 	c, err := net.Dial("udp", addr)
 	if err != nil {
@@ -184,8 +189,19 @@ func TestMLNetTransportShutdownWithPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for range 10 {
+	for range 10 { // loopback drops none as a rule; one that arrives is enough
 		_, _ = c.Write([]byte("nobody reads this"))
+	}
+	// Each loop hands over one and blocks there: the hook runs once per
+	// loop, and the channel holds both.
+	pending := map[string]bool{}
+	for len(pending) < 2 {
+		select {
+		case what := <-handoffs:
+			pending[what] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("loops in the hand-off after 10 s: %v, want a packet and a stream", pending)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- tr.Shutdown() }()

@@ -243,9 +243,9 @@ func (n *Node) Nick() string {
 // dropped and counted (Stats.EventDrops) rather than stalling the network,
 // and an "error" event reports the loss. The channel has a few slots; a
 // burst beyond them is queued and reaches it, in order, a moment later
-// (eventqueue.go). After Shutdown no new event is emitted and the channel
-// closes once the events still waiting have been received (or, with no
-// reader, after 10 s, dropping them). There must be one reader.
+// (eventqueue.go). Shutdown emits no new event and closes the channel
+// with the events it holds still readable; those still queued behind it
+// then are dropped and counted. There must be one reader.
 func (n *Node) Events() <-chan hearsay.Event { return n.events.ch }
 
 // emit hands an event to the application without blocking.

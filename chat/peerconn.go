@@ -106,7 +106,6 @@ type peerConn struct {
 	conns   map[*linkConn]struct{}   // every connection whose reader runs: cur and retired ones
 	kept    bool                     // dialed and redialed while the member lives (links.go)
 	keptGen uint64                   // counts kept's turns from false to true: each gets a greeting (greetings.go)
-	greeted uint64                   // the keptGen the writer last greeted on its connection (tests wait for it)
 	stopped bool                     // the writer has ended: no connection is installed any more
 }
 
@@ -186,14 +185,20 @@ func (p *peerConn) wake() {
 	}
 }
 
-// enqueue queues f without blocking; it reports false (and counts a drop)
-// when the queue is full or the link is stopping.
+// enqueue queues f without blocking; it reports false when the queue is
+// full (counting a drop) or the link is stopping (its queue closed by
+// dropIdleLink, or its context ended).
 func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if p.ctx.Err() != nil {
 		return false
 	}
+	if h := p.n.cfg.beforeEnqueue; h != nil {
+		h(p.id, f)
+	}
 	if !p.queue.push(f) {
-		p.n.stats.queueDrops.Add(1)
+		if !p.queue.isClosed() {
+			p.n.stats.queueDrops.Add(1)
+		}
 		return false
 	}
 	p.touch()
@@ -487,9 +492,9 @@ func (p *peerConn) waitKick(d time.Duration) bool {
 }
 
 // wanted reports whether the link should have a connection: it is kept,
-// or it was used within the idle timeout.
+// a frame waits, or it was used within the idle timeout.
 func (p *peerConn) wanted() bool {
-	return p.isKept() || p.idleFor() < p.n.linkIdleTimeout()
+	return p.isKept() || p.queue.len() > 0 || p.idleFor() < p.n.linkIdleTimeout()
 }
 
 // isKept reports whether membership (or the overlay) keeps the link.
@@ -540,9 +545,9 @@ func (p *peerConn) session(lc *linkConn) error {
 		}
 		err := p.n.greet(p, &greeted, send)
 		greeted.gen = gen
-		p.mu.Lock()
-		p.greeted = gen
-		p.mu.Unlock()
+		if h := p.n.cfg.greetedHook; h != nil && err == nil {
+			h(p.id, gen)
+		}
 		return err
 	}
 	if err := greetIfKept(); err != nil {

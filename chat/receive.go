@@ -63,6 +63,9 @@ func (n *Node) serveLink(p *peerConn, lc *linkConn) {
 			return
 		}
 		p.touch()
+		if h := n.cfg.frameReceived; h != nil {
+			h(p.id, f)
+		}
 		if pong := f.GetPong(); pong != nil {
 			p.gotPong(pong.GetNonce())
 			continue

@@ -47,6 +47,15 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 		tc := tlsTransportConfig(&n.cfg, local)
 		tc.Logger = n.logger
 		tc.OnRefused = func(error) { n.stats.refused.Add(1) }
+		if check := tc.CheckFrame; check != nil {
+			tc.CheckFrame = func(b []byte) error {
+				err := check(b)
+				if err != nil {
+					n.stats.badFrames.Add(1)
+				}
+				return err
+			}
+		}
 		if n.cfg.TuneChatTransport != nil {
 			n.cfg.TuneChatTransport(&tc)
 		}
@@ -66,11 +75,14 @@ func (n *Node) newTransport(host string) (transport.Transport, error) {
 // cfg and identity local.
 func tlsTransportConfig(cfg *Config, local transport.Local) transport.TLSConfig {
 	return transport.TLSConfig{
-		Local:            local,
-		Protocol:         ProtocolVersion,
-		PeerID:           func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
-		ClusterKey:       cfg.ClusterKey,
-		MaxFrameBytes:    maxFrameBytes,
+		Local:         local,
+		Protocol:      ProtocolVersion,
+		PeerID:        func(k ed25519.PublicKey) string { return PeerIDFromKey(k) },
+		ClusterKey:    cfg.ClusterKey,
+		MaxFrameBytes: maxFrameBytes,
+		// Bounds of repeated fields, checked before a frame is decoded
+		// (framebounds.go); the node counts what it refuses as bad frames.
+		CheckFrame:       checkFrameBounds,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		// The read deadline of accepted streams. Each end of a kept link
 		// refreshes its room set on it every 5 to 10 anti-entropy

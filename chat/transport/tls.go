@@ -96,6 +96,13 @@ type TLSConfig struct {
 	// connection (bounds, failed handshakes and Handler.Admit's refusals),
 	// to count them.
 	OnRefused func(error)
+	// CheckFrame, when not nil, is called with the bytes of every frame
+	// received, before they are decoded: a frame it refuses (an error) is
+	// dropped and Recv reads the next one. Decoding allocates every entry
+	// of a repeated field before the receiver can check how many there
+	// are; this is where their number is bounded (the chat node counts
+	// Status entries, chat/framebounds.go).
+	CheckFrame func(b []byte) error
 }
 
 func (c *TLSConfig) setDefaults() error {
@@ -597,7 +604,7 @@ func (t *TLS) Close() error {
 }
 
 func (t *TLS) newConn(tc *tls.Conn, p Peer) *tlsConn {
-	return &tlsConn{tc: tc, r: tc, peer: p, maxFrame: t.cfg.MaxFrameBytes, writeTimeout: t.cfg.WriteTimeout}
+	return &tlsConn{tc: tc, r: tc, peer: p, maxFrame: t.cfg.MaxFrameBytes, writeTimeout: t.cfg.WriteTimeout, check: t.cfg.CheckFrame}
 }
 
 // Frame buffers. A connection holds no buffer of its own between frames:
@@ -649,7 +656,8 @@ type tlsConn struct {
 	peer         Peer
 	maxFrame     int
 	writeTimeout time.Duration
-	idle         time.Duration // accepted: the read deadline per frame
+	idle         time.Duration      // accepted: the read deadline per frame
+	check        func([]byte) error // TLSConfig.CheckFrame
 
 	closeOnce sync.Once
 	onClose   func() // dialed: uncounts it (OpenConns), once
@@ -683,13 +691,23 @@ func (c *tlsConn) Send(f *chatpb.Frame) (int, error) {
 	return n, nil
 }
 
-// Recv reads the next frame.
+// Recv reads the next frame, skipping those CheckFrame refuses.
 func (c *tlsConn) Recv() (*chatpb.Frame, error) {
-	if c.idle > 0 {
-		_ = c.tc.SetReadDeadline(time.Now().Add(c.idle))
+	for {
+		if c.idle > 0 {
+			_ = c.tc.SetReadDeadline(time.Now().Add(c.idle))
+		}
+		f, err := c.readFrame(c.maxFrame)
+		if errors.Is(err, errFrameRefused) {
+			continue
+		}
+		return f, err
 	}
-	return c.readFrame(c.maxFrame)
 }
+
+// errFrameRefused marks a frame CheckFrame refused: Recv goes on, the
+// handshake fails.
+var errFrameRefused = errors.New("frame refused")
 
 // readFrame reads one frame of at most limit bytes. The length is checked
 // before anything is allocated for the body.
@@ -713,6 +731,11 @@ func (c *tlsConn) readFrame(limit int) (*chatpb.Frame, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	if c.check != nil {
+		if err := c.check(*bp); err != nil {
+			return nil, fmt.Errorf("%w: %w", errFrameRefused, err)
+		}
 	}
 	f := new(chatpb.Frame)
 	if err := proto.Unmarshal(*bp, f); err != nil {

@@ -1,0 +1,24 @@
+package chat
+
+import "github.com/hearsay-chat/hearsay/chat/chatpb"
+
+// SetFrameReceivedHookForTest makes every connection's reader call hook
+// with each frame it decoded and the peer it came from (hook must be safe
+// for concurrent use).
+func SetFrameReceivedHookForTest(cfg *Config, hook func(from string, f *chatpb.Frame)) {
+	cfg.frameReceived = hook
+}
+
+// SendFrameRawForTest queues f, whatever it holds, to peer id with
+// sendFrame (a link on demand).
+func (n *Node) SendFrameRawForTest(id string, f *chatpb.Frame) bool { return n.sendFrame(id, f) }
+
+// CheckFrameBoundsForTest is checkFrameBounds.
+func CheckFrameBoundsForTest(b []byte) error { return checkFrameBounds(b) }
+
+// Bounds checkFrameBounds applies.
+const (
+	MaxVectorForTest   = maxVector
+	MaxPullSeqsForTest = maxPullSeqs
+	MaxFrameBytesTest  = maxFrameBytes
+)
