@@ -60,6 +60,14 @@ func FuzzStep(f *testing.F) {
 				t.Fatalf("state over its bounds: %d %d %d %d %d %d", len(n.view.active), len(n.view.passive),
 					len(n.view.pending), len(n.tree.seen), len(n.tree.cache), len(n.tree.missing))
 			}
+			if h := n.tree.missingH; len(h) != len(n.tree.missing) {
+				t.Fatalf("missing heap %d, table %d", len(h), len(n.tree.missing))
+			}
+			for i, m := range n.tree.missingH {
+				if m.index != i || n.tree.missing[m.id] != m || i > 0 && n.tree.missingH.Less(i, (i-1)/2) {
+					t.Fatalf("missing heap broken at %d: %+v", i, m)
+				}
+			}
 			if len(n.view.walks) > maxWalks {
 				t.Fatalf("%d walks remembered, bound %d", len(n.view.walks), maxWalks)
 			}

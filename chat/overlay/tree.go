@@ -34,6 +34,8 @@ package overlay
 // (missing, lazy): anti-entropy above the overlay repairs what is lost.
 
 import (
+	"cmp"
+	"container/heap"
 	"slices"
 	"time"
 )
@@ -49,8 +51,15 @@ type tree struct {
 	cacheQ     fifo
 	cacheBytes int
 
-	missing  map[MsgID]*missingMsg
-	missingQ []MsgID // insertion order: deterministic timer scans
+	// missing's entries are also in missingH, a heap by deadline, so
+	// that a receipt ending one, the next deadline and a tick cost
+	// O(log MaxMissing) or less, not a scan of up to MaxMissing entries
+	// per input; missingSeq numbers them in the order they were made,
+	// the order a tick handles those due (deterministic outputs).
+	missing    map[MsgID]*missingMsg
+	missingH   missingHeap
+	missingSeq uint64
+	due        []*missingMsg // tickTree's scratch
 
 	lazyQ     map[string][]Announce
 	nextFlush time.Duration // 0: nothing queued
@@ -83,10 +92,42 @@ type cached struct {
 }
 
 type missingMsg struct {
+	id       MsgID
 	origin   string
 	deadline time.Duration
 	from     []string // announcers, at most MaxAnnouncers
 	attempts int
+	seq      uint64 // tree.missingSeq when it was made
+	index    int    // its position in tree.missingH
+}
+
+// missingHeap orders the missing entries by deadline, then by age (a
+// total order: the heap's shape, like everything else, follows from
+// the inputs alone).
+type missingHeap []*missingMsg
+
+func (h missingHeap) Len() int { return len(h) }
+func (h missingHeap) Less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].seq < h[j].seq
+}
+func (h missingHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *missingHeap) Push(x any) {
+	m := x.(*missingMsg)
+	m.index = len(*h)
+	*h = append(*h, m)
+}
+func (h *missingHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return m
 }
 
 // fifo is a queue of IDs with amortised O(1) push and pop.
@@ -161,8 +202,7 @@ func (n *Node) treeDown(i int, p string) {
 		st.lazy = st.lazy&low | (st.lazy>>(i+1))<<i
 	}
 	delete(t.lazyQ, p)
-	for _, id := range t.missingQ {
-		m := t.missing[id]
+	for _, m := range t.missingH {
 		if k := slices.Index(m.from, p); k >= 0 {
 			m.from = slices.Delete(m.from, k, k+1)
 		}
@@ -276,11 +316,9 @@ func (n *Node) markSeen(id MsgID, round uint32, parent, origin string, payload [
 		t.cacheQ.push(id)
 		t.cacheBytes += len(payload)
 	}
-	if _, ok := t.missing[id]; ok {
+	if m := t.missing[id]; m != nil {
 		delete(t.missing, id)
-		if i := slices.Index(t.missingQ, id); i >= 0 {
-			t.missingQ = slices.Delete(t.missingQ, i, i+1)
-		}
+		heap.Remove(&t.missingH, m.index)
 	}
 }
 
@@ -470,9 +508,10 @@ func (n *Node) handleIHave(from string, anns []Announce) {
 				n.stats.MissingDrops++
 				continue
 			}
-			m = &missingMsg{origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout}
+			m = &missingMsg{id: a.ID, origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout, seq: t.missingSeq}
+			t.missingSeq++
 			t.missing[a.ID] = m
-			t.missingQ = append(t.missingQ, a.ID)
+			heap.Push(&t.missingH, m)
 		}
 		if len(m.from) < n.cfg.MaxAnnouncers && !slices.Contains(m.from, from) {
 			m.from = append(m.from, from)
@@ -520,10 +559,8 @@ func (t *tree) nextDeadline() (time.Duration, bool) {
 	if t.nextFlush != 0 {
 		d, ok = t.nextFlush, true
 	}
-	for _, id := range t.missingQ {
-		if m := t.missing[id]; !ok || m.deadline < d {
-			d, ok = m.deadline, true
-		}
+	if len(t.missingH) > 0 && (!ok || t.missingH[0].deadline < d) {
+		d, ok = t.missingH[0].deadline, true
 	}
 	return d, ok
 }
@@ -539,16 +576,18 @@ func (n *Node) tickTree() {
 	type key struct{ peer, origin string }
 	var grafts map[key][]MsgID
 	var order []key
-	kept := t.missingQ[:0]
-	for _, id := range t.missingQ {
-		m := t.missing[id]
-		if m.deadline > n.now {
-			kept = append(kept, id)
-			continue
-		}
+	due := t.due[:0]
+	for len(t.missingH) > 0 && t.missingH[0].deadline <= n.now {
+		due = append(due, heap.Pop(&t.missingH).(*missingMsg))
+	}
+	// Oldest first, whatever their deadlines: the order of the grafts,
+	// and which IDs one takes when there are more than MaxIHave, follow
+	// from it.
+	slices.SortFunc(due, func(a, b *missingMsg) int { return cmp.Compare(a.seq, b.seq) })
+	for _, m := range due {
 		if len(m.from) == 0 || m.attempts >= n.cfg.MaxGraftAttempts {
 			// Nobody left to ask: anti-entropy will bring it.
-			delete(t.missing, id)
+			delete(t.missing, m.id)
 			n.stats.GraftGiveUps++
 			continue
 		}
@@ -562,11 +601,12 @@ func (n *Node) tickTree() {
 			order = append(order, k)
 		}
 		if len(grafts[k]) < n.cfg.MaxIHave {
-			grafts[k] = append(grafts[k], id)
+			grafts[k] = append(grafts[k], m.id)
 		}
-		kept = append(kept, id)
+		heap.Push(&t.missingH, m)
 	}
-	t.missingQ = kept
+	clear(due) // no pointers kept to entries that may go
+	t.due = due[:0]
 	for _, k := range order {
 		n.makeEager(k.origin, k.peer)
 		n.stats.GraftsSent++

@@ -234,6 +234,44 @@ func TestTreeStateBoundedAgainstFloods(t *testing.T) {
 	n.Ready()
 }
 
+// A tick that comes late finds missing messages due whose deadlines are
+// not in the order they were announced (a retry's deadline after a
+// newer announcement's): it grafts them oldest first, as it always did,
+// not by deadline, so a driver's outputs do not depend on how the
+// missing table is kept.
+func TestLateTickGraftsOldestMissingFirst(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Join(0, "a")
+	n.Step(0, "a", Message{Kind: KindNeighborReply, Accept: true})
+	n.Step(0, "b", Message{Kind: KindNeighbor})
+	if cfg.GraftRetry >= cfg.GraftTimeout {
+		t.Fatalf("the test needs GraftRetry < GraftTimeout, got %v, %v", cfg.GraftRetry, cfg.GraftTimeout)
+	}
+	old, newer := msgID(1), msgID(2)
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: old, Origin: "o"}}})
+	n.Step(cfg.GraftRetry/2, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: newer, Origin: "p"}}})
+	n.Tick(cfg.GraftTimeout) // old: grafted, retried after the newer one's deadline
+	n.Ready()
+	if d, want := n.NextDeadline(), cfg.GraftRetry/2+cfg.GraftTimeout; d != want {
+		t.Fatalf("next deadline %v, want the newer message's %v", d, want)
+	}
+	n.Tick(cfg.GraftTimeout + cfg.GraftRetry) // late: both are due
+	var grafts []string
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindGraft {
+			grafts = append(grafts, fmt.Sprint(e.To, e.Msg.IDs))
+		}
+	}
+	want := []string{fmt.Sprint("a", []MsgID{old}), fmt.Sprint("b", []MsgID{newer})}
+	if !slices.Equal(grafts, want) {
+		t.Fatalf("grafts %v, want %v (oldest first)", grafts, want)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	run := func() string {
 		tn := settledNet(t, 25)
