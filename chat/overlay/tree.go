@@ -246,7 +246,7 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 	if _, ok := n.tree.seen[id]; ok {
 		return false
 	}
-	n.markSeen(id, 0, "", n.cfg.Self, payload)
+	n.markSeen(id, seenEntry{}, n.cfg.Self, payload)
 	n.forward(n.cfg.Self, id, 0, payload, nil)
 	return true
 }
@@ -284,27 +284,27 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	if m := t.missing[id]; m != nil {
 		skip = slices.Clone(m.from) // markSeen drops the entry
 	}
-	parent := n.Parent(origin)
-	n.markSeen(id, 0, "", origin, payload)
 	n.stats.Repaired++
+	parent := n.Parent(origin)
 	if parent == "" {
-		t.seen[id] = seenEntry{offTree: true}
+		n.markSeen(id, seenEntry{offTree: true}, origin, payload)
 		return true
 	}
 	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
-	t.seen[id] = seenEntry{round: st.round, offTree: true}
+	n.markSeen(id, seenEntry{round: st.round, offTree: true}, origin, payload)
 	n.forward(origin, id, st.round, payload, nil, append(skip, parent)...)
 	return true
 }
 
-// markSeen records a first receipt, and drops the missing entry it ends.
-func (n *Node) markSeen(id MsgID, round uint32, parent, origin string, payload []byte) {
+// markSeen records a first receipt as e, keeps its payload, and drops
+// the missing entry it ends.
+func (n *Node) markSeen(id MsgID, e seenEntry, origin string, payload []byte) {
 	t := &n.tree
 	if t.seenQ.len() >= n.cfg.MaxSeen {
 		delete(t.seen, t.seenQ.pop())
 		n.stats.SeenEvictions++
 	}
-	t.seen[id] = seenEntry{round: round, parent: parent}
+	t.seen[id] = e
 	t.seenQ.push(id)
 	if n.cfg.MaxCache > 0 && len(payload) <= n.cfg.MaxCacheBytes {
 		for t.cacheQ.len() > 0 && (t.cacheQ.len() >= n.cfg.MaxCache || t.cacheBytes+len(payload) > n.cfg.MaxCacheBytes) {
@@ -466,7 +466,7 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		return
 	}
 	holders := n.tree.announcers(id) // before markSeen ends the missing entry
-	n.markSeen(id, round, from, origin, payload)
+	n.markSeen(id, seenEntry{round: round, parent: from}, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
 	if n.isActive(from) {
