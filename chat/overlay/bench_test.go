@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -98,4 +99,32 @@ func benchID(i int) MsgID {
 	id[0], id[1], id[2], id[3] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
 	id[15] = 0xBE
 	return id
+}
+
+// BenchmarkTreesFull measures a message that names a new origin when
+// MaxTrees origins' trees are held (a neighbour naming a fresh origin in
+// every Prune): the least recently used tree is forgotten for it.
+func BenchmarkTreesFull(b *testing.B) {
+	cfg := DefaultConfig("me", 1)
+	n, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n.Step(0, "a", Message{Kind: KindNeighbor})
+	origins := make([]string, 2*cfg.MaxTrees)
+	for i := range origins {
+		origins[i] = fmt.Sprintf("o%d", i)
+	}
+	for _, o := range origins[:cfg.MaxTrees] {
+		n.Step(0, "a", Message{Kind: KindPrune, Peer: o})
+	}
+	if len(n.tree.trees) != cfg.MaxTrees {
+		b.Fatalf("%d trees, want %d", len(n.tree.trees), cfg.MaxTrees)
+	}
+	n.Ready()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		n.Step(0, "a", Message{Kind: KindPrune, Peer: origins[i%len(origins)]})
+	}
 }

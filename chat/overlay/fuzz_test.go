@@ -74,6 +74,16 @@ func FuzzStep(f *testing.F) {
 			if len(n.tree.trees) > cfg.MaxTrees {
 				t.Fatalf("%d trees, bound %d", len(n.tree.trees), cfg.MaxTrees)
 			}
+			k := 0
+			for st := n.tree.newest; st != nil; st = st.older {
+				if k++; n.tree.trees[st.origin] != st || k > len(n.tree.trees) ||
+					(st.older == nil) != (st == n.tree.oldest) || st.older != nil && st.older.newer != st {
+					t.Fatalf("order of use broken at tree %d (%s)", k, st.origin)
+				}
+			}
+			if k != len(n.tree.trees) {
+				t.Fatalf("order of use holds %d trees, table %d", k, len(n.tree.trees))
+			}
 			for o, st := range n.tree.trees {
 				if st.lazy>>len(n.view.active) != 0 {
 					t.Fatalf("tree %s: lazy bits %b beyond %d neighbours", o, st.lazy, len(n.view.active))

@@ -42,7 +42,10 @@ import (
 
 type tree struct {
 	trees map[string]*srcTree
-	clock uint64 // use counter for the least recently used tree
+	// The trees in the order of their last use, newest first: the one
+	// forgotten for a new origin is the oldest, found without a scan of
+	// up to MaxTrees trees per message naming a new origin.
+	newest, oldest *srcTree
 
 	seen  map[MsgID]seenEntry
 	seenQ fifo // insertion order, to forget the oldest beyond MaxSeen
@@ -67,8 +70,10 @@ type tree struct {
 
 // srcTree is this peer's links in one origin's tree.
 type srcTree struct {
-	lazy uint64 // bit i set: active[i] is lazy
-	used uint64
+	lazy   uint64 // bit i set: active[i] is lazy
+	origin string
+	// newer and older link the trees in the order of their last use.
+	newer, older *srcTree
 	// parent is the neighbour whose payload of this origin was the last
 	// first receipt over the tree, and round its hop count: where the
 	// tree reaches us from, which a payload we got off the tree
@@ -159,24 +164,44 @@ func (t *tree) init() {
 // treeFor returns origin's tree, creating it (all links eager) if needed.
 func (n *Node) treeFor(origin string) *srcTree {
 	t := &n.tree
-	t.clock++
 	st := t.trees[origin]
-	if st == nil {
+	switch {
+	case st == t.newest && st != nil:
+		return st
+	case st != nil:
+		t.unlinkTree(st)
+	default:
 		if len(t.trees) >= n.cfg.MaxTrees {
-			var oldest string
-			var min uint64 = ^uint64(0)
-			for o, s := range t.trees {
-				if s.used < min || (s.used == min && o < oldest) {
-					oldest, min = o, s.used
-				}
-			}
-			delete(t.trees, oldest)
+			old := t.oldest
+			t.unlinkTree(old)
+			delete(t.trees, old.origin)
 		}
-		st = &srcTree{}
+		st = &srcTree{origin: origin}
 		t.trees[origin] = st
 	}
-	st.used = t.clock
+	st.older, st.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = st
+	} else {
+		t.oldest = st
+	}
+	t.newest = st
 	return st
+}
+
+// unlinkTree takes st out of the order of use.
+func (t *tree) unlinkTree(st *srcTree) {
+	if st.newer != nil {
+		st.newer.older = st.older
+	} else {
+		t.newest = st.older
+	}
+	if st.older != nil {
+		st.older.newer = st.newer
+	} else {
+		t.oldest = st.newer
+	}
+	st.newer, st.older = nil, nil
 }
 
 func (n *Node) treeLinks(origin string, lazy bool) []string {
