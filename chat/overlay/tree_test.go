@@ -272,6 +272,24 @@ func TestLateTickGraftsOldestMissingFirst(t *testing.T) {
 	}
 }
 
+// A peer that others took in as a neighbour, without a Join of its own
+// and without losing a neighbour, has no maintenance timer armed: its
+// next deadline must still be its graft's (and lazy flush's, shuffle's),
+// not 0, "nothing to do", which left them to a driver's fallback timer
+// (the simulator's first peer never ticked until it dropped a neighbour).
+func TestNextDeadlineWithoutJoin(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Step(0, "a", Message{Kind: KindNeighbor})
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(1), Origin: "o"}}})
+	if d := n.NextDeadline(); d == 0 || d > cfg.GraftTimeout {
+		t.Fatalf("next deadline %v with a graft due at %v", d, cfg.GraftTimeout)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	run := func() string {
 		tn := settledNet(t, 25)
