@@ -60,11 +60,29 @@ func FuzzStep(f *testing.F) {
 				t.Fatalf("state over its bounds: %d %d %d %d %d %d", len(n.view.active), len(n.view.passive),
 					len(n.view.pending), len(n.tree.seen), len(n.tree.cache), len(n.tree.missing))
 			}
+			if h := n.tree.missingH; len(h) != len(n.tree.missing) {
+				t.Fatalf("missing heap %d, table %d", len(h), len(n.tree.missing))
+			}
+			for i, m := range n.tree.missingH {
+				if m.index != i || n.tree.missing[m.id] != m || i > 0 && n.tree.missingH.Less(i, (i-1)/2) {
+					t.Fatalf("missing heap broken at %d: %+v", i, m)
+				}
+			}
 			if len(n.view.walks) > maxWalks {
 				t.Fatalf("%d walks remembered, bound %d", len(n.view.walks), maxWalks)
 			}
 			if len(n.tree.trees) > cfg.MaxTrees {
 				t.Fatalf("%d trees, bound %d", len(n.tree.trees), cfg.MaxTrees)
+			}
+			k := 0
+			for st := n.tree.newest; st != nil; st = st.older {
+				if k++; n.tree.trees[st.origin] != st || k > len(n.tree.trees) ||
+					(st.older == nil) != (st == n.tree.oldest) || st.older != nil && st.older.newer != st {
+					t.Fatalf("order of use broken at tree %d (%s)", k, st.origin)
+				}
+			}
+			if k != len(n.tree.trees) {
+				t.Fatalf("order of use holds %d trees, table %d", k, len(n.tree.trees))
 			}
 			for o, st := range n.tree.trees {
 				if st.lazy>>len(n.view.active) != 0 {

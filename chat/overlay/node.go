@@ -212,14 +212,21 @@ func (n *Node) Tick(now time.Duration) {
 	n.tickTree()
 }
 
-// NextDeadline returns the time of the next Tick the Node needs.
+// NextDeadline returns the time of the next Tick the Node needs, 0 if
+// none.
 func (n *Node) NextDeadline() time.Duration {
+	// Every timer is 0 while unarmed, the views' maintenance too: only a
+	// Join or a lost neighbour arms it, and a peer that others took in
+	// has neither, yet flushes announcements, grafts and shuffles.
 	d := n.view.nextMaintain
-	if n.view.nextShuffle != 0 && n.view.nextShuffle < d {
-		d = n.view.nextShuffle
+	earlier := func(t time.Duration) {
+		if t != 0 && (d == 0 || t < d) {
+			d = t
+		}
 	}
-	if t, ok := n.tree.nextDeadline(); ok && t < d {
-		d = t
+	earlier(n.view.nextShuffle)
+	if t, ok := n.tree.nextDeadline(); ok {
+		earlier(t)
 	}
 	return d
 }

@@ -34,13 +34,18 @@ package overlay
 // (missing, lazy): anti-entropy above the overlay repairs what is lost.
 
 import (
+	"cmp"
+	"container/heap"
 	"slices"
 	"time"
 )
 
 type tree struct {
 	trees map[string]*srcTree
-	clock uint64 // use counter for the least recently used tree
+	// The trees in the order of their last use, newest first: the one
+	// forgotten for a new origin is the oldest, found without a scan of
+	// up to MaxTrees trees per message naming a new origin.
+	newest, oldest *srcTree
 
 	seen  map[MsgID]seenEntry
 	seenQ fifo // insertion order, to forget the oldest beyond MaxSeen
@@ -49,8 +54,15 @@ type tree struct {
 	cacheQ     fifo
 	cacheBytes int
 
-	missing  map[MsgID]*missingMsg
-	missingQ []MsgID // insertion order: deterministic timer scans
+	// missing's entries are also in missingH, a heap by deadline, so
+	// that a receipt ending one, the next deadline and a tick cost
+	// O(log MaxMissing) or less, not a scan of up to MaxMissing entries
+	// per input; missingSeq numbers them in the order they were made,
+	// the order a tick handles those due (deterministic outputs).
+	missing    map[MsgID]*missingMsg
+	missingH   missingHeap
+	missingSeq uint64
+	due        []*missingMsg // tickTree's scratch
 
 	lazyQ     map[string][]Announce
 	nextFlush time.Duration // 0: nothing queued
@@ -58,8 +70,10 @@ type tree struct {
 
 // srcTree is this peer's links in one origin's tree.
 type srcTree struct {
-	lazy uint64 // bit i set: active[i] is lazy
-	used uint64
+	lazy   uint64 // bit i set: active[i] is lazy
+	origin string
+	// newer and older link the trees in the order of their last use.
+	newer, older *srcTree
 	// parent is the neighbour whose payload of this origin was the last
 	// first receipt over the tree, and round its hop count: where the
 	// tree reaches us from, which a payload we got off the tree
@@ -83,10 +97,42 @@ type cached struct {
 }
 
 type missingMsg struct {
+	id       MsgID
 	origin   string
 	deadline time.Duration
 	from     []string // announcers, at most MaxAnnouncers
 	attempts int
+	seq      uint64 // tree.missingSeq when it was made
+	index    int    // its position in tree.missingH
+}
+
+// missingHeap orders the missing entries by deadline, then by age (a
+// total order: the heap's shape, like everything else, follows from
+// the inputs alone).
+type missingHeap []*missingMsg
+
+func (h missingHeap) Len() int { return len(h) }
+func (h missingHeap) Less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].seq < h[j].seq
+}
+func (h missingHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *missingHeap) Push(x any) {
+	m := x.(*missingMsg)
+	m.index = len(*h)
+	*h = append(*h, m)
+}
+func (h *missingHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return m
 }
 
 // fifo is a queue of IDs with amortised O(1) push and pop.
@@ -118,24 +164,44 @@ func (t *tree) init() {
 // treeFor returns origin's tree, creating it (all links eager) if needed.
 func (n *Node) treeFor(origin string) *srcTree {
 	t := &n.tree
-	t.clock++
 	st := t.trees[origin]
-	if st == nil {
+	switch {
+	case st == t.newest && st != nil:
+		return st
+	case st != nil:
+		t.unlinkTree(st)
+	default:
 		if len(t.trees) >= n.cfg.MaxTrees {
-			var oldest string
-			var min uint64 = ^uint64(0)
-			for o, s := range t.trees {
-				if s.used < min || (s.used == min && o < oldest) {
-					oldest, min = o, s.used
-				}
-			}
-			delete(t.trees, oldest)
+			old := t.oldest
+			t.unlinkTree(old)
+			delete(t.trees, old.origin)
 		}
-		st = &srcTree{}
+		st = &srcTree{origin: origin}
 		t.trees[origin] = st
 	}
-	st.used = t.clock
+	st.older, st.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = st
+	} else {
+		t.oldest = st
+	}
+	t.newest = st
 	return st
+}
+
+// unlinkTree takes st out of the order of use.
+func (t *tree) unlinkTree(st *srcTree) {
+	if st.newer != nil {
+		st.newer.older = st.older
+	} else {
+		t.newest = st.older
+	}
+	if st.older != nil {
+		st.older.newer = st.newer
+	} else {
+		t.oldest = st.newer
+	}
+	st.newer, st.older = nil, nil
 }
 
 func (n *Node) treeLinks(origin string, lazy bool) []string {
@@ -161,8 +227,7 @@ func (n *Node) treeDown(i int, p string) {
 		st.lazy = st.lazy&low | (st.lazy>>(i+1))<<i
 	}
 	delete(t.lazyQ, p)
-	for _, id := range t.missingQ {
-		m := t.missing[id]
+	for _, m := range t.missingH {
 		if k := slices.Index(m.from, p); k >= 0 {
 			m.from = slices.Delete(m.from, k, k+1)
 		}
@@ -206,7 +271,7 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 	if _, ok := n.tree.seen[id]; ok {
 		return false
 	}
-	n.markSeen(id, 0, "", n.cfg.Self, payload)
+	n.markSeen(id, seenEntry{}, n.cfg.Self, payload)
 	n.forward(n.cfg.Self, id, 0, payload, nil)
 	return true
 }
@@ -244,27 +309,27 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	if m := t.missing[id]; m != nil {
 		skip = slices.Clone(m.from) // markSeen drops the entry
 	}
-	parent := n.Parent(origin)
-	n.markSeen(id, 0, "", origin, payload)
 	n.stats.Repaired++
+	parent := n.Parent(origin)
 	if parent == "" {
-		t.seen[id] = seenEntry{offTree: true}
+		n.markSeen(id, seenEntry{offTree: true}, origin, payload)
 		return true
 	}
 	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
-	t.seen[id] = seenEntry{round: st.round, offTree: true}
+	n.markSeen(id, seenEntry{round: st.round, offTree: true}, origin, payload)
 	n.forward(origin, id, st.round, payload, nil, append(skip, parent)...)
 	return true
 }
 
-// markSeen records a first receipt, and drops the missing entry it ends.
-func (n *Node) markSeen(id MsgID, round uint32, parent, origin string, payload []byte) {
+// markSeen records a first receipt as e, keeps its payload, and drops
+// the missing entry it ends.
+func (n *Node) markSeen(id MsgID, e seenEntry, origin string, payload []byte) {
 	t := &n.tree
 	if t.seenQ.len() >= n.cfg.MaxSeen {
 		delete(t.seen, t.seenQ.pop())
 		n.stats.SeenEvictions++
 	}
-	t.seen[id] = seenEntry{round: round, parent: parent}
+	t.seen[id] = e
 	t.seenQ.push(id)
 	if n.cfg.MaxCache > 0 && len(payload) <= n.cfg.MaxCacheBytes {
 		for t.cacheQ.len() > 0 && (t.cacheQ.len() >= n.cfg.MaxCache || t.cacheBytes+len(payload) > n.cfg.MaxCacheBytes) {
@@ -276,11 +341,9 @@ func (n *Node) markSeen(id MsgID, round uint32, parent, origin string, payload [
 		t.cacheQ.push(id)
 		t.cacheBytes += len(payload)
 	}
-	if _, ok := t.missing[id]; ok {
+	if m := t.missing[id]; m != nil {
 		delete(t.missing, id)
-		if i := slices.Index(t.missingQ, id); i >= 0 {
-			t.missingQ = slices.Delete(t.missingQ, i, i+1)
-		}
+		heap.Remove(&t.missingH, m.index)
 	}
 }
 
@@ -428,7 +491,7 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		return
 	}
 	holders := n.tree.announcers(id) // before markSeen ends the missing entry
-	n.markSeen(id, round, from, origin, payload)
+	n.markSeen(id, seenEntry{round: round, parent: from}, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
 	if n.isActive(from) {
@@ -470,9 +533,10 @@ func (n *Node) handleIHave(from string, anns []Announce) {
 				n.stats.MissingDrops++
 				continue
 			}
-			m = &missingMsg{origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout}
+			m = &missingMsg{id: a.ID, origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout, seq: t.missingSeq}
+			t.missingSeq++
 			t.missing[a.ID] = m
-			t.missingQ = append(t.missingQ, a.ID)
+			heap.Push(&t.missingH, m)
 		}
 		if len(m.from) < n.cfg.MaxAnnouncers && !slices.Contains(m.from, from) {
 			m.from = append(m.from, from)
@@ -520,10 +584,8 @@ func (t *tree) nextDeadline() (time.Duration, bool) {
 	if t.nextFlush != 0 {
 		d, ok = t.nextFlush, true
 	}
-	for _, id := range t.missingQ {
-		if m := t.missing[id]; !ok || m.deadline < d {
-			d, ok = m.deadline, true
-		}
+	if len(t.missingH) > 0 && (!ok || t.missingH[0].deadline < d) {
+		d, ok = t.missingH[0].deadline, true
 	}
 	return d, ok
 }
@@ -539,16 +601,18 @@ func (n *Node) tickTree() {
 	type key struct{ peer, origin string }
 	var grafts map[key][]MsgID
 	var order []key
-	kept := t.missingQ[:0]
-	for _, id := range t.missingQ {
-		m := t.missing[id]
-		if m.deadline > n.now {
-			kept = append(kept, id)
-			continue
-		}
+	due := t.due[:0]
+	for len(t.missingH) > 0 && t.missingH[0].deadline <= n.now {
+		due = append(due, heap.Pop(&t.missingH).(*missingMsg))
+	}
+	// Oldest first, whatever their deadlines: the order of the grafts,
+	// and which IDs one takes when there are more than MaxIHave, follow
+	// from it.
+	slices.SortFunc(due, func(a, b *missingMsg) int { return cmp.Compare(a.seq, b.seq) })
+	for _, m := range due {
 		if len(m.from) == 0 || m.attempts >= n.cfg.MaxGraftAttempts {
 			// Nobody left to ask: anti-entropy will bring it.
-			delete(t.missing, id)
+			delete(t.missing, m.id)
 			n.stats.GraftGiveUps++
 			continue
 		}
@@ -562,11 +626,12 @@ func (n *Node) tickTree() {
 			order = append(order, k)
 		}
 		if len(grafts[k]) < n.cfg.MaxIHave {
-			grafts[k] = append(grafts[k], id)
+			grafts[k] = append(grafts[k], m.id)
 		}
-		kept = append(kept, id)
+		heap.Push(&t.missingH, m)
 	}
-	t.missingQ = kept
+	clear(due) // no pointers kept to entries that may go
+	t.due = due[:0]
 	for _, k := range order {
 		n.makeEager(k.origin, k.peer)
 		n.stats.GraftsSent++

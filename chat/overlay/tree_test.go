@@ -234,6 +234,62 @@ func TestTreeStateBoundedAgainstFloods(t *testing.T) {
 	n.Ready()
 }
 
+// A tick that comes late finds missing messages due whose deadlines are
+// not in the order they were announced (a retry's deadline after a
+// newer announcement's): it grafts them oldest first, as it always did,
+// not by deadline, so a driver's outputs do not depend on how the
+// missing table is kept.
+func TestLateTickGraftsOldestMissingFirst(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Join(0, "a")
+	n.Step(0, "a", Message{Kind: KindNeighborReply, Accept: true})
+	n.Step(0, "b", Message{Kind: KindNeighbor})
+	if cfg.GraftRetry >= cfg.GraftTimeout {
+		t.Fatalf("the test needs GraftRetry < GraftTimeout, got %v, %v", cfg.GraftRetry, cfg.GraftTimeout)
+	}
+	old, newer := msgID(1), msgID(2)
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: old, Origin: "o"}}})
+	n.Step(cfg.GraftRetry/2, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: newer, Origin: "p"}}})
+	n.Tick(cfg.GraftTimeout) // old: grafted, retried after the newer one's deadline
+	n.Ready()
+	if d, want := n.NextDeadline(), cfg.GraftRetry/2+cfg.GraftTimeout; d != want {
+		t.Fatalf("next deadline %v, want the newer message's %v", d, want)
+	}
+	n.Tick(cfg.GraftTimeout + cfg.GraftRetry) // late: both are due
+	var grafts []string
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindGraft {
+			grafts = append(grafts, fmt.Sprint(e.To, e.Msg.IDs))
+		}
+	}
+	want := []string{fmt.Sprint("a", []MsgID{old}), fmt.Sprint("b", []MsgID{newer})}
+	if !slices.Equal(grafts, want) {
+		t.Fatalf("grafts %v, want %v (oldest first)", grafts, want)
+	}
+}
+
+// A peer that others took in as a neighbour, without a Join of its own
+// and without losing a neighbour, has no maintenance timer armed: its
+// next deadline must still be its graft's (and lazy flush's, shuffle's),
+// not 0, "nothing to do", which left them to a driver's fallback timer
+// (the simulator's first peer never ticked until it dropped a neighbour).
+func TestNextDeadlineWithoutJoin(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Step(0, "a", Message{Kind: KindNeighbor})
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(1), Origin: "o"}}})
+	if d := n.NextDeadline(); d == 0 || d > cfg.GraftTimeout {
+		t.Fatalf("next deadline %v with a graft due at %v", d, cfg.GraftTimeout)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	run := func() string {
 		tn := settledNet(t, 25)
