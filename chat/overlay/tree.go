@@ -54,6 +54,8 @@ type tree struct {
 
 	lazyQ     map[string][]Announce
 	nextFlush time.Duration // 0: nothing queued
+
+	late graftLate // how late the tree's payloads come (graft.go)
 }
 
 // srcTree is this peer's links in one origin's tree.
@@ -83,10 +85,11 @@ type cached struct {
 }
 
 type missingMsg struct {
-	origin   string
-	deadline time.Duration
-	from     []string // announcers, at most MaxAnnouncers
-	attempts int
+	origin    string
+	deadline  time.Duration
+	announced time.Duration // the first announcement (graft.go: lateness)
+	from      []string      // announcers, at most MaxAnnouncers
+	attempts  int
 }
 
 // fifo is a queue of IDs with amortised O(1) push and pop.
@@ -428,6 +431,9 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		return
 	}
 	holders := n.tree.announcers(id) // before markSeen ends the missing entry
+	if m := n.tree.missing[id]; m != nil && m.attempts == 0 {
+		n.noteLate(n.now - m.announced) // came over the tree after an announcement, ungrafted
+	}
 	n.markSeen(id, round, from, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
@@ -470,7 +476,7 @@ func (n *Node) handleIHave(from string, anns []Announce) {
 				n.stats.MissingDrops++
 				continue
 			}
-			m = &missingMsg{origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout}
+			m = &missingMsg{origin: a.Origin, deadline: n.now + n.graftTimeout(), announced: n.now}
 			t.missing[a.ID] = m
 			t.missingQ = append(t.missingQ, a.ID)
 		}
@@ -554,7 +560,7 @@ func (n *Node) tickTree() {
 		}
 		k := key{m.from[m.attempts%len(m.from)], m.origin}
 		m.attempts++
-		m.deadline = n.now + n.cfg.GraftRetry
+		m.deadline = n.now + n.graftRetry()
 		if grafts == nil {
 			grafts = make(map[key][]MsgID)
 		}
