@@ -1,5 +1,7 @@
 package hearsay
 
+import "time"
+
 // Stats are the node's counters since Start. Every frame or message that is
 // refused is counted in exactly one of the drop counters.
 type Stats struct {
@@ -130,16 +132,20 @@ type Stats struct {
 	// OverlayInvalid the overlay frames dropped by a check (a bound, a
 	// peer that is not a member, a payload that is not a valid signed
 	// envelope: never relayed); OverlayDrops the frames dropped because
-	// one of the overlay's input queues was full.
-	OverlayNeighbors  int    `json:"overlay_neighbors"`
-	OverlayBroadcasts uint64 `json:"overlay_broadcasts"`
-	OverlayPayloads   uint64 `json:"overlay_payloads"`
-	OverlayDelivered  uint64 `json:"overlay_delivered"`
-	OverlayDuplicates uint64 `json:"overlay_duplicates"`
-	OverlayRelayed    uint64 `json:"overlay_relayed"`
-	OverlayIHave      uint64 `json:"overlay_ihave"`
-	OverlayGrafts     uint64 `json:"overlay_grafts"`
-	OverlayPrunes     uint64 `json:"overlay_prunes"`
-	OverlayInvalid    uint64 `json:"overlay_invalid"`
-	OverlayDrops      uint64 `json:"overlay_drops"`
+	// one of the overlay's input queues was full. OverlayGraftTimer is
+	// how long a message announced now would wait for the tree before
+	// its first graft (it adapts to how late the tree's payloads come:
+	// chat/overlay/graft.go).
+	OverlayNeighbors  int           `json:"overlay_neighbors"`
+	OverlayGraftTimer time.Duration `json:"overlay_graft_timer_ns"`
+	OverlayBroadcasts uint64        `json:"overlay_broadcasts"`
+	OverlayPayloads   uint64        `json:"overlay_payloads"`
+	OverlayDelivered  uint64        `json:"overlay_delivered"`
+	OverlayDuplicates uint64        `json:"overlay_duplicates"`
+	OverlayRelayed    uint64        `json:"overlay_relayed"`
+	OverlayIHave      uint64        `json:"overlay_ihave"`
+	OverlayGrafts     uint64        `json:"overlay_grafts"`
+	OverlayPrunes     uint64        `json:"overlay_prunes"`
+	OverlayInvalid    uint64        `json:"overlay_invalid"`
+	OverlayDrops      uint64        `json:"overlay_drops"`
 }

@@ -614,11 +614,16 @@ func (h *Hearsay) Counters() Counters {
 // progress note, summed over the peers since they started.
 func (h *Hearsay) summarize() {
 	var sum hearsay.Stats
+	var timers time.Duration
+	var nodes int
 	for _, n := range h.nodes {
 		if n == nil {
 			continue
 		}
 		st := n.Stats()
+		nodes++
+		timers += st.OverlayGraftTimer
+		sum.OverlayGrafts += st.OverlayGrafts
 		sum.Received += st.Received
 		sum.Duplicates += st.Duplicates
 		sum.RepairSent += st.RepairSent
@@ -629,8 +634,9 @@ func (h *Hearsay) summarize() {
 		sum.FramesOut += st.FramesOut
 		sum.BatchesOut += st.BatchesOut
 	}
-	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, statuses %d, queue drops %d, frames out %d (%d batches)",
-		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut)
+	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d, graft timer %v on average at the end",
+		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
+		sum.OverlayGrafts, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
 }
 
 // Stop implements System: every node shuts down and the data directories

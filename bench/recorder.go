@@ -143,7 +143,19 @@ type tally struct {
 	full       int             // messages delivered by every receiving peer
 	latencies  []time.Duration // send → last receiving peer, for full messages
 	deliveries int             // receiving-peer deliveries of these messages
+	// short names the first messages that did not reach every peer: where
+	// in the load they were sent and how many peers lacked them.
+	short []shortMsg
 }
+
+// shortMsg is a message that did not reach every receiving peer.
+type shortMsg struct {
+	index   int // sent index-th of the load's messages, from 0
+	missing int // receiving peers that did not deliver it
+}
+
+// maxShort bounds the incomplete messages a tally names.
+const maxShort = 8
 
 // tally summarises the messages numbered from first to last-1.
 func (r *recorder) tally(first, last uint64) tally {
@@ -160,6 +172,8 @@ func (r *recorder) tally(first, last uint64) tally {
 		if m.isFull {
 			t.full++
 			t.latencies = append(t.latencies, m.full)
+		} else if len(t.short) < maxShort {
+			t.short = append(t.short, shortMsg{index: t.sent - 1, missing: r.peers - 1 - m.n})
 		}
 	}
 	return t

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,7 +281,11 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		}
 	}
 	if t.full < t.sent {
-		res.Note = joinNote(res.Note, fmt.Sprintf("%d of %d messages never reached every peer (latency is of the %d that did)", t.sent-t.full, t.sent, t.full))
+		var which []string
+		for _, m := range t.short {
+			which = append(which, fmt.Sprintf("#%d lacked by %d", m.index+1, m.missing))
+		}
+		res.Note = joinNote(res.Note, fmt.Sprintf("%d of %d messages never reached every peer (latency is of the %d that did); in send order: %s", t.sent-t.full, t.sent, t.full, strings.Join(which, ", ")))
 	}
 	switch spec.Workload {
 	case WorkloadTraffic, WorkloadLatency, WorkloadLoss:

@@ -50,6 +50,12 @@ type Config struct {
 	// announcer; GraftRetry is the wait before each further graft (another
 	// announcer, or the same again).
 	GraftTimeout, GraftRetry time.Duration
+	// GraftTimeoutMin, when positive, makes the graft timer adapt to how
+	// late the tree's payloads are (graft.go): between GraftTimeoutMin and
+	// GraftTimeout, twice the latest lateness seen, halving every
+	// lateHalfLife without a later one; GraftRetry scales with it. 0 keeps
+	// the timer at GraftTimeout (the simulator's fixed link latencies).
+	GraftTimeoutMin time.Duration
 	// MaxGraftAttempts bounds the grafts for one missing message.
 	MaxGraftAttempts int
 	// LazyInterval batches announcements: each lazy neighbour gets one
@@ -140,6 +146,8 @@ func (c Config) Validate() error {
 		return errors.New("shuffle, maintain and neighbour intervals must be positive")
 	case c.GraftTimeout <= 0 || c.GraftRetry <= 0 || c.MaxGraftAttempts < 1:
 		return errors.New("graft timers and attempts must be positive")
+	case c.GraftTimeoutMin < 0 || c.GraftTimeoutMin > c.GraftTimeout:
+		return fmt.Errorf("graft timeout minimum %v out of 0..%v (the graft timeout)", c.GraftTimeoutMin, c.GraftTimeout)
 	case c.LazyInterval < 0:
 		return errors.New("lazy interval must not be negative")
 	case c.MaxTrees < 1 || c.MaxSeen < 1 || c.MaxCache < 0 || c.MaxCacheBytes < 0 || c.MaxMissing < 1 ||

@@ -66,6 +66,8 @@ type tree struct {
 
 	lazyQ     map[string][]Announce
 	nextFlush time.Duration // 0: nothing queued
+
+	late graftLate // how late the tree's payloads come (graft.go)
 }
 
 // srcTree is this peer's links in one origin's tree.
@@ -97,13 +99,14 @@ type cached struct {
 }
 
 type missingMsg struct {
-	id       MsgID
-	origin   string
-	deadline time.Duration
-	from     []string // announcers, at most MaxAnnouncers
-	attempts int
-	seq      uint64 // tree.missingSeq when it was made
-	index    int    // its position in tree.missingH
+	id        MsgID
+	origin    string
+	deadline  time.Duration
+	announced time.Duration // the first announcement (graft.go: lateness)
+	from      []string      // announcers, at most MaxAnnouncers
+	attempts  int
+	seq       uint64 // tree.missingSeq when it was made
+	index     int    // its position in tree.missingH
 }
 
 // missingHeap orders the missing entries by deadline, then by age (a
@@ -491,6 +494,9 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		return
 	}
 	holders := n.tree.announcers(id) // before markSeen ends the missing entry
+	if m := n.tree.missing[id]; m != nil && m.attempts == 0 {
+		n.noteLate(n.now - m.announced) // came over the tree after an announcement, ungrafted
+	}
 	n.markSeen(id, seenEntry{round: round, parent: from}, origin, payload)
 	n.stats.Delivered++
 	n.out.Deliveries = append(n.out.Deliveries, Delivery{ID: id, Payload: payload, From: from, Hops: round})
@@ -533,7 +539,7 @@ func (n *Node) handleIHave(from string, anns []Announce) {
 				n.stats.MissingDrops++
 				continue
 			}
-			m = &missingMsg{id: a.ID, origin: a.Origin, deadline: n.now + n.cfg.GraftTimeout, seq: t.missingSeq}
+			m = &missingMsg{id: a.ID, origin: a.Origin, deadline: n.now + n.graftTimeout(), announced: n.now, seq: t.missingSeq}
 			t.missingSeq++
 			t.missing[a.ID] = m
 			heap.Push(&t.missingH, m)
@@ -618,7 +624,7 @@ func (n *Node) tickTree() {
 		}
 		k := key{m.from[m.attempts%len(m.from)], m.origin}
 		m.attempts++
-		m.deadline = n.now + n.cfg.GraftRetry
+		m.deadline = n.now + n.graftRetry()
 		if grafts == nil {
 			grafts = make(map[key][]MsgID)
 		}

@@ -1,0 +1,140 @@
+package overlay
+
+import (
+	"testing"
+	"time"
+)
+
+// graftNode is a Node with neighbours a and b whose graft timer adapts
+// between 500 ms and 2 s.
+func graftNode(t *testing.T) *Node {
+	t.Helper()
+	cfg := testConfig("me")
+	cfg.GraftTimeout, cfg.GraftRetry, cfg.GraftTimeoutMin = 2*time.Second, time.Second, 500*time.Millisecond
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Ready()
+	return n
+}
+
+// graftedAt announces id from b at now and ticks every 10 ms until the
+// node grafts it; it returns how long after the announcement that was.
+// b answers the graft at once: a grafted payload, however long after its
+// announcement, is not a lateness (the timer made it so).
+func graftedAt(t *testing.T, n *Node, now time.Duration, id MsgID) time.Duration {
+	t.Helper()
+	n.Step(now, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: id, Origin: "o"}}})
+	n.Ready()
+	for d := time.Duration(0); d <= 3*time.Second; d += 10 * time.Millisecond {
+		n.Tick(now + d)
+		for _, e := range n.Ready().Messages {
+			if e.Msg.Kind == KindGraft && len(e.Msg.IDs) == 1 && e.Msg.IDs[0] == id {
+				n.Step(now+d, "b", Message{Kind: KindGossip, Peer: "o", ID: id, Payload: []byte("x")})
+				n.Ready()
+				return d
+			}
+		}
+	}
+	t.Fatalf("no graft of %v within 3 s of its announcement", id)
+	return 0
+}
+
+// late announces id from b at now and has its payload come from a, over
+// the tree, after.
+func late(n *Node, now, after time.Duration, id MsgID) {
+	n.Step(now, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: id, Origin: "o"}}})
+	n.Step(now+after, "a", Message{Kind: KindGossip, Peer: "o", ID: id, Payload: []byte("x")})
+	n.Ready()
+}
+
+func TestGraftTimerAdapts(t *testing.T) {
+	n := graftNode(t)
+	// Nothing came late yet: a missing message is grafted after the
+	// minimum, not the 2 s a loaded group needs.
+	if got := graftedAt(t, n, time.Second, msgID(1)); got != 500*time.Millisecond {
+		t.Fatalf("first graft %v after the announcement, want 500ms (the minimum)", got)
+	}
+	if got := n.GraftTimer(); got != 500*time.Millisecond {
+		t.Fatalf("GraftTimer %v, want 500ms", got)
+	}
+	// A payload that came 700 ms after its announcement: the next one
+	// waits twice that before it is grafted.
+	late(n, 10*time.Second, 700*time.Millisecond, msgID(2))
+	if got := graftedAt(t, n, 11*time.Second, msgID(3)); got != 1400*time.Millisecond {
+		t.Fatalf("graft %v after the announcement once a payload came 700ms late, want 1.4s", got)
+	}
+	// Later than half the maximum: the timer stops at the maximum.
+	late(n, 20*time.Second, 1500*time.Millisecond, msgID(4))
+	if got := graftedAt(t, n, 22*time.Second, msgID(5)); got != 2*time.Second {
+		t.Fatalf("graft %v after the announcement once a payload came 1.5s late, want 2s (the maximum)", got)
+	}
+	// Without a later lateness the timer halves every lateHalfLife:
+	// 1.5 s seen at 21.5 s, two half-lives later 375 ms, the timer 750 ms.
+	at := 21500*time.Millisecond + 2*lateHalfLife
+	if got := graftedAt(t, n, at, msgID(6)); got != 750*time.Millisecond {
+		t.Fatalf("graft %v after the announcement two half-lives on, want 750ms", got)
+	}
+	// And back at the minimum after enough of them.
+	if got := graftedAt(t, n, at+10*lateHalfLife, msgID(7)); got != 500*time.Millisecond {
+		t.Fatalf("graft %v after the announcement ten half-lives on, want 500ms", got)
+	}
+}
+
+// The retry scales with the timer: at the minimum (a quarter of the
+// maximum), a quarter of GraftRetry.
+func TestGraftRetryScalesWithTimer(t *testing.T) {
+	n := graftNode(t)
+	n.Step(0, "a", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(1), Origin: "o"}}})
+	n.Step(0, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(1), Origin: "o"}}})
+	n.Ready()
+	var grafts []time.Duration
+	for d := time.Duration(0); d <= 1500*time.Millisecond && len(grafts) < 2; d += 10 * time.Millisecond {
+		n.Tick(d)
+		for _, e := range n.Ready().Messages {
+			if e.Msg.Kind == KindGraft && len(e.Msg.IDs) > 0 {
+				grafts = append(grafts, d)
+			}
+		}
+	}
+	if len(grafts) != 2 || grafts[0] != 500*time.Millisecond || grafts[1] != 750*time.Millisecond {
+		t.Fatalf("grafts at %v, want at 500ms and 750ms (GraftRetry 1s scaled by 500ms/2s)", grafts)
+	}
+}
+
+// A fixed timer (GraftTimeoutMin 0, the simulator's) ignores lateness.
+func TestGraftTimerFixedWithoutMinimum(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.GraftTimeout, cfg.GraftRetry = 2*time.Second, time.Second
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Ready()
+	if got := graftedAt(t, n, time.Second, msgID(1)); got != 2*time.Second {
+		t.Fatalf("graft %v after the announcement, want 2s", got)
+	}
+	late(n, 10*time.Second, 100*time.Millisecond, msgID(2))
+	if got := n.GraftTimer(); got != 2*time.Second {
+		t.Fatalf("GraftTimer %v after a lateness, want the fixed 2s", got)
+	}
+}
+
+func TestGraftTimeoutMinValidated(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.GraftTimeoutMin = cfg.GraftTimeout + time.Millisecond
+	if _, err := New(cfg); err == nil {
+		t.Error("a minimum above the graft timeout was accepted")
+	}
+	cfg.GraftTimeoutMin = -time.Millisecond
+	if _, err := New(cfg); err == nil {
+		t.Error("a negative minimum was accepted")
+	}
+}
