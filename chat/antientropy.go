@@ -85,8 +85,11 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			r.mu.Unlock()
 			continue
 		}
-		// Membership is synced on every change; this is the safety net.
-		n.syncMembersLocked(r)
+		// Membership is synced on every change (syncMembersLocked skips
+		// the work when nothing it follows from changed); every
+		// memberSafetyRounds rounds the view is computed again whatever
+		// the generations say: the safety net.
+		n.syncMembersForced(r, round%memberSafetyRounds == 0)
 		if r.refused || r.lagsLogLocked(n.ctx) {
 			r.catchUpLocked(n.ctx)
 		}
@@ -106,6 +109,10 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		maps.DeleteFunc(cursor, func(name string, _ string) bool { return n.joinedRoom(name) == nil })
 	}
 }
+
+// memberSafetyRounds is how often (in rounds) a round computes each
+// room's members again even when no generation changed.
+const memberSafetyRounds = 10
 
 // statusSliceEntries bounds the vector entries of a status a tree-mode
 // round sends: about 22 bytes each, so a round's status stays under

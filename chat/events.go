@@ -31,6 +31,9 @@ type counters struct {
 	// (roomSetAnnouncement): tests check that an unchanged set is not
 	// signed again.
 	roomSetSigns atomic.Uint64
+	// memberViews counts the rooms' member views computed
+	// (syncMembersForced): tests check an unchanged one is not.
+	memberViews atomic.Uint64
 
 	frameBytes frameBytes // wire bytes written per frame kind (framebytes.go)
 }

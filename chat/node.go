@@ -84,6 +84,10 @@ type Node struct {
 	heldRooms map[string]heldRoomSet  // relayed sets of origins not live here yet (roomsets.go), bounded
 	roomVer   int64                   // version of our announced room set
 	digests   roomSetDigests          // digests of the held sets (roomsetdigest.go)
+	// peerRoomsGen counts the changes of peerRooms and of our own room
+	// set's version (roomSetsChangedLocked): with memberGen, what a
+	// room's members are computed from (syncMembersLocked).
+	peerRoomsGen uint64
 	// ownSet is our room set as last signed: announced again until it
 	// changes (nil then: roomsets.go).
 	ownSet    *chatpb.RoomSet

@@ -73,7 +73,7 @@ func (n *Node) restoreRoom(r *room) {
 		r.mu.Unlock()
 		return // parted meanwhile
 	}
-	view, _ := n.roomMembers(r.name, r.mode.String())
+	view, _, _ := n.roomMembers(r.name, r.mode.String())
 	err := r.restoreLocked(n.ctx, view, roomCatchingUp)
 	if err != nil {
 		r.state = roomDeferred // restoreLocked failed before it changed anything: tried again later

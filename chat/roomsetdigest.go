@@ -179,10 +179,12 @@ type digestFor struct {
 // than a node keeps; past it the cache starts again.
 const maxCachedDigests = 4096
 
-// roomSetsChangedLocked empties the digest cache: a held set or our
-// version changed. Caller holds n.roomsMu.
+// roomSetsChangedLocked empties the digest cache and counts a change for
+// the rooms' member views (syncMembersLocked): a held set or our version
+// changed. Caller holds n.roomsMu.
 func (n *Node) roomSetsChangedLocked() {
 	n.digests.byPeer = nil
+	n.peerRoomsGen++
 }
 
 // cachedRoomSetDigest returns the digest of heldSetVersions(peer, "",
