@@ -613,6 +613,7 @@ func TestEncKeysFrameRelaysOfflineKeys(t *testing.T) {
 	n.mu.Lock()
 	n.members[live.ID] = &memberInfo{ID: live.ID, Valid: true, State: hearsay.StateAlive}
 	n.members[offline.ID] = &memberInfo{ID: offline.ID, Valid: true, State: hearsay.StateDead}
+	n.membersChangedLocked()
 	n.mu.Unlock()
 	var got []string
 	for _, k := range n.encKeysFrame("0000000000000001").GetEncKeys().GetKeys() {

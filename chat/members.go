@@ -226,8 +226,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		// its neighbours only (keepLinks, at this change).
 		n.keepLinkLocked(m.ID, true)
 	}
-	close(n.memberGen)
-	n.memberGen = make(chan struct{})
+	n.membersChangedLocked()
 	n.mu.Unlock()
 
 	if stopPeer != nil {
@@ -266,6 +265,15 @@ func (n *Node) resyncMembers() {
 	for _, id := range gone {
 		n.applyMemberEvent(memberEvent{kind: memberLeave, name: id})
 	}
+}
+
+// membersChangedLocked starts a new membership generation: whatever was
+// computed from the member table (memberGen's watchers, liveMembers,
+// the rooms' member views, the room set digests) is computed again.
+// Caller holds n.mu, and calls it after every change of n.members.
+func (n *Node) membersChangedLocked() {
+	close(n.memberGen)
+	n.memberGen = make(chan struct{})
 }
 
 // pruneGoneLocked forgets the oldest dead or left members beyond

@@ -112,7 +112,13 @@ type Node struct {
 	members   map[string]*memberInfo // by peer ID, self excluded; see members.go
 	peers     map[string]*peerConn   // chat links by peer ID (peerconn.go, links.go)
 	memberGen chan struct{}          // closed and replaced on every membership change
-	leaving   map[string]time.Time   // peers that said Bye, until memberlist reports them gone
+	// live caches liveMembers for the membership generation gen (its map
+	// is shared, never changed). Guarded by mu.
+	live struct {
+		gen chan struct{}
+		m   map[string]bool
+	}
+	leaving map[string]time.Time // peers that said Bye, until memberlist reports them gone
 
 	// memberEvents carries memberlist callbacks to the node's event loop
 	// (callbacks must not block): at most maxMemberEvents, held in a

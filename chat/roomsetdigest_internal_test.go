@@ -67,8 +67,7 @@ func setMemberState(n *Node, id *Identity, state hearsay.MemberState) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.members[id.ID] = &memberInfo{ID: id.ID, Nick: "m", Pub: id.Pub, Valid: true, State: state}
-	close(n.memberGen)
-	n.memberGen = make(chan struct{})
+	n.membersChangedLocked()
 }
 
 // The room set digests are computed once per peer and direction while

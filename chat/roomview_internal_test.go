@@ -72,8 +72,7 @@ func TestRoomMembersComputedOnChange(t *testing.T) {
 	bob.mu.Lock()
 	m := bob.members[alice.ID]
 	m.State, m.Since = hearsay.StateDead, time.Now()
-	close(bob.memberGen)
-	bob.memberGen = make(chan struct{})
+	bob.membersChangedLocked()
 	bob.mu.Unlock()
 	bob.syncMembers(r)
 	r.mu.Lock()

@@ -487,6 +487,7 @@ func liveMemberOf(n *Node, id *Identity) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.members[id.ID] = &memberInfo{ID: id.ID, Nick: "m", Pub: id.Pub, Valid: true, State: hearsay.StateAlive}
+	n.membersChangedLocked()
 }
 
 // Room membership is announced by each member itself and signed: a room
