@@ -74,8 +74,9 @@ type Stats struct {
 	// new ones it stored from repairs.
 	RepairSent uint64 `json:"repair_sent"`
 	Repaired   uint64 `json:"repaired"`
-	// AntiEntropyBytes counts the bytes of status and room-set frames
-	// sent: the cost of anti-entropy when nothing is missing.
+	// AntiEntropyBytes counts the bytes of status, room set and room
+	// set digest frames the links wrote (their encodings, framing
+	// excluded): the cost of anti-entropy when nothing is missing.
 	AntiEntropyBytes uint64 `json:"anti_entropy_bytes"`
 	// Reconnects counts addresses the peer's discovery agent joined again
 	// because they were not live members (failed members, registered

@@ -42,8 +42,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
@@ -146,7 +144,6 @@ func (n *Node) sendStatusSlice(peer, roomName, lo string) string {
 		return lo // queue full: the same slice next round
 	}
 	n.stats.statusSent.Add(1)
-	n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	return next
 }
 
@@ -242,7 +239,6 @@ func (n *Node) sendStatusVector(p *peerConn, roomName string, vv msglog.VersionV
 			return // queue full: the next round sends it again
 		}
 		n.stats.statusSent.Add(1)
-		n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	}
 }
 

@@ -22,3 +22,13 @@ const (
 	MaxPullSeqsForTest = maxPullSeqs
 	MaxFrameBytesTest  = maxFrameBytes
 )
+
+// Bounds of the other repeated fields checkFrameBounds counts.
+const (
+	MaxRoomsForTest          = maxRooms
+	MaxBatchEnvelopesForTest = maxBatchEnvelopes
+	MaxEncKeysForTest        = maxEncKeysPerFrame
+	MaxOverlayPeersForTest   = maxOverlayPeers
+	MaxOverlayIDsForTest     = maxOverlayIDs
+	MaxDigestHeldForTest     = maxDigestHeld
+)

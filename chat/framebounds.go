@@ -4,12 +4,13 @@ package chat
 // allocates every entry of a repeated field before any handler can check
 // its length: a packed Status.missing entry is one byte on the wire and
 // eight decoded (a frame at the limit made about a million seqs, 1 MB),
-// and an empty Status.vector entry is two bytes on the wire and a Dep of
-// about 64 bytes plus its pointer decoded (a frame at the limit made 62,000
-// of them, some 5 MB). The TLS transport calls checkFrameBounds on every
-// frame's bytes (transport.TLSConfig.CheckFrame) and drops a frame it
-// refuses, counted as a bad frame, without decoding it; the same bounds
-// are checked again on the decoded status (vectorOf, validPull), which
+// and an empty Status.vector or Repair.floors entry is two bytes on the
+// wire and a Dep of about 64 bytes plus its pointer decoded (a frame at
+// the limit made 62,000 of them, some 5 MB), an empty Batch.envelopes
+// entry an Envelope of some 300. The TLS transport calls checkFrameBounds
+// on every frame's bytes (transport.TLSConfig.CheckFrame) and drops a
+// frame it refuses, counted as a bad frame, without decoding it; the same
+// bounds are checked again on the decoded message by its handler, which
 // the in-memory transport of tests and the simulator still hands over.
 
 import (
@@ -18,89 +19,203 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Field numbers of chat.proto that checkFrameBounds reads.
+// Field numbers of chat.proto that checkFrameBounds reads: Frame's
+// messages with a repeated field, and those fields.
 const (
-	frameStatusField   = 8 // Frame.status
-	statusVectorField  = 2 // Status.vector
-	statusMissingField = 8 // Status.missing
+	frameRoomSetField       = 7  // Frame.room_set
+	frameStatusField        = 8  // Frame.status
+	frameRepairField        = 9  // Frame.repair
+	frameBatchField         = 10 // Frame.batch
+	frameEncKeysField       = 20 // Frame.enc_keys
+	frameOverlayField       = 30 // Frame.overlay
+	frameRoomSetDigestField = 31 // Frame.room_set_digest
+
+	roomSetRoomsField      = 2  // RoomSet.rooms
+	statusVectorField      = 2  // Status.vector
+	statusMissingField     = 8  // Status.missing
+	repairFloorsField      = 3  // Repair.floors
+	batchEnvelopesField    = 1  // Batch.envelopes
+	encKeysKeysField       = 1  // EncKeys.keys
+	overlayPeersField      = 6  // Overlay.peers
+	overlayAnnouncesField  = 10 // Overlay.announces
+	overlayIDsField        = 11 // Overlay.ids
+	overlayHavesField      = 13 // Overlay.haves
+	overlayHaveRoundsField = 3  // OverlayHave.rounds
+	roomSetDigestHeldField = 3  // RoomSetDigest.held
 )
 
-// checkFrameBounds refuses an encoded Frame whose Status would decode to
-// more than maxVector vector entries or more than maxPullSeqs missing
-// seqs. It counts what proto.Unmarshal would allocate: every occurrence
-// of Frame.status (occurrences of a message field are merged), every
-// vector entry, and every missing seq packed (one per byte that ends a
-// varint: protobuf-go sizes the slice by that count before it decodes)
-// or not. It allocates nothing. Bytes it cannot parse end the scan with
-// what was counted so far: the decoder, which reads them in the same
-// order, fails there too, having allocated no more than that.
+// repeatedBound is a repeated field of a message a Frame carries and the
+// most entries its handler accepts, over every occurrence of the message
+// in the frame (the decoder merges them, appending the lists).
+type repeatedBound struct {
+	frame protowire.Number // the Frame field holding the message
+	field protowire.Number // the repeated field in it
+	// inner, when set, is a repeated field of field's entries, counted
+	// over all of them (OverlayHave.rounds: field is Overlay.haves).
+	inner protowire.Number
+	// scalar: a repeated number, packed (one entry per varint in a
+	// length-delimited value) or not; else one entry per occurrence.
+	scalar bool
+	max    int
+	err    error
+}
+
+// frameBounds holds every repeated field a peer's frame can fill, in the
+// order of their Frame fields (boundsOf takes one's entries as a run), with
+// the bound its handler checks: vectorOf and validPull (Status), takeRoomSet,
+// handleRepair, handleBatch, handleEncKeys, checkRoomSetDigest, and
+// overlayFromPB with unpackHaves (Overlay: announces is protocol 6's,
+// refused whatever its length; the rounds of an ihave's origins are one
+// or one per ID, so at most as many as its IDs).
+var frameBounds = [...]repeatedBound{
+	{frame: frameRoomSetField, field: roomSetRoomsField, max: maxRooms, err: boundErr("room set", maxRooms, "rooms")},
+	{frame: frameStatusField, field: statusVectorField, max: maxVector, err: errStatusVector},
+	{frame: frameStatusField, field: statusMissingField, scalar: true, max: maxPullSeqs, err: errStatusMissing},
+	{frame: frameRepairField, field: repairFloorsField, max: maxVector, err: boundErr("repair", maxVector, "floors")},
+	{frame: frameBatchField, field: batchEnvelopesField, max: maxBatchEnvelopes, err: boundErr("batch", maxBatchEnvelopes, "envelopes")},
+	{frame: frameEncKeysField, field: encKeysKeysField, max: maxEncKeysPerFrame, err: boundErr("enc keys", maxEncKeysPerFrame, "keys")},
+	{frame: frameOverlayField, field: overlayPeersField, max: maxOverlayPeers, err: boundErr("overlay", maxOverlayPeers, "peers")},
+	{frame: frameOverlayField, field: overlayAnnouncesField, max: 0, err: boundErr("overlay", 0, "announces (protocol 6)")},
+	{frame: frameOverlayField, field: overlayIDsField, max: maxOverlayIDs, err: boundErr("overlay", maxOverlayIDs, "ids")},
+	{frame: frameOverlayField, field: overlayHavesField, max: maxOverlayIDs, err: boundErr("overlay", maxOverlayIDs, "haves")},
+	{frame: frameOverlayField, field: overlayHavesField, inner: overlayHaveRoundsField, scalar: true, max: maxOverlayIDs, err: boundErr("overlay", maxOverlayIDs, "have rounds")},
+	{frame: frameRoomSetDigestField, field: roomSetDigestHeldField, max: maxDigestHeld, err: boundErr("room set digest", maxDigestHeld, "held")},
+}
+
+// checkFrameBounds' errors, made once: a peer may send frame after frame
+// to be refused.
+var (
+	errStatusVector  = boundErr("status", maxVector, "vector entries")
+	errStatusMissing = boundErr("status", maxPullSeqs, "missing seqs")
+)
+
+func boundErr(msg string, max int, what string) error {
+	return fmt.Errorf("%w: %s of more than %d %s", ErrInvalid, msg, max, what)
+}
+
+// checkFrameBounds refuses an encoded Frame that would decode to more
+// entries of a repeated field than frameBounds allows. It counts what
+// proto.Unmarshal would allocate: every occurrence of a Frame field
+// (occurrences of a message field are merged), every entry of a message
+// or bytes list, and every number of a scalar list packed (one per byte
+// that ends a varint: protobuf-go sizes the slice by that count before it
+// decodes) or not. It allocates nothing. Bytes it cannot parse end the
+// scan with what was counted so far: the decoder, which reads them in the
+// same order, fails there too, having allocated no more than that.
 func checkFrameBounds(b []byte) error {
-	var vector, missing int
+	var counts [len(frameBounds)]int
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			break
 		}
 		b = b[n:]
-		if num != frameStatusField || typ != protowire.BytesType {
+		lo, hi := boundsOf(num)
+		if typ != protowire.BytesType || lo == hi {
 			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
 				break
 			}
 			b = b[n:]
 			continue
 		}
-		st, n := protowire.ConsumeBytes(b)
+		msg, n := protowire.ConsumeBytes(b)
 		if n < 0 {
 			break
 		}
 		b = b[n:]
-		v, m := countStatusEntries(st)
-		vector += v
-		missing += m
+		countEntries(msg, lo, hi, &counts)
 	}
-	if vector > maxVector {
-		return errStatusVector
-	}
-	if missing > maxPullSeqs {
-		return errStatusMissing
+	for i := range frameBounds {
+		if counts[i] > frameBounds[i].max {
+			return frameBounds[i].err
+		}
 	}
 	return nil
 }
 
-// checkFrameBounds' errors, made once: a peer may send frame after frame
-// to be refused.
-var (
-	errStatusVector  = fmt.Errorf("%w: status of more than %d vector entries", ErrInvalid, maxVector)
-	errStatusMissing = fmt.Errorf("%w: status of more than %d missing seqs", ErrInvalid, maxPullSeqs)
-)
+// boundsOf returns the run frameBounds[lo:hi] of Frame field num's
+// entries (empty when it has none).
+func boundsOf(num protowire.Number) (lo, hi int) {
+	for lo < len(frameBounds) && frameBounds[lo].frame != num {
+		lo++
+	}
+	for hi = lo; hi < len(frameBounds) && frameBounds[hi].frame == num; hi++ {
+	}
+	return lo, hi
+}
 
-// countStatusEntries counts the vector entries and missing seqs of an
-// encoded Status, up to the first byte it cannot parse.
-func countStatusEntries(b []byte) (vector, missing int) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+// countEntries adds to counts[lo:hi] the entries of their repeated fields
+// in msg, the encoded message of their Frame field, up to the first byte
+// it cannot parse.
+func countEntries(msg []byte, lo, hi int, counts *[len(frameBounds)]int) {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
 		if n < 0 {
 			return
 		}
-		b = b[n:]
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+		msg = msg[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
 			return
 		}
-		val := b[:n]
-		b = b[n:]
-		switch {
-		case num == statusVectorField && typ == protowire.BytesType:
-			vector++
-		case num == statusMissingField && typ == protowire.VarintType:
-			missing++
-		case num == statusMissingField && typ == protowire.BytesType:
-			packed, _ := protowire.ConsumeBytes(val)
-			for _, c := range packed {
-				if c < 0x80 {
-					missing++
-				}
+		val := msg[:n]
+		msg = msg[n:]
+		for i := lo; i < hi; i++ {
+			fb := &frameBounds[i]
+			if fb.field != num {
+				continue
 			}
+			if fb.inner == 0 {
+				counts[i] += entries(typ, val, fb.scalar)
+				continue
+			}
+			if typ != protowire.BytesType {
+				continue
+			}
+			inner, _ := protowire.ConsumeBytes(val)
+			counts[i] += innerEntries(inner, fb.inner, fb.scalar)
 		}
 	}
-	return
+}
+
+// innerEntries counts the entries of field num in the encoded message b,
+// up to the first byte it cannot parse.
+func innerEntries(b []byte, num protowire.Number, scalar bool) int {
+	k := 0
+	for len(b) > 0 {
+		f, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return k
+		}
+		b = b[n:]
+		if n = protowire.ConsumeFieldValue(f, typ, b); n < 0 {
+			return k
+		}
+		if f == num {
+			k += entries(typ, b[:n], scalar)
+		}
+		b = b[n:]
+	}
+	return k
+}
+
+// entries is how many list entries one occurrence of a repeated field
+// decodes to: its value val, of wire type typ. A value of another wire
+// type than the field's is kept as an unknown field, not an entry.
+func entries(typ protowire.Type, val []byte, scalar bool) int {
+	switch {
+	case typ == protowire.BytesType && !scalar:
+		return 1
+	case typ == protowire.VarintType && scalar:
+		return 1
+	case typ == protowire.BytesType && scalar:
+		packed, _ := protowire.ConsumeBytes(val)
+		k := 0
+		for _, c := range packed {
+			if c < 0x80 {
+				k++
+			}
+		}
+		return k
+	}
+	return 0
 }

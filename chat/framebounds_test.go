@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -167,4 +168,235 @@ func TestCheckFrameBounds(t *testing.T) {
 	if chat.CheckFrameBoundsForTest(unpackedFrame) == nil {
 		t.Error("unpacked missing seqs over the bound accepted")
 	}
+}
+
+// boundedField is a repeated field checkFrameBounds bounds (besides
+// Status's): a frame of n entries of it, as a peer could send it, and the
+// field's length in a decoded frame.
+type boundedField struct {
+	name  string
+	max   int
+	frame func(n int) *chatpb.Frame
+	len   func(f *chatpb.Frame) int
+}
+
+func boundedFields() []boundedField {
+	overlayHaves := func(f *chatpb.Frame) []*chatpb.OverlayHave { return f.GetOverlay().GetHaves() }
+	return []boundedField{
+		{"repair floors", chat.MaxVectorForTest,
+			func(n int) *chatpb.Frame {
+				fl := make([]*chatpb.Dep, n)
+				for i := range fl {
+					fl[i] = &chatpb.Dep{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: fl}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetRepair().GetFloors()) }},
+		{"room set rooms", chat.MaxRoomsForTest,
+			func(n int) *chatpb.Frame {
+				rs := make([]*chatpb.RoomMembership, n)
+				for i := range rs {
+					rs[i] = &chatpb.RoomMembership{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: rs}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetRoomSet().GetRooms()) }},
+		{"batch envelopes", chat.MaxBatchEnvelopesForTest,
+			func(n int) *chatpb.Frame {
+				es := make([]*chatpb.Envelope, n)
+				for i := range es {
+					es[i] = &chatpb.Envelope{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: es}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetBatch().GetEnvelopes()) }},
+		{"enc keys", chat.MaxEncKeysForTest,
+			func(n int) *chatpb.Frame {
+				ks := make([]*chatpb.EncKey, n)
+				for i := range ks {
+					ks[i] = &chatpb.EncKey{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: ks}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetEncKeys().GetKeys()) }},
+		{"overlay peers", chat.MaxOverlayPeersForTest,
+			func(n int) *chatpb.Frame {
+				ps := make([]string, n)
+				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 6, Peers: ps}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetPeers()) }},
+		{"overlay announces", 0,
+			func(n int) *chatpb.Frame {
+				as := make([]*chatpb.OverlayAnnounce, n)
+				for i := range as {
+					as[i] = &chatpb.OverlayAnnounce{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Announces: as}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetAnnounces()) }},
+		{"overlay graft ids", chat.MaxOverlayIDsForTest,
+			func(n int) *chatpb.Frame {
+				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 10, Ids: make([][]byte, n)}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetIds()) }},
+		{"overlay haves", chat.MaxOverlayIDsForTest,
+			func(n int) *chatpb.Frame {
+				hs := make([]*chatpb.OverlayHave, n)
+				for i := range hs {
+					hs[i] = &chatpb.OverlayHave{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: hs}}}
+			},
+			func(f *chatpb.Frame) int { return len(overlayHaves(f)) }},
+		// Rounds over every origin of an ihave: two haves of about half.
+		{"overlay have rounds", chat.MaxOverlayIDsForTest,
+			func(n int) *chatpb.Frame {
+				hs := []*chatpb.OverlayHave{
+					{Origin: "00000000000000aa", Rounds: make([]uint32, n/2)},
+					{Origin: "00000000000000bb", Rounds: make([]uint32, n-n/2)},
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: hs}}}
+			},
+			func(f *chatpb.Frame) int {
+				k := 0
+				for _, h := range overlayHaves(f) {
+					k += len(h.GetRounds())
+				}
+				return k
+			}},
+		{"room set digest held", chat.MaxDigestHeldForTest,
+			func(n int) *chatpb.Frame {
+				hs := make([]*chatpb.RoomSetVersion, n)
+				for i := range hs {
+					hs[i] = &chatpb.RoomSetVersion{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: hs}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetRoomSetDigest().GetHeld()) }},
+	}
+}
+
+// Every bounded field: a frame at its bound passes checkFrameBounds (it
+// is the handler's to judge), one entry over is refused, and so is the
+// bound's worth spread over two occurrences of the message (the decoder
+// merges them), without an allocation.
+func TestCheckFrameBoundsEveryField(t *testing.T) {
+	for _, bf := range boundedFields() {
+		t.Run(bf.name, func(t *testing.T) {
+			at := mustMarshal(t, bf.frame(bf.max))
+			if err := chat.CheckFrameBoundsForTest(at); err != nil {
+				t.Errorf("frame of %d entries, the bound, refused: %v", bf.max, err)
+			}
+			over := mustMarshal(t, bf.frame(bf.max+1))
+			if err := chat.CheckFrameBoundsForTest(over); !errors.Is(err, chat.ErrInvalid) {
+				t.Errorf("frame of %d entries, over the bound, not refused as invalid: %v", bf.max+1, err)
+			}
+			if bf.max > 0 {
+				half := mustMarshal(t, bf.frame(bf.max/2+1))
+				if chat.CheckFrameBoundsForTest(append(half, half...)) == nil {
+					t.Errorf("two occurrences of %d entries each, %d merged, accepted", bf.max/2+1, 2*(bf.max/2+1))
+				}
+			}
+			if a := testing.AllocsPerRun(10, func() { _ = chat.CheckFrameBoundsForTest(over) }); a != 0 {
+				t.Errorf("checkFrameBounds allocates %v times a run", a)
+			}
+		})
+	}
+}
+
+// A frame one entry over the bound of a repeated field is refused on its
+// bytes, never decoded, counted as a bad frame, and the link goes on: the
+// ping after it arrives on the same connection (the sender dials no
+// other). One subtest per field.
+func TestFrameBoundsRefusedBeforeDecode(t *testing.T) {
+	fields := boundedFields()
+	var mu sync.Mutex
+	decoded := map[string]int{} // over-bound frames that reached the node, by field
+	pings := map[uint64]bool{}
+	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) {
+		if i != 1 {
+			return
+		}
+		chat.SetFrameReceivedHookForTest(cfg, func(_ string, f *chatpb.Frame) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, bf := range fields {
+				if k := bf.len(f); k > bf.max {
+					decoded[bf.name] = k
+				}
+			}
+			if p := f.GetPing(); p != nil {
+				pings[p.GetNonce()] = true
+			}
+		})
+	})
+	from, to := peers[0], peers[1]
+	ping := func(nonce uint64) {
+		t.Helper()
+		if !from.SendFrameRawForTest(to.ID(), &chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: nonce}}}) {
+			t.Fatal("ping not queued")
+		}
+		chattest.WaitFor(t, timeout, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return pings[nonce]
+		}, "the ping did not arrive")
+	}
+	ping(0x1000) // the link is up
+	dials := from.Stats().LinkDials
+	for i, bf := range fields {
+		t.Run(bf.name, func(t *testing.T) {
+			before := to.Stats().BadFrames
+			if !from.SendFrameRawForTest(to.ID(), bf.frame(bf.max+1)) {
+				t.Fatal("frame not queued")
+			}
+			ping(0x1001 + uint64(i))
+			mu.Lock()
+			k, ok := decoded[bf.name]
+			mu.Unlock()
+			if ok {
+				t.Errorf("a frame of %d %s was decoded", k, bf.name)
+			}
+			if got := to.Stats().BadFrames - before; got < 1 {
+				t.Error("the frame was not counted as bad")
+			}
+		})
+	}
+	if got := from.Stats().LinkDials; got != dials {
+		t.Errorf("the sender dialed %d links more: a refused frame cost the connection", got-dials)
+	}
+}
+
+// BenchmarkOverBoundRepairFloors: a repair frame at the frame limit
+// filled with empty floors (2 bytes each on the wire), decoded as the
+// reader did before checkFrameBounds counted Repair.floors, and refused
+// by checkFrameBounds as it is now.
+func BenchmarkOverBoundRepairFloors(b *testing.B) {
+	floors := make([]*chatpb.Dep, (chat.MaxFrameBytesTest-64)/2)
+	for i := range floors {
+		floors[i] = &chatpb.Dep{}
+	}
+	raw := mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}})
+	if len(raw) > chat.MaxFrameBytesTest {
+		b.Fatalf("frame of %d bytes over the limit", len(raw))
+	}
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			var f chatpb.Frame
+			if err := proto.Unmarshal(raw, &f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if chat.CheckFrameBoundsForTest(raw) == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
 }

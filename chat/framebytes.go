@@ -137,9 +137,20 @@ func wireSize(size int) uint64 {
 type frameBytes [numFrameKinds]atomic.Uint64
 
 // add counts f, written to a link in an encoding of size bytes (what the
-// transport's Send reported: the frame is not encoded again to size it).
-func (b *frameBytes) add(f *chatpb.Frame, size int) {
-	b[kindOf(f)].Add(wireSize(size))
+// transport's Send reported: the frame is not encoded again to size it),
+// and returns its kind.
+func (b *frameBytes) add(f *chatpb.Frame, size int) frameKind {
+	k := kindOf(f)
+	b[k].Add(wireSize(size))
+	return k
+}
+
+// antiEntropy reports whether frames of kind k count in
+// Stats.AntiEntropyBytes: statuses (full, sliced, digests, replies and gap
+// pulls), room sets (our own, answers and relays) and room set digests
+// (and their requests).
+func (k frameKind) antiEntropy() bool {
+	return k == kindStatus || k == kindRoomSet || k == kindRoomSetDigest
 }
 
 // snapshot returns the non-zero counters by kind name (nil when none).

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
 
@@ -45,5 +46,35 @@ func TestWireSizeRecords(t *testing.T) {
 	n := proto.Size(big) + 4
 	if got, want := wireSize(n-4), uint64(n+3*22); got != want {
 		t.Errorf("%d-byte frame: %d bytes, want %d (three records)", n, got, want)
+	}
+}
+
+// Anti-entropy's bytes are what the link's writer wrote, sized by the
+// transport's Send: a status queued and not yet written counts nothing
+// (it was counted at enqueue, with proto.Size, and still was when its
+// link dropped it), and once written it counts its encoding; a frame of
+// another kind counts nothing.
+func TestAntiEntropyBytesCountedWhenWritten(t *testing.T) {
+	p := batchTestConn(t)
+	n := p.n
+	vv := msglog.VersionVector{"0000000000000003": 7, "0000000000000004": 2}
+	n.sendStatusVector(p, DefaultRoom, vv, false, true, "", "")
+	f, ok := p.queue.pop()
+	if !ok || f.GetStatus() == nil {
+		t.Fatalf("queued %v, want a status", f)
+	}
+	if got := n.Stats().AntiEntropyBytes; got != 0 {
+		t.Fatalf("AntiEntropyBytes %d for a status queued, not written", got)
+	}
+	size := proto.Size(f)
+	p.sent(f, size)
+	p.sent(&chatpb.Frame{Msg: &chatpb.Frame_Ping{Ping: &chatpb.Ping{Nonce: 1}}}, 3)
+	p.sent(roomSetFrame(&chatpb.RoomSet{Version: 5}), 17)
+	p.sent(&chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true}}}, 2)
+	if got, want := n.Stats().AntiEntropyBytes, uint64(size+17+2); got != want {
+		t.Fatalf("AntiEntropyBytes %d after a status of %d bytes, a ping, a room set of 17 and a digest of 2 written, want %d", got, size, want)
+	}
+	if got := n.Stats().FramesOut; got != 4 {
+		t.Fatalf("FramesOut %d, want 4", got)
 	}
 }

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -290,9 +291,9 @@ func FuzzRoomSetDigest(f *testing.F) {
 }
 
 // FuzzFrameBounds: a frame checkFrameBounds accepts decodes, when it
-// decodes, to a status of at most maxVector vector entries and maxPullSeqs
-// missing seqs (the bounds hold before the decoder allocates), and a
-// marshalled status over either bound is refused.
+// decodes, to no repeated field over its bound (frameOverBound: the
+// bounds hold before the decoder allocates), and a marshalled frame over
+// any is refused.
 func FuzzFrameBounds(f *testing.F) {
 	const origin = "00000000000000aa"
 	seqs := make([]uint64, maxPullSeqs+1)
@@ -315,28 +316,106 @@ func FuzzFrameBounds(f *testing.F) {
 		f.Add(raw)
 		f.Add(raw[:len(raw)/2])
 	}
+	// The other bounded fields, at their bounds and one over.
+	rooms := make([]*chatpb.RoomMembership, maxRooms+1)
+	envs := make([]*chatpb.Envelope, maxBatchEnvelopes+1)
+	keys := make([]*chatpb.EncKey, maxEncKeysPerFrame+1)
+	held := make([]*chatpb.RoomSetVersion, maxDigestHeld+1)
+	haves := make([]*chatpb.OverlayHave, maxOverlayIDs+1)
+	for i := range rooms {
+		rooms[i] = &chatpb.RoomMembership{Name: "r"}
+	}
+	for i := range envs {
+		envs[i] = &chatpb.Envelope{}
+	}
+	for i := range keys {
+		keys[i] = &chatpb.EncKey{}
+	}
+	for i := range held {
+		held[i] = &chatpb.RoomSetVersion{Origin: origin}
+	}
+	for i := range haves {
+		haves[i] = &chatpb.OverlayHave{Origin: origin, Ids: make([]byte, 16), Rounds: []uint32{1}}
+	}
+	peers := make([]string, maxOverlayPeers+1)
+	ids := make([][]byte, maxOverlayIDs+1)
+	rounds := make([]uint32, maxOverlayIDs+1)
+	for _, fr := range []*chatpb.Frame{
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector[:maxVector]}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector}}},
+		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms[:maxRooms]}}},
+		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms}}},
+		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs[:maxBatchEnvelopes]}}},
+		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}},
+		{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys[:maxEncKeysPerFrame]}}},
+		{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: keys}}},
+		{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: held[:maxDigestHeld]}}},
+		{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: held}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 6, Peers: peers[:maxOverlayPeers]}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 6, Peers: peers}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Announces: []*chatpb.OverlayAnnounce{{}}}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 10, Ids: ids[:maxOverlayIDs]}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 10, Ids: ids}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: haves[:maxOverlayIDs]}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: haves}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: []*chatpb.OverlayHave{{Origin: origin, Rounds: rounds[:maxOverlayIDs]}}}}},
+		{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: []*chatpb.OverlayHave{{Origin: origin, Rounds: rounds}}}}},
+	} {
+		raw, _ := proto.Marshal(fr)
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+	}
 	half, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Missing: seqs[:maxPullSeqs/2+1]}}})
 	f.Add(append(half, half...))                // two occurrences merge
 	f.Add([]byte{0x42, 0x04, 0x40, 1, 0x40, 2}) // unpacked missing seqs
 	f.Add([]byte{0x42, 0x05, 0x42, 0x03, 1, 2, 0x80})
 	f.Add([]byte{0x42, 0x02, 0x12, 0x00, 0x22, 0x00}) // an empty Dep, then a ping
 	f.Add([]byte{0x42, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{0xf2, 0x01, 0x06, 0x6a, 0x04, 0x1a, 0x02, 1, 2}) // an overlay have's packed rounds
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := checkFrameBounds(b)
 		var fr chatpb.Frame
 		if proto.Unmarshal(b, &fr) != nil {
 			return
 		}
-		st := fr.GetStatus()
-		over := len(st.GetVector()) > maxVector || len(st.GetMissing()) > maxPullSeqs
-		if err == nil && over {
-			t.Fatalf("accepted a status of %d vector entries, %d missing seqs", len(st.GetVector()), len(st.GetMissing()))
+		over := frameOverBound(&fr)
+		if err == nil && over != "" {
+			t.Fatalf("accepted a frame of %s", over)
 		}
-		if st == nil {
-			return
-		}
-		if raw, _ := proto.Marshal(&fr); (checkFrameBounds(raw) != nil) != over {
-			t.Fatalf("marshalled status of %d vector entries, %d missing seqs: refused %v", len(st.GetVector()), len(st.GetMissing()), !over)
+		raw, _ := proto.Marshal(&fr)
+		if (checkFrameBounds(raw) != nil) != (over != "") {
+			t.Fatalf("marshalled frame (%q over): refused %v", over, over == "")
 		}
 	})
+}
+
+// frameOverBound names the first repeated field of a decoded frame over
+// the bound its handler checks, "" if none is.
+func frameOverBound(fr *chatpb.Frame) string {
+	var rounds int
+	for _, h := range fr.GetOverlay().GetHaves() {
+		rounds += len(h.GetRounds())
+	}
+	for _, c := range []struct {
+		name   string
+		n, max int
+	}{
+		{"status vector", len(fr.GetStatus().GetVector()), maxVector},
+		{"status missing", len(fr.GetStatus().GetMissing()), maxPullSeqs},
+		{"room set rooms", len(fr.GetRoomSet().GetRooms()), maxRooms},
+		{"repair floors", len(fr.GetRepair().GetFloors()), maxVector},
+		{"batch envelopes", len(fr.GetBatch().GetEnvelopes()), maxBatchEnvelopes},
+		{"enc keys", len(fr.GetEncKeys().GetKeys()), maxEncKeysPerFrame},
+		{"overlay peers", len(fr.GetOverlay().GetPeers()), maxOverlayPeers},
+		{"overlay announces", len(fr.GetOverlay().GetAnnounces()), 0},
+		{"overlay ids", len(fr.GetOverlay().GetIds()), maxOverlayIDs},
+		{"overlay haves", len(fr.GetOverlay().GetHaves()), maxOverlayIDs},
+		{"overlay have rounds", rounds, maxOverlayIDs},
+		{"room set digest held", len(fr.GetRoomSetDigest().GetHeld()), maxDigestHeld},
+	} {
+		if c.n > c.max {
+			return fmt.Sprintf("%d %s", c.n, c.name)
+		}
+	}
+	return ""
 }

@@ -22,8 +22,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
@@ -62,7 +60,6 @@ func (n *Node) sendGapPull(pull gapPull, roomName string) {
 		return // queue full: the next message behind the gap pulls again
 	}
 	n.stats.statusSent.Add(1)
-	n.stats.aeBytes.Add(uint64(proto.Size(f)))
 }
 
 // validPull reports whether a status that carries Status.missing is a

@@ -44,8 +44,6 @@ package chat
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
@@ -82,7 +80,6 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 		if err := send(rs); err != nil {
 			return fmt.Errorf("send rooms: %w", err)
 		}
-		n.stats.aeBytes.Add(uint64(proto.Size(rs)))
 		g.roomVer = v
 	}
 	all := n.encKeysFrame(p.id).GetEncKeys().GetKeys()
@@ -115,7 +112,6 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 		p.revokeDigest(granted)
 		return fmt.Errorf("send room set digest: %w", err)
 	}
-	n.stats.aeBytes.Add(uint64(proto.Size(f)))
 	return nil
 }
 
@@ -165,9 +161,7 @@ func (n *Node) answerRoomSet(from string) {
 	f := n.roomSetAnnouncement()
 	if !p.enqueue(f) {
 		p.roomsQueued.Store(false)
-		return
 	}
-	n.stats.aeBytes.Add(uint64(proto.Size(f)))
 }
 
 // frameHook is Config.frameSent's type: a test hook called with each frame

@@ -511,6 +511,23 @@ func (p *peerConn) keptState() (bool, uint64) {
 	return p.kept, p.keptGen
 }
 
+// sent counts f, which the link's writer wrote in an encoding of size
+// bytes (what Conn.Send reported). Anti-entropy's bytes are counted here,
+// from that size, not where its frames are queued: a frame queued and
+// never written (its link dropped) costs nothing, and none is encoded a
+// second time to be sized (proto.Size walks a status of up to 2,048
+// entries).
+func (p *peerConn) sent(f *chatpb.Frame, size int) {
+	st := &p.n.stats
+	st.framesOut.Add(1)
+	if st.frameBytes.add(f, size).antiEntropy() {
+		st.aeBytes.Add(uint64(size))
+	}
+	if h := p.n.cfg.frameSent; h != nil {
+		h(p.id, f)
+	}
+}
+
 // session greets the peer on lc when the link is kept (each end does
 // when a connection becomes its link's, and again whenever the link
 // becomes kept: greetings.go), then sends queued frames until an error,
@@ -524,11 +541,7 @@ func (p *peerConn) session(lc *linkConn) error {
 		if err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
-		p.n.stats.framesOut.Add(1)
-		p.n.stats.frameBytes.add(f, n)
-		if h := p.n.cfg.frameSent; h != nil {
-			h(p.id, f)
-		}
+		p.sent(f, n)
 		return nil
 	}
 	fail := func(err error) error {

@@ -32,8 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/overlay"
 )
@@ -276,9 +274,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 		}
 		mine := n.heldSetVersions("", from, false)
 		f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: mine}}}
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(uint64(proto.Size(f)))
-		}
+		p.enqueue(f)
 		return
 	}
 	// A request: answered once per digest we sent on this link, and at
@@ -300,9 +296,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 		out = append(out, f) // ours (a refresh's digest stands for it)
 	}
 	for _, f := range out {
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(uint64(proto.Size(f)))
-		}
+		p.enqueue(f)
 	}
 }
 

@@ -96,11 +96,8 @@ func (n *Node) sendRoomSets(wantReply bool) {
 		rs.WantReply = true
 		f = roomSetFrame(rs)
 	}
-	size := uint64(proto.Size(f))
 	for _, p := range n.peerList() {
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(size)
-		}
+		p.enqueue(f)
 	}
 }
 
@@ -163,7 +160,6 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 			delete(sent, p) // queue full: again next round
 			continue
 		}
-		n.stats.aeBytes.Add(uint64(proto.Size(g)))
 		sent[p] = roomSetSent{rooms: key, next: round + roomSetRefresh/2 + uint64(rand.IntN(roomSetRefresh/2+1))}
 	}
 }
@@ -270,9 +266,7 @@ func (n *Node) takeRoomSet(rs *chatpb.RoomSet, from string, verified bool) {
 		n.mu.Unlock()
 		if p != nil {
 			f := n.newRoomSetFrame()
-			if p.enqueue(f) {
-				n.stats.aeBytes.Add(uint64(proto.Size(f)))
-			}
+			p.enqueue(f)
 		}
 	} else if origin == from {
 		n.answerRoomSet(from) // a link made on demand learns ours back (greetings.go)
@@ -435,14 +429,11 @@ func (n *Node) relayRoomSet(rs *chatpb.RoomSet, from string) {
 		return
 	}
 	f := roomSetFrame(rs)
-	size := uint64(proto.Size(f))
 	for _, p := range n.keptLinks() {
 		if p.id == from || p.id == rs.Origin {
 			continue
 		}
-		if p.enqueue(f) {
-			n.stats.aeBytes.Add(size)
-		}
+		p.enqueue(f)
 	}
 }
 

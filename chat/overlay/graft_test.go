@@ -138,3 +138,95 @@ func TestGraftTimeoutMinValidated(t *testing.T) {
 		t.Error("a negative minimum was accepted")
 	}
 }
+
+// A neighbour that grafts the same MaxIHave IDs again and again gets each
+// payload at most graftAnswers times, those it was announced; one that
+// was never announced them (it had them pushed) gets none. Without the
+// bound every Graft, a few bytes, cost MaxIHave cached payloads.
+func TestGraftAmplificationBounded(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b", "c"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Step(0, "a", Message{Kind: KindPrune, Peer: "o"}) // a lazy in o's tree: announced to
+	n.Ready()
+	ids := make([]MsgID, cfg.MaxIHave)
+	for i := range ids {
+		ids[i] = msgID(i + 1)
+		n.Step(0, "b", Message{Kind: KindGossip, Peer: "o", ID: ids[i], Payload: make([]byte, 1000)})
+	}
+	n.Tick(cfg.LazyInterval) // the announcements to a leave
+	announced := 0
+	for _, e := range n.Ready().Messages {
+		if e.To == "a" && e.Msg.Kind == KindIHave {
+			announced += len(e.Msg.Announces)
+		}
+	}
+	if announced != len(ids) {
+		t.Fatalf("%d IDs announced to a, want %d", announced, len(ids))
+	}
+	const rounds = 10
+	sent := map[string]map[MsgID]int{"a": {}, "c": {}}
+	for r := range rounds {
+		for _, p := range []string{"a", "c"} {
+			n.Step(cfg.LazyInterval+time.Duration(r)*time.Millisecond, p, Message{Kind: KindGraft, Peer: "o", IDs: ids})
+		}
+		for _, e := range n.Ready().Messages {
+			if e.Msg.Kind == KindGossip && sent[e.To] != nil {
+				sent[e.To][e.Msg.ID]++
+			}
+		}
+	}
+	for _, id := range ids {
+		if got := sent["a"][id]; got != graftAnswers {
+			t.Fatalf("a, announced %v and grafting it %d times, was sent it %d times, want %d", id, rounds, got, graftAnswers)
+		}
+	}
+	if got := len(sent["c"]); got != 0 {
+		t.Fatalf("c, never announced the IDs, was sent %d of them", got)
+	}
+	if got, want := n.Stats().GraftRefused, uint64(rounds*2*len(ids)-graftAnswers*len(ids)); got != want {
+		t.Fatalf("GraftRefused %d, want %d", got, want)
+	}
+}
+
+// A neighbour that leaves the view takes what it was owed along: the one
+// that takes its slot is owed nothing, and the neighbours in the slots
+// above keep theirs.
+func TestGraftOwedFollowsViewSlots(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b", "c"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Step(0, "a", Message{Kind: KindPrune, Peer: "o"})
+	n.Step(0, "c", Message{Kind: KindPrune, Peer: "o"})
+	id := msgID(1)
+	n.Step(0, "b", Message{Kind: KindGossip, Peer: "o", ID: id, Payload: []byte("x")})
+	n.Tick(cfg.LazyInterval) // announced to a and c
+	n.PeerDown(cfg.LazyInterval, "a")
+	n.Step(cfg.LazyInterval, "d", Message{Kind: KindNeighbor})
+	n.Ready()
+	answered := func(p string) bool {
+		n.Step(cfg.LazyInterval, p, Message{Kind: KindGraft, Peer: "o", IDs: []MsgID{id}})
+		for _, e := range n.Ready().Messages {
+			if e.To == p && e.Msg.Kind == KindGossip && e.Msg.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	if !answered("c") {
+		t.Error("c, announced the message, lost it when a left the view")
+	}
+	if answered("d") {
+		t.Error("d, in the view after the announcement, was sent the message")
+	}
+}

@@ -55,6 +55,10 @@ type Stats struct {
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
 	Repaired       uint64           // messages the driver got off the tree (Repaired), new to the Node
 	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
+	// GraftRefused counts the IDs of received grafts not answered
+	// although their payloads were cached: never announced to the
+	// grafting neighbour, or answered graftAnswers times already.
+	GraftRefused uint64
 	// ShuffleRepliesDropped counts shuffle replies not sent because no
 	// neighbour led back to the walk's origin (a walk forgotten, its
 	// neighbour gone, a shuffle from a peer no longer a neighbour).

@@ -96,7 +96,23 @@ type seenEntry struct {
 type cached struct {
 	payload []byte
 	origin  string
+	// owed holds the grafts of the message that each neighbour may still
+	// have answered (handleGraft): bit i of owed[k] is set while active[i]
+	// has more than k of them left. An announcement of the message to it
+	// (an IHave) grants graftAnswers; each answer takes one.
+	owed [graftAnswers]uint64
 }
+
+// graftAnswers is how many times a neighbour that was announced a message
+// gets its payload for a graft: one, and one more for a retry after that
+// payload was lost on the way. The announcer keeps no time per
+// neighbour and message, so it cannot tell a retry from a repeat; two
+// answers gave the simulator under 5 % loss and 10 % churn the delivery
+// of unlimited answers (200 peers, seeds 1 and 2: 1.00000 and 0.99990
+// delivered, 100 and 98 of 100 messages complete, as before); one alone
+// lost some (0.99979 and 0.99985, 96 and 97 complete), the grafts'
+// retries to the same announcer unanswered.
+const graftAnswers = 2
 
 type missingMsg struct {
 	id        MsgID
@@ -230,6 +246,14 @@ func (n *Node) treeDown(i int, p string) {
 		st.lazy = st.lazy&low | (st.lazy>>(i+1))<<i
 	}
 	delete(t.lazyQ, p)
+	for id, c := range t.cache {
+		if c.owed[0] != 0 {
+			for k, o := range c.owed {
+				c.owed[k] = o&low | (o>>(i+1))<<i
+			}
+			t.cache[id] = c
+		}
+	}
 	for _, m := range t.missingH {
 		if k := slices.Index(m.from, p); k >= 0 {
 			m.from = slices.Delete(m.from, k, k+1)
@@ -453,12 +477,21 @@ func (n *Node) unqueueLazy(p string, have []MsgID) {
 }
 
 // flushLazy sends every queued announcement, in neighbour order (the
-// active view's order: deterministic, unlike a map's).
+// active view's order: deterministic, unlike a map's), and records that
+// each neighbour is owed the payloads it was told of (cached.owed).
 func (n *Node) flushLazy() {
 	t := &n.tree
 	t.nextFlush = 0
-	for _, p := range n.view.active {
+	for i, p := range n.view.active {
 		q := t.lazyQ[p]
+		for _, a := range q {
+			if c, ok := t.cache[a.ID]; ok {
+				for k := range c.owed {
+					c.owed[k] |= 1 << i
+				}
+				t.cache[a.ID] = c
+			}
+		}
 		for len(q) > 0 {
 			k := min(len(q), n.cfg.MaxIHave)
 			n.send(p, Message{Kind: KindIHave, Announces: slices.Clone(q[:k])})
@@ -570,16 +603,40 @@ func (n *Node) maybeOptimize(from string, a Announce, s seenEntry) {
 	n.tree.seen[a.ID] = seenEntry{round: a.Round + 1, parent: from}
 }
 
+// handleGraft makes from eager in origin's tree and sends it the payloads
+// it names that it is owed: those we announced to it, each at most
+// graftAnswers times (cached.owed). A Graft is a few bytes from a neighbour
+// and may name MaxIHave IDs, each a payload of up to MaxPayload from the
+// cache: answered in full every time, one small frame repeated would cost
+// the cache's bytes in sends each time. An honest neighbour grafts only
+// its announcers (tickTree takes them from the missing entry, which only
+// an IHave fills) and only what it still lacks, so it loses nothing: a
+// payload lost on the way to it comes again from another announcer's
+// graft, or from anti-entropy above the overlay, as a payload is when the
+// cache has forgotten it. The IDs refused are counted (GraftRefused).
 func (n *Node) handleGraft(from, origin string, ids []MsgID) {
-	if !n.isActive(from) {
+	i := slices.Index(n.view.active, from)
+	if i < 0 {
 		return
 	}
 	n.makeEager(origin, from)
+	bit := uint64(1) << i
 	for _, id := range ids {
 		c, ok := n.tree.cache[id]
 		if !ok {
 			continue
 		}
+		if c.owed[0]&bit == 0 {
+			n.stats.GraftRefused++
+			continue
+		}
+		for k := len(c.owed) - 1; k >= 0; k-- {
+			if c.owed[k]&bit != 0 {
+				c.owed[k] &^= bit
+				break
+			}
+		}
+		n.tree.cache[id] = c
 		n.send(from, Message{Kind: KindGossip, Peer: c.origin, ID: id, Round: n.tree.seen[id].round, Payload: c.payload})
 	}
 }
