@@ -142,6 +142,7 @@ func (n *Node) Join(now time.Duration, contact string) {
 		return
 	}
 	n.view.contact = contact
+	n.view.joined = false
 	n.send(contact, Message{Kind: KindJoin})
 	n.view.nextJoin = n.now + n.cfg.NeighborTimeout
 	n.armMaintain()

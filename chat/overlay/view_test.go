@@ -323,3 +323,88 @@ func TestShuffleReplyRoutesBounded(t *testing.T) {
 		t.Errorf("passive view %v, want z1 and z2 from our own shuffle's replies", p)
 	}
 }
+
+// A peer whose Join was lost is a live member to others, and peers that
+// join through it fill its active view: its Join is sent again all the
+// same until the contact takes it, and from then on a full view does not
+// join again. Before, only a short view joined again, and such a peer
+// with the peers that joined through it stayed an overlay of their own
+// (hearsay sim --peers 200 --seed 1 --loss 0.02: 81 of 200 peers cut off
+// from the start, 52 % delivered).
+func TestUnansweredJoinSentAgainWithFullView(t *testing.T) {
+	cfg := testConfig("me")
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Join(0, "contact") // lost
+	for i := range cfg.ActiveSize {
+		n.Step(0, fmt.Sprintf("j%d", i), Message{Kind: KindJoin})
+	}
+	n.Ready()
+	if got := len(n.Active()); got != cfg.ActiveSize {
+		t.Fatalf("active view %d after %d joins through us, want it full", got, cfg.ActiveSize)
+	}
+	var joins []time.Duration
+	tickUntil := func(end time.Duration) {
+		for now := n.now + time.Second; now <= end; now += time.Second {
+			n.Tick(now)
+			for _, e := range n.Ready().Messages {
+				if e.Msg.Kind == KindJoin && e.To == "contact" {
+					joins = append(joins, now)
+				}
+			}
+		}
+	}
+	// Again after NeighborTimeout, then every ShuffleInterval (it has
+	// neighbours: each join costs the contact one of its own).
+	tickUntil(cfg.NeighborTimeout + cfg.ShuffleInterval + cfg.MaintainInterval)
+	want := []time.Duration{cfg.NeighborTimeout, cfg.NeighborTimeout + cfg.ShuffleInterval}
+	if !slices.Equal(joins, want) {
+		t.Fatalf("joins to the contact at %v, want %v: a full view whose own join was never answered is not in the group", joins, want)
+	}
+	// The contact takes us, then drops us: the view is full, we are in
+	// the group, no more joins.
+	n.Step(n.now, "contact", Message{Kind: KindNeighborReply, Accept: true})
+	n.Step(n.now, "contact", Message{Kind: KindDisconnect})
+	n.Ready()
+	joins = nil
+	tickUntil(n.now + 3*cfg.ShuffleInterval)
+	if len(joins) != 0 {
+		t.Fatalf("joined again at %v with a full view after the contact took us", joins)
+	}
+}
+
+// The same in a group: the first Join of one peer is lost and the next
+// peers join through it or through peers that joined through it. They
+// end in one overlay with the rest.
+func TestPeersJoinedThroughUnjoinedPeerReachGroup(t *testing.T) {
+	tn := newTestNet(t, 40, testConfig)
+	for _, id := range tn.order[1:20] {
+		tn.nodes[id].Join(tn.now, tn.order[0])
+		tn.collect(id)
+		tn.run()
+	}
+	lost := false
+	tn.drop = func(from string, e Envelope) bool {
+		if from == "p020" && e.Msg.Kind == KindJoin && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	for i, id := range tn.order[20:] {
+		contact := tn.order[20+i/2] // p020 for the first ones, then those that joined through it
+		if i == 0 {
+			contact = tn.order[0]
+		}
+		tn.nodes[id].Join(tn.now, contact)
+		tn.collect(id)
+		tn.run()
+	}
+	if !lost {
+		t.Fatal("p020's join was not dropped")
+	}
+	tn.advance(30*time.Second, 100*time.Millisecond)
+	tn.checkViews(2)
+}
