@@ -52,6 +52,37 @@ func TestConvergenceManySeeds(t *testing.T) {
 	}
 }
 
+// TestConvergenceUnderLossAndChurn loses 2 % of the messages from the
+// first join on, views' messages included, with 10 % churn per minute:
+// every message still reaches every peer. A lost Join (or the contact's
+// reply) left its peer outside the group while later peers joined
+// through it, an overlay of their own that no view rule joined to the
+// rest: seeds 1, 6 and 9 delivered 52 %, 99.5 % and 49 % before
+// (hearsay sim --peers 200 --churn 0.1 --loss 0.02). The hop and copy
+// targets are for a lossless network: grafts lengthen paths here.
+func TestConvergenceUnderLossAndChurn(t *testing.T) {
+	seeds := uint64(10)
+	if testing.Short() {
+		seeds = 1
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
+		cfg := DefaultConfig(200, seed)
+		cfg.ChurnPerMinute = 0.1
+		cfg.Loss = 0.02
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Churned == 0 || r.Lost == 0 {
+			t.Fatalf("seed %d: %d peers churned and %d messages lost: the run did not exercise either", seed, r.Churned, r.Lost)
+		}
+		if r.Delivered != 1 || r.Complete != r.Messages {
+			t.Errorf("seed %d: delivered %.5f, %d of %d messages complete; want every message everywhere",
+				seed, r.Delivered, r.Complete, r.Messages)
+		}
+	}
+}
+
 func TestLossRepairedByGrafts(t *testing.T) {
 	cfg := DefaultConfig(300, 7)
 	cfg.Loss = 0.01
