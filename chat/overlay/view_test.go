@@ -408,3 +408,86 @@ func TestPeersJoinedThroughUnjoinedPeerReachGroup(t *testing.T) {
 	tn.advance(30*time.Second, 100*time.Millisecond)
 	tn.checkViews(2)
 }
+
+// A tree message from a peer that is not a neighbour means the sender
+// holds a link we do not (a Disconnect, or the reply that took it, was
+// lost): it gets a Disconnect, so that the link is in both views or in
+// neither. Not while we are asking it to be a neighbour: its answer
+// settles that.
+func TestTreeMessageFromNonNeighbourGetsDisconnect(t *testing.T) {
+	n, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Step(0, "a", Message{Kind: KindNeighbor})
+	n.Ready()
+	disconnects := func() []string {
+		var to []string
+		for _, e := range n.Ready().Messages {
+			if e.Msg.Kind == KindDisconnect {
+				to = append(to, e.To)
+			}
+		}
+		return to
+	}
+	for _, m := range []Message{
+		{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x")},
+		{Kind: KindIHave, Announces: []Announce{{ID: msgID(2), Origin: "o"}}},
+		{Kind: KindGraft, Peer: "o", IDs: []MsgID{msgID(1)}},
+		{Kind: KindPrune, Peer: "o"},
+	} {
+		n.Step(time.Second, "a", m)
+		if got := disconnects(); len(got) != 0 {
+			t.Fatalf("%v from neighbour a: disconnects to %v", m.Kind, got)
+		}
+		n.Step(time.Second, "b", m)
+		if got := disconnects(); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("%v from b, not a neighbour: disconnects to %v, want one to b", m.Kind, got)
+		}
+	}
+	if got := n.Stats().OneSided; got != 4 {
+		t.Errorf("Stats.OneSided %d, want 4", got)
+	}
+	// A view message from a non-neighbour is no such evidence.
+	n.Step(time.Second, "c", Message{Kind: KindShuffle, Peer: "c", TTL: 0, Peers: []string{"c"}})
+	if got := disconnects(); len(got) != 0 {
+		t.Fatalf("shuffle from c: disconnects to %v", got)
+	}
+	// c is a passive peer now; lose a; the Node asks c, and c's IHave
+	// crossing the request gets no Disconnect.
+	n.PeerDown(2*time.Second, "a")
+	n.Ready()
+	if n.pendingIndex("c") < 0 {
+		t.Fatalf("c not asked to be a neighbour (pending %v)", n.view.pending)
+	}
+	n.Step(2*time.Second, "c", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(3), Origin: "o"}}})
+	if got := disconnects(); len(got) != 0 {
+		t.Fatalf("IHave from c while asking it: disconnects to %v", got)
+	}
+}
+
+// The same in a group: a one-sided link (its Disconnect lost) is dropped
+// the first time the tree uses it, and the views end symmetric.
+func TestOneSidedLinkDroppedOnFirstUse(t *testing.T) {
+	tn := newTestNet(t, 20, testConfig)
+	tn.joinAll()
+	tn.advance(20*time.Second, 100*time.Millisecond)
+	a := tn.nodes[tn.order[3]]
+	b := tn.nodes[a.view.active[0]]
+	tn.drop = func(from string, e Envelope) bool {
+		return from == b.Self() && e.To == a.Self() && e.Msg.Kind == KindDisconnect
+	}
+	b.removeActive(a.Self(), true) // lost: a holds b, b does not hold a
+	tn.collect(b.Self())
+	tn.run()
+	tn.drop = nil
+	if !a.IsActive(b.Self()) || b.IsActive(a.Self()) {
+		t.Fatal("no one-sided link to test")
+	}
+	for i := range 3 {
+		tn.broadcast(a.Self(), i)
+		tn.advance(time.Second, 100*time.Millisecond)
+	}
+	tn.advance(10*time.Second, 100*time.Millisecond)
+	tn.checkViews(2)
+}
