@@ -59,6 +59,9 @@ type Stats struct {
 	// although their payloads were cached: never announced to the
 	// grafting neighbour, or answered graftAnswers times already.
 	GraftRefused uint64
+	// OneSided counts tree messages from peers not in the active view,
+	// each answered with a Disconnect.
+	OneSided uint64
 	// ShuffleRepliesDropped counts shuffle replies not sent because no
 	// neighbour led back to the walk's origin (a walk forgotten, its
 	// neighbour gone, a shuffle from a peer no longer a neighbour).
@@ -146,6 +149,7 @@ func (n *Node) Join(now time.Duration, contact string) {
 		return
 	}
 	n.view.contact = contact
+	n.view.joined = false
 	n.send(contact, Message{Kind: KindJoin})
 	n.view.nextJoin = n.now + n.cfg.NeighborTimeout
 	n.armMaintain()
@@ -173,6 +177,18 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 		return
 	}
 	n.stats.Received[m.Kind]++
+	if !m.Kind.View() && !n.isActive(from) && n.pendingIndex(from) < 0 {
+		// A tree message comes only over a link its sender holds: from
+		// has us as a neighbour, we do not have it (our Disconnect to it
+		// crossed this message, or theirs to us, or our reply taking it,
+		// was lost). Tell it, so that it drops us and looks for a
+		// neighbour that is one at both ends: a one-sided link stays
+		// otherwise, and counts in its view as a neighbour that pushes
+		// and announces nothing to it. Not while we are asking from to
+		// be a neighbour: its answer settles the link.
+		n.stats.OneSided++
+		n.send(from, Message{Kind: KindDisconnect})
+	}
 	switch m.Kind {
 	case KindJoin:
 		n.handleJoin(from)

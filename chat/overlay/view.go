@@ -25,7 +25,15 @@ type view struct {
 	pending []pendingReq
 	// contact is the peer Join was given; it is asked again while the
 	// Node has no peer at all.
-	contact      string
+	contact string
+	// joined: the contact has been a neighbour since Join, so this peer
+	// is linked to the group the contact is in. Until then the Join is
+	// sent again whatever the active view holds: peers that joined
+	// through this one (it was a live member to them) can fill that view
+	// while its own Join, or the contact's reply, was lost, and they and
+	// every peer that joins through them are then an overlay of their
+	// own, which no view rule ever links to the rest.
+	joined       bool
 	nextJoin     time.Duration
 	nextMaintain time.Duration
 	nextShuffle  time.Duration
@@ -114,6 +122,9 @@ func (n *Node) addActiveUpTo(p string, limit int) bool {
 	}
 	n.view.active = append(n.view.active, p)
 	n.out.Up = append(n.out.Up, p)
+	if p == n.view.contact {
+		n.view.joined = true
+	}
 	n.armShuffle()
 	return true
 }
@@ -466,8 +477,11 @@ func (n *Node) maintain() {
 	n.fillActive()
 	// Short of neighbours with nobody left to ask (every passive peer
 	// refused or failed): join again through the contact, which cannot
-	// refuse, and whose walk reaches the rest of the group.
-	if len(n.view.active) < n.cfg.ActiveSize && len(n.view.pending) == 0 && n.view.contact != "" &&
+	// refuse, and whose walk reaches the rest of the group. Not taken
+	// in by the contact yet: join again too, even with a full view
+	// (joined).
+	short := len(n.view.active) < n.cfg.ActiveSize && len(n.view.pending) == 0
+	if (short || !n.view.joined) && n.view.contact != "" &&
 		!n.isActive(n.view.contact) && n.now >= n.view.nextJoin {
 		n.send(n.view.contact, Message{Kind: KindJoin})
 		// Alone, soon again; with some neighbours, rarely: each join

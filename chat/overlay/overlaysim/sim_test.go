@@ -52,6 +52,46 @@ func TestConvergenceManySeeds(t *testing.T) {
 	}
 }
 
+// TestConvergenceUnderLossAndChurn loses 2 % of the messages from the
+// first join on, views' messages included, with 10 % churn per minute:
+// the overlay stays one, and messages reach every peer. A lost Join (or
+// the contact's reply) left its peer outside the group while later
+// peers joined through it, an overlay of their own that no view rule
+// joined to the rest: seeds 1, 6 and 9 delivered 52 %, 99.5 % and 49 %,
+// no message complete (hearsay sim --peers 200 --churn 0.1 --loss
+// 0.02). What it checks is that: nearly every message complete. One
+// delivery in tens of thousands may still be missed without a split
+// (about one run in 100: a peer whose neighbours all push to it eagerly
+// gets no announcement, and when every push is lost, say both of a peer
+// with two neighbours, it never hears of the message; hearsay's
+// anti-entropy repairs that, the simulator has none), and any change to
+// the machine moves such a miss from seed to seed. The hop and copy
+// targets are for a lossless network: grafts lengthen paths here.
+func TestConvergenceUnderLossAndChurn(t *testing.T) {
+	seeds := uint64(10)
+	if testing.Short() {
+		seeds = 1
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
+		cfg := DefaultConfig(200, seed)
+		cfg.ChurnPerMinute = 0.1
+		cfg.Loss = 0.02
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Churned == 0 || r.Lost == 0 {
+			t.Fatalf("seed %d: %d peers churned and %d messages lost: the run did not exercise either", seed, r.Churned, r.Lost)
+		}
+		if r.Delivered < 0.999 || r.Complete < r.Messages*95/100 {
+			t.Errorf("seed %d: delivered %.5f, %d of %d messages complete; want at least 99.9 %% and 95 %% (a split overlay leaves most incomplete)",
+				seed, r.Delivered, r.Complete, r.Messages)
+		} else if r.Delivered != 1 {
+			t.Logf("seed %d: delivered %.5f, %d of %d messages complete", seed, r.Delivered, r.Complete, r.Messages)
+		}
+	}
+}
+
 func TestLossRepairedByGrafts(t *testing.T) {
 	cfg := DefaultConfig(300, 7)
 	cfg.Loss = 0.01
