@@ -92,11 +92,24 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			r.catchUpLocked(n.ctx)
 		}
 		ids := r.memberIDsLocked()
+		retries := r.retryGapPullsLocked(time.Now(), n.cfg.AntiEntropyInterval/2)
 		r.mu.Unlock()
 		if len(ids) == 0 {
 			continue
 		}
 		partner := n.antiEntropyPartner(ids)
+		for _, pull := range retries {
+			// The origin itself where messages are pushed (as the first
+			// pull, room.receive); in tree mode the partner, not the peer
+			// asked before: it lacked the message, or the pull or its
+			// answer was lost (gappull.go).
+			pull.peer = partner
+			if !n.ovl.treeMode() && slices.Contains(ids, pull.origin) {
+				pull.peer = pull.origin
+			}
+			n.stats.gapPulls.Add(1)
+			n.sendGapPull(pull, r.name)
+		}
 		if n.ovl.treeMode() {
 			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name])
 		} else {

@@ -20,6 +20,7 @@ package chat
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -61,6 +62,47 @@ func (n *Node) sendGapPull(pull gapPull, roomName string) {
 	}
 	n.stats.statusSent.Add(1)
 }
+
+// retryGapPullsLocked returns a pull, without a peer, for each origin
+// pulled before (r.gapPulls) whose holes are still open and whose last
+// pull was at least after before now, the longest waiting first and at
+// most maxRetryPulls of them, and marks them pulled now; it forgets the
+// origins whose holes closed. Caller holds r.mu.
+func (r *room) retryGapPullsLocked(now time.Time, after time.Duration) []gapPull {
+	type due struct {
+		origin string
+		last   time.Time
+	}
+	var dues []due
+	for origin, last := range r.gapPulls {
+		if now.Sub(last) < after {
+			continue
+		}
+		if len(r.m.Gaps(origin, 1)) == 0 {
+			delete(r.gapPulls, origin)
+			continue
+		}
+		dues = append(dues, due{origin, last})
+	}
+	slices.SortFunc(dues, func(a, b due) int {
+		if c := a.last.Compare(b.last); c != 0 {
+			return c
+		}
+		return strings.Compare(a.origin, b.origin)
+	})
+	var pulls []gapPull
+	for _, d := range dues[:min(len(dues), maxRetryPulls)] {
+		r.gapPulls[d.origin] = now
+		pulls = append(pulls, gapPull{origin: d.origin, missing: r.m.Gaps(d.origin, maxPullSeqs)})
+	}
+	return pulls
+}
+
+// maxRetryPulls bounds the pulls a room's anti-entropy round sends again:
+// each reads up to maxPullSeqs messages at the peer it asks, and after a
+// partition thousands of origins may hold messages back, which the
+// round's status repairs anyway.
+const maxRetryPulls = 16
 
 // validPull reports whether a status that carries Status.missing is a
 // well-formed gap pull (chat.proto): one origin's range, no digest, not a

@@ -126,3 +126,62 @@ func TestGapPullAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A hole still open after its pull is pulled again by the next
+// anti-entropy round once the last pull is half a round old, and forgotten
+// once it closes: behind the last message of a burst nothing else would
+// pull it (a pull or its answer lost, or the relay lacking it too).
+func TestGapPullRetried(t *testing.T) {
+	n := lobbyNode(t, "puller", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	const relay = "0000000000000002"
+	pulls := r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m"), benchChat(o, DefaultRoom, 3, "m")}, relay, true)
+	if len(pulls) != 1 || pulls[0].peer != relay || !slices.Equal(pulls[0].missing, []uint64{2}) {
+		t.Fatalf("first pull %+v, want seq 2 from the relay", pulls)
+	}
+	start := time.Now()
+	retry := func(at time.Duration) []gapPull {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.retryGapPullsLocked(start.Add(at), 500*time.Millisecond)
+	}
+	if got := retry(100 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("pulled again %v after 100ms: %+v", 100*time.Millisecond, got)
+	}
+	got := retry(600 * time.Millisecond)
+	if len(got) != 1 || got[0].origin != o.ID || !slices.Equal(got[0].missing, []uint64{2}) || got[0].peer != "" {
+		t.Fatalf("retry after 600ms %+v, want seq 2 of %s, the peer left to the round", got, o.ID)
+	}
+	if got := retry(700 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("pulled again 100ms after the retry: %+v", got)
+	}
+	// The hole closes: nothing more to pull, and the origin is forgotten.
+	r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 2, "m")}, relay, false)
+	if got := retry(5 * time.Second); len(got) != 0 {
+		t.Fatalf("pulled a closed hole: %+v", got)
+	}
+	r.mu.Lock()
+	_, kept := r.gapPulls[o.ID]
+	r.mu.Unlock()
+	if kept {
+		t.Fatal("the origin of a closed hole is still remembered")
+	}
+	// At most maxRetryPulls a round, the longest waiting first.
+	for range maxRetryPulls + 4 {
+		id, err := NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.receive([]*chatpb.Envelope{benchChat(id, DefaultRoom, 2, "m")}, relay, true)
+	}
+	if got := retry(10 * time.Second); len(got) != maxRetryPulls {
+		t.Fatalf("%d pulls retried in one round, want %d", len(got), maxRetryPulls)
+	}
+	if got := retry(10*time.Second + time.Millisecond); len(got) != 4 {
+		t.Fatalf("%d pulls retried next, want the 4 left waiting", len(got))
+	}
+}
