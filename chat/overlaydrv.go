@@ -210,6 +210,11 @@ func newOverlayDriver(n *Node) *overlayDriver {
 	cfg.GraftTimeout = 2 * time.Second
 	cfg.GraftRetry = time.Second
 	cfg.GraftTimeoutMin = 500 * time.Millisecond
+	// The driver probes every neighbour (overlayProbeInterval), and a
+	// neighbour's tree frames can be handled before the view frame that
+	// made it one (separate input queues): one-sided links are the
+	// probe's to find (overlay.Config.DisconnectOneSided).
+	cfg.DisconnectOneSided = false
 	// Without fixed link latencies, tree optimisation chases scheduling
 	// noise: each graft it makes for a path that looked shorter costs
 	// duplicates until the old parent is pruned.

@@ -50,6 +50,17 @@ type Config struct {
 	// announcer; GraftRetry is the wait before each further graft (another
 	// announcer, or the same again).
 	GraftTimeout, GraftRetry time.Duration
+	// DisconnectOneSided answers a tree message (Gossip, IHave, Graft,
+	// Prune) from a peer that is not in the active view, and that we are
+	// not asking to be a neighbour, with a Disconnect: its sender holds a
+	// link we do not, and would otherwise count us as a neighbour that
+	// never pushes nor announces to it. A driver that probes its
+	// neighbours (chat's, every second) finds such links itself, and one
+	// whose inputs can overtake each other (chat's view and tree frames
+	// wait in separate queues) must leave it off: a neighbour's first
+	// gossip handled before the view message that made it one would
+	// drop a link both ends hold.
+	DisconnectOneSided bool
 	// GraftTimeoutMin, when positive, makes the graft timer adapt to how
 	// late the tree's payloads are (graft.go): between GraftTimeoutMin and
 	// GraftTimeout, twice the latest lateness seen, halving every
@@ -89,32 +100,33 @@ const MaxPeerIDLen = 64
 // 3 + 4 peers) with timers for a LAN or WAN chat.
 func DefaultConfig(self string, seed uint64) Config {
 	return Config{
-		Self:              self,
-		Seed:              seed,
-		ActiveSize:        5,
-		ActiveSlack:       1,
-		PassiveSize:       30,
-		ARWL:              6,
-		PRWL:              3,
-		ShuffleActive:     3,
-		ShufflePassive:    4,
-		ShuffleInterval:   10 * time.Second,
-		MaintainInterval:  time.Second,
-		NeighborTimeout:   2 * time.Second,
-		GraftTimeout:      400 * time.Millisecond,
-		GraftRetry:        200 * time.Millisecond,
-		MaxGraftAttempts:  6,
-		LazyInterval:      50 * time.Millisecond,
-		OptimizeThreshold: 2,
-		MaxTrees:          1024,
-		MaxSeen:           65536,
-		MaxCache:          1024,
-		MaxCacheBytes:     16 << 20,
-		MaxMissing:        4096,
-		MaxAnnouncers:     4,
-		MaxLazyQueue:      1024,
-		MaxIHave:          256,
-		MaxPayload:        1 << 20,
+		Self:               self,
+		Seed:               seed,
+		ActiveSize:         5,
+		ActiveSlack:        1,
+		PassiveSize:        30,
+		ARWL:               6,
+		PRWL:               3,
+		ShuffleActive:      3,
+		ShufflePassive:     4,
+		ShuffleInterval:    10 * time.Second,
+		MaintainInterval:   time.Second,
+		NeighborTimeout:    2 * time.Second,
+		GraftTimeout:       400 * time.Millisecond,
+		GraftRetry:         200 * time.Millisecond,
+		MaxGraftAttempts:   6,
+		DisconnectOneSided: true,
+		LazyInterval:       50 * time.Millisecond,
+		OptimizeThreshold:  2,
+		MaxTrees:           1024,
+		MaxSeen:            65536,
+		MaxCache:           1024,
+		MaxCacheBytes:      16 << 20,
+		MaxMissing:         4096,
+		MaxAnnouncers:      4,
+		MaxLazyQueue:       1024,
+		MaxIHave:           256,
+		MaxPayload:         1 << 20,
 	}
 }
 

@@ -177,7 +177,7 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 		return
 	}
 	n.stats.Received[m.Kind]++
-	if !m.Kind.View() && !n.isActive(from) && n.pendingIndex(from) < 0 {
+	if n.cfg.DisconnectOneSided && !m.Kind.View() && !n.isActive(from) && n.pendingIndex(from) < 0 {
 		// A tree message comes only over a link its sender holds: from
 		// has us as a neighbour, we do not have it (our Disconnect to it
 		// crossed this message, or theirs to us, or our reply taking it,
