@@ -92,7 +92,9 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			r.catchUpLocked(n.ctx)
 		}
 		ids := r.memberIDsLocked()
-		retries := r.retryGapPullsLocked(time.Now(), n.cfg.AntiEntropyInterval/2)
+		now := time.Now()
+		retries := r.retryGapPullsLocked(now, n.cfg.AntiEntropyInterval/2)
+		hot := r.nextHotLocked(now, hotWindow*n.cfg.AntiEntropyInterval)
 		r.mu.Unlock()
 		if len(ids) == 0 {
 			continue
@@ -112,6 +114,9 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		}
 		if n.ovl.treeMode() {
 			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name])
+			if hot != "" {
+				n.sendHotStatus(partner, r.name, hot)
+			}
 		} else {
 			n.sendStatus(partner, r.name, false, false)
 		}
@@ -453,15 +458,16 @@ const maxFloorBytes = 32
 const inFlightAge = 2
 
 // isRound reports whether st is a periodic anti-entropy status (a round's,
-// or the reply to one), whose repair leaves out messages that may still
-// be in flight; a gap pull (one origin: pullRange) and a join's catch-up
-// (WantReply) ask for what is missing now, and get all of it.
+// its hot origin's, or the reply to one), whose repair leaves out messages
+// that may still be in flight; a gap pull (one origin, pullRange, naming
+// its holes) and a join's catch-up (WantReply) ask for what is missing
+// now, and get all of it.
 func isRound(st *chatpb.Status) bool {
 	if st.WantReply {
 		return false
 	}
 	if lo, hi := pullRange(st.FromOrigin); st.UntilOrigin == hi && st.FromOrigin == lo {
-		return false
+		return len(st.Missing) == 0 // a hot origin's status (hotorigins.go), else a gap pull
 	}
 	return true
 }

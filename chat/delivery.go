@@ -97,6 +97,11 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 			next[env.Origin] = want
 		}
 	}
+	if forward {
+		for _, env := range envs {
+			r.hot.note(env.Origin, now)
+		}
+	}
 	if r.env.cfg.Observer != nil {
 		for _, env := range envs {
 			if env.Kind == chatpb.Kind_KIND_CHAT {

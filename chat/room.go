@@ -131,6 +131,7 @@ type room struct {
 	conflict map[string]bool               // peers announcing this room with another mode (reported once)
 	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
 	synced   memberSync                    // what the members told to m were computed from (syncMembersLocked)
+	hot      hotOrigins                    // origins whose messages arrived lately (hotorigins.go)
 	// outbox holds our own messages of the room that are numbered and
 	// committed but not pushed yet, in seq order: a Send's message waits
 	// there for the fsync it shares with concurrent Sends (see send), and a

@@ -1789,8 +1789,12 @@ type Status struct {
 	// with others, and never with its own status (a receiver that lacks
 	// messages the sender holds pulls them on its own gaps). digest,
 	// reply and want_reply must be unset; anything else makes the frame bad.
-	// Empty: a status as before (a protocol-8 gap pull, answered with all of
-	// o's messages above the entry).
+	// Empty with the range of one origin: a round's status of a hot origin
+	// (chat/hotorigins.go), answered as a round's (the messages above the
+	// entry that the receiver stored more than two anti-entropy intervals
+	// ago, and its own status of o if it lacks some the sender holds). A
+	// protocol-8 peer read it as a gap pull and answered with all of o's
+	// messages above the entry.
 	Missing       []uint64 `protobuf:"varint,8,rep,packed,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
