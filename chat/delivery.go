@@ -74,7 +74,7 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 	var gapOrigins []string
 	// Per gap origin: the first seq missing and the highest received.
 	var gapFrom, gapTop map[string]uint64
-	if forward && r.state.fed() { // a repair is the answer to a pull already
+	if r.state.fed() {
 		next := map[string]uint64{}
 		for _, env := range sorted {
 			want, ok := next[env.Origin]
@@ -115,6 +115,20 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 		r.feedLocked(sorted)
 	}
 	if len(gapOrigins) == 0 {
+		return nil
+	}
+	if !forward {
+		// A repair shows a gap too (it carried what its sender held, not
+		// all we lack): not pulled now, the repair answered a pull or a
+		// status already, but remembered, so the next anti-entropy round
+		// pulls it if it is still open (retryGapPullsLocked). Without
+		// this a hole behind repaired messages waited for the rounds'
+		// slice sweep.
+		for _, origin := range gapOrigins {
+			if _, ok := r.gapPulls[origin]; !ok && len(r.gapPulls) < maxGapPulls {
+				r.gapPulls[origin] = now
+			}
+		}
 		return nil
 	}
 	viaRelay := r.env.overlay != nil && r.env.overlay.treeMode()

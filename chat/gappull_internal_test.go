@@ -185,3 +185,25 @@ func TestGapPullRetried(t *testing.T) {
 		t.Fatalf("%d pulls retried next, want the 4 left waiting", len(got))
 	}
 }
+
+// A gap that a repair shows is not pulled at once (the repair answered a
+// pull or a status already) but remembered, so the next round pulls it if
+// it is still open: a hole behind repaired messages otherwise waited for
+// the rounds' slice sweep.
+func TestGapShownByRepairRetried(t *testing.T) {
+	n := lobbyNode(t, "puller", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	if pulls := r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m"), benchChat(o, DefaultRoom, 3, "m")}, "0000000000000002", false); len(pulls) != 0 {
+		t.Fatalf("a repair pulled at once: %+v", pulls)
+	}
+	r.mu.Lock()
+	got := r.retryGapPullsLocked(time.Now().Add(time.Second), 500*time.Millisecond)
+	r.mu.Unlock()
+	if len(got) != 1 || got[0].origin != o.ID || !slices.Equal(got[0].missing, []uint64{2}) {
+		t.Fatalf("the round pulls %+v, want seq 2 of %s", got, o.ID)
+	}
+}
