@@ -396,10 +396,18 @@ func frameOverBound(fr *chatpb.Frame) string {
 	for _, h := range fr.GetOverlay().GetHaves() {
 		rounds += len(h.GetRounds())
 	}
+	var deps, stamped int // the most in one envelope
+	envs := append(append([]*chatpb.Envelope{fr.GetEnvelope()}, fr.GetBatch().GetEnvelopes()...), fr.GetRepair().GetEnvelopes()...)
+	for _, e := range envs {
+		deps = max(deps, len(e.GetDeps()))
+		stamped = max(stamped, len(e.GetStamped()))
+	}
 	for _, c := range []struct {
 		name   string
 		n, max int
 	}{
+		{"envelope deps", deps, MaxDeps},
+		{"envelope stamped", stamped, MaxStamped},
 		{"status vector", len(fr.GetStatus().GetVector()), maxVector},
 		{"status missing", len(fr.GetStatus().GetMissing()), maxPullSeqs},
 		{"room set rooms", len(fr.GetRoomSet().GetRooms()), maxRooms},
