@@ -84,6 +84,7 @@ var frameBounds = [...]repeatedBound{
 	{frame: frameStatusField, field: statusVectorField, max: maxVector, err: errStatusVector},
 	{frame: frameStatusField, field: statusMissingField, scalar: true, max: maxPullSeqs, err: errStatusMissing},
 	{frame: frameRepairField, field: repairFloorsField, max: maxVector, err: boundErr("repair", maxVector, "floors")},
+	{frame: frameRepairField, field: repairEnvelopesField, max: maxRepairEnvelopes, err: boundErr("repair", maxRepairEnvelopes, "envelopes")},
 	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeDepsField, perEntry: true, max: MaxDeps, err: errEnvelopeDeps},
 	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeStampedField, perEntry: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameBatchField, field: batchEnvelopesField, max: maxBatchEnvelopes, err: boundErr("batch", maxBatchEnvelopes, "envelopes")},

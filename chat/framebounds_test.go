@@ -257,6 +257,15 @@ func boundedFields() []boundedField {
 				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: fl}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetRepair().GetFloors()) }, false},
+		{"repair envelopes", chat.MaxRepairEnvelopesTest,
+			func(n int) *chatpb.Frame {
+				es := make([]*chatpb.Envelope, n)
+				for i := range es {
+					es[i] = &chatpb.Envelope{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: es}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetRepair().GetEnvelopes()) }, false},
 		{"room set rooms", chat.MaxRoomsForTest,
 			func(n int) *chatpb.Frame {
 				rs := make([]*chatpb.RoomMembership, n)
@@ -441,10 +450,15 @@ func overBoundFrames(b *testing.B) map[string][]byte {
 	for i := range floors {
 		floors[i] = &chatpb.Dep{}
 	}
+	envs := make([]*chatpb.Envelope, n-8)
+	for i := range envs {
+		envs[i] = &chatpb.Envelope{}
+	}
 	frames := map[string][]byte{
-		"repair floors":  mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}}),
-		"envelope deps":  mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Deps: floors}}}),
-		"batch env deps": mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{Deps: floors[:n-8]}}}}}),
+		"repair floors":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}}),
+		"repair envelopes": mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}),
+		"envelope deps":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Deps: floors}}}),
+		"batch env deps":   mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{Deps: floors[:n-8]}}}}}),
 	}
 	for name, raw := range frames {
 		if len(raw) > chat.MaxFrameBytesTest {

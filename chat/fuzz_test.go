@@ -343,6 +343,8 @@ func FuzzFrameBounds(f *testing.F) {
 	for _, fr := range []*chatpb.Frame{
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector[:maxVector]}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs[:maxRepairEnvelopes]}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs[:maxRepairEnvelopes+1]}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms[:maxRooms]}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms}}},
 		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs[:maxBatchEnvelopes]}}},
@@ -412,6 +414,7 @@ func frameOverBound(fr *chatpb.Frame) string {
 		{"status missing", len(fr.GetStatus().GetMissing()), maxPullSeqs},
 		{"room set rooms", len(fr.GetRoomSet().GetRooms()), maxRooms},
 		{"repair floors", len(fr.GetRepair().GetFloors()), maxVector},
+		{"repair envelopes", len(fr.GetRepair().GetEnvelopes()), maxRepairEnvelopes},
 		{"batch envelopes", len(fr.GetBatch().GetEnvelopes()), maxBatchEnvelopes},
 		{"enc keys", len(fr.GetEncKeys().GetKeys()), maxEncKeysPerFrame},
 		{"overlay peers", len(fr.GetOverlay().GetPeers()), maxOverlayPeers},
