@@ -152,6 +152,23 @@ func checkFrameBounds(b []byte) error {
 	return nil
 }
 
+// checkEnvelopeBounds refuses an encoded Envelope that would decode to
+// more deps or stamped messages than validateEnvelope accepts, counted as
+// checkFrameBounds counts those of Frame.envelope: for an envelope in a
+// bytes field (an overlay gossip payload), which the frame's scan does not
+// read into. It allocates nothing.
+func checkEnvelopeBounds(b []byte) error {
+	var counts [len(frameBounds)]int
+	lo, hi := boundsOf(frameEnvelopeField)
+	countEntries(b, lo, hi, &counts)
+	for i := lo; i < hi; i++ {
+		if counts[i] > frameBounds[i].max {
+			return frameBounds[i].err
+		}
+	}
+	return nil
+}
+
 // boundsOf returns the run frameBounds[lo:hi] of Frame field num's
 // entries (empty when it has none).
 func boundsOf(num protowire.Number) (lo, hi int) {
