@@ -440,6 +440,15 @@ func (n *Node) handleStatusDigest(st *chatpb.Status, from string) {
 // frame, below the chat frame limit.
 const maxRepairFrame = maxFrameBytes - 8192
 
+// maxRepairEnvelopes bounds the envelopes of one repair frame, as
+// maxBatchEnvelopes a batch's: a receiver refuses more as a bad frame
+// (before decoding them: checkFrameBounds), since an empty envelope is two
+// bytes on the wire and some 400 decoded. A valid envelope has at least a
+// 64-byte signature, a 32-byte key and a 16-byte origin, so maxRepairFrame
+// already holds fewer than some 850 of them; buildRepair splits at the
+// bound all the same.
+const maxRepairEnvelopes = maxBatchEnvelopes
+
 // maxFloorBytes is the most one floor adds to a repair frame: a Dep of a
 // 16-byte origin and a 10-byte varint seq, with tags and lengths.
 const maxFloorBytes = 32
@@ -542,7 +551,7 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 				n.logger.Printf("repair #%s: stored %s/%d unreadable: %v", roomName, rec.Origin, rec.Seq, err)
 				break // a gap: the peer gets the rest from someone else
 			}
-			if size+len(rec.Data) > maxRepairFrame {
+			if size+len(rec.Data) > maxRepairFrame || len(cur.Envelopes) >= maxRepairEnvelopes {
 				flush()
 			}
 			cur.Envelopes = append(cur.Envelopes, env)
@@ -556,9 +565,10 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 
 // handleRepair runs a repair frame's envelopes through the receive
 // pipeline (receive.go), then applies its floors: the envelopes first, so
-// a floor can be bounded by the envelopes that came with it.
+// a floor can be bounded by the envelopes that came with it. A repair
+// over maxVector floors or maxRepairEnvelopes envelopes is a bad frame.
 func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
-	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector {
+	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector || len(rp.Envelopes) > maxRepairEnvelopes {
 		n.stats.badFrames.Add(1)
 		return
 	}

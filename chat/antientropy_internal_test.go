@@ -88,3 +88,31 @@ func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A repair of more than maxRepairEnvelopes envelopes is a bad frame,
+// none of its envelopes run through the pipeline (the in-memory transport
+// of tests and the simulator hands it over decoded, past checkFrameBounds).
+func TestRepairEnvelopesBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	envs := make([]*chatpb.Envelope, maxRepairEnvelopes+1)
+	for i := range envs {
+		envs[i] = &chatpb.Envelope{}
+	}
+	bad, received, unjoined := n.stats.badFrames.Load(), n.stats.received.Load(), n.stats.unjoined.Load()
+	n.handleRepair(&chatpb.Repair{Room: "lobby", Envelopes: envs}, "00000000000000aa")
+	if got := n.stats.badFrames.Load() - bad; got != 1 {
+		t.Errorf("%d bad frames counted, want 1", got)
+	}
+	if got := n.stats.received.Load() - received; got != 0 {
+		t.Errorf("%d envelopes of the repair received", got)
+	}
+	if got := n.stats.unjoined.Load() - unjoined; got != 0 {
+		t.Errorf("the repair was judged by its room (%d unjoined), not refused for its size", got)
+	}
+}

@@ -274,6 +274,11 @@ type Config struct {
 	// is about to push on the link to a peer, after it found the link
 	// running: a test hook, so a test can drop the link at that instant.
 	beforeEnqueue frameHook
+	// roomSetTaking, when set, is called by takeRoomSet with a set's
+	// origin between the section of roomsMu that judged the set stale or
+	// not and the one that stores it: a test hook, so a test can forget
+	// the origin's set at that instant.
+	roomSetTaking func(origin string)
 	// greetedHook, when set, is called by a link's writer once it has
 	// written the greeting of the link's turn to kept number gen (its
 	// keptGen) to the peer: a test hook, so a test can wait for it.

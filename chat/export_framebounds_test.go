@@ -27,6 +27,7 @@ const (
 const (
 	MaxRoomsForTest          = maxRooms
 	MaxBatchEnvelopesForTest = maxBatchEnvelopes
+	MaxRepairEnvelopesTest   = maxRepairEnvelopes
 	MaxEncKeysForTest        = maxEncKeysPerFrame
 	MaxOverlayPeersForTest   = maxOverlayPeers
 	MaxOverlayIDsForTest     = maxOverlayIDs

@@ -100,3 +100,19 @@ func (n *Node) IdleOutLinkForTest(id string) bool {
 // written the greeting of the link's turn to kept number gen (LinkState's
 // KeptGen) to peer to (hook must be safe for concurrent use).
 func SetGreetedHookForTest(cfg *Config, hook func(to string, gen uint64)) { cfg.greetedHook = hook }
+
+// StopLinkForTest stops the link to id as a member's departure does
+// (members.go: out of the node's links, then stop), and returns a func
+// reporting how many frames the stopped link's queue still holds (frames
+// no writer will send). Nil when there is no link.
+func (n *Node) StopLinkForTest(id string) func() int {
+	n.mu.Lock()
+	p := n.peers[id]
+	delete(n.peers, id)
+	n.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.stop()
+	return p.queue.len
+}

@@ -78,7 +78,7 @@ func (q *fifo[T]) resize(c int) {
 type signalQueue[T any] struct {
 	mu     sync.Mutex
 	q      fifo[T]
-	closed bool          // closeIfEmpty: push refuses from now on
+	closed bool          // closeIfEmpty, close: push refuses from now on
 	ready  chan struct{} // capacity 1
 }
 
@@ -118,7 +118,16 @@ func (s *signalQueue[T]) closeIfEmpty() bool {
 	return s.closed
 }
 
-// isClosed reports whether closeIfEmpty closed the queue.
+// close closes the queue, so that push refuses from now on, whatever is
+// queued: for a reader that goes away anyway (a link stopping), so a
+// pusher learns its item would be lost.
+func (s *signalQueue[T]) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+}
+
+// isClosed reports whether closeIfEmpty or close closed the queue.
 func (s *signalQueue[T]) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 // Field numbers of chat.proto that checkFrameBounds reads: Frame's
 // messages with a repeated field, and those fields.
 const (
+	frameEnvelopeField      = 3  // Frame.envelope
 	frameRoomSetField       = 7  // Frame.room_set
 	frameStatusField        = 8  // Frame.status
 	frameRepairField        = 9  // Frame.repair
@@ -35,6 +36,9 @@ const (
 	statusMissingField     = 8  // Status.missing
 	repairFloorsField      = 3  // Repair.floors
 	batchEnvelopesField    = 1  // Batch.envelopes
+	repairEnvelopesField   = 2  // Repair.envelopes
+	envelopeDepsField      = 7  // Envelope.deps
+	envelopeStampedField   = 19 // Envelope.stamped
 	encKeysKeysField       = 1  // EncKeys.keys
 	overlayPeersField      = 6  // Overlay.peers
 	overlayAnnouncesField  = 10 // Overlay.announces
@@ -51,8 +55,12 @@ type repeatedBound struct {
 	frame protowire.Number // the Frame field holding the message
 	field protowire.Number // the repeated field in it
 	// inner, when set, is a repeated field of field's entries, counted
-	// over all of them (OverlayHave.rounds: field is Overlay.haves).
-	inner protowire.Number
+	// over all of them (OverlayHave.rounds: field is Overlay.haves), or
+	// in each entry alone when perEntry is set (an Envelope's deps in a
+	// Batch: each entry of a repeated message field is a message of its
+	// own, never merged with another).
+	inner    protowire.Number
+	perEntry bool
 	// scalar: a repeated number, packed (one entry per varint in a
 	// length-delimited value) or not; else one entry per occurrence.
 	scalar bool
@@ -62,17 +70,26 @@ type repeatedBound struct {
 
 // frameBounds holds every repeated field a peer's frame can fill, in the
 // order of their Frame fields (boundsOf takes one's entries as a run), with
-// the bound its handler checks: vectorOf and validPull (Status), takeRoomSet,
-// handleRepair, handleBatch, handleEncKeys, checkRoomSetDigest, and
-// overlayFromPB with unpackHaves (Overlay: announces is protocol 6's,
-// refused whatever its length; the rounds of an ihave's origins are one
-// or one per ID, so at most as many as its IDs).
+// the bound its handler checks: validateEnvelope (an Envelope's deps and
+// stamped, in Frame.envelope, whose occurrences merge, and in each entry
+// of Repair.envelopes and Batch.envelopes), vectorOf and validPull
+// (Status), takeRoomSet, handleRepair, handleBatch, handleEncKeys,
+// checkRoomSetDigest, and overlayFromPB with unpackHaves (Overlay:
+// announces is protocol 6's, refused whatever its length; the rounds of an
+// ihave's origins are one or one per ID, so at most as many as its IDs).
 var frameBounds = [...]repeatedBound{
+	{frame: frameEnvelopeField, field: envelopeDepsField, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameEnvelopeField, field: envelopeStampedField, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameRoomSetField, field: roomSetRoomsField, max: maxRooms, err: boundErr("room set", maxRooms, "rooms")},
 	{frame: frameStatusField, field: statusVectorField, max: maxVector, err: errStatusVector},
 	{frame: frameStatusField, field: statusMissingField, scalar: true, max: maxPullSeqs, err: errStatusMissing},
 	{frame: frameRepairField, field: repairFloorsField, max: maxVector, err: boundErr("repair", maxVector, "floors")},
+	{frame: frameRepairField, field: repairEnvelopesField, max: maxRepairEnvelopes, err: boundErr("repair", maxRepairEnvelopes, "envelopes")},
+	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeDepsField, perEntry: true, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeStampedField, perEntry: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameBatchField, field: batchEnvelopesField, max: maxBatchEnvelopes, err: boundErr("batch", maxBatchEnvelopes, "envelopes")},
+	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeDepsField, perEntry: true, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeStampedField, perEntry: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameEncKeysField, field: encKeysKeysField, max: maxEncKeysPerFrame, err: boundErr("enc keys", maxEncKeysPerFrame, "keys")},
 	{frame: frameOverlayField, field: overlayPeersField, max: maxOverlayPeers, err: boundErr("overlay", maxOverlayPeers, "peers")},
 	{frame: frameOverlayField, field: overlayAnnouncesField, max: 0, err: boundErr("overlay", 0, "announces (protocol 6)")},
@@ -85,8 +102,10 @@ var frameBounds = [...]repeatedBound{
 // checkFrameBounds' errors, made once: a peer may send frame after frame
 // to be refused.
 var (
-	errStatusVector  = boundErr("status", maxVector, "vector entries")
-	errStatusMissing = boundErr("status", maxPullSeqs, "missing seqs")
+	errStatusVector    = boundErr("status", maxVector, "vector entries")
+	errStatusMissing   = boundErr("status", maxPullSeqs, "missing seqs")
+	errEnvelopeDeps    = boundErr("envelope", MaxDeps, "deps")
+	errEnvelopeStamped = boundErr("envelope", MaxStamped, "stamped messages")
 )
 
 func boundErr(msg string, max int, what string) error {
@@ -133,6 +152,23 @@ func checkFrameBounds(b []byte) error {
 	return nil
 }
 
+// checkEnvelopeBounds refuses an encoded Envelope that would decode to
+// more deps or stamped messages than validateEnvelope accepts, counted as
+// checkFrameBounds counts those of Frame.envelope: for an envelope in a
+// bytes field (an overlay gossip payload), which the frame's scan does not
+// read into. It allocates nothing.
+func checkEnvelopeBounds(b []byte) error {
+	var counts [len(frameBounds)]int
+	lo, hi := boundsOf(frameEnvelopeField)
+	countEntries(b, lo, hi, &counts)
+	for i := lo; i < hi; i++ {
+		if counts[i] > frameBounds[i].max {
+			return frameBounds[i].err
+		}
+	}
+	return nil
+}
+
 // boundsOf returns the run frameBounds[lo:hi] of Frame field num's
 // entries (empty when it has none).
 func boundsOf(num protowire.Number) (lo, hi int) {
@@ -172,7 +208,12 @@ func countEntries(msg []byte, lo, hi int, counts *[len(frameBounds)]int) {
 				continue
 			}
 			inner, _ := protowire.ConsumeBytes(val)
-			counts[i] += innerEntries(inner, fb.inner, fb.scalar)
+			k := innerEntries(inner, fb.inner, fb.scalar)
+			if fb.perEntry {
+				counts[i] = max(counts[i], k)
+			} else {
+				counts[i] += k
+			}
 		}
 	}
 }

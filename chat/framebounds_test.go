@@ -178,11 +178,76 @@ type boundedField struct {
 	max   int
 	frame func(n int) *chatpb.Frame
 	len   func(f *chatpb.Frame) int
+	// perEntry: the bound holds in each entry of a list of messages (an
+	// envelope's deps in a batch), so two occurrences do not add up.
+	perEntry bool
+}
+
+// envelopeLists is a field of an envelope bounded by validateEnvelope.
+type envelopeList struct {
+	name string
+	max  int
+	env  func(n int) *chatpb.Envelope
+	len  func(e *chatpb.Envelope) int
+}
+
+var envelopeLists = []envelopeList{
+	{"deps", chat.MaxDeps,
+		func(n int) *chatpb.Envelope {
+			ds := make([]*chatpb.Dep, n)
+			for i := range ds {
+				ds[i] = &chatpb.Dep{}
+			}
+			return &chatpb.Envelope{Deps: ds}
+		},
+		func(e *chatpb.Envelope) int { return len(e.GetDeps()) }},
+	{"stamped", chat.MaxStamped,
+		func(n int) *chatpb.Envelope {
+			rs := make([]*chatpb.MsgRef, n)
+			for i := range rs {
+				rs[i] = &chatpb.MsgRef{}
+			}
+			return &chatpb.Envelope{Kind: chatpb.Kind_KIND_STAMP, Stamped: rs}
+		},
+		func(e *chatpb.Envelope) int { return len(e.GetStamped()) }},
+}
+
+// envelopeFields are the envelope lists of envelopeLists in each place a
+// frame carries an envelope: Frame.envelope, whose occurrences merge, and
+// an entry of Batch.envelopes or Repair.envelopes (a valid empty envelope
+// before it, so the bound is not only checked on the first).
+func envelopeFields() []boundedField {
+	var out []boundedField
+	maxOf := func(es []*chatpb.Envelope, l func(*chatpb.Envelope) int) int {
+		k := 0
+		for _, e := range es {
+			k = max(k, l(e))
+		}
+		return k
+	}
+	for _, el := range envelopeLists {
+		out = append(out,
+			boundedField{name: "envelope " + el.name, max: el.max,
+				frame: func(n int) *chatpb.Frame { return &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: el.env(n)}} },
+				len:   func(f *chatpb.Frame) int { return el.len(f.GetEnvelope()) }},
+			boundedField{name: "batch envelope " + el.name, max: el.max, perEntry: true,
+				frame: func(n int) *chatpb.Frame {
+					return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{}, el.env(n)}}}}
+				},
+				len: func(f *chatpb.Frame) int { return maxOf(f.GetBatch().GetEnvelopes(), el.len) }},
+			boundedField{name: "repair envelope " + el.name, max: el.max, perEntry: true,
+				frame: func(n int) *chatpb.Frame {
+					return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: []*chatpb.Envelope{{}, el.env(n)}}}}
+				},
+				len: func(f *chatpb.Frame) int { return maxOf(f.GetRepair().GetEnvelopes(), el.len) }},
+		)
+	}
+	return out
 }
 
 func boundedFields() []boundedField {
 	overlayHaves := func(f *chatpb.Frame) []*chatpb.OverlayHave { return f.GetOverlay().GetHaves() }
-	return []boundedField{
+	return append(envelopeFields(), []boundedField{
 		{"repair floors", chat.MaxVectorForTest,
 			func(n int) *chatpb.Frame {
 				fl := make([]*chatpb.Dep, n)
@@ -191,7 +256,16 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: fl}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetRepair().GetFloors()) }},
+			func(f *chatpb.Frame) int { return len(f.GetRepair().GetFloors()) }, false},
+		{"repair envelopes", chat.MaxRepairEnvelopesTest,
+			func(n int) *chatpb.Frame {
+				es := make([]*chatpb.Envelope, n)
+				for i := range es {
+					es[i] = &chatpb.Envelope{}
+				}
+				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: es}}}
+			},
+			func(f *chatpb.Frame) int { return len(f.GetRepair().GetEnvelopes()) }, false},
 		{"room set rooms", chat.MaxRoomsForTest,
 			func(n int) *chatpb.Frame {
 				rs := make([]*chatpb.RoomMembership, n)
@@ -200,7 +274,7 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: rs}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetRoomSet().GetRooms()) }},
+			func(f *chatpb.Frame) int { return len(f.GetRoomSet().GetRooms()) }, false},
 		{"batch envelopes", chat.MaxBatchEnvelopesForTest,
 			func(n int) *chatpb.Frame {
 				es := make([]*chatpb.Envelope, n)
@@ -209,7 +283,7 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: es}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetBatch().GetEnvelopes()) }},
+			func(f *chatpb.Frame) int { return len(f.GetBatch().GetEnvelopes()) }, false},
 		{"enc keys", chat.MaxEncKeysForTest,
 			func(n int) *chatpb.Frame {
 				ks := make([]*chatpb.EncKey, n)
@@ -218,13 +292,13 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: ks}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetEncKeys().GetKeys()) }},
+			func(f *chatpb.Frame) int { return len(f.GetEncKeys().GetKeys()) }, false},
 		{"overlay peers", chat.MaxOverlayPeersForTest,
 			func(n int) *chatpb.Frame {
 				ps := make([]string, n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 6, Peers: ps}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetPeers()) }},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetPeers()) }, false},
 		{"overlay announces", 0,
 			func(n int) *chatpb.Frame {
 				as := make([]*chatpb.OverlayAnnounce, n)
@@ -233,12 +307,12 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Announces: as}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetAnnounces()) }},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetAnnounces()) }, false},
 		{"overlay graft ids", chat.MaxOverlayIDsForTest,
 			func(n int) *chatpb.Frame {
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 10, Ids: make([][]byte, n)}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetIds()) }},
+			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetIds()) }, false},
 		{"overlay haves", chat.MaxOverlayIDsForTest,
 			func(n int) *chatpb.Frame {
 				hs := make([]*chatpb.OverlayHave, n)
@@ -247,7 +321,7 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: hs}}}
 			},
-			func(f *chatpb.Frame) int { return len(overlayHaves(f)) }},
+			func(f *chatpb.Frame) int { return len(overlayHaves(f)) }, false},
 		// Rounds over every origin of an ihave: two haves of about half.
 		{"overlay have rounds", chat.MaxOverlayIDsForTest,
 			func(n int) *chatpb.Frame {
@@ -263,7 +337,7 @@ func boundedFields() []boundedField {
 					k += len(h.GetRounds())
 				}
 				return k
-			}},
+			}, false},
 		{"room set digest held", chat.MaxDigestHeldForTest,
 			func(n int) *chatpb.Frame {
 				hs := make([]*chatpb.RoomSetVersion, n)
@@ -272,14 +346,15 @@ func boundedFields() []boundedField {
 				}
 				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: hs}}}
 			},
-			func(f *chatpb.Frame) int { return len(f.GetRoomSetDigest().GetHeld()) }},
-	}
+			func(f *chatpb.Frame) int { return len(f.GetRoomSetDigest().GetHeld()) }, false},
+	}...)
 }
 
 // Every bounded field: a frame at its bound passes checkFrameBounds (it
 // is the handler's to judge), one entry over is refused, and so is the
 // bound's worth spread over two occurrences of the message (the decoder
-// merges them), without an allocation.
+// merges them; not for a bound of each entry of a list), without an
+// allocation.
 func TestCheckFrameBoundsEveryField(t *testing.T) {
 	for _, bf := range boundedFields() {
 		t.Run(bf.name, func(t *testing.T) {
@@ -291,7 +366,7 @@ func TestCheckFrameBoundsEveryField(t *testing.T) {
 			if err := chat.CheckFrameBoundsForTest(over); !errors.Is(err, chat.ErrInvalid) {
 				t.Errorf("frame of %d entries, over the bound, not refused as invalid: %v", bf.max+1, err)
 			}
-			if bf.max > 0 {
+			if bf.max > 0 && !bf.perEntry {
 				half := mustMarshal(t, bf.frame(bf.max/2+1))
 				if chat.CheckFrameBoundsForTest(append(half, half...)) == nil {
 					t.Errorf("two occurrences of %d entries each, %d merged, accepted", bf.max/2+1, 2*(bf.max/2+1))
@@ -367,36 +442,56 @@ func TestFrameBoundsRefusedBeforeDecode(t *testing.T) {
 	}
 }
 
-// BenchmarkOverBoundRepairFloors: a repair frame at the frame limit
-// filled with empty floors (2 bytes each on the wire), decoded as the
-// reader did before checkFrameBounds counted Repair.floors, and refused
-// by checkFrameBounds as it is now.
-func BenchmarkOverBoundRepairFloors(b *testing.B) {
-	floors := make([]*chatpb.Dep, (chat.MaxFrameBytesTest-64)/2)
+// overBoundFrames are frames at the frame limit filled with empty
+// entries of one bounded list (2 bytes each on the wire).
+func overBoundFrames(b *testing.B) map[string][]byte {
+	n := (chat.MaxFrameBytesTest - 64) / 2
+	floors := make([]*chatpb.Dep, n)
 	for i := range floors {
 		floors[i] = &chatpb.Dep{}
 	}
-	raw := mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}})
-	if len(raw) > chat.MaxFrameBytesTest {
-		b.Fatalf("frame of %d bytes over the limit", len(raw))
+	envs := make([]*chatpb.Envelope, n-8)
+	for i := range envs {
+		envs[i] = &chatpb.Envelope{}
 	}
-	b.Run("decode", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(raw)))
-		for b.Loop() {
-			var f chatpb.Frame
-			if err := proto.Unmarshal(raw, &f); err != nil {
-				b.Fatal(err)
-			}
+	frames := map[string][]byte{
+		"repair floors":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}}),
+		"repair envelopes": mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}),
+		"envelope deps":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Deps: floors}}}),
+		"batch env deps":   mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{Deps: floors[:n-8]}}}}}),
+	}
+	for name, raw := range frames {
+		if len(raw) > chat.MaxFrameBytesTest {
+			b.Fatalf("%s: frame of %d bytes over the limit", name, len(raw))
 		}
-	})
-	b.Run("check", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(raw)))
-		for b.Loop() {
-			if chat.CheckFrameBoundsForTest(raw) == nil {
-				b.Fatal("accepted")
+	}
+	return frames
+}
+
+// BenchmarkOverBoundLists: a frame at the frame limit filled with empty
+// entries of a bounded list, decoded as the reader did before
+// checkFrameBounds counted the list, and refused by checkFrameBounds as
+// it is now.
+func BenchmarkOverBoundLists(b *testing.B) {
+	for name, raw := range overBoundFrames(b) {
+		b.Run(name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				var f chatpb.Frame
+				if err := proto.Unmarshal(raw, &f); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+		b.Run(name+"/check", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if chat.CheckFrameBoundsForTest(raw) == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
@@ -343,6 +345,8 @@ func FuzzFrameBounds(f *testing.F) {
 	for _, fr := range []*chatpb.Frame{
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector[:maxVector]}}},
 		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: vector}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs[:maxRepairEnvelopes]}}},
+		{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs[:maxRepairEnvelopes+1]}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms[:maxRooms]}}},
 		{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Rooms: rooms}}},
 		{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs[:maxBatchEnvelopes]}}},
@@ -389,33 +393,129 @@ func FuzzFrameBounds(f *testing.F) {
 	})
 }
 
-// frameOverBound names the first repeated field of a decoded frame over
-// the bound its handler checks, "" if none is.
+// listBound is the bound a handler checks on a list of a frame: over the
+// whole frame (the entries of every message holding it, as
+// OverlayHave.rounds over an ihave's origins), or in each message holding
+// it (each: an envelope's deps, wherever the envelope is).
+type listBound struct {
+	max  int
+	each bool
+}
+
+// frameListBounds are the bounds the handlers check, by the path of field
+// names from Frame to the list, written from the handlers and not from
+// checkFrameBounds' table, so that the fuzzer can find a list missing
+// from that table (TestFrameListBoundsCoverSchema keeps this one complete).
+var frameListBounds = map[string]listBound{
+	"envelope.deps":            {MaxDeps, true},
+	"envelope.stamped":         {MaxStamped, true},
+	"room_set.rooms":           {maxRooms, false},
+	"room_set_digest.held":     {maxDigestHeld, false},
+	"status.vector":            {maxVector, false},
+	"status.missing":           {maxPullSeqs, false},
+	"repair.floors":            {maxVector, false},
+	"repair.envelopes":         {maxRepairEnvelopes, false},
+	"repair.envelopes.deps":    {MaxDeps, true},
+	"repair.envelopes.stamped": {MaxStamped, true},
+	"batch.envelopes":          {maxBatchEnvelopes, false},
+	"batch.envelopes.deps":     {MaxDeps, true},
+	"batch.envelopes.stamped":  {MaxStamped, true},
+	"enc_keys.keys":            {maxEncKeysPerFrame, false},
+	"overlay.peers":            {maxOverlayPeers, false},
+	"overlay.announces":        {0, false}, // protocol 6's: refused whatever its length
+	"overlay.ids":              {maxOverlayIDs, false},
+	"overlay.haves":            {maxOverlayIDs, false},
+	"overlay.haves.rounds":     {maxOverlayIDs, false},
+}
+
+// unboundedLarge is the most entries frameOverBound lets a list outside
+// frameListBounds have: more means a list a peer can fill that nothing
+// bounds before it is decoded.
+const unboundedLarge = 16
+
+// frameOverBound names a list of a decoded frame over its bound
+// (frameListBounds), or one without a bound holding more than
+// unboundedLarge entries; "" if there is none. It walks every list of
+// every message at every depth with protoreflect.
 func frameOverBound(fr *chatpb.Frame) string {
-	var rounds int
-	for _, h := range fr.GetOverlay().GetHaves() {
-		rounds += len(h.GetRounds())
+	totals := map[string]int{}
+	var over []string
+	var walk func(m protoreflect.Message, path string)
+	walk = func(m protoreflect.Message, path string) {
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			p := string(fd.Name())
+			if path != "" {
+				p = path + "." + p
+			}
+			switch {
+			case fd.IsList():
+				l := v.List()
+				totals[p] += l.Len()
+				if b, ok := frameListBounds[p]; ok && b.each && l.Len() > b.max {
+					over = append(over, fmt.Sprintf("%d %s in one message", l.Len(), p))
+				}
+				if fd.Message() != nil {
+					for i := range l.Len() {
+						walk(l.Get(i).Message(), p)
+					}
+				}
+			case fd.IsMap():
+				totals[p] += v.Map().Len()
+			case fd.Message() != nil:
+				walk(v.Message(), p)
+			}
+			return true
+		})
 	}
-	for _, c := range []struct {
-		name   string
-		n, max int
-	}{
-		{"status vector", len(fr.GetStatus().GetVector()), maxVector},
-		{"status missing", len(fr.GetStatus().GetMissing()), maxPullSeqs},
-		{"room set rooms", len(fr.GetRoomSet().GetRooms()), maxRooms},
-		{"repair floors", len(fr.GetRepair().GetFloors()), maxVector},
-		{"batch envelopes", len(fr.GetBatch().GetEnvelopes()), maxBatchEnvelopes},
-		{"enc keys", len(fr.GetEncKeys().GetKeys()), maxEncKeysPerFrame},
-		{"overlay peers", len(fr.GetOverlay().GetPeers()), maxOverlayPeers},
-		{"overlay announces", len(fr.GetOverlay().GetAnnounces()), 0},
-		{"overlay ids", len(fr.GetOverlay().GetIds()), maxOverlayIDs},
-		{"overlay haves", len(fr.GetOverlay().GetHaves()), maxOverlayIDs},
-		{"overlay have rounds", rounds, maxOverlayIDs},
-		{"room set digest held", len(fr.GetRoomSetDigest().GetHeld()), maxDigestHeld},
-	} {
-		if c.n > c.max {
-			return fmt.Sprintf("%d %s", c.n, c.name)
+	walk(fr.ProtoReflect(), "")
+	for p, n := range totals {
+		b, ok := frameListBounds[p]
+		switch {
+		case !ok && n > unboundedLarge:
+			over = append(over, fmt.Sprintf("%d %s, a list without a bound", n, p))
+		case ok && !b.each && n > b.max:
+			over = append(over, fmt.Sprintf("%d %s", n, p))
 		}
 	}
-	return ""
+	if len(over) == 0 {
+		return ""
+	}
+	slices.Sort(over)
+	return over[0]
+}
+
+// frameListBounds names every list a Frame can hold, at every depth, and
+// nothing else: the fuzzer's oracle knows the bound of each list of the
+// schema, and a list added to chat.proto fails here until it has one.
+func TestFrameListBoundsCoverSchema(t *testing.T) {
+	seen := map[string]bool{}
+	var walk func(md protoreflect.MessageDescriptor, path string, depth int)
+	walk = func(md protoreflect.MessageDescriptor, path string, depth int) {
+		if depth > 8 {
+			t.Fatalf("%s: message nesting deeper than 8", path)
+		}
+		fs := md.Fields()
+		for i := range fs.Len() {
+			fd := fs.Get(i)
+			p := string(fd.Name())
+			if path != "" {
+				p = path + "." + p
+			}
+			if fd.IsList() || fd.IsMap() {
+				seen[p] = true
+				if _, ok := frameListBounds[p]; !ok {
+					t.Errorf("list %s has no bound in frameListBounds", p)
+				}
+			}
+			if fd.Message() != nil && !fd.IsMap() {
+				walk(fd.Message(), p, depth+1)
+			}
+		}
+	}
+	walk((&chatpb.Frame{}).ProtoReflect().Descriptor(), "", 0)
+	for p := range frameListBounds {
+		if !seen[p] {
+			t.Errorf("frameListBounds names %s, not a list of a frame", p)
+		}
+	}
 }

@@ -676,6 +676,11 @@ func (n *Node) admitOverlay(m *overlay.Message) error {
 // envelope whose signature holds, which the driver hands to the pipeline
 // for this payload's delivery instead of verifying it again (deliver).
 func (n *Node) checkOverlayPayload(m *overlay.Message) (*chatpb.Envelope, error) {
+	// The payload is an envelope in a bytes field, which checkFrameBounds
+	// did not read into: its lists are counted before they are decoded.
+	if err := checkEnvelopeBounds(m.Payload); err != nil {
+		return nil, fmt.Errorf("overlay payload: %w", err)
+	}
 	env := new(chatpb.Envelope)
 	if err := proto.Unmarshal(m.Payload, env); err != nil {
 		return nil, fmt.Errorf("%w: overlay payload: %v", ErrInvalid, err)

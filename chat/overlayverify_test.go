@@ -234,3 +234,38 @@ func TestRecentVerifiedBounds(t *testing.T) {
 		t.Fatal("a payload over the byte bound was kept, or evicted others")
 	}
 }
+
+// A gossip payload over an envelope's bounds (deps, stamped) is refused
+// on its bytes: a payload at the limit of empty deps decoded to some
+// 63,000 allocations before validateEnvelope counted them.
+func TestOverlayPayloadBoundsBeforeDecode(t *testing.T) {
+	n := lobbyNode(t, "relay", 16)
+	deps := make([]*chatpb.Dep, (maxOverlayPayload-64)/2)
+	for i := range deps {
+		deps[i] = &chatpb.Dep{}
+	}
+	refs := make([]*chatpb.MsgRef, MaxStamped+1)
+	for i := range refs {
+		refs[i] = &chatpb.MsgRef{}
+	}
+	for name, env := range map[string]*chatpb.Envelope{
+		"deps":        {Deps: deps},
+		"deps + 1":    {Deps: deps[:MaxDeps+1]},
+		"stamped + 1": {Kind: chatpb.Kind_KIND_STAMP, Stamped: refs},
+	} {
+		payload, err := proto.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(payload) > maxOverlayPayload {
+			t.Fatalf("%s: payload of %d bytes over the limit", name, len(payload))
+		}
+		m := &overlay.Message{Kind: overlay.KindGossip, Peer: "0000000000000001", Payload: payload}
+		if _, err := n.checkOverlayPayload(m); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+		if a := testing.AllocsPerRun(5, func() { _, _ = n.checkOverlayPayload(m) }); a > 10 {
+			t.Errorf("%s: refusing the payload allocates %v times (decoded before it was counted)", name, a)
+		}
+	}
+}

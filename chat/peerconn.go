@@ -172,6 +172,10 @@ func (p *peerConn) start() {
 // readers of dialed connections end with them (the node's WaitGroup owns
 // them); an accepted connection's reader returns to the transport.
 func (p *peerConn) stop() {
+	// The queue closes before the context ends: a frame enqueue pushes
+	// after that is refused, and sendFrame tries a new link, instead of
+	// being accepted onto a queue no writer will read.
+	p.queue.close()
 	p.cancel()
 	p.closeAll()
 	<-p.done
@@ -187,7 +191,7 @@ func (p *peerConn) wake() {
 
 // enqueue queues f without blocking; it reports false when the queue is
 // full (counting a drop) or the link is stopping (its queue closed by
-// dropIdleLink, or its context ended).
+// dropIdleLink or stop, or its context ended).
 func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if p.ctx.Err() != nil {
 		return false

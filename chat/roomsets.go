@@ -258,6 +258,7 @@ func (n *Node) takeRoomSet(rs *chatpb.RoomSet, from string, verified bool) {
 			n.logger.Printf("room set from %s: %v", from, err)
 			return
 		}
+		verified = true
 	}
 	if rs.WantReply && origin == from {
 		// Answer even a stale set: the request is what matters.
@@ -271,11 +272,22 @@ func (n *Node) takeRoomSet(rs *chatpb.RoomSet, from string, verified bool) {
 	} else if origin == from {
 		n.answerRoomSet(from) // a link made on demand learns ours back (greetings.go)
 	}
+	if h := n.cfg.roomSetTaking; h != nil {
+		h(origin)
+	}
 	n.roomsMu.Lock()
 	old := n.peerRooms[origin]
 	if old != nil && old.version >= rs.Version {
 		n.roomsMu.Unlock()
 		return // stale or repeated (frames may be reordered, relays repeat)
+	}
+	if !verified {
+		// Judged stale above, so its signature was not checked, and the
+		// set held then is gone since (forgetPeerRooms): dropped, or an
+		// unverified set would be kept and relayed. The origin's next
+		// announcement is checked as any.
+		n.roomsMu.Unlock()
+		return
 	}
 	set.signed = proto.Clone(rs).(*chatpb.RoomSet)
 	set.signed.WantReply = false
