@@ -64,7 +64,8 @@ func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
 		{"slice", &chatpb.Status{Room: room, FromOrigin: "0", UntilOrigin: "8"}, true},
 		{"reply", &chatpb.Status{Room: room, Reply: true}, true},
 		{"catch-up", &chatpb.Status{Room: room, WantReply: true}, false},
-		{"pull", &chatpb.Status{Room: room, FromOrigin: lo, UntilOrigin: hi}, false},
+		{"hot origin", &chatpb.Status{Room: room, FromOrigin: lo, UntilOrigin: hi}, true},
+		{"pull", &chatpb.Status{Room: room, FromOrigin: lo, UntilOrigin: hi, Missing: []uint64{1}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := isRound(tc.st); got != tc.round {

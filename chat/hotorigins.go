@@ -14,12 +14,13 @@ package chat
 //
 // So a room remembers the few origins whose messages arrived over the
 // tree or by push lately, and each round in tree mode also sends the
-// round's partner a status of one of them (in turn): the origin alone
-// (pullRange), our contiguous prefix of it and no holes named. A peer
-// answers it as a round's status (isRound): the messages we lack that it
-// stored more than inFlightAge intervals ago, and its own status of the
-// origin if it lacks some we have. About 35 bytes a round; nothing when
-// the two agree.
+// round's partner a digest of one of them (in turn) over the range of
+// that origin alone (pullRange). A peer that holds the same answers
+// nothing; one that differs sends its status of the origin (its entry,
+// no holes named), answered as a round's status (isRound): the messages
+// it lacks that were stored more than inFlightAge intervals ago, and our
+// own status of the origin if we lack some it has, which it answers so
+// in turn. About 40 bytes a round.
 
 import (
 	"time"
@@ -71,10 +72,14 @@ func (r *room) nextHotLocked(now time.Time, window time.Duration) string {
 	return ""
 }
 
-// sendHotStatus sends peer a round's status of origin alone in room: our
-// contiguous prefix of it (hotorigins.go).
+// sendHotStatus sends peer a round's status of origin alone in room, as
+// a digest like the rounds' slices (statusdigest.go): a peer that holds
+// the same answers nothing; one that differs sends its status of the
+// origin, which this node answers as a round's (isRound: repairs of what
+// it lacks, stored more than inFlightAge intervals ago, and our own
+// status if we lack some it holds).
 func (n *Node) sendHotStatus(peer, roomName, origin string) {
-	contig, err := n.log.Contiguous(n.ctx, roomName, origin)
+	vv, err := n.log.VersionVector(n.ctx, roomName)
 	if err != nil {
 		n.logger.Printf("status #%s %s: %v", roomName, origin, err)
 		return
@@ -84,10 +89,7 @@ func (n *Node) sendHotStatus(peer, roomName, origin string) {
 		return
 	}
 	lo, hi := pullRange(origin)
-	st := &chatpb.Status{Room: roomName, FromOrigin: lo, UntilOrigin: hi}
-	if contig = min(contig, MaxSeq); contig > 0 { // as in depsOf
-		st.Vector = []*chatpb.Dep{{Origin: origin, Seq: contig}}
-	}
+	st := &chatpb.Status{Room: roomName, FromOrigin: lo, UntilOrigin: hi, Digest: statusDigest(vv, lo, hi)}
 	if p.enqueue(statusFrame(st)) {
 		n.stats.statusSent.Add(1)
 	}

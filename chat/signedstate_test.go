@@ -238,7 +238,9 @@ func TestStrangersCannotSpeak(t *testing.T) {
 		hist = append(hist, lobbyMsg(testIdentity(t), 1, "old news"))
 	}
 	before = bob.Stats()
-	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: hist}), dave.ID)
+	// In two repairs: one holds at most maxRepairEnvelopes.
+	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: hist[:maxRepairEnvelopes/2]}), dave.ID)
+	bob.handleFrame(repairFrame(&chatpb.Repair{Room: DefaultRoom, Envelopes: hist[maxRepairEnvelopes/2:]}), dave.ID)
 	after = bob.Stats()
 	if got := after.Stored - before.Stored; got != maxVouchedPerPeer {
 		t.Fatalf("stored %d repaired envelopes of unknown origins, want dave's quota %d", got, maxVouchedPerPeer)
