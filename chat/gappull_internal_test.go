@@ -11,6 +11,24 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
+// queueOnlyPeer links n to peer from with a link whose writer never runs:
+// its queue keeps what n sends it, for the test to pop. The link goes
+// before the node's Shutdown, which would wait for its writer.
+func queueOnlyPeer(t *testing.T, n *Node, from string) *peerConn {
+	t.Helper()
+	p := newPeerConn(n, from, "127.0.0.1:1", nil)
+	n.mu.Lock()
+	n.peers[from] = p
+	n.mu.Unlock()
+	t.Cleanup(func() {
+		n.mu.Lock()
+		delete(n.peers, from)
+		n.mu.Unlock()
+		p.cancel()
+	})
+	return p
+}
+
 // validPull accepts a gap pull of one origin with its holes in increasing
 // order above the sender's entry, and refuses every other shape: a
 // receiver must never read more than maxPullSeqs messages for one, nor
@@ -72,16 +90,7 @@ func TestGapPullAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	const from = "0000000000000002"
-	p := newPeerConn(n, from, "127.0.0.1:1", nil) // its writer never runs: the queue keeps what is sent
-	n.mu.Lock()
-	n.peers[from] = p
-	n.mu.Unlock()
-	t.Cleanup(func() { // before the node's Shutdown, which would wait for its writer
-		n.mu.Lock()
-		delete(n.peers, from)
-		n.mu.Unlock()
-		p.cancel()
-	})
+	p := queueOnlyPeer(t, n, from)
 	sent := func() (repaired []uint64, statuses int) {
 		for {
 			f, ok := p.queue.pop()

@@ -72,16 +72,7 @@ func TestHotStatusAnsweredAsRound(t *testing.T) {
 		t.Fatal(err)
 	}
 	const from = "0000000000000002"
-	p := newPeerConn(n, from, "127.0.0.1:1", nil) // its writer never runs: the queue keeps what is sent
-	n.mu.Lock()
-	n.peers[from] = p
-	n.mu.Unlock()
-	t.Cleanup(func() {
-		n.mu.Lock()
-		delete(n.peers, from)
-		n.mu.Unlock()
-		p.cancel()
-	})
+	p := queueOnlyPeer(t, n, from)
 	repaired := func() []uint64 {
 		var seqs []uint64
 		for {

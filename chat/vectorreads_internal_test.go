@@ -58,16 +58,7 @@ func vectorReadNode(t *testing.T, from string) (*Node, *Identity, *peerConn, *co
 	}
 	cl := &countingLog{Log: n.log}
 	n.log = cl
-	p := newPeerConn(n, from, "127.0.0.1:1", nil) // its writer never runs: the queue keeps what is sent
-	n.mu.Lock()
-	n.peers[from] = p
-	n.mu.Unlock()
-	t.Cleanup(func() { // before the node's Shutdown, which would wait for its writer
-		n.mu.Lock()
-		delete(n.peers, from)
-		n.mu.Unlock()
-		p.cancel()
-	})
+	p := queueOnlyPeer(t, n, from)
 	return n, o, p, cl
 }
 

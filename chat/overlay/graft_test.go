@@ -9,8 +9,14 @@ import (
 // between 500 ms and 2 s.
 func graftNode(t *testing.T) *Node {
 	t.Helper()
+	return graftNodeMin(t, 500*time.Millisecond)
+}
+
+// graftNodeMin is graftNode with GraftTimeoutMin least (0: a fixed timer).
+func graftNodeMin(t *testing.T, least time.Duration) *Node {
+	t.Helper()
 	cfg := testConfig("me")
-	cfg.GraftTimeout, cfg.GraftRetry, cfg.GraftTimeoutMin = 2*time.Second, time.Second, 500*time.Millisecond
+	cfg.GraftTimeout, cfg.GraftRetry, cfg.GraftTimeoutMin = 2*time.Second, time.Second, least
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -108,16 +114,7 @@ func TestGraftRetryScalesWithTimer(t *testing.T) {
 
 // A fixed timer (GraftTimeoutMin 0, the simulator's) ignores lateness.
 func TestGraftTimerFixedWithoutMinimum(t *testing.T) {
-	cfg := testConfig("me")
-	cfg.GraftTimeout, cfg.GraftRetry = 2*time.Second, time.Second
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"a", "b"} {
-		n.Step(0, p, Message{Kind: KindNeighbor})
-	}
-	n.Ready()
+	n := graftNodeMin(t, 0)
 	if got := graftedAt(t, n, time.Second, msgID(1)); got != 2*time.Second {
 		t.Fatalf("graft %v after the announcement, want 2s", got)
 	}
