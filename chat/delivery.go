@@ -126,7 +126,7 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 		// slice sweep.
 		for _, origin := range gapOrigins {
 			if _, ok := r.gapPulls[origin]; !ok && len(r.gapPulls) < maxGapPulls {
-				r.gapPulls[origin] = now
+				r.gapPulls[origin] = gapMark{} // never pulled: due at the next round, no bar to a pull now
 			}
 		}
 		return nil
@@ -134,13 +134,13 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 	viaRelay := r.env.overlay != nil && r.env.overlay.treeMode()
 	var pulls []gapPull
 	for _, origin := range gapOrigins {
-		if last, ok := r.gapPulls[origin]; ok && now.Sub(last) < cfg.AntiEntropyInterval/10 {
+		if m, ok := r.gapPulls[origin]; ok && now.Sub(m.last) < cfg.AntiEntropyInterval/10 {
 			continue
 		}
 		if len(r.gapPulls) >= maxGapPulls {
-			clear(r.gapPulls) // forgetting only allows an early extra pull
+			clear(r.gapPulls) // forgetting allows an early extra pull, and leaves holes to the rounds
 		}
-		r.gapPulls[origin] = now
+		r.gapPulls[origin] = gapMark{last: now}
 		peer := from
 		if _, ok := r.members[origin]; ok && !viaRelay {
 			peer = origin

@@ -74,15 +74,18 @@ func (r *room) retryGapPullsLocked(now time.Time, after time.Duration) []gapPull
 		last   time.Time
 	}
 	var dues []due
-	for origin, last := range r.gapPulls {
-		if now.Sub(last) < after {
+	for origin, m := range r.gapPulls {
+		if now.Sub(m.last) < after {
 			continue
 		}
-		if len(r.m.Gaps(origin, 1)) == 0 {
+		if len(r.m.Gaps(origin, 1)) == 0 || m.retries >= maxGapRetries {
+			// Closed; or no partner had it for maxGapRetries rounds (a
+			// hole nobody may ever fill: its holder left, or it was never
+			// sent): the rounds' sweep and hot origins are left with it.
 			delete(r.gapPulls, origin)
 			continue
 		}
-		dues = append(dues, due{origin, last})
+		dues = append(dues, due{origin, m.last})
 	}
 	slices.SortFunc(dues, func(a, b due) int {
 		if c := a.last.Compare(b.last); c != 0 {
@@ -92,11 +95,24 @@ func (r *room) retryGapPullsLocked(now time.Time, after time.Duration) []gapPull
 	})
 	var pulls []gapPull
 	for _, d := range dues[:min(len(dues), maxRetryPulls)] {
-		r.gapPulls[d.origin] = now
+		r.gapPulls[d.origin] = gapMark{last: now, retries: r.gapPulls[d.origin].retries + 1}
 		pulls = append(pulls, gapPull{origin: d.origin, missing: r.m.Gaps(d.origin, maxPullSeqs)})
 	}
 	return pulls
 }
+
+// gapMark is a room's last pull of an origin's holes: when (zero: none
+// yet, a gap a repair showed), and how many of the rounds' retries
+// followed the last pull a message's gap made.
+type gapMark struct {
+	last    time.Time
+	retries uint8
+}
+
+// maxGapRetries bounds the rounds that pull one origin's holes again
+// after the last pull a gap made: each costs a partner up to maxPullSeqs
+// log reads, for a hole that may have no holder left.
+const maxGapRetries = 10
 
 // maxRetryPulls bounds the pulls a room's anti-entropy round sends again:
 // each reads up to maxPullSeqs messages at the peer it asks, and after a

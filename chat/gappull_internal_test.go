@@ -215,4 +215,45 @@ func TestGapShownByRepairRetried(t *testing.T) {
 	if len(got) != 1 || got[0].origin != o.ID || !slices.Equal(got[0].missing, []uint64{2}) {
 		t.Fatalf("the round pulls %+v, want seq 2 of %s", got, o.ID)
 	}
+	// Remembering it bars no pull a push's gap makes at once.
+	if pulls := r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 4, "m")}, "0000000000000003", true); len(pulls) != 0 {
+		t.Fatalf("a push's gap pulled within 100ms of the round's pull: %+v", pulls)
+	}
+	p, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.receive([]*chatpb.Envelope{benchChat(p, DefaultRoom, 3, "m")}, "0000000000000002", false)
+	if pulls := r.receive([]*chatpb.Envelope{benchChat(p, DefaultRoom, 4, "m")}, "0000000000000003", true); len(pulls) != 1 {
+		t.Fatalf("a push's gap right after a repair showed it: %d pulls, want 1 at once", len(pulls))
+	}
+}
+
+// A hole no partner fills is pulled by at most maxGapRetries rounds after
+// the last pull a gap made, then left to the rounds' sweep: it may have
+// no holder left, and each pull costs a partner up to maxPullSeqs reads.
+func TestGapPullRetriesBounded(t *testing.T) {
+	n := lobbyNode(t, "puller", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m"), benchChat(o, DefaultRoom, 3, "m")}, "0000000000000002", true)
+	start := time.Now()
+	retries := 0
+	for k := 1; k <= 3*maxGapRetries; k++ {
+		r.mu.Lock()
+		retries += len(r.retryGapPullsLocked(start.Add(time.Duration(k)*time.Second), 500*time.Millisecond))
+		r.mu.Unlock()
+	}
+	if retries != maxGapRetries {
+		t.Fatalf("%d rounds pulled the hole again, want %d", retries, maxGapRetries)
+	}
+	r.mu.Lock()
+	_, kept := r.gapPulls[o.ID]
+	r.mu.Unlock()
+	if kept {
+		t.Fatal("a hole given up is still remembered")
+	}
 }

@@ -129,7 +129,7 @@ type room struct {
 	arrived  map[order.ID]time.Time        // arrival of received data messages not yet delivered (observer.go)
 	refused  bool                          // m refused messages: feed again from the log
 	conflict map[string]bool               // peers announcing this room with another mode (reported once)
-	gapPulls map[string]time.Time          // origin -> last immediate pull on a gap (bounded by maxGapPulls)
+	gapPulls map[string]gapMark            // origin -> its last pull on a gap (bounded by maxGapPulls; gappull.go)
 	synced   memberSync                    // what the members told to m were computed from (syncMembersLocked)
 	hot      hotOrigins                    // origins whose messages arrived lately (hotorigins.go)
 	// outbox holds our own messages of the room that are numbered and
@@ -183,7 +183,7 @@ func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred b
 		failed:   map[string]bool{},
 		cache:    map[order.ID]*chatpb.Envelope{},
 		conflict: map[string]bool{},
-		gapPulls: map[string]time.Time{},
+		gapPulls: map[string]gapMark{},
 		progress: make(chan struct{}),
 	}
 	if !deferred {
