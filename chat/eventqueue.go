@@ -39,6 +39,8 @@ type eventQueue struct {
 	ch     chan hearsay.Event // the application's channel
 	onDrop func(n int)        // counts events dropped at close; never nil
 
+	bound int // the most events waiting for the reader: in ch, held, in over
+
 	mu      sync.Mutex // serialises emitters and guards what follows
 	over    fifo[hearsay.Event]
 	pumping bool // a pump runs: emitters queue behind it, never send directly
@@ -48,6 +50,9 @@ type eventQueue struct {
 	stop    chan struct{} // closed by close: the pump hands over what fits and drops the rest
 	pumpWG  sync.WaitGroup
 	pumps   atomic.Int32 // pumps running (0 or 1), for tests
+	// handedOver, when set (tests), runs in the pump right after it
+	// handed an event over, before it takes the lock again.
+	handedOver func()
 }
 
 // newEventQueue returns a queue that holds at most bound events (at
@@ -58,7 +63,7 @@ func newEventQueue(bound int, onDrop func(int)) *eventQueue {
 	if onDrop == nil {
 		onDrop = func(int) {}
 	}
-	return &eventQueue{ch: make(chan hearsay.Event, slots), onDrop: onDrop, over: fifo[hearsay.Event]{max: bound - slots},
+	return &eventQueue{ch: make(chan hearsay.Event, slots), onDrop: onDrop, bound: bound, over: fifo[hearsay.Event]{max: bound},
 		stop: make(chan struct{})}
 }
 
@@ -96,11 +101,17 @@ func (q *eventQueue) putLocked(ev hearsay.Event) bool {
 		default:
 		}
 	}
-	waiting := q.over.len()
+	// Everything not yet received counts against the bound: the channel,
+	// the pump's event, the fifo. Counting the fifo and the pump's event
+	// alone against what the channel leaves (bound - slots) dropped
+	// events into an emptied queue: the pump's event, just handed over,
+	// still counted as held until the pump took the lock again, so a
+	// queue of 33 drained by its reader refused the next event.
+	waiting := len(q.ch) + q.over.len()
 	if q.held {
-		waiting++ // the pump's event counts against the fifo's bound
+		waiting++ // at most one event counted twice, for a moment, near the bound
 	}
-	if waiting >= q.over.max || !q.over.push(ev) {
+	if waiting >= q.bound || !q.over.push(ev) {
 		return false
 	}
 	if !q.pumping {
@@ -133,6 +144,9 @@ func (q *eventQueue) pump() {
 		q.mu.Unlock()
 		select {
 		case q.ch <- ev:
+			if q.handedOver != nil {
+				q.handedOver()
+			}
 			q.mu.Lock()
 			q.held = false
 			q.mu.Unlock()

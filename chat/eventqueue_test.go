@@ -58,6 +58,48 @@ func TestEventQueueBoundAndOrder(t *testing.T) {
 	}
 }
 
+// A queue its reader has emptied takes the next event even while the
+// pump, having just handed its last event over, has not yet marked it so:
+// that event counted against the fifo's room as held, and the queue
+// refused an event with nothing waiting (seen once under load, bound 33).
+func TestEventQueueTakesEventWhilePumpFinishes(t *testing.T) {
+	const bound = eventChanSlots + 1
+	q := newEventQueue(bound, nil)
+	t.Cleanup(func() { q.close() })
+	reached, release := make(chan struct{}), make(chan struct{})
+	var calls sync.Mutex
+	first := true
+	q.handedOver = func() {
+		calls.Lock()
+		defer calls.Unlock()
+		if first {
+			first = false
+			close(reached)
+			<-release
+		}
+	}
+	for i := range bound {
+		if !q.emit(textEvent(i)) {
+			t.Fatalf("event %d of %d dropped", i, bound)
+		}
+	}
+	// The channel is full and the last event waits in the pump; taking
+	// one lets the pump hand it over, and the hook holds it there.
+	recvEvent(t, q)
+	<-reached
+	for range bound - 1 {
+		recvEvent(t, q)
+	}
+	ok := q.emit(textEvent(-1))
+	close(release)
+	if !ok {
+		t.Fatal("an emptied queue dropped an event while its pump finished a hand-over")
+	}
+	if ev := recvEvent(t, q); ev.Text != "-1" {
+		t.Fatalf("got %q, want -1", ev.Text)
+	}
+}
+
 func recvEvent(t *testing.T, q *eventQueue) hearsay.Event {
 	t.Helper()
 	select {
