@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -88,6 +89,13 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 // peer from (its link's reader).
 func (n *Node) RoomSetDigestFromForTest(from string, m *chatpb.RoomSetDigest) {
 	n.handleRoomSetDigest(m, from)
+}
+
+// RoomSetDigestAgreesForTest reports whether the room set digest n sends
+// peer equals the one peer compares n's with: their held sets agree, and
+// a refresh between them needs nothing but the digest.
+func (n *Node) RoomSetDigestAgreesForTest(peer *Node) bool {
+	return bytes.Equal(n.cachedRoomSetDigest(peer.ID(), true), peer.cachedRoomSetDigest(n.ID(), false))
 }
 
 // GrantDigestForTest counts a digest as greeted to peer id (a credit its
