@@ -113,10 +113,7 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			n.sendGapPull(pull, r.name)
 		}
 		if n.ovl.treeMode() {
-			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name])
-			if hot != "" {
-				n.sendHotStatus(partner, r.name, hot)
-			}
+			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name], hot)
 		} else {
 			n.sendStatus(partner, r.name, false, false)
 		}
@@ -141,9 +138,10 @@ const memberSafetyRounds = 10
 const statusSliceEntries = 40
 
 // sendStatusSlice sends peer the part of room's version vector for the
-// origins from lo (statusSlice) and returns where the next slice starts
-// ("" after the last: the sweep starts again).
-func (n *Node) sendStatusSlice(peer, roomName, lo string) string {
+// origins from lo (statusSlice), and the digest of origin hot's entry
+// unless hot is "" (hotorigins.go), and returns where the next slice
+// starts ("" after the last: the sweep starts again).
+func (n *Node) sendStatusSlice(peer, roomName, lo, hot string) string {
 	p := n.link(peer, true)
 	if p == nil {
 		return lo
@@ -162,6 +160,14 @@ func (n *Node) sendStatusSlice(peer, roomName, lo string) string {
 		return lo // queue full: the same slice next round
 	}
 	n.stats.statusSent.Add(1)
+	if hot != "" {
+		// The hot origin's digest, from the same read of the vector
+		// (hotorigins.go).
+		hlo, hhi := pullRange(hot)
+		if p.enqueue(statusFrame(&chatpb.Status{Room: roomName, FromOrigin: hlo, UntilOrigin: hhi, Digest: statusDigest(vv, hlo, hhi)})) {
+			n.stats.statusSent.Add(1)
+		}
+	}
 	return next
 }
 

@@ -22,11 +22,7 @@ package chat
 // own status of the origin if we lack some it has, which it answers so
 // in turn. About 40 bytes a round.
 
-import (
-	"time"
-
-	"github.com/hearsay-chat/hearsay/chat/chatpb"
-)
+import "time"
 
 // maxHotOrigins bounds the origins a room remembers as hot.
 const maxHotOrigins = 8
@@ -70,27 +66,4 @@ func (r *room) nextHotLocked(now time.Time, window time.Duration) string {
 		}
 	}
 	return ""
-}
-
-// sendHotStatus sends peer a round's status of origin alone in room, as
-// a digest like the rounds' slices (statusdigest.go): a peer that holds
-// the same answers nothing; one that differs sends its status of the
-// origin, which this node answers as a round's (isRound: repairs of what
-// it lacks, stored more than inFlightAge intervals ago, and our own
-// status if we lack some it holds).
-func (n *Node) sendHotStatus(peer, roomName, origin string) {
-	vv, err := n.log.VersionVector(n.ctx, roomName)
-	if err != nil {
-		n.logger.Printf("status #%s %s: %v", roomName, origin, err)
-		return
-	}
-	p := n.link(peer, true)
-	if p == nil {
-		return
-	}
-	lo, hi := pullRange(origin)
-	st := &chatpb.Status{Room: roomName, FromOrigin: lo, UntilOrigin: hi, Digest: statusDigest(vv, lo, hi)}
-	if p.enqueue(statusFrame(st)) {
-		n.stats.statusSent.Add(1)
-	}
 }
