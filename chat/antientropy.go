@@ -39,7 +39,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hearsay-chat/hearsay"
@@ -177,7 +176,7 @@ func (n *Node) sendStatusSlice(peer, roomName, lo, hot string) string {
 // slices, from "" until next is "" again, cover every origin once,
 // including those vv lacks (a peer that has their messages repairs them).
 func statusSlice(roomName string, vv msglog.VersionVector, lo string, k int) (*chatpb.Status, string) {
-	deps := slices.DeleteFunc(depsOf(vv), func(d *chatpb.Dep) bool { return d.Origin < lo })
+	deps := depsIn(vv, lo, "")
 	next := ""
 	if len(deps) > k {
 		next = deps[k].Origin
@@ -304,21 +303,6 @@ func (n *Node) peer(id string) *peerConn {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.peers[id]
-}
-
-// depsOf encodes a version vector sorted by origin.
-func depsOf(vv msglog.VersionVector) []*chatpb.Dep {
-	out := make([]*chatpb.Dep, 0, len(vv))
-	for o, s := range vv {
-		if s > 0 {
-			// A log damaged by an older version may hold a seq over
-			// MaxSeq; peers refuse such a vector whole, so say MaxSeq
-			// (we can store nothing above it anyway).
-			out = append(out, &chatpb.Dep{Origin: o, Seq: min(s, MaxSeq)})
-		}
-	}
-	slices.SortFunc(out, func(a, b *chatpb.Dep) int { return strings.Compare(a.Origin, b.Origin) })
-	return out
 }
 
 // vectorOf decodes a received vector, refusing oversized or malformed
@@ -538,7 +522,7 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 		case recs[0].Seq > rg.From:
 			floor = recs[0].Seq - 1
 		}
-		floor = min(floor, MaxSeq) // as in depsOf
+		floor = min(floor, MaxSeq) // as in depsIn
 		if floor > 0 {
 			// Floors count in the frame like envelopes, so no number of
 			// origins makes a frame outgrow the limit.

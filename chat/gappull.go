@@ -43,7 +43,7 @@ func (n *Node) sendGapPull(pull gapPull, roomName string) {
 		n.logger.Printf("gap pull #%s %s: %v", roomName, pull.origin, err)
 		return
 	}
-	contig = min(contig, MaxSeq) // as in depsOf
+	contig = min(contig, MaxSeq) // as in depsIn
 	missing := slices.DeleteFunc(slices.Clone(pull.missing), func(s uint64) bool { return s <= contig || s > MaxSeq })
 	if len(missing) == 0 {
 		return

@@ -16,7 +16,9 @@ import (
 // 200-peer process's CPU).
 func TestRoomMembersComputedOnChange(t *testing.T) {
 	bob := lobbyNode(t, "bob", 16)
-	bob.cfg.FailedVoterTimeout = 200 * time.Millisecond
+	// Long enough that the syncs before it surely come first, even on a
+	// slow machine under the race detector; the test sleeps it once.
+	bob.cfg.FailedVoterTimeout = 2 * time.Second
 	r := bob.joinedRoom(DefaultRoom)
 	lobby := &chatpb.RoomMembership{Name: DefaultRoom, Mode: hearsay.OrderCausal.String(), JoinedUnixNano: 1}
 	alice, carol := member(t, bob), member(t, bob)

@@ -36,14 +36,17 @@ func statusDigest(vv msglog.VersionVector, lo, hi string) []byte {
 	return digestDeps(depsIn(vv, lo, hi))
 }
 
-// depsIn is depsOf(vv) over the origins in [lo, hi) only: a round's slice
-// is a tenth or less of a large room's vector, and encoding every entry
-// to keep the slice's cost a Dep per origin of the room.
+// depsIn encodes the entries of vv for the origins in [lo, hi) (hi "":
+// to the end), sorted by origin: a round's slice is a tenth or less of a
+// large room's vector, and encoding every entry to keep the slice's cost
+// a Dep per origin of the room.
 func depsIn(vv msglog.VersionVector, lo, hi string) []*chatpb.Dep {
 	var out []*chatpb.Dep
 	for o, s := range vv {
 		if s > 0 && inRange(o, lo, hi) {
-			// Clamped as depsOf does.
+			// A log damaged by an older version may hold a seq over
+			// MaxSeq; peers refuse such a vector whole, so say MaxSeq
+			// (we can store nothing above it anyway).
 			out = append(out, &chatpb.Dep{Origin: o, Seq: min(s, MaxSeq)})
 		}
 	}
@@ -52,7 +55,7 @@ func depsIn(vv msglog.VersionVector, lo, hi string) []*chatpb.Dep {
 }
 
 // digestDeps returns the digest of a vector's entries, in origin order as
-// depsOf gives them (a status slice's Vector is such a range): SHA-256
+// depsIn gives them (a status slice's Vector is such a range): SHA-256
 // over a domain prefix and each origin with its seq, each length- or
 // varint-prefixed so that no two vectors share an encoding; its first
 // statusDigestLen bytes.

@@ -413,15 +413,6 @@ func (n *Node) queueLazy(p string, a Announce) {
 	}
 }
 
-// announcers returns the neighbours that announced id while we lacked it
-// (nil when none did). The caller must not change the slice.
-func (t *tree) announcers(id MsgID) []string {
-	if m := t.missing[id]; m != nil {
-		return m.from
-	}
-	return nil
-}
-
 // skipHolders reports whether announcements go only to lazy neighbours
 // that may lack the message: not to one that announced it to us. Such an
 // announcement cannot lead to a graft (the neighbour holds the message);
@@ -526,9 +517,12 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		}
 		return
 	}
-	holders := n.tree.announcers(id) // before markSeen ends the missing entry
-	if m := n.tree.missing[id]; m != nil && m.attempts == 0 {
-		n.noteLate(n.now - m.announced) // came over the tree after an announcement, ungrafted
+	var holders []string
+	if m := n.tree.missing[id]; m != nil { // read before markSeen ends the entry
+		holders = m.from // the announcers
+		if m.attempts == 0 {
+			n.noteLate(n.now - m.announced) // came over the tree after an announcement, ungrafted
+		}
 	}
 	n.markSeen(id, seenEntry{round: round, parent: from}, origin, payload)
 	n.stats.Delivered++
