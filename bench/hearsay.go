@@ -629,13 +629,14 @@ func (h *Hearsay) summarize() {
 		sum.RepairSent += st.RepairSent
 		sum.Repaired += st.Repaired
 		sum.GapPulls += st.GapPulls
+		sum.TailPulls += st.TailPulls
 		sum.StatusSent += st.StatusSent
 		sum.QueueDrops += st.QueueDrops
 		sum.FramesOut += st.FramesOut
 		sum.BatchesOut += st.BatchesOut
 	}
-	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d, graft timer %v on average at the end",
-		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
+	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d, graft timer %v on average at the end",
+		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.TailPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
 		sum.OverlayGrafts, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
 }
 

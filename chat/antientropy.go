@@ -93,6 +93,7 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		ids := r.memberIDsLocked()
 		now := time.Now()
 		retries := r.retryGapPullsLocked(now, n.cfg.AntiEntropyInterval/2)
+		tails := r.dueTailPullsLocked(now, n.cfg.AntiEntropyInterval/2, maxRetryPulls, retries)
 		hot := r.nextHotLocked(now, hotWindow*n.cfg.AntiEntropyInterval)
 		r.mu.Unlock()
 		if len(ids) == 0 {
@@ -109,6 +110,11 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 				pull.peer = pull.origin
 			}
 			n.stats.gapPulls.Add(1)
+			n.sendGapPull(pull, r.name)
+		}
+		for _, pull := range tails {
+			// From the peer whose status showed it holds them.
+			n.stats.tailPulls.Add(1)
 			n.sendGapPull(pull, r.name)
 		}
 		if n.ovl.treeMode() {
@@ -137,7 +143,7 @@ const memberSafetyRounds = 10
 const statusSliceEntries = 40
 
 // sendStatusSlice sends peer the part of room's version vector for the
-// origins from lo (statusSlice), and the digest of origin hot's entry
+// origins from lo (statusSlice), and our status of origin hot alone
 // unless hot is "" (hotorigins.go), and returns where the next slice
 // starts ("" after the last: the sweep starts again).
 func (n *Node) sendStatusSlice(peer, roomName, lo, hot string) string {
@@ -160,10 +166,10 @@ func (n *Node) sendStatusSlice(peer, roomName, lo, hot string) string {
 	}
 	n.stats.statusSent.Add(1)
 	if hot != "" {
-		// The hot origin's digest, from the same read of the vector
+		// The hot origin's status, from the same read of the vector
 		// (hotorigins.go).
 		hlo, hhi := pullRange(hot)
-		if p.enqueue(statusFrame(&chatpb.Status{Room: roomName, FromOrigin: hlo, UntilOrigin: hhi, Digest: statusDigest(vv, hlo, hhi)})) {
+		if p.enqueue(statusFrame(&chatpb.Status{Room: roomName, FromOrigin: hlo, UntilOrigin: hhi, Vector: depsIn(vv, hlo, hhi)})) {
 			n.stats.statusSent.Add(1)
 		}
 	}
@@ -380,6 +386,15 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	r.mu.Lock()
 	r.clampUnsyncedLocked(local)
 	r.mu.Unlock()
+	lack := msglog.Missing(theirs, local)
+	if len(lack) > 0 {
+		// What from holds and we lack may be on its way; what is still
+		// missing in a while is pulled from from (tailpull.go).
+		r.mu.Lock()
+		r.noteTailsLocked(lack, n.id.ID, from, time.Now())
+		r.mu.Unlock()
+	}
+	leftOut := false
 	if len(st.Missing) > 0 {
 		// A gap pull: only the holes it names (gappull.go).
 		n.sendPullRepair(from, st.Room, lo, st.Missing, local[lo])
@@ -388,7 +403,7 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 		if isRound(st) {
 			fresh = time.Now().Add(-inFlightAge * n.cfg.AntiEntropyInterval)
 		}
-		n.sendRepair(from, st.Room, miss, fresh)
+		leftOut = n.sendRepair(from, st.Room, miss, fresh)
 	}
 	// A gap pull is not answered with our status when the puller holds
 	// more than we do: it comes from a peer we relayed the origin's
@@ -396,7 +411,10 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	// we pull ourselves; a status here had the puller repair us with
 	// everything after our prefix, most of it already on its way to us
 	// (N=100 under 20 % loss: about 1,300 repaired envelopes a run).
-	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || len(msglog.Missing(theirs, local)) > 0) {
+	// A repair that left out messages still in flight is followed by our
+	// status too: from learns what we hold, and pulls what has not come
+	// by then (tailpull.go).
+	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || leftOut || len(lack) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }
@@ -474,16 +492,20 @@ func isRound(st *chatpb.Status) bool {
 // sendRepair sends to peer the stored messages of the ranges (see
 // buildRepair), each range up to its first message stored after fresh
 // (zero: all of it).
-func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange, fresh time.Time) {
+//
+// It reports whether fresh left out a message the peer lacks.
+func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange, fresh time.Time) (leftOut bool) {
 	p := n.peer(peer)
 	if p == nil {
-		return
+		return false
 	}
-	for _, rp := range n.buildRepair(roomName, ranges, fresh) {
+	reps, leftOut := n.buildRepair(roomName, ranges, fresh)
+	for _, rp := range reps {
 		if p.enqueue(repairFrame(rp)) {
 			n.stats.repairSent.Add(uint64(len(rp.Envelopes)))
 		}
 	}
+	return leftOut
 }
 
 // buildRepair reads the stored messages of the ranges, in seq order per
@@ -491,9 +513,9 @@ func (n *Node) sendRepair(peer, roomName string, ranges []msglog.SeqRange, fresh
 // frame limit. Ranges whose start was pruned are announced as floors. A
 // range stops at its first message stored after fresh (unless fresh is
 // zero): the peer gets its messages in seq order, and the ones after it
-// were stored later still, as a rule.
-func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time.Time) []*chatpb.Repair {
-	var out []*chatpb.Repair
+// were stored later still, as a rule. leftOut reports whether fresh
+// stopped a range.
+func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time.Time) (out []*chatpb.Repair, leftOut bool) {
 	budget := n.cfg.AntiEntropyBatch
 	cur := &chatpb.Repair{Room: roomName}
 	size := 0
@@ -533,7 +555,11 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 			size += maxFloorBytes
 		}
 		for _, rec := range recs {
-			if rec.Seq > rg.To || (!fresh.IsZero() && rec.Meta.RecvTime.After(fresh)) {
+			if rec.Seq > rg.To {
+				break
+			}
+			if !fresh.IsZero() && rec.Meta.RecvTime.After(fresh) {
+				leftOut = true
 				break
 			}
 			env, err := decodeStored(rec.Data)
@@ -550,7 +576,7 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 		}
 	}
 	flush()
-	return out
+	return out, leftOut
 }
 
 // handleRepair runs a repair frame's envelopes through the receive

@@ -77,7 +77,8 @@ func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
 				fresh = now.Add(-inFlightAge * cfg.AntiEntropyInterval)
 				want = 3
 			}
-			got := seqs(n.buildRepair(room, miss, fresh))
+			reps, _ := n.buildRepair(room, miss, fresh)
+			got := seqs(reps)
 			if len(got) != want {
 				t.Fatalf("repair carries seqs %v, want 1 to %d", got, want)
 			}

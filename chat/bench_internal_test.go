@@ -153,7 +153,8 @@ func BenchmarkAntiEntropyDiff(b *testing.B) {
 					b.Fatal(err)
 				}
 				sent = 0
-				for _, rp := range n.buildRepair(room, msglog.Missing(local, remote), time.Time{}) {
+				reps, _ := n.buildRepair(room, msglog.Missing(local, remote), time.Time{})
+				for _, rp := range reps {
 					sent += len(rp.Envelopes)
 				}
 			}

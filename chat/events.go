@@ -22,7 +22,7 @@ type counters struct {
 	stored, controlSent, unjoined, heldDrops         atomic.Uint64
 	heldDiskDrops                                    atomic.Uint64
 	statusSent, statusReceived, repairSent, repaired atomic.Uint64
-	aeBytes, forwarded, gapPulls                     atomic.Uint64
+	aeBytes, forwarded, gapPulls, tailPulls          atomic.Uint64
 	badFloors, strangers                             atomic.Uint64
 
 	linkDials atomic.Uint64 // connections the links' writers dialed (peerconn.go)

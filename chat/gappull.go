@@ -186,7 +186,7 @@ func (n *Node) sendPullRepair(peer, roomName, origin string, seqs []uint64, have
 	var reps []*chatpb.Repair
 	budget := n.cfg.AntiEntropyBatch
 	if len(ranges) > 0 {
-		reps = n.buildRepair(roomName, ranges, time.Time{})
+		reps, _ = n.buildRepair(roomName, ranges, time.Time{})
 		for _, rp := range reps {
 			budget -= len(rp.Envelopes)
 		}

@@ -52,8 +52,9 @@ func TestHotOrigins(t *testing.T) {
 
 // A hot origin's status (one origin, no holes named) is answered as a
 // round's: the messages the sender lacks that were stored more than
-// inFlightAge intervals ago, not those still on their way; a gap pull of
-// the same origin gets all it names.
+// inFlightAge intervals ago, not those still on their way, and our status,
+// which tells it what those are; a gap pull of the same origin gets all it
+// names.
 func TestHotStatusAnsweredAsRound(t *testing.T) {
 	n := lobbyNode(t, "relay", 16)
 	o, err := NewIdentity()
@@ -73,8 +74,10 @@ func TestHotStatusAnsweredAsRound(t *testing.T) {
 	}
 	const from = "0000000000000002"
 	p := queueOnlyPeer(t, n, from)
+	var statuses []*chatpb.Status
 	repaired := func() []uint64 {
 		var seqs []uint64
+		statuses = nil
 		for {
 			f, ok := p.queue.pop()
 			if !ok {
@@ -82,6 +85,9 @@ func TestHotStatusAnsweredAsRound(t *testing.T) {
 			}
 			for _, e := range f.GetRepair().GetEnvelopes() {
 				seqs = append(seqs, e.Seq)
+			}
+			if st := f.GetStatus(); st != nil {
+				statuses = append(statuses, st)
 			}
 		}
 	}
@@ -93,6 +99,11 @@ func TestHotStatusAnsweredAsRound(t *testing.T) {
 	n.handleStatus(hot, from)
 	if got := repaired(); !slices.Equal(got, []uint64{2, 3}) {
 		t.Fatalf("hot status answered with %v, want [2 3] (4 is still on its way)", got)
+	}
+	// Our status follows, so the sender pulls 4 if it does not come
+	// (tailpull.go).
+	if len(statuses) != 1 || !statuses[0].Reply || len(statuses[0].Vector) != 1 || statuses[0].Vector[0].Seq != 4 {
+		t.Fatalf("statuses after the repair %v, want our reply holding seq 4", statuses)
 	}
 	pull := &chatpb.Status{Room: DefaultRoom, Vector: []*chatpb.Dep{{Origin: o.ID, Seq: 1}}, FromOrigin: lo, UntilOrigin: hi, Missing: []uint64{2, 3, 4}}
 	if isRound(pull) {

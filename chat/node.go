@@ -850,7 +850,7 @@ func (n *Node) Stats() hearsay.Stats {
 		Unjoined: c.unjoined.Load(), HeldDrops: c.heldDrops.Load(), HeldDiskDrops: c.heldDiskDrops.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusReceived.Load(),
 		RepairSent: c.repairSent.Load(), Repaired: c.repaired.Load(),
-		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(),
+		AntiEntropyBytes: c.aeBytes.Load(), Forwarded: c.forwarded.Load(), GapPulls: c.gapPulls.Load(), TailPulls: c.tailPulls.Load(),
 		BadFloors: c.badFloors.Load(), Strangers: c.strangers.Load(),
 		Sent: c.sent.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 		Duplicates: c.duplicates.Load(), Forged: c.forged.Load(), Invalid: c.invalid.Load(),

@@ -130,6 +130,7 @@ type room struct {
 	refused  bool                          // m refused messages: feed again from the log
 	conflict map[string]bool               // peers announcing this room with another mode (reported once)
 	gapPulls map[string]gapMark            // origin -> its last pull on a gap (bounded by maxGapPulls; gappull.go)
+	tails    map[string]tailMark           // origin -> seqs a status showed we lack (bounded by maxTailMarks; tailpull.go)
 	synced   memberSync                    // what the members told to m were computed from (syncMembersLocked)
 	hot      hotOrigins                    // origins whose messages arrived lately (hotorigins.go)
 	// outbox holds our own messages of the room that are numbered and
@@ -184,6 +185,7 @@ func newRoom(ctx context.Context, env *roomEnv, info msglog.RoomInfo, deferred b
 		cache:    map[order.ID]*chatpb.Envelope{},
 		conflict: map[string]bool{},
 		gapPulls: map[string]gapMark{},
+		tails:    map[string]tailMark{},
 		progress: make(chan struct{}),
 	}
 	if !deferred {

@@ -24,7 +24,7 @@ import (
 func TestTreeStatusDigest(t *testing.T) {
 	var mu sync.Mutex
 	var counting bool
-	var digests, vectors, maxDigestFrame int
+	var digests, vectors, hots, maxDigestFrame, maxHotFrame int
 	var kinds []string
 	peers := treeCluster(t, 4, func(_ int, cfg *chat.Config) {
 		cfg.Faults = &chat.Faults{}
@@ -42,10 +42,15 @@ func TestTreeStatusDigest(t *testing.T) {
 			if !counting {
 				return
 			}
-			if len(st.Digest) > 0 {
+			switch {
+			case len(st.Digest) > 0:
 				digests++
 				maxDigestFrame = max(maxDigestFrame, proto.Size(f))
-			} else {
+			case !st.Reply && !st.WantReply && len(st.Missing) == 0 && st.UntilOrigin == st.FromOrigin+"\x00" && len(st.Vector) <= 1:
+				// A hot origin's status (hotorigins.go): one entry.
+				hots++
+				maxHotFrame = max(maxHotFrame, proto.Size(f))
+			default:
 				vectors++
 				kinds = append(kinds, fmt.Sprintf("to %s reply %v want %v [%q,%q) %v", to[:4], st.Reply, st.WantReply, st.FromOrigin, st.UntilOrigin, st.Vector))
 			}
@@ -62,7 +67,7 @@ func TestTreeStatusDigest(t *testing.T) {
 	for range 2 {
 		mu.Lock()
 		counting = true
-		digests, vectors, maxDigestFrame, kinds = 0, 0, 0, nil
+		digests, vectors, hots, maxDigestFrame, maxHotFrame, kinds = 0, 0, 0, 0, 0, nil
 		mu.Unlock()
 		chattest.WaitFor(t, chattest.DefaultTimeout, func() bool {
 			mu.Lock()
@@ -72,16 +77,20 @@ func TestTreeStatusDigest(t *testing.T) {
 	}
 	mu.Lock()
 	counting = false
-	d, v, size := digests, vectors, maxDigestFrame
+	d, v, h, size, hotSize := digests, vectors, hots, maxDigestFrame, maxHotFrame
 	mu.Unlock()
-	t.Logf("settled: %d digest statuses (at most %d bytes each), %d with a vector", d, size, v)
+	t.Logf("settled: %d digest statuses (at most %d bytes each), %d hot origins' (at most %d bytes), %d other with a vector", d, size, h, hotSize, v)
 	if v > 0 {
-		t.Errorf("%d statuses carried a vector between peers that hold the same messages, want digests only: %v", v, kinds)
+		t.Errorf("%d statuses carried a vector between peers that hold the same messages, want digests and hot origins' only: %v", v, kinds)
 	}
-	// A slice's digest status is at most 48 bytes; a hot origin's
-	// (hotorigins.go) names its origin twice, as its range: 56.
-	if size > 56 {
-		t.Errorf("a digest status frame of %d bytes, want at most 56", size)
+	// A slice's digest status is at most 48 bytes; a hot origin's status
+	// (hotorigins.go) names its origin three times, as its range and
+	// its one entry: 76 with a 16-byte ID and a one-byte seq.
+	if size > 48 {
+		t.Errorf("a digest status frame of %d bytes, want at most 48", size)
+	}
+	if hotSize > 76 {
+		t.Errorf("a hot origin's status frame of %d bytes, want at most 76", hotSize)
 	}
 
 	// A message every frame of whose origin is lost while it is sent:

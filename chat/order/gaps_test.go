@@ -1,6 +1,7 @@
 package order
 
 import (
+	"math"
 	"slices"
 	"testing"
 )
@@ -37,5 +38,41 @@ func TestGaps(t *testing.T) {
 	m.Receive(data("a", 2, 2))
 	if got := m.Gaps("a", 10); !slices.Equal(got, []uint64{4, 5}) {
 		t.Errorf("after a:2, Gaps(a) = %v, want [4 5]", got)
+	}
+}
+
+// Lacks names every seq from the next one needed through a given one that
+// the machine does not hold: the holes and the tail after the highest
+// held message, bounded by limit.
+func TestLacks(t *testing.T) {
+	m := mustNew(t, "me", FIFO)
+	if g := m.Lacks("a", 0, 10); g != nil {
+		t.Fatalf("through 0: lacks %v, want none", g)
+	}
+	m.Receive(data("a", 1, 1), data("a", 3, 3), data("a", 6, 6))
+	for _, c := range []struct {
+		origin  string
+		through uint64
+		limit   int
+		want    []uint64
+	}{
+		{"a", 8, 10, []uint64{2, 4, 5, 7, 8}},
+		{"a", 8, 3, []uint64{2, 4, 5}},
+		{"a", 1, 10, nil},
+		{"a", 6, 10, []uint64{2, 4, 5}},
+		{"b", 2, 10, []uint64{1, 2}},
+		{"b", 2, 0, nil},
+	} {
+		if got := m.Lacks(c.origin, c.through, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("Lacks(%s, %d, %d) = %v, want %v", c.origin, c.through, c.limit, got, c.want)
+		}
+	}
+	// Delivered seqs are not lacked; a far seq costs the limit.
+	m.Receive(data("a", 2, 2))
+	if got := m.Lacks("a", 1<<62, 3); !slices.Equal(got, []uint64{4, 5, 7}) {
+		t.Errorf("after a:2, Lacks(a, 2^62, 3) = %v, want [4 5 7]", got)
+	}
+	if got := m.Lacks("c", math.MaxUint64, 2); !slices.Equal(got, []uint64{1, 2}) {
+		t.Errorf("Lacks(c, max, 2) = %v, want [1 2]", got)
 	}
 }

@@ -3,6 +3,7 @@ package order
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 )
@@ -106,6 +107,26 @@ func (m *Machine) HeldBack(limit int) []Held {
 // Delivered returns the per-origin delivered vector of a causal room (a
 // copy), as the next Deps would carry it plus our own entry.
 func (m *Machine) Delivered() map[string]uint64 { return maps.Clone(m.c.delivered) }
+
+// Lacks returns, in increasing order, up to limit seqs of origin from the
+// next one the machine needs through through that it does not hold back:
+// the holes Gaps names and the seqs after the highest held one, up to a
+// seq some peer said it holds (chat's tail pulls: a status showed it, and
+// no successor arrived to show the gap). nil when it needs none of them.
+// Like Gaps, it costs O(limit + held) whatever the seqs.
+func (m *Machine) Lacks(origin string, through uint64, limit int) []uint64 {
+	b := m.buf[origin]
+	var out []uint64
+	for s := m.nextOf(origin); s <= through && len(out) < limit; s++ {
+		if _, held := b[s]; !held {
+			out = append(out, s)
+		}
+		if s == math.MaxUint64 {
+			break
+		}
+	}
+	return out
+}
 
 // Gaps returns, in increasing order, up to limit seqs of origin that the
 // machine still needs below the highest one it holds back in its reorder
