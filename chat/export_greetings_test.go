@@ -81,7 +81,7 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 	if p == nil {
 		return false
 	}
-	_, ok := n.enqueueRoomSetDigest(p)
+	ok := n.enqueueRoomSetDigest(p)
 	return ok
 }
 

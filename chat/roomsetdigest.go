@@ -27,6 +27,7 @@ package chat
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -100,33 +101,43 @@ func roomSetDigest(held []*chatpb.RoomSetVersion) []byte {
 	return h.Sum(nil)[:roomSetDigestLen]
 }
 
-// roomSetDigestFrame returns the digest frame of a greeting or refresh
-// to p. The caller counts it as one p's peer may answer (grantDigest)
-// only if it goes out.
-func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
+// sendRoomSetDigest sends the digest frame of a greeting or refresh to p
+// with send, and counts it as one p's peer may answer (grantDigest) only
+// if it went out: a digest dropped at a full queue earned the peer a
+// request answered with every set it lacked, for a digest it never saw.
+// It is counted before it is sent, as the peer's request may come back
+// before send returns, and taken back if send fails.
+func (n *Node) sendRoomSetDigest(p *peerConn, send func(*chatpb.Frame) error) error {
 	d := n.cachedRoomSetDigest(p.id, true)
-	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+	f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+	granted := p.grantDigest()
+	if err := send(f); err != nil {
+		if granted {
+			p.takeDigest()
+		}
+		return err
+	}
+	return nil
 }
 
-// enqueueRoomSetDigest queues the digest frame of a refresh to p and
-// reports whether it was queued: only then does it count as one p's peer
-// may answer. A digest dropped at a full queue earned the peer a request
-// answered with every set it lacked, for a digest it never saw.
-func (n *Node) enqueueRoomSetDigest(p *peerConn) (*chatpb.Frame, bool) {
-	f := n.roomSetDigestFrame(p)
-	// Counted before it is queued: the writer may send it and the
-	// peer's request come back before enqueue returns.
-	granted := p.grantDigest()
-	if !p.enqueue(f) {
-		p.revokeDigest(granted)
-		return f, false
-	}
-	return f, true
+// errQueueFull is what enqueueRoomSetDigest's send returns when the
+// link's queue refused the digest.
+var errQueueFull = errors.New("link queue full or closed")
+
+// enqueueRoomSetDigest queues the digest frame of a refresh to p
+// (sendRoomSetDigest) and reports whether it was queued.
+func (n *Node) enqueueRoomSetDigest(p *peerConn) bool {
+	return n.sendRoomSetDigest(p, func(f *chatpb.Frame) error {
+		if !p.enqueue(f) {
+			return errQueueFull
+		}
+		return nil
+	}) == nil
 }
 
 // grantDigest counts a digest going to p's peer as one its request may
 // answer (digestsOut, at most maxDigestsOut) and reports whether it did,
-// for revokeDigest.
+// so that a digest that did not go out takes back only a credit it got.
 func (p *peerConn) grantDigest() bool {
 	for {
 		k := p.digestsOut.Load()
@@ -139,13 +150,17 @@ func (p *peerConn) grantDigest() bool {
 	}
 }
 
-// revokeDigest takes back the credit grantDigest granted (granted) for a
-// digest that did not go out.
-func (p *peerConn) revokeDigest(granted bool) {
-	for granted {
+// takeDigest takes one credit grantDigest granted, if any is left, and
+// reports whether it did: a request answered uses one up, a digest that
+// did not go out takes its own back.
+func (p *peerConn) takeDigest() bool {
+	for {
 		k := p.digestsOut.Load()
-		if k <= 0 || p.digestsOut.CompareAndSwap(k, k-1) {
-			return
+		if k <= 0 {
+			return false
+		}
+		if p.digestsOut.CompareAndSwap(k, k-1) {
+			return true
 		}
 	}
 }
@@ -282,14 +297,8 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 	if !claimEvery(&p.digestServed, digestAnswerEvery) {
 		return
 	}
-	for {
-		k := p.digestsOut.Load()
-		if k <= 0 {
-			return
-		}
-		if p.digestsOut.CompareAndSwap(k, k-1) {
-			break
-		}
+	if !p.takeDigest() {
+		return
 	}
 	out := n.roomSetsLacking(from, held)
 	if f := n.roomSetAnnouncement(); held[n.id.ID] < f.GetRoomSet().GetVersion() {
