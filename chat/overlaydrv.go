@@ -857,6 +857,11 @@ func (n *Node) liveMember(id string) bool {
 func (n *Node) liveMembers() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.liveMembersLocked()
+}
+
+// liveMembersLocked is liveMembers. Caller holds n.mu.
+func (n *Node) liveMembersLocked() map[string]bool {
 	if n.live.gen == n.memberGen && n.live.m != nil {
 		return n.live.m
 	}

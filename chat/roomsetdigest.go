@@ -74,15 +74,12 @@ func (n *Node) heldSetVersionsLocked(live map[string]bool, but, also string, own
 	return out
 }
 
-// liveMembersGen is liveMembers with the membership generation it is of.
+// liveMembersGen is liveMembers with the membership generation it is of,
+// both read under one lock: the digests cached with gen cover live.
 func (n *Node) liveMembersGen() (map[string]bool, chan struct{}) {
 	n.mu.Lock()
-	gen := n.memberGen
-	n.mu.Unlock()
-	// n.mu is taken again: memberGen is replaced under it at every change,
-	// so a change between the two reads makes gen older than live, and
-	// the digests cached with it are computed again, never kept stale.
-	return n.liveMembers(), gen
+	defer n.mu.Unlock()
+	return n.liveMembersLocked(), n.memberGen
 }
 
 // roomSetDigest is the digest of held, sorted by origin (chat.proto,
@@ -206,18 +203,14 @@ func (n *Node) roomSetsChangedLocked() {
 // nothing it covers changed since it was computed.
 func (n *Node) cachedRoomSetDigest(peer string, to bool) []byte {
 	key := digestFor{peer: peer, to: to}
-	n.mu.Lock()
-	gen := n.memberGen
-	n.mu.Unlock()
-	n.roomsMu.Lock()
-	if d, ok := n.digests.byPeer[key]; ok && n.digests.gen == gen {
-		n.roomsMu.Unlock()
-		return d
-	}
-	n.roomsMu.Unlock()
+	// The live members are cached per generation (liveMembers): reading
+	// them for a digest taken from the cache costs a lock, no pass.
 	live, gen := n.liveMembersGen()
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
+	if d, ok := n.digests.byPeer[key]; ok && n.digests.gen == gen {
+		return d
+	}
 	var held []*chatpb.RoomSetVersion
 	if to {
 		held = n.heldSetVersionsLocked(live, peer, "", true)
