@@ -865,13 +865,22 @@ func (n *Node) liveMembersLocked() map[string]bool {
 	if n.live.gen == n.memberGen && n.live.m != nil {
 		return n.live.m
 	}
+	live := n.liveIDsLocked(true)
+	n.live.gen, n.live.m = n.memberGen, live
+	return live
+}
+
+// liveIDsLocked returns a new map of the live members (alive or suspect),
+// only those with a verified node meta when valid is set: liveMembers
+// (valid, cached) and liveSet (any meta, a map of the caller's). Caller
+// holds n.mu.
+func (n *Node) liveIDsLocked(valid bool) map[string]bool {
 	live := make(map[string]bool, len(n.members))
 	for id, m := range n.members {
-		if m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if (m.Valid || !valid) && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
 			live[id] = true
 		}
 	}
-	n.live.gen, n.live.m = n.memberGen, live
 	return live
 }
 
