@@ -265,7 +265,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 	if m.Request && p.digestsOut.Load() <= 0 {
 		return // not asked for: ignored
 	}
-	if !m.Request && !claimEvery(&p.digestAnswered, digestAnswerEvery) {
+	if !m.Request && !claimEvery(&p.digestAnswered, n.digestClock(), digestAnswerEvery) {
 		// At most one digest per digestAnswerEvery is compared; one
 		// skipped that differed is compared at the next refresh.
 		return
@@ -287,7 +287,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 	}
 	// A request: answered once per digest we sent on this link, and at
 	// most once per digestAnswerEvery.
-	if !claimEvery(&p.digestServed, digestAnswerEvery) {
+	if !claimEvery(&p.digestServed, n.digestClock(), digestAnswerEvery) {
 		return
 	}
 	if !p.takeDigest() {
@@ -320,11 +320,20 @@ func (n *Node) roomSetsLacking(to string, held map[string]int64) []*chatpb.Frame
 	return out
 }
 
-// claimEvery reports whether at least every has passed since the time in
-// last (Unix nanoseconds) and, if so, sets it to now; safe for concurrent
-// use (of two racing callers one wins).
-func claimEvery(last *atomic.Int64, every time.Duration) bool {
-	now := time.Now().UnixNano()
+// claimEvery reports whether at least every has passed from the time in
+// last (Unix nanoseconds) to now and, if so, sets it to now; safe for
+// concurrent use (of two racing callers one wins).
+func claimEvery(last *atomic.Int64, now time.Time, every time.Duration) bool {
+	t := now.UnixNano()
 	l := last.Load()
-	return now-l >= int64(every) && last.CompareAndSwap(l, now)
+	return t-l >= int64(every) && last.CompareAndSwap(l, t)
+}
+
+// digestClock returns the time the digest rates are claimed at: now, or
+// the test hook's (Config.digestNow).
+func (n *Node) digestClock() time.Time {
+	if f := n.cfg.digestNow; f != nil {
+		return f()
+	}
+	return time.Now()
 }
