@@ -834,6 +834,7 @@ func (n *Node) overlayStats(st *hearsay.Stats) {
 	st.OverlayDelivered, st.OverlayRelayed = d.delivered.Load(), d.relayed.Load()
 	st.OverlayDuplicates = ms.Duplicates
 	st.OverlayIHave, st.OverlayGrafts, st.OverlayPrunes = ms.Sent[overlay.KindIHave], ms.GraftsSent, ms.Sent[overlay.KindPrune]
+	st.OverlayGraftRefused = ms.GraftRefused
 	st.OverlayInvalid = d.invalid.Load() + ms.Invalid
 	st.OverlayDrops = d.drops.Load()
 }
