@@ -140,17 +140,21 @@ type Stats struct {
 	// one of the overlay's input queues was full. OverlayGraftTimer is
 	// how long a message announced now would wait for the tree before
 	// its first graft (it adapts to how late the tree's payloads come:
-	// chat/overlay/graft.go).
-	OverlayNeighbors  int           `json:"overlay_neighbors"`
-	OverlayGraftTimer time.Duration `json:"overlay_graft_timer_ns"`
-	OverlayBroadcasts uint64        `json:"overlay_broadcasts"`
-	OverlayPayloads   uint64        `json:"overlay_payloads"`
-	OverlayDelivered  uint64        `json:"overlay_delivered"`
-	OverlayDuplicates uint64        `json:"overlay_duplicates"`
-	OverlayRelayed    uint64        `json:"overlay_relayed"`
-	OverlayIHave      uint64        `json:"overlay_ihave"`
-	OverlayGrafts     uint64        `json:"overlay_grafts"`
-	OverlayPrunes     uint64        `json:"overlay_prunes"`
-	OverlayInvalid    uint64        `json:"overlay_invalid"`
-	OverlayDrops      uint64        `json:"overlay_drops"`
+	// chat/overlay/graft.go). OverlayGraftRefused counts the message IDs
+	// of grafts received and not answered though their payloads were
+	// cached (never announced to the grafting neighbour, or answered
+	// often enough already: overlay.Stats.GraftRefused).
+	OverlayNeighbors    int           `json:"overlay_neighbors"`
+	OverlayGraftTimer   time.Duration `json:"overlay_graft_timer_ns"`
+	OverlayBroadcasts   uint64        `json:"overlay_broadcasts"`
+	OverlayPayloads     uint64        `json:"overlay_payloads"`
+	OverlayDelivered    uint64        `json:"overlay_delivered"`
+	OverlayDuplicates   uint64        `json:"overlay_duplicates"`
+	OverlayRelayed      uint64        `json:"overlay_relayed"`
+	OverlayIHave        uint64        `json:"overlay_ihave"`
+	OverlayGrafts       uint64        `json:"overlay_grafts"`
+	OverlayGraftRefused uint64        `json:"overlay_graft_refused"`
+	OverlayPrunes       uint64        `json:"overlay_prunes"`
+	OverlayInvalid      uint64        `json:"overlay_invalid"`
+	OverlayDrops        uint64        `json:"overlay_drops"`
 }

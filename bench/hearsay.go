@@ -624,6 +624,7 @@ func (h *Hearsay) summarize() {
 		nodes++
 		timers += st.OverlayGraftTimer
 		sum.OverlayGrafts += st.OverlayGrafts
+		sum.OverlayGraftRefused += st.OverlayGraftRefused
 		sum.Received += st.Received
 		sum.Duplicates += st.Duplicates
 		sum.RepairSent += st.RepairSent
@@ -635,9 +636,9 @@ func (h *Hearsay) summarize() {
 		sum.FramesOut += st.FramesOut
 		sum.BatchesOut += st.BatchesOut
 	}
-	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d, graft timer %v on average at the end",
+	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d (%d refused), graft timer %v on average at the end",
 		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.TailPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
-		sum.OverlayGrafts, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
+		sum.OverlayGrafts, sum.OverlayGraftRefused, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
 }
 
 // Stop implements System: every node shuts down and the data directories

@@ -100,15 +100,9 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			continue
 		}
 		partner := n.antiEntropyPartner(ids)
+		tree := n.ovl.treeMode()
 		for _, pull := range retries {
-			// The origin itself where messages are pushed (as the first
-			// pull, room.receive); in tree mode the partner, not the peer
-			// asked before: it lacked the message, or the pull or its
-			// answer was lost (gappull.go).
-			pull.peer = partner
-			if !n.ovl.treeMode() && slices.Contains(ids, pull.origin) {
-				pull.peer = pull.origin
-			}
+			pull.peer = gapPullPeer(pull.origin, partner, slices.Contains(ids, pull.origin), tree)
 			n.stats.gapPulls.Add(1)
 			n.sendGapPull(pull, r.name)
 		}
@@ -117,7 +111,7 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 			n.stats.tailPulls.Add(1)
 			n.sendGapPull(pull, r.name)
 		}
-		if n.ovl.treeMode() {
+		if tree {
 			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name], hot)
 		} else {
 			n.sendStatus(partner, r.name, false, false)

@@ -283,6 +283,11 @@ type Config struct {
 	// written the greeting of the link's turn to kept number gen (its
 	// keptGen) to the peer: a test hook, so a test can wait for it.
 	greetedHook func(to string, gen uint64)
+	// digestNow, when set, replaces time.Now for the rates of room set
+	// digests and their requests (digestAnswerEvery, roomsetdigest.go):
+	// a test hook, so a test can hold time still between two requests
+	// instead of assuming they come within the rate's period.
+	digestNow func() time.Time
 }
 
 // Message log choices (Config.MessageLog).

@@ -141,10 +141,8 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 			clear(r.gapPulls) // forgetting allows an early extra pull, and leaves holes to the rounds
 		}
 		r.gapPulls[origin] = gapMark{last: now}
-		peer := from
-		if _, ok := r.members[origin]; ok && !viaRelay {
-			peer = origin
-		}
+		_, member := r.members[origin]
+		peer := gapPullPeer(origin, from, member, viaRelay)
 		missing := r.m.Gaps(origin, maxPullSeqs)
 		if len(missing) == 0 {
 			// The machine holds nothing of origin back (it refused the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/transport"
@@ -12,6 +13,13 @@ import (
 // SetFrameHookForTest makes every link's writer call hook with each frame
 // it wrote and the peer it went to (hook must be safe for concurrent use).
 func SetFrameHookForTest(cfg *Config, hook func(to string, f *chatpb.Frame)) { cfg.frameSent = hook }
+
+// SetDigestClockForTest sets the clock the room set digests' rates are
+// claimed at (Config.digestNow).
+func SetDigestClockForTest(cfg *Config, now func() time.Time) { cfg.digestNow = now }
+
+// DigestAnswerEveryForTest is digestAnswerEvery.
+const DigestAnswerEveryForTest = digestAnswerEvery
 
 // SendStatusForTest sends the status of room to peer to, as an
 // anti-entropy round does (over a link made on demand when there is none).
@@ -81,7 +89,7 @@ func (n *Node) SendRoomSetDigestForTest(id string) bool {
 	if p == nil {
 		return false
 	}
-	_, ok := n.enqueueRoomSetDigest(p)
+	ok := n.enqueueRoomSetDigest(p)
 	return ok
 }
 

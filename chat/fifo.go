@@ -142,9 +142,6 @@ func (s *signalQueue[T]) signal() {
 	}
 }
 
-// limit returns the most items the queue holds.
-func (s *signalQueue[T]) limit() int { return s.q.max }
-
 // len returns the number of queued items.
 func (s *signalQueue[T]) len() int {
 	s.mu.Lock()

@@ -7,6 +7,7 @@ package chat
 // its kind: one atomic add per frame, no lock, no allocation.
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
@@ -47,35 +48,32 @@ const (
 	numFrameKinds
 )
 
-// frameKindNames are the keys of Stats.FrameBytes, by frameKind.
-var frameKindNames = [numFrameKinds]string{
-	kindOther:            "other",
-	kindEnvelope:         "envelope",
-	kindBatch:            "batch",
-	kindPing:             "ping",
-	kindPong:             "pong",
-	kindBye:              "bye",
-	kindRoomSet:          "room_set",
-	kindRoomSetDigest:    "room_set_digest",
-	kindStatus:           "status",
-	kindRepair:           "repair",
-	kindEncKeys:          "enc_keys",
-	kindDirect:           "direct",
-	kindDirectAck:        "direct_ack",
-	kindReceipt:          "receipt",
-	kindOvlProbe:         "overlay_probe",
-	kindOvlJoin:          "overlay_join",
-	kindOvlForwardJoin:   "overlay_forward_join",
-	kindOvlNeighbor:      "overlay_neighbor",
-	kindOvlNeighborReply: "overlay_neighbor_reply",
-	kindOvlDisconnect:    "overlay_disconnect",
-	kindOvlShuffle:       "overlay_shuffle",
-	kindOvlShuffleReply:  "overlay_shuffle_reply",
-	kindOvlGossip:        "overlay_gossip",
-	kindOvlIHave:         "overlay_ihave",
-	kindOvlGraft:         "overlay_graft",
-	kindOvlPrune:         "overlay_prune",
-}
+// frameKindNames are the keys of Stats.FrameBytes, by frameKind. An
+// overlay kind's is its name in chat/overlay (overlay.Kind.String), with
+// "overlay_" before it and "_" for "-".
+var frameKindNames = func() [numFrameKinds]string {
+	names := [numFrameKinds]string{
+		kindOther:         "other",
+		kindEnvelope:      "envelope",
+		kindBatch:         "batch",
+		kindPing:          "ping",
+		kindPong:          "pong",
+		kindBye:           "bye",
+		kindRoomSet:       "room_set",
+		kindRoomSetDigest: "room_set_digest",
+		kindStatus:        "status",
+		kindRepair:        "repair",
+		kindEncKeys:       "enc_keys",
+		kindDirect:        "direct",
+		kindDirectAck:     "direct_ack",
+		kindReceipt:       "receipt",
+		kindOvlProbe:      "overlay_probe", // kind 0: the driver's, not the overlay's
+	}
+	for k := overlay.KindJoin; k <= overlay.KindPrune; k++ {
+		names[kindOvlProbe+frameKind(k)] = "overlay_" + strings.ReplaceAll(k.String(), "-", "_")
+	}
+	return names
+}()
 
 // kindOf returns f's frameKind.
 func kindOf(f *chatpb.Frame) frameKind {

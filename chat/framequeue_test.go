@@ -6,6 +6,10 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
+// limit returns the most items the queue holds: for tests (max is set
+// once, at newSignalQueue).
+func (s *signalQueue[T]) limit() int { return s.q.max }
+
 // The send queue is a bounded FIFO that holds no memory for frames it
 // does not hold: nothing allocated before the first frame, order kept
 // when it is never drained (the ring), its bound enforced, and a large

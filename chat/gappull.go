@@ -63,6 +63,21 @@ func (n *Node) sendGapPull(pull gapPull, roomName string) {
 	n.stats.statusSent.Add(1)
 }
 
+// gapPullPeer returns the peer a pull of origin's holes goes to, the one
+// rule of the first pull (room.receive) and of the rounds' retries
+// (antientropy.go): the origin itself when it is a member of the room
+// (member) and messages are pushed from their origin (not tree, below the
+// tree threshold), as it holds every message it sent; else other: the
+// peer the gap came from for a first pull, the round's partner for a
+// retry (not the peer asked before: it lacked the message, or the pull
+// or its answer was lost).
+func gapPullPeer(origin, other string, member, tree bool) string {
+	if member && !tree {
+		return origin
+	}
+	return other
+}
+
 // retryGapPullsLocked returns a pull, without a peer, for each origin
 // pulled before (r.gapPulls) whose holes are still open and whose last
 // pull was at least after before now, the longest waiting first and at

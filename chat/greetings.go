@@ -103,13 +103,8 @@ func (n *Node) greet(p *peerConn, g *greeting, send func(*chatpb.Frame) error) e
 		return nil // every member announces its set to every other itself
 	}
 	// The relayed sets: a digest of them, the peer asks for what it
-	// lacks (roomsetdigest.go). Counted before it is written, so that
-	// the peer's request, which may come back at once, finds it, and
-	// taken back if it was not.
-	f := n.roomSetDigestFrame(p)
-	granted := p.grantDigest()
-	if err := send(f); err != nil {
-		p.revokeDigest(granted)
+	// lacks (roomsetdigest.go).
+	if err := n.sendRoomSetDigest(p, send); err != nil {
 		return fmt.Errorf("send room set digest: %w", err)
 	}
 	return nil

@@ -293,14 +293,19 @@ func (t *mlNetTransport) packetLoop() {
 }
 
 // packetOf copies what a read put in buf into a packet of its own size;
-// nil for an empty packet (memberlist would refuse it).
+// nil for an empty packet (memberlist would refuse it). memberlist queues
+// the alive, suspect, dead and user messages of a packet for its handler
+// as slices of the packet's buffer, up to HandoffQueueDepth (1,024) per
+// queue: a peer slow to handle them (200 peers starting on 2 cores, each
+// join gossiped to all) would hold a buffer larger than the packet per
+// message of a hundred bytes. The stream guard (mltransport.go) passes
+// packets on as they are: this is the one place their size is set.
 func packetOf(buf []byte, from net.Addr) *memberlist.Packet {
 	if len(buf) == 0 {
 		return nil
 	}
 	// make and copy, not append: append rounds the capacity up to a size
-	// class, and the guard (mltransport.go) copies a packet whose buffer
-	// is larger than it once more.
+	// class.
 	b := make([]byte, len(buf))
 	copy(b, buf)
 	return &memberlist.Packet{Buf: b, From: from, Timestamp: time.Now()}

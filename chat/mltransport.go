@@ -33,7 +33,6 @@ package chat
 // What upstream still does past the guard is in docs/SECURITY.md.
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -105,7 +104,6 @@ type streamGuard struct {
 	memberlist.NodeAwareTransport
 	lim     streamLimits
 	streams chan net.Conn
-	packets chan *memberlist.Packet
 	logger  interface{ Printf(string, ...any) }
 	onDrop  func() // counts a refused stream; never nil
 
@@ -123,50 +121,19 @@ type streamGuard struct {
 var _ memberlist.NodeAwareTransport = (*streamGuard)(nil)
 
 // newStreamGuard wraps inner and starts the goroutine that screens its
-// streams; Shutdown stops it.
+// streams; Shutdown stops it. Packets pass as inner hands them over: it
+// must hand each in a buffer of its own size (our transport does,
+// packetOf), as memberlist holds a packet's buffer for each of its
+// messages it queues.
 func newStreamGuard(inner memberlist.NodeAwareTransport, lim streamLimits, logger interface{ Printf(string, ...any) }, onDrop func()) *streamGuard {
 	if onDrop == nil {
 		onDrop = func() {}
 	}
-	g := &streamGuard{NodeAwareTransport: inner, lim: lim, streams: make(chan net.Conn), packets: make(chan *memberlist.Packet),
+	g := &streamGuard{NodeAwareTransport: inner, lim: lim, streams: make(chan net.Conn),
 		logger: logger, onDrop: onDrop, perIP: make(map[string]int), done: make(chan struct{})}
-	g.wg.Add(2)
+	g.wg.Add(1)
 	go g.pump()
-	go g.pumpPackets()
 	return g
-}
-
-// PacketCh returns the wrapped transport's packets, each in a buffer of
-// its own size (pumpPackets).
-func (g *streamGuard) PacketCh() <-chan *memberlist.Packet { return g.packets }
-
-// pumpPackets copies each packet out of the buffer it was read into, when
-// that buffer is larger than the packet. memberlist queues the alive,
-// suspect, dead and user messages of a packet for its handler as slices
-// of that buffer, up to HandoffQueueDepth (1,024) per queue: behind
-// memberlist's NetTransport, which read every packet into a fresh 64 KB
-// buffer, a peer slow to handle them (200 peers starting on 2 cores, each
-// join gossiped to all) held 64 KB per message of a hundred bytes, up to
-// 128 MB. Our transport (mlnet.go) hands over packets of their size
-// already; the copy guards any other.
-func (g *streamGuard) pumpPackets() {
-	defer g.wg.Done()
-	in := g.NodeAwareTransport.PacketCh()
-	for {
-		select {
-		case p := <-in:
-			if cap(p.Buf) > len(p.Buf) {
-				p.Buf = bytes.Clone(p.Buf)
-			}
-			select {
-			case g.packets <- p:
-			case <-g.done:
-				return
-			}
-		case <-g.done:
-			return
-		}
-	}
 }
 
 // StreamCh returns the guarded inbound streams.
@@ -190,10 +157,9 @@ func (g *streamGuard) DialTimeout(addr string, timeout time.Duration) (net.Conn,
 	return g.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// Shutdown stops the wrapped transport first and the pumps after: the
-// wrapped transport's accept and UDP loops block until their stream or
-// packet is taken, and memberlist keeps reading StreamCh and PacketCh
-// until Shutdown returns.
+// Shutdown stops the wrapped transport first and the pump after: the
+// wrapped transport's accept loop blocks until its stream is taken, and
+// memberlist keeps reading StreamCh until Shutdown returns.
 func (g *streamGuard) Shutdown() error {
 	err := g.NodeAwareTransport.Shutdown()
 	g.once.Do(func() { close(g.done) })

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
-	"github.com/hashicorp/memberlist"
 )
 
 func testGuard(lim streamLimits) *streamGuard {
@@ -222,13 +221,13 @@ func FuzzGuardHeader(f *testing.F) {
 	})
 }
 
-// A UDP packet reaches memberlist in a buffer of its own size, not in the
-// 64 KB buffer memberlist's transport reads every packet into (memberlist
-// queues a packet's messages as slices of it: 64 KB held per queued
-// message), over a real socket; the guard's pumps stop at Shutdown.
+// A UDP packet reaches memberlist through the guard in a buffer of its
+// own size, not in the 64 KB buffer it was read into (memberlist queues a
+// packet's messages as slices of it: 64 KB held per queued message), over
+// a real socket with our transport, the one the guard wraps (it passes
+// packets on as they are); the guard's pump stops at Shutdown.
 func TestGuardPacketsOwnSize(t *testing.T) {
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0,
-		Logger: log.New(io.Discard, "", 0)})
+	nt, err := newMLNetTransport("127.0.0.1", 0, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +255,7 @@ func TestGuardPacketsOwnSize(t *testing.T) {
 		close(stop)
 		<-drained
 	}()
-	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", fmt.Sprint(nt.GetAutoBindPort())))
+	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", fmt.Sprint(nt.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -834,6 +834,7 @@ func (n *Node) overlayStats(st *hearsay.Stats) {
 	st.OverlayDelivered, st.OverlayRelayed = d.delivered.Load(), d.relayed.Load()
 	st.OverlayDuplicates = ms.Duplicates
 	st.OverlayIHave, st.OverlayGrafts, st.OverlayPrunes = ms.Sent[overlay.KindIHave], ms.GraftsSent, ms.Sent[overlay.KindPrune]
+	st.OverlayGraftRefused = ms.GraftRefused
 	st.OverlayInvalid = d.invalid.Load() + ms.Invalid
 	st.OverlayDrops = d.drops.Load()
 }
@@ -857,16 +858,30 @@ func (n *Node) liveMember(id string) bool {
 func (n *Node) liveMembers() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.liveMembersLocked()
+}
+
+// liveMembersLocked is liveMembers. Caller holds n.mu.
+func (n *Node) liveMembersLocked() map[string]bool {
 	if n.live.gen == n.memberGen && n.live.m != nil {
 		return n.live.m
 	}
+	live := n.liveIDsLocked(true)
+	n.live.gen, n.live.m = n.memberGen, live
+	return live
+}
+
+// liveIDsLocked returns a new map of the live members (alive or suspect),
+// only those with a verified node meta when valid is set: liveMembers
+// (valid, cached) and liveSet (any meta, a map of the caller's). Caller
+// holds n.mu.
+func (n *Node) liveIDsLocked(valid bool) map[string]bool {
 	live := make(map[string]bool, len(n.members))
 	for id, m := range n.members {
-		if m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if (m.Valid || !valid) && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
 			live[id] = true
 		}
 	}
-	n.live.gen, n.live.m = n.memberGen, live
 	return live
 }
 

@@ -429,7 +429,7 @@ func (p *peerConn) run() {
 			// dialed about 2,000 times in 10 s, more than half of the
 			// bytes on the wire per delivery. A frame queued, an accepted
 			// connection or kept wakes the writer; else the link idles out.
-			if !p.waitFrame(p.n.linkIdleTimeout() - p.idleFor()) {
+			if !p.wait(p.n.linkIdleTimeout()-p.idleFor(), true) {
 				return
 			}
 			continue
@@ -449,8 +449,9 @@ func (p *peerConn) run() {
 			// random half to one and a half of the backoff spreads them.
 			wait := backoff/2 + rand.N(backoff+1)
 			p.n.logger.Printf("chat link to %s (%s): %v; retrying in %v", p.id, p.addr, err, wait)
-			// An accepted connection installed meanwhile wakes us early.
-			if !p.waitKick(wait) {
+			// An accepted connection installed meanwhile wakes us early;
+			// a frame queued does not (it would dial again at once).
+			if !p.wait(wait, false) {
 				return
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -466,29 +467,21 @@ func (p *peerConn) run() {
 	}
 }
 
-// waitFrame waits for a frame queued, a kick or d; false when the link
-// is stopping. A ready token it takes is put back for the session.
-func (p *peerConn) waitFrame(d time.Duration) bool {
+// wait waits for a kick or d, and also for a frame queued when frames is
+// set; false when the link is stopping. A ready token it takes is put
+// back for the session.
+func (p *peerConn) wait(d time.Duration, frames bool) bool {
+	var ready chan struct{} // nil: never ready
+	if frames {
+		ready = p.queue.ready
+	}
 	t := time.NewTimer(max(d, 0))
 	defer t.Stop()
 	select {
 	case <-p.ctx.Done():
 		return false
-	case <-p.queue.ready:
+	case <-ready:
 		p.queue.signal()
-	case <-p.kick:
-	case <-t.C:
-	}
-	return true
-}
-
-// waitKick waits for a kick or d; false when the link is stopping.
-func (p *peerConn) waitKick(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-p.ctx.Done():
-		return false
 	case <-p.kick:
 	case <-t.C:
 	}

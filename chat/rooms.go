@@ -475,17 +475,14 @@ func (n *Node) joinedRooms() []*room {
 }
 
 // liveSet returns the IDs of the live members (alive or suspect) other
-// than this node.
+// than this node. It differs from liveMembers in one thing: a member
+// whose node meta did not verify (members.Valid) is in it. And the map
+// is new, the caller's: waitRoomSets deletes from it, so it cannot be
+// liveMembers' shared one.
 func (n *Node) liveSet() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	live := make(map[string]bool, len(n.members))
-	for id, m := range n.members {
-		if m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect {
-			live[id] = true
-		}
-	}
-	return live
+	return n.liveIDsLocked(false)
 }
 
 // syncAllRooms brings every room's machine up to date with membership.

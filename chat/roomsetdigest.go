@@ -27,6 +27,7 @@ package chat
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -73,15 +74,12 @@ func (n *Node) heldSetVersionsLocked(live map[string]bool, but, also string, own
 	return out
 }
 
-// liveMembersGen is liveMembers with the membership generation it is of.
+// liveMembersGen is liveMembers with the membership generation it is of,
+// both read under one lock: the digests cached with gen cover live.
 func (n *Node) liveMembersGen() (map[string]bool, chan struct{}) {
 	n.mu.Lock()
-	gen := n.memberGen
-	n.mu.Unlock()
-	// n.mu is taken again: memberGen is replaced under it at every change,
-	// so a change between the two reads makes gen older than live, and
-	// the digests cached with it are computed again, never kept stale.
-	return n.liveMembers(), gen
+	defer n.mu.Unlock()
+	return n.liveMembersLocked(), n.memberGen
 }
 
 // roomSetDigest is the digest of held, sorted by origin (chat.proto,
@@ -100,33 +98,43 @@ func roomSetDigest(held []*chatpb.RoomSetVersion) []byte {
 	return h.Sum(nil)[:roomSetDigestLen]
 }
 
-// roomSetDigestFrame returns the digest frame of a greeting or refresh
-// to p. The caller counts it as one p's peer may answer (grantDigest)
-// only if it goes out.
-func (n *Node) roomSetDigestFrame(p *peerConn) *chatpb.Frame {
+// sendRoomSetDigest sends the digest frame of a greeting or refresh to p
+// with send, and counts it as one p's peer may answer (grantDigest) only
+// if it went out: a digest dropped at a full queue earned the peer a
+// request answered with every set it lacked, for a digest it never saw.
+// It is counted before it is sent, as the peer's request may come back
+// before send returns, and taken back if send fails.
+func (n *Node) sendRoomSetDigest(p *peerConn, send func(*chatpb.Frame) error) error {
 	d := n.cachedRoomSetDigest(p.id, true)
-	return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+	f := &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Digest: d}}}
+	granted := p.grantDigest()
+	if err := send(f); err != nil {
+		if granted {
+			p.takeDigest()
+		}
+		return err
+	}
+	return nil
 }
 
-// enqueueRoomSetDigest queues the digest frame of a refresh to p and
-// reports whether it was queued: only then does it count as one p's peer
-// may answer. A digest dropped at a full queue earned the peer a request
-// answered with every set it lacked, for a digest it never saw.
-func (n *Node) enqueueRoomSetDigest(p *peerConn) (*chatpb.Frame, bool) {
-	f := n.roomSetDigestFrame(p)
-	// Counted before it is queued: the writer may send it and the
-	// peer's request come back before enqueue returns.
-	granted := p.grantDigest()
-	if !p.enqueue(f) {
-		p.revokeDigest(granted)
-		return f, false
-	}
-	return f, true
+// errQueueFull is what enqueueRoomSetDigest's send returns when the
+// link's queue refused the digest.
+var errQueueFull = errors.New("link queue full or closed")
+
+// enqueueRoomSetDigest queues the digest frame of a refresh to p
+// (sendRoomSetDigest) and reports whether it was queued.
+func (n *Node) enqueueRoomSetDigest(p *peerConn) bool {
+	return n.sendRoomSetDigest(p, func(f *chatpb.Frame) error {
+		if !p.enqueue(f) {
+			return errQueueFull
+		}
+		return nil
+	}) == nil
 }
 
 // grantDigest counts a digest going to p's peer as one its request may
 // answer (digestsOut, at most maxDigestsOut) and reports whether it did,
-// for revokeDigest.
+// so that a digest that did not go out takes back only a credit it got.
 func (p *peerConn) grantDigest() bool {
 	for {
 		k := p.digestsOut.Load()
@@ -139,13 +147,17 @@ func (p *peerConn) grantDigest() bool {
 	}
 }
 
-// revokeDigest takes back the credit grantDigest granted (granted) for a
-// digest that did not go out.
-func (p *peerConn) revokeDigest(granted bool) {
-	for granted {
+// takeDigest takes one credit grantDigest granted, if any is left, and
+// reports whether it did: a request answered uses one up, a digest that
+// did not go out takes its own back.
+func (p *peerConn) takeDigest() bool {
+	for {
 		k := p.digestsOut.Load()
-		if k <= 0 || p.digestsOut.CompareAndSwap(k, k-1) {
-			return
+		if k <= 0 {
+			return false
+		}
+		if p.digestsOut.CompareAndSwap(k, k-1) {
+			return true
 		}
 	}
 }
@@ -191,18 +203,14 @@ func (n *Node) roomSetsChangedLocked() {
 // nothing it covers changed since it was computed.
 func (n *Node) cachedRoomSetDigest(peer string, to bool) []byte {
 	key := digestFor{peer: peer, to: to}
-	n.mu.Lock()
-	gen := n.memberGen
-	n.mu.Unlock()
-	n.roomsMu.Lock()
-	if d, ok := n.digests.byPeer[key]; ok && n.digests.gen == gen {
-		n.roomsMu.Unlock()
-		return d
-	}
-	n.roomsMu.Unlock()
+	// The live members are cached per generation (liveMembers): reading
+	// them for a digest taken from the cache costs a lock, no pass.
 	live, gen := n.liveMembersGen()
 	n.roomsMu.Lock()
 	defer n.roomsMu.Unlock()
+	if d, ok := n.digests.byPeer[key]; ok && n.digests.gen == gen {
+		return d
+	}
 	var held []*chatpb.RoomSetVersion
 	if to {
 		held = n.heldSetVersionsLocked(live, peer, "", true)
@@ -257,7 +265,7 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 	if m.Request && p.digestsOut.Load() <= 0 {
 		return // not asked for: ignored
 	}
-	if !m.Request && !claimEvery(&p.digestAnswered, digestAnswerEvery) {
+	if !m.Request && !claimEvery(&p.digestAnswered, n.digestClock(), digestAnswerEvery) {
 		// At most one digest per digestAnswerEvery is compared; one
 		// skipped that differed is compared at the next refresh.
 		return
@@ -279,17 +287,11 @@ func (n *Node) handleRoomSetDigest(m *chatpb.RoomSetDigest, from string) {
 	}
 	// A request: answered once per digest we sent on this link, and at
 	// most once per digestAnswerEvery.
-	if !claimEvery(&p.digestServed, digestAnswerEvery) {
+	if !claimEvery(&p.digestServed, n.digestClock(), digestAnswerEvery) {
 		return
 	}
-	for {
-		k := p.digestsOut.Load()
-		if k <= 0 {
-			return
-		}
-		if p.digestsOut.CompareAndSwap(k, k-1) {
-			break
-		}
+	if !p.takeDigest() {
+		return
 	}
 	out := n.roomSetsLacking(from, held)
 	if f := n.roomSetAnnouncement(); held[n.id.ID] < f.GetRoomSet().GetVersion() {
@@ -318,11 +320,20 @@ func (n *Node) roomSetsLacking(to string, held map[string]int64) []*chatpb.Frame
 	return out
 }
 
-// claimEvery reports whether at least every has passed since the time in
-// last (Unix nanoseconds) and, if so, sets it to now; safe for concurrent
-// use (of two racing callers one wins).
-func claimEvery(last *atomic.Int64, every time.Duration) bool {
-	now := time.Now().UnixNano()
+// claimEvery reports whether at least every has passed from the time in
+// last (Unix nanoseconds) to now and, if so, sets it to now; safe for
+// concurrent use (of two racing callers one wins).
+func claimEvery(last *atomic.Int64, now time.Time, every time.Duration) bool {
+	t := now.UnixNano()
 	l := last.Load()
-	return now-l >= int64(every) && last.CompareAndSwap(l, now)
+	return t-l >= int64(every) && last.CompareAndSwap(l, t)
+}
+
+// digestClock returns the time the digest rates are claimed at: now, or
+// the test hook's (Config.digestNow).
+func (n *Node) digestClock() time.Time {
+	if f := n.cfg.digestNow; f != nil {
+		return f()
+	}
+	return time.Now()
 }

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,15 +16,20 @@ import (
 // credit per greeting by flipping the kept mark, and asks with an empty
 // list, would otherwise get every member's signed set per flip. Each
 // check syncs on a marker envelope sent after the request on the same
-// link: frames leave a link in order.
+// link: frames leave a link in order. a's digest clock stands still
+// unless the test moves it: "at once" holds however long a check takes
+// on a slow machine.
 func TestRoomSetDigestRequestBounds(t *testing.T) {
 	var mu sync.Mutex
 	sets, markers := 0, map[string]bool{}
+	start := time.Now()
+	var ahead atomic.Int64 // how far the test moved a's digest clock
 	peers := chattest.Cluster(t, 2, func(i int, cfg *chat.Config) {
 		cfg.AntiEntropyInterval = time.Hour // no refreshes
 		if i != 0 {
 			return
 		}
+		chat.SetDigestClockForTest(cfg, func() time.Time { return start.Add(time.Duration(ahead.Load())) })
 		chat.SetFrameHookForTest(cfg, func(_ string, f *chatpb.Frame) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -72,5 +78,10 @@ func TestRoomSetDigestRequestBounds(t *testing.T) {
 	}
 	if got := ask("again at once"); got != 0 {
 		t.Errorf("a second request within a second brought %d room sets, want 0", got)
+	}
+	// The credit of the request refused for the rate is still there.
+	ahead.Add(int64(chat.DigestAnswerEveryForTest))
+	if got := ask("a period later"); got == 0 {
+		t.Error("a request with a credit a period after the last answer brought no room set")
 	}
 }

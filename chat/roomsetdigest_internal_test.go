@@ -207,16 +207,16 @@ func TestDigestCreditOnlyWhenQueued(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = n.Shutdown() })
 	p := newPeerConn(n, "0000000000000002", "127.0.0.1:1", nil)
-	if _, ok := n.enqueueRoomSetDigest(p); !ok || p.digestsOut.Load() != 1 {
+	if ok := n.enqueueRoomSetDigest(p); !ok || p.digestsOut.Load() != 1 {
 		t.Fatalf("queued %v, credit %d; want true, 1", ok, p.digestsOut.Load())
 	}
 	// The queue of one is full: the next digest is dropped, uncounted.
-	if _, ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != 1 {
+	if ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != 1 {
 		t.Fatalf("at a full queue: queued %v, credit %d; want false, 1", ok, p.digestsOut.Load())
 	}
 	// At the bound a dropped digest takes back no credit it did not get.
 	p.digestsOut.Store(maxDigestsOut)
-	if _, ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != maxDigestsOut {
+	if ok := n.enqueueRoomSetDigest(p); ok || p.digestsOut.Load() != maxDigestsOut {
 		t.Fatalf("at the bound: queued %v, credit %d; want false, %d", ok, p.digestsOut.Load(), maxDigestsOut)
 	}
 }

@@ -150,11 +150,11 @@ func (n *Node) refreshRooms(sent map[*peerConn]roomSetSent, round uint64) {
 	// the sets we hold, ours included (47 bytes on the wire, the set ~210):
 	// it asks for ours, or any other, if it lacks it (roomsetdigest.go).
 	for _, p := range due {
-		g, queued := f, false
+		var queued bool
 		if last, ok := sent[p]; !mesh && ok && last.rooms == key {
-			g, queued = n.enqueueRoomSetDigest(p)
+			queued = n.enqueueRoomSetDigest(p)
 		} else {
-			queued = p.enqueue(g)
+			queued = p.enqueue(f)
 		}
 		if !queued {
 			delete(sent, p) // queue full: again next round
