@@ -103,6 +103,36 @@ func FuzzDecodeKVEntry(f *testing.F) {
 	})
 }
 
+// FuzzDecodeKVState: DecodeKVState, which counts a state's entries
+// before it decodes them, refuses every state that decodes to more than
+// MaxKVEntries entries, and decodes any other within maxKVState as
+// proto.Unmarshal does.
+func FuzzDecodeKVState(f *testing.F) {
+	id := seedIdentity(f)
+	e := &chatpb.KVEntry{Key: "topic", Value: "gossip", Version: 3, Origin: id.ID, OriginKey: id.Pub}
+	e.Signature = id.Sign(kvSigningBytes(e))
+	raw, _ := proto.Marshal(&chatpb.KVState{Entries: []*chatpb.KVEntry{e, e}})
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add(kvStateOf(MaxKVEntries))
+	f.Add(kvStateOf(MaxKVEntries + 1))
+	f.Add(append(kvStateOf(MaxKVEntries), 0x08, 0x01)) // field 1 as a varint: unknown, not an entry
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := DecodeKVState(b)
+		var want chatpb.KVState
+		werr := proto.Unmarshal(b, &want)
+		switch {
+		case err == nil && len(st.Entries) > MaxKVEntries:
+			t.Fatalf("accepted a state of %d entries", len(st.Entries))
+		case err == nil && (werr != nil || !proto.Equal(st, &want)):
+			t.Fatalf("decoded %v, proto.Unmarshal %v (%v)", st, &want, werr)
+		case err != nil && werr == nil && len(b) <= maxKVState && len(want.Entries) <= MaxKVEntries:
+			t.Fatalf("refused a state of %d bytes, %d entries: %v", len(b), len(want.Entries), err)
+		}
+	})
+}
+
 // FuzzNotifyMsg feeds arbitrary memberlist user packets and push/pull
 // state to a node: nothing may panic, and only valid signed entries may
 // land in its key/value state.
