@@ -576,9 +576,11 @@ func (n *Node) buildRepair(roomName string, ranges []msglog.SeqRange, fresh time
 // handleRepair runs a repair frame's envelopes through the receive
 // pipeline (receive.go), then applies its floors: the envelopes first, so
 // a floor can be bounded by the envelopes that came with it. A repair
-// over maxVector floors or maxRepairEnvelopes envelopes is a bad frame.
+// over maxVector floors, maxRepairEnvelopes envelopes or
+// maxFrameListEntries deps and stamped messages in all is a bad frame.
 func (n *Node) handleRepair(rp *chatpb.Repair, from string) {
-	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector || len(rp.Envelopes) > maxRepairEnvelopes {
+	if ValidateRoom(rp.Room) != nil || len(rp.Floors) > maxVector || len(rp.Envelopes) > maxRepairEnvelopes ||
+		listEntries(rp.Envelopes) > maxFrameListEntries {
 		n.stats.badFrames.Add(1)
 		return
 	}

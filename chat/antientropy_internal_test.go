@@ -118,3 +118,49 @@ func TestRepairEnvelopesBounded(t *testing.T) {
 		t.Errorf("the repair was judged by its room (%d unjoined), not refused for its size", got)
 	}
 }
+
+// A batch or repair whose envelopes carry more than maxFrameListEntries
+// deps and stamped messages in all, each envelope within its own bounds,
+// is a bad frame handed over decoded too (the in-memory transport), none
+// of its envelopes run through the pipeline; one at the budget is not
+// refused for it.
+func TestFrameListBudgetDecoded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	spread := func(k int) []*chatpb.Envelope {
+		var envs []*chatpb.Envelope
+		for k > 0 {
+			e := &chatpb.Envelope{Deps: make([]*chatpb.Dep, min(k, MaxDeps))}
+			k -= len(e.Deps)
+			envs = append(envs, e)
+		}
+		return envs
+	}
+	const from = "00000000000000aa"
+	for _, tc := range []struct {
+		name   string
+		handle func(envs []*chatpb.Envelope)
+	}{
+		{"batch", func(envs []*chatpb.Envelope) { n.handleBatch(&chatpb.Batch{Envelopes: envs}, from) }},
+		{"repair", func(envs []*chatpb.Envelope) { n.handleRepair(&chatpb.Repair{Room: "lobby", Envelopes: envs}, from) }},
+	} {
+		bad, received := n.stats.badFrames.Load(), n.stats.received.Load()
+		tc.handle(spread(maxFrameListEntries + 1))
+		if got := n.stats.badFrames.Load() - bad; got != 1 {
+			t.Errorf("%s over the budget: %d bad frames counted, want 1", tc.name, got)
+		}
+		if got := n.stats.received.Load() - received; got != 0 {
+			t.Errorf("%s over the budget: %d envelopes received", tc.name, got)
+		}
+		bad = n.stats.badFrames.Load()
+		tc.handle(spread(maxFrameListEntries))
+		if got := n.stats.badFrames.Load() - bad; got != 0 {
+			t.Errorf("%s at the budget: %d bad frames counted, want 0", tc.name, got)
+		}
+	}
+}

@@ -32,4 +32,7 @@ const (
 	MaxOverlayPeersForTest   = maxOverlayPeers
 	MaxOverlayIDsForTest     = maxOverlayIDs
 	MaxDigestHeldForTest     = maxDigestHeld
+	// MaxFrameListEntriesForTest bounds a frame's envelope deps and
+	// stamped messages in all.
+	MaxFrameListEntriesForTest = maxFrameListEntries
 )

@@ -7,7 +7,10 @@ package chat
 // and an empty Status.vector or Repair.floors entry is two bytes on the
 // wire and a Dep of about 64 bytes plus its pointer decoded (a frame at
 // the limit made 62,000 of them, some 5 MB), an empty Batch.envelopes
-// entry an Envelope of some 300. The TLS transport calls checkFrameBounds
+// entry an Envelope of some 300. An envelope's deps and stamped messages are
+// bounded in each envelope and, since a batch or repair holds up to 1,024
+// envelopes, over all the envelopes of the frame together
+// (maxFrameListEntries). The TLS transport calls checkFrameBounds
 // on every frame's bytes (transport.TLSConfig.CheckFrame) and drops a
 // frame it refuses, counted as a bad frame, without decoding it; the same
 // bounds are checked again on the decoded message by its handler, which
@@ -17,6 +20,8 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
 
 // Field numbers of chat.proto that checkFrameBounds reads: Frame's
@@ -61,6 +66,9 @@ type repeatedBound struct {
 	// own, never merged with another).
 	inner    protowire.Number
 	perEntry bool
+	// listed: the entries also count against maxFrameListEntries, the
+	// frame-wide budget of envelope deps and stamped messages.
+	listed bool
 	// scalar: a repeated number, packed (one entry per varint in a
 	// length-delimited value) or not; else one entry per occurrence.
 	scalar bool
@@ -78,18 +86,18 @@ type repeatedBound struct {
 // announces is protocol 6's, refused whatever its length; the rounds of an
 // ihave's origins are one or one per ID, so at most as many as its IDs).
 var frameBounds = [...]repeatedBound{
-	{frame: frameEnvelopeField, field: envelopeDepsField, max: MaxDeps, err: errEnvelopeDeps},
-	{frame: frameEnvelopeField, field: envelopeStampedField, max: MaxStamped, err: errEnvelopeStamped},
+	{frame: frameEnvelopeField, field: envelopeDepsField, listed: true, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameEnvelopeField, field: envelopeStampedField, listed: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameRoomSetField, field: roomSetRoomsField, max: maxRooms, err: boundErr("room set", maxRooms, "rooms")},
 	{frame: frameStatusField, field: statusVectorField, max: maxVector, err: errStatusVector},
 	{frame: frameStatusField, field: statusMissingField, scalar: true, max: maxPullSeqs, err: errStatusMissing},
 	{frame: frameRepairField, field: repairFloorsField, max: maxVector, err: boundErr("repair", maxVector, "floors")},
 	{frame: frameRepairField, field: repairEnvelopesField, max: maxRepairEnvelopes, err: boundErr("repair", maxRepairEnvelopes, "envelopes")},
-	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeDepsField, perEntry: true, max: MaxDeps, err: errEnvelopeDeps},
-	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeStampedField, perEntry: true, max: MaxStamped, err: errEnvelopeStamped},
+	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeDepsField, perEntry: true, listed: true, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameRepairField, field: repairEnvelopesField, inner: envelopeStampedField, perEntry: true, listed: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameBatchField, field: batchEnvelopesField, max: maxBatchEnvelopes, err: boundErr("batch", maxBatchEnvelopes, "envelopes")},
-	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeDepsField, perEntry: true, max: MaxDeps, err: errEnvelopeDeps},
-	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeStampedField, perEntry: true, max: MaxStamped, err: errEnvelopeStamped},
+	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeDepsField, perEntry: true, listed: true, max: MaxDeps, err: errEnvelopeDeps},
+	{frame: frameBatchField, field: batchEnvelopesField, inner: envelopeStampedField, perEntry: true, listed: true, max: MaxStamped, err: errEnvelopeStamped},
 	{frame: frameEncKeysField, field: encKeysKeysField, max: maxEncKeysPerFrame, err: boundErr("enc keys", maxEncKeysPerFrame, "keys")},
 	{frame: frameOverlayField, field: overlayPeersField, max: maxOverlayPeers, err: boundErr("overlay", maxOverlayPeers, "peers")},
 	{frame: frameOverlayField, field: overlayAnnouncesField, max: 0, err: boundErr("overlay", 0, "announces (protocol 6)")},
@@ -99,6 +107,41 @@ var frameBounds = [...]repeatedBound{
 	{frame: frameRoomSetDigestField, field: roomSetDigestHeldField, max: maxDigestHeld, err: boundErr("room set digest", maxDigestHeld, "held")},
 }
 
+// minListEntryBytes is the fewest bytes a valid envelope's dep or stamped
+// message takes on the wire: its tag and length (2 bytes; 3 for stamped,
+// field 19), a 16-character peer ID with its tag and length (18) and a seq
+// of at least 1 with its tag (2). validateEnvelope refuses anything less.
+const minListEntryBytes = 2 + 18 + 2
+
+// maxFrameListEntries bounds the deps and stamped messages of all the
+// envelopes of one frame together (Frame.envelope, Batch.envelopes,
+// Repair.envelopes), on top of each envelope's own bounds: 1,024 of each
+// per envelope let a batch or repair of many envelopes, each just under
+// them, carry ~62,000 empty entries (2 bytes on the wire, a Dep or MsgRef
+// of ~64 bytes decoded) in a frame at the limit. The figure is what a
+// legitimate frame can hold. Batches (sendBatched, under batchBytes) and
+// repairs (buildRepair, under maxRepairFrame) are cut by size alone, below
+// maxFrameBytes, and carry envelopes that validateEnvelope passed, which
+// other members may have filled up to MaxDeps and MaxStamped: a budget
+// tied to a count of envelopes would refuse, again at every round, the
+// batch or repair carrying a few such envelopes. Every valid entry takes
+// at least minListEntryBytes, so no frame under the limit carries more
+// than maxFrameBytes/minListEntryBytes (5,771) of them; a frame of empty
+// entries now decodes to at most that many, a tenth of what it could.
+const maxFrameListEntries = maxFrameBytes / minListEntryBytes
+
+// listEntries counts the deps and stamped messages of envs, the envelopes
+// of one decoded frame, which maxFrameListEntries bounds together: the
+// check handleBatch and handleRepair repeat on frames handed over decoded
+// (the in-memory transport).
+func listEntries(envs []*chatpb.Envelope) int {
+	k := 0
+	for _, e := range envs {
+		k += len(e.GetDeps()) + len(e.GetStamped())
+	}
+	return k
+}
+
 // checkFrameBounds' errors, made once: a peer may send frame after frame
 // to be refused.
 var (
@@ -106,14 +149,24 @@ var (
 	errStatusMissing   = boundErr("status", maxPullSeqs, "missing seqs")
 	errEnvelopeDeps    = boundErr("envelope", MaxDeps, "deps")
 	errEnvelopeStamped = boundErr("envelope", MaxStamped, "stamped messages")
+	errFrameLists      = boundErr("frame", maxFrameListEntries, "envelope deps and stamped messages in all")
 )
 
 func boundErr(msg string, max int, what string) error {
 	return fmt.Errorf("%w: %s of more than %d %s", ErrInvalid, msg, max, what)
 }
 
+// frameCounts is what checkFrameBounds counts: the entries of each
+// frameBounds row, and those of the rows listed in the frame-wide budget
+// of envelope deps and stamped messages (maxFrameListEntries).
+type frameCounts struct {
+	rows  [len(frameBounds)]int
+	lists int
+}
+
 // checkFrameBounds refuses an encoded Frame that would decode to more
-// entries of a repeated field than frameBounds allows. It counts what
+// entries of a repeated field than frameBounds allows, or to more envelope
+// deps and stamped messages in all than maxFrameListEntries. It counts what
 // proto.Unmarshal would allocate: every occurrence of a Frame field
 // (occurrences of a message field are merged), every entry of a message
 // or bytes list, and every number of a scalar list packed (one per byte
@@ -122,7 +175,7 @@ func boundErr(msg string, max int, what string) error {
 // scan with what was counted so far: the decoder, which reads them in the
 // same order, fails there too, having allocated no more than that.
 func checkFrameBounds(b []byte) error {
-	var counts [len(frameBounds)]int
+	var counts frameCounts
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -145,9 +198,12 @@ func checkFrameBounds(b []byte) error {
 		countEntries(msg, lo, hi, &counts)
 	}
 	for i := range frameBounds {
-		if counts[i] > frameBounds[i].max {
+		if counts.rows[i] > frameBounds[i].max {
 			return frameBounds[i].err
 		}
+	}
+	if counts.lists > maxFrameListEntries {
+		return errFrameLists
 	}
 	return nil
 }
@@ -156,13 +212,14 @@ func checkFrameBounds(b []byte) error {
 // more deps or stamped messages than validateEnvelope accepts, counted as
 // checkFrameBounds counts those of Frame.envelope: for an envelope in a
 // bytes field (an overlay gossip payload), which the frame's scan does not
-// read into. It allocates nothing.
+// read into. It allocates nothing. (One envelope within its own bounds
+// is within maxFrameListEntries: an overlay frame carries one payload.)
 func checkEnvelopeBounds(b []byte) error {
-	var counts [len(frameBounds)]int
+	var counts frameCounts
 	lo, hi := boundsOf(frameEnvelopeField)
 	countEntries(b, lo, hi, &counts)
 	for i := lo; i < hi; i++ {
-		if counts[i] > frameBounds[i].max {
+		if counts.rows[i] > frameBounds[i].max {
 			return frameBounds[i].err
 		}
 	}
@@ -180,10 +237,11 @@ func boundsOf(num protowire.Number) (lo, hi int) {
 	return lo, hi
 }
 
-// countEntries adds to counts[lo:hi] the entries of their repeated fields
-// in msg, the encoded message of their Frame field, up to the first byte
-// it cannot parse.
-func countEntries(msg []byte, lo, hi int, counts *[len(frameBounds)]int) {
+// countEntries adds to counts.rows[lo:hi] the entries of their repeated
+// fields in msg, the encoded message of their Frame field, and to
+// counts.lists those of the listed rows, up to the first byte it cannot
+// parse.
+func countEntries(msg []byte, lo, hi int, counts *frameCounts) {
 	for len(msg) > 0 {
 		num, typ, n := protowire.ConsumeTag(msg)
 		if n < 0 {
@@ -200,19 +258,24 @@ func countEntries(msg []byte, lo, hi int, counts *[len(frameBounds)]int) {
 			if fb.field != num {
 				continue
 			}
-			if fb.inner == 0 {
-				counts[i] += entries(typ, val, fb.scalar)
+			var k int
+			switch {
+			case fb.inner == 0:
+				k = entries(typ, val, fb.scalar)
+				counts.rows[i] += k
+			case typ != protowire.BytesType:
 				continue
+			default:
+				inner, _ := protowire.ConsumeBytes(val)
+				k = innerEntries(inner, fb.inner, fb.scalar)
+				if fb.perEntry {
+					counts.rows[i] = max(counts.rows[i], k)
+				} else {
+					counts.rows[i] += k
+				}
 			}
-			if typ != protowire.BytesType {
-				continue
-			}
-			inner, _ := protowire.ConsumeBytes(val)
-			k := innerEntries(inner, fb.inner, fb.scalar)
-			if fb.perEntry {
-				counts[i] = max(counts[i], k)
-			} else {
-				counts[i] += k
+			if fb.listed {
+				counts.lists += k
 			}
 		}
 	}

@@ -245,9 +245,55 @@ func envelopeFields() []boundedField {
 	return out
 }
 
+// spreadLists returns envelopes holding n empty deps and stamped messages
+// in all, each within its own bounds (MaxDeps deps, then MaxStamped
+// stamped messages, per envelope).
+func spreadLists(n int) []*chatpb.Envelope {
+	var envs []*chatpb.Envelope
+	for n > 0 {
+		e := &chatpb.Envelope{Kind: chatpb.Kind_KIND_STAMP}
+		for range min(n, chat.MaxDeps) {
+			e.Deps = append(e.Deps, &chatpb.Dep{})
+			n--
+		}
+		for range min(n, chat.MaxStamped) {
+			e.Stamped = append(e.Stamped, &chatpb.MsgRef{})
+			n--
+		}
+		envs = append(envs, e)
+	}
+	return envs
+}
+
+// listEntries counts the deps and stamped messages of envs.
+func listEntries(envs []*chatpb.Envelope) int {
+	k := 0
+	for _, e := range envs {
+		k += len(e.GetDeps()) + len(e.GetStamped())
+	}
+	return k
+}
+
+// frameListFields: the deps and stamped messages of a batch's or a
+// repair's envelopes, bounded in all (each envelope within its bounds).
+func frameListFields() []boundedField {
+	return []boundedField{
+		{"batch deps and stamped in all", chat.MaxFrameListEntriesForTest,
+			func(n int) *chatpb.Frame {
+				return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: spreadLists(n)}}}
+			},
+			func(f *chatpb.Frame) int { return listEntries(f.GetBatch().GetEnvelopes()) }, false},
+		{"repair deps and stamped in all", chat.MaxFrameListEntriesForTest,
+			func(n int) *chatpb.Frame {
+				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: spreadLists(n)}}}
+			},
+			func(f *chatpb.Frame) int { return listEntries(f.GetRepair().GetEnvelopes()) }, false},
+	}
+}
+
 func boundedFields() []boundedField {
 	overlayHaves := func(f *chatpb.Frame) []*chatpb.OverlayHave { return f.GetOverlay().GetHaves() }
-	return append(envelopeFields(), []boundedField{
+	return append(append(envelopeFields(), frameListFields()...), []boundedField{
 		{"repair floors", chat.MaxVectorForTest,
 			func(n int) *chatpb.Frame {
 				fl := make([]*chatpb.Dep, n)
@@ -442,6 +488,137 @@ func TestFrameBoundsRefusedBeforeDecode(t *testing.T) {
 	}
 }
 
+// listAttack is a frame at the frame limit of envelopes each within its
+// own bounds, 1,000 empty deps (2 bytes each on the wire), ~62,000 in all:
+// what the per-envelope bounds let through before the frame-wide budget.
+func listAttack(t testing.TB, repair bool) []byte {
+	t.Helper()
+	envs := make([]*chatpb.Envelope, 62)
+	for i := range envs {
+		envs[i] = &chatpb.Envelope{Deps: make([]*chatpb.Dep, 1000)}
+		for j := range envs[i].Deps {
+			envs[i].Deps[j] = &chatpb.Dep{}
+		}
+	}
+	f := &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}}
+	if repair {
+		f = &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}
+	}
+	raw := mustMarshal(t, f)
+	if len(raw) > chat.MaxFrameBytesTest {
+		t.Fatalf("attack frame of %d bytes over the limit", len(raw))
+	}
+	return raw
+}
+
+// A batch or repair of envelopes each within its own bounds but carrying
+// ~62,000 empty deps in all is refused on its bytes without an allocation
+// (decoding it makes a Dep of each); before the frame-wide budget
+// checkFrameBounds passed it.
+func TestFrameBoundsListAttackRefused(t *testing.T) {
+	for _, repair := range []bool{false, true} {
+		raw := listAttack(t, repair)
+		if err := chat.CheckFrameBoundsForTest(raw); !errors.Is(err, chat.ErrInvalid) {
+			t.Fatalf("repair %v: attack frame of %d bytes not refused as invalid: %v", repair, len(raw), err)
+		}
+		if a := testing.AllocsPerRun(10, func() { _ = chat.CheckFrameBoundsForTest(raw) }); a != 0 {
+			t.Errorf("repair %v: checkFrameBounds allocates %v times a run", repair, a)
+		}
+		decode := testing.AllocsPerRun(1, func() {
+			var f chatpb.Frame
+			if err := proto.Unmarshal(raw, &f); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("repair %v: %d bytes refused, 0 allocations; decoding them made %.0f allocations", repair, len(raw), decode)
+	}
+}
+
+// legitListFrame is a batch (or repair) as dense in deps and stamped
+// messages as a valid frame can be: signed, valid envelopes of MaxDeps
+// deps (and stamps of MaxStamped stamped messages besides), each entry the
+// fewest bytes a valid one takes (a 16-character origin, a 1-byte seq),
+// as many as fit under the frame limit.
+func legitListFrame(t testing.TB, repair bool) (*chatpb.Frame, []byte) {
+	t.Helper()
+	id, err := chat.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := make([]*chatpb.Dep, chat.MaxDeps)
+	stamped := make([]*chatpb.MsgRef, chat.MaxStamped)
+	for i := range deps {
+		deps[i] = &chatpb.Dep{Origin: fmt.Sprintf("%016x", i+1), Seq: 1}
+	}
+	for i := range stamped {
+		stamped[i] = &chatpb.MsgRef{Origin: fmt.Sprintf("%016x", i+1), Seq: 1}
+	}
+	wrap := func(envs []*chatpb.Envelope) *chatpb.Frame {
+		if repair {
+			return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}
+		}
+		return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: envs}}}
+	}
+	var envs []*chatpb.Envelope
+	env := func(seq uint64, deps []*chatpb.Dep, stamped []*chatpb.MsgRef) *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: seq, Room: "lobby", Kind: chatpb.Kind_KIND_CHAT, Lamport: seq, Deps: deps}
+		if len(stamped) > 0 {
+			e.Kind, e.Epoch, e.Global, e.Stamped = chatpb.Kind_KIND_STAMP, 1, seq, stamped
+		}
+		chat.SignEnvelope(id, e)
+		if err := chat.CheckEnvelope(e); err != nil {
+			t.Fatalf("envelope %d: %v", seq, err)
+		}
+		return e
+	}
+	fits := func(e *chatpb.Envelope) bool { return proto.Size(wrap(append(envs, e))) <= chat.MaxFrameBytesTest }
+	seq := uint64(1)
+	for ; ; seq++ {
+		e := env(seq, deps, nil)
+		if seq%2 == 0 {
+			e = env(seq, deps, stamped)
+		}
+		if !fits(e) {
+			break
+		}
+		envs = append(envs, e)
+	}
+	// The rest of the frame: envelopes of as many deps as fit.
+	for ; ; seq++ {
+		lo, hi := 0, chat.MaxDeps // env(seq, deps[:lo]) fits, deps[:hi+1] does not
+		for lo < hi {
+			if mid := (lo + hi + 1) / 2; fits(env(seq, deps[:mid], nil)) {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		if lo == 0 {
+			break
+		}
+		envs = append(envs, env(seq, deps[:lo], nil))
+	}
+	f := wrap(envs)
+	return f, mustMarshal(t, f)
+}
+
+// A legitimate batch or repair at the frame limit, of valid envelopes at
+// their bounds, passes the frame-wide budget.
+func TestFrameBoundsLegitListsPass(t *testing.T) {
+	for _, repair := range []bool{false, true} {
+		f, raw := legitListFrame(t, repair)
+		envs := append(f.GetBatch().GetEnvelopes(), f.GetRepair().GetEnvelopes()...)
+		n := listEntries(envs)
+		if err := chat.CheckFrameBoundsForTest(raw); err != nil {
+			t.Errorf("repair %v: legitimate frame of %d bytes, %d envelopes, %d deps and stamped refused: %v", repair, len(raw), len(envs), n, err)
+		}
+		if n < chat.MaxFrameListEntriesForTest*9/10 {
+			t.Errorf("repair %v: the frame carries only %d deps and stamped messages", repair, n)
+		}
+		t.Logf("repair %v: %d bytes, %d envelopes, %d deps and stamped (budget %d)", repair, len(raw), len(envs), n, chat.MaxFrameListEntriesForTest)
+	}
+}
+
 // overBoundFrames are frames at the frame limit filled with empty
 // entries of one bounded list (2 bytes each on the wire).
 func overBoundFrames(b *testing.B) map[string][]byte {
@@ -455,10 +632,11 @@ func overBoundFrames(b *testing.B) map[string][]byte {
 		envs[i] = &chatpb.Envelope{}
 	}
 	frames := map[string][]byte{
-		"repair floors":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}}),
-		"repair envelopes": mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}),
-		"envelope deps":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Deps: floors}}}),
-		"batch env deps":   mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{Deps: floors[:n-8]}}}}}),
+		"repair floors":     mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: floors}}}),
+		"repair envelopes":  mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: envs}}}),
+		"envelope deps":     mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Envelope{Envelope: &chatpb.Envelope{Deps: floors}}}),
+		"batch env deps":    mustMarshal(b, &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: []*chatpb.Envelope{{Deps: floors[:n-8]}}}}}),
+		"batch deps in all": listAttack(b, false),
 	}
 	for name, raw := range frames {
 		if len(raw) > chat.MaxFrameBytesTest {

@@ -103,6 +103,36 @@ func FuzzDecodeKVEntry(f *testing.F) {
 	})
 }
 
+// FuzzDecodeKVState: DecodeKVState, which counts a state's entries
+// before it decodes them, refuses every state that decodes to more than
+// MaxKVEntries entries, and decodes any other within maxKVState as
+// proto.Unmarshal does.
+func FuzzDecodeKVState(f *testing.F) {
+	id := seedIdentity(f)
+	e := &chatpb.KVEntry{Key: "topic", Value: "gossip", Version: 3, Origin: id.ID, OriginKey: id.Pub}
+	e.Signature = id.Sign(kvSigningBytes(e))
+	raw, _ := proto.Marshal(&chatpb.KVState{Entries: []*chatpb.KVEntry{e, e}})
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add(kvStateOf(MaxKVEntries))
+	f.Add(kvStateOf(MaxKVEntries + 1))
+	f.Add(append(kvStateOf(MaxKVEntries), 0x08, 0x01)) // field 1 as a varint: unknown, not an entry
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := DecodeKVState(b)
+		var want chatpb.KVState
+		werr := proto.Unmarshal(b, &want)
+		switch {
+		case err == nil && len(st.Entries) > MaxKVEntries:
+			t.Fatalf("accepted a state of %d entries", len(st.Entries))
+		case err == nil && (werr != nil || !proto.Equal(st, &want)):
+			t.Fatalf("decoded %v, proto.Unmarshal %v (%v)", st, &want, werr)
+		case err != nil && werr == nil && len(b) <= maxKVState && len(want.Entries) <= MaxKVEntries:
+			t.Fatalf("refused a state of %d bytes, %d entries: %v", len(b), len(want.Entries), err)
+		}
+	})
+}
+
 // FuzzNotifyMsg feeds arbitrary memberlist user packets and push/pull
 // state to a node: nothing may panic, and only valid signed entries may
 // land in its key/value state.
@@ -369,6 +399,26 @@ func FuzzFrameBounds(f *testing.F) {
 		f.Add(raw)
 		f.Add(raw[:len(raw)/2])
 	}
+	// Deps and stamped messages over the whole frame: envelopes each
+	// within their bounds, at the frame's budget and one over.
+	deps := make([]*chatpb.Dep, MaxDeps)
+	for i := range deps {
+		deps[i] = &chatpb.Dep{}
+	}
+	for _, k := range []int{maxFrameListEntries, maxFrameListEntries + 1} {
+		var listed []*chatpb.Envelope
+		for ; k > 0; k -= min(k, MaxDeps) {
+			listed = append(listed, &chatpb.Envelope{Deps: deps[:min(k, MaxDeps)]})
+		}
+		for _, fr := range []*chatpb.Frame{
+			{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: listed}}},
+			{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: listed}}},
+		} {
+			raw, _ := proto.Marshal(fr)
+			f.Add(raw)
+			f.Add(raw[:len(raw)/2])
+		}
+	}
 	half, _ := proto.Marshal(&chatpb.Frame{Msg: &chatpb.Frame_Status{Status: &chatpb.Status{Missing: seqs[:maxPullSeqs/2+1]}}})
 	f.Add(append(half, half...))                // two occurrences merge
 	f.Add([]byte{0x42, 0x04, 0x40, 1, 0x40, 2}) // unpacked missing seqs
@@ -428,14 +478,24 @@ var frameListBounds = map[string]listBound{
 	"overlay.haves.rounds":     {maxOverlayIDs, false},
 }
 
+// frameListBudget names the lists of frameListBounds that handleBatch and
+// handleRepair (and, for one envelope, validateEnvelope) also bound
+// together, over the whole frame: an envelope's deps and stamped messages.
+var frameListBudget = []string{
+	"envelope.deps", "envelope.stamped",
+	"repair.envelopes.deps", "repair.envelopes.stamped",
+	"batch.envelopes.deps", "batch.envelopes.stamped",
+}
+
 // unboundedLarge is the most entries frameOverBound lets a list outside
 // frameListBounds have: more means a list a peer can fill that nothing
 // bounds before it is decoded.
 const unboundedLarge = 16
 
 // frameOverBound names a list of a decoded frame over its bound
-// (frameListBounds), or one without a bound holding more than
-// unboundedLarge entries; "" if there is none. It walks every list of
+// (frameListBounds), the lists of frameListBudget over
+// maxFrameListEntries together, or a list without a bound holding more
+// than unboundedLarge entries; "" if there is none. It walks every list of
 // every message at every depth with protoreflect.
 func frameOverBound(fr *chatpb.Frame) string {
 	totals := map[string]int{}
@@ -468,6 +528,13 @@ func frameOverBound(fr *chatpb.Frame) string {
 		})
 	}
 	walk(fr.ProtoReflect(), "")
+	lists := 0
+	for _, p := range frameListBudget {
+		lists += totals[p]
+	}
+	if lists > maxFrameListEntries {
+		over = append(over, fmt.Sprintf("%d deps and stamped in all", lists))
+	}
 	for p, n := range totals {
 		b, ok := frameListBounds[p]
 		switch {
@@ -516,6 +583,11 @@ func TestFrameListBoundsCoverSchema(t *testing.T) {
 	for p := range frameListBounds {
 		if !seen[p] {
 			t.Errorf("frameListBounds names %s, not a list of a frame", p)
+		}
+	}
+	for _, p := range frameListBudget {
+		if !seen[p] {
+			t.Errorf("frameListBudget names %s, not a list of a frame", p)
 		}
 	}
 }

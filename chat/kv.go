@@ -464,18 +464,27 @@ func (s *kvStore) mergeState(b []byte) {
 	}
 }
 
+// kvStateEntriesField is KVState.entries' field number.
+const kvStateEntriesField = 1
+
 // DecodeKVState decodes push/pull key/value state, bounding its size and
 // entry count; entries still need checking one by one. It does not keep b.
+// The entries are counted on b's bytes before it is decoded: an empty
+// entry is two bytes on the wire and some 200 decoded (a KVEntry and its
+// share of the list), so a state within maxKVState decoded to 266,000
+// entries, 54 MB, before their count could be checked.
 func DecodeKVState(b []byte) (*chatpb.KVState, error) {
 	if len(b) > maxKVState {
 		return nil, fmt.Errorf("kv state is %d bytes, over %d", len(b), maxKVState)
 	}
+	// innerEntries counts what proto.Unmarshal would decode, up to the
+	// first byte it cannot parse (where the decoder fails too).
+	if k := innerEntries(b, kvStateEntriesField, false); k > MaxKVEntries {
+		return nil, fmt.Errorf("kv state has %d entries, over %d", k, MaxKVEntries)
+	}
 	var st chatpb.KVState
 	if err := proto.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("decode kv state: %w", err)
-	}
-	if len(st.Entries) > MaxKVEntries {
-		return nil, fmt.Errorf("kv state has %d entries, over %d", len(st.Entries), MaxKVEntries)
 	}
 	return &st, nil
 }

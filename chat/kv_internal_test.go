@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
@@ -76,5 +78,48 @@ func TestKVVersionAhead(t *testing.T) {
 		if err := checkKVVersion(&chatpb.KVEntry{Version: tc.v}, now); (err == nil) != tc.ok {
 			t.Errorf("version %d: err %v, want ok %v", tc.v, err, tc.ok)
 		}
+	}
+}
+
+// kvStateOf is a push/pull state of n empty entries, 2 bytes each on the
+// wire (an entry's tag and zero length).
+func kvStateOf(n int) []byte {
+	b := make([]byte, 0, 2*n)
+	for range n {
+		b = append(b, kvStateEntriesField<<3|2, 0)
+	}
+	return b
+}
+
+// DecodeKVState counts a state's entries on its bytes: one over
+// MaxKVEntries is refused before anything is decoded, with the same error
+// as before, and a state of empty entries at maxKVState (~265,000 of them,
+// each a KVEntry decoded) costs the few allocations of the error instead
+// of one per entry; a state at the bound decodes.
+func TestDecodeKVStateCountsBeforeDecode(t *testing.T) {
+	at := kvStateOf(MaxKVEntries)
+	st, err := DecodeKVState(at)
+	if err != nil || len(st.Entries) != MaxKVEntries {
+		t.Fatalf("state of %d entries: %v, %d decoded", MaxKVEntries, err, len(st.GetEntries()))
+	}
+	over := kvStateOf(MaxKVEntries + 1)
+	want := fmt.Sprintf("kv state has %d entries, over %d", MaxKVEntries+1, MaxKVEntries)
+	if _, err := DecodeKVState(over); err == nil || err.Error() != want {
+		t.Fatalf("state of %d entries: %v, want %q", MaxKVEntries+1, err, want)
+	}
+	huge := kvStateOf(maxKVState / 2)
+	if _, err := DecodeKVState(huge); err == nil {
+		t.Fatalf("state of %d entries accepted", maxKVState/2)
+	}
+	check := testing.AllocsPerRun(5, func() { _, _ = DecodeKVState(huge) })
+	decode := testing.AllocsPerRun(1, func() {
+		var st chatpb.KVState
+		if err := proto.Unmarshal(huge, &st); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("state of %d bytes, %d empty entries: %.0f allocations refused; decoding it made %.0f", len(huge), maxKVState/2, check, decode)
+	if check > 4 {
+		t.Errorf("DecodeKVState allocates %.0f times refusing a state of %d entries", check, maxKVState/2)
 	}
 }

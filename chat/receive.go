@@ -119,10 +119,11 @@ func (n *Node) handleEnvelope(env *chatpb.Envelope, from string) {
 }
 
 // handleBatch runs the pipeline on a Batch frame's envelopes; an empty
-// batch or one over maxBatchEnvelopes is a bad frame.
+// batch, or one over maxBatchEnvelopes envelopes or maxFrameListEntries
+// deps and stamped messages in all, is a bad frame.
 func (n *Node) handleBatch(b *chatpb.Batch, from string) {
 	envs := b.GetEnvelopes()
-	if len(envs) == 0 || len(envs) > maxBatchEnvelopes {
+	if len(envs) == 0 || len(envs) > maxBatchEnvelopes || listEntries(envs) > maxFrameListEntries {
 		n.stats.badFrames.Add(1)
 		return
 	}
