@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -639,6 +640,59 @@ func (h *Hearsay) summarize() {
 	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d (%d refused), graft timer %v on average at the end",
 		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.TailPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
 		sum.OverlayGrafts, sum.OverlayGraftRefused, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
+	views := make(map[string][]string, len(h.nodes))
+	for _, n := range h.nodes {
+		if n != nil {
+			views[n.ID()] = n.OverlayNeighbours()
+		}
+	}
+	if sizes := overlayComponents(views); len(sizes) > 1 {
+		h.progress.printf("hearsay: the overlay is split: components of %v peers (a peer outside the sender's gets none of its tree's messages)", sizes)
+	}
+}
+
+// overlayComponents returns the sizes of the connected components of the
+// overlay whose active views are views (a link counts from either end),
+// largest first; none when no peer has a neighbour (direct push).
+func overlayComponents(views map[string][]string) []int {
+	parent := make(map[string]string, len(views))
+	var find func(string) string
+	find = func(x string) string {
+		p, ok := parent[x]
+		if !ok {
+			parent[x] = x
+			return x
+		}
+		if p == x {
+			return x
+		}
+		root := find(p)
+		parent[x] = root
+		return root
+	}
+	linked := false
+	for id, ns := range views {
+		find(id)
+		for _, nb := range ns {
+			linked = true
+			if a, b := find(id), find(nb); a != b {
+				parent[a] = b
+			}
+		}
+	}
+	if !linked {
+		return nil
+	}
+	count := map[string]int{}
+	for id := range parent {
+		count[find(id)]++
+	}
+	sizes := make([]int, 0, len(count))
+	for _, c := range count {
+		sizes = append(sizes, c)
+	}
+	slices.SortFunc(sizes, func(a, b int) int { return b - a })
+	return sizes
 }
 
 // Stop implements System: every node shuts down and the data directories

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,25 @@ func TestSharedMachineHandshake(t *testing.T) {
 	for peers, want := range map[int]time.Duration{10: 5 * time.Second, timerPeers: 5 * time.Second, 100: 10 * time.Second, 200: 20 * time.Second} {
 		if got := sharedMachineHandshake(5*time.Second, peers); got != want {
 			t.Errorf("N=%d: %v, want %v", peers, got, want)
+		}
+	}
+}
+
+// overlayComponents counts a link from either end, and reports nothing
+// for a group without an overlay (direct push).
+func TestOverlayComponents(t *testing.T) {
+	for name, c := range map[string]struct {
+		views map[string][]string
+		want  []int
+	}{
+		"no overlay":  {map[string][]string{"a": nil, "b": nil}, nil},
+		"one":         {map[string][]string{"a": {"b"}, "b": {"c"}, "c": nil}, []int{3}},
+		"one-sided":   {map[string][]string{"a": nil, "b": {"a"}, "c": {"b"}, "d": {"c"}}, []int{4}},
+		"split":       {map[string][]string{"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": nil, "f": nil}, []int{3, 2, 1}},
+		"outside ids": {map[string][]string{"a": {"x"}, "b": nil}, []int{2, 1}},
+	} {
+		if got := overlayComponents(c.views); !slices.Equal(got, c.want) {
+			t.Errorf("%s: components %v, want %v", name, got, c.want)
 		}
 	}
 }

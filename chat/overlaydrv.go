@@ -823,6 +823,13 @@ func (d *overlayDriver) neighbours() []string {
 	return slices.Clone(d.active)
 }
 
+// OverlayNeighbours returns the overlay's active view as of its last
+// input: the peers this node exchanges the tree's frames with (empty
+// below the tree threshold or before the node joined the overlay). A
+// tool that gathers every peer's may check that the overlay is one
+// component (the bench's group summary does). Safe for concurrent use.
+func (n *Node) OverlayNeighbours() []string { return n.ovl.neighbours() }
+
 // overlayStats fills the overlay's counters.
 func (n *Node) overlayStats(st *hearsay.Stats) {
 	d := n.ovl
