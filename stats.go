@@ -91,8 +91,8 @@ type Stats struct {
 	// waiting for the next anti-entropy round.
 	GapPulls uint64 `json:"gap_pulls"`
 	// TailPulls counts pulls of an origin's last messages that a peer's
-	// status showed this node lacked and that had not come a round later
-	// (chat/tailpull.go).
+	// status showed this node lacked and that had not come half an
+	// anti-entropy interval later (chat/tailpull.go).
 	TailPulls uint64 `json:"tail_pulls"`
 	// BadFloors counts retention floors refused or cut short because no
 	// signed envelope backs them (or they named this node's own stream).

@@ -640,6 +640,9 @@ func (h *Hearsay) summarize() {
 	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d (%d refused), graft timer %v on average at the end",
 		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.TailPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
 		sum.OverlayGrafts, sum.OverlayGraftRefused, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
+	if h.nodes[0] == nil || h.nodes[0].Stats().OverlayBroadcasts == 0 {
+		return // the sender pushed to every member: the overlay carried nothing
+	}
 	views := make(map[string][]string, len(h.nodes))
 	for _, n := range h.nodes {
 		if n != nil {

@@ -46,13 +46,16 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
-// antiEntropyLoop runs the periodic rounds until Shutdown.
+// antiEntropyLoop runs the periodic rounds until Shutdown, and between
+// two rounds the tail pulls that are due (tailpull.go): a tail pull is
+// what a peer that missed a burst's last message waits for, so it comes
+// every half interval.
 func (n *Node) antiEntropyLoop() {
-	tick := time.NewTicker(n.cfg.AntiEntropyInterval)
+	tick := time.NewTicker(n.cfg.AntiEntropyInterval / 2)
 	defer tick.Stop()
 	sent := map[*peerConn]roomSetSent{} // owned by this loop
 	cursor := map[string]string{}       // per room, where the next status slice starts (tree mode)
-	var round uint64
+	var round, ticks uint64
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -61,6 +64,11 @@ func (n *Node) antiEntropyLoop() {
 		}
 		if _, err := n.active(); err != nil {
 			continue // left the group: nothing to exchange
+		}
+		ticks++
+		if ticks%2 == 1 {
+			n.sendTailPulls()
+			continue
 		}
 		round++
 		n.antiEntropyRound(sent, cursor, round)
@@ -93,8 +101,11 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		ids := r.memberIDsLocked()
 		now := time.Now()
 		retries := r.retryGapPullsLocked(now, n.cfg.AntiEntropyInterval/2)
-		tails := r.dueTailPullsLocked(now, n.cfg.AntiEntropyInterval/2, maxRetryPulls, retries)
 		hot := r.nextHotLocked(now, hotWindow*n.cfg.AntiEntropyInterval)
+		var tails []gapPull
+		if len(ids) > 0 {
+			tails = r.dueTailPullsLocked(now, n.cfg.AntiEntropyInterval/2, maxRetryPulls)
+		}
 		r.mu.Unlock()
 		if len(ids) == 0 {
 			continue
@@ -108,8 +119,9 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		}
 		for _, pull := range tails {
 			// From the peer whose status showed it holds them.
-			n.stats.tailPulls.Add(1)
-			n.sendGapPull(pull, r.name)
+			if n.sendGapPull(pull, r.name) {
+				n.stats.tailPulls.Add(1)
+			}
 		}
 		if tree {
 			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name], hot)
@@ -405,10 +417,14 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	// we pull ourselves; a status here had the puller repair us with
 	// everything after our prefix, most of it already on its way to us
 	// (N=100 under 20 % loss: about 1,300 repaired envelopes a run).
-	// A repair that left out messages still in flight is followed by our
-	// status too: from learns what we hold, and pulls what has not come
-	// by then (tailpull.go).
-	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || leftOut || len(lack) > 0) {
+	// A hot origin's status (one origin) whose repair left out messages
+	// still in flight is followed by our status too: from learns what we
+	// hold, and pulls what has not come by then (tailpull.go). Only the
+	// one-origin status: under steady traffic nearly every round's repair
+	// leaves something out, and our status of a slice, or of the whole
+	// vector in push mode, would cost a frame of up to a kilobyte a round.
+	oneOrigin := lo != "" && hi == lo+"\x00"
+	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || leftOut && oneOrigin || len(lack) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }

@@ -35,22 +35,23 @@ const maxPullSeqs = 256
 // sendGapPull sends pull to its peer: a status of the one origin with our
 // contiguous prefix and the seqs above it we lack. Holes the log already
 // fills (the machine lags the log; anti-entropy's lagsLogLocked feeds it
-// again) are not asked for, and when none is left no pull goes.
-func (n *Node) sendGapPull(pull gapPull, roomName string) {
+// again) are not asked for, and when none is left no pull goes. It
+// reports whether the pull was queued.
+func (n *Node) sendGapPull(pull gapPull, roomName string) bool {
 	lo, hi := pullRange(pull.origin)
 	contig, err := n.log.Contiguous(n.ctx, roomName, pull.origin)
 	if err != nil {
 		n.logger.Printf("gap pull #%s %s: %v", roomName, pull.origin, err)
-		return
+		return false
 	}
 	contig = min(contig, MaxSeq) // as in depsIn
 	missing := slices.DeleteFunc(slices.Clone(pull.missing), func(s uint64) bool { return s <= contig || s > MaxSeq })
 	if len(missing) == 0 {
-		return
+		return false
 	}
 	p := n.link(pull.peer, true)
 	if p == nil {
-		return
+		return false
 	}
 	st := &chatpb.Status{Room: roomName, FromOrigin: lo, UntilOrigin: hi, Missing: missing}
 	if contig > 0 {
@@ -58,9 +59,10 @@ func (n *Node) sendGapPull(pull gapPull, roomName string) {
 	}
 	f := statusFrame(st)
 	if !p.enqueue(f) {
-		return // queue full: the next message behind the gap pulls again
+		return false // queue full: the next message behind the gap pulls again
 	}
 	n.stats.statusSent.Add(1)
+	return true
 }
 
 // gapPullPeer returns the peer a pull of origin's holes goes to, the one

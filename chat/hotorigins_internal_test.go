@@ -105,6 +105,13 @@ func TestHotStatusAnsweredAsRound(t *testing.T) {
 	if len(statuses) != 1 || !statuses[0].Reply || len(statuses[0].Vector) != 1 || statuses[0].Vector[0].Seq != 4 {
 		t.Fatalf("statuses after the repair %v, want our reply holding seq 4", statuses)
 	}
+	// A reply is answered with the repair alone: no status back, so two
+	// peers never trade statuses.
+	reply := &chatpb.Status{Room: DefaultRoom, Vector: []*chatpb.Dep{{Origin: o.ID, Seq: 1}}, FromOrigin: lo, UntilOrigin: hi, Reply: true}
+	n.handleStatus(reply, from)
+	if got := repaired(); !slices.Equal(got, []uint64{2, 3}) || len(statuses) != 0 {
+		t.Fatalf("reply answered with %v and statuses %v, want [2 3] and none", got, statuses)
+	}
 	pull := &chatpb.Status{Room: DefaultRoom, Vector: []*chatpb.Dep{{Origin: o.ID, Seq: 1}}, FromOrigin: lo, UntilOrigin: hi, Missing: []uint64{2, 3, 4}}
 	if isRound(pull) {
 		t.Fatal("a gap pull is a round's status")

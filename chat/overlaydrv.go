@@ -825,7 +825,9 @@ func (d *overlayDriver) neighbours() []string {
 
 // OverlayNeighbours returns the overlay's active view as of its last
 // input: the peers this node exchanges the tree's frames with (empty
-// below the tree threshold or before the node joined the overlay). A
+// until the node joins the overlay, once the group has more than half of
+// the tree threshold's members, and whether or not it broadcasts over the
+// tree: see participating). A
 // tool that gathers every peer's may check that the overlay is one
 // component (the bench's group summary does). Safe for concurrent use.
 func (n *Node) OverlayNeighbours() []string { return n.ovl.neighbours() }

@@ -89,6 +89,9 @@ func TestTreeStatusDigest(t *testing.T) {
 	if size > 48 {
 		t.Errorf("a digest status frame of %d bytes, want at most 48", size)
 	}
+	if h == 0 {
+		t.Error("no hot origin's status while messages arrived lately")
+	}
 	if hotSize > 76 {
 		t.Errorf("a hot origin's status frame of %d bytes, want at most 76", hotSize)
 	}

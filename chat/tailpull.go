@@ -11,12 +11,13 @@ package chat
 // five peers 5 s after it was sent.
 //
 // A status tells what its sender holds. When one shows seqs of an origin
-// that we lack and hold nothing of, the room remembers the highest, who
-// showed it and when (a tail mark). The next round at least half an
-// interval later (as for a gap pull's retries) that still lacks them
-// pulls them from that peer, as a gap pull
-// naming the seqs (answered in full, not as a round); the mark is then
-// pulled again at most maxTailPulls times, each a round apart, and
+// that we lack, the room remembers the highest, who
+// showed it and when (a tail mark). Half an interval later or more (as
+// for a gap pull's retries; the anti-entropy loop looks every half
+// interval, at its rounds and between them) a node that still lacks them
+// pulls them from that peer, as a gap pull naming the seqs (answered in
+// full, not as a round); the mark is pulled maxTailPulls times in all,
+// each half an interval apart, and
 // forgotten once the seqs came. Whatever arrives on time by the tree or
 // the push costs nothing but the mark. A round's repair that left out
 // such fresh messages is followed by the sender's status
@@ -44,43 +45,75 @@ type tailMark struct {
 // names at most maxVector origins, and each due mark costs a pull.
 const maxTailMarks = 64
 
-// maxTailPulls bounds the pulls of one mark: its peer said it holds the
-// seqs, so a pull fails only when it or its answer is lost (or the peer
-// left); the rounds' sweep and the next statuses take over after that.
-const maxTailPulls = 3
+// maxTailMarksPerPeer bounds the marks one peer's statuses hold: a member
+// that claims seqs nobody sent, for many origins, must not take every
+// slot (its marks are pulled from it alone, and are forgotten after
+// maxTailPulls pulls).
+const maxTailMarksPerPeer = 16
+
+// maxTailPulls bounds the pulls of one mark, in all: its peer said it
+// holds the seqs, so a pull fails only when it or its answer is lost (or
+// the peer left, or lied); the rounds' sweep and the next statuses take
+// over after that.
+const maxTailPulls = 6
 
 // noteTailsLocked records, for each range of lack (what a status from
-// peer showed that we lack; never our own origin), a tail mark at now,
-// unless the origin has one not yet resolved. Caller holds r.mu.
+// peer showed that we lack), a tail mark at now. Only for an origin that
+// is a member of the room or whose messages we hold (a status may name
+// any ID), never our own; and not over a mark that still waits for its
+// first pull. A mark pulled without its seqs coming is taken over by a
+// peer that shows them too, keeping its pulls and time: a member whose
+// status claimed seqs it cannot give holds a mark for at most its first
+// pull. Caller holds r.mu.
 func (r *room) noteTailsLocked(lack []msglog.SeqRange, self, peer string, now time.Time) {
+	byPeer := -1 // the marks peer holds, counted when first needed
 	for _, rg := range lack {
 		if rg.Origin == self {
 			continue // we know our own stream; a higher entry is a lie or our unsynced tail
 		}
-		if m, ok := r.tails[rg.Origin]; ok && r.m.WantOf(rg.Origin) <= m.seq {
-			continue // the older mark still waits: it is pulled first
-		}
-		if _, ok := r.tails[rg.Origin]; !ok && len(r.tails) >= maxTailMarks {
+		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
 			continue
 		}
+		m, ok := r.tails[rg.Origin]
+		if ok && r.m.WantOf(rg.Origin) <= m.seq {
+			if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
+				m.peer, m.seq = peer, min(m.seq, rg.To)
+				r.tails[rg.Origin] = m
+			}
+			continue // the older mark still waits: it is pulled first
+		}
+		if byPeer < 0 {
+			byPeer = 0
+			for _, m := range r.tails {
+				if m.peer == peer {
+					byPeer++
+				}
+			}
+		}
+		if byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= maxTailMarks {
+			continue
+		}
+		byPeer++
 		r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, since: now}
 	}
 }
 
 // dueTailPullsLocked returns a pull for each tail mark noted (or pulled)
 // at least after before now whose seqs the machine still lacks, the
-// oldest first, at most limit of them, leaving out the origins of busy
-// (the round's retried gap pulls, which ask for the same holes), and
-// forgets the marks whose seqs came or that were pulled maxTailPulls
-// times. Caller holds r.mu.
-func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int, busy []gapPull) []gapPull {
+// oldest first, at most limit of them, and forgets the marks whose seqs
+// came or that were pulled maxTailPulls times. An origin whose holes a
+// gap pull asked for less than after ago waits (gappull.go: the holes are
+// the same, and both are answered in full). A tenth of after is allowed
+// for the ticker's jitter. Caller holds r.mu.
+func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int) []gapPull {
 	type due struct {
 		origin string
 		mark   tailMark
 	}
+	wait := after - after/10
 	var dues []due
 	for origin, m := range r.tails {
-		if now.Sub(m.since) < after {
+		if now.Sub(m.since) < wait {
 			continue
 		}
 		dues = append(dues, due{origin, m})
@@ -98,8 +131,8 @@ func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int,
 			delete(r.tails, d.origin)
 			continue
 		}
-		if len(pulls) >= limit || slices.ContainsFunc(busy, func(p gapPull) bool { return p.origin == d.origin }) {
-			continue // due again next round
+		if g, ok := r.gapPulls[d.origin]; len(pulls) >= limit || ok && now.Sub(g.last) < wait {
+			continue // due again at the next look
 		}
 		d.mark.pulls++
 		d.mark.since = now
@@ -107,4 +140,22 @@ func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int,
 		pulls = append(pulls, gapPull{peer: d.mark.peer, origin: d.origin, missing: missing})
 	}
 	return pulls
+}
+
+// sendTailPulls sends the tail pulls that are due in every joined room:
+// the anti-entropy loop's turn between two rounds.
+func (n *Node) sendTailPulls() {
+	for _, r := range n.joinedRooms() {
+		r.mu.Lock()
+		var pulls []gapPull
+		if r.state.fed() {
+			pulls = r.dueTailPullsLocked(time.Now(), n.cfg.AntiEntropyInterval/2, maxRetryPulls)
+		}
+		r.mu.Unlock()
+		for _, pull := range pulls {
+			if n.sendGapPull(pull, r.name) {
+				n.stats.tailPulls.Add(1)
+			}
+		}
+	}
 }

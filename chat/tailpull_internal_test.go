@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 	due := func(at time.Duration) []gapPull {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls, nil)
+		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls)
 	}
 	if got := due(100 * time.Millisecond); len(got) != 0 {
 		t.Fatalf("pulled after 100ms: %+v", got)
@@ -80,28 +81,106 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 	}
 }
 
-// Tail marks are bounded per room, never name our own origin, and leave
-// an origin whose gap pulls the round retries to those.
+// The anti-entropy loop's turn between rounds sends the due tail pulls:
+// a gap pull to the mark's peer naming the seqs still lacked.
+func TestSendTailPulls(t *testing.T) {
+	n := lobbyNode(t, "tail", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m")}, "0000000000000003", true)
+	const holder = "0000000000000002"
+	p := queueOnlyPeer(t, n, holder)
+	r.mu.Lock()
+	r.tails[o.ID] = tailMark{seq: 3, peer: holder, since: time.Now().Add(-time.Second)}
+	r.mu.Unlock()
+	before := n.Stats().TailPulls
+	n.sendTailPulls()
+	f, ok := p.queue.pop()
+	st := f.GetStatus()
+	if !ok || st == nil || !slices.Equal(st.Missing, []uint64{2, 3}) || st.FromOrigin != o.ID {
+		t.Fatalf("sent %v, want a pull of seqs 2 and 3 of %s", f, o.ID)
+	}
+	if got := n.Stats().TailPulls - before; got != 1 {
+		t.Fatalf("TailPulls grew by %d, want 1", got)
+	}
+	// Not again before half an interval.
+	n.sendTailPulls()
+	if f, ok := p.queue.pop(); ok {
+		t.Fatalf("pulled again at once: %v", f)
+	}
+}
+
+// Tail marks are bounded per room and per peer, name only members of the
+// room or origins whose messages we hold (a status may name any ID),
+// never our own origin, and wait while a gap pull of the same origin's
+// holes is recent. A mark pulled in vain is taken over by another peer
+// that shows the seqs: a member that claims seqs it cannot give holds it
+// for one pull.
 func TestTailMarksBounded(t *testing.T) {
 	n := lobbyNode(t, "tail", 16)
 	r := n.joinedRoom(DefaultRoom)
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var lack []msglog.SeqRange
+	origin := func(i int) string { return fmt.Sprintf("%016x", 0xa000+i) }
 	for i := range maxTailMarks + 10 {
-		lack = append(lack, msglog.SeqRange{Origin: string(rune('a'+i%26)) + string(rune('a'+i/26)), From: 1, To: 2})
+		r.members[origin(i)] = 1
 	}
-	lack = append(lack, msglog.SeqRange{Origin: n.id.ID, From: 1, To: 5})
-	r.noteTailsLocked(lack, n.id.ID, "0000000000000002", now)
+	lack := func(from, to int) []msglog.SeqRange {
+		var out []msglog.SeqRange
+		for i := from; i < to; i++ {
+			out = append(out, msglog.SeqRange{Origin: origin(i), From: 1, To: 2})
+		}
+		return out
+	}
+	peer := func(k int) string { return fmt.Sprintf("%016x", 0xb000+k) }
+	// One peer holds at most maxTailMarksPerPeer; our own origin and an ID
+	// that is no member are never marked.
+	r.noteTailsLocked(append(lack(0, maxTailMarks+10), msglog.SeqRange{Origin: n.id.ID, From: 1, To: 5}, msglog.SeqRange{Origin: "00000000000000ff", From: 1, To: 5}), n.id.ID, peer(0), now)
+	if len(r.tails) != maxTailMarksPerPeer {
+		t.Fatalf("%d marks from one peer, want %d", len(r.tails), maxTailMarksPerPeer)
+	}
+	for k := 1; k < 10; k++ {
+		r.noteTailsLocked(lack(0, maxTailMarks+10), n.id.ID, peer(k), now)
+	}
 	if len(r.tails) != maxTailMarks {
 		t.Fatalf("%d marks, want %d", len(r.tails), maxTailMarks)
 	}
-	if _, ok := r.tails[n.id.ID]; ok {
-		t.Fatal("a mark for our own origin")
+	for _, o := range []string{n.id.ID, "00000000000000ff"} {
+		if _, ok := r.tails[o]; ok {
+			t.Fatalf("a mark for %s", o)
+		}
 	}
-	got := r.dueTailPullsLocked(now.Add(time.Second), 500*time.Millisecond, 5, []gapPull{{origin: "aa"}})
-	if len(got) != 5 || slices.ContainsFunc(got, func(p gapPull) bool { return p.origin == "aa" }) {
-		t.Fatalf("pulls %+v: want 5, none of the origin the round retries", got)
+	// A recent gap pull of an origin's holes holds its mark back.
+	r.gapPulls[origin(0)] = gapMark{last: now.Add(time.Second)}
+	got := r.dueTailPullsLocked(now.Add(time.Second), 500*time.Millisecond, 5)
+	if len(got) != 5 || slices.ContainsFunc(got, func(p gapPull) bool { return p.origin == origin(0) }) {
+		t.Fatalf("pulls %+v: want 5, none of the origin pulled just now", got)
+	}
+	// Taken over after its pull, by a peer that shows the seqs.
+	pulled := got[0].origin
+	if m := r.tails[pulled]; m.pulls != 1 {
+		t.Fatalf("mark %+v after its pull", m)
+	}
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: pulled, From: 1, To: 3}}, n.id.ID, peer(20), now.Add(time.Second))
+	if m := r.tails[pulled]; m.peer != peer(20) || m.pulls != 1 || m.seq != 2 {
+		t.Fatalf("mark %+v: want taken over by %s, its pull and seq kept", m, peer(20))
+	}
+	// Not before its first pull.
+	var fresh string
+	for o, m := range r.tails {
+		if m.pulls == 0 {
+			fresh = o
+			break
+		}
+	}
+	delete(r.tails, fresh)
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, n.id.ID, peer(30), now)
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, n.id.ID, peer(31), now)
+	if m := r.tails[fresh]; m.peer != peer(30) {
+		t.Fatalf("mark %+v: taken over before its first pull", m)
 	}
 }
