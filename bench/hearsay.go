@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -640,6 +641,7 @@ func (h *Hearsay) summarize() {
 	h.progress.printf("hearsay: counters of the group: received %d, duplicates %d, repairs sent %d, new from repairs %d, gap pulls %d, tail pulls %d, statuses %d, queue drops %d, frames out %d (%d batches), tree grafts %d (%d refused), graft timer %v on average at the end",
 		sum.Received, sum.Duplicates, sum.RepairSent, sum.Repaired, sum.GapPulls, sum.TailPulls, sum.StatusSent, sum.QueueDrops, sum.FramesOut, sum.BatchesOut,
 		sum.OverlayGrafts, sum.OverlayGraftRefused, (timers / time.Duration(max(nodes, 1))).Round(time.Millisecond))
+	h.summarizeHeldBack()
 	if h.nodes[0] == nil || h.nodes[0].Stats().OverlayBroadcasts == 0 {
 		return // the sender pushed to every member: the overlay carried nothing
 	}
@@ -651,6 +653,32 @@ func (h *Hearsay) summarize() {
 	}
 	if sizes := overlayComponents(views); len(sizes) > 1 {
 		h.progress.printf("hearsay: the overlay is split: components of %v peers (a peer outside the sender's gets none of its tree's messages)", sizes)
+	}
+}
+
+// summarizeHeldBack writes, when peers hold messages back at the end (a
+// run whose messages fell short at them, as a rule), how many, and for
+// the first few why: the ordering condition each first message waits for
+// and what the peer's log holds of its origin.
+func (h *Hearsay) summarizeHeldBack() {
+	const shown = 3
+	var peers int
+	var lines []string
+	for i, n := range h.nodes {
+		if n == nil {
+			continue
+		}
+		held := n.HeldBack(h.room, 2)
+		if len(held) == 0 {
+			continue
+		}
+		peers++
+		if peers <= shown {
+			lines = append(lines, fmt.Sprintf("peer %d (%d neighbours): %s", i, n.Stats().OverlayNeighbors, strings.Join(held, "; ")))
+		}
+	}
+	if peers > 0 {
+		h.progress.printf("hearsay: %d peers hold messages back at the end; %s", peers, strings.Join(lines, " | "))
 	}
 }
 
