@@ -81,6 +81,58 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 	}
 }
 
+// A message held back for a causal dependency on another origin leaves a
+// tail mark for it: pulled from the peer that brought the message if it
+// has not come half an interval later, and nothing when it comes.
+func TestHeldDepPulled(t *testing.T) {
+	n := lobbyNode(t, "tail", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.speakers.add(x.Pub); err != nil { // a member identity: deps on it are kept
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	const relay = "0000000000000002"
+	dependent := func(seq uint64) *chatpb.Envelope {
+		e := &chatpb.Envelope{Seq: seq, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10 + seq,
+			SentUnixNano: time.Now().UnixNano(), Body: []byte("m"), Deps: []*chatpb.Dep{{Origin: x.ID, Seq: 2}}}
+		SignEnvelope(o, e)
+		return e
+	}
+	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 1, "m"), dependent(1)}, relay, true)
+	start := time.Now()
+	due := func(at time.Duration) []gapPull {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls)
+	}
+	if got := due(100 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("pulled after 100ms: %+v", got)
+	}
+	got := due(600 * time.Millisecond)
+	if len(got) != 1 || got[0].peer != relay || got[0].origin != x.ID || !slices.Equal(got[0].missing, []uint64{2}) {
+		t.Fatalf("pull %+v, want %s/2 from %s", got, x.ID, relay)
+	}
+	// It comes: the dependent message is delivered, the mark forgotten.
+	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 2, "m")}, relay, true)
+	if got := due(2 * time.Second); len(got) != 0 {
+		t.Fatalf("pulled a dependency that came: %+v", got)
+	}
+	r.mu.Lock()
+	_, kept := r.tails[x.ID]
+	held := r.m.HeldBack(0)
+	r.mu.Unlock()
+	if kept || len(held) != 0 {
+		t.Fatalf("mark kept %v, held back %v: want forgotten and nothing held", kept, held)
+	}
+}
+
 // The anti-entropy loop's turn between rounds sends the due tail pulls:
 // a gap pull to the mark's peer naming the seqs still lacked.
 func TestSendTailPulls(t *testing.T) {
