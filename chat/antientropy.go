@@ -47,9 +47,9 @@ import (
 )
 
 // antiEntropyLoop runs the periodic rounds until Shutdown, and between
-// two rounds the tail pulls that are due (tailpull.go): a tail pull is
-// what a peer that missed a burst's last message waits for, so it comes
-// every half interval.
+// two rounds the gap and tail pulls that are due (gappull.go,
+// tailpull.go): what a peer that missed one of a burst's last messages
+// waits for, so they come every half interval.
 func (n *Node) antiEntropyLoop() {
 	tick := time.NewTicker(n.cfg.AntiEntropyInterval / 2)
 	defer tick.Stop()
@@ -67,7 +67,7 @@ func (n *Node) antiEntropyLoop() {
 		}
 		ticks++
 		if ticks%2 == 1 {
-			n.sendTailPulls()
+			n.sendDuePulls()
 			continue
 		}
 		round++
@@ -100,11 +100,10 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		}
 		ids := r.memberIDsLocked()
 		now := time.Now()
-		retries := r.retryGapPullsLocked(now, n.cfg.AntiEntropyInterval/2)
 		hot := r.nextHotLocked(now, hotWindow*n.cfg.AntiEntropyInterval)
-		var tails []gapPull
+		var retries, tails []gapPull
 		if len(ids) > 0 {
-			tails = r.dueTailPullsLocked(now, n.cfg.AntiEntropyInterval/2, maxRetryPulls)
+			retries, tails = r.duePullsLocked(now, n.cfg.AntiEntropyInterval/2)
 		}
 		r.mu.Unlock()
 		if len(ids) == 0 {
@@ -112,17 +111,7 @@ func (n *Node) antiEntropyRound(sent map[*peerConn]roomSetSent, cursor map[strin
 		}
 		partner := n.antiEntropyPartner(ids)
 		tree := n.ovl.treeMode()
-		for _, pull := range retries {
-			pull.peer = gapPullPeer(pull.origin, partner, slices.Contains(ids, pull.origin), tree)
-			n.stats.gapPulls.Add(1)
-			n.sendGapPull(pull, r.name)
-		}
-		for _, pull := range tails {
-			// From the peer whose status showed it holds them.
-			if n.sendGapPull(pull, r.name) {
-				n.stats.tailPulls.Add(1)
-			}
-		}
+		n.sendPulls(r.name, ids, partner, tree, retries, tails)
 		if tree {
 			cursor[r.name] = n.sendStatusSlice(partner, r.name, cursor[r.name], hot)
 		} else {

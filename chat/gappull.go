@@ -92,7 +92,7 @@ func (r *room) retryGapPullsLocked(now time.Time, after time.Duration) []gapPull
 	}
 	var dues []due
 	for origin, m := range r.gapPulls {
-		if now.Sub(m.last) < after {
+		if now.Sub(m.last) < after-after/10 { // a tenth for the ticker's jitter
 			continue
 		}
 		if len(r.m.Gaps(origin, 1)) == 0 || m.retries >= maxGapRetries {
@@ -126,10 +126,11 @@ type gapMark struct {
 	retries uint8
 }
 
-// maxGapRetries bounds the rounds that pull one origin's holes again
-// after the last pull a gap made: each costs a partner up to maxPullSeqs
+// maxGapRetries bounds the retries (every half interval: at the rounds
+// and between them) that pull one origin's holes again after the last
+// pull a gap made, 10 s of them: each costs a partner up to maxPullSeqs
 // log reads, for a hole that may have no holder left.
-const maxGapRetries = 10
+const maxGapRetries = 20
 
 // maxRetryPulls bounds the pulls a room's anti-entropy round sends again:
 // each reads up to maxPullSeqs messages at the peer it asks, and after a

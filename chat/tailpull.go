@@ -173,20 +173,49 @@ func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int)
 	return pulls
 }
 
-// sendTailPulls sends the tail pulls that are due in every joined room:
-// the anti-entropy loop's turn between two rounds.
-func (n *Node) sendTailPulls() {
+// duePullsLocked returns the gap pulls to retry (retryGapPullsLocked)
+// and the tail pulls that are due at now, at least after since the last
+// of each. Caller holds r.mu.
+func (r *room) duePullsLocked(now time.Time, after time.Duration) (retries, tails []gapPull) {
+	return r.retryGapPullsLocked(now, after), r.dueTailPullsLocked(now, after, maxRetryPulls)
+}
+
+// sendPulls sends a room's due pulls: each retried gap pull to the peer
+// gapPullPeer names (partner, the anti-entropy partner, in tree mode),
+// each tail pull to the peer whose status or message showed it holds
+// the seqs.
+func (n *Node) sendPulls(roomName string, ids []string, partner string, tree bool, retries, tails []gapPull) {
+	for _, pull := range retries {
+		pull.peer = gapPullPeer(pull.origin, partner, slices.Contains(ids, pull.origin), tree)
+		if n.sendGapPull(pull, roomName) {
+			n.stats.gapPulls.Add(1)
+		}
+	}
+	for _, pull := range tails {
+		if n.sendGapPull(pull, roomName) {
+			n.stats.tailPulls.Add(1)
+		}
+	}
+}
+
+// sendDuePulls sends the pulls that are due in every joined room, to a
+// partner chosen as a round's: the anti-entropy loop's turn between two
+// rounds.
+func (n *Node) sendDuePulls() {
 	for _, r := range n.joinedRooms() {
 		r.mu.Lock()
-		var pulls []gapPull
+		var ids []string
+		var retries, tails []gapPull
 		if r.state.fed() {
-			pulls = r.dueTailPullsLocked(time.Now(), n.cfg.AntiEntropyInterval/2, maxRetryPulls)
-		}
-		r.mu.Unlock()
-		for _, pull := range pulls {
-			if n.sendGapPull(pull, r.name) {
-				n.stats.tailPulls.Add(1)
+			ids = r.memberIDsLocked()
+			if len(ids) > 0 {
+				retries, tails = r.duePullsLocked(time.Now(), n.cfg.AntiEntropyInterval/2)
 			}
 		}
+		r.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		n.sendPulls(r.name, ids, n.antiEntropyPartner(ids), n.ovl.treeMode(), retries, tails)
 	}
 }

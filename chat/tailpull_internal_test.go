@@ -135,7 +135,7 @@ func TestHeldDepPulled(t *testing.T) {
 
 // The anti-entropy loop's turn between rounds sends the due tail pulls:
 // a gap pull to the mark's peer naming the seqs still lacked.
-func TestSendTailPulls(t *testing.T) {
+func TestSendDuePulls(t *testing.T) {
 	n := lobbyNode(t, "tail", 16)
 	o, err := NewIdentity()
 	if err != nil {
@@ -146,10 +146,11 @@ func TestSendTailPulls(t *testing.T) {
 	const holder = "0000000000000002"
 	p := queueOnlyPeer(t, n, holder)
 	r.mu.Lock()
+	r.members[holder] = 1 // a member: the turn pulls in rooms that have one
 	r.tails[o.ID] = tailMark{seq: 3, peer: holder, since: time.Now().Add(-time.Second)}
 	r.mu.Unlock()
 	before := n.Stats().TailPulls
-	n.sendTailPulls()
+	n.sendDuePulls()
 	f, ok := p.queue.pop()
 	st := f.GetStatus()
 	if !ok || st == nil || !slices.Equal(st.Missing, []uint64{2, 3}) || st.FromOrigin != o.ID {
@@ -159,7 +160,7 @@ func TestSendTailPulls(t *testing.T) {
 		t.Fatalf("TailPulls grew by %d, want 1", got)
 	}
 	// Not again before half an interval.
-	n.sendTailPulls()
+	n.sendDuePulls()
 	if f, ok := p.queue.pop(); ok {
 		t.Fatalf("pulled again at once: %v", f)
 	}
