@@ -34,10 +34,13 @@ import (
 
 // tailMark is what a room remembers of a status that showed an origin's
 // seqs it lacked: the highest (seq), the peer that holds them and when it
-// said so (since, or the last pull).
+// said so (since, or the last pull). For a causal dependency that holds a
+// message back, alt is that message's origin, which had delivered the
+// seqs before it sent the message: every other pull goes to it.
 type tailMark struct {
 	seq   uint64
 	peer  string
+	alt   string
 	since time.Time
 	pulls uint8
 }
@@ -75,28 +78,35 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, self, peer string, now ti
 		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
 			continue
 		}
-		m, ok := r.tails[rg.Origin]
-		if ok && r.m.WantOf(rg.Origin) <= m.seq {
-			if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
-				m.peer, m.seq = peer, min(m.seq, rg.To)
-				r.tails[rg.Origin] = m
-			}
-			continue // the older mark still waits: it is pulled first
-		}
-		if byPeer < 0 {
-			byPeer = 0
-			for _, m := range r.tails {
-				if m.peer == peer {
-					byPeer++
-				}
-			}
-		}
-		if byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= maxTailMarks {
-			continue
-		}
-		byPeer++
-		r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, since: now}
+		r.markTailLocked(rg, peer, "", now, &byPeer)
 	}
+}
+
+// markTailLocked records one tail mark (noteTailsLocked), counting in
+// *byPeer the marks peer holds (counted first when negative). Caller
+// holds r.mu.
+func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int) {
+	m, ok := r.tails[rg.Origin]
+	if ok && r.m.WantOf(rg.Origin) <= m.seq {
+		if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
+			m.peer, m.seq = peer, min(m.seq, rg.To)
+			r.tails[rg.Origin] = m
+		}
+		return // the older mark still waits: it is pulled first
+	}
+	if *byPeer < 0 {
+		*byPeer = 0
+		for _, m := range r.tails {
+			if m.peer == peer {
+				*byPeer++
+			}
+		}
+	}
+	if *byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= maxTailMarks {
+		return
+	}
+	*byPeer++
+	r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, alt: alt, since: now}
 }
 
 // noteHeldDepsLocked leaves a tail mark for each causal dependency, on
@@ -110,22 +120,26 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 	if peer == "" {
 		return
 	}
-	var lack []msglog.SeqRange
+	byPeer := -1
 	for _, env := range envs {
 		// A dep the machine still needs holds env back (the machine
 		// takes each origin's seqs in order first, so WantOf passed env
-		// already; its causal wait is on the deps).
+		// already; its causal wait is on the deps). The machine kept only
+		// deps on member identities (feedLocked), so unlike a status's
+		// claims these need no room membership: a member's warm-up
+		// message that was lost named by the next message of another.
 		for _, d := range env.Deps {
-			if d.Origin == env.Origin {
-				continue // its own origin's: a gap pull's
+			if d.Origin == env.Origin || d.Origin == r.env.id.ID {
+				continue // its own origin's: a gap pull's; ours: we hold them
 			}
 			if next := r.m.WantOf(d.Origin); next <= d.Seq {
-				lack = append(lack, msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq})
+				alt := env.Origin
+				if alt == peer {
+					alt = ""
+				}
+				r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer)
 			}
 		}
-	}
-	if len(lack) > 0 {
-		r.noteTailsLocked(lack, r.env.id.ID, peer, now)
 	}
 }
 
@@ -165,10 +179,17 @@ func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int)
 		if g, ok := r.gapPulls[d.origin]; len(pulls) >= limit || ok && now.Sub(g.last) < wait {
 			continue // due again at the next look
 		}
+		peer := d.mark.peer
+		if d.mark.alt != "" && d.mark.pulls%2 == 1 {
+			// The peer that brought the held message may hold it back
+			// too (a relay passes a message on before its deps came);
+			// its origin delivered the deps before sending it.
+			peer = d.mark.alt
+		}
 		d.mark.pulls++
 		d.mark.since = now
 		r.tails[d.origin] = d.mark
-		pulls = append(pulls, gapPull{peer: d.mark.peer, origin: d.origin, missing: missing})
+		pulls = append(pulls, gapPull{peer: peer, origin: d.origin, missing: missing})
 	}
 	return pulls
 }

@@ -82,8 +82,10 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 }
 
 // A message held back for a causal dependency on another origin leaves a
-// tail mark for it: pulled from the peer that brought the message if it
-// has not come half an interval later, and nothing when it comes.
+// tail mark for it, though nothing of that origin is held and it is no
+// member of the room here (the signed dep is the proof): pulled from the
+// peer that brought the message if it has not come half an interval
+// later, then from the message's origin, and nothing once it came.
 func TestHeldDepPulled(t *testing.T) {
 	n := lobbyNode(t, "tail", 16)
 	o, err := NewIdentity()
@@ -99,13 +101,10 @@ func TestHeldDepPulled(t *testing.T) {
 	}
 	r := n.joinedRoom(DefaultRoom)
 	const relay = "0000000000000002"
-	dependent := func(seq uint64) *chatpb.Envelope {
-		e := &chatpb.Envelope{Seq: seq, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10 + seq,
-			SentUnixNano: time.Now().UnixNano(), Body: []byte("m"), Deps: []*chatpb.Dep{{Origin: x.ID, Seq: 2}}}
-		SignEnvelope(o, e)
-		return e
-	}
-	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 1, "m"), dependent(1)}, relay, true)
+	dependent := &chatpb.Envelope{Seq: 1, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10,
+		SentUnixNano: time.Now().UnixNano(), Body: []byte("m"), Deps: []*chatpb.Dep{{Origin: x.ID, Seq: 1}}}
+	SignEnvelope(o, dependent)
+	r.receive([]*chatpb.Envelope{dependent}, relay, true)
 	start := time.Now()
 	due := func(at time.Duration) []gapPull {
 		r.mu.Lock()
@@ -116,12 +115,15 @@ func TestHeldDepPulled(t *testing.T) {
 		t.Fatalf("pulled after 100ms: %+v", got)
 	}
 	got := due(600 * time.Millisecond)
-	if len(got) != 1 || got[0].peer != relay || got[0].origin != x.ID || !slices.Equal(got[0].missing, []uint64{2}) {
-		t.Fatalf("pull %+v, want %s/2 from %s", got, x.ID, relay)
+	if len(got) != 1 || got[0].peer != relay || got[0].origin != x.ID || !slices.Equal(got[0].missing, []uint64{1}) {
+		t.Fatalf("pull %+v, want %s/1 from %s", got, x.ID, relay)
+	}
+	if got := due(1200 * time.Millisecond); len(got) != 1 || got[0].peer != o.ID {
+		t.Fatalf("second pull %+v, want it from the held message's origin %s", got, o.ID)
 	}
 	// It comes: the dependent message is delivered, the mark forgotten.
-	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 2, "m")}, relay, true)
-	if got := due(2 * time.Second); len(got) != 0 {
+	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 1, "m")}, relay, true)
+	if got := due(3 * time.Second); len(got) != 0 {
 		t.Fatalf("pulled a dependency that came: %+v", got)
 	}
 	r.mu.Lock()
