@@ -14,13 +14,7 @@ import (
 // push or tree: repairing them only made duplicates), a pull and a join's
 // catch-up with everything the peer lacks.
 func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown() })
+	n := benchNode(t)
 	id, err := NewIdentity()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +68,7 @@ func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
 			var fresh time.Time
 			want := 5
 			if tc.round {
-				fresh = now.Add(-inFlightAge * cfg.AntiEntropyInterval)
+				fresh = now.Add(-inFlightAge * n.cfg.AntiEntropyInterval)
 				want = 3
 			}
 			reps, _ := n.buildRepair(room, miss, fresh)
@@ -95,13 +89,7 @@ func TestRepairLeavesOutMessagesInFlight(t *testing.T) {
 // none of its envelopes run through the pipeline (the in-memory transport
 // of tests and the simulator hands it over decoded, past checkFrameBounds).
 func TestRepairEnvelopesBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown() })
+	n := benchNode(t)
 	envs := make([]*chatpb.Envelope, maxRepairEnvelopes+1)
 	for i := range envs {
 		envs[i] = &chatpb.Envelope{}
@@ -125,13 +113,7 @@ func TestRepairEnvelopesBounded(t *testing.T) {
 // of its envelopes run through the pipeline; one at the budget is not
 // refused for it.
 func TestFrameListBudgetDecoded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown() })
+	n := benchNode(t)
 	spread := func(k int) []*chatpb.Envelope {
 		var envs []*chatpb.Envelope
 		for k > 0 {

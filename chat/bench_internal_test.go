@@ -16,15 +16,15 @@ import (
 
 // benchNode returns a node (not started) whose log is a bbolt file in a
 // temporary directory, as in production.
-func benchNode(b *testing.B) *Node {
-	b.Helper()
+func benchNode(tb testing.TB) *Node {
+	tb.Helper()
 	cfg := DefaultConfig()
-	cfg.DataDir = b.TempDir()
+	cfg.DataDir = tb.TempDir()
 	n, err := New(cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = n.Shutdown() })
+	tb.Cleanup(func() { _ = n.Shutdown() })
 	return n
 }
 

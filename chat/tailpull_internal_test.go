@@ -10,11 +10,13 @@ import (
 	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
-// A status that shows an origin's seqs we lack, with no successor to
-// show the gap, leaves a tail mark: a round half an interval later pulls
-// what has not come from the peer that showed it, at most maxTailPulls
-// times, and nothing once it came.
-func TestTailPulledWhenStatusShowsIt(t *testing.T) {
+// holder is the peer the tail tests' statuses and pulls go to.
+const holder = "0000000000000002"
+
+// tailNode returns a node in the lobby holding o's first message (from a
+// relay), and a link to holder whose queue the test pops.
+func tailNode(t *testing.T) (*Node, *room, *Identity, *peerConn) {
+	t.Helper()
 	n := lobbyNode(t, "tail", 16)
 	o, err := NewIdentity()
 	if err != nil {
@@ -22,8 +24,15 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 	}
 	r := n.joinedRoom(DefaultRoom)
 	r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m")}, "0000000000000003", true)
-	const holder = "0000000000000002"
-	p := queueOnlyPeer(t, n, holder)
+	return n, r, o, queueOnlyPeer(t, n, holder)
+}
+
+// A status that shows an origin's seqs we lack, with no successor to
+// show the gap, leaves a tail mark: a round half an interval later pulls
+// what has not come from the peer that showed it, at most maxTailPulls
+// times, and nothing once it came.
+func TestTailPulledWhenStatusShowsIt(t *testing.T) {
+	n, r, o, p := tailNode(t)
 	lo, hi := pullRange(o.ID)
 	start := time.Now()
 	n.handleStatus(&chatpb.Status{Room: DefaultRoom, Vector: []*chatpb.Dep{{Origin: o.ID, Seq: 3}}, FromOrigin: lo, UntilOrigin: hi}, holder)
@@ -138,15 +147,7 @@ func TestHeldDepPulled(t *testing.T) {
 // The anti-entropy loop's turn between rounds sends the due tail pulls:
 // a gap pull to the mark's peer naming the seqs still lacked.
 func TestSendDuePulls(t *testing.T) {
-	n := lobbyNode(t, "tail", 16)
-	o, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := n.joinedRoom(DefaultRoom)
-	r.receive([]*chatpb.Envelope{benchChat(o, DefaultRoom, 1, "m")}, "0000000000000003", true)
-	const holder = "0000000000000002"
-	p := queueOnlyPeer(t, n, holder)
+	n, r, o, p := tailNode(t)
 	r.mu.Lock()
 	r.members[holder] = 1 // a member: the turn pulls in rooms that have one
 	r.tails[o.ID] = tailMark{seq: 3, peer: holder, since: time.Now().Add(-time.Second)}
