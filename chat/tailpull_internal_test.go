@@ -27,6 +27,16 @@ func tailNode(t *testing.T) (*Node, *room, *Identity, *peerConn) {
 	return n, r, o, queueOnlyPeer(t, n, holder)
 }
 
+// dueFrom returns the room's due tail pulls at start plus a time, with a
+// half interval of 500 ms.
+func dueFrom(r *room, start time.Time) func(time.Duration) []gapPull {
+	return func(at time.Duration) []gapPull {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls)
+	}
+}
+
 // A status that shows an origin's seqs we lack, with no successor to
 // show the gap, leaves a tail mark: a round half an interval later pulls
 // what has not come from the peer that showed it, at most maxTailPulls
@@ -41,11 +51,7 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 	if f, ok := p.queue.pop(); !ok || f.GetStatus() == nil || !f.GetStatus().Reply {
 		t.Fatalf("answer %v, want our status as a reply", f)
 	}
-	due := func(at time.Duration) []gapPull {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls)
-	}
+	due := dueFrom(r, start)
 	if got := due(100 * time.Millisecond); len(got) != 0 {
 		t.Fatalf("pulled after 100ms: %+v", got)
 	}
@@ -115,11 +121,7 @@ func TestHeldDepPulled(t *testing.T) {
 	SignEnvelope(o, dependent)
 	r.receive([]*chatpb.Envelope{dependent}, relay, true)
 	start := time.Now()
-	due := func(at time.Duration) []gapPull {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.dueTailPullsLocked(start.Add(at), 500*time.Millisecond, maxRetryPulls)
-	}
+	due := dueFrom(r, start)
 	if got := due(100 * time.Millisecond); len(got) != 0 {
 		t.Fatalf("pulled after 100ms: %+v", got)
 	}
