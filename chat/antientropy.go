@@ -380,15 +380,11 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	// the outbox now.
 	r.mu.Lock()
 	r.clampUnsyncedLocked(local)
-	r.mu.Unlock()
+	// What from holds and we lack may be on its way; what is still
+	// missing in a while is pulled from from (tailpull.go).
 	lack := msglog.Missing(theirs, local)
-	if len(lack) > 0 {
-		// What from holds and we lack may be on its way; what is still
-		// missing in a while is pulled from from (tailpull.go).
-		r.mu.Lock()
-		r.noteTailsLocked(lack, n.id.ID, from, time.Now())
-		r.mu.Unlock()
-	}
+	r.noteTailsLocked(lack, from, time.Now())
+	r.mu.Unlock()
 	leftOut := false
 	if len(st.Missing) > 0 {
 		// A gap pull: only the holes it names (gappull.go).
@@ -412,8 +408,7 @@ func (n *Node) handleStatus(st *chatpb.Status, from string) {
 	// one-origin status: under steady traffic nearly every round's repair
 	// leaves something out, and our status of a slice, or of the whole
 	// vector in push mode, would cost a frame of up to a kilobyte a round.
-	oneOrigin := lo != "" && hi == lo+"\x00"
-	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || leftOut && oneOrigin || len(lack) > 0) {
+	if !st.Reply && len(st.Missing) == 0 && (st.WantReply || leftOut && oneOrigin(st) || len(lack) > 0) {
 		n.sendStatusRange(from, st.Room, true, false, lo, hi)
 	}
 }
@@ -482,10 +477,17 @@ func isRound(st *chatpb.Status) bool {
 	if st.WantReply {
 		return false
 	}
-	if lo, hi := pullRange(st.FromOrigin); st.UntilOrigin == hi && st.FromOrigin == lo {
+	if oneOrigin(st) {
 		return len(st.Missing) == 0 // a hot origin's status (hotorigins.go), else a gap pull
 	}
 	return true
+}
+
+// oneOrigin reports whether st covers one origin's range alone
+// (pullRange): a gap pull's or a hot origin's.
+func oneOrigin(st *chatpb.Status) bool {
+	lo, hi := pullRange(st.FromOrigin)
+	return lo != "" && st.UntilOrigin == hi
 }
 
 // sendRepair sends to peer the stored messages of the ranges (see

@@ -256,8 +256,9 @@ func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, re
 		}
 		r.received.Add(chatCount(mine))
 		for _, pull := range r.receive(mine, from, repairOf == "") {
-			n.stats.gapPulls.Add(1)
-			n.sendGapPull(pull, r.name)
+			if n.sendGapPull(pull, r.name) {
+				n.stats.gapPulls.Add(1)
+			}
 		}
 		if repairOf != "" {
 			r.notify() // a join's catch-up waits for repairs

@@ -11,17 +11,18 @@ package chat
 // five peers 5 s after it was sent.
 //
 // A status tells what its sender holds. When one shows seqs of an origin
-// that we lack, the room remembers the highest, who
-// showed it and when (a tail mark). Half an interval later or more (as
-// for a gap pull's retries; the anti-entropy loop looks every half
-// interval, at its rounds and between them) a node that still lacks them
-// pulls them from that peer, as a gap pull naming the seqs (answered in
-// full, not as a round); the mark is pulled maxTailPulls times in all,
-// each half an interval apart, and
-// forgotten once the seqs came. Whatever arrives on time by the tree or
-// the push costs nothing but the mark. A round's repair that left out
-// such fresh messages is followed by the sender's status
-// (handleStatus), so the peer asking learns what to pull.
+// that we lack, the room remembers the highest, who showed it and when
+// (a tail mark). Half an interval later or more (as for a gap pull's
+// retries; the anti-entropy loop looks every half interval, at its rounds
+// and between them) a node that still lacks them pulls them from that
+// peer, as a gap pull naming the seqs (answered in full, not as a round);
+// the mark is pulled maxTailPulls times in all, each half an interval
+// apart, and forgotten once the seqs came. Whatever arrives on time by
+// the tree or the push costs nothing but the mark. A hot origin's repair
+// that left out such fresh messages is followed by the sender's status
+// (handleStatus), so the peer asking learns what to pull. A message held
+// back for a causal dependency marks the dependency the same way
+// (noteHeldDepsLocked): its signed deps say the seqs exist.
 
 import (
 	"slices"
@@ -69,10 +70,10 @@ const maxTailPulls = 6
 // peer that shows them too, keeping its pulls and time: a member whose
 // status claimed seqs it cannot give holds a mark for at most its first
 // pull. Caller holds r.mu.
-func (r *room) noteTailsLocked(lack []msglog.SeqRange, self, peer string, now time.Time) {
+func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Time) {
 	byPeer := -1 // the marks peer holds, counted when first needed
 	for _, rg := range lack {
-		if rg.Origin == self {
+		if rg.Origin == r.env.id.ID {
 			continue // we know our own stream; a higher entry is a lie or our unsynced tail
 		}
 		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {

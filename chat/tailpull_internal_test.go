@@ -197,12 +197,12 @@ func TestTailMarksBounded(t *testing.T) {
 	peer := func(k int) string { return fmt.Sprintf("%016x", 0xb000+k) }
 	// One peer holds at most maxTailMarksPerPeer; our own origin and an ID
 	// that is no member are never marked.
-	r.noteTailsLocked(append(lack(0, maxTailMarks+10), msglog.SeqRange{Origin: n.id.ID, From: 1, To: 5}, msglog.SeqRange{Origin: "00000000000000ff", From: 1, To: 5}), n.id.ID, peer(0), now)
+	r.noteTailsLocked(append(lack(0, maxTailMarks+10), msglog.SeqRange{Origin: n.id.ID, From: 1, To: 5}, msglog.SeqRange{Origin: "00000000000000ff", From: 1, To: 5}), peer(0), now)
 	if len(r.tails) != maxTailMarksPerPeer {
 		t.Fatalf("%d marks from one peer, want %d", len(r.tails), maxTailMarksPerPeer)
 	}
 	for k := 1; k < 10; k++ {
-		r.noteTailsLocked(lack(0, maxTailMarks+10), n.id.ID, peer(k), now)
+		r.noteTailsLocked(lack(0, maxTailMarks+10), peer(k), now)
 	}
 	if len(r.tails) != maxTailMarks {
 		t.Fatalf("%d marks, want %d", len(r.tails), maxTailMarks)
@@ -223,7 +223,7 @@ func TestTailMarksBounded(t *testing.T) {
 	if m := r.tails[pulled]; m.pulls != 1 {
 		t.Fatalf("mark %+v after its pull", m)
 	}
-	r.noteTailsLocked([]msglog.SeqRange{{Origin: pulled, From: 1, To: 3}}, n.id.ID, peer(20), now.Add(time.Second))
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: pulled, From: 1, To: 3}}, peer(20), now.Add(time.Second))
 	if m := r.tails[pulled]; m.peer != peer(20) || m.pulls != 1 || m.seq != 2 {
 		t.Fatalf("mark %+v: want taken over by %s, its pull and seq kept", m, peer(20))
 	}
@@ -236,8 +236,8 @@ func TestTailMarksBounded(t *testing.T) {
 		}
 	}
 	delete(r.tails, fresh)
-	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, n.id.ID, peer(30), now)
-	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, n.id.ID, peer(31), now)
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, peer(30), now)
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: fresh, From: 1, To: 2}}, peer(31), now)
 	if m := r.tails[fresh]; m.peer != peer(30) {
 		t.Fatalf("mark %+v: taken over before its first pull", m)
 	}
