@@ -107,11 +107,8 @@ func (q *eventQueue) putLocked(ev hearsay.Event) bool {
 	// events into an emptied queue: the pump's event, just handed over,
 	// still counted as held until the pump took the lock again, so a
 	// queue of 33 drained by its reader refused the next event.
-	waiting := len(q.ch) + q.over.len()
-	if q.held {
-		waiting++ // at most one event counted twice, for a moment, near the bound
-	}
-	if waiting >= q.bound || !q.over.push(ev) {
+	// At most one event is counted twice, for a moment, near the bound.
+	if q.lenLocked() >= q.bound || !q.over.push(ev) {
 		return false
 	}
 	if !q.pumping {
@@ -189,6 +186,12 @@ func (q *eventQueue) finish(ev hearsay.Event) {
 func (q *eventQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.lenLocked()
+}
+
+// lenLocked is len with q.mu held: the channel, the pump's event, the
+// fifo.
+func (q *eventQueue) lenLocked() int {
 	n := len(q.ch) + q.over.len()
 	if q.held {
 		n++
