@@ -73,7 +73,11 @@ func (n *Node) graftRetry() time.Duration {
 	if n.cfg.GraftTimeoutMin <= 0 {
 		return n.cfg.GraftRetry
 	}
-	return max(time.Duration(int64(n.cfg.GraftRetry)*int64(n.graftTimeout())/int64(n.cfg.GraftTimeout)), time.Millisecond)
+	// In float64: the product of two durations in nanoseconds overflows
+	// int64 once both pass about 3 s (a 10 s timeout and a 5 s retry
+	// gave 1 ms, every retry back to back).
+	scaled := float64(n.cfg.GraftRetry) * float64(n.graftTimeout()) / float64(n.cfg.GraftTimeout)
+	return max(time.Duration(scaled), time.Millisecond)
 }
 
 // GraftTimer returns the wait a message announced now would have before

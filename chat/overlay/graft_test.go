@@ -227,3 +227,17 @@ func TestGraftOwedFollowsViewSlots(t *testing.T) {
 		t.Error("d, in the view after the announcement, was sent the message")
 	}
 }
+
+// The retry scales without overflow at long timers: a 10 s timeout and a
+// 5 s retry (each some 10^10 ns, their product past int64) wait 5 s.
+func TestGraftRetryLongTimers(t *testing.T) {
+	cfg := testConfig("me")
+	cfg.GraftTimeout, cfg.GraftRetry, cfg.GraftTimeoutMin = 10*time.Second, 5*time.Second, 10*time.Second
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.graftRetry(); got != 5*time.Second {
+		t.Fatalf("graftRetry %v, want 5s", got)
+	}
+}
