@@ -13,6 +13,10 @@ func SetFrameReceivedHookForTest(cfg *Config, hook func(from string, f *chatpb.F
 // sendFrame (a link on demand).
 func (n *Node) SendFrameRawForTest(id string, f *chatpb.Frame) bool { return n.sendFrame(id, f) }
 
+// ListEntriesForTest is listEntries: the deps and stamped messages of
+// envelopes, counted against the frame-wide budget.
+var ListEntriesForTest = listEntries
+
 // CheckFrameBoundsForTest is checkFrameBounds.
 func CheckFrameBoundsForTest(b []byte) error { return checkFrameBounds(b) }
 

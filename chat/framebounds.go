@@ -142,8 +142,8 @@ func listEntries(envs []*chatpb.Envelope) int {
 	return k
 }
 
-// checkFrameBounds' errors, made once: a peer may send frame after frame
-// to be refused.
+// checkFrameBounds' errors, made once (the transport wraps each refusal
+// for its caller; what is made here is shared).
 var (
 	errStatusVector    = boundErr("status", maxVector, "vector entries")
 	errStatusMissing   = boundErr("status", maxPullSeqs, "missing seqs")

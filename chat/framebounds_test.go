@@ -265,15 +265,6 @@ func spreadLists(n int) []*chatpb.Envelope {
 	return envs
 }
 
-// listEntries counts the deps and stamped messages of envs.
-func listEntries(envs []*chatpb.Envelope) int {
-	k := 0
-	for _, e := range envs {
-		k += len(e.GetDeps()) + len(e.GetStamped())
-	}
-	return k
-}
-
 // frameListFields: the deps and stamped messages of a batch's or a
 // repair's envelopes, bounded in all (each envelope within its bounds).
 func frameListFields() []boundedField {
@@ -282,12 +273,12 @@ func frameListFields() []boundedField {
 			func(n int) *chatpb.Frame {
 				return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: spreadLists(n)}}}
 			},
-			func(f *chatpb.Frame) int { return listEntries(f.GetBatch().GetEnvelopes()) }, false},
+			func(f *chatpb.Frame) int { return chat.ListEntriesForTest(f.GetBatch().GetEnvelopes()) }, false},
 		{"repair deps and stamped in all", chat.MaxFrameListEntriesForTest,
 			func(n int) *chatpb.Frame {
 				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: spreadLists(n)}}}
 			},
-			func(f *chatpb.Frame) int { return listEntries(f.GetRepair().GetEnvelopes()) }, false},
+			func(f *chatpb.Frame) int { return chat.ListEntriesForTest(f.GetRepair().GetEnvelopes()) }, false},
 	}
 }
 
@@ -608,7 +599,7 @@ func TestFrameBoundsLegitListsPass(t *testing.T) {
 	for _, repair := range []bool{false, true} {
 		f, raw := legitListFrame(t, repair)
 		envs := append(f.GetBatch().GetEnvelopes(), f.GetRepair().GetEnvelopes()...)
-		n := listEntries(envs)
+		n := chat.ListEntriesForTest(envs)
 		if err := chat.CheckFrameBoundsForTest(raw); err != nil {
 			t.Errorf("repair %v: legitimate frame of %d bytes, %d envelopes, %d deps and stamped refused: %v", repair, len(raw), len(envs), n, err)
 		}

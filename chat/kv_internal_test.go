@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 )
@@ -111,14 +109,9 @@ func TestDecodeKVStateCountsBeforeDecode(t *testing.T) {
 	if _, err := DecodeKVState(huge); err == nil {
 		t.Fatalf("state of %d entries accepted", maxKVState/2)
 	}
+	// Decoding it costs ~266,000 allocations and 54 MB (the commit that
+	// counted before decoding measured it); the check costs the error's.
 	check := testing.AllocsPerRun(5, func() { _, _ = DecodeKVState(huge) })
-	decode := testing.AllocsPerRun(1, func() {
-		var st chatpb.KVState
-		if err := proto.Unmarshal(huge, &st); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Logf("state of %d bytes, %d empty entries: %.0f allocations refused; decoding it made %.0f", len(huge), maxKVState/2, check, decode)
 	if check > 4 {
 		t.Errorf("DecodeKVState allocates %.0f times refusing a state of %d entries", check, maxKVState/2)
 	}

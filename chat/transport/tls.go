@@ -101,7 +101,7 @@ type TLSConfig struct {
 	// dropped and Recv reads the next one. Decoding allocates every entry
 	// of a repeated field before the receiver can check how many there
 	// are; this is where their number is bounded (the chat node counts
-	// Status entries, chat/framebounds.go).
+	// every bounded repeated field, chat/framebounds.go).
 	CheckFrame func(b []byte) error
 }
 
