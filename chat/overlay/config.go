@@ -39,7 +39,8 @@ type Config struct {
 	ShuffleInterval time.Duration
 	// MaintainInterval is how often the Node checks its views: it asks a
 	// passive peer to become a neighbour while the active view is short,
-	// and joins its contact again if it has no peer at all.
+	// and joins its contact again until it took us in, or while the view
+	// is short with nobody left to ask (Node.Join).
 	MaintainInterval time.Duration
 	// NeighborTimeout bounds how long a neighbour request stays
 	// unanswered before another candidate is tried.

@@ -141,8 +141,10 @@ func (n *Node) Parent(origin string) string {
 }
 
 // Join makes contact the entry point into the group: the Node sends it a
-// Join now, and again every MaintainInterval while it has no neighbour
-// and no passive peer to ask.
+// Join now, and again (maintenance, view.go) until the contact has been
+// its neighbour, and later whenever its active view is short with no
+// request pending: after NeighborTimeout while it has no neighbour, every
+// ShuffleInterval while it has some.
 func (n *Node) Join(now time.Duration, contact string) {
 	n.advance(now)
 	if contact == "" || contact == n.cfg.Self || len(contact) > MaxPeerIDLen {

@@ -23,8 +23,9 @@ type view struct {
 	passive []passivePeer
 	// pending are Neighbor requests not answered yet, at most ActiveSize.
 	pending []pendingReq
-	// contact is the peer Join was given; it is asked again while the
-	// Node has no peer at all.
+	// contact is the peer Join was given; it is joined again until it
+	// took us in (joined), and while the active view is short with no
+	// request pending (maintenance).
 	contact string
 	// joined: the contact has been a neighbour since Join, so this peer
 	// is linked to the group the contact is in. Until then the Join is
