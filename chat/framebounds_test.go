@@ -194,19 +194,13 @@ type envelopeList struct {
 var envelopeLists = []envelopeList{
 	{"deps", chat.MaxDeps,
 		func(n int) *chatpb.Envelope {
-			ds := make([]*chatpb.Dep, n)
-			for i := range ds {
-				ds[i] = &chatpb.Dep{}
-			}
+			ds := empties[chatpb.Dep](n)
 			return &chatpb.Envelope{Deps: ds}
 		},
 		func(e *chatpb.Envelope) int { return len(e.GetDeps()) }},
 	{"stamped", chat.MaxStamped,
 		func(n int) *chatpb.Envelope {
-			rs := make([]*chatpb.MsgRef, n)
-			for i := range rs {
-				rs[i] = &chatpb.MsgRef{}
-			}
+			rs := empties[chatpb.MsgRef](n)
 			return &chatpb.Envelope{Kind: chatpb.Kind_KIND_STAMP, Stamped: rs}
 		},
 		func(e *chatpb.Envelope) int { return len(e.GetStamped()) }},
@@ -282,51 +276,46 @@ func frameListFields() []boundedField {
 	}
 }
 
+// empties returns n empty messages: the cheapest entries of a repeated
+// field, which cost the decoder an allocation each.
+func empties[T any](n int) []*T {
+	out := make([]*T, n)
+	for i := range out {
+		out[i] = new(T)
+	}
+	return out
+}
+
 func boundedFields() []boundedField {
 	overlayHaves := func(f *chatpb.Frame) []*chatpb.OverlayHave { return f.GetOverlay().GetHaves() }
 	return append(append(envelopeFields(), frameListFields()...), []boundedField{
 		{"repair floors", chat.MaxVectorForTest,
 			func(n int) *chatpb.Frame {
-				fl := make([]*chatpb.Dep, n)
-				for i := range fl {
-					fl[i] = &chatpb.Dep{}
-				}
+				fl := empties[chatpb.Dep](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Floors: fl}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetRepair().GetFloors()) }, false},
 		{"repair envelopes", chat.MaxRepairEnvelopesTest,
 			func(n int) *chatpb.Frame {
-				es := make([]*chatpb.Envelope, n)
-				for i := range es {
-					es[i] = &chatpb.Envelope{}
-				}
+				es := empties[chatpb.Envelope](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Repair{Repair: &chatpb.Repair{Room: "lobby", Envelopes: es}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetRepair().GetEnvelopes()) }, false},
 		{"room set rooms", chat.MaxRoomsForTest,
 			func(n int) *chatpb.Frame {
-				rs := make([]*chatpb.RoomMembership, n)
-				for i := range rs {
-					rs[i] = &chatpb.RoomMembership{}
-				}
+				rs := empties[chatpb.RoomMembership](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSet{RoomSet: &chatpb.RoomSet{Version: 1, Rooms: rs}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetRoomSet().GetRooms()) }, false},
 		{"batch envelopes", chat.MaxBatchEnvelopesForTest,
 			func(n int) *chatpb.Frame {
-				es := make([]*chatpb.Envelope, n)
-				for i := range es {
-					es[i] = &chatpb.Envelope{}
-				}
+				es := empties[chatpb.Envelope](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Batch{Batch: &chatpb.Batch{Envelopes: es}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetBatch().GetEnvelopes()) }, false},
 		{"enc keys", chat.MaxEncKeysForTest,
 			func(n int) *chatpb.Frame {
-				ks := make([]*chatpb.EncKey, n)
-				for i := range ks {
-					ks[i] = &chatpb.EncKey{}
-				}
+				ks := empties[chatpb.EncKey](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_EncKeys{EncKeys: &chatpb.EncKeys{Keys: ks}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetEncKeys().GetKeys()) }, false},
@@ -338,10 +327,7 @@ func boundedFields() []boundedField {
 			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetPeers()) }, false},
 		{"overlay announces", 0,
 			func(n int) *chatpb.Frame {
-				as := make([]*chatpb.OverlayAnnounce, n)
-				for i := range as {
-					as[i] = &chatpb.OverlayAnnounce{}
-				}
+				as := empties[chatpb.OverlayAnnounce](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Announces: as}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetAnnounces()) }, false},
@@ -352,10 +338,7 @@ func boundedFields() []boundedField {
 			func(f *chatpb.Frame) int { return len(f.GetOverlay().GetIds()) }, false},
 		{"overlay haves", chat.MaxOverlayIDsForTest,
 			func(n int) *chatpb.Frame {
-				hs := make([]*chatpb.OverlayHave, n)
-				for i := range hs {
-					hs[i] = &chatpb.OverlayHave{}
-				}
+				hs := empties[chatpb.OverlayHave](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_Overlay{Overlay: &chatpb.Overlay{Kind: 9, Haves: hs}}}
 			},
 			func(f *chatpb.Frame) int { return len(overlayHaves(f)) }, false},
@@ -377,10 +360,7 @@ func boundedFields() []boundedField {
 			}, false},
 		{"room set digest held", chat.MaxDigestHeldForTest,
 			func(n int) *chatpb.Frame {
-				hs := make([]*chatpb.RoomSetVersion, n)
-				for i := range hs {
-					hs[i] = &chatpb.RoomSetVersion{}
-				}
+				hs := empties[chatpb.RoomSetVersion](n)
 				return &chatpb.Frame{Msg: &chatpb.Frame_RoomSetDigest{RoomSetDigest: &chatpb.RoomSetDigest{Request: true, Held: hs}}}
 			},
 			func(f *chatpb.Frame) int { return len(f.GetRoomSetDigest().GetHeld()) }, false},
@@ -614,10 +594,7 @@ func TestFrameBoundsLegitListsPass(t *testing.T) {
 // entries of one bounded list (2 bytes each on the wire).
 func overBoundFrames(b *testing.B) map[string][]byte {
 	n := (chat.MaxFrameBytesTest - 64) / 2
-	floors := make([]*chatpb.Dep, n)
-	for i := range floors {
-		floors[i] = &chatpb.Dep{}
-	}
+	floors := empties[chatpb.Dep](n)
 	envs := make([]*chatpb.Envelope, n-8)
 	for i := range envs {
 		envs[i] = &chatpb.Envelope{}
