@@ -65,14 +65,15 @@ func overlayMsgID(room, origin string, seq uint64) overlay.MsgID {
 // overlayFrame encodes m as an Overlay frame.
 func overlayFrame(m *overlay.Message) *chatpb.Frame {
 	pb := &chatpb.Overlay{
-		Kind:    uint32(m.Kind),
-		Peer:    m.Peer,
-		Ttl:     uint32(m.TTL),
-		High:    m.High,
-		Accept:  m.Accept,
-		Peers:   m.Peers,
-		Round:   m.Round,
-		Payload: m.Payload,
+		Kind:     uint32(m.Kind),
+		Peer:     m.Peer,
+		Ttl:      uint32(m.TTL),
+		High:     m.High,
+		Accept:   m.Accept,
+		Peers:    m.Peers,
+		Round:    m.Round,
+		Payload:  m.Payload,
+		Repaired: m.Repaired,
 	}
 	if m.Kind == overlay.KindGossip {
 		// The payload names its origin and ID (gossipKey): 36 bytes a
@@ -234,7 +235,7 @@ func probeFrame() *chatpb.Frame {
 func isProbe(pb *chatpb.Overlay) bool {
 	return pb.GetProbe() && pb.Kind == 0 && pb.Peer == "" && pb.Ttl == 0 && !pb.High && !pb.Accept &&
 		len(pb.Peers) == 0 && len(pb.Id) == 0 && pb.Round == 0 && len(pb.Payload) == 0 &&
-		len(pb.Announces) == 0 && len(pb.Ids) == 0 && len(pb.Haves) == 0
+		len(pb.Announces) == 0 && len(pb.Ids) == 0 && len(pb.Haves) == 0 && !pb.Repaired
 }
 
 // decodeOverlay turns a received Overlay into the machine's message,
@@ -272,6 +273,8 @@ func decodeOverlay(pb *chatpb.Overlay) (overlay.Message, error) {
 		return m, fmt.Errorf("%w: overlay id on a %s (protocol 6)", ErrInvalid, kind)
 	case kind == overlay.KindGossip && pb.Peer != "":
 		return m, fmt.Errorf("%w: overlay gossip names its origin (protocol 6)", ErrInvalid)
+	case kind != overlay.KindGossip && pb.Repaired:
+		return m, fmt.Errorf("%w: overlay repaired flag on a %s", ErrInvalid, kind)
 	}
 	if len(pb.Payload) > maxOverlayPayload {
 		return m, fmt.Errorf("%w: overlay payload of %d bytes", ErrInvalid, len(pb.Payload))
@@ -303,13 +306,14 @@ func decodeOverlay(pb *chatpb.Overlay) (overlay.Message, error) {
 		}
 	}
 	m = overlay.Message{
-		Kind:    kind,
-		Peer:    pb.Peer,
-		TTL:     uint8(pb.Ttl),
-		High:    pb.High,
-		Accept:  pb.Accept,
-		Round:   pb.Round,
-		Payload: pb.Payload,
+		Kind:     kind,
+		Peer:     pb.Peer,
+		TTL:      uint8(pb.Ttl),
+		High:     pb.High,
+		Accept:   pb.Accept,
+		Round:    pb.Round,
+		Payload:  pb.Payload,
+		Repaired: pb.Repaired,
 	}
 	if kind == overlay.KindGossip {
 		m.Peer, m.ID = gossipOrigin, gossipID

@@ -28,6 +28,7 @@ func overlaySamples() []overlay.Message {
 		{Kind: overlay.KindShuffleReply, Peers: []string{"00000000000000dd"}},
 		{Kind: overlay.KindShuffleReply, Peer: "00000000000000bb", Peers: []string{"00000000000000dd"}},
 		{Kind: overlay.KindGossip, Peer: "00000000000000aa", ID: id, Round: 3, Payload: gossipPayload("lobby", "00000000000000aa", 7)},
+		{Kind: overlay.KindGossip, Peer: "00000000000000aa", ID: id, Round: 3, Payload: gossipPayload("lobby", "00000000000000aa", 7), Repaired: true},
 		{Kind: overlay.KindIHave, Announces: []overlay.Announce{{ID: id, Origin: "00000000000000aa", Round: 2}}},
 		{Kind: overlay.KindIHave, Announces: []overlay.Announce{
 			{ID: id, Origin: "00000000000000aa", Round: 2},
@@ -87,7 +88,7 @@ func TestOverlayFrameRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", m.Kind, err)
 		}
-		if !sameOverlay(got, m) || got.Peer != m.Peer || got.ID != m.ID {
+		if !sameOverlay(got, m) || got.Peer != m.Peer || got.ID != m.ID || got.Repaired != m.Repaired {
 			t.Errorf("%s: decoded %+v, want %+v", m.Kind, got, m)
 		}
 		if m.Kind == overlay.KindIHave && !sameAnnounces(got.Announces, m.Announces) {
@@ -96,6 +97,9 @@ func TestOverlayFrameRoundTrip(t *testing.T) {
 	}
 	if !isProbe(probeFrame().GetOverlay()) {
 		t.Error("a probe is not recognised")
+	}
+	if isProbe(&chatpb.Overlay{Probe: true, Repaired: true}) {
+		t.Error("a probe with the repaired flag set is taken for a probe")
 	}
 }
 
@@ -157,6 +161,9 @@ func TestOverlayFrameBounds(t *testing.T) {
 		"have too many rounds":              ihave(have("a", 1, 1, 2)),
 		"haves on a graft":                  {Kind: uint32(overlay.KindGraft), Peer: "a", Haves: []*chatpb.OverlayHave{have("a", 1, 0)}},
 		"probe with kind":                   {Kind: uint32(overlay.KindJoin), Probe: true},
+		"probe with repaired":               {Probe: true, Repaired: true},
+		"repaired on an ihave":              {Kind: uint32(overlay.KindIHave), Haves: []*chatpb.OverlayHave{have("a", 1, 0)}, Repaired: true},
+		"repaired on a graft":               {Kind: uint32(overlay.KindGraft), Peer: "a", Ids: many(1, id), Repaired: true},
 	} {
 		if _, err := decodeOverlay(pb); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -2848,7 +2848,16 @@ type Overlay struct {
 	Probe bool `protobuf:"varint,12,opt,name=probe,proto3" json:"probe,omitempty"`
 	// haves (ihave, protocol 7): the message IDs the sender has, one entry
 	// per origin, at most 256 IDs in all and each origin once.
-	Haves         []*OverlayHave `protobuf:"bytes,13,rep,name=haves,proto3" json:"haves,omitempty"`
+	Haves []*OverlayHave `protobuf:"bytes,13,rep,name=haves,proto3" json:"haves,omitempty"`
+	// repaired (gossip; added in protocol 9 without a version change, as
+	// false means what a sender that does not set it meant): the sender's
+	// copy of the payload, or a copy above it in the tree, came by a graft
+	// or an anti-entropy repair, not down the tree alone. Such a payload is
+	// late because a frame was lost on its way, not because the links are
+	// slow, so the receiver does not time its graft timer by it
+	// (chat/overlay/graft.go). A receiver refuses a frame of another kind
+	// that sets it.
+	Repaired      bool `protobuf:"varint,14,opt,name=repaired,proto3" json:"repaired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2972,6 +2981,13 @@ func (x *Overlay) GetHaves() []*OverlayHave {
 		return x.Haves
 	}
 	return nil
+}
+
+func (x *Overlay) GetRepaired() bool {
+	if x != nil {
+		return x.Repaired
+	}
+	return false
 }
 
 // OverlayAnnounce is one entry of a protocol-6 ihave.
@@ -3298,7 +3314,7 @@ const file_chat_proto_rawDesc = "" +
 	"HeldRecord\x12/\n" +
 	"\x06sealed\x18\x01 \x01(\v2\x17.hearsay.chat.v1.SealedR\x06sealed\x12\x1c\n" +
 	"\tsubmitter\x18\x02 \x01(\tR\tsubmitter\x12(\n" +
-	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano\"\xe1\x02\n" +
+	"\x10stored_unix_nano\x18\x03 \x01(\x03R\x0estoredUnixNano\"\xfd\x02\n" +
 	"\aOverlay\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x10\n" +
@@ -3313,7 +3329,8 @@ const file_chat_proto_rawDesc = "" +
 	" \x03(\v2 .hearsay.chat.v1.OverlayAnnounceR\tannounces\x12\x10\n" +
 	"\x03ids\x18\v \x03(\fR\x03ids\x12\x14\n" +
 	"\x05probe\x18\f \x01(\bR\x05probe\x122\n" +
-	"\x05haves\x18\r \x03(\v2\x1c.hearsay.chat.v1.OverlayHaveR\x05haves\"O\n" +
+	"\x05haves\x18\r \x03(\v2\x1c.hearsay.chat.v1.OverlayHaveR\x05haves\x12\x1a\n" +
+	"\brepaired\x18\x0e \x01(\bR\brepaired\"O\n" +
 	"\x0fOverlayAnnounce\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x14\n" +

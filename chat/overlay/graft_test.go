@@ -91,6 +91,105 @@ func TestGraftTimerAdapts(t *testing.T) {
 	}
 }
 
+// A payload flagged Repaired came late because a frame was lost above us
+// in the tree (a graft or a repair there), not because our links are
+// slow: it does not lengthen the timer. Before the flag, every payload
+// that a node's parent had grafted came late by the parent's timer, the
+// node doubled it into its own, and its children did the same: under
+// loss every timer sat at the maximum (TestAdaptiveTimerUnderLoss in
+// overlaysim measures what that cost).
+func TestGraftTimerIgnoresRepaired(t *testing.T) {
+	n := graftNode(t)
+	n.Step(10*time.Second, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(2), Origin: "o"}}})
+	n.Step(10*time.Second+700*time.Millisecond, "a", Message{Kind: KindGossip, Peer: "o", ID: msgID(2), Payload: []byte("x"), Repaired: true})
+	n.Ready()
+	if got := n.GraftTimer(); got != 500*time.Millisecond {
+		t.Fatalf("GraftTimer %v after a repaired payload came 700ms late, want 500ms (the minimum)", got)
+	}
+	// The same lateness without the flag still counts.
+	late(n, 20*time.Second, 700*time.Millisecond, msgID(3))
+	if got := n.GraftTimer(); got != 1400*time.Millisecond {
+		t.Fatalf("GraftTimer %v after a payload came 700ms late, want 1.4s", got)
+	}
+}
+
+// What a node relays says whether its own copy was repaired: a payload
+// it grafted, one that came flagged, one from anti-entropy (Repaired),
+// and a graft's answer carry the flag on; a payload that came down the
+// tree in time does not.
+func TestRepairedFlagRelayed(t *testing.T) {
+	gossipTo := func(n *Node, to string) []Message {
+		var out []Message
+		for _, e := range n.Ready().Messages {
+			if e.To == to && e.Msg.Kind == KindGossip {
+				out = append(out, e.Msg)
+			}
+		}
+		return out
+	}
+	// me has neighbours a and b; a third, c, is eager (a child) in o's tree.
+	setup := func() *Node {
+		n := graftNode(t)
+		n.Step(0, "c", Message{Kind: KindNeighbor})
+		n.Ready()
+		return n
+	}
+	relayed := func(n *Node, id MsgID) bool {
+		t.Helper()
+		out := gossipTo(n, "c")
+		if len(out) != 1 || out[0].ID != id {
+			t.Fatalf("relayed to c: %+v, want %v", out, id)
+		}
+		return out[0].Repaired
+	}
+
+	n := setup()
+	n.Step(time.Second, "a", Message{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x")})
+	if relayed(n, msgID(1)) {
+		t.Error("a payload that came down the tree was relayed as repaired")
+	}
+
+	n = setup()
+	n.Step(time.Second, "a", Message{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x"), Repaired: true})
+	if !relayed(n, msgID(1)) {
+		t.Error("a payload that came flagged was relayed without the flag")
+	}
+
+	n = setup()
+	n.Step(time.Second, "b", Message{Kind: KindIHave, Announces: []Announce{{ID: msgID(1), Origin: "o"}}})
+	n.Ready()
+	n.Tick(1500 * time.Millisecond) // the timer, at its minimum: we graft from b
+	if out := n.Ready().Messages; len(out) != 1 || out[0].To != "b" || out[0].Msg.Kind != KindGraft {
+		t.Fatalf("after the timer: %+v, want a graft to b", out)
+	}
+	n.Step(1500*time.Millisecond, "b", Message{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x")})
+	if !relayed(n, msgID(1)) {
+		t.Error("a payload we grafted was relayed without the flag")
+	}
+
+	n = setup()
+	n.Step(time.Second, "a", Message{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x")}) // a is o's parent
+	n.Ready()
+	if !n.Repaired(2*time.Second, "o", msgID(2), []byte("y")) {
+		t.Fatal("the repaired message was not new")
+	}
+	if !relayed(n, msgID(2)) {
+		t.Error("a payload from anti-entropy was relayed without the flag")
+	}
+
+	// A graft's answer: the grafting node got it late by its timer.
+	// (b pruned us: it is announced the payload, and may graft it.)
+	n = setup()
+	n.Step(0, "b", Message{Kind: KindPrune, Peer: "o"})
+	n.Step(time.Second, "a", Message{Kind: KindGossip, Peer: "o", ID: msgID(1), Payload: []byte("x")})
+	n.Tick(2 * time.Second)
+	n.Ready()
+	n.Step(2*time.Second, "b", Message{Kind: KindGraft, Peer: "o", IDs: []MsgID{msgID(1)}})
+	if out := gossipTo(n, "b"); len(out) != 1 || !out[0].Repaired {
+		t.Errorf("graft answered with %+v, want the payload flagged repaired", out)
+	}
+}
+
 // The retry scales with the timer: at the minimum (a quarter of the
 // maximum), a quarter of GraftRetry.
 func TestGraftRetryScalesWithTimer(t *testing.T) {

@@ -92,6 +92,7 @@ type Message struct {
 	ID        MsgID      // Gossip
 	Round     uint32     // Gossip
 	Payload   []byte     // Gossip
+	Repaired  bool       // Gossip: this copy, or one above it in the tree, came by a graft or repair (graft.go)
 	Announces []Announce // IHave
 	IDs       []MsgID    // Graft
 }

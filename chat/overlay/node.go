@@ -207,7 +207,7 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 	case KindShuffleReply:
 		n.handleShuffleReply(m.Peer, m.Peers)
 	case KindGossip:
-		n.handleGossip(from, m.Peer, m.ID, m.Round, m.Payload)
+		n.handleGossip(from, m.Peer, m.ID, m.Round, m.Payload, m.Repaired)
 	case KindIHave:
 		n.handleIHave(from, m.Announces)
 	case KindGraft:

@@ -301,7 +301,7 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 		return false
 	}
 	n.markSeen(id, seenEntry{}, n.cfg.Self, payload)
-	n.forward(n.cfg.Self, id, 0, payload, nil)
+	n.forward(n.cfg.Self, id, 0, payload, false, nil)
 	return true
 }
 
@@ -346,7 +346,7 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	}
 	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
 	n.markSeen(id, seenEntry{round: st.round, offTree: true}, origin, payload)
-	n.forward(origin, id, st.round, payload, nil, append(skip, parent)...)
+	n.forward(origin, id, st.round, payload, true, nil, append(skip, parent)...)
 	return true
 }
 
@@ -381,7 +381,7 @@ func (n *Node) markSeen(id MsgID, e seenEntry, origin string, payload []byte) {
 // to the peers in skip (the one it came from; for a repaired message its
 // parent and announcers), nor, without tree optimisation, to holders:
 // lazy neighbours that announced it to us before it came (skipHolders).
-func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, holders []string, skip ...string) {
+func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, repaired bool, holders []string, skip ...string) {
 	lazy := n.treeFor(origin).lazy
 	for i, p := range n.view.active {
 		if slices.Contains(skip, p) {
@@ -394,7 +394,7 @@ func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, ho
 			}
 			n.queueLazy(p, Announce{ID: id, Origin: origin, Round: round})
 		} else {
-			n.send(p, Message{Kind: KindGossip, Peer: origin, ID: id, Round: round, Payload: payload})
+			n.send(p, Message{Kind: KindGossip, Peer: origin, ID: id, Round: round, Payload: payload, Repaired: repaired})
 		}
 	}
 	if n.cfg.LazyInterval == 0 {
@@ -494,7 +494,7 @@ func (n *Node) flushLazy() {
 	clear(t.lazyQ) // also the queues of peers that left the view meanwhile
 }
 
-func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload []byte) {
+func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload []byte, repaired bool) {
 	if round < ^uint32(0) {
 		round++ // our hops; saturating, the sender chose round
 	}
@@ -522,7 +522,12 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 	var holders []string
 	if m := n.tree.missing[id]; m != nil { // read before markSeen ends the entry
 		holders = m.from // the announcers
-		if m.attempts == 0 {
+		switch {
+		case m.attempts > 0:
+			// We grafted it: every node below us gets it late by our
+			// timer, which says nothing of their links.
+			repaired = true
+		case !repaired:
 			n.noteLate(n.now - m.announced) // came over the tree after an announcement, ungrafted
 		}
 	}
@@ -544,7 +549,7 @@ func (n *Node) handleGossip(from, origin string, id MsgID, round uint32, payload
 		n.send(from, Message{Kind: KindGraft, Peer: origin})
 	}
 	n.makeEager(origin, from)
-	n.forward(origin, id, round, payload, holders, from)
+	n.forward(origin, id, round, payload, repaired, holders, from)
 }
 
 func (n *Node) handleIHave(from string, anns []Announce) {
@@ -633,7 +638,7 @@ func (n *Node) handleGraft(from, origin string, ids []MsgID) {
 			}
 		}
 		n.tree.cache[id] = c
-		n.send(from, Message{Kind: KindGossip, Peer: c.origin, ID: id, Round: n.tree.seen[id].round, Payload: c.payload})
+		n.send(from, Message{Kind: KindGossip, Peer: c.origin, ID: id, Round: n.tree.seen[id].round, Payload: c.payload, Repaired: true})
 	}
 }
 
