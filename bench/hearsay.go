@@ -651,9 +651,20 @@ func (h *Hearsay) summarize() {
 			views[n.ID()] = n.OverlayNeighbours()
 		}
 	}
-	if sizes := overlayComponents(views); len(sizes) > 1 {
-		h.progress.printf("hearsay: the overlay is split: components of %v peers (a peer outside the sender's gets none of its tree's messages)", sizes)
+	if line := overlaySplitLine(views); line != "" {
+		h.progress.printf("%s", line)
 	}
+}
+
+// overlaySplitLine returns the note that the overlay whose active views
+// are views ended split, with its components' sizes; "" when it is whole
+// or carried nothing. A pure function, so that the note can be tested.
+func overlaySplitLine(views map[string][]string) string {
+	sizes := overlayComponents(views)
+	if len(sizes) <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("hearsay: the overlay is split: components of %v peers (a peer outside the sender's gets none of its tree's messages)", sizes)
 }
 
 // summarizeHeldBack writes, when peers hold messages back at the end (a
@@ -661,9 +672,7 @@ func (h *Hearsay) summarize() {
 // the first few why: the ordering condition each first message waits for
 // and what the peer's log holds of its origin.
 func (h *Hearsay) summarizeHeldBack() {
-	const shown = 3
-	var peers int
-	var lines []string
+	var peers []heldBackPeer
 	for i, n := range h.nodes {
 		if n == nil {
 			continue
@@ -672,14 +681,41 @@ func (h *Hearsay) summarizeHeldBack() {
 		if len(held) == 0 {
 			continue
 		}
-		peers++
-		if peers <= shown {
-			lines = append(lines, fmt.Sprintf("peer %d (%d neighbours): %s", i, n.Stats().OverlayNeighbors, strings.Join(held, "; ")))
+		p := heldBackPeer{index: i, held: held}
+		if len(peers) < heldBackShown {
+			p.neighbours = n.Stats().OverlayNeighbors
 		}
+		peers = append(peers, p)
 	}
-	if peers > 0 {
-		h.progress.printf("hearsay: %d peers hold messages back at the end; %s", peers, strings.Join(lines, " | "))
+	if line := heldBackLine(peers); line != "" {
+		h.progress.printf("%s", line)
 	}
+}
+
+// heldBackShown is how many of the peers holding messages back the
+// summary describes; the rest are only counted.
+const heldBackShown = 3
+
+// heldBackPeer is what the summary says of a peer that holds messages
+// back: its index in the group, its overlay neighbours, and why its first
+// held messages wait (chat.Node.HeldBack's lines).
+type heldBackPeer struct {
+	index, neighbours int
+	held              []string
+}
+
+// heldBackLine returns summarizeHeldBack's note for the peers that hold
+// messages back (each with at least one held line), in the group's order;
+// "" when there are none. A pure function, so that the note can be tested.
+func heldBackLine(peers []heldBackPeer) string {
+	if len(peers) == 0 {
+		return ""
+	}
+	lines := make([]string, 0, heldBackShown)
+	for _, p := range peers[:min(len(peers), heldBackShown)] {
+		lines = append(lines, fmt.Sprintf("peer %d (%d neighbours): %s", p.index, p.neighbours, strings.Join(p.held, "; ")))
+	}
+	return fmt.Sprintf("hearsay: %d peers hold messages back at the end; %s", len(peers), strings.Join(lines, " | "))
 }
 
 // overlayComponents returns the sizes of the connected components of the

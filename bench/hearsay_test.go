@@ -177,3 +177,59 @@ func TestOverlayComponents(t *testing.T) {
 		}
 	}
 }
+
+// The end-of-run note on held-back messages counts every peer that holds
+// some, and describes the first heldBackShown of them in the group's
+// order, each with its neighbours and its held lines.
+func TestHeldBackLine(t *testing.T) {
+	peer := func(i, nbs int, held ...string) heldBackPeer {
+		return heldBackPeer{index: i, neighbours: nbs, held: held}
+	}
+	for name, c := range map[string]struct {
+		peers []heldBackPeer
+		want  string
+	}{
+		"none": {nil, ""},
+		"one": {
+			[]heldBackPeer{peer(4, 3, "o/7 fifo: waits for o/6 (stored through o/5)")},
+			"hearsay: 1 peers hold messages back at the end; peer 4 (3 neighbours): o/7 fifo: waits for o/6 (stored through o/5)",
+		},
+		"two lines joined": {
+			[]heldBackPeer{peer(0, 0, "a/2 x", "b/9 y"), peer(2, 5, "c/1 z")},
+			"hearsay: 2 peers hold messages back at the end; peer 0 (0 neighbours): a/2 x; b/9 y | peer 2 (5 neighbours): c/1 z",
+		},
+		"only the first three described": {
+			[]heldBackPeer{peer(1, 1, "p1"), peer(3, 2, "p3"), peer(5, 3, "p5"), peer(6, 4, "p6"), peer(9, 5, "p9")},
+			"hearsay: 5 peers hold messages back at the end; peer 1 (1 neighbours): p1 | peer 3 (2 neighbours): p3 | peer 5 (3 neighbours): p5",
+		},
+	} {
+		if got := heldBackLine(c.peers); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, c.want)
+		}
+	}
+}
+
+// The end-of-run note that the overlay ended split names its components'
+// sizes, largest first, and is not written for a whole overlay or one
+// that carried nothing (direct push).
+func TestOverlaySplitLine(t *testing.T) {
+	for name, c := range map[string]struct {
+		views map[string][]string
+		want  string
+	}{
+		"no overlay": {map[string][]string{"a": nil, "b": nil}, ""},
+		"whole":      {map[string][]string{"a": {"b"}, "b": nil, "c": {"a"}}, ""},
+		"split": {
+			map[string][]string{"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": nil, "f": nil},
+			"hearsay: the overlay is split: components of [3 2 1] peers (a peer outside the sender's gets none of its tree's messages)",
+		},
+		"two halves": {
+			map[string][]string{"a": {"b"}, "b": nil, "c": {"d"}, "d": nil},
+			"hearsay: the overlay is split: components of [2 2] peers (a peer outside the sender's gets none of its tree's messages)",
+		},
+	} {
+		if got := overlaySplitLine(c.views); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, c.want)
+		}
+	}
+}

@@ -29,6 +29,36 @@ func queueOnlyPeer(t *testing.T, n *Node, from string) *peerConn {
 	return p
 }
 
+// storeWithGap stores in n's lobby, in one batch received a minute ago,
+// a new origin's messages 1 to 3 and 6 (a gap at 4 and 5) and message 1 of
+// each of others more origins, and returns the first origin.
+func storeWithGap(t *testing.T, n *Node, others int) *Identity {
+	t.Helper()
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []*chatpb.Envelope
+	for _, seq := range []uint64{1, 2, 3, 6} {
+		envs = append(envs, benchChat(o, DefaultRoom, seq, "m"))
+	}
+	for range others {
+		other, err := NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, benchChat(other, DefaultRoom, 1, "m"))
+	}
+	recs, err := recordsOf(envs, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.log.AppendBatchDeferred(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // validPull accepts a gap pull of one origin with its holes in increasing
 // order above the sender's entry, and refuses every other shape: a
 // receiver must never read more than maxPullSeqs messages for one, nor
@@ -73,22 +103,7 @@ func TestValidPull(t *testing.T) {
 // ordinary status from such a peer still gets one.
 func TestGapPullAnswer(t *testing.T) {
 	n := lobbyNode(t, "relay", 16)
-	o, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The relay holds o's 1 to 3 and 6.
-	var envs []*chatpb.Envelope
-	for _, seq := range []uint64{1, 2, 3, 6} {
-		envs = append(envs, benchChat(o, DefaultRoom, seq, "m"))
-	}
-	recs, err := recordsOf(envs, time.Now().Add(-time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.log.AppendBatchDeferred(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	o := storeWithGap(t, n, 0) // the relay holds o's 1 to 3 and 6
 	const from = "0000000000000002"
 	p := queueOnlyPeer(t, n, from)
 	sent := func() (repaired []uint64, statuses int) {

@@ -201,13 +201,16 @@ func (n *Node) catchUpMembers(ctx context.Context, r *room, timeout time.Duratio
 }
 
 // waitRoomSets waits, at most timeout or until ctx ends, until every
-// live peer's room set has arrived after since.
-func (n *Node) waitRoomSets(ctx context.Context, since time.Time, timeout time.Duration) {
+// live peer's room set has arrived after since, and reports whether they
+// all did. A member whose node meta did not verify is not waited for: no
+// link is made to it and no relay passes its set on, so its set never
+// comes (and every join would wait the whole timeout).
+func (n *Node) waitRoomSets(ctx context.Context, since time.Time, timeout time.Duration) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		live := n.liveSet()
 		n.mu.Lock()
+		live := n.liveIDsLocked(true) // a new map: entries are deleted below
 		mgen := n.memberGen
 		if !n.meshLinks() {
 			// Above the tree threshold only linked peers (neighbours)
@@ -230,17 +233,17 @@ func (n *Node) waitRoomSets(ctx context.Context, since time.Time, timeout time.D
 		}
 		n.roomsMu.Unlock()
 		if !missing {
-			return
+			return true
 		}
 		select {
 		case <-mgen:
 		case <-rgen:
 		case <-timer.C:
-			return
+			return false
 		case <-ctx.Done():
-			return
+			return false
 		case <-n.ctx.Done():
-			return
+			return false
 		}
 	}
 }
@@ -477,8 +480,7 @@ func (n *Node) joinedRooms() []*room {
 // liveSet returns the IDs of the live members (alive or suspect) other
 // than this node. It differs from liveMembers in one thing: a member
 // whose node meta did not verify (members.Valid) is in it. And the map
-// is new, the caller's: waitRoomSets deletes from it, so it cannot be
-// liveMembers' shared one.
+// is new, the caller's.
 func (n *Node) liveSet() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

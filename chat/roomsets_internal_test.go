@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -59,5 +61,31 @@ func TestStaleRoomSetNotStoredUnverified(t *testing.T) {
 	n.takeRoomSet(forged, origin, false)
 	if v, ok := version(); ok {
 		t.Fatalf("a forged older set (version %d, signed %d) was stored after its origin's set was forgotten", v, signed.Version)
+	}
+}
+
+// A join waits for every live member's room set, but not for a member
+// whose node meta did not verify: no link is made to it and no relay
+// passes its set on, so its set never comes and every join waited the
+// whole handshake timeout for it.
+func TestWaitRoomSetsSkipsInvalidMeta(t *testing.T) {
+	bob := lobbyNode(t, "bob", 16)
+	alice, stranger := member(t, bob), testIdentity(t)
+	liveMemberOf(bob, alice)
+	// The stranger as the event loop records a join with unreadable meta.
+	bob.mu.Lock()
+	bob.members[stranger.ID] = &memberInfo{ID: stranger.ID, Nick: "?", State: hearsay.StateAlive}
+	bob.membersChangedLocked()
+	bob.mu.Unlock()
+	ctx := context.Background()
+	// alice's set has not come: the wait is for her (it ends at its timeout).
+	if bob.waitRoomSets(ctx, time.Time{}, 20*time.Millisecond) {
+		t.Fatal("waitRoomSets did not wait for a live member's room set")
+	}
+	bob.handleFrame(roomSetFrame(signedRoomSet(alice, 1)), alice.ID)
+	// Now every member that can send a set has: it returns at once, before
+	// its timeout (a wait for the stranger ends there, reporting false).
+	if !bob.waitRoomSets(ctx, time.Time{}, 5*time.Second) {
+		t.Fatal("waitRoomSets waited for a member whose node meta did not verify")
 	}
 }

@@ -17,8 +17,9 @@ import (
 func TestRoomMembersComputedOnChange(t *testing.T) {
 	bob := lobbyNode(t, "bob", 16)
 	// Long enough that the syncs before it surely come first, even on a
-	// slow machine under the race detector; the test sleeps it once.
-	bob.cfg.FailedVoterTimeout = 2 * time.Second
+	// slow machine under the race detector; the test does not wait for
+	// it, it moves the failure back by as much (below).
+	bob.cfg.FailedVoterTimeout = time.Minute
 	r := bob.joinedRoom(DefaultRoom)
 	lobby := &chatpb.RoomMembership{Name: DefaultRoom, Mode: hearsay.OrderCausal.String(), JoinedUnixNano: 1}
 	alice, carol := member(t, bob), member(t, bob)
@@ -96,7 +97,17 @@ func TestRoomMembersComputedOnChange(t *testing.T) {
 	if until.IsZero() || time.Until(until) > bob.cfg.FailedVoterTimeout {
 		t.Fatalf("the view's next change at %v, want within FailedVoterTimeout", until)
 	}
-	time.Sleep(time.Until(until) + time.Millisecond)
+	// Instead of waiting FailedVoterTimeout, the test moves every instant
+	// the view depends on back by as much (her failure, and the timeout
+	// the applied view noted), as if the clock had moved on: no
+	// membership change, so only the clock can make the sync compute
+	// the view again.
+	bob.mu.Lock()
+	m.Since = m.Since.Add(-bob.cfg.FailedVoterTimeout)
+	bob.mu.Unlock()
+	r.mu.Lock()
+	r.synced.until = r.synced.until.Add(-bob.cfg.FailedVoterTimeout)
+	r.mu.Unlock()
 	bob.syncMembers(r)
 	r.mu.Lock()
 	voting = r.failed[alice.ID]

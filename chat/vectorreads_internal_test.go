@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/msglog"
@@ -34,28 +33,7 @@ func (l *countingLog) Contiguous(ctx context.Context, room, origin string) (uint
 func vectorReadNode(t *testing.T, from string) (*Node, *Identity, *peerConn, *countingLog) {
 	t.Helper()
 	n := lobbyNode(t, "reader", 16)
-	o, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var envs []*chatpb.Envelope
-	for _, seq := range []uint64{1, 2, 3, 6} {
-		envs = append(envs, benchChat(o, DefaultRoom, seq, "m"))
-	}
-	for range 9 {
-		other, err := NewIdentity()
-		if err != nil {
-			t.Fatal(err)
-		}
-		envs = append(envs, benchChat(other, DefaultRoom, 1, "m"))
-	}
-	recs, err := recordsOf(envs, time.Now().Add(-time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.log.AppendBatchDeferred(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	o := storeWithGap(t, n, 9)
 	cl := &countingLog{Log: n.log}
 	n.log = cl
 	p := queueOnlyPeer(t, n, from)
