@@ -206,7 +206,9 @@ func newOverlayDriver(n *Node) *overlayDriver {
 	// missing was lost (a broken link; the bench's loss). A fixed 2 s left
 	// the last peers of a 200-peer group under 20 % loss about 2 s behind
 	// every message; a fixed 500 ms grafted payloads that were only late
-	// on a loaded machine.
+	// on a loaded machine. A payload repaired above us in the tree
+	// (Overlay.repaired) is not timed: under loss it had held every timer
+	// at 2 s.
 	cfg.GraftTimeout = 2 * time.Second
 	cfg.GraftRetry = time.Second
 	cfg.GraftTimeoutMin = 500 * time.Millisecond
