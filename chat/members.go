@@ -110,7 +110,7 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 		addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
 		meta: append([]byte(nil), nd.Meta...),
 	}
-	if !n.memberEvents.push(ev) {
+	if n.memberEvents.push(ev) != pushed {
 		n.resync.Store(true)
 	}
 }
