@@ -86,16 +86,33 @@ func newSignalQueue[T any](max int) *signalQueue[T] {
 	return &signalQueue[T]{q: fifo[T]{max: max}, ready: make(chan struct{}, 1)}
 }
 
-// push queues v and signals ready; false when the queue is full or
-// closed.
-func (s *signalQueue[T]) push(v T) bool {
+// pushResult is what push did with an item: queued, or why not. The
+// reason is decided under the queue's lock, with the refusal: a caller
+// that counts drops (a full queue: the reader is behind) apart from
+// pushes to a reader that went away (closed) need not lock again to ask.
+type pushResult uint8
+
+const (
+	pushed     pushResult = iota
+	pushFull              // max items queued
+	pushClosed            // closeIfEmpty or close closed the queue (full or not)
+)
+
+// push queues v and signals ready, or says why it did not.
+func (s *signalQueue[T]) push(v T) pushResult {
 	s.mu.Lock()
-	ok := !s.closed && s.q.push(v)
+	r := pushed
+	switch {
+	case s.closed:
+		r = pushClosed
+	case !s.q.push(v):
+		r = pushFull
+	}
 	s.mu.Unlock()
-	if ok {
+	if r == pushed {
 		token(s.ready)
 	}
-	return ok
+	return r
 }
 
 // pop returns the oldest queued item; false when there is none.

@@ -253,30 +253,65 @@ func countEntries(msg []byte, lo, hi int, counts *frameCounts) {
 		}
 		val := msg[:n]
 		msg = msg[n:]
+		nested := false
 		for i := lo; i < hi; i++ {
 			fb := &frameBounds[i]
 			if fb.field != num {
 				continue
 			}
-			var k int
-			switch {
-			case fb.inner == 0:
-				k = entries(typ, val, fb.scalar)
-				counts.rows[i] += k
-			case typ != protowire.BytesType:
+			if fb.inner != 0 {
+				nested = true
 				continue
-			default:
-				inner, _ := protowire.ConsumeBytes(val)
-				k = innerEntries(inner, fb.inner, fb.scalar)
-				if fb.perEntry {
-					counts.rows[i] = max(counts.rows[i], k)
-				} else {
-					counts.rows[i] += k
-				}
 			}
+			k := entries(typ, val, fb.scalar)
+			counts.rows[i] += k
 			if fb.listed {
 				counts.lists += k
 			}
+		}
+		if nested && typ == protowire.BytesType {
+			inner, _ := protowire.ConsumeBytes(val)
+			countNested(inner, num, lo, hi, counts)
+		}
+	}
+}
+
+// countNested counts in b, one encoded entry of field num (a batch's or
+// repair's envelope), the inner fields of frameBounds[lo:hi]'s rows of num
+// (its deps and stamped messages), up to the first byte it cannot parse,
+// and adds them to those rows as countEntries would, and to counts.lists.
+// It reads b once for all the rows: one scan per row read each envelope
+// of a batch or repair twice.
+func countNested(b []byte, num protowire.Number, lo, hi int, counts *frameCounts) {
+	var ks [len(frameBounds)]int // by row; on the stack
+	for len(b) > 0 {
+		f, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if n = protowire.ConsumeFieldValue(f, typ, b); n < 0 {
+			break
+		}
+		for i := lo; i < hi; i++ {
+			if fb := &frameBounds[i]; fb.field == num && fb.inner == f {
+				ks[i] += entries(typ, b[:n], fb.scalar)
+			}
+		}
+		b = b[n:]
+	}
+	for i := lo; i < hi; i++ {
+		fb := &frameBounds[i]
+		if fb.field != num || fb.inner == 0 {
+			continue
+		}
+		if fb.perEntry {
+			counts.rows[i] = max(counts.rows[i], ks[i])
+		} else {
+			counts.rows[i] += ks[i]
+		}
+		if fb.listed {
+			counts.lists += ks[i]
 		}
 	}
 }

@@ -26,8 +26,8 @@ func TestFrameQueue(t *testing.T) {
 	for range 1000 {
 		for range 3 {
 			if q.len() < q.limit() {
-				if !q.push(ping(next)) {
-					t.Fatalf("push refused with %d queued", q.len())
+				if r := q.push(ping(next)); r != pushed {
+					t.Fatalf("push refused (%d) with %d queued", r, q.len())
 				}
 				next++
 			}
@@ -41,16 +41,16 @@ func TestFrameQueue(t *testing.T) {
 		}
 	}
 	for q.len() < q.limit() {
-		if !q.push(ping(next)) {
-			t.Fatalf("push refused with %d queued", q.len())
+		if r := q.push(ping(next)); r != pushed {
+			t.Fatalf("push refused (%d) with %d queued", r, q.len())
 		}
 		next++
 	}
 	if q.len() != 100 {
 		t.Fatalf("%d queued, want the bound, 100", q.len())
 	}
-	if q.push(ping(next)) {
-		t.Fatal("push beyond the bound accepted")
+	if r := q.push(ping(next)); r != pushFull {
+		t.Fatalf("push beyond the bound: %d, want pushFull (%d)", r, pushFull)
 	}
 	if cap(q.q.buf) > 2*q.limit() {
 		t.Fatalf("slice of capacity %d for %d frames at most", cap(q.q.buf), q.limit())
@@ -72,5 +72,20 @@ func TestFrameQueue(t *testing.T) {
 	}
 	if _, ok := q.pop(); ok {
 		t.Fatal("popped from an empty queue")
+	}
+	// A closed queue says so, full or not: the link's enqueue counts a
+	// drop only for a full one (a reader behind), from this answer alone.
+	if r := q.push(ping(next)); r != pushed {
+		t.Fatalf("push to an open, empty queue: %d", r)
+	}
+	q.close()
+	if r := q.push(ping(next)); r != pushClosed {
+		t.Fatalf("push to a closed queue: %d, want pushClosed (%d)", r, pushClosed)
+	}
+	full := newSignalQueue[*chatpb.Frame](1)
+	full.push(ping(0))
+	full.close()
+	if r := full.push(ping(1)); r != pushClosed {
+		t.Fatalf("push to a closed, full queue: %d, want pushClosed (%d)", r, pushClosed)
 	}
 }

@@ -23,7 +23,6 @@ package chat
 import (
 	"time"
 
-	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
 	"github.com/hearsay-chat/hearsay/chat/transport"
 )
@@ -144,7 +143,7 @@ func (n *Node) newLinkLocked(id string, keep bool, accepted transport.Conn) (p *
 		return nil, nil
 	}
 	m := n.members[id]
-	if m == nil || !m.Valid || (m.State != hearsay.StateAlive && m.State != hearsay.StateSuspect) {
+	if !m.liveValid() {
 		return nil, nil
 	}
 	p = newPeerConn(n, id, m.ChatAddr, m.Pub)
@@ -232,7 +231,7 @@ func (n *Node) keepLinks(active map[string]bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for id, m := range n.members {
-		live := m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+		live := m.liveValid()
 		if !live || id == n.id.ID {
 			continue
 		}

@@ -63,6 +63,23 @@ type memberInfo struct {
 	skel, skelOf string // skeleton(skelOf), cached: see skeleton
 }
 
+// live reports whether m (nil: an unknown peer) is a live member: alive
+// or suspect. Suspect counts as live because a suspect member has not
+// been declared failed and may refute the suspicion: its links, rooms and
+// name stay until a leave event says it failed or left, or a missed probe
+// would make and break links and room views. (memberlist v0.7 reports no
+// suspicion, so the event loop records alive, dead or left only; Members
+// shows "suspect" for an alive member whose chat link is down. The check
+// keeps the state's meaning should it be recorded.) Caller holds n.mu.
+func (m *memberInfo) live() bool {
+	return m != nil && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+}
+
+// liveValid reports whether m is a live member (live) whose node meta
+// decoded: the peers a link is made to and whose messages are shown as a
+// member's. Caller holds n.mu.
+func (m *memberInfo) liveValid() bool { return m.live() && m.Valid }
+
 // skeleton returns skeleton(m.Nick), computed once per nick. Caller holds
 // n.mu.
 func (m *memberInfo) skeleton() string {
@@ -93,7 +110,7 @@ func (n *Node) handleMemberEvent(kind memberEventKind, nd *memberlist.Node) {
 		addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
 		meta: append([]byte(nil), nd.Meta...),
 	}
-	if !n.memberEvents.push(ev) {
+	if n.memberEvents.push(ev) != pushed {
 		n.resync.Store(true)
 	}
 }
@@ -163,7 +180,7 @@ func (n *Node) applyMemberEvent(ev memberEvent) {
 		if ev.kind == memberJoin {
 			delete(n.leaving, ev.name)
 		}
-		wasLive := m != nil && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+		wasLive := m.live()
 		oldDisplay, oldNick := "", ""
 		if m == nil {
 			m = &memberInfo{ID: ev.name}
@@ -257,7 +274,7 @@ func (n *Node) resyncMembers() {
 	n.mu.Lock()
 	var gone []string
 	for id, m := range n.members {
-		if !live[id] && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if !live[id] && m.live() {
 			gone = append(gone, id)
 		}
 	}
@@ -303,7 +320,7 @@ func (n *Node) numMembers() int { return int(n.liveCount.Load()) }
 func (n *Node) countLiveLocked() {
 	k := int32(1)
 	for _, m := range n.members {
-		if m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect {
+		if m.live() {
 			k++
 		}
 	}
@@ -326,7 +343,7 @@ func (n *Node) displayName(id, nick string) string {
 	if id == n.id.ID {
 		nick = n.nick
 	}
-	live := id == n.id.ID || m != nil && m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+	live := id == n.id.ID || m.liveValid()
 	return n.nameLocked(id, nick, !live)
 }
 
@@ -357,7 +374,7 @@ func (n *Node) nameLocked(id, nick string, always bool) string {
 		others = append(others, n.id.ID)
 	}
 	for _, m := range n.members {
-		if m.ID != id && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) && m.skeleton() == skel {
+		if m.ID != id && m.live() && m.skeleton() == skel {
 			others = append(others, m.ID)
 		}
 	}
@@ -429,7 +446,7 @@ func (n *Node) resolvePeer(who string) (*memberInfo, error) {
 	}
 	var byName, byPrefix []*memberInfo
 	for _, m := range n.members {
-		if m.State != hearsay.StateAlive && m.State != hearsay.StateSuspect {
+		if !m.live() {
 			continue
 		}
 		nick, suffix, hasSuffix := strings.Cut(who, "#")
@@ -470,7 +487,7 @@ func (n *Node) waitMember(ctx context.Context, id string) (*memberInfo, error) {
 		n.mu.Lock()
 		m := n.members[id]
 		gen := n.memberGen
-		if m != nil && m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if m.liveValid() {
 			cp := *m
 			n.mu.Unlock()
 			return &cp, nil

@@ -86,13 +86,24 @@ type Node struct {
 	digests   roomSetDigests          // digests of the held sets (roomsetdigest.go)
 	// peerRoomsGen counts the changes of peerRooms and of our own room
 	// set's version (roomSetsChangedLocked): with memberGen, what a
-	// room's members are computed from (syncMembersLocked).
+	// room's members are computed from (syncMembersLocked). It is not
+	// roomsGen: it changes at three events (a peer's newer set taken,
+	// takeRoomSet; a forgotten member's set dropped, forgetPeerRooms; our
+	// own set given a new version, newRoomSetFrame), roomsGen at the first
+	// only. A member view depends on all three; waitRoomSets waits only
+	// for peers' sets to arrive: our own version is not among them, and a
+	// set is dropped only for a member no longer live, which memberGen
+	// already wakes it for.
 	peerRoomsGen uint64
 	// ownSet is our room set as last signed: announced again until it
 	// changes (nil then: roomsets.go).
-	ownSet    *chatpb.RoomSet
-	roomsGen  chan struct{} // closed and replaced when a peer's room set arrives
-	startedAt atomic.Int64  // unix nanoseconds of Start (loadRooms)
+	ownSet *chatpb.RoomSet
+	// roomsGen is closed and replaced when a peer's newer room set is
+	// taken (takeRoomSet), to wake waitRoomSets; not when a set is
+	// dropped or our own version changes (see peerRoomsGen, bumped then
+	// too).
+	roomsGen  chan struct{}
+	startedAt atomic.Int64 // unix nanoseconds of Start (loadRooms)
 	pingNonce atomic.Uint64
 	liveCount atomic.Int32 // live members + this node; see numMembers
 

@@ -855,8 +855,7 @@ func (n *Node) overlayStats(st *hearsay.Stats) {
 func (n *Node) liveMember(id string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	m := n.members[id]
-	return m != nil && m.Valid && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect)
+	return n.members[id].liveValid()
 }
 
 // liveMembers returns the live members with a verified node meta. It
@@ -889,7 +888,7 @@ func (n *Node) liveMembersLocked() map[string]bool {
 func (n *Node) liveIDsLocked(valid bool) map[string]bool {
 	live := make(map[string]bool, len(n.members))
 	for id, m := range n.members {
-		if (m.Valid || !valid) && (m.State == hearsay.StateAlive || m.State == hearsay.StateSuspect) {
+		if (m.Valid || !valid) && m.live() {
 			live[id] = true
 		}
 	}

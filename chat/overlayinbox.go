@@ -161,7 +161,7 @@ func newPipelineQueue(max int) *pipelineQueue {
 // put queues ps, waiting while the queue is full (back-pressure: see
 // flush); false if done was closed first.
 func (p *pipelineQueue) put(ps []pipelined, done <-chan struct{}) bool {
-	for !p.push(ps) {
+	for p.push(ps) != pushed {
 		select {
 		case <-p.space:
 		case <-done:

@@ -199,10 +199,11 @@ func (p *peerConn) enqueue(f *chatpb.Frame) bool {
 	if h := p.n.cfg.beforeEnqueue; h != nil {
 		h(p.id, f)
 	}
-	if !p.queue.push(f) {
-		if !p.queue.isClosed() {
-			p.n.stats.queueDrops.Add(1)
-		}
+	switch p.queue.push(f) {
+	case pushFull:
+		p.n.stats.queueDrops.Add(1)
+		return false
+	case pushClosed:
 		return false
 	}
 	p.touch()

@@ -303,6 +303,8 @@ func (n *Node) takeRoomSet(rs *chatpb.RoomSet, from string, verified bool) {
 	}
 	n.peerRooms[origin] = set
 	n.roomSetsChangedLocked()
+	// Only here, of roomSetsChangedLocked's callers: a set arrived, the
+	// one change waitRoomSets waits for (n.roomsGen's comment).
 	close(n.roomsGen) // wakes waitRoomSets
 	n.roomsGen = make(chan struct{})
 	n.roomsMu.Unlock()

@@ -59,9 +59,6 @@ type Stats struct {
 	// although their payloads were cached: never announced to the
 	// grafting neighbour, or answered graftAnswers times already.
 	GraftRefused uint64
-	// OneSided counts tree messages from peers not in the active view,
-	// each answered with a Disconnect.
-	OneSided uint64
 	// ShuffleRepliesDropped counts shuffle replies not sent because no
 	// neighbour led back to the walk's origin (a walk forgotten, its
 	// neighbour gone, a shuffle from a peer no longer a neighbour).
@@ -188,7 +185,6 @@ func (n *Node) Step(now time.Duration, from string, m Message) {
 		// otherwise, and counts in its view as a neighbour that pushes
 		// and announces nothing to it. Not while we are asking from to
 		// be a neighbour: its answer settles the link.
-		n.stats.OneSided++
 		n.send(from, Message{Kind: KindDisconnect})
 	}
 	switch m.Kind {
