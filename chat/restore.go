@@ -31,7 +31,11 @@ func (n *Node) tryRestore() {
 	if len(pending) == 0 {
 		return
 	}
-	live := n.liveSet()
+	// Members whose node meta did not verify are left out, as
+	// waitRoomSets does: no link is made to them and no relay passes
+	// their sets on, so waiting for theirs kept every deferred room
+	// waiting until restoreGrace. (Read only: liveMembers' map is shared.)
+	live := n.liveMembers()
 	n.roomsMu.Lock()
 	allSets := true
 	announced := map[string]bool{}

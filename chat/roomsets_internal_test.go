@@ -9,6 +9,7 @@ import (
 
 	"github.com/hearsay-chat/hearsay"
 	"github.com/hearsay-chat/hearsay/chat/chatpb"
+	"github.com/hearsay-chat/hearsay/chat/msglog"
 )
 
 // A set judged stale skips its signature check; if the origin's set is
@@ -87,5 +88,40 @@ func TestWaitRoomSetsSkipsInvalidMeta(t *testing.T) {
 	// its timeout (a wait for the stranger ends there, reporting false).
 	if !bob.waitRoomSets(ctx, time.Time{}, 5*time.Second) {
 		t.Fatal("waitRoomSets waited for a member whose node meta did not verify")
+	}
+}
+
+// A deferred room is restored once every live member that can send a
+// room set has sent one naming it: a member whose node meta did not
+// verify never will (no link is made to it, no relay passes its set on),
+// and waiting for it kept the room deferred until restoreGrace.
+func TestRestoreSkipsInvalidMeta(t *testing.T) {
+	bob := lobbyNode(t, "bob", 16)
+	alice, stranger := member(t, bob), testIdentity(t)
+	liveMemberOf(bob, alice)
+	bob.mu.Lock()
+	bob.members[stranger.ID] = &memberInfo{ID: stranger.ID, Nick: "?", State: hearsay.StateAlive}
+	bob.membersChangedLocked()
+	bob.mu.Unlock()
+	bob.joinMu.Lock()
+	r, err := bob.openRoom(context.Background(), msglog.RoomInfo{Name: "dev", Mode: hearsay.OrderCausal.String(), Joined: time.Now()}, true)
+	bob.joinMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() roomState {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.state
+	}
+	bob.startedAt.Store(time.Now().UnixNano()) // within restoreGrace: not alone
+	bob.tryRestore()                           // alice's set has not come: the room waits for it
+	if s := state(); s != roomDeferred {
+		t.Fatalf("restored before a live member's room set came: state %s", s)
+	}
+	bob.handleFrame(roomSetFrame(signedRoomSet(alice, 1, &chatpb.RoomMembership{Name: "dev", Mode: "causal", JoinedUnixNano: 1})), alice.ID)
+	bob.tryRestore()
+	if s := state(); s == roomDeferred {
+		t.Fatal("still deferred once every member that can send a room set had sent one naming the room")
 	}
 }
