@@ -449,16 +449,38 @@ func (n *Node) HeldBack(roomName string, limit int) []string {
 	}
 	r.mu.Lock()
 	hs := r.m.HeldBack(limit)
+	// What the room knows of each waited-for message: whether its origin
+	// is in the member view or a member identity at all (a dep on
+	// neither is dropped), and its tail mark (who is to be pulled).
+	waits := make([]string, len(hs))
+	for i, h := range hs {
+		if h.Waits.Origin == "" || h.Waits.Origin == h.ID.Origin {
+			continue
+		}
+		_, member := r.members[h.Waits.Origin]
+		waits[i] = fmt.Sprintf("; %s: in the member view %t, a member identity %t", h.Waits.Origin, member, r.env.isMember(h.Waits.Origin))
+		if m, ok := r.tails[h.Waits.Origin]; ok {
+			waits[i] += fmt.Sprintf(", pulled %d times (last from %s, through %d)", m.pulls, m.peer, m.seq)
+		} else {
+			waits[i] += ", no tail mark"
+		}
+	}
 	r.mu.Unlock()
 	out := make([]string, 0, len(hs))
-	for _, h := range hs {
+	for i, h := range hs {
 		line := fmt.Sprintf("%s/%d %s: %s", h.ID.Origin, h.ID.Seq, h.Kind, h.Reason)
 		// The log's view beside the machine's: a gap the log does not
 		// have is a message stored and never given to the machine.
-		if c, err := n.log.Contiguous(n.ctx, name, h.ID.Origin); err == nil {
-			line += fmt.Sprintf(" (stored through %s/%d)", h.ID.Origin, c)
+		origins := []string{h.ID.Origin}
+		if waits[i] != "" {
+			origins = append(origins, h.Waits.Origin)
 		}
-		out = append(out, line)
+		for _, o := range origins {
+			if c, err := n.log.Contiguous(n.ctx, name, o); err == nil {
+				line += fmt.Sprintf(" (stored through %s/%d)", o, c)
+			}
+		}
+		out = append(out, line+waits[i])
 	}
 	return out
 }

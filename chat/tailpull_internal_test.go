@@ -132,6 +132,14 @@ func TestHeldDepPulled(t *testing.T) {
 	if got := due(1200 * time.Millisecond); len(got) != 1 || got[0].peer != o.ID {
 		t.Fatalf("second pull %+v, want it from the held message's origin %s", got, o.ID)
 	}
+	// HeldBack says what the message waits for and what is known of it
+	// (the bench prints it for peers that hold messages back at the end).
+	lines := n.HeldBack(DefaultRoom, 0)
+	want := fmt.Sprintf("%s/1 data: causal: waiting for %s:1 (stored through %s/0) (stored through %s/0); %s: in the member view false, a member identity true, pulled 2 times (last from %s, through 1)",
+		o.ID, x.ID, o.ID, x.ID, x.ID, relay)
+	if len(lines) != 1 || lines[0] != want {
+		t.Fatalf("HeldBack %q, want %q", lines, want)
+	}
 	// It comes: the dependent message is delivered, the mark forgotten.
 	r.receive([]*chatpb.Envelope{benchChat(x, DefaultRoom, 1, "m")}, relay, true)
 	if got := due(3 * time.Second); len(got) != 0 {

@@ -37,11 +37,14 @@ func (m *Machine) Stats() Stats {
 	return s
 }
 
-// Held describes one held-back message and why it waits.
+// Held describes one held-back message and why it waits: Waits is the
+// message it waits for when that is one message (a gap's next seq, a
+// causal dependency), zero otherwise.
 type Held struct {
 	ID     ID
 	Kind   Kind
 	Reason string
+	Waits  ID
 }
 
 // HeldBack returns up to limit held-back messages (limit <= 0: all) with
@@ -50,18 +53,20 @@ func (m *Machine) HeldBack(limit int) []Held {
 	var hs []Held
 	for o, b := range m.buf {
 		for _, x := range b {
-			hs = append(hs, Held{x.ID(), x.Kind, fmt.Sprintf("gap: waiting for %s", ID{o, m.nextOf(o)})})
+			w := ID{o, m.nextOf(o)}
+			hs = append(hs, Held{ID: x.ID(), Kind: x.Kind, Reason: fmt.Sprintf("gap: waiting for %s", w), Waits: w})
 		}
 	}
 	for _, q := range m.c.wait {
 		for i, x := range q {
 			r := fmt.Sprintf("fifo: behind %s", q[0].ID())
+			var w ID
 			if i == 0 {
 				if b, ok := m.c.blocker(x); ok {
-					r = fmt.Sprintf("causal: waiting for %s", b)
+					r, w = fmt.Sprintf("causal: waiting for %s", b), b
 				}
 			}
-			hs = append(hs, Held{x.ID(), x.Kind, r})
+			hs = append(hs, Held{ID: x.ID(), Kind: x.Kind, Reason: r, Waits: w})
 		}
 	}
 	for _, x := range m.t.pending {
@@ -69,7 +74,7 @@ func (m *Machine) HeldBack(limit int) []Held {
 		if x.ID() == m.t.pending[0].ID() {
 			r = "total: waiting for acks from " + strings.Join(m.t.waitingFor(m, keyOf(x)), ",")
 		}
-		hs = append(hs, Held{x.ID(), x.Kind, r})
+		hs = append(hs, Held{ID: x.ID(), Kind: x.Kind, Reason: r})
 	}
 	stamped := map[ID]uint64{}
 	for g, id := range m.s.order {
@@ -86,7 +91,7 @@ func (m *Machine) HeldBack(limit int) []Held {
 			if g, ok := stamped[x.ID()]; ok {
 				r = fmt.Sprintf("sequencer: global %d, waiting for global %d", g, m.s.nextGlobal)
 			}
-			hs = append(hs, Held{x.ID(), x.Kind, r})
+			hs = append(hs, Held{ID: x.ID(), Kind: x.Kind, Reason: r})
 		}
 	}
 	slices.SortFunc(hs, func(a, b Held) int {
