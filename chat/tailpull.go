@@ -22,7 +22,9 @@ package chat
 // that left out such fresh messages is followed by the sender's status
 // (handleStatus), so the peer asking learns what to pull. A message held
 // back for a causal dependency marks the dependency the same way
-// (noteHeldDepsLocked): its signed deps say the seqs exist.
+// (noteHeldDepsLocked): its signed deps say the seqs exist; and while it
+// is held each look of the loop marks it again once its pulls ran out
+// (noteBlockersLocked).
 
 import (
 	"slices"
@@ -49,6 +51,14 @@ type tailMark struct {
 // maxTailMarks bounds the origins a room keeps tail marks for: a status
 // names at most maxVector origins, and each due mark costs a pull.
 const maxTailMarks = 64
+
+// maxHeldDepMarks is how many marks beyond maxTailMarks a room keeps for
+// the dependencies that hold its messages back (noteHeldDepsLocked,
+// noteBlockersLocked): statuses showing many origins' messages in flight
+// (a group's warm-up, one message from each of 200 members) fill the
+// maxTailMarks slots, and a dependency that nothing else pulls must not
+// be refused its mark then.
+const maxHeldDepMarks = 16
 
 // maxTailMarksPerPeer bounds the marks one peer's statuses hold: a member
 // that claims seqs nobody sent, for many origins, must not take every
@@ -79,14 +89,14 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Tim
 		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
 			continue
 		}
-		r.markTailLocked(rg, peer, "", now, &byPeer)
+		r.markTailLocked(rg, peer, "", now, &byPeer, maxTailMarks)
 	}
 }
 
 // markTailLocked records one tail mark (noteTailsLocked), counting in
-// *byPeer the marks peer holds (counted first when negative). Caller
-// holds r.mu.
-func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int) {
+// *byPeer the marks peer holds (counted first when negative), if the room
+// holds fewer than limit marks. Caller holds r.mu.
+func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int, limit int) {
 	m, ok := r.tails[rg.Origin]
 	if ok && r.m.WantOf(rg.Origin) <= m.seq {
 		if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
@@ -103,7 +113,7 @@ func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Tim
 			}
 		}
 	}
-	if *byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= maxTailMarks {
+	if *byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= limit {
 		return
 	}
 	*byPeer++
@@ -138,9 +148,33 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 				if alt == peer {
 					alt = ""
 				}
-				r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer)
+				r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer, maxTailMarks+maxHeldDepMarks)
 			}
 		}
+	}
+}
+
+// noteBlockersLocked marks, at each look of the anti-entropy loop, the
+// dependencies that still hold messages back (order.Machine.Blockers)
+// and have no mark. noteHeldDepsLocked marks them when the held message
+// comes, and only then: a dependency is named once, by its origin's
+// first message after it (compact deps), so a mark refused for want of a
+// slot, or forgotten after maxTailPulls pulls in vain, left that message
+// and every later one of its origin held for good (an N=200 run under
+// loss ended with a peer that had waited 35 s for another member's
+// warm-up message). These marks are pulled from the held message's
+// origin, which delivered the seqs before it sent the message, and from
+// no third peer: a member whose message names seqs nobody sent costs
+// only itself the pulls (one status every half interval while its
+// message is held). Caller holds r.mu.
+func (r *room) noteBlockersLocked(now time.Time) {
+	for _, b := range r.m.Blockers(maxHeldDepMarks) {
+		if _, ok := r.tails[b.Origin]; ok || b.By.Origin == r.env.id.ID || b.Origin == r.env.id.ID {
+			continue
+		}
+		byPeer := -1
+		next := r.m.WantOf(b.Origin)
+		r.markTailLocked(msglog.SeqRange{Origin: b.Origin, From: next, To: b.Through}, b.By.Origin, "", now, &byPeer, maxTailMarks+maxHeldDepMarks)
 	}
 }
 
@@ -199,6 +233,7 @@ func (r *room) dueTailPullsLocked(now time.Time, after time.Duration, limit int)
 // and the tail pulls that are due at now, at least after since the last
 // of each. Caller holds r.mu.
 func (r *room) duePullsLocked(now time.Time, after time.Duration) (retries, tails []gapPull) {
+	r.noteBlockersLocked(now)
 	return r.retryGapPullsLocked(now, after), r.dueTailPullsLocked(now, after, maxRetryPulls)
 }
 

@@ -250,3 +250,61 @@ func TestTailMarksBounded(t *testing.T) {
 		t.Fatalf("mark %+v: taken over before its first pull", m)
 	}
 }
+
+// A dependency that holds a message back keeps being pulled while it
+// does: its mark is taken even when statuses of other origins fill the
+// marks' slots, and once its pulls ran out in vain the next look marks
+// it again, pulled from the held message's origin alone. Before, the
+// message's one naming of the dependency (compact deps) was its only
+// chance, and a peer of an N=200 loss run held a sender's messages back
+// for good.
+func TestBlockerMarkedAgain(t *testing.T) {
+	n := lobbyNode(t, "tail", 16)
+	o, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.speakers.add(x.Pub); err != nil {
+		t.Fatal(err)
+	}
+	r := n.joinedRoom(DefaultRoom)
+	start := time.Now()
+	r.mu.Lock()
+	for i := range maxTailMarks { // other origins' marks, not due in this test
+		r.tails[fmt.Sprintf("%016x", 1000+i)] = tailMark{seq: 1, peer: fmt.Sprintf("%016x", i%8), since: start.Add(time.Hour)}
+	}
+	r.mu.Unlock()
+	const relay = "0000000000000002"
+	dependent := &chatpb.Envelope{Seq: 1, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10,
+		SentUnixNano: start.UnixNano(), Body: []byte("m"), Deps: []*chatpb.Dep{{Origin: x.ID, Seq: 1}}}
+	SignEnvelope(o, dependent)
+	r.receive([]*chatpb.Envelope{dependent}, relay, true)
+	r.mu.Lock()
+	m, marked := r.tails[x.ID]
+	r.mu.Unlock()
+	if !marked || m.peer != relay {
+		t.Fatalf("dependency's mark %+v (taken %v) with %d slots full, want one to pull from %s", m, marked, maxTailMarks, relay)
+	}
+	var from []string
+	for at := 500 * time.Millisecond; at <= 8*time.Second; at += 500 * time.Millisecond {
+		r.mu.Lock()
+		_, tails := r.duePullsLocked(start.Add(at), 500*time.Millisecond)
+		r.mu.Unlock()
+		for _, p := range tails {
+			if p.origin == x.ID {
+				from = append(from, p.peer)
+			}
+		}
+	}
+	// Six pulls (relay and origin in turn) at 0.5 to 3 s, forgotten at
+	// 3.5 s, marked again at 4 s and pulled from o six times at 4.5 to 7 s
+	// (then forgotten at 7.5 s, marked again at 8 s).
+	want := []string{relay, o.ID, relay, o.ID, relay, o.ID, o.ID, o.ID, o.ID, o.ID, o.ID, o.ID}
+	if !slices.Equal(from, want) {
+		t.Fatalf("pulls from %v, want %v", from, want)
+	}
+}

@@ -76,3 +76,40 @@ func TestLacks(t *testing.T) {
 		t.Errorf("Lacks(c, max, 2) = %v, want [1 2]", got)
 	}
 }
+
+// Blockers names the dependencies the machine has not received that hold
+// back the head of each origin's causal wait: not a dependency received
+// but itself held (its own blocker is named), not a later message's.
+func TestBlockers(t *testing.T) {
+	m := mustNew(t, "me", Causal)
+	dep := func(origin string, seq uint64, deps map[string]uint64) Meta {
+		d := data(origin, seq, seq)
+		d.Deps = deps
+		return d
+	}
+	if got := m.Blockers(10); got != nil {
+		t.Fatalf("nothing held: blockers %v", got)
+	}
+	m.Receive(
+		dep("a", 1, map[string]uint64{"x": 2, "y": 1}), // x and y never came
+		dep("a", 2, map[string]uint64{"z": 5}),         // behind a:1, not a head
+		dep("b", 1, map[string]uint64{"c": 1}),         // c:1 came, but is held
+		dep("c", 1, map[string]uint64{"w": 3}),
+	)
+	want := []Blocked{
+		{Origin: "x", Through: 2, By: ID{"a", 1}},
+		{Origin: "y", Through: 1, By: ID{"a", 1}},
+		{Origin: "w", Through: 3, By: ID{"c", 1}},
+	}
+	if got := m.Blockers(10); !slices.Equal(got, want) {
+		t.Fatalf("blockers %+v, want %+v", got, want)
+	}
+	if got := m.Blockers(2); !slices.Equal(got, want[:2]) {
+		t.Fatalf("blockers limited to 2: %+v, want %+v", got, want[:2])
+	}
+	// w:1..3 come: c:1 and then b:1 are delivered, a:1 still waits.
+	m.Receive(data("w", 1, 1), data("w", 2, 2), data("w", 3, 3))
+	if got := m.Blockers(10); !slices.Equal(got, want[:2]) {
+		t.Fatalf("after w came: blockers %+v, want %+v", got, want[:2])
+	}
+}

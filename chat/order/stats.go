@@ -133,6 +133,48 @@ func (m *Machine) Lacks(origin string, through uint64, limit int) []uint64 {
 	return out
 }
 
+// Blocked is a causal dependency that holds a message back and that the
+// machine has not received: seqs up to Through of Origin, needed by the
+// held message By.
+type Blocked struct {
+	Origin  string
+	Through uint64
+	By      ID
+}
+
+// Blockers returns up to limit dependencies, on other origins, of the
+// messages at the head of each origin's causal wait that the machine has
+// not received (a dependency received but held back is not named: its
+// own blockers are), in order of the held message's origin and then the
+// dependency's. It costs O(waiting origins × deps of their heads).
+func (m *Machine) Blockers(limit int) []Blocked {
+	origins := make([]string, 0, len(m.c.wait))
+	for o, q := range m.c.wait {
+		if len(q) > 0 {
+			origins = append(origins, o)
+		}
+	}
+	slices.Sort(origins)
+	var out []Blocked
+	for _, o := range origins {
+		head := m.c.wait[o][0]
+		deps := make([]string, 0, len(head.Deps))
+		for p := range head.Deps {
+			deps = append(deps, p)
+		}
+		slices.Sort(deps)
+		for _, p := range deps {
+			if len(out) >= limit {
+				return out
+			}
+			if p != o && m.nextOf(p) <= head.Deps[p] {
+				out = append(out, Blocked{Origin: p, Through: head.Deps[p], By: head.ID()})
+			}
+		}
+	}
+	return out
+}
+
 // Gaps returns, in increasing order, up to limit seqs of origin that the
 // machine still needs below the highest one it holds back in its reorder
 // buffer: the holes a gap pull asks for (chat's Status.missing). The
