@@ -60,6 +60,10 @@ const maxTailMarks = 64
 // be refused its mark then.
 const maxHeldDepMarks = 16
 
+// maxBlockerMarksPerPeer bounds the marks noteBlockersLocked makes to be
+// pulled from one held message's origin: a quarter of the reserve.
+const maxBlockerMarksPerPeer = maxHeldDepMarks / 4
+
 // maxTailMarksPerPeer bounds the marks one peer's statuses hold: a member
 // that claims seqs nobody sent, for many origins, must not take every
 // slot (its marks are pulled from it alone, and are forgotten after
@@ -69,7 +73,8 @@ const maxTailMarksPerPeer = 16
 // maxTailPulls bounds the pulls of one mark, in all: its peer said it
 // holds the seqs, so a pull fails only when it or its answer is lost (or
 // the peer left, or lied); the rounds' sweep and the next statuses take
-// over after that.
+// over after that, and for a dependency that still holds a message back
+// the next look's new mark (noteBlockersLocked).
 const maxTailPulls = 6
 
 // noteTailsLocked records, for each range of lack (what a status from
@@ -89,21 +94,22 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Tim
 		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
 			continue
 		}
-		r.markTailLocked(rg, peer, "", now, &byPeer, maxTailMarks)
+		r.markTailLocked(rg, peer, "", now, &byPeer, maxTailMarks, maxTailMarksPerPeer)
 	}
 }
 
-// markTailLocked records one tail mark (noteTailsLocked), counting in
-// *byPeer the marks peer holds (counted first when negative), if the room
-// holds fewer than limit marks. Caller holds r.mu.
-func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int, limit int) {
+// markTailLocked records one tail mark (for noteTailsLocked,
+// noteHeldDepsLocked and noteBlockersLocked), if the room holds fewer
+// than limit marks and peer fewer than perPeer, counting in *byPeer the
+// marks peer holds (counted first when negative). Caller holds r.mu.
+func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int, limit, perPeer int) bool {
 	m, ok := r.tails[rg.Origin]
 	if ok && r.m.WantOf(rg.Origin) <= m.seq {
 		if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
 			m.peer, m.seq = peer, min(m.seq, rg.To)
 			r.tails[rg.Origin] = m
 		}
-		return // the older mark still waits: it is pulled first
+		return false // the older mark still waits: it is pulled first
 	}
 	if *byPeer < 0 {
 		*byPeer = 0
@@ -113,11 +119,12 @@ func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Tim
 			}
 		}
 	}
-	if *byPeer >= maxTailMarksPerPeer || !ok && len(r.tails) >= limit {
-		return
+	if *byPeer >= perPeer || !ok && len(r.tails) >= limit {
+		return false
 	}
 	*byPeer++
 	r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, alt: alt, since: now}
+	return true
 }
 
 // noteHeldDepsLocked leaves a tail mark for each causal dependency, on
@@ -126,12 +133,15 @@ func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Tim
 // they exist, and nothing else would show they are missing (a lost
 // message that is its origin's last has no successor; in the bench, one
 // peer's warm-up message lost at a few peers held every later message of
-// the sender back there). Caller holds r.mu.
+// the sender back there). At most maxBlockerMarksPerPeer marks are made
+// for the messages of one origin: a member whose messages name seqs
+// nobody sent must not fill the reserved slots. Caller holds r.mu.
 func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time.Time) {
 	if peer == "" {
 		return
 	}
 	byPeer := -1
+	var made map[string]int // marks made per held message's origin
 	for _, env := range envs {
 		// A dep the machine still needs holds env back (the machine
 		// takes each origin's seqs in order first, so WantOf passed env
@@ -143,38 +153,56 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 			if d.Origin == env.Origin || d.Origin == r.env.id.ID {
 				continue // its own origin's: a gap pull's; ours: we hold them
 			}
-			if next := r.m.WantOf(d.Origin); next <= d.Seq {
+			if next := r.m.WantOf(d.Origin); next <= d.Seq && made[env.Origin] < maxBlockerMarksPerPeer {
 				alt := env.Origin
 				if alt == peer {
 					alt = ""
 				}
-				r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer, maxTailMarks+maxHeldDepMarks)
+				if r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer, maxTailMarks+maxHeldDepMarks, maxTailMarksPerPeer) {
+					if made == nil {
+						made = map[string]int{}
+					}
+					made[env.Origin]++
+				}
 			}
 		}
 	}
 }
 
 // noteBlockersLocked marks, at each look of the anti-entropy loop, the
-// dependencies that still hold messages back (order.Machine.Blockers)
-// and have no mark. noteHeldDepsLocked marks them when the held message
-// comes, and only then: a dependency is named once, by its origin's
-// first message after it (compact deps), so a mark refused for want of a
-// slot, or forgotten after maxTailPulls pulls in vain, left that message
-// and every later one of its origin held for good (an N=200 run under
-// loss ended with a peer that had waited 35 s for another member's
-// warm-up message). These marks are pulled from the held message's
-// origin, which delivered the seqs before it sent the message, and from
-// no third peer: a member whose message names seqs nobody sent costs
-// only itself the pulls (one status every half interval while its
-// message is held). Caller holds r.mu.
+// dependencies that still hold messages back (order.Machine.Blockers:
+// each origin once, at the lowest seq a held message needs) and have no
+// mark. noteHeldDepsLocked marks them when the held message comes, and
+// only then: a dependency is named once, by its origin's first message
+// after it (compact deps), so a mark refused for want of a slot, or
+// forgotten after maxTailPulls pulls in vain, left that message and every
+// later one of its origin held for good (an N=200 run under loss ended
+// with a peer that had waited 35 s for another member's warm-up
+// message). These marks are pulled from the held message's origin, which
+// delivered the seqs before it sent the message, and from no third peer;
+// only while that origin is in the room's member view (a departed one
+// cannot be asked: the rounds and statuses repair); and at most
+// maxBlockerMarksPerPeer held for one origin, so a member whose messages
+// name seqs nobody sent costs only itself a few pulls each half interval
+// and cannot take every reserved slot. Caller holds r.mu.
 func (r *room) noteBlockersLocked(now time.Time) {
-	for _, b := range r.m.Blockers(maxHeldDepMarks) {
+	for _, b := range r.m.Blockers(maxTailMarks) {
 		if _, ok := r.tails[b.Origin]; ok || b.By.Origin == r.env.id.ID || b.Origin == r.env.id.ID {
 			continue
 		}
-		byPeer := -1
+		if _, member := r.members[b.By.Origin]; !member {
+			continue
+		}
+		// The marks already pulled from it, the ones its messages made
+		// when they came (noteHeldDepsLocked, alt) included.
+		byOrigin := 0
+		for _, m := range r.tails {
+			if m.peer == b.By.Origin || m.alt == b.By.Origin {
+				byOrigin++
+			}
+		}
 		next := r.m.WantOf(b.Origin)
-		r.markTailLocked(msglog.SeqRange{Origin: b.Origin, From: next, To: b.Through}, b.By.Origin, "", now, &byPeer, maxTailMarks+maxHeldDepMarks)
+		r.markTailLocked(msglog.SeqRange{Origin: b.Origin, From: next, To: b.Through}, b.By.Origin, "", now, &byOrigin, maxTailMarks+maxHeldDepMarks, maxBlockerMarksPerPeer)
 	}
 }
 

@@ -289,22 +289,79 @@ func TestBlockerMarkedAgain(t *testing.T) {
 	if !marked || m.peer != relay {
 		t.Fatalf("dependency's mark %+v (taken %v) with %d slots full, want one to pull from %s", m, marked, maxTailMarks, relay)
 	}
-	var from []string
-	for at := 500 * time.Millisecond; at <= 8*time.Second; at += 500 * time.Millisecond {
-		r.mu.Lock()
-		_, tails := r.duePullsLocked(start.Add(at), 500*time.Millisecond)
-		r.mu.Unlock()
-		for _, p := range tails {
-			if p.origin == x.ID {
-				from = append(from, p.peer)
+	pulls := func(from, to time.Duration) []string {
+		var peers []string
+		for at := from; at <= to; at += 500 * time.Millisecond {
+			r.mu.Lock()
+			_, tails := r.duePullsLocked(start.Add(at), 500*time.Millisecond)
+			r.mu.Unlock()
+			for _, p := range tails {
+				if p.origin == x.ID {
+					peers = append(peers, p.peer)
+				}
 			}
 		}
+		return peers
 	}
 	// Six pulls (relay and origin in turn) at 0.5 to 3 s, forgotten at
-	// 3.5 s, marked again at 4 s and pulled from o six times at 4.5 to 7 s
-	// (then forgotten at 7.5 s, marked again at 8 s).
-	want := []string{relay, o.ID, relay, o.ID, relay, o.ID, o.ID, o.ID, o.ID, o.ID, o.ID, o.ID}
-	if !slices.Equal(from, want) {
-		t.Fatalf("pulls from %v, want %v", from, want)
+	// 3.5 s. o is not in the room's member view: it is not asked again
+	// (a departed origin cannot answer; the rounds repair).
+	if got, want := pulls(500*time.Millisecond, 5*time.Second), []string{relay, o.ID, relay, o.ID, relay, o.ID}; !slices.Equal(got, want) {
+		t.Fatalf("pulls from %v, want %v", got, want)
+	}
+	// o a member: marked again at the next look (5.5 s), pulled from o
+	// six times at 6 to 8.5 s.
+	r.mu.Lock()
+	r.members[o.ID] = 1
+	r.mu.Unlock()
+	if got, want := pulls(5500*time.Millisecond, 9*time.Second), []string{o.ID, o.ID, o.ID, o.ID, o.ID, o.ID}; !slices.Equal(got, want) {
+		t.Fatalf("with its origin a member: pulls from %v, want %v", got, want)
+	}
+}
+
+// A member whose message names seqs nobody sent, on many origins, gets
+// at most maxBlockerMarksPerPeer of them marked, when the message comes
+// and at each later look: it cannot fill the slots kept for dependencies.
+func TestBlockerMarksPerOrigin(t *testing.T) {
+	n := lobbyNode(t, "tail", 16)
+	liar, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deps []*chatpb.Dep
+	for range 3 * maxBlockerMarksPerPeer {
+		x, err := NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.speakers.add(x.Pub); err != nil {
+			t.Fatal(err)
+		}
+		deps = append(deps, &chatpb.Dep{Origin: x.ID, Seq: 1000})
+	}
+	r := n.joinedRoom(DefaultRoom)
+	r.mu.Lock()
+	r.members[liar.ID] = 1
+	r.mu.Unlock()
+	start := time.Now()
+	lie := &chatpb.Envelope{Seq: 1, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10,
+		SentUnixNano: start.UnixNano(), Body: []byte("m"), Deps: deps}
+	SignEnvelope(liar, lie)
+	r.receive([]*chatpb.Envelope{lie}, "0000000000000002", true)
+	marks := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.tails)
+	}
+	if got := marks(); got != maxBlockerMarksPerPeer {
+		t.Fatalf("%d marks for one message naming %d unsent deps, want %d", got, len(deps), maxBlockerMarksPerPeer)
+	}
+	for at := 500 * time.Millisecond; at <= 10*time.Second; at += 500 * time.Millisecond {
+		r.mu.Lock()
+		r.duePullsLocked(start.Add(at), 500*time.Millisecond)
+		r.mu.Unlock()
+		if got := marks(); got > maxBlockerMarksPerPeer {
+			t.Fatalf("at %v: %d marks, want at most %d", at, got, maxBlockerMarksPerPeer)
+		}
 	}
 }

@@ -145,32 +145,29 @@ type Blocked struct {
 // Blockers returns up to limit dependencies, on other origins, of the
 // messages at the head of each origin's causal wait that the machine has
 // not received (a dependency received but held back is not named: its
-// own blockers are), in order of the held message's origin and then the
-// dependency's. It costs O(waiting origins × deps of their heads).
+// own blockers are). Each origin is named once, with the lowest seq a
+// head needs of it and that head: a member that names a seq nobody sent
+// must not stand for an origin an honest message waits on. They are in
+// order of origin. It costs O(waiting origins × deps of their heads).
 func (m *Machine) Blockers(limit int) []Blocked {
-	origins := make([]string, 0, len(m.c.wait))
+	need := map[string]Blocked{}
 	for o, q := range m.c.wait {
-		if len(q) > 0 {
-			origins = append(origins, o)
+		if len(q) == 0 {
+			continue
+		}
+		head := q[0]
+		for p, through := range head.Deps {
+			if p == o || m.nextOf(p) > through {
+				continue
+			}
+			if b, ok := need[p]; !ok || through < b.Through || through == b.Through && o < b.By.Origin {
+				need[p] = Blocked{Origin: p, Through: through, By: head.ID()}
+			}
 		}
 	}
-	slices.Sort(origins)
-	var out []Blocked
-	for _, o := range origins {
-		head := m.c.wait[o][0]
-		deps := make([]string, 0, len(head.Deps))
-		for p := range head.Deps {
-			deps = append(deps, p)
-		}
-		slices.Sort(deps)
-		for _, p := range deps {
-			if len(out) >= limit {
-				return out
-			}
-			if p != o && m.nextOf(p) <= head.Deps[p] {
-				out = append(out, Blocked{Origin: p, Through: head.Deps[p], By: head.ID()})
-			}
-		}
+	out := slices.SortedFunc(maps.Values(need), func(a, b Blocked) int { return strings.Compare(a.Origin, b.Origin) })
+	if len(out) > limit {
+		out = out[:limit]
 	}
 	return out
 }
