@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +179,20 @@ func (r *recorder) tally(first, last uint64) tally {
 		}
 	}
 	return t
+}
+
+// shortList names the incomplete messages t holds in send order, with
+// how many receivers lacked each ("#3 lacked by 1, #9 lacked by 2"), and
+// "…" when more fell short than it holds.
+func (t tally) shortList() string {
+	which := make([]string, 0, len(t.short)+1)
+	for _, m := range t.short {
+		which = append(which, fmt.Sprintf("#%d lacked by %d", m.index+1, m.missing))
+	}
+	if t.sent-t.full > len(t.short) {
+		which = append(which, "…")
+	}
+	return strings.Join(which, ", ")
 }
 
 // complete reports whether every message from first to last-1 is fully

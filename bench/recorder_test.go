@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,6 +37,9 @@ func TestTallyNamesShortMessages(t *testing.T) {
 			t.Fatalf("short %+v, want %+v", got.short, want)
 		}
 	}
+	if l := got.shortList(); l != "#2 lacked by 1, #8 lacked by 2, #9 lacked by 2, #10 lacked by 2" {
+		t.Errorf("short list %q", l)
+	}
 	// Bounded: at most maxShort named however many fall short.
 	r = newRecorder(2)
 	for id := range uint64(3 * maxShort) {
@@ -43,5 +47,7 @@ func TestTallyNamesShortMessages(t *testing.T) {
 	}
 	if got := r.tally(0, 3*maxShort); len(got.short) != maxShort || got.short[maxShort-1].missing != 1 {
 		t.Fatalf("short %+v, want the first %d, each lacked by the one receiver", got.short, maxShort)
+	} else if l := got.shortList(); !strings.HasSuffix(l, "#8 lacked by 1, …") {
+		t.Errorf("short list of %d of %d: %q, want the first %d and an ellipsis", 3*maxShort, 3*maxShort, l, maxShort)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,11 +280,7 @@ func Run(ctx context.Context, sys System, spec Spec, progress Progress) (Result,
 		}
 	}
 	if t.full < t.sent {
-		var which []string
-		for _, m := range t.short {
-			which = append(which, fmt.Sprintf("#%d lacked by %d", m.index+1, m.missing))
-		}
-		res.Note = joinNote(res.Note, fmt.Sprintf("%d of %d messages never reached every peer (latency is of the %d that did); in send order: %s", t.sent-t.full, t.sent, t.full, strings.Join(which, ", ")))
+		res.Note = joinNote(res.Note, fmt.Sprintf("%d of %d messages never reached every peer (latency is of the %d that did); in send order: %s", t.sent-t.full, t.sent, t.full, t.shortList()))
 	}
 	switch spec.Workload {
 	case WorkloadTraffic, WorkloadLatency, WorkloadLoss:
@@ -397,7 +392,10 @@ func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *a
 	last := nextID.Load()
 	wait := warmUpTimeout(spec.Peers, spec.Workload)
 	if !rec.waitComplete(ctx, first, last, wait) && ctx.Err() == nil {
-		return fmt.Sprintf("warm-up incomplete after %v", wait)
+		// Which peers' messages, as for the load's: the warm-up sends
+		// one from each peer in peer order, so #k is peer k-1's.
+		t := rec.tally(first, last)
+		return fmt.Sprintf("warm-up incomplete after %v (%d of %d peers' messages not everywhere: %s)", wait, t.sent-t.full, t.sent, t.shortList())
 	}
 	return ""
 }

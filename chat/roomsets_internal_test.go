@@ -65,19 +65,27 @@ func TestStaleRoomSetNotStoredUnverified(t *testing.T) {
 	}
 }
 
+// nodeWithInvalidMember returns bob, with alice, a live member whose node
+// meta verified, and a stranger, live, whose meta did not (as the event
+// loop records a join with unreadable meta).
+func nodeWithInvalidMember(t *testing.T) (bob *Node, alice *Identity) {
+	t.Helper()
+	bob = lobbyNode(t, "bob", 16)
+	alice, stranger := member(t, bob), testIdentity(t)
+	liveMemberOf(bob, alice)
+	bob.mu.Lock()
+	bob.members[stranger.ID] = &memberInfo{ID: stranger.ID, Nick: "?", State: hearsay.StateAlive}
+	bob.membersChangedLocked()
+	bob.mu.Unlock()
+	return bob, alice
+}
+
 // A join waits for every live member's room set, but not for a member
 // whose node meta did not verify: no link is made to it and no relay
 // passes its set on, so its set never comes and every join waited the
 // whole handshake timeout for it.
 func TestWaitRoomSetsSkipsInvalidMeta(t *testing.T) {
-	bob := lobbyNode(t, "bob", 16)
-	alice, stranger := member(t, bob), testIdentity(t)
-	liveMemberOf(bob, alice)
-	// The stranger as the event loop records a join with unreadable meta.
-	bob.mu.Lock()
-	bob.members[stranger.ID] = &memberInfo{ID: stranger.ID, Nick: "?", State: hearsay.StateAlive}
-	bob.membersChangedLocked()
-	bob.mu.Unlock()
+	bob, alice := nodeWithInvalidMember(t)
 	ctx := context.Background()
 	// alice's set has not come: the wait is for her (it ends at its timeout).
 	if bob.waitRoomSets(ctx, time.Time{}, 20*time.Millisecond) {
@@ -96,13 +104,7 @@ func TestWaitRoomSetsSkipsInvalidMeta(t *testing.T) {
 // verify never will (no link is made to it, no relay passes its set on),
 // and waiting for it kept the room deferred until restoreGrace.
 func TestRestoreSkipsInvalidMeta(t *testing.T) {
-	bob := lobbyNode(t, "bob", 16)
-	alice, stranger := member(t, bob), testIdentity(t)
-	liveMemberOf(bob, alice)
-	bob.mu.Lock()
-	bob.members[stranger.ID] = &memberInfo{ID: stranger.ID, Nick: "?", State: hearsay.StateAlive}
-	bob.membersChangedLocked()
-	bob.mu.Unlock()
+	bob, alice := nodeWithInvalidMember(t)
 	bob.joinMu.Lock()
 	r, err := bob.openRoom(context.Background(), msglog.RoomInfo{Name: "dev", Mode: hearsay.OrderCausal.String(), Joined: time.Now()}, true)
 	bob.joinMu.Unlock()

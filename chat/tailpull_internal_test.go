@@ -27,6 +27,25 @@ func tailNode(t *testing.T) (*Node, *room, *Identity, *peerConn) {
 	return n, r, o, queueOnlyPeer(t, n, holder)
 }
 
+// heldDepNode returns a node, its lobby, and two identities: o, whose
+// message the test makes depend on x's, and x, a member identity (deps
+// on it are kept).
+func heldDepNode(t *testing.T) (n *Node, r *room, o, x *Identity) {
+	t.Helper()
+	n = lobbyNode(t, "tail", 16)
+	var err error
+	if o, err = NewIdentity(); err != nil {
+		t.Fatal(err)
+	}
+	if x, err = NewIdentity(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.speakers.add(x.Pub); err != nil {
+		t.Fatal(err)
+	}
+	return n, n.joinedRoom(DefaultRoom), o, x
+}
+
 // dueFrom returns the room's due tail pulls at start plus a time, with a
 // half interval of 500 ms.
 func dueFrom(r *room, start time.Time) func(time.Duration) []gapPull {
@@ -102,19 +121,7 @@ func TestTailPulledWhenStatusShowsIt(t *testing.T) {
 // peer that brought the message if it has not come half an interval
 // later, then from the message's origin, and nothing once it came.
 func TestHeldDepPulled(t *testing.T) {
-	n := lobbyNode(t, "tail", 16)
-	o, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.speakers.add(x.Pub); err != nil { // a member identity: deps on it are kept
-		t.Fatal(err)
-	}
-	r := n.joinedRoom(DefaultRoom)
+	n, r, o, x := heldDepNode(t)
 	const relay = "0000000000000002"
 	dependent := &chatpb.Envelope{Seq: 1, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 10,
 		SentUnixNano: time.Now().UnixNano(), Body: []byte("m"), Deps: []*chatpb.Dep{{Origin: x.ID, Seq: 1}}}
@@ -259,19 +266,7 @@ func TestTailMarksBounded(t *testing.T) {
 // chance, and a peer of an N=200 loss run held a sender's messages back
 // for good.
 func TestBlockerMarkedAgain(t *testing.T) {
-	n := lobbyNode(t, "tail", 16)
-	o, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.speakers.add(x.Pub); err != nil {
-		t.Fatal(err)
-	}
-	r := n.joinedRoom(DefaultRoom)
+	_, r, o, x := heldDepNode(t)
 	start := time.Now()
 	r.mu.Lock()
 	for i := range maxTailMarks { // other origins' marks, not due in this test
