@@ -377,8 +377,8 @@ func runIdle(ctx context.Context, spec Spec, res Result) (Result, error) {
 	return res, nil
 }
 
-// warmUp sends one message from every peer and waits (at most 10 s) until
-// they are delivered, so that connections exist before measuring. It
+// warmUp sends one message from every peer and waits (at most
+// warmUpTimeout) until they are delivered, so that connections exist before measuring. It
 // returns a note when the warm-up did not complete.
 func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *atomic.Uint64) string {
 	first := nextID.Load()

@@ -460,7 +460,11 @@ func (n *Node) HeldBack(roomName string, limit int) []string {
 		_, member := r.members[h.Waits.Origin]
 		waits[i] = fmt.Sprintf("; %s: in the member view %t, a member identity %t", h.Waits.Origin, member, r.env.isMember(h.Waits.Origin))
 		if m, ok := r.tails[h.Waits.Origin]; ok {
-			waits[i] += fmt.Sprintf(", pulled %d times (last from %s, through %d)", m.pulls, m.peer, m.seq)
+			from := m.peer
+			if m.alt != "" {
+				from += " and " + m.alt + " in turn"
+			}
+			waits[i] += fmt.Sprintf(", pulled %d times (from %s, through %d)", m.pulls, from, m.seq)
 		} else {
 			waits[i] += ", no tail mark"
 		}

@@ -39,11 +39,15 @@ import (
 // seqs it lacked: the highest (seq), the peer that holds them and when it
 // said so (since, or the last pull). For a causal dependency that holds a
 // message back, alt is that message's origin, which had delivered the
-// seqs before it sent the message: every other pull goes to it.
+// seqs before it sent the message: every other pull goes to it; and by
+// is that origin for every mark a dependency made (noteHeldDepsLocked,
+// noteBlockersLocked), "" for a status's, so one origin's messages are
+// held to maxDepMarksPerOrigin marks.
 type tailMark struct {
 	seq   uint64
 	peer  string
 	alt   string
+	by    string
 	since time.Time
 	pulls uint8
 }
@@ -60,9 +64,11 @@ const maxTailMarks = 64
 // be refused its mark then.
 const maxHeldDepMarks = 16
 
-// maxBlockerMarksPerPeer bounds the marks noteBlockersLocked makes to be
-// pulled from one held message's origin: a quarter of the reserve.
-const maxBlockerMarksPerPeer = maxHeldDepMarks / 4
+// maxDepMarksPerOrigin bounds the marks the dependencies of one origin's
+// held messages hold (tailMark.by), a quarter of the reserve: a member
+// whose messages name seqs nobody sent cannot fill it, and an honest
+// message that lacks more dependencies has them pulled four at a time.
+const maxDepMarksPerOrigin = maxHeldDepMarks / 4
 
 // maxTailMarksPerPeer bounds the marks one peer's statuses hold: a member
 // that claims seqs nobody sent, for many origins, must not take every
@@ -94,7 +100,7 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Tim
 		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
 			continue
 		}
-		r.markTailLocked(rg, peer, "", now, &byPeer, maxTailMarks, maxTailMarksPerPeer)
+		r.markTailLocked(rg, peer, "", "", now, &byPeer, maxTailMarks, maxTailMarksPerPeer)
 	}
 }
 
@@ -102,7 +108,7 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Tim
 // noteHeldDepsLocked and noteBlockersLocked), if the room holds fewer
 // than limit marks and peer fewer than perPeer, counting in *byPeer the
 // marks peer holds (counted first when negative). Caller holds r.mu.
-func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Time, byPeer *int, limit, perPeer int) bool {
+func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt, by string, now time.Time, byPeer *int, limit, perPeer int) bool {
 	m, ok := r.tails[rg.Origin]
 	if ok && r.m.WantOf(rg.Origin) <= m.seq {
 		if m.pulls > 0 && m.peer != peer && rg.To >= r.m.WantOf(rg.Origin) {
@@ -123,8 +129,20 @@ func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Tim
 		return false
 	}
 	*byPeer++
-	r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, alt: alt, since: now}
+	r.tails[rg.Origin] = tailMark{seq: rg.To, peer: peer, alt: alt, by: by, since: now}
 	return true
+}
+
+// depMarksLocked counts the marks the dependencies of each origin's
+// messages hold (tailMark.by). Caller holds r.mu.
+func (r *room) depMarksLocked() map[string]int {
+	byOrigin := map[string]int{}
+	for _, m := range r.tails {
+		if m.by != "" {
+			byOrigin[m.by]++
+		}
+	}
+	return byOrigin
 }
 
 // noteHeldDepsLocked leaves a tail mark for each causal dependency, on
@@ -133,7 +151,7 @@ func (r *room) markTailLocked(rg msglog.SeqRange, peer, alt string, now time.Tim
 // they exist, and nothing else would show they are missing (a lost
 // message that is its origin's last has no successor; in the bench, one
 // peer's warm-up message lost at a few peers held every later message of
-// the sender back there). At most maxBlockerMarksPerPeer marks are made
+// the sender back there). At most maxDepMarksPerOrigin marks are made
 // for the messages of one origin: a member whose messages name seqs
 // nobody sent must not fill the reserved slots. Caller holds r.mu.
 func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time.Time) {
@@ -141,7 +159,7 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 		return
 	}
 	byPeer := -1
-	var made map[string]int // marks made per held message's origin
+	var byOrigin map[string]int // depMarksLocked, when first needed
 	for _, env := range envs {
 		// A dep the machine still needs holds env back (the machine
 		// takes each origin's seqs in order first, so WantOf passed env
@@ -153,17 +171,22 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 			if d.Origin == env.Origin || d.Origin == r.env.id.ID {
 				continue // its own origin's: a gap pull's; ours: we hold them
 			}
-			if next := r.m.WantOf(d.Origin); next <= d.Seq && made[env.Origin] < maxBlockerMarksPerPeer {
-				alt := env.Origin
-				if alt == peer {
-					alt = ""
-				}
-				if r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, now, &byPeer, maxTailMarks+maxHeldDepMarks, maxTailMarksPerPeer) {
-					if made == nil {
-						made = map[string]int{}
-					}
-					made[env.Origin]++
-				}
+			next := r.m.WantOf(d.Origin)
+			if next > d.Seq {
+				continue
+			}
+			if byOrigin == nil {
+				byOrigin = r.depMarksLocked()
+			}
+			if byOrigin[env.Origin] >= maxDepMarksPerOrigin {
+				break
+			}
+			alt := env.Origin
+			if alt == peer {
+				alt = ""
+			}
+			if r.markTailLocked(msglog.SeqRange{Origin: d.Origin, From: next, To: d.Seq}, peer, alt, env.Origin, now, &byPeer, maxTailMarks+maxHeldDepMarks, maxTailMarksPerPeer) {
+				byOrigin[env.Origin]++
 			}
 		}
 	}
@@ -171,8 +194,8 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 
 // noteBlockersLocked marks, at each look of the anti-entropy loop, the
 // dependencies that still hold messages back (order.Machine.Blockers:
-// each origin once, at the lowest seq a held message needs) and have no
-// mark. noteHeldDepsLocked marks them when the held message comes, and
+// each origin once, at the lowest seq a held message that may still make
+// a mark needs) and have no mark. noteHeldDepsLocked marks them when the held message comes, and
 // only then: a dependency is named once, by its origin's first message
 // after it (compact deps), so a mark refused for want of a slot, or
 // forgotten after maxTailPulls pulls in vain, left that message and every
@@ -182,27 +205,27 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 // delivered the seqs before it sent the message, and from no third peer;
 // only while that origin is in the room's member view (a departed one
 // cannot be asked: the rounds and statuses repair); and at most
-// maxBlockerMarksPerPeer held for one origin, so a member whose messages
-// name seqs nobody sent costs only itself a few pulls each half interval
-// and cannot take every reserved slot. Caller holds r.mu.
+// maxDepMarksPerOrigin held for one origin's messages (tailMark.by, the
+// marks made when they came included; its statuses' marks are not), so a
+// member whose messages name seqs nobody sent is pulled a few times each
+// half interval and cannot take every reserved slot. Caller holds r.mu.
 func (r *room) noteBlockersLocked(now time.Time) {
-	for _, b := range r.m.Blockers(maxTailMarks) {
-		if _, ok := r.tails[b.Origin]; ok || b.By.Origin == r.env.id.ID || b.Origin == r.env.id.ID {
+	byOrigin := r.depMarksLocked()
+	want := func(by string) int {
+		if _, member := r.members[by]; !member || by == r.env.id.ID {
+			return 0
+		}
+		return maxDepMarksPerOrigin - byOrigin[by]
+	}
+	for _, b := range r.m.Blockers(want) {
+		if _, ok := r.tails[b.Origin]; ok || b.Origin == r.env.id.ID || byOrigin[b.By.Origin] >= maxDepMarksPerOrigin {
 			continue
 		}
-		if _, member := r.members[b.By.Origin]; !member {
-			continue
+		byPeer := -1
+		rg := msglog.SeqRange{Origin: b.Origin, From: r.m.WantOf(b.Origin), To: b.Through}
+		if r.markTailLocked(rg, b.By.Origin, "", b.By.Origin, now, &byPeer, maxTailMarks+maxHeldDepMarks, maxTailMarksPerPeer) {
+			byOrigin[b.By.Origin]++
 		}
-		// The marks already pulled from it, the ones its messages made
-		// when they came (noteHeldDepsLocked, alt) included.
-		byOrigin := 0
-		for _, m := range r.tails {
-			if m.peer == b.By.Origin || m.alt == b.By.Origin {
-				byOrigin++
-			}
-		}
-		next := r.m.WantOf(b.Origin)
-		r.markTailLocked(msglog.SeqRange{Origin: b.Origin, From: next, To: b.Through}, b.By.Origin, "", now, &byOrigin, maxTailMarks+maxHeldDepMarks, maxBlockerMarksPerPeer)
 	}
 }
 

@@ -142,8 +142,8 @@ func TestHeldDepPulled(t *testing.T) {
 	// HeldBack says what the message waits for and what is known of it
 	// (the bench prints it for peers that hold messages back at the end).
 	lines := n.HeldBack(DefaultRoom, 0)
-	want := fmt.Sprintf("%s/1 data: causal: waiting for %s:1 (stored through %s/0) (stored through %s/0); %s: in the member view false, a member identity true, pulled 2 times (last from %s, through 1)",
-		o.ID, x.ID, o.ID, x.ID, x.ID, relay)
+	want := fmt.Sprintf("%s/1 data: causal: waiting for %s:1 (stored through %s/0) (stored through %s/0); %s: in the member view false, a member identity true, pulled 2 times (from %s and %s in turn, through 1)",
+		o.ID, x.ID, o.ID, x.ID, x.ID, relay, o.ID)
 	if len(lines) != 1 || lines[0] != want {
 		t.Fatalf("HeldBack %q, want %q", lines, want)
 	}
@@ -305,9 +305,13 @@ func TestBlockerMarkedAgain(t *testing.T) {
 		t.Fatalf("pulls from %v, want %v", got, want)
 	}
 	// o a member: marked again at the next look (5.5 s), pulled from o
-	// six times at 6 to 8.5 s.
+	// six times at 6 to 8.5 s. The marks o's own statuses made (here
+	// more than maxDepMarksPerOrigin) do not count against it.
 	r.mu.Lock()
 	r.members[o.ID] = 1
+	for i := range 2 * maxDepMarksPerOrigin {
+		r.tails[fmt.Sprintf("%016x", 5000+i)] = tailMark{seq: 1, peer: o.ID, since: start.Add(time.Hour)}
+	}
 	r.mu.Unlock()
 	if got, want := pulls(5500*time.Millisecond, 9*time.Second), []string{o.ID, o.ID, o.ID, o.ID, o.ID, o.ID}; !slices.Equal(got, want) {
 		t.Fatalf("with its origin a member: pulls from %v, want %v", got, want)
@@ -315,7 +319,7 @@ func TestBlockerMarkedAgain(t *testing.T) {
 }
 
 // A member whose message names seqs nobody sent, on many origins, gets
-// at most maxBlockerMarksPerPeer of them marked, when the message comes
+// at most maxDepMarksPerOrigin of them marked, when the message comes
 // and at each later look: it cannot fill the slots kept for dependencies.
 func TestBlockerMarksPerOrigin(t *testing.T) {
 	n := lobbyNode(t, "tail", 16)
@@ -324,7 +328,7 @@ func TestBlockerMarksPerOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var deps []*chatpb.Dep
-	for range 3 * maxBlockerMarksPerPeer {
+	for range 3 * maxDepMarksPerOrigin {
 		x, err := NewIdentity()
 		if err != nil {
 			t.Fatal(err)
@@ -348,15 +352,24 @@ func TestBlockerMarksPerOrigin(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.tails)
 	}
-	if got := marks(); got != maxBlockerMarksPerPeer {
-		t.Fatalf("%d marks for one message naming %d unsent deps, want %d", got, len(deps), maxBlockerMarksPerPeer)
+	if got := marks(); got != maxDepMarksPerOrigin {
+		t.Fatalf("%d marks for one message naming %d unsent deps, want %d", got, len(deps), maxDepMarksPerOrigin)
+	}
+	// Its next message, in a frame of its own, names others: the cap
+	// holds across frames.
+	lie2 := &chatpb.Envelope{Seq: 2, Room: DefaultRoom, Kind: chatpb.Kind_KIND_CHAT, Lamport: 11,
+		SentUnixNano: start.UnixNano(), Body: []byte("m"), Deps: deps[maxDepMarksPerOrigin:]}
+	SignEnvelope(liar, lie2)
+	r.receive([]*chatpb.Envelope{lie2}, "0000000000000003", true)
+	if got := marks(); got != maxDepMarksPerOrigin {
+		t.Fatalf("%d marks after a second message, want %d", got, maxDepMarksPerOrigin)
 	}
 	for at := 500 * time.Millisecond; at <= 10*time.Second; at += 500 * time.Millisecond {
 		r.mu.Lock()
 		r.duePullsLocked(start.Add(at), 500*time.Millisecond)
 		r.mu.Unlock()
-		if got := marks(); got > maxBlockerMarksPerPeer {
-			t.Fatalf("at %v: %d marks, want at most %d", at, got, maxBlockerMarksPerPeer)
+		if got := marks(); got > maxDepMarksPerOrigin {
+			t.Fatalf("at %v: %d marks, want at most %d", at, got, maxDepMarksPerOrigin)
 		}
 	}
 }

@@ -87,7 +87,8 @@ func TestBlockers(t *testing.T) {
 		d.Deps = deps
 		return d
 	}
-	if got := m.Blockers(10); got != nil {
+	all := func(string) int { return 10 }
+	if got := m.Blockers(all); len(got) != 0 {
 		t.Fatalf("nothing held: blockers %v", got)
 	}
 	m.Receive(
@@ -103,15 +104,27 @@ func TestBlockers(t *testing.T) {
 		{Origin: "x", Through: 2, By: ID{"a", 1}},
 		{Origin: "y", Through: 1, By: ID{"a", 1}},
 	}
-	if got := m.Blockers(10); !slices.Equal(got, want) {
+	if got := m.Blockers(all); !slices.Equal(got, want) {
 		t.Fatalf("blockers %+v, want %+v", got, want)
 	}
-	if got := m.Blockers(2); !slices.Equal(got, want[:2]) {
-		t.Fatalf("blockers limited to 2: %+v, want %+v", got, want[:2])
+	// want applies before the choice: with a's head left out, x is d's
+	// (x:9) and y is e's; with one dependency per head, a names only x.
+	noA := func(by string) int {
+		if by == "a" {
+			return 0
+		}
+		return 10
+	}
+	if got, w := m.Blockers(noA), []Blocked{want[0], {Origin: "x", Through: 9, By: ID{"d", 1}}, {Origin: "y", Through: 1, By: ID{"e", 1}}}; !slices.Equal(got, w) {
+		t.Fatalf("blockers without a's: %+v, want %+v", got, w)
+	}
+	one := func(string) int { return 1 }
+	if got, w := m.Blockers(one), []Blocked{want[0], want[1], {Origin: "y", Through: 1, By: ID{"e", 1}}}; !slices.Equal(got, w) {
+		t.Fatalf("blockers, one per head: %+v, want %+v", got, w)
 	}
 	// w:1..3 come: c:1 and then b:1 are delivered, a:1 still waits.
 	m.Receive(data("w", 1, 1), data("w", 2, 2), data("w", 3, 3))
-	if got := m.Blockers(10); !slices.Equal(got, want[1:]) {
+	if got := m.Blockers(all); !slices.Equal(got, want[1:]) {
 		t.Fatalf("after w came: blockers %+v, want %+v", got, want[1:])
 	}
 }

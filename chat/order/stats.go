@@ -142,34 +142,42 @@ type Blocked struct {
 	By      ID
 }
 
-// Blockers returns up to limit dependencies, on other origins, of the
-// messages at the head of each origin's causal wait that the machine has
-// not received (a dependency received but held back is not named: its
-// own blockers are). Each origin is named once, with the lowest seq a
-// head needs of it and that head: a member that names a seq nobody sent
-// must not stand for an origin an honest message waits on. They are in
-// order of origin. It costs O(waiting origins × deps of their heads).
-func (m *Machine) Blockers(limit int) []Blocked {
+// Blockers returns the dependencies, on other origins, of the messages at
+// the head of each origin's causal wait that the machine has not received
+// (a dependency received but held back is not named: its own blockers
+// are). want says, for a head's origin, how many of its dependencies to
+// consider (the first in origin order; 0: none), so that a caller's caps
+// and filters apply before a choice is made and the work stays bounded
+// by the sum of want. Each origin is then named once, with the lowest seq
+// a considered head needs of it and that head: a member that names a seq
+// nobody sent must not stand for an origin an honest message waits on.
+// They are in order of origin.
+func (m *Machine) Blockers(want func(by string) int) []Blocked {
 	need := map[string]Blocked{}
 	for o, q := range m.c.wait {
 		if len(q) == 0 {
 			continue
 		}
+		k := want(o)
+		if k <= 0 {
+			continue
+		}
 		head := q[0]
+		deps := make([]string, 0, len(head.Deps))
 		for p, through := range head.Deps {
-			if p == o || m.nextOf(p) > through {
-				continue
+			if p != o && m.nextOf(p) <= through {
+				deps = append(deps, p)
 			}
+		}
+		slices.Sort(deps)
+		for _, p := range deps[:min(k, len(deps))] {
+			through := head.Deps[p]
 			if b, ok := need[p]; !ok || through < b.Through || through == b.Through && o < b.By.Origin {
 				need[p] = Blocked{Origin: p, Through: through, By: head.ID()}
 			}
 		}
 	}
-	out := slices.SortedFunc(maps.Values(need), func(a, b Blocked) int { return strings.Compare(a.Origin, b.Origin) })
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out
+	return slices.SortedFunc(maps.Values(need), func(a, b Blocked) int { return strings.Compare(a.Origin, b.Origin) })
 }
 
 // Gaps returns, in increasing order, up to limit seqs of origin that the
