@@ -85,8 +85,11 @@ const maxTailPulls = 6
 
 // noteTailsLocked records, for each range of lack (what a status from
 // peer showed that we lack), a tail mark at now. Only for an origin that
-// is a member of the room or whose messages we hold (a status may name
-// any ID), never our own; and not over a mark that still waits for its
+// is a member of the room, a member identity (memberkeys.go: the room's
+// member view lags a new member's room set, which under loss a peer may
+// lack for seconds, and then its first message, with no successor, was
+// pulled by nothing but the rounds' slow sweep) or whose messages we hold
+// (a status may name any ID), never our own; and not over a mark that still waits for its
 // first pull. A mark pulled without its seqs coming is taken over by a
 // peer that shows them too, keeping its pulls and time: a member whose
 // status claimed seqs it cannot give holds a mark for at most its first
@@ -97,7 +100,7 @@ func (r *room) noteTailsLocked(lack []msglog.SeqRange, peer string, now time.Tim
 		if rg.Origin == r.env.id.ID {
 			continue // we know our own stream; a higher entry is a lie or our unsynced tail
 		}
-		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 {
+		if _, member := r.members[rg.Origin]; !member && r.m.WantOf(rg.Origin) <= 1 && !r.env.isMember(rg.Origin) {
 			continue
 		}
 		r.markTailLocked(rg, peer, "", "", now, &byPeer, maxTailMarks, maxTailMarksPerPeer)

@@ -186,8 +186,28 @@ func TestSendDuePulls(t *testing.T) {
 	}
 }
 
+// A status showing the first message of a member identity that is not
+// (yet) in the room's member view leaves a mark: the view follows room
+// sets, which under loss come late, and the message has no successor to
+// show it missing. An ID that is no member identity leaves none.
+func TestTailMarkForMemberIdentity(t *testing.T) {
+	_, r, _, x := heldDepNode(t) // x: a member identity, not in the room's view
+	stranger := testIdentity(t)
+	const peer = "0000000000000002"
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noteTailsLocked([]msglog.SeqRange{{Origin: x.ID, From: 1, To: 1}, {Origin: stranger.ID, From: 1, To: 1}}, peer, time.Now())
+	if m, ok := r.tails[x.ID]; !ok || m.peer != peer || m.seq != 1 {
+		t.Fatalf("mark for a member identity's first message: %+v (made %v), want one to pull from %s", m, ok, peer)
+	}
+	if _, ok := r.tails[stranger.ID]; ok {
+		t.Fatal("a mark for an ID that is no member identity")
+	}
+}
+
 // Tail marks are bounded per room and per peer, name only members of the
-// room or origins whose messages we hold (a status may name any ID),
+// room, member identities or origins whose messages we hold (a status may
+// name any ID),
 // never our own origin, and wait while a gap pull of the same origin's
 // holes is recent. A mark pulled in vain is taken over by another peer
 // that shows the seqs: a member that claims seqs it cannot give holds it
