@@ -378,8 +378,9 @@ func runIdle(ctx context.Context, spec Spec, res Result) (Result, error) {
 }
 
 // warmUp sends one message from every peer and waits (at most
-// warmUpTimeout) until they are delivered, so that connections exist before measuring. It
-// returns a note when the warm-up did not complete.
+// warmUpTimeout) until they are delivered, so that connections exist
+// before measuring. It returns a note, naming the messages that fell
+// short, when the warm-up did not complete.
 func warmUp(ctx context.Context, sys System, rec *recorder, spec Spec, nextID *atomic.Uint64) string {
 	first := nextID.Load()
 	for p := 0; p < spec.Peers; p++ {

@@ -88,9 +88,9 @@ const maxTailPulls = 6
 // is a member of the room, a member identity (memberkeys.go: the room's
 // member view lags a new member's room set, which under loss a peer may
 // lack for seconds, and then its first message, with no successor, was
-// pulled by nothing but the rounds' slow sweep) or whose messages we hold
-// (a status may name any ID), never our own; and not over a mark that still waits for its
-// first pull. A mark pulled without its seqs coming is taken over by a
+// pulled by nothing but the rounds' slow sweep) or whose messages we
+// hold (a status may name any ID), never our own; and not over a mark
+// that still waits for its first pull. A mark pulled without its seqs coming is taken over by a
 // peer that shows them too, keeping its pulls and time: a member whose
 // status claimed seqs it cannot give holds a mark for at most its first
 // pull. Caller holds r.mu.
@@ -198,8 +198,8 @@ func (r *room) noteHeldDepsLocked(envs []*chatpb.Envelope, peer string, now time
 // noteBlockersLocked marks, at each look of the anti-entropy loop, the
 // dependencies that still hold messages back (order.Machine.Blockers:
 // each origin once, at the lowest seq a held message that may still make
-// a mark needs) and have no mark. noteHeldDepsLocked marks them when the held message comes, and
-// only then: a dependency is named once, by its origin's first message
+// a mark needs) and have no mark. noteHeldDepsLocked marks them when the
+// held message comes, and only then: a dependency is named once, by its origin's first message
 // after it (compact deps), so a mark refused for want of a slot, or
 // forgotten after maxTailPulls pulls in vain, left that message and every
 // later one of its origin held for good (an N=200 run under loss ended

@@ -13,8 +13,11 @@ package overlay
 // comes first), then grafts an announcer: the link turns eager at both
 // ends and the announcer sends the payload if it announced it to us, at
 // most graftAnswers times; it tries the next announcer every GraftRetry
-// (scaled as the timer), at most MaxGraftAttempts times. A failed neighbour simply
-// leaves the view; the subtree behind it is repaired by those grafts.
+// (scaled as the timer), at most MaxGraftAttempts times. What a node got
+// by a graft or a repair it relays flagged Repaired, so the nodes below
+// do not time their graft timers by it (graft.go). A failed neighbour
+// simply leaves the view; the subtree behind it is repaired by those
+// grafts.
 // A message the driver gets off the tree (anti-entropy above the
 // overlay) is handed in with Repaired: recorded as received, so its wait
 // and graft end, and relayed below us in its origin's tree, never back
