@@ -51,6 +51,7 @@ type Stats struct {
 	GraftsSent     uint64           // grafts for a missing message
 	LazyDrops      uint64           // announcements dropped: a lazy queue was full
 	LazySkipped    uint64           // announcements not sent: the lazy neighbour announced the message to us
+	FirstAnnounced uint64           // announcements to eager neighbours of an origin's first payload relayed here (forward)
 	MissingDrops   uint64           // announcements ignored: the missing table was full
 	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
 	Repaired       uint64           // messages the driver got off the tree (Repaired), new to the Node

@@ -641,3 +641,44 @@ func TestRepairedWithoutParentRelaysNothing(t *testing.T) {
 		}
 	}
 }
+
+// An origin's first payload floods a new tree, every link eager: a push
+// of it lost was announced by nobody, and a flood that lost its first
+// pushes died out (the rest of the group waited for anti-entropy). Now
+// the first payload of a tree to pass a node is announced to its eager
+// neighbours as well, so here, with every one of the origin's pushes
+// lost, its neighbours graft it and the flood goes on. Later payloads
+// go to the eager neighbours without an announcement, as before.
+func TestFirstPayloadAnnouncedToEagerNeighbours(t *testing.T) {
+	tn := settledNet(t, 20)
+	origin := tn.order[0]
+	tn.drop = func(from string, e Envelope) bool {
+		return from == origin && e.Msg.Kind == KindGossip && !e.Msg.Repaired // the pushes, not the grafts' answers
+	}
+	id := tn.broadcast(origin, 1)
+	if got, want := tn.nodes[origin].Stats().FirstAnnounced, uint64(len(tn.nodes[origin].Active())); got != want {
+		t.Fatalf("first payload announced to %d eager neighbours, want %d", got, want)
+	}
+	cfg := tn.nodes[origin].cfg
+	tn.advance(cfg.LazyInterval+cfg.GraftTimeout+time.Second, 10*time.Millisecond)
+	tn.drop = nil
+	if m := tn.missing(origin, id); len(m) > 0 {
+		t.Fatalf("the first payload, its pushes lost, missing at %v", m)
+	}
+
+	before := tn.nodes[origin].Stats().FirstAnnounced
+	var ihaves int
+	tn.sent = func(from string, e Envelope) {
+		if from == origin && e.Msg.Kind == KindIHave && !tn.nodes[origin].isLazy(origin, e.To) {
+			ihaves++
+		}
+	}
+	id = tn.broadcast(origin, 2)
+	tn.advance(cfg.LazyInterval+time.Millisecond, time.Millisecond)
+	if after := tn.nodes[origin].Stats().FirstAnnounced; after != before || ihaves != 0 {
+		t.Fatalf("the second payload announced to %d eager neighbours (%d counted)", ihaves, after-before)
+	}
+	if m := tn.missing(origin, id); len(m) > 0 {
+		t.Fatalf("the second payload missing at %v", m)
+	}
+}

@@ -174,15 +174,16 @@ type msgTrack struct {
 }
 
 type sim struct {
-	cfg      Config
-	rng      *rand.Rand
-	now      time.Duration
-	q        eventQueue
-	peers    []peer
-	index    map[string]int32
-	live     []int32 // indices of live peers, for uniform choice
-	speakers []int32
-	warm     int
+	cfg         Config
+	onBroadcast func(s *sim, k int) // runSim's
+	rng         *rand.Rand
+	now         time.Duration
+	q           eventQueue
+	peers       []peer
+	index       map[string]int32
+	live        []int32 // indices of live peers, for uniform choice
+	speakers    []int32
+	warm        int
 
 	msgs      []msgTrack
 	byID      map[overlay.MsgID]int32
@@ -206,14 +207,26 @@ func Run(cfg Config) (Result, error) { return RunContext(context.Background(), c
 
 // RunContext is Run, ending early with ctx's error once ctx is done.
 func RunContext(ctx context.Context, cfg Config) (Result, error) {
+	s, err := runSim(ctx, cfg, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.result(), nil
+}
+
+// runSim runs one simulation and returns its state at the end (the tests
+// look at single messages). onBroadcast, if not nil, is called as the
+// k-th broadcast leaves its origin, before the origin's machine sees it.
+func runSim(ctx context.Context, cfg Config, onBroadcast func(s *sim, k int)) (*sim, error) {
 	if err := cfg.Validate(); err != nil {
-		return Result{}, fmt.Errorf("overlay simulation: %w", err)
+		return nil, fmt.Errorf("overlay simulation: %w", err)
 	}
 	s := &sim{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5ca1ab1e)),
-		index: make(map[string]int32, cfg.Peers*2),
-		byID:  make(map[overlay.MsgID]int32),
+		cfg:         cfg,
+		rng:         rand.New(rand.NewPCG(cfg.Seed, 0x5ca1ab1e)),
+		index:       make(map[string]int32, cfg.Peers*2),
+		byID:        make(map[overlay.MsgID]int32),
+		onBroadcast: onBroadcast,
 	}
 	if s.cfg.Overlay == nil {
 		active := overlay.ActiveSizeFor(cfg.Peers)
@@ -224,9 +237,9 @@ func RunContext(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	if err := s.run(ctx); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	return s.result(), nil
+	return s, nil
 }
 
 func (s *sim) run(ctx context.Context) error {
@@ -385,6 +398,9 @@ func (s *sim) broadcast(k int) {
 		s.msgs = append(s.msgs, msgTrack{origin: -1})
 	}
 	s.msgs[k] = msgTrack{origin: origin, sentAt: s.now, nPeers: n, got: make([]uint64, (n+63)/64)}
+	if s.onBroadcast != nil {
+		s.onBroadcast(s, k)
+	}
 	s.peers[origin].node.Broadcast(s.now, id, make([]byte, s.cfg.Payload))
 	s.collect(origin)
 }
