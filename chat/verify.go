@@ -29,16 +29,28 @@ import (
 // zip215 selects the ZIP-215 verification rules.
 var zip215 = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
 
-// maxCachedKeys bounds a keyCache; beyond it the cache is cleared (a peer
-// sees at most a few thousand origins, and re-expanding costs ~6 µs).
-const maxCachedKeys = 4096
+// keyCacheGen is the size of a keyCache generation: the cache holds the
+// keys of at most 2×keyCacheGen origins. An expanded key is about 1.3 KB
+// (a decompressed point with its precomputed tables), so an unbounded
+// cache grew with the number of origins a peer ever verified: at 200
+// peers in one process, each holding the keys of all 200, they were
+// 52 MB of a 280 MB heap (about 0.26 MB per peer). A chat room's active
+// speakers are few, and a key out of the cache costs one expansion
+// (about a fifth of a verification, ~6 µs) on its next message.
+const keyCacheGen = 32
 
 // keyCache keeps expanded public keys (decompressed points with their
 // precomputed tables) by key bytes: expanding a key costs about a fifth of
 // a verification, and every message of an origin carries the same key.
+// It keeps two generations: a key is looked up in the current one, then
+// in the previous one, which moves it to the current one; when the
+// current one is full it becomes the previous one and the oldest is
+// dropped. So the keys used since the last rotation stay, whatever the
+// number of others, and the whole costs no list upkeep per lookup (the
+// least recently used, nearly).
 type keyCache struct {
-	mu   sync.Mutex
-	keys map[string]*voi.ExpandedPublicKey
+	mu        sync.Mutex
+	cur, prev map[string]*voi.ExpandedPublicKey
 }
 
 // expanded returns pub's expanded key, or an error when pub is not a
@@ -49,7 +61,12 @@ func (c *keyCache) expanded(pub []byte) (*voi.ExpandedPublicKey, error) {
 	}
 	if c != nil {
 		c.mu.Lock()
-		ek := c.keys[string(pub)]
+		ek := c.cur[string(pub)]
+		if ek == nil {
+			if ek = c.prev[string(pub)]; ek != nil {
+				c.putLocked(pub, ek)
+			}
+		}
 		c.mu.Unlock()
 		if ek != nil {
 			return ek, nil
@@ -61,13 +78,26 @@ func (c *keyCache) expanded(pub []byte) (*voi.ExpandedPublicKey, error) {
 	}
 	if c != nil {
 		c.mu.Lock()
-		if c.keys == nil || len(c.keys) >= maxCachedKeys {
-			c.keys = make(map[string]*voi.ExpandedPublicKey)
-		}
-		c.keys[string(pub)] = ek
+		c.putLocked(pub, ek)
 		c.mu.Unlock()
 	}
 	return ek, nil
+}
+
+// putLocked adds pub's expanded key to the current generation, rotating
+// the generations when it is full. Caller holds c.mu.
+func (c *keyCache) putLocked(pub []byte, ek *voi.ExpandedPublicKey) {
+	if c.cur == nil || len(c.cur) >= keyCacheGen {
+		c.prev, c.cur = c.cur, make(map[string]*voi.ExpandedPublicKey, keyCacheGen)
+	}
+	c.cur[string(pub)] = ek
+}
+
+// len returns the number of keys held.
+func (c *keyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.prev)
 }
 
 // checkEnvelopes is CheckEnvelope for several envelopes at once: errs[i]

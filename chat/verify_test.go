@@ -110,10 +110,20 @@ func TestZIP215AcceptsStandardSignatures(t *testing.T) {
 	}
 }
 
-// The key cache stays bounded.
+// The key cache stays bounded, and keeps a key in use however many others
+// pass through it: a key looked up between every few others is never
+// expanded again (the same expanded key comes back).
 func TestKeyCacheBounded(t *testing.T) {
 	var keys keyCache
-	for range maxCachedKeys + 10 {
+	hot, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := keys.expanded(hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 * keyCacheGen {
 		pub, _, err := ed25519.GenerateKey(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -121,9 +131,14 @@ func TestKeyCacheBounded(t *testing.T) {
 		if _, err := keys.expanded(pub); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := len(keys.keys); n > maxCachedKeys {
-		t.Fatalf("cache holds %d keys, bound %d", n, maxCachedKeys)
+		if n := keys.len(); n > 2*keyCacheGen {
+			t.Fatalf("cache holds %d keys, bound %d", n, 2*keyCacheGen)
+		}
+		if i%(keyCacheGen/2) == 0 {
+			if ek, err := keys.expanded(hot); err != nil || ek != first {
+				t.Fatalf("after %d other keys the key in use was expanded again (%v)", i+1, err)
+			}
+		}
 	}
 	if _, err := keys.expanded(make([]byte, 31)); err == nil {
 		t.Fatal("a 31-byte key was expanded")
