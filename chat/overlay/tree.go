@@ -7,10 +7,13 @@ package overlay
 // us, so the link it came on turns lazy at both ends (PRUNE). After an
 // origin's first broadcasts its eager links form a spanning tree rooted
 // at it, made of the fastest paths, and each peer receives each payload
-// once. A peer that hears an IHAVE for a message it lacks waits the
-// graft timer for the payload (GraftTimeout, or adapted to how late the
-// tree's payloads come: graft.go; on the tree, the fastest path, it
-// comes first), then grafts an announcer: the link turns eager at both
+// once. That first payload, pushed over links none of which is lazy
+// yet, is announced to the eager neighbours as well (forward), so a lost
+// push of it is grafted as a later one's is. A peer that hears an IHAVE
+// for a message it lacks waits the graft timer for the payload
+// (GraftTimeout, or adapted to how late the tree's payloads come:
+// graft.go; on the tree, the fastest path, it comes first), then grafts
+// an announcer: the link turns eager at both
 // ends and the announcer sends the payload if it announced it to us, at
 // most graftAnswers times; it tries the next announcer every GraftRetry
 // (scaled as the timer), at most MaxGraftAttempts times. What a node got
