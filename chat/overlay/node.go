@@ -52,10 +52,14 @@ type Stats struct {
 	LazyDrops      uint64           // announcements dropped: a lazy queue was full
 	LazySkipped    uint64           // announcements not sent: the lazy neighbour announced the message to us
 	FirstAnnounced uint64           // announcements to eager neighbours of an origin's first payload relayed here (forward)
-	MissingDrops   uint64           // announcements ignored: the missing table was full
-	GraftGiveUps   uint64           // missing messages given up after MaxGraftAttempts
-	Repaired       uint64           // messages the driver got off the tree (Repaired), new to the Node
-	SeenEvictions  uint64           // received IDs forgotten to stay within MaxSeen
+	// RepairAnnounced counts announcements of messages the driver got
+	// off the tree (Repaired) while we had no parent in their origin's
+	// tree: announced to the neighbours, pushed to none.
+	RepairAnnounced uint64
+	MissingDrops    uint64 // announcements ignored: the missing table was full
+	GraftGiveUps    uint64 // missing messages given up after MaxGraftAttempts
+	Repaired        uint64 // messages the driver got off the tree (Repaired), new to the Node
+	SeenEvictions   uint64 // received IDs forgotten to stay within MaxSeen
 	// GraftRefused counts the IDs of received grafts not answered
 	// although their payloads were cached: never announced to the
 	// grafting neighbour, or answered graftAnswers times already.

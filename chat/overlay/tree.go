@@ -327,9 +327,16 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 // repaired it, instead of each of its peers waiting for a repair of its
 // own. A peer that has no parent in origin's tree (none of origin's
 // payloads ever reached it over the tree) cannot tell its parent from
-// its children: it relays nothing, and grafts and repairs reach its
-// neighbours as before. The payload is kept (the caller must not change
-// it) to answer grafts.
+// its children, so it pushes nothing (a copy to its parent would prune
+// that link); it announces the message to every neighbour but those
+// that announced it to us, with an unknown hop count (unknownRound).
+// That is the case of a flood that died out near its origin: the few
+// peers it reached are repaired into the rest by anti-entropy one at a
+// time, and a message with no successor is found only by the rounds'
+// digests; announced, each repaired peer's neighbours that lack it graft
+// it from there and relay it, and the flood goes on. A neighbour that
+// has the message ignores the announcement. The payload is kept (the
+// caller must not change it) to answer grafts.
 //
 // It reports whether the message was new to the Node: false, doing
 // nothing, if it was received already, origin is this peer or not a
@@ -350,7 +357,16 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	n.stats.Repaired++
 	parent := n.Parent(origin)
 	if parent == "" {
-		n.markSeen(id, seenEntry{offTree: true}, origin, payload)
+		n.markSeen(id, seenEntry{round: unknownRound, offTree: true}, origin, payload)
+		for _, p := range n.view.active {
+			if !slices.Contains(skip, p) {
+				n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound})
+				n.stats.RepairAnnounced++
+			}
+		}
+		if n.cfg.LazyInterval == 0 {
+			n.flushLazy()
+		}
 		return true
 	}
 	st := n.treeFor(origin) // a use: keeps the tree from being forgotten first
@@ -358,6 +374,13 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	n.forward(origin, id, st.round, payload, true, nil, append(skip, parent)...)
 	return true
 }
+
+// unknownRound is the hop count a peer gives a message it got off the
+// tree without a path to its origin (Repaired without a parent): far,
+// so that no tree optimisation prefers a path through it, and far from
+// saturating, so that the hops of those that graft it from us still
+// count up.
+const unknownRound = 1 << 30
 
 // markSeen records a first receipt as e, keeps its payload, and drops
 // the missing entry it ends.

@@ -604,17 +604,19 @@ func TestRepairedThenParentCopyKeepsTree(t *testing.T) {
 }
 
 // Without a parent in the origin's tree a peer cannot tell which eager
-// link leads back to the tree: a repaired message is only recorded (its
-// wait and graft end), not relayed. A message received already, our
+// link leads back to the tree: a repaired message is recorded (its wait
+// and graft end) and pushed to nobody, but announced to every neighbour
+// that did not announce it to us, with an unknown hop count, and a
+// neighbour that grafts it gets it. A message received already, our
 // own, or too large is refused.
-func TestRepairedWithoutParentRelaysNothing(t *testing.T) {
+func TestRepairedWithoutParentAnnounces(t *testing.T) {
 	cfg := testConfig("me")
 	cfg.MaxPayload = 8
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"a", "b"} {
+	for _, p := range []string{"a", "b", "c"} {
 		n.Step(0, p, Message{Kind: KindNeighbor})
 	}
 	id := MsgID{7}
@@ -624,7 +626,37 @@ func TestRepairedWithoutParentRelaysNothing(t *testing.T) {
 		t.Fatal("Repaired refused")
 	}
 	if rd := n.Ready(); len(rd.Messages) != 0 || len(rd.Deliveries) != 0 {
-		t.Errorf("without a parent: sent %v, delivered %v", rd.Messages, rd.Deliveries)
+		t.Errorf("sent %v, delivered %v before the announcements' batch", rd.Messages, rd.Deliveries)
+	}
+	n.Tick(time.Millisecond + cfg.LazyInterval)
+	announced := map[string]bool{}
+	for _, e := range n.Ready().Messages {
+		switch {
+		case e.Msg.Kind == KindIHave && len(e.Msg.Announces) == 1 && e.Msg.Announces[0].ID == id:
+			if r := e.Msg.Announces[0].Round; r != unknownRound {
+				t.Errorf("announced to %s with hop count %d, want %d", e.To, r, unknownRound)
+			}
+			announced[e.To] = true
+		default:
+			t.Errorf("sent %v to %s", e.Msg.Kind, e.To)
+		}
+	}
+	if !announced["b"] || !announced["c"] || announced["a"] {
+		t.Errorf("announced to %v, want b and c (a announced it to us)", announced)
+	}
+	if got := n.Stats().RepairAnnounced; got != 2 {
+		t.Errorf("Stats.RepairAnnounced %d, want 2", got)
+	}
+	n.Step(time.Second, "b", Message{Kind: KindGraft, Peer: "o", IDs: []MsgID{id}})
+	n.Step(time.Second, "a", Message{Kind: KindGraft, Peer: "o", IDs: []MsgID{id}})
+	var to []string
+	for _, e := range n.Ready().Messages {
+		if e.Msg.Kind == KindGossip && e.Msg.ID == id {
+			to = append(to, e.To)
+		}
+	}
+	if !slices.Equal(to, []string{"b"}) {
+		t.Errorf("graft answers to %v, want b only (a was not announced it)", to)
 	}
 	n.Tick(10 * time.Second)
 	if got := n.Stats().GraftsSent; got != 0 {
