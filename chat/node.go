@@ -231,6 +231,7 @@ func New(cfg Config) (*Node, error) {
 		events:       newEventQueue(cfg.EventBuffer, nil),
 	}
 	n.events.onDrop = func(k int) { n.stats.eventDrops.Add(uint64(k)) }
+	n.keys.admit = mkeys.knows // only member identities' keys stay cached
 	n.verify.keys = &n.keys
 	n.ovl = newOverlayDriver(n)
 	n.env = n.newRoomEnv()

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -119,7 +120,7 @@ func TestKeyCacheBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := keys.expanded(hot)
+	first, err := keys.expanded("hot", hot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,20 +129,50 @@ func TestKeyCacheBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := keys.expanded(pub); err != nil {
+		if _, err := keys.expanded("other", pub); err != nil {
 			t.Fatal(err)
 		}
 		if n := keys.len(); n > 2*keyCacheGen {
 			t.Fatalf("cache holds %d keys, bound %d", n, 2*keyCacheGen)
 		}
 		if i%(keyCacheGen/2) == 0 {
-			if ek, err := keys.expanded(hot); err != nil || ek != first {
+			if ek, err := keys.expanded("hot", hot); err != nil || ek != first {
 				t.Fatalf("after %d other keys the key in use was expanded again (%v)", i+1, err)
 			}
 		}
 	}
-	if _, err := keys.expanded(make([]byte, 31)); err == nil {
+	if _, err := keys.expanded("short", make([]byte, 31)); err == nil {
 		t.Fatal("a 31-byte key was expanded")
+	}
+}
+
+// A key that admit refuses (a node's cache: not a member identity's) is
+// expanded for its check and not kept, so envelopes under fresh keys do
+// not push the members' keys out.
+func TestKeyCacheAdmitsOnlyMembers(t *testing.T) {
+	member, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := keyCache{admit: func(origin string, pub []byte) bool { return origin == "member" && bytes.Equal(pub, member) }}
+	first, err := keys.expanded("member", member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 * keyCacheGen {
+		pub, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ek, err := keys.expanded("stranger", pub); err != nil || ek == nil {
+			t.Fatalf("a stranger's key not expanded: %v", err)
+		}
+	}
+	if n := keys.len(); n != 1 {
+		t.Fatalf("cache holds %d keys, want the member's alone", n)
+	}
+	if ek, err := keys.expanded("member", member); err != nil || ek != first {
+		t.Fatalf("the member's key was pushed out by strangers' (%v)", err)
 	}
 }
 
