@@ -360,8 +360,9 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 		n.markSeen(id, seenEntry{round: unknownRound, offTree: true}, origin, payload)
 		for _, p := range n.view.active {
 			if !slices.Contains(skip, p) {
-				n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound})
-				n.stats.RepairAnnounced++
+				if n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound}) {
+					n.stats.RepairAnnounced++
+				}
 			}
 		}
 		if n.cfg.LazyInterval == 0 {
@@ -416,7 +417,6 @@ func (n *Node) markSeen(id MsgID, e seenEntry, origin string, payload []byte) {
 func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, repaired bool, holders []string, skip ...string) {
 	st := n.treeFor(origin)
 	lazy, first := st.lazy, !st.relayed
-	st.relayed = true
 	for i, p := range n.view.active {
 		if slices.Contains(skip, p) {
 			continue
@@ -430,16 +430,19 @@ func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, re
 			continue
 		}
 		n.send(p, Message{Kind: KindGossip, Peer: origin, ID: id, Round: round, Payload: payload, Repaired: repaired})
-		if first {
+		st.relayed = true // only once pushed: an origin alone, or a leaf, has no flood yet
+		if first && !slices.Contains(holders, p) {
 			// A new tree is a flood: every link eager, none lazy, so
 			// no announcement would follow a lost push, and under
 			// loss a flood can die out near its origin (at 20 % loss
 			// one origin's first message of 200 reached 10 to 56 of
 			// 200 peers, the rest waiting for anti-entropy). Announced
 			// as well, a lost push is grafted; the neighbour that got
-			// it ignores the announcement.
-			n.queueLazy(p, Announce{ID: id, Origin: origin, Round: round})
-			n.stats.FirstAnnounced++
+			// it ignores the announcement. One that announced it to us
+			// has it.
+			if n.queueLazy(p, Announce{ID: id, Origin: origin, Round: round}) {
+				n.stats.FirstAnnounced++
+			}
 		}
 	}
 	if n.cfg.LazyInterval == 0 {
@@ -447,17 +450,20 @@ func (n *Node) forward(origin string, id MsgID, round uint32, payload []byte, re
 	}
 }
 
-func (n *Node) queueLazy(p string, a Announce) {
+// queueLazy queues an announcement for p; false if p's queue was full
+// (counted in LazyDrops).
+func (n *Node) queueLazy(p string, a Announce) bool {
 	t := &n.tree
 	q := t.lazyQ[p]
 	if len(q) >= n.cfg.MaxLazyQueue {
 		n.stats.LazyDrops++
-		return
+		return false
 	}
 	t.lazyQ[p] = append(q, a)
 	if t.nextFlush == 0 {
 		t.nextFlush = n.now + n.cfg.LazyInterval
 	}
+	return true
 }
 
 // skipHolders reports whether announcements go only to lazy neighbours

@@ -714,3 +714,24 @@ func TestFirstPayloadAnnouncedToEagerNeighbours(t *testing.T) {
 		t.Fatalf("the second payload missing at %v", m)
 	}
 }
+
+// An origin whose first broadcast had no neighbour to go to floods its
+// tree with the next one: that one is the first pushed, and announced.
+func TestFirstPushedPayloadAnnouncedAfterLonelyBroadcast(t *testing.T) {
+	n, err := New(testConfig("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Broadcast(0, msgID(1), []byte("alone")) {
+		t.Fatal("Broadcast refused")
+	}
+	n.Ready()
+	for _, p := range []string{"a", "b", "c"} {
+		n.Step(0, p, Message{Kind: KindNeighbor})
+	}
+	n.Ready()
+	n.Broadcast(time.Millisecond, msgID(2), []byte("flood"))
+	if got := n.Stats().FirstAnnounced; got != 3 {
+		t.Fatalf("the first pushed payload announced to %d eager neighbours, want 3", got)
+	}
+}
