@@ -3,7 +3,8 @@ package order
 import "slices"
 
 // causalState is the causal mode's stage: per-origin queues of accepted
-// messages waiting for their dependencies.
+// messages waiting for their dependencies. Total rooms run it too, before
+// their timestamp order (see totalState).
 //
 // Deps are compacted in two ways, as Matrix's prev_events name only the
 // latest events their sender had seen (the rest is implied):
@@ -33,6 +34,14 @@ type causalState struct {
 	delivered map[string]uint64 // origin -> highest seq delivered (or consumed)
 	wait      map[string][]Meta // origin -> accepted, undelivered, in seq order
 	nwait     int
+	// named is the vector our Deps are drawn from. In causal rooms it is
+	// delivered itself. In total rooms (dataOnly) it holds only the data
+	// that passed this stage (and floors): every member acks every data
+	// message there, so naming acks would cost a room-sized vector per
+	// message, and a data message names what its sender showed, which
+	// is data.
+	named    map[string]uint64
+	dataOnly bool
 	// sent is, per origin, the highest seq named in the Deps of our own
 	// accepted messages (ours sent now, or replayed after a restart): what
 	// the next message of ours need not name again.
@@ -43,12 +52,19 @@ type causalState struct {
 	grown map[string]struct{}
 	// implied is, per origin o, the highest seq of o named in the Deps of a
 	// message of another origin that we delivered (or consumed): naming
-	// that message's origin implies o up to there.
+	// that message's origin implies o up to there. With dataOnly, only
+	// data feeds it: an ack's origin is named only up to its last data.
 	implied map[string]uint64
 }
 
-func (c *causalState) init() {
+// init prepares the stage; dataOnly is for total rooms (see named).
+func (c *causalState) init(dataOnly bool) {
 	c.delivered = map[string]uint64{}
+	c.named = c.delivered
+	c.dataOnly = dataOnly
+	if dataOnly {
+		c.named = map[string]uint64{}
+	}
 	c.wait = map[string][]Meta{}
 	c.sent = map[string]uint64{}
 	c.grown = map[string]struct{}{}
@@ -77,12 +93,12 @@ func (c *causalState) ready(msg Meta) bool {
 	return true
 }
 
-// depsFor returns the entries of the delivered vector (without self) that
+// depsFor returns the entries of the named vector (without self) that
 // our earlier messages did not name already: the Deps of our next message.
 func (c *causalState) depsFor(self string) map[string]uint64 {
 	var d map[string]uint64
 	for o := range c.grown {
-		if s := c.delivered[o]; o != self && s > c.sent[o] && s > c.implied[o] {
+		if s := c.named[o]; o != self && s > c.sent[o] && s > c.implied[o] {
 			if d == nil {
 				d = map[string]uint64{}
 			}
@@ -106,6 +122,7 @@ func (c *causalState) floor(origin string, seq uint64) {
 		c.delivered[origin] = seq
 		c.grown[origin] = struct{}{}
 	}
+	c.named[origin] = max(c.named[origin], seq)
 	q := c.wait[origin]
 	i := 0
 	for i < len(q) && q[i].Seq <= seq {
@@ -130,9 +147,9 @@ func (c *causalState) blocker(msg Meta) (ID, bool) {
 	return ID{}, false
 }
 
-// settle delivers every queue head whose dependencies are met, scanning
-// origins in sorted order until a pass delivers nothing, so the output is
-// deterministic.
+// settle delivers every queue head whose dependencies are met (in total
+// rooms: passes it to the timestamp order), scanning origins in sorted
+// order until a pass delivers nothing, so the output is deterministic.
 func (c *causalState) settle(m *Machine) {
 	origins := make([]string, 0, len(c.wait))
 	for o := range c.wait {
@@ -152,14 +169,20 @@ func (c *causalState) settle(m *Machine) {
 				c.wait[o] = c.wait[o][1:]
 				c.nwait--
 				c.delivered[o] = head.Seq
-				c.grown[o] = struct{}{}
-				for p, s := range head.Deps {
-					if p != o && s > c.implied[p] {
-						c.implied[p] = s
+				if !c.dataOnly || head.Kind == KindData {
+					c.named[o] = head.Seq
+					c.grown[o] = struct{}{}
+					for p, s := range head.Deps {
+						if p != o && s > c.implied[p] {
+							c.implied[p] = s
+						}
 					}
 				}
 				progress = true
-				if head.Kind == KindData {
+				switch {
+				case m.cfg.Mode == Total:
+					m.t.accept(m, head)
+				case head.Kind == KindData:
 					m.deliver(head)
 				}
 			}

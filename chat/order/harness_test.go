@@ -16,6 +16,7 @@ type simNode struct {
 	log       map[ID]Meta
 	delivered []Meta
 	late      []Meta
+	shown     []Meta // Output.Show: delivered and late, in the order shown
 	up        bool
 }
 
@@ -37,8 +38,8 @@ type sim struct {
 	ages  map[string]uint64
 	cfg   func(*Config)
 	// past is the ground truth of causality: per data message sent, the
-	// highest seq per other origin its sender had delivered when it sent
-	// it. Deps are compacted (a message names only what is not implied),
+	// highest seq per other origin its sender had shown (delivered, or
+	// late) when it sent it. Deps are compacted (a message names only what is not implied),
 	// so the checker verifies deliveries against this, not against Deps.
 	past map[ID]map[string]uint64
 }
@@ -104,6 +105,7 @@ func (s *sim) node(id string) *simNode {
 func (s *sim) handle(n *simNode, out Output) {
 	n.delivered = append(n.delivered, out.Deliver...)
 	n.late = append(n.late, out.Late...)
+	n.shown = append(n.shown, out.Show...)
 	for _, c := range out.Send {
 		n.log[c.ID()] = c
 		s.broadcast(n.id, c)
@@ -133,13 +135,13 @@ func (s *sim) send(id string) ID {
 	return msg.ID()
 }
 
-// notePast records what n had delivered when it sent msg.
+// notePast records what n had shown when it sent msg.
 func (s *sim) notePast(n *simNode, msg Meta) {
 	if msg.Kind != KindData {
 		return
 	}
 	past := map[string]uint64{}
-	for _, d := range n.delivered {
+	for _, d := range n.shown {
 		if d.Origin != n.id && d.Seq > past[d.Origin] {
 			past[d.Origin] = d.Seq
 		}

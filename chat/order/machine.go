@@ -58,7 +58,7 @@ func New(cfg Config) (*Machine, error) {
 		seen:   map[string]uint64{},
 		lastL:  map[string]uint64{},
 	}
-	m.c.init()
+	m.c.init(cfg.Mode == Total)
 	m.t.init()
 	m.s.init()
 	return m, nil
@@ -86,12 +86,12 @@ func (m *Machine) Receive(msgs ...Meta) (Output, error) {
 }
 
 // Next creates our next data message: it returns the Meta to put in the
-// envelope (Seq, Lamport and, in causal rooms, Deps) and applies it
-// locally, so the caller must not Receive it again (that only counts a
+// envelope (Seq, Lamport and, in causal and total rooms, Deps) and applies
+// it locally, so the caller must not Receive it again (that only counts a
 // duplicate). Store the message before sending it, so that a restart never
 // reuses its seq. Output may already deliver it (fifo, causal) or carry a
-// stamp for it (when we are the sequencer). In causal rooms Output.Send
-// may begin with acks numbered before the message (see
+// stamp for it (when we are the sequencer). In causal and total rooms
+// Output.Send may begin with acks numbered before the message (see
 // Config.DepsPerMessage): store and send them before it.
 func (m *Machine) Next() (Meta, Output, error) {
 	if (m.cfg.Mode == Total || m.cfg.Mode == Sequencer) && m.inFlight() >= m.cfg.MaxInFlight {
@@ -99,7 +99,7 @@ func (m *Machine) Next() (Meta, Output, error) {
 		return Meta{}, Output{}, ErrBusy
 	}
 	var deps map[string]uint64
-	if m.cfg.Mode == Causal {
+	if m.cfg.Mode == Causal || m.cfg.Mode == Total {
 		deps = m.c.depsFor(m.cfg.Self)
 		// One ack per DepsPerMessage surplus entries, then the message:
 		// check both counters have room for all of them first.
@@ -245,6 +245,7 @@ func (m *Machine) Floor(origin string, seq, lamport uint64) Output {
 		case Causal:
 			m.c.floor(origin, seq)
 		case Total:
+			m.c.floor(origin, seq)
 			m.t.floor(m, origin, seq, lamport)
 		case Sequencer:
 			m.s.floor(origin, seq)
@@ -400,7 +401,7 @@ func (m *Machine) full() bool { return m.nbuf+m.c.nwait >= m.cfg.MaxHeld }
 // immediate reports whether an in-sequence msg can be delivered right
 // away (so accepting it never grows the held-back set).
 func (m *Machine) immediate(msg Meta) bool {
-	if m.cfg.Mode == Causal && (msg.Kind == KindData || len(msg.Deps) > 0) {
+	if (m.cfg.Mode == Causal || m.cfg.Mode == Total) && (msg.Kind == KindData || len(msg.Deps) > 0) {
 		return m.c.ready(msg)
 	}
 	return true
@@ -455,7 +456,7 @@ func (m *Machine) accept(msg Meta) {
 	if msg.Origin == m.cfg.Self && msg.Lamport > m.ownLast {
 		m.ownLast = msg.Lamport
 	}
-	if msg.Origin == m.cfg.Self && m.cfg.Mode == Causal {
+	if msg.Origin == m.cfg.Self && (m.cfg.Mode == Causal || m.cfg.Mode == Total) {
 		m.c.noteSent(msg.Deps) // replayed after a restart too
 	}
 	if msg.Kind != KindData {
@@ -466,10 +467,10 @@ func (m *Machine) accept(msg Meta) {
 		if msg.Kind == KindData {
 			m.deliver(msg)
 		}
-	case Causal:
+	case Causal, Total:
+		// Total rooms too: a message waits for its deps before it takes
+		// its place in the timestamp order (see totalState).
 		m.c.accept(msg)
-	case Total:
-		m.t.accept(m, msg)
 	case Sequencer:
 		m.s.accept(m, msg)
 	}
@@ -494,6 +495,7 @@ func (m *Machine) settle() {
 	case Causal:
 		m.c.settle(m)
 	case Total:
+		m.c.settle(m)
 		m.t.settle(m)
 	case Sequencer:
 		m.s.settle(m)

@@ -23,19 +23,27 @@
 //     delivered in seq order), at most MaxDepsPerMessage, the surplus in
 //     acks numbered just before it; deliver m (or such an ack) when
 //     m.seq == delivered[o]+1 and m.Deps[p] <= delivered[p] for every p.
-//   - total (comuniGO "scalar"): Lamport timestamps and acks. Pending data is
+//   - total (comuniGO "scalar"): Lamport timestamps and acks, behind the
+//     causal stage. Data carries Deps as in causal mode (the sender's
+//     data, not its acks: everyone acks everything) and a message (or an
+//     ack carrying deps) goes on only once they are met. Pending data is
 //     ordered by (lamport, origin, seq); the head is delivered once every
-//     live member p has a later message in its accepted stream, i.e.
-//     (lastLamport[p], p) > (head.lamport, head.origin). Because each
-//     stream is FIFO and Lamport times grow along a stream, nothing from p can
-//     precede the head afterwards. Receiving data from another origin makes a
-//     member emit one ack (a control message with a fresh Lamport time),
-//     unless its own last message is already later; one ack covers a whole
-//     batch. A member declared down stops counting, so it never stalls the
-//     room. A message that arrives after the delivery order has passed its
-//     place (only possible from a member that was declared down, or a joiner
-//     whose clock was behind) is reported as Late, never delivered out of
-//     order.
+//     live member p has a later message in its stream as far as it passed
+//     the causal stage, i.e. (lastLamport[p], p) > (head.lamport,
+//     head.origin). Because each stream is FIFO and Lamport times grow
+//     along a stream, nothing from p can precede the head afterwards.
+//     Receiving data from another origin makes a member emit one ack (a
+//     control message with a fresh Lamport time), unless its own last
+//     message is already later; one ack covers a whole batch. A member
+//     declared down stops counting, so it never stalls the room. A message
+//     that arrives after the delivery order has passed its place (only
+//     possible from a member that was declared down, or a joiner whose
+//     clock was behind) is reported as Late, never delivered out of order.
+//     The Deps keep what is shown causal across a failure: without them,
+//     a message whose sender had shown a failed member's message could be
+//     delivered before that message came (late, so shown after it). Late
+//     messages wait for their Deps too. The two sides of a partition
+//     still each order their own messages (no quorum rule in this mode).
 //   - sequencer (comuniGO "sequencer"): see "Sequencer and takeover".
 //
 // Per-origin FIFO holds in every mode. Every seq, Lamport time, epoch,
@@ -121,15 +129,16 @@
 //
 // # Bounds
 //
-// The reorder buffer plus the causal wait queue hold at most
-// Config.MaxHeld messages. When full, a message that cannot be delivered at
-// once is refused (or evicts a held message further from its turn); refused
-// IDs are returned in Output.Refused and the caller feeds them again later
-// from its log (Want says where each origin stands). A message that can be
-// delivered at once is always accepted, so the room never deadlocks. In the
-// total and sequencer modes a member may have at most Config.MaxInFlight of
-// its own data messages undelivered; Next returns ErrBusy beyond that, which
-// bounds every member's pending queue by MaxInFlight per live member.
+// The reorder buffer plus the causal wait queue (causal and total modes)
+// hold at most Config.MaxHeld messages. When full, a message that cannot
+// be delivered at once is refused (or evicts a held message further from
+// its turn); refused IDs are returned in Output.Refused and the caller
+// feeds them again later from its log (Want says where each origin
+// stands). A message that can be delivered at once is always accepted, so
+// the room never deadlocks. In the total and sequencer modes a member may
+// have at most Config.MaxInFlight of its own data messages undelivered;
+// Next returns ErrBusy beyond that, which bounds every member's pending
+// queue by MaxInFlight per live member.
 //
 // # Wiring
 //
@@ -213,8 +222,10 @@ type Meta struct {
 	// its predecessor's time + 1 (the same on every member), so a delivered
 	// Meta may show the corrected time.
 	Lamport uint64
-	// Deps (causal data only): the sender's delivered vector at send time,
-	// origin -> highest seq delivered; the sender itself is omitted.
+	// Deps (causal and total data, and the acks that carry their
+	// surplus): the sender's delivered vector at send time, origin ->
+	// highest seq delivered, compacted (see MaxDepsPerMessage); the
+	// sender itself is omitted.
 	Deps map[string]uint64
 
 	// Sequencer fields (KindStamp and KindSync).
@@ -255,7 +266,8 @@ var (
 const MaxSeq uint64 = 1 << 62
 
 // MaxDepsPerMessage is the default of Config.DepsPerMessage: it bounds
-// the Deps entries the Machine puts in one of our messages (causal mode). Deps are compacted: a message names only what
+// the Deps entries the Machine puts in one of our messages (causal and
+// total modes). Deps are compacted: a message names only what
 // was delivered since our previous message (the rest is implied, since
 // our messages are delivered in seq order); when more origins than this
 // spoke since then, the surplus goes in control messages (acks carrying
@@ -279,7 +291,7 @@ type Config struct {
 	// message; larger messages are rejected as invalid.
 	MaxEntries int
 	// DepsPerMessage bounds the Deps entries of one of our messages
-	// (causal); the surplus goes in acks just before it (see
+	// (causal, total); the surplus goes in acks just before it (see
 	// MaxDepsPerMessage). At most MaxEntries.
 	DepsPerMessage int
 }

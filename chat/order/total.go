@@ -34,7 +34,21 @@ func (h *tsHeap) Pop() any {
 	return x
 }
 
-// totalState is the total (Lamport + acks) mode's stage.
+// totalState is the total (Lamport + acks) mode's stage. Messages reach
+// it (accept) only through the causal stage (causalState): a data message
+// names, as in causal rooms, the data its sender had taken in (compact
+// deps, the surplus in acks before it), and waits there until they have
+// reached this stage too. The acks rule alone does not give causality
+// once a member is declared down: it stops counting, so a message whose
+// sender had shown one of the failed member's messages could be delivered
+// here before that message came, which then came late (chat/sim
+// TestRandom/total seed 2). With the causal stage in front, a message
+// that arrives late still waits for its deps, and one that is taken in
+// after its deps is shown after them: a dep taken in earlier has a
+// smaller timestamp, so it is delivered first, or was shown late at once.
+// A member's stream counts for acks only as far as it passed the causal
+// stage, so a message held there for a dep holds the order behind it, as
+// a missing message of a live member does.
 type totalState struct {
 	last     map[string]uint64 // origin -> Lamport time of its latest accepted message
 	pending  tsHeap
@@ -106,7 +120,7 @@ func (t *totalState) waitingFor(m *Machine, k tsKey) []string {
 }
 
 func (t *totalState) settle(m *Machine) {
-	if t.needAck {
+	for t.needAck {
 		t.needAck = false
 		// Our own stream must get past the data we accepted, so that its
 		// sender (and everyone) can deliver it; skip when it already is.
@@ -114,6 +128,10 @@ func (t *totalState) settle(m *Machine) {
 		if !(m.ownLast > t.ackFor.l || (m.ownLast == t.ackFor.l && self > t.ackFor.o)) {
 			if ack, ok := m.newOwn(KindAck); ok {
 				m.emit(ack)
+				// The ack counts once it passed the causal stage. Its
+				// time is past everything accepted, so what this lets
+				// through never asks for another one.
+				m.c.settle(m)
 			}
 		}
 	}
