@@ -115,7 +115,9 @@ func (r *room) receive(envs []*chatpb.Envelope, from string, forward bool) []gap
 	} else {
 		r.feedLocked(sorted)
 	}
-	if r.m.Mode() == order.Causal {
+	if mode := r.m.Mode(); mode == order.Causal || mode == order.Total {
+		// Total rooms' data carries deps too (chat/order's causal stage
+		// in front of the timestamp order).
 		r.noteHeldDepsLocked(envs, from, now)
 	}
 	if len(gapOrigins) == 0 {

@@ -113,9 +113,9 @@ func (r *room) send(ctx context.Context, text string) (hearsay.MsgID, error) {
 		r.mu.Unlock()
 		return hearsay.MsgID{}, fmt.Errorf("send to #%s: %w", r.name, err)
 	}
-	// In causal rooms the machine may number acks carrying part of the
-	// message's deps just before it (order.MaxDepsPerMessage): they are
-	// stored and leave first, so peers get our seqs in order.
+	// In causal and total rooms the machine may number acks carrying
+	// part of the message's deps just before it (order.MaxDepsPerMessage):
+	// they are stored and leave first, so peers get our seqs in order.
 	if i := slices.IndexFunc(out.Send, func(c order.Meta) bool { return c.Seq > meta.Seq }); i != 0 {
 		if i < 0 {
 			i = len(out.Send)
