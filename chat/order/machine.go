@@ -399,9 +399,11 @@ func (m *Machine) drain(o string) {
 func (m *Machine) full() bool { return m.nbuf+m.c.nwait >= m.cfg.MaxHeld }
 
 // immediate reports whether an in-sequence msg can be delivered right
-// away (so accepting it never grows the held-back set).
+// away (so accepting it never grows the held-back set). In the causal
+// stage a control message without deps is no exception: behind a held
+// message of its origin it waits too (total rooms' acks do).
 func (m *Machine) immediate(msg Meta) bool {
-	if (m.cfg.Mode == Causal || m.cfg.Mode == Total) && (msg.Kind == KindData || len(msg.Deps) > 0) {
+	if m.cfg.Mode == Causal || m.cfg.Mode == Total {
 		return m.c.ready(msg)
 	}
 	return true
