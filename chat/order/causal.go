@@ -147,10 +147,35 @@ func (c *causalState) blocker(msg Meta) (ID, bool) {
 	return ID{}, false
 }
 
+// pass takes msg, the next of its origin with its deps met, out of this
+// stage: delivered (in total rooms: handed to the timestamp order).
+func (c *causalState) pass(m *Machine, msg Meta) {
+	o := msg.Origin
+	c.delivered[o] = msg.Seq
+	if !c.dataOnly || msg.Kind == KindData {
+		c.named[o] = msg.Seq
+		c.grown[o] = struct{}{}
+		for p, s := range msg.Deps {
+			if p != o && s > c.implied[p] {
+				c.implied[p] = s
+			}
+		}
+	}
+	switch {
+	case m.cfg.Mode == Total:
+		m.t.accept(m, msg)
+	case msg.Kind == KindData:
+		m.deliver(msg)
+	}
+}
+
 // settle delivers every queue head whose dependencies are met (in total
 // rooms: passes it to the timestamp order), scanning origins in sorted
 // order until a pass delivers nothing, so the output is deterministic.
 func (c *causalState) settle(m *Machine) {
+	if c.nwait == 0 {
+		return // nothing waits (accept passes what is ready at once in total rooms)
+	}
 	origins := make([]string, 0, len(c.wait))
 	for o := range c.wait {
 		origins = append(origins, o)
@@ -168,23 +193,8 @@ func (c *causalState) settle(m *Machine) {
 				}
 				c.wait[o] = c.wait[o][1:]
 				c.nwait--
-				c.delivered[o] = head.Seq
-				if !c.dataOnly || head.Kind == KindData {
-					c.named[o] = head.Seq
-					c.grown[o] = struct{}{}
-					for p, s := range head.Deps {
-						if p != o && s > c.implied[p] {
-							c.implied[p] = s
-						}
-					}
-				}
+				c.pass(m, head)
 				progress = true
-				switch {
-				case m.cfg.Mode == Total:
-					m.t.accept(m, head)
-				case head.Kind == KindData:
-					m.deliver(head)
-				}
 			}
 		}
 	}

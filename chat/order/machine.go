@@ -469,10 +469,17 @@ func (m *Machine) accept(msg Meta) {
 		if msg.Kind == KindData {
 			m.deliver(msg)
 		}
-	case Causal, Total:
-		// Total rooms too: a message waits for its deps before it takes
-		// its place in the timestamp order (see totalState).
+	case Causal:
 		m.c.accept(msg)
+	case Total:
+		// A message waits for its deps before it takes its place in the
+		// timestamp order (see totalState); one that need not wait goes
+		// on at once, as most do.
+		if m.c.ready(msg) {
+			m.c.pass(m, msg)
+		} else {
+			m.c.accept(msg)
+		}
 	case Sequencer:
 		m.s.accept(m, msg)
 	}
