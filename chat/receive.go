@@ -232,7 +232,7 @@ func (n *Node) receiveChecked(envs []*chatpb.Envelope, verified []bool, from, re
 		// Not the overlay's deliveries (only overlayDriver.deliver
 		// passes verified): stored off the tree, they go to the tree
 		// below us as well.
-		n.ovl.offTree(stored)
+		n.ovl.offTree(stored, repairOf == "")
 	}
 	if repairOf != "" {
 		n.stats.repaired.Add(uint64(len(stored)))

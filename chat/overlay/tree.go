@@ -342,6 +342,23 @@ func (n *Node) Broadcast(now time.Duration, id MsgID, payload []byte) bool {
 // nothing, if it was received already, origin is this peer or not a
 // valid ID, or the payload is larger than MaxPayload.
 func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []byte) bool {
+	return n.offTree(now, origin, id, payload, true)
+}
+
+// Pushed is Repaired for a message its origin pushed to us itself (a
+// group below the tree threshold pushes each message to every member, and
+// a busy origin may push one): it is relayed below us in origin's tree
+// as Repaired does, but without a parent there it is announced to nobody,
+// since every member got it from the origin, and an announcement that
+// overtook the origin's push to a member would only bring a graft and a
+// second copy.
+func (n *Node) Pushed(now time.Duration, origin string, id MsgID, payload []byte) bool {
+	return n.offTree(now, origin, id, payload, false)
+}
+
+// offTree is Repaired (announce: without a parent, announce the message)
+// and Pushed.
+func (n *Node) offTree(now time.Duration, origin string, id MsgID, payload []byte, announce bool) bool {
 	n.advance(now)
 	if origin == "" || origin == n.cfg.Self || len(origin) > MaxPeerIDLen || len(payload) > n.cfg.MaxPayload {
 		return false
@@ -359,7 +376,7 @@ func (n *Node) Repaired(now time.Duration, origin string, id MsgID, payload []by
 	if parent == "" {
 		n.markSeen(id, seenEntry{round: unknownRound, offTree: true}, origin, payload)
 		for _, p := range n.view.active {
-			if !slices.Contains(skip, p) {
+			if announce && !slices.Contains(skip, p) {
 				if n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound}) {
 					n.stats.RepairAnnounced++
 				}

@@ -607,8 +607,9 @@ func TestRepairedThenParentCopyKeepsTree(t *testing.T) {
 // link leads back to the tree: a repaired message is recorded (its wait
 // and graft end) and pushed to nobody, but announced to every neighbour
 // that did not announce it to us, with an unknown hop count, and a
-// neighbour that grafts it gets it. A message received already, our
-// own, or too large is refused.
+// neighbour that grafts it gets it; one its origin pushed to us (Pushed)
+// is announced to nobody. A message received already, our own, or too
+// large is refused.
 func TestRepairedWithoutParentAnnounces(t *testing.T) {
 	cfg := testConfig("me")
 	cfg.MaxPayload = 8
@@ -661,6 +662,18 @@ func TestRepairedWithoutParentAnnounces(t *testing.T) {
 	n.Tick(10 * time.Second)
 	if got := n.Stats().GraftsSent; got != 0 {
 		t.Errorf("%d grafts for a repaired message", got)
+	}
+	// Pushed by its origin (a small group's direct push): every member
+	// got it from the origin, so nobody is announced it.
+	pushed := MsgID{11}
+	if !n.Pushed(11*time.Second, "o", pushed, []byte("11")) {
+		t.Fatal("Pushed refused")
+	}
+	n.Tick(11*time.Second + cfg.LazyInterval)
+	for _, e := range n.Ready().Messages {
+		if !e.Msg.Kind.View() { // a shuffle may fall due meanwhile
+			t.Errorf("a pushed message without a parent: sent %v to %s", e.Msg.Kind, e.To)
+		}
 	}
 	for name, ok := range map[string]bool{
 		"again":     n.Repaired(time.Second, "o", id, []byte("7")),
