@@ -48,19 +48,13 @@ func TestTotalCausalAcrossFailure(t *testing.T) {
 		d.MemberUp("c", 2)
 		d.MemberDown("b")
 
-		b1, _, err := b.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b1 := mustNext(t, b)
 		out := feed(t, c, b1) // c acks b:1 and shows it (c's view: b and c)
 		if got := shown(out); !slices.Equal(got, []string{"b:1"}) {
 			t.Fatalf("c showed %v, want [b:1]", got)
 		}
 		c1 := out.Send[0]
-		c2, _, err := c.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c2 := mustNext(t, c)
 		if want := map[string]uint64{"b": 1}; !maps.Equal(c2.Deps, want) {
 			t.Fatalf("c:2 deps %v, want %v", c2.Deps, want)
 		}
@@ -90,23 +84,14 @@ func TestTotalCausalAcrossFailure(t *testing.T) {
 		d.MemberUp("c", 2)
 		d.MemberDown("b")
 
-		b1, _, err := b.Next() // (1, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d1, _, err := d.Next() // (1, d): after b:1
-		if err != nil {
-			t.Fatal(err)
-		}
+		b1 := mustNext(t, b) // (1, b)
+		d1 := mustNext(t, d) // (1, d): after b:1
 		out := feed(t, c, b1, d1)
 		if got := shown(out); !slices.Equal(got, []string{"b:1"}) {
 			t.Fatalf("c showed %v, want [b:1]", got)
 		}
 		c1 := out.Send[0]
-		c2, _, err := c.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c2 := mustNext(t, c)
 
 		// c's ack takes d's order past (1, d), so past b:1's place.
 		var got []string
@@ -118,4 +103,14 @@ func TestTotalCausalAcrossFailure(t *testing.T) {
 			t.Fatalf("d showed %v, want %v", got, want)
 		}
 	})
+}
+
+// mustNext returns m's next data message.
+func mustNext(t *testing.T, m *Machine) Meta {
+	t.Helper()
+	msg, _, err := m.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }
