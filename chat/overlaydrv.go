@@ -754,8 +754,8 @@ func (d *overlayDriver) broadcast(env *chatpb.Envelope) bool {
 // machine then announces none it has no parent for (overlay.Node.Pushed),
 // which in a small group was every one: announcements overtook the
 // origin's own pushes to the last members, who grafted and got a second
-// copy (N=50: 840 duplicates and 107 grafts in a latency run, 0 and 0
-// without). Safe for concurrent use (the connections' goroutines call
+// copy (N=50: 840 duplicates and 107 grafts in a latency run, against
+// 2 and 0 for the code before the announcements, 3 and 6 with Pushed). Safe for concurrent use (the connections' goroutines call
 // it); never blocks: a full inbox drops (counted in OverlayDrops) and
 // the machine grafts as before.
 func (d *overlayDriver) offTree(envs []*chatpb.Envelope, pushed bool) {

@@ -375,11 +375,12 @@ func (n *Node) offTree(now time.Duration, origin string, id MsgID, payload []byt
 	parent := n.Parent(origin)
 	if parent == "" {
 		n.markSeen(id, seenEntry{round: unknownRound, offTree: true}, origin, payload)
+		if !announce {
+			return true
+		}
 		for _, p := range n.view.active {
-			if announce && !slices.Contains(skip, p) {
-				if n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound}) {
-					n.stats.RepairAnnounced++
-				}
+			if !slices.Contains(skip, p) && n.queueLazy(p, Announce{ID: id, Origin: origin, Round: unknownRound}) {
+				n.stats.RepairAnnounced++
 			}
 		}
 		if n.cfg.LazyInterval == 0 {
